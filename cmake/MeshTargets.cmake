@@ -1,0 +1,49 @@
+# Shared compile settings for the project's own targets.
+
+if(MESH_SANITIZE AND MESH_TSAN)
+  message(FATAL_ERROR "MESH_SANITIZE and MESH_TSAN cannot be combined")
+endif()
+if(MESH_SANITIZE)
+  add_compile_options(-fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer)
+  add_link_options(-fsanitize=address,undefined)
+endif()
+if(MESH_TSAN)
+  add_compile_options(-fsanitize=thread -fno-omit-frame-pointer)
+  add_link_options(-fsanitize=thread)
+endif()
+
+# msgpack-c is header-only; we use it without Boost so that the SWIM core
+# depends on nothing but the standard library and msgpack-c.
+find_path(MESH_MSGPACK_INCLUDE_DIR msgpack.hpp REQUIRED)
+add_library(mesh_msgpack INTERFACE)
+target_include_directories(mesh_msgpack SYSTEM INTERFACE ${MESH_MSGPACK_INCLUDE_DIR})
+target_compile_definitions(mesh_msgpack INTERFACE MSGPACK_NO_BOOST MSGPACK_DEFAULT_API_VERSION=3)
+add_library(mesh::msgpack ALIAS mesh_msgpack)
+
+# mesh_target_defaults(<target>): warnings (as errors) for code we own.
+function(mesh_target_defaults target)
+  target_compile_options(${target} PRIVATE -Wall -Wextra -Wpedantic -Wshadow -Wconversion
+                                           -Wno-sign-conversion -Wnon-virtual-dtor)
+  if(MESH_WERROR)
+    target_compile_options(${target} PRIVATE -Werror)
+  endif()
+endfunction()
+
+# mesh_forbid_includes(<dir> <regex>...): fail configuration when a source
+# file under <dir> includes a header matching one of the patterns. This is
+# how the SWIM core is kept away from Asio, ZeroMQ and spdlog: the system
+# include path holds them all, so only a check can keep them out.
+function(mesh_forbid_includes dir)
+  file(GLOB_RECURSE files "${dir}/*.hpp" "${dir}/*.cpp" "${dir}/*.h")
+  foreach(f IN LISTS files)
+    file(STRINGS "${f}" lines REGEX "^[ \t]*#[ \t]*include")
+    foreach(line IN LISTS lines)
+      foreach(pattern IN LISTS ARGN)
+        if(line MATCHES "${pattern}")
+          message(FATAL_ERROR "layering: ${f} must not include '${line}' (matches ${pattern})")
+        endif()
+      endforeach()
+    endforeach()
+  endforeach()
+  set_property(DIRECTORY APPEND PROPERTY CMAKE_CONFIGURE_DEPENDS ${files})
+endfunction()
