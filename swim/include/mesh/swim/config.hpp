@@ -1,0 +1,88 @@
+// Configuration of a SWIM node. Defaults are memberlist's named profiles
+// (DefaultLANConfig, DefaultWANConfig, DefaultLocalConfig in config.go).
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+
+#include "mesh/swim/codec.hpp"
+#include "mesh/swim/messages.hpp"
+#include "mesh/swim/types.hpp"
+
+namespace mesh::swim {
+
+enum class Profile { Lan, Wan, Local };
+
+std::optional<Profile> parse_profile(std::string_view name);  // "lan", "wan", "local"
+std::string_view to_string(Profile p);
+
+struct Config {
+  // Identity. `name` must be unique in the cluster; `advertise` is the
+  // address and port other members use to reach this node.
+  std::string name;
+  Address advertise;
+
+  // Failure detection (SWIM §4, Lifeguard).
+  Duration probe_interval = std::chrono::seconds(1);
+  Duration probe_timeout = std::chrono::milliseconds(500);
+  int indirect_checks = 3;
+  bool disable_tcp_pings = false;
+  int awareness_max_multiplier = 8;
+  int suspicion_mult = 4;
+  int suspicion_max_timeout_mult = 6;
+
+  // Dissemination.
+  int retransmit_mult = 4;
+  Duration gossip_interval = std::chrono::milliseconds(200);
+  int gossip_nodes = 3;
+  Duration gossip_to_the_dead_time = std::chrono::seconds(30);
+  std::size_t udp_buffer_size = kUdpPacketMax;
+
+  // Anti-entropy.
+  Duration push_pull_interval = std::chrono::seconds(30);
+  Duration tcp_timeout = std::chrono::seconds(10);
+
+  // Serf's reconnect: members that failed (not those that left) are
+  // remembered for `reconnect_timeout` after they are reaped, and every
+  // `reconnect_interval` one of them may be tried with a push/pull (with
+  // probability failed/alive, as Serf does). This is what re-merges the two
+  // sides of a partition that outlasted GossipToTheDeadTime. 0 disables.
+  Duration reconnect_interval = std::chrono::seconds(30);
+  Duration reconnect_timeout = std::chrono::hours(24);
+
+  // A dead node's name may be taken by a new address after this long
+  // (0: never, memberlist's default). Left nodes can always be reclaimed.
+  Duration dead_node_reclaim_time = Duration::zero();
+
+  // Compression of outgoing streams (memberlist compresses by default; Go
+  // peers decode either form). Packets are never compressed by us: at 1400
+  // bytes the gain is small and the CPU is not.
+  bool compress_streams = true;
+
+  // Protocol and delegate versions we speak: [pmin, pmax, pcur, dmin, dmax,
+  // dcur]. These values interoperate with Serf 0.9.x.
+  Vsn vsn = {1, 5, 2, 2, 5, 5};
+
+  DecodeLimits limits{};
+
+  static Config lan();
+  static Config wan();
+  static Config local();
+  static Config for_profile(Profile p);
+
+  // One line saying what is wrong, or nullopt when usable.
+  std::optional<std::string> validate() const;
+};
+
+// memberlist's formulas (util.go), exposed for tests and documentation.
+// SuspicionMult x max(1, log10(max(1, n))) x interval.
+Duration suspicion_timeout(int suspicion_mult, std::size_t n, Duration interval);
+// RetransmitMult x ceil(log10(n + 1)).
+int retransmit_limit(int retransmit_mult, std::size_t n);
+// Push/pull interval scaled past 32 nodes: x (ceil(log2 n - log2 32) + 1).
+Duration push_pull_scale(Duration interval, std::size_t n);
+
+}  // namespace mesh::swim

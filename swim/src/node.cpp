@@ -1,0 +1,1110 @@
+// The SWIM state machine. Behaviour follows memberlist 0.2.2 (state.go,
+// net.go) unless swim/DESIGN.md lists a deviation; comments cite the Go
+// function a piece of logic corresponds to.
+#include "mesh/swim/node.hpp"
+
+#include <algorithm>
+#include <cassert>
+#include <map>
+#include <queue>
+#include <unordered_map>
+#include <utility>
+
+#include "broadcast_queue.hpp"
+#include "mesh/swim/codec.hpp"
+#include "suspicion.hpp"
+
+namespace mesh::swim {
+
+std::string_view to_string(EventKind k) {
+  switch (k) {
+    case EventKind::Joined: return "joined";
+    case EventKind::Updated: return "updated";
+    case EventKind::Suspect: return "suspect";
+    case EventKind::Recovered: return "recovered";
+    case EventKind::Dead: return "dead";
+    case EventKind::Left: return "left";
+    case EventKind::Conflict: return "conflict";
+  }
+  return "?";
+}
+
+namespace {
+
+constexpr std::size_t kCompoundHeaderOverhead = 2;
+constexpr std::size_t kCompoundOverhead = 2;  // per part
+constexpr std::uint64_t kLeaveNotify = 1;
+
+enum class TimerKind : std::uint8_t {
+  ProbeTick,
+  ProbeTimeout,    // direct ping unanswered: go indirect
+  ProbeDeadline,   // whole probe unanswered: suspect
+  GossipTick,
+  PushPullTick,
+  IndirectExpire,  // a ping we forwarded for someone went unanswered
+  Suspicion,
+  StreamDeadline,
+  ReconnectTick,
+};
+
+struct TimerEntry {
+  Time at;
+  std::uint64_t seq;
+  TimerKind kind;
+  std::uint64_t arg;
+  std::string name;  // Suspicion only
+  bool operator>(const TimerEntry& o) const {
+    return at != o.at ? at > o.at : seq > o.seq;
+  }
+};
+
+Vsn vsn_from(const Bytes& b) {
+  Vsn v{};
+  if (b.size() >= 6) std::copy_n(b.begin(), 6, v.begin());
+  return v;
+}
+
+Bytes vsn_bytes(const Vsn& v) { return Bytes(v.begin(), v.end()); }
+
+bool dead_or_left(MemberState s) { return s == MemberState::Dead || s == MemberState::Left; }
+
+}  // namespace
+
+struct Node::Impl {
+  Impl(Config c, std::uint64_t seed) : config(std::move(c)), rng(seed) {}
+
+  struct NodeState {
+    Member m;
+  };
+
+  struct AckHandler {
+    enum class Kind : std::uint8_t { Probe, Forward } kind = Kind::Probe;
+    Time expires{};
+    // Forward: the ack goes back to whoever asked us to ping.
+    std::uint32_t orig_seq = 0;
+    Address requester;
+    std::string requester_name;
+    bool nack = false;
+  };
+
+  struct SuspicionTimer {
+    Suspicion suspicion;
+    std::uint64_t gen;
+    Time state_change;
+  };
+
+  struct Probe {
+    bool active = false;
+    std::uint32_t seq = 0;
+    std::string target;
+    std::uint32_t target_incarnation = 0;
+    bool indirect_sent = false;
+    int expected_nacks = 0;
+    int nacks = 0;
+  };
+
+  struct PendingStream {
+    StreamKind kind;
+    Address to;
+    std::uint32_t probe_seq = 0;
+  };
+
+  Config config;
+  Rng rng;
+  bool started = false;
+  bool left = false;
+  bool leave_done = false;
+  std::uint32_t incarnation = 0;
+  std::uint32_t seq_no = 0;
+  std::uint64_t next_stream_id = 0;
+  std::uint64_t timer_seq = 0;
+  std::uint64_t suspicion_gen = 0;
+  int awareness = 0;
+
+  std::vector<std::unique_ptr<NodeState>> nodes;  // probe order
+  std::unordered_map<std::string, NodeState*> node_map;
+  std::size_t probe_index = 0;
+  std::unordered_map<std::string, SuspicionTimer> node_timers;
+  std::unordered_map<std::uint32_t, AckHandler> ack_handlers;
+  std::unordered_map<std::uint64_t, PendingStream> pending_streams;
+  Probe probe;
+  std::uint64_t probe_gen = 0, gossip_gen = 0, push_pull_gen = 0;
+  struct Failed {
+    Address addr;
+    Time since;
+  };
+  std::map<std::string, Failed> failed_members;  // for reconnect; ordered: a random pick must not depend on hashing
+
+  BroadcastQueue broadcasts;
+  BroadcastQueue user_broadcasts;
+  Bytes user_state;
+  Bytes ack_payload;
+
+  mutable std::priority_queue<TimerEntry, std::vector<TimerEntry>, std::greater<>> timers;
+
+  std::vector<OutPacket> out_packets;
+  std::vector<OutStream> out_streams;
+  std::vector<MemberEvent> events;
+  std::vector<UserData> user_data;
+  std::vector<JoinResult> join_results;
+  NodeStats stats;
+
+  // --- helpers ------------------------------------------------------------
+  NodeState* find(const std::string& name) {
+    auto it = node_map.find(name);
+    return it == node_map.end() ? nullptr : it->second;
+  }
+  NodeState* self() { return find(config.name); }
+
+  Duration scaled(Duration d) const { return d * (awareness + 1); }
+  void apply_awareness(int delta) {
+    awareness = std::clamp(awareness + delta, 0, config.awareness_max_multiplier - 1);
+  }
+
+  void schedule(Time at, TimerKind kind, std::uint64_t arg, std::string name = {}) {
+    timers.push(TimerEntry{at, ++timer_seq, kind, arg, std::move(name)});
+  }
+
+  bool timer_valid(const TimerEntry& e) const {
+    switch (e.kind) {
+      case TimerKind::ProbeTick: return e.arg == probe_gen;
+      case TimerKind::GossipTick: return e.arg == gossip_gen;
+      case TimerKind::PushPullTick: return e.arg == push_pull_gen;
+      case TimerKind::ProbeTimeout:
+        return probe.active && probe.seq == e.arg && !probe.indirect_sent;
+      case TimerKind::ProbeDeadline: return probe.active && probe.seq == e.arg;
+      case TimerKind::IndirectExpire: {
+        auto it = ack_handlers.find(static_cast<std::uint32_t>(e.arg));
+        return it != ack_handlers.end() && it->second.kind == AckHandler::Kind::Forward;
+      }
+      case TimerKind::Suspicion: {
+        auto it = node_timers.find(e.name);
+        return it != node_timers.end() && it->second.gen == e.arg &&
+               it->second.suspicion.deadline() == e.at;
+      }
+      case TimerKind::StreamDeadline: return pending_streams.count(e.arg) != 0;
+      case TimerKind::ReconnectTick: return true;
+    }
+    return false;
+  }
+
+  void emit(EventKind kind, const Member& m, Time now) { events.push_back({kind, m, now}); }
+
+  Address self_addr() const { return config.advertise; }
+
+  // --- sending ------------------------------------------------------------
+  // rawSendMsgPacket: CRC only for peers that understand protocol 5.
+  void send_raw(const Address& to, Bytes msg, const NodeState* target) {
+    if (!to.valid()) return;
+    if (target != nullptr && target->m.vsn[1] >= 5) msg = wrap_crc(msg);
+    ++stats.packets_sent;
+    stats.bytes_sent += msg.size();
+    out_packets.push_back({to, std::move(msg)});
+  }
+
+  // getBroadcasts: our own messages first, then the application's.
+  std::vector<SharedBytes> get_broadcasts(std::size_t overhead, std::size_t limit) {
+    const int transmit_limit = retransmit_limit(config.retransmit_mult, nodes.size());
+    auto out = broadcasts.get(overhead, limit, transmit_limit);
+    std::size_t used = 0;
+    for (const auto& m : out) used += m->size() + overhead;
+    if (limit > used && limit - used > overhead + 1) {
+      auto user = user_broadcasts.get(overhead, limit - used, transmit_limit);
+      out.insert(out.end(), user.begin(), user.end());
+    }
+    check_leave_notify();
+    return out;
+  }
+
+  // sendMsg: piggyback whatever broadcasts fit beside `msg`.
+  void send_msg(const Address& to, Bytes msg, const NodeState* target) {
+    const std::size_t budget = config.udp_buffer_size;
+    std::vector<SharedBytes> extra;
+    if (msg.size() + kCompoundHeaderOverhead < budget)
+      extra = get_broadcasts(kCompoundOverhead, budget - msg.size() - kCompoundHeaderOverhead);
+    if (extra.empty()) {
+      send_raw(to, std::move(msg), target);
+      return;
+    }
+    std::vector<Bytes> parts;
+    parts.reserve(extra.size() + 1);
+    parts.push_back(std::move(msg));
+    for (auto& e : extra) parts.push_back(*e);
+    send_raw(to, make_compound(parts), target);
+  }
+
+  void broadcast(const std::string& node, Bytes msg, std::uint64_t notify = 0) {
+    ++stats.broadcasts_queued;
+    broadcasts.queue(node, std::move(msg), notify);
+    check_leave_notify();
+  }
+
+  void check_leave_notify() {
+    for (auto token : broadcasts.drain_finished())
+      if (token == kLeaveNotify) leave_done = true;
+  }
+
+  std::uint64_t open_stream(const Address& to, StreamKind kind, Bytes bytes, Time deadline,
+                            bool expects_reply, std::uint32_t probe_seq = 0) {
+    const std::uint64_t id = ++next_stream_id;
+    ++stats.streams_sent;
+    out_streams.push_back({id, to, kind, std::move(bytes), deadline, expects_reply});
+    if (expects_reply) {
+      pending_streams[id] = PendingStream{kind, to, probe_seq};
+      schedule(deadline, TimerKind::StreamDeadline, id);
+    }
+    return id;
+  }
+
+  Ping make_ping(std::uint32_t seq, const std::string& target) const {
+    Ping p;
+    p.seq_no = seq;
+    p.node = target;
+    p.source_addr.assign(config.advertise.ip_bytes().begin(), config.advertise.ip_bytes().end());
+    p.source_port = config.advertise.port;
+    p.source_node = config.name;
+    return p;
+  }
+
+  Alive alive_of(const NodeState& s) const {
+    Alive a;
+    a.incarnation = s.m.incarnation;
+    a.node = s.m.name;
+    a.addr.assign(s.m.addr.ip_bytes().begin(), s.m.addr.ip_bytes().end());
+    a.port = s.m.addr.port;
+    a.meta = s.m.meta;
+    a.vsn = vsn_bytes(s.m.vsn);
+    return a;
+  }
+
+  // kRandomNodes: up to k distinct random members passing `keep`.
+  // memberlist tries 3n random picks and may return fewer than k even when
+  // k are eligible (likely at small n); when the picks come up short we
+  // finish with a scan from a random start, so k eligible means k chosen.
+  template <class Keep>
+  std::vector<NodeState*> k_random_nodes(int k, Keep keep) {
+    std::vector<NodeState*> out;
+    const std::size_t want = static_cast<std::size_t>(std::max(k, 0));
+    const std::size_t n = nodes.size();
+    auto take = [&](NodeState* s) {
+      if (keep(*s) && std::find(out.begin(), out.end(), s) == out.end()) out.push_back(s);
+    };
+    for (std::size_t i = 0; i < 3 * n && out.size() < want; ++i)
+      take(nodes[static_cast<std::size_t>(rng.below(n))].get());
+    if (out.size() < want && n > 0) {
+      const auto start = static_cast<std::size_t>(rng.below(n));
+      for (std::size_t i = 0; i < n && out.size() < want; ++i) take(nodes[(start + i) % n].get());
+    }
+    return out;
+  }
+
+  // --- state transitions (state.go) ----------------------------------------
+  void refute(NodeState& me, std::uint32_t accused) {
+    std::uint32_t inc = ++incarnation;
+    if (accused >= inc) {
+      incarnation = accused + 1;
+      inc = incarnation;
+    }
+    me.m.incarnation = inc;
+    apply_awareness(1);
+    ++stats.refutations;
+    broadcast(me.m.name, encode(alive_of(me)));
+  }
+
+  void alive_node(const Alive& a, bool bootstrap, Time now) {
+    const bool is_local = a.node == config.name;
+    if (left && is_local) return;
+    if (a.node.empty()) {
+      ++stats.decode_errors[static_cast<std::size_t>(DecodeError::Malformed)];
+      return;
+    }
+    // A short Vsn would be read out of bounds by memberlist; we refuse it.
+    if (!a.vsn.empty() && a.vsn.size() != 6) {
+      ++stats.decode_errors[static_cast<std::size_t>(DecodeError::Malformed)];
+      return;
+    }
+    if (a.vsn.size() == 6 && (a.vsn[0] == 0 || a.vsn[1] == 0 || a.vsn[0] > a.vsn[1])) {
+      ++stats.decode_errors[static_cast<std::size_t>(DecodeError::Malformed)];
+      return;
+    }
+    const std::uint16_t port = a.port == 0 ? config.advertise.port : a.port;
+    auto addr = Address::from_bytes(a.addr, port);
+    if (!addr) {
+      ++stats.decode_errors[static_cast<std::size_t>(DecodeError::Malformed)];
+      return;
+    }
+
+    NodeState* state = find(a.node);
+    bool updates_node = false;
+    if (state == nullptr) {
+      auto fresh = std::make_unique<NodeState>();
+      fresh->m.name = a.node;
+      fresh->m.addr = *addr;
+      fresh->m.meta = a.meta;
+      fresh->m.state = MemberState::Dead;
+      fresh->m.state_change = now;
+      if (a.vsn.size() == 6) fresh->m.vsn = vsn_from(a.vsn);
+      state = fresh.get();
+      node_map.emplace(a.node, state);
+      // A newcomer takes a random place in the probe order.
+      const std::size_t n = nodes.size();
+      const auto offset = static_cast<std::size_t>(rng.below(n));
+      nodes.push_back(std::move(fresh));
+      std::swap(nodes[offset], nodes[n]);
+    } else if (state->m.addr != *addr) {
+      const bool can_reclaim = config.dead_node_reclaim_time > Duration::zero() &&
+                               now - state->m.state_change > config.dead_node_reclaim_time;
+      if (state->m.state == MemberState::Left ||
+          (state->m.state == MemberState::Dead && can_reclaim)) {
+        updates_node = true;
+      } else {
+        ++stats.conflicts;
+        Member claimant;
+        claimant.name = a.node;
+        claimant.addr = *addr;
+        claimant.meta = a.meta;
+        claimant.incarnation = a.incarnation;
+        claimant.vsn = vsn_from(a.vsn);
+        emit(EventKind::Conflict, claimant, now);
+        return;
+      }
+    }
+
+    if (a.incarnation <= state->m.incarnation && !is_local && !updates_node) return;
+    if (a.incarnation < state->m.incarnation && is_local) return;
+
+    node_timers.erase(a.node);
+    const MemberState old_state = state->m.state;
+    const Bytes old_meta = state->m.meta;
+
+    if (!bootstrap && is_local) {
+      if (a.incarnation == state->m.incarnation && a.meta == state->m.meta &&
+          vsn_from(a.vsn) == state->m.vsn && a.vsn.size() == 6)
+        return;
+      refute(*state, a.incarnation);
+      return;
+    }
+
+    Alive copy = a;
+    copy.port = port;
+    broadcast(a.node, encode(copy));
+    if (a.vsn.size() == 6) state->m.vsn = vsn_from(a.vsn);
+    state->m.incarnation = a.incarnation;
+    state->m.meta = a.meta;
+    state->m.addr = *addr;
+    if (state->m.state != MemberState::Alive) {
+      state->m.state = MemberState::Alive;
+      state->m.state_change = now;
+    }
+    failed_members.erase(a.node);
+
+    if (dead_or_left(old_state)) {
+      emit(EventKind::Joined, state->m, now);
+    } else {
+      if (old_state == MemberState::Suspect) emit(EventKind::Recovered, state->m, now);
+      if (old_meta != state->m.meta || updates_node) emit(EventKind::Updated, state->m, now);
+    }
+  }
+
+  void suspect_node(const Suspect& s, Time now) {
+    NodeState* state = find(s.node);
+    if (state == nullptr || s.incarnation < state->m.incarnation) return;
+
+    if (auto it = node_timers.find(s.node); it != node_timers.end()) {
+      if (it->second.suspicion.confirm(s.from, now)) {
+        broadcast(s.node, encode(s));
+        schedule(it->second.suspicion.deadline(), TimerKind::Suspicion, it->second.gen, s.node);
+      }
+      return;
+    }
+    if (state->m.state != MemberState::Alive) return;
+
+    if (s.node == config.name) {
+      refute(*state, s.incarnation);
+      return;
+    }
+    broadcast(s.node, encode(s));
+    if (s.from == config.name) ++stats.suspicions_raised;
+
+    state->m.incarnation = s.incarnation;
+    state->m.state = MemberState::Suspect;
+    state->m.state_change = now;
+
+    // Lifeguard §IV.B: start at the maximum when enough peers could confirm.
+    int k = config.suspicion_mult - 2;
+    const auto n = static_cast<int>(nodes.size());
+    if (n - 2 < k) k = 0;
+    const Duration min = suspicion_timeout(config.suspicion_mult, nodes.size(), config.probe_interval);
+    const Duration max = min * config.suspicion_max_timeout_mult;
+    const std::uint64_t gen = ++suspicion_gen;
+    auto [it, inserted] = node_timers.insert_or_assign(
+        s.node, SuspicionTimer{Suspicion(s.from, k, min, max, now), gen, now});
+    (void)inserted;
+    schedule(it->second.suspicion.deadline(), TimerKind::Suspicion, gen, s.node);
+    emit(EventKind::Suspect, state->m, now);
+  }
+
+  void dead_node(const Dead& d, Time now) {
+    NodeState* state = find(d.node);
+    if (state == nullptr || d.incarnation < state->m.incarnation) return;
+    node_timers.erase(d.node);
+    if (dead_or_left(state->m.state)) return;
+
+    if (d.node == config.name) {
+      if (!left) {
+        refute(*state, d.incarnation);
+        return;
+      }
+      broadcast(d.node, encode(d), kLeaveNotify);
+    } else {
+      broadcast(d.node, encode(d));
+    }
+    state->m.incarnation = d.incarnation;
+    state->m.state = d.node == d.from ? MemberState::Left : MemberState::Dead;
+    state->m.state_change = now;
+    if (state->m.state == MemberState::Dead) failed_members[d.node] = Failed{state->m.addr, now};
+    else failed_members.erase(d.node);
+    emit(state->m.state == MemberState::Left ? EventKind::Left : EventKind::Dead, state->m, now);
+  }
+
+  void suspicion_fired(const std::string& name, Time now) {
+    auto it = node_timers.find(name);
+    NodeState* state = find(name);
+    if (it == node_timers.end() || state == nullptr) return;
+    const bool timeout =
+        state->m.state == MemberState::Suspect && state->m.state_change == it->second.state_change;
+    node_timers.erase(it);
+    if (timeout) dead_node(Dead{state->m.incarnation, name, config.name}, now);
+  }
+
+  // --- probing (state.go probe, probeNode) --------------------------------
+  void probe_tick(Time now) {
+    // The next tick is scheduled after this probe's own timers so that, when
+    // they fall at the same instant, the probe's deadline runs first.
+    const Duration interval = scaled(config.probe_interval);
+    probe_select(now);
+    schedule(now + interval, TimerKind::ProbeTick, ++probe_gen);
+  }
+
+  void probe_select(Time now) {
+    if (probe.active) return;
+    std::size_t checked = 0;
+    while (checked < nodes.size()) {
+      if (probe_index >= nodes.size()) {
+        reset_nodes(now);
+        probe_index = 0;
+        ++checked;
+        continue;
+      }
+      NodeState* node = nodes[probe_index++].get();
+      if (node->m.name == config.name || dead_or_left(node->m.state)) {
+        ++checked;
+        continue;
+      }
+      probe_node(*node, now);
+      return;
+    }
+  }
+
+  void probe_node(NodeState& node, Time now) {
+    const Duration interval = scaled(config.probe_interval);
+    const Duration timeout = scaled(config.probe_timeout);
+    const std::uint32_t seq = ++seq_no;
+    ++stats.probes;
+    ack_handlers[seq] = AckHandler{AckHandler::Kind::Probe, now + interval, 0, {}, {}, false};
+    probe = Probe{true, seq, node.m.name, node.m.incarnation, false, 0, 0};
+
+    Bytes ping = encode(make_ping(seq, node.m.name));
+    if (node.m.state == MemberState::Alive) {
+      send_msg(node.m.addr, std::move(ping), &node);
+    } else {
+      // Probing a suspect: tell it, so it can refute at once.
+      std::vector<Bytes> parts;
+      parts.push_back(std::move(ping));
+      parts.push_back(encode(Suspect{node.m.incarnation, node.m.name, config.name}));
+      send_raw(node.m.addr, make_compound(parts), &node);
+    }
+    schedule(now + timeout, TimerKind::ProbeTimeout, seq);
+    schedule(now + interval, TimerKind::ProbeDeadline, seq);
+  }
+
+  void probe_timeout(Time now) {
+    probe.indirect_sent = true;
+    NodeState* target = find(probe.target);
+    if (target == nullptr) return;
+    auto peers = k_random_nodes(config.indirect_checks, [&](const NodeState& s) {
+      return s.m.name != config.name && s.m.name != probe.target &&
+             s.m.state == MemberState::Alive;
+    });
+    IndirectPing ind;
+    ind.seq_no = probe.seq;
+    ind.target.assign(target->m.addr.ip_bytes().begin(), target->m.addr.ip_bytes().end());
+    ind.port = target->m.addr.port;
+    ind.node = target->m.name;
+    ind.source_addr.assign(config.advertise.ip_bytes().begin(), config.advertise.ip_bytes().end());
+    ind.source_port = config.advertise.port;
+    ind.source_node = config.name;
+    for (NodeState* peer : peers) {
+      ind.nack = peer->m.vsn[1] >= 4;
+      if (ind.nack) ++probe.expected_nacks;
+      ++stats.indirect_probes_sent;
+      send_msg(peer->m.addr, encode(ind), peer);
+    }
+    // TCP fallback for peers that speak protocol >= 3: catches a network
+    // that drops UDP but not TCP.
+    if (!config.disable_tcp_pings && target->m.vsn[1] >= 3) {
+      auto it = ack_handlers.find(probe.seq);
+      const Time deadline = it != ack_handlers.end() ? it->second.expires : now;
+      ++stats.stream_pings_sent;
+      open_stream(target->m.addr, StreamKind::Ping,
+                  encode_stream(StreamMessage{make_ping(probe.seq, target->m.name)},
+                                config.compress_streams),
+                  deadline, true, probe.seq);
+    }
+  }
+
+  void probe_succeeded() {
+    ack_handlers.erase(probe.seq);
+    probe.active = false;
+    apply_awareness(-1);
+  }
+
+  void probe_deadline(Time now) {
+    ack_handlers.erase(probe.seq);
+    probe.active = false;
+    ++stats.probes_failed;
+    // Lifeguard: missing nacks mean our own network may be at fault.
+    int delta = 1;
+    if (probe.expected_nacks > 0) delta = std::max(0, probe.expected_nacks - probe.nacks);
+    apply_awareness(delta);
+    suspect_node(Suspect{probe.target_incarnation, probe.target, config.name}, now);
+  }
+
+  // resetNodes: drop the dead (and left) past the gossip-to-the-dead time,
+  // then reshuffle the probe order.
+  void reset_nodes(Time now) {
+    auto gone = [&](const std::unique_ptr<NodeState>& s) {
+      return dead_or_left(s->m.state) && s->m.name != config.name &&
+             now - s->m.state_change > config.gossip_to_the_dead_time;
+    };
+    for (auto& s : nodes)
+      if (gone(s)) {
+        node_timers.erase(s->m.name);
+        node_map.erase(s->m.name);
+      }
+    nodes.erase(std::remove_if(nodes.begin(), nodes.end(), gone), nodes.end());
+    rng.shuffle(nodes);
+  }
+
+  // Serf's reconnect (serf.go): try one failed member now and then, more
+  // eagerly the larger the failed share of the cluster.
+  void reconnect_tick(Time now) {
+    schedule(now + config.reconnect_interval, TimerKind::ReconnectTick, 0);
+    for (auto it = failed_members.begin(); it != failed_members.end();) {
+      if (now - it->second.since > config.reconnect_timeout) it = failed_members.erase(it);
+      else ++it;
+    }
+    if (failed_members.empty() || left) return;
+    std::size_t alive = 0;
+    for (const auto& s : nodes)
+      if (s->m.state == MemberState::Alive) ++alive;
+    const double prob = static_cast<double>(failed_members.size()) / static_cast<double>(std::max<std::size_t>(alive, 1));
+    if (rng.unit() > prob) return;
+    auto it = std::next(failed_members.begin(), static_cast<std::ptrdiff_t>(rng.below(failed_members.size())));
+    ++stats.reconnects;
+    open_stream(it->second.addr, StreamKind::PushPull,
+                encode_stream(StreamMessage{local_state(true)}, config.compress_streams),
+                now + config.tcp_timeout, true);
+  }
+
+  // --- gossip and push/pull -------------------------------------------------
+  void gossip_tick(Time now) {
+    const std::uint64_t gen = ++gossip_gen;
+    schedule(now + config.gossip_interval, TimerKind::GossipTick, gen);
+    // Nothing to say: skip choosing peers (memberlist chooses, then finds
+    // nothing to send; the outcome is the same and this is the common case).
+    if (broadcasts.size() == 0 && user_broadcasts.size() == 0) return;
+    auto peers = k_random_nodes(config.gossip_nodes, [&](const NodeState& s) {
+      if (s.m.name == config.name) return false;
+      switch (s.m.state) {
+        case MemberState::Alive:
+        case MemberState::Suspect: return true;
+        case MemberState::Dead: return now - s.m.state_change <= config.gossip_to_the_dead_time;
+        case MemberState::Left: return false;
+      }
+      return false;
+    });
+    const std::size_t avail = config.udp_buffer_size - kCompoundHeaderOverhead;
+    for (NodeState* peer : peers) {
+      auto msgs = get_broadcasts(kCompoundOverhead, avail);
+      if (msgs.empty()) return;
+      ++stats.gossip_packets;
+      if (msgs.size() == 1) {
+        send_raw(peer->m.addr, *msgs[0], peer);
+      } else {
+        std::vector<Bytes> parts;
+        parts.reserve(msgs.size());
+        for (auto& m : msgs) parts.push_back(*m);
+        send_raw(peer->m.addr, make_compound(parts), peer);
+      }
+    }
+  }
+
+  PushPull local_state(bool join) const {
+    PushPull pp;
+    pp.join = join;
+    pp.nodes.reserve(nodes.size());
+    for (const auto& s : nodes) {
+      PushNodeState ns;
+      ns.name = s->m.name;
+      ns.addr.assign(s->m.addr.ip_bytes().begin(), s->m.addr.ip_bytes().end());
+      ns.port = s->m.addr.port;
+      ns.meta = s->m.meta;
+      ns.incarnation = s->m.incarnation;
+      ns.state = s->m.state;
+      ns.vsn = vsn_bytes(s->m.vsn);
+      pp.nodes.push_back(std::move(ns));
+    }
+    pp.user_state = user_state;
+    return pp;
+  }
+
+  void push_pull_tick(Time now) {
+    const std::uint64_t gen = ++push_pull_gen;
+    schedule(now + push_pull_scale(config.push_pull_interval, nodes.size()),
+             TimerKind::PushPullTick, gen);
+    auto peer = k_random_nodes(1, [&](const NodeState& s) {
+      return s.m.name != config.name && s.m.state == MemberState::Alive;
+    });
+    if (peer.empty()) return;
+    ++stats.push_pulls;
+    open_stream(peer[0]->m.addr, StreamKind::PushPull,
+                encode_stream(StreamMessage{local_state(false)}, config.compress_streams),
+                now + config.tcp_timeout, true);
+  }
+
+  // verifyProtocol: every alive node's current versions must lie inside the
+  // range that all alive nodes (theirs and ours) understand.
+  std::optional<std::string> verify_protocol(const std::vector<PushNodeState>& remote) const {
+    std::uint8_t max_pmin = 0, min_pmax = 255, max_dmin = 0, min_dmax = 255;
+    auto widen = [&](const Vsn& v) {
+      max_pmin = std::max(max_pmin, v[0]);
+      min_pmax = std::min(min_pmax, v[1]);
+      max_dmin = std::max(max_dmin, v[3]);
+      min_dmax = std::min(min_dmax, v[4]);
+    };
+    for (const auto& r : remote)
+      if (r.state == MemberState::Alive && r.vsn.size() == 6) widen(vsn_from(r.vsn));
+    for (const auto& s : nodes)
+      if (s->m.state == MemberState::Alive) widen(s->m.vsn);
+    auto check = [&](const std::string& name, std::uint8_t pcur,
+                     std::uint8_t dcur) -> std::optional<std::string> {
+      if (pcur < max_pmin || pcur > min_pmax)
+        return "node '" + name + "' protocol version " + std::to_string(pcur) + " is incompatible";
+      if (dcur < max_dmin || dcur > min_dmax)
+        return "node '" + name + "' delegate version " + std::to_string(dcur) + " is incompatible";
+      return std::nullopt;
+    };
+    for (const auto& r : remote) {
+      const Vsn v = vsn_from(r.vsn);
+      if (auto e = check(r.name, v[2], v[5])) return e;
+    }
+    for (const auto& s : nodes)
+      if (auto e = check(s->m.name, s->m.vsn[2], s->m.vsn[5])) return e;
+    return std::nullopt;
+  }
+
+  // mergeRemoteState + mergeState. A remote "dead" is only a suspicion here:
+  // we give the node the chance to refute it.
+  std::optional<std::string> merge_remote(const PushPull& pp, Time now) {
+    for (const auto& r : pp.nodes)
+      if (!r.vsn.empty() && r.vsn.size() != 6) {
+        ++stats.decode_errors[static_cast<std::size_t>(DecodeError::Malformed)];
+        return "node '" + r.name + "' has a malformed version vector";
+      }
+    if (auto err = verify_protocol(pp.nodes)) {
+      ++stats.push_pull_rejected;
+      return err;
+    }
+    for (const auto& r : pp.nodes) {
+      switch (r.state) {
+        case MemberState::Alive: {
+          // Most entries of a push/pull are old news: skip them before
+          // copying anything (alive_node would ignore them too).
+          if (const NodeState* known = find(r.name);
+              known != nullptr && r.incarnation <= known->m.incarnation &&
+              r.name != config.name && known->m.addr.port == r.port &&
+              std::equal(r.addr.begin(), r.addr.end(), known->m.addr.ip_bytes().begin(),
+                         known->m.addr.ip_bytes().end()))
+            break;
+          Alive a{r.incarnation, r.name, r.addr, r.port, r.meta, r.vsn};
+          alive_node(a, false, now);
+          break;
+        }
+        case MemberState::Left: dead_node(Dead{r.incarnation, r.name, r.name}, now); break;
+        case MemberState::Dead:
+        case MemberState::Suspect:
+          suspect_node(Suspect{r.incarnation, r.name, config.name}, now);
+          break;
+      }
+    }
+    if (!pp.user_state.empty())
+      user_data.push_back({UserData::Kind::RemoteState, pp.user_state, pp.join});
+    return std::nullopt;
+  }
+
+  // --- packet handling (net.go handleCommand and friends) -------------------
+  void handle(const PacketMessage& msg, const Address& from, Time now) {
+    std::visit([&](const auto& m) { handle_one(m, from, now); }, msg);
+  }
+
+  static Address reply_address(const Bytes& source_addr, std::uint16_t source_port,
+                               const Address& from) {
+    if (!source_addr.empty() && source_port > 0)
+      if (auto a = Address::from_bytes(source_addr, source_port)) return *a;
+    return from;
+  }
+
+  void handle_one(const Ping& p, const Address& from, Time) {
+    if (!p.node.empty() && p.node != config.name) {
+      ++stats.ping_wrong_node;
+      return;
+    }
+    const Address to = reply_address(p.source_addr, p.source_port, from);
+    send_msg(to, encode(Ack{p.seq_no, ack_payload}), find(p.source_node));
+  }
+
+  void handle_one(const IndirectPing& ind, const Address& from, Time now) {
+    auto target = Address::from_bytes(ind.target, ind.port == 0 ? config.advertise.port : ind.port);
+    if (!target) {
+      ++stats.decode_errors[static_cast<std::size_t>(DecodeError::Malformed)];
+      return;
+    }
+    ++stats.indirect_probes_served;
+    const std::uint32_t local_seq = ++seq_no;
+    AckHandler h;
+    h.kind = AckHandler::Kind::Forward;
+    h.expires = now + config.probe_timeout;
+    h.orig_seq = ind.seq_no;
+    h.requester = reply_address(ind.source_addr, ind.source_port, from);
+    h.requester_name = ind.source_node;
+    h.nack = ind.nack;
+    ack_handlers[local_seq] = std::move(h);
+    schedule(now + config.probe_timeout, TimerKind::IndirectExpire, local_seq);
+    send_msg(*target, encode(make_ping(local_seq, ind.node)), find(ind.node));
+  }
+
+  void handle_one(const Ack& ack, const Address&, Time now) {
+    auto it = ack_handlers.find(ack.seq_no);
+    if (it == ack_handlers.end()) return;
+    if (now > it->second.expires) {
+      ack_handlers.erase(it);
+      return;
+    }
+    if (it->second.kind == AckHandler::Kind::Probe) {
+      if (probe.active && probe.seq == ack.seq_no) probe_succeeded();
+      else ack_handlers.erase(it);
+      return;
+    }
+    AckHandler h = std::move(it->second);
+    ack_handlers.erase(it);
+    send_msg(h.requester, encode(Ack{h.orig_seq, {}}), find(h.requester_name));
+  }
+
+  void handle_one(const Nack& nack, const Address&, Time) {
+    ++stats.nacks_received;
+    if (probe.active && probe.seq == nack.seq_no && ack_handlers.count(nack.seq_no) != 0)
+      ++probe.nacks;
+  }
+
+  void handle_one(const Suspect& s, const Address&, Time now) { suspect_node(s, now); }
+
+  void handle_one(const Alive& a, const Address&, Time now) { alive_node(a, false, now); }
+
+  void handle_one(const Dead& d, const Address&, Time now) { dead_node(d, now); }
+
+  void handle_one(const UserMsg& u, const Address&, Time) {
+    user_data.push_back({UserData::Kind::Message, u.payload, false});
+  }
+
+  void handle_one(const ErrResp&, const Address&, Time) { ++stats.unexpected_messages; }
+
+  void count_error(const Error& e) { ++stats.decode_errors[static_cast<std::size_t>(e.code)]; }
+
+  // --- streams ---------------------------------------------------------------
+  void stream_done(const PendingStream& ps, ByteView bytes, bool failed, Time now) {
+    if (failed) {
+      if (ps.kind == StreamKind::Join)
+        join_results.push_back({ps.to, false, "stream failed or timed out"});
+      return;
+    }
+    auto decoded = decode_stream(bytes, config.limits);
+    if (!decoded) {
+      count_error(decoded.error());
+      if (ps.kind == StreamKind::Join)
+        join_results.push_back({ps.to, false, "bad reply: " + decoded.error().reason});
+      return;
+    }
+    const StreamMessage& msg = decoded->message;
+    switch (ps.kind) {
+      case StreamKind::Ping:
+        if (const auto* ack = std::get_if<Ack>(&msg))
+          if (probe.active && probe.seq == ps.probe_seq && ack->seq_no == ps.probe_seq)
+            probe_succeeded();
+        return;
+      case StreamKind::PushPull:
+      case StreamKind::Join: {
+        std::optional<std::string> error;
+        if (const auto* pp = std::get_if<PushPull>(&msg)) {
+          error = merge_remote(*pp, now);
+        } else {
+          ++stats.unexpected_messages;
+          const auto* err = std::get_if<ErrResp>(&msg);
+          error = err != nullptr ? "remote error: " + err->error : std::string("unexpected reply");
+        }
+        if (ps.kind == StreamKind::Join)
+          join_results.push_back({ps.to, !error.has_value(), error.value_or("")});
+        return;
+      }
+      case StreamKind::UserMsg: return;
+    }
+  }
+};
+
+// --- Node -------------------------------------------------------------------
+
+Node::Node(Config config, std::uint64_t seed)
+    : impl_(std::make_unique<Impl>(std::move(config), seed)) {}
+Node::~Node() = default;
+Node::Node(Node&&) noexcept = default;
+Node& Node::operator=(Node&&) noexcept = default;
+
+void Node::start(Time now, Bytes meta) {
+  Impl& m = *impl_;
+  if (m.started) return;
+  m.started = true;
+  if (meta.size() > kMetaMaxSize) meta.clear();
+  Alive a;
+  a.incarnation = ++m.incarnation;
+  a.node = m.config.name;
+  a.addr.assign(m.config.advertise.ip_bytes().begin(), m.config.advertise.ip_bytes().end());
+  a.port = m.config.advertise.port;
+  a.meta = std::move(meta);
+  a.vsn = vsn_bytes(m.config.vsn);
+  m.alive_node(a, true, now);
+  // Each schedule starts at a random offset so that nodes started together
+  // do not probe and gossip in lockstep (memberlist triggerFunc).
+  auto stagger = [&](Duration d) {
+    return Duration(static_cast<Duration::rep>(m.rng.below(static_cast<std::uint64_t>(d.count()))));
+  };
+  if (m.config.probe_interval > Duration::zero())
+    m.schedule(now + stagger(m.config.probe_interval), TimerKind::ProbeTick, m.probe_gen);
+  if (m.config.gossip_interval > Duration::zero() && m.config.gossip_nodes > 0)
+    m.schedule(now + stagger(m.config.gossip_interval), TimerKind::GossipTick, m.gossip_gen);
+  if (m.config.push_pull_interval > Duration::zero())
+    m.schedule(now + stagger(m.config.push_pull_interval), TimerKind::PushPullTick,
+               m.push_pull_gen);
+  if (m.config.reconnect_interval > Duration::zero())
+    m.schedule(now + stagger(m.config.reconnect_interval) + m.config.reconnect_interval,
+               TimerKind::ReconnectTick, 0);
+}
+
+void Node::join(Time now, const std::vector<Address>& seeds) {
+  Impl& m = *impl_;
+  for (const auto& seed : seeds) {
+    if (!seed.valid() || seed.port == 0) {
+      m.join_results.push_back({seed, false, "invalid seed address"});
+      continue;
+    }
+    m.open_stream(seed, StreamKind::Join,
+                  encode_stream(StreamMessage{m.local_state(true)}, m.config.compress_streams),
+                  now + m.config.tcp_timeout, true);
+  }
+}
+
+void Node::on_packet(Time now, const Address& from, ByteView bytes) {
+  Impl& m = *impl_;
+  ++m.stats.packets_received;
+  m.stats.bytes_received += bytes.size();
+  if (!m.started) return;
+  auto decoded = decode_packet(bytes, m.config.limits);
+  if (!decoded) {
+    m.count_error(decoded.error());
+    return;
+  }
+  m.stats.compound_truncated_parts += decoded->truncated_parts;
+  for (const auto& e : decoded->part_errors) m.count_error(e);
+  for (const auto& msg : decoded->messages) m.handle(msg, from, now);
+}
+
+StreamAnswer Node::on_stream(Time now, const Address& from, ByteView bytes) {
+  Impl& m = *impl_;
+  (void)from;
+  auto decoded = decode_stream(bytes, m.config.limits);
+  if (!decoded) {
+    if (decoded.error().code == DecodeError::Incomplete) return {StreamAnswer::Status::NeedMore, {}};
+    m.count_error(decoded.error());
+    return {StreamAnswer::Status::Close, {}};
+  }
+  ++m.stats.streams_received;
+  if (!m.started) return {StreamAnswer::Status::Close, {}};
+  StreamMessage& msg = decoded->message;
+  if (auto* pp = std::get_if<PushPull>(&msg)) {
+    ++m.stats.push_pulls_served;
+    // As memberlist: answer with our state as it was, then merge theirs.
+    Bytes reply = encode_stream(StreamMessage{m.local_state(pp->join)}, m.config.compress_streams);
+    (void)m.merge_remote(*pp, now);
+    return {StreamAnswer::Status::Reply, std::move(reply)};
+  }
+  if (auto* ping = std::get_if<Ping>(&msg)) {
+    if (!ping->node.empty() && ping->node != m.config.name) {
+      ++m.stats.ping_wrong_node;
+      return {StreamAnswer::Status::Close, {}};
+    }
+    return {StreamAnswer::Status::Reply,
+            encode_stream(StreamMessage{Ack{ping->seq_no, {}}}, m.config.compress_streams)};
+  }
+  if (auto* user = std::get_if<UserMsg>(&msg)) {
+    m.user_data.push_back({UserData::Kind::Message, std::move(user->payload), false});
+    return {StreamAnswer::Status::Close, {}};
+  }
+  ++m.stats.unexpected_messages;
+  return {StreamAnswer::Status::Close, {}};
+}
+
+void Node::on_stream_reply(Time now, std::uint64_t stream_id, ByteView bytes) {
+  Impl& m = *impl_;
+  auto it = m.pending_streams.find(stream_id);
+  if (it == m.pending_streams.end()) return;
+  const Impl::PendingStream ps = it->second;
+  m.pending_streams.erase(it);
+  m.stream_done(ps, bytes, false, now);
+}
+
+void Node::on_stream_failed(Time now, std::uint64_t stream_id) {
+  Impl& m = *impl_;
+  auto it = m.pending_streams.find(stream_id);
+  if (it == m.pending_streams.end()) return;
+  const Impl::PendingStream ps = it->second;
+  m.pending_streams.erase(it);
+  m.stream_done(ps, {}, true, now);
+}
+
+void Node::on_timer(Time now) {
+  Impl& m = *impl_;
+  while (!m.timers.empty() && m.timers.top().at <= now) {
+    TimerEntry e = m.timers.top();
+    m.timers.pop();
+    if (!m.timer_valid(e)) continue;
+    switch (e.kind) {
+      case TimerKind::ProbeTick: m.probe_tick(now); break;
+      case TimerKind::ProbeTimeout: m.probe_timeout(now); break;
+      case TimerKind::ProbeDeadline: m.probe_deadline(now); break;
+      case TimerKind::GossipTick: m.gossip_tick(now); break;
+      case TimerKind::PushPullTick: m.push_pull_tick(now); break;
+      case TimerKind::IndirectExpire: {
+        auto it = m.ack_handlers.find(static_cast<std::uint32_t>(e.arg));
+        Impl::AckHandler h = std::move(it->second);
+        m.ack_handlers.erase(it);
+        if (h.nack) {
+          ++m.stats.nacks_sent;
+          m.send_msg(h.requester, encode(Nack{h.orig_seq}), m.find(h.requester_name));
+        }
+        break;
+      }
+      case TimerKind::Suspicion: m.suspicion_fired(e.name, now); break;
+      case TimerKind::StreamDeadline: on_stream_failed(now, e.arg); break;
+      case TimerKind::ReconnectTick: m.reconnect_tick(now); break;
+    }
+  }
+}
+
+void Node::leave(Time now) {
+  Impl& m = *impl_;
+  if (!m.started || m.left) return;
+  m.left = true;
+  Impl::NodeState* me = m.self();
+  if (me == nullptr) {
+    m.leave_done = true;
+    return;
+  }
+  m.dead_node(Dead{me->m.incarnation, me->m.name, me->m.name}, now);
+  const bool any_alive = std::any_of(m.nodes.begin(), m.nodes.end(), [&](const auto& s) {
+    return s->m.name != m.config.name && !dead_or_left(s->m.state);
+  });
+  if (!any_alive) m.leave_done = true;
+}
+
+bool Node::set_meta(Time now, Bytes meta) {
+  Impl& m = *impl_;
+  if (meta.size() > kMetaMaxSize) return false;
+  Impl::NodeState* me = m.self();
+  if (me == nullptr) return false;
+  Alive a = m.alive_of(*me);
+  a.incarnation = ++m.incarnation;
+  a.meta = std::move(meta);
+  m.alive_node(a, true, now);
+  return true;
+}
+
+void Node::queue_user_broadcast(Bytes payload, std::string name) {
+  Bytes msg;
+  msg.reserve(payload.size() + 1);
+  msg.push_back(static_cast<std::uint8_t>(MsgType::User));
+  msg.insert(msg.end(), payload.begin(), payload.end());
+  impl_->user_broadcasts.queue(name.empty() ? std::string{} : "user:" + name, std::move(msg));
+}
+
+void Node::set_user_state(Bytes state) { impl_->user_state = std::move(state); }
+void Node::set_ack_payload(Bytes payload) { impl_->ack_payload = std::move(payload); }
+
+void Node::send_user(Time now, const Address& to, Bytes payload, bool reliable) {
+  Impl& m = *impl_;
+  if (reliable) {
+    m.open_stream(to, StreamKind::UserMsg,
+                  encode_stream(StreamMessage{UserMsg{std::move(payload)}}, m.config.compress_streams),
+                  now + m.config.tcp_timeout, false);
+    return;
+  }
+  m.send_raw(to, encode(UserMsg{std::move(payload)}), nullptr);
+}
+
+std::vector<OutPacket> Node::drain_packets() { return std::exchange(impl_->out_packets, {}); }
+std::vector<OutStream> Node::drain_streams() { return std::exchange(impl_->out_streams, {}); }
+std::vector<MemberEvent> Node::drain_events() { return std::exchange(impl_->events, {}); }
+std::vector<UserData> Node::drain_user_data() { return std::exchange(impl_->user_data, {}); }
+std::vector<JoinResult> Node::drain_join_results() {
+  return std::exchange(impl_->join_results, {});
+}
+
+Time Node::next_deadline() const {
+  Impl& m = *impl_;
+  while (!m.timers.empty() && !m.timer_valid(m.timers.top())) m.timers.pop();
+  return m.timers.empty() ? Time::max() : m.timers.top().at;
+}
+
+const std::string& Node::name() const { return impl_->config.name; }
+const Config& Node::config() const { return impl_->config; }
+std::uint32_t Node::incarnation() const { return impl_->incarnation; }
+bool Node::started() const { return impl_->started; }
+bool Node::has_left() const { return impl_->left; }
+bool Node::leave_done() const { return impl_->leave_done; }
+int Node::health_score() const { return impl_->awareness; }
+std::size_t Node::num_members() const { return impl_->nodes.size(); }
+
+const Member* Node::member(std::string_view name) const {
+  auto it = impl_->node_map.find(std::string(name));
+  return it == impl_->node_map.end() ? nullptr : &it->second->m;
+}
+
+std::vector<Member> Node::members() const {
+  std::vector<Member> out;
+  out.reserve(impl_->nodes.size());
+  for (const auto& s : impl_->nodes) out.push_back(s->m);
+  std::sort(out.begin(), out.end(), [](const Member& a, const Member& b) { return a.name < b.name; });
+  return out;
+}
+
+const NodeStats& Node::stats() const { return impl_->stats; }
+
+}  // namespace mesh::swim

@@ -1,0 +1,675 @@
+// Single-node state transitions: hand-fed packets, hand-set time.
+//
+// The node under test is A (10.0.0.1). Peers B, C, D exist only as the
+// packets the tests write on their behalf.
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <set>
+
+#include "mesh/swim/codec.hpp"
+#include "mesh/swim/node.hpp"
+
+namespace mesh::swim {
+namespace {
+
+using std::chrono::milliseconds;
+using std::chrono::seconds;
+
+Address addr(std::uint8_t last) { return Address::v4(10, 0, 0, last, 7946); }
+
+Alive alive_msg(const std::string& name, std::uint8_t last, std::uint32_t inc, Bytes meta = {},
+                Bytes vsn = {1, 5, 2, 2, 5, 5}) {
+  Alive a;
+  a.incarnation = inc;
+  a.node = name;
+  a.addr = {10, 0, 0, last};
+  a.port = 7946;
+  a.meta = std::move(meta);
+  a.vsn = std::move(vsn);
+  return a;
+}
+
+struct Sent {
+  Address to;
+  std::vector<PacketMessage> messages;
+  bool crc = false;
+};
+
+class NodeTest : public ::testing::Test {
+ protected:
+  NodeTest() : node_(make_config(), 7) {
+    node_.start(now_);
+    drain();
+  }
+
+  static Config make_config() {
+    Config c = Config::lan();
+    c.name = "a";
+    c.advertise = addr(1);
+    return c;
+  }
+
+  void feed(const PacketMessage& m, std::uint8_t from = 2) {
+    Bytes b;
+    encode(m, b);
+    node_.on_packet(now_, addr(from), b);
+    drain();
+  }
+
+  void feed_bytes(const Bytes& b, std::uint8_t from = 2) {
+    node_.on_packet(now_, addr(from), b);
+    drain();
+  }
+
+  // Run every timer up to now + d, in order.
+  void advance(Duration d) {
+    const Time target = now_ + d;
+    for (;;) {
+      const Time next = node_.next_deadline();
+      if (next > target) break;
+      now_ = std::max(now_, next);
+      node_.on_timer(now_);
+      drain();
+    }
+    now_ = target;
+  }
+
+  void drain() {
+    std::vector<std::pair<Address, Ack>> replies;
+    for (auto& p : node_.drain_packets()) {
+      auto d = decode_packet(p.bytes);
+      ASSERT_TRUE(d.ok()) << d.error().reason;
+      sent_.push_back({p.to, d->messages, !p.bytes.empty() && p.bytes[0] == 12});
+      if (responders_.count(p.to) == 0) continue;
+      for (const auto& m : d->messages)
+        if (const auto* ping = std::get_if<Ping>(&m)) replies.push_back({p.to, Ack{ping->seq_no, {}}});
+    }
+    // Peers marked as responders answer every ping at once.
+    for (auto& [from, ack] : replies) {
+      Bytes b;
+      encode(ack, b);
+      node_.on_packet(now_, from, b);
+    }
+    if (!replies.empty()) drain();
+    for (auto& s : node_.drain_streams()) streams_.push_back(std::move(s));
+    for (auto& e : node_.drain_events()) events_.push_back(std::move(e));
+  }
+
+  // Add B, C, D as alive members that answer pings, forgetting what that
+  // produced.
+  void add_peers() {
+    feed(alive_msg("b", 2, 1));
+    feed(alive_msg("c", 3, 1));
+    feed(alive_msg("d", 4, 1));
+    responders_ = {addr(2), addr(3), addr(4)};
+    clear();
+  }
+
+  void clear() {
+    sent_.clear();
+    streams_.clear();
+    events_.clear();
+  }
+
+  template <class M>
+  std::vector<M> sent_of(std::optional<Address> to = std::nullopt) const {
+    std::vector<M> out;
+    for (const auto& s : sent_) {
+      if (to && s.to != *to) continue;
+      for (const auto& m : s.messages)
+        if (const auto* x = std::get_if<M>(&m)) out.push_back(*x);
+    }
+    return out;
+  }
+
+  bool has_event(EventKind k, const std::string& name) const {
+    return std::any_of(events_.begin(), events_.end(), [&](const MemberEvent& e) {
+      return e.kind == k && e.member.name == name;
+    });
+  }
+
+  MemberState state_of(const std::string& name) const {
+    const Member* m = node_.member(name);
+    EXPECT_NE(m, nullptr) << name;
+    return m ? m->state : MemberState::Dead;
+  }
+
+  // Every peer of add_peers() answers pings, except `name`.
+  void silence(const std::string& name) {
+    responders_ = {addr(2), addr(3), addr(4)};
+    responders_.erase(addr(static_cast<std::uint8_t>(name[0] - 'a' + 1)));
+  }
+
+  Time now_ = Time{} + seconds(1000);
+  Node node_;
+  std::vector<Sent> sent_;
+  std::vector<OutStream> streams_;
+  std::vector<MemberEvent> events_;
+  std::set<Address> responders_;
+};
+
+TEST_F(NodeTest, StartMakesSelfAliveAtIncarnationOne) {
+  Node n(make_config(), 1);
+  n.start(now_);
+  ASSERT_NE(n.member("a"), nullptr);
+  EXPECT_EQ(n.member("a")->state, MemberState::Alive);
+  EXPECT_EQ(n.member("a")->incarnation, 1u);
+  EXPECT_EQ(n.member("a")->vsn, (Vsn{1, 5, 2, 2, 5, 5}));
+  EXPECT_LT(n.next_deadline(), now_ + seconds(31));
+  auto ev = n.drain_events();
+  ASSERT_EQ(ev.size(), 1u);
+  EXPECT_EQ(ev[0].kind, EventKind::Joined);
+}
+
+TEST_F(NodeTest, AliveAddsMemberAndIsRebroadcast) {
+  feed(alive_msg("b", 2, 1, {'x'}));
+  EXPECT_TRUE(has_event(EventKind::Joined, "b"));
+  EXPECT_EQ(state_of("b"), MemberState::Alive);
+  EXPECT_EQ(node_.member("b")->meta, Bytes{'x'});
+  EXPECT_EQ(node_.num_members(), 2u);
+  // The alive message rides on the next gossip.
+  clear();
+  advance(seconds(1));
+  auto alive = sent_of<Alive>();
+  ASSERT_FALSE(alive.empty());
+  EXPECT_EQ(alive[0].node, "b");
+}
+
+TEST_F(NodeTest, AliveWithSameIncarnationIsIgnoredHigherUpdatesMeta) {
+  feed(alive_msg("b", 2, 1, {'x'}));
+  clear();
+  feed(alive_msg("b", 2, 1, {'y'}));
+  EXPECT_TRUE(events_.empty());
+  EXPECT_EQ(node_.member("b")->meta, Bytes{'x'});
+  feed(alive_msg("b", 2, 2, {'y'}));
+  EXPECT_TRUE(has_event(EventKind::Updated, "b"));
+  EXPECT_EQ(node_.member("b")->meta, Bytes{'y'});
+  EXPECT_EQ(node_.member("b")->incarnation, 2u);
+}
+
+TEST_F(NodeTest, AliveWithBadVersionsOrAddressIsDroppedAndCounted) {
+  feed(alive_msg("b", 2, 1, {}, {0, 5, 2, 2, 5, 5}));  // pmin 0
+  feed(alive_msg("c", 3, 1, {}, {1, 5, 2}));           // short Vsn
+  Alive bad_addr = alive_msg("d", 4, 1);
+  bad_addr.addr = {1, 2, 3};
+  feed(bad_addr);
+  EXPECT_EQ(node_.member("b"), nullptr);
+  EXPECT_EQ(node_.member("c"), nullptr);
+  EXPECT_EQ(node_.member("d"), nullptr);
+  EXPECT_EQ(node_.stats().decode_errors[static_cast<int>(DecodeError::Malformed)], 3u);
+}
+
+TEST_F(NodeTest, ProbeSendsPingAndAckKeepsMemberAlive) {
+  feed(alive_msg("b", 2, 1));
+  clear();
+  advance(seconds(1));  // the first probe tick falls within one interval
+  auto pings = sent_of<Ping>(addr(2));
+  ASSERT_EQ(pings.size(), 1u);
+  EXPECT_EQ(pings[0].node, "b");
+  EXPECT_EQ(pings[0].source_node, "a");
+  EXPECT_EQ(pings[0].source_port, 7946);
+  EXPECT_EQ(pings[0].source_addr, (Bytes{10, 0, 0, 1}));
+  feed(Ack{pings[0].seq_no, {}});
+  responders_ = {addr(2)};
+  advance(seconds(5));
+  EXPECT_EQ(state_of("b"), MemberState::Alive);
+  EXPECT_EQ(node_.health_score(), 0);
+  EXPECT_EQ(node_.stats().probes_failed, 0u);
+}
+
+TEST_F(NodeTest, PingToBProtocol5CarriesCrc) {
+  feed(alive_msg("b", 2, 1));
+  clear();
+  advance(seconds(1));
+  ASSERT_FALSE(sent_.empty());
+  EXPECT_TRUE(sent_[0].crc);
+  // A peer that only speaks protocol 4 gets no CRC.
+  Node n(make_config(), 3);
+  n.start(now_);
+  Bytes b;
+  encode(PacketMessage{alive_msg("b", 2, 1, {}, {1, 4, 2, 2, 5, 5})}, b);
+  n.on_packet(now_, addr(2), b);
+  n.drain_packets();
+  n.on_timer(now_ + seconds(1));
+  auto out = n.drain_packets();
+  ASSERT_FALSE(out.empty());
+  EXPECT_NE(out[0].bytes[0], 12);
+}
+
+TEST_F(NodeTest, FailedProbeGoesIndirectThenSuspects) {
+  add_peers();
+  responders_.clear();
+  // Find the first probe and who it targets.
+  advance(seconds(1));
+  ASSERT_FALSE(sent_of<Ping>().empty());
+  const Ping first = sent_of<Ping>()[0];
+  const std::string target = first.node;
+  clear();
+  silence(target);
+  // After the probe timeout: indirect pings to the two other members, each
+  // asking for a nack (protocol 5 >= 4), and a TCP ping to the target.
+  advance(milliseconds(500));
+  auto ind = sent_of<IndirectPing>();
+  ASSERT_EQ(ind.size(), 2u);
+  for (const auto& i : ind) {
+    EXPECT_EQ(i.node, target);
+    EXPECT_EQ(i.seq_no, first.seq_no);
+    EXPECT_TRUE(i.nack);
+  }
+  ASSERT_EQ(streams_.size(), 1u);
+  EXPECT_EQ(streams_[0].kind, StreamKind::Ping);
+  node_.on_stream_failed(now_, streams_[0].id);
+  // One nack arrives, the other doesn't: health worsens by one.
+  feed(Nack{first.seq_no});
+  advance(milliseconds(500));
+  EXPECT_EQ(state_of(target), MemberState::Suspect);
+  EXPECT_TRUE(has_event(EventKind::Suspect, target));
+  // +1 for the missing nack, -1 for the next probe (of a peer that answers),
+  // which starts at the same instant as this one's deadline.
+  EXPECT_EQ(node_.health_score(), 0);
+  EXPECT_EQ(node_.stats().probes_failed, 1u);
+  EXPECT_EQ(node_.stats().suspicions_raised, 1u);
+}
+
+TEST_F(NodeTest, IndirectAckPreventsSuspicion) {
+  add_peers();
+  responders_.clear();
+  advance(seconds(1));
+  const Ping first = sent_of<Ping>()[0];
+  silence(first.node);
+  advance(milliseconds(600));
+  feed(Ack{first.seq_no, {}}, 3);  // relayed by a peer
+  advance(seconds(2));
+  EXPECT_EQ(state_of(first.node), MemberState::Alive);
+  EXPECT_EQ(node_.stats().suspicions_raised, 0u);
+}
+
+TEST_F(NodeTest, TcpPingSuccessPreventsSuspicion) {
+  add_peers();
+  responders_.clear();
+  advance(seconds(1));
+  const Ping first = sent_of<Ping>()[0];
+  silence(first.node);
+  advance(milliseconds(500));
+  ASSERT_EQ(streams_.size(), 1u);
+  auto req = decode_stream(streams_[0].bytes);
+  ASSERT_TRUE(req.ok());
+  const auto& ping = std::get<Ping>(req->message);
+  EXPECT_EQ(ping.seq_no, first.seq_no);
+  node_.on_stream_reply(now_, streams_[0].id,
+                        encode_stream(StreamMessage{Ack{ping.seq_no, {}}}, true));
+  advance(seconds(1));
+  EXPECT_EQ(state_of(first.node), MemberState::Alive);
+}
+
+TEST_F(NodeTest, SuspicionTimesOutIntoDeathAndConfirmationsShortenIt) {
+  add_peers();
+  // n = 4, SuspicionMult 4: min = 4 x max(1, log10 4) x 1 s = 4 s; k = 2, so
+  // it starts at max = 6 x 4 s = 24 s.
+  feed(Suspect{1, "b", "c"});
+  EXPECT_EQ(state_of("b"), MemberState::Suspect);
+  advance(seconds(23));
+  EXPECT_EQ(state_of("b"), MemberState::Suspect);
+  advance(seconds(2));
+  EXPECT_EQ(state_of("b"), MemberState::Dead);
+  EXPECT_TRUE(has_event(EventKind::Dead, "b"));
+
+  // C: two independent confirmations bring it down to the 4 s minimum.
+  feed(Suspect{1, "c", "b"});
+  feed(Suspect{1, "c", "d"});
+  feed(Suspect{1, "c", "a"});
+  advance(seconds(3));
+  EXPECT_EQ(state_of("c"), MemberState::Suspect);
+  advance(seconds(2));
+  EXPECT_EQ(state_of("c"), MemberState::Dead);
+}
+
+TEST_F(NodeTest, SuspectWithOlderIncarnationIsIgnored) {
+  feed(alive_msg("b", 2, 5));
+  feed(Suspect{4, "b", "c"});
+  EXPECT_EQ(state_of("b"), MemberState::Alive);
+}
+
+TEST_F(NodeTest, SuspectMemberRecoversOnHigherAlive) {
+  add_peers();
+  feed(Suspect{1, "b", "c"});
+  feed(alive_msg("b", 2, 2));
+  EXPECT_EQ(state_of("b"), MemberState::Alive);
+  EXPECT_TRUE(has_event(EventKind::Recovered, "b"));
+  advance(seconds(60));
+  EXPECT_NE(state_of("b"), MemberState::Dead);
+}
+
+TEST_F(NodeTest, SuspicionAboutSelfIsRefuted) {
+  add_peers();
+  feed(Suspect{1, "a", "b"});
+  EXPECT_EQ(node_.incarnation(), 2u);
+  EXPECT_EQ(node_.member("a")->state, MemberState::Alive);
+  EXPECT_EQ(node_.health_score(), 1);
+  EXPECT_EQ(node_.stats().refutations, 1u);
+  advance(seconds(1));
+  auto alive = sent_of<Alive>();
+  ASSERT_FALSE(alive.empty());
+  EXPECT_EQ(alive[0].node, "a");
+  EXPECT_EQ(alive[0].incarnation, 2u);
+}
+
+TEST_F(NodeTest, DeathAboutSelfIsRefutedAboveTheAccusation) {
+  add_peers();
+  feed(Dead{9, "a", "b"});
+  EXPECT_EQ(node_.incarnation(), 10u);
+  EXPECT_EQ(node_.member("a")->state, MemberState::Alive);
+}
+
+TEST_F(NodeTest, AliveAboutSelfWithOtherMetaIsRefuted) {
+  add_peers();
+  feed(alive_msg("a", 1, 1, {'z'}));
+  EXPECT_EQ(node_.incarnation(), 2u);
+  EXPECT_TRUE(node_.member("a")->meta.empty());
+}
+
+TEST_F(NodeTest, DeadMessageDeclaresDeadAndFromItselfMeansLeft) {
+  add_peers();
+  feed(Dead{1, "b", "c"});
+  EXPECT_EQ(state_of("b"), MemberState::Dead);
+  EXPECT_TRUE(has_event(EventKind::Dead, "b"));
+  feed(Dead{1, "c", "c"});
+  EXPECT_EQ(state_of("c"), MemberState::Left);
+  EXPECT_TRUE(has_event(EventKind::Left, "c"));
+  // A dead node comes back with a higher incarnation: joined again.
+  clear();
+  feed(alive_msg("b", 2, 2));
+  EXPECT_TRUE(has_event(EventKind::Joined, "b"));
+}
+
+TEST_F(NodeTest, PingIsAnsweredAtItsSourceAddress) {
+  Ping p;
+  p.seq_no = 77;
+  p.node = "a";
+  p.source_addr = {10, 0, 0, 9};
+  p.source_port = 8000;
+  p.source_node = "z";
+  feed(p, 2);
+  auto acks = sent_of<Ack>(Address::v4(10, 0, 0, 9, 8000));
+  ASSERT_EQ(acks.size(), 1u);
+  EXPECT_EQ(acks[0].seq_no, 77u);
+  // Without a source address the answer goes where the packet came from.
+  clear();
+  feed(Ping{78, "", {}, 0, {}}, 5);
+  ASSERT_EQ(sent_of<Ack>(addr(5)).size(), 1u);
+}
+
+TEST_F(NodeTest, PingForAnotherNameIsDroppedAndCounted) {
+  feed(Ping{5, "not-a", {}, 0, {}});
+  EXPECT_TRUE(sent_of<Ack>().empty());
+  EXPECT_EQ(node_.stats().ping_wrong_node, 1u);
+}
+
+TEST_F(NodeTest, IndirectPingIsForwardedAndTheAckRelayed) {
+  add_peers();
+  IndirectPing ind;
+  ind.seq_no = 500;
+  ind.target = {10, 0, 0, 3};
+  ind.port = 7946;
+  ind.node = "c";
+  ind.nack = true;
+  ind.source_addr = {10, 0, 0, 2};
+  ind.source_port = 7946;
+  ind.source_node = "b";
+  feed(ind, 2);
+  auto fwd = sent_of<Ping>(addr(3));
+  ASSERT_EQ(fwd.size(), 1u);
+  EXPECT_EQ(fwd[0].node, "c");
+  feed(Ack{fwd[0].seq_no, {}}, 3);
+  auto acks = sent_of<Ack>(addr(2));
+  ASSERT_EQ(acks.size(), 1u);
+  EXPECT_EQ(acks[0].seq_no, 500u);
+  advance(seconds(1));
+  EXPECT_TRUE(sent_of<Nack>().empty());
+}
+
+TEST_F(NodeTest, IndirectPingUnansweredSendsNack) {
+  add_peers();
+  IndirectPing ind;
+  silence("c");
+  ind.seq_no = 501;
+  ind.target = {10, 0, 0, 3};
+  ind.port = 7946;
+  ind.node = "c";
+  ind.nack = true;
+  feed(ind, 2);
+  advance(milliseconds(499));
+  EXPECT_TRUE(sent_of<Nack>().empty());
+  advance(milliseconds(2));
+  auto nacks = sent_of<Nack>(addr(2));
+  ASSERT_EQ(nacks.size(), 1u);
+  EXPECT_EQ(nacks[0].seq_no, 501u);
+}
+
+TEST_F(NodeTest, ProbeOfSuspectCarriesTheSuspicion) {
+  feed(alive_msg("b", 2, 1));
+  feed(Suspect{1, "b", "c"});
+  clear();
+  advance(seconds(1));
+  auto pings = sent_of<Ping>(addr(2));
+  auto sus = sent_of<Suspect>(addr(2));
+  ASSERT_EQ(pings.size(), 1u);
+  EXPECT_TRUE(std::any_of(sus.begin(), sus.end(), [](const Suspect& x) {
+    return x.node == "b" && x.from == "a";
+  }));
+  // Both travel in the same packet.
+  ASSERT_FALSE(sent_.empty());
+  EXPECT_GE(sent_[0].messages.size(), 2u);
+}
+
+TEST_F(NodeTest, NameConflictIsReportedAndIgnoredUnlessTheOwnerLeft) {
+  add_peers();
+  Alive other = alive_msg("b", 9, 5);
+  feed(other);
+  EXPECT_TRUE(has_event(EventKind::Conflict, "b"));
+  EXPECT_EQ(node_.member("b")->addr, addr(2));
+  EXPECT_EQ(node_.stats().conflicts, 1u);
+  // Once B has left, its name may be taken by the new address.
+  feed(Dead{1, "b", "b"});
+  clear();
+  feed(other);
+  EXPECT_EQ(node_.member("b")->addr, addr(9));
+  EXPECT_TRUE(has_event(EventKind::Joined, "b"));
+}
+
+TEST_F(NodeTest, DeadNameIsReclaimableAfterTheConfiguredTime) {
+  Config c = make_config();
+  c.dead_node_reclaim_time = seconds(10);
+  Node n(c, 5);
+  n.start(now_);
+  Bytes b;
+  encode(PacketMessage{alive_msg("b", 2, 1)}, b);
+  n.on_packet(now_, addr(2), b);
+  b.clear();
+  encode(PacketMessage{Dead{1, "b", "c"}}, b);
+  n.on_packet(now_, addr(3), b);
+  b.clear();
+  encode(PacketMessage{alive_msg("b", 9, 1)}, b);
+  n.on_packet(now_ + seconds(5), addr(9), b);
+  EXPECT_EQ(n.member("b")->addr, addr(2));
+  n.on_packet(now_ + seconds(11), addr(9), b);
+  EXPECT_EQ(n.member("b")->addr, addr(9));
+  EXPECT_EQ(n.member("b")->state, MemberState::Alive);
+}
+
+TEST_F(NodeTest, MetaUpdateRaisesIncarnationAndIsBroadcast) {
+  add_peers();
+  EXPECT_TRUE(node_.set_meta(now_, {'m', '1'}));
+  EXPECT_EQ(node_.incarnation(), 2u);
+  EXPECT_EQ(node_.member("a")->meta, (Bytes{'m', '1'}));
+  advance(seconds(1));
+  auto alive = sent_of<Alive>();
+  ASSERT_FALSE(alive.empty());
+  EXPECT_EQ(alive[0].meta, (Bytes{'m', '1'}));
+  EXPECT_FALSE(node_.set_meta(now_, Bytes(513, 'x')));
+  EXPECT_EQ(node_.incarnation(), 2u);
+}
+
+TEST_F(NodeTest, IncomingPushPullIsAnsweredWithOurStateThenMerged) {
+  feed(alive_msg("b", 2, 1));
+  PushPull pp;
+  pp.join = true;
+  pp.nodes.push_back({"c", {10, 0, 0, 3}, 7946, {}, 3, MemberState::Alive, {1, 5, 2, 2, 5, 5}});
+  pp.nodes.push_back({"d", {10, 0, 0, 4}, 7946, {}, 1, MemberState::Alive, {1, 5, 2, 2, 5, 5}});
+  pp.nodes.push_back({"b", {10, 0, 0, 2}, 7946, {}, 1, MemberState::Dead, {1, 5, 2, 2, 5, 5}});
+  pp.user_state = {'u'};
+  Bytes bytes = encode_stream(StreamMessage{pp}, true);
+  // A prefix needs more bytes.
+  auto partial = node_.on_stream(now_, addr(3), ByteView(bytes).first(bytes.size() / 2));
+  EXPECT_EQ(partial.status, StreamAnswer::Status::NeedMore);
+  auto answer = node_.on_stream(now_, addr(3), bytes);
+  ASSERT_EQ(answer.status, StreamAnswer::Status::Reply);
+  auto reply = decode_stream(answer.reply);
+  ASSERT_TRUE(reply.ok());
+  const auto& ours = std::get<PushPull>(reply->message);
+  EXPECT_TRUE(ours.join);
+  EXPECT_EQ(ours.nodes.size(), 2u);  // a and b: the state before the merge
+  drain();
+  EXPECT_EQ(state_of("c"), MemberState::Alive);
+  EXPECT_EQ(node_.member("c")->incarnation, 3u);
+  EXPECT_EQ(state_of("d"), MemberState::Alive);
+  // A remote "dead" only makes B suspect here.
+  EXPECT_EQ(state_of("b"), MemberState::Suspect);
+  auto user = node_.drain_user_data();
+  ASSERT_EQ(user.size(), 1u);
+  EXPECT_EQ(user[0].kind, UserData::Kind::RemoteState);
+  EXPECT_TRUE(user[0].join);
+}
+
+TEST_F(NodeTest, PushPullWithIncompatibleVersionIsNotMerged) {
+  PushPull pp;
+  pp.nodes.push_back({"c", {10, 0, 0, 3}, 7946, {}, 1, MemberState::Alive, {6, 7, 6, 2, 5, 5}});
+  auto answer = node_.on_stream(now_, addr(3), encode_stream(StreamMessage{pp}, false));
+  EXPECT_EQ(answer.status, StreamAnswer::Status::Reply);
+  EXPECT_EQ(node_.member("c"), nullptr);
+  EXPECT_EQ(node_.stats().push_pull_rejected, 1u);
+}
+
+TEST_F(NodeTest, JoinPushPullsWithEachSeedAndReportsOutcomes) {
+  node_.join(now_, {addr(2), addr(3)});
+  drain();
+  ASSERT_EQ(streams_.size(), 2u);
+  for (const auto& s : streams_) {
+    EXPECT_EQ(s.kind, StreamKind::Join);
+    auto req = decode_stream(s.bytes);
+    ASSERT_TRUE(req.ok());
+    EXPECT_TRUE(std::get<PushPull>(req->message).join);
+  }
+  PushPull pp;
+  pp.join = true;
+  pp.nodes.push_back({"b", {10, 0, 0, 2}, 7946, {}, 1, MemberState::Alive, {1, 5, 2, 2, 5, 5}});
+  node_.on_stream_reply(now_, streams_[0].id, encode_stream(StreamMessage{pp}, true));
+  node_.on_stream_failed(now_, streams_[1].id);
+  auto results = node_.drain_join_results();
+  ASSERT_EQ(results.size(), 2u);
+  EXPECT_TRUE(results[0].ok);
+  EXPECT_FALSE(results[1].ok);
+  EXPECT_EQ(state_of("b"), MemberState::Alive);
+}
+
+TEST_F(NodeTest, UnansweredJoinTimesOutByItself) {
+  node_.join(now_, {addr(2)});
+  drain();
+  advance(seconds(11));
+  auto results = node_.drain_join_results();
+  ASSERT_EQ(results.size(), 1u);
+  EXPECT_FALSE(results[0].ok);
+}
+
+TEST_F(NodeTest, StreamPingIsAnsweredWithAck) {
+  auto answer =
+      node_.on_stream(now_, addr(2), encode_stream(StreamMessage{Ping{9, "a", {}, 0, {}}}, true));
+  ASSERT_EQ(answer.status, StreamAnswer::Status::Reply);
+  auto reply = decode_stream(answer.reply);
+  ASSERT_TRUE(reply.ok());
+  EXPECT_EQ(std::get<Ack>(reply->message).seq_no, 9u);
+}
+
+TEST_F(NodeTest, LeaveBroadcastsOwnDeathAndCompletesAfterTransmission) {
+  add_peers();
+  node_.leave(now_);
+  EXPECT_TRUE(node_.has_left());
+  EXPECT_EQ(node_.member("a")->state, MemberState::Left);
+  EXPECT_FALSE(node_.leave_done());
+  advance(seconds(10));
+  auto dead = sent_of<Dead>();
+  ASSERT_FALSE(dead.empty());
+  EXPECT_EQ(dead[0].node, "a");
+  EXPECT_EQ(dead[0].from, "a");
+  EXPECT_TRUE(node_.leave_done());
+  // A left node ignores claims that it is alive.
+  feed(alive_msg("a", 1, 50));
+  EXPECT_EQ(node_.member("a")->state, MemberState::Left);
+}
+
+TEST_F(NodeTest, LeaveAloneIsDoneAtOnce) {
+  node_.leave(now_);
+  EXPECT_TRUE(node_.leave_done());
+}
+
+TEST_F(NodeTest, DeadMembersAreGossipedToForAWhileThenReaped) {
+  add_peers();
+  feed(Dead{1, "b", "c"});
+  clear();
+  advance(seconds(20));
+  // Within GossipToTheDeadTime (30 s) B still receives gossip.
+  bool gossiped_to_b = std::any_of(sent_.begin(), sent_.end(), [](const Sent& s) {
+    return s.to == addr(2) && !s.messages.empty() && !std::holds_alternative<Ping>(s.messages[0]);
+  });
+  EXPECT_TRUE(gossiped_to_b);
+  EXPECT_NE(node_.member("b"), nullptr);
+  // Later it is reaped at the end of a probe round.
+  advance(seconds(30));
+  EXPECT_EQ(node_.member("b"), nullptr);
+  EXPECT_EQ(node_.num_members(), 3u);
+}
+
+TEST_F(NodeTest, AwarenessScalesTheProbeInterval) {
+  add_peers();
+  // Three refutations push the health score to 3: probes every 4 s.
+  feed(Suspect{1, "a", "b"});
+  feed(Suspect{2, "a", "b"});
+  feed(Suspect{3, "a", "b"});
+  ASSERT_EQ(node_.health_score(), 3);
+  advance(seconds(1));  // let the tick scheduled before the refutations fire
+  for (const auto& p : sent_of<Ping>()) feed(Ack{p.seq_no, {}}, static_cast<std::uint8_t>(p.node[0] - 'a' + 1));
+  const std::uint64_t probes_before = node_.stats().probes;
+  advance(seconds(3) + milliseconds(900));
+  EXPECT_LE(node_.stats().probes - probes_before, 1u);
+}
+
+TEST_F(NodeTest, GarbageIsCountedNeverFatal) {
+  feed_bytes({});
+  feed_bytes({200});
+  feed_bytes({0, 0xc1});
+  feed_bytes({7, 3, 0});
+  feed_bytes({12, 0, 0, 0, 0, 4});
+  const auto& s = node_.stats();
+  EXPECT_GE(s.decode_errors_total(), 5u);
+  EXPECT_EQ(node_.member("a")->state, MemberState::Alive);
+  auto answer = node_.on_stream(now_, addr(2), Bytes{6, 0xc1});
+  EXPECT_EQ(answer.status, StreamAnswer::Status::Close);
+}
+
+TEST_F(NodeTest, UserMessagesAndBroadcasts) {
+  add_peers();
+  feed(UserMsg{{'h', 'i'}});
+  auto user = node_.drain_user_data();
+  ASSERT_EQ(user.size(), 1u);
+  EXPECT_EQ(user[0].payload, (Bytes{'h', 'i'}));
+  node_.queue_user_broadcast({'u', '1'}, "k");
+  node_.queue_user_broadcast({'u', '2'}, "k");  // replaces u1
+  advance(seconds(2));
+  auto msgs = sent_of<UserMsg>();
+  ASSERT_FALSE(msgs.empty());
+  for (const auto& m : msgs) EXPECT_EQ(m.payload, (Bytes{'u', '2'}));
+}
+
+}  // namespace
+}  // namespace mesh::swim
