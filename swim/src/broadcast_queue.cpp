@@ -8,72 +8,65 @@ namespace mesh::swim {
 void BroadcastQueue::queue(std::string name, Bytes msg, std::uint64_t notify) {
   if (!name.empty()) {
     if (auto it = by_name_.find(name); it != by_name_.end()) {
-      Item* old = it->second;
-      finish(old);
+      const Items::value_type* old = it->second;
+      finish(old->second);
       erase(old);
     }
   }
-  auto item = std::make_unique<Item>();
-  item->id = ++next_id_;
-  item->len = msg.size();
-  item->name = std::move(name);
-  item->msg = std::make_shared<const Bytes>(std::move(msg));
-  item->notify = notify;
-  Item* raw = item.get();
-  owned_.emplace(raw->id, std::move(item));
-  items_.insert(raw);
-  if (!raw->name.empty()) by_name_[raw->name] = raw;
+  const Key key{0, msg.size(), ++next_id_};
+  auto [it, inserted] =
+      items_.emplace(key, Item{std::move(name), std::make_shared<const Bytes>(std::move(msg)), notify});
+  (void)inserted;
+  if (!it->second.name.empty()) by_name_[it->second.name] = &*it;
 }
 
 std::vector<SharedBytes> BroadcastQueue::get(std::size_t overhead, std::size_t limit,
                                              int transmit_limit) {
   std::vector<SharedBytes> out;
   if (items_.empty()) return out;
-  std::vector<Item*> reinsert;
+  std::vector<Items::node_type> reinsert;
   std::size_t used = 0;
-  int tier = (*items_.begin())->transmits;
-  const int last_tier = (*items_.rbegin())->transmits;
+  int tier = items_.begin()->first.transmits;
+  const int last_tier = items_.rbegin()->first.transmits;
   // Walk the transmit tiers from the least sent; in each, take the largest
   // message that still fits, until nothing fits (queue.go GetBroadcasts).
   while (tier <= last_tier) {
     if (used + overhead >= limit) break;
     const std::size_t free = limit - used - overhead;
-    Item probe;
-    probe.transmits = tier;
-    probe.len = free;
-    probe.id = std::numeric_limits<std::uint64_t>::max();
-    auto it = items_.lower_bound(&probe);
-    if (it == items_.end() || (*it)->transmits != tier) {
-      ++tier;
+    auto it = items_.lower_bound(Key{tier, free, std::numeric_limits<std::uint64_t>::max()});
+    if (it == items_.end()) break;  // no later tier holds anything either
+    if (it->first.transmits != tier) {
+      // Nothing in this tier fits (or it is empty): it->first.transmits is
+      // the next non-empty tier, so skip straight to it.
+      tier = it->first.transmits;
       continue;
     }
-    Item* keep = *it;
-    items_.erase(it);
-    used += overhead + keep->len;
-    out.push_back(keep->msg);
-    if (keep->transmits + 1 >= transmit_limit) {
-      finish(keep);
-      if (!keep->name.empty()) by_name_.erase(keep->name);
-      owned_.erase(keep->id);
+    used += overhead + it->first.len;
+    out.push_back(it->second.msg);
+    if (it->first.transmits + 1 >= transmit_limit) {
+      finish(it->second);
+      if (!it->second.name.empty()) by_name_.erase(it->second.name);
+      items_.erase(it);
     } else {
-      ++keep->transmits;
-      reinsert.push_back(keep);
+      auto node = items_.extract(it);
+      ++node.key().transmits;
+      reinsert.push_back(std::move(node));
     }
   }
-  for (Item* item : reinsert) items_.insert(item);
+  for (auto& node : reinsert) items_.insert(std::move(node));
   return out;
 }
 
 std::vector<std::uint64_t> BroadcastQueue::drain_finished() { return std::exchange(finished_, {}); }
 
-void BroadcastQueue::finish(Item* item) {
-  if (item->notify != 0) finished_.push_back(item->notify);
+void BroadcastQueue::finish(const Item& item) {
+  if (item.notify != 0) finished_.push_back(item.notify);
 }
 
-void BroadcastQueue::erase(Item* item) {
-  items_.erase(item);
-  if (!item->name.empty()) by_name_.erase(item->name);
-  owned_.erase(item->id);
+void BroadcastQueue::erase(const Items::value_type* entry) {
+  const Key key = entry->first;  // the entry dies with the erase
+  if (!entry->second.name.empty()) by_name_.erase(entry->second.name);
+  items_.erase(key);
 }
 
 }  // namespace mesh::swim

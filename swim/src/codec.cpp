@@ -120,7 +120,10 @@ void write_incarnation_node_from(MsgpackWriter& w, const M& m) {
 void write_body(MsgpackWriter& w, const Suspect& m) { write_incarnation_node_from(w, m); }
 void write_body(MsgpackWriter& w, const Dead& m) { write_incarnation_node_from(w, m); }
 
-void write_body(MsgpackWriter& w, const Alive& m) {
+// Alive and AliveView have the same fields; one writer keeps their bytes
+// identical.
+template <class M>
+void write_alive(MsgpackWriter& w, const M& m) {
   w.map_header(6);
   w.str("Addr");
   w.bytes_or_nil(m.addr);
@@ -136,13 +139,18 @@ void write_body(MsgpackWriter& w, const Alive& m) {
   w.bytes_or_nil(m.vsn);
 }
 
+void write_body(MsgpackWriter& w, const Alive& m) { write_alive(w, m); }
+void write_body(MsgpackWriter& w, const AliveView& m) { write_alive(w, m); }
+
 void write_body(MsgpackWriter& w, const ErrResp& m) {
   w.map_header(1);
   w.str("Error");
   w.str(m.error);
 }
 
-void write_body(MsgpackWriter& w, const PushNodeState& m) {
+// PushNodeState or PushNodeStateView.
+template <class M>
+void write_push_node_state(MsgpackWriter& w, const M& m) {
   w.map_header(7);
   w.str("Addr");
   w.bytes_or_nil(m.addr);
@@ -158,6 +166,26 @@ void write_body(MsgpackWriter& w, const PushNodeState& m) {
   w.signed_int(static_cast<std::int64_t>(m.state));
   w.str("Vsn");
   w.bytes_or_nil(m.vsn);
+}
+
+// [6][header][states][user state]; Nodes is a PushNodeState or
+// PushNodeStateView range.
+template <class Nodes>
+void write_push_pull(Bytes& out, bool join, const Nodes& nodes, ByteView user_state) {
+  put_type(out, MsgType::PushPull);
+  {
+    MsgpackWriter w(out);
+    // pushPullHeader{Nodes int, UserStateLen int, Join bool}, sorted.
+    w.map_header(3);
+    w.str("Join");
+    w.boolean(join);
+    w.str("Nodes");
+    w.signed_int(static_cast<std::int64_t>(std::size(nodes)));
+    w.str("UserStateLen");
+    w.signed_int(static_cast<std::int64_t>(user_state.size()));
+    for (const auto& s : nodes) write_push_node_state(w, s);
+  }
+  out.insert(out.end(), user_state.begin(), user_state.end());
 }
 
 template <class M>
@@ -240,16 +268,29 @@ bool read_incarnation_node_from(MsgpackReader& r, M& m) {
 bool read_body(MsgpackReader& r, Suspect& m) { return read_incarnation_node_from(r, m); }
 bool read_body(MsgpackReader& r, Dead& m) { return read_incarnation_node_from(r, m); }
 
-bool read_body(MsgpackReader& r, Alive& m) {
+bool read_body(MsgpackReader& r, AliveView& m) {
   return read_map(r, [&](std::string_view k) {
     if (k == "Incarnation") return r.read_unsigned(m.incarnation);
-    if (k == "Node") return r.read_string(m.node);
-    if (k == "Addr") return r.read_byte_vector(m.addr);
+    if (k == "Node") return r.read_string_view(m.node);
+    if (k == "Addr") return r.read_bytes(m.addr);
     if (k == "Port") return r.read_unsigned(m.port);
-    if (k == "Meta") return r.read_byte_vector(m.meta);
-    if (k == "Vsn") return r.read_byte_vector(m.vsn);
+    if (k == "Meta") return r.read_bytes(m.meta);
+    if (k == "Vsn") return r.read_bytes(m.vsn);
     return r.skip();
   });
+}
+
+// The owned forms decode through the views, so both accept the same input.
+Alive to_owned(const AliveView& v) {
+  return Alive{v.incarnation, std::string(v.node),          Bytes(v.addr.begin(), v.addr.end()),
+               v.port,        Bytes(v.meta.begin(), v.meta.end()), Bytes(v.vsn.begin(), v.vsn.end())};
+}
+
+bool read_body(MsgpackReader& r, Alive& m) {
+  AliveView v;
+  if (!read_body(r, v)) return false;
+  m = to_owned(v);
+  return true;
 }
 
 bool read_body(MsgpackReader& r, ErrResp& m) {
@@ -259,12 +300,12 @@ bool read_body(MsgpackReader& r, ErrResp& m) {
   });
 }
 
-bool read_body(MsgpackReader& r, PushNodeState& m) {
+bool read_body(MsgpackReader& r, PushNodeStateView& m) {
   return read_map(r, [&](std::string_view k) {
-    if (k == "Name") return r.read_string(m.name);
-    if (k == "Addr") return r.read_byte_vector(m.addr);
+    if (k == "Name") return r.read_string_view(m.name);
+    if (k == "Addr") return r.read_bytes(m.addr);
     if (k == "Port") return r.read_unsigned(m.port);
-    if (k == "Meta") return r.read_byte_vector(m.meta);
+    if (k == "Meta") return r.read_bytes(m.meta);
     if (k == "Incarnation") return r.read_unsigned(m.incarnation);
     if (k == "State") {
       std::int64_t s = 0;
@@ -272,9 +313,16 @@ bool read_body(MsgpackReader& r, PushNodeState& m) {
       m.state = static_cast<MemberState>(s);
       return true;
     }
-    if (k == "Vsn") return r.read_byte_vector(m.vsn);
+    if (k == "Vsn") return r.read_bytes(m.vsn);
     return r.skip();
   });
+}
+
+PushNodeState to_owned(const PushNodeStateView& v) {
+  return PushNodeState{std::string(v.name), Bytes(v.addr.begin(), v.addr.end()),
+                       v.port,              Bytes(v.meta.begin(), v.meta.end()),
+                       v.incarnation,       v.state,
+                       Bytes(v.vsn.begin(), v.vsn.end())};
 }
 
 struct CompressBody {
@@ -344,10 +392,13 @@ Result<Bytes> inflate(ByteView body, std::size_t max_out) {
 
 // One unit of a packet below the CRC: a compound, a compress, or a message
 // (memberlist's handleCommand). depth counts the wrappers already peeled.
-// Returns the error that makes this whole unit unusable, if any; messages
-// go to out, and failed parts of a compound to out.part_errors.
-std::optional<Error> decode_unit(ByteView b, int depth, const DecodeLimits& limits,
-                                 DecodedPacket& out) {
+// Returns the error that makes this whole unit unusable, if any; each
+// message goes to on_message (which returns its decode error, if any), and
+// failed parts of a compound to out.part_errors. Out is DecodedPacket or
+// PacketParts; inflate_to keeps decompressed layers alive for PacketParts.
+template <class Out, class OnMessage, class KeepInflated>
+std::optional<Error> walk_unit(ByteView b, int depth, const DecodeLimits& limits, Out& out,
+                               OnMessage& on_message, KeepInflated& keep_inflated) {
   if (b.empty()) return make_error(DecodeError::Truncated, "empty message");
   const auto type = b[0];
   if (type == type_byte(MsgType::Compound)) {
@@ -364,7 +415,8 @@ std::optional<Error> decode_unit(ByteView b, int depth, const DecodeLimits& limi
         out.truncated_parts += n - i;
         break;
       }
-      if (auto err = decode_unit(b.subspan(at, len), depth + 1, limits, out)) {
+      if (auto err = walk_unit(b.subspan(at, len), depth + 1, limits, out, on_message,
+                               keep_inflated)) {
         out.part_errors.push_back(std::move(*err));
       }
       at += len;
@@ -379,12 +431,33 @@ std::optional<Error> decode_unit(ByteView b, int depth, const DecodeLimits& limi
     // max_decompressed (tens of MB, sized for streams) bytes.
     auto inner = inflate(b.subspan(1), std::min(limits.max_decompressed, limits.max_packet));
     if (!inner) return inner.error();
-    return decode_unit(*inner, depth + 1, limits, out);
+    const ByteView kept = keep_inflated(std::move(*inner));
+    return walk_unit(kept, depth + 1, limits, out, on_message, keep_inflated);
   }
-  auto m = decode_message(b);
-  if (!m) return m.error();
-  out.messages.push_back(std::move(*m));
-  return std::nullopt;
+  return on_message(b);
+}
+
+// decode_packet's outer layer (the CRC), shared by split_packet.
+template <class Out, class OnMessage, class KeepInflated>
+std::optional<Error> walk_packet(ByteView bytes, const DecodeLimits& limits, Out& out,
+                                 OnMessage& on_message, KeepInflated& keep_inflated) {
+  if (bytes.empty()) return make_error(DecodeError::Truncated, "empty packet");
+  if (bytes.size() > limits.max_packet)
+    return make_error(DecodeError::TooLarge, "packet too large");
+  ByteView rest = bytes;
+  int depth = 0;
+  // memberlist checks the CRC only on the outermost layer (ingestPacket),
+  // so a hasCrc further in is just an unknown type.
+  if (bytes[0] == type_byte(MsgType::HasCrc)) {
+    if (depth >= limits.max_depth) return too_deep();
+    if (bytes.size() < 5) return make_error(DecodeError::Truncated, "crc header cut off");
+    const std::uint32_t want = (std::uint32_t{bytes[1]} << 24) | (std::uint32_t{bytes[2]} << 16) |
+                               (std::uint32_t{bytes[3]} << 8) | std::uint32_t{bytes[4]};
+    rest = bytes.subspan(5);
+    if (crc32_ieee(rest) != want) return make_error(DecodeError::BadCrc, "crc mismatch");
+    depth = 1;
+  }
+  return walk_unit(rest, depth, limits, out, on_message, keep_inflated);
 }
 
 // --- streams --------------------------------------------------------------
@@ -410,7 +483,8 @@ Error stream_short(bool outer, const char* what) {
 // Decodes one uncompressed stream message from b. outer says whether b is
 // the growing stream buffer (short input is Incomplete) or a complete
 // decompressed payload (short input is Truncated).
-Result<DecodedStream> decode_stream_body(ByteView b, bool outer, const DecodeLimits& limits) {
+Result<DecodedStreamView> decode_stream_body(ByteView b, bool outer,
+                                             const DecodeLimits& limits) {
   if (b.empty()) return stream_short(outer, "empty stream");
   MsgpackReader r(b.subspan(1));
   const auto consumed = [&](std::size_t extra) { return 1 + r.offset() + extra; };
@@ -429,11 +503,15 @@ Result<DecodedStream> decode_stream_body(ByteView b, bool outer, const DecodeLim
         return make_error(DecodeError::TooLarge, "push/pull user state over the limit");
       }
       const auto len = static_cast<std::size_t>(h.user_state_len);
-      if (outer) {
-        // A TCP reader calls us again each time more bytes arrive, and a
-        // push/pull can be megabytes: check that it is all here with a
-        // cheap skip-scan (no allocation) before decoding it for real.
-        MsgpackReader scan = r;
+      // A TCP reader calls us again each time more bytes arrive, and a
+      // push/pull can be megabytes. Whether it is all here is decided as if
+      // by a skip-scan of every state before decoding any: a state that
+      // fails to decode while a later one is still cut off means "wait for
+      // more", not "malformed". The decode below allocates nothing per
+      // state, so it runs first and the scan only runs when it fails.
+      const MsgpackReader start = r;
+      const auto incomplete = [&]() -> std::optional<Error> {
+        MsgpackReader scan = start;
         for (std::int64_t i = 0; i < h.nodes; ++i) {
           if (!scan.skip()) return stream_error(scan, outer, limits);
         }
@@ -441,25 +519,30 @@ Result<DecodedStream> decode_stream_body(ByteView b, bool outer, const DecodeLim
           return make_error(DecodeError::TooLarge, "push/pull over the stream limit");
         }
         if (scan.remaining() < len) return stream_short(outer, "push/pull user state cut off");
-      }
-      PushPull pp;
+        return std::nullopt;
+      };
+      PushPullView pp;
       pp.join = h.join;
       // Real states are dozens of bytes; do not let a claimed count reserve
       // more than the input could plausibly hold.
       pp.nodes.reserve(
           std::min<std::size_t>(static_cast<std::size_t>(h.nodes), r.remaining() / 16));
       for (std::int64_t i = 0; i < h.nodes; ++i) {
-        PushNodeState s;
-        if (!read_body(r, s)) return stream_error(r, outer, limits);
-        pp.nodes.push_back(std::move(s));
+        PushNodeStateView s;
+        if (!read_body(r, s)) {
+          if (outer) {
+            if (auto e = incomplete()) return std::move(*e);
+          }
+          return stream_error(r, outer, limits);
+        }
+        pp.nodes.push_back(s);
       }
       if (consumed(len) > limits.max_stream) {
         return make_error(DecodeError::TooLarge, "push/pull over the stream limit");
       }
       if (r.remaining() < len) return stream_short(outer, "push/pull user state cut off");
-      const ByteView user = r.rest().first(len);
-      pp.user_state.assign(user.begin(), user.end());
-      return DecodedStream{std::move(pp), consumed(len)};
+      pp.user_state = r.rest().first(len);
+      return DecodedStreamView{std::move(pp), consumed(len)};
     }
     case MsgType::User: {
       UserMsgHeader h;
@@ -474,22 +557,22 @@ Result<DecodedStream> decode_stream_body(ByteView b, bool outer, const DecodeLim
       const ByteView payload = r.rest().first(len);
       UserMsg u;
       u.payload.assign(payload.begin(), payload.end());
-      return DecodedStream{std::move(u), consumed(len)};
+      return DecodedStreamView{std::move(u), consumed(len)};
     }
     case MsgType::Ping: {
       Ping m;
       if (!read_body(r, m)) return stream_error(r, outer, limits);
-      return DecodedStream{std::move(m), consumed(0)};
+      return DecodedStreamView{std::move(m), consumed(0)};
     }
     case MsgType::Ack: {
       Ack m;
       if (!read_body(r, m)) return stream_error(r, outer, limits);
-      return DecodedStream{std::move(m), consumed(0)};
+      return DecodedStreamView{std::move(m), consumed(0)};
     }
     case MsgType::Err: {
       ErrResp m;
       if (!read_body(r, m)) return stream_error(r, outer, limits);
-      return DecodedStream{std::move(m), consumed(0)};
+      return DecodedStreamView{std::move(m), consumed(0)};
     }
     default: return make_error(DecodeError::UnknownType, "message type not valid on a stream");
   }
@@ -506,6 +589,19 @@ void encode(const Nack& m, Bytes& out) { encode_plain(MsgType::Nack, m, out); }
 void encode(const Suspect& m, Bytes& out) { encode_plain(MsgType::Suspect, m, out); }
 void encode(const Alive& m, Bytes& out) { encode_plain(MsgType::Alive, m, out); }
 void encode(const Dead& m, Bytes& out) { encode_plain(MsgType::Dead, m, out); }
+void encode(const AliveView& m, Bytes& out) { encode_plain(MsgType::Alive, m, out); }
+
+Bytes encode_push_pull_stream(bool join, std::span<const PushNodeStateView> nodes,
+                              ByteView user_state, bool compress) {
+  Bytes out;
+  // States are ~70 bytes each (a name, a 4-byte address, the version
+  // vector and seven keys); reserving that up front saves regrowing a
+  // buffer of tens of KB several times.
+  out.reserve(32 + nodes.size() * 80 + user_state.size());
+  write_push_pull(out, join, nodes, user_state);
+  if (!compress) return out;
+  return wrap_compress(out);
+}
 void encode(const ErrResp& m, Bytes& out) { encode_plain(MsgType::Err, m, out); }
 
 void encode(const UserMsg& m, Bytes& out) {
@@ -552,13 +648,15 @@ Bytes wrap_compress(ByteView msg) {
   Bytes out;
   out.reserve(compressed.size() + 16);
   put_type(out, MsgType::Compress);
-  MsgpackWriter w(out);
-  // compress{Algo compressionType(uint8), Buf []byte}, keys sorted.
-  w.map_header(2);
-  w.str("Algo");
-  w.unsigned_int(0);
-  w.str("Buf");
-  w.bytes_or_nil(compressed);
+  {
+    MsgpackWriter w(out);
+    // compress{Algo compressionType(uint8), Buf []byte}, keys sorted.
+    w.map_header(2);
+    w.str("Algo");
+    w.unsigned_int(0);
+    w.str("Buf");
+    w.bytes_or_nil(compressed);
+  }
   return out;
 }
 
@@ -568,24 +666,15 @@ Bytes encode_stream(const StreamMessage& m, bool compress) {
       [&](const auto& x) {
         using T = std::decay_t<decltype(x)>;
         if constexpr (std::is_same_v<T, PushPull>) {
-          put_type(out, MsgType::PushPull);
-          MsgpackWriter w(out);
-          // pushPullHeader{Nodes int, UserStateLen int, Join bool}, sorted.
-          w.map_header(3);
-          w.str("Join");
-          w.boolean(x.join);
-          w.str("Nodes");
-          w.signed_int(static_cast<std::int64_t>(x.nodes.size()));
-          w.str("UserStateLen");
-          w.signed_int(static_cast<std::int64_t>(x.user_state.size()));
-          for (const auto& s : x.nodes) write_body(w, s);
-          out.insert(out.end(), x.user_state.begin(), x.user_state.end());
+          write_push_pull(out, x.join, x.nodes, x.user_state);
         } else if constexpr (std::is_same_v<T, UserMsg>) {
           put_type(out, MsgType::User);
-          MsgpackWriter w(out);
-          w.map_header(1);
-          w.str("UserMsgLen");
-          w.signed_int(static_cast<std::int64_t>(x.payload.size()));
+          {
+            MsgpackWriter w(out);
+            w.map_header(1);
+            w.str("UserMsgLen");
+            w.signed_int(static_cast<std::int64_t>(x.payload.size()));
+          }
           out.insert(out.end(), x.payload.begin(), x.payload.end());
         } else {
           encode(x, out);
@@ -620,28 +709,53 @@ Result<PacketMessage> decode_message(ByteView bytes) {
 }
 
 Result<DecodedPacket> decode_packet(ByteView bytes, const DecodeLimits& limits) {
-  if (bytes.empty()) return make_error(DecodeError::Truncated, "empty packet");
-  if (bytes.size() > limits.max_packet)
-    return make_error(DecodeError::TooLarge, "packet too large");
   DecodedPacket out;
-  ByteView rest = bytes;
-  int depth = 0;
-  // memberlist checks the CRC only on the outermost layer (ingestPacket),
-  // so a hasCrc further in is just an unknown type.
-  if (bytes[0] == type_byte(MsgType::HasCrc)) {
-    if (depth >= limits.max_depth) return too_deep();
-    if (bytes.size() < 5) return make_error(DecodeError::Truncated, "crc header cut off");
-    const std::uint32_t want = (std::uint32_t{bytes[1]} << 24) | (std::uint32_t{bytes[2]} << 16) |
-                               (std::uint32_t{bytes[3]} << 8) | std::uint32_t{bytes[4]};
-    rest = bytes.subspan(5);
-    if (crc32_ieee(rest) != want) return make_error(DecodeError::BadCrc, "crc mismatch");
-    depth = 1;
-  }
-  if (auto err = decode_unit(rest, depth, limits, out)) return std::move(*err);
+  // A compound inside a compress may hold another compress: keep every
+  // layer until the walk is done.
+  std::vector<Bytes> inflated;
+  auto keep = [&](Bytes&& b) -> ByteView {
+    inflated.push_back(std::move(b));
+    return inflated.back();
+  };
+  auto on_message = [&](ByteView b) -> std::optional<Error> {
+    auto m = decode_message(b);
+    if (!m) return m.error();
+    out.messages.push_back(std::move(*m));
+    return std::nullopt;
+  };
+  if (auto err = walk_packet(bytes, limits, out, on_message, keep)) return std::move(*err);
   return out;
 }
 
-Result<DecodedStream> decode_stream(ByteView bytes, const DecodeLimits& limits) {
+Result<PacketParts> split_packet(ByteView bytes, const DecodeLimits& limits) {
+  PacketParts out;
+  // A Bytes keeps its heap buffer when the vector holding it grows, so the
+  // views into earlier layers stay valid.
+  auto keep = [&](Bytes&& b) -> ByteView {
+    out.inflated.push_back(std::move(b));
+    return out.inflated.back();
+  };
+  auto on_message = [&](ByteView b) -> std::optional<Error> {
+    if (b.empty()) return make_error(DecodeError::Truncated, "empty message");
+    out.messages.push_back(b);
+    return std::nullopt;
+  };
+  if (auto err = walk_packet(bytes, limits, out, on_message, keep)) return std::move(*err);
+  return out;
+}
+
+Result<AliveView> decode_alive_view(ByteView message) {
+  if (message.empty()) return make_error(DecodeError::Truncated, "empty message");
+  if (message[0] != type_byte(MsgType::Alive))
+    return make_error(DecodeError::UnknownType, "not an alive message");
+  MsgpackReader r(message.subspan(1));
+  AliveView m;
+  if (!read_body(r, m)) return r.to_error();
+  return m;
+}
+
+Result<DecodedStreamView> decode_stream_view(ByteView bytes, Bytes& inflated,
+                                             const DecodeLimits& limits) {
   if (bytes.empty()) return make_error(DecodeError::Incomplete, "need more bytes");
   if (bytes[0] != type_byte(MsgType::Compress)) return decode_stream_body(bytes, true, limits);
 
@@ -657,13 +771,36 @@ Result<DecodedStream> decode_stream(ByteView bytes, const DecodeLimits& limits) 
   if (c.algo != 0) return make_error(DecodeError::BadCompression, "unknown compression algorithm");
   auto inner = lzw_decompress(c.buf, limits.max_decompressed);
   if (!inner) return inner.error();
-  if (!inner->empty() && (*inner)[0] == type_byte(MsgType::Compress)) {
+  inflated = std::move(*inner);
+  if (!inflated.empty() && inflated[0] == type_byte(MsgType::Compress)) {
     return make_error(DecodeError::UnknownType, "compress inside compress on a stream");
   }
-  auto decoded = decode_stream_body(*inner, false, limits);
+  auto decoded = decode_stream_body(inflated, false, limits);
   if (!decoded) return decoded.error();
   decoded->consumed = 1 + r.offset();
   return decoded;
+}
+
+Result<DecodedStream> decode_stream(ByteView bytes, const DecodeLimits& limits) {
+  Bytes inflated;
+  auto decoded = decode_stream_view(bytes, inflated, limits);
+  if (!decoded) return decoded.error();
+  StreamMessage message = std::visit(
+      [](auto&& m) -> StreamMessage {
+        using T = std::decay_t<decltype(m)>;
+        if constexpr (std::is_same_v<T, PushPullView>) {
+          PushPull pp;
+          pp.join = m.join;
+          pp.nodes.reserve(m.nodes.size());
+          for (const auto& s : m.nodes) pp.nodes.push_back(to_owned(s));
+          pp.user_state.assign(m.user_state.begin(), m.user_state.end());
+          return pp;
+        } else {
+          return std::move(m);
+        }
+      },
+      std::move(decoded->message));
+  return DecodedStream{std::move(message), decoded->consumed};
 }
 
 }  // namespace mesh::swim

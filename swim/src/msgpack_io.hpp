@@ -22,8 +22,10 @@
 // deeply nested garbage cannot exhaust the stack.
 #pragma once
 
+#include <algorithm>
 #include <cstddef>
 #include <cstdint>
+#include <cstring>
 #include <limits>
 #include <msgpack.hpp>
 #include <string>
@@ -34,9 +36,16 @@
 namespace mesh::swim {
 
 // Appends msgpack values to a Bytes buffer, the way go-msgpack writes them.
+//
+// The packer hands the sink one token at a time (a tag, a length, a few
+// bytes), dozens per push/pull state; a vector::insert each cost more than
+// the bytes themselves. The sink instead grows `out` geometrically and
+// memcpy's into the spare room, and trims `out` to what was written when
+// the writer is destroyed: do not touch `out` while a writer on it lives.
 class MsgpackWriter {
  public:
-  explicit MsgpackWriter(Bytes& out) : sink_{out}, packer_(sink_) {}
+  explicit MsgpackWriter(Bytes& out) : sink_{out, out.size()}, packer_(sink_) {}
+  ~MsgpackWriter() { sink_.out.resize(sink_.used); }
   MsgpackWriter(const MsgpackWriter&) = delete;
   MsgpackWriter& operator=(const MsgpackWriter&) = delete;
 
@@ -71,9 +80,16 @@ class MsgpackWriter {
  private:
   struct Sink {
     Bytes& out;
-    void write(const char* p, std::size_t n) {
-      const auto* b = reinterpret_cast<const std::uint8_t*>(p);
-      out.insert(out.end(), b, b + n);
+    std::size_t used;  // bytes of `out` written; the rest is spare room
+    // Inlined into the packer's calls; the rare growth is kept out of line.
+    [[gnu::always_inline]] void write(const char* p, std::size_t n) {
+      if (out.size() - used < n) grow(n);
+      std::memcpy(out.data() + used, p, n);
+      used += n;
+    }
+    [[gnu::noinline]] void grow(std::size_t n) {
+      // Room the caller reserved is used first (no reallocation).
+      out.resize(std::max({out.capacity(), 2 * out.size(), used + n, std::size_t{64}}));
     }
   };
   Sink sink_;
@@ -140,6 +156,13 @@ class MsgpackReader {
     ByteView v;
     if (!read_bytes(v)) return false;
     out.assign(reinterpret_cast<const char*>(v.data()), v.size());
+    return true;
+  }
+  // A view into the input buffer.
+  bool read_string_view(std::string_view& out) {
+    ByteView v;
+    if (!read_bytes(v)) return false;
+    out = as_string_view(v);
     return true;
   }
   bool read_byte_vector(Bytes& out) {

@@ -15,6 +15,8 @@
 #include <cstddef>
 #include <cstdint>
 #include <span>
+#include <string_view>
+#include <variant>
 #include <vector>
 
 #include "mesh/swim/messages.hpp"
@@ -101,6 +103,73 @@ struct DecodedStream {
 // A stream's bytes received so far. Returns DecodeError::Incomplete while
 // more bytes are needed; any other error is final.
 Result<DecodedStream> decode_stream(ByteView bytes, const DecodeLimits& limits = {});
+
+// --- borrowed (view) forms for hot paths -----------------------------------
+// The node sees every alive message and every push/pull entry many times
+// over (the join of N nodes is N^2 alives; a push/pull carries all N
+// states), and most are old news it drops after one lookup. These forms
+// point into the buffer they were decoded from instead of copying, so old
+// news costs no allocation. A view is valid only while that buffer is.
+
+struct AliveView {
+  std::uint32_t incarnation = 0;
+  std::string_view node;
+  ByteView addr;
+  std::uint16_t port = 0;
+  ByteView meta;
+  ByteView vsn;
+};
+
+struct PushNodeStateView {
+  std::string_view name;
+  ByteView addr;
+  std::uint16_t port = 0;
+  ByteView meta;
+  std::uint32_t incarnation = 0;
+  MemberState state = MemberState::Alive;
+  ByteView vsn;
+};
+
+struct PushPullView {
+  bool join = false;
+  std::vector<PushNodeStateView> nodes;
+  ByteView user_state;
+};
+
+// The same bytes as encode(Alive).
+void encode(const AliveView& m, Bytes& out);
+
+// An alive message ([4][body]) as views into `message`; any other type is
+// UnknownType. Accepts exactly what decode_message accepts for an alive.
+Result<AliveView> decode_alive_view(ByteView message);
+
+// A packet with its wrappers peeled but its messages not decoded: the same
+// framing checks, limits and errors as decode_packet, with each message
+// left as its bytes ([type][body]) for decode_message or
+// decode_alive_view. Messages point into the packet or into `inflated`.
+struct PacketParts {
+  std::vector<ByteView> messages;
+  std::vector<Bytes> inflated;  // decompressed layers the views point into
+  std::size_t truncated_parts = 0;
+  std::vector<Error> part_errors;  // framing errors of compound parts only
+};
+Result<PacketParts> split_packet(ByteView bytes, const DecodeLimits& limits = {});
+
+// The same bytes as encode_stream(StreamMessage{PushPull{...}}, compress),
+// written straight from views (the node's members) without building a
+// PushPull first.
+Bytes encode_push_pull_stream(bool join, std::span<const PushNodeStateView> nodes,
+                              ByteView user_state, bool compress);
+
+// decode_stream, with a push/pull returned as views: into `bytes`, or into
+// `inflated` when the stream was compressed. Same results and errors.
+using StreamMessageView = std::variant<PushPullView, Ping, Ack, UserMsg, ErrResp>;
+struct DecodedStreamView {
+  StreamMessageView message;
+  std::size_t consumed = 0;
+};
+Result<DecodedStreamView> decode_stream_view(ByteView bytes, Bytes& inflated,
+                                             const DecodeLimits& limits = {});
 
 // --- helpers --------------------------------------------------------------
 std::uint32_t crc32_ieee(ByteView data);
