@@ -875,11 +875,31 @@ struct Node::Impl {
       ++probe.nacks;
   }
 
-  void handle_one(const Suspect& s, const Address&, Time now) { suspect_node(s, now); }
+  void handle_one(const Suspect& s, const Address& from, Time now) {
+    correct_stale(s.node, s.incarnation, from);
+    suspect_node(s, now);
+  }
 
   void handle_one(const Alive& a, const Address&, Time now) { alive_node(view_of(a), false, now); }
 
-  void handle_one(const Dead& d, const Address&, Time now) { dead_node(d, now); }
+  void handle_one(const Dead& d, const Address& from, Time now) {
+    correct_stale(d.node, d.incarnation, from);
+    dead_node(d, now);
+  }
+
+  // A suspect or dead message older than the alive we hold means that its
+  // sender missed the refutation: a node that relays gossip drops its queued
+  // suspicion as soon as it learns the newer alive (same name), so stale
+  // accusations come from nodes that never learned it. memberlist ignores
+  // them, and such a node can declare a refuted member dead once the
+  // refutation's retransmissions are spent (seen in the simulator at 10 %
+  // loss and 1000 nodes). We answer the sender with what we know.
+  void correct_stale(const std::string& node, std::uint32_t claimed, const Address& from) {
+    const NodeState* s = find(node);
+    if (s == nullptr || s->m.state != MemberState::Alive || claimed >= s->m.incarnation) return;
+    ++stats.corrections_sent;
+    send_msg(from, encode(alive_of(*s)), nullptr);
+  }
 
   void handle_one(const UserMsg& u, const Address&, Time) {
     user_data.push_back({UserData::Kind::Message, u.payload, false});

@@ -331,6 +331,30 @@ TEST_F(NodeTest, SuspectWithOlderIncarnationIsIgnored) {
   EXPECT_EQ(state_of("b"), MemberState::Alive);
 }
 
+TEST_F(NodeTest, StaleAccusationIsAnsweredWithTheNewerAlive) {
+  add_peers();
+  feed(alive_msg("b", 2, 3));
+  clear();
+  // C still believes B is suspect at incarnation 1: tell C what we know.
+  auto told = [&](std::uint8_t to) {
+    auto alive = sent_of<Alive>(addr(to));
+    return std::any_of(alive.begin(), alive.end(),
+                       [](const Alive& a) { return a.node == "b" && a.incarnation == 3; });
+  };
+  feed(Suspect{1, "b", "c"}, 3);
+  EXPECT_TRUE(told(3));
+  EXPECT_EQ(node_.stats().corrections_sent, 1u);
+  EXPECT_EQ(state_of("b"), MemberState::Alive);
+  clear();
+  feed(Dead{2, "b", "d"}, 4);
+  EXPECT_TRUE(told(4));
+  EXPECT_EQ(node_.stats().corrections_sent, 2u);
+  // An accusation at the current incarnation is news, not stale.
+  feed(Suspect{3, "b", "c"}, 3);
+  EXPECT_EQ(node_.stats().corrections_sent, 2u);
+  EXPECT_EQ(state_of("b"), MemberState::Suspect);
+}
+
 TEST_F(NodeTest, SuspectMemberRecoversOnHigherAlive) {
   add_peers();
   feed(Suspect{1, "b", "c"});

@@ -132,6 +132,7 @@ struct NodeStats {
   std::uint64_t push_pull_rejected = 0;    // incompatible versions
   std::uint64_t conflicts = 0;
   std::uint64_t reconnects = 0;            // push/pulls to failed members
+  std::uint64_t corrections_sent = 0;      // alive sent back to a stale accuser
   std::uint64_t broadcasts_queued = 0;
   std::uint64_t decode_errors_total() const {
     std::uint64_t t = 0;
