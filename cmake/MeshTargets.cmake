@@ -30,11 +30,13 @@ function(mesh_target_defaults target)
 endfunction()
 
 # mesh_forbid_includes(<dir> <regex>...): fail configuration when a source
-# file under <dir> includes a header matching one of the patterns. This is
+# file in <dir> includes a header matching one of the patterns. This is
 # how the SWIM core is kept away from Asio, ZeroMQ and spdlog: the system
 # include path holds them all, so only a check can keep them out.
+# Only the files directly in <dir> are checked: subdirectories may hold
+# other targets (swim/src/driver/ is mesh_swim, which uses Asio by design).
 function(mesh_forbid_includes dir)
-  file(GLOB_RECURSE files "${dir}/*.hpp" "${dir}/*.cpp" "${dir}/*.h")
+  file(GLOB files LIST_DIRECTORIES false "${dir}/*.hpp" "${dir}/*.cpp" "${dir}/*.h")
   foreach(f IN LISTS files)
     file(STRINGS "${f}" lines REGEX "^[ \t]*#[ \t]*include")
     foreach(line IN LISTS lines)

@@ -1,0 +1,38 @@
+#!/usr/bin/env bash
+# Installs every Debian package the project needs, then configures and
+# builds it. Idempotent: run it as often as you like.
+#
+#   tools/setup.sh [build-dir] [extra cmake args...]
+#
+# Environment: MESH_SKIP_APT=1 skips the package step (offline rebuilds).
+set -euo pipefail
+
+root=$(cd "$(dirname "$0")/.." && pwd)
+build=${1:-$root/build}
+shift || true
+
+packages=(
+  build-essential cmake ninja-build pkg-config
+  libmsgpack-cxx-dev libboost-dev libssl-dev
+  libspdlog-dev libyaml-cpp-dev nlohmann-json3-dev
+  libgtest-dev libgmock-dev
+  serf iproute2 nftables procps
+)
+
+if [ "${MESH_SKIP_APT:-0}" != 1 ]; then
+  missing=()
+  for p in "${packages[@]}"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+  done
+  if [ ${#missing[@]} -gt 0 ]; then
+    sudo=""
+    [ "$(id -u)" -eq 0 ] || sudo="sudo"
+    echo "setup: installing ${missing[*]}"
+    $sudo apt-get update -q
+    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -q --no-install-recommends "${missing[@]}"
+  fi
+fi
+
+jobs=${MESH_JOBS:-$(nproc)}
+cmake -S "$root" -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo "$@" >/dev/null
+cmake --build "$build" -j"$jobs"
