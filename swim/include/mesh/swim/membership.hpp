@@ -1,0 +1,159 @@
+// mesh_swim: the SWIM core (node.hpp) on real sockets.
+//
+// One UDP socket and one TCP listener on the same port (memberlist's
+// layout), driven by Boost.Asio on one strand: the core's packets go out
+// on UDP, its streams on short-lived TCP connections, and one timer is
+// armed at the core's next deadline. Optional AES-GCM encryption of
+// packets and streams with a keyring, as memberlist's security.go.
+//
+// Thread-safety: every public call may be made from any thread. Calls that
+// return state post to the strand and wait for the answer; called from the
+// strand itself (an event callback, on_first_join) they run inline instead.
+// leave() waits for the network and must not be called from the strand (it
+// throws std::logic_error there). Waiting calls need the io_context to be
+// running; once it has stopped they read the state directly.
+//
+// Lifetime: the io_context must outlive the Membership. shutdown() (and the
+// destructor) closes the sockets and returns once no handler of ours is
+// running; nothing is called back after it returns. Handlers still queued
+// in the io_context keep the internals alive until they run (and do
+// nothing) or the io_context is destroyed.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "mesh/swim/config.hpp"
+#include "mesh/swim/node.hpp"
+
+namespace boost::asio {
+class io_context;
+}
+
+namespace mesh::swim {
+
+// AES-GCM keys (16, 24 or 32 bytes). The first encrypts; all are tried to
+// decrypt (memberlist keyring.go).
+class Keyring {
+ public:
+  Keyring() = default;
+  // Throws std::invalid_argument on a key of the wrong size.
+  explicit Keyring(std::vector<Bytes> keys);
+  // From standard base64 (Serf's -encrypt format); nullopt if malformed or
+  // not 16, 24 or 32 bytes long.
+  static std::optional<Bytes> decode_base64_key(std::string_view text);
+
+  bool enabled() const { return !keys_.empty(); }
+  const std::vector<Bytes>& keys() const { return keys_; }
+
+  // [vsn][12-byte nonce][ciphertext+tag]; vsn 1 unpadded, vsn 0 PKCS7.
+  // The nonce comes from OpenSSL's RAND_bytes. Empty on failure (no key, a
+  // vsn above 1, no randomness). decrypt() accepts vsn 0 and 1, tries every
+  // key, and returns nullopt when none authenticates.
+  Bytes encrypt(ByteView plain, ByteView additional, std::uint8_t vsn = 1) const;
+  std::optional<Bytes> decrypt(ByteView message, ByteView additional) const;
+  // Bytes added to a packet by encryption (memberlist encryptOverhead).
+  static std::size_t overhead(std::uint8_t vsn = 1);
+
+ private:
+  std::vector<Bytes> keys_;
+};
+
+struct NetOptions {
+  std::string bind_host = "0.0.0.0";  // IPv4 or IPv6 literal
+  std::uint16_t bind_port = 7946;      // 0: pick a free port (tests)
+  // What peers are told; must be a concrete address (not 0.0.0.0 or ::).
+  // Empty: the bind host when it is concrete, else the constructor throws.
+  std::string advertise_host;
+  std::uint16_t advertise_port = 0;    // 0: the bound port
+  Keyring keyring;
+  std::size_t max_inbound_streams = 128;  // memberlist maxPushPullRequests
+  std::size_t max_outbound_streams = 128;
+};
+
+// Counters of the driver on top of the core's NodeStats.
+struct DriverStats {
+  std::uint64_t packets_dropped_decrypt = 0;
+  std::uint64_t packets_dropped_oversize = 0;
+  std::uint64_t streams_dropped_decrypt = 0;
+  std::uint64_t streams_refused_busy = 0;
+  std::uint64_t streams_failed = 0;
+  std::uint64_t send_errors = 0;
+  // Added with the driver:
+  std::uint64_t streams_dropped_oversize = 0;   // over DecodeLimits::max_stream
+  std::uint64_t streams_dropped_malformed = 0;  // closed or framed before a whole message
+  std::uint64_t streams_timed_out = 0;          // inbound tcp_timeout or outbound deadline
+  std::uint64_t join_attempts = 0;              // rounds of join() over all seeds
+};
+
+struct MemberInfo {
+  Member member;
+  std::map<std::string, std::string> tags;  // decoded from Serf's tag meta, when it is
+};
+
+class Membership {
+ public:
+  using EventHandler = std::function<void(const MemberEvent&)>;
+
+  // Binds the sockets (throws std::runtime_error with a one-line reason if
+  // it cannot: address in use, bad bind host, unusable advertise address).
+  // `config.advertise` is filled in from `net`.
+  Membership(boost::asio::io_context& io, Config config, NetOptions net, std::uint64_t seed);
+  ~Membership();
+  Membership(const Membership&) = delete;
+  Membership& operator=(const Membership&) = delete;
+
+  // Become alive with Serf-encoded tags as meta (0xFF + msgpack map), start
+  // receiving, and queue Serf's join intent. Throws std::invalid_argument
+  // when the encoded tags exceed 512 bytes. A second call does nothing.
+  void start(const std::map<std::string, std::string>& tags);
+  // Join through seeds ("host:port", "[v6]:port", "host" for our own port,
+  // an optional "name/" prefix as memberlist allows; names are resolved
+  // with the system resolver); retries with exponential backoff (1 s
+  // doubling to 30 s) until one seed answers, then stops retrying.
+  // `on_first_join` runs once (on the strand). Before start() the join
+  // waits for start(); a new call replaces a join still retrying.
+  void join(std::vector<std::string> seeds, std::function<void()> on_first_join = {});
+  // Serf's graceful leave: the leave intent (a Serf user message), a few
+  // gossip rounds for it to spread (at most 1 s), then memberlist's
+  // dead-from-self; waits until that broadcast went out or `timeout`, then
+  // shuts down. True if the broadcast went out (or there was nobody to
+  // tell). Must not be called from the strand.
+  bool leave(std::chrono::milliseconds timeout);
+  // Stop everything and close the sockets (no leave: peers will find this
+  // node dead). Idempotent.
+  void shutdown();
+
+  // New tags: a higher incarnation and an alive broadcast. False when the
+  // encoded tags exceed 512 bytes or the node is not running.
+  bool set_tags(const std::map<std::string, std::string>& tags);
+  void on_event(EventHandler handler);  // called on the strand; exceptions are logged and dropped
+
+  // Snapshots (post to the strand and wait).
+  std::vector<MemberInfo> members() const;
+  MemberInfo self() const;
+  NodeStats node_stats() const;
+  DriverStats driver_stats() const;
+  int health_score() const;
+
+  const Address& advertise() const;
+  std::uint16_t bound_port() const;  // the real port when bind_port was 0
+  const std::string& name() const;
+
+ private:
+  struct Impl;
+  std::shared_ptr<Impl> impl_;
+};
+
+// Serf's tag encoding in node meta: 0xFF then a msgpack map of strings.
+Bytes encode_serf_tags(const std::map<std::string, std::string>& tags);
+// nullopt when the meta is not Serf-encoded (then Serf reads it as a role).
+std::optional<std::map<std::string, std::string>> decode_serf_tags(ByteView meta);
+
+}  // namespace mesh::swim

@@ -1,0 +1,207 @@
+// Membership::Impl: the SWIM core (Node) on real sockets.
+//
+// Everything below runs on one strand of the caller's io_context: socket
+// completions, the timer, and every call into the Node. Public calls from
+// other threads post to the strand (membership.cpp). Handlers capture a
+// shared_ptr to the Impl, so it outlives whatever is still queued when the
+// Membership object goes away; after close_all() every handler sees
+// `stopped_` and returns without touching the Node.
+//
+// After every input to the Node, pump() drains what it produced: packets
+// (sent at once on the non-blocking UDP socket; a full send buffer drops
+// the datagram, as UDP may), streams (one short TCP connection each, see
+// streams.cpp), user data (Serf's intents, for their Lamport times), join
+// results and events; then the one timer is re-armed at next_deadline().
+#pragma once
+
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/ip/udp.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/strand.hpp>
+
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <future>
+#include <memory>
+#include <optional>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "mesh/swim/membership.hpp"
+#include "serf.hpp"
+
+namespace mesh::swim {
+
+namespace asio = boost::asio;
+using Strand = asio::strand<asio::io_context::executor_type>;
+using SteadyTime = std::chrono::steady_clock::time_point;
+
+// One TCP exchange: an accepted connection, or one of the core's
+// OutStreams. The buffer grows as bytes arrive; `used` is its filled part.
+struct StreamConn {
+  StreamConn(asio::ip::tcp::socket s, const Strand& strand)
+      : sock(std::move(s)), timer(strand) {}
+
+  std::uint64_t key = 0;  // in Impl::conns_
+  bool inbound = true;
+  asio::ip::tcp::socket sock;
+  asio::steady_timer timer;
+  Address peer;
+  Bytes buf;
+  std::size_t used = 0;
+  std::size_t scanned = 0;  // `used` at the last completeness check
+  Bytes out;
+  std::uint64_t stream_id = 0;  // outbound
+  bool expects_reply = true;    // outbound
+  bool done = false;
+};
+
+struct Membership::Impl : std::enable_shared_from_this<Membership::Impl> {
+  Impl(asio::io_context& io, Config config, NetOptions net, std::uint64_t seed);
+
+  // Run `f` on the strand and wait for its result: inline when already on
+  // the strand, or when the io_context is stopped (nothing else can run).
+  template <class F>
+  auto sync(F f) -> decltype(f());
+
+  // --- lifecycle (strand) ---------------------------------------------------
+  void start(Bytes meta);
+  void join(std::vector<std::string> seeds, std::function<void()> on_first_join);
+  void begin_leave(std::chrono::milliseconds timeout, std::shared_ptr<std::promise<bool>> done);
+  bool set_meta(Bytes meta);
+  void close_all();
+
+  // --- time -----------------------------------------------------------------
+  Time now() const;
+  SteadyTime to_steady(Time t) const;
+
+  // --- the pump and the timer -----------------------------------------------
+  void pump();
+  void arm_timer();
+  void on_timer(std::uint64_t gen);
+  void deliver(const MemberEvent& e);
+
+  // --- packets ----------------------------------------------------------------
+  void receive();
+  void on_receive(const boost::system::error_code& ec, std::size_t n);
+  void send_packet(const OutPacket& p);
+  bool reachable(const Address& a) const;
+  asio::ip::address socket_ip(const Address& a) const;
+
+  // --- streams (streams.cpp) -------------------------------------------------
+  void accept();
+  void on_accept(const boost::system::error_code& ec, asio::ip::tcp::socket sock);
+  void open_stream(OutStream s);
+  void write_then(const std::shared_ptr<StreamConn>& c, bool read_after);
+  void read_more(const std::shared_ptr<StreamConn>& c);
+  void on_read(const std::shared_ptr<StreamConn>& c, const boost::system::error_code& ec,
+               std::size_t n);
+  void outbound_bytes(const std::shared_ptr<StreamConn>& c, bool eof);
+  void inbound_bytes(const std::shared_ptr<StreamConn>& c, bool eof);
+  void answer_inbound(const std::shared_ptr<StreamConn>& c, ByteView request);
+  void fail_outbound(const std::shared_ptr<StreamConn>& c);
+  void close_conn(const std::shared_ptr<StreamConn>& c);
+  std::shared_ptr<StreamConn> track(asio::ip::tcp::socket sock, bool inbound, SteadyTime deadline);
+  std::size_t stream_limit() const;
+  bool ready_to_scan(const std::shared_ptr<StreamConn>& c);
+
+  // --- Serf (Lamport times of intents) ----------------------------------------
+  void on_user_data(const UserData& u);
+  void broadcast_join_intent();
+
+  // --- join -------------------------------------------------------------------
+  void join_attempt();
+  void join_resolved(std::uint64_t gen, std::vector<Address> addrs);
+  void on_join_result(const JoinResult& r);
+  void join_attempt_failed(const std::string& why);
+  void join_succeeded();
+
+  // --- leave ------------------------------------------------------------------
+  void leave_broadcast_dead();
+  void finish_leave(bool ok);
+  bool any_alive_peer() const;
+  Duration intent_wait() const;
+
+  // Set at construction, read-only afterwards: safe from any thread.
+  asio::io_context& io_;
+  Strand strand_;
+  NetOptions net_;
+  std::string name_;
+  Address advertise_;
+  std::uint16_t bound_port_ = 0;
+  std::uint8_t enc_vsn_ = 1;
+  bool dual_stack_ = false;
+  bool udp_v6_ = false;
+  SteadyTime epoch_;
+  DecodeLimits limits_;
+
+  // Strand only from here on.
+  std::optional<Node> node_;
+  asio::ip::udp::socket udp_;
+  asio::ip::tcp::acceptor acceptor_;
+  asio::steady_timer timer_;
+  asio::steady_timer join_timer_;
+  asio::steady_timer leave_timer_;
+  asio::steady_timer accept_timer_;
+  Time armed_ = Time::max();
+  std::uint64_t timer_gen_ = 0;
+  Bytes rx_;
+  asio::ip::udp::endpoint rx_from_;
+  bool stopped_ = false;
+  EventHandler handler_;
+  DriverStats dstats_;
+
+  std::unordered_map<std::uint64_t, std::weak_ptr<StreamConn>> conns_;
+  std::uint64_t next_conn_key_ = 0;
+  std::size_t inbound_active_ = 0;
+  std::size_t outbound_active_ = 0;
+
+  serf::LamportClock lamport_;
+  std::uint64_t self_status_ltime_ = 0;
+
+  std::uint64_t join_gen_ = 0;
+  std::vector<std::string> join_seeds_;
+  std::function<void()> join_cb_;
+  std::vector<Address> join_pending_;
+  bool join_active_ = false;
+  bool join_waiting_for_start_ = false;
+  Duration join_backoff_{};
+
+  enum class LeavePhase : std::uint8_t { None, Intent, Leaving, Done };
+  LeavePhase leave_phase_ = LeavePhase::None;
+  Time leave_deadline_{};
+  std::vector<std::shared_ptr<std::promise<bool>>> leave_promises_;
+};
+
+template <class F>
+auto Membership::Impl::sync(F f) -> decltype(f()) {
+  using R = decltype(f());
+  if (strand_.running_in_this_thread() || io_.stopped()) return f();
+  auto p = std::make_shared<std::promise<R>>();
+  auto fut = p->get_future();
+  asio::post(strand_, [p, f]() mutable {
+    try {
+      if constexpr (std::is_void_v<R>) {
+        f();
+        p->set_value();
+      } else {
+        p->set_value(f());
+      }
+    } catch (...) {
+      try {
+        p->set_exception(std::current_exception());
+      } catch (...) {  // already satisfied by the fallback below
+      }
+    }
+  });
+  while (fut.wait_for(std::chrono::milliseconds(20)) != std::future_status::ready) {
+    // The io_context stopped under us: nothing will run the posted call.
+    if (io_.stopped()) return f();
+  }
+  return fut.get();
+}
+
+}  // namespace mesh::swim

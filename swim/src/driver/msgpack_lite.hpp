@@ -1,0 +1,56 @@
+// Just enough msgpack for Serf's messages (tags, join/leave intents, the
+// clocks of a push/pull state), written the way go-msgpack 0.5.5 writes
+// them: old raw strings (0xa0-0xbf, 0xda, 0xdb), smallest integers.
+//
+// The driver keeps its own reader instead of using the core's private
+// msgpack_io.hpp so that the two targets can change independently. The
+// reader is bounds-checked, never throws and never allocates more than the
+// input could hold.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+
+#include "mesh/swim/types.hpp"
+
+namespace mesh::swim::mp {
+
+class Writer {
+ public:
+  explicit Writer(Bytes& out) : out_(out) {}
+  void map_header(std::size_t n);
+  void raw(std::string_view s);  // go-msgpack's string encoding
+  void uint(std::uint64_t v);
+  void boolean(bool v) { out_.push_back(v ? 0xc3 : 0xc2); }
+
+ private:
+  void be(std::uint64_t v, int bytes);
+  Bytes& out_;
+};
+
+class Reader {
+ public:
+  explicit Reader(ByteView in) : in_(in) {}
+
+  // Each returns nullopt (and leaves the reader in an unspecified
+  // position) when the next value is not of the asked kind.
+  std::optional<std::size_t> map_header();    // nil reads as an empty map
+  std::optional<std::size_t> array_header();  // nil reads as an empty array
+  std::optional<std::string_view> str();      // raw/str/bin families
+  std::optional<std::uint64_t> uint();        // any non-negative integer
+  std::optional<bool> boolean();
+  bool skip(int depth = 0);                   // any one value
+  std::size_t remaining() const { return in_.size() - pos_; }
+
+ private:
+  std::optional<std::uint8_t> byte();
+  std::optional<std::uint64_t> be(int bytes);
+  bool advance(std::uint64_t n);
+  ByteView in_;
+  std::size_t pos_ = 0;
+};
+
+}  // namespace mesh::swim::mp

@@ -1,0 +1,139 @@
+#include "serf.hpp"
+
+#include "mesh/swim/membership.hpp"
+#include "msgpack_lite.hpp"
+
+namespace mesh::swim {
+
+Bytes encode_serf_tags(const std::map<std::string, std::string>& tags) {
+  Bytes out;
+  out.push_back(serf::kTagMagicByte);
+  mp::Writer w(out);
+  w.map_header(tags.size());
+  for (const auto& [k, v] : tags) {
+    w.raw(k);
+    w.raw(v);
+  }
+  return out;
+}
+
+std::optional<std::map<std::string, std::string>> decode_serf_tags(ByteView meta) {
+  if (meta.empty() || meta[0] != serf::kTagMagicByte) return std::nullopt;
+  mp::Reader r(meta.subspan(1));
+  auto n = r.map_header();
+  if (!n) return std::nullopt;
+  std::map<std::string, std::string> tags;
+  for (std::size_t i = 0; i < *n; ++i) {
+    auto k = r.str();
+    if (!k) return std::nullopt;
+    auto v = r.str();
+    if (!v) return std::nullopt;
+    tags.insert_or_assign(std::string(*k), std::string(*v));
+  }
+  return tags;
+}
+
+namespace serf {
+
+Bytes encode_join_intent(std::uint64_t ltime, std::string_view node) {
+  Bytes out{static_cast<std::uint8_t>(MessageType::Join)};
+  mp::Writer w(out);
+  w.map_header(2);
+  w.raw("LTime");
+  w.uint(ltime);
+  w.raw("Node");
+  w.raw(node);
+  return out;
+}
+
+Bytes encode_leave_intent(std::uint64_t ltime, std::string_view node, bool prune) {
+  Bytes out{static_cast<std::uint8_t>(MessageType::Leave)};
+  mp::Writer w(out);
+  w.map_header(3);
+  w.raw("LTime");
+  w.uint(ltime);
+  w.raw("Node");
+  w.raw(node);
+  w.raw("Prune");
+  w.boolean(prune);
+  return out;
+}
+
+std::optional<Intent> decode_intent(ByteView message) {
+  if (message.empty()) return std::nullopt;
+  Intent in;
+  if (message[0] == static_cast<std::uint8_t>(MessageType::Leave)) in.type = MessageType::Leave;
+  else if (message[0] == static_cast<std::uint8_t>(MessageType::Join)) in.type = MessageType::Join;
+  else return std::nullopt;
+  mp::Reader r(message.subspan(1));
+  auto n = r.map_header();
+  if (!n) return std::nullopt;
+  bool have_ltime = false, have_node = false;
+  for (std::size_t i = 0; i < *n; ++i) {
+    auto key = r.str();
+    if (!key) return std::nullopt;
+    if (*key == "LTime") {
+      auto v = r.uint();
+      if (!v) return std::nullopt;
+      in.ltime = *v;
+      have_ltime = true;
+    } else if (*key == "Node") {
+      auto v = r.str();
+      if (!v) return std::nullopt;
+      in.node.assign(*v);
+      have_node = true;
+    } else if (*key == "Prune") {
+      auto v = r.boolean();
+      if (!v) return std::nullopt;
+      in.prune = *v;
+    } else if (!r.skip()) {
+      return std::nullopt;
+    }
+  }
+  if (!have_ltime || !have_node) return std::nullopt;
+  return in;
+}
+
+std::optional<PushPullClocks> decode_push_pull_clocks(ByteView state) {
+  if (state.empty() || state[0] != static_cast<std::uint8_t>(MessageType::PushPull))
+    return std::nullopt;
+  mp::Reader r(state.subspan(1));
+  auto n = r.map_header();
+  if (!n) return std::nullopt;
+  PushPullClocks out;
+  for (std::size_t i = 0; i < *n; ++i) {
+    auto key = r.str();
+    if (!key) return std::nullopt;
+    if (*key == "LTime") {
+      auto v = r.uint();
+      if (!v) return std::nullopt;
+      out.ltime = *v;
+    } else if (*key == "StatusLTimes") {
+      auto m = r.map_header();
+      if (!m) return std::nullopt;
+      out.status_ltimes.reserve(*m);
+      for (std::size_t j = 0; j < *m; ++j) {
+        auto name = r.str();
+        if (!name) return std::nullopt;
+        auto v = r.uint();
+        if (!v) return std::nullopt;
+        out.status_ltimes.emplace_back(std::string(*name), *v);
+      }
+    } else if (*key == "LeftMembers") {
+      auto a = r.array_header();
+      if (!a) return std::nullopt;
+      out.left_members.reserve(*a);
+      for (std::size_t j = 0; j < *a; ++j) {
+        auto name = r.str();
+        if (!name) return std::nullopt;
+        out.left_members.emplace_back(*name);
+      }
+    } else if (!r.skip()) {
+      return std::nullopt;
+    }
+  }
+  return out;
+}
+
+}  // namespace serf
+}  // namespace mesh::swim
