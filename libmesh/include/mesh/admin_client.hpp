@@ -1,0 +1,35 @@
+// A small blocking HTTP/1.1 GET client for the admin endpoint (meshctl and
+// the multi-process tests). Every step is bounded by one deadline, so a
+// stopped (SIGSTOP) or wedged node cannot hang the caller.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+
+namespace mesh {
+
+struct HostPort {
+  std::string host;  // without brackets
+  std::uint16_t port = 0;
+};
+
+// "host:port" or "[v6addr]:port"; nullopt if malformed (port 1-65535).
+std::optional<HostPort> parse_host_port(std::string_view text);
+
+struct HttpResult {
+  bool ok = false;       // a response arrived (of any status)
+  unsigned status = 0;
+  std::string body;
+  std::string error;     // when !ok: one line, e.g. "connect: Connection refused"
+};
+
+// GET http://host:port<target>. Never throws on network errors; the whole
+// exchange (resolve, connect, write, read) must finish within `timeout`.
+// Responses larger than 16 MiB are refused.
+HttpResult http_get(const std::string& host, std::uint16_t port, const std::string& target,
+                    std::chrono::milliseconds timeout = std::chrono::seconds(5));
+
+}  // namespace mesh

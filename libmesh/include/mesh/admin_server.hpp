@@ -1,0 +1,93 @@
+// The admin HTTP endpoint of a node: a small HTTP/1.1 server (Boost.Beast)
+// on the node's io_context, serving GET routes registered by path.
+//
+// It is an operator's and a test's window into the node (/v1/members,
+// /v1/self, /healthz; later /v1/agents, /metrics), not a public API: it
+// binds to loopback unless configured otherwise, has no authentication,
+// answers GET only (405 otherwise, 404 for unknown paths), and bounds what
+// a client may cost it: request header size, no request bodies, an idle and
+// a read timeout, and a limit on connections open at once. Everything a
+// client sends is untrusted; a bad request is answered (400/405/413) or
+// the connection closed, never thrown.
+//
+// Threading: the server runs on the io_context it is given (one thread in
+// mesh-node). Handlers run there too, so a handler must not block on work
+// that needs that same thread: use route_async and answer later.
+#pragma once
+
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <string_view>
+
+namespace boost::asio {
+class io_context;
+}
+
+namespace mesh {
+
+struct HttpRequest {
+  std::string method;  // "GET"
+  std::string target;  // as sent: "/v1/members?x=1"
+  std::string path;    // without the query: "/v1/members"
+  std::string query;   // after '?', undecoded; empty if none
+};
+
+struct HttpResponse {
+  unsigned status = 200;
+  std::string content_type = "application/json";
+  std::string body;
+
+  // {"error": message} with `status`.
+  static HttpResponse error(unsigned status, std::string_view message);
+  // A JSON body that is already serialised.
+  static HttpResponse json(std::string body, unsigned status = 200);
+};
+
+struct AdminServerOptions {
+  std::size_t max_header_bytes = 8 * 1024;
+  std::size_t max_connections = 64;
+  // A request must arrive whole within this long, and an idle keep-alive
+  // connection is closed after it.
+  std::chrono::milliseconds request_timeout{10'000};
+};
+
+class AdminServer {
+ public:
+  using Handler = std::function<HttpResponse(const HttpRequest&)>;
+  using Respond = std::function<void(HttpResponse)>;
+  // `respond` may be called from any thread, exactly once.
+  using AsyncHandler = std::function<void(const HttpRequest&, Respond respond)>;
+
+  // Binds and listens on host:port (an IP literal; port 0 picks a free one).
+  // Throws std::runtime_error with a one-line reason if it cannot.
+  AdminServer(boost::asio::io_context& io, const std::string& host, std::uint16_t port,
+              AdminServerOptions options = {});
+  ~AdminServer();
+  AdminServer(const AdminServer&) = delete;
+  AdminServer& operator=(const AdminServer&) = delete;
+
+  // Registers a handler for GET `path` (exact match, no query). Registering
+  // a path twice replaces the handler. Call before start(), or on the
+  // io_context's thread. A handler that throws yields a 500.
+  void route(std::string path, Handler handler);
+  void route_async(std::string path, AsyncHandler handler);
+
+  // Starts accepting. Call once.
+  void start();
+  // Closes the listener and every open connection. Idempotent; call on the
+  // io_context's thread or after it stopped running.
+  void stop();
+
+  std::uint16_t port() const;  // the bound port
+  std::string endpoint() const;  // "127.0.0.1:9946"
+
+ private:
+  struct Impl;
+  std::shared_ptr<Impl> impl_;
+};
+
+}  // namespace mesh

@@ -1,0 +1,107 @@
+// Configuration of a mesh node (the mesh-node daemon, and later the Mesh of
+// libmesh): defaults < YAML file < environment < command-line flags.
+//
+// Every setting has a snake_case key (the struct member and the YAML key),
+// an environment variable and, for most, a flag; docs/mesh-node.md has the
+// table and conf/mesh-node.yaml an example with every key. Derived defaults
+// (node_name, admin_port, zmq_port) are computed once all sources are
+// applied, so `JC_SWIM_PORT=8000` alone moves the admin port to 10000.
+//
+// Loading happens once, at start-up, so bad configuration is an exception
+// (ConfigError) that main catches and prints; its message is one line that
+// names the setting, where the value came from, and the value (secrets are
+// never echoed), e.g.
+//   JC_SWIM_PORT: "70000" is not a port (1-65535)
+//   config file /etc/mesh.yaml: profile: unknown profile "moon" (lan, wan, local)
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <stdexcept>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "mesh/swim/config.hpp"
+
+namespace mesh {
+
+// Bad configuration; what() is one line, ready to print after "mesh-node: ".
+class ConfigError : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+
+enum class LogLevel { Trace, Debug, Info, Warn, Error, Off };
+std::optional<LogLevel> parse_log_level(std::string_view name);
+std::string_view to_string(LogLevel level);
+
+// The process environment, or a hand-made one in tests.
+using Environment = std::map<std::string, std::string>;
+
+struct NodeConfig {
+  // Unique name in the cluster. Default: "<hostname>-<swim_port>".
+  std::string node_name;
+  // Where the SWIM UDP socket and TCP listener bind (an IP literal).
+  std::string swim_host = "0.0.0.0";
+  std::uint16_t swim_port = 7946;
+  // Seeds to join through, normalised to "host:port" or "[v6addr]:port".
+  // Empty: start alone and wait to be joined.
+  std::vector<std::string> seeds;
+  // What peers are told (NAT, containers). Empty: the bind host when it is
+  // concrete, else the node's first private IPv4 address (see
+  // default_advertise_host). 0: the bound SWIM port.
+  std::string advertise_host;
+  std::uint16_t advertise_port = 0;
+  // memberlist's timing profile.
+  swim::Profile profile = swim::Profile::Lan;
+  LogLevel log_level = LogLevel::Info;
+  // The admin HTTP endpoint (/v1/members, /v1/self, /healthz).
+  // Loopback by default: it is unauthenticated.
+  std::string admin_host = "127.0.0.1";
+  std::uint16_t admin_port = 9946;  // default: swim_port + 2000
+  // Serf-style tags carried in node meta (at most 512 bytes encoded).
+  std::map<std::string, std::string> tags;
+  // AES-GCM key (16, 24 or 32 bytes) as Serf's `-encrypt`; empty: cleartext.
+  std::vector<std::uint8_t> gossip_key;
+  // For the transport layer (a later issue): the ZeroMQ port, and whether
+  // agents talk over the network at all (false: in memory, one process).
+  // mesh-node runs membership either way.
+  std::uint16_t zmq_port = 8946;  // default: swim_port + 1000
+  bool p2p_enabled = false;
+
+  // The --config file that was read, if any.
+  std::string config_file;
+  // For each key that did not keep its built-in default, where its value
+  // came from: "config file <path>", "JC_SWIM_PORT", "--swim-port", or
+  // "derived from swim_port". Used by --check-config and error messages.
+  std::map<std::string, std::string> sources;
+};
+
+// Loads the configuration. `args` are the command-line arguments after the
+// program name, holding only configuration flags (`--key value` or
+// `--key=value`); `env` is the environment. Throws ConfigError.
+NodeConfig load_node_config(const std::vector<std::string>& args, const Environment& env);
+
+// The environment of this process (environ), for load_node_config.
+Environment current_environment();
+
+// gethostname(), or "localhost" if that fails.
+std::string local_hostname();
+
+// The effective configuration as pretty-printed JSON (--check-config). The
+// gossip key is never printed, only whether one is set and its size.
+std::string to_json_string(const NodeConfig& config);
+
+// The flag/environment reference printed by --help.
+std::string config_usage();
+
+// The address to advertise when advertise_host is empty: the bind host if
+// it is concrete, else the first private (RFC 1918 / RFC 6598) IPv4
+// address of an interface that is up, as memberlist's GetPrivateIP, else
+// the first non-loopback IPv4 address. nullopt when there is none (then
+// advertise_host must be set).
+std::optional<std::string> default_advertise_host(const NodeConfig& config);
+
+}  // namespace mesh

@@ -1,0 +1,102 @@
+#include "mesh/admin_client.hpp"
+
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/beast/core.hpp>
+#include <boost/beast/http.hpp>
+#include <charconv>
+
+namespace mesh {
+namespace {
+
+namespace asio = boost::asio;
+namespace beast = boost::beast;
+namespace http = beast::http;
+using tcp = asio::ip::tcp;
+
+constexpr std::uint64_t kMaxBody = 16u << 20;
+
+std::string describe(std::string_view step, const beast::error_code& ec) {
+  if (ec == beast::error::timeout) return std::string(step) + ": timed out";
+  return std::string(step) + ": " + ec.message();
+}
+
+}  // namespace
+
+std::optional<HostPort> parse_host_port(std::string_view text) {
+  HostPort hp;
+  std::string_view port_text;
+  if (!text.empty() && text.front() == '[') {
+    const auto close = text.find("]:");
+    if (close == std::string_view::npos) return std::nullopt;
+    hp.host = std::string(text.substr(1, close - 1));
+    port_text = text.substr(close + 2);
+  } else {
+    const auto colon = text.rfind(':');
+    if (colon == std::string_view::npos || text.find(':') != colon) return std::nullopt;
+    hp.host = std::string(text.substr(0, colon));
+    port_text = text.substr(colon + 1);
+  }
+  if (hp.host.empty() || port_text.empty() || port_text.size() > 5) return std::nullopt;
+  unsigned port = 0;
+  const auto* end = port_text.data() + port_text.size();
+  auto [ptr, ec] = std::from_chars(port_text.data(), end, port);
+  if (ec != std::errc{} || ptr != end || port < 1 || port > 65535) return std::nullopt;
+  hp.port = static_cast<std::uint16_t>(port);
+  return hp;
+}
+
+HttpResult http_get(const std::string& host, std::uint16_t port, const std::string& target,
+                    std::chrono::milliseconds timeout) {
+  // Beast's timeouts apply to asynchronous operations only, so the
+  // "blocking" call runs the asynchronous chain on a private io_context.
+  asio::io_context io;
+  tcp::resolver resolver(io);
+  beast::tcp_stream stream(io);
+  beast::flat_buffer buffer;
+  http::request<http::empty_body> req{http::verb::get, target, 11};
+  req.set(http::field::host, host + ":" + std::to_string(port));
+  req.set(http::field::user_agent, "meshctl");
+  req.keep_alive(false);
+  http::response_parser<http::string_body> parser;
+  parser.body_limit(kMaxBody);
+  HttpResult result;
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+
+  // The step in progress, to say which one ran out of time.
+  std::string step = "resolve " + host;
+  auto fail = [&](std::string_view what, const beast::error_code& ec) {
+    result.error = describe(what, ec);
+  };
+  resolver.async_resolve(host, std::to_string(port), [&](beast::error_code ec,
+                                                         tcp::resolver::results_type eps) {
+    if (ec) return fail("resolve " + host, ec);
+    stream.expires_at(deadline);
+    step = "connect";
+    stream.async_connect(eps, [&](beast::error_code ec2, const tcp::endpoint&) {
+      if (ec2) return fail("connect", ec2);
+      step = "write";
+      http::async_write(stream, req, [&](beast::error_code ec3, std::size_t) {
+        if (ec3) return fail("write", ec3);
+        step = "read";
+        http::async_read(stream, buffer, parser, [&](beast::error_code ec4, std::size_t) {
+          if (ec4) return fail("read", ec4);
+          result.ok = true;
+          result.status = parser.get().result_int();
+          result.body = std::move(parser.get().body());
+          beast::error_code ignored;
+          stream.socket().shutdown(tcp::socket::shutdown_both, ignored);
+        });
+      });
+    });
+  });
+  // The resolver has no expiry of its own; bound it by the same deadline.
+  io.run_until(deadline);
+  if (!io.stopped()) {
+    io.stop();
+    if (!result.ok && result.error.empty()) result.error = step + ": timed out";
+  }
+  return result;
+}
+
+}  // namespace mesh

@@ -1,0 +1,248 @@
+// mesh-node and meshctl as programs: exit codes, the one-line errors on
+// stderr, --check-config end to end (file < environment < flags), and one
+// node's admin endpoint as meshctl shows it.
+#include <gtest/gtest.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <nlohmann/json.hpp>
+#include <string>
+#include <thread>
+
+#include "mesh/admin_client.hpp"
+#include "process.hpp"
+
+namespace mesh::test {
+namespace {
+
+using namespace std::chrono_literals;
+using Env = std::map<std::string, std::string>;
+
+RunResult node(std::vector<std::string> args, const Env& env = {}) {
+  args.insert(args.begin(), MESH_NODE_BIN);
+  return run_to_exit(std::move(args), env);
+}
+
+RunResult meshctl(std::vector<std::string> args, const Env& env = {}) {
+  args.insert(args.begin(), MESHCTL_BIN);
+  return run_to_exit(std::move(args), env);
+}
+
+std::size_t line_count(const std::string& s) {
+  return static_cast<std::size_t>(std::count(s.begin(), s.end(), '\n'));
+}
+
+// --- bad configuration: exit 2, one line on stderr, nothing else ----------
+
+struct BadConfig {
+  std::vector<std::string> args;
+  Env env;
+  std::string message;
+};
+
+TEST(NodeCliTest, BadConfigurationExitsTwoWithOneLine) {
+  TempDir dir;
+  const std::string bad_yaml = dir.write("bad.yaml", "profile: moon\n");
+  const std::vector<BadConfig> cases = {
+      {{}, {{"JC_SWIM_PORT", "70000"}}, "JC_SWIM_PORT: \"70000\" is not a port (1-65535)"},
+      {{"--profile", "moon"}, {}, "--profile: unknown profile \"moon\" (lan, wan, local)"},
+      {{"--config", "/nonexistent/x.yaml"},
+       {},
+       "config file /nonexistent/x.yaml: cannot read (No such file or directory)"},
+      {{"--config", bad_yaml},
+       {},
+       "config file " + bad_yaml + ": profile: unknown profile \"moon\" (lan, wan, local)"},
+      {{}, {{"JC_ADVERTISE_HOST", "0.0.0.0"}}, "JC_ADVERTISE_HOST: 0.0.0.0 cannot be advertised"},
+      {{},
+       {{"JC_GOSSIP_KEY", "AAAAAAAAAAAAAAAAAAAAAAAAAAA="}},
+       "JC_GOSSIP_KEY: key is 20 bytes, must be 16, 24 or 32"},
+      {{"--swim-prot", "1"}, {}, "--swim-prot: unknown option"},
+      {{}, {{"P2P_ENABLED", "maybe"}},
+       "P2P_ENABLED: \"maybe\" is not a boolean (true, false, 1, 0, yes, no)"},
+  };
+  for (const auto& c : cases) {
+    for (bool check : {false, true}) {
+      auto args = c.args;
+      if (check) args.push_back("--check-config");
+      const RunResult r = node(args, c.env);
+      EXPECT_EQ(r.exit_code, 2) << c.message;
+      EXPECT_EQ(r.err, "mesh-node: " + c.message + "\n");
+      EXPECT_EQ(r.out, "") << c.message;
+    }
+  }
+}
+
+// --- --check-config --------------------------------------------------------
+
+TEST(NodeCliTest, CheckConfigShowsPrecedenceFileEnvironmentFlags) {
+  TempDir dir;
+  const std::string file = dir.write("node.yaml",
+                                     "node_name: from-file\n"
+                                     "swim_port: 7001\n"
+                                     "profile: wan\n"
+                                     "log_level: debug\n"
+                                     "tags: {source: file}\n");
+  const RunResult r = node({"--config", file, "--log-level", "trace", "--check-config"},
+                           {{"JC_PROFILE", "local"}, {"JC_LOG_LEVEL", "error"},
+                            {"JC_TAGS", "source=env"}});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  const auto j = nlohmann::json::parse(r.out);
+  EXPECT_EQ(j.at("node_name"), "from-file");   // file only
+  EXPECT_EQ(j.at("swim_port"), 7001);          // file only
+  EXPECT_EQ(j.at("admin_port"), 9001);         // derived from the file's port
+  EXPECT_EQ(j.at("zmq_port"), 8001);
+  EXPECT_EQ(j.at("profile"), "local");         // environment over file
+  EXPECT_EQ(j.at("tags").at("source"), "env");  // environment over file
+  EXPECT_EQ(j.at("log_level"), "trace");       // flag over environment over file
+  EXPECT_EQ(j.at("config_file"), file);
+  EXPECT_EQ(j.at("sources").at("swim_port"), "config file " + file);
+  EXPECT_EQ(j.at("sources").at("profile"), "JC_PROFILE");
+  EXPECT_EQ(j.at("sources").at("log_level"), "--log-level");
+  EXPECT_EQ(j.at("sources").at("admin_port"), "derived from swim_port");
+}
+
+TEST(NodeCliTest, CheckConfigBindsNothing) {
+  // Hold the SWIM port (TCP and UDP) and the admin port: a node would fail
+  // to bind, --check-config must not try.
+  const std::uint16_t port = free_port();
+  const std::uint16_t admin = free_port();
+  auto hold = [](int type, std::uint16_t p) {
+    const int fd = ::socket(AF_INET, type, 0);
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    a.sin_port = htons(p);
+    EXPECT_EQ(::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a), 0);
+    return fd;
+  };
+  const int fds[] = {hold(SOCK_STREAM, port), hold(SOCK_DGRAM, port), hold(SOCK_STREAM, admin)};
+  const RunResult r = node({"--swim-host", "127.0.0.1", "--swim-port", std::to_string(port),
+                            "--admin-port", std::to_string(admin), "--check-config"});
+  for (int fd : fds) ::close(fd);
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(nlohmann::json::parse(r.out).at("swim_port"), port);
+}
+
+TEST(NodeCliTest, VersionAndHelp) {
+  const RunResult v = node({"--version"});
+  EXPECT_EQ(v.exit_code, 0);
+  EXPECT_EQ(v.out.rfind("mesh-node ", 0), 0u) << v.out;
+  const RunResult h = node({"--help"});
+  EXPECT_EQ(h.exit_code, 0);
+  EXPECT_NE(h.out.find("--check-config"), std::string::npos);
+  EXPECT_NE(h.out.find("JC_SEED_NODES"), std::string::npos);
+}
+
+TEST(NodeCliTest, PortInUseExitsOneWithOneLine) {
+  const std::uint16_t port = free_port();
+  const int fd = ::socket(AF_INET, SOCK_DGRAM, 0);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  a.sin_port = htons(port);
+  ASSERT_EQ(::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a), 0);
+  const RunResult r = node({"--swim-host", "127.0.0.1", "--swim-port", std::to_string(port),
+                            "--admin-port", std::to_string(free_port())});
+  ::close(fd);
+  EXPECT_EQ(r.exit_code, 1) << r.err;
+  EXPECT_EQ(r.err.rfind("mesh-node: ", 0), 0u) << r.err;
+  EXPECT_EQ(line_count(r.err), 1u) << r.err;
+
+  // The admin port taken: the same, and the node must not hang on the way
+  // out (run_to_exit reports -1 if it is still running at its deadline).
+  const std::uint16_t admin = free_port();
+  const int tcp = ::socket(AF_INET, SOCK_STREAM, 0);
+  a.sin_port = htons(admin);
+  ASSERT_EQ(::bind(tcp, reinterpret_cast<sockaddr*>(&a), sizeof a), 0);
+  ASSERT_EQ(::listen(tcp, 1), 0);
+  const RunResult r2 = node({"--swim-host", "127.0.0.1", "--swim-port", std::to_string(free_port()),
+                             "--admin-port", std::to_string(admin)});
+  ::close(tcp);
+  EXPECT_EQ(r2.exit_code, 1) << r2.err;
+  EXPECT_EQ(r2.err, "mesh-node: admin endpoint 127.0.0.1:" + std::to_string(admin) +
+                        ": cannot bind (Address already in use)\n");
+}
+
+// --- meshctl ---------------------------------------------------------------
+
+TEST(NodeCliTest, MeshctlCannotConnectExitsOneWithOneLine) {
+  const std::uint16_t port = free_port();  // nobody listens there
+  const RunResult r = meshctl({"members", "--admin", "127.0.0.1:" + std::to_string(port)});
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_EQ(r.err, "meshctl: cannot reach the node at 127.0.0.1:" + std::to_string(port) +
+                       " (connect: Connection refused)\n");
+  // The default endpoint follows JC_ADMIN_PORT.
+  const RunResult e = meshctl({"members"}, {{"JC_ADMIN_PORT", std::to_string(port)}});
+  EXPECT_EQ(e.exit_code, 1);
+  EXPECT_NE(e.err.find("127.0.0.1:" + std::to_string(port)), std::string::npos) << e.err;
+}
+
+TEST(NodeCliTest, MeshctlUsageErrorsExitTwo) {
+  EXPECT_EQ(meshctl({}).exit_code, 2);
+  EXPECT_EQ(meshctl({"frobnicate"}).exit_code, 2);
+  EXPECT_EQ(meshctl({"members", "--admin", "nope"}).exit_code, 2);
+  EXPECT_EQ(meshctl({"members", "--bogus"}).exit_code, 2);
+  EXPECT_EQ(meshctl({"--help"}).exit_code, 0);
+}
+
+// One node: the admin endpoint's documents, meshctl's table, and a
+// graceful stop.
+TEST(NodeCliTest, SingleNodeAdminEndpointAndMeshctl) {
+  TempDir dir;
+  const std::uint16_t swim = free_port();
+  const std::uint16_t admin = free_port();
+  Process p({MESH_NODE_BIN, "--node-name", "solo", "--swim-host", "127.0.0.1", "--swim-port",
+             std::to_string(swim), "--admin-port", std::to_string(admin), "--zmq-port",
+             std::to_string(free_port()), "--profile", "local", "--tags", "role=test,dc=here"},
+            {}, dir.path(), "solo");
+  std::optional<HttpResult> health;
+  const auto deadline = std::chrono::steady_clock::now() + 20s;
+  while (std::chrono::steady_clock::now() < deadline) {
+    health = http_get("127.0.0.1", admin, "/healthz", 1s);
+    if (health->ok) break;
+    ASSERT_TRUE(p.running()) << p.log_tail();
+    std::this_thread::sleep_for(100ms);
+  }
+  ASSERT_TRUE(health && health->ok) << p.log_tail();
+  EXPECT_EQ(health->status, 200u);
+  EXPECT_EQ(nlohmann::json::parse(health->body), nlohmann::json::parse(R"({"status":"ok"})"));
+
+  const auto self = http_get("127.0.0.1", admin, "/v1/self", 2s);
+  ASSERT_TRUE(self.ok) << self.error;
+  const auto s = nlohmann::json::parse(self.body);
+  EXPECT_EQ(s.at("name"), "solo");
+  EXPECT_EQ(s.at("addr"), "127.0.0.1");
+  EXPECT_EQ(s.at("port"), swim);
+  EXPECT_EQ(s.at("state"), "alive");
+  EXPECT_EQ(s.at("tags").at("role"), "test");
+  EXPECT_TRUE(s.at("health_score").is_number());
+  EXPECT_TRUE(s.at("stats").at("packets_sent").is_number());
+  EXPECT_TRUE(s.at("protocol").at("max").is_number());
+
+  const auto members = http_get("127.0.0.1", admin, "/v1/members", 2s);
+  ASSERT_TRUE(members.ok);
+  const auto m = nlohmann::json::parse(members.body);
+  ASSERT_EQ(m.size(), 1u);
+  EXPECT_EQ(m[0].at("name"), "solo");
+  EXPECT_EQ(m[0].at("incarnation"), s.at("incarnation"));
+
+  EXPECT_EQ(http_get("127.0.0.1", admin, "/nope", 2s).status, 404u);
+
+  const std::string at = "127.0.0.1:" + std::to_string(admin);
+  const RunResult table = meshctl({"members", "--admin", at});
+  EXPECT_EQ(table.exit_code, 0) << table.err;
+  EXPECT_EQ(table.out, "solo  127.0.0.1:" + std::to_string(swim) + "  alive  dc=here,role=test\n");
+  const RunResult json = meshctl({"--json", "members", "--admin=" + at});
+  EXPECT_EQ(json.exit_code, 0) << json.err;
+  EXPECT_EQ(nlohmann::json::parse(json.out), m);
+
+  p.signal(SIGTERM);
+  const auto code = p.wait_exit(15s);
+  ASSERT_TRUE(code.has_value()) << "did not exit after SIGTERM\n" << p.log_tail();
+  EXPECT_EQ(*code, 0) << p.log_tail();
+}
+
+}  // namespace
+}  // namespace mesh::test

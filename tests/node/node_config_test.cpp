@@ -1,0 +1,533 @@
+// NodeConfig: every key from every source (YAML file, environment, flags),
+// the precedence between them, derived defaults, and the exact one-line
+// message of every configuration error.
+#include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <string>
+#include <vector>
+
+#include "mesh/node_config.hpp"
+
+namespace mesh {
+namespace {
+
+using Args = std::vector<std::string>;
+
+// A YAML file in a private temporary directory, removed afterwards.
+class TempFile {
+ public:
+  explicit TempFile(const std::string& text) {
+    std::string dir_template =
+        (std::filesystem::temp_directory_path() / "mesh-config-XXXXXX").string();
+    dir_ = ::mkdtemp(dir_template.data());
+    path_ = dir_ + "/node.yaml";
+    std::ofstream(path_) << text;
+  }
+  ~TempFile() { std::filesystem::remove_all(dir_); }
+  TempFile(const TempFile&) = delete;
+  TempFile& operator=(const TempFile&) = delete;
+  const std::string& path() const { return path_; }
+
+ private:
+  std::string dir_;
+  std::string path_;
+};
+
+NodeConfig load(const Args& args, const Environment& env = {}) {
+  return load_node_config(args, env);
+}
+
+// The message of the ConfigError that loading throws ("" if none).
+std::string error_of(const Args& args, const Environment& env = {}) {
+  try {
+    load_node_config(args, env);
+  } catch (const ConfigError& e) {
+    return e.what();
+  }
+  return "";
+}
+
+std::string file_error(const std::string& yaml, const std::string& expected_tail) {
+  TempFile f(yaml);
+  const std::string msg = error_of({"--config", f.path()});
+  const std::string prefix = "config file " + f.path() + ": ";
+  if (msg.rfind(prefix, 0) != 0) return "wrong prefix: " + msg;
+  const std::string tail = msg.substr(prefix.size());
+  return tail == expected_tail ? "" : "got: " + tail;
+}
+
+// --- defaults --------------------------------------------------------------
+
+TEST(NodeConfigTest, DefaultsWithNoSources) {
+  const NodeConfig c = load({});
+  EXPECT_EQ(c.node_name, local_hostname() + "-7946");
+  EXPECT_EQ(c.swim_host, "0.0.0.0");
+  EXPECT_EQ(c.swim_port, 7946);
+  EXPECT_TRUE(c.seeds.empty());
+  EXPECT_EQ(c.advertise_host, "");
+  EXPECT_EQ(c.advertise_port, 0);
+  EXPECT_EQ(c.profile, swim::Profile::Lan);
+  EXPECT_EQ(c.log_level, LogLevel::Info);
+  EXPECT_EQ(c.admin_host, "127.0.0.1");
+  EXPECT_EQ(c.admin_port, 9946);
+  EXPECT_TRUE(c.tags.empty());
+  EXPECT_TRUE(c.gossip_key.empty());
+  EXPECT_EQ(c.zmq_port, 8946);
+  EXPECT_FALSE(c.p2p_enabled);
+  EXPECT_EQ(c.config_file, "");
+  // Only the derived name has a source; everything else kept its default.
+  EXPECT_EQ(c.sources.size(), 1u);
+  EXPECT_EQ(c.sources.at("node_name"), "derived from hostname and swim_port");
+}
+
+TEST(NodeConfigTest, DerivedPortsFollowSwimPortFromAnySource) {
+  EXPECT_EQ(load({}, {{"JC_SWIM_PORT", "8000"}}).admin_port, 10000);
+  EXPECT_EQ(load({}, {{"JC_SWIM_PORT", "8000"}}).zmq_port, 9000);
+  EXPECT_EQ(load({"--swim-port", "8000"}).node_name, local_hostname() + "-8000");
+  const NodeConfig c = load({"--swim-port=7000"});
+  EXPECT_EQ(c.sources.at("admin_port"), "derived from swim_port");
+  EXPECT_EQ(c.sources.at("zmq_port"), "derived from swim_port");
+}
+
+TEST(NodeConfigTest, ExplicitPortsAreNotDerived) {
+  const NodeConfig c = load({"--swim-port", "8000", "--admin-port", "8500", "--zmq-port", "8600"});
+  EXPECT_EQ(c.admin_port, 8500);
+  EXPECT_EQ(c.zmq_port, 8600);
+  // Set explicitly in a lower source, still not derived from a higher one.
+  TempFile f("admin_port: 12000\n");
+  EXPECT_EQ(load({"--config", f.path(), "--swim-port", "8000"}).admin_port, 12000);
+}
+
+// --- every key from the environment ---------------------------------------
+
+TEST(NodeConfigTest, EveryKeyFromEnvironment) {
+  const Environment env = {
+      {"JC_NODE_NAME", "alpha"},
+      {"JC_SWIM_HOST", "127.0.0.1"},
+      {"JC_SWIM_PORT", "7000"},
+      {"JC_SEED_NODES", "10.0.0.1:7946, seed.example.com:8000,[::1]:7000,bare-host"},
+      {"JC_ADVERTISE_HOST", "192.168.1.5"},
+      {"JC_ADVERTISE_PORT", "17000"},
+      {"JC_PROFILE", "wan"},
+      {"JC_LOG_LEVEL", "debug"},
+      {"JC_ADMIN_HOST", "::1"},
+      {"JC_ADMIN_PORT", "9100"},
+      {"JC_TAGS", "role=worker, dc=east,empty="},
+      {"JC_GOSSIP_KEY", "AAECAwQFBgcICQoLDA0ODw=="},
+      {"JC_ZMQ_PORT", "9200"},
+      {"P2P_ENABLED", "yes"},
+  };
+  const NodeConfig c = load({}, env);
+  EXPECT_EQ(c.node_name, "alpha");
+  EXPECT_EQ(c.swim_host, "127.0.0.1");
+  EXPECT_EQ(c.swim_port, 7000);
+  EXPECT_EQ(c.seeds, (std::vector<std::string>{"10.0.0.1:7946", "seed.example.com:8000",
+                                               "[::1]:7000", "bare-host:7946"}));
+  EXPECT_EQ(c.advertise_host, "192.168.1.5");
+  EXPECT_EQ(c.advertise_port, 17000);
+  EXPECT_EQ(c.profile, swim::Profile::Wan);
+  EXPECT_EQ(c.log_level, LogLevel::Debug);
+  EXPECT_EQ(c.admin_host, "::1");
+  EXPECT_EQ(c.admin_port, 9100);
+  EXPECT_EQ(c.tags, (std::map<std::string, std::string>{
+                        {"role", "worker"}, {"dc", "east"}, {"empty", ""}}));
+  ASSERT_EQ(c.gossip_key.size(), 16u);
+  for (std::size_t i = 0; i < 16; ++i) EXPECT_EQ(c.gossip_key[i], i);
+  EXPECT_EQ(c.zmq_port, 9200);
+  EXPECT_TRUE(c.p2p_enabled);
+  for (const auto& [key, env_name] : std::map<std::string, std::string>{
+           {"node_name", "JC_NODE_NAME"}, {"swim_port", "JC_SWIM_PORT"},
+           {"seeds", "JC_SEED_NODES"}, {"p2p_enabled", "P2P_ENABLED"}}) {
+    EXPECT_EQ(c.sources.at(key), env_name) << key;
+  }
+}
+
+TEST(NodeConfigTest, EmptyEnvironmentVariablesCountAsUnset) {
+  const NodeConfig c = load({}, {{"JC_SWIM_PORT", ""}, {"JC_SEED_NODES", ""}, {"JC_PROFILE", ""}});
+  EXPECT_EQ(c.swim_port, 7946);
+  EXPECT_TRUE(c.seeds.empty());
+  EXPECT_EQ(c.profile, swim::Profile::Lan);
+}
+
+TEST(NodeConfigTest, UnrelatedEnvironmentIsIgnored) {
+  EXPECT_EQ(load({}, {{"PATH", "/bin"}, {"JC_UNKNOWN", "x"}}).swim_port, 7946);
+}
+
+TEST(NodeConfigTest, BooleansAndGossipKeySizes) {
+  for (const char* t : {"true", "TRUE", "1", "yes", "Yes"}) {
+    EXPECT_TRUE(load({}, {{"P2P_ENABLED", t}}).p2p_enabled) << t;
+  }
+  for (const char* f : {"false", "False", "0", "no"}) {
+    EXPECT_FALSE(load({}, {{"P2P_ENABLED", f}}).p2p_enabled) << f;
+  }
+  // 24 and 32 bytes (serf keygen makes 32).
+  EXPECT_EQ(load({}, {{"JC_GOSSIP_KEY", std::string(32, 'A')}}).gossip_key.size(), 24u);
+  EXPECT_EQ(load({}, {{"JC_GOSSIP_KEY", "cg8StVXbQJ0gPvMd9o7yrg9pswE6XDmJNQnIvB5cP9s="}})
+                .gossip_key.size(),
+            32u);
+}
+
+TEST(NodeConfigTest, ProfilesAndLogLevels) {
+  EXPECT_EQ(load({}, {{"JC_PROFILE", "local"}}).profile, swim::Profile::Local);
+  EXPECT_EQ(load({}, {{"JC_PROFILE", "LAN"}}).profile, swim::Profile::Lan);
+  const std::vector<std::pair<std::string, LogLevel>> levels = {
+      {"trace", LogLevel::Trace}, {"debug", LogLevel::Debug}, {"info", LogLevel::Info},
+      {"warn", LogLevel::Warn},   {"error", LogLevel::Error}, {"off", LogLevel::Off}};
+  for (const auto& [name, level] : levels) {
+    EXPECT_EQ(load({"--log-level", name}).log_level, level) << name;
+    EXPECT_EQ(to_string(level), name);
+  }
+}
+
+// --- every key from flags --------------------------------------------------
+
+TEST(NodeConfigTest, EveryKeyFromFlags) {
+  const NodeConfig c = load({"--node-name", "beta", "--swim-host", "[::]", "--swim-port", "7100",
+                             "--seeds", "a:1,b:2", "--advertise-host", "[fe80::1]",
+                             "--advertise-port", "7101", "--profile", "local", "--log-level",
+                             "warn", "--admin-host", "0.0.0.0", "--admin-port", "7102", "--tags",
+                             "k=v", "--gossip-key", "AAECAwQFBgcICQoLDA0ODw==", "--zmq-port",
+                             "7103", "--p2p-enabled", "true"});
+  EXPECT_EQ(c.node_name, "beta");
+  EXPECT_EQ(c.swim_host, "::");
+  EXPECT_EQ(c.swim_port, 7100);
+  EXPECT_EQ(c.seeds, (std::vector<std::string>{"a:1", "b:2"}));
+  EXPECT_EQ(c.advertise_host, "fe80::1");
+  EXPECT_EQ(c.advertise_port, 7101);
+  EXPECT_EQ(c.profile, swim::Profile::Local);
+  EXPECT_EQ(c.log_level, LogLevel::Warn);
+  EXPECT_EQ(c.admin_host, "0.0.0.0");
+  EXPECT_EQ(c.admin_port, 7102);
+  EXPECT_EQ(c.tags, (std::map<std::string, std::string>{{"k", "v"}}));
+  EXPECT_EQ(c.gossip_key.size(), 16u);
+  EXPECT_EQ(c.zmq_port, 7103);
+  EXPECT_TRUE(c.p2p_enabled);
+  EXPECT_EQ(c.sources.at("swim_port"), "--swim-port");
+  EXPECT_EQ(c.sources.at("tags"), "--tags");
+}
+
+TEST(NodeConfigTest, FlagsWithEqualsAndLastOneWins) {
+  const NodeConfig c = load({"--swim-port=7200", "--swim-port", "7300", "--node-name=a=b"});
+  EXPECT_EQ(c.swim_port, 7300);
+  EXPECT_EQ(c.node_name, "a=b");
+}
+
+TEST(NodeConfigTest, EmptyFlagValuesClearListsAndKey) {
+  const NodeConfig c = load({"--seeds=", "--tags=", "--gossip-key=", "--advertise-host="},
+                            {{"JC_SEED_NODES", "a:1"}, {"JC_TAGS", "a=b"},
+                             {"JC_GOSSIP_KEY", "AAECAwQFBgcICQoLDA0ODw=="},
+                             {"JC_ADVERTISE_HOST", "10.0.0.1"}});
+  EXPECT_TRUE(c.seeds.empty());
+  EXPECT_TRUE(c.tags.empty());
+  EXPECT_TRUE(c.gossip_key.empty());
+  EXPECT_EQ(c.advertise_host, "");
+}
+
+// --- every key from a YAML file -------------------------------------------
+
+TEST(NodeConfigTest, EveryKeyFromFile) {
+  TempFile f(R"(
+node_name: gamma
+swim_host: 10.1.2.3
+swim_port: 7400
+seeds:
+  - 10.0.0.1:7946
+  - "[2001:db8::1]:7946"
+advertise_host: 203.0.113.7
+advertise_port: 17400
+profile: local
+log_level: error
+admin_host: 127.0.0.2
+admin_port: 7401
+tags:
+  role: db
+  zone: "a"
+gossip_key: AAECAwQFBgcICQoLDA0ODw==
+zmq_port: 7402
+p2p_enabled: true
+)");
+  const NodeConfig c = load({"--config", f.path()});
+  EXPECT_EQ(c.node_name, "gamma");
+  EXPECT_EQ(c.swim_host, "10.1.2.3");
+  EXPECT_EQ(c.swim_port, 7400);
+  EXPECT_EQ(c.seeds, (std::vector<std::string>{"10.0.0.1:7946", "[2001:db8::1]:7946"}));
+  EXPECT_EQ(c.advertise_host, "203.0.113.7");
+  EXPECT_EQ(c.advertise_port, 17400);
+  EXPECT_EQ(c.profile, swim::Profile::Local);
+  EXPECT_EQ(c.log_level, LogLevel::Error);
+  EXPECT_EQ(c.admin_host, "127.0.0.2");
+  EXPECT_EQ(c.admin_port, 7401);
+  EXPECT_EQ(c.tags, (std::map<std::string, std::string>{{"role", "db"}, {"zone", "a"}}));
+  EXPECT_EQ(c.gossip_key.size(), 16u);
+  EXPECT_EQ(c.zmq_port, 7402);
+  EXPECT_TRUE(c.p2p_enabled);
+  EXPECT_EQ(c.config_file, f.path());
+  EXPECT_EQ(c.sources.at("swim_port"), "config file " + f.path());
+}
+
+TEST(NodeConfigTest, FileAcceptsStringFormsAndNulls) {
+  TempFile f("seeds: a:1,b:2\ntags: x=1,y=2\nadvertise_host:\nprofile: ~\n# only a comment\n");
+  const NodeConfig c = load({"--config", f.path()});
+  EXPECT_EQ(c.seeds, (std::vector<std::string>{"a:1", "b:2"}));
+  EXPECT_EQ(c.tags, (std::map<std::string, std::string>{{"x", "1"}, {"y", "2"}}));
+  EXPECT_EQ(c.advertise_host, "");
+  EXPECT_EQ(c.profile, swim::Profile::Lan);
+  EXPECT_EQ(c.sources.count("profile"), 0u);
+}
+
+TEST(NodeConfigTest, EmptyFileSetsNothing) {
+  TempFile f("# nothing here\n");
+  const NodeConfig c = load({"--config", f.path()});
+  EXPECT_EQ(c.swim_port, 7946);
+  EXPECT_EQ(c.config_file, f.path());
+}
+
+TEST(NodeConfigTest, ExampleFileInConfIsValid) {
+  const NodeConfig c = load({"--config", std::string(MESH_SOURCE_DIR) + "/conf/mesh-node.yaml"});
+  EXPECT_EQ(c.swim_port, 7946);
+  EXPECT_EQ(c.profile, swim::Profile::Lan);
+}
+
+// --- precedence: defaults < file < environment < flags --------------------
+
+TEST(NodeConfigTest, PrecedenceFileEnvironmentFlags) {
+  TempFile f("swim_port: 7001\nprofile: wan\nlog_level: debug\nnode_name: from-file\n");
+  const Environment env = {{"JC_PROFILE", "local"}, {"JC_LOG_LEVEL", "error"}};
+  const NodeConfig c = load({"--config", f.path(), "--log-level", "trace"}, env);
+  EXPECT_EQ(c.swim_port, 7001);                   // file only
+  EXPECT_EQ(c.node_name, "from-file");            // file only
+  EXPECT_EQ(c.profile, swim::Profile::Local);     // env over file
+  EXPECT_EQ(c.log_level, LogLevel::Trace);        // flag over env over file
+  EXPECT_EQ(c.sources.at("swim_port"), "config file " + f.path());
+  EXPECT_EQ(c.sources.at("profile"), "JC_PROFILE");
+  EXPECT_EQ(c.sources.at("log_level"), "--log-level");
+  // The flag order does not matter: --config is read first.
+  EXPECT_EQ(load({"--log-level", "trace", "--config", f.path()}, env).log_level, LogLevel::Trace);
+}
+
+TEST(NodeConfigTest, HigherSourceReplacesListsWholesale) {
+  TempFile f("seeds: [a:1, b:2]\ntags: {x: '1'}\n");
+  const NodeConfig c = load({"--config", f.path()}, {{"JC_SEED_NODES", "c:3"}, {"JC_TAGS", "y=2"}});
+  EXPECT_EQ(c.seeds, (std::vector<std::string>{"c:3"}));
+  EXPECT_EQ(c.tags, (std::map<std::string, std::string>{{"y", "2"}}));
+}
+
+TEST(NodeConfigTest, ErrorInLowerSourceIsReportedEvenIfOverridden) {
+  // Every source is validated: a typo in the file is not hidden by a flag.
+  TempFile f("swim_port: nope\n");
+  EXPECT_EQ(error_of({"--config", f.path(), "--swim-port", "7000"}),
+            "config file " + f.path() + ": swim_port: \"nope\" is not a port (1-65535)");
+}
+
+// --- error messages: one line, the setting, the source, the value ---------
+
+TEST(NodeConfigErrorTest, Ports) {
+  EXPECT_EQ(error_of({}, {{"JC_SWIM_PORT", "70000"}}),
+            "JC_SWIM_PORT: \"70000\" is not a port (1-65535)");
+  EXPECT_EQ(error_of({}, {{"JC_SWIM_PORT", "0"}}), "JC_SWIM_PORT: \"0\" is not a port (1-65535)");
+  EXPECT_EQ(error_of({"--swim-port", "-1"}), "--swim-port: \"-1\" is not a port (1-65535)");
+  EXPECT_EQ(error_of({"--admin-port", "80a"}), "--admin-port: \"80a\" is not a port (1-65535)");
+  EXPECT_EQ(error_of({}, {{"JC_ADVERTISE_PORT", "99999"}}),
+            "JC_ADVERTISE_PORT: \"99999\" is not a port (1-65535)");
+  EXPECT_EQ(error_of({}, {{"JC_ZMQ_PORT", "x"}}), "JC_ZMQ_PORT: \"x\" is not a port (1-65535)");
+  EXPECT_EQ(error_of({}, {{"JC_ADMIN_PORT", "123456"}}),
+            "JC_ADMIN_PORT: \"123456\" is not a port (1-65535)");
+  EXPECT_EQ(error_of({"--zmq-port="}), "--zmq-port: \"\" is not a port (1-65535)");
+}
+
+TEST(NodeConfigErrorTest, DerivedPortOutOfRange) {
+  EXPECT_EQ(error_of({"--swim-port", "64000"}),
+            "admin_port: swim_port 64000 + 2000 = 66000 is not a port (1-65535); "
+            "set JC_ADMIN_PORT or --admin-port");
+  EXPECT_EQ(error_of({"--swim-port", "65000", "--admin-port", "9000"}),
+            "zmq_port: swim_port 65000 + 1000 = 66000 is not a port (1-65535); "
+            "set JC_ZMQ_PORT or --zmq-port");
+  EXPECT_EQ(error_of({"--swim-port", "65000", "--admin-port", "9000", "--zmq-port", "9001"}), "");
+}
+
+TEST(NodeConfigErrorTest, PortCollisions) {
+  EXPECT_EQ(error_of({"--admin-port", "7946"}), "--admin-port: 7946 is also the swim_port");
+  EXPECT_EQ(error_of({}, {{"JC_ZMQ_PORT", "9946"}}), "JC_ZMQ_PORT: 9946 is also the admin_port");
+  EXPECT_EQ(error_of({"--swim-port", "8946"}, {}),
+            "");  // derived ports move with it: 10946 and 9946
+  TempFile f("zmq_port: 7946\n");
+  EXPECT_EQ(error_of({"--config", f.path()}),
+            "config file " + f.path() + ": zmq_port: 7946 is also the swim_port");
+}
+
+TEST(NodeConfigErrorTest, Profile) {
+  EXPECT_EQ(error_of({"--profile", "moon"}), "--profile: unknown profile \"moon\" (lan, wan, local)");
+  EXPECT_EQ(error_of({}, {{"JC_PROFILE", "fast"}}),
+            "JC_PROFILE: unknown profile \"fast\" (lan, wan, local)");
+}
+
+TEST(NodeConfigErrorTest, LogLevel) {
+  EXPECT_EQ(error_of({}, {{"JC_LOG_LEVEL", "loud"}}),
+            "JC_LOG_LEVEL: unknown log level \"loud\" (trace, debug, info, warn, error, off)");
+}
+
+TEST(NodeConfigErrorTest, Hosts) {
+  EXPECT_EQ(error_of({}, {{"JC_ADVERTISE_HOST", "0.0.0.0"}}),
+            "JC_ADVERTISE_HOST: 0.0.0.0 cannot be advertised");
+  EXPECT_EQ(error_of({"--advertise-host", "::"}), "--advertise-host: :: cannot be advertised");
+  EXPECT_EQ(error_of({"--advertise-host", "example.com"}),
+            "--advertise-host: \"example.com\" is not an IP address");
+  EXPECT_EQ(error_of({}, {{"JC_SWIM_HOST", "1.2.3"}}),
+            "JC_SWIM_HOST: \"1.2.3\" is not an IP address");
+  EXPECT_EQ(error_of({}, {{"JC_ADMIN_HOST", "localhost"}}),
+            "JC_ADMIN_HOST: \"localhost\" is not an IP address");
+}
+
+TEST(NodeConfigErrorTest, Seeds) {
+  EXPECT_EQ(error_of({}, {{"JC_SEED_NODES", "a:1,b:99999"}}),
+            "JC_SEED_NODES: \"b:99999\": \"99999\" is not a port (1-65535)");
+  EXPECT_EQ(error_of({}, {{"JC_SEED_NODES", "::1:7946"}}),
+            "JC_SEED_NODES: \"::1:7946\": write an IPv6 seed as [address]:port");
+  EXPECT_EQ(error_of({"--seeds", "[::1"}), "--seeds: \"[::1\": missing ']' after IPv6 address");
+  EXPECT_EQ(error_of({"--seeds", "[10.0.0.1]:1"}),
+            "--seeds: \"[10.0.0.1]:1\": not an IPv6 address inside [ ]");
+  EXPECT_EQ(error_of({"--seeds", "[::1]7946"}), "--seeds: \"[::1]7946\": expected :port after ']'");
+  EXPECT_EQ(error_of({"--seeds", "host:"}), "--seeds: \"host:\": missing port after ':'");
+  EXPECT_EQ(error_of({"--seeds", "bad host:1"}), "--seeds: \"bad host:1\": not a host:port");
+}
+
+TEST(NodeConfigErrorTest, Tags) {
+  EXPECT_EQ(error_of({}, {{"JC_TAGS", "role"}}), "JC_TAGS: \"role\" is not key=value");
+  EXPECT_EQ(error_of({}, {{"JC_TAGS", "=x"}}), "JC_TAGS: empty tag name in \"=x\"");
+  EXPECT_EQ(error_of({}, {{"JC_TAGS", "a=1,a=2"}}), "JC_TAGS: tag \"a\" given twice");
+  const std::string big = "big=" + std::string(600, 'x');
+  EXPECT_EQ(error_of({"--tags", big}), "--tags: tags take 609 bytes in node meta, at most 512");
+}
+
+TEST(NodeConfigErrorTest, GossipKey) {
+  // 20 bytes of zeros, in base64.
+  EXPECT_EQ(error_of({}, {{"JC_GOSSIP_KEY", "AAAAAAAAAAAAAAAAAAAAAAAAAAA="}}),
+            "JC_GOSSIP_KEY: key is 20 bytes, must be 16, 24 or 32");
+  EXPECT_EQ(error_of({"--gossip-key", "not*base64!"}), "--gossip-key: key is not valid base64");
+  EXPECT_EQ(error_of({"--gossip-key", "AAECAwQFBgcICQoLDA0ODw"}),
+            "--gossip-key: key is not valid base64");  // padding missing
+  EXPECT_EQ(error_of({"--gossip-key", "AA=CAwQFBgcICQoLDA0ODw=="}),
+            "--gossip-key: key is not valid base64");  // data after padding
+}
+
+TEST(NodeConfigErrorTest, SecretsAreNeverEchoed) {
+  const std::string secret = "c2VjcmV0c2VjcmV0c2VjcmV0c2VjcmV0c2VjcmV0";  // 30 bytes
+  EXPECT_EQ(error_of({}, {{"JC_GOSSIP_KEY", secret}}).find(secret), std::string::npos);
+}
+
+TEST(NodeConfigErrorTest, Booleans) {
+  EXPECT_EQ(error_of({}, {{"P2P_ENABLED", "maybe"}}),
+            "P2P_ENABLED: \"maybe\" is not a boolean (true, false, 1, 0, yes, no)");
+}
+
+TEST(NodeConfigErrorTest, NodeName) {
+  EXPECT_EQ(error_of({"--node-name="}), "--node-name: node name must not be empty");
+  EXPECT_EQ(error_of({}, {{"JC_NODE_NAME", "a\nb"}}),
+            "JC_NODE_NAME: \"a\\x0ab\" contains a control character");
+  EXPECT_EQ(error_of({"--node-name", std::string(129, 'n')}),
+            "--node-name: \"" + std::string(80, 'n') + "...\" is too long (129 bytes, at most 128)");
+}
+
+TEST(NodeConfigErrorTest, CommandLine) {
+  EXPECT_EQ(error_of({"--swim-prot", "1"}), "--swim-prot: unknown option");
+  EXPECT_EQ(error_of({"--swim-port"}), "--swim-port: missing value");
+  EXPECT_EQ(error_of({"--node-name", "--swim-port", "1"}), "--node-name: missing value");
+  EXPECT_EQ(error_of({"stray"}), "\"stray\": unexpected argument (flags are --name value)");
+  EXPECT_EQ(error_of({"--config"}), "--config: missing value");
+  EXPECT_EQ(error_of({"--config", "a", "--config", "b"}), "--config: given twice");
+}
+
+TEST(NodeConfigErrorTest, ConfigFile) {
+  EXPECT_EQ(error_of({"--config", "/nonexistent/x.yaml"}),
+            "config file /nonexistent/x.yaml: cannot read (No such file or directory)");
+  const std::string dir = std::filesystem::temp_directory_path().string();
+  EXPECT_EQ(error_of({"--config", dir}), "config file " + dir + ": cannot read (Is a directory)");
+  EXPECT_EQ(file_error("swim_prot: 1\n", "unknown key \"swim_prot\""), "");
+  EXPECT_EQ(file_error("- a\n- b\n", "expected a map of settings at the top level"), "");
+  EXPECT_EQ(file_error("swim_port: [1, 2]\n", "swim_port: expected a single value"), "");
+  EXPECT_EQ(file_error("seeds: {a: 1}\n", "seeds: expected a single value or a list"), "");
+  EXPECT_EQ(file_error("seeds: [[a]]\n", "seeds: each seed must be a host:port string"), "");
+  EXPECT_EQ(file_error("seeds: ['a:1,b:2']\n", "seeds: \"a:1,b:2\": one seed per list item"), "");
+  EXPECT_EQ(file_error("tags: {a: [1]}\n", "tags: tags must map names to strings"), "");
+  EXPECT_EQ(file_error("tags: [a]\n", "tags: expected a single value or a map"), "");
+  EXPECT_EQ(file_error("profile: moon\n", "profile: unknown profile \"moon\" (lan, wan, local)"),
+            "");
+  EXPECT_EQ(file_error("advertise_host: 0.0.0.0\n", "advertise_host: 0.0.0.0 cannot be advertised"),
+            "");
+  EXPECT_EQ(file_error("gossip_key: AAAAAAAAAAAAAAAAAAAAAAAAAAA=\n",
+                       "gossip_key: key is 20 bytes, must be 16, 24 or 32"),
+            "");
+  EXPECT_EQ(file_error("swim_port: 1\n  bad: indent\n",
+                       "line 2, column 6: illegal map value"),
+            "");
+}
+
+TEST(NodeConfigErrorTest, MessagesAreOneLine) {
+  TempFile f("a: [\n");
+  for (const auto& msg : {error_of({"--config", f.path()}),
+                          error_of({}, {{"JC_NODE_NAME", std::string("x\r\ny")}}),
+                          error_of({}, {{"JC_PROFILE", "a\nb"}})}) {
+    EXPECT_FALSE(msg.empty());
+    EXPECT_EQ(msg.find('\n'), std::string::npos) << msg;
+    EXPECT_EQ(msg.find('\r'), std::string::npos) << msg;
+  }
+}
+
+// --- --check-config output -------------------------------------------------
+
+TEST(NodeConfigTest, JsonShowsEffectiveConfigWithoutTheKey) {
+  const std::string key = "AAECAwQFBgcICQoLDA0ODw==";
+  const NodeConfig c = load({"--node-name", "n1", "--gossip-key", key, "--tags", "a=b"});
+  const std::string text = to_json_string(c);
+  EXPECT_EQ(text.find(key), std::string::npos);
+  const auto j = nlohmann::json::parse(text);
+  EXPECT_EQ(j.at("node_name"), "n1");
+  EXPECT_EQ(j.at("swim_port"), 7946);
+  EXPECT_EQ(j.at("admin_port"), 9946);
+  EXPECT_EQ(j.at("zmq_port"), 8946);
+  EXPECT_EQ(j.at("profile"), "lan");
+  EXPECT_EQ(j.at("log_level"), "info");
+  EXPECT_EQ(j.at("gossip_key"), "(16-byte key, not shown)");
+  EXPECT_TRUE(j.at("advertise_host").is_null());
+  EXPECT_EQ(j.at("tags").at("a"), "b");
+  EXPECT_EQ(j.at("sources").at("node_name"), "--node-name");
+}
+
+TEST(NodeConfigTest, UsageListsEveryFlagAndVariable) {
+  const std::string u = config_usage();
+  for (const char* s :
+       {"--node-name", "JC_NODE_NAME", "--swim-host", "JC_SWIM_HOST", "--swim-port",
+        "JC_SWIM_PORT", "--seeds", "JC_SEED_NODES", "--advertise-host", "JC_ADVERTISE_HOST",
+        "--advertise-port", "JC_ADVERTISE_PORT", "--profile", "JC_PROFILE", "--log-level",
+        "JC_LOG_LEVEL", "--admin-host", "JC_ADMIN_HOST", "--admin-port", "JC_ADMIN_PORT",
+        "--tags", "JC_TAGS", "--gossip-key", "JC_GOSSIP_KEY", "--zmq-port", "JC_ZMQ_PORT",
+        "P2P_ENABLED", "--config"}) {
+    EXPECT_NE(u.find(s), std::string::npos) << s;
+  }
+}
+
+TEST(NodeConfigTest, DefaultAdvertiseHost) {
+  NodeConfig c;
+  c.swim_host = "10.9.8.7";
+  EXPECT_EQ(default_advertise_host(c), "10.9.8.7");
+  c.swim_host = "0.0.0.0";
+  // Whatever this machine has, never the unspecified or a loopback address.
+  if (auto ip = default_advertise_host(c)) {
+    EXPECT_NE(*ip, "0.0.0.0");
+    EXPECT_NE(ip->rfind("127.", 0), 0u);
+  }
+}
+
+TEST(NodeConfigTest, CurrentEnvironmentReadsTheProcess) {
+  ::setenv("MESH_CONFIG_TEST_VAR", "a=b", 1);
+  EXPECT_EQ(current_environment().at("MESH_CONFIG_TEST_VAR"), "a=b");
+  ::unsetenv("MESH_CONFIG_TEST_VAR");
+}
+
+}  // namespace
+}  // namespace mesh
