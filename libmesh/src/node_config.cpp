@@ -210,39 +210,6 @@ Problem check_tag(std::string_view key, std::string_view value,
   return std::nullopt;
 }
 
-std::optional<std::vector<std::uint8_t>> decode_base64(std::string_view text) {
-  auto sextet = [](char c) -> int {
-    if (c >= 'A' && c <= 'Z') return c - 'A';
-    if (c >= 'a' && c <= 'z') return c - 'a' + 26;
-    if (c >= '0' && c <= '9') return c - '0' + 52;
-    if (c == '+') return 62;
-    if (c == '/') return 63;
-    return -1;
-  };
-  if (text.empty() || text.size() % 4 != 0) return std::nullopt;
-  std::vector<std::uint8_t> out;
-  for (std::size_t i = 0; i < text.size(); i += 4) {
-    const bool last = i + 4 == text.size();
-    std::array<int, 4> v{};
-    int pad = 0;
-    for (std::size_t j = 0; j < 4; ++j) {
-      const char c = text[i + j];
-      if (c == '=' && last && j >= 2) {
-        ++pad;
-        v[j] = 0;
-        continue;
-      }
-      if (pad > 0) return std::nullopt;  // data after padding
-      v[j] = sextet(c);
-      if (v[j] < 0) return std::nullopt;
-    }
-    const auto n = static_cast<std::uint32_t>((v[0] << 18) | (v[1] << 12) | (v[2] << 6) | v[3]);
-    out.push_back(static_cast<std::uint8_t>(n >> 16));
-    if (pad < 2) out.push_back(static_cast<std::uint8_t>(n >> 8));
-    if (pad < 1) out.push_back(static_cast<std::uint8_t>(n));
-  }
-  return out;
-}
 
 // --- the settings --------------------------------------------------------
 
@@ -382,7 +349,7 @@ const std::vector<Setting>& settings() {
            c.gossip_key.clear();
            return std::nullopt;
          }
-         auto key = decode_base64(v);
+         auto key = mesh::swim::decode_base64(v);
          if (!key) return "key is not valid base64";
          if (key->size() != 16 && key->size() != 24 && key->size() != 32) {
            return "key is " + std::to_string(key->size()) + " bytes, must be 16, 24 or 32";

@@ -39,34 +39,44 @@ void put_type(Bytes& out, MsgType t) { out.push_back(type_byte(t)); }
 // --- encoding bodies ------------------------------------------------------
 // Keys in ascending byte order of the Go names (see the top of the file).
 
+// The omitempty reply address shared by ping and indirect ping; the three
+// keys sort together in both messages.
+struct SourceFields {
+  const Bytes& addr;
+  const std::string& node;
+  std::uint16_t port;
+  std::uint32_t count() const {
+    return (addr.empty() ? 0u : 1u) + (node.empty() ? 0u : 1u) + (port == 0 ? 0u : 1u);
+  }
+  void write(MsgpackWriter& w) const {
+    if (!addr.empty()) {
+      w.str("SourceAddr");
+      w.bytes_or_nil(addr);
+    }
+    if (!node.empty()) {
+      w.str("SourceNode");
+      w.str(node);
+    }
+    if (port != 0) {
+      w.str("SourcePort");
+      w.unsigned_int(port);
+    }
+  }
+};
+
 void write_body(MsgpackWriter& w, const Ping& m) {
-  const bool has_addr = !m.source_addr.empty();
-  const bool has_node = !m.source_node.empty();
-  const bool has_port = m.source_port != 0;
-  w.map_header(2u + has_addr + has_node + has_port);
+  const SourceFields source{m.source_addr, m.source_node, m.source_port};
+  w.map_header(2u + source.count());
   w.str("Node");
   w.str(m.node);
   w.str("SeqNo");
   w.unsigned_int(m.seq_no);
-  if (has_addr) {
-    w.str("SourceAddr");
-    w.bytes_or_nil(m.source_addr);
-  }
-  if (has_node) {
-    w.str("SourceNode");
-    w.str(m.source_node);
-  }
-  if (has_port) {
-    w.str("SourcePort");
-    w.unsigned_int(m.source_port);
-  }
+  source.write(w);
 }
 
 void write_body(MsgpackWriter& w, const IndirectPing& m) {
-  const bool has_addr = !m.source_addr.empty();
-  const bool has_node = !m.source_node.empty();
-  const bool has_port = m.source_port != 0;
-  w.map_header(5u + has_addr + has_node + has_port);
+  const SourceFields source{m.source_addr, m.source_node, m.source_port};
+  w.map_header(5u + source.count());
   w.str("Nack");
   w.boolean(m.nack);
   w.str("Node");
@@ -75,18 +85,7 @@ void write_body(MsgpackWriter& w, const IndirectPing& m) {
   w.unsigned_int(m.port);
   w.str("SeqNo");
   w.unsigned_int(m.seq_no);
-  if (has_addr) {
-    w.str("SourceAddr");
-    w.bytes_or_nil(m.source_addr);
-  }
-  if (has_node) {
-    w.str("SourceNode");
-    w.str(m.source_node);
-  }
-  if (has_port) {
-    w.str("SourcePort");
-    w.unsigned_int(m.source_port);
-  }
+  source.write(w);
   w.str("Target");
   w.bytes_or_nil(m.target);
 }
@@ -282,8 +281,12 @@ bool read_body(MsgpackReader& r, AliveView& m) {
 
 // The owned forms decode through the views, so both accept the same input.
 Alive to_owned(const AliveView& v) {
-  return Alive{v.incarnation, std::string(v.node),          Bytes(v.addr.begin(), v.addr.end()),
-               v.port,        Bytes(v.meta.begin(), v.meta.end()), Bytes(v.vsn.begin(), v.vsn.end())};
+  return Alive{v.incarnation,
+               std::string(v.node),
+               Bytes(v.addr.begin(), v.addr.end()),
+               v.port,
+               Bytes(v.meta.begin(), v.meta.end()),
+               Bytes(v.vsn.begin(), v.vsn.end())};
 }
 
 bool read_body(MsgpackReader& r, Alive& m) {
@@ -319,9 +322,12 @@ bool read_body(MsgpackReader& r, PushNodeStateView& m) {
 }
 
 PushNodeState to_owned(const PushNodeStateView& v) {
-  return PushNodeState{std::string(v.name), Bytes(v.addr.begin(), v.addr.end()),
-                       v.port,              Bytes(v.meta.begin(), v.meta.end()),
-                       v.incarnation,       v.state,
+  return PushNodeState{std::string(v.name),
+                       Bytes(v.addr.begin(), v.addr.end()),
+                       v.port,
+                       Bytes(v.meta.begin(), v.meta.end()),
+                       v.incarnation,
+                       v.state,
                        Bytes(v.vsn.begin(), v.vsn.end())};
 }
 
@@ -415,8 +421,8 @@ std::optional<Error> walk_unit(ByteView b, int depth, const DecodeLimits& limits
         out.truncated_parts += n - i;
         break;
       }
-      if (auto err = walk_unit(b.subspan(at, len), depth + 1, limits, out, on_message,
-                               keep_inflated)) {
+      if (auto err =
+              walk_unit(b.subspan(at, len), depth + 1, limits, out, on_message, keep_inflated)) {
         out.part_errors.push_back(std::move(*err));
       }
       at += len;
@@ -483,8 +489,7 @@ Error stream_short(bool outer, const char* what) {
 // Decodes one uncompressed stream message from b. outer says whether b is
 // the growing stream buffer (short input is Incomplete) or a complete
 // decompressed payload (short input is Truncated).
-Result<DecodedStreamView> decode_stream_body(ByteView b, bool outer,
-                                             const DecodeLimits& limits) {
+Result<DecodedStreamView> decode_stream_body(ByteView b, bool outer, const DecodeLimits& limits) {
   if (b.empty()) return stream_short(outer, "empty stream");
   MsgpackReader r(b.subspan(1));
   const auto consumed = [&](std::size_t extra) { return 1 + r.offset() + extra; };

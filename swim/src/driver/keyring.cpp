@@ -102,14 +102,6 @@ std::optional<Bytes> open(ByteView key, const std::uint8_t* nonce, ByteView seal
   return plain;
 }
 
-int b64_value(char c) {
-  if (c >= 'A' && c <= 'Z') return c - 'A';
-  if (c >= 'a' && c <= 'z') return c - 'a' + 26;
-  if (c >= '0' && c <= '9') return c - '0' + 52;
-  if (c == '+') return 62;
-  if (c == '/') return 63;
-  return -1;
-}
 
 }  // namespace
 
@@ -121,35 +113,9 @@ Keyring::Keyring(std::vector<Bytes> keys) : keys_(std::move(keys)) {
 }
 
 std::optional<Bytes> Keyring::decode_base64_key(std::string_view text) {
-  // Standard alphabet with '=' padding, as Go's base64.StdEncoding.
-  if (text.empty() || text.size() % 4 != 0) return std::nullopt;
-  Bytes out;
-  out.reserve(text.size() / 4 * 3);
-  for (std::size_t i = 0; i < text.size(); i += 4) {
-    int v[4];
-    int pad = 0;
-    for (int j = 0; j < 4; ++j) {
-      const char c = text[i + static_cast<std::size_t>(j)];
-      if (c == '=') {
-        // Padding only in the last group, only at its end.
-        if (i + 4 != text.size() || j < 2) return std::nullopt;
-        ++pad;
-        v[j] = 0;
-        continue;
-      }
-      if (pad > 0) return std::nullopt;
-      v[j] = b64_value(c);
-      if (v[j] < 0) return std::nullopt;
-    }
-    const std::uint32_t n = (static_cast<std::uint32_t>(v[0]) << 18) |
-                            (static_cast<std::uint32_t>(v[1]) << 12) |
-                            (static_cast<std::uint32_t>(v[2]) << 6) | static_cast<std::uint32_t>(v[3]);
-    out.push_back(static_cast<std::uint8_t>(n >> 16));
-    if (pad < 2) out.push_back(static_cast<std::uint8_t>(n >> 8));
-    if (pad < 1) out.push_back(static_cast<std::uint8_t>(n));
-  }
-  if (cipher_for(out.size()) == nullptr) return std::nullopt;
-  return out;
+  auto key = decode_base64(text);
+  if (!key || cipher_for(key->size()) == nullptr) return std::nullopt;
+  return key;
 }
 
 std::size_t Keyring::overhead(std::uint8_t vsn) {

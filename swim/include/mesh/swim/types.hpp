@@ -125,6 +125,10 @@ class Result {
   std::variant<T, Error> v_;
 };
 
+// Standard base64 with '=' padding (Go's base64.StdEncoding, the form of
+// Serf's -encrypt keys); nullopt on any malformed input.
+std::optional<Bytes> decode_base64(std::string_view text);
+
 inline Error make_error(DecodeError code, std::string reason) {
   return Error{code, std::move(reason)};
 }
