@@ -1,0 +1,631 @@
+// swim_vs_serf: our mesh-node against real `serf agent`s, side by side in
+// the same run, on 127.0.0.1 with the LAN timing profile (serf's default).
+//
+// For each cluster size N and each trial, for each system:
+//   1. start node 0, then nodes 1..N-2 joining node 0; wait until all of
+//      them list N-1 alive (not measured);
+//   2. join: start node N-1 with node 0 as seed (our JC_SEED_NODES, serf's
+//      -join); from its spawn until every member lists all N alive;
+//   3. idle (no polling): 1 s settle, then utime+stime over 10 s as % of a
+//      core, VmRSS after 5 s; both averaged over the N nodes;
+//   4. detect: kill -9 node 1; until every remaining node lists it
+//      dead (ours) / failed (serf);
+//   5. leave: SIGTERM (ours) / `serf leave` (serf) on node 2; until every
+//      remaining node lists it left.
+// Membership is polled every ~100 ms on every live node: ours with GET
+// /v1/members on each admin endpoint, one after another; serf with one
+// `serf members -format=json` per agent, all started at once and then read.
+// A phase ends at the end of the first poll round in which it holds (an
+// upper bound; the round length is reported). Every phase has a deadline;
+// every child is SIGKILLed and reaped on every path (RAII, and SIGINT/SIGTERM
+// of this program unwind).
+//
+//   swim_vs_serf [--sizes 5,10] [--trials 3] [--json] [--mesh-node PATH] [--serf PATH]
+//                [--deadline-s 60]
+#include <signal.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <fstream>
+#include <functional>
+#include <iomanip>
+#include <iostream>
+#include <map>
+#include <memory>
+#include <nlohmann/json.hpp>
+#include <optional>
+#include <set>
+#include <sstream>
+#include <stdexcept>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "mesh/admin_client.hpp"
+#include "process.hpp"
+
+#ifndef MESH_NODE_BIN
+#define MESH_NODE_BIN "mesh-node"
+#endif
+
+namespace {
+
+using namespace std::chrono_literals;
+using Clock = std::chrono::steady_clock;
+using json = nlohmann::json;
+using mesh::test::Process;
+
+std::atomic<bool> g_interrupted{false};
+extern "C" void on_signal(int) { g_interrupted.store(true); }
+
+void check_interrupt() {
+  if (g_interrupted.load()) throw std::runtime_error("interrupted");
+}
+
+void sleep_for(std::chrono::milliseconds d) {
+  const auto end = Clock::now() + d;
+  while (Clock::now() < end) {
+    check_interrupt();
+    std::this_thread::sleep_for(std::min<Clock::duration>(end - Clock::now(), 50ms));
+  }
+}
+
+double ms_since(Clock::time_point t0) {
+  return std::chrono::duration<double, std::milli>(Clock::now() - t0).count();
+}
+
+struct Options {
+  std::vector<int> sizes{5, 10};
+  int trials = 3;
+  bool json_out = false;
+  std::string mesh_node = MESH_NODE_BIN;
+  std::string serf;
+  int deadline_s = 60;
+};
+
+std::string find_on_path(const std::string& name) {
+  const char* path = std::getenv("PATH");
+  std::stringstream ss(path ? path : "");
+  for (std::string dir; std::getline(ss, dir, ':');) {
+    const std::string p = dir + "/" + name;
+    if (::access(p.c_str(), X_OK) == 0) return p;
+  }
+  return {};
+}
+
+// name -> state, with serf's "failed" written "dead".
+using View = std::map<std::string, std::string>;
+
+// ---------------------------------------------------------------- /proc
+std::optional<long> rss_kb(pid_t pid) {
+  std::ifstream in("/proc/" + std::to_string(pid) + "/status");
+  for (std::string line; std::getline(in, line);)
+    if (line.rfind("VmRSS:", 0) == 0) return std::stol(line.substr(6));
+  return std::nullopt;
+}
+
+std::optional<long long> cpu_ticks(pid_t pid) {
+  std::ifstream in("/proc/" + std::to_string(pid) + "/stat");
+  std::string all((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  const auto close = all.rfind(')');
+  if (close == std::string::npos) return std::nullopt;
+  std::istringstream rest(all.substr(close + 2));
+  // Fields after the command: state(3) ppid pgrp session tty tpgid flags
+  // minflt cminflt majflt cmajflt utime(14) stime(15).
+  std::vector<std::string> f;
+  for (std::string s; rest >> s && f.size() < 13;) f.push_back(s);
+  if (f.size() < 13) return std::nullopt;
+  return std::stoll(f[11]) + std::stoll(f[12]);
+}
+
+// ---------------------------------------------------------------- systems
+class System {
+ public:
+  virtual ~System() = default;
+  virtual std::string label() const = 0;
+  virtual std::string name(int i) const = 0;
+  // Spawns node i; seed < 0: none.
+  virtual void start(int i, int seed) = 0;
+  // One poll round over `nodes`: each one's view, nullopt if unreachable.
+  virtual std::vector<std::optional<View>> poll(const std::vector<int>& nodes) = 0;
+  virtual void leave(int i) = 0;
+  virtual std::string failed_word() const = 0;
+  void kill9(int i) {
+    procs_.at(i)->signal(SIGKILL);
+    procs_.at(i)->wait_exit(5s);
+  }
+  pid_t pid(int i) const { return procs_.at(i)->pid(); }
+  std::string log_tail(int i) const {
+    if (!procs_.at(i)) return {};
+    return procs_.at(i)->log_tail(15) + procs_.at(i)->stdout_text().substr(
+                                            procs_.at(i)->stdout_text().size() > 1500
+                                                ? procs_.at(i)->stdout_text().size() - 1500
+                                                : 0);
+  }
+  void stop_all() {
+    for (auto& p : procs_) p.reset();
+  }
+
+ protected:
+  std::string dir_;
+  std::vector<std::unique_ptr<Process>> procs_;
+};
+
+class Ours : public System {
+ public:
+  Ours(std::string bin, std::string dir, int n) : bin_(std::move(bin)) {
+    dir_ = std::move(dir);
+    procs_.resize(n);
+    for (int i = 0; i < n; ++i) {
+      swim_.push_back(mesh::test::free_port());
+      admin_.push_back(mesh::test::free_port());
+      zmq_.push_back(mesh::test::free_port());
+    }
+  }
+  std::string label() const override { return "ours"; }
+  std::string name(int i) const override { return "m" + std::to_string(i); }
+  std::string failed_word() const override { return "dead"; }
+  void start(int i, int seed) override {
+    std::map<std::string, std::string> env = {
+        {"JC_NODE_NAME", name(i)},
+        {"JC_SWIM_HOST", "127.0.0.1"},
+        {"JC_SWIM_PORT", std::to_string(swim_[i])},
+        {"JC_ADMIN_HOST", "127.0.0.1"},
+        {"JC_ADMIN_PORT", std::to_string(admin_[i])},
+        {"JC_ZMQ_PORT", std::to_string(zmq_[i])},
+        {"JC_PROFILE", "lan"},
+        {"JC_LOG_LEVEL", "info"},
+    };
+    if (seed >= 0) env["JC_SEED_NODES"] = "127.0.0.1:" + std::to_string(swim_[seed]);
+    procs_[i] = std::make_unique<Process>(std::vector<std::string>{bin_}, env, dir_, name(i));
+  }
+  std::vector<std::optional<View>> poll(const std::vector<int>& nodes) override {
+    std::vector<std::optional<View>> out;
+    for (int i : nodes) {
+      auto r = mesh::http_get("127.0.0.1", admin_[i], "/v1/members", 1s);
+      if (!r.ok || r.status != 200) {
+        out.emplace_back();
+        continue;
+      }
+      auto j = json::parse(r.body, nullptr, false);
+      if (j.is_discarded() || !j.is_array()) {
+        out.emplace_back();
+        continue;
+      }
+      View v;
+      for (const auto& m : j) v[m.value("name", "")] = m.value("state", "");
+      out.emplace_back(std::move(v));
+    }
+    return out;
+  }
+  void leave(int i) override { procs_.at(i)->signal(SIGTERM); }
+  std::optional<int> wait_exit(int i, std::chrono::milliseconds t) {
+    return procs_.at(i)->wait_exit(t);
+  }
+
+ private:
+  std::string bin_;
+  std::vector<std::uint16_t> swim_, admin_, zmq_;
+};
+
+class Serf : public System {
+ public:
+  Serf(std::string bin, std::string dir, int n) : bin_(std::move(bin)) {
+    dir_ = std::move(dir);
+    procs_.resize(n);
+    for (int i = 0; i < n; ++i) {
+      bind_.push_back(mesh::test::free_port());
+      rpc_.push_back(mesh::test::free_port());
+    }
+  }
+  ~Serf() override { leavers_.clear(); }
+  std::string label() const override { return "serf"; }
+  std::string name(int i) const override { return "s" + std::to_string(i); }
+  std::string failed_word() const override { return "failed"; }
+  void start(int i, int seed) override {
+    std::vector<std::string> argv = {bin_,
+                                     "agent",
+                                     "-node=" + name(i),
+                                     "-bind=127.0.0.1:" + std::to_string(bind_[i]),
+                                     "-rpc-addr=" + rpc(i)};
+    if (seed >= 0) argv.push_back("-join=127.0.0.1:" + std::to_string(bind_[seed]));
+    procs_[i] = std::make_unique<Process>(argv, std::map<std::string, std::string>{}, dir_, name(i));
+  }
+  std::vector<std::optional<View>> poll(const std::vector<int>& nodes) override {
+    // All `serf members` at once, then read each: a round costs about one
+    // CLI start-up, not N.
+    std::vector<FILE*> pipes;
+    for (int i : nodes) {
+      const std::string cmd = "timeout 5 " + bin_ + " members -rpc-addr=" + rpc(i) +
+                              " -format=json 2>/dev/null";
+      pipes.push_back(::popen(cmd.c_str(), "r"));
+    }
+    std::vector<std::optional<View>> out;
+    for (FILE* f : pipes) {
+      if (f == nullptr) {
+        out.emplace_back();
+        continue;
+      }
+      std::string text;
+      char buf[4096];
+      for (std::size_t k; (k = std::fread(buf, 1, sizeof buf, f)) > 0;) text.append(buf, k);
+      const int rc = ::pclose(f);
+      auto j = json::parse(text, nullptr, false);
+      if (rc != 0 || j.is_discarded() || !j.contains("members")) {
+        out.emplace_back();
+        continue;
+      }
+      View v;
+      for (const auto& m : j["members"]) {
+        std::string s = m.value("status", "");
+        if (s == "failed") s = "dead";
+        v[m.value("name", "")] = s;
+      }
+      out.emplace_back(std::move(v));
+    }
+    return out;
+  }
+  void leave(int i) override {
+    leavers_.push_back(std::make_unique<Process>(
+        std::vector<std::string>{bin_, "leave", "-rpc-addr=" + rpc(i)},
+        std::map<std::string, std::string>{}, dir_, name(i) + "-leave"));
+  }
+
+ private:
+  std::string rpc(int i) const { return "127.0.0.1:" + std::to_string(rpc_[i]); }
+  std::string bin_;
+  std::vector<std::uint16_t> bind_, rpc_;
+  std::vector<std::unique_ptr<Process>> leavers_;
+};
+
+// ---------------------------------------------------------------- one trial
+struct TrialResult {
+  std::optional<double> join_ms, detect_ms, leave_ms, rss_kb, cpu_pct;
+  int false_failures = 0;   // (observer, live subject) pairs ever shown dead/failed
+  std::vector<std::string> false_failure_notes;
+  double mean_round_ms = 0;
+  std::string error;
+  std::optional<int> leave_exit;  // ours: exit code after SIGTERM
+};
+
+struct Poller {
+  System& sys;
+  std::chrono::milliseconds period;
+  std::set<std::pair<std::string, std::string>> false_seen;
+  double round_ms_sum = 0;
+  int rounds = 0;
+
+  // Polls `observers` until pred(views) holds or `limit` passes; the time
+  // from t0 to the end of the first round where it holds. `live` are the
+  // names that must never be shown dead.
+  std::optional<double> until(Clock::time_point t0, const std::vector<int>& observers,
+                              const std::set<std::string>& live,
+                              const std::function<bool(const std::vector<std::optional<View>>&)>& pred,
+                              std::chrono::seconds limit) {
+    const auto deadline = t0 + limit;
+    while (Clock::now() < deadline) {
+      check_interrupt();
+      const auto r0 = Clock::now();
+      auto views = sys.poll(observers);
+      const auto r1 = Clock::now();
+      round_ms_sum += std::chrono::duration<double, std::milli>(r1 - r0).count();
+      ++rounds;
+      for (std::size_t k = 0; k < views.size(); ++k) {
+        if (!views[k]) continue;
+        for (const auto& [n, s] : *views[k])
+          if (live.count(n) && s == "dead") false_seen.insert({sys.name(observers[k]), n});
+      }
+      if (pred(views)) return std::chrono::duration<double, std::milli>(r1 - t0).count();
+      const auto next = r0 + period;
+      if (Clock::now() < next) std::this_thread::sleep_until(next);
+    }
+    return std::nullopt;
+  }
+};
+
+bool all_alive(const std::vector<std::optional<View>>& views, const std::vector<std::string>& names) {
+  for (const auto& v : views) {
+    if (!v) return false;
+    for (const auto& n : names) {
+      auto it = v->find(n);
+      if (it == v->end() || it->second != "alive") return false;
+    }
+  }
+  return true;
+}
+
+bool all_show(const std::vector<std::optional<View>>& views, const std::string& name,
+              const std::string& state) {
+  for (const auto& v : views) {
+    if (!v) return false;
+    auto it = v->find(name);
+    if (it == v->end() || it->second != state) return false;
+  }
+  return true;
+}
+
+std::vector<int> range_except(int n, const std::set<int>& skip) {
+  std::vector<int> r;
+  for (int i = 0; i < n; ++i)
+    if (!skip.count(i)) r.push_back(i);
+  return r;
+}
+
+TrialResult run_trial(System& sys, int n, const Options& opt) {
+  TrialResult res;
+  const auto limit = std::chrono::seconds(opt.deadline_s);
+  Poller poller{sys, 100ms, {}, 0, 0};
+  std::vector<std::string> names;
+  for (int i = 0; i < n; ++i) names.push_back(sys.name(i));
+  std::set<std::string> live(names.begin(), names.end());
+  auto finish = [&] {
+    res.false_failures = static_cast<int>(poller.false_seen.size());
+    for (const auto& [obs, subj] : poller.false_seen)
+      res.false_failure_notes.push_back(obs + " saw " + subj + " dead");
+    res.mean_round_ms = poller.rounds ? poller.round_ms_sum / poller.rounds : 0;
+  };
+  auto fail = [&](const std::string& what, int node) {
+    finish();
+    res.error = what;
+    std::cerr << "  [" << sys.label() << " N=" << n << "] " << what << "\n";
+    if (node >= 0) std::cerr << sys.log_tail(node);
+    return res;
+  };
+
+  // 1. the first N-1 nodes.
+  sys.start(0, -1);
+  if (!poller.until(Clock::now(), {0}, live, [&](const auto& v) { return v[0].has_value(); }, limit))
+    return fail("node 0 never answered", 0);
+  for (int i = 1; i < n - 1; ++i) sys.start(i, 0);
+  std::vector<std::string> first(names.begin(), names.end() - 1);
+  if (!poller.until(Clock::now(), range_except(n - 1, {}), live,
+                    [&](const auto& v) { return all_alive(v, first); }, limit))
+    return fail("the first N-1 nodes never converged", 1);
+
+  // 2. join of the N-th.
+  auto t0 = Clock::now();
+  sys.start(n - 1, 0);
+  res.join_ms = poller.until(t0, range_except(n, {}), live,
+                             [&](const auto& v) { return all_alive(v, names); }, limit);
+  if (!res.join_ms) return fail("join of the N-th node not seen by all within the deadline", n - 1);
+
+  // 3. idle: no polling.
+  sleep_for(1s);
+  std::vector<long long> c0(n);
+  for (int i = 0; i < n; ++i) c0[i] = cpu_ticks(sys.pid(i)).value_or(0);
+  const auto idle0 = Clock::now();
+  sleep_for(5s);
+  double rss_sum = 0;
+  for (int i = 0; i < n; ++i) rss_sum += static_cast<double>(rss_kb(sys.pid(i)).value_or(0));
+  res.rss_kb = rss_sum / n;
+  sleep_for(5s);
+  const double idle_s = std::chrono::duration<double>(Clock::now() - idle0).count();
+  double ticks = 0;
+  for (int i = 0; i < n; ++i) ticks += static_cast<double>(cpu_ticks(sys.pid(i)).value_or(0) - c0[i]);
+  res.cpu_pct = ticks / static_cast<double>(::sysconf(_SC_CLK_TCK)) / idle_s * 100.0 / n;
+
+  // 4. kill -9 of node 1.
+  const int victim = 1, leaver = 2;
+  t0 = Clock::now();
+  sys.kill9(victim);
+  live.erase(names[victim]);
+  res.detect_ms = poller.until(t0, range_except(n, {victim}), live,
+                               [&](const auto& v) { return all_show(v, names[victim], "dead"); },
+                               limit);
+  if (!res.detect_ms) return fail("kill -9 not seen as " + sys.failed_word() + " by all", 0);
+
+  // 5. graceful leave of node 2 (shown dead at any time counts as false).
+  t0 = Clock::now();
+  sys.leave(leaver);
+  res.leave_ms = poller.until(t0, range_except(n, {victim, leaver}), live,
+                              [&](const auto& v) { return all_show(v, names[leaver], "left"); },
+                              limit);
+  if (auto* ours = dynamic_cast<Ours*>(&sys)) res.leave_exit = ours->wait_exit(leaver, 10s);
+  if (!res.leave_ms) return fail("leave not seen as left by all", leaver);
+
+  finish();
+  return res;
+}
+
+// ---------------------------------------------------------------- report
+std::optional<double> median(std::vector<double> v) {
+  if (v.empty()) return std::nullopt;
+  std::sort(v.begin(), v.end());
+  const auto m = v.size() / 2;
+  return v.size() % 2 ? v[m] : (v[m - 1] + v[m]) / 2;
+}
+
+struct Series {
+  std::vector<double> join, detect, leave, rss, cpu, round;
+  int false_failures = 0, failed_trials = 0;
+  std::vector<std::string> notes;
+  std::vector<int> leave_exit;
+  void add(const TrialResult& r) {
+    if (!r.error.empty()) {
+      ++failed_trials;
+      notes.push_back("trial failed: " + r.error);
+    }
+    if (r.join_ms) join.push_back(*r.join_ms);
+    if (r.detect_ms) detect.push_back(*r.detect_ms);
+    if (r.leave_ms) leave.push_back(*r.leave_ms);
+    if (r.rss_kb) rss.push_back(*r.rss_kb);
+    if (r.cpu_pct) cpu.push_back(*r.cpu_pct);
+    if (r.mean_round_ms > 0) round.push_back(r.mean_round_ms);
+    if (r.leave_exit) leave_exit.push_back(*r.leave_exit);
+    false_failures += r.false_failures;
+    for (const auto& x : r.false_failure_notes) notes.push_back(x);
+  }
+};
+
+json opt_json(const std::optional<double>& d) { return d ? json(*d) : json(nullptr); }
+
+json series_json(const Series& s) {
+  json j;
+  j["join_ms"] = s.join;
+  j["detect_ms"] = s.detect;
+  j["leave_ms"] = s.leave;
+  j["rss_kb"] = s.rss;
+  j["cpu_pct"] = s.cpu;
+  j["mean_poll_round_ms"] = s.round;
+  j["false_failures"] = s.false_failures;
+  j["failed_trials"] = s.failed_trials;
+  j["notes"] = s.notes;
+  if (!s.leave_exit.empty()) j["leave_exit_codes"] = s.leave_exit;
+  j["median"] = {{"join_ms", opt_json(median(s.join))},
+                 {"detect_ms", opt_json(median(s.detect))},
+                 {"leave_ms", opt_json(median(s.leave))},
+                 {"rss_kb", opt_json(median(s.rss))},
+                 {"cpu_pct", opt_json(median(s.cpu))}};
+  return j;
+}
+
+std::optional<double> ratio(const std::vector<double>& a, const std::vector<double>& b) {
+  auto ma = median(a), mb = median(b);
+  if (!ma || !mb || *mb == 0) return std::nullopt;
+  return *ma / *mb;
+}
+
+std::string fmt(const std::optional<double>& d, int prec) {
+  if (!d) return "-";
+  std::ostringstream o;
+  o << std::fixed << std::setprecision(prec) << *d;
+  return o.str();
+}
+
+void print_table(std::ostream& os, int n, const Series& o, const Series& s, int trials) {
+  os << "\nN = " << n << " (" << trials << " trials each; medians)\n\n";
+  os << "| metric | ours | serf | ours/serf |\n|---|---|---|---|\n";
+  auto row = [&](const std::string& name, const std::vector<double>& a, const std::vector<double>& b,
+                 int prec) {
+    os << "| " << name << " | " << fmt(median(a), prec) << " | " << fmt(median(b), prec) << " | "
+       << fmt(ratio(a, b), 2) << " |\n";
+  };
+  row("join seen by all (ms)", o.join, s.join, 0);
+  row("kill -9 -> dead/failed seen by all (ms)", o.detect, s.detect, 0);
+  row("leave -> left seen by all (ms)", o.leave, s.leave, 0);
+  row("RSS per idle node (MB)", [&] { auto v = o.rss; for (auto& x : v) x /= 1024; return v; }(),
+      [&] { auto v = s.rss; for (auto& x : v) x /= 1024; return v; }(), 1);
+  row("CPU per idle node (% of a core)", o.cpu, s.cpu, 2);
+  os << "| false failures (live node shown dead/failed) | " << o.false_failures << " | "
+     << s.false_failures << " | |\n";
+  os << "| failed trials | " << o.failed_trials << " | " << s.failed_trials << " | |\n";
+  os << "| mean poll round (ms) | " << fmt(median(o.round), 1) << " | " << fmt(median(s.round), 1)
+     << " | |\n";
+}
+
+std::vector<int> parse_sizes(const std::string& s) {
+  std::vector<int> r;
+  std::stringstream ss(s);
+  for (std::string x; std::getline(ss, x, ',');) {
+    const int n = std::stoi(x);
+    if (n < 4 || n > 64) throw std::runtime_error("--sizes: each size must be 4..64 (got " + x + ")");
+    r.push_back(n);
+  }
+  if (r.empty()) throw std::runtime_error("--sizes: empty");
+  return r;
+}
+
+int run(int argc, char** argv) {
+  Options opt;
+  for (int i = 1; i < argc; ++i) {
+    const std::string a = argv[i];
+    auto value = [&]() -> std::string {
+      if (i + 1 >= argc) throw std::runtime_error(a + ": missing value");
+      return argv[++i];
+    };
+    if (a == "--sizes") opt.sizes = parse_sizes(value());
+    else if (a == "--trials") opt.trials = std::max(1, std::stoi(value()));
+    else if (a == "--json") opt.json_out = true;
+    else if (a == "--mesh-node") opt.mesh_node = value();
+    else if (a == "--serf") opt.serf = value();
+    else if (a == "--deadline-s") opt.deadline_s = std::max(5, std::stoi(value()));
+    else throw std::runtime_error("unknown option " + a);
+  }
+  if (opt.serf.empty()) opt.serf = find_on_path("serf");
+  if (opt.serf.empty()) throw std::runtime_error("serf not found on PATH (--serf PATH)");
+  if (::access(opt.mesh_node.c_str(), X_OK) != 0)
+    throw std::runtime_error("mesh-node not executable: " + opt.mesh_node);
+
+  std::ostream& table_out = opt.json_out ? std::cerr : std::cout;
+  std::map<int, std::pair<Series, Series>> results;
+  for (int n : opt.sizes) {
+    for (int t = 0; t < opt.trials; ++t) {
+      // Alternate which system goes first, so that drifting load on the
+      // shared machine does not favour one.
+      for (int k = 0; k < 2; ++k) {
+        const bool ours_now = (k == 0) == (t % 2 == 0);
+        mesh::test::TempDir dir;
+        std::unique_ptr<System> sys;
+        if (ours_now) sys = std::make_unique<Ours>(opt.mesh_node, dir.path(), n);
+        else sys = std::make_unique<Serf>(opt.serf, dir.path(), n);
+        const auto started = Clock::now();
+        TrialResult r = run_trial(*sys, n, opt);
+        sys->stop_all();
+        std::cerr << "[N=" << n << " trial " << t + 1 << " " << sys->label() << "] join "
+                  << fmt(r.join_ms, 0) << " ms, detect " << fmt(r.detect_ms, 0) << " ms, leave "
+                  << fmt(r.leave_ms, 0) << " ms, rss " << fmt(r.rss_kb, 0) << " kB, cpu "
+                  << fmt(r.cpu_pct, 2) << " %, false " << r.false_failures << ", round "
+                  << fmt(r.mean_round_ms, 1) << " ms (" << fmt(ms_since(started) / 1000, 1)
+                  << " s)\n";
+        (ours_now ? results[n].first : results[n].second).add(r);
+        sleep_for(1s);
+      }
+    }
+  }
+
+  json out;
+  out["method"] = {
+      {"profile", "lan (serf default; JC_PROFILE=lan)"},
+      {"host", "127.0.0.1"},
+      {"trials", opt.trials},
+      {"poll", "every ~100 ms, every live node each round: ours GET /v1/members sequentially; "
+               "serf `serf members -format=json` per agent, all spawned at once"},
+      {"phase_end", "end of the first poll round in which the condition holds"},
+      {"join", "spawn of the N-th node (seed node 0) -> all N list all N alive"},
+      {"detect", "SIGKILL of node 1 -> all remaining list it dead/failed"},
+      {"leave", "SIGTERM / `serf leave` of node 2 -> all remaining list it left"},
+      {"rss", "mean VmRSS per node after 1+5 s idle (kB)"},
+      {"cpu", "mean (utime+stime) per node over 10 s idle, % of one core"}};
+  json sizes = json::object();
+  for (const auto& [n, ss] : results) {
+    const auto& [o, s] = ss;
+    json j;
+    j["ours"] = series_json(o);
+    j["serf"] = series_json(s);
+    j["join_ratio"] = opt_json(ratio(o.join, s.join));
+    j["detect_ratio"] = opt_json(ratio(o.detect, s.detect));
+    j["leave_ratio"] = opt_json(ratio(o.leave, s.leave));
+    j["rss_ratio"] = opt_json(ratio(o.rss, s.rss));
+    j["cpu_ratio"] = opt_json(ratio(o.cpu, s.cpu));
+    sizes[std::to_string(n)] = j;
+    print_table(table_out, n, o, s, opt.trials);
+  }
+  const int top = results.count(10) ? 10 : results.rbegin()->first;
+  out["n"] = top;
+  for (const char* k : {"join_ratio", "detect_ratio", "leave_ratio", "rss_ratio", "cpu_ratio"})
+    out[k] = sizes[std::to_string(top)][k];
+  out["sizes"] = sizes;
+  if (opt.json_out) std::cout << out.dump(2) << "\n";
+  return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  struct sigaction sa {};
+  sa.sa_handler = on_signal;
+  ::sigemptyset(&sa.sa_mask);
+  ::sigaction(SIGINT, &sa, nullptr);
+  ::sigaction(SIGTERM, &sa, nullptr);
+  ::sigaction(SIGHUP, &sa, nullptr);
+  try {
+    return run(argc, argv);
+  } catch (const std::exception& e) {
+    std::cerr << "swim_vs_serf: " << e.what() << "\n";
+    return 1;
+  }
+}
