@@ -1,5 +1,5 @@
 // Five mesh-node processes, each in its own network namespace (one host of
-// a NetnsLab: 10.251.<lab>.<i+1> on a bridge), with the local profile; N0
+// a NetnsLab: 10.251.<lab>.<i+1> on a bridge), with the local profile (the loss test: lan); N0
 // is the seed of N1..N4. Faults are applied on the bridge with nftables:
 // a partition drops everything between two groups, loss drops each UDP/TCP
 // frame with a probability. This kernel has no sch_netem, so there is no
@@ -25,6 +25,7 @@
 #include <set>
 #include <string>
 #include <thread>
+#include <utility>
 #include <vector>
 
 #include "netns_lab.hpp"
@@ -59,7 +60,13 @@ std::string ip_binary() {
 
 class NetnsCluster {
  public:
-  explicit NetnsCluster(int n) : lab_(n), ip_bin_(ip_binary()) {
+  // `profile`: the partition test uses `local` (fast detection); the loss
+  // test `lan`, the profile for a real LAN: `local` (one indirect probe,
+  // 200 ms timeouts, 3 s suspicion) is not made for lossy links, and the
+  // simulator declares live nodes dead with it at 20 % loss (123 false
+  // deaths in 8 x 600 s of 5 nodes, against 0 with `lan`).
+  explicit NetnsCluster(int n, std::string profile = "local")
+      : lab_(n), ip_bin_(ip_binary()), profile_(std::move(profile)) {
     procs_.resize(static_cast<std::size_t>(n));
   }
 
@@ -81,7 +88,7 @@ class NetnsCluster {
         {"JC_ADVERTISE_HOST", host},     {"JC_ADMIN_HOST", host},
         {"JC_SWIM_PORT", std::to_string(kSwimPort)},
         {"JC_ADMIN_PORT", std::to_string(kAdminPort)},
-        {"JC_PROFILE", "local"},         {"JC_LOG_LEVEL", "debug"}};
+        {"JC_PROFILE", profile_},         {"JC_LOG_LEVEL", "debug"}};
     if (i != 0) env["JC_SEED_NODES"] = lab_.ip(0) + ":" + std::to_string(kSwimPort);
     // `ip netns exec` execs the command in place: the child's pid is the node's.
     procs_.at(static_cast<std::size_t>(i)) =
@@ -170,6 +177,7 @@ class NetnsCluster {
  private:
   NetnsLab lab_;  // declared first: removed after the nodes are killed
   std::string ip_bin_;
+  std::string profile_;
   TempDir dir_;  // before procs_: logs outlive the processes
   std::vector<std::unique_ptr<Process>> procs_;
 };
@@ -232,7 +240,7 @@ TEST_F(NetnsClusterTest, PartitionTwoThreeThenHeal) {
 // 20 % loss on every link for about a minute: members may be suspected,
 // but a live member is never declared dead.
 TEST_F(NetnsClusterTest, TwentyPercentLossNeverDeclaresLiveNodeDead) {
-  NetnsCluster c(kNodes);
+  NetnsCluster c(kNodes, "lan");
   converge(c);
 
   c.lab().set_loss(0.2);
