@@ -99,6 +99,8 @@ struct Membership::Impl : std::enable_shared_from_this<Membership::Impl> {
   void read_more(const std::shared_ptr<StreamConn>& c);
   void on_read(const std::shared_ptr<StreamConn>& c, const boost::system::error_code& ec,
                std::size_t n);
+  enum class FrameState { NeedMore, Refused, Ready };
+  FrameState open_frame(ByteView got, Bytes& plain);
   void outbound_bytes(const std::shared_ptr<StreamConn>& c, bool eof);
   void inbound_bytes(const std::shared_ptr<StreamConn>& c, bool eof);
   void answer_inbound(const std::shared_ptr<StreamConn>& c, ByteView request);

@@ -169,34 +169,47 @@ void Membership::Impl::open_stream(OutStream s) {
                         });
 }
 
+// An encrypted stream frame, [10][u32 BE length][vsn][nonce][ciphertext],
+// from the bytes received so far. With a keyring every stream must be one
+// (GossipVerifyIncoming): plaintext, an oversized length or a frame no key
+// opens is refused and counted.
+Membership::Impl::FrameState Membership::Impl::open_frame(ByteView got, Bytes& plain) {
+  if (got.empty()) return FrameState::NeedMore;
+  if (got[0] != detail::kEncryptMsgType) {
+    ++dstats_.streams_dropped_decrypt;
+    return FrameState::Refused;
+  }
+  if (got.size() < detail::kStreamHeaderSize) return FrameState::NeedMore;
+  const std::size_t len = detail::stream_body_length(got);
+  if (len > limits_.max_stream) {
+    ++dstats_.streams_dropped_oversize;
+    return FrameState::Refused;
+  }
+  if (got.size() < detail::kStreamHeaderSize + len) return FrameState::NeedMore;
+  auto opened = net_.keyring.decrypt(got.subspan(detail::kStreamHeaderSize, len),
+                                     got.first(detail::kStreamHeaderSize));
+  if (!opened) {
+    ++dstats_.streams_dropped_decrypt;
+    return FrameState::Refused;
+  }
+  plain = std::move(*opened);
+  return FrameState::Ready;
+}
+
 void Membership::Impl::outbound_bytes(const std::shared_ptr<StreamConn>& c, bool eof) {
   const ByteView got(c->buf.data(), c->used);
   if (net_.keyring.enabled()) {
-    if (!got.empty() && got[0] != detail::kEncryptMsgType) {
-      ++dstats_.streams_dropped_decrypt;  // a plaintext reply: refused
-      fail_outbound(c);
-      return;
-    }
-    if (got.size() >= detail::kStreamHeaderSize) {
-      const std::size_t len = detail::stream_body_length(got);
-      if (len > limits_.max_stream) {
-        ++dstats_.streams_dropped_oversize;
+    Bytes plain;
+    switch (open_frame(got, plain)) {
+      case FrameState::NeedMore: break;
+      case FrameState::Refused:  // a plaintext, oversized or undecryptable reply
         fail_outbound(c);
         return;
-      }
-      if (got.size() >= detail::kStreamHeaderSize + len) {
-        auto plain = net_.keyring.decrypt(got.subspan(detail::kStreamHeaderSize, len),
-                                          got.first(detail::kStreamHeaderSize));
-        if (!plain) {
-          ++dstats_.streams_dropped_decrypt;
-          fail_outbound(c);
-          return;
-        }
+      case FrameState::Ready:
         close_conn(c);
-        node_->on_stream_reply(now(), c->stream_id, *plain);
+        node_->on_stream_reply(now(), c->stream_id, plain);
         pump();
         return;
-      }
     }
   } else if (!got.empty() && (eof || ready_to_scan(c))) {
     auto decoded = decode_stream(got, limits_);
@@ -260,30 +273,15 @@ void Membership::Impl::on_accept(const error_code& ec, ip::tcp::socket sock) {
 void Membership::Impl::inbound_bytes(const std::shared_ptr<StreamConn>& c, bool eof) {
   const ByteView got(c->buf.data(), c->used);
   if (net_.keyring.enabled()) {
-    // GossipVerifyIncoming: a plaintext stream is refused.
-    if (!got.empty() && got[0] != detail::kEncryptMsgType) {
-      ++dstats_.streams_dropped_decrypt;
-      close_conn(c);
-      return;
-    }
-    if (got.size() >= detail::kStreamHeaderSize) {
-      const std::size_t len = detail::stream_body_length(got);
-      if (len > limits_.max_stream) {
-        ++dstats_.streams_dropped_oversize;
+    Bytes plain;
+    switch (open_frame(got, plain)) {
+      case FrameState::NeedMore: break;
+      case FrameState::Refused:
         close_conn(c);
         return;
-      }
-      if (got.size() >= detail::kStreamHeaderSize + len) {
-        auto plain = net_.keyring.decrypt(got.subspan(detail::kStreamHeaderSize, len),
-                                          got.first(detail::kStreamHeaderSize));
-        if (!plain) {
-          ++dstats_.streams_dropped_decrypt;
-          close_conn(c);
-          return;
-        }
-        answer_inbound(c, *plain);
+      case FrameState::Ready:
+        answer_inbound(c, plain);
         return;
-      }
     }
   } else if (!got.empty() && (eof || ready_to_scan(c))) {
     StreamAnswer a = node_->on_stream(now(), c->peer, got);
