@@ -43,6 +43,19 @@ class Reader {
   std::optional<std::uint64_t> uint();        // any non-negative integer
   std::optional<bool> boolean();
   bool skip(int depth = 0);                   // any one value
+
+  // A map keyed by strings: `on_entry(key)` must consume the value (read it
+  // or skip() it) and return false to reject the input. False on any error.
+  template <class F>
+  bool for_each_entry(F&& on_entry) {
+    auto n = map_header();
+    if (!n) return false;
+    for (std::size_t i = 0; i < *n; ++i) {
+      auto key = str();
+      if (!key || !on_entry(*key)) return false;
+    }
+    return true;
+  }
   std::size_t remaining() const { return in_.size() - pos_; }
 
  private:

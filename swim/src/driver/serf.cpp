@@ -66,30 +66,28 @@ std::optional<Intent> decode_intent(ByteView message) {
   else if (message[0] == static_cast<std::uint8_t>(MessageType::Join)) in.type = MessageType::Join;
   else return std::nullopt;
   mp::Reader r(message.subspan(1));
-  auto n = r.map_header();
-  if (!n) return std::nullopt;
   bool have_ltime = false, have_node = false;
-  for (std::size_t i = 0; i < *n; ++i) {
-    auto key = r.str();
-    if (!key) return std::nullopt;
-    if (*key == "LTime") {
+  const bool ok = r.for_each_entry([&](std::string_view key) {
+    if (key == "LTime") {
       auto v = r.uint();
-      if (!v) return std::nullopt;
-      in.ltime = *v;
-      have_ltime = true;
-    } else if (*key == "Node") {
-      auto v = r.str();
-      if (!v) return std::nullopt;
-      in.node.assign(*v);
-      have_node = true;
-    } else if (*key == "Prune") {
-      auto v = r.boolean();
-      if (!v) return std::nullopt;
-      in.prune = *v;
-    } else if (!r.skip()) {
-      return std::nullopt;
+      if (v) in.ltime = *v;
+      have_ltime = v.has_value();
+      return have_ltime;
     }
-  }
+    if (key == "Node") {
+      auto v = r.str();
+      if (v) in.node.assign(*v);
+      have_node = v.has_value();
+      return have_node;
+    }
+    if (key == "Prune") {
+      auto v = r.boolean();
+      if (v) in.prune = *v;
+      return v.has_value();
+    }
+    return r.skip();
+  });
+  if (!ok) return std::nullopt;
   if (!have_ltime || !have_node) return std::nullopt;
   return in;
 }
@@ -98,40 +96,34 @@ std::optional<PushPullClocks> decode_push_pull_clocks(ByteView state) {
   if (state.empty() || state[0] != static_cast<std::uint8_t>(MessageType::PushPull))
     return std::nullopt;
   mp::Reader r(state.subspan(1));
-  auto n = r.map_header();
-  if (!n) return std::nullopt;
   PushPullClocks out;
-  for (std::size_t i = 0; i < *n; ++i) {
-    auto key = r.str();
-    if (!key) return std::nullopt;
-    if (*key == "LTime") {
+  const bool ok = r.for_each_entry([&](std::string_view key) {
+    if (key == "LTime") {
       auto v = r.uint();
-      if (!v) return std::nullopt;
-      out.ltime = *v;
-    } else if (*key == "StatusLTimes") {
-      auto m = r.map_header();
-      if (!m) return std::nullopt;
-      out.status_ltimes.reserve(*m);
-      for (std::size_t j = 0; j < *m; ++j) {
-        auto name = r.str();
-        if (!name) return std::nullopt;
+      if (v) out.ltime = *v;
+      return v.has_value();
+    }
+    if (key == "StatusLTimes") {
+      return r.for_each_entry([&](std::string_view name) {
         auto v = r.uint();
-        if (!v) return std::nullopt;
-        out.status_ltimes.emplace_back(std::string(*name), *v);
-      }
-    } else if (*key == "LeftMembers") {
+        if (v) out.status_ltimes.emplace_back(std::string(name), *v);
+        return v.has_value();
+      });
+    }
+    if (key == "LeftMembers") {
       auto a = r.array_header();
-      if (!a) return std::nullopt;
+      if (!a) return false;
       out.left_members.reserve(*a);
       for (std::size_t j = 0; j < *a; ++j) {
         auto name = r.str();
-        if (!name) return std::nullopt;
+        if (!name) return false;
         out.left_members.emplace_back(*name);
       }
-    } else if (!r.skip()) {
-      return std::nullopt;
+      return true;
     }
-  }
+    return r.skip();
+  });
+  if (!ok) return std::nullopt;
   return out;
 }
 
