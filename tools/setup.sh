@@ -15,6 +15,7 @@ packages=(
   build-essential cmake ninja-build pkg-config
   libmsgpack-cxx-dev libboost-dev libssl-dev
   libspdlog-dev libyaml-cpp-dev nlohmann-json3-dev
+  libzmq3-dev cppzmq-dev libsodium-dev python3-zmq
   libgtest-dev libgmock-dev
   serf iproute2 nftables procps
 )
