@@ -1,0 +1,329 @@
+#include "mesh/agent_card.hpp"
+
+#include <string_view>
+#include <unordered_set>
+#include <utility>
+
+namespace mesh {
+namespace {
+
+using json = nlohmann::json;
+
+// Bounds for the pre-pass over untrusted input (see LimitsSax). The shape
+// nests four deep (map, cards, card, capabilities); a little room is left
+// for fields a later sender may add. kMaxValues bounds what the parsed tree
+// can cost: a 1-byte MessagePack element becomes a 16-byte json value (more
+// for a string), so 16 MiB of tiny elements would otherwise cost gigabytes.
+// A real registry of kMaxCards cards with a dozen capabilities each has
+// about 250 000 values.
+constexpr std::size_t kMaxDepth = 8;
+constexpr std::size_t kMaxMapEntries = 64;
+constexpr std::size_t kMaxValues = 1'000'000;
+
+bool valid_utf8(std::string_view s) {
+  std::size_t i = 0;
+  const std::size_t n = s.size();
+  while (i < n) {
+    const auto c = static_cast<unsigned char>(s[i]);
+    if (c < 0x80) {
+      ++i;
+      continue;
+    }
+    std::size_t len = 0;
+    std::uint32_t cp = 0;
+    std::uint32_t min = 0;
+    if ((c & 0xE0) == 0xC0) {
+      len = 2;
+      cp = c & 0x1Fu;
+      min = 0x80;
+    } else if ((c & 0xF0) == 0xE0) {
+      len = 3;
+      cp = c & 0x0Fu;
+      min = 0x800;
+    } else if ((c & 0xF8) == 0xF0) {
+      len = 4;
+      cp = c & 0x07u;
+      min = 0x10000;
+    } else {
+      return false;
+    }
+    if (n - i < len) return false;
+    for (std::size_t k = 1; k < len; ++k) {
+      const auto cc = static_cast<unsigned char>(s[i + k]);
+      if ((cc & 0xC0) != 0x80) return false;
+      cp = (cp << 6) | (cc & 0x3Fu);
+    }
+    // Overlong forms, UTF-16 surrogates and code points past U+10FFFF are
+    // not UTF-8 (RFC 3629 §3).
+    if (cp < min || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF)) return false;
+    i += len;
+  }
+  return true;
+}
+
+bool is_control(unsigned char c) { return c < 0x20 || c == 0x7F; }
+
+bool has_control(std::string_view s) {
+  for (char ch : s) {
+    if (is_control(static_cast<unsigned char>(ch))) return true;
+  }
+  return false;
+}
+
+bool has_space_or_control(std::string_view s) {
+  for (char ch : s) {
+    const auto c = static_cast<unsigned char>(ch);
+    if (c == ' ' || is_control(c)) return true;
+  }
+  return false;
+}
+
+// Length and encoding, common to every string field.
+std::optional<std::string> check_string(std::string_view field, std::string_view s) {
+  if (s.size() > kMaxStringBytes) {
+    return std::string(field) + " is longer than " + std::to_string(kMaxStringBytes) + " bytes";
+  }
+  if (!valid_utf8(s)) return std::string(field) + " is not valid UTF-8";
+  return std::nullopt;
+}
+
+// For names that are matched exactly and printed in logs: agent_id, role, node.
+std::optional<std::string> check_name(std::string_view field, std::string_view s) {
+  if (s.empty()) return std::string(field) + " is empty";
+  if (auto err = check_string(field, s)) return err;
+  if (has_space_or_control(s)) return std::string(field) + " contains whitespace or a control character";
+  return std::nullopt;
+}
+
+std::optional<std::uint64_t> as_u64(const json& j) {
+  if (j.is_number_unsigned()) return j.get<std::uint64_t>();
+  // Another encoder may send a non-negative value as a signed integer.
+  if (j.is_number_integer()) {
+    const auto v = j.get<std::int64_t>();
+    if (v >= 0) return static_cast<std::uint64_t>(v);
+  }
+  return std::nullopt;
+}
+
+// Checks the shape of untrusted MessagePack before nlohmann builds a tree
+// from it: nlohmann's binary reader recurses once per nesting level, so
+// deep nesting must be refused before it reaches it, and a declared array
+// size above max_size() throws from inside the DOM builder.
+class LimitsSax {
+ public:
+  using number_integer_t = json::number_integer_t;
+  using number_unsigned_t = json::number_unsigned_t;
+  using number_float_t = json::number_float_t;
+  using string_t = json::string_t;
+  using binary_t = json::binary_t;
+
+  bool null() { return value(); }
+  bool boolean(bool) { return value(); }
+  bool number_integer(number_integer_t) { return value(); }
+  bool number_unsigned(number_unsigned_t) { return value(); }
+  bool number_float(number_float_t, const string_t&) { return value(); }
+  bool string(string_t& s) { return value() && s.size() <= kMaxStringBytes; }
+  bool binary(binary_t&) { return false; }  // the shape has none
+  bool key(string_t& k) { return value() && k.size() <= kMaxStringBytes; }
+  bool start_object(std::size_t len) { return open(len, kMaxMapEntries); }
+  bool end_object() { return close(); }
+  bool start_array(std::size_t len) { return open(len, kMaxCards); }
+  bool end_array() { return close(); }
+  bool parse_error(std::size_t, const std::string&, const nlohmann::detail::exception&) {
+    return false;
+  }
+
+ private:
+  bool value() { return ++values_ <= kMaxValues; }
+  bool open(std::size_t len, std::size_t max_len) {
+    if (!value()) return false;
+    // MessagePack always declares the length; -1 would mean "unknown".
+    if (len == static_cast<std::size_t>(-1) || len > max_len) return false;
+    return ++depth_ <= kMaxDepth;
+  }
+  bool close() {
+    --depth_;
+    return true;
+  }
+
+  std::size_t depth_ = 0;
+  std::size_t values_ = 0;
+};
+
+// Reads a string member; nullopt if missing or not a string.
+std::optional<std::string> get_string(const json& obj, const char* key) {
+  const auto it = obj.find(key);
+  if (it == obj.end() || !it->is_string()) return std::nullopt;
+  return it->get<std::string>();
+}
+
+std::optional<std::vector<std::string>> get_string_array(const json& j) {
+  if (!j.is_array()) return std::nullopt;
+  std::vector<std::string> out;
+  out.reserve(j.size());
+  for (const auto& e : j) {
+    if (!e.is_string()) return std::nullopt;
+    out.push_back(e.get<std::string>());
+  }
+  return out;
+}
+
+// One card. `strict`: every key required (the wire); otherwise only
+// agent_id and role (JSON typed by a person or a script).
+std::optional<AgentCard> card_from(const json& j, bool strict) {
+  if (!j.is_object()) return std::nullopt;
+  AgentCard card;
+  auto id = get_string(j, "agent_id");
+  auto role = get_string(j, "role");
+  if (!id || !role) return std::nullopt;
+  card.agent_id = std::move(*id);
+  card.role = std::move(*role);
+
+  if (const auto it = j.find("capabilities"); it != j.end()) {
+    auto caps = get_string_array(*it);
+    if (!caps) return std::nullopt;
+    card.capabilities = std::move(*caps);
+  } else if (strict) {
+    return std::nullopt;
+  }
+  for (auto [key, field] : {std::pair{"description", &card.description},
+                            std::pair{"status", &card.status}}) {
+    if (const auto it = j.find(key); it != j.end()) {
+      if (!it->is_string()) return std::nullopt;
+      *field = it->get<std::string>();
+    } else if (strict) {
+      return std::nullopt;
+    }
+  }
+  if (const auto it = j.find("version"); it != j.end()) {
+    const auto v = as_u64(*it);
+    if (!v) return std::nullopt;
+    card.version = *v;
+  } else if (strict) {
+    return std::nullopt;
+  }
+  if (!strict) {
+    if (const auto it = j.find("node"); it != j.end()) {
+      if (!it->is_string()) return std::nullopt;
+      card.node = it->get<std::string>();
+    }
+  }
+  return card;
+}
+
+}  // namespace
+
+std::optional<std::string> validate_card(const AgentCard& card) {
+  if (auto err = check_name("agent_id", card.agent_id)) return err;
+  if (auto err = check_name("role", card.role)) return err;
+  if (card.status.empty()) return "status is empty";
+  if (auto err = check_string("status", card.status)) return err;
+  if (has_control(card.status)) return "status contains a control character";
+  if (auto err = check_string("description", card.description)) return err;
+  if (card.capabilities.size() > kMaxCapabilities) {
+    return "more than " + std::to_string(kMaxCapabilities) + " capabilities";
+  }
+  for (std::size_t i = 0; i < card.capabilities.size(); ++i) {
+    const std::string field = "capabilities[" + std::to_string(i) + "]";
+    const auto& cap = card.capabilities[i];
+    if (cap.empty()) return field + " is empty";
+    if (auto err = check_string(field, cap)) return err;
+    if (has_control(cap)) return field + " contains a control character";
+  }
+  return std::nullopt;
+}
+
+std::optional<std::string> validate_registry(const NodeRegistry& registry) {
+  if (auto err = check_name("node", registry.node)) return err;
+  if (registry.cards.size() > kMaxCards) {
+    return "more than " + std::to_string(kMaxCards) + " cards";
+  }
+  std::unordered_set<std::string_view> ids;
+  ids.reserve(registry.cards.size());
+  for (const auto& card : registry.cards) {
+    if (auto err = validate_card(card)) return "card " + std::to_string(ids.size()) + ": " + *err;
+    if (!ids.insert(card.agent_id).second) return "duplicate agent_id '" + card.agent_id + "'";
+  }
+  return std::nullopt;
+}
+
+std::vector<std::uint8_t> encode_registry(const NodeRegistry& registry) {
+  json cards = json::array();
+  for (const auto& c : registry.cards) {
+    cards.push_back({{"agent_id", c.agent_id},
+                     {"role", c.role},
+                     {"capabilities", c.capabilities},
+                     {"description", c.description},
+                     {"status", c.status},
+                     {"version", c.version}});
+  }
+  const json doc = {{"v", kRegistryFormatVersion},
+                    {"node", registry.node},
+                    {"version", registry.version},
+                    {"cards", std::move(cards)}};
+  return json::to_msgpack(doc);
+}
+
+std::optional<NodeRegistry> decode_registry(std::span<const std::uint8_t> bytes) {
+  if (bytes.size() > kMaxRegistryBytes) return std::nullopt;
+  try {
+    LimitsSax limits;
+    if (!json::sax_parse(bytes.begin(), bytes.end(), &limits, json::input_format_t::msgpack,
+                         /*strict=*/true)) {
+      return std::nullopt;
+    }
+    const json doc = json::from_msgpack(bytes.begin(), bytes.end(), /*strict=*/true,
+                                        /*allow_exceptions=*/false);
+    if (!doc.is_object()) return std::nullopt;  // also catches "discarded"
+
+    const auto v = doc.find("v");
+    if (v == doc.end() || as_u64(*v) != kRegistryFormatVersion) return std::nullopt;
+
+    NodeRegistry reg;
+    auto node = get_string(doc, "node");
+    if (!node) return std::nullopt;
+    reg.node = std::move(*node);
+
+    const auto version = doc.find("version");
+    if (version == doc.end()) return std::nullopt;
+    const auto ver = as_u64(*version);
+    if (!ver) return std::nullopt;
+    reg.version = *ver;
+
+    const auto cards = doc.find("cards");
+    if (cards == doc.end() || !cards->is_array() || cards->size() > kMaxCards) return std::nullopt;
+    reg.cards.reserve(cards->size());
+    for (const auto& c : *cards) {
+      auto card = card_from(c, /*strict=*/true);
+      if (!card) return std::nullopt;
+      card->node = reg.node;
+      reg.cards.push_back(std::move(*card));
+    }
+    if (validate_registry(reg)) return std::nullopt;
+    return reg;
+  } catch (...) {
+    // Allocation failure, or an nlohmann error path that throws despite
+    // allow_exceptions=false. Untrusted input must never throw through.
+    return std::nullopt;
+  }
+}
+
+nlohmann::json card_to_json(const AgentCard& card) {
+  return {{"agent_id", card.agent_id},
+          {"role", card.role},
+          {"capabilities", card.capabilities},
+          {"description", card.description},
+          {"status", card.status},
+          {"node", card.node},
+          {"version", card.version}};
+}
+
+std::optional<AgentCard> card_from_json(const nlohmann::json& j) {
+  try {
+    return card_from(j, /*strict=*/false);
+  } catch (...) {
+    return std::nullopt;
+  }
+}
+
+}  // namespace mesh
