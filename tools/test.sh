@@ -4,14 +4,18 @@
 # Locally: a normal build, every test label but `slow`.
 # In CI (CI=true) or with MESH_SANITIZE=1: the whole suite built with
 # AddressSanitizer + UndefinedBehaviorSanitizer, slow tests included.
+# In CI (or with MESH_TSAN=1) the threaded parts — the transport and the
+# SWIM driver — are also built and run under ThreadSanitizer.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 
 sanitize=${MESH_SANITIZE:-0}
-[ "${CI:-}" = true ] && sanitize=1
+tsan=${MESH_TSAN:-0}
+if [ "${CI:-}" = true ]; then sanitize=1; tsan=1; fi
 exclude="slow"
 [ "${CI:-}" = true ] && exclude=""
 [ -n "${MESH_TEST_EXCLUDE+x}" ] && exclude=$MESH_TEST_EXCLUDE
+jobs=${MESH_TEST_JOBS:-2}
 
 if [ "$sanitize" = 1 ]; then
   build=$root/build-asan
@@ -23,6 +27,23 @@ else
   "$root/tools/setup.sh" "$build"
 fi
 
-args=(--test-dir "$build" --output-on-failure --timeout 900 -j"${MESH_TEST_JOBS:-2}")
+args=(--test-dir "$build" --output-on-failure --timeout 900 -j"$jobs")
 [ -n "$exclude" ] && args+=(-LE "$exclude")
-exec ctest "${args[@]}"
+ctest "${args[@]}"
+
+if [ "$tsan" = 1 ]; then
+  # Only the targets with threads of their own; ctest -L picks their tests
+  # (targets not built here have no tests discovered).
+  tbuild=$root/build-tsan
+  cmake -S "$root" -B "$tbuild" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DMESH_TSAN=ON \
+    -DMESH_BUILD_BENCH=OFF >/dev/null
+  cmake --build "$tbuild" -j"${MESH_JOBS:-$(nproc)}" --target \
+    mesh_transport_tests mesh_transport_process_tests transport_peer mesh_peer_link_tests \
+    mesh_driver_integration_tests
+  supp=$root/tests/transport/tsan.supp
+  # libzmq is not built with TSan: its own hand-offs are invisible to it.
+  topts=halt_on_error=1:second_deadlock_stack=1:ignore_noninstrumented_modules=1
+  [ -f "$supp" ] && topts="$topts:suppressions=$supp"
+  export TSAN_OPTIONS=${TSAN_OPTIONS:-$topts}
+  ctest --test-dir "$tbuild" --output-on-failure --timeout 900 -j"$jobs" -L "transport|integration" -LE slow
+fi

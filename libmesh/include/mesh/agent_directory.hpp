@@ -70,8 +70,8 @@ nlohmann::json peer_to_json(const PeerInfo& peer);
 // Matches agents with this role and/or this capability; an empty field
 // matches anything, but at least one must be set. Both exact, case-sensitive.
 struct PeerQuery {
-  std::string role;
-  std::string capability;
+  std::string role{};  // {} lets callers write PeerQuery{.role = "x"} under -Wextra
+  std::string capability{};
 };
 
 enum class DirectoryEventKind { AgentAdded, AgentRemoved, AgentUpdated, NodeSuspect, NodeAlive };

@@ -1,0 +1,322 @@
+// Node-to-node messaging over ZeroMQ.
+//
+// One Transport per node. It binds one ROUTER at tcp://<bind>:<port> (and,
+// when ipc_dir is set, at ipc://<ipc_dir>/<node>.zmq) and reaches each peer
+// through a DEALER of its own whose routing id is this node's name; replies
+// travel back over the connection the request came in on. One transport
+// thread owns those sockets; other threads hand it work through a queue.
+// Two paths skip that hand-off, because each hop between vCPUs costs about
+// as much as libzmq itself (see docs/transport.md):
+//   * messages between inboxes of the same node never touch a socket or
+//     the transport thread;
+//   * a blocking request() sends on and waits at a DEALER owned by the
+//     calling thread, and an inbox opened with a quick handler answers on
+//     the transport thread that received the request.
+//
+// Every call here is thread-safe. None throws on the data path: outcomes
+// are ErrorCode values. The constructor throws TransportError when it
+// cannot start (bad options, port in use).
+#pragma once
+
+#include <chrono>
+#include <condition_variable>
+#include <cstddef>
+#include <cstdint>
+#include <deque>
+#include <functional>
+#include <future>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <span>
+#include <stdexcept>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "mesh/transport/envelope.hpp"
+
+namespace mesh::transport {
+
+class TransportError : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+
+// A CURVE keypair in Z85 text (40 characters each).
+struct CurveKeyPair {
+  std::string public_key;
+  std::string secret_key;
+};
+CurveKeyPair generate_curve_keypair();
+// The public key of a Z85 secret key; throws TransportError if malformed.
+std::string curve_public_from_secret(const std::string& secret_z85);
+bool is_valid_curve_key(std::string_view z85);
+
+struct TransportOptions {
+  std::string node_name;                  // routing id; required, 1..255 bytes
+  std::string bind_address = "127.0.0.1"; // IPv4/IPv6 literal or "*"
+  std::uint16_t port = 0;                 // 0: an ephemeral port (see bound_port())
+  std::string ipc_dir;                    // non-empty: also bind ipc, prefer it for same-host peers
+  // No sockets and no thread at all: only same-node delivery works, and a
+  // send to another node is PeerUnknown (the P2P_ENABLED=false mode).
+  bool local_only = false;
+
+  std::size_t max_frame_bytes = kDefaultMaxFrameBytes;
+  std::size_t peer_queue_limit = 10000;   // messages waiting per peer before MailboxFull
+  std::size_t inbox_limit = 10000;        // default bound of each inbox
+  std::size_t dedup_window_size = 100000; // message ids remembered...
+  std::chrono::milliseconds dedup_window_time{120000};  // ...and for how long
+
+  // ZeroMQ heartbeats detect a frozen or vanished peer connection.
+  std::chrono::milliseconds heartbeat_interval{1000};
+  std::chrono::milliseconds heartbeat_timeout{3000};
+  std::chrono::milliseconds reconnect_interval{100};
+  std::chrono::milliseconds reconnect_interval_max{2000};
+
+  std::chrono::milliseconds default_request_timeout{30000};
+  // A blocking request() to a connected peer sends and waits on a DEALER
+  // the calling thread checks out of a per-peer pool (a "request channel"),
+  // skipping both hops through the transport thread. false: every request
+  // goes through the transport thread (for comparison and diagnosis).
+  bool direct_requests = true;
+  // notify() to a connected peer with nothing queued sends on the peer's
+  // DEALER from the calling thread (under a lock the transport thread
+  // shares) instead of handing the frame to the transport thread. false:
+  // every notify goes through the transport thread.
+  bool direct_notifies = true;
+  // ask_async results (and expired placeholders) are freed this long
+  // after their deadline; check_inbox reports Expired until then.
+  std::chrono::milliseconds ask_retention{60000};
+
+  // When set, every socket uses CURVE: the ROUTER is a CURVE server that
+  // accepts only clients whose public key is in the peer table (or in
+  // allowed_client_keys), and each DEALER authenticates the peer by the
+  // key given in add_peer(). Without it, no CURVE at all.
+  std::optional<CurveKeyPair> curve;
+  std::vector<std::string> allowed_client_keys;
+
+  // Called on the transport thread when a notify that was accepted is
+  // later refused by the receiver (inbox full, unknown target, ...) or
+  // cannot be delivered (peer dead/unreachable while queued). Must be quick.
+  std::function<void(const MessageId& id, std::string_view node, std::string_view target,
+                     ErrorCode reason)>
+      on_undeliverable;
+};
+
+// Where a peer node is. Connections follow membership: the owner adds a
+// peer when it is alive and removes it when it is dead or has left.
+struct PeerAddress {
+  std::string name;         // its node name (= its routing id)
+  std::string host;         // IP literal
+  std::uint16_t port = 0;   // its ZeroMQ port
+  std::string curve_public_key;  // Z85; required when CURVE is on
+};
+
+// What a sender addresses. node empty (or our own name) = this node: the
+// message goes straight to the local inbox without a socket.
+struct Address {
+  std::string node;
+  std::string target;  // inbox name (an agent id)
+};
+
+struct OutMessage {
+  Address to;
+  std::string sender_agent;
+  std::vector<std::uint8_t> payload;
+  std::vector<std::uint8_t> context;  // msgpack map or empty
+  Priority priority = Priority::Normal;
+  // Set to resend a message under the same id (the receiver processes it
+  // once); left empty, the transport draws a fresh id. A resent request
+  // whose first copy was answered gets that answer again (the receiver
+  // keeps its last few thousand answers); one resent while the first copy
+  // is still being handled is dropped, and the first answer completes it
+  // if it comes back over the same connection.
+  MessageId id;
+};
+
+// Where a reply to an incoming request goes: back over the connection it
+// came in on, or, for a same-node request, straight to the waiting caller.
+struct ReplyRoute;
+
+// A message as an inbox hands it out (owning).
+struct Incoming {
+  Envelope envelope;
+  std::shared_ptr<ReplyRoute> route;  // null for anything but a request
+
+  bool is_request() const { return envelope.type == MessageType::Request; }
+  bool is_notify() const { return envelope.type == MessageType::Notify; }
+};
+
+struct Reply {
+  ErrorCode error = ErrorCode::None;  // None: `envelope` is the response
+  Envelope envelope;                  // Response (or the peer's Error envelope)
+  bool ok() const { return error == ErrorCode::None; }
+};
+
+struct SendOutcome {
+  Address to;
+  ErrorCode error = ErrorCode::None;  // None = accepted for delivery
+};
+
+// A quick handler runs on the thread that received the request (the
+// transport thread, or the caller's for a same-node request) and returns
+// the response payload, or an error code to send instead. It must not
+// block. Notifies to a quick inbox are queued as usual.
+using QuickHandler = std::function<ErrorCode(const EnvelopeView& request,
+                                             std::vector<std::uint8_t>& response_payload)>;
+
+class Transport;
+
+// A bounded mailbox for one target. Any thread may pop; pushes come from
+// the transport. When full, a sender gets MailboxFull. High-priority
+// messages are handed out before queued normal ones.
+class Inbox {
+ public:
+  const std::string& name() const { return name_; }
+  // Waits up to `timeout` (forever when nullopt) for the next message.
+  std::optional<Incoming> pop(std::optional<std::chrono::milliseconds> timeout = std::nullopt);
+  std::size_t size() const;
+  std::size_t limit() const { return limit_; }
+  // Stops accepting; pending and future pop() calls return nullopt once
+  // the queue is drained. The inbox's name becomes free again.
+  void close();
+
+  // Internal (used by Transport): push or refuse with MailboxFull
+  // (TargetUnknown once closed).
+  ErrorCode push(Incoming&& message);
+  // Pushes messages in order while there is room, with one wake-up for
+  // the lot; returns how many were taken. The rest are refused for *why.
+  std::size_t push_batch(std::span<Incoming> messages, ErrorCode* why);
+  Inbox(std::string name, std::size_t limit, QuickHandler quick);
+  ~Inbox();
+  Inbox(const Inbox&) = delete;
+  Inbox& operator=(const Inbox&) = delete;
+  const QuickHandler& quick_handler() const { return quick_; }
+  bool closed() const;
+
+ private:
+  struct Ring;  // a growable ring of messages: no allocation per message (inbox.cpp)
+  std::string name_;
+  std::size_t limit_;
+  QuickHandler quick_;
+  mutable std::mutex mu_;
+  std::condition_variable cv_;
+  std::unique_ptr<Ring> high_;
+  std::unique_ptr<Ring> normal_;
+  std::size_t waiting_ = 0;  // threads blocked in pop()
+  bool closed_ = false;
+};
+
+enum class AskState : std::uint8_t { Pending, Ready, Expired, Unknown };
+struct AskResult {
+  AskState state = AskState::Unknown;
+  Reply reply;  // when Ready
+};
+
+// Counters, read atomically; a snapshot.
+struct TransportStats {
+  // by MessageType index (Notify, Request, Response, Error, Control)
+  std::uint64_t sent[5] = {};
+  std::uint64_t received[5] = {};
+  std::uint64_t refused[5] = {};       // answered or reported MailboxFull/TargetUnknown/...
+  std::uint64_t deduplicated[5] = {};
+  std::uint64_t frames_malformed = 0;
+  std::uint64_t frames_oversized = 0;
+  std::uint64_t frames_bad_version = 0;
+  std::uint64_t frames_unauthenticated = 0;  // CURVE handshakes rejected by our ZAP handler
+  std::uint64_t replies_unroutable = 0;       // reply whose connection was gone
+  std::uint64_t replies_unmatched = 0;        // Response/Error for no pending request (late or stray)
+  std::uint64_t replies_deferred = 0;         // replies that waited for room in a requester's pipe
+  std::uint64_t replies_waiting = 0;          // ...and those waiting now
+  std::uint64_t requests_answered_again = 0;  // resent requests answered from the reply cache
+  std::uint64_t requests_timed_out = 0;
+  std::uint64_t expired_on_arrival = 0;       // requests whose deadline had passed on arrival
+  std::uint64_t requests_failed_fast = 0;     // PeerDead / PeerUnreachable / Shutdown
+  std::uint64_t requests_direct = 0;          // blocking requests sent on a request channel
+  std::uint64_t peers = 0;
+  std::uint64_t peers_connected = 0;
+  std::uint64_t outbound_queued = 0;          // messages in per-peer queues now
+  std::uint64_t pending_requests = 0;
+  std::uint64_t ask_entries = 0;
+};
+
+class Transport {
+ public:
+  explicit Transport(TransportOptions options);
+  // Stops the thread, fails pending requests with Shutdown, closes sockets
+  // with LINGER 0 (nothing hangs on an unreachable peer).
+  ~Transport();
+  Transport(const Transport&) = delete;
+  Transport& operator=(const Transport&) = delete;
+
+  const std::string& node_name() const;
+  std::uint16_t bound_port() const;
+  std::string endpoint() const;  // tcp://host:port as bound
+
+  // --- peers (driven by membership) ---
+  // Adds or updates a peer; a changed address or key reconnects.
+  void add_peer(PeerAddress peer);
+  // Removes a peer: its queued messages are reported undeliverable and
+  // every pending request to it completes at once with `reason`
+  // (PeerDead for dead or left).
+  void remove_peer(const std::string& name, ErrorCode reason = ErrorCode::PeerDead);
+  std::vector<std::string> peers() const;
+  bool peer_connected(const std::string& name) const;
+
+  // --- local targets ---
+  // Opens the inbox `name` (limit 0 = options.inbox_limit). Throws
+  // TransportError if the name is taken by an open inbox.
+  std::shared_ptr<Inbox> open_inbox(const std::string& name, std::size_t limit = 0,
+                                    QuickHandler quick = {});
+
+  // --- sending ---
+  // Fire-and-forget. Returns None when accepted (queued or handed to
+  // ZeroMQ) or why not: PeerUnknown, PeerDead, PeerUnreachable,
+  // MailboxFull, TargetUnknown (same node), Oversized, Shutdown. A later
+  // refusal by the receiver reaches options.on_undeliverable.
+  ErrorCode notify(OutMessage message);
+  // The same message to each address; one outcome per address, in order.
+  std::vector<SendOutcome> broadcast(const std::vector<Address>& to, const OutMessage& message);
+
+  // Blocks up to `timeout` (default_request_timeout when nullopt). Fails
+  // fast when the peer is or becomes dead, unknown or unreachable.
+  Reply request(OutMessage message, std::optional<std::chrono::milliseconds> timeout = std::nullopt);
+  // The same, completed on the transport thread (or the responder's, for
+  // a same-node request) through the callback or the future.
+  void request_async(OutMessage message, std::chrono::milliseconds timeout,
+                     std::function<void(Reply)> done);
+  std::future<Reply> request_future(OutMessage message, std::chrono::milliseconds timeout);
+
+  // Answers an incoming request. Rejected when `incoming` is not a
+  // request or was answered already (every Incoming is answered once);
+  // otherwise None even if the requester has gone away meanwhile.
+  ErrorCode respond(const Incoming& incoming, std::vector<std::uint8_t> payload,
+                    std::vector<std::uint8_t> context = {}, Priority priority = Priority::Normal);
+  ErrorCode respond_error(const Incoming& incoming, ErrorCode reason);
+
+  // Sends a request whose reply is kept for check_inbox(). Returns the
+  // request's id, or the error that stopped it from being sent.
+  struct AskTicket {
+    MessageId id;
+    ErrorCode error = ErrorCode::None;
+  };
+  AskTicket ask_async(OutMessage message, std::chrono::milliseconds timeout);
+  // Waits up to `wait` for the reply (0 = just look). remove=true frees a
+  // Ready entry. An entry past its deadline without a reply is Expired;
+  // entries are freed ask_retention after their deadline (then Unknown).
+  AskResult check_inbox(const MessageId& id, std::chrono::milliseconds wait = std::chrono::milliseconds(0),
+                        bool remove = true);
+
+  TransportStats stats() const;
+
+  // Test hook: send raw bytes as one frame to a peer's ROUTER, bypassing
+  // the envelope codec (for garbage-frame tests).
+  ErrorCode send_raw_for_test(const std::string& peer, std::vector<std::uint8_t> frame);
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace mesh::transport

@@ -1,0 +1,97 @@
+// Request channels: how a blocking request() skips the transport thread.
+//
+// A channel is a DEALER connected to one peer's ROUTER, with the routing id
+// "<node>#<n>". A thread calling request() checks a channel out of the
+// peer's pool, sends on it and blocks in a receive on it for the reply,
+// the way a raw ZeroMQ client does: no hand-off to the transport thread on
+// the way out, none on the way back. Each hop between vCPUs costs about
+// 20 µs here, a quarter of a raw round trip (docs/transport.md has the
+// figures).
+//
+// ZeroMQ sockets are not thread-safe, but may move between threads given a
+// full memory barrier: the pool's mutex is that barrier. A channel is used
+// by one thread at a time, the one that checked it out.
+//
+// Failure detection stays with the transport thread, which monitors the
+// peer's main DEALER: when it fails the requests to a peer it bumps the
+// peer's failure counter. A waiting channel receives in slices of at most
+// kMaxPollMs and reads the counter between them, so it fails fast (within
+// a slice) as the normal path would. The design first had the thread
+// publish failures on an inproc PUB and each channel zmq_poll its DEALER
+// and a SUB: immediate, but zmq_poll over two sockets costs about six more
+// syscalls per round trip than a blocking receive on one (counted with
+// strace -c), which is more than the whole gap we were closing, so the
+// slices won (docs/transport.md, "Measured").
+#pragma once
+
+#include <condition_variable>
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "mesh/transport/transport.hpp"
+
+namespace mesh::transport::detail {
+
+struct Core;
+struct PeerShared;
+
+struct Channel {
+  Channel() = default;
+  ~Channel();  // closes the socket (LINGER 0)
+  Channel(const Channel&) = delete;
+  Channel& operator=(const Channel&) = delete;
+
+  void* dealer = nullptr;
+  std::uint64_t generation = 0;  // the pool target it was made for
+  int misses = 0;                // sends refused in a row (not connected)
+};
+
+class ChannelPool {
+ public:
+  ChannelPool() = default;
+  ~ChannelPool();
+  ChannelPool(const ChannelPool&) = delete;
+  ChannelPool& operator=(const ChannelPool&) = delete;
+
+  // Where new channels connect; set by the transport thread whenever it
+  // (re)connects the peer's DEALER. Channels made for an earlier target
+  // are closed as they come back.
+  void set_target(const std::string& endpoint, const std::string& server_key);
+  // A free channel or a new one; null when the pool is closed, has no
+  // target yet, cannot make a socket, or has kMaxChannels out.
+  std::unique_ptr<Channel> checkout(Core& core);
+  // Returns a channel; `keep` = false closes it instead.
+  void checkin(std::unique_ptr<Channel> channel, bool keep);
+  // Closes the free channels now and the others as they come back; later
+  // checkouts get nothing.
+  void close();
+  // Blocks until no channel is checked out.
+  void wait_idle();
+
+  static constexpr std::size_t kMaxChannels = 64;
+
+ private:
+  std::mutex mu_;
+  std::condition_variable idle_;
+  std::vector<std::unique_ptr<Channel>> free_;
+  std::size_t out_ = 0;
+  std::size_t made_ = 0;
+  bool closed_ = false;
+  std::string endpoint_;
+  std::string server_key_;
+  std::uint64_t generation_ = 0;
+};
+
+// Sends `frame` (an encoded request with id `id`) over a channel to `peer`
+// and waits up to `timeout` for the reply. nullopt = nothing was sent (no
+// channel, peer not connected, channel not connected yet): take the normal
+// path. Otherwise the outcome, exactly as the normal path would give it.
+std::optional<Reply> direct_request(Core& core, PeerShared& peer, const MessageId& id,
+                                    const std::vector<std::uint8_t>& frame, std::chrono::milliseconds timeout);
+
+}  // namespace mesh::transport::detail

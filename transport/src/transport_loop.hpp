@@ -1,0 +1,166 @@
+// The transport thread: owns the ROUTER, one DEALER (and its monitor) per
+// peer, the ZAP handler and the PUB of peer-failure events, and runs them
+// all from one zmq_poll loop. See docs/transport.md.
+#pragma once
+
+#include <zmq.h>
+
+#include <cstdint>
+#include <deque>
+#include <memory>
+#include <queue>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+#include <unordered_set>
+#include <vector>
+
+#include "dedup_window.hpp"
+#include "reply_cache.hpp"
+#include "transport_internal.hpp"
+
+namespace mesh::transport::detail {
+
+class Loop {
+ public:
+  // Creates and binds the ROUTER (and the ZAP handler before it, under
+  // CURVE). Throws TransportError when it cannot; nothing stays open then.
+  explicit Loop(std::shared_ptr<Core> core);
+  ~Loop();  // closes whatever is still open
+  Loop(const Loop&) = delete;
+  Loop& operator=(const Loop&) = delete;
+
+  // The thread body; returns after a CmdStop, with every pending request
+  // completed (Shutdown) and every socket closed.
+  void run();
+  // Called after the thread has exited: completes commands that raced
+  // with the shutdown.
+  void drain_late_commands();
+
+ private:
+  struct Peer {
+    std::shared_ptr<PeerShared> shared;
+    PeerAddress address;
+    std::string key_bin;  // the peer's CURVE public key, 32 bytes; empty if none
+    void* dealer = nullptr;
+    void* monitor = nullptr;
+    int dealer_fd = -1;   // their ZMQ_FDs
+    int monitor_fd = -1;
+    bool dealer_check = false;  // may have work: ask ZMQ_EVENTS (see run())
+    bool monitor_check = false;
+    std::deque<OutFrame> high;
+    std::deque<OutFrame> normal;
+    PeerState state = PeerState::Connecting;
+    std::int64_t rebuild_at_ms = 0;  // re-create the DEALER then (0 = no)
+    std::int64_t backoff_ms = 0;
+    bool has_output() const { return !high.empty() || !normal.empty(); }
+  };
+  struct Deadline {
+    std::int64_t at_ms;
+    MessageId id;
+    const PendingCall* call;  // identifies the call; dereferenced only if still held
+    bool operator>(const Deadline& o) const { return at_ms > o.at_ms; }
+  };
+
+  void setup();
+  void close_all_sockets();
+
+  // commands
+  void process_commands(bool eventfd_readable);
+  void on_add_peer(CmdAddPeer& c);
+  void on_remove_peer(CmdRemovePeer& c);
+  void on_send(CmdSend& c);
+  void on_reply(CmdReply& c);
+
+  // peers
+  void open_dealer(Peer& p);
+  void close_dealer(Peer& p);
+  bool read_monitor(Peer& p);  // true: drained
+  void on_monitor_event(Peer& p, std::uint16_t event);
+  void set_state(Peer& p, PeerState s);
+  void schedule_rebuild(Peer& p, std::int64_t now_ms);
+  void fail_peer(Peer& p, ErrorCode reason);
+  void flush(Peer& p);
+  void release_queued(PeerShared& peer);
+  void reject_frame(OutFrame& frame, const std::string& node, ErrorCode reason);
+  void report_undeliverable(const MessageId& id, std::string_view node, std::string_view target,
+                            ErrorCode reason);
+  std::string endpoint_for(const PeerAddress& a) const;
+
+  // receiving
+  // Each returns true when the socket had nothing more to read, false
+  // when it stopped at the batch limit.
+  bool read_router();
+  bool read_dealer(Peer& p);
+  void service_router();
+  void service_zap();
+  void service_monitor(Peer& p);
+  void service_dealer(Peer& p);
+  void handle_frame(std::span<const std::uint8_t> frame, const std::string_view* identity);
+  std::shared_ptr<Inbox> find_inbox(std::string_view name);
+  void deliver(const std::shared_ptr<Inbox>& inbox, Incoming&& message, std::string_view identity);
+  bool flush_deliveries();  // true if it sent refusals
+  void deliver_notify(const EnvelopeView& v, std::string_view identity);
+  void deliver_request(const EnvelopeView& v, std::string_view identity);
+  void complete_pending(const EnvelopeView& v);
+  // Sends on the ROUTER. `answers` = the request this answers, kept in
+  // the reply cache. A reply that finds the requester's pipe full waits in
+  // deferred_ (never blocks, never silently lost); false = unroutable.
+  bool router_send(std::string_view identity, std::span<const std::uint8_t> bytes, MessageType type,
+                   const MessageId* answers = nullptr);
+  enum class SendResult { Sent, WouldBlock, Unroutable };
+  SendResult try_router_send(std::string_view identity, std::span<const std::uint8_t> bytes, MessageType type);
+  bool defer(std::string_view identity, std::span<const std::uint8_t> bytes, MessageType type);
+  void retry_deferred();
+  void send_error(std::string_view identity, const MessageId& correlation, std::string_view sender_agent,
+                  std::string_view target, ErrorCode code, bool answers_request = false);
+  bool handle_zap();
+  bool key_allowed(std::string_view key_bin) const;
+
+  // requests
+  void watch(const std::shared_ptr<PendingCall>& call);
+  void fail_pending_to(const void* peer, ErrorCode reason);
+  void expire_deadlines(std::int64_t now_ms);
+  void shutdown_all();
+
+  std::shared_ptr<Core> core_;
+  const TransportOptions& options_;
+  void* router_ = nullptr;
+  void* zap_ = nullptr;
+  int router_fd_ = -1;
+  int zap_fd_ = -1;
+  bool router_check_ = true;
+  bool zap_check_ = true;
+
+  std::unordered_map<std::string, std::unique_ptr<Peer>> peers_;
+  std::unordered_multimap<MessageId, std::shared_ptr<PendingCall>, MessageIdHash> pending_;
+  std::priority_queue<Deadline, std::vector<Deadline>, std::greater<>> deadlines_;
+  DedupWindow dedup_;
+  // Ids of our requests that completed without a reply (timeout, peer
+  // failure): a late Error for one of them is not a refused notify.
+  DedupWindow finished_;
+
+  ReplyCache replies_;
+  // Messages gathered for one inbox while the ROUTER is read.
+  std::shared_ptr<Inbox> batch_inbox_;
+  std::vector<Incoming> batch_;
+  std::vector<std::string> batch_identities_;
+  struct Deferred {
+    std::vector<std::uint8_t> bytes;
+    MessageType type;
+  };
+  std::unordered_map<std::string, std::deque<Deferred>> deferred_;  // by requester identity, in order
+  std::size_t deferred_count_ = 0;
+  std::size_t deferred_bytes_ = 0;
+
+  std::string own_key_bin_;
+  std::unordered_set<std::string> allowed_keys_;  // allowed_client_keys, binary
+
+  std::vector<Command> commands_;
+  std::vector<std::uint8_t> scratch_;
+  bool stop_ = false;
+  bool shut_ = false;
+  std::int64_t next_sweep_ms_ = 0;
+};
+
+}  // namespace mesh::transport::detail
