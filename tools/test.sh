@@ -4,8 +4,8 @@
 # Locally: a normal build, every test label but `slow`.
 # In CI (CI=true) or with MESH_SANITIZE=1: the whole suite built with
 # AddressSanitizer + UndefinedBehaviorSanitizer, slow tests included.
-# In CI (or with MESH_TSAN=1) the threaded parts — the transport and the
-# SWIM driver — are also built and run under ThreadSanitizer.
+# In CI (or with MESH_TSAN=1) the threaded parts — the transport, the SWIM
+# driver and the Mesh facade — are also built and run under ThreadSanitizer.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 
@@ -39,11 +39,11 @@ if [ "$tsan" = 1 ]; then
     -DMESH_BUILD_BENCH=OFF >/dev/null
   cmake --build "$tbuild" -j"${MESH_JOBS:-$(nproc)}" --target \
     mesh_transport_tests mesh_transport_process_tests transport_peer mesh_peer_link_tests \
-    mesh_driver_integration_tests
+    mesh_driver_integration_tests mesh_libmesh_tests mesh_mesh_cluster_tests
   supp=$root/tests/transport/tsan.supp
   # libzmq is not built with TSan: its own hand-offs are invisible to it.
   topts=halt_on_error=1:second_deadlock_stack=1:ignore_noninstrumented_modules=1
   [ -f "$supp" ] && topts="$topts:suppressions=$supp"
   export TSAN_OPTIONS=${TSAN_OPTIONS:-$topts}
-  ctest --test-dir "$tbuild" --output-on-failure --timeout 900 -j"$jobs" -L "transport|integration" -LE slow
+  ctest --test-dir "$tbuild" --output-on-failure --timeout 900 -j"$jobs" -L "transport|integration|unit" -LE slow
 fi

@@ -1,0 +1,170 @@
+// Mesh: hosts a node's agents and connects them to the cluster.
+//
+//   auto config = mesh::load_node_config({}, mesh::current_environment());
+//   mesh::Mesh mesh(config);
+//   mesh.add<Coder>();
+//   mesh.add(std::make_unique<Reviewer>("careful"));
+//   mesh.start();
+//   mesh.run_forever();   // until stop() or SIGINT / SIGTERM
+//
+// With P2P off (NodeConfig::p2p_enabled false) agents of this process talk
+// in memory: no sockets, no membership. With P2P on, start() binds the
+// ZeroMQ transport at swim_host:zmq_port, runs SWIM membership (memberlist's
+// protocol, Serf-compatible) at swim_host:swim_port and joins the seeds.
+//
+// How agents are advertised (no 512-byte limit): each node serves its agent
+// registry (encode_registry) on the reserved transport inbox "$registry".
+// Its SWIM tags carry {"mesh": "1", "zmq": <port>, "rv": <registry
+// version>} plus NodeConfig::tags. A node that sees a member with a newer
+// "rv" than it holds (a join, a tag update, or the periodic repair) fetches
+// that registry over the transport and applies it to its AgentDirectory.
+// Local changes bump "rv" once per burst (MeshOptions::tag_coalesce).
+// Suspect nodes' agents stay listed as suspect; dead or left nodes' agents
+// leave the directory at once. Members without the "mesh" tag (a plain
+// Serf agent) are ignored, and nothing but tags and our own ZeroMQ traffic
+// is sent, so Serf logs no error because of us.
+//
+// Threads: the transport's, one for SWIM (P2P on), one control thread
+// (registry fetches, tag updates, event delivery, repair), and one or more
+// per agent. All public calls are thread-safe.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <type_traits>
+#include <utility>
+#include <vector>
+
+#include "mesh/agent.hpp"
+#include "mesh/agent_directory.hpp"
+#include "mesh/node_config.hpp"
+#include "mesh/peer_client.hpp"
+#include "mesh/swim/config.hpp"
+
+namespace mesh {
+
+namespace swim {
+class Membership;
+}
+namespace detail {
+struct MeshCore;
+}
+
+// Knobs of the Mesh itself (the node's settings are in NodeConfig).
+struct MeshOptions {
+  // Default mailbox bound of each agent (AgentSpec::mailbox_limit wins).
+  std::size_t mailbox_limit = 1000;
+  // How often every alive member's "rv" tag is compared with the registry
+  // held for it (repairs a missed update or a failed fetch).
+  std::chrono::milliseconds repair_interval{2000};
+  // Local card changes within this window cause one tag update.
+  std::chrono::milliseconds tag_coalesce{75};
+  // Timeout of one registry fetch.
+  std::chrono::milliseconds registry_fetch_timeout{3000};
+  // Bound of the graceful SWIM leave in stop().
+  std::chrono::milliseconds leave_timeout{3000};
+  // Restart backoff of a failed agent: first, then doubling up to max.
+  std::chrono::milliseconds restart_backoff{100};
+  std::chrono::milliseconds restart_backoff_max{5000};
+  // Seed of discovery's random strategies; 0: drawn from std::random_device.
+  std::uint64_t seed = 0;
+  // Replaces the SWIM config derived from NodeConfig::profile (tests);
+  // its name and advertise address are set by the Mesh.
+  std::optional<swim::Config> swim_config;
+  // Transport frame limit (a payload larger than this cannot be sent).
+  std::size_t max_frame_bytes = transport::kDefaultMaxFrameBytes;
+};
+
+// Counters (a snapshot).
+struct MeshStats {
+  std::uint64_t messages_malformed = 0;   // undecodable payload or context, dropped
+  std::uint64_t registry_fetches = 0;     // fetches started
+  std::uint64_t registry_applied = 0;     // fetched registries that were newer
+  std::uint64_t registry_failures = 0;    // fetch failed or returned garbage
+  std::uint64_t tag_updates = 0;          // SWIM tag updates for a new "rv"
+  std::uint64_t agent_failures = 0;       // exceptions from setup/run/handlers
+  std::uint64_t agent_restarts = 0;
+};
+
+class Mesh {
+ public:
+  // Throws std::invalid_argument on unusable settings (one line).
+  explicit Mesh(NodeConfig config, MeshOptions options = {});
+  // load_node_config({}, current_environment()); throws ConfigError.
+  static std::unique_ptr<Mesh> from_environment(MeshOptions options = {});
+  // stop().
+  ~Mesh();
+  Mesh(const Mesh&) = delete;
+  Mesh& operator=(const Mesh&) = delete;
+
+  // Adds an agent, before or after start() (then it starts at once).
+  // Throws std::invalid_argument (one line) for a card validate_card
+  // refuses, an agent_id already in use here or starting with '$'
+  // (reserved), concurrency 0, or an agent already added somewhere;
+  // std::logic_error after stop().
+  template <class AgentT, class... Args>
+  AgentT& add(Args&&... args) {
+    static_assert(std::is_base_of_v<Agent, AgentT>, "add<T>: T must derive from mesh::Agent");
+    auto agent = std::make_unique<AgentT>(std::forward<Args>(args)...);
+    AgentT& ref = *agent;
+    add(std::move(agent));
+    return ref;
+  }
+  Agent& add(std::unique_ptr<Agent> agent);
+  // Withdraws the agent's card, stops it (teardown; its mailbox is closed,
+  // which also ends a receive() without timeout), answers requests still
+  // queued with TargetUnknown. False when no such agent. Throws
+  // std::logic_error when called from that agent's own thread.
+  bool remove(std::string_view agent_id);
+
+  // Opens the transport (and membership with P2P on) and starts the
+  // agents. Throws std::runtime_error (one line) when a port is taken or
+  // the address is unusable; std::logic_error when called twice or after
+  // stop().
+  void start();
+  // Blocks until stop() (from another thread or an agent) or SIGINT /
+  // SIGTERM; the signal handlers are installed only meanwhile and the
+  // previous ones restored. Calls stop() before returning. Starts the mesh
+  // first if needed.
+  void run_forever();
+  // Stops the agents (their run() sees the stop request and their mailboxes
+  // close, so a receive() returns; teardown runs; a run() that ignores
+  // both blocks stop()),
+  // leaves the cluster gracefully (bounded by leave_timeout), closes the
+  // transport. Idempotent; final (a stopped Mesh cannot start again).
+  // Throws std::logic_error when called from an agent's own thread (it
+  // would wait for itself): use request_stop() there.
+  void stop();
+  // Makes run_forever() return (and stop). Safe from any thread, agents too.
+  void request_stop();
+  bool running() const;
+
+  // ---- inspection ---------------------------------------------------------
+  const NodeConfig& config() const;
+  const std::string& node_name() const;
+  // nullptr when not found.
+  Agent* agent(std::string_view agent_id) const;
+  std::vector<Agent*> agents() const;
+  AgentDirectory& directory();
+  MeshStats stats() const;
+  // The bound ports (P2P on, after start): useful when configured as 0.
+  std::uint16_t swim_port() const;
+  std::uint16_t zmq_port() const;
+
+  // ---- test hooks ---------------------------------------------------------
+  // Crash-like: SWIM stops without a leave (peers find this node dead) and
+  // the transport stays up but silent; agents keep running. stop() still
+  // cleans up.
+  void kill_membership_for_test();
+  transport::Transport* transport_for_test();
+  swim::Membership* membership_for_test();
+
+ private:
+  std::unique_ptr<detail::MeshCore> core_;
+};
+
+}  // namespace mesh

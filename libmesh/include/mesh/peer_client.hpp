@@ -1,0 +1,332 @@
+// PeerClient: what an agent uses to find and talk to other agents
+// (the contract is /work/shared/design/peerclient.md; every call of the
+// Python JarvisCore PeerClient is here under the same name).
+//
+// Each agent of a Mesh gets one PeerClient (Agent::peers()). Every call is
+// thread-safe and may block only where it says so. Payloads and contexts
+// are nlohmann::json; on the wire they are MessagePack (to_msgpack). A
+// context must be a JSON object (or null, meaning {}).
+//
+// Target resolution (notify, request, ask_async): an exact agent_id wins;
+// otherwise the target is a role and one agent of that role is chosen with
+// the client's default strategy (set_default_strategy, Strategy::First
+// unless changed). The caller itself is never a target.
+//
+// Differences from the Python original, on purpose:
+//   * broadcast sends one copy per agent_id (the original sends N copies to
+//     the first agent of a role);
+//   * request fails fast (PeerDead) when the target's node dies or leaves
+//     while the request is pending, instead of waiting for the timeout;
+//   * check_inbox forgets expired entries and can tell "not yet" from
+//     "expired" (check_inbox_status);
+//   * an unknown strategy name is an error, never a silent fallback.
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <functional>
+#include <future>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <nlohmann/json.hpp>
+#include <optional>
+#include <set>
+#include <stdexcept>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "mesh/agent_directory.hpp"
+#include "mesh/transport/transport.hpp"
+
+namespace mesh {
+
+namespace detail {
+struct MeshCore;
+}
+
+using Json = nlohmann::json;
+using transport::ErrorCode;
+
+// Default timeouts of peerclient.md.
+inline constexpr std::chrono::milliseconds kDefaultRequestTimeout{30'000};
+inline constexpr std::chrono::milliseconds kDefaultAskTimeout{120'000};
+
+// Raised where the contract says a call throws (ask_async on a target that
+// cannot be resolved or a request that cannot be sent). code() says why:
+// TargetUnknown when no agent matches, otherwise the transport's outcome.
+class MeshError : public std::runtime_error {
+ public:
+  MeshError(const std::string& what, ErrorCode code) : std::runtime_error(what), code_(code) {}
+  ErrorCode code() const { return code_; }
+
+ private:
+  ErrorCode code_;
+};
+
+// PeerQuery shorthands: discover(by_role("coder")) reads like
+// discover({.role = "coder"}), which works as well.
+inline PeerQuery by_role(std::string role) { return PeerQuery{std::move(role), std::string()}; }
+inline PeerQuery by_capability(std::string capability) {
+  return PeerQuery{std::string(), std::move(capability)};
+}
+
+enum class MessageKind { Notify, Request };
+
+// A message an agent received (receive(), or CustomAgent's handlers).
+struct IncomingMessage {
+  std::string id;              // message id, 32 hex digits (unique, for dedup)
+  std::string sender;          // sender agent_id
+  std::string sender_node;     // the sender's node name
+  std::string target;          // the receiving agent_id
+  MessageKind type = MessageKind::Notify;
+  Json data;                   // the payload
+  Json context = Json::object();
+  // For a request, its own id: a response carries it back. Empty for a notify.
+  std::string correlation_id;
+  std::int64_t timestamp_ms = 0;  // sender's Unix time in ms when sent
+
+  bool is_request() const { return type == MessageKind::Request; }
+  bool is_notify() const { return type == MessageKind::Notify; }
+
+  // The transport's handle, kept so that respond() can answer. Copies
+  // share it: whichever copy is answered first wins.
+  std::shared_ptr<const transport::Incoming> handle;
+};
+
+// A response to a request.
+struct Response {
+  Json data;
+  Json context = Json::object();
+  std::string sender;          // the responding agent_id
+  std::string sender_node;
+  std::string correlation_id;  // the request's id
+  std::int64_t timestamp_ms = 0;
+};
+
+// A request's outcome with the reason when there is no response: Timeout,
+// PeerDead / PeerUnreachable (fail fast), TargetUnknown (no agent matched,
+// or the receiver has no such inbox), MailboxFull (backpressure), Oversized,
+// Rejected (the receiver's handler failed), Malformed (undecodable answer),
+// Shutdown.
+struct RequestOutcome {
+  ErrorCode error = ErrorCode::None;
+  std::optional<Response> response;  // set exactly when error == None
+  std::optional<PeerInfo> peer;      // the resolved target, when one was
+
+  bool ok() const { return error == ErrorCode::None; }
+};
+
+// ask_async bookkeeping as check_inbox_status reports it.
+enum class AskStatus {
+  Pending,  // no answer yet, deadline not passed
+  Ready,    // `response` (or `error`) is here
+  Expired,  // the deadline passed without an answer (reported so for the transport's
+            // ask_retention, 60 s, then forgotten: Unknown)
+  Unknown   // never issued here, already removed, or forgotten after expiry
+};
+struct AskCheck {
+  AskStatus status = AskStatus::Unknown;
+  ErrorCode error = ErrorCode::None;  // Ready with an error (PeerDead, Rejected, ...)
+  std::optional<Response> response;   // Ready without error
+};
+
+// Scatter-gather (request_all).
+struct GatherPolicy {
+  enum class Kind {
+    All,     // wait for every peer, or until the deadline
+    FirstK,  // return once k responses arrived (or the deadline)
+    Quorum   // return once a majority (n/2 + 1) responded (or the deadline)
+  };
+  Kind kind = Kind::All;
+  std::size_t k = 0;  // FirstK only
+  std::chrono::milliseconds deadline = kDefaultRequestTimeout;
+
+  static GatherPolicy all(std::chrono::milliseconds deadline = kDefaultRequestTimeout) {
+    return {Kind::All, 0, deadline};
+  }
+  static GatherPolicy first_k(std::size_t k, std::chrono::milliseconds deadline = kDefaultRequestTimeout) {
+    return {Kind::FirstK, k, deadline};
+  }
+  static GatherPolicy quorum(std::chrono::milliseconds deadline = kDefaultRequestTimeout) {
+    return {Kind::Quorum, 0, deadline};
+  }
+};
+
+struct GatherResult {
+  struct Answer {
+    PeerInfo peer;
+    Response response;
+  };
+  struct Miss {
+    PeerInfo peer;
+    ErrorCode error = ErrorCode::Timeout;  // Timeout when still pending at return
+  };
+  std::vector<Answer> responses;  // in order of arrival
+  std::vector<Miss> missing;      // peers that did not answer (or answered with an error)
+  bool satisfied = false;         // the policy's condition was met
+};
+
+// What subscribe() callbacks get.
+enum class PeerEventKind {
+  NodeJoined,    // a mesh node joined (or came back)
+  NodeLeft,      // a mesh node left gracefully
+  NodeDead,      // SWIM declared a mesh node dead
+  NodeSuspect,   // a mesh node is suspect (its agents are still listed, marked so)
+  NodeAlive,     // a suspect node refuted the suspicion
+  AgentAdded,
+  AgentRemoved,
+  AgentUpdated
+};
+std::string_view to_string(PeerEventKind kind);
+
+struct PeerEvent {
+  PeerEventKind kind;
+  std::string node;
+  std::optional<AgentCard> card;  // Agent* events
+  bool local = false;             // the change is about this node
+};
+
+class PeerClient {
+ public:
+  using EventCallback = std::function<void(const PeerEvent&)>;
+  using Token = std::uint64_t;
+
+  // Made by Mesh for each agent; not for users.
+  PeerClient(detail::MeshCore& core, std::string agent_id, std::string role);
+  PeerClient(const PeerClient&) = delete;
+  PeerClient& operator=(const PeerClient&) = delete;
+  ~PeerClient();
+
+  // ---- who am I -----------------------------------------------------------
+  const std::string& my_id() const { return agent_id_; }
+  const std::string& my_role() const { return role_; }
+  const std::string& node_name() const;
+
+  // Strategy for target resolution and get_peer. Default Strategy::First.
+  void set_default_strategy(Strategy strategy);
+  // Throws std::invalid_argument on an unknown name.
+  void set_default_strategy(std::string_view strategy);
+  Strategy default_strategy() const;
+
+  // ---- discovery (never blocks on the network) ----------------------------
+
+  // One agent with this role, local or remote, chosen by the default
+  // strategy; never the caller. nullopt when none (also for an empty role).
+  std::optional<PeerInfo> get_peer(std::string_view role);
+  // Every agent matching role and/or capability (both set: both must match),
+  // ordered by `strategy`. Peers on a suspect node are included with
+  // node_health Suspect; those on dead or left nodes are gone. Throws
+  // std::invalid_argument when both fields are empty, or (string overload)
+  // for a strategy name other than first, random, round_robin, least_recent.
+  std::vector<PeerInfo> discover(const PeerQuery& query, Strategy strategy = Strategy::First);
+  std::vector<PeerInfo> discover(const PeerQuery& query, std::string_view strategy);
+  // The first of discover(); the same errors.
+  std::optional<PeerInfo> discover_one(const PeerQuery& query, Strategy strategy = Strategy::First);
+  std::optional<PeerInfo> discover_one(const PeerQuery& query, std::string_view strategy);
+  // Feeds least_recent (request and notify record usage themselves).
+  // False for an agent_id not in the directory.
+  bool record_peer_usage(std::string_view agent_id);
+  // Roles of every other agent (local and remote).
+  std::set<std::string> list_roles() const;
+  // Every other agent, local first, each with node, location and health
+  // (peer_to_json gives the Python dict shape).
+  std::vector<PeerInfo> list_peers() const;
+  // The same keyed by agent_id.
+  std::map<std::string, PeerInfo> registry() const;
+
+  // ---- messaging ----------------------------------------------------------
+
+  // Fire-and-forget. True when accepted for delivery; false when the target
+  // cannot be resolved, its node is known dead, its mailbox is full
+  // (backpressure), the payload is over the transport's frame limit, or the
+  // mesh is not running. A later refusal by a remote receiver is not
+  // reported here. Throws std::invalid_argument when ctx is not an object.
+  bool notify(std::string_view target, const Json& message, const Json& ctx = Json::object());
+
+  // Blocks up to `timeout`. The response, or nullopt on timeout, when the
+  // target cannot be resolved, and at once when the target's node is or
+  // becomes dead or leaves. request_detailed says which. Must not be used
+  // by an agent to call itself (it is never a target anyway).
+  std::optional<Response> request(std::string_view target, const Json& message,
+                                  std::chrono::milliseconds timeout = kDefaultRequestTimeout,
+                                  const Json& ctx = Json::object());
+  RequestOutcome request_detailed(std::string_view target, const Json& message,
+                                  std::chrono::milliseconds timeout = kDefaultRequestTimeout,
+                                  const Json& ctx = Json::object());
+  // The same without blocking: the future is ready when request_detailed
+  // would have returned. Resolution failures make a ready future.
+  std::future<RequestOutcome> request_async(std::string_view target, const Json& message,
+                                            std::chrono::milliseconds timeout = kDefaultRequestTimeout,
+                                            const Json& ctx = Json::object());
+
+  // Answers a request. The request's context is carried over unless `ctx`
+  // is given. False when `incoming` is a notify, was answered already, the
+  // payload is oversized, or the mesh is not running.
+  bool respond(const IncomingMessage& incoming, const Json& message,
+               const std::optional<Json>& ctx = std::nullopt);
+
+  // One notify to every other agent (one copy per agent_id, never per
+  // role), or (broadcast_to) to every agent matching `query`. Returns how
+  // many copies were accepted (0 for an oversized message or a stopped
+  // mesh). broadcast_to throws std::invalid_argument for an empty query.
+  std::size_t broadcast(const Json& message, const Json& ctx = Json::object());
+  std::size_t broadcast_to(const PeerQuery& query, const Json& message, const Json& ctx = Json::object());
+
+  // The next message of this agent's inbox, waiting up to `timeout`
+  // (forever when nullopt, until the mesh stops). For plain Agents whose
+  // run() receives by itself: a CustomAgent's own loop takes its messages.
+  // Undecodable messages are counted and dropped (a request among them is
+  // answered Malformed). nullopt when the mesh is not running.
+  std::optional<IncomingMessage> receive(
+      std::optional<std::chrono::milliseconds> timeout = std::nullopt);
+
+  // Sends a request whose response is kept for check_inbox; returns its id.
+  // Throws MeshError (code TargetUnknown) when the target cannot be
+  // resolved, and MeshError with the transport's reason when the request
+  // cannot be sent (PeerDead, MailboxFull, Oversized, Shutdown, ...).
+  std::string ask_async(std::string_view target, const Json& message,
+                        std::chrono::milliseconds timeout = kDefaultAskTimeout,
+                        const Json& ctx = Json::object());
+  // The response of ask_async `request_id`, waiting up to `timeout`
+  // (0: just look). nullopt when not (yet) there, expired, failed or
+  // unknown. remove=true forgets a delivered response.
+  std::optional<Response> check_inbox(std::string_view request_id,
+                                      std::chrono::milliseconds timeout = std::chrono::milliseconds(0),
+                                      bool remove = true);
+  // The same, saying which case it is (Pending vs Expired vs Unknown, or
+  // the error a failed request got).
+  AskCheck check_inbox_status(std::string_view request_id,
+                              std::chrono::milliseconds timeout = std::chrono::milliseconds(0),
+                              bool remove = true);
+
+  // Scatter-gather: the same request to every agent matching `query` (or
+  // to each target in `targets`, resolved as by request), collected under
+  // `policy`. Blocks until the policy is satisfied, every peer answered or
+  // failed, or the deadline passed. Throws std::invalid_argument for an
+  // empty query, or FirstK with k == 0.
+  GatherResult request_all(const PeerQuery& query, const Json& message, GatherPolicy policy = {},
+                           const Json& ctx = Json::object());
+  GatherResult request_all(const std::vector<std::string>& targets, const Json& message,
+                           GatherPolicy policy = {}, const Json& ctx = Json::object());
+
+  // ---- events -------------------------------------------------------------
+  // Membership and directory changes, delivered one at a time on the mesh's
+  // control thread (keep callbacks short; they may call this client).
+  // After unsubscribe returns no further call starts.
+  Token subscribe(EventCallback callback);
+  bool unsubscribe(Token token);
+
+ private:
+  detail::MeshCore& core_;
+  const std::string agent_id_;
+  const std::string role_;
+  std::atomic<int> strategy_{static_cast<int>(Strategy::First)};
+  std::mutex tokens_mu_;
+  std::set<Token> tokens_;  // unsubscribed on destruction
+};
+
+}  // namespace mesh

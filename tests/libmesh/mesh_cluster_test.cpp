@@ -1,0 +1,222 @@
+// Several Meshes with P2P on in one process, on 127.0.0.1 with ports
+// chosen by the kernel, SWIM on memberlist's `local` profile.
+//
+// N1 starts alone; N2 and N3 join through it. Each advertises its agents by
+// the "rv" tag and serves its registry over the transport, so within
+// seconds every node discovers every agent. Messages flow between nodes.
+// When N2's SWIM dies without a word, N1 and N3 declare it dead: its agents
+// leave their directories and a request N3 has pending at N2 fails at once
+// instead of waiting for its timeout. N2 restarts on the same ports and its
+// agents reappear. A node that stops gracefully is gone at once.
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <chrono>
+#include <functional>
+#include <mutex>
+#include <thread>
+
+#include "mesh/mesh.hpp"
+#include "mesh/swim/membership.hpp"
+
+namespace mesh {
+namespace {
+
+using namespace std::chrono_literals;
+
+bool eventually(const std::function<bool()>& pred, std::chrono::milliseconds limit = 45s) {
+  const auto until = std::chrono::steady_clock::now() + limit;
+  while (!pred()) {
+    if (std::chrono::steady_clock::now() > until) return false;
+    std::this_thread::sleep_for(50ms);
+  }
+  return true;
+}
+
+class Echo : public CustomAgent {
+ public:
+  Echo(std::string id, std::string role, std::vector<std::string> caps = {})
+      : CustomAgent({.role = std::move(role), .capabilities = std::move(caps), .agent_id = std::move(id)}) {}
+  std::optional<Json> on_peer_request(const IncomingMessage& m) override {
+    return Json{{"echo", m.data}, {"by", id()}, {"node", peers().node_name()}};
+  }
+  void on_peer_notify(const IncomingMessage& m) override {
+    std::lock_guard lock(mu);
+    notifies.push_back(m);
+  }
+  std::size_t notify_count() {
+    std::lock_guard lock(mu);
+    return notifies.size();
+  }
+  std::mutex mu;
+  std::vector<IncomingMessage> notifies;
+};
+
+class Silent : public CustomAgent {
+ public:
+  explicit Silent(std::string id) : CustomAgent({.role = "silent", .agent_id = std::move(id)}) {}
+  std::optional<Json> on_peer_request(const IncomingMessage&) override {
+    ++requests;
+    return std::nullopt;
+  }
+  std::atomic<int> requests{0};
+};
+
+class Probe : public Agent {
+ public:
+  explicit Probe(std::string id) : Agent({.role = "probe", .agent_id = std::move(id)}) {}
+};
+
+NodeConfig node_config(const std::string& name, std::vector<std::string> seeds, std::uint16_t swim_port = 0,
+                       std::uint16_t zmq_port = 0) {
+  NodeConfig c;
+  c.node_name = name;
+  c.p2p_enabled = true;
+  c.swim_host = "127.0.0.1";
+  c.swim_port = swim_port;
+  c.zmq_port = zmq_port;
+  c.seeds = std::move(seeds);
+  c.profile = swim::Profile::Local;
+  return c;
+}
+
+MeshOptions fast_options() {
+  MeshOptions o;
+  o.repair_interval = 500ms;
+  o.registry_fetch_timeout = 2s;
+  o.leave_timeout = 2s;
+  return o;
+}
+
+std::string seed_of(const Mesh& m) { return "127.0.0.1:" + std::to_string(m.swim_port()); }
+
+bool knows(Agent& a, const std::string& id) { return a.peers().registry().contains(id); }
+
+TEST(MeshCluster, DiscoveryAndMessagingAcrossNodes) {
+  Mesh n1(node_config("n1", {}), fast_options());
+  auto& e1 = n1.add<Echo>("echo-1", "echo");
+  n1.start();
+  Mesh n2(node_config("n2", {seed_of(n1)}), fast_options());
+  auto& e2 = n2.add<Echo>("echo-2", "echo", std::vector<std::string>{"gpu"});
+  // Twenty agents added at once: one tag update, one fetch per peer.
+  for (int i = 0; i < 20; ++i) n2.add<Echo>("bulk-" + std::to_string(i), "bulk");
+  n2.start();
+  Mesh n3(node_config("n3", {seed_of(n1)}), fast_options());
+  auto& probe = n3.add<Probe>("probe-3");
+  n3.start();
+
+  ASSERT_TRUE(eventually([&] { return probe.peers().discover(by_role("echo")).size() == 2; }))
+      << "n3 did not discover the echo agents of n1 and n2";
+  ASSERT_TRUE(eventually([&] { return probe.peers().discover(by_role("bulk")).size() == 20; }));
+  ASSERT_TRUE(eventually([&] { return knows(e1, "probe-3") && knows(e1, "echo-2") && knows(e2, "echo-1"); }));
+  const auto gpu = probe.peers().discover(by_capability("gpu"));
+  ASSERT_EQ(gpu.size(), 1u);
+  EXPECT_EQ(gpu[0].card.node, "n2");
+  EXPECT_FALSE(gpu[0].local);
+  EXPECT_EQ(peer_to_json(gpu[0])["location"], "remote");
+
+  // Request across nodes (the first may race the connection handshake).
+  std::optional<Response> r;
+  ASSERT_TRUE(eventually([&] {
+    r = probe.peers().request("echo-1", {{"x", 1}}, 5s, {{"trace", "c1"}});
+    return r.has_value();
+  }));
+  EXPECT_EQ(r->data["node"], "n1");
+  EXPECT_EQ(r->sender_node, "n1");
+  EXPECT_EQ(r->context["trace"], "c1");
+  ASSERT_TRUE(eventually([&] { return probe.peers().request("echo-2", {{"x", 2}}, 5s).has_value(); }));
+
+  // Notify across nodes, and n1 -> n2 directly.
+  ASSERT_TRUE(probe.peers().notify("echo-2", {{"n", 1}}));
+  ASSERT_TRUE(eventually([&] { return e2.notify_count() >= 1; }));
+  {
+    std::lock_guard lock(e2.mu);
+    EXPECT_EQ(e2.notifies[0].sender, "probe-3");
+    EXPECT_EQ(e2.notifies[0].sender_node, "n3");
+  }
+  ASSERT_TRUE(eventually([&] { return e1.peers().request("echo-2", {{"from", "n1"}}, 5s).has_value(); }));
+
+  // Broadcast: one copy per agent on every node.
+  const auto before1 = e1.notify_count(), before2 = e2.notify_count();
+  EXPECT_EQ(probe.peers().broadcast({{"all", true}}), 22u);
+  ASSERT_TRUE(eventually([&] { return e1.notify_count() == before1 + 1 && e2.notify_count() == before2 + 1; }));
+
+  // Scatter-gather across nodes.
+  auto all = probe.peers().request_all(by_role("echo"), {{"g", 1}}, GatherPolicy::all(10s));
+  EXPECT_TRUE(all.satisfied);
+  EXPECT_EQ(all.responses.size(), 2u);
+
+  // An agent added after start is advertised by a tag update.
+  n1.add<Echo>("late-1", "late");
+  ASSERT_TRUE(eventually([&] { return probe.peers().get_peer("late").has_value(); }));
+  EXPECT_TRUE(n1.remove("late-1"));
+  ASSERT_TRUE(eventually([&] { return !probe.peers().get_peer("late").has_value(); }));
+
+  // Twenty agents at start caused few tag updates, not twenty.
+  EXPECT_LT(n2.stats().tag_updates, 5u);
+  EXPECT_EQ(n1.stats().messages_malformed + n2.stats().messages_malformed + n3.stats().messages_malformed, 0u);
+}
+
+TEST(MeshCluster, DeadNodeLeavesDirectoryFailsPendingRequestAndComesBack) {
+  Mesh n1(node_config("n1", {}), fast_options());
+  auto& e1 = n1.add<Echo>("echo-1", "echo");
+  n1.start();
+  auto n2 = std::make_unique<Mesh>(node_config("n2", {seed_of(n1)}), fast_options());
+  n2->add<Silent>("stuck-2");
+  n2->add<Echo>("echo-2", "echo");
+  n2->start();
+  const auto swim2 = n2->swim_port(), zmq2 = n2->zmq_port();
+  Mesh n3(node_config("n3", {seed_of(n1)}), fast_options());
+  auto& probe = n3.add<Probe>("probe-3");
+  n3.start();
+
+  std::mutex mu;
+  std::vector<PeerEvent> events;
+  probe.peers().subscribe([&](const PeerEvent& e) {
+    std::lock_guard lock(mu);
+    events.push_back(e);
+  });
+  auto saw = [&](PeerEventKind k, const std::string& node) {
+    std::lock_guard lock(mu);
+    return std::any_of(events.begin(), events.end(), [&](const PeerEvent& e) { return e.kind == k && e.node == node; });
+  };
+
+  ASSERT_TRUE(eventually([&] { return knows(probe, "stuck-2") && knows(e1, "echo-2"); }));
+  ASSERT_TRUE(eventually([&] { return probe.peers().request("echo-2", {{"x", 1}}, 5s).has_value(); }));
+
+  // A request n2 will never answer.
+  auto* stuck = dynamic_cast<Silent*>(n2->agent("stuck-2"));
+  ASSERT_NE(stuck, nullptr);
+  auto pending = probe.peers().request_async("stuck-2", {{"wait", true}}, 120s);
+  ASSERT_TRUE(eventually([&] { return stuck->requests.load() == 1; }));
+
+  // n2's SWIM stops without a leave; its transport stays up and silent.
+  n2->kill_membership_for_test();
+  ASSERT_EQ(pending.wait_for(60s), std::future_status::ready) << "the pending request was not failed fast";
+  const auto out = pending.get();
+  EXPECT_EQ(out.error, ErrorCode::PeerDead) << transport::to_string(out.error);
+  ASSERT_TRUE(eventually([&] { return !knows(probe, "stuck-2") && !knows(probe, "echo-2"); }));
+  ASSERT_TRUE(eventually([&] { return !knows(e1, "echo-2"); }));
+  EXPECT_EQ(probe.peers().discover(by_role("echo")).size(), 1u);
+  EXPECT_FALSE(probe.peers().notify("echo-2", {{"late", 1}}));
+  EXPECT_TRUE(eventually([&] { return saw(PeerEventKind::NodeDead, "n2"); }));
+
+  // n2 comes back on the same ports; its agents reappear.
+  n2->stop();
+  n2.reset();
+  n2 = std::make_unique<Mesh>(node_config("n2", {seed_of(n1)}, swim2, zmq2), fast_options());
+  n2->add<Echo>("echo-2", "echo");
+  n2->start();
+  ASSERT_TRUE(eventually([&] { return knows(probe, "echo-2") && knows(e1, "echo-2"); }, 90s))
+      << "the restarted node's agents did not reappear";
+  EXPECT_FALSE(knows(probe, "stuck-2"));
+  ASSERT_TRUE(eventually([&] { return probe.peers().request("echo-2", {{"x", 2}}, 5s).has_value(); }));
+
+  // A graceful stop: gone from the others' directories.
+  n2->stop();
+  ASSERT_TRUE(eventually([&] { return !knows(probe, "echo-2") && !knows(e1, "echo-2"); }));
+  EXPECT_TRUE(eventually([&] { return saw(PeerEventKind::NodeLeft, "n2"); }));
+}
+
+}  // namespace
+}  // namespace mesh

@@ -1,0 +1,611 @@
+// Mesh, agents and PeerClient in one process with P2P off: every agent
+// talks in memory through a local-only transport. The scenarios follow
+// peerclient.md's table call by call.
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <functional>
+#include <mutex>
+#include <set>
+#include <thread>
+
+#include "mesh/mesh.hpp"
+
+namespace mesh {
+namespace {
+
+using namespace std::chrono_literals;
+
+bool eventually(const std::function<bool()>& pred, std::chrono::milliseconds limit = 30s) {
+  const auto until = std::chrono::steady_clock::now() + limit;
+  while (!pred()) {
+    if (std::chrono::steady_clock::now() > until) return false;
+    std::this_thread::sleep_for(20ms);
+  }
+  return true;
+}
+
+NodeConfig local_config(const std::string& name = "solo") {
+  NodeConfig c;
+  c.node_name = name;
+  c.p2p_enabled = false;
+  return c;
+}
+
+// A plain agent whose run() does nothing: the test thread drives its client.
+class Probe : public Agent {
+ public:
+  explicit Probe(std::string id, std::string role = "probe", std::size_t mailbox = 0)
+      : Agent({.role = std::move(role), .agent_id = std::move(id), .mailbox_limit = mailbox}) {}
+};
+
+// Answers {"echo": <data>, "by": <id>}; counts notifies.
+class Echo : public CustomAgent {
+ public:
+  explicit Echo(std::string id, std::string role = "echo", std::vector<std::string> caps = {})
+      : CustomAgent({.role = std::move(role), .capabilities = std::move(caps), .agent_id = std::move(id)}) {}
+  std::optional<Json> on_peer_request(const IncomingMessage& m) override {
+    return Json{{"echo", m.data}, {"by", id()}};
+  }
+  void on_peer_notify(const IncomingMessage& m) override {
+    std::lock_guard lock(mu);
+    notifies.push_back(m);
+  }
+  std::size_t notify_count() {
+    std::lock_guard lock(mu);
+    return notifies.size();
+  }
+  std::mutex mu;
+  std::vector<IncomingMessage> notifies;
+};
+
+// Never answers (returns nullopt) and keeps what it got.
+class Silent : public CustomAgent {
+ public:
+  explicit Silent(std::string id, std::string role = "silent")
+      : CustomAgent({.role = std::move(role), .agent_id = std::move(id)}) {}
+  std::optional<Json> on_peer_request(const IncomingMessage&) override {
+    ++requests;
+    return std::nullopt;
+  }
+  std::atomic<int> requests{0};
+};
+
+TEST(Mesh, GeneratedIdsAndBadCards) {
+  Mesh mesh(local_config());
+  auto& a = mesh.add<Probe>("", "coder");
+  // "coder-" and 8 lowercase hex digits (std::regex trips GCC 12's
+  // -Wmaybe-uninitialized under ASan).
+  const auto hex = a.id().substr(6);
+  EXPECT_EQ(a.id().rfind("coder-", 0), 0u) << a.id();
+  EXPECT_EQ(hex.size(), 8u) << a.id();
+  EXPECT_EQ(hex.find_first_not_of("0123456789abcdef"), std::string::npos) << a.id();
+  EXPECT_THROW(mesh.add<Probe>("", ""), std::invalid_argument);           // empty role
+  EXPECT_THROW(mesh.add<Probe>("has space", "x"), std::invalid_argument);  // bad id
+  EXPECT_THROW(mesh.add<Probe>(a.id(), "coder"), std::invalid_argument);   // duplicate
+  EXPECT_THROW(mesh.add<Probe>("$registry", "x"), std::invalid_argument);  // reserved
+  EXPECT_THROW(mesh.add(std::unique_ptr<Agent>()), std::invalid_argument);
+}
+
+TEST(Mesh, ZeroConcurrencyRefused) {
+  Mesh mesh(local_config());
+  class Zero : public CustomAgent {
+   public:
+    Zero() : CustomAgent({.role = "z", .concurrency = 0}) {}
+  };
+  EXPECT_THROW(mesh.add<Zero>(), std::invalid_argument);
+  Probe loose("loose");
+  EXPECT_THROW(loose.peers(), std::logic_error);
+}
+
+class MeshP2POff : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    MeshOptions o;
+    o.max_frame_bytes = 64 * 1024;
+    o.seed = 42;
+    mesh = std::make_unique<Mesh>(local_config(), o);
+    probe = &mesh->add<Probe>("probe-1");
+    coder_a = &mesh->add<Echo>("coder-a", "coder", std::vector<std::string>{"python"});
+    coder_b = &mesh->add<Echo>("coder-b", "coder", std::vector<std::string>{"python", "review"});
+    reviewer = &mesh->add<Echo>("reviewer-1", "reviewer", std::vector<std::string>{"review"});
+    mesh->start();
+  }
+  void TearDown() override { mesh->stop(); }
+
+  std::unique_ptr<Mesh> mesh;
+  Probe* probe = nullptr;
+  Echo* coder_a = nullptr;
+  Echo* coder_b = nullptr;
+  Echo* reviewer = nullptr;
+};
+
+std::vector<std::string> ids(const std::vector<PeerInfo>& peers) {
+  std::vector<std::string> out;
+  for (const auto& p : peers) out.push_back(p.card.agent_id);
+  return out;
+}
+
+TEST_F(MeshP2POff, DiscoveryByRoleCapabilityAndStrategy) {
+  auto& pc = probe->peers();
+  EXPECT_EQ(pc.my_id(), "probe-1");
+  EXPECT_EQ(pc.my_role(), "probe");
+  EXPECT_EQ(ids(pc.discover(by_role("coder"))), (std::vector<std::string>{"coder-a", "coder-b"}));
+  EXPECT_EQ(ids(pc.discover(by_capability("review"))), (std::vector<std::string>{"coder-b", "reviewer-1"}));
+  EXPECT_EQ(ids(pc.discover({.role = "coder", .capability = "review"})), (std::vector<std::string>{"coder-b"}));
+  EXPECT_TRUE(pc.discover(by_role("nobody")).empty());
+  for (const auto& p : pc.discover(by_role("coder"))) {
+    EXPECT_TRUE(p.local);
+    EXPECT_EQ(p.card.node, "solo");
+    EXPECT_EQ(p.node_health, NodeHealth::Alive);
+  }
+
+  // round_robin: successive calls start at successive peers.
+  const auto r1 = pc.discover(by_role("coder"), "round_robin");
+  const auto r2 = pc.discover(by_role("coder"), Strategy::RoundRobin);
+  EXPECT_NE(r1.front().card.agent_id, r2.front().card.agent_id);
+  // random: a permutation of the same set.
+  auto rnd = ids(pc.discover(by_role("coder"), "random"));
+  std::sort(rnd.begin(), rnd.end());
+  EXPECT_EQ(rnd, (std::vector<std::string>{"coder-a", "coder-b"}));
+  // least_recent: never used first, then the one used longest ago.
+  EXPECT_TRUE(pc.record_peer_usage("coder-a"));
+  EXPECT_FALSE(pc.record_peer_usage("ghost"));
+  EXPECT_EQ(pc.discover_one(by_role("coder"), "least_recent")->card.agent_id, "coder-b");
+  ASSERT_TRUE(pc.notify("coder-b", {{"hi", 1}}));  // notify records usage
+  std::this_thread::sleep_for(5ms);
+  EXPECT_EQ(pc.discover_one(by_role("coder"), Strategy::LeastRecent)->card.agent_id, "coder-a");
+
+  EXPECT_THROW(pc.discover(by_role("coder"), "fastest"), std::invalid_argument);
+  EXPECT_THROW(pc.discover(PeerQuery{"", ""}), std::invalid_argument);
+  EXPECT_THROW(pc.set_default_strategy("bogus"), std::invalid_argument);
+
+  EXPECT_EQ(pc.get_peer("coder")->card.agent_id, "coder-a");
+  EXPECT_FALSE(pc.get_peer(""));
+  EXPECT_FALSE(pc.get_peer("probe")) << "self is never a peer";
+  EXPECT_EQ(pc.list_roles(), (std::set<std::string>{"coder", "reviewer"}));
+  EXPECT_EQ(pc.list_peers().size(), 3u);
+  const auto reg = pc.registry();
+  EXPECT_EQ(reg.size(), 3u);
+  EXPECT_TRUE(reg.contains("reviewer-1"));
+  EXPECT_FALSE(reg.contains("probe-1"));
+  EXPECT_EQ(peer_to_json(reg.at("reviewer-1"))["location"], "local");
+}
+
+TEST_F(MeshP2POff, NotifyAndReceive) {
+  auto& other = mesh->add<Probe>("probe-2");
+  ASSERT_TRUE(probe->peers().notify("probe-2", {{"task", "x"}}, {{"trace", "t1"}}));
+  auto m = other.peers().receive(10s);
+  ASSERT_TRUE(m);
+  EXPECT_TRUE(m->is_notify());
+  EXPECT_FALSE(m->is_request());
+  EXPECT_EQ(m->sender, "probe-1");
+  EXPECT_EQ(m->sender_node, "solo");
+  EXPECT_EQ(m->target, "probe-2");
+  EXPECT_EQ(m->data["task"], "x");
+  EXPECT_EQ(m->context["trace"], "t1");
+  EXPECT_EQ(m->id.size(), 32u);
+  EXPECT_TRUE(m->correlation_id.empty());
+  EXPECT_GT(m->timestamp_ms, 0);
+  EXPECT_FALSE(other.peers().receive(50ms)) << "nothing else";
+  EXPECT_FALSE(probe->peers().respond(*m, {{"no", 1}})) << "a notify cannot be answered";
+
+  EXPECT_FALSE(probe->peers().notify("ghost", {{"a", 1}}));
+  EXPECT_FALSE(probe->peers().notify("probe-1", {{"a", 1}})) << "self is never a target";
+  EXPECT_FALSE(probe->peers().notify("", {{"a", 1}}));
+  // A role resolves to one agent of it.
+  ASSERT_TRUE(probe->peers().notify("reviewer", {{"r", 1}}));
+  EXPECT_TRUE(eventually([&] { return reviewer->notify_count() == 1; }));
+}
+
+TEST_F(MeshP2POff, RequestResponseCarriesContext) {
+  auto& pc = probe->peers();
+  auto r = pc.request("reviewer-1", {{"x", 1}}, 10s, {{"trace", "abc"}});
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->data["echo"]["x"], 1);
+  EXPECT_EQ(r->data["by"], "reviewer-1");
+  EXPECT_EQ(r->sender, "reviewer-1");
+  EXPECT_EQ(r->sender_node, "solo");
+  EXPECT_EQ(r->context["trace"], "abc") << "the request's context is carried over";
+  EXPECT_EQ(r->correlation_id.size(), 32u);
+
+  // By role; the default strategy picks.
+  pc.set_default_strategy(Strategy::RoundRobin);
+  std::set<std::string> by;
+  for (int i = 0; i < 4; ++i) {
+    auto rr = pc.request("coder", {{"i", i}}, 10s);
+    ASSERT_TRUE(rr);
+    by.insert(rr->data["by"].get<std::string>());
+  }
+  EXPECT_EQ(by, (std::set<std::string>{"coder-a", "coder-b"}));
+
+  auto missing = pc.request_detailed("ghost", {{"x", 1}}, 1s);
+  EXPECT_EQ(missing.error, ErrorCode::TargetUnknown);
+  EXPECT_FALSE(pc.request("ghost", {{"x", 1}}, 1s));
+
+  auto fut = pc.request_async("coder-a", {{"async", true}}, 10s);
+  ASSERT_EQ(fut.wait_for(20s), std::future_status::ready);
+  auto out = fut.get();
+  ASSERT_TRUE(out.ok()) << transport::to_string(out.error);
+  EXPECT_EQ(out.response->data["echo"]["async"], true);
+  EXPECT_EQ(out.peer->card.agent_id, "coder-a");
+}
+
+TEST_F(MeshP2POff, RespondOnceAndContextOverride) {
+  auto& other = mesh->add<Probe>("probe-2");
+  auto fut = probe->peers().request_async("probe-2", {{"q", 1}}, 20s, {{"trace", "t"}, {"k", 1}});
+  auto m = other.peers().receive(10s);
+  ASSERT_TRUE(m);
+  ASSERT_TRUE(m->is_request());
+  EXPECT_EQ(m->correlation_id, m->id);
+  EXPECT_TRUE(other.peers().respond(*m, {{"a", 2}}, Json{{"trace", "override"}}));
+  EXPECT_FALSE(other.peers().respond(*m, {{"a", 3}})) << "answering twice";
+  auto out = fut.get();
+  ASSERT_TRUE(out.ok());
+  EXPECT_EQ(out.response->data["a"], 2);
+  EXPECT_EQ(out.response->context, (Json{{"trace", "override"}}));
+  EXPECT_EQ(out.response->correlation_id, m->id);
+}
+
+TEST_F(MeshP2POff, BroadcastOncePerAgentId) {
+  // Three more agents share one role: each gets exactly one copy.
+  std::vector<Echo*> workers;
+  for (int i = 0; i < 3; ++i) workers.push_back(&mesh->add<Echo>("w" + std::to_string(i), "worker"));
+  const auto sent = probe->peers().broadcast({{"hello", "all"}}, {{"c", 1}});
+  EXPECT_EQ(sent, 6u);  // coder-a, coder-b, reviewer-1, w0..w2; not the sender
+  std::vector<Echo*> all = workers;
+  all.insert(all.end(), {coder_a, coder_b, reviewer});
+  ASSERT_TRUE(eventually([&] {
+    for (auto* e : all)
+      if (e->notify_count() < 1) return false;
+    return true;
+  }));
+  std::this_thread::sleep_for(100ms);
+  for (auto* e : all) {
+    EXPECT_EQ(e->notify_count(), 1u) << e->id();
+    std::lock_guard lock(e->mu);
+    EXPECT_EQ(e->notifies.front().context["c"], 1);
+  }
+  EXPECT_EQ(probe->peers().broadcast_to(by_role("worker"), {{"only", "workers"}}), 3u);
+  ASSERT_TRUE(eventually([&] { return workers[2]->notify_count() == 2; }));
+}
+
+TEST_F(MeshP2POff, AskAsyncAndCheckInbox) {
+  auto& pc = probe->peers();
+  const auto id = pc.ask_async("coder-a", {{"job", 7}});
+  EXPECT_EQ(id.size(), 32u);
+  auto r = pc.check_inbox(id, 10s);
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->data["echo"]["job"], 7);
+  EXPECT_EQ(pc.check_inbox_status(id).status, AskStatus::Unknown) << "removed once delivered";
+  EXPECT_EQ(pc.check_inbox_status("not-an-id").status, AskStatus::Unknown);
+
+  // Kept when remove=false.
+  const auto kept = pc.ask_async("coder-b", {{"job", 8}});
+  ASSERT_TRUE(eventually([&] { return pc.check_inbox_status(kept, 0ms, false).status == AskStatus::Ready; }));
+  EXPECT_TRUE(pc.check_inbox(kept, 0ms, false));
+  EXPECT_TRUE(pc.check_inbox(kept));
+  EXPECT_FALSE(pc.check_inbox(kept));
+
+  // Not yet vs expired.
+  auto& silent = mesh->add<Silent>("silent-1");
+  const auto slow = pc.ask_async("silent-1", {{"job", 9}}, 300ms);
+  EXPECT_EQ(pc.check_inbox_status(slow).status, AskStatus::Pending);
+  ASSERT_TRUE(eventually([&] { return pc.check_inbox_status(slow, 0ms).status == AskStatus::Expired; }));
+  EXPECT_FALSE(pc.check_inbox(slow));
+  EXPECT_EQ(silent.requests.load(), 1);
+
+  try {
+    pc.ask_async("ghost", {{"x", 1}});
+    ADD_FAILURE() << "ask_async to an unknown target must throw";
+  } catch (const MeshError& e) {
+    EXPECT_EQ(e.code(), ErrorCode::TargetUnknown);
+  }
+}
+
+// Answers after `delay`.
+class Slow : public CustomAgent {
+ public:
+  Slow(std::string id, std::string role, std::chrono::milliseconds delay)
+      : CustomAgent({.role = std::move(role), .agent_id = std::move(id)}), delay_(delay) {}
+  std::optional<Json> on_peer_request(const IncomingMessage&) override {
+    std::this_thread::sleep_for(delay_);
+    return Json{{"by", id()}};
+  }
+
+ private:
+  std::chrono::milliseconds delay_;
+};
+
+TEST_F(MeshP2POff, RequestAllPolicies) {
+  auto& pc = probe->peers();
+  mesh->add<Echo>("g1", "gather");
+  mesh->add<Echo>("g2", "gather");
+  mesh->add<Slow>("g3", "gather", 300ms);
+  mesh->add<Silent>("g4", "gather");
+
+  auto all = pc.request_all(by_role("gather"), {{"q", 1}}, GatherPolicy::all(3s));
+  EXPECT_EQ(all.responses.size(), 3u);
+  ASSERT_EQ(all.missing.size(), 1u);
+  EXPECT_EQ(all.missing[0].peer.card.agent_id, "g4");
+  EXPECT_EQ(all.missing[0].error, ErrorCode::Timeout);
+  EXPECT_FALSE(all.satisfied);
+
+  auto first = pc.request_all(by_role("gather"), {{"q", 2}}, GatherPolicy::first_k(2, 20s));
+  EXPECT_TRUE(first.satisfied);
+  EXPECT_GE(first.responses.size(), 2u);
+  EXPECT_EQ(first.responses.size() + first.missing.size(), 4u);
+
+  auto quorum = pc.request_all(by_role("gather"), {{"q", 3}}, GatherPolicy::quorum(20s));
+  EXPECT_TRUE(quorum.satisfied);  // 3 of 4 answer; 3 is a majority
+  EXPECT_GE(quorum.responses.size(), 3u);
+
+  auto listed = pc.request_all(std::vector<std::string>{"g1", "coder-a", "ghost"}, {{"q", 4}},
+                               GatherPolicy::all(10s));
+  EXPECT_EQ(listed.responses.size(), 2u);
+  ASSERT_EQ(listed.missing.size(), 1u);
+  EXPECT_EQ(listed.missing[0].error, ErrorCode::TargetUnknown);
+  EXPECT_FALSE(listed.satisfied);
+
+  EXPECT_THROW(pc.request_all(by_role("gather"), {}, GatherPolicy::first_k(0)), std::invalid_argument);
+  auto none = pc.request_all(by_role("nobody"), {{"q", 5}}, GatherPolicy::all(1s));
+  EXPECT_TRUE(none.responses.empty());
+  EXPECT_FALSE(none.satisfied);
+}
+
+// Throws on {"boom": true}; counts its lifecycle.
+class Flaky : public CustomAgent {
+ public:
+  Flaky() : CustomAgent({.role = "flaky", .agent_id = "flaky-1"}) {}
+  void setup() override { ++setups; }
+  void teardown() override { ++teardowns; }
+  std::optional<Json> on_peer_request(const IncomingMessage& m) override {
+    if (m.data.value("boom", false)) throw std::runtime_error("boom");
+    return Json{{"ok", true}};
+  }
+  void on_error(const std::exception& e, const IncomingMessage* m) override {
+    std::lock_guard lock(mu);
+    errors.push_back(e.what());
+    had_message = m != nullptr;
+  }
+  std::atomic<int> setups{0}, teardowns{0};
+  std::mutex mu;
+  std::vector<std::string> errors;
+  bool had_message = false;
+};
+
+TEST_F(MeshP2POff, HandlerExceptionRestartsAgentAndNodeKeepsServing) {
+  auto& flaky = mesh->add<Flaky>();
+  auto& pc = probe->peers();
+  ASSERT_TRUE(eventually([&] { return flaky.setups.load() == 1; }));
+  auto bad = pc.request_detailed("flaky-1", {{"boom", true}}, 10s);
+  EXPECT_EQ(bad.error, ErrorCode::Rejected) << transport::to_string(bad.error);
+  ASSERT_TRUE(eventually([&] { return flaky.restarts() >= 1 && flaky.setups.load() >= 2; }));
+  {
+    std::lock_guard lock(flaky.mu);
+    ASSERT_EQ(flaky.errors.size(), 1u);
+    EXPECT_EQ(flaky.errors[0], "boom");
+    EXPECT_TRUE(flaky.had_message);
+  }
+  EXPECT_GE(flaky.teardowns.load(), 1);
+  // Messages sent while it restarts wait in the mailbox.
+  auto again = pc.request_detailed("flaky-1", {{"boom", true}}, 10s);
+  EXPECT_EQ(again.error, ErrorCode::Rejected);
+  auto good = pc.request("flaky-1", {{"boom", false}}, 20s);
+  ASSERT_TRUE(good);
+  EXPECT_EQ(good->data["ok"], true);
+  EXPECT_TRUE(pc.request("coder-a", {{"still", "up"}}, 10s)) << "other agents unaffected";
+  EXPECT_GE(mesh->stats().agent_restarts, 2u);
+  EXPECT_GE(mesh->stats().agent_failures, 2u);
+}
+
+// Blocks in its handler until released.
+class Gate : public CustomAgent {
+ public:
+  Gate(std::string id, std::size_t concurrency, int expect)
+      : CustomAgent({.role = "gate", .agent_id = std::move(id), .concurrency = concurrency}), expect_(expect) {}
+  std::optional<Json> on_peer_request(const IncomingMessage&) override {
+    std::unique_lock lock(mu);
+    ++active;
+    max_active = std::max(max_active, active);
+    cv.notify_all();
+    cv.wait_for(lock, 20s, [&] { return released || max_active >= expect_; });
+    const int seen = max_active;
+    --active;
+    return Json{{"max_active", seen}};
+  }
+  void release() {
+    std::lock_guard lock(mu);
+    released = true;
+    cv.notify_all();
+  }
+  std::mutex mu;
+  std::condition_variable cv;
+  int active = 0, max_active = 0;
+  bool released = false;
+
+ private:
+  int expect_;
+};
+
+TEST_F(MeshP2POff, SlowHandlerDoesNotBlockOtherAgents) {
+  auto& gate = mesh->add<Gate>("gate-1", 1, 1000);
+  auto& pc = probe->peers();
+  auto blocked = pc.request_async("gate-1", {{"wait", true}}, 30s);
+  ASSERT_TRUE(eventually([&] {
+    std::lock_guard lock(gate.mu);
+    return gate.active == 1;
+  }));
+  EXPECT_TRUE(pc.request("coder-a", {{"x", 1}}, 10s)) << "another agent answers meanwhile";
+  EXPECT_TRUE(coder_b->peers().request("reviewer-1", {{"x", 2}}, 10s));
+  gate.release();
+  ASSERT_EQ(blocked.wait_for(20s), std::future_status::ready);
+  EXPECT_TRUE(blocked.get().ok());
+}
+
+TEST_F(MeshP2POff, ConcurrencyHandlesInParallel) {
+  mesh->add<Gate>("gate-3", 3, 3);
+  auto& pc = probe->peers();
+  std::vector<std::future<RequestOutcome>> futs;
+  for (int i = 0; i < 3; ++i) futs.push_back(pc.request_async("gate-3", {{"i", i}}, 30s));
+  for (auto& f : futs) {
+    ASSERT_EQ(f.wait_for(40s), std::future_status::ready);
+    auto out = f.get();
+    ASSERT_TRUE(out.ok()) << transport::to_string(out.error);
+    EXPECT_EQ(out.response->data["max_active"], 3) << "three handlers ran at once";
+  }
+}
+
+TEST_F(MeshP2POff, BadInputs) {
+  auto& pc = probe->peers();
+  EXPECT_THROW(pc.notify("coder-a", {{"x", 1}}, Json::array({1, 2})), std::invalid_argument);
+  EXPECT_THROW(pc.request("coder-a", {{"x", 1}}, 1s, Json("ctx")), std::invalid_argument);
+  EXPECT_TRUE(pc.notify("coder-a", {{"x", 1}}, Json()));  // null context is {}
+  const Json big = {{"blob", std::string(100 * 1024, 'x')}};
+  EXPECT_FALSE(pc.notify("coder-a", big)) << "over the frame limit";
+  EXPECT_EQ(pc.request_detailed("coder-a", big, 1s).error, ErrorCode::Oversized);
+  EXPECT_EQ(pc.broadcast(big), 0u);
+  EXPECT_THROW(pc.ask_async("coder-a", big), MeshError);
+}
+
+TEST_F(MeshP2POff, MailboxIsBoundedAndSenderLearnsIt) {
+  mesh->add<Probe>("tiny", "tiny", 2);
+  auto& pc = probe->peers();
+  EXPECT_TRUE(pc.notify("tiny", {{"n", 1}}));
+  EXPECT_TRUE(pc.notify("tiny", {{"n", 2}}));
+  EXPECT_FALSE(pc.notify("tiny", {{"n", 3}})) << "full mailbox: backpressure";
+  EXPECT_EQ(pc.request_detailed("tiny", {{"n", 4}}, 1s).error, ErrorCode::MailboxFull);
+}
+
+TEST_F(MeshP2POff, MalformedPayloadsAreCountedAndDropped) {
+  auto& target = mesh->add<Probe>("victim");
+  auto* t = mesh->transport_for_test();
+  ASSERT_NE(t, nullptr);
+  auto raw = [&](std::vector<std::uint8_t> payload) {
+    transport::OutMessage m;
+    m.to = {"", "victim"};
+    m.sender_agent = "evil";
+    m.payload = std::move(payload);
+    return t->notify(std::move(m));
+  };
+  ASSERT_EQ(raw({0xc1}), ErrorCode::None);                // never-used byte
+  ASSERT_EQ(raw({0x92, 0x01}), ErrorCode::None);          // truncated array
+  std::vector<std::uint8_t> deep(60000, 0x91);           // hostile nesting
+  deep.push_back(0xc0);
+  ASSERT_EQ(raw(deep), ErrorCode::None);
+  ASSERT_EQ(raw({0x81, 0x01, 0x02}), ErrorCode::None);    // map with an int key
+  ASSERT_EQ(raw(Json::to_msgpack(Json{{"fine", true}})), ErrorCode::None);
+  auto m = target.peers().receive(10s);
+  ASSERT_TRUE(m);
+  EXPECT_EQ(m->data["fine"], true);
+  EXPECT_EQ(mesh->stats().messages_malformed, 4u);
+
+  // A malformed request is answered Malformed, not left to time out.
+  transport::OutMessage req;
+  req.to = {"", "coder-a"};
+  req.sender_agent = "evil";
+  req.payload = {0xc1};
+  EXPECT_EQ(t->request(std::move(req), 10s).error, ErrorCode::Malformed);
+}
+
+TEST_F(MeshP2POff, SubscriptionsSeeAgentsComeAndGo) {
+  std::mutex mu;
+  std::vector<PeerEvent> seen;
+  const auto token = probe->peers().subscribe([&](const PeerEvent& e) {
+    std::lock_guard lock(mu);
+    seen.push_back(e);
+  });
+  mesh->add<Echo>("late-1", "late");
+  ASSERT_TRUE(probe->peers().request("late", {{"x", 1}}, 10s)) << "added after start: serving at once";
+  ASSERT_TRUE(mesh->remove("late-1"));
+  EXPECT_FALSE(mesh->remove("late-1"));
+  EXPECT_FALSE(probe->peers().get_peer("late"));
+  auto has = [&](PeerEventKind k) {
+    std::lock_guard lock(mu);
+    return std::any_of(seen.begin(), seen.end(), [&](const PeerEvent& e) {
+      return e.kind == k && e.card && e.card->agent_id == "late-1" && e.local;
+    });
+  };
+  EXPECT_TRUE(eventually([&] { return has(PeerEventKind::AgentAdded) && has(PeerEventKind::AgentRemoved); }));
+  EXPECT_TRUE(probe->peers().unsubscribe(token));
+  EXPECT_FALSE(probe->peers().unsubscribe(token));
+}
+
+// A plain agent with its own receive loop (the Python style).
+class Receiver : public Agent {
+ public:
+  Receiver() : Agent({.role = "receiver", .agent_id = "recv-1"}) {}
+  void run(std::stop_token stop) override {
+    while (!stop.stop_requested()) {
+      auto m = peers().receive(100ms);
+      if (!m) continue;
+      if (m->is_request()) peers().respond(*m, {{"got", m->data}});
+    }
+  }
+};
+
+TEST_F(MeshP2POff, PlainAgentRunLoopReceives) {
+  mesh->add<Receiver>();
+  auto r = probe->peers().request("receiver", {{"x", 5}}, 10s);
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->data["got"]["x"], 5);
+}
+
+TEST(Mesh, RunForeverReturnsOnRequestStop) {
+  Mesh mesh(local_config());
+  mesh.add<Echo>("e1");
+  std::thread stopper([&] {
+    EXPECT_TRUE(eventually([&] { return mesh.running(); }));
+    mesh.request_stop();
+  });
+  mesh.run_forever();
+  stopper.join();
+  EXPECT_FALSE(mesh.running());
+  EXPECT_THROW(mesh.start(), std::logic_error);
+  EXPECT_THROW(mesh.add<Echo>("e2"), std::logic_error);
+  mesh.stop();  // idempotent
+}
+
+TEST(Mesh, StopWithoutStart) {
+  Mesh mesh(local_config());
+  mesh.add<Echo>("e1");
+  EXPECT_TRUE(mesh.agent("e1"));
+  EXPECT_FALSE(mesh.agent("e2"));
+  EXPECT_FALSE(mesh.agent("e1")->peers().notify("e1", {}));
+}
+
+}  // namespace
+}  // namespace mesh
+
+namespace mesh {
+namespace {
+
+// The Python style: receive() without a timeout. stop() must still end it.
+class Blocking : public Agent {
+ public:
+  Blocking() : Agent({.role = "blocking", .agent_id = "blocking-1"}) {}
+  void run(std::stop_token stop) override {
+    while (!stop.stop_requested()) {
+      if (auto m = peers().receive()) ++received;
+    }
+  }
+  std::atomic<int> received{0};
+};
+
+TEST(Mesh, StopEndsAReceiveWithoutTimeout) {
+  Mesh mesh(local_config());
+  auto& b = mesh.add<Blocking>();
+  auto& p = mesh.add<Probe>("p");
+  mesh.start();
+  ASSERT_TRUE(p.peers().notify("blocking-1", {{"x", 1}}));
+  ASSERT_TRUE(eventually([&] { return b.received.load() == 1; }));
+  EXPECT_TRUE(mesh.remove("blocking-1"));  // returns: the closed mailbox woke it
+  mesh.add<Blocking>();
+  mesh.stop();  // the same for stop()
+  EXPECT_FALSE(mesh.running());
+}
+
+}  // namespace
+}  // namespace mesh
