@@ -46,7 +46,10 @@ std::optional<HostPort> parse_host_port(std::string_view text) {
   return hp;
 }
 
-HttpResult http_get(const std::string& host, std::uint16_t port, const std::string& target,
+namespace {
+
+HttpResult exchange(http::verb verb, const std::string& host, std::uint16_t port,
+                    const std::string& target, const std::string* body,
                     std::chrono::milliseconds timeout) {
   // Beast's timeouts apply to asynchronous operations only, so the
   // "blocking" call runs the asynchronous chain on a private io_context.
@@ -54,9 +57,14 @@ HttpResult http_get(const std::string& host, std::uint16_t port, const std::stri
   tcp::resolver resolver(io);
   beast::tcp_stream stream(io);
   beast::flat_buffer buffer;
-  http::request<http::empty_body> req{http::verb::get, target, 11};
+  http::request<http::string_body> req{verb, target, 11};
   req.set(http::field::host, host + ":" + std::to_string(port));
   req.set(http::field::user_agent, "meshctl");
+  if (body != nullptr) {
+    req.set(http::field::content_type, "application/json");
+    req.body() = *body;
+    req.prepare_payload();
+  }
   req.keep_alive(false);
   http::response_parser<http::string_body> parser;
   parser.body_limit(kMaxBody);
@@ -97,6 +105,18 @@ HttpResult http_get(const std::string& host, std::uint16_t port, const std::stri
     if (!result.ok && result.error.empty()) result.error = step + ": timed out";
   }
   return result;
+}
+
+}  // namespace
+
+HttpResult http_get(const std::string& host, std::uint16_t port, const std::string& target,
+                    std::chrono::milliseconds timeout) {
+  return exchange(http::verb::get, host, port, target, nullptr, timeout);
+}
+
+HttpResult http_post(const std::string& host, std::uint16_t port, const std::string& target,
+                     const std::string& body, std::chrono::milliseconds timeout) {
+  return exchange(http::verb::post, host, port, target, &body, timeout);
 }
 
 }  // namespace mesh

@@ -22,6 +22,11 @@ using tcp = asio::ip::tcp;
 
 class Session;
 
+struct Routes {
+  AdminServer::AsyncHandler get;
+  AdminServer::AsyncHandler post;
+};
+
 // Everything the listener and its connections share; a connection keeps it
 // alive as long as its own operations are pending.
 struct ServerState {
@@ -31,7 +36,7 @@ struct ServerState {
   asio::io_context& io;
   tcp::acceptor acceptor;
   AdminServerOptions options;
-  std::map<std::string, AdminServer::AsyncHandler, std::less<>> routes;
+  std::map<std::string, Routes, std::less<>> routes;
   // Open connections, so that stop() can close them. Weak: a connection
   // lives as long as its pending operations.
   std::list<std::weak_ptr<Session>> sessions;
@@ -64,53 +69,121 @@ class Session : public std::enable_shared_from_this<Session> {
   void read() {
     parser_.emplace();
     parser_->header_limit(static_cast<std::uint32_t>(server_->options.max_header_bytes));
-    // An empty_body parser refuses any request with a body
-    // (http::error::unexpected_body): GETs carry none, and nothing here
-    // should make us buffer a client's bytes.
+    // Checked against Content-Length already while the header is parsed.
+    parser_->body_limit(server_->options.max_body_bytes);
+    // The header first: whether a body may follow, and how large, depends
+    // on the method and the route, and nothing here should make us buffer
+    // a client's bytes that no handler wants.
     stream_.expires_after(server_->options.request_timeout);
-    http::async_read(stream_, buffer_, *parser_,
-                     [self = shared_from_this()](beast::error_code ec, std::size_t) {
-                       self->on_read(ec);
-                     });
+    http::async_read_header(stream_, buffer_, *parser_,
+                            [self = shared_from_this()](beast::error_code ec, std::size_t) {
+                              self->on_header(ec);
+                            });
   }
 
-  void on_read(beast::error_code ec) {
+  // A transport-level end of the connection, or a stopped server: close
+  // without answering. Otherwise the error is the client's: answer it.
+  bool closed_or_refused(const beast::error_code& ec) {
     if (ec == http::error::end_of_stream || ec == beast::error::timeout ||
         ec == asio::error::operation_aborted || ec == asio::error::connection_reset ||
         ec == asio::error::eof || server_->stopped) {
       close();
-      return;
+      return true;
     }
     if (ec == http::error::header_limit) {
       write(HttpResponse::error(431, "request header too large"), false);
-      return;
+      return true;
     }
-    if (ec == http::error::unexpected_body || ec == http::error::body_limit) {
-      write(HttpResponse::error(413, "request bodies are not accepted"), false);
-      return;
+    if (ec == http::error::body_limit) {
+      write(HttpResponse::error(413, "request body too large"), false);
+      return true;
     }
     if (ec) {
       write(HttpResponse::error(400, "bad request"), false);
-      return;
+      return true;
     }
-    const auto& req = parser_->get();
-    keep_alive_ = req.keep_alive();
-    HttpRequest r;
-    r.method = std::string(req.method_string());
-    r.target = std::string(req.target());
-    const auto q = r.target.find('?');
-    r.path = r.target.substr(0, q);
-    if (q != std::string::npos) r.query = r.target.substr(q + 1);
+    return false;
+  }
 
-    if (req.method() != http::verb::get) {
-      write(HttpResponse::error(405, "only GET is supported"), keep_alive_, true);
+  void on_header(beast::error_code ec) {
+    if (closed_or_refused(ec)) return;
+    const auto& req = parser_->get();
+    // A body we do not read would be taken for the next request: answers
+    // that leave one unread close the connection.
+    const bool body_pending = !parser_->is_done();
+    keep_alive_ = req.keep_alive() && !body_pending;
+    request_ = HttpRequest{};
+    request_.method = std::string(req.method_string());
+    request_.target = std::string(req.target());
+    const auto q = request_.target.find('?');
+    request_.path = request_.target.substr(0, q);
+    if (q != std::string::npos) request_.query = request_.target.substr(q + 1);
+
+    const auto it = server_->routes.find(request_.path);
+    const Routes* routes = it == server_->routes.end() ? nullptr : &it->second;
+    const bool get = req.method() == http::verb::get;
+    const bool post = req.method() == http::verb::post;
+    if (!get && !post) {
+      write(HttpResponse::error(405, "method not allowed"), keep_alive_, allow(routes));
       return;
     }
-    auto it = server_->routes.find(r.path);
-    if (it == server_->routes.end()) {
-      write(HttpResponse::error(404, "no such path: " + r.path), keep_alive_);
+    if (routes == nullptr) {
+      write(HttpResponse::error(404, "no such path: " + request_.path), keep_alive_);
       return;
     }
+    const AdminServer::AsyncHandler& handler = get ? routes->get : routes->post;
+    if (!handler) {
+      write(HttpResponse::error(405, std::string(get ? "GET" : "POST") + " is not supported here"),
+            keep_alive_, allow(routes));
+      return;
+    }
+    if (get) {
+      if (body_pending) {
+        write(HttpResponse::error(413, "request bodies are not accepted"), false);
+        return;
+      }
+      dispatch(handler);
+      return;
+    }
+    if (body_pending && !parser_->content_length()) {
+      write(HttpResponse::error(411, "Content-Length required"), false);
+      return;
+    }
+    if (parser_->content_length() && *parser_->content_length() > server_->options.max_body_bytes) {
+      write(HttpResponse::error(413, "request body too large"), false);
+      return;
+    }
+    if (!body_pending) {
+      dispatch(handler);
+      return;
+    }
+    http::async_read(stream_, buffer_, *parser_,
+                     [self = shared_from_this(), path = request_.path](beast::error_code ec2,
+                                                                       std::size_t) {
+                       if (self->closed_or_refused(ec2)) return;
+                       self->keep_alive_ = self->parser_->get().keep_alive();
+                       // Routes may be replaced meanwhile (on this thread):
+                       // look the handler up again.
+                       const auto again = self->server_->routes.find(path);
+                       if (again == self->server_->routes.end() || !again->second.post) {
+                         self->write(HttpResponse::error(404, "no such path: " + path),
+                                     self->keep_alive_);
+                         return;
+                       }
+                       self->dispatch(again->second.post);
+                     });
+  }
+
+  static std::string allow(const Routes* routes) {
+    if (routes == nullptr) return "GET";
+    std::string a;
+    if (routes->get) a = "GET";
+    if (routes->post) a += a.empty() ? "POST" : ", POST";
+    return a;
+  }
+
+  void dispatch(const AdminServer::AsyncHandler& handler) {
+    request_.body = std::move(parser_->get().body());
     // The handler may answer now or later, from any thread; the answer is
     // written on the io_context. `answered` makes a second answer harmless
     // and lets a throwing handler become a 500.
@@ -122,7 +195,7 @@ class Session : public std::enable_shared_from_this<Session> {
       });
     };
     try {
-      it->second(r, respond);
+      handler(request_, respond);
     } catch (const std::exception& e) {
       respond(HttpResponse::error(500, e.what()));
     } catch (...) {
@@ -130,7 +203,7 @@ class Session : public std::enable_shared_from_this<Session> {
     }
   }
 
-  void write(HttpResponse res, bool keep_alive, bool allow_header = false) {
+  void write(HttpResponse res, bool keep_alive, const std::string& allow_header = {}) {
     if (server_->stopped) {
       close();
       return;
@@ -140,7 +213,7 @@ class Session : public std::enable_shared_from_this<Session> {
     msg->result(static_cast<http::status>(res.status));
     msg->set(http::field::content_type, res.content_type);
     msg->set(http::field::cache_control, "no-store");
-    if (allow_header) msg->set(http::field::allow, "GET");
+    if (!allow_header.empty()) msg->set(http::field::allow, allow_header);
     msg->keep_alive(keep_alive);
     msg->body() = std::move(res.body);
     msg->prepare_payload();
@@ -158,7 +231,8 @@ class Session : public std::enable_shared_from_this<Session> {
 
   beast::tcp_stream stream_;
   beast::flat_buffer buffer_;
-  std::optional<http::request_parser<http::empty_body>> parser_;
+  std::optional<http::request_parser<http::string_body>> parser_;
+  HttpRequest request_;
   bool keep_alive_ = false;
   std::shared_ptr<ServerState> server_;
 };
@@ -241,7 +315,18 @@ void AdminServer::route(std::string path, Handler handler) {
 }
 
 void AdminServer::route_async(std::string path, AsyncHandler handler) {
-  impl_->routes[std::move(path)] = std::move(handler);
+  impl_->routes[std::move(path)].get = std::move(handler);
+}
+
+void AdminServer::route_post(std::string path, Handler handler) {
+  route_post_async(std::move(path),
+                   [h = std::move(handler)](const HttpRequest& req, Respond respond) {
+                     respond(h(req));
+                   });
+}
+
+void AdminServer::route_post_async(std::string path, AsyncHandler handler) {
+  impl_->routes[std::move(path)].post = std::move(handler);
 }
 
 void AdminServer::start() {

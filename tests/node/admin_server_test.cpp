@@ -32,12 +32,16 @@ class AdminServerTest : public ::testing::Test {
     opt.max_header_bytes = 1024;
     opt.max_connections = 4;
     opt.request_timeout = 2s;
+    opt.max_body_bytes = 64;
     server_.emplace(io_, "127.0.0.1", 0, opt);
     server_->route("/healthz", [](const HttpRequest&) {
       return HttpResponse::json(R"({"status":"ok"})");
     });
     server_->route("/echo", [](const HttpRequest& r) {
       return HttpResponse::json(nlohmann::json{{"path", r.path}, {"query", r.query}}.dump());
+    });
+    server_->route_post("/echo", [](const HttpRequest& r) {
+      return HttpResponse::json(nlohmann::json{{"method", r.method}, {"body", r.body}}.dump());
     });
     server_->route("/throws", [](const HttpRequest&) -> HttpResponse {
       throw std::runtime_error("boom");
@@ -127,6 +131,44 @@ TEST_F(AdminServerTest, OtherMethodsAre405WithAllow) {
 TEST_F(AdminServerTest, RequestBodiesAreRefused) {
   const std::string out = raw("GET /healthz HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\nhello");
   EXPECT_EQ(out.rfind("HTTP/1.1 413", 0), 0u) << out;
+}
+
+TEST_F(AdminServerTest, PostRoutesGetTheirBody) {
+  const auto r = http_post("127.0.0.1", port_, "/echo", R"({"a":1})", 3s);
+  ASSERT_TRUE(r.ok) << r.error;
+  EXPECT_EQ(r.status, 200u);
+  EXPECT_EQ(nlohmann::json::parse(r.body),
+            nlohmann::json::parse(R"({"method":"POST","body":"{\"a\":1}"})"));
+  // GET on the same path is its own route.
+  EXPECT_EQ(nlohmann::json::parse(get("/echo").body).at("path"), "/echo");
+  // An empty body is a body.
+  const auto empty = http_post("127.0.0.1", port_, "/echo", "", 3s);
+  EXPECT_EQ(nlohmann::json::parse(empty.body).at("body"), "");
+  // Keep-alive: a second request on the same connection after a POST.
+  const std::string two = raw(
+      "POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\n\r\nabc"
+      "POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\nConnection: close\r\n\r\nde");
+  EXPECT_NE(two.find(R"("body":"abc")"), std::string::npos) << two;
+  EXPECT_NE(two.find(R"("body":"de")"), std::string::npos) << two;
+}
+
+TEST_F(AdminServerTest, PostBodiesAreBounded) {
+  const auto big = http_post("127.0.0.1", port_, "/echo", std::string(65, 'x'), 3s);
+  ASSERT_TRUE(big.ok) << big.error;
+  EXPECT_EQ(big.status, 413u);
+  const auto fits = http_post("127.0.0.1", port_, "/echo", std::string(64, 'x'), 3s);
+  EXPECT_EQ(fits.status, 200u);
+  const std::string chunked = raw(
+      "POST /echo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n");
+  EXPECT_EQ(chunked.rfind("HTTP/1.1 411", 0), 0u) << chunked;
+  // POST where only GET is served, and the reverse, name what is.
+  const std::string post_get =
+      raw("POST /healthz HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n\r\n{}");
+  EXPECT_EQ(post_get.rfind("HTTP/1.1 405", 0), 0u) << post_get;
+  EXPECT_NE(post_get.find("Allow: GET\r\n"), std::string::npos) << post_get;
+  const std::string del = raw("DELETE /echo HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+  EXPECT_NE(del.find("Allow: GET, POST"), std::string::npos) << del;
+  EXPECT_EQ(http_post("127.0.0.1", port_, "/nope", "{}", 3s).status, 404u);
 }
 
 TEST_F(AdminServerTest, OversizedHeadersAreRefused) {

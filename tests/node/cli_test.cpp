@@ -238,6 +238,12 @@ TEST(NodeCliTest, SingleNodeAdminEndpointAndMeshctl) {
   EXPECT_EQ(json.exit_code, 0) << json.err;
   EXPECT_EQ(nlohmann::json::parse(json.out), m);
 
+  // mesh-node hosts no agents: the agent commands say so.
+  const RunResult peers = meshctl({"peers", "--admin", at});
+  EXPECT_EQ(peers.exit_code, 1);
+  EXPECT_EQ(peers.err, "meshctl: the node at " + at + " hosts no agents (it does not serve /v1/agents)\n");
+  EXPECT_EQ(meshctl({"send", "x", "{}", "--admin", at}).exit_code, 1);
+
   p.signal(SIGTERM);
   const auto code = p.wait_exit(15s);
   ASSERT_TRUE(code.has_value()) << "did not exit after SIGTERM\n" << p.log_tail();

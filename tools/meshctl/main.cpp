@@ -1,16 +1,25 @@
 // meshctl: a command-line client of a node's admin endpoint.
 //
 //   meshctl members [--admin host:port] [--json]
+//   meshctl peers [--role R] [--capability C] [--json]
+//   meshctl send <target> <json> [--context <json>] [--json]
+//   meshctl request <target> <json> [--timeout-ms N] [--context <json>] [--json]
 //
 // Commands live in one table (name, summary, handler); each handler gets
-// the options common to all commands and its own arguments, so that later
-// commands (peers, send, request) are one entry and one function each.
+// the options common to all commands and its own arguments (positional
+// ones and its own --options), so that a command is one entry and one
+// function.
 //
 // Exit codes: 0 success, 1 the node could not be reached or answered with
-// an error, 2 bad usage.
+// an error (an unknown target, a request that failed or timed out), 2 bad
+// usage (also a message or context that is not valid JSON).
 #include <algorithm>
+#include <charconv>
+#include <chrono>
 #include <cstdlib>
+#include <initializer_list>
 #include <iostream>
+#include <map>
 #include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
@@ -41,17 +50,25 @@ struct Command {
 };
 
 int members(const Options& opt, const std::vector<std::string>& args);
+int peers(const Options& opt, const std::vector<std::string>& args);
+int send(const Options& opt, const std::vector<std::string>& args);
+int request(const Options& opt, const std::vector<std::string>& args);
 
 constexpr Command kCommands[] = {
     {"members", "", "list the members this node knows (like `serf members`)", members},
+    {"peers", "[--role R] [--capability C]",
+     "list the agents this node knows, local and remote", peers},
+    {"send", "<target> <json> [--context <json>]",
+     "send a notify to an agent (an agent_id, or a role)", send},
+    {"request", "<target> <json> [--timeout-ms N] [--context <json>]",
+     "send a request and print the response (default timeout 30000 ms)", request},
 };
 
 void usage(std::ostream& out) {
   out << "Usage: meshctl <command> [--admin host:port] [--json]\n\nCommands:\n";
   for (const auto& c : kCommands) {
-    std::string left = "  " + std::string(c.name) + " " + std::string(c.args);
-    left.resize(std::max<std::size_t>(left.size() + 1, 22), ' ');
-    out << left << c.summary << "\n";
+    out << "  " << c.name << (c.args.empty() ? "" : " ") << c.args << "\n      " << c.summary
+        << "\n";
   }
   out << "\nOptions:\n"
          "  --admin host:port   the node's admin endpoint (default 127.0.0.1:9946,\n"
@@ -90,9 +107,13 @@ std::string endpoint_text(const HostPort& hp) {
   return (v6 ? "[" + hp.host + "]" : hp.host) + ":" + std::to_string(hp.port);
 }
 
-// GET `target`; on any failure prints one line and returns nullopt.
-std::optional<std::string> get(const Options& opt, const std::string& target) {
-  const auto r = http_get(opt.admin.host, opt.admin.port, target);
+// GET `target` (or POST `body` to it); on any failure prints one line and
+// returns nullopt.
+std::optional<std::string> call(const Options& opt, const std::string& target,
+                                const std::string* body = nullptr,
+                                std::chrono::milliseconds timeout = std::chrono::seconds(5)) {
+  const auto r = body == nullptr ? http_get(opt.admin.host, opt.admin.port, target, timeout)
+                                 : http_post(opt.admin.host, opt.admin.port, target, *body, timeout);
   if (!r.ok) {
     std::cerr << "meshctl: cannot reach the node at " << endpoint_text(opt.admin) << " ("
               << r.error << ")\n";
@@ -104,15 +125,28 @@ std::optional<std::string> get(const Options& opt, const std::string& target) {
       detail = nlohmann::json::parse(r.body).at("error").get<std::string>();
     } catch (const std::exception&) {
     }
-    std::cerr << "meshctl: GET " << target << ": HTTP " << r.status << " " << detail << "\n";
+    if (r.status == 404 && detail == "no such path: " + target && target != "/v1/members") {
+      // mesh-node runs membership only: the agent routes are served by
+      // programs that host a Mesh (docs/mesh-node.md).
+      std::cerr << "meshctl: the node at " << endpoint_text(opt.admin)
+                << " hosts no agents (it does not serve " << target << ")\n";
+      return std::nullopt;
+    }
+    std::cerr << "meshctl: " << (body == nullptr ? "GET " : "POST ") << target << ": HTTP "
+              << r.status << " " << detail << "\n";
     return std::nullopt;
   }
   return r.body;
 }
 
+std::string pad(std::string s, std::size_t w) {
+  if (s.size() < w) s.resize(w, ' ');
+  return s;
+}
+
 int members(const Options& opt, const std::vector<std::string>& args) {
   if (!args.empty()) throw UsageError{"members: unexpected argument \"" + args[0] + "\""};
-  const auto body = get(opt, "/v1/members");
+  const auto body = call(opt, "/v1/members");
   if (!body) return 1;
   if (opt.json) {
     std::cout << *body << "\n";
@@ -148,10 +182,6 @@ int members(const Options& opt, const std::vector<std::string>& args) {
     wa = std::max(wa, r.addr.size());
     ws = std::max(ws, r.state.size());
   }
-  auto pad = [](std::string s, std::size_t w) {
-    s.resize(w, ' ');
-    return s;
-  };
   for (const auto& r : rows) {
     std::string line = pad(r.name, wn) + "  " + pad(r.addr, wa) + "  " + pad(r.state, ws) +
                        "  " + r.tags;
@@ -159,6 +189,174 @@ int members(const Options& opt, const std::vector<std::string>& args) {
     std::cout << line << "\n";
   }
   return 0;
+}
+
+// A command's own arguments: positional ones, and --name value (or
+// --name=value) for the names it takes.
+struct CommandArgs {
+  std::vector<std::string> positional;
+  std::map<std::string, std::string> named;
+};
+
+CommandArgs parse_args(std::string_view command, const std::vector<std::string>& args,
+                       std::initializer_list<std::string_view> names) {
+  CommandArgs out;
+  for (std::size_t i = 0; i < args.size(); ++i) {
+    const std::string& a = args[i];
+    if (a.rfind("--", 0) != 0) {
+      out.positional.push_back(a);
+      continue;
+    }
+    const auto eq = a.find('=');
+    const std::string name = a.substr(0, eq);
+    if (std::find(names.begin(), names.end(), name) == names.end()) {
+      throw UsageError{std::string(command) + ": " + name + ": unknown option"};
+    }
+    if (eq != std::string::npos) {
+      out.named[name] = a.substr(eq + 1);
+    } else if (i + 1 < args.size()) {
+      out.named[name] = args[++i];
+    } else {
+      throw UsageError{std::string(command) + ": " + name + ": missing value"};
+    }
+  }
+  return out;
+}
+
+nlohmann::json parse_json_arg(std::string_view command, std::string_view what,
+                              const std::string& text) {
+  auto j = nlohmann::json::parse(text, nullptr, false);
+  if (j.is_discarded()) {
+    throw UsageError{std::string(command) + ": " + std::string(what) + " is not valid JSON: " +
+                     text};
+  }
+  return j;
+}
+
+
+// Rows of columns, each padded to its widest; trailing blanks trimmed.
+void print_table(const std::vector<std::vector<std::string>>& rows) {
+  std::vector<std::size_t> width;
+  for (const auto& r : rows) {
+    width.resize(std::max(width.size(), r.size()), 0);
+    for (std::size_t i = 0; i < r.size(); ++i) width[i] = std::max(width[i], r[i].size());
+  }
+  for (const auto& r : rows) {
+    std::string line;
+    for (std::size_t i = 0; i < r.size(); ++i) {
+      line += (i + 1 < r.size()) ? pad(r[i], width[i]) + "  " : r[i];
+    }
+    while (!line.empty() && line.back() == ' ') line.pop_back();
+    std::cout << line << "\n";
+  }
+}
+
+void unexpected_answer(const Options& opt, const std::exception& e) {
+  std::cerr << "meshctl: unexpected answer from " << endpoint_text(opt.admin) << ": " << e.what()
+            << "\n";
+}
+
+int peers(const Options& opt, const std::vector<std::string>& args) {
+  const auto a = parse_args("peers", args, {"--role", "--capability"});
+  if (!a.positional.empty()) {
+    throw UsageError{"peers: unexpected argument \"" + a.positional[0] + "\""};
+  }
+  const auto role = a.named.find("--role");
+  const auto capability = a.named.find("--capability");
+  const auto body = call(opt, "/v1/agents");
+  if (!body) return 1;
+  nlohmann::json selected = nlohmann::json::array();
+  std::vector<std::vector<std::string>> rows;
+  try {
+    for (const auto& p : nlohmann::json::parse(*body)) {
+      const auto caps = p.at("capabilities").get<std::vector<std::string>>();
+      if (role != a.named.end() && p.at("role").get<std::string>() != role->second) continue;
+      if (capability != a.named.end() &&
+          std::find(caps.begin(), caps.end(), capability->second) == caps.end()) {
+        continue;
+      }
+      selected.push_back(p);
+      std::string status = p.at("status").get<std::string>();
+      if (p.value("node_health", std::string("alive")) != "alive") {
+        status += " (node " + p.at("node_health").get<std::string>() + ")";
+      }
+      std::string cap_text;
+      for (const auto& c : caps) cap_text += (cap_text.empty() ? "" : ",") + c;
+      rows.push_back({p.at("agent_id").get<std::string>(), p.at("role").get<std::string>(),
+                      p.at("node").get<std::string>(), p.at("location").get<std::string>(),
+                      status, cap_text});
+    }
+  } catch (const std::exception& e) {
+    unexpected_answer(opt, e);
+    return 1;
+  }
+  if (opt.json) {
+    std::cout << selected.dump() << "\n";
+    return 0;
+  }
+  // The node's order (local agents first, then remote nodes by name).
+  print_table(rows);
+  return 0;
+}
+
+// send and request: {target, message, context[, timeout_ms]} to `path`.
+int post_message(const Options& opt, std::string_view command, const std::vector<std::string>& args,
+                 bool is_request) {
+  const auto a = is_request ? parse_args(command, args, {"--context", "--timeout-ms"})
+                            : parse_args(command, args, {"--context"});
+  if (a.positional.size() != 2) {
+    throw UsageError{std::string(command) + ": expected <target> <json>"};
+  }
+  nlohmann::json in{{"target", a.positional[0]},
+                    {"message", parse_json_arg(command, "message", a.positional[1])}};
+  if (auto c = a.named.find("--context"); c != a.named.end()) {
+    auto ctx = parse_json_arg(command, "--context", c->second);
+    if (!ctx.is_object()) throw UsageError{std::string(command) + ": --context must be a JSON object"};
+    in["context"] = std::move(ctx);
+  }
+  std::chrono::milliseconds timeout{30'000};
+  if (auto t = a.named.find("--timeout-ms"); t != a.named.end()) {
+    std::uint64_t ms = 0;
+    const auto* end = t->second.data() + t->second.size();
+    auto [ptr, ec] = std::from_chars(t->second.data(), end, ms);
+    if (ec != std::errc{} || ptr != end || ms == 0 || ms > 600'000) {
+      throw UsageError{std::string(command) + ": --timeout-ms: \"" + t->second +
+                       "\" is not a number of milliseconds from 1 to 600000"};
+    }
+    timeout = std::chrono::milliseconds(ms);
+  }
+  if (is_request) in["timeout_ms"] = timeout.count();
+  const std::string text = in.dump();
+  // The node answers a request within its timeout; allow for the way there
+  // and back on top.
+  const auto body = call(opt, is_request ? "/v1/request" : "/v1/send", &text,
+                         is_request ? timeout + std::chrono::seconds(5) : std::chrono::seconds(5));
+  if (!body) return 1;
+  if (opt.json) {
+    std::cout << *body << "\n";
+    return 0;
+  }
+  try {
+    const auto out = nlohmann::json::parse(*body);
+    if (is_request) {
+      std::cout << out.at("response").dump() << "\n";
+    } else {
+      std::cout << "sent to " << out.at("agent_id").get<std::string>() << " on "
+                << out.at("node").get<std::string>() << "\n";
+    }
+  } catch (const std::exception& e) {
+    unexpected_answer(opt, e);
+    return 1;
+  }
+  return 0;
+}
+
+int send(const Options& opt, const std::vector<std::string>& args) {
+  return post_message(opt, "send", args, false);
+}
+
+int request(const Options& opt, const std::vector<std::string>& args) {
+  return post_message(opt, "request", args, true);
 }
 
 int main_(int argc, char** argv) {
@@ -191,9 +389,10 @@ int main_(int argc, char** argv) {
           if (c.name == a) command = &c;
         }
         if (command == nullptr) throw UsageError{"unknown command \"" + a + "\""};
-      } else if (a.rfind("--", 0) == 0) {
+      } else if (a.rfind("--", 0) == 0 && command == nullptr) {
         throw UsageError{a + ": unknown option"};
       } else {
+        // The command's own arguments and options: it checks them.
         rest.push_back(a);
       }
     }

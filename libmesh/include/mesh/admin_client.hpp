@@ -1,4 +1,4 @@
-// A small blocking HTTP/1.1 GET client for the admin endpoint (meshctl and
+// A small blocking HTTP/1.1 GET/POST client for the admin endpoint (meshctl and
 // the multi-process tests). Every step is bounded by one deadline, so a
 // stopped (SIGSTOP) or wedged node cannot hang the caller.
 #pragma once
@@ -31,5 +31,11 @@ struct HttpResult {
 // Responses larger than 16 MiB are refused.
 HttpResult http_get(const std::string& host, std::uint16_t port, const std::string& target,
                     std::chrono::milliseconds timeout = std::chrono::seconds(5));
+
+// POST `body` (Content-Type application/json) to http://host:port<target>;
+// otherwise as http_get.
+HttpResult http_post(const std::string& host, std::uint16_t port, const std::string& target,
+                     const std::string& body,
+                     std::chrono::milliseconds timeout = std::chrono::seconds(5));
 
 }  // namespace mesh

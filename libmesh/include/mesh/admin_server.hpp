@@ -2,13 +2,15 @@
 // on the node's io_context, serving GET routes registered by path.
 //
 // It is an operator's and a test's window into the node (/v1/members,
-// /v1/self, /healthz; later /v1/agents, /metrics), not a public API: it
-// binds to loopback unless configured otherwise, has no authentication,
-// answers GET only (405 otherwise, 404 for unknown paths), and bounds what
-// a client may cost it: request header size, no request bodies, an idle and
-// a read timeout, and a limit on connections open at once. Everything a
-// client sends is untrusted; a bad request is answered (400/405/413) or
-// the connection closed, never thrown.
+// /v1/self, /healthz; /v1/agents, /v1/send, /v1/request on a node that
+// hosts agents, see mesh_admin.hpp), not a public API: it binds to
+// loopback unless configured otherwise, has no authentication, answers GET
+// and, on routes registered for it, POST (405 otherwise, 404 for unknown
+// paths), and bounds what a client may cost it: request header size, no
+// body on a GET and a bounded one on a POST, an idle and a read timeout,
+// and a limit on connections open at once. Everything a client sends is
+// untrusted; a bad request is answered (400/405/411/413) or the connection
+// closed, never thrown.
 //
 // Threading: the server runs on the io_context it is given (one thread in
 // mesh-node). Handlers run there too, so a handler must not block on work
@@ -30,10 +32,11 @@ class io_context;
 namespace mesh {
 
 struct HttpRequest {
-  std::string method;  // "GET"
+  std::string method;  // "GET" or "POST"
   std::string target;  // as sent: "/v1/members?x=1"
   std::string path;    // without the query: "/v1/members"
   std::string query;   // after '?', undecoded; empty if none
+  std::string body;    // POST only (untrusted, at most max_body_bytes)
 };
 
 struct HttpResponse {
@@ -50,6 +53,8 @@ struct HttpResponse {
 struct AdminServerOptions {
   std::size_t max_header_bytes = 8 * 1024;
   std::size_t max_connections = 64;
+  // Largest POST body accepted (413 beyond). GETs may carry none.
+  std::size_t max_body_bytes = 1024 * 1024;
   // A request must arrive whole within this long, and an idle keep-alive
   // connection is closed after it.
   std::chrono::milliseconds request_timeout{10'000};
@@ -75,6 +80,11 @@ class AdminServer {
   // io_context's thread. A handler that throws yields a 500.
   void route(std::string path, Handler handler);
   void route_async(std::string path, AsyncHandler handler);
+  // The same for POST `path`; the handler gets the body (Content-Length
+  // required: 411 without, 413 over max_body_bytes). A path may have both
+  // a GET and a POST handler; the other method gets 405 with Allow.
+  void route_post(std::string path, Handler handler);
+  void route_post_async(std::string path, AsyncHandler handler);
 
   // Starts accepting. Call once.
   void start();
