@@ -1,0 +1,237 @@
+// mesh-agents: hosts a chosen set of the example agents on one node.
+//
+//   mesh-agents --agents scout,analyst,scout [--tick 2] [--duration 30] [config flags]
+//
+// Configuration is the node's usual one (node_config.hpp): P2P_ENABLED,
+// JC_SWIM_HOST, JC_SWIM_PORT, JC_SEED_NODES, JC_NODE_NAME, JC_PROFILE, ...
+// or the same as flags (--swim-port, --seeds, --node-name, --config FILE).
+// A cluster is three commands (examples/README.md). Each line of output is
+// one thing an agent did or one change of the directory this node sees.
+// Runs until SIGINT / SIGTERM (a graceful leave) or --duration seconds.
+// Bad flags or configuration: one line on stderr, exit 2.
+#include <algorithm>
+#include <chrono>
+#include <condition_variable>
+#include <cstdlib>
+#include <exception>
+#include <iostream>
+#include <mutex>
+#include <spdlog/spdlog.h>
+#include <stdexcept>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "agents.hpp"
+#include "mesh/mesh.hpp"
+
+namespace {
+
+using examples::say;
+
+constexpr const char* kUsage =
+    "usage: mesh-agents [--agents scout,analyst,...] [--tick S] [--duration S] [config flags]\n"
+    "  --agents LIST   agents to host, comma-separated, repeats allowed (default scout,analyst);\n"
+    "                  kinds: scout (finds items, validates others'), analyst (collects findings)\n"
+    "  --tick S        how often each scout searches, in seconds (default 2; 0: never by itself)\n"
+    "  --duration S    stop (leaving the cluster) after S seconds (default: until SIGINT/SIGTERM)\n"
+    "Configuration (environment or flags, see docs/mesh-node.md): P2P_ENABLED, JC_SWIM_HOST,\n"
+    "JC_SWIM_PORT, JC_SEED_NODES, JC_NODE_NAME, JC_PROFILE, ...\n";
+
+struct UsageError : std::runtime_error {
+  using std::runtime_error::runtime_error;
+};
+
+struct Options {
+  std::vector<std::string> agents{"scout", "analyst"};
+  double tick_s = 2;
+  double duration_s = 0;  // 0: until a signal
+  std::vector<std::string> config_args;
+};
+
+double seconds(const std::string& flag, const std::string& value) {
+  try {
+    std::size_t used = 0;
+    const double v = std::stod(value, &used);
+    if (used == value.size() && v >= 0 && v <= 1e6) return v;
+  } catch (const std::exception&) {
+  }
+  throw UsageError(flag + ": \"" + value + "\" is not a number of seconds (0 to 1000000)");
+}
+
+std::vector<std::string> split(const std::string& list) {
+  std::vector<std::string> out;
+  std::size_t start = 0;
+  while (start <= list.size()) {
+    const auto comma = list.find(',', start);
+    const auto end = comma == std::string::npos ? list.size() : comma;
+    out.push_back(list.substr(start, end - start));
+    start = end + 1;
+  }
+  return out;
+}
+
+Options parse(int argc, char** argv) {
+  Options o;
+  for (int i = 1; i < argc; ++i) {
+    std::string arg = argv[i];
+    std::string value;
+    bool has_value = false;
+    if (const auto eq = arg.find('='); arg.rfind("--", 0) == 0 && eq != std::string::npos) {
+      value = arg.substr(eq + 1);
+      arg = arg.substr(0, eq);
+      has_value = true;
+    }
+    auto take = [&]() -> std::string {
+      if (has_value) return value;
+      if (i + 1 >= argc) throw UsageError(arg + ": needs a value");
+      return argv[++i];
+    };
+    if (arg == "--help" || arg == "-h") {
+      std::cout << kUsage;
+      std::exit(0);
+    } else if (arg == "--agents") {
+      o.agents = split(take());
+      for (const auto& kind : o.agents) {
+        if (kind != "scout" && kind != "analyst") {
+          throw UsageError("--agents: unknown kind \"" + kind + "\" (scout, analyst)");
+        }
+      }
+    } else if (arg == "--tick") {
+      o.tick_s = seconds(arg, take());
+    } else if (arg == "--duration") {
+      o.duration_s = seconds(arg, take());
+    } else {
+      // A configuration flag (or a mistake load_node_config reports).
+      o.config_args.push_back(argv[i]);
+    }
+  }
+  return o;
+}
+
+// Prints the changes of the directory this node sees (other nodes' agents).
+void watch(mesh::PeerClient& peers) {
+  const std::string me = "[" + peers.node_name() + "] ";
+  peers.subscribe([&peers, me](const mesh::PeerEvent& e) {
+    if (e.local) return;
+    auto agent = [&] { return e.card ? e.card->agent_id + " (" + e.card->role + ")" : std::string("?"); };
+    auto total = [&] {
+      const auto all = peers.list_peers();
+      const auto remote = std::count_if(all.begin(), all.end(), [](const mesh::PeerInfo& p) { return !p.local; });
+      return "remote agents known: " + std::to_string(remote);
+    };
+    switch (e.kind) {
+      case mesh::PeerEventKind::AgentAdded:
+        say(me + "directory: + " + agent() + " on node " + e.node + "; " + total());
+        break;
+      case mesh::PeerEventKind::AgentRemoved:
+        say(me + "directory: - " + agent() + " on node " + e.node + "; " + total());
+        break;
+      case mesh::PeerEventKind::NodeDead:
+        say(me + "node " + e.node + " is DEAD: its agents left the directory; " + total());
+        break;
+      case mesh::PeerEventKind::NodeLeft:
+        say(me + "node " + e.node + " left: its agents left the directory; " + total());
+        break;
+      case mesh::PeerEventKind::NodeSuspect:
+        say(me + "node " + e.node + " is suspect (its agents stay listed, marked suspect)");
+        break;
+      case mesh::PeerEventKind::NodeJoined:
+        say(me + "node " + e.node + " joined");
+        break;
+      case mesh::PeerEventKind::NodeAlive:
+        say(me + "node " + e.node + " is alive again");
+        break;
+      case mesh::PeerEventKind::AgentUpdated:
+        break;
+    }
+  });
+}
+
+// The Mesh leaves logging to the program (SWIM and the transport log
+// through spdlog's default logger): honour JC_LOG_LEVEL / --log-level.
+void apply_log_level(mesh::LogLevel level) {
+  using L = spdlog::level::level_enum;
+  switch (level) {
+    case mesh::LogLevel::Trace: spdlog::set_level(L::trace); break;
+    case mesh::LogLevel::Debug: spdlog::set_level(L::debug); break;
+    case mesh::LogLevel::Info: spdlog::set_level(L::info); break;
+    case mesh::LogLevel::Warn: spdlog::set_level(L::warn); break;
+    case mesh::LogLevel::Error: spdlog::set_level(L::err); break;
+    case mesh::LogLevel::Off: spdlog::set_level(L::off); break;
+  }
+}
+
+int run(const Options& o) {
+  const auto config = mesh::load_node_config(o.config_args, mesh::current_environment());
+  apply_log_level(config.log_level);
+  mesh::Mesh mesh(config);
+
+  const auto tick = std::chrono::milliseconds(static_cast<long long>(o.tick_s * 1000));
+  std::vector<mesh::Agent*> hosted;
+  for (const auto& kind : o.agents) {
+    if (kind == "scout") {
+      hosted.push_back(&mesh.add<examples::ScoutAgent>(tick));
+    } else {
+      hosted.push_back(&mesh.add<examples::AnalystAgent>());
+    }
+  }
+  if (hosted.empty()) throw UsageError("--agents: nothing to host");
+  watch(hosted.front()->peers());
+
+  mesh.start();
+  std::string names;
+  for (const auto* a : hosted) names += (names.empty() ? "" : ", ") + a->id();
+  const std::string me = "[" + mesh.node_name() + "] ";
+  if (config.p2p_enabled) {
+    std::string seeds;
+    for (const auto& s : config.seeds) seeds += (seeds.empty() ? "" : ",") + s;
+    say(me + "node " + mesh.node_name() + " up: SWIM " + config.swim_host + ":" + std::to_string(mesh.swim_port()) +
+        ", ZeroMQ port " + std::to_string(mesh.zmq_port()) + ", seeds " + (seeds.empty() ? "(none)" : seeds));
+  } else {
+    say(me + "node " + mesh.node_name() + " up: P2P off (agents talk in memory, this process only)");
+  }
+  say(me + "hosting " + names);
+
+  // --duration: a timer that ends run_forever, cut short when it returns.
+  std::jthread timer;
+  if (o.duration_s > 0) {
+    const auto limit = std::chrono::milliseconds(static_cast<long long>(o.duration_s * 1000));
+    timer = std::jthread([&mesh, limit](std::stop_token stop) {
+      std::mutex m;
+      std::condition_variable_any cv;
+      std::unique_lock lock(m);
+      if (!cv.wait_for(lock, stop, limit, [] { return false; }) && !stop.stop_requested()) mesh.request_stop();
+    });
+  }
+  mesh.run_forever();  // stop() included: agents stop, the node leaves the cluster
+  say(me + (config.p2p_enabled ? "stopped (left the cluster)" : "stopped"));
+  return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  Options options;
+  try {
+    options = parse(argc, argv);
+  } catch (const UsageError& e) {
+    std::cerr << "mesh-agents: " << e.what() << '\n';
+    return 2;
+  }
+  try {
+    return run(options);
+  } catch (const mesh::ConfigError& e) {
+    std::cerr << "mesh-agents: " << e.what() << '\n';
+    return 2;
+  } catch (const UsageError& e) {
+    std::cerr << "mesh-agents: " << e.what() << '\n';
+    return 2;
+  } catch (const std::invalid_argument& e) {
+    std::cerr << "mesh-agents: " << e.what() << '\n';
+    return 2;
+  } catch (const std::exception& e) {
+    std::cerr << "mesh-agents: " << e.what() << '\n';
+    return 1;
+  }
+}
