@@ -2,6 +2,7 @@
 // registry can be malformed, seeded mutation and garbage), and the JSON
 // shape of the admin endpoint.
 #include "mesh/agent_card.hpp"
+#include "test_seeds.hpp"
 
 #include <gtest/gtest.h>
 
@@ -16,22 +17,6 @@ namespace {
 
 using json = nlohmann::json;
 using Bytes = std::vector<std::uint8_t>;
-
-// The fixed seed of the randomized tests; MESH_SIM_SEED=<n> replaces it,
-// as in the simulator's tests.
-std::uint64_t test_seed(std::uint64_t fallback) {
-  if (const char* env = std::getenv("MESH_SIM_SEED"); env != nullptr && *env != '\0') {
-    char* end = nullptr;
-    const unsigned long long v = std::strtoull(env, &end, 0);
-    if (end != env && *end == '\0') return v;
-  }
-  return fallback;
-}
-
-std::string replay_hint(std::uint64_t seed) {
-  return "seed " + std::to_string(seed) + " (replay with MESH_SIM_SEED=" + std::to_string(seed) +
-         ")";
-}
 
 AgentCard card(std::string id, std::string role, std::vector<std::string> caps = {}) {
   AgentCard c;
@@ -368,9 +353,8 @@ TEST(RegistryCodec, EveryByteFlipIsSafe) {
 }
 
 TEST(RegistryCodec, SeededMutationsAreSafe) {
-  const std::uint64_t seed = test_seed(0x5eed'ca4d);
-  SCOPED_TRACE(replay_hint(seed));
-  std::printf("[ seed     ] %s\n", replay_hint(seed).c_str());
+  const std::uint64_t seed = ::mesh::test::test_seed(0x5eed'ca4d);
+  MESH_SEED_TRACE(seed);
   std::mt19937_64 rng(seed);
   auto below = [&](std::size_t n) { return static_cast<std::size_t>(rng() % n); };
   const Bytes good = encode_registry(sample_registry());
@@ -399,9 +383,8 @@ TEST(RegistryCodec, SeededMutationsAreSafe) {
 }
 
 TEST(RegistryCodec, SeededGarbageIsRefused) {
-  const std::uint64_t seed = test_seed(0x6a7b'a6e);
-  SCOPED_TRACE(replay_hint(seed));
-  std::printf("[ seed     ] %s\n", replay_hint(seed).c_str());
+  const std::uint64_t seed = ::mesh::test::test_seed(0x6a7b'a6e);
+  MESH_SEED_TRACE(seed);
   std::mt19937_64 rng(seed);
   for (int iter = 0; iter < 20'000; ++iter) {
     Bytes b(rng() % 64);

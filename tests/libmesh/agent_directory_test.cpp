@@ -2,6 +2,7 @@
 // strategies, target resolution, change events, and a concurrency test
 // meant to run under ThreadSanitizer too.
 #include "mesh/agent_directory.hpp"
+#include "test_seeds.hpp"
 
 #include <gtest/gtest.h>
 
@@ -15,20 +16,6 @@
 
 namespace mesh {
 namespace {
-
-std::uint64_t test_seed(std::uint64_t fallback) {
-  if (const char* env = std::getenv("MESH_SIM_SEED"); env != nullptr && *env != '\0') {
-    char* end = nullptr;
-    const unsigned long long v = std::strtoull(env, &end, 0);
-    if (end != env && *end == '\0') return v;
-  }
-  return fallback;
-}
-
-std::string replay_hint(std::uint64_t seed) {
-  return "seed " + std::to_string(seed) + " (replay with MESH_SIM_SEED=" + std::to_string(seed) +
-         ")";
-}
 
 AgentCard card(std::string id, std::string role, std::vector<std::string> caps = {}) {
   AgentCard c;
@@ -408,9 +395,8 @@ TEST_F(DirectoryTest, RandomIsAPermutationAndCoversAllMatches) {
 }
 
 TEST(Random, ReplaysFromTheSeed) {
-  const std::uint64_t seed = test_seed(7);
-  SCOPED_TRACE(replay_hint(seed));
-  std::printf("[ seed     ] %s\n", replay_hint(seed).c_str());
+  const std::uint64_t seed = ::mesh::test::test_seed(7);
+  MESH_SEED_TRACE(seed);
   auto run = [](std::uint64_t s) {
     AgentDirectory dir("me", s);
     for (int i = 0; i < 20; ++i) {
@@ -575,8 +561,8 @@ TEST(Events, AThrowingListenerDoesNotWedgeDelivery) {
 // the excluded agent or a non-match.
 
 TEST(Concurrency, FourThreadsMutateAndQuery) {
-  const std::uint64_t seed = test_seed(1234);
-  SCOPED_TRACE(replay_hint(seed));
+  const std::uint64_t seed = ::mesh::test::test_seed(1234);
+  MESH_SEED_TRACE(seed);
   AgentDirectory dir("local", seed);
   std::map<std::pair<std::string, std::string>, std::string> replayed;  // (node, id) -> role
   std::atomic<int> in_listener{0};

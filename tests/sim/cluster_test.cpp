@@ -34,7 +34,7 @@ std::uint64_t eventful_run(std::uint64_t seed, std::uint64_t* sim_events = nullp
 
 TEST(SimCluster, SameSeedGivesTheSameTrace) {
   for (auto seed : test_seeds()) {
-    MESH_SIM_SEED_TRACE(seed);
+    MESH_SEED_TRACE(seed);
     std::uint64_t events_a = 0;
     std::uint64_t events_b = 0;
     const auto a = eventful_run(seed, &events_a);
@@ -59,7 +59,7 @@ TEST(SimCluster, NodesHaveSyntheticNamesAndAddresses) {
 // said matches what their member lists say.
 TEST(SimCluster, FiveNodesConvergeAndEventsMatchMemberLists) {
   for (auto seed : test_seeds()) {
-    MESH_SIM_SEED_TRACE(seed);
+    MESH_SEED_TRACE(seed);
     Cluster c(options_for(seed));
     ASSERT_TRUE(form_cluster(c, 5, 10s));
     c.run_for(30s);
@@ -78,7 +78,7 @@ TEST(SimCluster, FiveNodesConvergeAndEventsMatchMemberLists) {
 // socket buffer and is read when it continues.
 TEST(SimCluster, PausedNodeReadsItsQueuedPacketsOnResume) {
   for (auto seed : test_seeds()) {
-    MESH_SIM_SEED_TRACE(seed);
+    MESH_SEED_TRACE(seed);
     Cluster c(options_for(seed));
     ASSERT_TRUE(form_cluster(c, 3, 10s));
     const auto received = c.node(2).stats().packets_received;
@@ -94,7 +94,7 @@ TEST(SimCluster, PausedNodeReadsItsQueuedPacketsOnResume) {
 // Every packet may arrive twice and some very late: SWIM does not care.
 TEST(SimCluster, DuplicationAndReorderingCauseNoSuspicion) {
   for (auto seed : test_seeds()) {
-    MESH_SIM_SEED_TRACE(seed);
+    MESH_SEED_TRACE(seed);
     Cluster c(options_for(seed));
     c.set_duplicate(0.2);
     c.set_reorder(0.2, 20ms);
@@ -112,7 +112,7 @@ TEST(SimCluster, DuplicationAndReorderingCauseNoSuspicion) {
 // pull runs over TCP, which the MTU does not limit).
 TEST(SimCluster, TruncationAtTheMtuIsTolerated) {
   for (auto seed : test_seeds()) {
-    MESH_SIM_SEED_TRACE(seed);
+    MESH_SEED_TRACE(seed);
     Cluster c(options_for(seed));
     c.set_mtu(300, MtuPolicy::Truncate);
     ASSERT_TRUE(form_cluster(c, 12, 120s));
@@ -126,7 +126,7 @@ TEST(SimCluster, TruncationAtTheMtuIsTolerated) {
 // every 5 s (as Serf's retry_join does); once S2 is back, S3 gets in.
 TEST(SimCluster, JoinThroughACrashedSeedFailsAndARetrySucceeds) {
   for (auto seed : test_seeds()) {
-    MESH_SIM_SEED_TRACE(seed);
+    MESH_SEED_TRACE(seed);
     ClusterOptions o = options_for(seed);
     o.retry_join_interval = 5s;
     Cluster c(o);
@@ -153,7 +153,7 @@ TEST(SimCluster, SwimSimRunReportsItsFigures) {
   o.duration_s = 60;
   o.kill = 1;
   o.seed = test_seeds({7})[0];
-  MESH_SIM_SEED_TRACE(o.seed);
+  MESH_SEED_TRACE(o.seed);
   const RunReport r = run_simulation(o);
   EXPECT_TRUE(r.converged);
   EXPECT_EQ(r.killed, 1u);

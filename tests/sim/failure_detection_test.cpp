@@ -16,7 +16,7 @@ namespace {
 // Nobody else was ever suspected.
 TEST(SimFailureDetection, CrashedNodeIsDeadEverywhere) {
   for (auto seed : test_seeds()) {
-    MESH_SIM_SEED_TRACE(seed);
+    MESH_SEED_TRACE(seed);
     Cluster c(options_for(seed));
     ASSERT_TRUE(form_cluster(c, 5, 10s));
     c.run_for(5s);
@@ -41,7 +41,7 @@ TEST(SimFailureDetection, CrashedNodeIsDeadEverywhere) {
 // everywhere and was never declared dead.
 TEST(SimFailureDetection, ShortPauseIsSuspectedThenRefutedNeverDead) {
   for (auto seed : test_seeds()) {
-    MESH_SIM_SEED_TRACE(seed);
+    MESH_SEED_TRACE(seed);
     Cluster c(options_for(seed));
     ASSERT_TRUE(form_cluster(c, 5, 10s));
     c.run_for(5s);
@@ -68,7 +68,7 @@ TEST(SimFailureDetection, ShortPauseIsSuspectedThenRefutedNeverDead) {
 // push/pull) and refutes; it is alive again everywhere.
 TEST(SimFailureDetection, LongPauseIsDeadThenRefutedOnResume) {
   for (auto seed : test_seeds()) {
-    MESH_SIM_SEED_TRACE(seed);
+    MESH_SEED_TRACE(seed);
     Cluster c(options_for(seed));
     ASSERT_TRUE(form_cluster(c, 5, 10s));
     c.run_for(5s);
@@ -95,7 +95,7 @@ TEST(SimFailureDetection, LongPauseIsDeadThenRefutedOnResume) {
 // for the whole run.
 TEST(SimFailureDetection, OneWayBlockIsBridgedByIndirectProbes) {
   for (auto seed : test_seeds()) {
-    MESH_SIM_SEED_TRACE(seed);
+    MESH_SEED_TRACE(seed);
     Cluster c(options_for(seed));
     ASSERT_TRUE(form_cluster(c, 5, 10s));
     const Time from = c.now();
@@ -112,7 +112,7 @@ TEST(SimFailureDetection, OneWayBlockIsBridgedByIndirectProbes) {
 // The same with both directions blocked between S1 and S2.
 TEST(SimFailureDetection, TwoWayBlockIsBridgedByIndirectProbes) {
   for (auto seed : test_seeds()) {
-    MESH_SIM_SEED_TRACE(seed);
+    MESH_SEED_TRACE(seed);
     Cluster c(options_for(seed));
     ASSERT_TRUE(form_cluster(c, 5, 10s));
     const Time from = c.now();
@@ -131,7 +131,7 @@ TEST(SimFailureDetection, TwoWayBlockIsBridgedByIndirectProbes) {
 // refutes: S5 is alive everywhere with an incarnation above the dead one.
 TEST(SimFailureDetection, RestartedNodeRefutesItsOldDeath) {
   for (auto seed : test_seeds()) {
-    MESH_SIM_SEED_TRACE(seed);
+    MESH_SEED_TRACE(seed);
     Cluster c(options_for(seed));
     ASSERT_TRUE(form_cluster(c, 5, 10s));
     c.run_for(3s);
@@ -160,7 +160,7 @@ TEST(SimFailureDetection, RestartedNodeRefutesItsOldDeath) {
 // declares it dead and the new process simply takes over.
 TEST(SimFailureDetection, QuickRestartIsNeverDead) {
   for (auto seed : test_seeds()) {
-    MESH_SIM_SEED_TRACE(seed);
+    MESH_SEED_TRACE(seed);
     Cluster c(options_for(seed));
     ASSERT_TRUE(form_cluster(c, 5, 10s));
     c.run_for(3s);
@@ -174,7 +174,7 @@ TEST(SimFailureDetection, QuickRestartIsNeverDead) {
 // S3 leaves gracefully: every other member sees it Left, never Dead.
 TEST(SimFailureDetection, GracefulLeaveIsSeenAsLeftEverywhere) {
   for (auto seed : test_seeds()) {
-    MESH_SIM_SEED_TRACE(seed);
+    MESH_SEED_TRACE(seed);
     Cluster c(options_for(seed));
     ASSERT_TRUE(form_cluster(c, 5, 10s));
     c.run_for(2s);
@@ -193,7 +193,7 @@ TEST(SimFailureDetection, GracefulLeaveIsSeenAsLeftEverywhere) {
 // everyone.
 TEST(SimFailureDetection, MetaUpdateReachesEveryone) {
   for (auto seed : test_seeds()) {
-    MESH_SIM_SEED_TRACE(seed);
+    MESH_SEED_TRACE(seed);
     Cluster c(options_for(seed));
     ASSERT_TRUE(form_cluster(c, 8, 10s));
     const swim::Bytes meta{'r', 'o', 'l', 'e', '=', 'd', 'b'};
@@ -223,7 +223,7 @@ TEST(SimFailureDetection, MetaUpdateReachesEveryone) {
 // refute. Over 5 minutes nobody but S4 is ever declared dead.
 TEST(SimFailureDetection, NodeWithReceiveLossDoesNotKillOthers) {
   for (auto seed : test_seeds()) {
-    MESH_SIM_SEED_TRACE(seed);
+    MESH_SEED_TRACE(seed);
     Cluster c(options_for(seed));
     ASSERT_TRUE(form_cluster(c, 10, 10s));
     c.set_node_loss(3, 0.0, 0.5);
@@ -266,7 +266,7 @@ TEST(SimFailureDetection, DeathInHundredNodesIsKnownWithinTheBound) {
   const auto rounds = static_cast<int>(std::ceil(std::log2(static_cast<double>(kN))));
   const Duration bound = (kD + 1) * cfg.probe_interval + s_max + kC * rounds * cfg.gossip_interval;
   for (auto seed : test_seeds()) {
-    MESH_SIM_SEED_TRACE(seed);
+    MESH_SEED_TRACE(seed);
     Cluster c(options_for(seed));
     ASSERT_TRUE(form_cluster(c, kN, 120s));
     c.run_for(10s);

@@ -22,7 +22,7 @@ class SimLoss : public ::testing::TestWithParam<double> {};
 TEST_P(SimLoss, TwentyNodesForFiveMinutes) {
   const double loss = GetParam();
   for (auto seed : test_seeds()) {
-    MESH_SIM_SEED_TRACE(seed);
+    MESH_SEED_TRACE(seed);
     Cluster c(options_for(seed));
     ASSERT_TRUE(form_cluster(c, 20, 30s));
     c.set_loss(loss);

@@ -32,7 +32,7 @@ bool each_side_sees_the_other_dead(const Cluster& c) {
 // and the halves merge.
 TEST(SimPartition, BothSidesSeeTheOtherDeadAndMergeAfterAQuickHeal) {
   for (auto seed : test_seeds()) {
-    MESH_SIM_SEED_TRACE(seed);
+    MESH_SEED_TRACE(seed);
     Cluster c(options_for(seed));
     ASSERT_TRUE(form_cluster(c, 5, 10s));
     c.run_for(3s);
@@ -56,7 +56,7 @@ TEST(SimPartition, BothSidesSeeTheOtherDeadAndMergeAfterAQuickHeal) {
 // the halves merge within a few reconnect rounds.
 TEST(SimPartition, LongPartitionMergesThroughReconnect) {
   for (auto seed : test_seeds()) {
-    MESH_SIM_SEED_TRACE(seed);
+    MESH_SEED_TRACE(seed);
     Cluster c(options_for(seed));
     ASSERT_TRUE(form_cluster(c, 5, 10s));
     c.partition(kLeft, kRight);
@@ -80,7 +80,7 @@ TEST(SimPartition, LongPartitionMergesThroughReconnect) {
 // a deployment's retry-join would.
 TEST(SimPartition, WithoutReconnectALongPartitionNeedsARejoin) {
   for (auto seed : test_seeds()) {
-    MESH_SIM_SEED_TRACE(seed);
+    MESH_SEED_TRACE(seed);
     ClusterOptions o = options_for(seed);
     o.configure = [](NodeId, swim::Config& cfg) { cfg.reconnect_interval = Duration::zero(); };
     Cluster c(o);

@@ -15,7 +15,7 @@ namespace {
 // on the way.
 TEST(SimSlowScale, ThousandNodesConvergeFromThreeSeeds) {
   for (auto seed : test_seeds({1})) {
-    MESH_SIM_SEED_TRACE(seed);
+    MESH_SEED_TRACE(seed);
     ClusterOptions o = options_for(seed);
     o.join_stagger = 5ms;
     o.record_events = false;

@@ -14,6 +14,8 @@
 namespace mesh::sim::test {
 
 using namespace std::chrono_literals;
+using ::mesh::test::replay_hint;
+using ::mesh::test::test_seeds;
 
 inline double secs(Duration d) { return static_cast<double>(d.count()) / 1e6; }
 

@@ -5,6 +5,7 @@
 // an encoder written independently of ours.
 
 #include "mesh/transport/envelope.hpp"
+#include "test_seeds.hpp"
 
 #include <gtest/gtest.h>
 #include <msgpack.hpp>
@@ -99,22 +100,6 @@ std::string hex(std::span<const std::uint8_t> b) {
     s += buf;
   }
   return s;
-}
-
-// The fixed seed of the randomized tests; MESH_SIM_SEED=<n> replaces it,
-// as in the simulator's tests.
-std::uint64_t test_seed(std::uint64_t fallback) {
-  if (const char* env = std::getenv("MESH_SIM_SEED"); env != nullptr && *env != '\0') {
-    char* end = nullptr;
-    const unsigned long long v = std::strtoull(env, &end, 0);
-    if (end != env && *end == '\0') return v;
-  }
-  return fallback;
-}
-
-std::string replay_hint(std::uint64_t seed) {
-  return "seed " + std::to_string(seed) + " (replay with MESH_SIM_SEED=" + std::to_string(seed) +
-         ")";
 }
 
 Bytes msgpack_map_bytes() {
@@ -787,9 +772,8 @@ void check_accepted(const DecodeResult& r) {
 }
 
 TEST(EnvelopeDecode, RandomGarbageNeverCrashes) {
-  const std::uint64_t seed = test_seed(0x5eed'0001);
-  std::cout << "[ seed     ] " << replay_hint(seed) << "\n";
-  SCOPED_TRACE(replay_hint(seed));
+  const std::uint64_t seed = ::mesh::test::test_seed(0x5eed'0001);
+  MESH_SEED_TRACE(seed);
   std::mt19937_64 rng(seed);
   int accepted = 0;
   for (int i = 0; i < 20000; ++i) {
@@ -809,9 +793,8 @@ TEST(EnvelopeDecode, RandomGarbageNeverCrashes) {
 }
 
 TEST(EnvelopeDecode, MutatedFramesNeverCrash) {
-  const std::uint64_t seed = test_seed(0x5eed'0002);
-  std::cout << "[ seed     ] " << replay_hint(seed) << "\n";
-  SCOPED_TRACE(replay_hint(seed));
+  const std::uint64_t seed = ::mesh::test::test_seed(0x5eed'0002);
+  MESH_SEED_TRACE(seed);
   std::mt19937_64 rng(seed);
   Envelope with_extras = sample();
   with_extras.correlation.reset();

@@ -30,7 +30,7 @@
 #include <vector>
 #include <zmq.hpp>
 
-#include "../sim/test_seeds.hpp"
+#include "test_seeds.hpp"
 #include "mesh/transport/envelope.hpp"
 #include "mesh/transport/transport.hpp"
 #include "process.hpp"
@@ -486,9 +486,8 @@ TEST(TransportProcess, FrozenPeerIsDetectedByHeartbeatsAndRecovers) {
 // under its own heading, exactly; the peer keeps serving. Then a raw
 // ZeroMQ DEALER (no transport at all) sends multi-frame junk.
 TEST(TransportProcess, GarbageFramesAreCountedAndSurvived) {
-  const std::uint64_t seed = mesh::sim::test_seeds({20240611}).front();
-  MESH_SIM_SEED_TRACE(seed);
-  std::cout << "garbage frames: " << mesh::sim::replay_hint(seed) << std::endl;
+  const std::uint64_t seed = mesh::test::test_seed(20240611);
+  MESH_SEED_TRACE(seed);
   std::mt19937_64 rng(seed);
 
   TempDir dir;
