@@ -9,26 +9,33 @@
 #      one SWIM port each, n2 and n3 join through n1 as their seed):
 #        n1: analyst, scout     n2: scout, scout     n3: scout
 #   2. waits until every node's directory lists the other nodes' agents
-#      (each host prints "directory: + <agent> on node <n>" as it learns);
+#      (each host prints "directory: + <agent> on node <n>" as it learns),
+#      and asks n1's admin endpoint with `meshctl peers` (every agent of the
+#      cluster, local and remote);
 #   3. lets the scouts work for a few seconds: each finding is validated by
 #      a scout that may live in another process, then sent to the analyst;
+#      `meshctl request analyst '{"kind":"summary"}'` on n3 asks n1's
+#      analyst for its tally (sent by n3's node client, "$node");
 #   4. kills n2 with SIGKILL (no goodbye) and waits until n1 and n3 print
 #      "node n2 is DEAD" and drop its agents from their directories;
 #   5. stops n1 and n3 with SIGTERM (a graceful leave) and cleans up.
 # Every process it started is killed on exit, whatever happens.
 # Ports: SWIM $MESH_DEMO_PORT .. +2 (default: a random base in 20000-29999,
-# another one if n1 cannot bind it), ZeroMQ the same + 1000.
+# another one if n1 cannot bind it), ZeroMQ the same + 1000, admin + 2000.
 # Exit 0 when every step was seen and n1 and n3 exited cleanly after
-# SIGTERM, 1 otherwise, 2 when mesh-agents is not built.
+# SIGTERM, 1 otherwise, 2 when mesh-agents or meshctl is not built.
 set -euo pipefail
 
 root=$(cd "$(dirname "$0")/.." && pwd)
 build=${1:-${MESH_BUILD_DIR:-$root/build}}
 bin="$build/examples/mesh-agents"
-if [ ! -x "$bin" ]; then
-  echo "cluster-demo: $bin is not built (run tools/setup.sh $build, or pass the build directory)" >&2
-  exit 2
-fi
+meshctl="$build/tools/meshctl"
+for b in "$bin" "$meshctl"; do
+  if [ ! -x "$b" ]; then
+    echo "cluster-demo: $b is not built (run tools/setup.sh $build, or pass the build directory)" >&2
+    exit 2
+  fi
+done
 
 # Below Linux's ephemeral range (32768-), where outgoing connections take ports.
 base=${MESH_DEMO_PORT:-$((20000 + RANDOM % 10000))}
@@ -56,7 +63,8 @@ start() {
   # The `local` profile (memberlist's DefaultLocalConfig) detects a death in seconds.
   # JC_LOG_LEVEL=warn: the hosts' own lines say what SWIM saw, more briefly.
   env P2P_ENABLED=true JC_NODE_NAME="$name" JC_SWIM_HOST=127.0.0.1 JC_PROFILE=local JC_LOG_LEVEL=warn \
-      JC_SWIM_PORT=$((base + i)) JC_ZMQ_PORT=$((base + 1000 + i)) "${seeds[@]}" \
+      JC_SWIM_PORT=$((base + i)) JC_ZMQ_PORT=$((base + 1000 + i)) JC_ADMIN_PORT=$((base + 2000 + i)) \
+      "${seeds[@]}" \
       "$bin" --agents "$agents" --tick 1.5 >"$work/$name.log" 2>&1 &
   pid[$name]=$!
 }
@@ -104,9 +112,14 @@ start n3 2 scout "127.0.0.1:$base"
 wait_for 30 "the nodes discovered each other's agents" \
   n1 'on node n2' n1 'on node n3' n2 'on node n1' n2 'on node n3' n3 'on node n1' n3 'on node n2'
 sleep 1
-say "every node lists the others' agents; the scouts work across processes for 5 s"
+say "every node lists the others' agents: meshctl peers --admin 127.0.0.1:$((base + 2000)) (n1's admin endpoint)"
+"$meshctl" peers --admin "127.0.0.1:$((base + 2000))" | sed 's/^/   /' || { echo "cluster-demo: FAILED: meshctl peers" >&2; exit 1; }
+say "the scouts work across processes for 5 s"
 sleep 5
 wait_for 10 "a finding reached the analyst on n1 from another node" n1 '← scout-[0-9a-f]+ \(node n[23]\): finding'
+say "meshctl request analyst '{\"kind\":\"summary\"}' --admin 127.0.0.1:$((base + 2002)) (n3 asks n1's analyst)"
+"$meshctl" request analyst '{"kind":"summary"}' --admin "127.0.0.1:$((base + 2002))" | sed 's/^/   /' ||
+  { echo "cluster-demo: FAILED: meshctl request" >&2; exit 1; }
 
 started_kill=$SECONDS
 say "kill -9 n2 (pid ${pid[n2]}): no goodbye, SWIM must notice"

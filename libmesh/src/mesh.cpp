@@ -4,9 +4,11 @@
 
 #include <boost/asio/executor_work_guard.hpp>
 #include <boost/asio/io_context.hpp>
+#include <algorithm>
 #include <charconv>
 #include <cstdio>
 #include <random>
+#include <spdlog/spdlog.h>
 
 #include "mesh/swim/membership.hpp"
 #include "mesh_core.hpp"
@@ -128,10 +130,34 @@ MeshCore::MeshCore(NodeConfig cfg, MeshOptions opts)
                 // Above anything a previous run under this name advertised.
                 static_cast<std::uint64_t>(unix_ms())) {
   check_node_name(node_name);
-  if (options.max_frame_bytes < 1024) throw std::invalid_argument("max_frame_bytes must be at least 1024");
-  if (options.mailbox_limit == 0) throw std::invalid_argument("mailbox_limit must be positive");
+  // load_node_config checks all of this; a NodeConfig built by hand gets
+  // the same answers here.
+  if (config.max_message_bytes < 4096) throw std::invalid_argument("max_message_bytes must be at least 4096");
+  if (config.mailbox_limit == 0) throw std::invalid_argument("mailbox_limit must be positive");
+  if (!parse_strategy(config.discovery_strategy)) {
+    throw std::invalid_argument("discovery_strategy: unknown strategy \"" + config.discovery_strategy +
+                                "\" (first, random, round_robin, least_recent)");
+  }
+  if (config.request_timeout <= std::chrono::milliseconds(0)) {
+    throw std::invalid_argument("request_timeout must be positive");
+  }
+  if (config.curve_secret_key.empty() != config.curve_public_key.empty()) {
+    throw std::invalid_argument("curve_secret_key and curve_public_key: set both or neither");
+  }
+  if (!config.curve_secret_key.empty()) {
+    // The secret is never part of a message.
+    std::string derived;
+    try {
+      derived = transport::curve_public_from_secret(config.curve_secret_key);
+    } catch (const std::exception&) {
+      throw std::invalid_argument("curve_secret_key is not a Z85 CURVE key");
+    }
+    if (derived != config.curve_public_key) {
+      throw std::invalid_argument("curve_public_key does not belong to curve_secret_key");
+    }
+  }
   // Room for the envelope's own fields (ids, names, times).
-  limits.max_bytes = options.max_frame_bytes - 1024;
+  limits.max_bytes = config.max_message_bytes - 1024;
   directory_token = directory.subscribe([this](const DirectoryEvent& e) {
     if (e.local && (e.kind == DirectoryEventKind::AgentAdded || e.kind == DirectoryEventKind::AgentRemoved ||
                     e.kind == DirectoryEventKind::AgentUpdated)) {
@@ -148,6 +174,7 @@ MeshCore::~MeshCore() {
   // Agents first: their clients unsubscribe from members declared later.
   agent_order.clear();
   agents.clear();
+  node_client.reset();
   directory.unsubscribe(directory_token);
   {
     std::lock_guard lock(control_mu);
@@ -342,6 +369,8 @@ std::map<std::string, std::string> MeshCore::tags_with(std::uint16_t zmq_port) c
   t[kMeshTag] = "1";
   t[kZmqPortTag] = std::to_string(zmq_port);
   t[kRegistryVersionTag] = std::to_string(directory.local_version());
+  // PeerLink on the other nodes authenticates us by this key.
+  if (config.p2p_enabled && !config.curve_public_key.empty()) t[kCurveKeyTag] = config.curve_public_key;
   return t;
 }
 
@@ -413,14 +442,15 @@ void MeshCore::on_member_event(const swim::MemberEvent& event) {
 void MeshCore::want_registry(const std::string& node, std::uint64_t version) {
   const auto known = directory.known_version(node);
   if (known && *known >= version) return;
-  post([this, node] { start_fetch(node); });
+  post([this, node, version] { start_fetch(node, version); });
 }
 
-void MeshCore::start_fetch(const std::string& node) {
+void MeshCore::start_fetch(const std::string& node, std::uint64_t version) {
   {
     std::lock_guard lock(fetch_mu);
     if (fetching.contains(node)) {
-      fetch_again.insert(node);
+      auto& wanted = fetch_again[node];
+      wanted = std::max(wanted, version);
       return;
     }
     fetching.insert(node);
@@ -451,13 +481,19 @@ void MeshCore::start_fetch(const std::string& node) {
 }
 
 void MeshCore::fetch_done(const std::string& node) {
-  bool again = false;
+  std::optional<std::uint64_t> wanted;
   {
     std::lock_guard lock(fetch_mu);
     fetching.erase(node);
-    again = fetch_again.erase(node) > 0;
+    if (auto it = fetch_again.find(node); it != fetch_again.end()) {
+      wanted = it->second;
+      fetch_again.erase(it);
+    }
   }
-  if (again) start_fetch(node);
+  // The fetch that just ended may already have brought that version.
+  if (!wanted) return;
+  const auto known = directory.known_version(node);
+  if (!known || *known < *wanted) start_fetch(node, *wanted);
 }
 
 // ---- agents
@@ -473,8 +509,28 @@ void MeshCore::start_agent(const std::shared_ptr<AgentSlot>& slot) {
 
 using detail::MeshCore;
 
+namespace {
+
+// SWIM and the transport log through spdlog's default logger.
+spdlog::level::level_enum spdlog_level(LogLevel level) {
+  switch (level) {
+    case LogLevel::Trace: return spdlog::level::trace;
+    case LogLevel::Debug: return spdlog::level::debug;
+    case LogLevel::Info: return spdlog::level::info;
+    case LogLevel::Warn: return spdlog::level::warn;
+    case LogLevel::Error: return spdlog::level::err;
+    case LogLevel::Off: return spdlog::level::off;
+  }
+  return spdlog::level::info;
+}
+
+}  // namespace
+
 Mesh::Mesh(NodeConfig config, MeshOptions options)
-    : core_(std::make_unique<MeshCore>(std::move(config), std::move(options))) {}
+    : core_(std::make_unique<MeshCore>(std::move(config), std::move(options))) {
+  spdlog::default_logger()->set_level(spdlog_level(core_->config.log_level));
+  core_->node_client->set_default_strategy(core_->config.discovery_strategy);
+}
 
 std::unique_ptr<Mesh> Mesh::from_environment(MeshOptions options) {
   return std::make_unique<Mesh>(load_node_config({}, current_environment()), std::move(options));
@@ -531,10 +587,11 @@ Agent& Mesh::add(std::unique_ptr<Agent> agent) {
   auto slot = std::make_shared<detail::AgentSlot>();
   slot->core = &c;
   slot->client = std::make_unique<PeerClient>(c, spec.agent_id, spec.role);
+  slot->client->set_default_strategy(c.config.discovery_strategy);
   slot->agent = std::move(agent);
   if (c.state == MeshCore::State::Running) {
     c.inboxes[spec.agent_id] =
-        c.transport->open_inbox(spec.agent_id, spec.mailbox_limit ? spec.mailbox_limit : c.options.mailbox_limit);
+        c.transport->open_inbox(spec.agent_id, spec.mailbox_limit ? spec.mailbox_limit : c.config.mailbox_limit);
   }
   if (auto err = c.directory.put_local(card)) {
     c.inboxes.erase(spec.agent_id);
@@ -589,12 +646,17 @@ void Mesh::start() {
 
   transport::TransportOptions to;
   to.node_name = c.node_name;
-  to.max_frame_bytes = c.options.max_frame_bytes;
-  to.inbox_limit = c.options.mailbox_limit;
+  to.max_frame_bytes = c.config.max_message_bytes;
+  to.inbox_limit = c.config.mailbox_limit;
+  to.default_request_timeout = c.config.request_timeout;
   if (c.config.p2p_enabled) {
     const auto& host = c.config.swim_host;
     to.bind_address = (host == "0.0.0.0" || host == "::") ? "*" : host;
     to.port = c.config.zmq_port;
+    to.ipc_dir = c.config.ipc_dir;
+    if (!c.config.curve_secret_key.empty()) {
+      to.curve = transport::CurveKeyPair{c.config.curve_public_key, c.config.curve_secret_key};
+    }
   } else {
     to.local_only = true;
     to.bind_address = "127.0.0.1";
@@ -615,7 +677,7 @@ void Mesh::start() {
                                    });
   for (const auto& id : c.agent_order) {
     const auto& spec = c.agents[id]->agent->spec();
-    c.inboxes[id] = t->open_inbox(id, spec.mailbox_limit ? spec.mailbox_limit : c.options.mailbox_limit);
+    c.inboxes[id] = t->open_inbox(id, spec.mailbox_limit ? spec.mailbox_limit : c.config.mailbox_limit);
   }
 
   if (c.config.p2p_enabled) {
@@ -737,9 +799,14 @@ void Mesh::stop() {
   if (c.control_thread.joinable()) c.control_thread.join();
   // 3. Membership: a graceful leave, bounded.
   if (c.membership) {
-    if (c.membership_alive.exchange(false)) {
+    bool was_alive = false;
+    {
+      std::unique_lock no_readers(c.membership_readers);  // with_membership callers done
+      was_alive = c.membership_alive.exchange(false);
+    }
+    if (was_alive) {
       try {
-        c.membership->leave(c.options.leave_timeout);
+        c.membership->leave(c.config.leave_timeout);
       } catch (const std::exception& e) {
         std::fprintf(stderr, "mesh: leave failed: %s\n", e.what());
       }
@@ -788,6 +855,26 @@ std::vector<Agent*> Mesh::agents() const {
 }
 
 AgentDirectory& Mesh::directory() { return core_->directory; }
+
+PeerClient& Mesh::node_client() { return *core_->node_client; }
+
+std::optional<transport::TransportStats> Mesh::transport_stats() const {
+  const auto t = core_->get_transport();
+  if (!t) return std::nullopt;
+  return t->stats();
+}
+
+bool Mesh::with_membership(const std::function<void(const swim::Membership&)>& fn) const {
+  std::shared_lock readers(core_->membership_readers);
+  const swim::Membership* m = nullptr;
+  {
+    std::lock_guard lock(core_->mu);
+    if (core_->membership_alive.load()) m = core_->membership.get();
+  }
+  if (!m) return false;
+  fn(*m);
+  return true;
+}
 
 MeshStats Mesh::stats() const {
   const auto& s = core_->stats;

@@ -12,6 +12,7 @@
 #include <memory>
 #include <mutex>
 #include <set>
+#include <shared_mutex>
 #include <stdexcept>
 #include <stop_token>
 #include <string>
@@ -92,7 +93,10 @@ struct MeshCore {
   // ---- membership ----------------------------------------------------------
   void on_member_event(const swim::MemberEvent& event);
   void want_registry(const std::string& node, std::uint64_t version);
-  void start_fetch(const std::string& node);
+  // Fetches `node`'s registry unless one is on the way; then remembers the
+  // highest version wanted meanwhile, fetched again only if the answer on
+  // the way turns out older.
+  void start_fetch(const std::string& node, std::uint64_t version);
   void fetch_done(const std::string& node);
 
   // ---- agents --------------------------------------------------------------
@@ -123,6 +127,8 @@ struct MeshCore {
   std::map<std::string, std::shared_ptr<AgentSlot>, std::less<>> agents;
   std::vector<std::string> agent_order;
   std::map<std::string, std::shared_ptr<transport::Inbox>, std::less<>> inboxes;
+  // Mesh::node_client: sends as kNodeClientId; no card, no inbox.
+  std::unique_ptr<PeerClient> node_client = std::make_unique<PeerClient>(*this, kNodeClientId, std::string());
   std::mutex stop_mu;  // one stop() at a time
 
   // SWIM (P2P on). The io_context runs on io_thread.
@@ -131,6 +137,9 @@ struct MeshCore {
   std::unique_ptr<swim::Membership> membership;
   std::unique_ptr<PeerLink> link;
   std::atomic<bool> membership_alive{false};
+  // Mesh::with_membership readers hold it shared; stop() takes it alone to
+  // clear membership_alive, so no reader still holds the pointer after.
+  mutable std::shared_mutex membership_readers;
 
   // Control thread.
   std::mutex control_mu;
@@ -144,7 +153,7 @@ struct MeshCore {
   // Registry fetches in flight, and nodes to fetch again when one ends.
   std::mutex fetch_mu;
   std::set<std::string> fetching;
-  std::set<std::string> fetch_again;
+  std::map<std::string, std::uint64_t> fetch_again;  // node -> highest version wanted
 
   // Subscribers. deliver_mu is held while a callback runs, so that
   // unsubscribe can wait for it (recursive: a callback may unsubscribe).

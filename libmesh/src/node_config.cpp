@@ -11,6 +11,7 @@
 #include <cctype>
 #include <cerrno>
 #include <charconv>
+#include <chrono>
 #include <cstdio>
 #include <cstring>
 #include <functional>
@@ -32,6 +33,13 @@ constexpr std::size_t kNodeNameMax = 128;
 constexpr std::uint16_t kDefaultSwimPort = 7946;
 constexpr int kAdminPortOffset = 2000;
 constexpr int kZmqPortOffset = 1000;
+constexpr std::uint64_t kMaxMailboxLimit = 10'000'000;
+// The Mesh keeps 1 KiB of a frame for the envelope; below 4 KiB a payload
+// has hardly any room. Above 256 MiB one message would be a memory risk.
+constexpr std::size_t kMinMessageBytes = 4 * 1024;
+constexpr std::size_t kMaxMessageBytes = 256 * 1024 * 1024;
+// sockaddr_un's sun_path: 108 bytes with the terminating NUL.
+constexpr std::size_t kIpcPathMax = 107;
 
 // A problem with a value, without the "where from" part; empty = fine.
 using Problem = std::optional<std::string>;
@@ -210,6 +218,102 @@ Problem check_tag(std::string_view key, std::string_view value,
   return std::nullopt;
 }
 
+// An unsigned decimal integer, nothing else (no sign, no spaces inside).
+std::optional<std::uint64_t> parse_uint(std::string_view text) {
+  if (text.empty() || text.size() > 19) return std::nullopt;
+  std::uint64_t value = 0;
+  const auto* end = text.data() + text.size();
+  auto [ptr, ec] = std::from_chars(text.data(), end, value);
+  if (ec != std::errc{} || ptr != end) return std::nullopt;
+  return value;
+}
+
+// "250ms", "30s", "2m", "1h": an integer and a unit, which is required (a
+// bare "30" could mean seconds or milliseconds).
+std::variant<std::chrono::milliseconds, Problem> parse_duration(std::string_view text) {
+  const std::string_view t = trim(text);
+  std::size_t digits = 0;
+  while (digits < t.size() && std::isdigit(static_cast<unsigned char>(t[digits]))) ++digits;
+  const auto number = parse_uint(t.substr(0, digits));
+  const std::string_view unit = t.substr(digits);
+  const char* const syntax = " is not a duration (an integer and ms, s, m or h: 250ms, 30s, 2m)";
+  if (!number || *number > 1'000'000'000) return Problem(quote(text) + syntax);
+  if (unit == "ms") return std::chrono::milliseconds(*number);
+  if (unit == "s") return std::chrono::milliseconds(*number * 1000);
+  if (unit == "m") return std::chrono::milliseconds(*number * 60'000);
+  if (unit == "h") return std::chrono::milliseconds(*number * 3'600'000);
+  return Problem(quote(text) + syntax);
+}
+
+std::string format_duration(std::chrono::milliseconds d) {
+  const auto ms = d.count();
+  if (ms != 0 && ms % 3'600'000 == 0) return std::to_string(ms / 3'600'000) + "h";
+  if (ms != 0 && ms % 60'000 == 0) return std::to_string(ms / 60'000) + "m";
+  if (ms != 0 && ms % 1000 == 0) return std::to_string(ms / 1000) + "s";
+  return std::to_string(ms) + "ms";
+}
+
+Problem set_duration(std::chrono::milliseconds& out, std::string_view text,
+                     std::chrono::milliseconds min, std::chrono::milliseconds max) {
+  auto r = parse_duration(text);
+  if (auto* p = std::get_if<Problem>(&r)) return *p;
+  const auto d = std::get<std::chrono::milliseconds>(r);
+  if (d < min || d > max) {
+    return quote(text) + " is out of range (" + format_duration(min) + " to " + format_duration(max) +
+           ")";
+  }
+  out = d;
+  return std::nullopt;
+}
+
+// "65536", "64KiB", "4MiB".
+Problem set_size(std::size_t& out, std::string_view text, std::size_t min, std::size_t max) {
+  const std::string_view t = trim(text);
+  std::size_t digits = 0;
+  while (digits < t.size() && std::isdigit(static_cast<unsigned char>(t[digits]))) ++digits;
+  const auto number = parse_uint(t.substr(0, digits));
+  const std::string_view unit = t.substr(digits);
+  std::uint64_t scale = 0;
+  if (unit.empty()) scale = 1;
+  if (unit == "KiB") scale = 1024;
+  if (unit == "MiB") scale = 1024 * 1024;
+  if (!number || scale == 0 || *number > (1ull << 40)) {
+    return quote(text) + " is not a size (bytes, or an integer and KiB or MiB: 65536, 64KiB, 4MiB)";
+  }
+  const std::uint64_t bytes = *number * scale;
+  auto show = [](std::size_t b) {
+    if (b % (1024 * 1024) == 0) return std::to_string(b / (1024 * 1024)) + "MiB";
+    if (b % 1024 == 0) return std::to_string(b / 1024) + "KiB";
+    return std::to_string(b);
+  };
+  if (bytes < min || bytes > max) {
+    return quote(text) + " is out of range (" + show(min) + " to " + show(max) + ")";
+  }
+  out = static_cast<std::size_t>(bytes);
+  return std::nullopt;
+}
+
+// A Z85 CURVE key (ZeroMQ's RFC 32 alphabet), 40 characters = 32 bytes.
+// The problem never contains the text: it may be a secret key.
+Problem set_curve_key(std::string& out, std::string_view text) {
+  constexpr std::string_view kZ85 =
+      "0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ.-:+=^!/*?&<>()[]{}@%$#";
+  const std::string_view t = trim(text);
+  if (t.empty()) {
+    out.clear();
+    return std::nullopt;
+  }
+  if (t.size() != 40) {
+    return "key is " + std::to_string(t.size()) + " characters, a Z85 CURVE key has 40";
+  }
+  for (std::size_t i = 0; i < t.size(); ++i) {
+    if (kZ85.find(t[i]) == std::string_view::npos) {
+      return "key has a character outside the Z85 alphabet at position " + std::to_string(i + 1);
+    }
+  }
+  out = std::string(t);
+  return std::nullopt;
+}
 
 // --- the settings --------------------------------------------------------
 
@@ -333,6 +437,14 @@ const std::vector<Setting>& settings() {
          c.log_level = *l;
          return std::nullopt;
        }},
+      {"log_format", "JC_LOG_FORMAT", "--log-format", "FORMAT",
+       "log lines: text, json (default text)",
+       [](NodeConfig& c, std::string_view v) -> Problem {
+         auto f = parse_log_format(lower(trim(v)));
+         if (!f) return "unknown log format " + quote(v) + " (text, json)";
+         c.log_format = *f;
+         return std::nullopt;
+       }},
       {"admin_host", "JC_ADMIN_HOST", "--admin-host", "IP",
        "admin HTTP bind address (default 127.0.0.1)",
        [](NodeConfig& c, std::string_view v) { return set_bind_host(c.admin_host, v); }},
@@ -363,6 +475,65 @@ const std::vector<Setting>& settings() {
       {"p2p_enabled", "P2P_ENABLED", "--p2p-enabled", "BOOL",
        "agents talk over the network (default false)",
        [](NodeConfig& c, std::string_view v) { return set_bool(c.p2p_enabled, v); }},
+      {"mailbox_limit", "JC_MAILBOX_LIMIT", "--mailbox-limit", "N",
+       "default mailbox bound of each agent (default 1000)",
+       [](NodeConfig& c, std::string_view v) -> Problem {
+         const auto n = parse_uint(trim(v));
+         if (!n || *n < 1 || *n > kMaxMailboxLimit) {
+           return quote(v) + " is not a mailbox size (1-" + std::to_string(kMaxMailboxLimit) + ")";
+         }
+         c.mailbox_limit = static_cast<std::size_t>(*n);
+         return std::nullopt;
+       }},
+      {"discovery_strategy", "JC_DISCOVERY_STRATEGY", "--discovery-strategy", "NAME",
+       "default strategy: first, random, round_robin, least_recent (default first)",
+       [](NodeConfig& c, std::string_view v) -> Problem {
+         const std::string name = lower(trim(v));
+         // The names of mesh::parse_strategy (agent_directory.hpp).
+         if (name != "first" && name != "random" && name != "round_robin" && name != "least_recent") {
+           return "unknown strategy " + quote(v) + " (first, random, round_robin, least_recent)";
+         }
+         c.discovery_strategy = name;
+         return std::nullopt;
+       }},
+      {"request_timeout", "JC_REQUEST_TIMEOUT", "--request-timeout", "DURATION",
+       "request timeout when the caller gives none (default 30s)",
+       [](NodeConfig& c, std::string_view v) {
+         return set_duration(c.request_timeout, v, std::chrono::milliseconds(1), std::chrono::hours(24));
+       }},
+      {"max_message_bytes", "JC_MAX_MESSAGE_BYTES", "--max-message-bytes", "SIZE",
+       "largest message on the wire (default 4MiB)",
+       [](NodeConfig& c, std::string_view v) {
+         return set_size(c.max_message_bytes, v, kMinMessageBytes, kMaxMessageBytes);
+       }},
+      {"ipc_dir", "JC_IPC_DIR", "--ipc-dir", "DIR",
+       "also use ipc sockets in DIR for peers on this host (default: off)",
+       [](NodeConfig& c, std::string_view v) -> Problem {
+         v = trim(v);
+         while (v.size() > 1 && v.back() == '/') v.remove_suffix(1);
+         if (v.empty()) {
+           c.ipc_dir.clear();
+           return std::nullopt;
+         }
+         if (v.front() != '/') return quote(v) + " is not an absolute path";
+         for (char ch : v) {
+           const auto u = static_cast<unsigned char>(ch);
+           if (u < 0x20 || u == 0x7f) return quote(v) + " contains a control character";
+         }
+         c.ipc_dir = std::string(v);
+         return std::nullopt;
+       }},
+      {"leave_timeout", "JC_LEAVE_TIMEOUT", "--leave-timeout", "DURATION",
+       "bound of the graceful leave at stop (default 3s)",
+       [](NodeConfig& c, std::string_view v) {
+         return set_duration(c.leave_timeout, v, std::chrono::milliseconds(0), std::chrono::minutes(10));
+       }},
+      {"curve_secret_key", "JC_CURVE_SECRET_KEY", "--curve-secret-key", "Z85",
+       "CURVE secret key of agent traffic (with curve_public_key)",
+       [](NodeConfig& c, std::string_view v) { return set_curve_key(c.curve_secret_key, v); }},
+      {"curve_public_key", "JC_CURVE_PUBLIC_KEY", "--curve-public-key", "Z85",
+       "CURVE public key of this node (with curve_secret_key)",
+       [](NodeConfig& c, std::string_view v) { return set_curve_key(c.curve_public_key, v); }},
   };
   return table;
 }
@@ -500,9 +671,14 @@ void apply_file(NodeConfig& c, const std::string& path) {
   try {
     root = YAML::Load(text);
   } catch (const YAML::Exception& e) {
-    // yaml-cpp counts lines and columns from 0.
+    // yaml-cpp counts lines and columns from 0. Some versions append the
+    // alias name to this message: it could be part of an unquoted key.
+    std::string msg = e.msg;
+    if (msg.rfind("the referenced anchor is not defined", 0) == 0) {
+      msg = "the referenced anchor is not defined (quote values that start with * or &)";
+    }
     fail(file, "line " + std::to_string(e.mark.line + 1) + ", column " +
-                   std::to_string(e.mark.column + 1) + ": " + e.msg);
+                   std::to_string(e.mark.column + 1) + ": " + msg);
   }
   c.config_file = path;
   if (root.IsNull()) return;  // an empty file (or only comments) sets nothing
@@ -559,6 +735,21 @@ std::string source_of(const NodeConfig& c, std::string_view key) {
 
 // Checks that involve more than one setting.
 void cross_check(const NodeConfig& c) {
+  if (c.curve_secret_key.empty() != c.curve_public_key.empty()) {
+    const bool secret = !c.curve_secret_key.empty();
+    fail(source_of(c, secret ? "curve_secret_key" : "curve_public_key"),
+         std::string("set, but ") + (secret ? "curve_public_key" : "curve_secret_key") +
+             " is not (set both or neither)");
+  }
+  if (!c.ipc_dir.empty()) {
+    // The transport listens on <ipc_dir>/<node_name>.zmq.
+    const std::size_t path = c.ipc_dir.size() + 1 + c.node_name.size() + 4;
+    if (path > kIpcPathMax) {
+      fail(source_of(c, "ipc_dir"), "the socket path <ipc_dir>/<node_name>.zmq is " +
+                                        std::to_string(path) + " bytes, at most " +
+                                        std::to_string(kIpcPathMax));
+    }
+  }
   if (encoded_tags_size(c.tags) > kMetaMax) {
     fail(source_of(c, "tags"), "tags take " + std::to_string(encoded_tags_size(c.tags)) +
                                    " bytes in node meta, at most " + std::to_string(kMetaMax));
@@ -598,6 +789,16 @@ std::optional<LogLevel> parse_log_level(std::string_view name) {
   return std::nullopt;
 }
 
+std::optional<LogFormat> parse_log_format(std::string_view name) {
+  if (name == "text") return LogFormat::Text;
+  if (name == "json") return LogFormat::JsonLines;
+  return std::nullopt;
+}
+
+std::string_view to_string(LogFormat format) {
+  return format == LogFormat::JsonLines ? "json" : "text";
+}
+
 std::string_view to_string(LogLevel level) {
   switch (level) {
     case LogLevel::Trace: return "trace";
@@ -613,6 +814,10 @@ std::string_view to_string(LogLevel level) {
 NodeConfig load_node_config(const std::vector<std::string>& args, const Environment& env) {
   std::string config_file;
   const auto flags = parse_args(args, config_file);
+  // --config wins over JC_CONFIG (flags over environment, as for the rest).
+  if (config_file.empty()) {
+    if (auto it = env.find("JC_CONFIG"); it != env.end()) config_file = it->second;
+  }
   NodeConfig c;
   if (!config_file.empty()) apply_file(c, config_file);
   apply_env(c, env);
@@ -631,6 +836,16 @@ Environment current_environment() {
     env.emplace(kv.substr(0, eq), kv.substr(eq + 1));
   }
   return env;
+}
+
+const std::vector<std::string>& config_environment_variables() {
+  static const std::vector<std::string> names = [] {
+    std::vector<std::string> out;
+    out.emplace_back("JC_CONFIG");
+    for (const auto& s : settings()) out.emplace_back(s.env);
+    return out;
+  }();
+  return names;
 }
 
 std::string local_hostname() {
@@ -652,6 +867,7 @@ std::string to_json_string(const NodeConfig& c) {
   j["advertise_port"] = or_null(c.advertise_port == 0, c.advertise_port);
   j["profile"] = std::string(swim::to_string(c.profile));
   j["log_level"] = std::string(to_string(c.log_level));
+  j["log_format"] = std::string(to_string(c.log_format));
   j["admin_host"] = c.admin_host;
   j["admin_port"] = c.admin_port;
   j["tags"] = c.tags;
@@ -659,6 +875,14 @@ std::string to_json_string(const NodeConfig& c) {
                             "(" + std::to_string(c.gossip_key.size()) + "-byte key, not shown)");
   j["zmq_port"] = c.zmq_port;
   j["p2p_enabled"] = c.p2p_enabled;
+  j["mailbox_limit"] = c.mailbox_limit;
+  j["discovery_strategy"] = c.discovery_strategy;
+  j["request_timeout"] = format_duration(c.request_timeout);
+  j["max_message_bytes"] = c.max_message_bytes;
+  j["ipc_dir"] = or_null(c.ipc_dir.empty(), c.ipc_dir);
+  j["leave_timeout"] = format_duration(c.leave_timeout);
+  j["curve_secret_key"] = or_null(c.curve_secret_key.empty(), "(set, not shown)");
+  j["curve_public_key"] = or_null(c.curve_public_key.empty(), c.curve_public_key);
   j["config_file"] = or_null(c.config_file.empty(), c.config_file);
   j["sources"] = c.sources;
   return j.dump(2);
@@ -667,7 +891,7 @@ std::string to_json_string(const NodeConfig& c) {
 std::string config_usage() {
   std::string out =
       "Configuration (defaults < --config file < environment < flags):\n"
-      "  --config FILE            YAML file with the keys below in snake_case\n";
+      "  --config FILE            YAML file with the keys below in snake_case  [JC_CONFIG]\n";
   for (const auto& s : settings()) {
     std::string left = "  " + std::string(s.flag) + " " + std::string(s.meta);
     left.resize(std::max<std::size_t>(left.size() + 1, 27), ' ');

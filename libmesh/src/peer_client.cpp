@@ -36,6 +36,14 @@ Strategy strategy_or_throw(std::string_view name) {
   return *s;
 }
 
+// Ids starting with '$' are the node's own senders and inboxes ("$node",
+// "$registry"): never a target, even if some node advertised such a card.
+std::optional<PeerInfo> resolve_target(detail::MeshCore& core, std::string_view target, Strategy strategy,
+                                       const std::string& self) {
+  if (target.empty() || target.front() == '$') return std::nullopt;
+  return core.directory.resolve(target, strategy, self);
+}
+
 Address address_of(const PeerInfo& peer) {
   return Address{peer.local ? std::string() : peer.card.node, peer.card.agent_id};
 }
@@ -128,7 +136,7 @@ static Prepared prepare(detail::MeshCore& core, PeerClient& client, std::string_
                         const Json& message, const Json& ctx, Strategy strategy) {
   Prepared p;
   std::vector<std::uint8_t> context = core.encode_context(ctx);  // throws on a non-object
-  if (!target.empty()) p.peer = core.directory.resolve(target, strategy, client.my_id());
+  p.peer = resolve_target(core, target, strategy, client.my_id());
   if (!p.peer) {
     p.error = ErrorCode::TargetUnknown;
     return p;
@@ -155,12 +163,14 @@ bool PeerClient::notify(std::string_view target, const Json& message, const Json
 }
 
 std::optional<Response> PeerClient::request(std::string_view target, const Json& message,
-                                            std::chrono::milliseconds timeout, const Json& ctx) {
+                                            std::optional<std::chrono::milliseconds> timeout,
+                                            const Json& ctx) {
   return request_detailed(target, message, timeout, ctx).response;
 }
 
 RequestOutcome PeerClient::request_detailed(std::string_view target, const Json& message,
-                                            std::chrono::milliseconds timeout, const Json& ctx) {
+                                            std::optional<std::chrono::milliseconds> timeout,
+                                            const Json& ctx) {
   Prepared p = prepare(core_, *this, target, message, ctx, default_strategy());
   RequestOutcome out;
   out.peer = p.peer;
@@ -174,13 +184,15 @@ RequestOutcome PeerClient::request_detailed(std::string_view target, const Json&
     return out;
   }
   record_peer_usage(p.peer->card.agent_id);
-  RequestOutcome got = core_.to_outcome(t->request(std::move(p.message), timeout));
+  RequestOutcome got =
+      core_.to_outcome(t->request(std::move(p.message), timeout.value_or(core_.config.request_timeout)));
   got.peer = std::move(out.peer);
   return got;
 }
 
 std::future<RequestOutcome> PeerClient::request_async(std::string_view target, const Json& message,
-                                                      std::chrono::milliseconds timeout, const Json& ctx) {
+                                                      std::optional<std::chrono::milliseconds> timeout,
+                                                      const Json& ctx) {
   auto promise = std::make_shared<std::promise<RequestOutcome>>();
   auto future = promise->get_future();
   Prepared p = prepare(core_, *this, target, message, ctx, default_strategy());
@@ -194,7 +206,7 @@ std::future<RequestOutcome> PeerClient::request_async(std::string_view target, c
   }
   record_peer_usage(p.peer->card.agent_id);
   detail::MeshCore* core = &core_;
-  t->request_async(std::move(p.message), timeout,
+  t->request_async(std::move(p.message), timeout.value_or(core_.config.request_timeout),
                    [core, promise, peer = std::move(p.peer)](transport::Reply reply) mutable {
                      RequestOutcome out = core->to_outcome(std::move(reply));
                      out.peer = std::move(peer);
@@ -377,10 +389,13 @@ GatherResult gather(detail::MeshCore& core, const std::string& self, std::vector
   state->cv.wait_until(lock, deadline, [&] {
     return state->finished == peers.size() || (n > 0 && state->answers.size() >= wanted);
   });
+  // FirstK returns at most k: answers past the k-th (they arrive together
+  // when peers are fast) are dropped, and their peers are not "missing".
+  const std::size_t cap = policy.kind == GatherPolicy::Kind::FirstK ? wanted : state->answers.size();
   std::vector<bool> answered(peers.size(), false);
   for (auto& [i, r] : state->answers) {
     answered[i] = true;
-    result.responses.push_back(GatherResult::Answer{peers[i], r});
+    if (result.responses.size() < cap) result.responses.push_back(GatherResult::Answer{peers[i], r});
   }
   for (std::size_t i = 0; i < peers.size(); ++i) {
     if (answered[i]) continue;
@@ -405,7 +420,7 @@ GatherResult PeerClient::request_all(const std::vector<std::string>& targets, co
   std::vector<GatherResult::Miss> unresolved;
   std::unordered_set<std::string> seen;
   for (const auto& target : targets) {
-    auto p = core_.directory.resolve(target, default_strategy(), agent_id_);
+    auto p = resolve_target(core_, target, default_strategy(), agent_id_);
     if (!p) {
       GatherResult::Miss miss;
       miss.peer.card.agent_id = target;

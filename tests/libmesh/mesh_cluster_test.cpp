@@ -8,6 +8,9 @@
 // leave their directories and a request N3 has pending at N2 fails at once
 // instead of waiting for its timeout. N2 restarts on the same ports and its
 // agents reappear. A node that stops gracefully is gone at once.
+//
+// The node's own client (Mesh::node_client, "$node") reaches agents on
+// every node while no node ever lists it or sends it anything.
 #include <gtest/gtest.h>
 
 #include <atomic>
@@ -18,54 +21,17 @@
 
 #include "mesh/mesh.hpp"
 #include "mesh/swim/membership.hpp"
+#include "mesh_fixtures.hpp"
 
 namespace mesh {
 namespace {
 
 using namespace std::chrono_literals;
-
-bool eventually(const std::function<bool()>& pred, std::chrono::milliseconds limit = 45s) {
-  const auto until = std::chrono::steady_clock::now() + limit;
-  while (!pred()) {
-    if (std::chrono::steady_clock::now() > until) return false;
-    std::this_thread::sleep_for(50ms);
-  }
-  return true;
-}
-
-class Echo : public CustomAgent {
- public:
-  Echo(std::string id, std::string role, std::vector<std::string> caps = {})
-      : CustomAgent({.role = std::move(role), .capabilities = std::move(caps), .agent_id = std::move(id)}) {}
-  std::optional<Json> on_peer_request(const IncomingMessage& m) override {
-    return Json{{"echo", m.data}, {"by", id()}, {"node", peers().node_name()}};
-  }
-  void on_peer_notify(const IncomingMessage& m) override {
-    std::lock_guard lock(mu);
-    notifies.push_back(m);
-  }
-  std::size_t notify_count() {
-    std::lock_guard lock(mu);
-    return notifies.size();
-  }
-  std::mutex mu;
-  std::vector<IncomingMessage> notifies;
-};
-
-class Silent : public CustomAgent {
- public:
-  explicit Silent(std::string id) : CustomAgent({.role = "silent", .agent_id = std::move(id)}) {}
-  std::optional<Json> on_peer_request(const IncomingMessage&) override {
-    ++requests;
-    return std::nullopt;
-  }
-  std::atomic<int> requests{0};
-};
-
-class Probe : public Agent {
- public:
-  explicit Probe(std::string id) : Agent({.role = "probe", .agent_id = std::move(id)}) {}
-};
+using test::Echo;
+using test::eventually;
+using test::ids;
+using test::Probe;
+using test::Silent;
 
 NodeConfig node_config(const std::string& name, std::vector<std::string> seeds, std::uint16_t swim_port = 0,
                        std::uint16_t zmq_port = 0) {
@@ -77,6 +43,7 @@ NodeConfig node_config(const std::string& name, std::vector<std::string> seeds, 
   c.zmq_port = zmq_port;
   c.seeds = std::move(seeds);
   c.profile = swim::Profile::Local;
+  c.leave_timeout = 2s;
   return c;
 }
 
@@ -84,7 +51,6 @@ MeshOptions fast_options() {
   MeshOptions o;
   o.repair_interval = 500ms;
   o.registry_fetch_timeout = 2s;
-  o.leave_timeout = 2s;
   return o;
 }
 
@@ -216,6 +182,81 @@ TEST(MeshCluster, DeadNodeLeavesDirectoryFailsPendingRequestAndComesBack) {
   n2->stop();
   ASSERT_TRUE(eventually([&] { return !knows(probe, "echo-2") && !knows(e1, "echo-2"); }));
   EXPECT_TRUE(eventually([&] { return saw(PeerEventKind::NodeLeft, "n2"); }));
+}
+
+// N1's node client discovers and talks to agents of all three nodes; N2
+// and N3 (and N1's own agents) never see "$node" in a listing, cannot
+// target it, and their broadcasts do not count it.
+TEST(MeshCluster, NodeClientReachesEveryNodeAndIsListedNowhere) {
+  Mesh n1(node_config("n1", {}), fast_options());
+  auto& e1 = n1.add<Echo>("echo-1", "echo");
+  n1.start();
+  Mesh n2(node_config("n2", {seed_of(n1)}), fast_options());
+  auto& e2 = n2.add<Echo>("echo-2", "echo");
+  n2.start();
+  Mesh n3(node_config("n3", {seed_of(n1)}), fast_options());
+  auto& e3 = n3.add<Echo>("echo-3", "echo");
+  auto& probe = n3.add<Probe>("probe-3");
+  n3.start();
+  PeerClient& node = n1.node_client();
+
+  // Discovery from it finds agents on every node.
+  ASSERT_TRUE(eventually([&] { return node.discover(by_role("echo")).size() == 3; }))
+      << "n1's node client did not discover every node's echo";
+  EXPECT_EQ(ids(node.discover(by_role("echo"))), (std::vector<std::string>{"echo-1", "echo-2", "echo-3"}));
+  ASSERT_TRUE(eventually([&] { return knows(e2, "probe-3") && knows(e3, "echo-1") && knows(e1, "echo-3"); }));
+  EXPECT_EQ(node.registry().size(), 4u);
+
+  // request to a remote agent (the first may race the connection handshake).
+  std::optional<Response> r;
+  ASSERT_TRUE(eventually([&] {
+    r = node.request("echo-2", {{"x", 1}}, 5s, {{"trace", "nc"}});
+    return r.has_value();
+  }));
+  EXPECT_EQ(r->data["node"], "n2");
+  EXPECT_EQ(r->sender_node, "n2");
+  EXPECT_EQ(r->context["trace"], "nc");
+  ASSERT_TRUE(eventually([&] { return node.request("echo-3", {{"x", 2}}, 5s).has_value(); }));
+  auto fut = node.request_async("echo-2", {{"x", 3}}, 10s);
+  ASSERT_EQ(fut.wait_for(20s), std::future_status::ready);
+  EXPECT_TRUE(fut.get().ok());
+
+  // notify: the remote receiver sees "$node" of n1.
+  ASSERT_TRUE(node.notify("echo-3", {{"n", 1}}));
+  ASSERT_TRUE(eventually([&] { return e3.notify_count() == 1; }));
+  EXPECT_EQ(e3.notifies_copy().front().sender, "$node");
+  EXPECT_EQ(e3.notifies_copy().front().sender_node, "n1");
+
+  // ask_async / check_inbox across nodes.
+  const auto ask = node.ask_async("echo-3", {{"job", 1}}, 20s);
+  auto answer = node.check_inbox(ask, 20s);
+  ASSERT_TRUE(answer);
+  EXPECT_EQ(answer->data["echo"]["job"], 1);
+  EXPECT_EQ(answer->data["node"], "n3");
+
+  // request_all and broadcast over the whole cluster.
+  auto all = node.request_all(by_role("echo"), {{"g", 1}}, GatherPolicy::all(10s));
+  EXPECT_TRUE(all.satisfied);
+  EXPECT_EQ(all.responses.size(), 3u);
+  const auto before2 = e2.notify_count();
+  EXPECT_EQ(node.broadcast({{"from", "n1"}}), 4u);  // echo-1, echo-2, echo-3, probe-3
+  ASSERT_TRUE(eventually([&] { return e2.notify_count() == before2 + 1; }));
+
+  // Nobody lists it, on any node; nobody can target it.
+  for (Agent* a : std::vector<Agent*>{&e1, &e2, &e3, &probe}) {
+    EXPECT_TRUE(test::lists_no_reserved_id(a->peers())) << a->id();
+    EXPECT_FALSE(a->peers().notify("$node", {{"back", 1}})) << a->id();
+    EXPECT_EQ(a->peers().request_detailed("$node", {{"back", 1}}, 1s).error, ErrorCode::TargetUnknown);
+  }
+  for (Mesh* m : {&n1, &n2, &n3}) {
+    for (const auto& p : m->directory().all()) EXPECT_NE(p.card.agent_id.front(), '$') << p.card.agent_id;
+    EXPECT_TRUE(test::lists_no_reserved_id(m->node_client()));
+  }
+  EXPECT_EQ(e2.peers().list_peers().size(), 3u);  // echo-1, echo-3, probe-3
+  // A broadcast counts agents only: no node client gets a copy.
+  EXPECT_EQ(e2.peers().broadcast({{"from", "echo-2"}}), 3u);
+  EXPECT_FALSE(node.receive(0ms));
+  EXPECT_EQ(n1.stats().messages_malformed + n2.stats().messages_malformed + n3.stats().messages_malformed, 0u);
 }
 
 }  // namespace

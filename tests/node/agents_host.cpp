@@ -5,12 +5,18 @@
 //   echo  (capabilities echo, test): answers {"echo": data, "context": ctx}
 //   sink  (capability log): keeps notifies; a request answers
 //         {"received": [data, ...]} in arrival order
-//   slow  (capability test): answers {"slept": true} after 1 s
+//   slow  (capability test): answers {"slept": true} after 1 s, or after
+//         data["sleep_ms"] (at most 60 s) when the request gives it
+//   relay (capability relay), only when AGENTS_HOST_RELAY=1 is in the
+//         environment: uses its own PeerClient on request, so that tests
+//         drive PeerClient calls made on this node (Relay below)
 // Exit codes: 0 after SIGINT / SIGTERM, 1 when it cannot start, 2 on bad
 // configuration.
 #include <boost/asio/executor_work_guard.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/post.hpp>
+#include <algorithm>
+#include <cstdlib>
 #include <iostream>
 #include <mutex>
 #include <thread>
@@ -30,6 +36,7 @@ class Echo : public mesh::CustomAgent {
                      .capabilities = {"echo", "test"},
                      .description = "answers with what it got",
                      .agent_id = "echo-" + node}) {}
+  explicit Echo(mesh::AgentSpec spec) : CustomAgent(std::move(spec)) {}
 
  protected:
   std::optional<mesh::Json> on_peer_request(const mesh::IncomingMessage& m) override {
@@ -66,13 +73,141 @@ class Slow : public mesh::CustomAgent {
       : CustomAgent({.role = "slow",
                      .capabilities = {"test"},
                      .description = "answers after a second",
-                     .agent_id = "slow-" + node}) {}
+                     .agent_id = "slow-" + node,
+                     .concurrency = 4}) {}
 
  protected:
-  std::optional<mesh::Json> on_peer_request(const mesh::IncomingMessage&) override {
-    std::this_thread::sleep_for(std::chrono::seconds(1));
+  std::optional<mesh::Json> on_peer_request(const mesh::IncomingMessage& m) override {
+    std::int64_t ms = 1000;
+    if (m.data.is_object() && m.data.contains("sleep_ms") && m.data["sleep_ms"].is_number_integer()) {
+      ms = std::clamp<std::int64_t>(m.data["sleep_ms"].get<std::int64_t>(), 0, 60'000);
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(ms));
     return mesh::Json{{"slept", true}};
   }
+};
+
+std::string text_of(const mesh::Json& j, const char* key) {
+  return j.contains(key) && j[key].is_string() ? j[key].get<std::string>() : std::string();
+}
+
+mesh::Json peer_json(const mesh::PeerInfo& p) {
+  return mesh::Json{{"agent_id", p.card.agent_id},
+                    {"node", p.card.node},
+                    {"location", p.local ? "local" : "remote"},
+                    {"node_health", std::string(mesh::to_string(p.node_health))}};
+}
+
+mesh::Json response_json(const mesh::Response& r) {
+  return mesh::Json{{"data", r.data},
+                    {"context", r.context},
+                    {"sender", r.sender},
+                    {"sender_node", r.sender_node},
+                    {"correlation_id", r.correlation_id}};
+}
+
+// Relay: a request {"op": ..., ...} makes this agent call its own
+// PeerClient and answer with the outcome, so that a test in another process
+// exercises PeerClient on this node. Context of the request travels on.
+// "fill_bytes": N replaces "message" by a string of N bytes (at most 64 MiB),
+// for oversized sends made here.
+//   {"op":"request", "target", "message", "timeout_ms"?}
+//       -> {"ok", "error", "response"?: {data, context, sender, ...}}
+//   {"op":"notify", "target", "message"} -> {"sent"}
+//   {"op":"ask", "target", "message", "timeout_ms"?, "wait_ms"?}
+//       -> {"status", "error", "response"?} or {"thrown", "code"}
+//   {"op":"discover", "role"?, "capability"?, "strategy"?}
+//       -> {"peers": [{agent_id, node, location, node_health}]} or {"thrown"}
+//   {"op":"broadcast", "message"} -> {"count"}
+//   {"op":"respond", "message", "ctx"?}: answers with peers().respond (ctx
+//       overrides the carried context when given), then tries a second
+//       answer; as a notify, tries to answer it. Both outcomes are kept.
+//   {"op":"last"} -> {"second_respond"?, "notify_respond"?}
+//   {"op":"add_agent", "agent_id", "role"} / {"op":"remove_agent", "agent_id"}:
+//       adds an echo-like agent to this node's Mesh, or removes one.
+class Relay : public mesh::CustomAgent {
+ public:
+  Relay(const std::string& node, mesh::Mesh& host_mesh)
+      : CustomAgent({.role = "relay",
+                     .capabilities = {"relay"},
+                     .description = "calls its PeerClient on request",
+                     .agent_id = "relay-" + node,
+                     .concurrency = 4}),
+        mesh_(host_mesh) {}
+
+ protected:
+  std::optional<mesh::Json> on_peer_request(const mesh::IncomingMessage& m) override {
+    if (!m.data.is_object()) return mesh::Json{{"thrown", "the request must be an object"}};
+    const std::string op = text_of(m.data, "op");
+    const std::string target = text_of(m.data, "target");
+    mesh::Json message = m.data.value("message", mesh::Json());
+    if (m.data.contains("fill_bytes") && m.data["fill_bytes"].is_number_unsigned()) {
+      message = std::string(std::min<std::size_t>(m.data["fill_bytes"].get<std::size_t>(), 64u << 20), 'z');
+    }
+    const auto timeout = std::chrono::milliseconds(m.data.value("timeout_ms", 5000));
+    try {
+      if (op == "request") {
+        const mesh::RequestOutcome o = peers().request_detailed(target, message, timeout, m.context);
+        mesh::Json out{{"ok", o.ok()}, {"error", std::string(mesh::transport::to_string(o.error))}};
+        if (o.response) out["response"] = response_json(*o.response);
+        return out;
+      }
+      if (op == "notify") return mesh::Json{{"sent", peers().notify(target, message, m.context)}};
+      if (op == "ask") {
+        const std::string id = peers().ask_async(target, message, timeout, m.context);
+        const auto check =
+            peers().check_inbox_status(id, std::chrono::milliseconds(m.data.value("wait_ms", 5000)));
+        static constexpr const char* kStatus[] = {"pending", "ready", "expired", "unknown"};
+        mesh::Json out{{"status", kStatus[static_cast<int>(check.status)]},
+                       {"error", std::string(mesh::transport::to_string(check.error))}};
+        if (check.response) out["response"] = response_json(*check.response);
+        return out;
+      }
+      if (op == "discover") {
+        const mesh::PeerQuery q{text_of(m.data, "role"), text_of(m.data, "capability")};
+        const std::string strategy = m.data.value("strategy", std::string("first"));
+        mesh::Json list = mesh::Json::array();
+        for (const auto& p : peers().discover(q, strategy)) list.push_back(peer_json(p));
+        return mesh::Json{{"peers", list}};
+      }
+      if (op == "broadcast") return mesh::Json{{"count", peers().broadcast(message, m.context)}};
+      if (op == "respond") {
+        std::optional<mesh::Json> ctx;
+        if (m.data.contains("ctx")) ctx = m.data["ctx"];
+        peers().respond(m, mesh::Json{{"responded", message}}, ctx);
+        const bool again = peers().respond(m, mesh::Json{{"responded", "twice"}});
+        std::lock_guard lock(mu_);
+        last_["second_respond"] = again;
+        return std::nullopt;
+      }
+      if (op == "last") {
+        std::lock_guard lock(mu_);
+        return last_;
+      }
+      if (op == "add_agent") {
+        mesh_.add<Echo>(mesh::AgentSpec{.role = text_of(m.data, "role"), .agent_id = text_of(m.data, "agent_id")});
+        return mesh::Json{{"added", true}};
+      }
+      if (op == "remove_agent") return mesh::Json{{"removed", mesh_.remove(text_of(m.data, "agent_id"))}};
+    } catch (const mesh::MeshError& e) {
+      return mesh::Json{{"thrown", e.what()}, {"code", std::string(mesh::transport::to_string(e.code()))}};
+    } catch (const std::exception& e) {
+      return mesh::Json{{"thrown", e.what()}};
+    }
+    return mesh::Json{{"thrown", "unknown op \"" + op + "\""}};
+  }
+
+  void on_peer_notify(const mesh::IncomingMessage& m) override {
+    if (!m.data.is_object() || text_of(m.data, "op") != "respond") return;
+    const bool answered = peers().respond(m, mesh::Json{{"responded", "a notify"}});
+    std::lock_guard lock(mu_);
+    last_["notify_respond"] = answered;
+  }
+
+ private:
+  mesh::Mesh& mesh_;
+  std::mutex mu_;
+  mesh::Json last_ = mesh::Json::object();
 };
 
 int run(const mesh::NodeConfig& cfg) {
@@ -84,6 +219,9 @@ int run(const mesh::NodeConfig& cfg) {
   node.add<Echo>(cfg.node_name);
   node.add<Sink>(cfg.node_name);
   node.add<Slow>(cfg.node_name);
+  if (const char* relay = std::getenv("AGENTS_HOST_RELAY"); relay && std::string(relay) == "1") {
+    node.add<Relay>(cfg.node_name, node);
+  }
   mesh::MeshAdmin agents_admin(node, admin);
   admin.route("/healthz", [](const mesh::HttpRequest&) {
     return mesh::HttpResponse::json(R"({"status":"ok"})");

@@ -5,8 +5,11 @@
 #include <unistd.h>
 
 #include <cstdio>
+#include <algorithm>
+#include <chrono>
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
@@ -288,7 +291,7 @@ TEST(NodeConfigTest, EmptyFileSetsNothing) {
 }
 
 TEST(NodeConfigTest, ExampleFileInConfIsValid) {
-  const NodeConfig c = load({"--config", std::string(MESH_SOURCE_DIR) + "/conf/mesh-node.yaml"});
+  const NodeConfig c = load({"--config", std::string(MESH_SOURCE_DIR) + "/conf/mesh.yaml"});
   EXPECT_EQ(c.swim_port, 7946);
   EXPECT_EQ(c.profile, swim::Profile::Lan);
 }
@@ -506,8 +509,179 @@ TEST(NodeConfigTest, UsageListsEveryFlagAndVariable) {
         "--advertise-port", "JC_ADVERTISE_PORT", "--profile", "JC_PROFILE", "--log-level",
         "JC_LOG_LEVEL", "--admin-host", "JC_ADMIN_HOST", "--admin-port", "JC_ADMIN_PORT",
         "--tags", "JC_TAGS", "--gossip-key", "JC_GOSSIP_KEY", "--zmq-port", "JC_ZMQ_PORT",
-        "P2P_ENABLED", "--config"}) {
+        "P2P_ENABLED", "--config", "JC_CONFIG", "--mailbox-limit", "JC_MAILBOX_LIMIT",
+        "--discovery-strategy", "--request-timeout", "--max-message-bytes", "--ipc-dir",
+        "--leave-timeout", "--curve-secret-key", "--curve-public-key", "--log-format"}) {
     EXPECT_NE(u.find(s), std::string::npos) << s;
+  }
+}
+
+// --- the Mesh's keys --------------------------------------------------------
+
+// A syntactically valid Z85 key pair (libzmq's documented example keys);
+// load_node_config checks form, the Mesh checks that they belong together.
+constexpr char kPublicKey[] = "rq:rM>}U?@Lns47E1%kR.o@n%FcmmsL/@{H8]yf7";
+constexpr char kSecretKey[] = "JTKVSB%%)wK0E.X)V>+}o?pNmC{O&4W4b!Ni{Lh6";
+
+TEST(NodeConfigTest, MeshKeysDefaults) {
+  const NodeConfig c = load({});
+  EXPECT_EQ(c.mailbox_limit, 1000u);
+  EXPECT_EQ(c.discovery_strategy, "first");
+  EXPECT_EQ(c.request_timeout, std::chrono::seconds(30));
+  EXPECT_EQ(c.max_message_bytes, 4u * 1024 * 1024);
+  EXPECT_EQ(c.ipc_dir, "");
+  EXPECT_EQ(c.leave_timeout, std::chrono::seconds(3));
+  EXPECT_EQ(c.curve_secret_key, "");
+  EXPECT_EQ(c.curve_public_key, "");
+  EXPECT_EQ(c.log_format, LogFormat::Text);
+}
+
+// Each Mesh key from the file, overridden by the environment, overridden by
+// a flag: the value and the recorded source of each step.
+TEST(NodeConfigTest, MeshKeysPrecedence) {
+  struct Case {
+    std::string key, env, flag;
+    std::string file_value, env_value, flag_value;
+    std::function<std::string(const NodeConfig&)> get;
+  };
+  auto ms = [](std::chrono::milliseconds d) { return std::to_string(d.count()); };
+  const std::vector<Case> cases = {
+      {"mailbox_limit", "JC_MAILBOX_LIMIT", "--mailbox-limit", "10", "20", "30",
+       [](const NodeConfig& c) { return std::to_string(c.mailbox_limit); }},
+      {"discovery_strategy", "JC_DISCOVERY_STRATEGY", "--discovery-strategy", "random", "round_robin",
+       "least_recent", [](const NodeConfig& c) { return c.discovery_strategy; }},
+      {"request_timeout", "JC_REQUEST_TIMEOUT", "--request-timeout", "2m", "250ms", "7s",
+       [&](const NodeConfig& c) { return ms(c.request_timeout); }},
+      {"max_message_bytes", "JC_MAX_MESSAGE_BYTES", "--max-message-bytes", "65536", "64KiB", "2MiB",
+       [](const NodeConfig& c) { return std::to_string(c.max_message_bytes); }},
+      {"ipc_dir", "JC_IPC_DIR", "--ipc-dir", "/run/a", "/run/b", "/run/c/",
+       [](const NodeConfig& c) { return c.ipc_dir; }},
+      {"leave_timeout", "JC_LEAVE_TIMEOUT", "--leave-timeout", "0ms", "1s", "10m",
+       [&](const NodeConfig& c) { return ms(c.leave_timeout); }},
+      {"log_format", "JC_LOG_FORMAT", "--log-format", "json", "text", "JSON",
+       [](const NodeConfig& c) { return std::string(to_string(c.log_format)); }},
+  };
+  const std::vector<std::vector<std::string>> expected = {
+      {"10", "20", "30"},
+      {"random", "round_robin", "least_recent"},
+      {"120000", "250", "7000"},
+      {"65536", "65536", "2097152"},
+      {"/run/a", "/run/b", "/run/c"},
+      {"0", "1000", "600000"},
+      {"json", "text", "json"},
+  };
+  for (std::size_t i = 0; i < cases.size(); ++i) {
+    const Case& k = cases[i];
+    SCOPED_TRACE(k.key);
+    TempFile f(k.key + ": " + k.file_value + "\n");
+    const NodeConfig from_file = load({"--config", f.path()});
+    EXPECT_EQ(k.get(from_file), expected[i][0]);
+    EXPECT_EQ(from_file.sources.at(k.key), "config file " + f.path());
+    const Environment env = {{k.env, k.env_value}};
+    const NodeConfig from_env = load({"--config", f.path()}, env);
+    EXPECT_EQ(k.get(from_env), expected[i][1]);
+    EXPECT_EQ(from_env.sources.at(k.key), k.env);
+    const NodeConfig from_flag = load({"--config", f.path(), k.flag, k.flag_value}, env);
+    EXPECT_EQ(k.get(from_flag), expected[i][2]);
+    EXPECT_EQ(from_flag.sources.at(k.key), k.flag);
+  }
+}
+
+TEST(NodeConfigTest, CurveKeysPrecedenceAndPairing) {
+  TempFile f(std::string("curve_secret_key: 'JTKVSB%%)wK0E.X)V>+}o?pNmC{O&4W4b!Ni{Lh6'\n") +
+             "curve_public_key: 'rq:rM>}U?@Lns47E1%kR.o@n%FcmmsL/@{H8]yf7'\n");
+  const NodeConfig c = load({"--config", f.path()});
+  EXPECT_EQ(c.curve_secret_key, kSecretKey);
+  EXPECT_EQ(c.curve_public_key, kPublicKey);
+  const std::string other = "Yne@$w-vo<fVvi]a<NY6T1ed:M$fCG*[IaLV{hID";
+  const NodeConfig e = load({"--config", f.path()}, {{"JC_CURVE_PUBLIC_KEY", other}});
+  EXPECT_EQ(e.curve_public_key, other);
+  EXPECT_EQ(e.sources.at("curve_public_key"), "JC_CURVE_PUBLIC_KEY");
+  const NodeConfig g =
+      load({"--config", f.path(), "--curve-public-key", kPublicKey}, {{"JC_CURVE_PUBLIC_KEY", other}});
+  EXPECT_EQ(g.curve_public_key, kPublicKey);
+  // Both or neither.
+  EXPECT_EQ(error_of({}, {{"JC_CURVE_SECRET_KEY", kSecretKey}}),
+            "JC_CURVE_SECRET_KEY: set, but curve_public_key is not (set both or neither)");
+  EXPECT_EQ(error_of({"--curve-public-key", kPublicKey}),
+            "--curve-public-key: set, but curve_secret_key is not (set both or neither)");
+}
+
+TEST(NodeConfigTest, CurveSecretIsNeverEchoed) {
+  const std::string bad_alphabet = "JTKVSB%%)wK0E.X)V>+}o?pNmC{O&4W4b!Ni{Lh\"";
+  const std::string short_key = "JTKVSB%%)wK0E.X)V>+}";
+  const std::string m1 = error_of({}, {{"JC_CURVE_SECRET_KEY", bad_alphabet}, {"JC_CURVE_PUBLIC_KEY", kPublicKey}});
+  EXPECT_EQ(m1, "JC_CURVE_SECRET_KEY: key has a character outside the Z85 alphabet at position 40");
+  const std::string m2 = error_of({"--curve-secret-key", short_key});
+  EXPECT_EQ(m2, "--curve-secret-key: key is 20 characters, a Z85 CURVE key has 40");
+  EXPECT_EQ(file_error("curve_secret_key: 'abc'\n", "curve_secret_key: key is 3 characters, a Z85 CURVE key has 40"),
+            "");
+  for (const auto& m : {m1, m2}) EXPECT_EQ(m.find("JTKVSB"), std::string::npos) << m;
+  // --check-config shows that a secret is set, never the secret.
+  const NodeConfig c = load({}, {{"JC_CURVE_SECRET_KEY", kSecretKey}, {"JC_CURVE_PUBLIC_KEY", kPublicKey}});
+  const std::string json = to_json_string(c);
+  EXPECT_EQ(json.find("JTKVSB"), std::string::npos);
+  const auto j = nlohmann::json::parse(json);
+  EXPECT_EQ(j["curve_secret_key"], "(set, not shown)");
+  EXPECT_EQ(j["curve_public_key"], kPublicKey);
+  EXPECT_EQ(j["request_timeout"], "30s");
+  EXPECT_EQ(j["leave_timeout"], "3s");
+  EXPECT_EQ(j["mailbox_limit"], 1000);
+  EXPECT_EQ(j["discovery_strategy"], "first");
+  EXPECT_EQ(j["log_format"], "text");
+  EXPECT_TRUE(j["ipc_dir"].is_null());
+}
+
+TEST(NodeConfigTest, MeshKeysBadValues) {
+  EXPECT_EQ(error_of({}, {{"JC_MAILBOX_LIMIT", "0"}}),
+            "JC_MAILBOX_LIMIT: \"0\" is not a mailbox size (1-10000000)");
+  EXPECT_EQ(error_of({"--mailbox-limit", "-5"}), "--mailbox-limit: \"-5\" is not a mailbox size (1-10000000)");
+  EXPECT_EQ(file_error("mailbox_limit: lots\n", "mailbox_limit: \"lots\" is not a mailbox size (1-10000000)"), "");
+  EXPECT_EQ(error_of({}, {{"JC_DISCOVERY_STRATEGY", "fastest"}}),
+            "JC_DISCOVERY_STRATEGY: unknown strategy \"fastest\" (first, random, round_robin, least_recent)");
+  EXPECT_EQ(error_of({}, {{"JC_REQUEST_TIMEOUT", "30"}}),
+            "JC_REQUEST_TIMEOUT: \"30\" is not a duration (an integer and ms, s, m or h: 250ms, 30s, 2m)");
+  EXPECT_EQ(error_of({"--request-timeout", "1.5s"}),
+            "--request-timeout: \"1.5s\" is not a duration (an integer and ms, s, m or h: 250ms, 30s, 2m)");
+  EXPECT_EQ(error_of({"--request-timeout", "0s"}), "--request-timeout: \"0s\" is out of range (1ms to 24h)");
+  EXPECT_EQ(file_error("request_timeout: 5d\n",
+                       "request_timeout: \"5d\" is not a duration (an integer and ms, s, m or h: 250ms, 30s, 2m)"),
+            "");
+  EXPECT_EQ(error_of({}, {{"JC_LEAVE_TIMEOUT", "11m"}}), "JC_LEAVE_TIMEOUT: \"11m\" is out of range (0ms to 10m)");
+  EXPECT_EQ(error_of({}, {{"JC_MAX_MESSAGE_BYTES", "1KiB"}}),
+            "JC_MAX_MESSAGE_BYTES: \"1KiB\" is out of range (4KiB to 256MiB)");
+  EXPECT_EQ(error_of({"--max-message-bytes", "4MB"}),
+            "--max-message-bytes: \"4MB\" is not a size (bytes, or an integer and KiB or MiB: 65536, 64KiB, 4MiB)");
+  EXPECT_EQ(error_of({}, {{"JC_IPC_DIR", "run/mesh"}}), "JC_IPC_DIR: \"run/mesh\" is not an absolute path");
+  EXPECT_EQ(error_of({"--ipc-dir", "/" + std::string(120, 'd'), "--node-name", "n"}),
+            "--ipc-dir: the socket path <ipc_dir>/<node_name>.zmq is 127 bytes, at most 107");
+  EXPECT_EQ(error_of({}, {{"JC_LOG_FORMAT", "xml"}}), "JC_LOG_FORMAT: unknown log format \"xml\" (text, json)");
+}
+
+TEST(NodeConfigTest, ConfigFileFromEnvironment) {
+  TempFile f("mailbox_limit: 77\n");
+  TempFile g("mailbox_limit: 88\n");
+  EXPECT_EQ(load({}, {{"JC_CONFIG", f.path()}}).mailbox_limit, 77u);
+  EXPECT_EQ(load({}, {{"JC_CONFIG", f.path()}}).config_file, f.path());
+  // --config wins over JC_CONFIG; the environment still wins over the file.
+  EXPECT_EQ(load({"--config", g.path()}, {{"JC_CONFIG", f.path()}}).mailbox_limit, 88u);
+  EXPECT_EQ(load({}, {{"JC_CONFIG", f.path()}, {"JC_MAILBOX_LIMIT", "5"}}).mailbox_limit, 5u);
+  EXPECT_EQ(error_of({}, {{"JC_CONFIG", "/nonexistent/mesh.yaml"}}),
+            "config file /nonexistent/mesh.yaml: cannot read (No such file or directory)");
+}
+
+TEST(NodeConfigTest, EnvironmentVariableList) {
+  const auto& vars = config_environment_variables();
+  for (const char* v : {"JC_CONFIG", "JC_SWIM_PORT", "P2P_ENABLED", "JC_MAILBOX_LIMIT", "JC_DISCOVERY_STRATEGY",
+                        "JC_REQUEST_TIMEOUT", "JC_MAX_MESSAGE_BYTES", "JC_IPC_DIR", "JC_LEAVE_TIMEOUT",
+                        "JC_CURVE_SECRET_KEY", "JC_CURVE_PUBLIC_KEY", "JC_LOG_FORMAT"}) {
+    EXPECT_NE(std::find(vars.begin(), vars.end(), v), vars.end()) << v;
+  }
+  // Every variable is read: setting it to garbage is an error naming it.
+  for (const auto& v : vars) {
+    if (v == "JC_CONFIG") continue;
+    const std::string msg = error_of({}, {{v, "\x01garbage"}});
+    EXPECT_EQ(msg.rfind(v + ": ", 0), 0u) << v << " -> " << msg;
   }
 }
 

@@ -573,15 +573,20 @@ TEST(TransportLocalOnly, SameNodeWorksWithoutSocketsOrThread) {
   EXPECT_TRUE(t.peers().empty());
   EXPECT_EQ(t.notify(to("B", "x")), ErrorCode::PeerUnknown);
   EXPECT_EQ(t.request(to("B", "x"), 1s).error, ErrorCode::PeerUnknown);
-  // Deadlines still pass: a blocking request watches its own, an async
-  // one is expired by the next call into the transport.
+  // Deadlines still pass: a blocking request watches its own; an async
+  // one times out by itself, with no further call into the transport (the
+  // deadline watcher, started by the first such request).
   EXPECT_EQ(t.request(to("", "plain"), 50ms).error, ErrorCode::Timeout);
   std::atomic<int> outcome{-1};
   t.request_async(to("", "plain"), 50ms, [&](Reply x) { outcome = static_cast<int>(x.error); });
-  EXPECT_TRUE(eventually([&] {
-    t.stats();
-    return outcome.load() == static_cast<int>(ErrorCode::Timeout);
-  }));
+  EXPECT_TRUE(eventually([&] { return outcome.load() == static_cast<int>(ErrorCode::Timeout); }));
+  // A later, earlier-expiring request is not held up by a long one.
+  auto late = std::make_shared<std::atomic<int>>(-1);  // completed (Shutdown) when t goes
+  t.request_async(to("", "plain"), 600s, [late](Reply x) { *late = static_cast<int>(x.error); });
+  auto soon = t.request_future(to("", "plain"), 50ms);
+  ASSERT_EQ(soon.wait_for(kLong), std::future_status::ready);
+  EXPECT_EQ(soon.get().error, ErrorCode::Timeout);
+  EXPECT_EQ(late->load(), -1);
   auto ticket = t.ask_async(to("", "plain"), 50ms);
   ASSERT_EQ(ticket.error, ErrorCode::None);
   EXPECT_TRUE(eventually([&] { return t.check_inbox(ticket.id).state == AskState::Expired; }));

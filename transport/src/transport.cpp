@@ -8,7 +8,10 @@
 
 #include <zmq.h>
 
+#include <algorithm>
 #include <cerrno>
+#include <condition_variable>
+#include <mutex>
 #include <thread>
 #include <utility>
 
@@ -105,6 +108,8 @@ struct Transport::Impl {
   bool send_direct(PeerShared& peer, const std::vector<std::uint8_t>& bytes);
   void unreserve(PeerShared& peer);
   ErrorCode start_request(OutMessage&& m, std::chrono::milliseconds timeout, std::function<void(Reply)> done);
+  // request_async without the latency count (the caller counts).
+  void request_async(OutMessage&& m, std::chrono::milliseconds timeout, std::function<void(Reply)> done);
   // Hands an encoded request to the transport thread; `peer` is reserved.
   ErrorCode send_remote(std::shared_ptr<PeerShared> peer, const Envelope& env, std::vector<std::uint8_t>&& bytes,
                         std::chrono::milliseconds timeout, std::function<void(Reply)> done);
@@ -113,14 +118,24 @@ struct Transport::Impl {
   // handler already answered); otherwise LocalDeadlines watches it.
   ErrorCode start_local_request(OutMessage&& m, std::chrono::milliseconds timeout,
                                 std::function<void(Reply)>& done, std::shared_ptr<PendingCall>* waiter);
-  // local_only has no thread: every public call does its chores.
+  // local_only has no transport thread: every public call does its chores,
+  // and a same-node request nobody waits on (request_async, ask_async)
+  // starts the deadline watcher below, so that its timeout fires even when
+  // no further call comes.
   void tick();
+  void watch_local_deadlines();
+  void local_timer_loop();
   ErrorCode answer(const Incoming& in, ErrorCode code, std::vector<std::uint8_t> payload,
                    std::vector<std::uint8_t> context, Priority priority);
 
   std::shared_ptr<Core> core;
   std::unique_ptr<detail::Loop> loop;
   std::thread thread;
+  // local_only: the deadline watcher, started on first need.
+  std::mutex timer_mu;
+  std::condition_variable timer_cv;
+  std::thread timer;
+  bool timer_stop = false;
 };
 
 Transport::Impl::Impl(TransportOptions options) {
@@ -144,6 +159,12 @@ Transport::Impl::Impl(TransportOptions options) {
 Transport::Impl::~Impl() {
   core->stopping.store(true);
   if (core->options.local_only) {
+    {
+      std::lock_guard lock(timer_mu);
+      timer_stop = true;
+    }
+    timer_cv.notify_all();
+    if (timer.joinable()) timer.join();
     core->local_deadlines.fail_all(ErrorCode::Shutdown, core->counters.requests_failed_fast);
     std::unique_lock lock(core->inbox_mu);
     for (auto& [name, inbox] : core->inboxes) inbox->close();
@@ -230,6 +251,33 @@ void Transport::Impl::tick() {
   core->asks.sweep(now);
 }
 
+void Transport::Impl::watch_local_deadlines() {
+  {
+    std::lock_guard lock(timer_mu);
+    if (timer_stop) return;
+    if (!timer.joinable()) timer = std::thread([this] { local_timer_loop(); });
+  }
+  timer_cv.notify_all();  // a new earliest deadline, maybe
+}
+
+void Transport::Impl::local_timer_loop() {
+  std::unique_lock lock(timer_mu);
+  while (!timer_stop) {
+    const std::int64_t next = core->local_deadlines.next_ms();
+    const std::int64_t now = detail::steady_now_ms();
+    if (next <= now) {
+      lock.unlock();
+      tick();  // completes calls: their callbacks run without our lock
+      lock.lock();
+      continue;
+    }
+    // Nothing pending: sleep until a new call arrives (notify) or, at the
+    // latest, a second from now (ask retention sweeps).
+    const std::int64_t wait_ms = std::min<std::int64_t>(next - now, 1000);
+    timer_cv.wait_for(lock, std::chrono::milliseconds(wait_ms));
+  }
+}
+
 ErrorCode Transport::Impl::start_local_request(OutMessage&& m, std::chrono::milliseconds timeout,
                                                std::function<void(Reply)>& done,
                                                std::shared_ptr<PendingCall>* waiter) {
@@ -263,8 +311,10 @@ ErrorCode Transport::Impl::start_local_request(OutMessage&& m, std::chrono::mill
   // The transport thread is woken only for a deadline that is both the
   // earliest and near; otherwise its next wake-up (kMaxPollMs) is soon
   // enough, and the request costs no hop at all.
-  if (core->local_deadlines.add(std::move(call)) && !core->options.local_only &&
-      timeout.count() < kUrgentWatchMs) {
+  const bool earliest = core->local_deadlines.add(std::move(call));
+  if (core->options.local_only) {
+    if (earliest) watch_local_deadlines();
+  } else if (earliest && timeout.count() < kUrgentWatchMs) {
     core->commands.push(detail::CmdWake{});
   }
   return ErrorCode::None;
@@ -454,6 +504,13 @@ std::vector<SendOutcome> Transport::broadcast(const std::vector<Address>& to, co
 }
 
 Reply Transport::request(OutMessage message, std::optional<std::chrono::milliseconds> timeout) {
+  const auto started = std::chrono::steady_clock::now();
+  Reply reply = request_unmeasured(std::move(message), timeout);
+  detail::record_request_latency(impl_->core->counters, started, reply.ok());
+  return reply;
+}
+
+Reply Transport::request_unmeasured(OutMessage message, std::optional<std::chrono::milliseconds> timeout) {
   Core& core = *impl_->core;
   impl_->tick();
   const auto t = std::max(std::chrono::milliseconds(0), timeout.value_or(core.options.default_request_timeout));
@@ -494,20 +551,35 @@ Reply Transport::request(OutMessage message, std::optional<std::chrono::millisec
       return future.get();
     }
   }
-  return request_future(std::move(message), t).get();
+  auto promise = std::make_shared<std::promise<Reply>>();
+  auto future = promise->get_future();
+  impl_->request_async(std::move(message), t, [promise](Reply r) { promise->set_value(std::move(r)); });
+  return future.get();
+}
+
+void Transport::Impl::request_async(OutMessage&& m, std::chrono::milliseconds timeout,
+                                    std::function<void(Reply)> done) {
+  tick();
+  auto shared_done = std::make_shared<std::function<void(Reply)>>(std::move(done));
+  const ErrorCode e = start_request(std::move(m), timeout, [shared_done](Reply r) {
+    if (*shared_done) (*shared_done)(std::move(r));
+  });
+  if (e != ErrorCode::None) {
+    if (fails_fast(e)) bump(core->counters.requests_failed_fast);
+    if (*shared_done) (*shared_done)(Reply{e, {}});
+  }
 }
 
 void Transport::request_async(OutMessage message, std::chrono::milliseconds timeout,
                               std::function<void(Reply)> done) {
-  impl_->tick();
-  auto shared_done = std::make_shared<std::function<void(Reply)>>(std::move(done));
-  const ErrorCode e = impl_->start_request(std::move(message), timeout, [shared_done](Reply r) {
-    if (*shared_done) (*shared_done)(std::move(r));
-  });
-  if (e != ErrorCode::None) {
-    if (fails_fast(e)) bump(impl_->core->counters.requests_failed_fast);
-    if (*shared_done) (*shared_done)(Reply{e, {}});
-  }
+  // Counted before `done` runs, so that a caller it wakes sees the count.
+  const auto started = std::chrono::steady_clock::now();
+  std::weak_ptr<Core> weak = impl_->core;
+  impl_->request_async(std::move(message), timeout,
+                       [weak, started, done = std::move(done)](Reply r) {
+                         if (auto c = weak.lock()) detail::record_request_latency(c->counters, started, r.ok());
+                         if (done) done(std::move(r));
+                       });
 }
 
 std::future<Reply> Transport::request_future(OutMessage message, std::chrono::milliseconds timeout) {
@@ -540,10 +612,15 @@ Transport::AskTicket Transport::ask_async(OutMessage message, std::chrono::milli
   core.asks.add(ticket.id, now + timeout.count(), now + timeout.count() + core.options.ask_retention.count());
   std::weak_ptr<Core> weak = impl_->core;
   const MessageId id = ticket.id;
-  ticket.error = impl_->start_request(std::move(message), timeout, [weak, id](Reply r) {
-    if (auto c = weak.lock()) c->asks.complete(id, std::move(r));
+  const auto started = std::chrono::steady_clock::now();
+  ticket.error = impl_->start_request(std::move(message), timeout, [weak, id, started](Reply r) {
+    if (auto c = weak.lock()) {
+      detail::record_request_latency(c->counters, started, r.ok());
+      c->asks.complete(id, std::move(r));
+    }
   });
   if (ticket.error != ErrorCode::None) {
+    detail::record_request_latency(core.counters, started, false);
     if (fails_fast(ticket.error)) bump(core.counters.requests_failed_fast);
     core.asks.erase(ticket.id);
   }
@@ -588,6 +665,14 @@ TransportStats Transport::stats() const {
   s.outbound_queued = get(c.outbound_queued);
   s.pending_requests = get(c.pending_requests);
   s.ask_entries = core.asks.size();
+  for (std::size_t o = 0; o < 2; ++o) {
+    LatencyHistogram& h = s.request_latency[o];
+    for (std::size_t b = 0; b < std::size(h.buckets); ++b) {
+      h.buckets[b] = get(c.latency_buckets[o][b]);
+      h.count += h.buckets[b];
+    }
+    h.sum_seconds = static_cast<double>(get(c.latency_sum_ns[o])) / 1e9;
+  }
   return s;
 }
 

@@ -64,7 +64,15 @@ struct Counters {
   std::atomic<std::uint64_t> peers_connected{0};
   std::atomic<std::uint64_t> outbound_queued{0};
   std::atomic<std::uint64_t> pending_requests{0};
+  // TransportStats::request_latency: [answered/failed][bucket], and the
+  // summed latency in nanoseconds.
+  std::atomic<std::uint64_t> latency_buckets[2][kRequestLatencyBounds.size() + 1];
+  std::atomic<std::uint64_t> latency_sum_ns[2];
 };
+
+// Counts one finished request that was started at `started`.
+void record_request_latency(Counters& counters, std::chrono::steady_clock::time_point started,
+                            bool answered);
 
 // One outstanding request. Whoever flips `done` first (the reply, the
 // deadline, a peer failure, shutdown) runs the callback; everyone else

@@ -56,7 +56,7 @@ struct AgentSpec {
   std::string agent_id{};
   // Messages handled at once (CustomAgent: worker threads). At least 1.
   std::size_t concurrency = 1;
-  // Mailbox bound; 0: MeshOptions::mailbox_limit. A sender to a full
+  // Mailbox bound; 0: NodeConfig::mailbox_limit. A sender to a full
   // mailbox learns it (notify false, request MailboxFull).
   std::size_t mailbox_limit = 0;
 };

@@ -27,10 +27,16 @@
 // Threads: the transport's, one for SWIM (P2P on), one control thread
 // (registry fetches, tag updates, event delivery, repair), and one or more
 // per agent. All public calls are thread-safe.
+//
+// Logging: SWIM and the transport log through spdlog's default logger; the
+// constructor sets that logger's level from NodeConfig::log_level
+// (JC_LOG_LEVEL / --log-level). Where the lines go stays the program's
+// choice (spdlog::set_default_logger).
 #pragma once
 
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -54,10 +60,10 @@ namespace detail {
 struct MeshCore;
 }
 
-// Knobs of the Mesh itself (the node's settings are in NodeConfig).
+// Code-level knobs of the Mesh. Everything an operator sets (mailbox
+// limit, default strategy and request timeout, message size, ipc_dir,
+// leave timeout, CURVE keys) is in NodeConfig, the one source of truth.
 struct MeshOptions {
-  // Default mailbox bound of each agent (AgentSpec::mailbox_limit wins).
-  std::size_t mailbox_limit = 1000;
   // How often every alive member's "rv" tag is compared with the registry
   // held for it (repairs a missed update or a failed fetch).
   std::chrono::milliseconds repair_interval{2000};
@@ -65,8 +71,6 @@ struct MeshOptions {
   std::chrono::milliseconds tag_coalesce{75};
   // Timeout of one registry fetch.
   std::chrono::milliseconds registry_fetch_timeout{3000};
-  // Bound of the graceful SWIM leave in stop().
-  std::chrono::milliseconds leave_timeout{3000};
   // Restart backoff of a failed agent: first, then doubling up to max.
   std::chrono::milliseconds restart_backoff{100};
   std::chrono::milliseconds restart_backoff_max{5000};
@@ -75,8 +79,6 @@ struct MeshOptions {
   // Replaces the SWIM config derived from NodeConfig::profile (tests);
   // its name and advertise address are set by the Mesh.
   std::optional<swim::Config> swim_config;
-  // Transport frame limit (a payload larger than this cannot be sent).
-  std::size_t max_frame_bytes = transport::kDefaultMaxFrameBytes;
 };
 
 // Counters (a snapshot).
@@ -151,6 +153,34 @@ class Mesh {
   std::vector<Agent*> agents() const;
   AgentDirectory& directory();
   MeshStats stats() const;
+  // For metrics (mesh/metrics.hpp), read-only: the transport's counters
+  // (nullopt before start() and after stop()); and `fn` called with SWIM
+  // membership while it runs (false, fn not called, before start(), once
+  // stop() began and with P2P off). stop() waits for a call in progress, so
+  // fn must be short and must not stop this mesh.
+  std::optional<transport::TransportStats> transport_stats() const;
+  bool with_membership(const std::function<void(const swim::Membership&)>& fn) const;
+
+  // ---- the node's own client ----------------------------------------------
+  // A PeerClient that sends on behalf of the node, not of an agent (an
+  // admin endpoint, a CLI, main() itself). It exists from construction on
+  // and lives as long as the Mesh. my_id() is kNodeClientId ("$node"),
+  // my_role() is empty, its default strategy NodeConfig::discovery_strategy
+  // (as the agents'). It is no agent: it has no card and no inbox, so it
+  // is in nobody's discover / list_peers / list_roles / registry (on this
+  // node or any other), never a target of anyone's resolution, and gets no
+  // broadcast copy. It can do what an agent's client does: discovery (every
+  // agent of this node and of the cluster is a peer, none is "self"),
+  // notify, request, request_detailed, request_async, request_all,
+  // broadcast, ask_async / check_inbox, subscribe. Receivers see sender
+  // "$node" with sender_node = this node; they may respond() to its
+  // requests but cannot notify it. receive() returns nullopt at once.
+  // Before start() (and after stop()) discovery works on what the directory
+  // holds (this node's agents), while sends fail as for any client of a
+  // mesh that is not running: notify false, request Shutdown, ask_async
+  // throws MeshError(Shutdown), broadcast 0, request_all every peer missing
+  // with Shutdown.
+  PeerClient& node_client();
   // The bound ports (P2P on, after start): useful when configured as 0.
   std::uint16_t swim_port() const;
   std::uint16_t zmq_port() const;

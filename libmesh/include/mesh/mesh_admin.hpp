@@ -10,12 +10,9 @@
 //
 //   mesh::MeshAdmin agents_admin(mesh, admin);   // after mesh.start() or before
 //
-// Sending on the endpoint's behalf: the Mesh has no client that is not an
-// agent (/work/notes/facade-requests.md asks for one), so MeshAdmin adds a
-// plain agent, "meshctl@<node>" with role "meshctl", that sends for the
-// endpoint. These agents (of every node) are left out of /v1/agents; other
-// agents can see them (they are in the directory like any agent): notifies
-// to them are dropped, requests to them answered with {"error": ...}.
+// Sends go out through the node's own client (Mesh::node_client()): the
+// receiver sees sender "$node" from this node; no agent is added, so
+// /v1/agents and every agent's directory list the user's agents only.
 //
 // The endpoint is unauthenticated: keep it on loopback (the default).
 //
@@ -30,7 +27,7 @@
 #include <chrono>
 #include <cstdint>
 #include <nlohmann/json.hpp>
-#include <stop_token>
+#include <optional>
 #include <string>
 #include <utility>
 
@@ -45,16 +42,11 @@ inline constexpr std::chrono::milliseconds kAdminMaxRequestTimeout{600'000};
 
 class MeshAdmin {
  public:
-  // Adds the sending agent to `mesh` and registers the routes on `admin`.
-  // Throws what Mesh::add throws (std::logic_error after stop()).
-  // Both must outlive this object; stop the AdminServer and the Mesh before
-  // destroying it (the destructor waits for sends in progress, which the
-  // Mesh's stop ends at once).
-  MeshAdmin(Mesh& mesh, AdminServer& admin)
-      : mesh_(mesh),
-        agent_(mesh.add<Sender>(AgentSpec{.role = "meshctl",
-                                          .description = "sends for the admin endpoint",
-                                          .agent_id = "meshctl@" + mesh.node_name()})) {
+  // Registers the routes on `admin`. Both must outlive this object; stop
+  // the AdminServer and the Mesh before destroying it (the destructor waits
+  // for sends in progress, which the Mesh's stop ends at once). Sends before
+  // mesh.start() or after stop() are answered 503 (Shutdown).
+  MeshAdmin(Mesh& mesh, AdminServer& admin) : mesh_(mesh) {
     admin.route("/v1/agents", [this](const HttpRequest&) { return agents(); });
     admin.route_post_async("/v1/send", [this](const HttpRequest& req, AdminServer::Respond r) {
       submit(req.body, std::move(r), false);
@@ -67,20 +59,10 @@ class MeshAdmin {
   MeshAdmin(const MeshAdmin&) = delete;
   MeshAdmin& operator=(const MeshAdmin&) = delete;
 
-  // The sending agent's id ("meshctl@<node>").
-  const std::string& agent_id() const { return agent_.id(); }
-
-  // An endpoint's sending agent, of this node or another.
-  static bool is_admin_agent(const AgentCard& card) {
-    return card.role == "meshctl" && card.agent_id == "meshctl@" + card.node;
-  }
-
   // What GET /v1/agents answers (a JSON array).
   HttpResponse agents() const {
     nlohmann::json list = nlohmann::json::array();
-    for (const auto& p : mesh_.directory().all()) {
-      if (!is_admin_agent(p.card)) list.push_back(peer_to_json(p));
-    }
+    for (const auto& p : mesh_.directory().all()) list.push_back(peer_to_json(p));
     return HttpResponse::json(list.dump());
   }
 
@@ -112,10 +94,12 @@ class MeshAdmin {
       timeout = std::chrono::milliseconds(t->get<std::int64_t>());
     }
     const std::string name = target->get<std::string>();
-    PeerClient& peers = agent_.peers();
+    PeerClient& peers = mesh_.node_client();
     // Resolved here, as notify/request would (exact id, else a role by the
     // client's default strategy), so that the answer names the agent.
-    const auto peer = mesh_.directory().resolve(name, peers.default_strategy(), agent_.id());
+    // ('$' ids are the nodes' own senders: never a target.)
+    std::optional<PeerInfo> peer;
+    if (name.front() != '$') peer = mesh_.directory().resolve(name, peers.default_strategy());
     if (!peer) return error(404, "no agent matches \"" + name + "\"", ErrorCode::TargetUnknown);
     const std::string& id = peer->card.agent_id;
     nlohmann::json out{{"agent_id", id}, {"node", peer->card.node}};
@@ -139,22 +123,6 @@ class MeshAdmin {
   }
 
  private:
-  // Sends for the endpoint; takes no work of its own.
-  class Sender : public Agent {
-   public:
-    explicit Sender(AgentSpec spec) : Agent(std::move(spec)) {}
-
-   protected:
-    void run(std::stop_token stop) override {
-      while (!stop.stop_requested()) {
-        auto m = peers().receive(std::chrono::milliseconds(200));
-        if (m && m->is_request()) {
-          peers().respond(*m, Json{{"error", "the admin endpoint's agent takes no requests"}});
-        }
-      }
-    }
-  };
-
   static HttpResponse error(unsigned status, const std::string& text, ErrorCode code) {
     return HttpResponse::json(
         nlohmann::json{{"error", text}, {"code", std::string(to_string(code))}}.dump(), status);
@@ -202,7 +170,6 @@ class MeshAdmin {
   }
 
   Mesh& mesh_;
-  Agent& agent_;
   boost::asio::thread_pool workers_{4};
 };
 

@@ -1,9 +1,10 @@
-// Configuration of a mesh node (the mesh-node daemon, and later the Mesh of
+// Configuration of a mesh node (the mesh-node daemon and the Mesh of
 // libmesh): defaults < YAML file < environment < command-line flags.
 //
 // Every setting has a snake_case key (the struct member and the YAML key),
-// an environment variable and, for most, a flag; docs/mesh-node.md has the
-// table and conf/mesh-node.yaml an example with every key. Derived defaults
+// an environment variable and a flag; docs/mesh-node.md has the table,
+// conf/mesh.yaml documents every key and conf/.env.example every variable.
+// The file is named by --config, or else by JC_CONFIG. Derived defaults
 // (node_name, admin_port, zmq_port) are computed once all sources are
 // applied, so `JC_SWIM_PORT=8000` alone moves the admin port to 10000.
 //
@@ -13,8 +14,13 @@
 // never echoed), e.g.
 //   JC_SWIM_PORT: "70000" is not a port (1-65535)
 //   config file /etc/mesh.yaml: profile: unknown profile "moon" (lan, wan, local)
+//
+// Durations are an integer and a unit (ms, s, m, h): "250ms", "30s". Sizes are
+// bytes, or an integer with KiB or MiB: "65536", "64KiB", "4MiB".
 #pragma once
 
+#include <chrono>
+#include <cstddef>
 #include <cstdint>
 #include <map>
 #include <optional>
@@ -37,6 +43,12 @@ enum class LogLevel { Trace, Debug, Info, Warn, Error, Off };
 std::optional<LogLevel> parse_log_level(std::string_view name);
 std::string_view to_string(LogLevel level);
 
+// Log lines as plain text, or (JsonLines, named "json") one JSON object
+// per line.
+enum class LogFormat { Text, JsonLines };
+std::optional<LogFormat> parse_log_format(std::string_view name);  // "text", "json"
+std::string_view to_string(LogFormat format);
+
 // The process environment, or a hand-made one in tests.
 using Environment = std::map<std::string, std::string>;
 
@@ -57,6 +69,7 @@ struct NodeConfig {
   // memberlist's timing profile.
   swim::Profile profile = swim::Profile::Lan;
   LogLevel log_level = LogLevel::Info;
+  LogFormat log_format = LogFormat::Text;
   // The admin HTTP endpoint (/v1/members, /v1/self, /healthz).
   // Loopback by default: it is unauthenticated.
   std::string admin_host = "127.0.0.1";
@@ -65,11 +78,36 @@ struct NodeConfig {
   std::map<std::string, std::string> tags;
   // AES-GCM key (16, 24 or 32 bytes) as Serf's `-encrypt`; empty: cleartext.
   std::vector<std::uint8_t> gossip_key;
-  // For the transport layer (a later issue): the ZeroMQ port, and whether
-  // agents talk over the network at all (false: in memory, one process).
-  // mesh-node runs membership either way.
+  // The ZeroMQ port, and whether agents talk over the network at all
+  // (false: in memory, one process, no sockets). mesh-node runs
+  // membership either way.
   std::uint16_t zmq_port = 8946;  // default: swim_port + 1000
   bool p2p_enabled = false;
+
+  // ---- the Mesh (libmesh) ----
+  // Default mailbox bound of each agent (AgentSpec::mailbox_limit wins); a
+  // sender to a full mailbox gets MailboxFull.
+  std::size_t mailbox_limit = 1000;
+  // Each agent's PeerClient default strategy (set_default_strategy):
+  // "first", "random", "round_robin" or "least_recent".
+  std::string discovery_strategy = "first";
+  // PeerClient::request's timeout when the caller gives none.
+  std::chrono::milliseconds request_timeout{30'000};
+  // The largest message on the wire (the transport's max_frame_bytes); a
+  // payload must leave 1 KiB of it for the envelope.
+  std::size_t max_message_bytes = 4 * 1024 * 1024;
+  // Non-empty (P2P on): also listen on ipc://<ipc_dir>/<node_name>.zmq and
+  // reach peers of this host that way.
+  std::string ipc_dir;
+  // Bound of the graceful SWIM leave when the Mesh stops.
+  std::chrono::milliseconds leave_timeout{3'000};
+  // CURVE encryption and authentication of agent traffic (P2P on): this
+  // node's keypair in Z85 (40 characters each), both or neither. The Mesh
+  // publishes the public key in its "zkey" SWIM tag; peers without CURVE,
+  // or whose key is not in the membership, cannot connect. The secret key
+  // is never printed.
+  std::string curve_secret_key;
+  std::string curve_public_key;
 
   // The --config file that was read, if any.
   std::string config_file;
@@ -87,11 +125,17 @@ NodeConfig load_node_config(const std::vector<std::string>& args, const Environm
 // The environment of this process (environ), for load_node_config.
 Environment current_environment();
 
+// Every environment variable load_node_config reads ("JC_SWIM_PORT",
+// "P2P_ENABLED", "JC_CONFIG", ...), in the order of the reference table.
+// mesh-node --check-config uses it to reject unknown JC_* variables.
+const std::vector<std::string>& config_environment_variables();
+
 // gethostname(), or "localhost" if that fails.
 std::string local_hostname();
 
 // The effective configuration as pretty-printed JSON (--check-config). The
-// gossip key is never printed, only whether one is set and its size.
+// gossip key and the CURVE secret key are never printed, only whether one
+// is set.
 std::string to_json_string(const NodeConfig& config);
 
 // The flag/environment reference printed by --help.

@@ -1,9 +1,11 @@
 // PeerClient: what an agent uses to find and talk to other agents
-// (the contract is /work/shared/design/peerclient.md; every call of the
+// (docs/peerclient.md maps the API; every call of the
 // Python JarvisCore PeerClient is here under the same name).
 //
-// Each agent of a Mesh gets one PeerClient (Agent::peers()). Every call is
-// thread-safe and may block only where it says so. Payloads and contexts
+// Each agent of a Mesh gets one PeerClient (Agent::peers()), and the Mesh
+// has one more that sends on behalf of the node itself (Mesh::node_client(),
+// id kNodeClientId). Every call is thread-safe and may block only where it
+// says so. Payloads and contexts
 // are nlohmann::json; on the wire they are MessagePack (to_msgpack). A
 // context must be a JSON object (or null, meaning {}).
 //
@@ -50,6 +52,11 @@ struct MeshCore;
 
 using Json = nlohmann::json;
 using transport::ErrorCode;
+
+// The id the node's own client (Mesh::node_client) sends under. Reserved
+// (Mesh::add refuses ids starting with '$'), never advertised, never a
+// target: a message from it shows sender "$node" and the node's name.
+inline constexpr char kNodeClientId[] = "$node";
 
 // Default timeouts of peerclient.md.
 inline constexpr std::chrono::milliseconds kDefaultRequestTimeout{30'000};
@@ -138,7 +145,8 @@ struct AskCheck {
 struct GatherPolicy {
   enum class Kind {
     All,     // wait for every peer, or until the deadline
-    FirstK,  // return once k responses arrived (or the deadline)
+    FirstK,  // return once k responses arrived (or the deadline); at most k
+             // responses are returned, answers past the k-th are dropped
     Quorum   // return once a majority (n/2 + 1) responded (or the deadline)
   };
   Kind kind = Kind::All;
@@ -165,8 +173,11 @@ struct GatherResult {
     PeerInfo peer;
     ErrorCode error = ErrorCode::Timeout;  // Timeout when still pending at return
   };
-  std::vector<Answer> responses;  // in order of arrival
-  std::vector<Miss> missing;      // peers that did not answer (or answered with an error)
+  std::vector<Answer> responses;  // in order of arrival; FirstK: at most k
+  // Peers that failed (their error) or had not answered when the call
+  // returned (Timeout). Under FirstK an answer that arrived after the k-th
+  // is in neither list: that peer did answer, but too late to count.
+  std::vector<Miss> missing;
   bool satisfied = false;         // the policy's condition was met
 };
 
@@ -195,7 +206,7 @@ class PeerClient {
   using EventCallback = std::function<void(const PeerEvent&)>;
   using Token = std::uint64_t;
 
-  // Made by Mesh for each agent; not for users.
+  // Made by Mesh for each agent and for the node (node_client); not for users.
   PeerClient(detail::MeshCore& core, std::string agent_id, std::string role);
   PeerClient(const PeerClient&) = delete;
   PeerClient& operator=(const PeerClient&) = delete;
@@ -247,20 +258,21 @@ class PeerClient {
   // reported here. Throws std::invalid_argument when ctx is not an object.
   bool notify(std::string_view target, const Json& message, const Json& ctx = Json::object());
 
-  // Blocks up to `timeout`. The response, or nullopt on timeout, when the
+  // Blocks up to `timeout` (nullopt: NodeConfig::request_timeout, 30 s
+  // unless configured). The response, or nullopt on timeout, when the
   // target cannot be resolved, and at once when the target's node is or
   // becomes dead or leaves. request_detailed says which. Must not be used
   // by an agent to call itself (it is never a target anyway).
   std::optional<Response> request(std::string_view target, const Json& message,
-                                  std::chrono::milliseconds timeout = kDefaultRequestTimeout,
+                                  std::optional<std::chrono::milliseconds> timeout = std::nullopt,
                                   const Json& ctx = Json::object());
   RequestOutcome request_detailed(std::string_view target, const Json& message,
-                                  std::chrono::milliseconds timeout = kDefaultRequestTimeout,
+                                  std::optional<std::chrono::milliseconds> timeout = std::nullopt,
                                   const Json& ctx = Json::object());
   // The same without blocking: the future is ready when request_detailed
   // would have returned. Resolution failures make a ready future.
   std::future<RequestOutcome> request_async(std::string_view target, const Json& message,
-                                            std::chrono::milliseconds timeout = kDefaultRequestTimeout,
+                                            std::optional<std::chrono::milliseconds> timeout = std::nullopt,
                                             const Json& ctx = Json::object());
 
   // Answers a request. The request's context is carried over unless `ctx`
@@ -280,7 +292,8 @@ class PeerClient {
   // (forever when nullopt, until the mesh stops). For plain Agents whose
   // run() receives by itself: a CustomAgent's own loop takes its messages.
   // Undecodable messages are counted and dropped (a request among them is
-  // answered Malformed). nullopt when the mesh is not running.
+  // answered Malformed). nullopt when the mesh is not running, and at once
+  // for the node client (it has no inbox: nothing can be sent to it).
   std::optional<IncomingMessage> receive(
       std::optional<std::chrono::milliseconds> timeout = std::nullopt);
 

@@ -18,6 +18,7 @@
 // cannot start (bad options, port in use).
 #pragma once
 
+#include <array>
 #include <chrono>
 #include <condition_variable>
 #include <cstddef>
@@ -214,6 +215,22 @@ struct AskResult {
   Reply reply;  // when Ready
 };
 
+// Upper bounds, in seconds, of the request latency buckets: from 100 us
+// (a same-host round trip) to the 30 s default request timeout.
+inline constexpr std::array<double, 17> kRequestLatencyBounds = {
+    0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05,
+    0.1,    0.25,    0.5,    1.0,   2.5,    5.0,   10.0, 30.0};
+
+// How long requests took, from the call (request(), request_async(),
+// request_future(), ask_async()) until the reply or the failure reached
+// the caller. buckets[i] counts those that took more than bound i-1 and at
+// most bound i (not cumulative); the last bucket counts those over 30 s.
+struct LatencyHistogram {
+  std::uint64_t buckets[kRequestLatencyBounds.size() + 1] = {};
+  std::uint64_t count = 0;
+  double sum_seconds = 0;
+};
+
 // Counters, read atomically; a snapshot.
 struct TransportStats {
   // by MessageType index (Notify, Request, Response, Error, Control)
@@ -239,6 +256,9 @@ struct TransportStats {
   std::uint64_t outbound_queued = 0;          // messages in per-peer queues now
   std::uint64_t pending_requests = 0;
   std::uint64_t ask_entries = 0;
+  // [0] requests answered with a Response; [1] failed ones (an Error
+  // envelope, a timeout, a dead or unknown peer, shutdown, ...).
+  LatencyHistogram request_latency[2];
 };
 
 class Transport {
@@ -315,6 +335,8 @@ class Transport {
   ErrorCode send_raw_for_test(const std::string& peer, std::vector<std::uint8_t> frame);
 
  private:
+  Reply request_unmeasured(OutMessage message, std::optional<std::chrono::milliseconds> timeout);
+
   struct Impl;
   std::unique_ptr<Impl> impl_;
 };
