@@ -8,22 +8,35 @@
 // A cluster is three commands (examples/README.md). Each line of output is
 // one thing an agent did or one change of the directory this node sees.
 // Runs until SIGINT / SIGTERM (a graceful leave) or --duration seconds.
-// Bad flags or configuration: one line on stderr, exit 2.
+// The node's admin endpoint (admin_host:admin_port, by default 127.0.0.1
+// and JC_SWIM_PORT + 2000) serves GET /healthz, /metrics (Prometheus) and,
+// through MeshAdmin, /v1/agents, /v1/send, /v1/request: `meshctl
+// peers|send|request --admin host:port` against this node. Logs follow
+// JC_LOG_LEVEL and JC_LOG_FORMAT (text or json lines).
+// Bad flags or configuration: one line on stderr, exit 2; a port in use
+// (SWIM, ZeroMQ or admin): exit 1.
 #include <algorithm>
+#include <boost/asio/executor_work_guard.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/post.hpp>
 #include <chrono>
 #include <condition_variable>
 #include <cstdlib>
 #include <exception>
 #include <iostream>
 #include <mutex>
-#include <spdlog/spdlog.h>
 #include <stdexcept>
+#include <memory>
 #include <string>
 #include <thread>
 #include <vector>
 
 #include "agents.hpp"
+#include "mesh/admin_server.hpp"
+#include "mesh/logging.hpp"
 #include "mesh/mesh.hpp"
+#include "mesh/mesh_admin.hpp"
+#include "mesh/metrics.hpp"
 
 namespace {
 
@@ -36,7 +49,8 @@ constexpr const char* kUsage =
     "  --tick S        how often each scout searches, in seconds (default 2; 0: never by itself)\n"
     "  --duration S    stop (leaving the cluster) after S seconds (default: until SIGINT/SIGTERM)\n"
     "Configuration (environment or flags, see docs/mesh-node.md): P2P_ENABLED, JC_SWIM_HOST,\n"
-    "JC_SWIM_PORT, JC_SEED_NODES, JC_NODE_NAME, JC_PROFILE, ...\n";
+    "JC_SWIM_PORT, JC_SEED_NODES, JC_NODE_NAME, JC_PROFILE, JC_ADMIN_PORT, ...\n"
+    "The admin endpoint (JC_ADMIN_HOST:JC_ADMIN_PORT) answers meshctl peers|send|request.\n";
 
 struct UsageError : std::runtime_error {
   using std::runtime_error::runtime_error;
@@ -148,23 +162,52 @@ void watch(mesh::PeerClient& peers) {
   });
 }
 
-// The Mesh leaves logging to the program (SWIM and the transport log
-// through spdlog's default logger): honour JC_LOG_LEVEL / --log-level.
-void apply_log_level(mesh::LogLevel level) {
-  using L = spdlog::level::level_enum;
-  switch (level) {
-    case mesh::LogLevel::Trace: spdlog::set_level(L::trace); break;
-    case mesh::LogLevel::Debug: spdlog::set_level(L::debug); break;
-    case mesh::LogLevel::Info: spdlog::set_level(L::info); break;
-    case mesh::LogLevel::Warn: spdlog::set_level(L::warn); break;
-    case mesh::LogLevel::Error: spdlog::set_level(L::err); break;
-    case mesh::LogLevel::Off: spdlog::set_level(L::off); break;
+// The node's admin endpoint, served on a thread of its own: GET /healthz,
+// GET /metrics, and MeshAdmin's routes (it sends through mesh.node_client()). Binds at
+// construction, so that a taken port fails before the node joins anyone.
+class AdminEndpoint {
+ public:
+  AdminEndpoint(mesh::Mesh& mesh, const mesh::NodeConfig& config)
+      : admin_(io_, config.admin_host, config.admin_port),
+        agents_(mesh, admin_),
+        metrics_(mesh::attach_metrics(admin_, mesh)) {
+    admin_.route("/healthz", [](const mesh::HttpRequest&) {
+      return mesh::HttpResponse::json(R"({"status":"ok"})");
+    });
   }
-}
+  // Stops serving before MeshAdmin goes: its routes point at it.
+  ~AdminEndpoint() { stop(); }
+  AdminEndpoint(const AdminEndpoint&) = delete;
+  AdminEndpoint& operator=(const AdminEndpoint&) = delete;
+
+  void start() {
+    admin_.start();
+    thread_ = std::thread([this] { io_.run(); });
+  }
+  void stop() {
+    if (!thread_.joinable()) {
+      admin_.stop();
+      return;
+    }
+    boost::asio::post(io_, [this] { admin_.stop(); });
+    work_.reset();
+    thread_.join();
+  }
+  std::string endpoint() const { return admin_.endpoint(); }
+
+ private:
+  boost::asio::io_context io_;
+  boost::asio::executor_work_guard<boost::asio::io_context::executor_type> work_ =
+      boost::asio::make_work_guard(io_);
+  mesh::AdminServer admin_;
+  mesh::MeshAdmin agents_;
+  std::unique_ptr<mesh::MetricsEndpoint> metrics_;
+  std::thread thread_;
+};
 
 int run(const Options& o) {
   const auto config = mesh::load_node_config(o.config_args, mesh::current_environment());
-  apply_log_level(config.log_level);
+  mesh::configure_logging(config.log_format, config.log_level, config.node_name);
   mesh::Mesh mesh(config);
 
   const auto tick = std::chrono::milliseconds(static_cast<long long>(o.tick_s * 1000));
@@ -179,7 +222,9 @@ int run(const Options& o) {
   if (hosted.empty()) throw UsageError("--agents: nothing to host");
   watch(hosted.front()->peers());
 
+  AdminEndpoint admin(mesh, config);
   mesh.start();
+  admin.start();
   std::string names;
   for (const auto* a : hosted) names += (names.empty() ? "" : ", ") + a->id();
   const std::string me = "[" + mesh.node_name() + "] ";
@@ -192,6 +237,7 @@ int run(const Options& o) {
     say(me + "node " + mesh.node_name() + " up: P2P off (agents talk in memory, this process only)");
   }
   say(me + "hosting " + names);
+  say(me + "admin endpoint http://" + admin.endpoint() + " (meshctl peers --admin " + admin.endpoint() + ")");
 
   // --duration: a timer that ends run_forever, cut short when it returns.
   std::jthread timer;
@@ -205,6 +251,7 @@ int run(const Options& o) {
     });
   }
   mesh.run_forever();  // stop() included: agents stop, the node leaves the cluster
+  admin.stop();
   say(me + (config.p2p_enabled ? "stopped (left the cluster)" : "stopped"));
   return 0;
 }

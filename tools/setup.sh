@@ -17,6 +17,7 @@ packages=(
   libspdlog-dev libyaml-cpp-dev nlohmann-json3-dev
   libzmq3-dev cppzmq-dev libsodium-dev python3-zmq
   libgtest-dev libgmock-dev
+  prometheus-cpp-dev
   serf iproute2 nftables procps
 )
 

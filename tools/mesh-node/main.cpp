@@ -15,6 +15,7 @@
 // start or fails while running, 2 on bad configuration.
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <boost/asio/executor_work_guard.hpp>
 #include <boost/asio/io_context.hpp>
@@ -30,14 +31,16 @@
 #include <mutex>
 #include <optional>
 #include <random>
-#include <spdlog/sinks/stdout_color_sinks.h>
 #include <spdlog/spdlog.h>
 #include <string>
+#include <string_view>
 #include <thread>
 #include <vector>
 
 #include "mesh/admin_server.hpp"
+#include "mesh/logging.hpp"
 #include "mesh/member_json.hpp"
+#include "mesh/metrics.hpp"
 #include "mesh/node_config.hpp"
 #include "mesh/swim/membership.hpp"
 
@@ -59,31 +62,22 @@ constexpr std::chrono::milliseconds kLeaveTimeout{5000};
 constexpr const char* kUsage =
     "Usage: mesh-node [options]\n"
     "Runs one node of the mesh: SWIM membership (memberlist/Serf compatible)\n"
-    "and an admin HTTP endpoint (GET /v1/members, /v1/self, /healthz).\n"
+    "and an admin HTTP endpoint (GET /v1/members, /v1/self, /healthz, /metrics).\n"
     "\n"
-    "  --check-config           print the effective configuration as JSON and exit\n"
+    "  --check-config           validate the configuration (an unknown JC_* variable in\n"
+    "                           the environment is an error), print it as JSON and exit\n"
     "  --version                print the version and exit\n"
     "  --help                   print this help and exit\n"
     "\n";
 
-spdlog::level::level_enum spdlog_level(LogLevel l) {
-  switch (l) {
-    case LogLevel::Trace: return spdlog::level::trace;
-    case LogLevel::Debug: return spdlog::level::debug;
-    case LogLevel::Info: return spdlog::level::info;
-    case LogLevel::Warn: return spdlog::level::warn;
-    case LogLevel::Error: return spdlog::level::err;
-    case LogLevel::Off: return spdlog::level::off;
-  }
-  return spdlog::level::info;
-}
-
-void setup_logging(LogLevel level) {
-  auto logger = spdlog::stderr_color_mt("mesh-node");
-  logger->set_pattern("%Y-%m-%dT%H:%M:%S.%e %^%-5l%$ %v");
-  logger->set_level(spdlog_level(level));
-  logger->flush_on(spdlog::level::info);
-  spdlog::set_default_logger(logger);
+// Text by default, JSON lines with JC_LOG_FORMAT=json (mesh/logging.hpp).
+void setup_logging(const NodeConfig& cfg) {
+  LoggingOptions o;
+  o.format = cfg.log_format;
+  o.level = cfg.log_level;
+  o.node_name = cfg.node_name;
+  o.logger_name = "mesh-node";
+  configure_logging(o);
 }
 
 // Why the node is stopping; set once, by whoever sees it first.
@@ -175,6 +169,11 @@ int run(const NodeConfig& cfg) {
       respond(HttpResponse::json(list.dump()));
     });
   });
+  // GET /metrics (Prometheus text format), scraped on a thread of its own.
+  auto metrics = std::make_shared<Metrics>();
+  metrics->watch(membership);
+  std::optional<MetricsEndpoint> metrics_endpoint;
+  metrics_endpoint.emplace(admin, metrics);
   admin.route_async("/v1/self", [&](const HttpRequest&, AdminServer::Respond respond) {
     asio::post(snapshot_worker, [&membership, respond = std::move(respond)] {
       respond(HttpResponse::json(self_json(membership.self(), membership.health_score(),
@@ -237,6 +236,7 @@ int run(const NodeConfig& cfg) {
   // to the worker finish while the io thread still runs.
   asio::post(io, [&] { admin.stop(); });
   snapshot_worker.join();
+  metrics_endpoint.reset();  // waits for a scrape in progress
   // A leave that times out is still an orderly exit (exit code 0): the
   // others will notice by probing, as for any failure.
   if (!failed) membership.leave(kLeaveTimeout);
@@ -245,6 +245,47 @@ int run(const NodeConfig& cfg) {
   io.stop();
   io_thread.join();
   return failed ? 1 : 0;
+}
+
+// Levenshtein distance, for "did you mean" on a mistyped variable name.
+std::size_t edit_distance(std::string_view a, std::string_view b) {
+  std::vector<std::size_t> row(b.size() + 1);
+  for (std::size_t j = 0; j <= b.size(); ++j) row[j] = j;
+  for (std::size_t i = 1; i <= a.size(); ++i) {
+    std::size_t diag = row[0];
+    row[0] = i;
+    for (std::size_t j = 1; j <= b.size(); ++j) {
+      const std::size_t up = row[j];
+      row[j] = std::min({row[j] + 1, row[j - 1] + 1, diag + (a[i - 1] == b[j - 1] ? 0 : 1)});
+      diag = up;
+    }
+  }
+  return row[b.size()];
+}
+
+// --check-config is what deployments run to validate their environment
+// (docs/operations.md), so there a JC_* variable the loader does not read
+// is an error: a typo such as JC_SEEDS_NODES would otherwise be ignored in
+// silence and the node started alone. A running node does not check, so
+// that a stray variable cannot keep it from starting.
+void reject_unknown_variables(const Environment& env) {
+  const auto& known = config_environment_variables();
+  for (const auto& [name, value] : env) {
+    if (name.rfind("JC_", 0) != 0) continue;
+    if (std::find(known.begin(), known.end(), name) != known.end()) continue;
+    std::string hint;
+    std::size_t best = 4;  // suggest only a near miss
+    for (const auto& k : known) {
+      const std::size_t d = edit_distance(name, k);
+      if (d < best) {
+        best = d;
+        hint = k;
+      }
+    }
+    throw ConfigError(name + ": unknown configuration variable" +
+                      (hint.empty() ? std::string(" (mesh-node --help lists them)")
+                                    : " (did you mean " + hint + "?)"));
+  }
 }
 
 }  // namespace
@@ -270,12 +311,14 @@ int main(int argc, char** argv) {
     args.push_back(a);
   }
   try {
-    const mesh::NodeConfig cfg = mesh::load_node_config(args, mesh::current_environment());
+    const mesh::Environment env = mesh::current_environment();
+    if (check_config) mesh::reject_unknown_variables(env);
+    const mesh::NodeConfig cfg = mesh::load_node_config(args, env);
     if (check_config) {
       std::cout << mesh::to_json_string(cfg) << "\n";
       return 0;
     }
-    mesh::setup_logging(cfg.log_level);
+    mesh::setup_logging(cfg);
     return mesh::run(cfg);
   } catch (const mesh::ConfigError& e) {
     std::cerr << "mesh-node: " << e.what() << "\n";

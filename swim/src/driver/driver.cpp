@@ -11,6 +11,7 @@
 #include <stdexcept>
 
 #include "endpoint.hpp"
+#include "mesh/log_fields.hpp"
 
 namespace mesh::swim {
 
@@ -236,16 +237,22 @@ void Membership::Impl::on_timer(std::uint64_t gen) {
 }
 
 void Membership::Impl::deliver(const MemberEvent& e) {
-  switch (e.kind) {
-    case EventKind::Joined:
-    case EventKind::Dead:
-    case EventKind::Left:
-    case EventKind::Conflict:
-      spdlog::info("swim {}: member {} {} ({})", name_, e.member.name, to_string(e.kind),
-                   e.member.addr.to_string());
-      break;
-    default:
-      spdlog::debug("swim {}: member {} {}", name_, e.member.name, to_string(e.kind));
+  {
+    const std::string addr = e.member.addr.to_string();
+    const LogFields fields{{"event", "member"},
+                           {"member", e.member.name},
+                           {"change", to_string(e.kind)},
+                           {"addr", addr}};
+    switch (e.kind) {
+      case EventKind::Joined:
+      case EventKind::Dead:
+      case EventKind::Left:
+      case EventKind::Conflict:
+        spdlog::info("swim {}: member {} {} ({})", name_, e.member.name, to_string(e.kind), addr);
+        break;
+      default:
+        spdlog::debug("swim {}: member {} {}", name_, e.member.name, to_string(e.kind));
+    }
   }
   if (!handler_) return;
   // Call a copy: the handler may replace itself (on_event) or shut us down

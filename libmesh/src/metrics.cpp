@@ -1,0 +1,384 @@
+#include "mesh/metrics.hpp"
+
+#include <algorithm>
+#include <array>
+#include <boost/asio/post.hpp>
+#include <boost/asio/thread_pool.hpp>
+#include <cstdint>
+#include <exception>
+#include <limits>
+#include <mutex>
+#include <prometheus/client_metric.h>
+#include <prometheus/metric_family.h>
+#include <prometheus/metric_type.h>
+#include <prometheus/registry.h>
+#include <prometheus/text_serializer.h>
+#include <spdlog/spdlog.h>
+#include <sstream>
+#include <string_view>
+#include <utility>
+
+#include "mesh/admin_server.hpp"
+
+namespace mesh {
+namespace {
+
+using prometheus::ClientMetric;
+using prometheus::MetricFamily;
+using prometheus::MetricType;
+using Labels = std::vector<ClientMetric::Label>;
+
+MetricFamily family(std::string name, std::string help, MetricType type) {
+  MetricFamily f;
+  f.name = std::move(name);
+  f.help = std::move(help);
+  f.type = type;
+  return f;
+}
+
+void add(MetricFamily& f, double value, Labels labels = {}) {
+  ClientMetric m;
+  m.label = std::move(labels);
+  if (f.type == MetricType::Counter) {
+    m.counter.value = value;
+  } else {
+    m.gauge.value = value;
+  }
+  f.metric.push_back(std::move(m));
+}
+
+double d(std::uint64_t v) { return static_cast<double>(v); }
+
+MetricFamily counter(std::string name, std::string help, std::uint64_t value) {
+  MetricFamily f = family(std::move(name), std::move(help), MetricType::Counter);
+  add(f, d(value));
+  return f;
+}
+
+// Message types as TransportStats indexes them.
+constexpr std::array<const char*, 5> kTypeLabels = {"notify", "request", "response", "error", "control"};
+
+}  // namespace
+
+MembershipSample sample(const swim::Membership& membership) {
+  MembershipSample s;
+  s.members = membership.members();
+  s.node = membership.node_stats();
+  s.driver = membership.driver_stats();
+  s.health_score = membership.health_score();
+  return s;
+}
+
+std::vector<MetricFamily> membership_families(const MembershipSample& s) {
+  using swim::DecodeError;
+  std::vector<MetricFamily> out;
+  const swim::NodeStats& n = s.node;
+  const swim::DriverStats& dr = s.driver;
+
+  MetricFamily members = family("mesh_swim_members", "Members this node knows, by state (itself included).",
+                                MetricType::Gauge);
+  std::array<std::uint64_t, 4> by_state{};
+  for (const auto& m : s.members) {
+    const auto i = static_cast<std::size_t>(m.member.state);
+    if (i < by_state.size()) ++by_state[i];
+  }
+  for (auto state : {swim::MemberState::Alive, swim::MemberState::Suspect, swim::MemberState::Dead,
+                     swim::MemberState::Left}) {
+    add(members, d(by_state[static_cast<std::size_t>(state)]),
+        {{"state", std::string(swim::to_string(state))}});
+  }
+  out.push_back(std::move(members));
+
+  MetricFamily health = family("mesh_swim_health_score",
+                               "Lifeguard local health multiplier: 0 is healthy, higher means this node "
+                               "is slow to answer probes and waits longer before suspecting others.",
+                               MetricType::Gauge);
+  add(health, s.health_score);
+  out.push_back(std::move(health));
+
+  out.push_back(counter("mesh_swim_probes_total", "Direct probes (pings) sent.", n.probes));
+  out.push_back(counter("mesh_swim_probes_failed_total",
+                        "Probes that got no ack in time, direct and indirect.", n.probes_failed));
+  MetricFamily indirect = family("mesh_swim_indirect_probes_total",
+                                 "Indirect probes: sent asks other members to probe for us; served "
+                                 "probes a target for another member.",
+                                 MetricType::Counter);
+  add(indirect, d(n.indirect_probes_sent), {{"role", "sent"}});
+  add(indirect, d(n.indirect_probes_served), {{"role", "served"}});
+  out.push_back(std::move(indirect));
+  out.push_back(counter("mesh_swim_suspicions_raised_total", "Suspicions this node started.",
+                        n.suspicions_raised));
+  out.push_back(counter("mesh_swim_refutations_total",
+                        "Claims about this node (suspect, dead) it refuted.", n.refutations));
+  out.push_back(counter("mesh_swim_gossip_packets_total", "Gossip packets sent.", n.gossip_packets));
+  MetricFamily push_pulls = family("mesh_swim_push_pulls_total",
+                                   "Full state exchanges over TCP, started or answered.",
+                                   MetricType::Counter);
+  add(push_pulls, d(n.push_pulls), {{"role", "initiated"}});
+  add(push_pulls, d(n.push_pulls_served), {{"role", "served"}});
+  out.push_back(std::move(push_pulls));
+
+  MetricFamily packets = family("mesh_swim_packets_total", "UDP packets.", MetricType::Counter);
+  add(packets, d(n.packets_received), {{"direction", "in"}});
+  add(packets, d(n.packets_sent), {{"direction", "out"}});
+  out.push_back(std::move(packets));
+  MetricFamily bytes = family("mesh_swim_bytes_total", "UDP payload bytes.", MetricType::Counter);
+  add(bytes, d(n.bytes_received), {{"direction", "in"}});
+  add(bytes, d(n.bytes_sent), {{"direction", "out"}});
+  out.push_back(std::move(bytes));
+  MetricFamily streams = family("mesh_swim_streams_total", "TCP streams (push/pull, stream pings).",
+                                MetricType::Counter);
+  add(streams, d(n.streams_received), {{"direction", "in"}});
+  add(streams, d(n.streams_sent), {{"direction", "out"}});
+  out.push_back(std::move(streams));
+
+  // Drops by reason. Decode errors other than TooLarge are malformed
+  // input (Incomplete is never final for a packet and is counted nowhere).
+  const auto de = [&](DecodeError e) { return n.decode_errors[static_cast<std::size_t>(e)]; };
+  const std::uint64_t malformed = de(DecodeError::Truncated) + de(DecodeError::Malformed) +
+                                  de(DecodeError::UnknownType) + de(DecodeError::BadCrc) +
+                                  de(DecodeError::BadCompression) + de(DecodeError::TooDeep) +
+                                  dr.streams_dropped_malformed;
+  MetricFamily dropped = family("mesh_packets_dropped_total",
+                                "Packets, streams and frames dropped on arrival, by layer and reason.",
+                                MetricType::Counter);
+  add(dropped, d(malformed), {{"layer", "swim"}, {"reason", "malformed"}});
+  add(dropped, d(dr.packets_dropped_decrypt + dr.streams_dropped_decrypt),
+      {{"layer", "swim"}, {"reason", "decrypt_failure"}});
+  add(dropped,
+      d(de(DecodeError::TooLarge) + dr.packets_dropped_oversize + dr.streams_dropped_oversize),
+      {{"layer", "swim"}, {"reason", "oversized"}});
+  add(dropped, d(n.push_pull_rejected), {{"layer", "swim"}, {"reason", "unknown_version"}});
+  out.push_back(std::move(dropped));
+  return out;
+}
+
+std::vector<MetricFamily> transport_families(const transport::TransportStats& s) {
+  std::vector<MetricFamily> out;
+  const auto by_type = [&](std::string name, std::string help, const std::uint64_t (&v)[5]) {
+    MetricFamily f = family(std::move(name), std::move(help), MetricType::Counter);
+    for (std::size_t i = 0; i < kTypeLabels.size(); ++i) add(f, d(v[i]), {{"type", kTypeLabels[i]}});
+    out.push_back(std::move(f));
+  };
+  by_type("mesh_transport_messages_sent_total", "Messages sent to other nodes and to local inboxes.",
+          s.sent);
+  by_type("mesh_transport_messages_received_total", "Messages received.", s.received);
+  by_type("mesh_transport_messages_refused_total",
+          "Messages refused (mailbox full, unknown target, expired, ...).", s.refused);
+  by_type("mesh_transport_messages_deduplicated_total",
+          "Messages dropped as copies of one already received.", s.deduplicated);
+
+  MetricFamily dropped = family("mesh_packets_dropped_total",
+                                "Packets, streams and frames dropped on arrival, by layer and reason.",
+                                MetricType::Counter);
+  add(dropped, d(s.frames_malformed), {{"layer", "transport"}, {"reason", "malformed"}});
+  add(dropped, d(s.frames_oversized), {{"layer", "transport"}, {"reason", "oversized"}});
+  add(dropped, d(s.frames_bad_version), {{"layer", "transport"}, {"reason", "unknown_version"}});
+  add(dropped, d(s.frames_unauthenticated), {{"layer", "transport"}, {"reason", "unauthenticated"}});
+  out.push_back(std::move(dropped));
+
+  MetricFamily latency = family("mesh_transport_request_duration_seconds",
+                                "Request latency from the call to the reply or the failure.",
+                                MetricType::Histogram);
+  for (std::size_t o = 0; o < 2; ++o) {
+    const transport::LatencyHistogram& h = s.request_latency[o];
+    ClientMetric m;
+    m.label = {{"outcome", o == 0 ? "answered" : "failed"}};
+    m.histogram.sample_count = h.count;
+    m.histogram.sample_sum = h.sum_seconds;
+    std::uint64_t cumulative = 0;
+    for (std::size_t b = 0; b < transport::kRequestLatencyBounds.size(); ++b) {
+      cumulative += h.buckets[b];
+      m.histogram.bucket.push_back({cumulative, transport::kRequestLatencyBounds[b]});
+    }
+    m.histogram.bucket.push_back({h.count, std::numeric_limits<double>::infinity()});
+    latency.metric.push_back(std::move(m));
+  }
+  out.push_back(std::move(latency));
+
+  out.push_back(counter("mesh_transport_requests_timed_out_total", "Requests that got no reply in time.",
+                        s.requests_timed_out));
+  out.push_back(counter("mesh_transport_requests_failed_fast_total",
+                        "Requests failed at once: peer dead, unreachable or unknown, or shutdown.",
+                        s.requests_failed_fast));
+
+  MetricFamily queues = family("mesh_transport_queue_depth", "Messages or requests waiting, by queue.",
+                               MetricType::Gauge);
+  add(queues, d(s.outbound_queued), {{"queue", "outbound"}});
+  add(queues, d(s.pending_requests), {{"queue", "pending_requests"}});
+  add(queues, d(s.replies_waiting), {{"queue", "replies_waiting"}});
+  add(queues, d(s.ask_entries), {{"queue", "ask_entries"}});
+  out.push_back(std::move(queues));
+
+  MetricFamily peers = family("mesh_transport_peers", "Transport peers, known and connected.",
+                              MetricType::Gauge);
+  add(peers, d(s.peers), {{"state", "known"}});
+  add(peers, d(s.peers_connected), {{"state", "connected"}});
+  out.push_back(std::move(peers));
+  return out;
+}
+
+std::vector<MetricFamily> mesh_families(const MeshSample& s) {
+  std::vector<MetricFamily> out;
+  const MeshStats& m = s.stats;
+  MetricFamily agents = family("mesh_agents", "Agents hosted by this node.", MetricType::Gauge);
+  add(agents, d(s.agents));
+  out.push_back(std::move(agents));
+  out.push_back(counter("mesh_messages_malformed_total",
+                        "Messages whose payload or context did not decode (dropped).",
+                        m.messages_malformed));
+  MetricFamily fetches = family("mesh_registry_fetches_total",
+                                "Agent registry fetches from other nodes, by result.", MetricType::Counter);
+  add(fetches, d(m.registry_fetches), {{"result", "started"}});
+  add(fetches, d(m.registry_applied), {{"result", "applied"}});
+  add(fetches, d(m.registry_failures), {{"result", "failed"}});
+  out.push_back(std::move(fetches));
+  out.push_back(counter("mesh_agent_failures_total", "Exceptions thrown by agents.", m.agent_failures));
+  out.push_back(counter("mesh_agent_restarts_total", "Agent restarts after a failure.", m.agent_restarts));
+  return out;
+}
+
+// ---- Metrics ----------------------------------------------------------------
+
+Metrics::Metrics() : registry_(std::make_shared<prometheus::Registry>()) {}
+Metrics::~Metrics() = default;
+
+void Metrics::add_source(MembershipSource source) {
+  std::lock_guard lock(mu_);
+  membership_sources_.push_back(std::move(source));
+}
+void Metrics::add_source(TransportSource source) {
+  std::lock_guard lock(mu_);
+  transport_sources_.push_back(std::move(source));
+}
+void Metrics::add_source(MeshSource source) {
+  std::lock_guard lock(mu_);
+  mesh_sources_.push_back(std::move(source));
+}
+
+void Metrics::watch(const swim::Membership& membership) {
+  add_source(MembershipSource([&membership]() -> std::optional<MembershipSample> {
+    return sample(membership);
+  }));
+}
+
+void Metrics::watch(const transport::Transport& transport) {
+  add_source(TransportSource([&transport]() -> std::optional<transport::TransportStats> {
+    return transport.stats();
+  }));
+}
+
+void Metrics::watch(const Mesh& mesh) {
+  add_source(MeshSource([&mesh]() -> std::optional<MeshSample> {
+    return MeshSample{mesh.stats(), mesh.agents().size()};
+  }));
+  add_source(TransportSource([&mesh] { return mesh.transport_stats(); }));
+  add_source(MembershipSource([&mesh]() -> std::optional<MembershipSample> {
+    std::optional<MembershipSample> out;
+    mesh.with_membership([&out](const swim::Membership& m) { out = sample(m); });
+    return out;
+  }));
+}
+
+prometheus::Registry& Metrics::registry() { return *registry_; }
+
+namespace {
+
+// Families of the same name (mesh_packets_dropped_total from SWIM and the
+// transport, or two watched transports) become one family: the text
+// format allows a name's HELP and TYPE once.
+void merge_into(std::vector<MetricFamily>& all, std::vector<MetricFamily>&& more) {
+  for (auto& f : more) {
+    auto same = std::find_if(all.begin(), all.end(), [&](const MetricFamily& g) { return g.name == f.name; });
+    if (same == all.end()) {
+      all.push_back(std::move(f));
+    } else if (same->type == f.type) {
+      for (auto& m : f.metric) same->metric.push_back(std::move(m));
+    }
+  }
+}
+
+template <class Source, class Fn>
+void collect(const std::vector<Source>& sources, std::vector<MetricFamily>& all, Fn&& families) {
+  for (const auto& source : sources) {
+    try {
+      if (auto s = source()) merge_into(all, families(*s));
+    } catch (const std::exception& e) {
+      spdlog::warn("metrics: a source failed: {}", e.what());
+    }
+  }
+}
+
+}  // namespace
+
+std::string Metrics::scrape() const {
+  std::vector<MembershipSource> ms;
+  std::vector<TransportSource> ts;
+  std::vector<MeshSource> mesh;
+  {
+    std::lock_guard lock(mu_);
+    ms = membership_sources_;
+    ts = transport_sources_;
+    mesh = mesh_sources_;
+  }
+  std::vector<MetricFamily> all;
+  collect(ms, all, [](const MembershipSample& s) { return membership_families(s); });
+  collect(ts, all, [](const transport::TransportStats& s) { return transport_families(s); });
+  collect(mesh, all, [](const MeshSample& s) { return mesh_families(s); });
+  merge_into(all, registry_->Collect());
+  std::ostringstream text;
+  prometheus::TextSerializer().Serialize(text, all);
+  return text.str();
+}
+
+// ---- MetricsEndpoint --------------------------------------------------------
+
+struct MetricsEndpoint::State {
+  std::shared_ptr<const Metrics> metrics;
+  boost::asio::thread_pool worker{1};
+  // Under mu, so that nothing is posted to the worker once it is joined
+  // (a task left in a joined pool would own the pool's State: a cycle).
+  std::mutex mu;
+  bool closed = false;
+};
+
+MetricsEndpoint::MetricsEndpoint(AdminServer& admin, std::shared_ptr<const Metrics> metrics)
+    : state_(std::make_shared<State>()) {
+  state_->metrics = std::move(metrics);
+  std::weak_ptr<State> weak = state_;
+  admin.route_async("/metrics", [weak](const HttpRequest&, AdminServer::Respond respond) {
+    auto state = weak.lock();
+    std::unique_lock<std::mutex> lock;
+    if (state) lock = std::unique_lock(state->mu);
+    if (!state || state->closed) {
+      respond(HttpResponse::error(503, "metrics are not served any more"));
+      return;
+    }
+    boost::asio::post(state->worker, [state, respond = std::move(respond)] {
+      HttpResponse r;
+      try {
+        r.body = state->metrics->scrape();
+        r.content_type = kMetricsContentType;
+      } catch (const std::exception& e) {
+        r = HttpResponse::error(500, std::string("scrape failed: ") + e.what());
+      }
+      respond(std::move(r));
+    });
+  });
+}
+
+MetricsEndpoint::~MetricsEndpoint() {
+  {
+    std::lock_guard lock(state_->mu);
+    state_->closed = true;
+  }
+  state_->worker.join();
+}
+
+std::unique_ptr<MetricsEndpoint> attach_metrics(AdminServer& admin, const Mesh& mesh) {
+  auto metrics = std::make_shared<Metrics>();
+  metrics->watch(mesh);
+  return std::make_unique<MetricsEndpoint>(admin, std::move(metrics));
+}
+
+}  // namespace mesh

@@ -1,0 +1,284 @@
+// The files in deploy/, checked without a container engine (label unit):
+// the compose file and the Kubernetes manifests parse, set only JC_*
+// variables the node reads (`mesh-node --check-config` with each
+// service's and pod's environment, which rejects unknown names), and say
+// what docs/operations.md promises (headless Service, probes on the admin
+// endpoint, the advertised address from the pod IP, a grace period longer
+// than the leave, resource requests); the Dockerfile builds on Debian 12,
+// runs as a non-root user, has a HEALTHCHECK and installs every library
+// the binaries need; the systemd unit and its EnvironmentFile agree.
+// deploy_netns_test.cpp then runs the same environments as a cluster.
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <cstdio>
+#include <filesystem>
+#include <map>
+#include <nlohmann/json.hpp>
+#include <set>
+#include <sstream>
+
+#include "deploy_files.hpp"
+#include "process.hpp"
+
+namespace mesh::test::deploy {
+namespace {
+
+bool contains(const std::string& s, const std::string& part) { return s.find(part) != std::string::npos; }
+
+std::size_t lines(const std::string& s) { return static_cast<std::size_t>(std::count(s.begin(), s.end(), '\n')); }
+
+// Runs --check-config with `env` and returns its JSON, failing the test
+// (with the node's one-line error) if the node rejects it.
+nlohmann::json accepted(const std::string& who, const Env& env) {
+  const CheckResult r = check_config(env);
+  EXPECT_EQ(r.exit_code, 0) << who << ": mesh-node --check-config rejected the environment: " << r.err;
+  if (r.exit_code != 0) return {};
+  return nlohmann::json::parse(r.out);
+}
+
+TEST(DeployCheckConfig, UnknownJcVariableIsAOneLineError) {
+  const CheckResult r = check_config({{"JC_SWIM_PROT", "7946"}});
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_EQ(r.err, "mesh-node: JC_SWIM_PROT: unknown configuration variable (did you mean JC_SWIM_PORT?)\n");
+  EXPECT_TRUE(r.out.empty());
+
+  const CheckResult far = check_config({{"JC_SOMETHING_ELSE", "1"}});
+  EXPECT_EQ(far.exit_code, 2);
+  EXPECT_EQ(lines(far.err), 1U) << far.err;
+  EXPECT_TRUE(contains(far.err, "JC_SOMETHING_ELSE: unknown configuration variable")) << far.err;
+}
+
+TEST(DeployCheckConfig, KnownVariablesAndOtherNamesAreAccepted) {
+  // Not JC_*: none of the node's business (PATH, HOME, POD_NAMESPACE, ...).
+  const auto j = accepted("env", {{"JC_SWIM_PORT", "8000"}, {"P2P_ENABLED", "true"}, {"POD_NAMESPACE", "x"}});
+  EXPECT_EQ(j.value("admin_port", 0), 10000);
+}
+
+TEST(DeployCompose, ServicesFormAClusterThroughSeeds) {
+  const YAML::Node compose = YAML::LoadFile(deploy_path("compose.yaml"));
+  const auto nodes = compose_nodes(compose);
+  ASSERT_EQ(nodes.size(), 3U);
+  std::set<std::string> names;
+  int agent_hosts = 0;
+  for (const auto& n : nodes) {
+    SCOPED_TRACE(n.name);
+    ASSERT_FALSE(n.command.empty());
+    EXPECT_TRUE(n.command[0] == "mesh-node" || n.command[0] == "mesh-agents") << n.command[0];
+    if (n.command[0] == "mesh-agents") {
+      ++agent_hosts;
+      EXPECT_EQ(n.env.count("P2P_ENABLED"), 1U);
+    }
+    ASSERT_EQ(n.env.count("JC_SEED_NODES"), 1U);
+    // Seeds are other services, by name.
+    std::istringstream seeds(n.env.at("JC_SEED_NODES"));
+    for (std::string s; std::getline(seeds, s, ',');) {
+      EXPECT_EQ(compose["services"][s.substr(0, s.find(':'))].IsDefined(), true) << s;
+    }
+    const auto j = accepted(n.name, n.env);
+    EXPECT_EQ(j.value("node_name", ""), n.name);
+    names.insert(j.value("node_name", ""));
+    // The image's HEALTHCHECK runs inside the container: the endpoint may stay on loopback.
+    EXPECT_EQ(j.value("admin_host", ""), "127.0.0.1");
+    // The stop grace covers the leave (at most about 6 s).
+    ASSERT_TRUE(compose["services"][n.name]["stop_grace_period"].IsDefined());
+  }
+  EXPECT_EQ(names.size(), 3U);
+  EXPECT_EQ(agent_hosts, 1);
+}
+
+class DeployKubernetes : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    docs_ = load_all(deploy_path("k8s/mesh.yaml"));
+    sts_ = find_kind(docs_, "StatefulSet");
+  }
+  std::vector<YAML::Node> docs_;
+  YAML::Node sts_;
+};
+
+TEST_F(DeployKubernetes, EveryDocumentHasKindAndName) {
+  ASSERT_GE(docs_.size(), 3U);
+  for (const auto& d : docs_) {
+    EXPECT_TRUE(d["apiVersion"].IsScalar());
+    EXPECT_TRUE(d["kind"].IsScalar());
+    EXPECT_TRUE(d["metadata"]["name"].IsScalar());
+  }
+}
+
+TEST_F(DeployKubernetes, HeadlessServiceGivesPodsStableNames) {
+  const std::string service = sts_["spec"]["serviceName"].as<std::string>();
+  const YAML::Node svc = find_kind(docs_, "Service", service);
+  EXPECT_EQ(svc["spec"]["clusterIP"].as<std::string>(), "None");
+  EXPECT_TRUE(svc["spec"]["publishNotReadyAddresses"].as<bool>());
+  // Same selector as the pods.
+  for (const auto& kv : svc["spec"]["selector"]) {
+    EXPECT_EQ(sts_["spec"]["template"]["metadata"]["labels"][kv.first.as<std::string>()].as<std::string>(),
+              kv.second.as<std::string>());
+  }
+  std::set<std::string> ports;
+  for (const auto& p : svc["spec"]["ports"]) {
+    ports.insert(p["port"].as<std::string>() + "/" + p["protocol"].as<std::string>());
+  }
+  EXPECT_EQ(ports, (std::set<std::string>{"7946/UDP", "7946/TCP", "8946/TCP", "9946/TCP"}));
+}
+
+TEST_F(DeployKubernetes, PodEnvironmentIsValidAndAdvertisesThePodIp) {
+  TempDir files;
+  const int replicas = sts_["spec"]["replicas"].as<int>();
+  ASSERT_GE(replicas, 3);
+  const std::string set = sts_["metadata"]["name"].as<std::string>();
+  const std::string service = sts_["spec"]["serviceName"].as<std::string>();
+  for (int i = 0; i < replicas; ++i) {
+    Pod pod{set + "-" + std::to_string(i), "10.0.0." + std::to_string(10 + i), "prod", {},
+            files.path() + "/" + std::to_string(i)};
+    const NodeSpec n = statefulset_node(docs_, sts_, pod);
+    SCOPED_TRACE(n.name);
+    const auto j = accepted(n.name, n.env);
+    EXPECT_EQ(j.value("node_name", ""), pod.name);
+    EXPECT_EQ(j.value("advertise_host", ""), pod.ip);
+    // The kubelet probes the pod IP.
+    EXPECT_EQ(j.value("admin_host", ""), "0.0.0.0");
+    EXPECT_TRUE(j["gossip_key"].is_null());  // the Secret is optional
+    // The mounted ConfigMap was read.
+    EXPECT_TRUE(contains(j.value("config_file", ""), "/etc/mesh/")) << j.dump();
+    // The first pods are the seeds, by their DNS names.
+    const auto seeds = j["seeds"].get<std::vector<std::string>>();
+    EXPECT_EQ(seeds, (std::vector<std::string>{pod_dns_name(set + "-0", service, "prod") + ":7946",
+                                               pod_dns_name(set + "-1", service, "prod") + ":7946"}));
+    // Probes point at the admin endpoint's port.
+    EXPECT_EQ(http_probe(sts_, "readinessProbe").port, j.value("admin_port", 0));
+    EXPECT_EQ(http_probe(sts_, "livenessProbe").port, j.value("admin_port", 0));
+  }
+
+  // With the Secret, gossip is encrypted.
+  Pod keyed{set + "-0", "10.0.0.10", "prod", {{{"mesh-gossip", "key"}, "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY="}},
+            files.path() + "/keyed"};
+  const auto j = accepted("keyed", statefulset_node(docs_, sts_, keyed).env);
+  EXPECT_FALSE(j["gossip_key"].is_null());
+}
+
+TEST_F(DeployKubernetes, ProbesGraceAndResources) {
+  EXPECT_EQ(http_probe(sts_, "readinessProbe").path, "/healthz");
+  EXPECT_EQ(http_probe(sts_, "livenessProbe").path, "/healthz");
+  const YAML::Node spec = sts_["spec"]["template"]["spec"];
+  // Longer than the leave (mesh-node's 5 s leave timeout plus up to 1 s for the intent).
+  EXPECT_GE(spec["terminationGracePeriodSeconds"].as<int>(), 10);
+  EXPECT_TRUE(spec["securityContext"]["runAsNonRoot"].as<bool>());
+  const YAML::Node res = spec["containers"][0]["resources"];
+  EXPECT_TRUE(res["requests"]["cpu"].IsScalar());
+  EXPECT_TRUE(res["requests"]["memory"].IsScalar());
+  EXPECT_TRUE(res["limits"]["memory"].IsScalar());
+}
+
+TEST(DeployDockerfile, TwoStagesOnDebian12NonRootWithHealthcheck) {
+  const auto ins = dockerfile_instructions(read_text(deploy_path("Dockerfile")));
+  std::vector<std::string> from;
+  std::string user;
+  std::string healthcheck;
+  std::string install;
+  bool copies_from_build = false;
+  for (const auto& i : ins) {
+    if (i.keyword == "FROM") from.push_back(i.args);
+    if (i.keyword == "USER") user = i.args;
+    if (i.keyword == "HEALTHCHECK") healthcheck = i.args;
+    if (i.keyword == "COPY" && contains(i.args, "--from=build")) copies_from_build = true;
+    if (i.keyword == "RUN" && from.size() == 2 && contains(i.args, "apt-get install")) install = i.args;
+    // Configuration comes from the deployment only.
+    if (i.keyword == "ENV") {
+      EXPECT_FALSE(contains(i.args, "JC_") || contains(i.args, "P2P_ENABLED")) << i.args;
+    }
+  }
+  ASSERT_EQ(from.size(), 2U);
+  EXPECT_EQ(from[0], "debian:12 AS build");
+  EXPECT_EQ(from[1], "debian:12-slim AS runtime");
+  EXPECT_TRUE(copies_from_build);
+  ASSERT_FALSE(user.empty());
+  EXPECT_NE(user.substr(0, user.find(':')), "root");
+  EXPECT_NE(user.substr(0, user.find(':')), "0");
+  EXPECT_TRUE(contains(healthcheck, "CMD")) << healthcheck;
+  EXPECT_TRUE(contains(healthcheck, "mesh-healthcheck")) << healthcheck;
+  EXPECT_TRUE(std::filesystem::exists(deploy_path("healthcheck.sh")));
+  EXPECT_FALSE(contains(install, "-dev")) << install;
+}
+
+// The runtime stage's `apt-get install` line.
+std::string runtime_install() {
+  std::string out;
+  int stage = 0;
+  for (const auto& i : dockerfile_instructions(read_text(deploy_path("Dockerfile")))) {
+    if (i.keyword == "FROM") ++stage;
+    if (i.keyword == "RUN" && stage == 2 && contains(i.args, "apt-get install")) out = i.args;
+  }
+  return out;
+}
+
+// Every library the binaries link directly comes from a package the
+// runtime stage installs, or from the slim base. Needs dpkg and readelf
+// (as on the Debian 12 build machines); the sanitizers' own runtimes are
+// not the image's concern.
+TEST(DeployDockerfile, RuntimeStageInstallsEveryLibraryTheBinariesLink) {
+  if (run_to_exit({"/bin/sh", "-c", "command -v dpkg && command -v readelf"}, {}).exit_code != 0) {
+    GTEST_SKIP() << "no dpkg or readelf here";
+  }
+  const std::string install = runtime_install();
+  ASSERT_FALSE(install.empty());
+  std::set<std::string> installed = {"libc6", "libstdc++6", "libgcc-s1", "libasan8", "libubsan1"};
+  std::istringstream words(install);
+  for (std::string w; words >> w;) installed.insert(w);
+  // Each binary's NEEDED libraries, and where the loader finds them (the
+  // directory tells the architecture: libm.so.6 is also in libc6-i386).
+  std::map<std::string, std::vector<std::string>> needs;  // binary -> libraries
+  std::map<std::string, std::string> pattern;             // library -> dpkg -S pattern
+  for (const std::string& bin : {std::string(MESH_NODE_BIN), std::string(MESHCTL_BIN), std::string(MESH_AGENTS_BIN)}) {
+    const auto r = run_to_exit(
+        {"/bin/sh", "-c",
+         "d=$(ldd '" + bin + "') && for l in $(readelf -d '" + bin +
+             "' | sed -n 's/.*(NEEDED).*\\[\\(.*\\)\\]/\\1/p'); do "
+             "echo \"$l $(printf '%s\\n' \"$d\" | awk -v l=\"$l\" '$1 == l {print $3}')\"; done"},
+        {});
+    ASSERT_EQ(r.exit_code, 0);
+    std::istringstream in(r.out);
+    for (std::string lib, path; in >> lib >> path;) {
+      needs[bin].push_back(lib);
+      pattern[lib] = "*/" + std::filesystem::path(path).parent_path().filename().string() + "/" + lib;
+    }
+  }
+  // One dpkg -S for all (it reads every package's file list each time).
+  std::string query = "dpkg -S";
+  for (const auto& [lib, pat] : pattern) query += " '" + pat + "'";
+  const auto owners = run_to_exit({"/bin/sh", "-c", query + " 2>/dev/null"}, {});
+  std::map<std::string, std::string> package_of;  // library -> package
+  std::istringstream lines_in(owners.out);
+  for (std::string line; std::getline(lines_in, line);) {
+    const auto colon = line.find(':');
+    const auto slash = line.rfind('/');
+    if (colon == std::string::npos || slash == std::string::npos) continue;
+    package_of.emplace(line.substr(slash + 1), line.substr(0, std::min(colon, line.find(','))));
+  }
+  for (const auto& [bin, libs] : needs) {
+    for (const auto& lib : libs) {
+      const std::string pkg = package_of.count(lib) != 0 ? package_of.at(lib) : "(none found)";
+      EXPECT_EQ(installed.count(pkg), 1U) << bin << " needs " << lib << " from package \"" << pkg
+                                          << "\", which the runtime stage does not install";
+    }
+  }
+}
+
+TEST(DeploySystemd, UnitUsesEnvironmentFileRestartsAndStopsGracefully) {
+  const std::string unit = read_text(deploy_path("systemd/mesh-node.service"));
+  EXPECT_TRUE(contains(unit, "\nEnvironmentFile=/etc/mesh/mesh-node.env\n"));
+  EXPECT_TRUE(contains(unit, "\nExecStartPre=/usr/local/bin/mesh-node --check-config\n"));
+  EXPECT_TRUE(contains(unit, "\nRestart=on-failure\n"));
+  EXPECT_TRUE(contains(unit, "\nRestartPreventExitStatus=2\n"));
+  EXPECT_TRUE(contains(unit, "\nKillSignal=SIGTERM\n"));
+  EXPECT_TRUE(contains(unit, "\nTimeoutStopSec=20s\n"));
+
+  const Env env = environment_file(read_text(deploy_path("systemd/mesh-node.env")));
+  const auto j = accepted("mesh-node.env", env);
+  EXPECT_EQ(j.value("admin_host", ""), "127.0.0.1");
+  EXPECT_EQ(j.value("advertise_host", ""), env.at("JC_ADVERTISE_HOST"));
+}
+
+}  // namespace
+}  // namespace mesh::test::deploy
