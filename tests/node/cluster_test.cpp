@@ -21,6 +21,7 @@
 
 #include "mesh/admin_client.hpp"
 #include "process.hpp"
+#include "wait_for.hpp"
 
 namespace mesh::test {
 namespace {
@@ -135,14 +136,7 @@ class Cluster {
   // every node's view and log tail.
   void wait_for(const std::string& what, std::chrono::milliseconds timeout,
                 const std::function<bool()>& pred) {
-    const auto deadline = Clock::now() + timeout;
-    while (!pred()) {
-      if (Clock::now() >= deadline) {
-        ADD_FAILURE() << "timed out waiting for " << what << "\n" << describe();
-        throw std::runtime_error("timed out waiting for " + what);
-      }
-      std::this_thread::sleep_for(kPoll);
-    }
+    mesh::test::wait_for_or_fail(what, timeout, pred, [this] { return describe(); }, kPoll);
   }
 
   // Waits until every observer has reported `target` in `state` at least
