@@ -10,6 +10,7 @@
 #include <random>
 #include <spdlog/spdlog.h>
 
+#include "mesh/logging.hpp"
 #include "mesh/swim/membership.hpp"
 #include "mesh_core.hpp"
 
@@ -509,26 +510,9 @@ void MeshCore::start_agent(const std::shared_ptr<AgentSlot>& slot) {
 
 using detail::MeshCore;
 
-namespace {
-
-// SWIM and the transport log through spdlog's default logger.
-spdlog::level::level_enum spdlog_level(LogLevel level) {
-  switch (level) {
-    case LogLevel::Trace: return spdlog::level::trace;
-    case LogLevel::Debug: return spdlog::level::debug;
-    case LogLevel::Info: return spdlog::level::info;
-    case LogLevel::Warn: return spdlog::level::warn;
-    case LogLevel::Error: return spdlog::level::err;
-    case LogLevel::Off: return spdlog::level::off;
-  }
-  return spdlog::level::info;
-}
-
-}  // namespace
-
 Mesh::Mesh(NodeConfig config, MeshOptions options)
     : core_(std::make_unique<MeshCore>(std::move(config), std::move(options))) {
-  spdlog::default_logger()->set_level(spdlog_level(core_->config.log_level));
+  spdlog::default_logger()->set_level(to_spdlog_level(core_->config.log_level));
   core_->node_client->set_default_strategy(core_->config.discovery_strategy);
 }
 

@@ -29,6 +29,8 @@ namespace {
 using namespace std::chrono_literals;
 using test::Echo;
 using test::eventually;
+using test::fast_options;
+using test::seed_of;
 using test::ids;
 using test::Probe;
 using test::Silent;
@@ -46,15 +48,6 @@ NodeConfig node_config(const std::string& name, std::vector<std::string> seeds, 
   c.leave_timeout = 2s;
   return c;
 }
-
-MeshOptions fast_options() {
-  MeshOptions o;
-  o.repair_interval = 500ms;
-  o.registry_fetch_timeout = 2s;
-  return o;
-}
-
-std::string seed_of(const Mesh& m) { return "127.0.0.1:" + std::to_string(m.swim_port()); }
 
 bool knows(Agent& a, const std::string& id) { return a.peers().registry().contains(id); }
 

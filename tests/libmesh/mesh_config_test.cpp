@@ -36,6 +36,8 @@ namespace {
 using namespace std::chrono_literals;
 using test::Echo;
 using test::eventually;
+using test::fast_options;
+using test::seed_of;
 using test::Probe;
 using test::Silent;
 
@@ -281,15 +283,6 @@ NodeConfig p2p_config(const std::string& name, std::vector<std::string> seeds,
   c.seeds = std::move(seeds);
   return c;
 }
-
-MeshOptions fast_options() {
-  MeshOptions o;
-  o.repair_interval = 500ms;
-  o.registry_fetch_timeout = 2s;
-  return o;
-}
-
-std::string seed_of(const Mesh& m) { return "127.0.0.1:" + std::to_string(m.swim_port()); }
 
 std::optional<std::string> tag_of(Mesh& observer, const std::string& node, const std::string& tag) {
   for (const auto& info : observer.membership_for_test()->members()) {

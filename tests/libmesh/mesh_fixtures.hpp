@@ -94,4 +94,15 @@ inline bool lists_no_reserved_id(const PeerClient& client) {
   return true;
 }
 
+// Registry repair and fetches quick enough for tests of a few nodes.
+inline MeshOptions fast_options() {
+  MeshOptions o;
+  o.repair_interval = std::chrono::milliseconds(500);
+  o.registry_fetch_timeout = std::chrono::seconds(2);
+  return o;
+}
+
+// The seed address of a started P2P mesh on 127.0.0.1.
+inline std::string seed_of(const Mesh& m) { return "127.0.0.1:" + std::to_string(m.swim_port()); }
+
 }  // namespace mesh::test
