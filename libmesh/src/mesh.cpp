@@ -136,8 +136,8 @@ MeshCore::MeshCore(NodeConfig cfg, MeshOptions opts)
   if (config.max_message_bytes < 4096) throw std::invalid_argument("max_message_bytes must be at least 4096");
   if (config.mailbox_limit == 0) throw std::invalid_argument("mailbox_limit must be positive");
   if (!parse_strategy(config.discovery_strategy)) {
-    throw std::invalid_argument("discovery_strategy: unknown strategy \"" + config.discovery_strategy +
-                                "\" (first, random, round_robin, least_recent)");
+    throw std::invalid_argument("discovery_strategy: unknown strategy \"" + config.discovery_strategy + "\" (" +
+                                std::string(kStrategyNames) + ")");
   }
   if (config.request_timeout <= std::chrono::milliseconds(0)) {
     throw std::invalid_argument("request_timeout must be positive");

@@ -20,6 +20,8 @@
 #include <nlohmann/json.hpp>
 #include <yaml-cpp/yaml.h>
 
+#include "mesh/agent_directory.hpp"
+
 extern char** environ;  // NOLINT: POSIX, declared by no standard header
 
 namespace mesh {
@@ -489,9 +491,8 @@ const std::vector<Setting>& settings() {
        "default strategy: first, random, round_robin, least_recent (default first)",
        [](NodeConfig& c, std::string_view v) -> Problem {
          const std::string name = lower(trim(v));
-         // The names of mesh::parse_strategy (agent_directory.hpp).
-         if (name != "first" && name != "random" && name != "round_robin" && name != "least_recent") {
-           return "unknown strategy " + quote(v) + " (first, random, round_robin, least_recent)";
+         if (!parse_strategy(name)) {
+           return "unknown strategy " + quote(v) + " (" + std::string(kStrategyNames) + ")";
          }
          c.discovery_strategy = name;
          return std::nullopt;

@@ -30,8 +30,8 @@ namespace {
 Strategy strategy_or_throw(std::string_view name) {
   auto s = parse_strategy(name);
   if (!s) {
-    throw std::invalid_argument("unknown strategy \"" + std::string(name) +
-                                "\" (first, random, round_robin, least_recent)");
+    throw std::invalid_argument("unknown strategy \"" + std::string(name) + "\" (" + std::string(kStrategyNames) +
+                                ")");
   }
   return *s;
 }

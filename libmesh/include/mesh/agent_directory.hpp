@@ -51,6 +51,8 @@ enum class Strategy {
 // Exactly "first", "random", "round_robin", "least_recent". Anything else is
 // nullopt: callers report it as an error, never fall back silently.
 std::optional<Strategy> parse_strategy(std::string_view text);
+// Those names, for error messages.
+inline constexpr std::string_view kStrategyNames = "first, random, round_robin, least_recent";
 std::string_view to_string(Strategy s);
 
 enum class NodeHealth { Alive, Suspect };
