@@ -1,6 +1,7 @@
 #include "mesh/admin_server.hpp"
 
 #include <atomic>
+#include <chrono>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/beast/core.hpp>
@@ -41,8 +42,11 @@ struct ServerState {
   // lives as long as its pending operations.
   std::list<std::weak_ptr<Session>> sessions;
   std::size_t open = 0;
+  std::atomic<std::uint64_t> evicted{0};  // connections closed to make room
   bool started = false;
-  bool stopped = false;
+  // Atomic: answers may come from other threads (see dispatch) and must
+  // not post to an io_context that the server's owner is tearing down.
+  std::atomic<bool> stopped{false};
 };
 
 void accept(const std::shared_ptr<ServerState>& state);
@@ -53,20 +57,37 @@ class Session : public std::enable_shared_from_this<Session> {
       : stream_(std::move(socket)), server_(std::move(server)) {
     ++server_->open;
   }
-  ~Session() { --server_->open; }
+
+  // Waiting for a client's request (header or body), as opposed to
+  // handling one or writing an answer; since when.
+  bool waiting() const { return waiting_ && !closed_; }
+  std::chrono::steady_clock::time_point waiting_since() const { return waiting_since_; }
+  // A connection counts against max_connections while its socket is open,
+  // not while the Session lives: a handler may hold its Respond (and so
+  // the Session) long after the client went away.
+  ~Session() { release_slot(); }
   Session(const Session&) = delete;
   Session& operator=(const Session&) = delete;
 
   void start() { read(); }
 
   void close() {
+    closed_ = true;
+    release_slot();
     beast::error_code ignored;
     stream_.socket().shutdown(tcp::socket::shutdown_both, ignored);
     stream_.socket().close(ignored);
   }
 
  private:
+  void release_slot() {
+    if (counted_) --server_->open;
+    counted_ = false;
+  }
+
   void read() {
+    waiting_ = true;
+    waiting_since_ = std::chrono::steady_clock::now();
     parser_.emplace();
     parser_->header_limit(static_cast<std::uint32_t>(server_->options.max_header_bytes));
     // Checked against Content-Length already while the header is parsed.
@@ -183,13 +204,14 @@ class Session : public std::enable_shared_from_this<Session> {
   }
 
   void dispatch(const AdminServer::AsyncHandler& handler) {
+    waiting_ = false;
     request_.body = std::move(parser_->get().body());
     // The handler may answer now or later, from any thread; the answer is
     // written on the io_context. `answered` makes a second answer harmless
     // and lets a throwing handler become a 500.
     auto answered = std::make_shared<std::atomic<bool>>(false);
     auto respond = [self = shared_from_this(), answered](HttpResponse res) {
-      if (answered->exchange(true)) return;
+      if (answered->exchange(true) || self->server_->stopped) return;
       asio::post(self->stream_.get_executor(), [self, res = std::move(res)]() mutable {
         self->write(std::move(res), self->keep_alive_);
       });
@@ -204,6 +226,7 @@ class Session : public std::enable_shared_from_this<Session> {
   }
 
   void write(HttpResponse res, bool keep_alive, const std::string& allow_header = {}) {
+    waiting_ = false;
     if (server_->stopped) {
       close();
       return;
@@ -234,18 +257,38 @@ class Session : public std::enable_shared_from_this<Session> {
   std::optional<http::request_parser<http::string_body>> parser_;
   HttpRequest request_;
   bool keep_alive_ = false;
+  bool waiting_ = false;
+  bool closed_ = false;
+  bool counted_ = true;  // in server_->open
+  std::chrono::steady_clock::time_point waiting_since_{};
   std::shared_ptr<ServerState> server_;
 };
 
 std::string errno_text(const boost::system::error_code& ec) { return ec.message(); }
 
+bool evict_slowest(ServerState& state) {
+  std::shared_ptr<Session> victim;
+  for (const auto& w : state.sessions) {
+    auto s = w.lock();
+    if (!s || !s->waiting()) continue;
+    if (!victim || s->waiting_since() < victim->waiting_since()) victim = std::move(s);
+  }
+  if (!victim) return false;
+  victim->close();  // its pending read fails; the session then goes away
+  ++state.evicted;
+  return true;
+}
+
 void accept(const std::shared_ptr<ServerState>& self) {
   self->acceptor.async_accept([self](beast::error_code ec, tcp::socket socket) {
     if (self->stopped || ec == asio::error::operation_aborted) return;
     if (!ec) {
-      // Over the limit: close at once rather than queue; a client of the
-      // admin endpoint retries, and the node's own work comes first.
-      if (self->open >= self->options.max_connections) {
+      // At the limit, the connection that has kept us waiting longest for
+      // its request makes room: slow or idle clients cannot lock out a
+      // health probe, which sends its request at once. When every
+      // connection is busy being answered, the newcomer is closed instead
+      // (a client of the admin endpoint retries).
+      if (self->open >= self->options.max_connections && !evict_slowest(*self)) {
         beast::error_code ignored;
         socket.close(ignored);
       } else {
@@ -270,8 +313,13 @@ struct AdminServer::Impl : ServerState {
 HttpResponse HttpResponse::error(unsigned status, std::string_view message) {
   HttpResponse r;
   r.status = status;
-  r.body = nlohmann::json{{"error", std::string(message)}}.dump();
+  r.body = nlohmann::json{{"error", std::string(message)}}.dump(-1, ' ', false,
+                                                                nlohmann::json::error_handler_t::replace);
   return r;
+}
+
+HttpResponse HttpResponse::from_json(const nlohmann::json& value, unsigned status) {
+  return json(value.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace), status);
 }
 
 HttpResponse HttpResponse::json(std::string body, unsigned status) {
@@ -345,6 +393,8 @@ void AdminServer::stop() {
   }
   impl_->sessions.clear();
 }
+
+std::uint64_t AdminServer::connections_evicted() const { return impl_->evicted; }
 
 std::uint16_t AdminServer::port() const {
   boost::system::error_code ec;

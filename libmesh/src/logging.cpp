@@ -15,45 +15,18 @@
 #include <utility>
 
 #include "mesh/log_fields.hpp"
+#include "mesh/text.hpp"
 
 namespace mesh {
 namespace {
 
-// The text look mesh-node has always had.
-constexpr const char* kTextPattern = "%Y-%m-%dT%H:%M:%S.%e %^%-5l%$ %v";
+// The text look mesh-node has always had; %* is the message, escaped.
+constexpr const char* kTextPattern = "%Y-%m-%dT%H:%M:%S.%e %^%-5l%$ %*";
 
 // spdlog's string_view is fmt's here, which has no conversion to std's.
 std::string_view sv(spdlog::string_view_t s) { return {s.data(), s.size()}; }
 
 void append(spdlog::memory_buf_t& out, std::string_view s) { out.append(s.data(), s.data() + s.size()); }
-
-// Length of the valid UTF-8 sequence starting at s[i], or 0 if there is
-// none (RFC 3629: no overlongs, no surrogates, nothing above U+10FFFF).
-std::size_t utf8_length(std::string_view s, std::size_t i) {
-  const auto byte = [&](std::size_t k) { return static_cast<unsigned char>(s[k]); };
-  const unsigned char c = byte(i);
-  std::size_t n = 0;
-  unsigned char lo = 0x80, hi = 0xBF;
-  if (c >= 0xC2 && c <= 0xDF) {
-    n = 2;
-  } else if (c >= 0xE0 && c <= 0xEF) {
-    n = 3;
-    if (c == 0xE0) lo = 0xA0;
-    if (c == 0xED) hi = 0x9F;
-  } else if (c >= 0xF0 && c <= 0xF4) {
-    n = 4;
-    if (c == 0xF0) lo = 0x90;
-    if (c == 0xF4) hi = 0x8F;
-  } else {
-    return 0;
-  }
-  if (i + n > s.size()) return 0;
-  if (byte(i + 1) < lo || byte(i + 1) > hi) return 0;
-  for (std::size_t k = 2; k < n; ++k) {
-    if (byte(i + k) < 0x80 || byte(i + k) > 0xBF) return 0;
-  }
-  return n;
-}
 
 // `s` as a JSON string, quotes included.
 void append_json_string(spdlog::memory_buf_t& out, std::string_view s) {
@@ -63,7 +36,7 @@ void append_json_string(spdlog::memory_buf_t& out, std::string_view s) {
   while (i < s.size()) {
     const auto c = static_cast<unsigned char>(s[i]);
     if (c >= 0x80) {
-      const std::size_t n = utf8_length(s, i);
+      const std::size_t n = utf8_sequence_length(s, i);
       if (n == 0) {
         append(out, "\\ufffd");
         ++i;
@@ -104,6 +77,35 @@ void append_member(spdlog::memory_buf_t& out, std::string_view key, std::string_
 bool reserved_key(std::string_view key) {
   return key == "ts" || key == "level" || key == "node" || key == "logger" || key == "msg";
 }
+
+// The message of a text log line with control characters and bytes that
+// are not UTF-8 written as \xNN: a name from the network that holds a
+// newline cannot start a forged line of its own.
+class EscapedMessage final : public spdlog::custom_flag_formatter {
+ public:
+  void format(const spdlog::details::log_msg& msg, const std::tm&, spdlog::memory_buf_t& dest) override {
+    const std::string_view text = sv(msg.payload);
+    if (!needs_escape(text)) {
+      append(dest, text);
+      return;
+    }
+    append(dest, escape_text(text));
+  }
+
+  std::unique_ptr<custom_flag_formatter> clone() const override {
+    return std::make_unique<EscapedMessage>();
+  }
+
+ private:
+  // The common case costs one pass and no allocation.
+  static bool needs_escape(std::string_view s) {
+    for (const char ch : s) {
+      const auto c = static_cast<unsigned char>(ch);
+      if (c < 0x20 || c == 0x7F || c == '\\' || c >= 0x80) return true;
+    }
+    return false;
+  }
+};
 
 class JsonFormatter final : public spdlog::formatter {
  public:
@@ -168,6 +170,12 @@ spdlog::level::level_enum to_spdlog_level(LogLevel level) {
   return spdlog::level::info;
 }
 
+std::unique_ptr<spdlog::formatter> make_text_log_formatter() {
+  auto f = std::make_unique<spdlog::pattern_formatter>();
+  f->add_flag<EscapedMessage>('*').set_pattern(kTextPattern);
+  return f;
+}
+
 std::unique_ptr<spdlog::formatter> make_json_log_formatter(std::string node_name) {
   return std::make_unique<JsonFormatter>(std::move(node_name));
 }
@@ -184,7 +192,7 @@ void configure_logging(const LoggingOptions& options) {
   if (options.format == LogFormat::JsonLines) {
     sink->set_formatter(make_json_log_formatter(options.node_name));
   } else {
-    sink->set_formatter(std::make_unique<spdlog::pattern_formatter>(kTextPattern));
+    sink->set_formatter(make_text_log_formatter());
   }
   auto logger = std::make_shared<spdlog::logger>(options.logger_name, std::move(sink));
   logger->set_level(to_spdlog_level(options.level));

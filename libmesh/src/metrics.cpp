@@ -149,7 +149,17 @@ std::vector<MetricFamily> membership_families(const MembershipSample& s) {
       d(de(DecodeError::TooLarge) + dr.packets_dropped_oversize + dr.streams_dropped_oversize),
       {{"layer", "swim"}, {"reason", "oversized"}});
   add(dropped, d(n.push_pull_rejected), {{"layer", "swim"}, {"reason", "unknown_version"}});
+  add(dropped, d(dr.streams_dropped_budget), {{"layer", "swim"}, {"reason", "over_budget"}});
   out.push_back(std::move(dropped));
+  out.push_back(counter("mesh_swim_streams_evicted_total",
+                        "Inbound TCP streams closed to make room for a new one (the slowest "
+                        "waiting for its request goes).",
+                        dr.streams_evicted));
+  MetricFamily buffered = family("mesh_swim_stream_buffer_bytes",
+                                 "Bytes held by TCP stream buffers (budget: max_stream_buffer_bytes).",
+                                 MetricType::Gauge);
+  add(buffered, d(dr.stream_buffer_bytes));
+  out.push_back(std::move(buffered));
   return out;
 }
 

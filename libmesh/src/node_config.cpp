@@ -15,12 +15,14 @@
 #include <cstdio>
 #include <cstring>
 #include <functional>
+#include <limits>
 #include <memory>
 #include <variant>
 #include <nlohmann/json.hpp>
 #include <yaml-cpp/yaml.h>
 
 #include "mesh/agent_directory.hpp"
+#include "mesh/text.hpp"
 
 extern char** environ;  // NOLINT: POSIX, declared by no standard header
 
@@ -50,19 +52,12 @@ using Problem = std::optional<std::string>;
 // message stays on one line), and cut short when long.
 std::string quote(std::string_view v) {
   constexpr std::size_t kMax = 80;
+  // escape_text: control characters, backslashes and bytes that are not
+  // UTF-8 as \xNN, so the message is one printable line whatever came in.
   std::string out = "\"";
-  for (std::size_t i = 0; i < v.size() && i < kMax; ++i) {
-    const auto c = static_cast<unsigned char>(v[i]);
-    if (c == '"' || c == '\\') {
-      out += '\\';
-      out += static_cast<char>(c);
-    } else if (c < 0x20 || c == 0x7f) {
-      std::array<char, 8> buf{};
-      std::snprintf(buf.data(), buf.size(), "\\x%02x", c);
-      out += buf.data();
-    } else {
-      out += static_cast<char>(c);
-    }
+  for (const char c : escape_text(v.substr(0, kMax))) {
+    if (c == '"') out += '\\';
+    out += c;
   }
   if (v.size() > kMax) out += "...";
   out += '"';
@@ -216,6 +211,12 @@ std::size_t encoded_tags_size(const std::map<std::string, std::string>& tags) {
 Problem check_tag(std::string_view key, std::string_view value,
                   const std::map<std::string, std::string>& so_far) {
   if (key.empty()) return "empty tag name in " + quote(std::string(key) + "=" + std::string(value));
+  // Lengths are checked with the whole node meta (at most 512 bytes).
+  constexpr std::size_t kAnyLength = std::numeric_limits<std::size_t>::max();
+  if (auto bad = check_text("tag name", key, kAnyLength)) return quote(key) + ": " + *bad;
+  if (auto bad = check_text("tag value", value, kAnyLength, /*allow_empty=*/true)) {
+    return "tag " + quote(key) + ": " + *bad;
+  }
   if (so_far.count(std::string(key)) != 0) return "tag " + quote(key) + " given twice";
   return std::nullopt;
 }
@@ -391,14 +392,8 @@ const std::vector<Setting>& settings() {
        [](NodeConfig& c, std::string_view v) -> Problem {
          v = trim(v);
          if (v.empty()) return "node name must not be empty";
-         if (v.size() > kNodeNameMax) {
-           return quote(v) + " is too long (" + std::to_string(v.size()) + " bytes, at most " +
-                  std::to_string(kNodeNameMax) + ")";
-         }
-         for (char ch : v) {
-           const auto u = static_cast<unsigned char>(ch);
-           if (u < 0x20 || u == 0x7f) return quote(v) + " contains a control character";
-         }
+         // The name travels in gossip: peers refuse what this refuses.
+         if (auto bad = check_text("node name", v, kNodeNameMax)) return quote(v) + ": " + *bad;
          c.node_name = std::string(v);
          return std::nullopt;
        }},
@@ -886,7 +881,7 @@ std::string to_json_string(const NodeConfig& c) {
   j["curve_public_key"] = or_null(c.curve_public_key.empty(), c.curve_public_key);
   j["config_file"] = or_null(c.config_file.empty(), c.config_file);
   j["sources"] = c.sources;
-  return j.dump(2);
+  return j.dump(2, ' ', false, nlohmann::json::error_handler_t::replace);
 }
 
 std::string config_usage() {

@@ -1,8 +1,15 @@
 #include "payload_codec.hpp"
 
+#include <stdexcept>
+#include <string>
+
 namespace mesh::detail {
 
 std::vector<std::uint8_t> encode_json(const nlohmann::json& value) {
+  if (json_depth(value) > kMaxJsonDepth) {
+    throw std::invalid_argument("a message or context nested deeper than " +
+                                std::to_string(kMaxJsonDepth) + " levels");
+  }
   return nlohmann::json::to_msgpack(value);
 }
 

@@ -6,20 +6,24 @@
 #include <cstddef>
 #include <cstdint>
 #include <nlohmann/json.hpp>
+#include "mesh/json_limits.hpp"
 #include <optional>
 #include <span>
 #include <vector>
 
 namespace mesh::detail {
 
-// Deeper JSON is refused (on receipt; a sender that builds it gets it
-// refused by the receiver, counted as malformed there).
-inline constexpr std::size_t kMaxJsonDepth = 128;
+// Deeper JSON is refused: on receipt (counted as malformed there) and
+// when a sender hands it to encode_json.
+using mesh::kMaxJsonDepth;
 
 struct PayloadLimits {
   std::size_t max_bytes = 0;  // payload + context of one message
 };
 
+// Throws std::invalid_argument for a value nested deeper than
+// kMaxJsonDepth (the encoder recurses per level; so would the receiver's
+// decoder, which refuses it).
 std::vector<std::uint8_t> encode_json(const nlohmann::json& value);
 
 // True when `bytes` is exactly one well-formed MessagePack value nested at

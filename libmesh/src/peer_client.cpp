@@ -215,6 +215,28 @@ std::future<RequestOutcome> PeerClient::request_async(std::string_view target, c
   return future;
 }
 
+void PeerClient::request_then(std::string_view target, const Json& message,
+                              std::optional<std::chrono::milliseconds> timeout, const Json& ctx,
+                              std::function<void(RequestOutcome)> done) {
+  Prepared p = prepare(core_, *this, target, message, ctx, default_strategy());
+  auto t = core_.get_transport();
+  if (p.error != ErrorCode::None || !t) {
+    RequestOutcome out;
+    out.error = p.error != ErrorCode::None ? p.error : ErrorCode::Shutdown;
+    out.peer = std::move(p.peer);
+    done(std::move(out));
+    return;
+  }
+  record_peer_usage(p.peer->card.agent_id);
+  detail::MeshCore* core = &core_;
+  t->request_async(std::move(p.message), timeout.value_or(core_.config.request_timeout),
+                   [core, done = std::move(done), peer = std::move(p.peer)](transport::Reply reply) mutable {
+                     RequestOutcome out = core->to_outcome(std::move(reply));
+                     out.peer = std::move(peer);
+                     done(std::move(out));
+                   });
+}
+
 bool PeerClient::respond(const IncomingMessage& incoming, const Json& message, const std::optional<Json>& ctx) {
   if (!incoming.handle || !incoming.is_request()) return false;
   auto context = core_.encode_context(ctx ? *ctx : incoming.context);

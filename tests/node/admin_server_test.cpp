@@ -9,10 +9,13 @@
 #include <boost/asio/read.hpp>
 #include <boost/asio/write.hpp>
 #include <chrono>
+#include <future>
+#include <mutex>
 #include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
 #include <thread>
+#include <vector>
 
 #include "mesh/admin_client.hpp"
 #include "mesh/admin_server.hpp"
@@ -214,19 +217,66 @@ TEST_F(AdminServerTest, AsyncHandlerAnswersFromAnotherThreadOnce) {
   EXPECT_EQ(r.body, R"({"late":true})");
 }
 
-TEST_F(AdminServerTest, ConnectionsOverTheLimitAreClosed) {
-  // Four idle connections fill the limit; the fifth is closed at once and
-  // the server still answers after the idle ones go away.
+TEST_F(AdminServerTest, IdleConnectionsMakeRoomForANewOne) {
+  // Four idle connections fill the limit. A fifth, which sends its
+  // request at once, is served: the connection that waited longest for a
+  // request is closed to make room (slow clients cannot lock out a probe).
   asio::io_context io;
   std::vector<tcp::socket> idle;
   for (int i = 0; i < 4; ++i) {
     idle.emplace_back(io);
     idle.back().connect(tcp::endpoint(asio::ip::make_address("127.0.0.1"), port_));
+    std::this_thread::sleep_for(20ms);  // a clear order of age
   }
   std::this_thread::sleep_for(100ms);  // let the server accept them
-  const auto refused = get("/healthz");
-  EXPECT_FALSE(refused.ok);
-  idle.clear();
+  const auto served = get("/healthz");
+  ASSERT_TRUE(served.ok);
+  EXPECT_EQ(served.status, 200u);
+  // The oldest was closed: its read ends.
+  struct timeval tv{3, 0};
+  ::setsockopt(idle.front().native_handle(), SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+  char c;
+  boost::system::error_code ec;
+  idle.front().read_some(asio::buffer(&c, 1), ec);
+  EXPECT_EQ(ec, asio::error::eof);
+  std::promise<std::uint64_t> evicted;
+  asio::post(io_, [&] { evicted.set_value(server_->connections_evicted()); });
+  EXPECT_GE(evicted.get_future().get(), 1u);
+}
+
+TEST_F(AdminServerTest, WhenEveryConnectionIsBeingAnsweredANewOneIsClosed) {
+  // Four requests the handler holds: nothing to evict, so a fifth
+  // connection is closed at once; answered, the server serves again.
+  std::mutex mu;
+  std::vector<AdminServer::Respond> held;
+  std::promise<void> routed;
+  asio::post(io_, [&] {
+    server_->route_async("/hold", [&](const HttpRequest&, AdminServer::Respond respond) {
+      std::lock_guard lock(mu);
+      held.push_back(std::move(respond));
+    });
+    routed.set_value();
+  });
+  routed.get_future().get();
+  std::vector<std::thread> clients;
+  for (int i = 0; i < 4; ++i) clients.emplace_back([this] { (void)get("/hold"); });
+  for (int i = 0; i < 100; ++i) {
+    {
+      std::lock_guard lock(mu);
+      if (held.size() == 4) break;
+    }
+    std::this_thread::sleep_for(20ms);
+  }
+  {
+    std::lock_guard lock(mu);
+    ASSERT_EQ(held.size(), 4u);
+  }
+  EXPECT_FALSE(get("/healthz").ok);
+  {
+    std::lock_guard lock(mu);
+    for (auto& respond : held) respond(HttpResponse::json("{}"));
+  }
+  for (auto& t : clients) t.join();
   std::optional<HttpResult> r;
   for (int i = 0; i < 50 && !(r && r->ok); ++i) {
     std::this_thread::sleep_for(50ms);
@@ -234,6 +284,16 @@ TEST_F(AdminServerTest, ConnectionsOverTheLimitAreClosed) {
   }
   ASSERT_TRUE(r && r->ok);
   EXPECT_EQ(r->status, 200u);
+}
+
+TEST_F(AdminServerTest, TextThatIsNotUtf8ComesOutAsValidJson) {
+  // A path from the client, a name from the network: neither may make the
+  // JSON encoder throw (which once ended the process).
+  const auto missing = get("/no/\xff\xfe");
+  EXPECT_EQ(missing.status, 404u);
+  EXPECT_FALSE(nlohmann::json::parse(missing.body, nullptr, false).is_discarded()) << missing.body;
+  const auto r = HttpResponse::from_json(nlohmann::json{{"name", "bad\xff"}});
+  EXPECT_EQ(r.body, "{\"name\":\"bad\xEF\xBF\xBD\"}");
 }
 
 TEST(AdminServerBindTest, BindFailureIsOneLine) {

@@ -431,9 +431,17 @@ TEST(NodeConfigErrorTest, Booleans) {
 TEST(NodeConfigErrorTest, NodeName) {
   EXPECT_EQ(error_of({"--node-name="}), "--node-name: node name must not be empty");
   EXPECT_EQ(error_of({}, {{"JC_NODE_NAME", "a\nb"}}),
-            "JC_NODE_NAME: \"a\\x0ab\" contains a control character");
+            "JC_NODE_NAME: \"a\\x0ab\": node name contains control characters");
   EXPECT_EQ(error_of({"--node-name", std::string(129, 'n')}),
-            "--node-name: \"" + std::string(80, 'n') + "...\" is too long (129 bytes, at most 128)");
+            "--node-name: \"" + std::string(80, 'n') + "...\": node name is 129 bytes long (at most 128)");
+  // Bytes that are not UTF-8 are named, never echoed raw (the message may
+  // end up in JSON, which must be UTF-8).
+  EXPECT_EQ(error_of({}, {{"JC_NODE_NAME", "\xff"}}), "JC_NODE_NAME: \"\\xff\": node name is not valid UTF-8");
+}
+
+TEST(NodeConfigErrorTest, TagsMustBeText) {
+  EXPECT_EQ(error_of({"--tags", "role=a\tb"}), "--tags: tag \"role\": tag value contains control characters");
+  EXPECT_EQ(error_of({"--tags", "r\xffle=x"}), "--tags: \"r\\xffle\": tag name is not valid UTF-8");
 }
 
 TEST(NodeConfigErrorTest, CommandLine) {

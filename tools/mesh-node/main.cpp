@@ -137,6 +137,20 @@ swim::NetOptions net_options(const NodeConfig& c) {
   return net;
 }
 
+// Runs `make` on a worker thread and answers with what it returns; a
+// throw becomes a 500 instead of ending the process (an exception that
+// leaves an Asio handler on a thread pool calls std::terminate).
+template <class Make>
+void answer(const AdminServer::Respond& respond, Make&& make) {
+  try {
+    respond(make());
+  } catch (const std::exception& e) {
+    respond(HttpResponse::error(500, e.what()));
+  } catch (...) {
+    respond(HttpResponse::error(500, "snapshot failed"));
+  }
+}
+
 int run(const NodeConfig& cfg) {
   asio::io_context io;
   auto work = asio::make_work_guard(io);
@@ -164,9 +178,11 @@ int run(const NodeConfig& cfg) {
   });
   admin.route_async("/v1/members", [&](const HttpRequest&, AdminServer::Respond respond) {
     asio::post(snapshot_worker, [&membership, respond = std::move(respond)] {
-      nlohmann::json list = nlohmann::json::array();
-      for (const auto& m : membership.members()) list.push_back(member_json(m));
-      respond(HttpResponse::json(list.dump()));
+      answer(respond, [&] {
+        nlohmann::json list = nlohmann::json::array();
+        for (const auto& m : membership.members()) list.push_back(member_json(m));
+        return HttpResponse::from_json(list);
+      });
     });
   });
   // GET /metrics (Prometheus text format), scraped on a thread of its own.
@@ -176,10 +192,10 @@ int run(const NodeConfig& cfg) {
   metrics_endpoint.emplace(admin, metrics);
   admin.route_async("/v1/self", [&](const HttpRequest&, AdminServer::Respond respond) {
     asio::post(snapshot_worker, [&membership, respond = std::move(respond)] {
-      respond(HttpResponse::json(self_json(membership.self(), membership.health_score(),
-                                           membership.node_stats(),
-                                           membership.driver_stats())
-                                     .dump()));
+      answer(respond, [&] {
+        return HttpResponse::from_json(self_json(membership.self(), membership.health_score(),
+                                                 membership.node_stats(), membership.driver_stats()));
+      });
     });
   });
 

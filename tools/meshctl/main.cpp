@@ -24,9 +24,12 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include "mesh/admin_client.hpp"
+#include "mesh/json_limits.hpp"
+#include "mesh/text.hpp"
 
 namespace mesh {
 namespace {
@@ -159,7 +162,8 @@ int members(const Options& opt, const std::vector<std::string>& args) {
   try {
     for (const auto& m : nlohmann::json::parse(*body)) {
       Row r;
-      r.name = m.at("name").get<std::string>();
+      // Names and tags came from the network: one line each, whatever they hold.
+      r.name = escape_text(m.at("name").get<std::string>());
       const auto ip = m.at("addr").get<std::string>();
       r.addr = endpoint_text({ip, m.at("port").get<std::uint16_t>()});
       r.state = m.at("state").get<std::string>();
@@ -184,7 +188,7 @@ int members(const Options& opt, const std::vector<std::string>& args) {
   }
   for (const auto& r : rows) {
     std::string line = pad(r.name, wn) + "  " + pad(r.addr, wa) + "  " + pad(r.state, ws) +
-                       "  " + r.tags;
+                       "  " + escape_text(r.tags);
     while (!line.empty() && line.back() == ' ') line.pop_back();
     std::cout << line << "\n";
   }
@@ -225,17 +229,19 @@ CommandArgs parse_args(std::string_view command, const std::vector<std::string>&
 
 nlohmann::json parse_json_arg(std::string_view command, std::string_view what,
                               const std::string& text) {
-  auto j = nlohmann::json::parse(text, nullptr, false);
-  if (j.is_discarded()) {
-    throw UsageError{std::string(command) + ": " + std::string(what) + " is not valid JSON: " +
-                     text};
-  }
-  return j;
+  std::string why;
+  auto j = mesh::parse_json_bounded(text, &why);
+  if (!j) throw UsageError{std::string(command) + ": " + std::string(what) + ": " + why};
+  return std::move(*j);
 }
 
 
 // Rows of columns, each padded to its widest; trailing blanks trimmed.
-void print_table(const std::vector<std::vector<std::string>>& rows) {
+// Cells are escaped (escape_text): they came from the network.
+void print_table(std::vector<std::vector<std::string>> rows) {
+  for (auto& r : rows) {
+    for (auto& cell : r) cell = escape_text(cell);
+  }
   std::vector<std::size_t> width;
   for (const auto& r : rows) {
     width.resize(std::max(width.size(), r.size()), 0);
@@ -295,7 +301,7 @@ int peers(const Options& opt, const std::vector<std::string>& args) {
     return 0;
   }
   // The node's order (local agents first, then remote nodes by name).
-  print_table(rows);
+  print_table(std::move(rows));
   return 0;
 }
 
@@ -339,7 +345,8 @@ int post_message(const Options& opt, std::string_view command, const std::vector
   try {
     const auto out = nlohmann::json::parse(*body);
     if (is_request) {
-      std::cout << out.at("response").dump() << "\n";
+      std::cout << out.at("response").dump(-1, ' ', false, nlohmann::json::error_handler_t::replace)
+                << "\n";
     } else {
       std::cout << "sent to " << out.at("agent_id").get<std::string>() << " on "
                 << out.at("node").get<std::string>() << "\n";

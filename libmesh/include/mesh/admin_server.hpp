@@ -22,6 +22,7 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <nlohmann/json_fwd.hpp>
 #include <string>
 #include <string_view>
 
@@ -48,10 +49,18 @@ struct HttpResponse {
   static HttpResponse error(unsigned status, std::string_view message);
   // A JSON body that is already serialised.
   static HttpResponse json(std::string body, unsigned status = 200);
+  // `value` serialised. Strings that are not valid UTF-8 (names from the
+  // network, a client's path) come out with U+FFFD in place of the bad
+  // bytes instead of making the encoder throw.
+  static HttpResponse from_json(const nlohmann::json& value, unsigned status = 200);
 };
 
 struct AdminServerOptions {
   std::size_t max_header_bytes = 8 * 1024;
+  // Connections open at once. At the limit, a new connection closes the
+  // one that has kept the server waiting longest for its request, so slow
+  // or idle clients cannot lock out a quick one (a health probe); only
+  // when every connection is being answered is the newcomer refused.
   std::size_t max_connections = 64;
   // Largest POST body accepted (413 beyond). GETs may carry none.
   std::size_t max_body_bytes = 1024 * 1024;
@@ -93,6 +102,9 @@ class AdminServer {
   void stop();
 
   std::uint16_t port() const;  // the bound port
+  // Connections closed to make room for a new one (see max_connections).
+  // Any thread.
+  std::uint64_t connections_evicted() const;
   std::string endpoint() const;  // "127.0.0.1:9946"
 
  private:

@@ -42,6 +42,10 @@ void configure_logging(const LoggingOptions& options);
 // The same with stderr and logger name "mesh".
 void configure_logging(LogFormat format, LogLevel level, std::string node_name);
 
+// The text formatter on its own, for a sink of the program's: the message
+// with control characters and bytes that are not UTF-8 escaped as \xNN.
+std::unique_ptr<spdlog::formatter> make_text_log_formatter();
+
 // The JSON-lines formatter on its own, for a sink of the program's.
 std::unique_ptr<spdlog::formatter> make_json_log_formatter(std::string node_name);
 

@@ -22,9 +22,9 @@
 #pragma once
 
 #include <atomic>
-#include <boost/asio/post.hpp>
-#include <boost/asio/thread_pool.hpp>
 #include <chrono>
+#include <memory>
+#include <stdexcept>
 #include <cstdint>
 #include <nlohmann/json.hpp>
 #include <optional>
@@ -33,6 +33,7 @@
 
 #include "mesh/admin_server.hpp"
 #include "mesh/agent.hpp"
+#include "mesh/json_limits.hpp"
 #include "mesh/mesh.hpp"
 
 namespace mesh {
@@ -43,8 +44,7 @@ inline constexpr std::chrono::milliseconds kAdminMaxRequestTimeout{600'000};
 class MeshAdmin {
  public:
   // Registers the routes on `admin`. Both must outlive this object; stop
-  // the AdminServer and the Mesh before destroying it (the destructor waits
-  // for sends in progress, which the Mesh's stop ends at once). Sends before
+  // the AdminServer and the Mesh before destroying it. Sends before
   // mesh.start() or after stop() are answered 503 (Shutdown).
   MeshAdmin(Mesh& mesh, AdminServer& admin) : mesh_(mesh) {
     admin.route("/v1/agents", [this](const HttpRequest&) { return agents(); });
@@ -55,77 +55,125 @@ class MeshAdmin {
       submit(req.body, std::move(r), true);
     });
   }
-  ~MeshAdmin() { workers_.join(); }
   MeshAdmin(const MeshAdmin&) = delete;
   MeshAdmin& operator=(const MeshAdmin&) = delete;
+
+  // Requests in flight at once; more are answered 503 at once.
+  static constexpr std::size_t kMaxRequestsInFlight = 256;
 
   // What GET /v1/agents answers (a JSON array).
   HttpResponse agents() const {
     nlohmann::json list = nlohmann::json::array();
     for (const auto& p : mesh_.directory().all()) list.push_back(peer_to_json(p));
-    return HttpResponse::json(list.dump());
+    return HttpResponse::from_json(list);
   }
 
-  // What POST /v1/send (request=false) or /v1/request answers for `body`.
-  // Blocks up to the request's timeout.
-  HttpResponse handle(const std::string& body, bool request) {
-    nlohmann::json in = nlohmann::json::parse(body, nullptr, false);
-    if (in.is_discarded() || !in.is_object()) {
-      return HttpResponse::error(400, "the body is not a JSON object");
+  // Answers POST /v1/send (request=false) or /v1/request for `body`.
+  // Never blocks: a notify is queued, a request answers `respond` from the
+  // transport when its response, error or timeout comes. So no agent,
+  // however slow, can hold the endpoint's thread or keep /healthz waiting.
+  void submit(const std::string& body, const AdminServer::Respond& respond, bool request) {
+    try {
+      Parsed in;
+      if (auto bad = parse(body, in)) {
+        respond(*bad);
+        return;
+      }
+      if (!request) {
+        respond(send(in));
+        return;
+      }
+      if (in_flight_->fetch_add(1) >= kMaxRequestsInFlight) {
+        in_flight_->fetch_sub(1);
+        respond(error(503, "too many admin requests in flight", ErrorCode::Rejected));
+        return;
+      }
+      const std::string id = in.peer->card.agent_id;
+      nlohmann::json head{{"agent_id", id}, {"node", in.peer->card.node}};
+      mesh_.node_client().request_then(
+          id, in.message, in.timeout, in.context,
+          [respond, head = std::move(head), id, timeout = in.timeout,
+           in_flight = in_flight_](RequestOutcome r) mutable {
+            in_flight->fetch_sub(1);
+            try {
+              if (!r.ok()) {
+                respond(error(status_of(r.error), failure_text(r.error, id, timeout), r.error));
+                return;
+              }
+              head["response"] = r.response->data;
+              head["context"] = r.response->context;
+              head["correlation_id"] = r.response->correlation_id;
+              head["timestamp_ms"] = r.response->timestamp_ms;
+              respond(HttpResponse::from_json(head));
+            } catch (const std::exception& e) {
+              respond(HttpResponse::error(500, e.what()));
+            }
+          });
+    } catch (const std::invalid_argument& e) {  // e.g. a message nested too deep
+      respond(HttpResponse::error(400, e.what()));
+    } catch (const std::exception& e) {
+      respond(HttpResponse::error(500, e.what()));
     }
+  }
+
+ private:
+  struct Parsed {
+    nlohmann::json message;
+    Json context = Json::object();
+    std::chrono::milliseconds timeout = kDefaultRequestTimeout;
+    std::optional<PeerInfo> peer;
+  };
+
+  // Reads and checks a body; the error response if it is not acceptable.
+  std::optional<HttpResponse> parse(const std::string& body, Parsed& out) const {
+    std::string why;
+    auto parsed = parse_json_bounded(body, &why);
+    if (!parsed) return HttpResponse::error(400, "the body is not acceptable JSON: " + why);
+    nlohmann::json& in = *parsed;
+    if (!in.is_object()) return HttpResponse::error(400, "the body is not a JSON object");
     const auto target = in.find("target");
     if (target == in.end() || !target->is_string() || target->get<std::string>().empty()) {
       return HttpResponse::error(400, "\"target\" must be a non-empty string");
     }
     const auto message = in.find("message");
     if (message == in.end()) return HttpResponse::error(400, "\"message\" is missing");
-    Json ctx = Json::object();
     if (auto c = in.find("context"); c != in.end() && !c->is_null()) {
       if (!c->is_object()) return HttpResponse::error(400, "\"context\" must be a JSON object");
-      ctx = *c;
+      out.context = std::move(*c);
     }
-    std::chrono::milliseconds timeout = kDefaultRequestTimeout;
     if (auto t = in.find("timeout_ms"); t != in.end() && !t->is_null()) {
       if (!t->is_number_unsigned() || t->get<std::uint64_t>() == 0 ||
           t->get<std::uint64_t>() > static_cast<std::uint64_t>(kAdminMaxRequestTimeout.count())) {
         return HttpResponse::error(400, "\"timeout_ms\" must be an integer from 1 to " +
                                             std::to_string(kAdminMaxRequestTimeout.count()));
       }
-      timeout = std::chrono::milliseconds(t->get<std::int64_t>());
+      out.timeout = std::chrono::milliseconds(t->get<std::int64_t>());
     }
     const std::string name = target->get<std::string>();
-    PeerClient& peers = mesh_.node_client();
     // Resolved here, as notify/request would (exact id, else a role by the
     // client's default strategy), so that the answer names the agent.
     // ('$' ids are the nodes' own senders: never a target.)
-    std::optional<PeerInfo> peer;
-    if (name.front() != '$') peer = mesh_.directory().resolve(name, peers.default_strategy());
-    if (!peer) return error(404, "no agent matches \"" + name + "\"", ErrorCode::TargetUnknown);
-    const std::string& id = peer->card.agent_id;
-    nlohmann::json out{{"agent_id", id}, {"node", peer->card.node}};
-    if (!request) {
-      if (!peers.notify(id, *message, ctx)) {
-        return error(503,
-                     "not accepted for delivery (node dead, mailbox full, message too large,"
-                     " or the node is stopping)",
-                     ErrorCode::Rejected);
-      }
-      out["sent"] = true;
-      return HttpResponse::json(out.dump());
-    }
-    const RequestOutcome r = peers.request_detailed(id, *message, timeout, ctx);
-    if (!r.ok()) return error(status_of(r.error), failure_text(r.error, id, timeout), r.error);
-    out["response"] = r.response->data;
-    out["context"] = r.response->context;
-    out["correlation_id"] = r.response->correlation_id;
-    out["timestamp_ms"] = r.response->timestamp_ms;
-    return HttpResponse::json(out.dump());
+    if (name.front() != '$') out.peer = mesh_.directory().resolve(name, mesh_.node_client().default_strategy());
+    if (!out.peer) return error(404, "no agent matches \"" + name + "\"", ErrorCode::TargetUnknown);
+    out.message = std::move(*message);
+    return std::nullopt;
   }
 
- private:
+  HttpResponse send(const Parsed& in) {
+    const std::string& id = in.peer->card.agent_id;
+    if (!mesh_.node_client().notify(id, in.message, in.context)) {
+      return error(503,
+                   "not accepted for delivery (node dead, mailbox full, message too large,"
+                   " or the node is stopping)",
+                   ErrorCode::Rejected);
+    }
+    return HttpResponse::from_json(
+        nlohmann::json{{"agent_id", id}, {"node", in.peer->card.node}, {"sent", true}});
+  }
+
   static HttpResponse error(unsigned status, const std::string& text, ErrorCode code) {
-    return HttpResponse::json(
-        nlohmann::json{{"error", text}, {"code", std::string(to_string(code))}}.dump(), status);
+    return HttpResponse::from_json(nlohmann::json{{"error", text}, {"code", std::string(to_string(code))}},
+                                   status);
   }
 
   static unsigned status_of(ErrorCode code) {
@@ -155,22 +203,9 @@ class MeshAdmin {
     }
   }
 
-  // Sends block (a request up to its timeout): never on the endpoint's
-  // I/O thread. Bounded, so that a flood of slow requests cannot make
-  // threads without limit; the server's connection limit bounds the queue.
-  void submit(std::string body, AdminServer::Respond respond, bool request) {
-    boost::asio::post(workers_, [this, body = std::move(body), respond = std::move(respond),
-                                 request] {
-      try {
-        respond(handle(body, request));
-      } catch (const std::exception& e) {
-        respond(HttpResponse::error(500, e.what()));
-      }
-    });
-  }
 
   Mesh& mesh_;
-  boost::asio::thread_pool workers_{4};
+  std::shared_ptr<std::atomic<std::size_t>> in_flight_ = std::make_shared<std::atomic<std::size_t>>(0);
 };
 
 }  // namespace mesh

@@ -274,6 +274,13 @@ class PeerClient {
   std::future<RequestOutcome> request_async(std::string_view target, const Json& message,
                                             std::optional<std::chrono::milliseconds> timeout = std::nullopt,
                                             const Json& ctx = Json::object());
+  // The same with a callback, for code that must not hold a thread per
+  // request in flight (the admin endpoint): `done` runs exactly once, on
+  // the transport's thread or, for a failure known at once, before this
+  // returns. `done` must be quick and must not throw.
+  void request_then(std::string_view target, const Json& message,
+                    std::optional<std::chrono::milliseconds> timeout, const Json& ctx,
+                    std::function<void(RequestOutcome)> done);
 
   // Answers a request. The request's context is carried over unless `ctx`
   // is given. False when `incoming` is a notify, was answered already, the

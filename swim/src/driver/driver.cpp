@@ -159,6 +159,7 @@ void Membership::Impl::close_all() {
   }
   conns_.clear();
   inbound_active_ = outbound_active_ = 0;
+  stream_bytes_ = 0;
   auto promises = std::move(leave_promises_);
   for (auto& p : promises) p->set_value(false);
   // Break cycles through user callbacks that may hold the Membership.

@@ -53,6 +53,9 @@ struct StreamConn {
   Bytes buf;
   std::size_t used = 0;
   std::size_t scanned = 0;  // `used` at the last completeness check
+  std::size_t budgeted = 0;  // bytes of buf counted against the stream budget
+  SteadyTime opened{};       // inbound: when it was accepted
+  bool answering = false;    // inbound: a whole request arrived; being answered
   Bytes out;
   std::uint64_t stream_id = 0;  // outbound
   bool expects_reply = true;    // outbound
@@ -106,6 +109,13 @@ struct Membership::Impl : std::enable_shared_from_this<Membership::Impl> {
   void answer_inbound(const std::shared_ptr<StreamConn>& c, ByteView request);
   void fail_outbound(const std::shared_ptr<StreamConn>& c);
   void close_conn(const std::shared_ptr<StreamConn>& c);
+  // Closes the inbound stream that has been reading longest without
+  // delivering a whole request; false if every inbound stream is being
+  // answered.
+  bool evict_slowest_inbound();
+  // Grows c->buf by up to `want` bytes within the stream byte budget;
+  // false (nothing grown) when the budget has no room.
+  bool grow_buffer(const std::shared_ptr<StreamConn>& c, std::size_t new_size);
   std::shared_ptr<StreamConn> track(asio::ip::tcp::socket sock, bool inbound, SteadyTime deadline);
   std::size_t stream_limit() const;
   bool ready_to_scan(const std::shared_ptr<StreamConn>& c);
@@ -160,6 +170,7 @@ struct Membership::Impl : std::enable_shared_from_this<Membership::Impl> {
   std::uint64_t next_conn_key_ = 0;
   std::size_t inbound_active_ = 0;
   std::size_t outbound_active_ = 0;
+  std::size_t stream_bytes_ = 0;  // sum of StreamConn::budgeted
 
   serf::LamportClock lamport_;
   std::uint64_t self_status_ltime_ = 0;

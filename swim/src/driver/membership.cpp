@@ -109,7 +109,11 @@ NodeStats Membership::node_stats() const {
 }
 
 DriverStats Membership::driver_stats() const {
-  return impl_->sync([impl = impl_] { return impl->dstats_; });
+  return impl_->sync([impl = impl_] {
+    DriverStats s = impl->dstats_;
+    s.stream_buffer_bytes = impl->stream_bytes_;
+    return s;
+  });
 }
 
 int Membership::health_score() const {

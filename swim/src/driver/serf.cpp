@@ -1,6 +1,7 @@
 #include "serf.hpp"
 
 #include "mesh/swim/membership.hpp"
+#include "mesh/text.hpp"
 #include "msgpack_lite.hpp"
 
 namespace mesh::swim {
@@ -28,6 +29,13 @@ std::optional<std::map<std::string, std::string>> decode_serf_tags(ByteView meta
     if (!k) return std::nullopt;
     auto v = r.str();
     if (!v) return std::nullopt;
+    // Names and values go on to JSON, logs and CLI tables: a tag that is
+    // not printable text is left out (meta is at most 512 bytes, so the
+    // lengths are bounded already).
+    if (check_text("tag name", *k, serf::kMaxTagText) ||
+        check_text("tag value", *v, serf::kMaxTagText, /*allow_empty=*/true)) {
+      continue;
+    }
     tags.insert_or_assign(std::string(*k), std::string(*v));
   }
   return tags;

@@ -66,6 +66,10 @@ void Membership::Impl::close_conn(const std::shared_ptr<StreamConn>& c) {
   error_code ec;
   c->timer.cancel();
   c->sock.close(ec);
+  // The buffer itself goes with the last handler that holds `c` (callers
+  // may still read what it holds); its bytes leave the budget now.
+  stream_bytes_ -= c->budgeted;
+  c->budgeted = 0;
   conns_.erase(c->key);
   if (c->inbound) --inbound_active_;
   else --outbound_active_;
@@ -90,11 +94,44 @@ bool Membership::Impl::ready_to_scan(const std::shared_ptr<StreamConn>& c) {
   return false;
 }
 
+bool Membership::Impl::grow_buffer(const std::shared_ptr<StreamConn>& c, std::size_t new_size) {
+  if (new_size <= c->budgeted) {
+    c->buf.resize(new_size);
+    return true;
+  }
+  const std::size_t more = new_size - c->budgeted;
+  if (stream_bytes_ + more > net_.max_stream_buffer_bytes) return false;
+  c->buf.resize(new_size);
+  stream_bytes_ += more;
+  c->budgeted = new_size;
+  return true;
+}
+
+bool Membership::Impl::evict_slowest_inbound() {
+  std::shared_ptr<StreamConn> victim;
+  for (const auto& [key, weak] : conns_) {
+    auto c = weak.lock();
+    if (!c || !c->inbound || c->done || c->answering) continue;
+    if (!victim || c->opened < victim->opened) victim = std::move(c);
+  }
+  if (!victim) return false;
+  ++dstats_.streams_evicted;
+  close_conn(victim);
+  return true;
+}
+
 void Membership::Impl::read_more(const std::shared_ptr<StreamConn>& c) {
   const std::size_t limit = stream_limit() + 1;  // one over: to notice oversize
   if (c->buf.size() - c->used < kReadChunk / 2) {
     const std::size_t grow = std::max(kReadChunk, c->used / 2);
-    c->buf.resize(std::min(limit, c->used + grow));
+    if (!grow_buffer(c, std::min(limit, c->used + grow))) {
+      ++dstats_.streams_dropped_budget;
+      spdlog::debug("swim {}: {} stream with {} over the stream byte budget", name_,
+                    c->inbound ? "inbound" : "outbound", c->peer.to_string());
+      if (c->inbound) close_conn(c);
+      else fail_outbound(c);
+      return;
+    }
   }
   c->sock.async_read_some(
       asio::buffer(c->buf.data() + c->used, c->buf.size() - c->used),
@@ -258,7 +295,7 @@ void Membership::Impl::on_accept(const error_code& ec, ip::tcp::socket sock) {
   error_code pec;
   const auto remote = sock.remote_endpoint(pec);
   if (pec) return;  // already gone
-  if (inbound_active_ >= net_.max_inbound_streams) {
+  if (inbound_active_ >= net_.max_inbound_streams && !evict_slowest_inbound()) {
     ++dstats_.streams_refused_busy;
     sock.close(pec);
     return;
@@ -267,6 +304,7 @@ void Membership::Impl::on_accept(const error_code& ec, ip::tcp::socket sock) {
   auto c = track(std::move(sock), true, std::chrono::steady_clock::now() +
                                             std::chrono::duration_cast<std::chrono::steady_clock::duration>(timeout));
   c->peer = detail::to_address(remote.address(), remote.port());
+  c->opened = std::chrono::steady_clock::now();
   read_more(c);
 }
 
@@ -287,6 +325,7 @@ void Membership::Impl::inbound_bytes(const std::shared_ptr<StreamConn>& c, bool 
     StreamAnswer a = node_->on_stream(now(), c->peer, got);
     if (a.status != StreamAnswer::Status::NeedMore) {
       if (a.status == StreamAnswer::Status::Reply) {
+        c->answering = true;
         c->out = std::move(a.reply);
         write_then(c, false);
       } else {
@@ -319,6 +358,7 @@ void Membership::Impl::answer_inbound(const std::shared_ptr<StreamConn>& c, Byte
       break;
     case StreamAnswer::Status::Close: close_conn(c); break;
     case StreamAnswer::Status::Reply:
+      c->answering = true;
       c->out = detail::seal_stream(net_.keyring, a.reply, enc_vsn_);
       if (c->out.empty()) {
         ++dstats_.send_errors;

@@ -73,8 +73,18 @@ struct NetOptions {
   std::string advertise_host;
   std::uint16_t advertise_port = 0;    // 0: the bound port
   Keyring keyring;
+  // TCP streams open at once. At the inbound limit a new connection
+  // closes the inbound one that has been reading longest without sending
+  // a whole request (idle or slow clients cannot lock out a join); only
+  // when every inbound stream is being answered is the newcomer refused.
   std::size_t max_inbound_streams = 128;  // memberlist maxPushPullRequests
   std::size_t max_outbound_streams = 128;
+  // Bytes all stream buffers may hold together, inbound and outbound. One
+  // push/pull may be up to 21 MiB (memberlist's 20 MiB state limit plus
+  // framing), so the default leaves room for three at once; a stream that
+  // would grow past the budget is dropped and counted
+  // (streams_dropped_budget), instead of 128 streams claiming 21 MiB each.
+  std::size_t max_stream_buffer_bytes = 64u << 20;
 };
 
 // Counters of the driver on top of the core's NodeStats.
@@ -90,6 +100,9 @@ struct DriverStats {
   std::uint64_t streams_dropped_malformed = 0;  // closed or framed before a whole message
   std::uint64_t streams_timed_out = 0;          // inbound tcp_timeout or outbound deadline
   std::uint64_t join_attempts = 0;              // rounds of join() over all seeds
+  std::uint64_t streams_evicted = 0;            // inbound closed to make room (see NetOptions)
+  std::uint64_t streams_dropped_budget = 0;     // over NetOptions::max_stream_buffer_bytes
+  std::uint64_t stream_buffer_bytes = 0;        // held now by stream buffers (a gauge)
 };
 
 struct MemberInfo {
@@ -154,6 +167,8 @@ class Membership {
 // Serf's tag encoding in node meta: 0xFF then a msgpack map of strings.
 Bytes encode_serf_tags(const std::map<std::string, std::string>& tags);
 // nullopt when the meta is not Serf-encoded (then Serf reads it as a role).
+// Tags whose name or value is not printable text (invalid UTF-8, control
+// characters) are left out: they would reach JSON, logs and tables.
 std::optional<std::map<std::string, std::string>> decode_serf_tags(ByteView meta);
 
 }  // namespace mesh::swim
