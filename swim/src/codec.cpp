@@ -774,7 +774,13 @@ Result<DecodedStreamView> decode_stream_view(ByteView bytes, Bytes& inflated,
     return make_error(DecodeError::TooLarge, "stream message over the size limit");
   }
   if (c.algo != 0) return make_error(DecodeError::BadCompression, "unknown compression algorithm");
-  auto inner = lzw_decompress(c.buf, limits.max_decompressed);
+  // The ratio bound applies to streams only: inside a packet the packet
+  // size limit already keeps inflating cheap.
+  std::size_t max_out = limits.max_decompressed;
+  if (limits.max_inflate_ratio != 0 && c.buf.size() <= max_out / limits.max_inflate_ratio) {
+    max_out = c.buf.size() * limits.max_inflate_ratio;
+  }
+  auto inner = lzw_decompress(c.buf, max_out);
   if (!inner) return inner.error();
   inflated = std::move(*inner);
   if (!inflated.empty() && inflated[0] == type_byte(MsgType::Compress)) {

@@ -35,6 +35,13 @@ struct DecodeLimits {
   std::size_t max_packet = kUdpReceiveMax;
   std::size_t max_stream = kMaxPushStateBytes + (1u << 20);
   std::size_t max_decompressed = kMaxPushStateBytes + (1u << 20);
+  // Inflated bytes per compressed byte of a stream, at most (a packet is
+  // bounded by max_packet, which keeps it cheap). Push/pull state of a
+  // cluster whose members all carry the same meta compresses about 25:1;
+  // LZW can reach more than 1000:1 on crafted input, which made a 23 KB
+  // stream cost 170 ms of CPU to inflate to the size limit. Beyond the
+  // ratio the message is refused (TooLarge), as past max_decompressed.
+  std::size_t max_inflate_ratio = 128;
   std::size_t max_push_nodes = 1u << 20;
   int max_depth = 4;  // nesting of crc/compound/compress wrappers
 };
