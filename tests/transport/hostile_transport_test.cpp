@@ -473,5 +473,19 @@ TEST(HostileTransport, FloodOfLargeNotifiesIsBoundedAndFullyAccountedFor) {
               static_cast<unsigned long long>(inbox_bytes_max.load() >> 10));
 }
 
+TEST(HostileTransport, BudgetOptionsAreValidated) {
+  auto bad = [](auto change) {
+    auto o = options_for("A");
+    change(o);
+    return o;
+  };
+  EXPECT_THROW(Transport{bad([](TransportOptions& o) { o.peer_queue_bytes = 0; })}, TransportError);
+  EXPECT_THROW(Transport{bad([](TransportOptions& o) { o.inbox_bytes = 0; })}, TransportError);
+  EXPECT_THROW(Transport{bad([](TransportOptions& o) { o.ask_limit = 0; })}, TransportError);
+  EXPECT_THROW(Transport{bad([](TransportOptions& o) { o.inbox_peer_share = 0.0; })}, TransportError);
+  EXPECT_THROW(Transport{bad([](TransportOptions& o) { o.reply_deferral_share = 1.5; })}, TransportError);
+  EXPECT_NO_THROW(Transport{bad([](TransportOptions& o) { o.inbox_peer_share = 1.0; })});
+}
+
 }  // namespace
 }  // namespace mesh::transport

@@ -55,6 +55,7 @@ Inbox::Inbox(std::string name, std::size_t limit, QuickHandler quick, std::size_
       byte_limit_(byte_limit),
       source_limit_(share_of(limit, peer_share)),
       source_byte_limit_(share_of(byte_limit, peer_share)),
+      sharing_(source_limit_ < limit_ || source_byte_limit_ < byte_limit_),
       high_(std::make_unique<Ring>()),
       normal_(std::make_unique<Ring>()) {}
 
@@ -65,34 +66,30 @@ std::size_t Inbox::cost(const Incoming& m) {
   return e.payload.size() + e.context.size() + e.sender_agent.size() + e.sender_node.size() + e.target.size();
 }
 
-// Both bounds, and the share of a remote source. A queue that holds
+// Both bounds, and the share of a remote source; a message that fits is
+// counted at once (one hash lookup for the source). A queue that holds
 // nothing (in all, or of this source) takes one message of any size, so a
 // byte budget below the frame size refuses floods, not every message.
-ErrorCode Inbox::admit_locked(const Incoming& m, std::size_t cost) const {
+ErrorCode Inbox::admit_locked(const Incoming& m, std::size_t cost) {
   const std::size_t count = high_->count + normal_->count;
   if (count >= limit_) return ErrorCode::MailboxFull;
   if (count > 0 && bytes_ + cost > byte_limit_) return ErrorCode::MailboxFull;
-  if (m.source.empty() || (source_limit_ >= limit_ && source_byte_limit_ >= byte_limit_)) return ErrorCode::None;
-  auto it = by_source_.find(m.source);
-  if (it == by_source_.end()) return ErrorCode::None;
-  const Held& held = it->second;
-  if (held.count >= source_limit_ || held.bytes + cost > source_byte_limit_) return ErrorCode::MailboxFull;
+  if (sharing_ && !m.source.empty()) {
+    auto [it, fresh] = by_source_.try_emplace(m.source);
+    Held& held = it->second;
+    if (!fresh && (held.count >= source_limit_ || held.bytes + cost > source_byte_limit_)) {
+      return ErrorCode::MailboxFull;
+    }
+    ++held.count;
+    held.bytes += cost;
+  }
+  bytes_ += cost;
   return ErrorCode::None;
 }
 
-void Inbox::account_locked(const Incoming& m, std::size_t cost, bool add) {
-  if (add) {
-    bytes_ += cost;
-  } else {
-    bytes_ -= cost;
-  }
-  if (m.source.empty()) return;
-  if (add) {
-    Held& held = by_source_[m.source];
-    ++held.count;
-    held.bytes += cost;
-    return;
-  }
+void Inbox::release_locked(const Incoming& m, std::size_t cost) {
+  bytes_ -= cost;
+  if (!sharing_ || m.source.empty()) return;
   auto it = by_source_.find(m.source);
   if (it == by_source_.end()) return;
   --it->second.count;
@@ -107,7 +104,6 @@ ErrorCode Inbox::push(Incoming&& message) {
     std::lock_guard lock(mu_);
     if (closed_) return ErrorCode::TargetUnknown;
     if (const ErrorCode e = admit_locked(message, c); e != ErrorCode::None) return e;
-    account_locked(message, c, true);
     (message.envelope.priority == Priority::High ? *high_ : *normal_).push(std::move(message));
     wake = waiting_ > 0;
   }
@@ -140,7 +136,6 @@ std::size_t Inbox::push_batch(std::span<Incoming> messages, std::span<ErrorCode>
         refused_sources.push_back(m.source);
         continue;
       }
-      account_locked(m, c, true);
       (m.envelope.priority == Priority::High ? *high_ : *normal_).push(std::move(m));
       ++taken;
     }
@@ -171,7 +166,7 @@ std::optional<Incoming> Inbox::pop(std::optional<std::chrono::milliseconds> time
   Ring& ring = high_->count > 0 ? *high_ : *normal_;
   if (ring.count == 0) return std::nullopt;
   Incoming m = ring.pop();
-  account_locked(m, cost(m), false);
+  release_locked(m, cost(m));
   return m;
 }
 

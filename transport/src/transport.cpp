@@ -50,8 +50,9 @@ void validate(const TransportOptions& o) {
       o.ask_limit == 0) {
     throw TransportError("byte budgets and ask_limit must be positive");
   }
-  if (o.inbox_peer_share <= 0.0 || o.inbox_peer_share > 1.0) {
-    throw TransportError("inbox_peer_share must be in (0, 1]");
+  if (!(o.inbox_peer_share > 0.0 && o.inbox_peer_share <= 1.0) ||
+      !(o.reply_deferral_share > 0.0 && o.reply_deferral_share <= 1.0)) {
+    throw TransportError("inbox_peer_share and reply_deferral_share must be in (0, 1]");
   }
   if (o.heartbeat_interval.count() < 0 || o.heartbeat_timeout.count() < 0 ||
       o.reconnect_interval.count() < 0 || o.reconnect_interval_max.count() < 0) {

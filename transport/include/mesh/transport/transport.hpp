@@ -247,9 +247,9 @@ class Inbox {
     std::size_t count = 0;
     std::size_t bytes = 0;
   };
-  // MailboxFull if `m` does not fit (lock held), else None.
-  ErrorCode admit_locked(const Incoming& m, std::size_t cost) const;
-  void account_locked(const Incoming& m, std::size_t cost, bool add);
+  // MailboxFull if `m` does not fit, else None with `m` counted (lock held).
+  ErrorCode admit_locked(const Incoming& m, std::size_t cost);
+  void release_locked(const Incoming& m, std::size_t cost);
 
   std::string name_;
   std::size_t limit_;
@@ -257,6 +257,7 @@ class Inbox {
   std::size_t byte_limit_;
   std::size_t source_limit_;        // messages one remote source may hold
   std::size_t source_byte_limit_;   // ...and bytes
+  bool sharing_;                    // either share is below its bound
   std::size_t bytes_ = 0;
   std::unordered_map<std::string, Held> by_source_;  // remote sources with messages here
   mutable std::mutex mu_;
