@@ -633,6 +633,11 @@ void Mesh::start() {
   to.max_frame_bytes = c.config.max_message_bytes;
   to.inbox_limit = c.config.mailbox_limit;
   to.default_request_timeout = c.config.request_timeout;
+  // Refused and lost notifies go back to the agent that sent them
+  // (PeerClient::on_delivery_failure); before, nobody was told.
+  to.on_notify_undeliverable = [core = &c](const transport::UndeliverableNotify& report) {
+    PeerClient::report_delivery_failure(*core, report);
+  };
   if (c.config.p2p_enabled) {
     const auto& host = c.config.swim_host;
     to.bind_address = (host == "0.0.0.0" || host == "::") ? "*" : host;

@@ -2,7 +2,9 @@
 
 #include <algorithm>
 #include <condition_variable>
+#include <unordered_map>
 #include <unordered_set>
+#include <utility>
 
 #include "mesh_core.hpp"
 
@@ -50,16 +52,102 @@ Address address_of(const PeerInfo& peer) {
 
 }  // namespace
 
+// ---- delivery failures ------------------------------------------------------
+//
+// The transport reports a refused notify on its own thread with the
+// sending agent's id. Clients are found through a registry keyed by
+// (mesh, agent id) that each client joins in its constructor and leaves in
+// its destructor; it lives here rather than in MeshCore so that the lookup
+// takes no lock the Mesh holds while it stops the transport.
+
+struct PeerClient::DeliverySink {
+  std::atomic<std::uint64_t> accepted{0};
+  std::atomic<std::uint64_t> refused{0};
+  std::atomic<std::uint64_t> failed{0};
+  std::mutex mu;  // held while the callback runs: replacing it waits for that call
+  DeliveryFailureCallback callback;
+};
+
+namespace {
+
+struct SinkKey {
+  const detail::MeshCore* core;
+  std::string agent_id;
+  bool operator==(const SinkKey&) const = default;
+};
+struct SinkKeyHash {
+  std::size_t operator()(const SinkKey& k) const noexcept {
+    return std::hash<const void*>{}(k.core) ^ std::hash<std::string>{}(k.agent_id);
+  }
+};
+
+std::mutex g_sinks_mu;
+std::unordered_map<SinkKey, std::weak_ptr<PeerClient::DeliverySink>, SinkKeyHash>& sinks() {
+  static auto* table = new std::unordered_map<SinkKey, std::weak_ptr<PeerClient::DeliverySink>, SinkKeyHash>();
+  return *table;
+}
+
+}  // namespace
+
 PeerClient::PeerClient(detail::MeshCore& core, std::string agent_id, std::string role)
-    : core_(core), agent_id_(std::move(agent_id)), role_(std::move(role)) {}
+    : core_(core),
+      agent_id_(std::move(agent_id)),
+      role_(std::move(role)),
+      delivery_(std::make_shared<DeliverySink>()) {
+  std::lock_guard lock(g_sinks_mu);
+  sinks()[SinkKey{&core_, agent_id_}] = delivery_;
+}
 
 PeerClient::~PeerClient() {
+  {
+    std::lock_guard lock(g_sinks_mu);
+    auto it = sinks().find(SinkKey{&core_, agent_id_});
+    if (it != sinks().end() && it->second.lock() == delivery_) sinks().erase(it);
+  }
   std::set<Token> tokens;
   {
     std::lock_guard lock(tokens_mu_);
     tokens.swap(tokens_);
   }
   for (Token t : tokens) core_.unsubscribe(t);
+}
+
+void PeerClient::on_delivery_failure(DeliveryFailureCallback callback) {
+  std::lock_guard lock(delivery_->mu);
+  delivery_->callback = std::move(callback);
+}
+
+DeliveryStats PeerClient::delivery_stats() const {
+  DeliveryStats s;
+  s.notifies_accepted = delivery_->accepted.load(std::memory_order_relaxed);
+  s.notifies_refused = delivery_->refused.load(std::memory_order_relaxed);
+  s.notifies_failed = delivery_->failed.load(std::memory_order_relaxed);
+  return s;
+}
+
+void PeerClient::count_notify(bool accepted, std::uint64_t n) {
+  (accepted ? delivery_->accepted : delivery_->refused).fetch_add(n, std::memory_order_relaxed);
+}
+
+bool PeerClient::report_delivery_failure(const detail::MeshCore& core, const transport::UndeliverableNotify& r) {
+  std::shared_ptr<DeliverySink> sink;
+  {
+    std::lock_guard lock(g_sinks_mu);
+    auto it = sinks().find(SinkKey{&core, std::string(r.sender_agent)});
+    if (it != sinks().end()) sink = it->second.lock();
+  }
+  if (!sink) return false;
+  sink->failed.fetch_add(1, std::memory_order_relaxed);
+  std::lock_guard lock(sink->mu);
+  if (sink->callback) {
+    DeliveryFailure f{r.id.to_string(), std::string(r.target), std::string(r.node), r.reason};
+    try {
+      sink->callback(f);
+    } catch (...) {
+      // A user callback must not take the transport thread down.
+    }
+  }
+  return true;
 }
 
 const std::string& PeerClient::node_name() const { return core_.node_name; }
@@ -153,11 +241,17 @@ static Prepared prepare(detail::MeshCore& core, PeerClient& client, std::string_
 
 bool PeerClient::notify(std::string_view target, const Json& message, const Json& ctx) {
   Prepared p = prepare(core_, *this, target, message, ctx, default_strategy());
-  if (p.error != ErrorCode::None) return false;
   auto t = core_.get_transport();
-  if (!t) return false;
+  if (p.error != ErrorCode::None || !t) {
+    count_notify(false);
+    return false;
+  }
   const std::string id = p.peer->card.agent_id;
-  if (t->notify(std::move(p.message)) != ErrorCode::None) return false;
+  if (t->notify(std::move(p.message)) != ErrorCode::None) {
+    count_notify(false);
+    return false;
+  }
+  count_notify(true);
   record_peer_usage(id);
   return true;
 }
@@ -273,11 +367,19 @@ std::size_t send_to_each(detail::MeshCore& core, const std::string& self, std::v
 }  // namespace
 
 std::size_t PeerClient::broadcast(const Json& message, const Json& ctx) {
-  return send_to_each(core_, agent_id_, core_.directory.all(agent_id_), message, ctx);
+  const auto peers = core_.directory.all(agent_id_);
+  const std::size_t accepted = send_to_each(core_, agent_id_, peers, message, ctx);
+  count_notify(true, accepted);
+  count_notify(false, peers.size() - std::min(accepted, peers.size()));
+  return accepted;
 }
 
 std::size_t PeerClient::broadcast_to(const PeerQuery& query, const Json& message, const Json& ctx) {
-  return send_to_each(core_, agent_id_, discover(query, Strategy::First), message, ctx);
+  const auto peers = discover(query, Strategy::First);
+  const std::size_t accepted = send_to_each(core_, agent_id_, peers, message, ctx);
+  count_notify(true, accepted);
+  count_notify(false, peers.size() - std::min(accepted, peers.size()));
+  return accepted;
 }
 
 std::optional<IncomingMessage> PeerClient::receive(std::optional<std::chrono::milliseconds> timeout) {

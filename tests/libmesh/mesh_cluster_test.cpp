@@ -252,5 +252,60 @@ TEST(MeshCluster, NodeClientReachesEveryNodeAndIsListedNowhere) {
   EXPECT_EQ(n1.stats().messages_malformed + n2.stats().messages_malformed + n3.stats().messages_malformed, 0u);
 }
 
+// Issue 11, finding 3: notifies a remote node refuses (its mailbox is
+// full) reach the agent that sent them through on_delivery_failure and its
+// delivery_stats; none is lost without a report.
+TEST(MeshCluster, RefusedRemoteNotifiesReachTheSendingAgent) {
+  Mesh n1(node_config("n1", {}), fast_options());
+  // Never receives. Its mailbox holds ten, of which one remote node may
+  // fill half (the transport's inbox_peer_share): five.
+  n1.add<Probe>("full", "sink", 10);
+  n1.add<Echo>("echo-1", "echo");
+  n1.start();
+  Mesh n2(node_config("n2", {seed_of(n1)}), fast_options());
+  auto& sender = n2.add<Probe>("sender");
+  auto& bystander = n2.add<Probe>("bystander");
+  n2.start();
+  ASSERT_TRUE(eventually([&] { return sender.peers().get_peer("sink").has_value(); }));
+  // The connection is up once a request gets through.
+  ASSERT_TRUE(eventually([&] { return bystander.peers().request("echo-1", {{"x", 1}}, 5s).has_value(); }));
+
+  struct Seen {
+    std::mutex mu;
+    std::vector<DeliveryFailure> items;
+  } seen;
+  sender.peers().on_delivery_failure([&seen](const DeliveryFailure& f) {
+    std::lock_guard lock(seen.mu);
+    seen.items.push_back(f);
+  });
+  constexpr int kSent = 40;
+  int accepted = 0;
+  for (int i = 0; i < kSent; ++i) accepted += sender.peers().notify("full", {{"i", i}}) ? 1 : 0;
+  ASSERT_GT(accepted, 5);
+  // Every accepted notify is either in the mailbox (5) or reported.
+  ASSERT_TRUE(eventually([&] { return sender.peers().delivery_stats().notifies_failed == std::uint64_t(accepted - 5); }))
+      << "failed " << sender.peers().delivery_stats().notifies_failed << " of " << accepted;
+  {
+    std::lock_guard lock(seen.mu);
+    ASSERT_EQ(seen.items.size(), static_cast<std::size_t>(accepted - 5));
+    for (const auto& f : seen.items) {
+      EXPECT_EQ(f.reason, ErrorCode::MailboxFull);
+      EXPECT_EQ(f.target, "full");
+      EXPECT_EQ(f.node, "n1");
+      EXPECT_EQ(f.message_id.size(), 32u);
+    }
+  }
+  const DeliveryStats s = sender.peers().delivery_stats();
+  EXPECT_EQ(s.notifies_accepted + s.notifies_refused, static_cast<std::uint64_t>(kSent));
+  EXPECT_EQ(bystander.peers().delivery_stats().notifies_failed, 0u) << "reported to the wrong agent";
+
+  // After the callback is removed, failures are still counted.
+  sender.peers().on_delivery_failure(nullptr);
+  ASSERT_TRUE(sender.peers().notify("full", {{"late", 1}}));
+  ASSERT_TRUE(eventually([&] { return sender.peers().delivery_stats().notifies_failed == std::uint64_t(accepted - 4); }));
+  std::lock_guard lock(seen.mu);
+  EXPECT_EQ(seen.items.size(), static_cast<std::size_t>(accepted - 5));
+}
+
 }  // namespace
 }  // namespace mesh

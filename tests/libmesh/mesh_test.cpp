@@ -733,5 +733,26 @@ TEST(Mesh, StopEndsAReceiveWithoutTimeout) {
   EXPECT_FALSE(mesh.running());
 }
 
+// Issue 11: a same-node target's full mailbox is known at once (false, and
+// counted as refused); nothing is reported later for it.
+TEST(Mesh, LocalNotifyToAFullMailboxReturnsFalseAtOnce) {
+  Mesh mesh(local_config());
+  auto& sender = mesh.add<Probe>("sender");
+  mesh.add<Probe>("full", "probe", 2);  // nobody receives: it stays full
+  mesh.start();
+  std::atomic<int> failures{0};
+  sender.peers().on_delivery_failure([&failures](const DeliveryFailure&) { ++failures; });
+  EXPECT_TRUE(sender.peers().notify("full", {{"n", 1}}));
+  EXPECT_TRUE(sender.peers().notify("full", {{"n", 2}}));
+  EXPECT_FALSE(sender.peers().notify("full", {{"n", 3}})) << "a full local mailbox must refuse synchronously";
+  EXPECT_FALSE(sender.peers().notify("ghost", {{"n", 4}}));
+  const DeliveryStats s = sender.peers().delivery_stats();
+  EXPECT_EQ(s.notifies_accepted, 2u);
+  EXPECT_EQ(s.notifies_refused, 2u);
+  EXPECT_EQ(s.notifies_failed, 0u);
+  EXPECT_EQ(failures.load(), 0);
+  mesh.stop();
+}
+
 }  // namespace
 }  // namespace mesh

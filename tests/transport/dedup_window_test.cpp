@@ -90,5 +90,18 @@ TEST(DedupWindow, DifferentPrefixesAreDifferentIds) {
   EXPECT_FALSE(w.insert(MessageId{1, 5}, 0));
 }
 
+// Issue 11: a third party that learnt (or guessed) another node's id and
+// sends it first under its own name must not make the other node's
+// message a duplicate.
+TEST(DedupWindow, SameIdFromAnotherSourceIsNotADuplicate) {
+  DedupWindow w(10, 1000);
+  EXPECT_TRUE(w.insert("mallory", MessageId{1, 5}, 0));
+  EXPECT_TRUE(w.insert("alice", MessageId{1, 5}, 1));
+  EXPECT_FALSE(w.insert("alice", MessageId{1, 5}, 2));
+  EXPECT_FALSE(w.insert("mallory", MessageId{1, 5}, 2));
+  EXPECT_TRUE(w.insert("", MessageId{1, 5}, 3));
+  EXPECT_EQ(w.size(), 3u);
+}
+
 }  // namespace
 }  // namespace mesh::transport

@@ -277,37 +277,6 @@ TEST(MessageId, ParseRejectsBadHex) {
   }
 }
 
-TEST(MessageIdGenerator, UniqueAcrossFourThreads) {
-  MessageIdGenerator gen;
-  constexpr int kThreads = 4;
-  constexpr int kPerThread = 10000;
-  std::vector<std::vector<MessageId>> got(kThreads);
-  std::vector<std::thread> threads;
-  for (int t = 0; t < kThreads; ++t) {
-    threads.emplace_back([&gen, &out = got[t]] {
-      out.reserve(kPerThread);
-      for (int i = 0; i < kPerThread; ++i) out.push_back(gen.next());
-    });
-  }
-  for (auto& th : threads) th.join();
-  std::unordered_set<MessageId, MessageIdHash> all;
-  for (const auto& ids : got) {
-    for (const MessageId& id : ids) {
-      EXPECT_FALSE(id.empty());
-      EXPECT_EQ(id.hi, got[0][0].hi) << "one prefix per generator";
-      all.insert(id);
-    }
-  }
-  EXPECT_EQ(all.size(), static_cast<std::size_t>(kThreads * kPerThread));
-}
-
-TEST(MessageIdGenerator, ZeroPrefixNeverYieldsTheEmptyId) {
-  MessageIdGenerator gen(0);
-  for (int i = 0; i < 1000; ++i) EXPECT_FALSE(gen.next().empty());
-  MessageIdGenerator fixed(42);
-  EXPECT_EQ(fixed.next().hi, 42u);
-}
-
 TEST(EnvelopeNames, EveryValueHasADistinctName) {
   std::unordered_set<std::string_view> names;
   for (int i = 0; i <= 4; ++i) names.insert(to_string(static_cast<MessageType>(i)));

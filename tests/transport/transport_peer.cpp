@@ -270,6 +270,7 @@ nlohmann::json stats_json(const mt::Transport& t, const std::deque<ServedInbox>&
       {"frames_bad_version", s.frames_bad_version},
       {"frames_unauthenticated", s.frames_unauthenticated},
       {"replies_unroutable", s.replies_unroutable},
+      {"replies_dropped", s.replies_dropped},
       {"replies_unmatched", s.replies_unmatched},
       {"replies_deferred", s.replies_deferred},
       {"requests_answered_again", s.requests_answered_again},
@@ -280,6 +281,9 @@ nlohmann::json stats_json(const mt::Transport& t, const std::deque<ServedInbox>&
       {"peers", s.peers},
       {"peers_connected", s.peers_connected},
       {"outbound_queued", s.outbound_queued},
+      {"outbound_queued_bytes", s.outbound_queued_bytes},
+      {"inbox_queued_bytes", s.inbox_queued_bytes},
+      {"replies_waiting_bytes", s.replies_waiting_bytes},
       {"pending_requests", s.pending_requests},
       {"ask_entries", s.ask_entries},
   };

@@ -1008,6 +1008,7 @@ TEST_F(TransportTest, RefusalsToASlowReaderAreDeferredNotLost) {
   EXPECT_EQ(errors, sent) << "waiting " << s.replies_waiting << " deferred " << s.replies_deferred << " sent[Error] "
                           << s.sent[3] << " received[Notify] " << s.received[0];
   EXPECT_EQ(s.replies_unroutable, 0u);
+  EXPECT_EQ(s.replies_dropped, 0u);
   EXPECT_EQ(s.refused[0], sent);
   std::printf("deferred replies: %llu of %zu\n", static_cast<unsigned long long>(s.replies_deferred), sent);
 }

@@ -19,21 +19,22 @@ void DedupWindow::expire(std::int64_t now_ms) {
   // Entries are in first-seen order and now_ms does not go backwards, so
   // the expired ones are a prefix.
   while (!order_.empty() && now_ms - order_.front().seen_ms >= window_ms_) {
-    seen_.erase(order_.front().id);
+    seen_.erase(order_.front().key);
     order_.pop_front();
   }
 }
 
-bool DedupWindow::insert(const MessageId& id, std::int64_t now_ms) {
+bool DedupWindow::insert(std::string_view source, const MessageId& id, std::int64_t now_ms) {
   if (capacity_ == 0) return true;
   expire(now_ms);
-  if (seen_.contains(id)) return false;
+  DedupKey key{std::string(source), id};
+  if (seen_.contains(key)) return false;
   if (order_.size() == capacity_) {
-    seen_.erase(order_.front().id);
+    seen_.erase(order_.front().key);
     order_.pop_front();
   }
-  seen_.insert(id);
-  order_.push_back(Entry{id, now_ms});
+  seen_.insert(key);
+  order_.push_back(Entry{std::move(key), now_ms});
   return true;
 }
 

@@ -14,8 +14,6 @@
 
 #include <algorithm>
 #include <array>
-#include <atomic>
-#include <random>
 
 namespace mesh::transport {
 
@@ -498,27 +496,6 @@ std::optional<MessageId> MessageId::parse(std::string_view hex) {
     half = (half << 4) | static_cast<std::uint64_t>(d);
   }
   return id;
-}
-
-// ---------------------------------------------------------------- MessageIdGenerator
-
-MessageIdGenerator::MessageIdGenerator() {
-  std::random_device rd;
-  // random_device yields 32 bits per call.
-  prefix_ = (std::uint64_t{rd()} << 32) | std::uint64_t{rd()};
-}
-
-MessageIdGenerator::MessageIdGenerator(std::uint64_t prefix) : prefix_(prefix) {}
-
-MessageId MessageIdGenerator::next() {
-  std::atomic_ref<std::uint64_t> counter(counter_);
-  // The counter starts at 1, so the only all-zero id (prefix 0, counter
-  // wrapped to 0) would come after 2^64 ids; skip it all the same.
-  std::uint64_t lo = 0;
-  do {
-    lo = counter.fetch_add(1, std::memory_order_relaxed) + 1;
-  } while (prefix_ == 0 && lo == 0);
-  return MessageId{prefix_, lo};
 }
 
 // ---------------------------------------------------------------- names

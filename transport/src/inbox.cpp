@@ -1,3 +1,4 @@
+#include <algorithm>
 #include <utility>
 #include <vector>
 
@@ -37,21 +38,72 @@ struct Inbox::Ring {
   }
 };
 
-Inbox::Inbox(std::string name, std::size_t limit, QuickHandler quick)
+namespace {
+
+std::size_t share_of(std::size_t limit, double share) {
+  if (share >= 1.0) return limit;
+  const double part = static_cast<double>(limit) * share;
+  return std::max<std::size_t>(1, static_cast<std::size_t>(part));
+}
+
+}  // namespace
+
+Inbox::Inbox(std::string name, std::size_t limit, QuickHandler quick, std::size_t byte_limit, double peer_share)
     : name_(std::move(name)),
       limit_(limit),
       quick_(std::move(quick)),
+      byte_limit_(byte_limit),
+      source_limit_(share_of(limit, peer_share)),
+      source_byte_limit_(share_of(byte_limit, peer_share)),
+      sharing_(source_limit_ < limit_ || source_byte_limit_ < byte_limit_),
       high_(std::make_unique<Ring>()),
       normal_(std::make_unique<Ring>()) {}
 
 Inbox::~Inbox() = default;
 
+std::size_t Inbox::cost(const Incoming& m) {
+  const Envelope& e = m.envelope;
+  return e.payload.size() + e.context.size() + e.sender_agent.size() + e.sender_node.size() + e.target.size();
+}
+
+// Both bounds, and the share of a remote source; a message that fits is
+// counted at once (one hash lookup for the source). A queue that holds
+// nothing (in all, or of this source) takes one message of any size, so a
+// byte budget below the frame size refuses floods, not every message.
+ErrorCode Inbox::admit_locked(const Incoming& m, std::size_t cost) {
+  const std::size_t count = high_->count + normal_->count;
+  if (count >= limit_) return ErrorCode::MailboxFull;
+  if (count > 0 && bytes_ + cost > byte_limit_) return ErrorCode::MailboxFull;
+  if (sharing_ && !m.source.empty()) {
+    auto [it, fresh] = by_source_.try_emplace(m.source);
+    Held& held = it->second;
+    if (!fresh && (held.count >= source_limit_ || held.bytes + cost > source_byte_limit_)) {
+      return ErrorCode::MailboxFull;
+    }
+    ++held.count;
+    held.bytes += cost;
+  }
+  bytes_ += cost;
+  return ErrorCode::None;
+}
+
+void Inbox::release_locked(const Incoming& m, std::size_t cost) {
+  bytes_ -= cost;
+  if (!sharing_ || m.source.empty()) return;
+  auto it = by_source_.find(m.source);
+  if (it == by_source_.end()) return;
+  --it->second.count;
+  it->second.bytes -= cost;
+  if (it->second.count == 0) by_source_.erase(it);
+}
+
 ErrorCode Inbox::push(Incoming&& message) {
   bool wake = false;
+  const std::size_t c = cost(message);
   {
     std::lock_guard lock(mu_);
     if (closed_) return ErrorCode::TargetUnknown;
-    if (high_->count + normal_->count >= limit_) return ErrorCode::MailboxFull;
+    if (const ErrorCode e = admit_locked(message, c); e != ErrorCode::None) return e;
     (message.envelope.priority == Priority::High ? *high_ : *normal_).push(std::move(message));
     wake = waiting_ > 0;
   }
@@ -59,22 +111,36 @@ ErrorCode Inbox::push(Incoming&& message) {
   return ErrorCode::None;
 }
 
-std::size_t Inbox::push_batch(std::span<Incoming> messages, ErrorCode* why) {
+std::size_t Inbox::push_batch(std::span<Incoming> messages, std::span<ErrorCode> outcome) {
   std::size_t taken = 0;
   bool wake = false;
   {
     std::lock_guard lock(mu_);
     if (closed_) {
-      *why = ErrorCode::TargetUnknown;
+      std::fill(outcome.begin(), outcome.end(), ErrorCode::TargetUnknown);
       return 0;
     }
-    for (; taken < messages.size() && high_->count + normal_->count < limit_; ++taken) {
-      Incoming& m = messages[taken];
+    // Each message on its own merits, so that one source over its share
+    // does not cost the others their place; but once a source is refused,
+    // its later messages in the batch are too, so that what it sent is
+    // delivered in order or refused, never reordered.
+    std::vector<std::string_view> refused_sources;
+    for (std::size_t i = 0; i < messages.size(); ++i) {
+      Incoming& m = messages[i];
+      const std::size_t c = cost(m);
+      ErrorCode e = std::find(refused_sources.begin(), refused_sources.end(), m.source) != refused_sources.end()
+                        ? ErrorCode::MailboxFull
+                        : admit_locked(m, c);
+      outcome[i] = e;
+      if (e != ErrorCode::None) {
+        refused_sources.push_back(m.source);
+        continue;
+      }
       (m.envelope.priority == Priority::High ? *high_ : *normal_).push(std::move(m));
+      ++taken;
     }
     wake = taken > 0 && waiting_ > 0;
   }
-  *why = taken < messages.size() ? ErrorCode::MailboxFull : ErrorCode::None;
   if (wake) {
     if (taken > 1) {
       cv_.notify_all();  // several messages: let every waiting consumer take one
@@ -99,7 +165,14 @@ std::optional<Incoming> Inbox::pop(std::optional<std::chrono::milliseconds> time
   }
   Ring& ring = high_->count > 0 ? *high_ : *normal_;
   if (ring.count == 0) return std::nullopt;
-  return ring.pop();
+  Incoming m = ring.pop();
+  release_locked(m, cost(m));
+  return m;
+}
+
+std::size_t Inbox::bytes() const {
+  std::lock_guard lock(mu_);
+  return bytes_;
 }
 
 std::size_t Inbox::size() const {

@@ -19,8 +19,10 @@ constexpr int kMaxMisses = 8;
 std::unique_ptr<Channel> make_channel(Core& core, const std::string& endpoint,
                                       const std::string& server_key, std::uint64_t generation) {
   const TransportOptions& o = core.options;
-  const std::string routing_id =
-      o.node_name + "#" + std::to_string(core.channel_serial.fetch_add(1, std::memory_order_relaxed));
+  // "<node>#" and 128 unpredictable bits: a serial number here let anyone
+  // who saw one channel's id connect as the next one (ROUTER_HANDOVER
+  // hands the connection over) and read its replies.
+  const std::string routing_id = o.node_name + "#" + core.ids.next().to_string();
   if (routing_id.size() > 255) return nullptr;
   auto ch = std::make_unique<Channel>();
   ch->generation = generation;

@@ -1,7 +1,7 @@
 // Request channels: how a blocking request() skips the transport thread.
 //
 // A channel is a DEALER connected to one peer's ROUTER, with the routing id
-// "<node>#<n>". A thread calling request() checks a channel out of the
+// "<node>#<32 hex digits of a fresh message id>" (unguessable). A thread calling request() checks a channel out of the
 // peer's pool, sends on it and blocks in a receive on it for the reply,
 // the way a raw ZeroMQ client does: no hand-off to the transport thread on
 // the way out, none on the way back. Each hop between vCPUs costs about

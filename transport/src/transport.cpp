@@ -38,13 +38,22 @@ void validate(const TransportOptions& o) {
     throw TransportError("node_name must be 1..255 bytes");
   }
   if (o.node_name.front() == '\0') throw TransportError("node_name must not start with a NUL byte");
-  // '#' separates the node name from the channel number in the routing
-  // ids of request channels ("<node>#<n>"); a node named like one of
-  // those would steal its connection (ROUTER_HANDOVER).
+  // '#' separates the node name from the channel's random suffix in the
+  // routing ids of request channels ("<node>#<hex>"); a node named like
+  // one of those would steal its connection (ROUTER_HANDOVER), and the
+  // receiver keys its duplicate window by the part before the '#'.
   if (o.node_name.find('#') != std::string::npos) throw TransportError("node_name must not contain '#'");
   if (o.max_frame_bytes == 0) throw TransportError("max_frame_bytes must be positive");
   if (o.peer_queue_limit == 0) throw TransportError("peer_queue_limit must be positive");
   if (o.inbox_limit == 0) throw TransportError("inbox_limit must be positive");
+  if (o.peer_queue_bytes == 0 || o.inbox_bytes == 0 || o.reply_deferral_bytes == 0 || o.ask_bytes == 0 ||
+      o.ask_limit == 0) {
+    throw TransportError("byte budgets and ask_limit must be positive");
+  }
+  if (!(o.inbox_peer_share > 0.0 && o.inbox_peer_share <= 1.0) ||
+      !(o.reply_deferral_share > 0.0 && o.reply_deferral_share <= 1.0)) {
+    throw TransportError("inbox_peer_share and reply_deferral_share must be in (0, 1]");
+  }
   if (o.heartbeat_interval.count() < 0 || o.heartbeat_timeout.count() < 0 ||
       o.reconnect_interval.count() < 0 || o.reconnect_interval_max.count() < 0) {
     throw TransportError("negative interval in TransportOptions");
@@ -107,6 +116,12 @@ struct Transport::Impl {
   // that keeps the order and the failure reporting of the queued path.
   bool send_direct(PeerShared& peer, const std::vector<std::uint8_t>& bytes);
   void unreserve(PeerShared& peer);
+  // Adds an encoded frame's bytes to a peer reserved above: MailboxFull
+  // (and the reservation dropped) when the queue's byte budget would be
+  // exceeded. An empty queue takes any frame, so that a budget smaller
+  // than max_frame_bytes cannot block a peer for good.
+  ErrorCode charge(PeerShared& peer, std::size_t bytes);
+  void uncharge(PeerShared& peer, std::size_t bytes);
   ErrorCode start_request(OutMessage&& m, std::chrono::milliseconds timeout, std::function<void(Reply)> done);
   // request_async without the latency count (the caller counts).
   void request_async(OutMessage&& m, std::chrono::milliseconds timeout, std::function<void(Reply)> done);
@@ -244,6 +259,22 @@ void Transport::Impl::unreserve(PeerShared& peer) {
   detail::drop(core->counters.outbound_queued);
 }
 
+ErrorCode Transport::Impl::charge(PeerShared& peer, std::size_t bytes) {
+  const std::size_t before = peer.queued_bytes.fetch_add(bytes, std::memory_order_acq_rel);
+  if (before != 0 && before + bytes > core->options.peer_queue_bytes) {
+    peer.queued_bytes.fetch_sub(bytes, std::memory_order_acq_rel);
+    unreserve(peer);
+    return ErrorCode::MailboxFull;
+  }
+  bump(core->counters.outbound_queued_bytes, bytes);
+  return ErrorCode::None;
+}
+
+void Transport::Impl::uncharge(PeerShared& peer, std::size_t bytes) {
+  peer.queued_bytes.fetch_sub(bytes, std::memory_order_acq_rel);
+  detail::drop(core->counters.outbound_queued_bytes, bytes);
+}
+
 void Transport::Impl::tick() {
   if (!core->options.local_only) return;  // the transport thread does this
   const auto now = detail::steady_now_ms();
@@ -299,7 +330,7 @@ ErrorCode Transport::Impl::start_local_request(OutMessage&& m, std::chrono::mill
   auto route = std::make_shared<ReplyRoute>();
   route->local = call;
   route->core = core;
-  const ErrorCode code = inbox->push(Incoming{std::move(env), std::move(route)});
+  const ErrorCode code = inbox->push(Incoming{std::move(env), std::move(route), {}});
   if (code != ErrorCode::None) {
     call->cancel();
     return code;
@@ -339,6 +370,7 @@ ErrorCode Transport::Impl::start_request(OutMessage&& m, std::chrono::millisecon
 ErrorCode Transport::Impl::send_remote(std::shared_ptr<PeerShared> peer, const Envelope& env,
                                        std::vector<std::uint8_t>&& bytes, std::chrono::milliseconds timeout,
                                        std::function<void(Reply)> done) {
+  if (const ErrorCode e = charge(*peer, bytes.size()); e != ErrorCode::None) return e;
   detail::OutFrame frame;
   frame.bytes = std::move(bytes);
   frame.type = MessageType::Request;
@@ -456,7 +488,8 @@ std::shared_ptr<Inbox> Transport::open_inbox(const std::string& name, std::size_
   std::unique_lock lock(core.inbox_mu);
   auto& slot = core.inboxes[name];
   if (slot && !slot->closed()) throw TransportError("inbox '" + name + "' is already open");
-  slot = std::make_shared<Inbox>(name, limit == 0 ? core.options.inbox_limit : limit, std::move(quick));
+  slot = std::make_shared<Inbox>(name, limit == 0 ? core.options.inbox_limit : limit, std::move(quick),
+                                 core.options.inbox_bytes, core.options.inbox_peer_share);
   if (core.stopping.load()) slot->close();
   return slot;
 }
@@ -468,7 +501,7 @@ ErrorCode Transport::notify(OutMessage message) {
   if (core.is_local(message.to.node)) {
     auto inbox = core.find_inbox(message.to.target);
     if (!inbox) return ErrorCode::TargetUnknown;
-    return inbox->push(Incoming{make_envelope(core, message, MessageType::Notify, 0), nullptr});
+    return inbox->push(Incoming{make_envelope(core, message, MessageType::Notify, 0), nullptr, {}});
   }
   std::shared_ptr<PeerShared> peer;
   if (const ErrorCode e = impl_->reserve(message.to.node, peer); e != ErrorCode::None) return e;
@@ -479,7 +512,9 @@ ErrorCode Transport::notify(OutMessage message) {
     impl_->unreserve(*peer);
     return ErrorCode::Oversized;
   }
+  if (const ErrorCode e = impl_->charge(*peer, frame.bytes.size()); e != ErrorCode::None) return e;
   if (impl_->send_direct(*peer, frame.bytes)) {
+    impl_->uncharge(*peer, frame.bytes.size());
     impl_->unreserve(*peer);
     return ErrorCode::None;
   }
@@ -487,6 +522,7 @@ ErrorCode Transport::notify(OutMessage message) {
   frame.priority = env.priority;
   frame.id = env.id;
   frame.target = std::move(env.target);
+  frame.sender_agent = std::move(env.sender_agent);
   core.commands.push(detail::CmdSend{std::move(peer), std::move(frame)});
   return ErrorCode::None;
 }
@@ -546,8 +582,9 @@ Reply Transport::request_unmeasured(OutMessage message, std::optional<std::chron
       }
       auto promise = std::make_shared<std::promise<Reply>>();
       auto future = promise->get_future();
-      impl_->send_remote(std::move(reserved), env, std::move(bytes), t,
-                         [promise](Reply r) { promise->set_value(std::move(r)); });
+      const ErrorCode e = impl_->send_remote(std::move(reserved), env, std::move(bytes), t,
+                                             [promise](Reply r) { promise->set_value(std::move(r)); });
+      if (e != ErrorCode::None) return Reply{e, {}};
       return future.get();
     }
   }
@@ -609,7 +646,10 @@ Transport::AskTicket Transport::ask_async(OutMessage message, std::chrono::milli
   message.id = ticket.id;
   const auto now = detail::steady_now_ms();
   // The entry exists before the request can complete.
-  core.asks.add(ticket.id, now + timeout.count(), now + timeout.count() + core.options.ask_retention.count());
+  if (!core.asks.add(ticket.id, now + timeout.count(), now + timeout.count() + core.options.ask_retention.count())) {
+    ticket.error = ErrorCode::MailboxFull;  // ask_limit entries held: check_inbox some first
+    return ticket;
+  }
   std::weak_ptr<Core> weak = impl_->core;
   const MessageId id = ticket.id;
   const auto started = std::chrono::steady_clock::now();
@@ -663,7 +703,20 @@ TransportStats Transport::stats() const {
   }
   s.peers_connected = get(c.peers_connected);
   s.outbound_queued = get(c.outbound_queued);
+  s.outbound_queued_bytes = get(c.outbound_queued_bytes);
+  {
+    std::shared_lock lock(core.inbox_mu);
+    for (const auto& [name, inbox] : core.inboxes) {
+      s.inbox_queued += inbox->size();
+      s.inbox_queued_bytes += inbox->bytes();
+    }
+  }
+  s.replies_waiting_bytes = get(c.replies_waiting_bytes);
+  s.replies_dropped = get(c.replies_dropped);
+  s.reply_cache_bytes = get(c.reply_cache_bytes);
+  s.ask_bytes = core.asks.bytes();
   s.pending_requests = get(c.pending_requests);
+  s.notifies_undeliverable = get(c.notifies_undeliverable);
   s.ask_entries = core.asks.size();
   for (std::size_t o = 0; o < 2; ++o) {
     LatencyHistogram& h = s.request_latency[o];
@@ -681,6 +734,7 @@ ErrorCode Transport::send_raw_for_test(const std::string& peer_name, std::vector
   if (core.stopping.load()) return ErrorCode::Shutdown;
   std::shared_ptr<PeerShared> peer;
   if (const ErrorCode e = impl_->reserve(peer_name, peer); e != ErrorCode::None) return e;
+  if (const ErrorCode e = impl_->charge(*peer, frame.size()); e != ErrorCode::None) return e;
   detail::OutFrame out;
   out.bytes = std::move(frame);
   out.type = MessageType::Control;

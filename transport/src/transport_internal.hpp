@@ -56,6 +56,9 @@ struct Counters {
   std::atomic<std::uint64_t> replies_unmatched{0};
   std::atomic<std::uint64_t> replies_deferred{0};
   std::atomic<std::uint64_t> replies_waiting{0};
+  std::atomic<std::uint64_t> replies_waiting_bytes{0};
+  std::atomic<std::uint64_t> replies_dropped{0};
+  std::atomic<std::uint64_t> reply_cache_bytes{0};  // a gauge the transport thread sets
   std::atomic<std::uint64_t> requests_answered_again{0};
   std::atomic<std::uint64_t> requests_timed_out{0};
   std::atomic<std::uint64_t> expired_on_arrival{0};
@@ -63,7 +66,9 @@ struct Counters {
   std::atomic<std::uint64_t> requests_direct{0};
   std::atomic<std::uint64_t> peers_connected{0};
   std::atomic<std::uint64_t> outbound_queued{0};
+  std::atomic<std::uint64_t> outbound_queued_bytes{0};
   std::atomic<std::uint64_t> pending_requests{0};
+  std::atomic<std::uint64_t> notifies_undeliverable{0};
   // TransportStats::request_latency: [answered/failed][bucket], and the
   // summed latency in nanoseconds.
   std::atomic<std::uint64_t> latency_buckets[2][kRequestLatencyBounds.size() + 1];
@@ -125,6 +130,7 @@ struct PeerShared {
   const std::string name;
   std::atomic<PeerState> state{PeerState::Connecting};
   std::atomic<std::size_t> queued{0};       // messages in its outbound queue (and commands on the way)
+  std::atomic<std::size_t> queued_bytes{0}; // ...and their encoded bytes
   std::atomic<std::uint64_t> failures{0};   // bumped whenever pending requests to it are failed
   std::atomic<ErrorCode> removed{ErrorCode::None};  // the remove_peer reason, once removed
   const std::shared_ptr<ChannelPool> channels;  // direct-request sockets (request_channel.hpp)
@@ -146,6 +152,7 @@ struct OutFrame {
   Priority priority = Priority::Normal;
   MessageId id;
   std::string target;
+  std::string sender_agent;            // notifies: whom a failure is reported to
   bool raw = false;                    // send_raw_for_test: not an envelope
   std::shared_ptr<PendingCall> call;   // requests only
 };
@@ -223,16 +230,20 @@ class LocalDeadlines {
   std::size_t compact_at_ = 1024;
 };
 
-// ask_async results, keyed by request id.
+// ask_async results, keyed by request id. Bounded in entries and in the
+// bytes of the answers held (TransportOptions::ask_limit, ask_bytes).
 class AskTable {
  public:
-  void add(const MessageId& id, std::int64_t deadline_ms, std::int64_t free_at_ms);
+  AskTable(std::size_t limit, std::size_t byte_limit);
+  // False when the table is full (the ask is refused with MailboxFull).
+  bool add(const MessageId& id, std::int64_t deadline_ms, std::int64_t free_at_ms);
   void erase(const MessageId& id);
   void complete(const MessageId& id, Reply&& reply);
   AskResult check(const MessageId& id, std::chrono::milliseconds wait, bool remove);
   // Frees entries whose retention ran out.
   void sweep(std::int64_t now_ms);
   std::size_t size() const;
+  std::size_t bytes() const;
 
  private:
   struct Entry {
@@ -240,7 +251,9 @@ class AskTable {
     Reply reply;
     std::int64_t deadline_ms = 0;
     std::int64_t free_at_ms = 0;
+    std::size_t bytes = 0;  // of the answer, counted in bytes_
   };
+  void erase_locked(const MessageId& id);
   struct FreeAt {
     std::int64_t at_ms;
     MessageId id;
@@ -252,6 +265,9 @@ class AskTable {
   std::condition_variable cv_;
   std::unordered_map<MessageId, Entry, MessageIdHash> entries_;
   std::priority_queue<FreeAt, std::vector<FreeAt>, std::greater<>> frees_;
+  const std::size_t limit_;
+  const std::size_t byte_limit_;
+  std::size_t bytes_ = 0;
 };
 
 struct StringHash {
@@ -291,7 +307,6 @@ struct Core {
   // before the context (zmq_ctx_term waits for every socket).
   void register_pool(const std::shared_ptr<ChannelPool>& pool);
   std::vector<std::shared_ptr<ChannelPool>> live_pools();
-  std::atomic<std::uint64_t> channel_serial{0};
 
  private:
   std::mutex pools_mu_;

@@ -48,11 +48,11 @@ namespace mesh::transport::detail {
 namespace {
 
 constexpr int kRecvBatch = 256;       // frames read from one socket per wake-up
-// Replies waiting for room in requesters' pipes; past these bounds they
-// are dropped (replies_unroutable). An Error refusing a notify is about
-// 70 bytes, so the byte bound is the one a flood meets.
+// Replies waiting for room in requesters' pipes; past this bound, or past
+// TransportOptions::reply_deferral_bytes (in all, or one requester's
+// share), they are dropped (replies_dropped). An Error refusing a notify is
+// about 70 bytes, so the byte bound is the one a flood meets.
 constexpr std::size_t kMaxDeferred = 1000000;
-constexpr std::size_t kMaxDeferredBytes = 64u << 20;
 constexpr std::int64_t kDeferredRetryMs = 5;
 constexpr int kRcvHwm = 10000;
 constexpr int kRouterSndHwm = 10000;
@@ -125,6 +125,13 @@ int socket_fd(void* s) {
   if (zmq_getsockopt(s, ZMQ_FD, &fd, &size) != 0) return -1;
   return fd;
 }
+// The node a connection at our ROUTER belongs to: its routing id, up to
+// the '#' of a request channel ("<node>#<hex>"). Node names cannot
+// contain '#' (validate() in transport.cpp).
+std::string_view source_node(std::string_view identity) {
+  return identity.substr(0, identity.find('#'));
+}
+
 ErrorCode code_for(DecodeError e) {
   switch (e) {
     case DecodeError::Oversized: return ErrorCode::Oversized;
@@ -569,32 +576,42 @@ void Loop::fail_peer(Peer& p, ErrorCode reason) {
     while (!queue->empty()) {
       OutFrame frame = std::move(queue->front());
       queue->pop_front();
-      release_queued(*p.shared);
+      release_queued(*p.shared, frame.bytes.size());
       reject_frame(frame, p.shared->name, reason);
     }
   }
 }
 
-void Loop::release_queued(PeerShared& peer) {
+void Loop::release_queued(PeerShared& peer, std::size_t bytes) {
   peer.queued.fetch_sub(1, std::memory_order_acq_rel);
+  peer.queued_bytes.fetch_sub(bytes, std::memory_order_acq_rel);
   drop(core_->counters.outbound_queued);
+  drop(core_->counters.outbound_queued_bytes, bytes);
 }
 
 void Loop::reject_frame(OutFrame& frame, const std::string& node, ErrorCode reason) {
   if (frame.call) {
     frame.call->complete(Reply{reason, {}}, &core_->counters.requests_failed_fast);
   } else if (frame.type == MessageType::Notify && !frame.raw) {
-    report_undeliverable(frame.id, node, frame.target, reason);
+    report_undeliverable(frame.id, node, frame.target, frame.sender_agent, reason);
   }
 }
 
 void Loop::report_undeliverable(const MessageId& id, std::string_view node, std::string_view target,
-                                ErrorCode reason) {
-  if (!options_.on_undeliverable) return;
-  try {
-    options_.on_undeliverable(id, node, target, reason);
-  } catch (...) {
-    // A user callback must not take the transport thread down.
+                                std::string_view sender_agent, ErrorCode reason) {
+  bump(core_->counters.notifies_undeliverable);
+  // User callbacks must not take the transport thread down.
+  if (options_.on_undeliverable) {
+    try {
+      options_.on_undeliverable(id, node, target, reason);
+    } catch (...) {
+    }
+  }
+  if (options_.on_notify_undeliverable) {
+    try {
+      options_.on_notify_undeliverable(UndeliverableNotify{id, node, target, sender_agent, reason});
+    } catch (...) {
+    }
   }
 }
 
@@ -605,9 +622,10 @@ void Loop::flush(Peer& p) {
   while (p.has_output()) {
     auto& queue = !p.high.empty() ? p.high : p.normal;
     OutFrame& f = queue.front();
+    const std::size_t size = f.bytes.size();
     if (f.call && f.call->done()) {  // timed out while it waited here
       queue.pop_front();
-      release_queued(*p.shared);
+      release_queued(*p.shared, size);
       continue;
     }
     // Counted before the send, so that whoever sees the frame arrive also
@@ -619,7 +637,7 @@ void Loop::flush(Peer& p) {
       return;
     }
     queue.pop_front();
-    release_queued(*p.shared);
+    release_queued(*p.shared, size);
   }
 }
 
@@ -629,7 +647,7 @@ void Loop::on_send(CmdSend& c) {
   auto it = peers_.find(c.peer->name);
   Peer* p = (it != peers_.end() && it->second->shared == c.peer) ? it->second.get() : nullptr;
   if (!p || p->state == PeerState::Unreachable) {
-    release_queued(*c.peer);
+    release_queued(*c.peer, c.frame.bytes.size());
     ErrorCode reason = ErrorCode::PeerUnreachable;
     if (!p) {
       reason = c.peer->removed.load();
@@ -701,7 +719,7 @@ bool Loop::read_router() {
       continue;
     }
     const std::string_view id = identity.text();
-    handle_frame(body.bytes(), &id);
+    handle_frame(body.bytes(), &id, nullptr);
   }
   return false;
 }
@@ -718,12 +736,13 @@ bool Loop::read_dealer(Peer& p) {
         continue;
       }
     }
-    handle_frame(body.bytes(), nullptr);  // unlocked: it may run callbacks that notify
+    handle_frame(body.bytes(), nullptr, &p);  // unlocked: it may run callbacks that notify
   }
   return p.dealer == nullptr;
 }
 
-void Loop::handle_frame(std::span<const std::uint8_t> frame, const std::string_view* identity) {
+void Loop::handle_frame(std::span<const std::uint8_t> frame, const std::string_view* identity,
+                        const Peer* from) {
   auto& counters = core_->counters;
   DecodeResult r = decode(frame, options_.max_frame_bytes);
   if (!r.ok()) {
@@ -743,12 +762,15 @@ void Loop::handle_frame(std::span<const std::uint8_t> frame, const std::string_v
   const EnvelopeView& v = r.view;
   const auto type = type_index(v.type);
   bump(counters.received[type]);
-  if (!dedup_.insert(v.id, steady_now_ms())) {
+  // Who sent it, as far as this transport knows: the node whose connection
+  // it came in on (never the envelope's own sender_node claim).
+  const std::string_view source = identity ? source_node(*identity) : std::string_view(from->shared->name);
+  if (!dedup_.insert(source, v.id, steady_now_ms())) {
     bump(counters.deduplicated[type]);
     // A request resent under its id after its answer went out (the answer
-    // was lost, say): answer again from the cache, to whoever asks now.
+    // was lost, say): answer again from the cache, to the same node only.
     if (v.type == MessageType::Request && identity) {
-      if (const ReplyCache::Entry* cached = replies_.find(v.id)) {
+      if (const ReplyCache::Entry* cached = replies_.find(DedupKey{std::string(source), v.id})) {
         // Under a fresh id: the requester's dedup window has seen the first.
         DecodeResult old = decode(cached->bytes, std::numeric_limits<std::size_t>::max());
         if (old.ok()) {
@@ -776,7 +798,13 @@ void Loop::handle_frame(std::span<const std::uint8_t> frame, const std::string_v
       break;
     case MessageType::Response:
     case MessageType::Error:
-      complete_pending(v);
+      // Replies come back over our DEALER to the node we asked. One that
+      // arrives at the ROUTER answers nothing of ours.
+      if (from) {
+        complete_pending(v, *from);
+      } else {
+        bump(counters.replies_unmatched);
+      }
       break;
     case MessageType::Control:
       break;  // reserved
@@ -801,9 +829,11 @@ void Loop::deliver(const std::shared_ptr<Inbox>& inbox, Incoming&& message, std:
 bool Loop::flush_deliveries() {
   bool sent = false;
   if (!batch_.empty()) {
-    ErrorCode why = ErrorCode::None;
-    const std::size_t taken = batch_inbox_->push_batch(batch_, &why);
-    for (std::size_t i = taken; i < batch_.size(); ++i) {
+    batch_outcome_.resize(batch_.size());
+    const std::size_t taken = batch_inbox_->push_batch(batch_, batch_outcome_);
+    for (std::size_t i = 0; taken < batch_.size() && i < batch_.size(); ++i) {
+      const ErrorCode why = batch_outcome_[i];
+      if (why == ErrorCode::None) continue;
       // The refusal goes back as an Error correlated with the message; its
       // sender_agent names the target, so the sender can report both.
       const Envelope& e = batch_[i].envelope;
@@ -825,7 +855,7 @@ void Loop::deliver_notify(const EnvelopeView& v, std::string_view identity) {
     send_error(identity, v.id, v.target, v.sender_agent, ErrorCode::TargetUnknown);
     return;
   }
-  deliver(inbox, Incoming{v.to_owned(), nullptr}, identity);
+  deliver(inbox, Incoming{v.to_owned(), nullptr, std::string(source_node(identity))}, identity);
 }
 
 void Loop::deliver_request(const EnvelopeView& v, std::string_view identity) {
@@ -847,29 +877,38 @@ void Loop::deliver_request(const EnvelopeView& v, std::string_view identity) {
   auto route = std::make_shared<ReplyRoute>();
   route->identity = std::string(identity);
   route->core = core_;
-  deliver(inbox, Incoming{v.to_owned(), std::move(route)}, identity);
+  deliver(inbox, Incoming{v.to_owned(), std::move(route), std::string(source_node(identity))}, identity);
 }
 
-void Loop::complete_pending(const EnvelopeView& v) {
+void Loop::complete_pending(const EnvelopeView& v, const Peer& from) {
   if (!v.correlation) {
     bump(core_->counters.replies_unmatched);
     return;
   }
   const MessageId corr = *v.correlation;
   auto [first, last] = pending_.equal_range(corr);
-  if (first == last) {
+  // Only the peer a request went to can answer it.
+  std::vector<std::shared_ptr<PendingCall>> calls;
+  for (auto it = first; it != last;) {
+    if (it->second->peer == from.shared.get()) {
+      calls.push_back(std::move(it->second));
+      it = pending_.erase(it);
+    } else {
+      ++it;
+    }
+  }
+  if (calls.empty()) {
     if (v.type == MessageType::Error && finished_.insert(corr, steady_now_ms())) {
       // Not one of our requests: the receiver refused a notify of ours.
+      // Its target is our sending agent, its sender_agent the inbox that
+      // refused; the node is the peer it came from.
       bump(core_->counters.refused[type_index(MessageType::Notify)]);
-      report_undeliverable(corr, v.sender_node, v.sender_agent, v.error);
+      report_undeliverable(corr, from.shared->name, v.sender_agent, v.target, v.error);
     } else {
       bump(core_->counters.replies_unmatched);  // late reply to a finished request
     }
     return;
   }
-  std::vector<std::shared_ptr<PendingCall>> calls;
-  for (auto it = first; it != last; ++it) calls.push_back(std::move(it->second));
-  pending_.erase(first, last);
   for (auto& call : calls) {
     Reply reply;
     if (v.type == MessageType::Error) {
@@ -882,7 +921,10 @@ void Loop::complete_pending(const EnvelopeView& v) {
 
 bool Loop::router_send(std::string_view identity, std::span<const std::uint8_t> bytes, MessageType type,
                        const MessageId* answers) {
-  if (answers) replies_.put(*answers, bytes, type);
+  if (answers) {
+    replies_.put(DedupKey{std::string(source_node(identity)), *answers}, bytes, type);
+    core_->counters.reply_cache_bytes.store(replies_.bytes(), std::memory_order_relaxed);
+  }
   // Replies to one requester leave in order: behind any already waiting.
   if (!deferred_.empty() && deferred_.contains(std::string(identity))) return defer(identity, bytes, type);
   switch (try_router_send(identity, bytes, type)) {
@@ -925,21 +967,31 @@ Loop::SendResult Loop::try_router_send(std::string_view identity, std::span<cons
 // back-pressure; a requester that stops reading altogether is a frozen
 // peer, which the heartbeat removes.
 bool Loop::defer(std::string_view identity, std::span<const std::uint8_t> bytes, MessageType type) {
-  if (deferred_count_ >= kMaxDeferred || deferred_bytes_ + bytes.size() > kMaxDeferredBytes) {
-    bump(core_->counters.replies_unroutable);
+  // One requester that stops reading must not use up the room the others'
+  // replies need: it gets a share of the byte budget.
+  const std::size_t budget = options_.reply_deferral_bytes;
+  const auto share = static_cast<std::size_t>(static_cast<double>(budget) * options_.reply_deferral_share);
+  auto it = deferred_.find(std::string(identity));
+  const std::size_t mine = it == deferred_.end() ? 0 : it->second.bytes;
+  if (deferred_count_ >= kMaxDeferred || deferred_bytes_ + bytes.size() > budget ||
+      (mine > 0 && mine + bytes.size() > share)) {
+    bump(core_->counters.replies_dropped);
     return false;
   }
-  deferred_[std::string(identity)].push_back(Deferred{std::vector<std::uint8_t>(bytes.begin(), bytes.end()), type});
+  if (it == deferred_.end()) it = deferred_.emplace(std::string(identity), DeferredQueue{}).first;
+  it->second.items.push_back(Deferred{std::vector<std::uint8_t>(bytes.begin(), bytes.end()), type});
+  it->second.bytes += bytes.size();
   ++deferred_count_;
   deferred_bytes_ += bytes.size();
   bump(core_->counters.replies_deferred);
   bump(core_->counters.replies_waiting);
+  bump(core_->counters.replies_waiting_bytes, bytes.size());
   return true;
 }
 
 void Loop::retry_deferred() {
   for (auto it = deferred_.begin(); it != deferred_.end();) {
-    auto& queue = it->second;
+    auto& queue = it->second.items;
     bool gone = false;
     while (!queue.empty()) {
       const SendResult r = try_router_send(it->first, queue.front().bytes, queue.front().type);
@@ -948,20 +1000,24 @@ void Loop::retry_deferred() {
         gone = true;
         break;
       }
-      --deferred_count_;
-      drop(core_->counters.replies_waiting);
-      deferred_bytes_ -= queue.front().bytes.size();
+      forget_deferred(it->second, queue.front().bytes.size());
       queue.pop_front();
     }
     if (gone) {  // the requester went away: all of its replies are unroutable
       bump(core_->counters.replies_unroutable, queue.size());
-      drop(core_->counters.replies_waiting, queue.size());
-      deferred_count_ -= queue.size();
-      for (const auto& d : queue) deferred_bytes_ -= d.bytes.size();
+      for (const auto& d : queue) forget_deferred(it->second, d.bytes.size());
       queue.clear();
     }
     it = queue.empty() ? deferred_.erase(it) : std::next(it);
   }
+}
+
+void Loop::forget_deferred(DeferredQueue& queue, std::size_t bytes) {
+  --deferred_count_;
+  deferred_bytes_ -= bytes;
+  queue.bytes -= bytes;
+  drop(core_->counters.replies_waiting);
+  drop(core_->counters.replies_waiting_bytes, bytes);
 }
 
 void Loop::send_error(std::string_view identity, const MessageId& correlation, std::string_view sender_agent,
@@ -1030,6 +1086,7 @@ void Loop::shutdown_all() {
   shut_ = true;
   // Replies still waiting for room go with the ROUTER (LINGER 0).
   drop(core_->counters.replies_waiting, deferred_count_);
+  drop(core_->counters.replies_waiting_bytes, deferred_bytes_);
   deferred_.clear();
   deferred_count_ = 0;
   deferred_bytes_ = 0;
@@ -1045,7 +1102,7 @@ void Loop::shutdown_all() {
       while (!queue->empty()) {
         OutFrame frame = std::move(queue->front());
         queue->pop_front();
-        release_queued(*p->shared);
+        release_queued(*p->shared, frame.bytes.size());
         reject_frame(frame, name, ErrorCode::Shutdown);
       }
     }
@@ -1061,7 +1118,7 @@ void Loop::drain_late_commands() {
   core_->commands.take(commands_, false);
   for (auto& command : commands_) {
     if (auto* send = std::get_if<CmdSend>(&command)) {
-      release_queued(*send->peer);
+      release_queued(*send->peer, send->frame.bytes.size());
       reject_frame(send->frame, send->peer->name, ErrorCode::Shutdown);
     } else if (auto* r = std::get_if<CmdRemovePeer>(&command)) {
       r->peer->channels->close();

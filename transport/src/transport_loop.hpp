@@ -81,10 +81,10 @@ class Loop {
   void schedule_rebuild(Peer& p, std::int64_t now_ms);
   void fail_peer(Peer& p, ErrorCode reason);
   void flush(Peer& p);
-  void release_queued(PeerShared& peer);
+  void release_queued(PeerShared& peer, std::size_t bytes);
   void reject_frame(OutFrame& frame, const std::string& node, ErrorCode reason);
   void report_undeliverable(const MessageId& id, std::string_view node, std::string_view target,
-                            ErrorCode reason);
+                            std::string_view sender_agent, ErrorCode reason);
   std::string endpoint_for(const PeerAddress& a) const;
 
   // receiving
@@ -96,13 +96,15 @@ class Loop {
   void service_zap();
   void service_monitor(Peer& p);
   void service_dealer(Peer& p);
-  void handle_frame(std::span<const std::uint8_t> frame, const std::string_view* identity);
+  // `identity`: the routing id it came in with at the ROUTER; `from`: the
+  // peer whose DEALER it came in on. Exactly one is set.
+  void handle_frame(std::span<const std::uint8_t> frame, const std::string_view* identity, const Peer* from);
   std::shared_ptr<Inbox> find_inbox(std::string_view name);
   void deliver(const std::shared_ptr<Inbox>& inbox, Incoming&& message, std::string_view identity);
   bool flush_deliveries();  // true if it sent refusals
   void deliver_notify(const EnvelopeView& v, std::string_view identity);
   void deliver_request(const EnvelopeView& v, std::string_view identity);
-  void complete_pending(const EnvelopeView& v);
+  void complete_pending(const EnvelopeView& v, const Peer& from);
   // Sends on the ROUTER. `answers` = the request this answers, kept in
   // the reply cache. A reply that finds the requester's pipe full waits in
   // deferred_ (never blocks, never silently lost); false = unroutable.
@@ -145,11 +147,17 @@ class Loop {
   std::shared_ptr<Inbox> batch_inbox_;
   std::vector<Incoming> batch_;
   std::vector<std::string> batch_identities_;
+  std::vector<ErrorCode> batch_outcome_;
   struct Deferred {
     std::vector<std::uint8_t> bytes;
     MessageType type;
   };
-  std::unordered_map<std::string, std::deque<Deferred>> deferred_;  // by requester identity, in order
+  struct DeferredQueue {
+    std::deque<Deferred> items;  // in order
+    std::size_t bytes = 0;
+  };
+  std::unordered_map<std::string, DeferredQueue> deferred_;  // by requester identity
+  void forget_deferred(DeferredQueue& queue, std::size_t bytes);
   std::size_t deferred_count_ = 0;
   std::size_t deferred_bytes_ = 0;
 

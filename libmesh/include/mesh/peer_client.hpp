@@ -181,6 +181,23 @@ struct GatherResult {
   bool satisfied = false;         // the policy's condition was met
 };
 
+// A notify that notify() accepted and that was later refused by the
+// receiving node (its mailbox full, no such agent, ...) or lost on the way
+// (the node died or became unreachable while it was queued).
+struct DeliveryFailure {
+  std::string message_id;  // 32 hex digits, as IncomingMessage::id on the receiver
+  std::string target;      // the agent_id it was sent to
+  std::string node;        // the node it was sent to
+  ErrorCode reason = ErrorCode::None;
+};
+
+// Per-client notify accounting (delivery_stats()).
+struct DeliveryStats {
+  std::uint64_t notifies_accepted = 0;  // notify() returned true (broadcast: per copy)
+  std::uint64_t notifies_refused = 0;   // notify() returned false (broadcast: per copy)
+  std::uint64_t notifies_failed = 0;    // accepted, then reported as a DeliveryFailure
+};
+
 // What subscribe() callbacks get.
 enum class PeerEventKind {
   NodeJoined,    // a mesh node joined (or came back)
@@ -254,8 +271,11 @@ class PeerClient {
   // Fire-and-forget. True when accepted for delivery; false when the target
   // cannot be resolved, its node is known dead, its mailbox is full
   // (backpressure), the payload is over the transport's frame limit, or the
-  // mesh is not running. A later refusal by a remote receiver is not
-  // reported here. Throws std::invalid_argument when ctx is not an object.
+  // mesh is not running. A same-node target's full mailbox is known at
+  // once: false. A remote receiver's refusal arrives later and goes to
+  // on_delivery_failure (and delivery_stats().notifies_failed): nothing
+  // accepted is lost without a report. Throws std::invalid_argument when
+  // ctx is not an object.
   bool notify(std::string_view target, const Json& message, const Json& ctx = Json::object());
 
   // Blocks up to `timeout` (nullopt: NodeConfig::request_timeout, 30 s
@@ -340,6 +360,25 @@ class PeerClient {
   Token subscribe(EventCallback callback);
   bool unsubscribe(Token token);
 
+  // ---- delivery failures --------------------------------------------------
+  // Called for each notify (or broadcast copy) of this client that was
+  // accepted and then refused or lost downstream. Runs on the transport's
+  // thread: keep it short, and do not call on_delivery_failure from it.
+  // One callback per client; a new one replaces it, nullptr removes it;
+  // once this returns the old one is not called again.
+  using DeliveryFailureCallback = std::function<void(const DeliveryFailure&)>;
+  void on_delivery_failure(DeliveryFailureCallback callback);
+  DeliveryStats delivery_stats() const;
+
+  // Internal (Mesh): routes a transport report to the client of the
+  // agent that sent the notify, on the mesh `core`. False when no such
+  // client exists any more (the agent was removed meanwhile).
+  static bool report_delivery_failure(const detail::MeshCore& core, const transport::UndeliverableNotify& report);
+  // Internal: a client's failure counters and callback, shared with the
+  // registry report_delivery_failure looks clients up in, so that a report
+  // can finish while the client is being destroyed (peer_client.cpp).
+  struct DeliverySink;
+
  private:
   detail::MeshCore& core_;
   const std::string agent_id_;
@@ -347,6 +386,9 @@ class PeerClient {
   std::atomic<int> strategy_{static_cast<int>(Strategy::First)};
   std::mutex tokens_mu_;
   std::set<Token> tokens_;  // unsubscribed on destruction
+
+  std::shared_ptr<DeliverySink> delivery_;
+  void count_notify(bool accepted, std::uint64_t n = 1);
 };
 
 }  // namespace mesh

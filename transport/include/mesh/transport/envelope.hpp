@@ -28,6 +28,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <mutex>
 #include <optional>
 #include <span>
 #include <string>
@@ -39,8 +40,7 @@ namespace mesh::transport {
 inline constexpr std::uint64_t kEnvelopeVersion = 1;
 inline constexpr std::size_t kDefaultMaxFrameBytes = 4u * 1024u * 1024u;
 
-// 128 bits, unique per message: a random 64-bit prefix drawn once per
-// process, then a counter (see MessageIdGenerator).
+// 128 bits, unique per message and unpredictable: see MessageIdGenerator.
 struct MessageId {
   std::uint64_t hi = 0;
   std::uint64_t lo = 0;
@@ -58,19 +58,33 @@ struct MessageIdHash {
   }
 };
 
-// Thread-safe source of unique ids (one atomic increment per id).
+// Thread-safe source of unique, unpredictable ids: each id is a counter
+// encrypted with AES-128 under a key drawn at random when the generator is
+// made. AES is a permutation, so distinct counters give distinct ids;
+// without the key, seeing any number of ids tells nothing about the next
+// one (message_id.cpp). Each thread encrypts a block of counters at a time
+// and hands them out from a thread-local cache, so an id costs a few
+// nanoseconds (docs/transport.md, "Message ids").
 class MessageIdGenerator {
  public:
-  MessageIdGenerator();                       // prefix from std::random_device
-  explicit MessageIdGenerator(std::uint64_t prefix);
+  MessageIdGenerator();  // key from the operating system's CSPRNG
+  // A fixed key derived from `seed`: reproducible ids for tests only.
+  explicit MessageIdGenerator(std::uint64_t seed);
+  ~MessageIdGenerator();
   // A copy would hand out the same ids again.
   MessageIdGenerator(const MessageIdGenerator&) = delete;
   MessageIdGenerator& operator=(const MessageIdGenerator&) = delete;
   MessageId next();
 
  private:
-  std::uint64_t prefix_;
-  alignas(64) std::uint64_t counter_ = 0;     // accessed through std::atomic_ref
+  void init(const std::uint8_t (&key)[16]);
+  // Fills `out` with the ids of the next out.size() counters.
+  void encrypt_block(std::span<MessageId> out);
+
+  std::uint64_t serial_;       // tells the thread caches generators apart
+  std::mutex mu_;              // guards ctx_ and counter_
+  void* ctx_ = nullptr;        // EVP_CIPHER_CTX, AES-128-ECB
+  std::uint64_t counter_ = 0;  // next counter to encrypt
 };
 
 enum class MessageType : std::uint8_t { Notify = 0, Request = 1, Response = 2, Error = 3, Control = 4 };

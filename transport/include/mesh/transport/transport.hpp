@@ -33,6 +33,7 @@
 #include <stdexcept>
 #include <string>
 #include <string_view>
+#include <unordered_map>
 #include <vector>
 
 #include "mesh/transport/envelope.hpp"
@@ -54,6 +55,16 @@ CurveKeyPair generate_curve_keypair();
 std::string curve_public_from_secret(const std::string& secret_z85);
 bool is_valid_curve_key(std::string_view z85);
 
+// A notify that was accepted and later refused or lost on its way; the
+// views are valid during the callback only.
+struct UndeliverableNotify {
+  MessageId id;
+  std::string_view node;          // the node it was sent to
+  std::string_view target;        // the inbox it was addressed to
+  std::string_view sender_agent;  // who sent it (OutMessage::sender_agent)
+  ErrorCode reason = ErrorCode::None;
+};
+
 struct TransportOptions {
   std::string node_name;                  // routing id; required, 1..255 bytes
   std::string bind_address = "127.0.0.1"; // IPv4/IPv6 literal or "*"
@@ -64,8 +75,26 @@ struct TransportOptions {
   bool local_only = false;
 
   std::size_t max_frame_bytes = kDefaultMaxFrameBytes;
+  // Every queue is bounded twice: in messages and in bytes, whichever is
+  // reached first refuses with MailboxFull (docs/transport.md, "Budgets",
+  // says why each default is what it is). A queue that is empty takes one
+  // message of any size up to max_frame_bytes.
   std::size_t peer_queue_limit = 10000;   // messages waiting per peer before MailboxFull
+  std::size_t peer_queue_bytes = 64u << 20;  // ...and their encoded bytes
   std::size_t inbox_limit = 10000;        // default bound of each inbox
+  std::size_t inbox_bytes = 64u << 20;    // default byte bound of each inbox
+  // The share of an inbox (of its limit and of its bytes) one remote node
+  // may hold; the rest stays free for the others. 1.0 turns it off.
+  double inbox_peer_share = 0.5;
+  // Replies (and refusals) waiting for room in requesters' pipes, in all,
+  // and the share one requester node may hold.
+  std::size_t reply_deferral_bytes = 64u << 20;
+  double reply_deferral_share = 0.5;
+  // ask_async entries held at once (pending and answered), and the bytes of
+  // the answers kept; a new ask past either is refused with MailboxFull, an
+  // answer that does not fit is kept as a MailboxFull error.
+  std::size_t ask_limit = 10000;
+  std::size_t ask_bytes = 64u << 20;
   std::size_t dedup_window_size = 100000; // message ids remembered...
   std::chrono::milliseconds dedup_window_time{120000};  // ...and for how long
 
@@ -103,6 +132,10 @@ struct TransportOptions {
   std::function<void(const MessageId& id, std::string_view node, std::string_view target,
                      ErrorCode reason)>
       on_undeliverable;
+  // The same report with the sending agent as well, so that an owner
+  // serving many agents can tell the one that sent it (Mesh does). Both
+  // callbacks run when both are set.
+  std::function<void(const UndeliverableNotify&)> on_notify_undeliverable;
 };
 
 // Where a peer node is. Connections follow membership: the owner adds a
@@ -144,6 +177,10 @@ struct ReplyRoute;
 struct Incoming {
   Envelope envelope;
   std::shared_ptr<ReplyRoute> route;  // null for anything but a request
+  // The node it came from as this transport knows it (its connection), not
+  // as the envelope claims; empty for a same-node sender. Inbox shares are
+  // counted by it.
+  std::string source;
 
   bool is_request() const { return envelope.type == MessageType::Request; }
   bool is_notify() const { return envelope.type == MessageType::Notify; }
@@ -179,6 +216,8 @@ class Inbox {
   std::optional<Incoming> pop(std::optional<std::chrono::milliseconds> timeout = std::nullopt);
   std::size_t size() const;
   std::size_t limit() const { return limit_; }
+  std::size_t bytes() const;  // held now (payload, context and names)
+  std::size_t byte_limit() const { return byte_limit_; }
   // Stops accepting; pending and future pop() calls return nullopt once
   // the queue is drained. The inbox's name becomes free again.
   void close();
@@ -186,10 +225,16 @@ class Inbox {
   // Internal (used by Transport): push or refuse with MailboxFull
   // (TargetUnknown once closed).
   ErrorCode push(Incoming&& message);
-  // Pushes messages in order while there is room, with one wake-up for
-  // the lot; returns how many were taken. The rest are refused for *why.
-  std::size_t push_batch(std::span<Incoming> messages, ErrorCode* why);
-  Inbox(std::string name, std::size_t limit, QuickHandler quick);
+  // Pushes each message that fits, in order, with one wake-up for the lot;
+  // outcome[i] = None for those taken (moved from), or why not. Returns
+  // how many were taken.
+  std::size_t push_batch(std::span<Incoming> messages, std::span<ErrorCode> outcome);
+  // `byte_limit` bounds the bytes held; `peer_share` (0, 1] the part of
+  // both bounds one remote source may hold.
+  Inbox(std::string name, std::size_t limit, QuickHandler quick,
+        std::size_t byte_limit = SIZE_MAX, double peer_share = 1.0);
+  // What a message counts against the byte budget.
+  static std::size_t cost(const Incoming& message);
   ~Inbox();
   Inbox(const Inbox&) = delete;
   Inbox& operator=(const Inbox&) = delete;
@@ -198,9 +243,23 @@ class Inbox {
 
  private:
   struct Ring;  // a growable ring of messages: no allocation per message (inbox.cpp)
+  struct Held {
+    std::size_t count = 0;
+    std::size_t bytes = 0;
+  };
+  // MailboxFull if `m` does not fit, else None with `m` counted (lock held).
+  ErrorCode admit_locked(const Incoming& m, std::size_t cost);
+  void release_locked(const Incoming& m, std::size_t cost);
+
   std::string name_;
   std::size_t limit_;
   QuickHandler quick_;
+  std::size_t byte_limit_;
+  std::size_t source_limit_;        // messages one remote source may hold
+  std::size_t source_byte_limit_;   // ...and bytes
+  bool sharing_;                    // either share is below its bound
+  std::size_t bytes_ = 0;
+  std::unordered_map<std::string, Held> by_source_;  // remote sources with messages here
   mutable std::mutex mu_;
   std::condition_variable cv_;
   std::unique_ptr<Ring> high_;
@@ -254,8 +313,16 @@ struct TransportStats {
   std::uint64_t peers = 0;
   std::uint64_t peers_connected = 0;
   std::uint64_t outbound_queued = 0;          // messages in per-peer queues now
+  std::uint64_t outbound_queued_bytes = 0;    // ...and their bytes
+  std::uint64_t inbox_queued = 0;             // messages waiting in open inboxes now
+  std::uint64_t inbox_queued_bytes = 0;       // ...and their bytes (Inbox::cost)
+  std::uint64_t replies_waiting_bytes = 0;    // bytes of replies_waiting
+  std::uint64_t replies_dropped = 0;          // replies and refusals dropped past the deferral budget
+  std::uint64_t reply_cache_bytes = 0;        // answers kept for resent requests
+  std::uint64_t ask_bytes = 0;                // bytes of ask_async answers held
   std::uint64_t pending_requests = 0;
   std::uint64_t ask_entries = 0;
+  std::uint64_t notifies_undeliverable = 0;   // reported to on_undeliverable (refused or lost)
   // [0] requests answered with a Response; [1] failed ones (an Error
   // envelope, a timeout, a dead or unknown peer, shutdown, ...).
   LatencyHistogram request_latency[2];
