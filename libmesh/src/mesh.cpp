@@ -632,6 +632,7 @@ void Mesh::start() {
   to.node_name = c.node_name;
   to.max_frame_bytes = c.config.max_message_bytes;
   to.inbox_limit = c.config.mailbox_limit;
+  to.inbox_bytes = c.config.mailbox_bytes;
   to.default_request_timeout = c.config.request_timeout;
   // Refused and lost notifies go back to the agent that sent them
   // (PeerClient::on_delivery_failure); before, nobody was told.

@@ -219,6 +219,22 @@ std::vector<MetricFamily> transport_families(const transport::TransportStats& s)
   add(queues, d(s.replies_waiting), {{"queue", "replies_waiting"}});
   add(queues, d(s.ask_entries), {{"queue", "ask_entries"}});
   out.push_back(std::move(queues));
+  // Bytes beside counts: every queue has a byte budget too
+  // (TransportOptions; docs/transport.md, "Budgets").
+  MetricFamily queued_bytes = family("mesh_transport_queued_bytes", "Bytes held, by queue.",
+                                     MetricType::Gauge);
+  add(queued_bytes, d(s.outbound_queued_bytes), {{"queue", "outbound"}});
+  add(queued_bytes, d(s.inbox_queued_bytes), {{"queue", "inboxes"}});
+  add(queued_bytes, d(s.replies_waiting_bytes), {{"queue", "replies_waiting"}});
+  add(queued_bytes, d(s.reply_cache_bytes), {{"queue", "reply_cache"}});
+  add(queued_bytes, d(s.ask_bytes), {{"queue", "ask_answers"}});
+  out.push_back(std::move(queued_bytes));
+  out.push_back(counter("mesh_transport_replies_dropped_total",
+                        "Replies and refusals dropped because the deferral budget was full.",
+                        s.replies_dropped));
+  out.push_back(counter("mesh_transport_notifies_undeliverable_total",
+                        "Notifies accepted and later refused or lost; each is reported to its sender.",
+                        s.notifies_undeliverable));
 
   MetricFamily peers = family("mesh_transport_peers", "Transport peers, known and connected.",
                               MetricType::Gauge);

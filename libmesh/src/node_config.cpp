@@ -42,6 +42,7 @@ constexpr std::uint64_t kMaxMailboxLimit = 10'000'000;
 // has hardly any room. Above 256 MiB one message would be a memory risk.
 constexpr std::size_t kMinMessageBytes = 4 * 1024;
 constexpr std::size_t kMaxMessageBytes = 256 * 1024 * 1024;
+constexpr std::size_t kMaxMailboxBytes = std::size_t{64} << 30;
 // sockaddr_un's sun_path: 108 bytes with the terminating NUL.
 constexpr std::size_t kIpcPathMax = 107;
 
@@ -502,6 +503,11 @@ const std::vector<Setting>& settings() {
        [](NodeConfig& c, std::string_view v) {
          return set_size(c.max_message_bytes, v, kMinMessageBytes, kMaxMessageBytes);
        }},
+      {"mailbox_bytes", "JC_MAILBOX_BYTES", "--mailbox-bytes", "SIZE",
+       "bytes each agent's mailbox may hold (default 64MiB)",
+       [](NodeConfig& c, std::string_view v) {
+         return set_size(c.mailbox_bytes, v, kMinMessageBytes, kMaxMailboxBytes);
+       }},
       {"ipc_dir", "JC_IPC_DIR", "--ipc-dir", "DIR",
        "also use ipc sockets in DIR for peers on this host (default: off)",
        [](NodeConfig& c, std::string_view v) -> Problem {
@@ -875,6 +881,7 @@ std::string to_json_string(const NodeConfig& c) {
   j["discovery_strategy"] = c.discovery_strategy;
   j["request_timeout"] = format_duration(c.request_timeout);
   j["max_message_bytes"] = c.max_message_bytes;
+  j["mailbox_bytes"] = c.mailbox_bytes;
   j["ipc_dir"] = or_null(c.ipc_dir.empty(), c.ipc_dir);
   j["leave_timeout"] = format_duration(c.leave_timeout);
   j["curve_secret_key"] = or_null(c.curve_secret_key.empty(), "(set, not shown)");

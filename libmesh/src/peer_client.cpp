@@ -289,23 +289,8 @@ std::future<RequestOutcome> PeerClient::request_async(std::string_view target, c
                                                       const Json& ctx) {
   auto promise = std::make_shared<std::promise<RequestOutcome>>();
   auto future = promise->get_future();
-  Prepared p = prepare(core_, *this, target, message, ctx, default_strategy());
-  auto t = core_.get_transport();
-  if (p.error != ErrorCode::None || !t) {
-    RequestOutcome out;
-    out.error = p.error != ErrorCode::None ? p.error : ErrorCode::Shutdown;
-    out.peer = std::move(p.peer);
-    promise->set_value(std::move(out));
-    return future;
-  }
-  record_peer_usage(p.peer->card.agent_id);
-  detail::MeshCore* core = &core_;
-  t->request_async(std::move(p.message), timeout.value_or(core_.config.request_timeout),
-                   [core, promise, peer = std::move(p.peer)](transport::Reply reply) mutable {
-                     RequestOutcome out = core->to_outcome(std::move(reply));
-                     out.peer = std::move(peer);
-                     promise->set_value(std::move(out));
-                   });
+  request_then(target, message, timeout, ctx,
+               [promise](RequestOutcome out) { promise->set_value(std::move(out)); });
   return future;
 }
 

@@ -96,6 +96,12 @@ struct NodeConfig {
   // The largest message on the wire (the transport's max_frame_bytes); a
   // payload must leave 1 KiB of it for the envelope.
   std::size_t max_message_bytes = 4 * 1024 * 1024;
+  // Bytes each agent's mailbox may hold beside its message bound
+  // (mailbox_limit): a sender past either gets MailboxFull. 64 MiB holds
+  // sixteen messages of the largest default size, or a full mailbox of
+  // 1000 messages of 64 KiB; ten 4 MiB notifies can no longer cost a node
+  // hundreds of MB per agent unasked.
+  std::size_t mailbox_bytes = 64u << 20;
   // Non-empty (P2P on): also listen on ipc://<ipc_dir>/<node_name>.zmq and
   // reach peers of this host that way.
   std::string ipc_dir;
