@@ -48,6 +48,7 @@ enum class TimerKind : std::uint8_t {
   Suspicion,
   StreamDeadline,
   ReconnectTick,
+  VerifySend,      // time to ping a newly admitted member
   VerifyExpire,    // the ping to a newly admitted member went unanswered
 };
 
@@ -151,6 +152,7 @@ struct Node::Impl {
     Address requester;
     std::string requester_name;
     bool nack = false;
+    bool verify_indirect = false;  // Verify: the indirect round was sent
   };
 
   struct SuspicionTimer {
@@ -205,7 +207,9 @@ struct Node::Impl {
   struct Failed {
     Address addr;
     Time since;
+    bool verified = false;
   };
+  static constexpr std::size_t kMaxUnverifiedFailed = 256;
   std::map<std::string, Failed> failed_members;  // for reconnect; ordered: a random pick must not depend on hashing
 
   BroadcastQueue broadcasts;
@@ -254,6 +258,7 @@ struct Node::Impl {
       }
       case TimerKind::StreamDeadline: return pending_streams.count(e.arg) != 0;
       case TimerKind::ReconnectTick: return true;
+      case TimerKind::VerifySend: return true;
       case TimerKind::VerifyExpire: {
         auto it = ack_handlers.find(static_cast<std::uint32_t>(e.arg));
         return it != ack_handlers.end() && it->second.kind == AckHandler::Kind::Verify;
@@ -492,7 +497,7 @@ struct Node::Impl {
     failed_members.erase(std::string(a.node));
     if (!is_local && !state->m.verified && (old_state == MemberState::Dead || updates_node) &&
         old_state != MemberState::Suspect)
-      send_verify_ping(*state, now);
+      schedule_verify(*state, now);
 
     if (dead_or_left(old_state)) {
       emit(EventKind::Joined, state->m, now);
@@ -543,6 +548,25 @@ struct Node::Impl {
   // way of failed ones (suspect, dead, reaped) within bounded time, and a
   // real member that missed the ping refutes the suspicion. Sent bare (no
   // piggybacked gossip), since the address may lead nowhere.
+  //
+  // The ping waits two to three probe intervals (and is not sent if the
+  // member pinged us meanwhile): every ack carries gossip, and
+  // a newcomer answering the pings of everyone who just learned of it would
+  // spend the few retransmissions of its fresh news on nodes that already
+  // have it (a join of 8 nodes took five times as long when pinged at once).
+  void schedule_verify(const NodeState& s, Time now) {
+    // Spread by a hash of the name, not by the random engine: drawing from
+    // it here would reshuffle every later random choice of the node.
+    const auto spread = static_cast<std::uint64_t>(std::max<Duration::rep>(1, config.probe_interval.count()));
+    const auto jitter = static_cast<Duration::rep>(std::hash<std::string>{}(s.m.name) % spread);
+    schedule(now + 2 * config.probe_interval + Duration(jitter), TimerKind::VerifySend, 0, s.m.name);
+  }
+
+  void verify_due(const std::string& name, Time now) {
+    NodeState* s = find(name);
+    if (s != nullptr && !s->m.verified && s->m.state == MemberState::Alive) send_verify_ping(*s, now);
+  }
+
   void send_verify_ping(NodeState& s, Time now) {
     const std::uint32_t seq = ++seq_no;
     AckHandler h;
@@ -562,13 +586,41 @@ struct Node::Impl {
     if (unverified > 0) --unverified;
   }
 
+  // No answer to the verification ping: ask verified members to try, as a
+  // probe would (a blocked path must not make us suspect a real member);
+  // no answer to that either: suspect it.
   void verify_expired(std::uint32_t seq, Time now) {
     auto it = ack_handlers.find(seq);
-    AckHandler h = std::move(it->second);
-    ack_handlers.erase(it);
-    NodeState* s = find(h.requester_name);
-    if (s == nullptr || s->m.verified || s->m.addr != h.requester || s->m.state != MemberState::Alive)
+    NodeState* s = find(it->second.requester_name);
+    if (s == nullptr || s->m.verified || s->m.addr != it->second.requester ||
+        s->m.state != MemberState::Alive) {
+      ack_handlers.erase(it);
       return;
+    }
+    if (!it->second.verify_indirect) {
+      it->second.verify_indirect = true;
+      it->second.expires = now + config.probe_interval;
+      auto helpers = k_random_nodes(config.indirect_checks, [&](const NodeState& h) {
+        return h.m.verified && h.m.state == MemberState::Alive && h.m.name != config.name && &h != s;
+      });
+      if (!helpers.empty()) {
+        IndirectPing ind;
+        ind.seq_no = seq;
+        ind.target.assign(s->m.addr.ip_bytes().begin(), s->m.addr.ip_bytes().end());
+        ind.port = s->m.addr.port;
+        ind.node = s->m.name;
+        ind.source_addr.assign(config.advertise.ip_bytes().begin(), config.advertise.ip_bytes().end());
+        ind.source_port = config.advertise.port;
+        ind.source_node = config.name;
+        for (NodeState* h : helpers) {
+          ++stats.indirect_probes_sent;
+          send_msg(h->m.addr, encode(ind), h);
+        }
+        schedule(now + config.probe_interval, TimerKind::VerifyExpire, seq);
+        return;
+      }
+    }
+    ack_handlers.erase(it);
     ++stats.verify_failed;
     suspect_node(Suspect{s->m.incarnation, s->m.name, config.name}, now, true);
   }
@@ -625,7 +677,10 @@ struct Node::Impl {
       k = 0;
       send_raw(state->m.addr, encode(s), state);
     }
-    const Duration min = suspicion_timeout(config.suspicion_mult, nodes.size(), config.probe_interval);
+    // Scaled by the members that answered us: announced phantoms must not
+    // stretch the time a real failure takes to be declared.
+    const std::size_t scale_n = nodes.size() - std::min(unverified, nodes.size());
+    const Duration min = suspicion_timeout(config.suspicion_mult, scale_n, config.probe_interval);
     const Duration max = min * config.suspicion_max_timeout_mult;
     const std::uint64_t gen = ++suspicion_gen;
     auto [it, inserted] = node_timers.insert_or_assign(
@@ -653,10 +708,14 @@ struct Node::Impl {
     state->m.incarnation = d.incarnation;
     state->m.state = d.node == d.from ? MemberState::Left : MemberState::Dead;
     state->m.state_change = now;
-    // Only members that once answered are worth reconnecting to; the list
-    // would otherwise keep every announced phantom for reconnect_timeout.
-    if (state->m.state == MemberState::Dead && state->m.verified)
-      failed_members[d.node] = Failed{state->m.addr, now};
+    // Members that never answered us are remembered for reconnect only up
+    // to a bound: the list would otherwise keep every announced phantom for
+    // reconnect_timeout.
+    if (state->m.state == MemberState::Dead &&
+        (state->m.verified || std::count_if(failed_members.begin(), failed_members.end(), [](const auto& f) {
+                                return !f.second.verified;
+                              }) < static_cast<std::ptrdiff_t>(kMaxUnverifiedFailed)))
+      failed_members[d.node] = Failed{state->m.addr, now, state->m.verified};
     else failed_members.erase(d.node);
     emit(state->m.state == MemberState::Left ? EventKind::Left : EventKind::Dead, state->m, now);
   }
@@ -852,8 +911,13 @@ struct Node::Impl {
     // Nothing to say: skip choosing peers (memberlist chooses, then finds
     // nothing to send; the outcome is the same and this is the common case).
     if (broadcasts.size() == 0 && user_broadcasts.size() == 0) return;
-    auto peers = pick_peers(config.gossip_nodes, [&](const NodeState& s) {
+    // memberlist's choice, except that a member that never answered us and
+    // is no longer alive (its verification ping failed) is skipped: an
+    // announced phantom costs gossip only until its ping times out. Newly
+    // learned alive members stay eligible, or joins would spread slowly.
+    auto peers = k_random_nodes(config.gossip_nodes, [&](const NodeState& s) {
       if (s.m.name == config.name) return false;
+      if (!s.m.verified && s.m.state != MemberState::Alive) return false;
       switch (s.m.state) {
         case MemberState::Alive:
         case MemberState::Suspect: return true;
@@ -1002,7 +1066,11 @@ struct Node::Impl {
       return;
     }
     const Address to = reply_address(p.source_addr, p.source_port, from);
-    send_msg(to, encode(Ack{p.seq_no, ack_payload}), find(p.source_node));
+    NodeState* source = p.source_node.empty() ? nullptr : find(p.source_node);
+    // A ping from a member's own address is as good a sign of life as an
+    // answer to ours, and spares the verification ping.
+    if (source != nullptr && source->m.addr == from) mark_verified(*source);
+    send_msg(to, encode(Ack{p.seq_no, ack_payload}), source);
   }
 
   void handle_one(const IndirectPing& ind, const Address& from, Time now) {
@@ -1328,6 +1396,7 @@ void Node::on_timer(Time now) {
       case TimerKind::Suspicion: m.suspicion_fired(e.name, now); break;
       case TimerKind::StreamDeadline: on_stream_failed(now, e.arg); break;
       case TimerKind::ReconnectTick: m.reconnect_tick(now); break;
+      case TimerKind::VerifySend: m.verify_due(e.name, now); break;
       case TimerKind::VerifyExpire: m.verify_expired(static_cast<std::uint32_t>(e.arg), now); break;
     }
   }

@@ -100,13 +100,25 @@ class NodeTest : public ::testing::Test {
 
   // Add B, C, D as alive members that answer pings, forgetting what that
   // produced.
-  // They answer the ping that verifies each of them as it is added.
+  // Each then pings A, which verifies it (gossip_abuse_test.cpp).
   void add_peers() {
     responders_ = {addr(2), addr(3), addr(4)};
     feed(alive_msg("b", 2, 1));
     feed(alive_msg("c", 3, 1));
     feed(alive_msg("d", 4, 1));
+    for (std::uint8_t p = 2; p <= 4; ++p) ping_from(p);
     clear();
+  }
+
+  // A ping to A from peer 10.0.0.<last>, named by its letter.
+  void ping_from(std::uint8_t last) {
+    Ping p;
+    p.seq_no = 1;
+    p.node = "a";
+    p.source_addr = {10, 0, 0, last};
+    p.source_port = 7946;
+    p.source_node = std::string(1, static_cast<char>('a' + last - 1));
+    feed(p, last);
   }
 
   void clear() {
