@@ -403,10 +403,6 @@ struct Node::Impl {
   void alive_node(const AliveView& a, bool bootstrap, Time now, const Address* from = nullptr) {
     const bool is_local = a.node == config.name;
     if (left && is_local) return;
-    if (!is_local && !valid_member_name(a.node)) {
-      count_bad_name();
-      return;
-    }
     // A short Vsn would be read out of bounds by memberlist; we refuse it.
     if (!a.vsn.empty() && a.vsn.size() != 6) {
       ++stats.decode_errors[static_cast<std::size_t>(DecodeError::Malformed)];
@@ -426,6 +422,11 @@ struct Node::Impl {
     NodeState* state = find(a.node);
     bool updates_node = false;
     if (state == nullptr) {
+      // Only names we store need checking: a known one passed on entry.
+      if (!is_local && !valid_member_name(a.node)) {
+        count_bad_name();
+        return;
+      }
       if (!is_local && !admit_new_member(from, now)) return;
       auto fresh = std::make_unique<NodeState>();
       fresh->m.name = a.node;
@@ -542,12 +543,13 @@ struct Node::Impl {
     return false;
   }
 
-  // One ping to a member as it is admitted (or moves address). An answer
-  // verifies it; none within a probe interval makes us suspect it, without
-  // touching our health score: announced members that do not exist go the
-  // way of failed ones (suspect, dead, reaped) within bounded time, and a
-  // real member that missed the ping refutes the suspicion. Sent bare (no
-  // piggybacked gossip), since the address may lead nowhere.
+  // One ping to a member after it is admitted (or moves address). An answer
+  // verifies it; none, not even through helpers (verify_expired), makes us
+  // suspect it without touching our health score: announced members that
+  // do not exist go the way of failed ones (suspect, dead, reaped) within
+  // bounded time, and a real member that missed the ping refutes the
+  // suspicion. Sent bare (no piggybacked gossip): the address may lead
+  // nowhere.
   //
   // The ping waits two to three probe intervals (and is not sent if the
   // member pinged us meanwhile): every ack carries gossip, and
@@ -1015,8 +1017,10 @@ struct Node::Impl {
       return err;
     }
     for (const auto& r : pp.nodes) {
-      // A bad name costs only its own entry, not the whole exchange.
-      if (!valid_member_name(r.name)) {
+      // A bad name costs only its own entry, not the whole exchange. An
+      // alive entry is checked by alive_node() if it is new (known names
+      // passed when they were added); the others here.
+      if (r.state != MemberState::Alive && !valid_member_name(r.name)) {
         count_bad_name();
         continue;
       }
