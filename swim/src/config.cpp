@@ -65,7 +65,7 @@ Config Config::for_profile(Profile p) {
 }
 
 std::optional<std::string> Config::validate() const {
-  if (name.empty()) return "node name must not be empty";
+  if (auto bad = validate_member_name(name)) return "node name: " + *bad;
   if (!advertise.valid()) return "advertise address must be an IPv4 or IPv6 address";
   if (advertise.port == 0) return "advertise port must not be 0";
   if (probe_interval <= Duration::zero()) return "probe_interval must be positive";
@@ -82,6 +82,12 @@ std::optional<std::string> Config::validate() const {
   if (tcp_timeout <= Duration::zero()) return "tcp_timeout must be positive";
   if (udp_buffer_size < 128 || udp_buffer_size > 65507)
     return "udp_buffer_size must be between 128 and 65507";
+  if (!(new_member_rate >= 0) || !(new_member_rate_per_source >= 0))
+    return "new member rates must not be negative";
+  if (!(new_member_burst >= 1) || !(new_member_burst_per_source >= 1))
+    return "new member bursts must be at least 1";
+  if (max_unverified_members < 1) return "max_unverified_members must be at least 1";
+  if (left_node_reclaim_time < Duration::zero()) return "left_node_reclaim_time must not be negative";
   if (vsn[0] == 0 || vsn[0] > vsn[1] || vsn[2] < vsn[0] || vsn[2] > vsn[1])
     return "protocol versions must satisfy 0 < min <= current <= max";
   if (vsn[3] > vsn[4] || vsn[5] < vsn[3] || vsn[5] > vsn[4])

@@ -12,6 +12,7 @@
 #include <unordered_map>
 #include <utility>
 
+#include "admission.hpp"
 #include "broadcast_queue.hpp"
 #include "mesh/swim/codec.hpp"
 #include "suspicion.hpp"
@@ -47,6 +48,8 @@ enum class TimerKind : std::uint8_t {
   Suspicion,
   StreamDeadline,
   ReconnectTick,
+  VerifySend,      // time to ping a newly admitted member
+  VerifyExpire,    // the ping to a newly admitted member went unanswered
 };
 
 struct TimerEntry {
@@ -73,7 +76,11 @@ bool dead_or_left(MemberState s) { return s == MemberState::Dead || s == MemberS
 }  // namespace
 
 struct Node::Impl {
-  Impl(Config c, std::uint64_t seed) : config(std::move(c)), rng(seed) {}
+  Impl(Config c, std::uint64_t seed)
+      : config(std::move(c)),
+        rng(seed),
+        admission(config.new_member_rate, config.new_member_burst,
+                  config.new_member_rate_per_source, config.new_member_burst_per_source) {}
 
   struct NodeState {
     Member m;
@@ -136,13 +143,16 @@ struct Node::Impl {
   };
 
   struct AckHandler {
-    enum class Kind : std::uint8_t { Probe, Forward } kind = Kind::Probe;
+    // Verify: the first ping to a newly admitted member (requester and
+    // requester_name then hold the member's address and name).
+    enum class Kind : std::uint8_t { Probe, Forward, Verify } kind = Kind::Probe;
     Time expires{};
     // Forward: the ack goes back to whoever asked us to ping.
     std::uint32_t orig_seq = 0;
     Address requester;
     std::string requester_name;
     bool nack = false;
+    bool verify_indirect = false;  // Verify: the indirect round was sent
   };
 
   struct SuspicionTimer {
@@ -156,6 +166,7 @@ struct Node::Impl {
     std::uint32_t seq = 0;
     std::string target;
     std::uint32_t target_incarnation = 0;
+    bool target_verified = false;
     bool indirect_sent = false;
     int expected_nacks = 0;
     int nacks = 0;
@@ -169,6 +180,12 @@ struct Node::Impl {
 
   Config config;
   Rng rng;
+  Admission admission;
+  // Members other than ourself with !verified, and the second probe lane
+  // that walks them (probe_select).
+  std::size_t unverified = 0;
+  std::size_t unverified_index = 0;
+  bool unverified_turn = false;
   bool started = false;
   bool left = false;
   bool leave_done = false;
@@ -190,7 +207,9 @@ struct Node::Impl {
   struct Failed {
     Address addr;
     Time since;
+    bool verified = false;
   };
+  static constexpr std::size_t kMaxUnverifiedFailed = 256;
   std::map<std::string, Failed> failed_members;  // for reconnect; ordered: a random pick must not depend on hashing
 
   BroadcastQueue broadcasts;
@@ -239,6 +258,11 @@ struct Node::Impl {
       }
       case TimerKind::StreamDeadline: return pending_streams.count(e.arg) != 0;
       case TimerKind::ReconnectTick: return true;
+      case TimerKind::VerifySend: return true;
+      case TimerKind::VerifyExpire: {
+        auto it = ack_handlers.find(static_cast<std::uint32_t>(e.arg));
+        return it != ack_handlers.end() && it->second.kind == AckHandler::Kind::Verify;
+      }
     }
     return false;
   }
@@ -373,13 +397,12 @@ struct Node::Impl {
 
   // aliveNode. Takes a view: most alives (a join of N nodes delivers N^2 of
   // them) are old news, dropped after the lookup without copying anything.
-  void alive_node(const AliveView& a, bool bootstrap, Time now) {
+  // `from` is the unsolicited source (a packet's sender, the peer of a
+  // push/pull it opened to us) whose admission budget an unknown member
+  // takes; nullptr for our own alive and for a push/pull that we opened.
+  void alive_node(const AliveView& a, bool bootstrap, Time now, const Address* from = nullptr) {
     const bool is_local = a.node == config.name;
     if (left && is_local) return;
-    if (a.node.empty()) {
-      ++stats.decode_errors[static_cast<std::size_t>(DecodeError::Malformed)];
-      return;
-    }
     // A short Vsn would be read out of bounds by memberlist; we refuse it.
     if (!a.vsn.empty() && a.vsn.size() != 6) {
       ++stats.decode_errors[static_cast<std::size_t>(DecodeError::Malformed)];
@@ -399,12 +422,20 @@ struct Node::Impl {
     NodeState* state = find(a.node);
     bool updates_node = false;
     if (state == nullptr) {
+      // Only names we store need checking: a known one passed on entry.
+      if (!is_local && !valid_member_name(a.node)) {
+        count_bad_name();
+        return;
+      }
+      if (!is_local && !admit_new_member(from, now)) return;
       auto fresh = std::make_unique<NodeState>();
       fresh->m.name = a.node;
       fresh->m.addr = *addr;
       fresh->m.meta.assign(a.meta.begin(), a.meta.end());
       fresh->m.state = MemberState::Dead;
       fresh->m.state_change = now;
+      fresh->m.verified = is_local;
+      if (!is_local) ++unverified;
       if (a.vsn.size() == 6) fresh->m.vsn = vsn_from(a.vsn);
       state = fresh.get();
       node_map.insert(state);
@@ -414,10 +445,7 @@ struct Node::Impl {
       nodes.push_back(std::move(fresh));
       std::swap(nodes[offset], nodes[n]);
     } else if (state->m.addr != *addr) {
-      const bool can_reclaim = config.dead_node_reclaim_time > Duration::zero() &&
-                               now - state->m.state_change > config.dead_node_reclaim_time;
-      if (state->m.state == MemberState::Left ||
-          (state->m.state == MemberState::Dead && can_reclaim)) {
+      if (!is_local && may_reclaim(*state, now)) {
         updates_node = true;
       } else {
         ++stats.conflicts;
@@ -428,6 +456,10 @@ struct Node::Impl {
         claimant.incarnation = a.incarnation;
         claimant.vsn = vsn_from(a.vsn);
         emit(EventKind::Conflict, claimant, now);
+        // Someone claims our name elsewhere: out-bid the claim, so that
+        // every member that has our address keeps it (memberlist only
+        // reports the conflict).
+        if (is_local && !bootstrap && a.incarnation >= state->m.incarnation) refute(*state, a.incarnation);
         return;
       }
     }
@@ -454,11 +486,19 @@ struct Node::Impl {
     state->m.incarnation = a.incarnation;
     state->m.meta.assign(a.meta.begin(), a.meta.end());
     state->m.addr = *addr;
+    if (updates_node && state->m.verified) {
+      // What we verified was the old address.
+      state->m.verified = false;
+      ++unverified;
+    }
     if (state->m.state != MemberState::Alive) {
       state->m.state = MemberState::Alive;
       state->m.state_change = now;
     }
     failed_members.erase(std::string(a.node));
+    if (!is_local && !state->m.verified && (old_state == MemberState::Dead || updates_node) &&
+        old_state != MemberState::Suspect)
+      schedule_verify(*state, now);
 
     if (dead_or_left(old_state)) {
       emit(EventKind::Joined, state->m, now);
@@ -468,7 +508,142 @@ struct Node::Impl {
     }
   }
 
-  void suspect_node(const Suspect& s, Time now) {
+  // Whether an unknown member may be added (admission.hpp). The cap on
+  // unverified members holds for every source; the rate only for
+  // unsolicited ones.
+  bool admit_new_member(const Address* from, Time now) {
+    if (unverified >= config.max_unverified_members) {
+      ++stats.members_over_unverified;
+      return false;
+    }
+    if (from != nullptr && !admission.admit(*from, now)) {
+      ++stats.members_rate_limited;
+      return false;
+    }
+    return true;
+  }
+
+  // May `state`'s name move to another address? memberlist: when it left,
+  // or has been dead for DeadNodeReclaimTime. We add two rules (DESIGN.md,
+  // "Hostile gossip"): a leave must be left_node_reclaim_time old, so that
+  // a forged leave cannot pass the name on before its live owner refutes
+  // it; and a dead member that never once answered us may be taken at
+  // once, so that an impostor's address that died frees the name for its
+  // owner without waiting for it to be reaped.
+  bool may_reclaim(const NodeState& state, Time now) const {
+    const Duration since = now - state.m.state_change;
+    switch (state.m.state) {
+      case MemberState::Left: return since >= config.left_node_reclaim_time;
+      case MemberState::Dead:
+        return !state.m.verified ||
+               (config.dead_node_reclaim_time > Duration::zero() && since > config.dead_node_reclaim_time);
+      case MemberState::Alive:
+      case MemberState::Suspect: return false;
+    }
+    return false;
+  }
+
+  // One ping to a member after it is admitted (or moves address). An answer
+  // verifies it; none, not even through helpers (verify_expired), makes us
+  // suspect it without touching our health score: announced members that
+  // do not exist go the way of failed ones (suspect, dead, reaped) within
+  // bounded time, and a real member that missed the ping refutes the
+  // suspicion. Sent bare (no piggybacked gossip): the address may lead
+  // nowhere.
+  //
+  // The ping waits two to three probe intervals (and is not sent if the
+  // member pinged us meanwhile): every ack carries gossip, and
+  // a newcomer answering the pings of everyone who just learned of it would
+  // spend the few retransmissions of its fresh news on nodes that already
+  // have it (a join of 8 nodes took five times as long when pinged at once).
+  void schedule_verify(const NodeState& s, Time now) {
+    // Spread by a hash of the name, not by the random engine: drawing from
+    // it here would reshuffle every later random choice of the node.
+    const auto spread = static_cast<std::uint64_t>(std::max<Duration::rep>(1, config.probe_interval.count()));
+    const auto jitter = static_cast<Duration::rep>(std::hash<std::string>{}(s.m.name) % spread);
+    schedule(now + 2 * config.probe_interval + Duration(jitter), TimerKind::VerifySend, 0, s.m.name);
+  }
+
+  void verify_due(const std::string& name, Time now) {
+    NodeState* s = find(name);
+    if (s != nullptr && !s->m.verified && s->m.state == MemberState::Alive) send_verify_ping(*s, now);
+  }
+
+  void send_verify_ping(NodeState& s, Time now) {
+    const std::uint32_t seq = ++seq_no;
+    AckHandler h;
+    h.kind = AckHandler::Kind::Verify;
+    h.expires = now + config.probe_interval;
+    h.requester = s.m.addr;
+    h.requester_name = s.m.name;
+    ack_handlers[seq] = std::move(h);
+    schedule(now + config.probe_interval, TimerKind::VerifyExpire, seq);
+    ++stats.verify_pings_sent;
+    send_raw(s.m.addr, encode(make_ping(seq, s.m.name)), &s);
+  }
+
+  void mark_verified(NodeState& s) {
+    if (s.m.verified) return;
+    s.m.verified = true;
+    if (unverified > 0) --unverified;
+  }
+
+  // No answer to the verification ping: ask verified members to try, as a
+  // probe would (a blocked path must not make us suspect a real member);
+  // no answer to that either: suspect it.
+  void verify_expired(std::uint32_t seq, Time now) {
+    auto it = ack_handlers.find(seq);
+    NodeState* s = find(it->second.requester_name);
+    if (s == nullptr || s->m.verified || s->m.addr != it->second.requester ||
+        s->m.state != MemberState::Alive) {
+      ack_handlers.erase(it);
+      return;
+    }
+    if (!it->second.verify_indirect) {
+      it->second.verify_indirect = true;
+      it->second.expires = now + config.probe_interval;
+      auto helpers = k_random_nodes(config.indirect_checks, [&](const NodeState& h) {
+        return h.m.verified && h.m.state == MemberState::Alive && h.m.name != config.name && &h != s;
+      });
+      if (!helpers.empty()) {
+        IndirectPing ind;
+        ind.seq_no = seq;
+        ind.target.assign(s->m.addr.ip_bytes().begin(), s->m.addr.ip_bytes().end());
+        ind.port = s->m.addr.port;
+        ind.node = s->m.name;
+        ind.source_addr.assign(config.advertise.ip_bytes().begin(), config.advertise.ip_bytes().end());
+        ind.source_port = config.advertise.port;
+        ind.source_node = config.name;
+        for (NodeState* h : helpers) {
+          ++stats.indirect_probes_sent;
+          send_msg(h->m.addr, encode(ind), h);
+        }
+        schedule(now + config.probe_interval, TimerKind::VerifyExpire, seq);
+        return;
+      }
+    }
+    ack_handlers.erase(it);
+    ++stats.verify_failed;
+    suspect_node(Suspect{s->m.incarnation, s->m.name, config.name}, now, true);
+  }
+
+  // Verified members first, unverified ones only to make up the number:
+  // members announced by someone else that do not exist would otherwise
+  // take most picks of gossip targets and indirect-probe helpers.
+  template <class Keep>
+  std::vector<NodeState*> pick_peers(int k, Keep keep) {
+    auto out = k_random_nodes(k, [&](const NodeState& s) { return s.m.verified && keep(s); });
+    if (static_cast<int>(out.size()) < k && unverified > 0) {
+      auto more = k_random_nodes(k - static_cast<int>(out.size()),
+                                 [&](const NodeState& s) { return !s.m.verified && keep(s); });
+      out.insert(out.end(), more.begin(), more.end());
+    }
+    return out;
+  }
+
+  // `unverified_failed`: our own suspicion of a member that never answered
+  // its verification ping (verify_expired).
+  void suspect_node(const Suspect& s, Time now, bool unverified_failed = false) {
     NodeState* state = find(s.node);
     if (state == nullptr || s.incarnation < state->m.incarnation) return;
 
@@ -496,7 +671,18 @@ struct Node::Impl {
     int k = config.suspicion_mult - 2;
     const auto n = static_cast<int>(nodes.size());
     if (n - 2 < k) k = 0;
-    const Duration min = suspicion_timeout(config.suspicion_mult, nodes.size(), config.probe_interval);
+    // A member that never answered us gets the shortest timeout: waiting
+    // for confirmations protects real members from a slow accuser, and this
+    // one has given no sign of being real. It is told directly, so a real
+    // member that lost the ping refutes well within the time.
+    if (unverified_failed) {
+      k = 0;
+      send_raw(state->m.addr, encode(s), state);
+    }
+    // Scaled by the members that answered us: announced phantoms must not
+    // stretch the time a real failure takes to be declared.
+    const std::size_t scale_n = nodes.size() - std::min(unverified, nodes.size());
+    const Duration min = suspicion_timeout(config.suspicion_mult, scale_n, config.probe_interval);
     const Duration max = min * config.suspicion_max_timeout_mult;
     const std::uint64_t gen = ++suspicion_gen;
     auto [it, inserted] = node_timers.insert_or_assign(
@@ -524,7 +710,14 @@ struct Node::Impl {
     state->m.incarnation = d.incarnation;
     state->m.state = d.node == d.from ? MemberState::Left : MemberState::Dead;
     state->m.state_change = now;
-    if (state->m.state == MemberState::Dead) failed_members[d.node] = Failed{state->m.addr, now};
+    // Members that never answered us are remembered for reconnect only up
+    // to a bound: the list would otherwise keep every announced phantom for
+    // reconnect_timeout.
+    if (state->m.state == MemberState::Dead &&
+        (state->m.verified || std::count_if(failed_members.begin(), failed_members.end(), [](const auto& f) {
+                                return !f.second.verified;
+                              }) < static_cast<std::ptrdiff_t>(kMaxUnverifiedFailed)))
+      failed_members[d.node] = Failed{state->m.addr, now, state->m.verified};
     else failed_members.erase(d.node);
     emit(state->m.state == MemberState::Left ? EventKind::Left : EventKind::Dead, state->m, now);
   }
@@ -548,8 +741,22 @@ struct Node::Impl {
     schedule(now + interval, TimerKind::ProbeTick, ++probe_gen);
   }
 
+  // Two lanes, taken in turn while there are unverified members: the round
+  // robin over verified members (memberlist's, with its reshuffle), and one
+  // over the unverified. However many members gossip announces, the
+  // verified ones keep at least half the probe rate.
   void probe_select(Time now) {
     if (probe.active) return;
+    if (unverified > 0 && unverified_turn) {
+      unverified_turn = false;
+      if (probe_next_unverified(now)) return;
+    }
+    unverified_turn = true;
+    if (probe_next_verified(now)) return;
+    if (unverified > 0) probe_next_unverified(now);
+  }
+
+  bool probe_next_verified(Time now) {
     std::size_t checked = 0;
     while (checked < nodes.size()) {
       if (probe_index >= nodes.size()) {
@@ -559,13 +766,25 @@ struct Node::Impl {
         continue;
       }
       NodeState* node = nodes[probe_index++].get();
-      if (node->m.name == config.name || dead_or_left(node->m.state)) {
+      if (node->m.name == config.name || dead_or_left(node->m.state) || !node->m.verified) {
         ++checked;
         continue;
       }
       probe_node(*node, now);
-      return;
+      return true;
     }
+    return false;
+  }
+
+  bool probe_next_unverified(Time now) {
+    for (std::size_t i = 0; i < nodes.size(); ++i) {
+      if (unverified_index >= nodes.size()) unverified_index = 0;
+      NodeState* node = nodes[unverified_index++].get();
+      if (node->m.verified || dead_or_left(node->m.state)) continue;
+      probe_node(*node, now);
+      return true;
+    }
+    return false;
   }
 
   void probe_node(NodeState& node, Time now) {
@@ -574,7 +793,7 @@ struct Node::Impl {
     const std::uint32_t seq = ++seq_no;
     ++stats.probes;
     ack_handlers[seq] = AckHandler{AckHandler::Kind::Probe, now + interval, 0, {}, {}, false};
-    probe = Probe{true, seq, node.m.name, node.m.incarnation, false, 0, 0};
+    probe = Probe{true, seq, node.m.name, node.m.incarnation, node.m.verified, false, 0, 0};
 
     Bytes ping = encode(make_ping(seq, node.m.name));
     if (node.m.state == MemberState::Alive) {
@@ -594,7 +813,7 @@ struct Node::Impl {
     probe.indirect_sent = true;
     NodeState* target = find(probe.target);
     if (target == nullptr) return;
-    auto peers = k_random_nodes(config.indirect_checks, [&](const NodeState& s) {
+    auto peers = pick_peers(config.indirect_checks, [&](const NodeState& s) {
       return s.m.name != config.name && s.m.name != probe.target &&
              s.m.state == MemberState::Alive;
     });
@@ -608,7 +827,9 @@ struct Node::Impl {
     ind.source_node = config.name;
     for (NodeState* peer : peers) {
       ind.nack = peer->m.vsn[1] >= 4;
-      if (ind.nack) ++probe.expected_nacks;
+      // A helper that never answered us may not exist: its missing nack
+      // must not count against our own health.
+      if (ind.nack && peer->m.verified) ++probe.expected_nacks;
       ++stats.indirect_probes_sent;
       send_msg(peer->m.addr, encode(ind), peer);
     }
@@ -628,6 +849,7 @@ struct Node::Impl {
   void probe_succeeded() {
     ack_handlers.erase(probe.seq);
     probe.active = false;
+    if (NodeState* t = find(probe.target)) mark_verified(*t);
     apply_awareness(-1);
   }
 
@@ -635,10 +857,12 @@ struct Node::Impl {
     ack_handlers.erase(probe.seq);
     probe.active = false;
     ++stats.probes_failed;
-    // Lifeguard: missing nacks mean our own network may be at fault.
+    // Lifeguard: missing nacks mean our own network may be at fault. Not so
+    // for a member that never answered us: it may never have existed, and
+    // announced phantoms must not slow our probing down.
     int delta = 1;
     if (probe.expected_nacks > 0) delta = std::max(0, probe.expected_nacks - probe.nacks);
-    apply_awareness(delta);
+    if (probe.target_verified) apply_awareness(delta);
     suspect_node(Suspect{probe.target_incarnation, probe.target, config.name}, now);
   }
 
@@ -653,7 +877,11 @@ struct Node::Impl {
     for (auto& s : nodes)
       if (gone(s)) node_timers.erase(s->m.name);
     nodes.erase(std::remove_if(nodes.begin(), nodes.end(), gone), nodes.end());
-    if (nodes.size() != before) node_map.rebuild(nodes);
+    if (nodes.size() != before) {
+      node_map.rebuild(nodes);
+      unverified = static_cast<std::size_t>(
+          std::count_if(nodes.begin(), nodes.end(), [](const auto& s) { return !s->m.verified; }));
+    }
     rng.shuffle(nodes);
   }
 
@@ -685,8 +913,13 @@ struct Node::Impl {
     // Nothing to say: skip choosing peers (memberlist chooses, then finds
     // nothing to send; the outcome is the same and this is the common case).
     if (broadcasts.size() == 0 && user_broadcasts.size() == 0) return;
+    // memberlist's choice, except that a member that never answered us and
+    // is no longer alive (its verification ping failed) is skipped: an
+    // announced phantom costs gossip only until its ping times out. Newly
+    // learned alive members stay eligible, or joins would spread slowly.
     auto peers = k_random_nodes(config.gossip_nodes, [&](const NodeState& s) {
       if (s.m.name == config.name) return false;
+      if (!s.m.verified && s.m.state != MemberState::Alive) return false;
       switch (s.m.state) {
         case MemberState::Alive:
         case MemberState::Suspect: return true;
@@ -728,7 +961,7 @@ struct Node::Impl {
     const std::uint64_t gen = ++push_pull_gen;
     schedule(now + push_pull_scale(config.push_pull_interval, nodes.size()),
              TimerKind::PushPullTick, gen);
-    auto peer = k_random_nodes(1, [&](const NodeState& s) {
+    auto peer = pick_peers(1, [&](const NodeState& s) {
       return s.m.name != config.name && s.m.state == MemberState::Alive;
     });
     if (peer.empty()) return;
@@ -756,9 +989,9 @@ struct Node::Impl {
     auto check = [&](std::string_view name, std::uint8_t pcur,
                      std::uint8_t dcur) -> std::optional<std::string> {
       if (pcur < max_pmin || pcur > min_pmax)
-        return "node '" + std::string(name) + "' protocol version " + std::to_string(pcur) + " is incompatible";
+        return "node " + quoted(name) + " protocol version " + std::to_string(pcur) + " is incompatible";
       if (dcur < max_dmin || dcur > min_dmax)
-        return "node '" + std::string(name) + "' delegate version " + std::to_string(dcur) + " is incompatible";
+        return "node " + quoted(name) + " delegate version " + std::to_string(dcur) + " is incompatible";
       return std::nullopt;
     };
     for (const auto& r : remote) {
@@ -772,17 +1005,25 @@ struct Node::Impl {
 
   // mergeRemoteState + mergeState. A remote "dead" is only a suspicion here:
   // we give the node the chance to refute it.
-  std::optional<std::string> merge_remote(const PushPullView& pp, Time now) {
+  // `from`: the peer of a push/pull it opened to us; nullptr when we opened it.
+  std::optional<std::string> merge_remote(const PushPullView& pp, Time now, const Address* from) {
     for (const auto& r : pp.nodes)
       if (!r.vsn.empty() && r.vsn.size() != 6) {
         ++stats.decode_errors[static_cast<std::size_t>(DecodeError::Malformed)];
-        return "node '" + std::string(r.name) + "' has a malformed version vector";
+        return "node " + quoted(r.name) + " has a malformed version vector";
       }
     if (auto err = verify_protocol(pp.nodes)) {
       ++stats.push_pull_rejected;
       return err;
     }
     for (const auto& r : pp.nodes) {
+      // A bad name costs only its own entry, not the whole exchange. An
+      // alive entry is checked by alive_node() if it is new (known names
+      // passed when they were added); the others here.
+      if (r.state != MemberState::Alive && !valid_member_name(r.name)) {
+        count_bad_name();
+        continue;
+      }
       switch (r.state) {
         case MemberState::Alive: {
           // Most entries of a push/pull are old news: skip them before
@@ -793,7 +1034,7 @@ struct Node::Impl {
               std::equal(r.addr.begin(), r.addr.end(), known->m.addr.ip_bytes().begin(),
                          known->m.addr.ip_bytes().end()))
             break;
-          alive_node(AliveView{r.incarnation, r.name, r.addr, r.port, r.meta, r.vsn}, false, now);
+          alive_node(AliveView{r.incarnation, r.name, r.addr, r.port, r.meta, r.vsn}, false, now, from);
           break;
         }
         case MemberState::Left:
@@ -829,7 +1070,11 @@ struct Node::Impl {
       return;
     }
     const Address to = reply_address(p.source_addr, p.source_port, from);
-    send_msg(to, encode(Ack{p.seq_no, ack_payload}), find(p.source_node));
+    NodeState* source = p.source_node.empty() ? nullptr : find(p.source_node);
+    // A ping from a member's own address is as good a sign of life as an
+    // answer to ours, and spares the verification ping.
+    if (source != nullptr && source->m.addr == from) mark_verified(*source);
+    send_msg(to, encode(Ack{p.seq_no, ack_payload}), source);
   }
 
   void handle_one(const IndirectPing& ind, const Address& from, Time now) {
@@ -864,6 +1109,12 @@ struct Node::Impl {
       else ack_handlers.erase(it);
       return;
     }
+    if (it->second.kind == AckHandler::Kind::Verify) {
+      NodeState* s = find(it->second.requester_name);
+      if (s != nullptr && s->m.addr == it->second.requester) mark_verified(*s);
+      ack_handlers.erase(it);
+      return;
+    }
     AckHandler h = std::move(it->second);
     ack_handlers.erase(it);
     send_msg(h.requester, encode(Ack{h.orig_seq, {}}), find(h.requester_name));
@@ -876,14 +1127,25 @@ struct Node::Impl {
   }
 
   void handle_one(const Suspect& s, const Address& from, Time now) {
+    if (!valid_member_name(s.node) || !valid_member_name(s.from)) {
+      count_bad_name();
+      return;
+    }
     correct_stale(s.node, s.incarnation, from);
     suspect_node(s, now);
   }
 
-  void handle_one(const Alive& a, const Address&, Time now) { alive_node(view_of(a), false, now); }
+  void handle_one(const Alive& a, const Address& from, Time now) {
+    alive_node(view_of(a), false, now, &from);
+  }
 
   void handle_one(const Dead& d, const Address& from, Time now) {
+    if (!valid_member_name(d.node) || !valid_member_name(d.from)) {
+      count_bad_name();
+      return;
+    }
     correct_stale(d.node, d.incarnation, from);
+    notify_leave(d, from);
     dead_node(d, now);
   }
 
@@ -901,6 +1163,20 @@ struct Node::Impl {
     send_msg(from, encode(alive_of(*s)), nullptr);
   }
 
+  // A leave we hear from a third party is shown to the member itself: a
+  // forged one is then refuted at once, while the name cannot yet move
+  // (left_node_reclaim_time). A real leaver ignores it; memberlist would
+  // not send it, and a Go node treats it as any dead message about itself.
+  void notify_leave(const Dead& d, const Address& from) {
+    if (d.node != d.from || d.node == config.name) return;
+    NodeState* s = find(d.node);
+    if (s == nullptr || dead_or_left(s->m.state) || d.incarnation < s->m.incarnation ||
+        s->m.addr == from)
+      return;
+    ++stats.leave_notices_sent;
+    send_raw(s->m.addr, encode(d), s);
+  }
+
   void handle_one(const UserMsg& u, const Address&, Time) {
     user_data.push_back({UserData::Kind::Message, u.payload, false});
   }
@@ -908,6 +1184,13 @@ struct Node::Impl {
   void handle_one(const ErrResp&, const Address&, Time) { ++stats.unexpected_messages; }
 
   void count_error(const Error& e) { ++stats.decode_errors[static_cast<std::size_t>(e.code)]; }
+  void count_bad_name() { ++stats.decode_errors[static_cast<std::size_t>(DecodeError::BadName)]; }
+
+  // A remote name for an error text: quoted only when it is a valid name,
+  // so that a hostile one never reaches a log line.
+  static std::string quoted(std::string_view name) {
+    return valid_member_name(name) ? "'" + std::string(name) + "'" : std::string("(invalid name)");
+  }
 
   // --- streams ---------------------------------------------------------------
   void stream_done(const PendingStream& ps, ByteView bytes, bool failed, Time now) {
@@ -935,7 +1218,7 @@ struct Node::Impl {
       case StreamKind::Join: {
         std::optional<std::string> error;
         if (const auto* pp = std::get_if<PushPullView>(&msg)) {
-          error = merge_remote(*pp, now);
+          error = merge_remote(*pp, now, nullptr);
         } else {
           ++stats.unexpected_messages;
           const auto* err = std::get_if<ErrResp>(&msg);
@@ -1027,7 +1310,7 @@ void Node::on_packet(Time now, const Address& from, ByteView bytes) {
         m.count_error(alive.error());
         continue;
       }
-      m.alive_node(*alive, false, now);
+      m.alive_node(*alive, false, now, &from);
       continue;
     }
     auto decoded = decode_message(msg);
@@ -1041,7 +1324,6 @@ void Node::on_packet(Time now, const Address& from, ByteView bytes) {
 
 StreamAnswer Node::on_stream(Time now, const Address& from, ByteView bytes) {
   Impl& m = *impl_;
-  (void)from;
   Bytes inflated;
   auto decoded = decode_stream_view(bytes, inflated, m.config.limits);
   if (!decoded) {
@@ -1056,7 +1338,7 @@ StreamAnswer Node::on_stream(Time now, const Address& from, ByteView bytes) {
     ++m.stats.push_pulls_served;
     // As memberlist: answer with our state as it was, then merge theirs.
     Bytes reply = m.local_state_stream(pp->join);
-    (void)m.merge_remote(*pp, now);
+    (void)m.merge_remote(*pp, now, &from);
     return {StreamAnswer::Status::Reply, std::move(reply)};
   }
   if (auto* ping = std::get_if<Ping>(&msg)) {
@@ -1118,6 +1400,8 @@ void Node::on_timer(Time now) {
       case TimerKind::Suspicion: m.suspicion_fired(e.name, now); break;
       case TimerKind::StreamDeadline: on_stream_failed(now, e.arg); break;
       case TimerKind::ReconnectTick: m.reconnect_tick(now); break;
+      case TimerKind::VerifySend: m.verify_due(e.name, now); break;
+      case TimerKind::VerifyExpire: m.verify_expired(static_cast<std::uint32_t>(e.arg), now); break;
     }
   }
 }

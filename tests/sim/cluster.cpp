@@ -54,6 +54,12 @@ void add_stats(swim::NodeStats& a, const swim::NodeStats& b) {
   a.conflicts += b.conflicts;
   a.reconnects += b.reconnects;
   a.broadcasts_queued += b.broadcasts_queued;
+  a.corrections_sent += b.corrections_sent;
+  a.members_rate_limited += b.members_rate_limited;
+  a.members_over_unverified += b.members_over_unverified;
+  a.verify_pings_sent += b.verify_pings_sent;
+  a.verify_failed += b.verify_failed;
+  a.leave_notices_sent += b.leave_notices_sent;
 }
 
 const char* kind_name(EvKind k) {
@@ -320,6 +326,12 @@ bool Cluster::set_meta(NodeId i, swim::Bytes meta) {
 void Cluster::partition_groups(const std::vector<std::vector<NodeId>>& groups) {
   net_.partition(groups);
 }
+void Cluster::inject_packet(NodeId to, const swim::Address& from, swim::ByteView bytes) {
+  if (!is_live(to)) return;
+  slots_[to].node->on_packet(now_, from, bytes);
+  after_input(to);
+}
+
 void Cluster::heal() { net_.heal(); }
 void Cluster::block(NodeId from, NodeId to) { net_.block(from, to); }
 void Cluster::unblock(NodeId from, NodeId to) { net_.unblock(from, to); }

@@ -179,6 +179,10 @@ class Cluster {
   void set_duplicate(double p) { net_.set_duplicate(p); }
   void set_reorder(double p, Duration delay) { net_.set_reorder(p, delay); }
   void set_mtu(std::size_t mtu, MtuPolicy policy) { net_.set_mtu(mtu, policy); }
+  // A datagram from outside the simulated members (an attacker), handed to
+  // node i's on_packet() at now(); whatever is sent back to `from` vanishes.
+  // Ignored unless node i is running.
+  void inject_packet(NodeId to, const swim::Address& from, swim::ByteView bytes);
 
   // --- time -------------------------------------------------------------------
   Time now() const { return now_; }

@@ -9,145 +9,12 @@
 
 #include "mesh/swim/codec.hpp"
 #include "mesh/swim/node.hpp"
+#include "node_fixture.hpp"
 
 namespace mesh::swim {
 namespace {
 
-using std::chrono::milliseconds;
-using std::chrono::seconds;
-
-Address addr(std::uint8_t last) { return Address::v4(10, 0, 0, last, 7946); }
-
-Alive alive_msg(const std::string& name, std::uint8_t last, std::uint32_t inc, Bytes meta = {},
-                Bytes vsn = {1, 5, 2, 2, 5, 5}) {
-  Alive a;
-  a.incarnation = inc;
-  a.node = name;
-  a.addr = {10, 0, 0, last};
-  a.port = 7946;
-  a.meta = std::move(meta);
-  a.vsn = std::move(vsn);
-  return a;
-}
-
-struct Sent {
-  Address to;
-  std::vector<PacketMessage> messages;
-  bool crc = false;
-};
-
-class NodeTest : public ::testing::Test {
- protected:
-  NodeTest() : node_(make_config(), 7) {
-    node_.start(now_);
-    drain();
-  }
-
-  static Config make_config() {
-    Config c = Config::lan();
-    c.name = "a";
-    c.advertise = addr(1);
-    return c;
-  }
-
-  void feed(const PacketMessage& m, std::uint8_t from = 2) {
-    Bytes b;
-    encode(m, b);
-    node_.on_packet(now_, addr(from), b);
-    drain();
-  }
-
-  void feed_bytes(const Bytes& b, std::uint8_t from = 2) {
-    node_.on_packet(now_, addr(from), b);
-    drain();
-  }
-
-  // Run every timer up to now + d, in order.
-  void advance(Duration d) {
-    const Time target = now_ + d;
-    for (;;) {
-      const Time next = node_.next_deadline();
-      if (next > target) break;
-      now_ = std::max(now_, next);
-      node_.on_timer(now_);
-      drain();
-    }
-    now_ = target;
-  }
-
-  void drain() {
-    std::vector<std::pair<Address, Ack>> replies;
-    for (auto& p : node_.drain_packets()) {
-      auto d = decode_packet(p.bytes);
-      ASSERT_TRUE(d.ok()) << d.error().reason;
-      sent_.push_back({p.to, d->messages, !p.bytes.empty() && p.bytes[0] == 12});
-      if (responders_.count(p.to) == 0) continue;
-      for (const auto& m : d->messages)
-        if (const auto* ping = std::get_if<Ping>(&m)) replies.push_back({p.to, Ack{ping->seq_no, {}}});
-    }
-    // Peers marked as responders answer every ping at once.
-    for (auto& [from, ack] : replies) {
-      Bytes b;
-      encode(ack, b);
-      node_.on_packet(now_, from, b);
-    }
-    if (!replies.empty()) drain();
-    for (auto& s : node_.drain_streams()) streams_.push_back(std::move(s));
-    for (auto& e : node_.drain_events()) events_.push_back(std::move(e));
-  }
-
-  // Add B, C, D as alive members that answer pings, forgetting what that
-  // produced.
-  void add_peers() {
-    feed(alive_msg("b", 2, 1));
-    feed(alive_msg("c", 3, 1));
-    feed(alive_msg("d", 4, 1));
-    responders_ = {addr(2), addr(3), addr(4)};
-    clear();
-  }
-
-  void clear() {
-    sent_.clear();
-    streams_.clear();
-    events_.clear();
-  }
-
-  template <class M>
-  std::vector<M> sent_of(std::optional<Address> to = std::nullopt) const {
-    std::vector<M> out;
-    for (const auto& s : sent_) {
-      if (to && s.to != *to) continue;
-      for (const auto& m : s.messages)
-        if (const auto* x = std::get_if<M>(&m)) out.push_back(*x);
-    }
-    return out;
-  }
-
-  bool has_event(EventKind k, const std::string& name) const {
-    return std::any_of(events_.begin(), events_.end(), [&](const MemberEvent& e) {
-      return e.kind == k && e.member.name == name;
-    });
-  }
-
-  MemberState state_of(const std::string& name) const {
-    const Member* m = node_.member(name);
-    EXPECT_NE(m, nullptr) << name;
-    return m ? m->state : MemberState::Dead;
-  }
-
-  // Every peer of add_peers() answers pings, except `name`.
-  void silence(const std::string& name) {
-    responders_ = {addr(2), addr(3), addr(4)};
-    responders_.erase(addr(static_cast<std::uint8_t>(name[0] - 'a' + 1)));
-  }
-
-  Time now_ = Time{} + seconds(1000);
-  Node node_;
-  std::vector<Sent> sent_;
-  std::vector<OutStream> streams_;
-  std::vector<MemberEvent> events_;
-  std::set<Address> responders_;
-};
+using namespace test;  // NOLINT: the fixture
 
 TEST_F(NodeTest, StartMakesSelfAliveAtIncarnationOne) {
   Node n(make_config(), 1);
@@ -201,7 +68,9 @@ TEST_F(NodeTest, AliveWithBadVersionsOrAddressIsDroppedAndCounted) {
 }
 
 TEST_F(NodeTest, ProbeSendsPingAndAckKeepsMemberAlive) {
+  responders_ = {addr(2)};  // B answers the ping that verifies it
   feed(alive_msg("b", 2, 1));
+  responders_.clear();
   clear();
   advance(seconds(1));  // the first probe tick falls within one interval
   auto pings = sent_of<Ping>(addr(2));
@@ -494,8 +363,12 @@ TEST_F(NodeTest, NameConflictIsReportedAndIgnoredUnlessTheOwnerLeft) {
   EXPECT_TRUE(has_event(EventKind::Conflict, "b"));
   EXPECT_EQ(node_.member("b")->addr, addr(2));
   EXPECT_EQ(node_.stats().conflicts, 1u);
-  // Once B has left, its name may be taken by the new address.
+  // Once B has left, and left_node_reclaim_time has passed, its name may be
+  // taken by the new address.
   feed(Dead{1, "b", "b"});
+  feed(other);
+  EXPECT_EQ(node_.member("b")->addr, addr(2)) << "too early";
+  advance(node_.config().left_node_reclaim_time);
   clear();
   feed(other);
   EXPECT_EQ(node_.member("b")->addr, addr(9));
@@ -510,6 +383,18 @@ TEST_F(NodeTest, DeadNameIsReclaimableAfterTheConfiguredTime) {
   Bytes b;
   encode(PacketMessage{alive_msg("b", 2, 1)}, b);
   n.on_packet(now_, addr(2), b);
+  // B pings A, which verifies it (a never verified dead name may be taken
+  // at once; see NodeGossipAbuse).
+  Ping ping;
+  ping.seq_no = 1;
+  ping.node = "a";
+  ping.source_addr = {10, 0, 0, 2};
+  ping.source_port = 7946;
+  ping.source_node = "b";
+  b.clear();
+  encode(PacketMessage{ping}, b);
+  n.on_packet(now_, addr(2), b);
+  ASSERT_TRUE(n.member("b")->verified);
   b.clear();
   encode(PacketMessage{Dead{1, "b", "c"}}, b);
   n.on_packet(now_, addr(3), b);

@@ -57,6 +57,26 @@ struct Config {
   // (0: never, memberlist's default). Left nodes can always be reclaimed.
   Duration dead_node_reclaim_time = Duration::zero();
 
+  // Gossip under abuse (swim/DESIGN.md, "Hostile gossip"). Without a gossip
+  // key anyone can announce members, so previously unknown members are let
+  // in through token buckets: one for all unsolicited sources (gossip
+  // packets, push/pulls others open to us) together, one per source IP.
+  // Beyond them a new member is dropped and counted; a real one comes again
+  // with later gossip or push/pull. Members from a push/pull that we opened
+  // (join, anti-entropy) take no tokens. The bursts let a 1000-node cluster
+  // form; 0 rate means no refill.
+  double new_member_rate = 128;             // per second
+  double new_member_burst = 1024;
+  double new_member_rate_per_source = 32;   // per second
+  double new_member_burst_per_source = 256;
+  // Members that have never answered us ("unverified") beyond which no
+  // unknown member is added from any source.
+  std::size_t max_unverified_members = 4096;
+  // A member that left may reappear under another address only after this
+  // long (memberlist: at once). A forged leave then cannot hand a live
+  // node's name to another address: the owner refutes first.
+  Duration left_node_reclaim_time = std::chrono::seconds(10);
+
   // Compression of outgoing streams (memberlist compresses by default; Go
   // peers decode either form). Packets are never compressed by us: at 1400
   // bytes the gain is small and the CPU is not.

@@ -47,6 +47,10 @@ struct Member {
   MemberState state = MemberState::Alive;
   Vsn vsn{};
   Time state_change{};
+  // It answered one of our pings (or is ourself). Until then a failed probe
+  // of it says nothing about our own health, and it is probed and gossiped
+  // to only beside verified members (swim/DESIGN.md, "Hostile gossip").
+  bool verified = false;
 };
 
 enum class EventKind : std::uint8_t {
@@ -134,6 +138,12 @@ struct NodeStats {
   std::uint64_t reconnects = 0;            // push/pulls to failed members
   std::uint64_t corrections_sent = 0;      // alive sent back to a stale accuser
   std::uint64_t broadcasts_queued = 0;
+  // Hostile gossip (swim/DESIGN.md). Bad names count as decode errors.
+  std::uint64_t members_rate_limited = 0;    // unknown member over the admission rate
+  std::uint64_t members_over_unverified = 0; // unknown member over max_unverified_members
+  std::uint64_t verify_pings_sent = 0;       // ping to a member just admitted
+  std::uint64_t verify_failed = 0;           // ... unanswered: suspected
+  std::uint64_t leave_notices_sent = 0;      // a relayed leave shown to its subject
   std::uint64_t decode_errors_total() const {
     std::uint64_t t = 0;
     for (auto v : decode_errors) t += v;

@@ -93,6 +93,7 @@ enum class DecodeError : std::uint8_t {
   BadCompression,   // unknown algorithm or a corrupt LZW stream
   TooDeep,          // wrappers (compound/compress/crc) nested too deeply
   Incomplete,       // streams only: more bytes are needed, not an error yet
+  BadName,          // a member name that validate_member_name() refuses
   Count_            // number of values; keep last
 };
 
@@ -124,6 +125,19 @@ class Result {
  private:
   std::variant<T, Error> v_;
 };
+
+// Member names. memberlist accepts any string; we accept a name only when
+// it is 1..kMemberNameMax bytes of valid UTF-8 (shortest forms, no
+// surrogates) without control characters (U+0000-U+001F, U+007F-U+009F).
+// Names end up in logs, JSON and HTTP answers, where invalid UTF-8 breaks
+// serializers and a newline forges log lines. 256 bytes holds any DNS name
+// (253), which is what Serf uses by default (the host name).
+inline constexpr std::size_t kMemberNameMax = 256;
+// nullopt when `name` is acceptable, else one line saying why not (it does
+// not quote the name). Allocates only on failure; O(size) and at most 256.
+std::optional<std::string> validate_member_name(std::string_view name);
+// The same test without the reason: allocation-free, for the hot path.
+bool valid_member_name(std::string_view name) noexcept;
 
 // Standard base64 with '=' padding (Go's base64.StdEncoding, the form of
 // Serf's -encrypt keys); nullopt on any malformed input.
