@@ -270,7 +270,8 @@ struct AdminServer::Impl : ServerState {
 HttpResponse HttpResponse::error(unsigned status, std::string_view message) {
   HttpResponse r;
   r.status = status;
-  r.body = nlohmann::json{{"error", std::string(message)}}.dump();
+  r.body = nlohmann::json{{"error", std::string(message)}}.dump(-1, ' ', false,
+                                                               nlohmann::json::error_handler_t::replace);
   return r;
 }
 
