@@ -886,7 +886,7 @@ std::string to_json_string(const NodeConfig& c) {
   j["curve_public_key"] = or_null(c.curve_public_key.empty(), c.curve_public_key);
   j["config_file"] = or_null(c.config_file.empty(), c.config_file);
   j["sources"] = c.sources;
-  return j.dump(2);
+  return j.dump(2, ' ', false, nlohmann::json::error_handler_t::replace);
 }
 
 std::string config_usage() {
