@@ -103,7 +103,15 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   Server& s = server();
   tcp::socket client(s.io);
   boost::system::error_code ec;
-  client.connect(tcp::endpoint(asio::ip::make_address_v4("127.0.0.1"), s.admin->port()), ec);
+  const tcp::endpoint server_ep(asio::ip::make_address_v4("127.0.0.1"), s.admin->port());
+  // libFuzzer's timer signal may interrupt a blocking connect: start over
+  // on a fresh socket (the interrupted one may still be connecting).
+  for (int attempt = 0; attempt < 10; ++attempt) {
+    client.connect(server_ep, ec);
+    if (ec != asio::error::interrupted) break;
+    boost::system::error_code ignored;
+    client.close(ignored);
+  }
   if (ec) {
     std::fprintf(stderr, "admin_http: connect: %s\n", ec.message().c_str());
     std::abort();
