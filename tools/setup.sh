@@ -19,6 +19,7 @@ packages=(
   libgtest-dev libgmock-dev
   prometheus-cpp-dev
   serf iproute2 nftables procps
+  clang libclang-rt-14-dev
 )
 
 if [ "${MESH_SKIP_APT:-0}" != 1 ]; then

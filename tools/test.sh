@@ -49,3 +49,14 @@ if [ "$tsan" = 1 ]; then
   ctest --test-dir "$tbuild" --output-on-failure --timeout 900 -j"$jobs" -L "transport|integration|unit" -LE slow \
     -E "^examples\."  # plain add_test()s whose programs are not built here
 fi
+
+# --- fuzz stage -------------------------------------------------------------
+# In CI (or with MESH_FUZZ_SECONDS set): build the libFuzzer targets with
+# Clang (ASan + UBSan, build-fuzz/) and run each for MESH_FUZZ_SECONDS
+# (default 30). The checked-in reproducers already ran above, as the ctests
+# fuzz.<name>. See docs/fuzzing.md.
+if [ "${CI:-}" = true ] || [ -n "${MESH_FUZZ_SECONDS:-}" ]; then
+  fuzz_seconds=${MESH_FUZZ_SECONDS:-30}
+  echo "test: fuzz stage, ${fuzz_seconds} s per target"
+  "$root/tools/fuzz.sh" all "$fuzz_seconds"
+fi

@@ -1,0 +1,79 @@
+// config: a node's configuration sources as mesh-node reads them at start:
+// a YAML file, environment variables and command-line flags.
+//
+//   [u16 len][YAML text]                       written to a scratch file
+//                                              and named by --config
+//   [n][n x ([variable index][u16 len][value])] the environment
+//   [n][n x ([u16 len][argument])]             the command line
+//
+// Bad configuration must come out as a ConfigError (the one exception
+// mesh-node catches and prints); anything else escaping is a finding. A
+// configuration that loads must also print (--check-config).
+//
+// JC_CONFIG and --config are not taken from the input: naming a FIFO or a
+// terminal would make the harness wait for a reader, not the code fail.
+#include <unistd.h>
+
+#include <cstddef>
+#include <cstdint>
+#include <cstdio>
+#include <filesystem>
+#include <string>
+#include <vector>
+
+#include "fuzz_input.hpp"
+#include "mesh/node_config.hpp"
+
+using mesh::fuzz::as_text;
+using mesh::fuzz::FuzzInput;
+
+namespace {
+
+const std::string& scratch_file() {
+  static const std::string path =
+      (std::filesystem::temp_directory_path() / ("mesh-config-fuzz-" + std::to_string(getpid()) + ".yaml"))
+          .string();
+  return path;
+}
+
+void write_file(const std::string& path, std::string_view text) {
+  std::FILE* f = std::fopen(path.c_str(), "wb");
+  if (f == nullptr) return;
+  std::fwrite(text.data(), 1, text.size(), f);
+  std::fclose(f);
+}
+
+}  // namespace
+
+extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
+  FuzzInput in(data, size);
+  std::vector<std::string> args;
+  mesh::Environment env;
+
+  const auto yaml = in.sized(8192);
+  if (!yaml.empty()) {
+    write_file(scratch_file(), as_text(yaml));
+    args = {"--config", scratch_file()};
+  }
+
+  const auto& names = mesh::config_environment_variables();
+  for (int n = in.byte() % 8; n > 0; --n) {
+    const std::string& name = names[in.byte() % names.size()];
+    const std::string value(as_text(in.sized(256)));
+    if (name != "JC_CONFIG") env[name] = value;
+  }
+
+  for (int n = in.byte() % 12; n > 0; --n) {
+    std::string arg(as_text(in.sized(256)));
+    if (arg.rfind("--config", 0) == 0) continue;
+    args.push_back(std::move(arg));
+  }
+
+  try {
+    const mesh::NodeConfig c = mesh::load_node_config(args, env);
+    (void)mesh::to_json_string(c);
+  } catch (const mesh::ConfigError&) {
+    // Refused with a message: what bad configuration should do.
+  }
+  return 0;
+}
