@@ -388,6 +388,10 @@ void MeshCore::repair() {
     const auto& m = info.member;
     if (m.name == node_name) continue;
     if (m.state != swim::MemberState::Alive && m.state != swim::MemberState::Suspect) continue;
+    // Repairs are for members known to exist: one that never answered a
+    // probe may be a phantom a stranger announced (its first fetch, on
+    // the join event, still happens).
+    if (!m.verified) continue;
     if (!info.tags.contains(kMeshTag) || !info.tags.contains(kZmqPortTag)) continue;
     auto it = info.tags.find(kRegistryVersionTag);
     if (it == info.tags.end()) continue;
@@ -430,6 +434,10 @@ void MeshCore::on_member_event(const swim::MemberEvent& event) {
       break;
     case swim::EventKind::Dead:
     case swim::EventKind::Left:
+      {
+        std::lock_guard lock(fetch_mu);
+        fetch_backoff.erase(m.name);  // so it holds live members only
+      }
       if (directory.remove_node(m.name) || is_mesh) {
         publish(PeerEvent{event.kind == swim::EventKind::Dead ? PeerEventKind::NodeDead : PeerEventKind::NodeLeft,
                           m.name, {}, false});
@@ -454,6 +462,8 @@ void MeshCore::start_fetch(const std::string& node, std::uint64_t version) {
       wanted = std::max(wanted, version);
       return;
     }
+    // After a failure, wait: the repair round asks again later.
+    if (auto b = fetch_backoff.find(node); b != fetch_backoff.end() && steady_ms() < b->second.at) return;
     fetching.insert(node);
   }
   auto t = get_transport();
@@ -477,6 +487,16 @@ void MeshCore::start_fetch(const std::string& node, std::uint64_t version) {
       }
     }
     if (!ok) stats.registry_failures.fetch_add(1);
+    {
+      std::lock_guard lock(fetch_mu);
+      if (ok) {
+        fetch_backoff.erase(node);
+      } else {
+        auto& b = fetch_backoff[node];
+        b.wait = std::clamp(b.wait * 2, kFetchBackoffMin, kFetchBackoffMax);
+        b.at = steady_ms() + b.wait;
+      }
+    }
     post([this, node] { fetch_done(node); });
   });
 }

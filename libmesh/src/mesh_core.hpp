@@ -154,6 +154,17 @@ struct MeshCore {
   std::mutex fetch_mu;
   std::set<std::string> fetching;
   std::map<std::string, std::uint64_t> fetch_again;  // node -> highest version wanted
+  // Nodes whose last fetch failed: no new fetch before `at` (steady ms);
+  // the wait doubles with each failure up to kFetchBackoffMax and is
+  // forgotten on success. Without it, phantom members announced by a
+  // stranger cost a fetch each per repair round (47 430 in 25 s).
+  struct FetchBackoff {
+    std::int64_t at = 0;
+    std::int64_t wait = 0;
+  };
+  std::map<std::string, FetchBackoff> fetch_backoff;
+  static constexpr std::int64_t kFetchBackoffMin = 1000;
+  static constexpr std::int64_t kFetchBackoffMax = 30'000;
 
   // Subscribers. deliver_mu is held while a callback runs, so that
   // unsubscribe can wait for it (recursive: a callback may unsubscribe).

@@ -138,6 +138,7 @@ std::vector<MetricFamily> membership_families(const MembershipSample& s) {
   const std::uint64_t malformed = de(DecodeError::Truncated) + de(DecodeError::Malformed) +
                                   de(DecodeError::UnknownType) + de(DecodeError::BadCrc) +
                                   de(DecodeError::BadCompression) + de(DecodeError::TooDeep) +
+                                  de(DecodeError::BadName) +
                                   dr.streams_dropped_malformed;
   MetricFamily dropped = family("mesh_packets_dropped_total",
                                 "Packets, streams and frames dropped on arrival, by layer and reason.",

@@ -33,7 +33,8 @@ namespace {
 constexpr std::size_t kMetaMax = 512;
 // Longer names are legal in memberlist but travel in every message about
 // the node; 128 bytes is far beyond any real hostname-port.
-constexpr std::size_t kNodeNameMax = 128;
+// The core refuses longer member names in gossip (mesh/swim/types.hpp).
+constexpr std::size_t kNodeNameMax = swim::kMemberNameMax;
 constexpr std::uint16_t kDefaultSwimPort = 7946;
 constexpr int kAdminPortOffset = 2000;
 constexpr int kZmqPortOffset = 1000;

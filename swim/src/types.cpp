@@ -7,6 +7,7 @@
 #include <string_view>
 
 #include "mesh/swim/messages.hpp"
+#include "mesh/text.hpp"
 
 namespace mesh::swim {
 
@@ -152,65 +153,14 @@ std::optional<Bytes> decode_base64(std::string_view text) {
   return out;
 }
 
-namespace {
-
-enum class NameFault : std::uint8_t { None, Empty, TooLong, BadUtf8, Control };
-
-// One pass over the bytes: decodes each UTF-8 sequence by hand (shortest
-// form only, no surrogates, nothing above U+10FFFF) and refuses C0, DEL and
-// C1 control characters.
-NameFault check_name(std::string_view name) noexcept {
-  if (name.empty()) return NameFault::Empty;
-  if (name.size() > kMemberNameMax) return NameFault::TooLong;
-  const auto* p = reinterpret_cast<const unsigned char*>(name.data());
-  const std::size_t n = name.size();
-  for (std::size_t i = 0; i < n;) {
-    const unsigned c = p[i];
-    if (c < 0x80) {
-      if (c < 0x20 || c == 0x7f) return NameFault::Control;
-      ++i;
-      continue;
-    }
-    std::size_t len = 0;
-    std::uint32_t cp = 0;
-    std::uint32_t min = 0;
-    if ((c & 0xe0u) == 0xc0u) {
-      len = 2, cp = c & 0x1fu, min = 0x80;
-    } else if ((c & 0xf0u) == 0xe0u) {
-      len = 3, cp = c & 0x0fu, min = 0x800;
-    } else if ((c & 0xf8u) == 0xf0u) {
-      len = 4, cp = c & 0x07u, min = 0x10000;
-    } else {
-      return NameFault::BadUtf8;  // a continuation byte or 0xf8..0xff
-    }
-    if (n - i < len) return NameFault::BadUtf8;
-    for (std::size_t k = 1; k < len; ++k) {
-      const unsigned cc = p[i + k];
-      if ((cc & 0xc0u) != 0x80u) return NameFault::BadUtf8;
-      cp = (cp << 6) | (cc & 0x3fu);
-    }
-    if (cp < min || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff)) return NameFault::BadUtf8;
-    if (cp <= 0x9f) return NameFault::Control;  // C1 (U+0080..U+009F)
-    i += len;
-  }
-  return NameFault::None;
+bool valid_member_name(std::string_view name) noexcept {
+  return !name.empty() && name.size() <= kMemberNameMax && valid_utf8(name) &&
+         !has_control_characters(name);
 }
 
-}  // namespace
-
-bool valid_member_name(std::string_view name) noexcept { return check_name(name) == NameFault::None; }
-
 std::optional<std::string> validate_member_name(std::string_view name) {
-  switch (check_name(name)) {
-    case NameFault::None: return std::nullopt;
-    case NameFault::Empty: return "member name must not be empty";
-    case NameFault::TooLong:
-      return "member name is " + std::to_string(name.size()) + " bytes, more than " +
-             std::to_string(kMemberNameMax);
-    case NameFault::BadUtf8: return "member name is not valid UTF-8";
-    case NameFault::Control: return "member name contains a control character";
-  }
-  return "member name is not acceptable";
+  if (valid_member_name(name)) return std::nullopt;
+  return check_text("member name", name, kMemberNameMax);
 }
 
 }  // namespace mesh::swim

@@ -432,8 +432,8 @@ TEST(NodeConfigErrorTest, NodeName) {
   EXPECT_EQ(error_of({"--node-name="}), "--node-name: node name must not be empty");
   EXPECT_EQ(error_of({}, {{"JC_NODE_NAME", "a\nb"}}),
             "JC_NODE_NAME: \"a\\x0ab\": node name contains control characters");
-  EXPECT_EQ(error_of({"--node-name", std::string(129, 'n')}),
-            "--node-name: \"" + std::string(80, 'n') + "...\": node name is 129 bytes long (at most 128)");
+  EXPECT_EQ(error_of({"--node-name", std::string(257, 'n')}),
+            "--node-name: \"" + std::string(80, 'n') + "...\": node name is 257 bytes long (at most 256)");
   // Bytes that are not UTF-8 are named, never echoed raw (the message may
   // end up in JSON, which must be UTF-8).
   EXPECT_EQ(error_of({}, {{"JC_NODE_NAME", "\xff"}}), "JC_NODE_NAME: \"\\xff\": node name is not valid UTF-8");

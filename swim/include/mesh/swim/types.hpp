@@ -134,7 +134,7 @@ class Result {
 // (253), which is what Serf uses by default (the host name).
 inline constexpr std::size_t kMemberNameMax = 256;
 // nullopt when `name` is acceptable, else one line saying why not (it does
-// not quote the name). Allocates only on failure; O(size) and at most 256.
+// not quote the name; mesh::check_text's wording). Allocates only on failure.
 std::optional<std::string> validate_member_name(std::string_view name);
 // The same test without the reason: allocation-free, for the hot path.
 bool valid_member_name(std::string_view name) noexcept;
