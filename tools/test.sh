@@ -35,7 +35,12 @@ if [ "$tsan" = 1 ]; then
   # Only the targets with threads of their own; ctest -L picks their tests
   # (targets not built here have no tests discovered).
   tbuild=$root/build-tsan
-  cmake -S "$root" -B "$tbuild" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DMESH_TSAN=ON \
+  launcher=()
+  if command -v ccache >/dev/null; then  # as tools/setup.sh
+    export CCACHE_BASEDIR=$root CCACHE_NOHASHDIR=true
+    launcher=(-DCMAKE_CXX_COMPILER_LAUNCHER=ccache)
+  fi
+  cmake -S "$root" -B "$tbuild" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DMESH_TSAN=ON "${launcher[@]}" \
     -DMESH_BUILD_BENCH=OFF >/dev/null
   cmake --build "$tbuild" -j"${MESH_JOBS:-$(nproc)}" --target \
     mesh_transport_tests mesh_transport_process_tests transport_peer mesh_peer_link_tests \
