@@ -556,6 +556,19 @@ struct Node::Impl {
   // a newcomer answering the pings of everyone who just learned of it would
   // spend the few retransmissions of its fresh news on nodes that already
   // have it (a join of 8 nodes took five times as long when pinged at once).
+  // An indirect ping asking a helper to probe `target` for us (seq `seq`).
+  IndirectPing indirect_ping(std::uint32_t seq, const Member& target) const {
+    IndirectPing ind;
+    ind.seq_no = seq;
+    ind.target.assign(target.addr.ip_bytes().begin(), target.addr.ip_bytes().end());
+    ind.port = target.addr.port;
+    ind.node = target.name;
+    ind.source_addr.assign(config.advertise.ip_bytes().begin(), config.advertise.ip_bytes().end());
+    ind.source_port = config.advertise.port;
+    ind.source_node = config.name;
+    return ind;
+  }
+
   void schedule_verify(const NodeState& s, Time now) {
     // Spread by a hash of the name, not by the random engine: drawing from
     // it here would reshuffle every later random choice of the node.
@@ -606,14 +619,7 @@ struct Node::Impl {
         return h.m.verified && h.m.state == MemberState::Alive && h.m.name != config.name && &h != s;
       });
       if (!helpers.empty()) {
-        IndirectPing ind;
-        ind.seq_no = seq;
-        ind.target.assign(s->m.addr.ip_bytes().begin(), s->m.addr.ip_bytes().end());
-        ind.port = s->m.addr.port;
-        ind.node = s->m.name;
-        ind.source_addr.assign(config.advertise.ip_bytes().begin(), config.advertise.ip_bytes().end());
-        ind.source_port = config.advertise.port;
-        ind.source_node = config.name;
+        const IndirectPing ind = indirect_ping(seq, s->m);
         for (NodeState* h : helpers) {
           ++stats.indirect_probes_sent;
           send_msg(h->m.addr, encode(ind), h);
@@ -817,14 +823,7 @@ struct Node::Impl {
       return s.m.name != config.name && s.m.name != probe.target &&
              s.m.state == MemberState::Alive;
     });
-    IndirectPing ind;
-    ind.seq_no = probe.seq;
-    ind.target.assign(target->m.addr.ip_bytes().begin(), target->m.addr.ip_bytes().end());
-    ind.port = target->m.addr.port;
-    ind.node = target->m.name;
-    ind.source_addr.assign(config.advertise.ip_bytes().begin(), config.advertise.ip_bytes().end());
-    ind.source_port = config.advertise.port;
-    ind.source_node = config.name;
+    IndirectPing ind = indirect_ping(probe.seq, target->m);
     for (NodeState* peer : peers) {
       ind.nack = peer->m.vsn[1] >= 4;
       // A helper that never answered us may not exist: its missing nack

@@ -41,6 +41,16 @@ TEST(SerfTags, RoundTripIncludingLongValuesAndEmpty) {
   EXPECT_EQ(decode_serf_tags(Bytes{0xff, 0x80}), (std::map<std::string, std::string>{}));
 }
 
+TEST(SerfTags, TagsThatAreNotTextAreLeftOut) {
+  // A peer's meta reaches JSON, logs and tables: a tag whose name or value
+  // is not UTF-8, or holds a control character, is dropped; the rest stay.
+  const Bytes meta = encode_serf_tags(
+      {{"role", "web"}, {"bad", "\xff"}, {"line", "a\nb"}, {"\xfe", "x"}, {"zmq", "8946"}});
+  auto tags = decode_serf_tags(meta);
+  ASSERT_TRUE(tags);
+  EXPECT_EQ(*tags, (std::map<std::string, std::string>{{"role", "web"}, {"zmq", "8946"}}));
+}
+
 TEST(SerfTags, DecodeAcceptsOtherStringFamiliesAndRejectsJunk) {
   // str8 and bin as a newer encoder might write them.
   const Bytes str8 = {0xff, 0x81, 0xd9, 0x01, 'k', 0xc4, 0x01, 'v'};

@@ -562,7 +562,7 @@ TEST(NodeConfigTest, MeshKeysPrecedence) {
        [&](const NodeConfig& c) { return ms(c.request_timeout); }},
       {"max_message_bytes", "JC_MAX_MESSAGE_BYTES", "--max-message-bytes", "65536", "64KiB", "2MiB",
        [](const NodeConfig& c) { return std::to_string(c.max_message_bytes); }},
-      {"mailbox_bytes", "JC_MAILBOX_BYTES", "--mailbox-bytes", "1MiB", "8388608", "1GiB",
+      {"mailbox_bytes", "JC_MAILBOX_BYTES", "--mailbox-bytes", "1MiB", "8388608", "1024MiB",
        [](const NodeConfig& c) { return std::to_string(c.mailbox_bytes); }},
       {"ipc_dir", "JC_IPC_DIR", "--ipc-dir", "/run/a", "/run/b", "/run/c/",
        [](const NodeConfig& c) { return c.ipc_dir; }},

@@ -32,7 +32,7 @@ std::optional<std::map<std::string, std::string>> decode_serf_tags(ByteView meta
     // Names and values go on to JSON, logs and CLI tables: a tag that is
     // not printable text is left out (meta is at most 512 bytes, so the
     // lengths are bounded already).
-    if (check_text("tag name", *k, serf::kMaxTagText) ||
+    if (check_text("tag name", *k, serf::kMaxTagText, /*allow_empty=*/true) ||
         check_text("tag value", *v, serf::kMaxTagText, /*allow_empty=*/true)) {
       continue;
     }
