@@ -52,7 +52,7 @@ if [ "$tsan" = 1 ]; then
   [ -f "$supp" ] && topts="$topts:suppressions=$supp"
   export TSAN_OPTIONS=${TSAN_OPTIONS:-$topts}
   ctest --test-dir "$tbuild" --output-on-failure --timeout 900 -j"$jobs" -L "transport|integration|unit" -LE slow \
-    -E "^examples\."  # plain add_test()s whose programs are not built here
+    -E "^(examples|fuzz)\."  # plain add_test()s whose programs are not built here
 fi
 
 # --- fuzz stage -------------------------------------------------------------
