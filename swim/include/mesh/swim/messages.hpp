@@ -9,7 +9,7 @@
 //            | 9 (compress) | {Algo, Buf} where Buf is LZW(message...)
 //            | 8 (user)     | raw bytes
 //
-// See ../shared/design/memberlist-wire.md and swim/DESIGN.md.
+// swim/DESIGN.md says where we follow memberlist and where we deviate.
 #pragma once
 
 #include <array>
