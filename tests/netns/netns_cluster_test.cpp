@@ -29,6 +29,7 @@
 #include <vector>
 
 #include "netns_lab.hpp"
+#include "member_states.hpp"
 #include "process.hpp"
 #include "wait_for.hpp"
 
@@ -109,15 +110,7 @@ class NetnsCluster {
                   lab_.ip(i) + ":" + std::to_string(kAdminPort)}),
         {}, 10s);
     if (r.exit_code != 0) return std::nullopt;
-    std::map<std::string, std::string> out;
-    try {
-      for (const auto& m : nlohmann::json::parse(r.out)) {
-        out[m.at("name").get<std::string>()] = m.at("state").get<std::string>();
-      }
-    } catch (const std::exception&) {
-      return std::nullopt;
-    }
-    return out;
+    return member_states(r.out);
   }
 
   // Every node's view in one pass (a missing entry: no answer).

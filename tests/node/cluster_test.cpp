@@ -20,6 +20,7 @@
 #include <thread>
 
 #include "mesh/admin_client.hpp"
+#include "member_states.hpp"
 #include "process.hpp"
 #include "wait_for.hpp"
 
@@ -87,15 +88,7 @@ class Cluster {
     if (!up(i)) return std::nullopt;
     const auto r = http_get("127.0.0.1", spec(i).admin_port, "/v1/members", 1s);
     if (!r.ok || r.status != 200) return std::nullopt;
-    std::map<std::string, std::string> out;
-    try {
-      for (const auto& m : nlohmann::json::parse(r.body)) {
-        out[m.at("name").get<std::string>()] = m.at("state").get<std::string>();
-      }
-    } catch (const std::exception&) {
-      return std::nullopt;
-    }
-    return out;
+    return member_states(r.body);
   }
 
   // State of `target` as node i sees it; "" when absent or unreachable.

@@ -22,6 +22,7 @@
 
 #include "mesh/admin_client.hpp"
 #include "mesh/swim/codec.hpp"
+#include "member_states.hpp"
 #include "process.hpp"
 #include "wait_for.hpp"
 
@@ -148,15 +149,7 @@ struct Node {
   std::optional<std::map<std::string, std::string>> members() const {
     const auto r = http_get("127.0.0.1", admin_port, "/v1/members", 5s);
     if (!r.ok || r.status != 200) return std::nullopt;
-    std::map<std::string, std::string> out;
-    try {
-      for (const auto& m : nlohmann::json::parse(r.body)) {
-        out[m.at("name").get<std::string>()] = m.at("state").get<std::string>();
-      }
-    } catch (const std::exception&) {
-      return std::nullopt;
-    }
-    return out;
+    return member_states(r.body);
   }
 
   bool sees_alive(const std::string& other) const {
