@@ -44,7 +44,7 @@ endif()
 #   swim -> swim_core.
 set(MESH_PC_LIBRARIES
   mesh_metrics mesh_mesh mesh_logging mesh_admin mesh_link mesh_config mesh_directory
-  mesh_transport mesh_envelope mesh_swim mesh_swim_core)
+  mesh_transport mesh_envelope mesh_swim mesh_swim_core mesh_base)
 # What those archives use, by pkg-config name (Boost and msgpack-c are
 # header-only and have no .pc; their headers are on the system path).
 set(MESH_PC_REQUIRES

@@ -34,7 +34,7 @@ endfunction()
 # how the SWIM core is kept away from Asio, ZeroMQ and spdlog: the system
 # include path holds them all, so only a check can keep them out.
 # Only the files directly in <dir> are checked: subdirectories may hold
-# other targets (swim/src/driver/ is mesh_swim, which uses Asio by design).
+# other targets.
 function(mesh_forbid_includes dir)
   file(GLOB files LIST_DIRECTORIES false "${dir}/*.hpp" "${dir}/*.cpp" "${dir}/*.h")
   foreach(f IN LISTS files)

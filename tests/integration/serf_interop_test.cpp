@@ -10,6 +10,7 @@
 #include <sstream>
 
 #include "harness.hpp"
+#include "mesh/base64.hpp"
 #include "mesh/swim/codec.hpp"
 
 namespace mesh::swim::test {
@@ -87,20 +88,7 @@ class SerfAgent {
 
 std::string serf_binary() { return find_on_path("serf"); }
 
-std::string base64(const Bytes& b) {
-  static const char* t = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-  std::string out;
-  for (std::size_t i = 0; i < b.size(); i += 3) {
-    std::uint32_t n = static_cast<std::uint32_t>(b[i]) << 16;
-    if (i + 1 < b.size()) n |= static_cast<std::uint32_t>(b[i + 1]) << 8;
-    if (i + 2 < b.size()) n |= b[i + 2];
-    out += t[(n >> 18) & 63];
-    out += t[(n >> 12) & 63];
-    out += i + 1 < b.size() ? t[(n >> 6) & 63] : '=';
-    out += i + 2 < b.size() ? t[n & 63] : '=';
-  }
-  return out;
-}
+std::string base64(const Bytes& b) { return mesh::encode_base64(b); }
 
 void expect_clean_log(const SerfAgent& serf) {
   const auto errors = serf.lines_with("[ERR]");

@@ -423,7 +423,7 @@ TEST(Random, KnownSequenceForSeed42) {
     for (const auto& id : ids(dir.discover({"r", ""}, Strategy::Random))) seq += id;
     seq += ' ';
   }
-  EXPECT_EQ(seq, "fedcba abcfde cfadbe abcedf ");  // as mesh::swim::Rng(42) shuffles
+  EXPECT_EQ(seq, "fedcba abcfde cfadbe abcedf ");  // as mesh::Rng(42) shuffles
 }
 
 TEST_F(DirectoryTest, FindAndResolve) {

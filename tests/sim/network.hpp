@@ -21,7 +21,7 @@
 #include <vector>
 
 #include "mesh/swim/config.hpp"
-#include "mesh/swim/random.hpp"
+#include "mesh/random.hpp"
 #include "mesh/swim/types.hpp"
 
 namespace mesh::sim {
@@ -165,7 +165,7 @@ class Network {
 
   NetworkOptions opts_;
   std::uint64_t seed_;
-  swim::Rng rng_;
+  mesh::Rng rng_;
   std::vector<std::uint32_t> group_;
   std::vector<double> send_loss_;
   std::vector<double> recv_loss_;

@@ -9,7 +9,7 @@
 #include <vector>
 
 #include "cluster.hpp"
-#include "mesh/swim/random.hpp"
+#include "mesh/random.hpp"
 
 namespace mesh::sim {
 
@@ -58,7 +58,7 @@ RunReport run_simulation(const RunOptions& o) {
 
   std::vector<NodeId> candidates;
   for (NodeId i = seeds.size(); i < o.nodes; ++i) candidates.push_back(i);
-  swim::Rng pick(Cluster::derive_seed(o.seed, 0x6b696c6c, 0));
+  mesh::Rng pick(Cluster::derive_seed(o.seed, 0x6b696c6c, 0));
   pick.shuffle(candidates);
   const std::size_t k = std::min(o.kill, candidates.size());
   for (std::size_t j = 0; j < k; ++j) c.crash(candidates[j]);

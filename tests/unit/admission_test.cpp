@@ -1,4 +1,4 @@
-// The token buckets that admit unknown members (swim/src/admission.hpp).
+// The token buckets that admit unknown members (swim/core/src/admission.hpp).
 #include "admission.hpp"
 
 #include <gtest/gtest.h>
