@@ -10,7 +10,7 @@
 
 #include "fuzz_input.hpp"
 #include "mesh/swim/membership.hpp"
-#include "msgpack_lite.hpp"
+#include "mesh/msgpack_lite.hpp"
 #include "serf.hpp"
 
 using namespace mesh::swim;
@@ -38,7 +38,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   }
 
   // The reader on its own: skip values until the input ends or is bad.
-  mp::Reader r(bytes);
+  mesh::mp::Reader r(bytes);
   while (r.remaining() > 0 && r.skip()) {
   }
   return 0;

@@ -86,9 +86,9 @@ HostPort default_admin() {
   auto port_from = [](const char* name) -> std::optional<std::uint16_t> {
     const char* v = std::getenv(name);
     if (v == nullptr || *v == '\0') return std::nullopt;
-    auto parsed = parse_host_port(std::string("x:") + v);
-    if (!parsed) throw UsageError{std::string(name) + ": \"" + v + "\" is not a port (1-65535)"};
-    return parsed->port;
+    auto port = parse_port(v);
+    if (!port) throw UsageError{std::string(name) + ": \"" + v + "\" is not a port (1-65535)"};
+    return *port;
   };
   if (const char* h = std::getenv("JC_ADMIN_HOST"); h != nullptr && *h != '\0') {
     hp.host = h;

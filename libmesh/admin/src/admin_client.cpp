@@ -4,7 +4,6 @@
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
-#include <charconv>
 
 namespace mesh {
 namespace {
@@ -24,26 +23,10 @@ std::string describe(std::string_view step, const beast::error_code& ec) {
 }  // namespace
 
 std::optional<HostPort> parse_host_port(std::string_view text) {
-  HostPort hp;
-  std::string_view port_text;
-  if (!text.empty() && text.front() == '[') {
-    const auto close = text.find("]:");
-    if (close == std::string_view::npos) return std::nullopt;
-    hp.host = std::string(text.substr(1, close - 1));
-    port_text = text.substr(close + 2);
-  } else {
-    const auto colon = text.rfind(':');
-    if (colon == std::string_view::npos || text.find(':') != colon) return std::nullopt;
-    hp.host = std::string(text.substr(0, colon));
-    port_text = text.substr(colon + 1);
-  }
-  if (hp.host.empty() || port_text.empty() || port_text.size() > 5) return std::nullopt;
-  unsigned port = 0;
-  const auto* end = port_text.data() + port_text.size();
-  auto [ptr, ec] = std::from_chars(port_text.data(), end, port);
-  if (ec != std::errc{} || ptr != end || port < 1 || port > 65535) return std::nullopt;
-  hp.port = static_cast<std::uint16_t>(port);
-  return hp;
+  auto split = split_host_port(text, {});
+  auto* hp = std::get_if<HostPort>(&split);
+  if (hp == nullptr || hp->host.empty()) return std::nullopt;
+  return std::move(*hp);
 }
 
 namespace {

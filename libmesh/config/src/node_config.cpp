@@ -23,6 +23,7 @@
 
 #include "mesh/agent_directory.hpp"
 #include "mesh/base64.hpp"
+#include "mesh/host_port.hpp"
 #include "mesh/text.hpp"
 
 extern char** environ;  // NOLINT: POSIX, declared by no standard header
@@ -100,13 +101,7 @@ std::vector<std::string_view> split(std::string_view s, char sep) {
 }
 
 std::optional<std::uint16_t> parse_port(std::string_view text) {
-  text = trim(text);
-  if (text.empty() || text.size() > 5) return std::nullopt;
-  unsigned value = 0;
-  const auto* end = text.data() + text.size();
-  auto [ptr, ec] = std::from_chars(text.data(), end, value);
-  if (ec != std::errc{} || ptr != end || value < 1 || value > 65535) return std::nullopt;
-  return static_cast<std::uint16_t>(value);
+  return mesh::parse_port(trim(text));
 }
 
 Problem port_problem(std::string_view text) {
@@ -162,42 +157,25 @@ bool is_hostname(std::string_view s) {
 // port, as `serf join` accepts). Normalised for Membership::join.
 std::variant<std::string, Problem> parse_seed(std::string_view text) {
   const std::string_view t = trim(text);
-  std::string host;
-  std::string_view port_text;
-  bool v6 = false;
-  if (!t.empty() && t.front() == '[') {
-    const auto close = t.find(']');
-    if (close == std::string_view::npos) return Problem(quote(t) + ": missing ']' after IPv6 address");
-    host = std::string(t.substr(1, close - 1));
-    const auto rest = t.substr(close + 1);
-    if (!rest.empty()) {
-      if (rest.front() != ':') return Problem(quote(t) + ": expected :port after ']'");
-      port_text = rest.substr(1);
-      if (port_text.empty()) return Problem(quote(t) + ": missing port after ':'");
+  auto split = split_host_port(t, {.default_port = kDefaultSwimPort, .bare_ipv6 = false});
+  if (auto* e = std::get_if<HostPortError>(&split)) {
+    switch (e->kind) {
+      case HostPortError::MissingBracket: return Problem(quote(t) + ": missing ']' after IPv6 address");
+      case HostPortError::AfterBracket: return Problem(quote(t) + ": expected :port after ']'");
+      case HostPortError::EmptyPort: return Problem(quote(t) + ": missing port after ':'");
+      case HostPortError::BadPort:
+        return Problem(quote(t) + ": " + quote(e->text) + " is not a port (1-65535)");
+      case HostPortError::Ambiguous: return Problem(quote(t) + ": write an IPv6 seed as [address]:port");
+      case HostPortError::NoPort: break;  // there is a default
     }
-    if (!is_ipv6(host)) return Problem(quote(t) + ": not an IPv6 address inside [ ]");
-    v6 = true;
-  } else {
-    const auto colon = t.find(':');
-    if (colon != std::string_view::npos && t.find(':', colon + 1) != std::string_view::npos) {
-      return Problem(quote(t) + ": write an IPv6 seed as [address]:port");
-    }
-    host = std::string(t.substr(0, colon));
-    if (colon != std::string_view::npos) {
-      port_text = t.substr(colon + 1);
-      if (port_text.empty()) return Problem(quote(t) + ": missing port after ':'");
-    }
-    if (!is_ipv4(host) && !is_hostname(host)) {
-      return Problem(quote(t) + ": not a host:port");
-    }
+    return Problem(quote(t) + ": not a host:port");
   }
-  std::uint16_t port = kDefaultSwimPort;
-  if (!port_text.empty()) {
-    auto p = parse_port(port_text);
-    if (!p) return Problem(quote(t) + ": " + quote(port_text) + " is not a port (1-65535)");
-    port = *p;
+  const auto& hp = std::get<HostPort>(split);
+  if (hp.bracketed && !is_ipv6(hp.host)) return Problem(quote(t) + ": not an IPv6 address inside [ ]");
+  if (!hp.bracketed && !is_ipv4(hp.host) && !is_hostname(hp.host)) {
+    return Problem(quote(t) + ": not a host:port");
   }
-  return (v6 ? "[" + host + "]" : host) + ":" + std::to_string(port);
+  return (hp.bracketed ? "[" + hp.host + "]" : hp.host) + ":" + std::to_string(hp.port);
 }
 
 // Size of the tags as Serf encodes them in node meta: 0xFF, then a msgpack

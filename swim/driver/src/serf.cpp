@@ -2,7 +2,7 @@
 
 #include "mesh/swim/membership.hpp"
 #include "mesh/text.hpp"
-#include "msgpack_lite.hpp"
+#include "mesh/msgpack_lite.hpp"
 
 namespace mesh::swim {
 

@@ -9,12 +9,9 @@
 #include <string>
 #include <string_view>
 
-namespace mesh {
+#include "mesh/host_port.hpp"
 
-struct HostPort {
-  std::string host;  // without brackets
-  std::uint16_t port = 0;
-};
+namespace mesh {
 
 // "host:port" or "[v6addr]:port"; nullopt if malformed (port 1-65535).
 std::optional<HostPort> parse_host_port(std::string_view text);

@@ -1,11 +1,12 @@
-// Just enough msgpack for Serf's messages (tags, join/leave intents, the
-// clocks of a push/pull state), written the way go-msgpack 0.5.5 writes
-// them: old raw strings (0xa0-0xbf, 0xda, 0xdb), smallest integers.
+// A small MessagePack reader and writer for the places that must not trust
+// their input and need no object tree: Serf's messages (tags, join/leave
+// intents, the clocks of a push/pull state), written the way go-msgpack
+// 0.5.5 writes them (old raw strings 0xa0-0xbf, 0xda, 0xdb; smallest
+// integers), and the pre-scan of JSON payloads carried as MessagePack.
 //
-// The driver keeps its own reader instead of using the core's private
-// msgpack_io.hpp so that the two targets can change independently. The
-// reader is bounds-checked, never throws and never allocates more than the
-// input could hold.
+// The reader is bounds-checked, never throws, never recurses and never
+// allocates more than the input could hold. (The SWIM core keeps its own
+// pull parser, decoding straight into memberlist's message structs.)
 #pragma once
 
 #include <cstddef>
@@ -14,9 +15,13 @@
 #include <string>
 #include <string_view>
 
-#include "mesh/swim/types.hpp"
+#include <span>
+#include <vector>
 
-namespace mesh::swim::mp {
+namespace mesh::mp {
+
+using Bytes = std::vector<std::uint8_t>;
+using ByteView = std::span<const std::uint8_t>;
 
 class Writer {
  public:
@@ -42,7 +47,9 @@ class Reader {
   std::optional<std::string_view> str();      // raw/str/bin families
   std::optional<std::uint64_t> uint();        // any non-negative integer
   std::optional<bool> boolean();
-  bool skip(int depth = 0);                   // any one value
+  // Any one value, containers included, nested at most `max_depth` deep.
+  bool skip(std::size_t max_depth = kDefaultMaxDepth);
+  static constexpr std::size_t kDefaultMaxDepth = 32;
 
   // A map keyed by strings: `on_entry(key)` must consume the value (read it
   // or skip() it) and return false to reject the input. False on any error.
@@ -66,4 +73,8 @@ class Reader {
   std::size_t pos_ = 0;
 };
 
-}  // namespace mesh::swim::mp
+// True when `bytes` is exactly one well-formed MessagePack value whose
+// containers nest at most `max_depth` deep.
+bool well_formed(ByteView bytes, std::size_t max_depth);
+
+}  // namespace mesh::mp

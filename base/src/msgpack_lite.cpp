@@ -1,10 +1,8 @@
-#include "msgpack_lite.hpp"
+#include "mesh/msgpack_lite.hpp"
 
-namespace mesh::swim::mp {
+#include <vector>
 
-namespace {
-constexpr int kMaxDepth = 32;
-}
+namespace mesh::mp {
 
 void Writer::be(std::uint64_t v, int bytes) {
   for (int i = bytes - 1; i >= 0; --i) out_.push_back(static_cast<std::uint8_t>(v >> (8 * i)));
@@ -139,47 +137,74 @@ std::optional<bool> Reader::boolean() {
   return std::nullopt;
 }
 
-bool Reader::skip(int depth) {
-  if (depth > kMaxDepth) return false;
-  auto b = byte();
-  if (!b) return false;
-  const std::uint8_t t = *b;
-  if (t <= 0x7f || t >= 0xe0) return true;  // fixints
-  if ((t & 0xe0) == 0xa0) return advance(t & 0x1f);
-  auto skip_n = [&](std::uint64_t n, int per) {
-    if (n > remaining()) return false;
-    for (std::uint64_t i = 0; i < n * static_cast<std::uint64_t>(per); ++i)
-      if (!skip(depth + 1)) return false;
-    return true;
-  };
-  if ((t & 0xf0) == 0x80) return skip_n(t & 0x0f, 2);
-  if ((t & 0xf0) == 0x90) return skip_n(t & 0x0f, 1);
-  auto len = [&](int bytes) { return be(bytes); };
-  switch (t) {
-    case 0xc0: case 0xc2: case 0xc3: return true;
-    case 0xc4: case 0xd9: { auto n = len(1); return n && advance(*n); }
-    case 0xc5: case 0xda: { auto n = len(2); return n && advance(*n); }
-    case 0xc6: case 0xdb: { auto n = len(4); return n && advance(*n); }
-    case 0xc7: { auto n = len(1); return n && advance(*n + 1); }
-    case 0xc8: { auto n = len(2); return n && advance(*n + 1); }
-    case 0xc9: { auto n = len(4); return n && advance(*n + 1); }
-    case 0xca: return advance(4);
-    case 0xcb: return advance(8);
-    case 0xcc: case 0xd0: return advance(1);
-    case 0xcd: case 0xd1: return advance(2);
-    case 0xce: case 0xd2: return advance(4);
-    case 0xcf: case 0xd3: return advance(8);
-    case 0xd4: return advance(2);
-    case 0xd5: return advance(3);
-    case 0xd6: return advance(5);
-    case 0xd7: return advance(9);
-    case 0xd8: return advance(17);
-    case 0xdc: { auto n = len(2); return n && skip_n(*n, 1); }
-    case 0xdd: { auto n = len(4); return n && skip_n(*n, 1); }
-    case 0xde: { auto n = len(2); return n && skip_n(*n, 2); }
-    case 0xdf: { auto n = len(4); return n && skip_n(*n, 2); }
-    default: return false;  // 0xc1 is never used
+bool Reader::skip(std::size_t max_depth) {
+  // Values still to read at each open container level; the bottom entry is
+  // the value asked for. Iterative, so nesting cannot exhaust the stack.
+  std::vector<std::uint64_t> pending{1};
+  while (!pending.empty()) {
+    if (pending.back() == 0) {
+      pending.pop_back();
+      continue;
+    }
+    --pending.back();
+    auto b = byte();
+    if (!b) return false;
+    const std::uint8_t t = *b;
+    std::optional<std::uint64_t> items;  // set for a container: its values
+    if (t <= 0x7f || t >= 0xe0) continue;  // fixints
+    if ((t & 0xe0) == 0xa0) {
+      if (!advance(t & 0x1f)) return false;
+      continue;
+    }
+    if ((t & 0xf0) == 0x80) {
+      items = 2u * (t & 0x0fu);
+    } else if ((t & 0xf0) == 0x90) {
+      items = t & 0x0fu;
+    } else {
+      bool ok = true;
+      auto len_then_skip = [&](int width, std::uint64_t extra) {
+        auto n = be(width);
+        ok = n && advance(*n + extra);
+      };
+      switch (t) {
+        case 0xc0: case 0xc2: case 0xc3: break;
+        case 0xc4: case 0xd9: len_then_skip(1, 0); break;
+        case 0xc5: case 0xda: len_then_skip(2, 0); break;
+        case 0xc6: case 0xdb: len_then_skip(4, 0); break;
+        case 0xc7: len_then_skip(1, 1); break;  // ext: length, type, data
+        case 0xc8: len_then_skip(2, 1); break;
+        case 0xc9: len_then_skip(4, 1); break;
+        case 0xca: ok = advance(4); break;
+        case 0xcb: ok = advance(8); break;
+        case 0xcc: case 0xd0: ok = advance(1); break;
+        case 0xcd: case 0xd1: ok = advance(2); break;
+        case 0xce: case 0xd2: ok = advance(4); break;
+        case 0xcf: case 0xd3: ok = advance(8); break;
+        case 0xd4: ok = advance(2); break;  // fixext: type + 1, 2, 4, 8, 16
+        case 0xd5: ok = advance(3); break;
+        case 0xd6: ok = advance(5); break;
+        case 0xd7: ok = advance(9); break;
+        case 0xd8: ok = advance(17); break;
+        case 0xdc: items = be(2); ok = items.has_value(); break;
+        case 0xdd: items = be(4); ok = items.has_value(); break;
+        case 0xde: items = be(2); ok = items.has_value(); if (ok) *items *= 2; break;
+        case 0xdf: items = be(4); ok = items.has_value(); if (ok) *items *= 2; break;
+        default: ok = false;  // 0xc1 is never used
+      }
+      if (!ok) return false;
+    }
+    if (items && *items > 0) {
+      if (*items > remaining()) return false;  // every value takes a byte at least
+      if (pending.size() > max_depth) return false;
+      pending.push_back(*items);
+    }
   }
+  return true;
 }
 
-}  // namespace mesh::swim::mp
+bool well_formed(ByteView bytes, std::size_t max_depth) {
+  Reader r(bytes);
+  return r.skip(max_depth) && r.remaining() == 0;
+}
+
+}  // namespace mesh::mp
