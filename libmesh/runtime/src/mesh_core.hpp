@@ -1,5 +1,15 @@
 // The shared insides of a Mesh: what PeerClient, the agent runners and the
-// control thread all reach. Private to mesh_mesh.
+// control thread all reach. Private to mesh_mesh, whose sources each take
+// one part of it:
+//
+//   mesh_core.cpp      construction, teardown, shared helpers
+//   agent_runner.cpp   an agent's thread and loop
+//   conversions.cpp    transport frames <-> facade messages
+//   events.cpp         peer events to subscribers
+//   control.cpp        the control thread: tags, registry repair
+//   registry_sync.cpp  membership events, fetching peers' registries
+//   mesh.cpp           the public Mesh: add/remove agents, start, stop
+//   agent.cpp, peer_client.cpp, payload_codec.cpp   as named
 #pragma once
 
 #include <atomic>
@@ -11,6 +21,7 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <set>
 #include <shared_mutex>
 #include <stdexcept>
@@ -41,6 +52,10 @@ inline constexpr char kRegistryVersionTag[] = "rv";
 struct HandlerFailed {};
 
 std::int64_t steady_ms();
+// 64 bits from the OS's random source (seeds, not secrets).
+std::uint64_t random_u64();
+// A decimal number and nothing else; nullopt otherwise.
+std::optional<std::uint64_t> parse_u64(const std::string& text);
 
 struct AgentSlot {
   MeshCore* core = nullptr;

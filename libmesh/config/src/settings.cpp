@@ -1,0 +1,181 @@
+// Every setting once: YAML key, environment variable, flag, help and setter.
+#include "config_internal.hpp"
+
+#include <algorithm>
+#include <limits>
+
+#include "mesh/agent_directory.hpp"
+#include "mesh/base64.hpp"
+#include "mesh/text.hpp"
+
+namespace mesh::config_detail {
+
+const std::vector<Setting>& settings() {
+  static const std::vector<Setting> table = {
+      {"node_name", "JC_NODE_NAME", "--node-name", "NAME",
+       "unique node name (default: <hostname>-<swim_port>)",
+       [](NodeConfig& c, std::string_view v) -> Problem {
+         v = trim(v);
+         if (v.empty()) return "node name must not be empty";
+         // The name travels in gossip: peers refuse what this refuses.
+         if (auto bad = check_text("node name", v, kNodeNameMax)) return quote(v) + ": " + *bad;
+         c.node_name = std::string(v);
+         return std::nullopt;
+       }},
+      {"swim_host", "JC_SWIM_HOST", "--swim-host", "IP", "SWIM bind address (default 0.0.0.0)",
+       [](NodeConfig& c, std::string_view v) { return set_bind_host(c.swim_host, v); }},
+      {"swim_port", "JC_SWIM_PORT", "--swim-port", "PORT", "SWIM UDP+TCP port (default 7946)",
+       [](NodeConfig& c, std::string_view v) { return set_port(c.swim_port, v); }},
+      {"seeds", "JC_SEED_NODES", "--seeds", "LIST",
+       "seeds to join, host:port,... ([addr]:port for IPv6)", set_seeds},
+      {"advertise_host", "JC_ADVERTISE_HOST", "--advertise-host", "IP",
+       "address told to peers (default: bind address, or a private IP)",
+       [](NodeConfig& c, std::string_view v) -> Problem {
+         if (trim(v).empty()) {
+           c.advertise_host.clear();
+           return std::nullopt;
+         }
+         auto ip = parse_ip(v);
+         if (!ip) return quote(v) + " is not an IP address";
+         if (is_unspecified(*ip)) return *ip + " cannot be advertised";
+         c.advertise_host = *ip;
+         return std::nullopt;
+       }},
+      {"advertise_port", "JC_ADVERTISE_PORT", "--advertise-port", "PORT",
+       "port told to peers (default: the SWIM port)",
+       [](NodeConfig& c, std::string_view v) { return set_port(c.advertise_port, v); }},
+      {"profile", "JC_PROFILE", "--profile", "NAME", "timing profile: lan, wan, local (default lan)",
+       [](NodeConfig& c, std::string_view v) -> Problem {
+         auto p = swim::parse_profile(lower(trim(v)));
+         if (!p) return "unknown profile " + quote(v) + " (lan, wan, local)";
+         c.profile = *p;
+         return std::nullopt;
+       }},
+      {"log_level", "JC_LOG_LEVEL", "--log-level", "LEVEL",
+       "trace, debug, info, warn, error, off (default info)",
+       [](NodeConfig& c, std::string_view v) -> Problem {
+         auto l = parse_log_level(lower(trim(v)));
+         if (!l) return "unknown log level " + quote(v) + " (trace, debug, info, warn, error, off)";
+         c.log_level = *l;
+         return std::nullopt;
+       }},
+      {"log_format", "JC_LOG_FORMAT", "--log-format", "FORMAT",
+       "log lines: text, json (default text)",
+       [](NodeConfig& c, std::string_view v) -> Problem {
+         auto f = parse_log_format(lower(trim(v)));
+         if (!f) return "unknown log format " + quote(v) + " (text, json)";
+         c.log_format = *f;
+         return std::nullopt;
+       }},
+      {"admin_host", "JC_ADMIN_HOST", "--admin-host", "IP",
+       "admin HTTP bind address (default 127.0.0.1)",
+       [](NodeConfig& c, std::string_view v) { return set_bind_host(c.admin_host, v); }},
+      {"admin_port", "JC_ADMIN_PORT", "--admin-port", "PORT",
+       "admin HTTP port (default: SWIM port + 2000)",
+       [](NodeConfig& c, std::string_view v) { return set_port(c.admin_port, v); }},
+      {"tags", "JC_TAGS", "--tags", "LIST", "tags in node meta, k=v,...", set_tags},
+      {"gossip_key", "JC_GOSSIP_KEY", "--gossip-key", "BASE64",
+       "AES key, base64 of 16, 24 or 32 bytes (as serf keygen)",
+       // The key is a secret: messages never contain it.
+       [](NodeConfig& c, std::string_view v) -> Problem {
+         v = trim(v);
+         if (v.empty()) {
+           c.gossip_key.clear();
+           return std::nullopt;
+         }
+         auto key = mesh::decode_base64(v);
+         if (!key) return "key is not valid base64";
+         if (key->size() != 16 && key->size() != 24 && key->size() != 32) {
+           return "key is " + std::to_string(key->size()) + " bytes, must be 16, 24 or 32";
+         }
+         c.gossip_key = std::move(*key);
+         return std::nullopt;
+       }},
+      {"zmq_port", "JC_ZMQ_PORT", "--zmq-port", "PORT",
+       "ZeroMQ port, for agents (default: SWIM port + 1000)",
+       [](NodeConfig& c, std::string_view v) { return set_port(c.zmq_port, v); }},
+      {"p2p_enabled", "P2P_ENABLED", "--p2p-enabled", "BOOL",
+       "agents talk over the network (default false)",
+       [](NodeConfig& c, std::string_view v) { return set_bool(c.p2p_enabled, v); }},
+      {"mailbox_limit", "JC_MAILBOX_LIMIT", "--mailbox-limit", "N",
+       "default mailbox bound of each agent (default 1000)",
+       [](NodeConfig& c, std::string_view v) -> Problem {
+         const auto n = parse_uint(trim(v));
+         if (!n || *n < 1 || *n > kMaxMailboxLimit) {
+           return quote(v) + " is not a mailbox size (1-" + std::to_string(kMaxMailboxLimit) + ")";
+         }
+         c.mailbox_limit = static_cast<std::size_t>(*n);
+         return std::nullopt;
+       }},
+      {"discovery_strategy", "JC_DISCOVERY_STRATEGY", "--discovery-strategy", "NAME",
+       "default strategy: first, random, round_robin, least_recent (default first)",
+       [](NodeConfig& c, std::string_view v) -> Problem {
+         const std::string name = lower(trim(v));
+         if (!parse_strategy(name)) {
+           return "unknown strategy " + quote(v) + " (" + std::string(kStrategyNames) + ")";
+         }
+         c.discovery_strategy = name;
+         return std::nullopt;
+       }},
+      {"request_timeout", "JC_REQUEST_TIMEOUT", "--request-timeout", "DURATION",
+       "request timeout when the caller gives none (default 30s)",
+       [](NodeConfig& c, std::string_view v) {
+         return set_duration(c.request_timeout, v, std::chrono::milliseconds(1), std::chrono::hours(24));
+       }},
+      {"max_message_bytes", "JC_MAX_MESSAGE_BYTES", "--max-message-bytes", "SIZE",
+       "largest message on the wire (default 4MiB)",
+       [](NodeConfig& c, std::string_view v) {
+         return set_size(c.max_message_bytes, v, kMinMessageBytes, kMaxMessageBytes);
+       }},
+      {"mailbox_bytes", "JC_MAILBOX_BYTES", "--mailbox-bytes", "SIZE",
+       "bytes each agent's mailbox may hold (default 64MiB)",
+       [](NodeConfig& c, std::string_view v) {
+         return set_size(c.mailbox_bytes, v, kMinMessageBytes, kMaxMailboxBytes);
+       }},
+      {"ipc_dir", "JC_IPC_DIR", "--ipc-dir", "DIR",
+       "also use ipc sockets in DIR for peers on this host (default: off)",
+       [](NodeConfig& c, std::string_view v) -> Problem {
+         v = trim(v);
+         while (v.size() > 1 && v.back() == '/') v.remove_suffix(1);
+         if (v.empty()) {
+           c.ipc_dir.clear();
+           return std::nullopt;
+         }
+         if (v.front() != '/') return quote(v) + " is not an absolute path";
+         for (char ch : v) {
+           const auto u = static_cast<unsigned char>(ch);
+           if (u < 0x20 || u == 0x7f) return quote(v) + " contains a control character";
+         }
+         c.ipc_dir = std::string(v);
+         return std::nullopt;
+       }},
+      {"leave_timeout", "JC_LEAVE_TIMEOUT", "--leave-timeout", "DURATION",
+       "bound of the graceful leave at stop (default 3s)",
+       [](NodeConfig& c, std::string_view v) {
+         return set_duration(c.leave_timeout, v, std::chrono::milliseconds(0), std::chrono::minutes(10));
+       }},
+      {"curve_secret_key", "JC_CURVE_SECRET_KEY", "--curve-secret-key", "Z85",
+       "CURVE secret key of agent traffic (with curve_public_key)",
+       [](NodeConfig& c, std::string_view v) { return set_curve_key(c.curve_secret_key, v); }},
+      {"curve_public_key", "JC_CURVE_PUBLIC_KEY", "--curve-public-key", "Z85",
+       "CURVE public key of this node (with curve_secret_key)",
+       [](NodeConfig& c, std::string_view v) { return set_curve_key(c.curve_public_key, v); }},
+  };
+  return table;
+}
+
+const Setting* find_by_key(std::string_view key) {
+  for (const auto& s : settings()) {
+    if (s.key == key) return &s;
+  }
+  return nullptr;
+}
+
+const Setting* find_by_flag(std::string_view flag) {
+  for (const auto& s : settings()) {
+    if (s.flag == flag) return &s;
+  }
+  return nullptr;
+}
+
+}  // namespace mesh::config_detail

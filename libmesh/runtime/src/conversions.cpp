@@ -1,0 +1,68 @@
+// Between the transport's frames and the facade's messages: payloads and
+// contexts as MessagePack, requests, responses and outcomes.
+#include "mesh_core.hpp"
+
+namespace mesh::detail {
+
+std::vector<std::uint8_t> MeshCore::encode_context(const Json& ctx) const {
+  if (ctx.is_null()) return {};
+  if (!ctx.is_object()) throw std::invalid_argument("a message context must be a JSON object");
+  if (ctx.empty()) return {};
+  return encode_json(ctx);
+}
+
+std::optional<IncomingMessage> MeshCore::to_incoming(transport::Incoming&& in) {
+  const auto& env = in.envelope;
+  const bool request = env.type == transport::MessageType::Request;
+  auto data = decode_json(env.payload, Json());
+  auto ctx = decode_json(env.context, Json::object());
+  if ((!request && env.type != transport::MessageType::Notify) || !data || !ctx || !ctx->is_object()) {
+    stats.messages_malformed.fetch_add(1);
+    if (request) {
+      if (auto t = get_transport()) t->respond_error(in, transport::ErrorCode::Malformed);
+    }
+    return std::nullopt;
+  }
+  IncomingMessage m;
+  m.id = env.id.to_string();
+  m.sender = env.sender_agent;
+  m.sender_node = env.sender_node;
+  m.target = env.target;
+  m.type = request ? MessageKind::Request : MessageKind::Notify;
+  m.data = std::move(*data);
+  m.context = std::move(*ctx);
+  if (request) m.correlation_id = m.id;
+  m.timestamp_ms = env.created_ms;
+  m.handle = std::make_shared<const transport::Incoming>(std::move(in));
+  return m;
+}
+
+std::optional<Response> MeshCore::to_response(const transport::Envelope& env) {
+  auto data = decode_json(env.payload, Json());
+  auto ctx = decode_json(env.context, Json::object());
+  if (!data || !ctx || !ctx->is_object()) {
+    stats.messages_malformed.fetch_add(1);
+    return std::nullopt;
+  }
+  Response r;
+  r.data = std::move(*data);
+  r.context = std::move(*ctx);
+  r.sender = env.sender_agent;
+  r.sender_node = env.sender_node;
+  if (env.correlation) r.correlation_id = env.correlation->to_string();
+  r.timestamp_ms = env.created_ms;
+  return r;
+}
+
+RequestOutcome MeshCore::to_outcome(transport::Reply&& reply) {
+  RequestOutcome out;
+  if (!reply.ok()) {
+    out.error = reply.error;
+    return out;
+  }
+  out.response = to_response(reply.envelope);
+  if (!out.response) out.error = transport::ErrorCode::Malformed;
+  return out;
+}
+
+}  // namespace mesh::detail

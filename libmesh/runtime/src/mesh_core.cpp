@@ -1,0 +1,141 @@
+// MeshCore: construction and teardown of the state a Mesh shares with its
+// agents and PeerClients, and the helpers every part of it uses.
+#include "mesh_core.hpp"
+
+#include <boost/asio/io_context.hpp>
+#include <charconv>
+#include <random>
+#include <stdexcept>
+
+#include "mesh/swim/membership.hpp"
+
+namespace mesh::detail {
+
+std::uint64_t random_u64() {
+  std::random_device rd;
+  return (static_cast<std::uint64_t>(rd()) << 32) ^ rd();
+}
+
+std::optional<std::uint64_t> parse_u64(const std::string& text) {
+  std::uint64_t v = 0;
+  const auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), v);
+  if (ec != std::errc{} || end != text.data() + text.size() || text.empty()) return std::nullopt;
+  return v;
+}
+
+std::int64_t steady_ms() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(
+             std::chrono::steady_clock::now().time_since_epoch())
+      .count();
+}
+
+namespace {
+
+
+std::int64_t unix_ms() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+
+std::string default_node_name(const NodeConfig& c) {
+  return c.node_name.empty() ? local_hostname() + "-" + std::to_string(c.swim_port) : c.node_name;
+}
+
+void check_node_name(const std::string& name) {
+  if (name.empty() || name.size() > 255) throw std::invalid_argument("node_name must be 1..255 bytes");
+  for (unsigned char ch : name) {
+    if (ch <= 0x20 || ch == 0x7f || ch == '#') {
+      throw std::invalid_argument("node_name \"" + name + "\" holds whitespace, a control character or '#'");
+    }
+  }
+}
+
+PeerEventKind event_kind(DirectoryEventKind k) {
+  switch (k) {
+    case DirectoryEventKind::AgentAdded: return PeerEventKind::AgentAdded;
+    case DirectoryEventKind::AgentRemoved: return PeerEventKind::AgentRemoved;
+    case DirectoryEventKind::AgentUpdated: return PeerEventKind::AgentUpdated;
+    case DirectoryEventKind::NodeSuspect: return PeerEventKind::NodeSuspect;
+    case DirectoryEventKind::NodeAlive: return PeerEventKind::NodeAlive;
+  }
+  return PeerEventKind::AgentUpdated;
+}
+
+}  // namespace
+
+MeshCore::MeshCore(NodeConfig cfg, MeshOptions opts)
+    : config(std::move(cfg)),
+      options(std::move(opts)),
+      node_name(default_node_name(config)),
+      directory(node_name, options.seed != 0 ? options.seed : random_u64(),
+                // Above anything a previous run under this name advertised.
+                static_cast<std::uint64_t>(unix_ms())) {
+  check_node_name(node_name);
+  // load_node_config checks all of this; a NodeConfig built by hand gets
+  // the same answers here.
+  if (config.max_message_bytes < 4096) throw std::invalid_argument("max_message_bytes must be at least 4096");
+  if (config.mailbox_limit == 0) throw std::invalid_argument("mailbox_limit must be positive");
+  if (!parse_strategy(config.discovery_strategy)) {
+    throw std::invalid_argument("discovery_strategy: unknown strategy \"" + config.discovery_strategy + "\" (" +
+                                std::string(kStrategyNames) + ")");
+  }
+  if (config.request_timeout <= std::chrono::milliseconds(0)) {
+    throw std::invalid_argument("request_timeout must be positive");
+  }
+  if (config.curve_secret_key.empty() != config.curve_public_key.empty()) {
+    throw std::invalid_argument("curve_secret_key and curve_public_key: set both or neither");
+  }
+  if (!config.curve_secret_key.empty()) {
+    // The secret is never part of a message.
+    std::string derived;
+    try {
+      derived = transport::curve_public_from_secret(config.curve_secret_key);
+    } catch (const std::exception&) {
+      throw std::invalid_argument("curve_secret_key is not a Z85 CURVE key");
+    }
+    if (derived != config.curve_public_key) {
+      throw std::invalid_argument("curve_public_key does not belong to curve_secret_key");
+    }
+  }
+  // Room for the envelope's own fields (ids, names, times).
+  limits.max_bytes = config.max_message_bytes - 1024;
+  directory_token = directory.subscribe([this](const DirectoryEvent& e) {
+    if (e.local && (e.kind == DirectoryEventKind::AgentAdded || e.kind == DirectoryEventKind::AgentRemoved ||
+                    e.kind == DirectoryEventKind::AgentUpdated)) {
+      schedule_tag_update();
+    }
+    PeerEvent pe{event_kind(e.kind), e.node, std::nullopt, e.local};
+    if (!e.card.agent_id.empty()) pe.card = e.card;
+    publish(std::move(pe));
+  });
+  control_thread = std::thread([this] { control_loop(); });
+}
+
+MeshCore::~MeshCore() {
+  // Agents first: their clients unsubscribe from members declared later.
+  agent_order.clear();
+  agents.clear();
+  node_client.reset();
+  directory.unsubscribe(directory_token);
+  {
+    std::lock_guard lock(control_mu);
+    control_stop = true;
+  }
+  control_cv.notify_all();
+  if (control_thread.joinable()) control_thread.join();
+}
+
+std::shared_ptr<transport::Transport> MeshCore::get_transport() const {
+  std::lock_guard lock(mu);
+  return transport;
+}
+
+std::shared_ptr<transport::Inbox> MeshCore::inbox_of(const std::string& agent_id) const {
+  std::lock_guard lock(mu);
+  auto it = inboxes.find(agent_id);
+  return it == inboxes.end() ? nullptr : it->second;
+}
+
+}  // namespace mesh::detail
