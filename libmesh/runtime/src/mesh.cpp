@@ -6,6 +6,7 @@
 #include <boost/asio/io_context.hpp>
 #include <algorithm>
 #include <cstdio>
+#include <random>
 #include <spdlog/spdlog.h>
 
 #include "mesh/logging.hpp"
