@@ -30,7 +30,10 @@
 #include <thread>
 #include <vector>
 
-#include "mesh/mesh.hpp"
+#include "mesh/agent.hpp"
+#include "mesh/mesh_options.hpp"
+#include "mesh/node_config.hpp"
+#include "mesh/peer_client.hpp"
 #include "mesh/peer_link.hpp"
 #include "payload_codec.hpp"
 

@@ -47,6 +47,7 @@
 
 #include "mesh/agent.hpp"
 #include "mesh/agent_directory.hpp"
+#include "mesh/mesh_options.hpp"
 #include "mesh/node_config.hpp"
 #include "mesh/peer_client.hpp"
 #include "mesh/swim/config.hpp"
@@ -59,38 +60,6 @@ class Membership;
 namespace detail {
 struct MeshCore;
 }
-
-// Code-level knobs of the Mesh. Everything an operator sets (mailbox
-// limit, default strategy and request timeout, message size, ipc_dir,
-// leave timeout, CURVE keys) is in NodeConfig, the one source of truth.
-struct MeshOptions {
-  // How often every alive member's "rv" tag is compared with the registry
-  // held for it (repairs a missed update or a failed fetch).
-  std::chrono::milliseconds repair_interval{2000};
-  // Local card changes within this window cause one tag update.
-  std::chrono::milliseconds tag_coalesce{75};
-  // Timeout of one registry fetch.
-  std::chrono::milliseconds registry_fetch_timeout{3000};
-  // Restart backoff of a failed agent: first, then doubling up to max.
-  std::chrono::milliseconds restart_backoff{100};
-  std::chrono::milliseconds restart_backoff_max{5000};
-  // Seed of discovery's random strategies; 0: drawn from std::random_device.
-  std::uint64_t seed = 0;
-  // Replaces the SWIM config derived from NodeConfig::profile (tests);
-  // its name and advertise address are set by the Mesh.
-  std::optional<swim::Config> swim_config;
-};
-
-// Counters (a snapshot).
-struct MeshStats {
-  std::uint64_t messages_malformed = 0;   // undecodable payload or context, dropped
-  std::uint64_t registry_fetches = 0;     // fetches started
-  std::uint64_t registry_applied = 0;     // fetched registries that were newer
-  std::uint64_t registry_failures = 0;    // fetch failed or returned garbage
-  std::uint64_t tag_updates = 0;          // SWIM tag updates for a new "rv"
-  std::uint64_t agent_failures = 0;       // exceptions from setup/run/handlers
-  std::uint64_t agent_restarts = 0;
-};
 
 class Mesh {
  public:
