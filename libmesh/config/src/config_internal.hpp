@@ -31,9 +31,6 @@ class Node;
 
 namespace mesh::config_detail {
 
-
-// memberlist's MetaMaxSize: node meta (our Serf-encoded tags) must fit.
-inline constexpr std::size_t kMetaMax = 512;
 // Longer names are legal in memberlist but travel in every message about
 // the node; 128 bytes is far beyond any real hostname-port.
 // The core refuses longer member names in gossip (mesh/swim/types.hpp).
@@ -87,12 +84,6 @@ bool is_hostname(std::string_view s);
 // One seed: host:port, [v6]:port, or a host alone (memberlist's default
 // port, as `serf join` accepts). Normalised for Membership::join.
 std::variant<std::string, Problem> parse_seed(std::string_view text);
-
-// Size of the tags as Serf encodes them in node meta: 0xFF, then a msgpack
-// map of raw strings (go-msgpack: fixraw < 32 bytes, raw16, raw32). An
-// encoder that uses str8 writes one byte less per mid-sized string, so this
-// is an upper bound.
-std::size_t encoded_tags_size(const std::map<std::string, std::string>& tags);
 
 Problem check_tag(std::string_view key, std::string_view value,
                   const std::map<std::string, std::string>& so_far);

@@ -11,6 +11,7 @@
 #include <nlohmann/json.hpp>
 
 #include "config_internal.hpp"
+#include "mesh/serf_tags.hpp"
 #include "mesh/text.hpp"
 
 extern char** environ;  // NOLINT: POSIX, declared by no standard header
@@ -68,9 +69,10 @@ void cross_check(const NodeConfig& c) {
                                         std::to_string(kIpcPathMax));
     }
   }
-  if (encoded_tags_size(c.tags) > kMetaMax) {
-    fail(source_of(c, "tags"), "tags take " + std::to_string(encoded_tags_size(c.tags)) +
-                                   " bytes in node meta, at most " + std::to_string(kMetaMax));
+  // Exactly what the node will gossip: Serf's encoding in node meta.
+  if (const auto size = encode_serf_tags(c.tags).size(); size > kSerfMetaMax) {
+    fail(source_of(c, "tags"), "tags take " + std::to_string(size) +
+                                   " bytes in node meta, at most " + std::to_string(kSerfMetaMax));
   }
   // SWIM uses its port for both UDP and TCP; the admin endpoint and ZeroMQ
   // listen on TCP. On the same machine they must differ.

@@ -141,17 +141,6 @@ std::variant<std::string, Problem> parse_seed(std::string_view text) {
   return (hp.bracketed ? "[" + hp.host + "]" : hp.host) + ":" + std::to_string(hp.port);
 }
 
-// Size of the tags as Serf encodes them in node meta: 0xFF, then a msgpack
-// map of raw strings (go-msgpack: fixraw < 32 bytes, raw16, raw32). An
-// encoder that uses str8 writes one byte less per mid-sized string, so this
-// is an upper bound.
-std::size_t encoded_tags_size(const std::map<std::string, std::string>& tags) {
-  auto str = [](std::size_t n) { return n + (n < 32 ? 1 : n < 65536 ? 3 : 5); };
-  std::size_t size = 1 + (tags.size() < 16 ? 1 : tags.size() < 65536 ? 3 : 5);
-  for (const auto& [k, v] : tags) size += str(k.size()) + str(v.size());
-  return size;
-}
-
 Problem check_tag(std::string_view key, std::string_view value,
                   const std::map<std::string, std::string>& so_far) {
   if (key.empty()) return "empty tag name in " + quote(std::string(key) + "=" + std::string(value));

@@ -1,47 +1,9 @@
 #include "serf.hpp"
 
-#include "mesh/swim/membership.hpp"
-#include "mesh/text.hpp"
 #include "mesh/msgpack_lite.hpp"
+#include "mesh/swim/membership.hpp"
 
-namespace mesh::swim {
-
-Bytes encode_serf_tags(const std::map<std::string, std::string>& tags) {
-  Bytes out;
-  out.push_back(serf::kTagMagicByte);
-  mp::Writer w(out);
-  w.map_header(tags.size());
-  for (const auto& [k, v] : tags) {
-    w.raw(k);
-    w.raw(v);
-  }
-  return out;
-}
-
-std::optional<std::map<std::string, std::string>> decode_serf_tags(ByteView meta) {
-  if (meta.empty() || meta[0] != serf::kTagMagicByte) return std::nullopt;
-  mp::Reader r(meta.subspan(1));
-  auto n = r.map_header();
-  if (!n) return std::nullopt;
-  std::map<std::string, std::string> tags;
-  for (std::size_t i = 0; i < *n; ++i) {
-    auto k = r.str();
-    if (!k) return std::nullopt;
-    auto v = r.str();
-    if (!v) return std::nullopt;
-    // Names and values go on to JSON, logs and CLI tables: a tag that is
-    // not printable text is left out (meta is at most 512 bytes, so the
-    // lengths are bounded already).
-    if (check_text("tag name", *k, serf::kMaxTagText, /*allow_empty=*/true) ||
-        check_text("tag value", *v, serf::kMaxTagText, /*allow_empty=*/true)) {
-      continue;
-    }
-    tags.insert_or_assign(std::string(*k), std::string(*v));
-  }
-  return tags;
-}
-
-namespace serf {
+namespace mesh::swim::serf {
 
 Bytes encode_join_intent(std::uint64_t ltime, std::string_view node) {
   Bytes out{static_cast<std::uint8_t>(MessageType::Join)};
@@ -135,5 +97,4 @@ std::optional<PushPullClocks> decode_push_pull_clocks(ByteView state) {
   return out;
 }
 
-}  // namespace serf
-}  // namespace mesh::swim
+}  // namespace mesh::swim::serf

@@ -26,9 +26,6 @@ namespace mesh::swim::serf {
 
 enum class MessageType : std::uint8_t { Leave = 0, Join = 1, PushPull = 2 };
 
-// Serf's magic first byte of tag-encoded meta (tagMagicByte).
-inline constexpr std::uint8_t kTagMagicByte = 0xff;
-inline constexpr std::size_t kMaxTagText = 512;  // all of node meta
 
 struct Intent {
   MessageType type = MessageType::Join;  // Join or Leave

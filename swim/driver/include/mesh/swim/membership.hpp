@@ -30,6 +30,7 @@
 #include <vector>
 
 #include "mesh/swim/config.hpp"
+#include "mesh/serf_tags.hpp"
 #include "mesh/swim/node.hpp"
 
 namespace boost::asio {
@@ -164,11 +165,8 @@ class Membership {
   std::shared_ptr<Impl> impl_;
 };
 
-// Serf's tag encoding in node meta: 0xFF then a msgpack map of strings.
-Bytes encode_serf_tags(const std::map<std::string, std::string>& tags);
-// nullopt when the meta is not Serf-encoded (then Serf reads it as a role).
-// Tags whose name or value is not printable text (invalid UTF-8, control
-// characters) are left out: they would reach JSON, logs and tables.
-std::optional<std::map<std::string, std::string>> decode_serf_tags(ByteView meta);
+// Serf's tag encoding in node meta (mesh/serf_tags.hpp).
+using mesh::decode_serf_tags;
+using mesh::encode_serf_tags;
 
 }  // namespace mesh::swim
