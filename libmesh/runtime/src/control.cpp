@@ -70,7 +70,9 @@ std::map<std::string, std::string> MeshCore::tags() const {
 std::map<std::string, std::string> MeshCore::tags_with(std::uint16_t zmq_port) const {
   // Ours win over a user tag of the same name.
   auto t = config.tags;
-  t[kMeshTag] = "1";
+  // Not `= "1"`: GCC 12 reports a false -Wrestrict for assigning a short
+  // literal here (its bug 105329).
+  t.insert_or_assign(kMeshTag, std::string("1"));
   t[kZmqPortTag] = std::to_string(zmq_port);
   t[kRegistryVersionTag] = std::to_string(directory.local_version());
   // PeerLink on the other nodes authenticates us by this key.
