@@ -4,19 +4,18 @@
 #include "mesh/swim/node.hpp"
 
 #include <algorithm>
-#include <cassert>
-#include <functional>
-#include <map>
-#include <queue>
+#include <cstddef>
+#include <cstdint>
+#include <iterator>
+#include <memory>
+#include <optional>
+#include <string>
 #include <string_view>
-#include <unordered_map>
 #include <utility>
+#include <variant>
+#include <vector>
 
-#include "admission.hpp"
-#include "broadcast_queue.hpp"
-#include "member_table.hpp"
-#include "mesh/swim/codec.hpp"
-#include "suspicion.hpp"
+#include "node_impl.hpp"
 
 namespace mesh::swim {
 
@@ -32,1148 +31,6 @@ std::string_view to_string(EventKind k) {
   }
   return "?";
 }
-
-namespace {
-
-constexpr std::size_t kCompoundHeaderOverhead = 2;
-constexpr std::size_t kCompoundOverhead = 2;  // per part
-constexpr std::uint64_t kLeaveNotify = 1;
-
-enum class TimerKind : std::uint8_t {
-  ProbeTick,
-  ProbeTimeout,    // direct ping unanswered: go indirect
-  ProbeDeadline,   // whole probe unanswered: suspect
-  GossipTick,
-  PushPullTick,
-  IndirectExpire,  // a ping we forwarded for someone went unanswered
-  Suspicion,
-  StreamDeadline,
-  ReconnectTick,
-  VerifySend,      // time to ping a newly admitted member
-  VerifyExpire,    // the ping to a newly admitted member went unanswered
-};
-
-struct TimerEntry {
-  Time at;
-  std::uint64_t seq;
-  TimerKind kind;
-  std::uint64_t arg;
-  std::string name;  // Suspicion only
-  bool operator>(const TimerEntry& o) const {
-    return at != o.at ? at > o.at : seq > o.seq;
-  }
-};
-
-Vsn vsn_from(ByteView b) {
-  Vsn v{};
-  if (b.size() >= 6) std::copy_n(b.begin(), 6, v.begin());
-  return v;
-}
-
-Bytes vsn_bytes(const Vsn& v) { return Bytes(v.begin(), v.end()); }
-
-bool dead_or_left(MemberState s) { return s == MemberState::Dead || s == MemberState::Left; }
-
-}  // namespace
-
-struct Node::Impl {
-  Impl(Config c, std::uint64_t seed)
-      : config(std::move(c)),
-        rng(seed),
-        admission(config.new_member_rate, config.new_member_burst,
-                  config.new_member_rate_per_source, config.new_member_burst_per_source) {}
-
-  struct AckHandler {
-    // Verify: the first ping to a newly admitted member (requester and
-    // requester_name then hold the member's address and name).
-    enum class Kind : std::uint8_t { Probe, Forward, Verify } kind = Kind::Probe;
-    Time expires{};
-    // Forward: the ack goes back to whoever asked us to ping.
-    std::uint32_t orig_seq = 0;
-    Address requester;
-    std::string requester_name;
-    bool nack = false;
-    bool verify_indirect = false;  // Verify: the indirect round was sent
-  };
-
-  struct SuspicionTimer {
-    Suspicion suspicion;
-    std::uint64_t gen;
-    Time state_change;
-  };
-
-  struct Probe {
-    bool active = false;
-    std::uint32_t seq = 0;
-    std::string target;
-    std::uint32_t target_incarnation = 0;
-    bool target_verified = false;
-    bool indirect_sent = false;
-    int expected_nacks = 0;
-    int nacks = 0;
-  };
-
-  struct PendingStream {
-    StreamKind kind;
-    Address to;
-    std::uint32_t probe_seq = 0;
-  };
-
-  Config config;
-  Rng rng;
-  Admission admission;
-  // Members other than ourself with !verified, and the second probe lane
-  // that walks them (probe_select).
-  std::size_t unverified = 0;
-  std::size_t unverified_index = 0;
-  bool unverified_turn = false;
-  bool started = false;
-  bool left = false;
-  bool leave_done = false;
-  std::uint32_t incarnation = 0;
-  std::uint32_t seq_no = 0;
-  std::uint64_t next_stream_id = 0;
-  std::uint64_t timer_seq = 0;
-  std::uint64_t suspicion_gen = 0;
-  int awareness = 0;
-
-  std::vector<std::unique_ptr<NodeState>> nodes;  // probe order
-  NameIndex node_map;
-  std::size_t probe_index = 0;
-  std::unordered_map<std::string, SuspicionTimer> node_timers;
-  std::unordered_map<std::uint32_t, AckHandler> ack_handlers;
-  std::unordered_map<std::uint64_t, PendingStream> pending_streams;
-  Probe probe;
-  std::uint64_t probe_gen = 0, gossip_gen = 0, push_pull_gen = 0;
-  struct Failed {
-    Address addr;
-    Time since;
-    bool verified = false;
-  };
-  static constexpr std::size_t kMaxUnverifiedFailed = 256;
-  std::map<std::string, Failed> failed_members;  // for reconnect; ordered: a random pick must not depend on hashing
-
-  BroadcastQueue broadcasts;
-  BroadcastQueue user_broadcasts;
-  Bytes user_state;
-  Bytes ack_payload;
-
-  mutable std::priority_queue<TimerEntry, std::vector<TimerEntry>, std::greater<>> timers;
-
-  std::vector<OutPacket> out_packets;
-  std::vector<OutStream> out_streams;
-  std::vector<MemberEvent> events;
-  std::vector<UserData> user_data;
-  std::vector<JoinResult> join_results;
-  NodeStats stats;
-
-  // --- helpers ------------------------------------------------------------
-  NodeState* find(std::string_view name) const { return node_map.find(name); }
-  NodeState* self() { return find(config.name); }
-
-  Duration scaled(Duration d) const { return d * (awareness + 1); }
-  void apply_awareness(int delta) {
-    awareness = std::clamp(awareness + delta, 0, config.awareness_max_multiplier - 1);
-  }
-
-  void schedule(Time at, TimerKind kind, std::uint64_t arg, std::string name = {}) {
-    timers.push(TimerEntry{at, ++timer_seq, kind, arg, std::move(name)});
-  }
-
-  bool timer_valid(const TimerEntry& e) const {
-    switch (e.kind) {
-      case TimerKind::ProbeTick: return e.arg == probe_gen;
-      case TimerKind::GossipTick: return e.arg == gossip_gen;
-      case TimerKind::PushPullTick: return e.arg == push_pull_gen;
-      case TimerKind::ProbeTimeout:
-        return probe.active && probe.seq == e.arg && !probe.indirect_sent;
-      case TimerKind::ProbeDeadline: return probe.active && probe.seq == e.arg;
-      case TimerKind::IndirectExpire: {
-        auto it = ack_handlers.find(static_cast<std::uint32_t>(e.arg));
-        return it != ack_handlers.end() && it->second.kind == AckHandler::Kind::Forward;
-      }
-      case TimerKind::Suspicion: {
-        auto it = node_timers.find(e.name);
-        return it != node_timers.end() && it->second.gen == e.arg &&
-               it->second.suspicion.deadline() == e.at;
-      }
-      case TimerKind::StreamDeadline: return pending_streams.count(e.arg) != 0;
-      case TimerKind::ReconnectTick: return true;
-      case TimerKind::VerifySend: return true;
-      case TimerKind::VerifyExpire: {
-        auto it = ack_handlers.find(static_cast<std::uint32_t>(e.arg));
-        return it != ack_handlers.end() && it->second.kind == AckHandler::Kind::Verify;
-      }
-    }
-    return false;
-  }
-
-  void emit(EventKind kind, const Member& m, Time now) { events.push_back({kind, m, now}); }
-
-  Address self_addr() const { return config.advertise; }
-
-  // --- sending ------------------------------------------------------------
-  // rawSendMsgPacket: CRC only for peers that understand protocol 5.
-  void send_raw(const Address& to, Bytes msg, const NodeState* target) {
-    if (!to.valid()) return;
-    if (target != nullptr && target->m.vsn[1] >= 5) msg = wrap_crc(msg);
-    ++stats.packets_sent;
-    stats.bytes_sent += msg.size();
-    out_packets.push_back({to, std::move(msg)});
-  }
-
-  // getBroadcasts: our own messages first, then the application's.
-  std::vector<SharedBytes> get_broadcasts(std::size_t overhead, std::size_t limit) {
-    const int transmit_limit = retransmit_limit(config.retransmit_mult, nodes.size());
-    auto out = broadcasts.get(overhead, limit, transmit_limit);
-    std::size_t used = 0;
-    for (const auto& m : out) used += m->size() + overhead;
-    if (limit > used && limit - used > overhead + 1) {
-      auto user = user_broadcasts.get(overhead, limit - used, transmit_limit);
-      out.insert(out.end(), user.begin(), user.end());
-    }
-    check_leave_notify();
-    return out;
-  }
-
-  // sendMsg: piggyback whatever broadcasts fit beside `msg`.
-  void send_msg(const Address& to, Bytes msg, const NodeState* target) {
-    const std::size_t budget = config.udp_buffer_size;
-    std::vector<SharedBytes> extra;
-    if (msg.size() + kCompoundHeaderOverhead < budget)
-      extra = get_broadcasts(kCompoundOverhead, budget - msg.size() - kCompoundHeaderOverhead);
-    if (extra.empty()) {
-      send_raw(to, std::move(msg), target);
-      return;
-    }
-    std::vector<Bytes> parts;
-    parts.reserve(extra.size() + 1);
-    parts.push_back(std::move(msg));
-    for (auto& e : extra) parts.push_back(*e);
-    send_raw(to, make_compound(parts), target);
-  }
-
-  void broadcast(const std::string& node, Bytes msg, std::uint64_t notify = 0) {
-    ++stats.broadcasts_queued;
-    broadcasts.queue(node, std::move(msg), notify);
-    check_leave_notify();
-  }
-
-  void check_leave_notify() {
-    for (auto token : broadcasts.drain_finished())
-      if (token == kLeaveNotify) leave_done = true;
-  }
-
-  std::uint64_t open_stream(const Address& to, StreamKind kind, Bytes bytes, Time deadline,
-                            bool expects_reply, std::uint32_t probe_seq = 0) {
-    const std::uint64_t id = ++next_stream_id;
-    ++stats.streams_sent;
-    out_streams.push_back({id, to, kind, std::move(bytes), deadline, expects_reply});
-    if (expects_reply) {
-      pending_streams[id] = PendingStream{kind, to, probe_seq};
-      schedule(deadline, TimerKind::StreamDeadline, id);
-    }
-    return id;
-  }
-
-  Ping make_ping(std::uint32_t seq, const std::string& target) const {
-    Ping p;
-    p.seq_no = seq;
-    p.node = target;
-    p.source_addr.assign(config.advertise.ip_bytes().begin(), config.advertise.ip_bytes().end());
-    p.source_port = config.advertise.port;
-    p.source_node = config.name;
-    return p;
-  }
-
-  Alive alive_of(const NodeState& s) const {
-    Alive a;
-    a.incarnation = s.m.incarnation;
-    a.node = s.m.name;
-    a.addr.assign(s.m.addr.ip_bytes().begin(), s.m.addr.ip_bytes().end());
-    a.port = s.m.addr.port;
-    a.meta = s.m.meta;
-    a.vsn = vsn_bytes(s.m.vsn);
-    return a;
-  }
-
-  // kRandomNodes: up to k distinct random members passing `keep`.
-  // memberlist tries 3n random picks and may return fewer than k even when
-  // k are eligible (likely at small n); when the picks come up short we
-  // finish with a scan from a random start, so k eligible means k chosen.
-  template <class Keep>
-  std::vector<NodeState*> k_random_nodes(int k, Keep keep) {
-    std::vector<NodeState*> out;
-    const std::size_t want = static_cast<std::size_t>(std::max(k, 0));
-    const std::size_t n = nodes.size();
-    auto take = [&](NodeState* s) {
-      if (keep(*s) && std::find(out.begin(), out.end(), s) == out.end()) out.push_back(s);
-    };
-    for (std::size_t i = 0; i < 3 * n && out.size() < want; ++i)
-      take(nodes[static_cast<std::size_t>(rng.below(n))].get());
-    if (out.size() < want && n > 0) {
-      const auto start = static_cast<std::size_t>(rng.below(n));
-      for (std::size_t i = 0; i < n && out.size() < want; ++i) take(nodes[(start + i) % n].get());
-    }
-    return out;
-  }
-
-  // --- state transitions (state.go) ----------------------------------------
-  void refute(NodeState& me, std::uint32_t accused) {
-    std::uint32_t inc = ++incarnation;
-    if (accused >= inc) {
-      incarnation = accused + 1;
-      inc = incarnation;
-    }
-    me.m.incarnation = inc;
-    apply_awareness(1);
-    ++stats.refutations;
-    broadcast(me.m.name, encode(alive_of(me)));
-  }
-
-  // Borrowed view of an owned alive (start, set_meta).
-  static AliveView view_of(const Alive& a) {
-    return AliveView{a.incarnation, a.node, a.addr, a.port, a.meta, a.vsn};
-  }
-
-  // aliveNode. Takes a view: most alives (a join of N nodes delivers N^2 of
-  // them) are old news, dropped after the lookup without copying anything.
-  // `from` is the unsolicited source (a packet's sender, the peer of a
-  // push/pull it opened to us) whose admission budget an unknown member
-  // takes; nullptr for our own alive and for a push/pull that we opened.
-  void alive_node(const AliveView& a, bool bootstrap, Time now, const Address* from = nullptr) {
-    const bool is_local = a.node == config.name;
-    if (left && is_local) return;
-    // A short Vsn would be read out of bounds by memberlist; we refuse it.
-    if (!a.vsn.empty() && a.vsn.size() != 6) {
-      ++stats.decode_errors[static_cast<std::size_t>(DecodeError::Malformed)];
-      return;
-    }
-    if (a.vsn.size() == 6 && (a.vsn[0] == 0 || a.vsn[1] == 0 || a.vsn[0] > a.vsn[1])) {
-      ++stats.decode_errors[static_cast<std::size_t>(DecodeError::Malformed)];
-      return;
-    }
-    const std::uint16_t port = a.port == 0 ? config.advertise.port : a.port;
-    auto addr = Address::from_bytes(a.addr, port);
-    if (!addr) {
-      ++stats.decode_errors[static_cast<std::size_t>(DecodeError::Malformed)];
-      return;
-    }
-
-    NodeState* state = find(a.node);
-    bool updates_node = false;
-    if (state == nullptr) {
-      // Only names we store need checking: a known one passed on entry.
-      if (!is_local && !valid_member_name(a.node)) {
-        count_bad_name();
-        return;
-      }
-      if (!is_local && !admit_new_member(from, now)) return;
-      auto fresh = std::make_unique<NodeState>();
-      fresh->m.name = a.node;
-      fresh->m.addr = *addr;
-      fresh->m.meta.assign(a.meta.begin(), a.meta.end());
-      fresh->m.state = MemberState::Dead;
-      fresh->m.state_change = now;
-      fresh->m.verified = is_local;
-      if (!is_local) ++unverified;
-      if (a.vsn.size() == 6) fresh->m.vsn = vsn_from(a.vsn);
-      state = fresh.get();
-      node_map.insert(state);
-      // A newcomer takes a random place in the probe order.
-      const std::size_t n = nodes.size();
-      const auto offset = static_cast<std::size_t>(rng.below(n));
-      nodes.push_back(std::move(fresh));
-      std::swap(nodes[offset], nodes[n]);
-    } else if (state->m.addr != *addr) {
-      if (!is_local && may_reclaim(*state, now)) {
-        updates_node = true;
-      } else {
-        ++stats.conflicts;
-        Member claimant;
-        claimant.name = a.node;
-        claimant.addr = *addr;
-        claimant.meta.assign(a.meta.begin(), a.meta.end());
-        claimant.incarnation = a.incarnation;
-        claimant.vsn = vsn_from(a.vsn);
-        emit(EventKind::Conflict, claimant, now);
-        // Someone claims our name elsewhere: out-bid the claim, so that
-        // every member that has our address keeps it (memberlist only
-        // reports the conflict).
-        if (is_local && !bootstrap && a.incarnation >= state->m.incarnation) refute(*state, a.incarnation);
-        return;
-      }
-    }
-
-    if (a.incarnation <= state->m.incarnation && !is_local && !updates_node) return;
-    if (a.incarnation < state->m.incarnation && is_local) return;
-
-    node_timers.erase(std::string(a.node));
-    const MemberState old_state = state->m.state;
-    const Bytes old_meta = state->m.meta;
-
-    if (!bootstrap && is_local) {
-      if (a.incarnation == state->m.incarnation && std::ranges::equal(a.meta, state->m.meta) &&
-          vsn_from(a.vsn) == state->m.vsn && a.vsn.size() == 6)
-        return;
-      refute(*state, a.incarnation);
-      return;
-    }
-
-    AliveView copy = a;
-    copy.port = port;
-    broadcast(std::string(a.node), encode(copy));
-    if (a.vsn.size() == 6) state->m.vsn = vsn_from(a.vsn);
-    state->m.incarnation = a.incarnation;
-    state->m.meta.assign(a.meta.begin(), a.meta.end());
-    state->m.addr = *addr;
-    if (updates_node && state->m.verified) {
-      // What we verified was the old address.
-      state->m.verified = false;
-      ++unverified;
-    }
-    if (state->m.state != MemberState::Alive) {
-      state->m.state = MemberState::Alive;
-      state->m.state_change = now;
-    }
-    failed_members.erase(std::string(a.node));
-    if (!is_local && !state->m.verified && (old_state == MemberState::Dead || updates_node) &&
-        old_state != MemberState::Suspect)
-      schedule_verify(*state, now);
-
-    if (dead_or_left(old_state)) {
-      emit(EventKind::Joined, state->m, now);
-    } else {
-      if (old_state == MemberState::Suspect) emit(EventKind::Recovered, state->m, now);
-      if (old_meta != state->m.meta || updates_node) emit(EventKind::Updated, state->m, now);
-    }
-  }
-
-  // Whether an unknown member may be added (admission.hpp). The cap on
-  // unverified members holds for every source; the rate only for
-  // unsolicited ones.
-  bool admit_new_member(const Address* from, Time now) {
-    if (unverified >= config.max_unverified_members) {
-      ++stats.members_over_unverified;
-      return false;
-    }
-    if (from != nullptr && !admission.admit(*from, now)) {
-      ++stats.members_rate_limited;
-      return false;
-    }
-    return true;
-  }
-
-  // May `state`'s name move to another address? memberlist: when it left,
-  // or has been dead for DeadNodeReclaimTime. We add two rules (DESIGN.md,
-  // "Hostile gossip"): a leave must be left_node_reclaim_time old, so that
-  // a forged leave cannot pass the name on before its live owner refutes
-  // it; and a dead member that never once answered us may be taken at
-  // once, so that an impostor's address that died frees the name for its
-  // owner without waiting for it to be reaped.
-  bool may_reclaim(const NodeState& state, Time now) const {
-    const Duration since = now - state.m.state_change;
-    switch (state.m.state) {
-      case MemberState::Left: return since >= config.left_node_reclaim_time;
-      case MemberState::Dead:
-        return !state.m.verified ||
-               (config.dead_node_reclaim_time > Duration::zero() && since > config.dead_node_reclaim_time);
-      case MemberState::Alive:
-      case MemberState::Suspect: return false;
-    }
-    return false;
-  }
-
-  // One ping to a member after it is admitted (or moves address). An answer
-  // verifies it; none, not even through helpers (verify_expired), makes us
-  // suspect it without touching our health score: announced members that
-  // do not exist go the way of failed ones (suspect, dead, reaped) within
-  // bounded time, and a real member that missed the ping refutes the
-  // suspicion. Sent bare (no piggybacked gossip): the address may lead
-  // nowhere.
-  //
-  // The ping waits two to three probe intervals (and is not sent if the
-  // member pinged us meanwhile): every ack carries gossip, and
-  // a newcomer answering the pings of everyone who just learned of it would
-  // spend the few retransmissions of its fresh news on nodes that already
-  // have it (a join of 8 nodes took five times as long when pinged at once).
-  // An indirect ping asking a helper to probe `target` for us (seq `seq`).
-  IndirectPing indirect_ping(std::uint32_t seq, const Member& target) const {
-    IndirectPing ind;
-    ind.seq_no = seq;
-    ind.target.assign(target.addr.ip_bytes().begin(), target.addr.ip_bytes().end());
-    ind.port = target.addr.port;
-    ind.node = target.name;
-    ind.source_addr.assign(config.advertise.ip_bytes().begin(), config.advertise.ip_bytes().end());
-    ind.source_port = config.advertise.port;
-    ind.source_node = config.name;
-    return ind;
-  }
-
-  void schedule_verify(const NodeState& s, Time now) {
-    // Spread by a hash of the name, not by the random engine: drawing from
-    // it here would reshuffle every later random choice of the node.
-    const auto spread = static_cast<std::uint64_t>(std::max<Duration::rep>(1, config.probe_interval.count()));
-    const auto jitter = static_cast<Duration::rep>(std::hash<std::string>{}(s.m.name) % spread);
-    schedule(now + 2 * config.probe_interval + Duration(jitter), TimerKind::VerifySend, 0, s.m.name);
-  }
-
-  void verify_due(const std::string& name, Time now) {
-    NodeState* s = find(name);
-    if (s != nullptr && !s->m.verified && s->m.state == MemberState::Alive) send_verify_ping(*s, now);
-  }
-
-  void send_verify_ping(NodeState& s, Time now) {
-    const std::uint32_t seq = ++seq_no;
-    AckHandler h;
-    h.kind = AckHandler::Kind::Verify;
-    h.expires = now + config.probe_interval;
-    h.requester = s.m.addr;
-    h.requester_name = s.m.name;
-    ack_handlers[seq] = std::move(h);
-    schedule(now + config.probe_interval, TimerKind::VerifyExpire, seq);
-    ++stats.verify_pings_sent;
-    send_raw(s.m.addr, encode(make_ping(seq, s.m.name)), &s);
-  }
-
-  void mark_verified(NodeState& s) {
-    if (s.m.verified) return;
-    s.m.verified = true;
-    if (unverified > 0) --unverified;
-  }
-
-  // No answer to the verification ping: ask verified members to try, as a
-  // probe would (a blocked path must not make us suspect a real member);
-  // no answer to that either: suspect it.
-  void verify_expired(std::uint32_t seq, Time now) {
-    auto it = ack_handlers.find(seq);
-    NodeState* s = find(it->second.requester_name);
-    if (s == nullptr || s->m.verified || s->m.addr != it->second.requester ||
-        s->m.state != MemberState::Alive) {
-      ack_handlers.erase(it);
-      return;
-    }
-    if (!it->second.verify_indirect) {
-      it->second.verify_indirect = true;
-      it->second.expires = now + config.probe_interval;
-      auto helpers = k_random_nodes(config.indirect_checks, [&](const NodeState& h) {
-        return h.m.verified && h.m.state == MemberState::Alive && h.m.name != config.name && &h != s;
-      });
-      if (!helpers.empty()) {
-        const IndirectPing ind = indirect_ping(seq, s->m);
-        for (NodeState* h : helpers) {
-          ++stats.indirect_probes_sent;
-          send_msg(h->m.addr, encode(ind), h);
-        }
-        schedule(now + config.probe_interval, TimerKind::VerifyExpire, seq);
-        return;
-      }
-    }
-    ack_handlers.erase(it);
-    ++stats.verify_failed;
-    suspect_node(Suspect{s->m.incarnation, s->m.name, config.name}, now, true);
-  }
-
-  // Verified members first, unverified ones only to make up the number:
-  // members announced by someone else that do not exist would otherwise
-  // take most picks of gossip targets and indirect-probe helpers.
-  template <class Keep>
-  std::vector<NodeState*> pick_peers(int k, Keep keep) {
-    auto out = k_random_nodes(k, [&](const NodeState& s) { return s.m.verified && keep(s); });
-    if (static_cast<int>(out.size()) < k && unverified > 0) {
-      auto more = k_random_nodes(k - static_cast<int>(out.size()),
-                                 [&](const NodeState& s) { return !s.m.verified && keep(s); });
-      out.insert(out.end(), more.begin(), more.end());
-    }
-    return out;
-  }
-
-  // `unverified_failed`: our own suspicion of a member that never answered
-  // its verification ping (verify_expired).
-  void suspect_node(const Suspect& s, Time now, bool unverified_failed = false) {
-    NodeState* state = find(s.node);
-    if (state == nullptr || s.incarnation < state->m.incarnation) return;
-
-    if (auto it = node_timers.find(s.node); it != node_timers.end()) {
-      if (it->second.suspicion.confirm(s.from, now)) {
-        broadcast(s.node, encode(s));
-        schedule(it->second.suspicion.deadline(), TimerKind::Suspicion, it->second.gen, s.node);
-      }
-      return;
-    }
-    if (state->m.state != MemberState::Alive) return;
-
-    if (s.node == config.name) {
-      refute(*state, s.incarnation);
-      return;
-    }
-    broadcast(s.node, encode(s));
-    if (s.from == config.name) ++stats.suspicions_raised;
-
-    state->m.incarnation = s.incarnation;
-    state->m.state = MemberState::Suspect;
-    state->m.state_change = now;
-
-    // Lifeguard §IV.B: start at the maximum when enough peers could confirm.
-    int k = config.suspicion_mult - 2;
-    const auto n = static_cast<int>(nodes.size());
-    if (n - 2 < k) k = 0;
-    // A member that never answered us gets the shortest timeout: waiting
-    // for confirmations protects real members from a slow accuser, and this
-    // one has given no sign of being real. It is told directly, so a real
-    // member that lost the ping refutes well within the time.
-    if (unverified_failed) {
-      k = 0;
-      send_raw(state->m.addr, encode(s), state);
-    }
-    // Scaled by the members that answered us: announced phantoms must not
-    // stretch the time a real failure takes to be declared.
-    const std::size_t scale_n = nodes.size() - std::min(unverified, nodes.size());
-    const Duration min = suspicion_timeout(config.suspicion_mult, scale_n, config.probe_interval);
-    const Duration max = min * config.suspicion_max_timeout_mult;
-    const std::uint64_t gen = ++suspicion_gen;
-    auto [it, inserted] = node_timers.insert_or_assign(
-        s.node, SuspicionTimer{Suspicion(s.from, k, min, max, now), gen, now});
-    (void)inserted;
-    schedule(it->second.suspicion.deadline(), TimerKind::Suspicion, gen, s.node);
-    emit(EventKind::Suspect, state->m, now);
-  }
-
-  void dead_node(const Dead& d, Time now) {
-    NodeState* state = find(d.node);
-    if (state == nullptr || d.incarnation < state->m.incarnation) return;
-    node_timers.erase(d.node);
-    if (dead_or_left(state->m.state)) return;
-
-    if (d.node == config.name) {
-      if (!left) {
-        refute(*state, d.incarnation);
-        return;
-      }
-      broadcast(d.node, encode(d), kLeaveNotify);
-    } else {
-      broadcast(d.node, encode(d));
-    }
-    state->m.incarnation = d.incarnation;
-    state->m.state = d.node == d.from ? MemberState::Left : MemberState::Dead;
-    state->m.state_change = now;
-    // Members that never answered us are remembered for reconnect only up
-    // to a bound: the list would otherwise keep every announced phantom for
-    // reconnect_timeout.
-    if (state->m.state == MemberState::Dead &&
-        (state->m.verified || std::count_if(failed_members.begin(), failed_members.end(), [](const auto& f) {
-                                return !f.second.verified;
-                              }) < static_cast<std::ptrdiff_t>(kMaxUnverifiedFailed)))
-      failed_members[d.node] = Failed{state->m.addr, now, state->m.verified};
-    else failed_members.erase(d.node);
-    emit(state->m.state == MemberState::Left ? EventKind::Left : EventKind::Dead, state->m, now);
-  }
-
-  void suspicion_fired(const std::string& name, Time now) {
-    auto it = node_timers.find(name);
-    NodeState* state = find(name);
-    if (it == node_timers.end() || state == nullptr) return;
-    const bool timeout =
-        state->m.state == MemberState::Suspect && state->m.state_change == it->second.state_change;
-    node_timers.erase(it);
-    if (timeout) dead_node(Dead{state->m.incarnation, name, config.name}, now);
-  }
-
-  // --- probing (state.go probe, probeNode) --------------------------------
-  void probe_tick(Time now) {
-    // The next tick is scheduled after this probe's own timers so that, when
-    // they fall at the same instant, the probe's deadline runs first.
-    const Duration interval = scaled(config.probe_interval);
-    probe_select(now);
-    schedule(now + interval, TimerKind::ProbeTick, ++probe_gen);
-  }
-
-  // Two lanes, taken in turn while there are unverified members: the round
-  // robin over verified members (memberlist's, with its reshuffle), and one
-  // over the unverified. However many members gossip announces, the
-  // verified ones keep at least half the probe rate.
-  void probe_select(Time now) {
-    if (probe.active) return;
-    if (unverified > 0 && unverified_turn) {
-      unverified_turn = false;
-      if (probe_next_unverified(now)) return;
-    }
-    unverified_turn = true;
-    if (probe_next_verified(now)) return;
-    if (unverified > 0) probe_next_unverified(now);
-  }
-
-  bool probe_next_verified(Time now) {
-    std::size_t checked = 0;
-    while (checked < nodes.size()) {
-      if (probe_index >= nodes.size()) {
-        reset_nodes(now);
-        probe_index = 0;
-        ++checked;
-        continue;
-      }
-      NodeState* node = nodes[probe_index++].get();
-      if (node->m.name == config.name || dead_or_left(node->m.state) || !node->m.verified) {
-        ++checked;
-        continue;
-      }
-      probe_node(*node, now);
-      return true;
-    }
-    return false;
-  }
-
-  bool probe_next_unverified(Time now) {
-    for (std::size_t i = 0; i < nodes.size(); ++i) {
-      if (unverified_index >= nodes.size()) unverified_index = 0;
-      NodeState* node = nodes[unverified_index++].get();
-      if (node->m.verified || dead_or_left(node->m.state)) continue;
-      probe_node(*node, now);
-      return true;
-    }
-    return false;
-  }
-
-  void probe_node(NodeState& node, Time now) {
-    const Duration interval = scaled(config.probe_interval);
-    const Duration timeout = scaled(config.probe_timeout);
-    const std::uint32_t seq = ++seq_no;
-    ++stats.probes;
-    ack_handlers[seq] = AckHandler{AckHandler::Kind::Probe, now + interval, 0, {}, {}, false};
-    probe = Probe{true, seq, node.m.name, node.m.incarnation, node.m.verified, false, 0, 0};
-
-    Bytes ping = encode(make_ping(seq, node.m.name));
-    if (node.m.state == MemberState::Alive) {
-      send_msg(node.m.addr, std::move(ping), &node);
-    } else {
-      // Probing a suspect: tell it, so it can refute at once.
-      std::vector<Bytes> parts;
-      parts.push_back(std::move(ping));
-      parts.push_back(encode(Suspect{node.m.incarnation, node.m.name, config.name}));
-      send_raw(node.m.addr, make_compound(parts), &node);
-    }
-    schedule(now + timeout, TimerKind::ProbeTimeout, seq);
-    schedule(now + interval, TimerKind::ProbeDeadline, seq);
-  }
-
-  void probe_timeout(Time now) {
-    probe.indirect_sent = true;
-    NodeState* target = find(probe.target);
-    if (target == nullptr) return;
-    auto peers = pick_peers(config.indirect_checks, [&](const NodeState& s) {
-      return s.m.name != config.name && s.m.name != probe.target &&
-             s.m.state == MemberState::Alive;
-    });
-    IndirectPing ind = indirect_ping(probe.seq, target->m);
-    for (NodeState* peer : peers) {
-      ind.nack = peer->m.vsn[1] >= 4;
-      // A helper that never answered us may not exist: its missing nack
-      // must not count against our own health.
-      if (ind.nack && peer->m.verified) ++probe.expected_nacks;
-      ++stats.indirect_probes_sent;
-      send_msg(peer->m.addr, encode(ind), peer);
-    }
-    // TCP fallback for peers that speak protocol >= 3: catches a network
-    // that drops UDP but not TCP.
-    if (!config.disable_tcp_pings && target->m.vsn[1] >= 3) {
-      auto it = ack_handlers.find(probe.seq);
-      const Time deadline = it != ack_handlers.end() ? it->second.expires : now;
-      ++stats.stream_pings_sent;
-      open_stream(target->m.addr, StreamKind::Ping,
-                  encode_stream(StreamMessage{make_ping(probe.seq, target->m.name)},
-                                config.compress_streams),
-                  deadline, true, probe.seq);
-    }
-  }
-
-  void probe_succeeded() {
-    ack_handlers.erase(probe.seq);
-    probe.active = false;
-    if (NodeState* t = find(probe.target)) mark_verified(*t);
-    apply_awareness(-1);
-  }
-
-  void probe_deadline(Time now) {
-    ack_handlers.erase(probe.seq);
-    probe.active = false;
-    ++stats.probes_failed;
-    // Lifeguard: missing nacks mean our own network may be at fault. Not so
-    // for a member that never answered us: it may never have existed, and
-    // announced phantoms must not slow our probing down.
-    int delta = 1;
-    if (probe.expected_nacks > 0) delta = std::max(0, probe.expected_nacks - probe.nacks);
-    if (probe.target_verified) apply_awareness(delta);
-    suspect_node(Suspect{probe.target_incarnation, probe.target, config.name}, now);
-  }
-
-  // resetNodes: drop the dead (and left) past the gossip-to-the-dead time,
-  // then reshuffle the probe order.
-  void reset_nodes(Time now) {
-    auto gone = [&](const std::unique_ptr<NodeState>& s) {
-      return dead_or_left(s->m.state) && s->m.name != config.name &&
-             now - s->m.state_change > config.gossip_to_the_dead_time;
-    };
-    const std::size_t before = nodes.size();
-    for (auto& s : nodes)
-      if (gone(s)) node_timers.erase(s->m.name);
-    nodes.erase(std::remove_if(nodes.begin(), nodes.end(), gone), nodes.end());
-    if (nodes.size() != before) {
-      node_map.rebuild(nodes);
-      unverified = static_cast<std::size_t>(
-          std::count_if(nodes.begin(), nodes.end(), [](const auto& s) { return !s->m.verified; }));
-    }
-    rng.shuffle(nodes);
-  }
-
-  // Serf's reconnect (serf.go): try one failed member now and then, more
-  // eagerly the larger the failed share of the cluster.
-  void reconnect_tick(Time now) {
-    schedule(now + config.reconnect_interval, TimerKind::ReconnectTick, 0);
-    for (auto it = failed_members.begin(); it != failed_members.end();) {
-      if (now - it->second.since > config.reconnect_timeout) it = failed_members.erase(it);
-      else ++it;
-    }
-    if (failed_members.empty() || left) return;
-    std::size_t alive = 0;
-    for (const auto& s : nodes)
-      if (s->m.state == MemberState::Alive) ++alive;
-    const double prob = static_cast<double>(failed_members.size()) / static_cast<double>(std::max<std::size_t>(alive, 1));
-    if (rng.unit() > prob) return;
-    auto it = std::next(failed_members.begin(), static_cast<std::ptrdiff_t>(rng.below(failed_members.size())));
-    ++stats.reconnects;
-    open_stream(it->second.addr, StreamKind::PushPull,
-                local_state_stream(true),
-                now + config.tcp_timeout, true);
-  }
-
-  // --- gossip and push/pull -------------------------------------------------
-  void gossip_tick(Time now) {
-    const std::uint64_t gen = ++gossip_gen;
-    schedule(now + config.gossip_interval, TimerKind::GossipTick, gen);
-    // Nothing to say: skip choosing peers (memberlist chooses, then finds
-    // nothing to send; the outcome is the same and this is the common case).
-    if (broadcasts.size() == 0 && user_broadcasts.size() == 0) return;
-    // memberlist's choice, except that a member that never answered us and
-    // is no longer alive (its verification ping failed) is skipped: an
-    // announced phantom costs gossip only until its ping times out. Newly
-    // learned alive members stay eligible, or joins would spread slowly.
-    auto peers = k_random_nodes(config.gossip_nodes, [&](const NodeState& s) {
-      if (s.m.name == config.name) return false;
-      if (!s.m.verified && s.m.state != MemberState::Alive) return false;
-      switch (s.m.state) {
-        case MemberState::Alive:
-        case MemberState::Suspect: return true;
-        case MemberState::Dead: return now - s.m.state_change <= config.gossip_to_the_dead_time;
-        case MemberState::Left: return false;
-      }
-      return false;
-    });
-    const std::size_t avail = config.udp_buffer_size - kCompoundHeaderOverhead;
-    for (NodeState* peer : peers) {
-      auto msgs = get_broadcasts(kCompoundOverhead, avail);
-      if (msgs.empty()) return;
-      ++stats.gossip_packets;
-      if (msgs.size() == 1) {
-        send_raw(peer->m.addr, *msgs[0], peer);
-      } else {
-        std::vector<Bytes> parts;
-        parts.reserve(msgs.size());
-        for (auto& m : msgs) parts.push_back(*m);
-        send_raw(peer->m.addr, make_compound(parts), peer);
-      }
-    }
-  }
-
-  // Our push/pull message ([6][header][states][user state]), encoded
-  // straight from the members: views into them, no copy of each state.
-  Bytes local_state_stream(bool join) const {
-    std::vector<PushNodeStateView> states;
-    states.reserve(nodes.size());
-    for (const auto& s : nodes) {
-      states.push_back(PushNodeStateView{s->m.name, s->m.addr.ip_bytes(), s->m.addr.port, s->m.meta,
-                                         s->m.incarnation, s->m.state,
-                                         ByteView(s->m.vsn.data(), s->m.vsn.size())});
-    }
-    return encode_push_pull_stream(join, states, user_state, config.compress_streams);
-  }
-
-  void push_pull_tick(Time now) {
-    const std::uint64_t gen = ++push_pull_gen;
-    schedule(now + push_pull_scale(config.push_pull_interval, nodes.size()),
-             TimerKind::PushPullTick, gen);
-    auto peer = pick_peers(1, [&](const NodeState& s) {
-      return s.m.name != config.name && s.m.state == MemberState::Alive;
-    });
-    if (peer.empty()) return;
-    ++stats.push_pulls;
-    open_stream(peer[0]->m.addr, StreamKind::PushPull,
-                local_state_stream(false),
-                now + config.tcp_timeout, true);
-  }
-
-  // verifyProtocol: every alive node's current versions must lie inside the
-  // range that all alive nodes (theirs and ours) understand.
-  std::optional<std::string> verify_protocol(const std::vector<PushNodeStateView>& remote) const {
-    std::uint8_t max_pmin = 0, min_pmax = 255, max_dmin = 0, min_dmax = 255;
-    auto widen = [&](const Vsn& v) {
-      max_pmin = std::max(max_pmin, v[0]);
-      min_pmax = std::min(min_pmax, v[1]);
-      max_dmin = std::max(max_dmin, v[3]);
-      min_dmax = std::min(min_dmax, v[4]);
-    };
-    for (const auto& r : remote)
-      if (r.state == MemberState::Alive && r.vsn.size() == 6) widen(vsn_from(r.vsn));
-    for (const auto& s : nodes)
-      if (s->m.state == MemberState::Alive) widen(s->m.vsn);
-    // The name is only copied into an error message, never per entry.
-    auto check = [&](std::string_view name, std::uint8_t pcur,
-                     std::uint8_t dcur) -> std::optional<std::string> {
-      if (pcur < max_pmin || pcur > min_pmax)
-        return "node " + quoted(name) + " protocol version " + std::to_string(pcur) + " is incompatible";
-      if (dcur < max_dmin || dcur > min_dmax)
-        return "node " + quoted(name) + " delegate version " + std::to_string(dcur) + " is incompatible";
-      return std::nullopt;
-    };
-    for (const auto& r : remote) {
-      const Vsn v = vsn_from(r.vsn);
-      if (auto e = check(r.name, v[2], v[5])) return e;
-    }
-    for (const auto& s : nodes)
-      if (auto e = check(s->m.name, s->m.vsn[2], s->m.vsn[5])) return e;
-    return std::nullopt;
-  }
-
-  // mergeRemoteState + mergeState. A remote "dead" is only a suspicion here:
-  // we give the node the chance to refute it.
-  // `from`: the peer of a push/pull it opened to us; nullptr when we opened it.
-  std::optional<std::string> merge_remote(const PushPullView& pp, Time now, const Address* from) {
-    for (const auto& r : pp.nodes)
-      if (!r.vsn.empty() && r.vsn.size() != 6) {
-        ++stats.decode_errors[static_cast<std::size_t>(DecodeError::Malformed)];
-        return "node " + quoted(r.name) + " has a malformed version vector";
-      }
-    if (auto err = verify_protocol(pp.nodes)) {
-      ++stats.push_pull_rejected;
-      return err;
-    }
-    for (const auto& r : pp.nodes) {
-      // A bad name costs only its own entry, not the whole exchange. An
-      // alive entry is checked by alive_node() if it is new (known names
-      // passed when they were added); the others here.
-      if (r.state != MemberState::Alive && !valid_member_name(r.name)) {
-        count_bad_name();
-        continue;
-      }
-      switch (r.state) {
-        case MemberState::Alive: {
-          // Most entries of a push/pull are old news: skip them before
-          // copying anything (alive_node would ignore them too).
-          if (const NodeState* known = find(r.name);
-              known != nullptr && r.incarnation <= known->m.incarnation &&
-              r.name != config.name && known->m.addr.port == r.port &&
-              std::equal(r.addr.begin(), r.addr.end(), known->m.addr.ip_bytes().begin(),
-                         known->m.addr.ip_bytes().end()))
-            break;
-          alive_node(AliveView{r.incarnation, r.name, r.addr, r.port, r.meta, r.vsn}, false, now, from);
-          break;
-        }
-        case MemberState::Left:
-          dead_node(Dead{r.incarnation, std::string(r.name), std::string(r.name)}, now);
-          break;
-        case MemberState::Dead:
-        case MemberState::Suspect:
-          suspect_node(Suspect{r.incarnation, std::string(r.name), config.name}, now);
-          break;
-      }
-    }
-    if (!pp.user_state.empty())
-      user_data.push_back(
-          {UserData::Kind::RemoteState, Bytes(pp.user_state.begin(), pp.user_state.end()), pp.join});
-    return std::nullopt;
-  }
-
-  // --- packet handling (net.go handleCommand and friends) -------------------
-  void handle(const PacketMessage& msg, const Address& from, Time now) {
-    std::visit([&](const auto& m) { handle_one(m, from, now); }, msg);
-  }
-
-  static Address reply_address(const Bytes& source_addr, std::uint16_t source_port,
-                               const Address& from) {
-    if (!source_addr.empty() && source_port > 0)
-      if (auto a = Address::from_bytes(source_addr, source_port)) return *a;
-    return from;
-  }
-
-  void handle_one(const Ping& p, const Address& from, Time) {
-    if (!p.node.empty() && p.node != config.name) {
-      ++stats.ping_wrong_node;
-      return;
-    }
-    const Address to = reply_address(p.source_addr, p.source_port, from);
-    NodeState* source = p.source_node.empty() ? nullptr : find(p.source_node);
-    // A ping from a member's own address is as good a sign of life as an
-    // answer to ours, and spares the verification ping.
-    if (source != nullptr && source->m.addr == from) mark_verified(*source);
-    send_msg(to, encode(Ack{p.seq_no, ack_payload}), source);
-  }
-
-  void handle_one(const IndirectPing& ind, const Address& from, Time now) {
-    auto target = Address::from_bytes(ind.target, ind.port == 0 ? config.advertise.port : ind.port);
-    if (!target) {
-      ++stats.decode_errors[static_cast<std::size_t>(DecodeError::Malformed)];
-      return;
-    }
-    ++stats.indirect_probes_served;
-    const std::uint32_t local_seq = ++seq_no;
-    AckHandler h;
-    h.kind = AckHandler::Kind::Forward;
-    h.expires = now + config.probe_timeout;
-    h.orig_seq = ind.seq_no;
-    h.requester = reply_address(ind.source_addr, ind.source_port, from);
-    h.requester_name = ind.source_node;
-    h.nack = ind.nack;
-    ack_handlers[local_seq] = std::move(h);
-    schedule(now + config.probe_timeout, TimerKind::IndirectExpire, local_seq);
-    send_msg(*target, encode(make_ping(local_seq, ind.node)), find(ind.node));
-  }
-
-  void handle_one(const Ack& ack, const Address&, Time now) {
-    auto it = ack_handlers.find(ack.seq_no);
-    if (it == ack_handlers.end()) return;
-    if (now > it->second.expires) {
-      ack_handlers.erase(it);
-      return;
-    }
-    if (it->second.kind == AckHandler::Kind::Probe) {
-      if (probe.active && probe.seq == ack.seq_no) probe_succeeded();
-      else ack_handlers.erase(it);
-      return;
-    }
-    if (it->second.kind == AckHandler::Kind::Verify) {
-      NodeState* s = find(it->second.requester_name);
-      if (s != nullptr && s->m.addr == it->second.requester) mark_verified(*s);
-      ack_handlers.erase(it);
-      return;
-    }
-    AckHandler h = std::move(it->second);
-    ack_handlers.erase(it);
-    send_msg(h.requester, encode(Ack{h.orig_seq, {}}), find(h.requester_name));
-  }
-
-  void handle_one(const Nack& nack, const Address&, Time) {
-    ++stats.nacks_received;
-    if (probe.active && probe.seq == nack.seq_no && ack_handlers.count(nack.seq_no) != 0)
-      ++probe.nacks;
-  }
-
-  void handle_one(const Suspect& s, const Address& from, Time now) {
-    if (!valid_member_name(s.node) || !valid_member_name(s.from)) {
-      count_bad_name();
-      return;
-    }
-    correct_stale(s.node, s.incarnation, from);
-    suspect_node(s, now);
-  }
-
-  void handle_one(const Alive& a, const Address& from, Time now) {
-    alive_node(view_of(a), false, now, &from);
-  }
-
-  void handle_one(const Dead& d, const Address& from, Time now) {
-    if (!valid_member_name(d.node) || !valid_member_name(d.from)) {
-      count_bad_name();
-      return;
-    }
-    correct_stale(d.node, d.incarnation, from);
-    notify_leave(d, from);
-    dead_node(d, now);
-  }
-
-  // A suspect or dead message older than the alive we hold means that its
-  // sender missed the refutation: a node that relays gossip drops its queued
-  // suspicion as soon as it learns the newer alive (same name), so stale
-  // accusations come from nodes that never learned it. memberlist ignores
-  // them, and such a node can declare a refuted member dead once the
-  // refutation's retransmissions are spent (seen in the simulator at 10 %
-  // loss and 1000 nodes). We answer the sender with what we know.
-  void correct_stale(const std::string& node, std::uint32_t claimed, const Address& from) {
-    const NodeState* s = find(node);
-    if (s == nullptr || s->m.state != MemberState::Alive || claimed >= s->m.incarnation) return;
-    ++stats.corrections_sent;
-    send_msg(from, encode(alive_of(*s)), nullptr);
-  }
-
-  // A leave we hear from a third party is shown to the member itself: a
-  // forged one is then refuted at once, while the name cannot yet move
-  // (left_node_reclaim_time). A real leaver ignores it; memberlist would
-  // not send it, and a Go node treats it as any dead message about itself.
-  void notify_leave(const Dead& d, const Address& from) {
-    if (d.node != d.from || d.node == config.name) return;
-    NodeState* s = find(d.node);
-    if (s == nullptr || dead_or_left(s->m.state) || d.incarnation < s->m.incarnation ||
-        s->m.addr == from)
-      return;
-    ++stats.leave_notices_sent;
-    send_raw(s->m.addr, encode(d), s);
-  }
-
-  void handle_one(const UserMsg& u, const Address&, Time) {
-    user_data.push_back({UserData::Kind::Message, u.payload, false});
-  }
-
-  void handle_one(const ErrResp&, const Address&, Time) { ++stats.unexpected_messages; }
-
-  void count_error(const Error& e) { ++stats.decode_errors[static_cast<std::size_t>(e.code)]; }
-  void count_bad_name() { ++stats.decode_errors[static_cast<std::size_t>(DecodeError::BadName)]; }
-
-  // A remote name for an error text: quoted only when it is a valid name,
-  // so that a hostile one never reaches a log line.
-  static std::string quoted(std::string_view name) {
-    return valid_member_name(name) ? "'" + std::string(name) + "'" : std::string("(invalid name)");
-  }
-
-  // --- streams ---------------------------------------------------------------
-  void stream_done(const PendingStream& ps, ByteView bytes, bool failed, Time now) {
-    if (failed) {
-      if (ps.kind == StreamKind::Join)
-        join_results.push_back({ps.to, false, "stream failed or timed out"});
-      return;
-    }
-    Bytes inflated;
-    auto decoded = decode_stream_view(bytes, inflated, config.limits);
-    if (!decoded) {
-      count_error(decoded.error());
-      if (ps.kind == StreamKind::Join)
-        join_results.push_back({ps.to, false, "bad reply: " + decoded.error().reason});
-      return;
-    }
-    const StreamMessageView& msg = decoded->message;
-    switch (ps.kind) {
-      case StreamKind::Ping:
-        if (const auto* ack = std::get_if<Ack>(&msg))
-          if (probe.active && probe.seq == ps.probe_seq && ack->seq_no == ps.probe_seq)
-            probe_succeeded();
-        return;
-      case StreamKind::PushPull:
-      case StreamKind::Join: {
-        std::optional<std::string> error;
-        if (const auto* pp = std::get_if<PushPullView>(&msg)) {
-          error = merge_remote(*pp, now, nullptr);
-        } else {
-          ++stats.unexpected_messages;
-          const auto* err = std::get_if<ErrResp>(&msg);
-          error = err != nullptr ? "remote error: " + err->error : std::string("unexpected reply");
-        }
-        if (ps.kind == StreamKind::Join)
-          join_results.push_back({ps.to, !error.has_value(), error.value_or("")});
-        return;
-      }
-      case StreamKind::UserMsg: return;
-    }
-  }
-};
-
-// --- Node -------------------------------------------------------------------
 
 Node::Node(Config config, std::uint64_t seed)
     : impl_(std::make_unique<Impl>(std::move(config), seed)) {}
@@ -1221,128 +78,6 @@ void Node::join(Time now, const std::vector<Address>& seeds) {
     m.open_stream(seed, StreamKind::Join,
                   m.local_state_stream(true),
                   now + m.config.tcp_timeout, true);
-  }
-}
-
-void Node::on_packet(Time now, const Address& from, ByteView bytes) {
-  Impl& m = *impl_;
-  ++m.stats.packets_received;
-  m.stats.bytes_received += bytes.size();
-  if (!m.started) return;
-  // Split first, decode each message as it is handled: alives (the bulk of
-  // gossip) are read as views, so old news costs no allocation. The
-  // outcome matches decode_packet + handling each message in order: the
-  // decode of one message does not depend on the handling of another.
-  auto parts = split_packet(bytes, m.config.limits);
-  if (!parts) {
-    m.count_error(parts.error());
-    return;
-  }
-  m.stats.compound_truncated_parts += parts->truncated_parts;
-  for (const auto& e : parts->part_errors) m.count_error(e);
-  // A packet that is a single message (no compound) failing to decode is
-  // the packet's error, as decode_packet reports it; either way it is
-  // counted once.
-  for (const ByteView msg : parts->messages) {
-    if (msg[0] == static_cast<std::uint8_t>(MsgType::Alive)) {
-      auto alive = decode_alive_view(msg);
-      if (!alive) {
-        m.count_error(alive.error());
-        continue;
-      }
-      m.alive_node(*alive, false, now, &from);
-      continue;
-    }
-    auto decoded = decode_message(msg);
-    if (!decoded) {
-      m.count_error(decoded.error());
-      continue;
-    }
-    m.handle(*decoded, from, now);
-  }
-}
-
-StreamAnswer Node::on_stream(Time now, const Address& from, ByteView bytes) {
-  Impl& m = *impl_;
-  Bytes inflated;
-  auto decoded = decode_stream_view(bytes, inflated, m.config.limits);
-  if (!decoded) {
-    if (decoded.error().code == DecodeError::Incomplete) return {StreamAnswer::Status::NeedMore, {}};
-    m.count_error(decoded.error());
-    return {StreamAnswer::Status::Close, {}};
-  }
-  ++m.stats.streams_received;
-  if (!m.started) return {StreamAnswer::Status::Close, {}};
-  StreamMessageView& msg = decoded->message;
-  if (auto* pp = std::get_if<PushPullView>(&msg)) {
-    ++m.stats.push_pulls_served;
-    // As memberlist: answer with our state as it was, then merge theirs.
-    Bytes reply = m.local_state_stream(pp->join);
-    (void)m.merge_remote(*pp, now, &from);
-    return {StreamAnswer::Status::Reply, std::move(reply)};
-  }
-  if (auto* ping = std::get_if<Ping>(&msg)) {
-    if (!ping->node.empty() && ping->node != m.config.name) {
-      ++m.stats.ping_wrong_node;
-      return {StreamAnswer::Status::Close, {}};
-    }
-    return {StreamAnswer::Status::Reply,
-            encode_stream(StreamMessage{Ack{ping->seq_no, {}}}, m.config.compress_streams)};
-  }
-  if (auto* user = std::get_if<UserMsg>(&msg)) {
-    m.user_data.push_back({UserData::Kind::Message, std::move(user->payload), false});
-    return {StreamAnswer::Status::Close, {}};
-  }
-  ++m.stats.unexpected_messages;
-  return {StreamAnswer::Status::Close, {}};
-}
-
-void Node::on_stream_reply(Time now, std::uint64_t stream_id, ByteView bytes) {
-  Impl& m = *impl_;
-  auto it = m.pending_streams.find(stream_id);
-  if (it == m.pending_streams.end()) return;
-  const Impl::PendingStream ps = it->second;
-  m.pending_streams.erase(it);
-  m.stream_done(ps, bytes, false, now);
-}
-
-void Node::on_stream_failed(Time now, std::uint64_t stream_id) {
-  Impl& m = *impl_;
-  auto it = m.pending_streams.find(stream_id);
-  if (it == m.pending_streams.end()) return;
-  const Impl::PendingStream ps = it->second;
-  m.pending_streams.erase(it);
-  m.stream_done(ps, {}, true, now);
-}
-
-void Node::on_timer(Time now) {
-  Impl& m = *impl_;
-  while (!m.timers.empty() && m.timers.top().at <= now) {
-    TimerEntry e = m.timers.top();
-    m.timers.pop();
-    if (!m.timer_valid(e)) continue;
-    switch (e.kind) {
-      case TimerKind::ProbeTick: m.probe_tick(now); break;
-      case TimerKind::ProbeTimeout: m.probe_timeout(now); break;
-      case TimerKind::ProbeDeadline: m.probe_deadline(now); break;
-      case TimerKind::GossipTick: m.gossip_tick(now); break;
-      case TimerKind::PushPullTick: m.push_pull_tick(now); break;
-      case TimerKind::IndirectExpire: {
-        auto it = m.ack_handlers.find(static_cast<std::uint32_t>(e.arg));
-        Impl::AckHandler h = std::move(it->second);
-        m.ack_handlers.erase(it);
-        if (h.nack) {
-          ++m.stats.nacks_sent;
-          m.send_msg(h.requester, encode(Nack{h.orig_seq}), m.find(h.requester_name));
-        }
-        break;
-      }
-      case TimerKind::Suspicion: m.suspicion_fired(e.name, now); break;
-      case TimerKind::StreamDeadline: on_stream_failed(now, e.arg); break;
-      case TimerKind::ReconnectTick: m.reconnect_tick(now); break;
-      case TimerKind::VerifySend: m.verify_due(e.name, now); break;
-      case TimerKind::VerifyExpire: m.verify_expired(static_cast<std::uint32_t>(e.arg), now); break;
-    }
   }
 }
 
@@ -1404,12 +139,6 @@ std::vector<JoinResult> Node::drain_join_results() {
   return std::exchange(impl_->join_results, {});
 }
 
-Time Node::next_deadline() const {
-  Impl& m = *impl_;
-  while (!m.timers.empty() && !m.timer_valid(m.timers.top())) m.timers.pop();
-  return m.timers.empty() ? Time::max() : m.timers.top().at;
-}
-
 const std::string& Node::name() const { return impl_->config.name; }
 const Config& Node::config() const { return impl_->config; }
 std::uint32_t Node::incarnation() const { return impl_->incarnation; }
@@ -1433,5 +162,1096 @@ std::vector<Member> Node::members() const {
 }
 
 const NodeStats& Node::stats() const { return impl_->stats; }
+
+// --- timers ----------------------------------------------------------------
+
+bool Node::Impl::timer_valid(const TimerEntry& e) const {
+  switch (e.kind) {
+    case TimerKind::ProbeTick: return e.arg == probe_gen;
+    case TimerKind::GossipTick: return e.arg == gossip_gen;
+    case TimerKind::PushPullTick: return e.arg == push_pull_gen;
+    case TimerKind::ProbeTimeout:
+      return probe.active && probe.seq == e.arg && !probe.indirect_sent;
+    case TimerKind::ProbeDeadline: return probe.active && probe.seq == e.arg;
+    case TimerKind::IndirectExpire: {
+      auto it = ack_handlers.find(static_cast<std::uint32_t>(e.arg));
+      return it != ack_handlers.end() && it->second.kind == AckHandler::Kind::Forward;
+    }
+    case TimerKind::Suspicion: {
+      auto it = node_timers.find(e.name);
+      return it != node_timers.end() && it->second.gen == e.arg &&
+             it->second.suspicion.deadline() == e.at;
+    }
+    case TimerKind::StreamDeadline: return pending_streams.count(e.arg) != 0;
+    case TimerKind::ReconnectTick: return true;
+    case TimerKind::VerifySend: return true;
+    case TimerKind::VerifyExpire: {
+      auto it = ack_handlers.find(static_cast<std::uint32_t>(e.arg));
+      return it != ack_handlers.end() && it->second.kind == AckHandler::Kind::Verify;
+    }
+  }
+  return false;
+}
+
+void Node::on_timer(Time now) {
+  Impl& m = *impl_;
+  while (!m.timers.empty() && m.timers.top().at <= now) {
+    TimerEntry e = m.timers.top();
+    m.timers.pop();
+    if (!m.timer_valid(e)) continue;
+    switch (e.kind) {
+      case TimerKind::ProbeTick: m.probe_tick(now); break;
+      case TimerKind::ProbeTimeout: m.probe_timeout(now); break;
+      case TimerKind::ProbeDeadline: m.probe_deadline(now); break;
+      case TimerKind::GossipTick: m.gossip_tick(now); break;
+      case TimerKind::PushPullTick: m.push_pull_tick(now); break;
+      case TimerKind::IndirectExpire: {
+        auto it = m.ack_handlers.find(static_cast<std::uint32_t>(e.arg));
+        Impl::AckHandler h = std::move(it->second);
+        m.ack_handlers.erase(it);
+        if (h.nack) {
+          ++m.stats.nacks_sent;
+          m.send_msg(h.requester, encode(Nack{h.orig_seq}), m.find(h.requester_name));
+        }
+        break;
+      }
+      case TimerKind::Suspicion: m.suspicion_fired(e.name, now); break;
+      case TimerKind::StreamDeadline: on_stream_failed(now, e.arg); break;
+      case TimerKind::ReconnectTick: m.reconnect_tick(now); break;
+      case TimerKind::VerifySend: m.verify_due(e.name, now); break;
+      case TimerKind::VerifyExpire: m.verify_expired(static_cast<std::uint32_t>(e.arg), now); break;
+    }
+  }
+}
+
+Time Node::next_deadline() const {
+  Impl& m = *impl_;
+  while (!m.timers.empty() && !m.timer_valid(m.timers.top())) m.timers.pop();
+  return m.timers.empty() ? Time::max() : m.timers.top().at;
+}
+
+// --- sending and gossip ----------------------------------------------------
+
+// rawSendMsgPacket: CRC only for peers that understand protocol 5.
+void Node::Impl::send_raw(const Address& to, Bytes msg, const NodeState* target) {
+  if (!to.valid()) return;
+  if (target != nullptr && target->m.vsn[1] >= 5) msg = wrap_crc(msg);
+  ++stats.packets_sent;
+  stats.bytes_sent += msg.size();
+  out_packets.push_back({to, std::move(msg)});
+}
+
+// getBroadcasts: our own messages first, then the application's.
+std::vector<SharedBytes> Node::Impl::get_broadcasts(std::size_t overhead, std::size_t limit) {
+  const int transmit_limit = retransmit_limit(config.retransmit_mult, nodes.size());
+  auto out = broadcasts.get(overhead, limit, transmit_limit);
+  std::size_t used = 0;
+  for (const auto& m : out) used += m->size() + overhead;
+  if (limit > used && limit - used > overhead + 1) {
+    auto user = user_broadcasts.get(overhead, limit - used, transmit_limit);
+    out.insert(out.end(), user.begin(), user.end());
+  }
+  check_leave_notify();
+  return out;
+}
+
+// sendMsg: piggyback whatever broadcasts fit beside `msg`.
+void Node::Impl::send_msg(const Address& to, Bytes msg, const NodeState* target) {
+  const std::size_t budget = config.udp_buffer_size;
+  std::vector<SharedBytes> extra;
+  if (msg.size() + kCompoundHeaderOverhead < budget)
+    extra = get_broadcasts(kCompoundOverhead, budget - msg.size() - kCompoundHeaderOverhead);
+  if (extra.empty()) {
+    send_raw(to, std::move(msg), target);
+    return;
+  }
+  std::vector<Bytes> parts;
+  parts.reserve(extra.size() + 1);
+  parts.push_back(std::move(msg));
+  for (auto& e : extra) parts.push_back(*e);
+  send_raw(to, make_compound(parts), target);
+}
+
+void Node::Impl::broadcast(const std::string& node, Bytes msg, std::uint64_t notify) {
+  ++stats.broadcasts_queued;
+  broadcasts.queue(node, std::move(msg), notify);
+  check_leave_notify();
+}
+
+void Node::Impl::check_leave_notify() {
+  for (auto token : broadcasts.drain_finished())
+    if (token == kLeaveNotify) leave_done = true;
+}
+
+void Node::Impl::gossip_tick(Time now) {
+  const std::uint64_t gen = ++gossip_gen;
+  schedule(now + config.gossip_interval, TimerKind::GossipTick, gen);
+  // Nothing to say: skip choosing peers (memberlist chooses, then finds
+  // nothing to send; the outcome is the same and this is the common case).
+  if (broadcasts.size() == 0 && user_broadcasts.size() == 0) return;
+  // memberlist's choice, except that a member that never answered us and
+  // is no longer alive (its verification ping failed) is skipped: an
+  // announced phantom costs gossip only until its ping times out. Newly
+  // learned alive members stay eligible, or joins would spread slowly.
+  auto peers = k_random_nodes(config.gossip_nodes, [&](const NodeState& s) {
+    if (s.m.name == config.name) return false;
+    if (!s.m.verified && s.m.state != MemberState::Alive) return false;
+    switch (s.m.state) {
+      case MemberState::Alive:
+      case MemberState::Suspect: return true;
+      case MemberState::Dead: return now - s.m.state_change <= config.gossip_to_the_dead_time;
+      case MemberState::Left: return false;
+    }
+    return false;
+  });
+  const std::size_t avail = config.udp_buffer_size - kCompoundHeaderOverhead;
+  for (NodeState* peer : peers) {
+    auto msgs = get_broadcasts(kCompoundOverhead, avail);
+    if (msgs.empty()) return;
+    ++stats.gossip_packets;
+    if (msgs.size() == 1) {
+      send_raw(peer->m.addr, *msgs[0], peer);
+    } else {
+      std::vector<Bytes> parts;
+      parts.reserve(msgs.size());
+      for (auto& m : msgs) parts.push_back(*m);
+      send_raw(peer->m.addr, make_compound(parts), peer);
+    }
+  }
+}
+
+// --- streams ---------------------------------------------------------------
+
+std::uint64_t Node::Impl::open_stream(const Address& to, StreamKind kind, Bytes bytes,
+                                      Time deadline, bool expects_reply, std::uint32_t probe_seq) {
+  const std::uint64_t id = ++next_stream_id;
+  ++stats.streams_sent;
+  out_streams.push_back({id, to, kind, std::move(bytes), deadline, expects_reply});
+  if (expects_reply) {
+    pending_streams[id] = PendingStream{kind, to, probe_seq};
+    schedule(deadline, TimerKind::StreamDeadline, id);
+  }
+  return id;
+}
+
+void Node::Impl::stream_done(const PendingStream& ps, ByteView bytes, bool failed, Time now) {
+  if (failed) {
+    if (ps.kind == StreamKind::Join)
+      join_results.push_back({ps.to, false, "stream failed or timed out"});
+    return;
+  }
+  Bytes inflated;
+  auto decoded = decode_stream_view(bytes, inflated, config.limits);
+  if (!decoded) {
+    count_error(decoded.error());
+    if (ps.kind == StreamKind::Join)
+      join_results.push_back({ps.to, false, "bad reply: " + decoded.error().reason});
+    return;
+  }
+  const StreamMessageView& msg = decoded->message;
+  switch (ps.kind) {
+    case StreamKind::Ping:
+      if (const auto* ack = std::get_if<Ack>(&msg))
+        if (probe.active && probe.seq == ps.probe_seq && ack->seq_no == ps.probe_seq)
+          probe_succeeded();
+      return;
+    case StreamKind::PushPull:
+    case StreamKind::Join: {
+      std::optional<std::string> error;
+      if (const auto* pp = std::get_if<PushPullView>(&msg)) {
+        error = merge_remote(*pp, now, nullptr);
+      } else {
+        ++stats.unexpected_messages;
+        const auto* err = std::get_if<ErrResp>(&msg);
+        error = err != nullptr ? "remote error: " + err->error : std::string("unexpected reply");
+      }
+      if (ps.kind == StreamKind::Join)
+        join_results.push_back({ps.to, !error.has_value(), error.value_or("")});
+      return;
+    }
+    case StreamKind::UserMsg: return;
+  }
+}
+
+StreamAnswer Node::on_stream(Time now, const Address& from, ByteView bytes) {
+  Impl& m = *impl_;
+  Bytes inflated;
+  auto decoded = decode_stream_view(bytes, inflated, m.config.limits);
+  if (!decoded) {
+    if (decoded.error().code == DecodeError::Incomplete) return {StreamAnswer::Status::NeedMore, {}};
+    m.count_error(decoded.error());
+    return {StreamAnswer::Status::Close, {}};
+  }
+  ++m.stats.streams_received;
+  if (!m.started) return {StreamAnswer::Status::Close, {}};
+  StreamMessageView& msg = decoded->message;
+  if (auto* pp = std::get_if<PushPullView>(&msg)) {
+    ++m.stats.push_pulls_served;
+    // As memberlist: answer with our state as it was, then merge theirs.
+    Bytes reply = m.local_state_stream(pp->join);
+    (void)m.merge_remote(*pp, now, &from);
+    return {StreamAnswer::Status::Reply, std::move(reply)};
+  }
+  if (auto* ping = std::get_if<Ping>(&msg)) {
+    if (!ping->node.empty() && ping->node != m.config.name) {
+      ++m.stats.ping_wrong_node;
+      return {StreamAnswer::Status::Close, {}};
+    }
+    return {StreamAnswer::Status::Reply,
+            encode_stream(StreamMessage{Ack{ping->seq_no, {}}}, m.config.compress_streams)};
+  }
+  if (auto* user = std::get_if<UserMsg>(&msg)) {
+    m.user_data.push_back({UserData::Kind::Message, std::move(user->payload), false});
+    return {StreamAnswer::Status::Close, {}};
+  }
+  ++m.stats.unexpected_messages;
+  return {StreamAnswer::Status::Close, {}};
+}
+
+void Node::on_stream_reply(Time now, std::uint64_t stream_id, ByteView bytes) {
+  Impl& m = *impl_;
+  auto it = m.pending_streams.find(stream_id);
+  if (it == m.pending_streams.end()) return;
+  const Impl::PendingStream ps = it->second;
+  m.pending_streams.erase(it);
+  m.stream_done(ps, bytes, false, now);
+}
+
+void Node::on_stream_failed(Time now, std::uint64_t stream_id) {
+  Impl& m = *impl_;
+  auto it = m.pending_streams.find(stream_id);
+  if (it == m.pending_streams.end()) return;
+  const Impl::PendingStream ps = it->second;
+  m.pending_streams.erase(it);
+  m.stream_done(ps, {}, true, now);
+}
+
+// --- probing and awareness -------------------------------------------------
+
+Ping Node::Impl::make_ping(std::uint32_t seq, const std::string& target) const {
+  Ping p;
+  p.seq_no = seq;
+  p.node = target;
+  p.source_addr.assign(config.advertise.ip_bytes().begin(), config.advertise.ip_bytes().end());
+  p.source_port = config.advertise.port;
+  p.source_node = config.name;
+  return p;
+}
+
+// An indirect ping asking a helper to probe `target` for us (seq `seq`).
+IndirectPing Node::Impl::indirect_ping(std::uint32_t seq, const Member& target) const {
+  IndirectPing ind;
+  ind.seq_no = seq;
+  ind.target.assign(target.addr.ip_bytes().begin(), target.addr.ip_bytes().end());
+  ind.port = target.addr.port;
+  ind.node = target.name;
+  ind.source_addr.assign(config.advertise.ip_bytes().begin(), config.advertise.ip_bytes().end());
+  ind.source_port = config.advertise.port;
+  ind.source_node = config.name;
+  return ind;
+}
+
+void Node::Impl::probe_tick(Time now) {
+  // The next tick is scheduled after this probe's own timers so that, when
+  // they fall at the same instant, the probe's deadline runs first.
+  const Duration interval = scaled(config.probe_interval);
+  probe_select(now);
+  schedule(now + interval, TimerKind::ProbeTick, ++probe_gen);
+}
+
+// Two lanes, taken in turn while there are unverified members: the round
+// robin over verified members (memberlist's, with its reshuffle), and one
+// over the unverified. However many members gossip announces, the
+// verified ones keep at least half the probe rate.
+void Node::Impl::probe_select(Time now) {
+  if (probe.active) return;
+  if (unverified > 0 && unverified_turn) {
+    unverified_turn = false;
+    if (probe_next_unverified(now)) return;
+  }
+  unverified_turn = true;
+  if (probe_next_verified(now)) return;
+  if (unverified > 0) probe_next_unverified(now);
+}
+
+bool Node::Impl::probe_next_verified(Time now) {
+  std::size_t checked = 0;
+  while (checked < nodes.size()) {
+    if (probe_index >= nodes.size()) {
+      reset_nodes(now);
+      probe_index = 0;
+      ++checked;
+      continue;
+    }
+    NodeState* node = nodes[probe_index++].get();
+    if (node->m.name == config.name || dead_or_left(node->m.state) || !node->m.verified) {
+      ++checked;
+      continue;
+    }
+    probe_node(*node, now);
+    return true;
+  }
+  return false;
+}
+
+bool Node::Impl::probe_next_unverified(Time now) {
+  for (std::size_t i = 0; i < nodes.size(); ++i) {
+    if (unverified_index >= nodes.size()) unverified_index = 0;
+    NodeState* node = nodes[unverified_index++].get();
+    if (node->m.verified || dead_or_left(node->m.state)) continue;
+    probe_node(*node, now);
+    return true;
+  }
+  return false;
+}
+
+void Node::Impl::probe_node(NodeState& node, Time now) {
+  const Duration interval = scaled(config.probe_interval);
+  const Duration timeout = scaled(config.probe_timeout);
+  const std::uint32_t seq = ++seq_no;
+  ++stats.probes;
+  ack_handlers[seq] = AckHandler{AckHandler::Kind::Probe, now + interval, 0, {}, {}, false};
+  probe = Probe{true, seq, node.m.name, node.m.incarnation, node.m.verified, false, 0, 0};
+
+  Bytes ping = encode(make_ping(seq, node.m.name));
+  if (node.m.state == MemberState::Alive) {
+    send_msg(node.m.addr, std::move(ping), &node);
+  } else {
+    // Probing a suspect: tell it, so it can refute at once.
+    std::vector<Bytes> parts;
+    parts.push_back(std::move(ping));
+    parts.push_back(encode(Suspect{node.m.incarnation, node.m.name, config.name}));
+    send_raw(node.m.addr, make_compound(parts), &node);
+  }
+  schedule(now + timeout, TimerKind::ProbeTimeout, seq);
+  schedule(now + interval, TimerKind::ProbeDeadline, seq);
+}
+
+void Node::Impl::probe_timeout(Time now) {
+  probe.indirect_sent = true;
+  NodeState* target = find(probe.target);
+  if (target == nullptr) return;
+  auto peers = pick_peers(config.indirect_checks, [&](const NodeState& s) {
+    return s.m.name != config.name && s.m.name != probe.target &&
+           s.m.state == MemberState::Alive;
+  });
+  IndirectPing ind = indirect_ping(probe.seq, target->m);
+  for (NodeState* peer : peers) {
+    ind.nack = peer->m.vsn[1] >= 4;
+    // A helper that never answered us may not exist: its missing nack
+    // must not count against our own health.
+    if (ind.nack && peer->m.verified) ++probe.expected_nacks;
+    ++stats.indirect_probes_sent;
+    send_msg(peer->m.addr, encode(ind), peer);
+  }
+  // TCP fallback for peers that speak protocol >= 3: catches a network
+  // that drops UDP but not TCP.
+  if (!config.disable_tcp_pings && target->m.vsn[1] >= 3) {
+    auto it = ack_handlers.find(probe.seq);
+    const Time deadline = it != ack_handlers.end() ? it->second.expires : now;
+    ++stats.stream_pings_sent;
+    open_stream(target->m.addr, StreamKind::Ping,
+                encode_stream(StreamMessage{make_ping(probe.seq, target->m.name)},
+                              config.compress_streams),
+                deadline, true, probe.seq);
+  }
+}
+
+void Node::Impl::probe_succeeded() {
+  ack_handlers.erase(probe.seq);
+  probe.active = false;
+  if (NodeState* t = find(probe.target)) mark_verified(*t);
+  apply_awareness(-1);
+}
+
+void Node::Impl::probe_deadline(Time now) {
+  ack_handlers.erase(probe.seq);
+  probe.active = false;
+  ++stats.probes_failed;
+  // Lifeguard: missing nacks mean our own network may be at fault. Not so
+  // for a member that never answered us: it may never have existed, and
+  // announced phantoms must not slow our probing down.
+  int delta = 1;
+  if (probe.expected_nacks > 0) delta = std::max(0, probe.expected_nacks - probe.nacks);
+  if (probe.target_verified) apply_awareness(delta);
+  suspect_node(Suspect{probe.target_incarnation, probe.target, config.name}, now);
+}
+
+// resetNodes: drop the dead (and left) past the gossip-to-the-dead time,
+// then reshuffle the probe order.
+void Node::Impl::reset_nodes(Time now) {
+  auto gone = [&](const std::unique_ptr<NodeState>& s) {
+    return dead_or_left(s->m.state) && s->m.name != config.name &&
+           now - s->m.state_change > config.gossip_to_the_dead_time;
+  };
+  const std::size_t before = nodes.size();
+  for (auto& s : nodes)
+    if (gone(s)) node_timers.erase(s->m.name);
+  nodes.erase(std::remove_if(nodes.begin(), nodes.end(), gone), nodes.end());
+  if (nodes.size() != before) {
+    node_map.rebuild(nodes);
+    unverified = static_cast<std::size_t>(
+        std::count_if(nodes.begin(), nodes.end(), [](const auto& s) { return !s->m.verified; }));
+  }
+  rng.shuffle(nodes);
+}
+
+// --- state transitions -----------------------------------------------------
+
+Alive Node::Impl::alive_of(const NodeState& s) const {
+  Alive a;
+  a.incarnation = s.m.incarnation;
+  a.node = s.m.name;
+  a.addr.assign(s.m.addr.ip_bytes().begin(), s.m.addr.ip_bytes().end());
+  a.port = s.m.addr.port;
+  a.meta = s.m.meta;
+  a.vsn = vsn_bytes(s.m.vsn);
+  return a;
+}
+
+// Borrowed view of an owned alive (start, set_meta).
+AliveView Node::Impl::view_of(const Alive& a) {
+  return AliveView{a.incarnation, a.node, a.addr, a.port, a.meta, a.vsn};
+}
+
+void Node::Impl::refute(NodeState& me, std::uint32_t accused) {
+  std::uint32_t inc = ++incarnation;
+  if (accused >= inc) {
+    incarnation = accused + 1;
+    inc = incarnation;
+  }
+  me.m.incarnation = inc;
+  apply_awareness(1);
+  ++stats.refutations;
+  broadcast(me.m.name, encode(alive_of(me)));
+}
+
+// aliveNode. Takes a view: most alives (a join of N nodes delivers N^2 of
+// them) are old news, dropped after the lookup without copying anything.
+// `from` is the unsolicited source (a packet's sender, the peer of a
+// push/pull it opened to us) whose admission budget an unknown member
+// takes; nullptr for our own alive and for a push/pull that we opened.
+void Node::Impl::alive_node(const AliveView& a, bool bootstrap, Time now, const Address* from) {
+  const bool is_local = a.node == config.name;
+  if (left && is_local) return;
+  // A short Vsn would be read out of bounds by memberlist; we refuse it.
+  if (!a.vsn.empty() && a.vsn.size() != 6) {
+    ++stats.decode_errors[static_cast<std::size_t>(DecodeError::Malformed)];
+    return;
+  }
+  if (a.vsn.size() == 6 && (a.vsn[0] == 0 || a.vsn[1] == 0 || a.vsn[0] > a.vsn[1])) {
+    ++stats.decode_errors[static_cast<std::size_t>(DecodeError::Malformed)];
+    return;
+  }
+  const std::uint16_t port = a.port == 0 ? config.advertise.port : a.port;
+  auto addr = Address::from_bytes(a.addr, port);
+  if (!addr) {
+    ++stats.decode_errors[static_cast<std::size_t>(DecodeError::Malformed)];
+    return;
+  }
+
+  NodeState* state = find(a.node);
+  bool updates_node = false;
+  if (state == nullptr) {
+    // Only names we store need checking: a known one passed on entry.
+    if (!is_local && !valid_member_name(a.node)) {
+      count_bad_name();
+      return;
+    }
+    if (!is_local && !admit_new_member(from, now)) return;
+    auto fresh = std::make_unique<NodeState>();
+    fresh->m.name = a.node;
+    fresh->m.addr = *addr;
+    fresh->m.meta.assign(a.meta.begin(), a.meta.end());
+    fresh->m.state = MemberState::Dead;
+    fresh->m.state_change = now;
+    fresh->m.verified = is_local;
+    if (!is_local) ++unverified;
+    if (a.vsn.size() == 6) fresh->m.vsn = vsn_from(a.vsn);
+    state = fresh.get();
+    node_map.insert(state);
+    // A newcomer takes a random place in the probe order.
+    const std::size_t n = nodes.size();
+    const auto offset = static_cast<std::size_t>(rng.below(n));
+    nodes.push_back(std::move(fresh));
+    std::swap(nodes[offset], nodes[n]);
+  } else if (state->m.addr != *addr) {
+    if (!is_local && may_reclaim(*state, now)) {
+      updates_node = true;
+    } else {
+      ++stats.conflicts;
+      Member claimant;
+      claimant.name = a.node;
+      claimant.addr = *addr;
+      claimant.meta.assign(a.meta.begin(), a.meta.end());
+      claimant.incarnation = a.incarnation;
+      claimant.vsn = vsn_from(a.vsn);
+      emit(EventKind::Conflict, claimant, now);
+      // Someone claims our name elsewhere: out-bid the claim, so that
+      // every member that has our address keeps it (memberlist only
+      // reports the conflict).
+      if (is_local && !bootstrap && a.incarnation >= state->m.incarnation) refute(*state, a.incarnation);
+      return;
+    }
+  }
+
+  if (a.incarnation <= state->m.incarnation && !is_local && !updates_node) return;
+  if (a.incarnation < state->m.incarnation && is_local) return;
+
+  node_timers.erase(std::string(a.node));
+  const MemberState old_state = state->m.state;
+  const Bytes old_meta = state->m.meta;
+
+  if (!bootstrap && is_local) {
+    if (a.incarnation == state->m.incarnation && std::ranges::equal(a.meta, state->m.meta) &&
+        vsn_from(a.vsn) == state->m.vsn && a.vsn.size() == 6)
+      return;
+    refute(*state, a.incarnation);
+    return;
+  }
+
+  AliveView copy = a;
+  copy.port = port;
+  broadcast(std::string(a.node), encode(copy));
+  if (a.vsn.size() == 6) state->m.vsn = vsn_from(a.vsn);
+  state->m.incarnation = a.incarnation;
+  state->m.meta.assign(a.meta.begin(), a.meta.end());
+  state->m.addr = *addr;
+  if (updates_node && state->m.verified) {
+    // What we verified was the old address.
+    state->m.verified = false;
+    ++unverified;
+  }
+  if (state->m.state != MemberState::Alive) {
+    state->m.state = MemberState::Alive;
+    state->m.state_change = now;
+  }
+  failed_members.erase(std::string(a.node));
+  if (!is_local && !state->m.verified && (old_state == MemberState::Dead || updates_node) &&
+      old_state != MemberState::Suspect)
+    schedule_verify(*state, now);
+
+  if (dead_or_left(old_state)) {
+    emit(EventKind::Joined, state->m, now);
+  } else {
+    if (old_state == MemberState::Suspect) emit(EventKind::Recovered, state->m, now);
+    if (old_meta != state->m.meta || updates_node) emit(EventKind::Updated, state->m, now);
+  }
+}
+
+// May `state`'s name move to another address? memberlist: when it left,
+// or has been dead for DeadNodeReclaimTime. We add two rules (DESIGN.md,
+// "Hostile gossip"): a leave must be left_node_reclaim_time old, so that
+// a forged leave cannot pass the name on before its live owner refutes
+// it; and a dead member that never once answered us may be taken at
+// once, so that an impostor's address that died frees the name for its
+// owner without waiting for it to be reaped.
+bool Node::Impl::may_reclaim(const NodeState& state, Time now) const {
+  const Duration since = now - state.m.state_change;
+  switch (state.m.state) {
+    case MemberState::Left: return since >= config.left_node_reclaim_time;
+    case MemberState::Dead:
+      return !state.m.verified ||
+             (config.dead_node_reclaim_time > Duration::zero() && since > config.dead_node_reclaim_time);
+    case MemberState::Alive:
+    case MemberState::Suspect: return false;
+  }
+  return false;
+}
+
+// `unverified_failed`: our own suspicion of a member that never answered
+// its verification ping (verify_expired).
+void Node::Impl::suspect_node(const Suspect& s, Time now, bool unverified_failed) {
+  NodeState* state = find(s.node);
+  if (state == nullptr || s.incarnation < state->m.incarnation) return;
+
+  if (auto it = node_timers.find(s.node); it != node_timers.end()) {
+    if (it->second.suspicion.confirm(s.from, now)) {
+      broadcast(s.node, encode(s));
+      schedule(it->second.suspicion.deadline(), TimerKind::Suspicion, it->second.gen, s.node);
+    }
+    return;
+  }
+  if (state->m.state != MemberState::Alive) return;
+
+  if (s.node == config.name) {
+    refute(*state, s.incarnation);
+    return;
+  }
+  broadcast(s.node, encode(s));
+  if (s.from == config.name) ++stats.suspicions_raised;
+
+  state->m.incarnation = s.incarnation;
+  state->m.state = MemberState::Suspect;
+  state->m.state_change = now;
+
+  // Lifeguard §IV.B: start at the maximum when enough peers could confirm.
+  int k = config.suspicion_mult - 2;
+  const auto n = static_cast<int>(nodes.size());
+  if (n - 2 < k) k = 0;
+  // A member that never answered us gets the shortest timeout: waiting
+  // for confirmations protects real members from a slow accuser, and this
+  // one has given no sign of being real. It is told directly, so a real
+  // member that lost the ping refutes well within the time.
+  if (unverified_failed) {
+    k = 0;
+    send_raw(state->m.addr, encode(s), state);
+  }
+  // Scaled by the members that answered us: announced phantoms must not
+  // stretch the time a real failure takes to be declared.
+  const std::size_t scale_n = nodes.size() - std::min(unverified, nodes.size());
+  const Duration min = suspicion_timeout(config.suspicion_mult, scale_n, config.probe_interval);
+  const Duration max = min * config.suspicion_max_timeout_mult;
+  const std::uint64_t gen = ++suspicion_gen;
+  auto [it, inserted] = node_timers.insert_or_assign(
+      s.node, SuspicionTimer{Suspicion(s.from, k, min, max, now), gen, now});
+  (void)inserted;
+  schedule(it->second.suspicion.deadline(), TimerKind::Suspicion, gen, s.node);
+  emit(EventKind::Suspect, state->m, now);
+}
+
+void Node::Impl::dead_node(const Dead& d, Time now) {
+  NodeState* state = find(d.node);
+  if (state == nullptr || d.incarnation < state->m.incarnation) return;
+  node_timers.erase(d.node);
+  if (dead_or_left(state->m.state)) return;
+
+  if (d.node == config.name) {
+    if (!left) {
+      refute(*state, d.incarnation);
+      return;
+    }
+    broadcast(d.node, encode(d), kLeaveNotify);
+  } else {
+    broadcast(d.node, encode(d));
+  }
+  state->m.incarnation = d.incarnation;
+  state->m.state = d.node == d.from ? MemberState::Left : MemberState::Dead;
+  state->m.state_change = now;
+  // Members that never answered us are remembered for reconnect only up
+  // to a bound: the list would otherwise keep every announced phantom for
+  // reconnect_timeout.
+  if (state->m.state == MemberState::Dead &&
+      (state->m.verified || std::count_if(failed_members.begin(), failed_members.end(), [](const auto& f) {
+                              return !f.second.verified;
+                            }) < static_cast<std::ptrdiff_t>(kMaxUnverifiedFailed)))
+    failed_members[d.node] = Failed{state->m.addr, now, state->m.verified};
+  else failed_members.erase(d.node);
+  emit(state->m.state == MemberState::Left ? EventKind::Left : EventKind::Dead, state->m, now);
+}
+
+void Node::Impl::suspicion_fired(const std::string& name, Time now) {
+  auto it = node_timers.find(name);
+  NodeState* state = find(name);
+  if (it == node_timers.end() || state == nullptr) return;
+  const bool timeout =
+      state->m.state == MemberState::Suspect && state->m.state_change == it->second.state_change;
+  node_timers.erase(it);
+  if (timeout) dead_node(Dead{state->m.incarnation, name, config.name}, now);
+}
+
+// --- admission of unknown members ------------------------------------------
+
+// Whether an unknown member may be added (admission.hpp). The cap on
+// unverified members holds for every source; the rate only for
+// unsolicited ones.
+bool Node::Impl::admit_new_member(const Address* from, Time now) {
+  if (unverified >= config.max_unverified_members) {
+    ++stats.members_over_unverified;
+    return false;
+  }
+  if (from != nullptr && !admission.admit(*from, now)) {
+    ++stats.members_rate_limited;
+    return false;
+  }
+  return true;
+}
+
+// One ping to a member after it is admitted (or moves address). An answer
+// verifies it; none, not even through helpers (verify_expired), makes us
+// suspect it without touching our health score: announced members that
+// do not exist go the way of failed ones (suspect, dead, reaped) within
+// bounded time, and a real member that missed the ping refutes the
+// suspicion. Sent bare (no piggybacked gossip): the address may lead
+// nowhere.
+//
+// The ping waits two to three probe intervals (and is not sent if the
+// member pinged us meanwhile): every ack carries gossip, and
+// a newcomer answering the pings of everyone who just learned of it would
+// spend the few retransmissions of its fresh news on nodes that already
+// have it (a join of 8 nodes took five times as long when pinged at once).
+void Node::Impl::schedule_verify(const NodeState& s, Time now) {
+  // Spread by a hash of the name, not by the random engine: drawing from
+  // it here would reshuffle every later random choice of the node.
+  const auto spread = static_cast<std::uint64_t>(std::max<Duration::rep>(1, config.probe_interval.count()));
+  const auto jitter = static_cast<Duration::rep>(std::hash<std::string>{}(s.m.name) % spread);
+  schedule(now + 2 * config.probe_interval + Duration(jitter), TimerKind::VerifySend, 0, s.m.name);
+}
+
+void Node::Impl::verify_due(const std::string& name, Time now) {
+  NodeState* s = find(name);
+  if (s != nullptr && !s->m.verified && s->m.state == MemberState::Alive) send_verify_ping(*s, now);
+}
+
+void Node::Impl::send_verify_ping(NodeState& s, Time now) {
+  const std::uint32_t seq = ++seq_no;
+  AckHandler h;
+  h.kind = AckHandler::Kind::Verify;
+  h.expires = now + config.probe_interval;
+  h.requester = s.m.addr;
+  h.requester_name = s.m.name;
+  ack_handlers[seq] = std::move(h);
+  schedule(now + config.probe_interval, TimerKind::VerifyExpire, seq);
+  ++stats.verify_pings_sent;
+  send_raw(s.m.addr, encode(make_ping(seq, s.m.name)), &s);
+}
+
+void Node::Impl::mark_verified(NodeState& s) {
+  if (s.m.verified) return;
+  s.m.verified = true;
+  if (unverified > 0) --unverified;
+}
+
+// No answer to the verification ping: ask verified members to try, as a
+// probe would (a blocked path must not make us suspect a real member);
+// no answer to that either: suspect it.
+void Node::Impl::verify_expired(std::uint32_t seq, Time now) {
+  auto it = ack_handlers.find(seq);
+  NodeState* s = find(it->second.requester_name);
+  if (s == nullptr || s->m.verified || s->m.addr != it->second.requester ||
+      s->m.state != MemberState::Alive) {
+    ack_handlers.erase(it);
+    return;
+  }
+  if (!it->second.verify_indirect) {
+    it->second.verify_indirect = true;
+    it->second.expires = now + config.probe_interval;
+    auto helpers = k_random_nodes(config.indirect_checks, [&](const NodeState& h) {
+      return h.m.verified && h.m.state == MemberState::Alive && h.m.name != config.name && &h != s;
+    });
+    if (!helpers.empty()) {
+      const IndirectPing ind = indirect_ping(seq, s->m);
+      for (NodeState* h : helpers) {
+        ++stats.indirect_probes_sent;
+        send_msg(h->m.addr, encode(ind), h);
+      }
+      schedule(now + config.probe_interval, TimerKind::VerifyExpire, seq);
+      return;
+    }
+  }
+  ack_handlers.erase(it);
+  ++stats.verify_failed;
+  suspect_node(Suspect{s->m.incarnation, s->m.name, config.name}, now, true);
+}
+
+// --- push/pull -------------------------------------------------------------
+
+// Our push/pull message ([6][header][states][user state]), encoded
+// straight from the members: views into them, no copy of each state.
+Bytes Node::Impl::local_state_stream(bool join) const {
+  std::vector<PushNodeStateView> states;
+  states.reserve(nodes.size());
+  for (const auto& s : nodes) {
+    states.push_back(PushNodeStateView{s->m.name, s->m.addr.ip_bytes(), s->m.addr.port, s->m.meta,
+                                       s->m.incarnation, s->m.state,
+                                       ByteView(s->m.vsn.data(), s->m.vsn.size())});
+  }
+  return encode_push_pull_stream(join, states, user_state, config.compress_streams);
+}
+
+void Node::Impl::push_pull_tick(Time now) {
+  const std::uint64_t gen = ++push_pull_gen;
+  schedule(now + push_pull_scale(config.push_pull_interval, nodes.size()),
+           TimerKind::PushPullTick, gen);
+  auto peer = pick_peers(1, [&](const NodeState& s) {
+    return s.m.name != config.name && s.m.state == MemberState::Alive;
+  });
+  if (peer.empty()) return;
+  ++stats.push_pulls;
+  open_stream(peer[0]->m.addr, StreamKind::PushPull,
+              local_state_stream(false),
+              now + config.tcp_timeout, true);
+}
+
+// Serf's reconnect (serf.go): try one failed member now and then, more
+// eagerly the larger the failed share of the cluster.
+void Node::Impl::reconnect_tick(Time now) {
+  schedule(now + config.reconnect_interval, TimerKind::ReconnectTick, 0);
+  for (auto it = failed_members.begin(); it != failed_members.end();) {
+    if (now - it->second.since > config.reconnect_timeout) it = failed_members.erase(it);
+    else ++it;
+  }
+  if (failed_members.empty() || left) return;
+  std::size_t alive = 0;
+  for (const auto& s : nodes)
+    if (s->m.state == MemberState::Alive) ++alive;
+  const double prob = static_cast<double>(failed_members.size()) / static_cast<double>(std::max<std::size_t>(alive, 1));
+  if (rng.unit() > prob) return;
+  auto it = std::next(failed_members.begin(), static_cast<std::ptrdiff_t>(rng.below(failed_members.size())));
+  ++stats.reconnects;
+  open_stream(it->second.addr, StreamKind::PushPull,
+              local_state_stream(true),
+              now + config.tcp_timeout, true);
+}
+
+// verifyProtocol: every alive node's current versions must lie inside the
+// range that all alive nodes (theirs and ours) understand.
+std::optional<std::string> Node::Impl::verify_protocol(
+    const std::vector<PushNodeStateView>& remote) const {
+  std::uint8_t max_pmin = 0, min_pmax = 255, max_dmin = 0, min_dmax = 255;
+  auto widen = [&](const Vsn& v) {
+    max_pmin = std::max(max_pmin, v[0]);
+    min_pmax = std::min(min_pmax, v[1]);
+    max_dmin = std::max(max_dmin, v[3]);
+    min_dmax = std::min(min_dmax, v[4]);
+  };
+  for (const auto& r : remote)
+    if (r.state == MemberState::Alive && r.vsn.size() == 6) widen(vsn_from(r.vsn));
+  for (const auto& s : nodes)
+    if (s->m.state == MemberState::Alive) widen(s->m.vsn);
+  // The name is only copied into an error message, never per entry.
+  auto check = [&](std::string_view name, std::uint8_t pcur,
+                   std::uint8_t dcur) -> std::optional<std::string> {
+    if (pcur < max_pmin || pcur > min_pmax)
+      return "node " + quoted(name) + " protocol version " + std::to_string(pcur) + " is incompatible";
+    if (dcur < max_dmin || dcur > min_dmax)
+      return "node " + quoted(name) + " delegate version " + std::to_string(dcur) + " is incompatible";
+    return std::nullopt;
+  };
+  for (const auto& r : remote) {
+    const Vsn v = vsn_from(r.vsn);
+    if (auto e = check(r.name, v[2], v[5])) return e;
+  }
+  for (const auto& s : nodes)
+    if (auto e = check(s->m.name, s->m.vsn[2], s->m.vsn[5])) return e;
+  return std::nullopt;
+}
+
+// mergeRemoteState + mergeState. A remote "dead" is only a suspicion here:
+// we give the node the chance to refute it.
+// `from`: the peer of a push/pull it opened to us; nullptr when we opened it.
+std::optional<std::string> Node::Impl::merge_remote(const PushPullView& pp, Time now,
+                                                    const Address* from) {
+  for (const auto& r : pp.nodes)
+    if (!r.vsn.empty() && r.vsn.size() != 6) {
+      ++stats.decode_errors[static_cast<std::size_t>(DecodeError::Malformed)];
+      return "node " + quoted(r.name) + " has a malformed version vector";
+    }
+  if (auto err = verify_protocol(pp.nodes)) {
+    ++stats.push_pull_rejected;
+    return err;
+  }
+  for (const auto& r : pp.nodes) {
+    // A bad name costs only its own entry, not the whole exchange. An
+    // alive entry is checked by alive_node() if it is new (known names
+    // passed when they were added); the others here.
+    if (r.state != MemberState::Alive && !valid_member_name(r.name)) {
+      count_bad_name();
+      continue;
+    }
+    switch (r.state) {
+      case MemberState::Alive: {
+        // Most entries of a push/pull are old news: skip them before
+        // copying anything (alive_node would ignore them too).
+        if (const NodeState* known = find(r.name);
+            known != nullptr && r.incarnation <= known->m.incarnation &&
+            r.name != config.name && known->m.addr.port == r.port &&
+            std::equal(r.addr.begin(), r.addr.end(), known->m.addr.ip_bytes().begin(),
+                       known->m.addr.ip_bytes().end()))
+          break;
+        alive_node(AliveView{r.incarnation, r.name, r.addr, r.port, r.meta, r.vsn}, false, now, from);
+        break;
+      }
+      case MemberState::Left:
+        dead_node(Dead{r.incarnation, std::string(r.name), std::string(r.name)}, now);
+        break;
+      case MemberState::Dead:
+      case MemberState::Suspect:
+        suspect_node(Suspect{r.incarnation, std::string(r.name), config.name}, now);
+        break;
+    }
+  }
+  if (!pp.user_state.empty())
+    user_data.push_back(
+        {UserData::Kind::RemoteState, Bytes(pp.user_state.begin(), pp.user_state.end()), pp.join});
+  return std::nullopt;
+}
+
+// A remote name for an error text: quoted only when it is a valid name,
+// so that a hostile one never reaches a log line.
+std::string Node::Impl::quoted(std::string_view name) {
+  return valid_member_name(name) ? "'" + std::string(name) + "'" : std::string("(invalid name)");
+}
+
+// --- packet handlers -------------------------------------------------------
+
+void Node::on_packet(Time now, const Address& from, ByteView bytes) {
+  Impl& m = *impl_;
+  ++m.stats.packets_received;
+  m.stats.bytes_received += bytes.size();
+  if (!m.started) return;
+  // Split first, decode each message as it is handled: alives (the bulk of
+  // gossip) are read as views, so old news costs no allocation. The
+  // outcome matches decode_packet + handling each message in order: the
+  // decode of one message does not depend on the handling of another.
+  auto parts = split_packet(bytes, m.config.limits);
+  if (!parts) {
+    m.count_error(parts.error());
+    return;
+  }
+  m.stats.compound_truncated_parts += parts->truncated_parts;
+  for (const auto& e : parts->part_errors) m.count_error(e);
+  // A packet that is a single message (no compound) failing to decode is
+  // the packet's error, as decode_packet reports it; either way it is
+  // counted once.
+  for (const ByteView msg : parts->messages) {
+    if (msg[0] == static_cast<std::uint8_t>(MsgType::Alive)) {
+      auto alive = decode_alive_view(msg);
+      if (!alive) {
+        m.count_error(alive.error());
+        continue;
+      }
+      m.alive_node(*alive, false, now, &from);
+      continue;
+    }
+    auto decoded = decode_message(msg);
+    if (!decoded) {
+      m.count_error(decoded.error());
+      continue;
+    }
+    m.handle(*decoded, from, now);
+  }
+}
+
+void Node::Impl::handle(const PacketMessage& msg, const Address& from, Time now) {
+  std::visit([&](const auto& m) { handle_one(m, from, now); }, msg);
+}
+
+Address Node::Impl::reply_address(const Bytes& source_addr, std::uint16_t source_port,
+                                  const Address& from) {
+  if (!source_addr.empty() && source_port > 0)
+    if (auto a = Address::from_bytes(source_addr, source_port)) return *a;
+  return from;
+}
+
+void Node::Impl::handle_one(const Ping& p, const Address& from, Time) {
+  if (!p.node.empty() && p.node != config.name) {
+    ++stats.ping_wrong_node;
+    return;
+  }
+  const Address to = reply_address(p.source_addr, p.source_port, from);
+  NodeState* source = p.source_node.empty() ? nullptr : find(p.source_node);
+  // A ping from a member's own address is as good a sign of life as an
+  // answer to ours, and spares the verification ping.
+  if (source != nullptr && source->m.addr == from) mark_verified(*source);
+  send_msg(to, encode(Ack{p.seq_no, ack_payload}), source);
+}
+
+void Node::Impl::handle_one(const IndirectPing& ind, const Address& from, Time now) {
+  auto target = Address::from_bytes(ind.target, ind.port == 0 ? config.advertise.port : ind.port);
+  if (!target) {
+    ++stats.decode_errors[static_cast<std::size_t>(DecodeError::Malformed)];
+    return;
+  }
+  ++stats.indirect_probes_served;
+  const std::uint32_t local_seq = ++seq_no;
+  AckHandler h;
+  h.kind = AckHandler::Kind::Forward;
+  h.expires = now + config.probe_timeout;
+  h.orig_seq = ind.seq_no;
+  h.requester = reply_address(ind.source_addr, ind.source_port, from);
+  h.requester_name = ind.source_node;
+  h.nack = ind.nack;
+  ack_handlers[local_seq] = std::move(h);
+  schedule(now + config.probe_timeout, TimerKind::IndirectExpire, local_seq);
+  send_msg(*target, encode(make_ping(local_seq, ind.node)), find(ind.node));
+}
+
+void Node::Impl::handle_one(const Ack& ack, const Address&, Time now) {
+  auto it = ack_handlers.find(ack.seq_no);
+  if (it == ack_handlers.end()) return;
+  if (now > it->second.expires) {
+    ack_handlers.erase(it);
+    return;
+  }
+  if (it->second.kind == AckHandler::Kind::Probe) {
+    if (probe.active && probe.seq == ack.seq_no) probe_succeeded();
+    else ack_handlers.erase(it);
+    return;
+  }
+  if (it->second.kind == AckHandler::Kind::Verify) {
+    NodeState* s = find(it->second.requester_name);
+    if (s != nullptr && s->m.addr == it->second.requester) mark_verified(*s);
+    ack_handlers.erase(it);
+    return;
+  }
+  AckHandler h = std::move(it->second);
+  ack_handlers.erase(it);
+  send_msg(h.requester, encode(Ack{h.orig_seq, {}}), find(h.requester_name));
+}
+
+void Node::Impl::handle_one(const Nack& nack, const Address&, Time) {
+  ++stats.nacks_received;
+  if (probe.active && probe.seq == nack.seq_no && ack_handlers.count(nack.seq_no) != 0)
+    ++probe.nacks;
+}
+
+void Node::Impl::handle_one(const Suspect& s, const Address& from, Time now) {
+  if (!valid_member_name(s.node) || !valid_member_name(s.from)) {
+    count_bad_name();
+    return;
+  }
+  correct_stale(s.node, s.incarnation, from);
+  suspect_node(s, now);
+}
+
+void Node::Impl::handle_one(const Alive& a, const Address& from, Time now) {
+  alive_node(view_of(a), false, now, &from);
+}
+
+void Node::Impl::handle_one(const Dead& d, const Address& from, Time now) {
+  if (!valid_member_name(d.node) || !valid_member_name(d.from)) {
+    count_bad_name();
+    return;
+  }
+  correct_stale(d.node, d.incarnation, from);
+  notify_leave(d, from);
+  dead_node(d, now);
+}
+
+void Node::Impl::handle_one(const UserMsg& u, const Address&, Time) {
+  user_data.push_back({UserData::Kind::Message, u.payload, false});
+}
+
+void Node::Impl::handle_one(const ErrResp&, const Address&, Time) { ++stats.unexpected_messages; }
+
+// A suspect or dead message older than the alive we hold means that its
+// sender missed the refutation: a node that relays gossip drops its queued
+// suspicion as soon as it learns the newer alive (same name), so stale
+// accusations come from nodes that never learned it. memberlist ignores
+// them, and such a node can declare a refuted member dead once the
+// refutation's retransmissions are spent (seen in the simulator at 10 %
+// loss and 1000 nodes). We answer the sender with what we know.
+void Node::Impl::correct_stale(const std::string& node, std::uint32_t claimed,
+                               const Address& from) {
+  const NodeState* s = find(node);
+  if (s == nullptr || s->m.state != MemberState::Alive || claimed >= s->m.incarnation) return;
+  ++stats.corrections_sent;
+  send_msg(from, encode(alive_of(*s)), nullptr);
+}
+
+// A leave we hear from a third party is shown to the member itself: a
+// forged one is then refuted at once, while the name cannot yet move
+// (left_node_reclaim_time). A real leaver ignores it; memberlist would
+// not send it, and a Go node treats it as any dead message about itself.
+void Node::Impl::notify_leave(const Dead& d, const Address& from) {
+  if (d.node != d.from || d.node == config.name) return;
+  NodeState* s = find(d.node);
+  if (s == nullptr || dead_or_left(s->m.state) || d.incarnation < s->m.incarnation ||
+      s->m.addr == from)
+    return;
+  ++stats.leave_notices_sent;
+  send_raw(s->m.addr, encode(d), s);
+}
 
 }  // namespace mesh::swim
