@@ -3,6 +3,9 @@
 //
 // Behaviour follows memberlist 0.2.2 unless swim/DESIGN.md lists a
 // deviation; comments cite the Go function a piece of logic corresponds to.
+// One concept per source file:
+//   node.cpp       the public Node: start, join, leave, meta, user data, queries
+//   state.cpp      alive / suspect / dead / left, refutation, name reclaim
 #pragma once
 
 #include <algorithm>
@@ -212,7 +215,7 @@ struct Node::Impl {
   void probe_deadline(Time now);
   void reset_nodes(Time now);
 
-  // --- state transitions (node.cpp) ----------------------------------------
+  // --- state transitions (state.cpp) ---------------------------------------
   Alive alive_of(const NodeState& s) const;
   static AliveView view_of(const Alive& a);
   void refute(NodeState& me, std::uint32_t accused);
