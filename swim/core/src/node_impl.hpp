@@ -5,6 +5,7 @@
 // deviation; comments cite the Go function a piece of logic corresponds to.
 // One concept per source file:
 //   node.cpp       the public Node: start, join, leave, meta, user data, queries
+//   probe.cpp      probing: direct, indirect, stream ping, awareness, round reshuffle
 //   state.cpp      alive / suspect / dead / left, refutation, name reclaim
 #pragma once
 
@@ -202,7 +203,7 @@ struct Node::Impl {
                             bool expects_reply, std::uint32_t probe_seq = 0);
   void stream_done(const PendingStream& ps, ByteView bytes, bool failed, Time now);
 
-  // --- probing and awareness (node.cpp) ------------------------------------
+  // --- probing and awareness (probe.cpp) -----------------------------------
   Ping make_ping(std::uint32_t seq, const std::string& target) const;
   IndirectPing indirect_ping(std::uint32_t seq, const Member& target) const;
   void probe_tick(Time now);
