@@ -7,6 +7,7 @@
 //   node.cpp       the public Node: start, join, leave, meta, user data, queries
 //   probe.cpp      probing: direct, indirect, stream ping, awareness, round reshuffle
 //   state.cpp      alive / suspect / dead / left, refutation, name reclaim
+//   admission.cpp  unknown members: admission budget, verification ping
 #pragma once
 
 #include <algorithm>
@@ -226,7 +227,7 @@ struct Node::Impl {
   void dead_node(const Dead& d, Time now);
   void suspicion_fired(const std::string& name, Time now);
 
-  // --- admission of unknown members (node.cpp) -----------------------------
+  // --- admission of unknown members (admission.cpp) ------------------------
   bool admit_new_member(const Address* from, Time now);
   void schedule_verify(const NodeState& s, Time now);
   void verify_due(const std::string& name, Time now);
