@@ -8,6 +8,7 @@
 //   probe.cpp      probing: direct, indirect, stream ping, awareness, round reshuffle
 //   state.cpp      alive / suspect / dead / left, refutation, name reclaim
 //   admission.cpp  unknown members: admission budget, verification ping
+//   gossip.cpp     sending: piggybacked broadcasts, the gossip round
 #pragma once
 
 #include <algorithm>
@@ -191,7 +192,7 @@ struct Node::Impl {
   // --- timers (node.cpp) ---------------------------------------------------
   bool timer_valid(const TimerEntry& e) const;
 
-  // --- sending and gossip (node.cpp) ---------------------------------------
+  // --- sending and gossip (gossip.cpp) -------------------------------------
   void send_raw(const Address& to, Bytes msg, const NodeState* target);
   std::vector<SharedBytes> get_broadcasts(std::size_t overhead, std::size_t limit);
   void send_msg(const Address& to, Bytes msg, const NodeState* target);
