@@ -9,6 +9,7 @@
 //   state.cpp      alive / suspect / dead / left, refutation, name reclaim
 //   admission.cpp  unknown members: admission budget, verification ping
 //   gossip.cpp     sending: piggybacked broadcasts, the gossip round
+//   push_pull.cpp  full state sync: periodic, reconnect, merge
 #pragma once
 
 #include <algorithm>
@@ -236,7 +237,7 @@ struct Node::Impl {
   void mark_verified(NodeState& s);
   void verify_expired(std::uint32_t seq, Time now);
 
-  // --- push/pull (node.cpp) ------------------------------------------------
+  // --- push/pull (push_pull.cpp) -------------------------------------------
   Bytes local_state_stream(bool join) const;
   void push_pull_tick(Time now);
   void reconnect_tick(Time now);
