@@ -10,6 +10,7 @@
 //   admission.cpp  unknown members: admission budget, verification ping
 //   gossip.cpp     sending: piggybacked broadcasts, the gossip round
 //   push_pull.cpp  full state sync: periodic, reconnect, merge
+//   streams.cpp    stream requests and replies, incoming streams
 #pragma once
 
 #include <algorithm>
@@ -201,7 +202,7 @@ struct Node::Impl {
   void check_leave_notify();
   void gossip_tick(Time now);
 
-  // --- streams (node.cpp) --------------------------------------------------
+  // --- streams (streams.cpp) -----------------------------------------------
   std::uint64_t open_stream(const Address& to, StreamKind kind, Bytes bytes, Time deadline,
                             bool expects_reply, std::uint32_t probe_seq = 0);
   void stream_done(const PendingStream& ps, ByteView bytes, bool failed, Time now);
