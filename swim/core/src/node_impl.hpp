@@ -11,6 +11,7 @@
 //   gossip.cpp     sending: piggybacked broadcasts, the gossip round
 //   push_pull.cpp  full state sync: periodic, reconnect, merge
 //   streams.cpp    stream requests and replies, incoming streams
+//   packets.cpp    incoming packets and one handler per message type
 #pragma once
 
 #include <algorithm>
@@ -246,7 +247,7 @@ struct Node::Impl {
   std::optional<std::string> merge_remote(const PushPullView& pp, Time now, const Address* from);
   static std::string quoted(std::string_view name);
 
-  // --- packet handlers (node.cpp) ------------------------------------------
+  // --- packet handlers (packets.cpp) ---------------------------------------
   void handle(const PacketMessage& msg, const Address& from, Time now);
   static Address reply_address(const Bytes& source_addr, std::uint16_t source_port,
                                const Address& from);
