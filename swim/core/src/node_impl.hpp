@@ -5,6 +5,7 @@
 // deviation; comments cite the Go function a piece of logic corresponds to.
 // One concept per source file:
 //   node.cpp       the public Node: start, join, leave, meta, user data, queries
+//   timers.cpp     the timer heap: which entries are still live, dispatch
 //   probe.cpp      probing: direct, indirect, stream ping, awareness, round reshuffle
 //   state.cpp      alive / suspect / dead / left, refutation, name reclaim
 //   admission.cpp  unknown members: admission budget, verification ping
@@ -192,7 +193,7 @@ struct Node::Impl {
   template <class Keep>
   std::vector<NodeState*> pick_peers(int k, Keep keep);
 
-  // --- timers (node.cpp) ---------------------------------------------------
+  // --- timers (timers.cpp) -------------------------------------------------
   bool timer_valid(const TimerEntry& e) const;
 
   // --- sending and gossip (gossip.cpp) -------------------------------------
