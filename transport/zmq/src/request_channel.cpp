@@ -4,7 +4,8 @@
 
 #include <algorithm>
 
-#include "transport_internal.hpp"
+#include "clock.hpp"
+#include "core.hpp"
 #include "zmq_options.hpp"
 
 namespace mesh::transport::detail {

@@ -15,8 +15,10 @@
 #include <thread>
 #include <utility>
 
+#include "clock.hpp"
+#include "core.hpp"
+#include "replies.hpp"
 #include "request_channel.hpp"
-#include "transport_internal.hpp"
 #include "transport_loop.hpp"
 
 namespace mesh::transport {

@@ -15,9 +15,11 @@
 #include <unordered_set>
 #include <vector>
 
+#include "clock.hpp"
+#include "core.hpp"
 #include "dedup_window.hpp"
+#include "replies.hpp"
 #include "reply_cache.hpp"
-#include "transport_internal.hpp"
 
 namespace mesh::transport::detail {
 
