@@ -19,7 +19,7 @@
 #include "core.hpp"
 #include "replies.hpp"
 #include "request_channel.hpp"
-#include "transport_loop.hpp"
+#include "loop.hpp"
 
 namespace mesh::transport {
 
