@@ -30,6 +30,10 @@
 #include "mesh/transport/transport.hpp"
 #include "peer_shared.hpp"
 
+namespace zmq {
+class context_t;
+}
+
 namespace mesh::transport::detail {
 
 struct StringHash {
@@ -50,7 +54,7 @@ struct Core {
   MessageIdGenerator ids;
   Counters counters;
   std::atomic<bool> stopping{false};
-  void* zmq_context = nullptr;     // owned by Transport::Impl
+  zmq::context_t* zmq_context = nullptr;  // owned by Transport::Impl
   std::uint16_t port = 0;          // set once before the thread starts
   std::string endpoint;
   CommandQueue commands;

@@ -39,7 +39,7 @@
 //     DEALER ourselves with a backoff.
 #pragma once
 
-#include <zmq.h>
+#include <zmq.hpp>
 
 #include <cstddef>
 #include <cstdint>
@@ -104,8 +104,8 @@ class Loop {
     std::shared_ptr<PeerShared> shared;
     PeerAddress address;
     std::string key_bin;  // the peer's CURVE public key, 32 bytes; empty if none
-    void* dealer = nullptr;
-    void* monitor = nullptr;
+    zmq::socket_t dealer;
+    zmq::socket_t monitor;
     int dealer_fd = -1;   // their ZMQ_FDs
     int monitor_fd = -1;
     bool dealer_check = false;  // may have work: ask ZMQ_EVENTS (see run())
@@ -196,8 +196,8 @@ class Loop {
 
   std::shared_ptr<Core> core_;
   const TransportOptions& options_;
-  void* router_ = nullptr;
-  void* zap_ = nullptr;
+  zmq::socket_t router_;
+  zmq::socket_t zap_;
   int router_fd_ = -1;
   int zap_fd_ = -1;
   bool router_check_ = true;

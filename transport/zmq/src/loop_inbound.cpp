@@ -25,40 +25,40 @@ ErrorCode code_for(DecodeError e) {
 
 bool Loop::read_router() {
   for (int i = 0; i < kRecvBatch; ++i) {
-    Msg identity;
-    if (!identity.recv(router_)) return true;
+    zmq::message_t identity;
+    if (!recv_now(router_, identity)) return true;
     if (!identity.more()) {  // cannot come from a ZMTP peer; be safe
       bump(core_->counters.frames_malformed);
       continue;
     }
-    Msg body;
-    if (!body.recv(router_)) return true;
+    zmq::message_t body;
+    if (!recv_now(router_, body)) return true;
     if (body.more()) {  // our peers send exactly one frame per message
       drain_multipart(router_);
       bump(core_->counters.frames_malformed);
       continue;
     }
-    const std::string_view id = identity.text();
-    handle_frame(body.bytes(), &id, nullptr);
+    const std::string_view id = identity.to_string_view();
+    handle_frame(bytes_of(body), &id, nullptr);
   }
   return false;
 }
 
 bool Loop::read_dealer(Peer& p) {
   for (int i = 0; i < kRecvBatch && p.dealer; ++i) {
-    Msg body;
+    zmq::message_t body;
     {
       std::lock_guard lock(p.shared->dealer_mu);
-      if (!body.recv(p.dealer)) return true;
+      if (!recv_now(p.dealer, body)) return true;
       if (body.more()) {
         drain_multipart(p.dealer);
         bump(core_->counters.frames_malformed);
         continue;
       }
     }
-    handle_frame(body.bytes(), nullptr, &p);  // unlocked: it may run callbacks that notify
+    handle_frame(bytes_of(body), nullptr, &p);  // unlocked: it may run callbacks that notify
   }
-  return p.dealer == nullptr;
+  return !p.dealer;
 }
 
 void Loop::handle_frame(std::span<const std::uint8_t> frame, const std::string_view* identity,

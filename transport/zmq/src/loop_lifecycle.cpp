@@ -3,7 +3,6 @@
 // that answers everything still open and closes every socket.
 #include "loop.hpp"
 
-#include <array>
 #include <string>
 #include <variant>
 
@@ -19,10 +18,6 @@ constexpr int kRcvHwm = 10000;
 constexpr int kRouterSndHwm = 10000;
 constexpr char kZapEndpoint[] = "inproc://zeromq.zap.01";
 constexpr char kZapDomain[] = "mesh";
-
-TransportError zmq_failure(const std::string& what) {
-  return TransportError(what + ": " + zmq_strerror(zmq_errno()));
-}
 
 }  // namespace
 
@@ -42,62 +37,68 @@ Loop::Loop(std::shared_ptr<Core> core)
 Loop::~Loop() { close_all_sockets(); }
 
 void Loop::setup() {
-  void* ctx = core_->zmq_context;
+  zmq::context_t& ctx = *core_->zmq_context;
   const bool curve = options_.curve.has_value();
-  if (curve) {
-    own_key_bin_ = z85_to_bin(options_.curve->public_key);
-    for (const auto& k : options_.allowed_client_keys) {
-      auto bin = z85_to_bin(k);
-      if (!bin.empty()) allowed_keys_.insert(std::move(bin));
+  // What was being done when libzmq refused, for the TransportError.
+  std::string step;
+  try {
+    if (curve) {
+      own_key_bin_ = z85_to_bin(options_.curve->public_key);
+      for (const auto& k : options_.allowed_client_keys) {
+        auto bin = z85_to_bin(k);
+        if (!bin.empty()) allowed_keys_.insert(std::move(bin));
+      }
+      // The ZAP handler must be bound before the ROUTER accepts anyone:
+      // libzmq lets a CURVE client in unchecked when no handler is bound.
+      step = "ZAP handler";
+      zap_ = zmq::socket_t(ctx, zmq::socket_type::rep);
+      zap_.set(zmq::sockopt::linger, 0);
+      zap_.bind(kZapEndpoint);
     }
-    // The ZAP handler must be bound before the ROUTER accepts anyone:
-    // libzmq lets a CURVE client in unchecked when no handler is bound.
-    zap_ = zmq_socket(ctx, ZMQ_REP);
-    if (!zap_ || !set_int(zap_, ZMQ_LINGER, 0) || zmq_bind(zap_, kZapEndpoint) != 0) {
-      throw zmq_failure("ZAP handler");
-    }
-  }
 
-  router_ = zmq_socket(ctx, ZMQ_ROUTER);
-  if (!router_) throw zmq_failure("ROUTER");
-  bool ok = set_int(router_, ZMQ_LINGER, 0) && set_int(router_, ZMQ_ROUTER_MANDATORY, 1) &&
-            set_int(router_, ZMQ_ROUTER_HANDOVER, 1) &&
-            set_int(router_, ZMQ_HEARTBEAT_IVL, clamp_ms(options_.heartbeat_interval)) &&
-            set_int(router_, ZMQ_HEARTBEAT_TIMEOUT, clamp_ms(options_.heartbeat_timeout)) &&
-            set_int(router_, ZMQ_HEARTBEAT_TTL, clamp_ms(options_.heartbeat_timeout)) &&
-            set_int(router_, ZMQ_HANDSHAKE_IVL, clamp_ms(options_.heartbeat_timeout)) &&
-            set_i64(router_, ZMQ_MAXMSGSIZE, max_message_size(options_)) && set_int(router_, ZMQ_SNDHWM, kRouterSndHwm) &&
-            set_int(router_, ZMQ_RCVHWM, kRcvHwm);
-  if (ok && is_ipv6(options_.bind_address)) ok = set_int(router_, ZMQ_IPV6, 1);
-  if (ok && curve) {
-    ok = set_int(router_, ZMQ_CURVE_SERVER, 1) &&
-         set_str(router_, ZMQ_CURVE_SECRETKEY, options_.curve->secret_key) &&
-         set_str(router_, ZMQ_ZAP_DOMAIN, kZapDomain);
-  }
-  if (!ok) throw zmq_failure("ROUTER options");
-  const std::string tcp = tcp_endpoint(options_.bind_address, options_.port);
-  if (zmq_bind(router_, tcp.c_str()) != 0) throw zmq_failure("bind " + tcp);
-  router_fd_ = socket_fd(router_);
-  if (zap_) zap_fd_ = socket_fd(zap_);
-  std::array<char, 512> last{};
-  std::size_t last_len = last.size();
-  if (zmq_getsockopt(router_, ZMQ_LAST_ENDPOINT, last.data(), &last_len) != 0) {
-    throw zmq_failure("ZMQ_LAST_ENDPOINT");
-  }
-  core_->endpoint = std::string(last.data());
-  const auto colon = core_->endpoint.rfind(':');
-  if (colon == std::string::npos) throw TransportError("unexpected endpoint " + core_->endpoint);
-  core_->port = static_cast<std::uint16_t>(std::stoul(core_->endpoint.substr(colon + 1)));
-  if (!options_.ipc_dir.empty()) {
-    const std::string ipc = "ipc://" + options_.ipc_dir + "/" + options_.node_name + ".zmq";
-    if (zmq_bind(router_, ipc.c_str()) != 0) throw zmq_failure("bind " + ipc);
+    step = "ROUTER";
+    router_ = zmq::socket_t(ctx, zmq::socket_type::router);
+    step = "ROUTER options";
+    router_.set(zmq::sockopt::linger, 0);
+    router_.set(zmq::sockopt::router_mandatory, true);
+    router_.set(zmq::sockopt::router_handover, true);
+    router_.set(zmq::sockopt::heartbeat_ivl, clamp_ms(options_.heartbeat_interval));
+    router_.set(zmq::sockopt::heartbeat_timeout, clamp_ms(options_.heartbeat_timeout));
+    router_.set(zmq::sockopt::heartbeat_ttl, clamp_ms(options_.heartbeat_timeout));
+    router_.set(zmq::sockopt::handshake_ivl, clamp_ms(options_.heartbeat_timeout));
+    router_.set(zmq::sockopt::maxmsgsize, max_message_size(options_));
+    router_.set(zmq::sockopt::sndhwm, kRouterSndHwm);
+    router_.set(zmq::sockopt::rcvhwm, kRcvHwm);
+    if (is_ipv6(options_.bind_address)) router_.set(zmq::sockopt::ipv6, true);
+    if (curve) {
+      router_.set(zmq::sockopt::curve_server, true);
+      router_.set(zmq::sockopt::curve_secretkey, options_.curve->secret_key);
+      router_.set(zmq::sockopt::zap_domain, kZapDomain);
+    }
+    const std::string tcp = tcp_endpoint(options_.bind_address, options_.port);
+    step = "bind " + tcp;
+    router_.bind(tcp);
+    router_fd_ = socket_fd(router_);
+    if (zap_) zap_fd_ = socket_fd(zap_);
+    step = "ZMQ_LAST_ENDPOINT";
+    core_->endpoint = router_.get(zmq::sockopt::last_endpoint);
+    const auto colon = core_->endpoint.rfind(':');
+    if (colon == std::string::npos) throw TransportError("unexpected endpoint " + core_->endpoint);
+    core_->port = static_cast<std::uint16_t>(std::stoul(core_->endpoint.substr(colon + 1)));
+    if (!options_.ipc_dir.empty()) {
+      const std::string ipc = "ipc://" + options_.ipc_dir + "/" + options_.node_name + ".zmq";
+      step = "bind " + ipc;
+      router_.bind(ipc);
+    }
+  } catch (const zmq::error_t& e) {
+    throw TransportError(step + ": " + e.what());
   }
 }
 
 void Loop::close_all_sockets() {
   for (auto& [name, p] : peers_) close_dealer(*p);
-  close_socket(router_);
-  close_socket(zap_);
+  router_.close();
+  zap_.close();
 }
 
 void Loop::shutdown_all() {

@@ -3,6 +3,8 @@
 // peer fails.
 #include "loop.hpp"
 
+#include "zmq_io.hpp"
+
 namespace mesh::transport::detail {
 
 void Loop::on_send(CmdSend& c) {
@@ -41,7 +43,7 @@ void Loop::flush(Peer& p) {
     // sees it counted; taken back if it was not sent.
     auto* sent = f.raw ? nullptr : &core_->counters.sent[type_index(f.type)];
     if (sent) bump(*sent);
-    if (zmq_send(p.dealer, f.bytes.data(), f.bytes.size(), ZMQ_DONTWAIT) < 0) {  // EAGAIN: wait for POLLOUT
+    if (!send_now(p.dealer, zmq::buffer(f.bytes))) {  // EAGAIN: wait for POLLOUT
       if (sent) drop(*sent);
       return;
     }

@@ -99,21 +99,28 @@ void Loop::open_dealer(Peer& p) {
     set_state(p, PeerState::Unreachable);
     return;
   }
-  void* ctx = core_->zmq_context;
+  zmq::context_t& ctx = *core_->zmq_context;
   const std::string monitor_endpoint = unique_inproc("mon");
   const std::string endpoint = endpoint_for(p.address);
-  p.dealer = zmq_socket(ctx, ZMQ_DEALER);
-  bool ok = p.dealer != nullptr &&
-            configure_dealer(p.dealer, options_, options_.node_name, p.address.curve_public_key,
-                             is_ipv6(p.address.host));
-  // The monitor is attached before connect() so that no event is missed.
-  ok = ok && zmq_socket_monitor(p.dealer, monitor_endpoint.c_str(), kMonitorEvents) == 0;
-  if (ok) {
-    p.monitor = zmq_socket(ctx, ZMQ_PAIR);
-    ok = p.monitor != nullptr && set_int(p.monitor, ZMQ_LINGER, 0) &&
-         zmq_connect(p.monitor, monitor_endpoint.c_str()) == 0;
+  bool ok = false;
+  try {
+    p.dealer = zmq::socket_t(ctx, zmq::socket_type::dealer);
+    ok = configure_dealer(p.dealer, options_, options_.node_name, p.address.curve_public_key,
+                          is_ipv6(p.address.host));
+    // The monitor is attached before connect() so that no event is missed.
+    // The C call stays: cppzmq's monitor_t owns the PAIR and reads it in a
+    // poll loop of its own, where ours polls the PAIR beside every other
+    // socket; attaching is all we need.
+    ok = ok && zmq_socket_monitor(p.dealer.handle(), monitor_endpoint.c_str(), kMonitorEvents) == 0;
+    if (ok) {
+      p.monitor = zmq::socket_t(ctx, zmq::socket_type::pair);
+      p.monitor.set(zmq::sockopt::linger, 0);
+      p.monitor.connect(monitor_endpoint);
+      p.dealer.connect(endpoint);
+    }
+  } catch (const zmq::error_t&) {
+    ok = false;
   }
-  ok = ok && zmq_connect(p.dealer, endpoint.c_str()) == 0;
   if (ok) {
     p.dealer_fd = socket_fd(p.dealer);
     p.monitor_fd = socket_fd(p.monitor);
@@ -143,15 +150,15 @@ void Loop::close_dealer(Peer& p) {
     std::lock_guard lock(p.shared->dealer_mu);
     p.shared->dealer = nullptr;
   }
-  if (p.dealer) zmq_socket_monitor(p.dealer, nullptr, 0);
+  if (p.dealer) zmq_socket_monitor(p.dealer.handle(), nullptr, 0);
   if (p.monitor) {
     for (;;) {
-      Msg m;
-      if (!m.recv(p.monitor)) break;
+      zmq::message_t m;
+      if (!recv_now(p.monitor, m)) break;
     }
   }
-  close_socket(p.monitor);
-  close_socket(p.dealer);
+  p.monitor.close();
+  p.dealer.close();
   p.dealer_fd = -1;
   p.monitor_fd = -1;
   p.dealer_check = false;
@@ -170,15 +177,15 @@ std::string Loop::endpoint_for(const PeerAddress& a) const {
 
 bool Loop::read_monitor(Peer& p) {
   for (int i = 0; i < kRecvBatch && p.monitor; ++i) {
-    Msg head;
-    if (!head.recv(p.monitor)) return true;
+    zmq::message_t head;
+    if (!recv_now(p.monitor, head)) return true;
     std::uint16_t event = 0;
-    const auto bytes = head.bytes();
+    const auto bytes = bytes_of(head);
     if (bytes.size() >= sizeof event) std::memcpy(&event, bytes.data(), sizeof event);
     if (head.more()) drain_multipart(p.monitor);
     on_monitor_event(p, event);
   }
-  return p.monitor == nullptr;
+  return !p.monitor;
 }
 
 void Loop::on_monitor_event(Peer& p, std::uint16_t event) {

@@ -19,6 +19,8 @@ namespace mesh::transport::detail {
 // zmq_poll. zmq_poll asks every socket for ZMQ_EVENTS before and after
 // each wait (a syscall or two per socket, and a node has two sockets per
 // peer); here only the sockets that may have something to do are asked.
+// cppzmq's zmq::poll is zmq_poll underneath (and its poller_t needs
+// libzmq's draft API), so the poll stays ours.
 // The rule that makes ZMQ_FD (edge-like: it signals command arrival, not
 // message arrival) safe: a socket is "flagged" when its fd polls readable
 // or when we used it (any send or receive may consume the signal), and a
@@ -132,7 +134,7 @@ void Loop::service_dealer(Peer& p) {
   while (p.dealer) {
     if (!read_dealer(p)) return;  // batch limit: stays flagged
     if (!p.dealer || !p.has_output()) break;
-    std::uint32_t ev = 0;
+    int ev = 0;
     {
       std::lock_guard lock(p.shared->dealer_mu);
       ev = socket_events(p.dealer);

@@ -9,6 +9,8 @@
 
 namespace mesh::transport::detail {
 
+// zmq_z85_decode is C: cppzmq wraps sockets and messages, not the Z85
+// codec.
 std::string z85_to_bin(std::string_view z85) {
   if (!is_valid_curve_key(z85)) return {};
   std::array<std::uint8_t, 32> out{};
@@ -25,14 +27,14 @@ bool Loop::handle_zap() {
   for (int i = 0; i < kRecvBatch; ++i) {
     std::vector<std::string> frames;
     {
-      Msg first;
-      if (!first.recv(zap_)) return true;
-      frames.emplace_back(first.text());
+      zmq::message_t first;
+      if (!recv_now(zap_, first)) return true;
+      frames.emplace_back(first.to_string_view());
       bool more = first.more();
       while (more) {
-        Msg next;
-        if (!next.recv(zap_)) break;
-        frames.emplace_back(next.text());
+        zmq::message_t next;
+        if (!recv_now(zap_, next)) break;
+        frames.emplace_back(next.to_string_view());
         more = next.more();
       }
     }
@@ -42,12 +44,13 @@ bool Loop::handle_zap() {
     const std::string request_id = frames.size() > 1 ? frames[1] : std::string();
     const std::string status = accept ? "200" : "400";
     const std::string text = accept ? "OK" : "client key not allowed";
-    zmq_send(zap_, "1.0", 3, ZMQ_SNDMORE | ZMQ_DONTWAIT);
-    zmq_send(zap_, request_id.data(), request_id.size(), ZMQ_SNDMORE | ZMQ_DONTWAIT);
-    zmq_send(zap_, status.data(), status.size(), ZMQ_SNDMORE | ZMQ_DONTWAIT);
-    zmq_send(zap_, text.data(), text.size(), ZMQ_SNDMORE | ZMQ_DONTWAIT);
-    zmq_send(zap_, "", 0, ZMQ_SNDMORE | ZMQ_DONTWAIT);
-    zmq_send(zap_, "", 0, ZMQ_DONTWAIT);
+    constexpr auto more = zmq::send_flags::sndmore;
+    send_now(zap_, zmq::str_buffer("1.0"), more);
+    send_now(zap_, zmq::buffer(request_id), more);
+    send_now(zap_, zmq::buffer(status), more);
+    send_now(zap_, zmq::buffer(text), more);
+    send_now(zap_, zmq::const_buffer(), more);
+    send_now(zap_, zmq::const_buffer());
   }
   return false;
 }

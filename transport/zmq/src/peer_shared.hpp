@@ -1,5 +1,7 @@
 #pragma once
 
+#include <zmq.hpp>
+
 #include <atomic>
 #include <cstddef>
 #include <cstdint>
@@ -35,7 +37,7 @@ struct PeerShared {
   // caller, holds dealer_mu, which is also the memory barrier libzmq needs
   // for a socket used from several threads.
   std::mutex dealer_mu;
-  void* dealer = nullptr;                 // published while open
+  zmq::socket_ref dealer;                 // published while open, null otherwise
   std::atomic<bool> dealer_used{false};   // a caller sent on it: the thread looks at it again
   std::atomic<int> pending_main{0};       // requests awaiting a reply on the main DEALER
 };

@@ -1,54 +1,70 @@
-// The transport thread's few helpers over libzmq's C API: a received frame,
-// socket options it reads, and closing.
+// The transport's few helpers over cppzmq: receiving and sending without
+// waiting and without exceptions, and the socket options the transport
+// thread reads on every wake-up.
+//
+// cppzmq throws zmq::error_t for every failure but EAGAIN. These helpers
+// turn that back into a plain false (or 0, or -1), as the C calls they
+// replace answered: the transport thread must never be unwound by a
+// socket in an odd state (a REP that cannot receive, say). They cost
+// nothing on the paths that succeed or answer EAGAIN; only the failures
+// that used to be an errno pay for an exception, and none of those is on
+// a path a peer can drive at will (an unroutable ROUTER send is: see
+// try_router_send in loop_router_send.cpp, which keeps the C call).
 #pragma once
 
-#include <zmq.h>
+#include <zmq.hpp>
 
 #include <cstddef>
 #include <cstdint>
 #include <span>
-#include <string_view>
 
 namespace mesh::transport::detail {
 
-inline void close_socket(void*& s) {
-  if (s) zmq_close(s);
-  s = nullptr;
+// A receive that does not wait: false when nothing was there, or on any
+// error.
+inline bool recv_now(zmq::socket_ref s, zmq::message_t& m) noexcept {
+  try {
+    return s.recv(m, zmq::recv_flags::dontwait).has_value();
+  } catch (const zmq::error_t&) {
+    return false;
+  }
 }
 
-// A received frame, released when it goes out of scope.
-struct Msg {
-  zmq_msg_t m;
-  Msg() { zmq_msg_init(&m); }
-  ~Msg() { zmq_msg_close(&m); }
-  Msg(const Msg&) = delete;
-  Msg& operator=(const Msg&) = delete;
-  bool recv(void* s) { return zmq_msg_recv(&m, s, ZMQ_DONTWAIT) >= 0; }
-  bool more() { return zmq_msg_more(&m) != 0; }
-  std::span<const std::uint8_t> bytes() {
-    return {static_cast<const std::uint8_t*>(zmq_msg_data(&m)), zmq_msg_size(&m)};
+// A send that does not wait: false when the pipe was full, or on any error.
+inline bool send_now(zmq::socket_ref s, zmq::const_buffer bytes,
+                     zmq::send_flags flags = zmq::send_flags::none) noexcept {
+  try {
+    return s.send(bytes, flags | zmq::send_flags::dontwait).has_value();
+  } catch (const zmq::error_t&) {
+    return false;
   }
-  std::string_view text() { return {static_cast<const char*>(zmq_msg_data(&m)), zmq_msg_size(&m)}; }
-};
+}
 
-inline void drain_multipart(void* s) {
+inline std::span<const std::uint8_t> bytes_of(const zmq::message_t& m) {
+  return {m.data<std::uint8_t>(), m.size()};
+}
+
+// Reads and drops the rest of a multipart message.
+inline void drain_multipart(zmq::socket_ref s) {
   for (;;) {
-    Msg rest;
-    if (!rest.recv(s) || !rest.more()) return;
+    zmq::message_t rest;
+    if (!recv_now(s, rest) || !rest.more()) return;
   }
 }
 
-inline std::uint32_t socket_events(void* s) {
-  std::uint32_t ev = 0;
-  std::size_t size = sizeof ev;
-  if (zmq_getsockopt(s, ZMQ_EVENTS, &ev, &size) != 0) return 0;
-  return ev;
+inline int socket_events(zmq::socket_ref s) noexcept {
+  try {
+    return s.get(zmq::sockopt::events);
+  } catch (const zmq::error_t&) {
+    return 0;
+  }
 }
-inline int socket_fd(void* s) {
-  int fd = -1;
-  std::size_t size = sizeof fd;
-  if (zmq_getsockopt(s, ZMQ_FD, &fd, &size) != 0) return -1;
-  return fd;
+inline int socket_fd(zmq::socket_ref s) noexcept {
+  try {
+    return s.get(zmq::sockopt::fd);
+  } catch (const zmq::error_t&) {
+    return -1;
+  }
 }
 
 }  // namespace mesh::transport::detail
