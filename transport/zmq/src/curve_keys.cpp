@@ -1,4 +1,5 @@
-// CURVE keys in Z85 text, as ZeroMQ's options take them.
+// CURVE keys in Z85 text, as ZeroMQ's options take them. Through libzmq's
+// C API: cppzmq wraps sockets and messages, not these key functions.
 #include <zmq.h>
 
 #include <array>

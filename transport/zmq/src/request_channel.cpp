@@ -1,10 +1,12 @@
 #include "request_channel.hpp"
 
-#include <zmq.h>
+#include <zmq.hpp>
 
 #include <algorithm>
 
-#include "transport_internal.hpp"
+#include "clock.hpp"
+#include "core.hpp"
+#include "zmq_io.hpp"
 #include "zmq_options.hpp"
 
 namespace mesh::transport::detail {
@@ -26,21 +28,20 @@ std::unique_ptr<Channel> make_channel(Core& core, const std::string& endpoint,
   if (routing_id.size() > 255) return nullptr;
   auto ch = std::make_unique<Channel>();
   ch->generation = generation;
-  ch->dealer = zmq_socket(core.zmq_context, ZMQ_DEALER);
-  if (!ch->dealer) return nullptr;
-  const bool ok = configure_dealer(ch->dealer, o, routing_id, server_key, endpoint.starts_with("tcp://[")) &&
-                  zmq_connect(ch->dealer, endpoint.c_str()) == 0;
-  if (!ok) return nullptr;
+  try {
+    ch->dealer = zmq::socket_t(*core.zmq_context, zmq::socket_type::dealer);
+    if (!configure_dealer(ch->dealer, o, routing_id, server_key, endpoint.starts_with("tcp://["))) return nullptr;
+    ch->dealer.connect(endpoint);
+  } catch (const zmq::error_t&) {
+    return nullptr;
+  }
   return ch;
 }
 
-void drain(void* socket) {
+void drain(zmq::socket_ref socket) {
   for (;;) {
-    zmq_msg_t m;
-    zmq_msg_init(&m);
-    const int rc = zmq_msg_recv(&m, socket, ZMQ_DONTWAIT);
-    zmq_msg_close(&m);
-    if (rc < 0) return;
+    zmq::message_t m;
+    if (!recv_now(socket, m)) return;
   }
 }
 
@@ -55,9 +56,7 @@ std::optional<ErrorCode> failure_since(Core& core, PeerShared& peer, std::uint64
 
 }  // namespace
 
-Channel::~Channel() {
-  if (dealer) zmq_close(dealer);
-}
+Channel::~Channel() = default;
 
 ChannelPool::~ChannelPool() = default;
 
@@ -141,7 +140,7 @@ std::optional<Reply> direct_request(Core& core, PeerShared& peer, const MessageI
   }
   auto& counters = core.counters;
   bump(counters.sent[type_index(MessageType::Request)]);
-  if (zmq_send(ch->dealer, frame.data(), frame.size(), ZMQ_DONTWAIT) < 0) {
+  if (!send_now(ch->dealer, zmq::buffer(frame))) {
     // Its connection is not up (new channel, or reconnecting): normal path.
     drop(counters.sent[type_index(MessageType::Request)]);
     const bool keep = ++ch->misses < kMaxMisses;
@@ -156,9 +155,9 @@ std::optional<Reply> direct_request(Core& core, PeerShared& peer, const MessageI
   std::optional<Reply> result;
   bool healthy = true;  // the channel may be reused afterwards
   // One received frame: the reply, or something stale to count and drop.
-  auto take = [&](zmq_msg_t& m) {
-    const bool more = zmq_msg_more(&m) != 0;
-    const std::span<const std::uint8_t> bytes(static_cast<const std::uint8_t*>(zmq_msg_data(&m)), zmq_msg_size(&m));
+  auto take = [&](const zmq::message_t& m) {
+    const bool more = m.more();
+    const std::span<const std::uint8_t> bytes = bytes_of(m);
     DecodeResult r;
     if (more) {  // one frame per message, always
       r.error = DecodeError::Malformed;
@@ -199,17 +198,22 @@ std::optional<Reply> direct_request(Core& core, PeerShared& peer, const MessageI
       break;
     }
     // One slice: the failure counter is read again after it.
-    set_int(ch->dealer, ZMQ_RCVTIMEO, static_cast<int>(std::min<std::int64_t>(left, kMaxPollMs)));
-    zmq_msg_t m;
-    zmq_msg_init(&m);
-    if (zmq_msg_recv(&m, ch->dealer, 0) >= 0) {
-      take(m);
-    } else if (zmq_errno() == ETERM) {  // the context is going away
-      result = Reply{ErrorCode::Shutdown, {}};
-      bump(counters.requests_failed_fast);
-      healthy = false;
+    try {
+      ch->dealer.set(zmq::sockopt::rcvtimeo, static_cast<int>(std::min<std::int64_t>(left, kMaxPollMs)));
+    } catch (const zmq::error_t&) {
+      // as before: the receive below still returns, on the last timeout set
     }
-    zmq_msg_close(&m);  // EAGAIN (slice over) and EINTR: look again
+    zmq::message_t m;
+    try {
+      if (ch->dealer.recv(m)) take(m);  // nothing: EAGAIN, the slice is over
+    } catch (const zmq::error_t& e) {
+      if (e.num() == ETERM) {  // the context is going away
+        result = Reply{ErrorCode::Shutdown, {}};
+        bump(counters.requests_failed_fast);
+        healthy = false;
+      }
+      // EINTR: look again
+    }
   }
   drop(counters.pending_requests);
   peer.channels->checkin(std::move(ch), healthy);

@@ -24,6 +24,8 @@
 // slices won (docs/transport.md, "Measured").
 #pragma once
 
+#include <zmq.hpp>
+
 #include <condition_variable>
 #include <cstddef>
 #include <cstdint>
@@ -46,7 +48,7 @@ struct Channel {
   Channel(const Channel&) = delete;
   Channel& operator=(const Channel&) = delete;
 
-  void* dealer = nullptr;
+  zmq::socket_t dealer;
   std::uint64_t generation = 0;  // the pool target it was made for
   int misses = 0;                // sends refused in a row (not connected)
 };

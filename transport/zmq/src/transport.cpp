@@ -6,18 +6,21 @@
 // never leave this file: they go straight into the target inbox.
 #include "mesh/transport/transport.hpp"
 
-#include <zmq.h>
+#include <zmq.hpp>
 
 #include <algorithm>
-#include <cerrno>
 #include <condition_variable>
 #include <mutex>
+#include <optional>
 #include <thread>
 #include <utility>
 
+#include "clock.hpp"
+#include "core.hpp"
+#include "loop.hpp"
+#include "replies.hpp"
 #include "request_channel.hpp"
-#include "transport_internal.hpp"
-#include "transport_loop.hpp"
+#include "zmq_io.hpp"
 
 namespace mesh::transport {
 
@@ -144,6 +147,7 @@ struct Transport::Impl {
                    std::vector<std::uint8_t> context, Priority priority);
 
   std::shared_ptr<Core> core;
+  std::optional<zmq::context_t> zmq_context;  // before loop: outlives its sockets
   std::unique_ptr<detail::Loop> loop;
   std::thread thread;
   // local_only: the deadline watcher, started on first need.
@@ -157,15 +161,19 @@ Transport::Impl::Impl(TransportOptions options) {
   validate(options);
   core = std::make_shared<Core>(std::move(options));
   if (core->options.local_only) return;  // no context, no socket, no thread
-  core->zmq_context = zmq_ctx_new();
-  if (!core->zmq_context) throw TransportError("zmq_ctx_new failed");
   // One I/O thread is libzmq's default; say so, it is part of the design
   // (docs/transport.md, threads).
-  zmq_ctx_set(core->zmq_context, ZMQ_IO_THREADS, 1);
+  try {
+    zmq_context.emplace(1);
+  } catch (const zmq::error_t&) {
+    throw TransportError("zmq_ctx_new failed");
+  }
+  core->zmq_context = &*zmq_context;
   try {
     loop = std::make_unique<detail::Loop>(core);
   } catch (...) {
-    zmq_ctx_term(core->zmq_context);
+    core->zmq_context = nullptr;
+    zmq_context.reset();
     throw;
   }
   thread = std::thread([l = loop.get()] { l->run(); });
@@ -202,10 +210,10 @@ Transport::Impl::~Impl() {
     for (auto& [name, inbox] : core->inboxes) inbox->close();
     core->inboxes.clear();
   }
-  // Every socket was closed with LINGER 0, so this returns at once.
-  while (zmq_ctx_term(core->zmq_context) != 0 && zmq_errno() == EINTR) {
-  }
+  // Every socket was closed with LINGER 0, so this returns at once
+  // (zmq_ctx_term, called again on EINTR).
   core->zmq_context = nullptr;
+  zmq_context.reset();
 }
 
 ErrorCode Transport::Impl::reserve(const std::string& node, std::shared_ptr<PeerShared>& out) {
@@ -246,7 +254,7 @@ bool Transport::Impl::send_direct(PeerShared& peer, const std::vector<std::uint8
   if (!lock.owns_lock() || !peer.dealer) return false;
   auto& sent = core->counters.sent[detail::type_index(MessageType::Notify)];
   bump(sent);
-  if (zmq_send(peer.dealer, bytes.data(), bytes.size(), ZMQ_DONTWAIT) < 0) {
+  if (!detail::send_now(peer.dealer, zmq::buffer(bytes))) {
     detail::drop(sent);
     return false;
   }

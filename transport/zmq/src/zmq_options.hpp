@@ -2,6 +2,9 @@
 // channels' DEALERs, so that both reach a peer the same way.
 #pragma once
 
+#include <zmq.hpp>
+
+#include <chrono>
 #include <cstdint>
 #include <string>
 #include <string_view>
@@ -10,9 +13,6 @@
 
 namespace mesh::transport::detail {
 
-bool set_int(void* socket, int option, int value);
-bool set_i64(void* socket, int option, std::int64_t value);
-bool set_str(void* socket, int option, std::string_view value);
 int clamp_ms(std::chrono::milliseconds d);
 
 bool is_ipv6(std::string_view host);
@@ -25,7 +25,7 @@ std::int64_t max_message_size(const TransportOptions& o);
 // LINGER 0, IMMEDIATE, heartbeats, handshake/connect timeouts, reconnect
 // intervals, HWMs, MAXMSGSIZE, and CURVE client keys when CURVE is on
 // (`server_key` = the peer's public key). False if libzmq refused one.
-bool configure_dealer(void* socket, const TransportOptions& o, std::string_view routing_id,
+bool configure_dealer(zmq::socket_ref socket, const TransportOptions& o, std::string_view routing_id,
                       const std::string& server_key, bool ipv6);
 
 }  // namespace mesh::transport::detail

@@ -1,25 +1,87 @@
 // The transport thread: owns the ROUTER, one DEALER (and its monitor) per
-// peer, the ZAP handler and the PUB of peer-failure events, and runs them
-// all from one zmq_poll loop. See docs/transport.md.
+// peer and the ZAP handler, and runs them all from one poll() over their
+// ZMQ_FDs. See docs/transport.md.
+//
+// Everything in class Loop runs on that thread, except the constructor
+// (before the thread starts) and drain_late_commands() (after it ended).
+// Its member functions are defined one concept per file:
+//   loop_lifecycle.cpp  sockets made at start, everything closed at the end
+//   loop_poll.cpp       the poll loop, the sockets' service, the commands
+//   loop_peers.cpp      a peer's DEALER and monitor: its connection states
+//   loop_output.cpp     a peer's outbound queue, flushed to its DEALER
+//   loop_deadlines.cpp  our requests in flight: deadlines and failures
+//   loop_inbound.cpp    frames read: decode, dedup, deliver, match replies
+//   loop_router_send.cpp  replies and refusals sent on the ROUTER
+//   loop_zap.cpp        the ZAP handler that admits CURVE clients
+//
+// ZeroMQ traps the loop is shaped around (docs/transport.md has the list
+// and what was measured):
+//   * LINGER defaults to forever: every socket gets LINGER 0, so closing
+//     with undelivered frames (an unreachable peer) never blocks.
+//   * A monitor writes its events with a blocking send: every monitor PAIR
+//     is in the poll set and read whenever it has input, and the monitor is
+//     switched off (zmq_socket_monitor(s, nullptr, 0)) before its socket
+//     closes.
+//   * ROUTER without MANDATORY drops frames to unknown identities silently:
+//     MANDATORY is on and every ROUTER send is DONTWAIT, so a vanished
+//     requester costs a counter (replies_unroutable), never a block.
+//   * A restarted peer reusing its routing id is ignored without
+//     ROUTER_HANDOVER: it is on.
+//   * Without heartbeats a frozen peer is never noticed: every socket
+//     heartbeats, and the handshake and connect have timeouts of the same
+//     length, so a peer that accepts TCP but never speaks ZMTP is noticed.
+//   * A DEALER queues frames for a connection that is not up (and, before
+//     the handshake, may send into it): IMMEDIATE is on and our own bounded
+//     per-peer queue holds frames until the handshake has succeeded.
+//   * A handshake failing on a protocol error (CURVE refused, mechanism
+//     mismatch) ends libzmq's reconnecting for that DEALER (session_base.cpp,
+//     engine_error: protocol_error terminates the session): we re-create the
+//     DEALER ourselves with a backoff.
 #pragma once
 
-#include <zmq.h>
+#include <zmq.hpp>
 
+#include <cstddef>
 #include <cstdint>
 #include <deque>
 #include <memory>
 #include <queue>
+#include <span>
 #include <string>
 #include <string_view>
 #include <unordered_map>
 #include <unordered_set>
 #include <vector>
 
+#include "clock.hpp"
+#include "command_queue.hpp"
+#include "core.hpp"
 #include "dedup_window.hpp"
+#include "pending_call.hpp"
+#include "peer_shared.hpp"
+#include "replies.hpp"
 #include "reply_cache.hpp"
-#include "transport_internal.hpp"
 
 namespace mesh::transport::detail {
+
+inline constexpr int kRecvBatch = 256;       // frames read from one socket per wake-up
+// Replies waiting for room in requesters' pipes; past this bound, or past
+// TransportOptions::reply_deferral_bytes (in all, or one requester's
+// share), they are dropped (replies_dropped). An Error refusing a notify is
+// about 70 bytes, so the byte bound is the one a flood meets.
+inline constexpr std::size_t kMaxDeferred = 1000000;
+inline constexpr std::int64_t kDeferredRetryMs = 5;
+
+// The node a connection at our ROUTER belongs to: its routing id, up to
+// the '#' of a request channel ("<node>#<hex>"). Node names cannot
+// contain '#' (validate() in transport.cpp).
+inline std::string_view source_node(std::string_view identity) {
+  return identity.substr(0, identity.find('#'));
+}
+
+// A Z85 CURVE key as its 32 bytes; empty when it is not a valid key
+// (loop_zap.cpp).
+std::string z85_to_bin(std::string_view z85);
 
 class Loop {
  public:
@@ -42,8 +104,8 @@ class Loop {
     std::shared_ptr<PeerShared> shared;
     PeerAddress address;
     std::string key_bin;  // the peer's CURVE public key, 32 bytes; empty if none
-    void* dealer = nullptr;
-    void* monitor = nullptr;
+    zmq::socket_t dealer;
+    zmq::socket_t monitor;
     int dealer_fd = -1;   // their ZMQ_FDs
     int monitor_fd = -1;
     bool dealer_check = false;  // may have work: ask ZMQ_EVENTS (see run())
@@ -62,40 +124,48 @@ class Loop {
     bool operator>(const Deadline& o) const { return at_ms > o.at_ms; }
   };
 
+  // lifecycle (loop_lifecycle.cpp)
   void setup();
   void close_all_sockets();
+  void shutdown_all();
 
-  // commands
+  // poll and commands (loop_poll.cpp)
+  void service_router();
+  void service_zap();
+  void service_monitor(Peer& p);
+  void service_dealer(Peer& p);
   void process_commands(bool eventfd_readable);
+
+  // peers (loop_peers.cpp)
   void on_add_peer(CmdAddPeer& c);
   void on_remove_peer(CmdRemovePeer& c);
-  void on_send(CmdSend& c);
-  void on_reply(CmdReply& c);
-
-  // peers
   void open_dealer(Peer& p);
   void close_dealer(Peer& p);
+  std::string endpoint_for(const PeerAddress& a) const;
   bool read_monitor(Peer& p);  // true: drained
   void on_monitor_event(Peer& p, std::uint16_t event);
   void set_state(Peer& p, PeerState s);
   void schedule_rebuild(Peer& p, std::int64_t now_ms);
   void fail_peer(Peer& p, ErrorCode reason);
+
+  // output to peers (loop_output.cpp)
+  void on_send(CmdSend& c);
   void flush(Peer& p);
   void release_queued(PeerShared& peer, std::size_t bytes);
   void reject_frame(OutFrame& frame, const std::string& node, ErrorCode reason);
   void report_undeliverable(const MessageId& id, std::string_view node, std::string_view target,
                             std::string_view sender_agent, ErrorCode reason);
-  std::string endpoint_for(const PeerAddress& a) const;
 
-  // receiving
+  // our requests in flight (loop_deadlines.cpp)
+  void watch(const std::shared_ptr<PendingCall>& call);
+  void fail_pending_to(const void* peer, ErrorCode reason);
+  void expire_deadlines(std::int64_t now_ms);
+
+  // receiving (loop_inbound.cpp)
   // Each returns true when the socket had nothing more to read, false
   // when it stopped at the batch limit.
   bool read_router();
   bool read_dealer(Peer& p);
-  void service_router();
-  void service_zap();
-  void service_monitor(Peer& p);
-  void service_dealer(Peer& p);
   // `identity`: the routing id it came in with at the ROUTER; `from`: the
   // peer whose DEALER it came in on. Exactly one is set.
   void handle_frame(std::span<const std::uint8_t> frame, const std::string_view* identity, const Peer* from);
@@ -105,6 +175,9 @@ class Loop {
   void deliver_notify(const EnvelopeView& v, std::string_view identity);
   void deliver_request(const EnvelopeView& v, std::string_view identity);
   void complete_pending(const EnvelopeView& v, const Peer& from);
+
+  // sending on the ROUTER (loop_router_send.cpp)
+  void on_reply(CmdReply& c);
   // Sends on the ROUTER. `answers` = the request this answers, kept in
   // the reply cache. A reply that finds the requester's pipe full waits in
   // deferred_ (never blocks, never silently lost); false = unroutable.
@@ -116,19 +189,15 @@ class Loop {
   void retry_deferred();
   void send_error(std::string_view identity, const MessageId& correlation, std::string_view sender_agent,
                   std::string_view target, ErrorCode code, bool answers_request = false);
+
+  // CURVE admission (loop_zap.cpp)
   bool handle_zap();
   bool key_allowed(std::string_view key_bin) const;
 
-  // requests
-  void watch(const std::shared_ptr<PendingCall>& call);
-  void fail_pending_to(const void* peer, ErrorCode reason);
-  void expire_deadlines(std::int64_t now_ms);
-  void shutdown_all();
-
   std::shared_ptr<Core> core_;
   const TransportOptions& options_;
-  void* router_ = nullptr;
-  void* zap_ = nullptr;
+  zmq::socket_t router_;
+  zmq::socket_t zap_;
   int router_fd_ = -1;
   int zap_fd_ = -1;
   bool router_check_ = true;

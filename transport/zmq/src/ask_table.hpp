@@ -1,0 +1,58 @@
+#pragma once
+
+#include <chrono>
+#include <condition_variable>
+#include <cstddef>
+#include <cstdint>
+#include <functional>
+#include <mutex>
+#include <queue>
+#include <unordered_map>
+#include <vector>
+
+#include "mesh/transport/envelope.hpp"
+#include "mesh/transport/transport.hpp"
+
+namespace mesh::transport::detail {
+
+// ask_async results, keyed by request id. Bounded in entries and in the
+// bytes of the answers held (TransportOptions::ask_limit, ask_bytes).
+class AskTable {
+ public:
+  AskTable(std::size_t limit, std::size_t byte_limit);
+  // False when the table is full (the ask is refused with MailboxFull).
+  bool add(const MessageId& id, std::int64_t deadline_ms, std::int64_t free_at_ms);
+  void erase(const MessageId& id);
+  void complete(const MessageId& id, Reply&& reply);
+  AskResult check(const MessageId& id, std::chrono::milliseconds wait, bool remove);
+  // Frees entries whose retention ran out.
+  void sweep(std::int64_t now_ms);
+  std::size_t size() const;
+  std::size_t bytes() const;
+
+ private:
+  struct Entry {
+    AskState state = AskState::Pending;
+    Reply reply;
+    std::int64_t deadline_ms = 0;
+    std::int64_t free_at_ms = 0;
+    std::size_t bytes = 0;  // of the answer, counted in bytes_
+  };
+  void erase_locked(const MessageId& id);
+  struct FreeAt {
+    std::int64_t at_ms;
+    MessageId id;
+    bool operator>(const FreeAt& o) const { return at_ms > o.at_ms; }
+  };
+  void sweep_locked(std::int64_t now_ms);
+
+  mutable std::mutex mu_;
+  std::condition_variable cv_;
+  std::unordered_map<MessageId, Entry, MessageIdHash> entries_;
+  std::priority_queue<FreeAt, std::vector<FreeAt>, std::greater<>> frees_;
+  const std::size_t limit_;
+  const std::size_t byte_limit_;
+  std::size_t bytes_ = 0;
+};
+
+}  // namespace mesh::transport::detail

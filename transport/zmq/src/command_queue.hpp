@@ -1,0 +1,81 @@
+// How callers reach the transport thread: the commands, the frames they
+// carry, and the queue they wait in.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <variant>
+#include <vector>
+
+#include "mesh/transport/envelope.hpp"
+#include "mesh/transport/transport.hpp"
+#include "peer_shared.hpp"
+#include "pending_call.hpp"
+
+namespace mesh::transport::detail {
+
+// A frame waiting in a peer's outbound queue.
+struct OutFrame {
+  std::vector<std::uint8_t> bytes;
+  MessageType type = MessageType::Notify;
+  Priority priority = Priority::Normal;
+  MessageId id;
+  std::string target;
+  std::string sender_agent;            // notifies: whom a failure is reported to
+  bool raw = false;                    // send_raw_for_test: not an envelope
+  std::shared_ptr<PendingCall> call;   // requests only
+};
+
+struct CmdAddPeer {
+  std::shared_ptr<PeerShared> peer;
+  PeerAddress address;
+};
+struct CmdRemovePeer {
+  std::shared_ptr<PeerShared> peer;
+  ErrorCode reason = ErrorCode::PeerDead;
+};
+struct CmdSend {
+  std::shared_ptr<PeerShared> peer;
+  OutFrame frame;
+};
+struct CmdReply {
+  std::string identity;
+  std::vector<std::uint8_t> bytes;
+  MessageType type = MessageType::Response;
+  MessageId request;  // the request it answers (for the reply cache)
+};
+// Nothing to do but wake up: a same-node request with a short deadline
+// was added to the LocalDeadlines.
+struct CmdWake {};
+struct CmdStop {};
+using Command = std::variant<CmdAddPeer, CmdRemovePeer, CmdSend, CmdReply, CmdWake, CmdStop>;
+
+// Many producers, one consumer (the transport thread). Producers append
+// under a mutex; the consumer swaps the whole vector out. An eventfd that
+// the transport thread polls beside its sockets wakes it.
+class CommandQueue {
+ public:
+  CommandQueue();  // throws TransportError if no eventfd
+  ~CommandQueue();
+  CommandQueue(const CommandQueue&) = delete;
+  CommandQueue& operator=(const CommandQueue&) = delete;
+
+  // `urgent` = false skips the wake-up when the thread has not been woken
+  // since its last take: the command is then picked up at the thread's
+  // next wake, at most kMaxPollMs later. Used for bookkeeping that is off
+  // the critical path (a same-node request's deadline).
+  void push(Command&& command, bool urgent = true);
+  // Consumer: clears the eventfd (when `readable`), then takes everything.
+  void take(std::vector<Command>& out, bool readable);
+  int fd() const { return fd_; }
+
+ private:
+  std::mutex mu_;
+  std::vector<Command> items_;
+  bool signaled_ = false;  // an eventfd write since the last take
+  int fd_ = -1;
+};
+
+}  // namespace mesh::transport::detail

@@ -1,0 +1,88 @@
+// What both halves of a Transport share: the caller side (transport.cpp:
+// every public call, run on the caller's thread) and the transport thread
+// that owns the ZeroMQ sockets (loop.hpp).
+//
+// What a caller may touch without a thread hop is here: the peer table
+// (state and queue depth per peer, read under a shared lock), the inbox
+// table, the ask table, the counters, and the command queue through which
+// everything else reaches the transport thread.
+#pragma once
+
+#include <atomic>
+#include <cstddef>
+#include <cstdint>
+#include <deque>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <shared_mutex>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+#include <unordered_set>
+#include <vector>
+
+#include "ask_table.hpp"
+#include "command_queue.hpp"
+#include "counters.hpp"
+#include "local_deadlines.hpp"
+#include "mesh/transport/envelope.hpp"
+#include "mesh/transport/transport.hpp"
+#include "peer_shared.hpp"
+
+namespace zmq {
+class context_t;
+}
+
+namespace mesh::transport::detail {
+
+struct StringHash {
+  using is_transparent = void;
+  std::size_t operator()(std::string_view s) const noexcept { return std::hash<std::string_view>{}(s); }
+};
+
+// Everything both halves share. Owned by a shared_ptr so that a ReplyRoute
+// can hold a weak reference to it.
+struct Core {
+  explicit Core(TransportOptions opts);
+
+  std::shared_ptr<Inbox> find_inbox(std::string_view name) const;  // open inboxes only
+  std::shared_ptr<PeerShared> find_peer(std::string_view name) const;
+  bool is_local(std::string_view node) const { return node.empty() || node == options.node_name; }
+
+  const TransportOptions options;
+  MessageIdGenerator ids;
+  Counters counters;
+  std::atomic<bool> stopping{false};
+  zmq::context_t* zmq_context = nullptr;  // owned by Transport::Impl
+  std::uint16_t port = 0;          // set once before the thread starts
+  std::string endpoint;
+  CommandQueue commands;
+  AskTable asks;
+  LocalDeadlines local_deadlines;
+
+  mutable std::shared_mutex peers_mu;
+  std::unordered_map<std::string, std::shared_ptr<PeerShared>, StringHash, std::equal_to<>> peers;
+  std::deque<std::string> tombstone_order;  // peers removed lately, oldest first
+  std::unordered_set<std::string, StringHash, std::equal_to<>> tombstones;
+
+  mutable std::shared_mutex inbox_mu;
+  std::unordered_map<std::string, std::shared_ptr<Inbox>, StringHash, std::equal_to<>> inboxes;
+
+  // Every channel pool made, so that shutdown can close their sockets
+  // before the context (zmq_ctx_term waits for every socket).
+  void register_pool(const std::shared_ptr<ChannelPool>& pool);
+  std::vector<std::shared_ptr<ChannelPool>> live_pools();
+
+ private:
+  std::mutex pools_mu_;
+  std::vector<std::weak_ptr<ChannelPool>> pools_;
+  std::size_t pools_prune_at_ = 64;
+};
+
+// How many removed peer names answer PeerDead rather than PeerUnknown.
+inline constexpr std::size_t kTombstones = 1024;
+// The transport thread wakes at least this often (sweeps, lazy commands).
+inline constexpr std::int64_t kMaxPollMs = 100;
+
+}  // namespace mesh::transport::detail

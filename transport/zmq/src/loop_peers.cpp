@@ -1,0 +1,253 @@
+// A peer's connection: its DEALER and the monitor that reports what
+// happens to it, and the states (Connecting, Connected, Disconnected,
+// Unreachable) those events move it through, with the DEALER re-created
+// after a backoff when libzmq gives up on it.
+#include "loop.hpp"
+
+#include <sys/stat.h>
+
+#include <algorithm>
+#include <atomic>
+#include <cstring>
+#include <string>
+
+#include "request_channel.hpp"
+#include "zmq_io.hpp"
+#include "zmq_options.hpp"
+
+namespace mesh::transport::detail {
+
+namespace {
+
+constexpr int kMonitorEvents = ZMQ_EVENT_CONNECTED | ZMQ_EVENT_CONNECT_RETRIED | ZMQ_EVENT_DISCONNECTED |
+                               ZMQ_EVENT_CLOSED | ZMQ_EVENT_HANDSHAKE_SUCCEEDED |
+                               ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL | ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL |
+                               ZMQ_EVENT_HANDSHAKE_FAILED_AUTH;
+
+std::atomic<std::uint64_t> g_inproc_serial{0};
+
+std::string unique_inproc(std::string_view what) {
+  return "inproc://mesh-" + std::string(what) + "-" +
+         std::to_string(g_inproc_serial.fetch_add(1, std::memory_order_relaxed));
+}
+
+bool is_loopback(std::string_view host) {
+  return host.starts_with("127.") || host == "::1" || host == "localhost";
+}
+
+}  // namespace
+
+void Loop::on_add_peer(CmdAddPeer& c) {
+  auto it = peers_.find(c.peer->name);
+  if (it != peers_.end() && it->second->shared != c.peer) {
+    // A stale entry of a removed peer (its CmdRemovePeer is always queued
+    // before a re-add, so this only happens if that was lost): replace.
+    fail_peer(*it->second, ErrorCode::PeerDead);
+    close_dealer(*it->second);
+    peers_.erase(it);
+    it = peers_.end();
+  }
+  if (c.peer->removed.load() != ErrorCode::None) return;  // removed again meanwhile
+  if (it == peers_.end()) {
+    auto p = std::make_unique<Peer>();
+    p->shared = c.peer;
+    p->address = std::move(c.address);
+    p->key_bin = z85_to_bin(p->address.curve_public_key);
+    Peer& ref = *p;
+    peers_.emplace(ref.shared->name, std::move(p));
+    set_state(ref, c.peer->state.load());
+    open_dealer(ref);
+    return;
+  }
+  Peer& p = *it->second;
+  const PeerAddress& a = c.address;
+  if (a.host == p.address.host && a.port == p.address.port && a.curve_public_key == p.address.curve_public_key) {
+    // Same place: nudge a peer we gave up on (libzmq retries on its own
+    // otherwise).
+    if (p.state == PeerState::Unreachable && p.rebuild_at_ms != 0) p.rebuild_at_ms = steady_now_ms();
+    return;
+  }
+  // Moved or re-keyed: requests in flight went over the old connection and
+  // their replies cannot come back; queued frames go to the new address.
+  fail_pending_to(p.shared.get(), ErrorCode::PeerUnreachable);
+  p.shared->failures.fetch_add(1);
+  close_dealer(p);
+  p.address = std::move(c.address);
+  p.key_bin = z85_to_bin(p.address.curve_public_key);
+  p.backoff_ms = 0;
+  p.rebuild_at_ms = 0;
+  set_state(p, PeerState::Connecting);
+  open_dealer(p);
+}
+
+void Loop::on_remove_peer(CmdRemovePeer& c) {
+  auto it = peers_.find(c.peer->name);
+  if (it == peers_.end() || it->second->shared != c.peer) return;
+  Peer& p = *it->second;
+  fail_peer(p, c.reason);
+  if (p.state == PeerState::Connected) drop(core_->counters.peers_connected);
+  p.shared->channels->close();
+  close_dealer(p);
+  peers_.erase(it);
+}
+
+void Loop::open_dealer(Peer& p) {
+  const bool curve = options_.curve.has_value();
+  if (curve && p.key_bin.empty()) {
+    // CURVE is on and the peer has no (valid) key: we cannot authenticate
+    // it, so it stays Unreachable until add_peer gives one.
+    set_state(p, PeerState::Unreachable);
+    return;
+  }
+  zmq::context_t& ctx = *core_->zmq_context;
+  const std::string monitor_endpoint = unique_inproc("mon");
+  const std::string endpoint = endpoint_for(p.address);
+  bool ok = false;
+  try {
+    p.dealer = zmq::socket_t(ctx, zmq::socket_type::dealer);
+    ok = configure_dealer(p.dealer, options_, options_.node_name, p.address.curve_public_key,
+                          is_ipv6(p.address.host));
+    // The monitor is attached before connect() so that no event is missed.
+    // The C call stays: cppzmq's monitor_t owns the PAIR and reads it in a
+    // poll loop of its own, where ours polls the PAIR beside every other
+    // socket; attaching is all we need.
+    ok = ok && zmq_socket_monitor(p.dealer.handle(), monitor_endpoint.c_str(), kMonitorEvents) == 0;
+    if (ok) {
+      p.monitor = zmq::socket_t(ctx, zmq::socket_type::pair);
+      p.monitor.set(zmq::sockopt::linger, 0);
+      p.monitor.connect(monitor_endpoint);
+      p.dealer.connect(endpoint);
+    }
+  } catch (const zmq::error_t&) {
+    ok = false;
+  }
+  if (ok) {
+    p.dealer_fd = socket_fd(p.dealer);
+    p.monitor_fd = socket_fd(p.monitor);
+    ok = p.dealer_fd >= 0 && p.monitor_fd >= 0;
+    p.dealer_check = true;
+    p.monitor_check = true;
+  }
+  if (ok) {
+    p.shared->channels->set_target(endpoint, p.address.curve_public_key);
+    std::lock_guard lock(p.shared->dealer_mu);
+    p.shared->dealer = p.dealer;  // callers may send notifies on it now
+  }
+  if (!ok) {
+    // A bad address (unparsable host) or a resource limit: Unreachable,
+    // retried with the same backoff as a refused handshake.
+    close_dealer(p);
+    set_state(p, PeerState::Unreachable);
+    fail_peer(p, ErrorCode::PeerUnreachable);
+    schedule_rebuild(p, steady_now_ms());
+  }
+}
+
+void Loop::close_dealer(Peer& p) {
+  {
+    // Taken back from callers first: once this lock is released no caller
+    // holds or can reach the socket.
+    std::lock_guard lock(p.shared->dealer_mu);
+    p.shared->dealer = nullptr;
+  }
+  if (p.dealer) zmq_socket_monitor(p.dealer.handle(), nullptr, 0);
+  if (p.monitor) {
+    for (;;) {
+      zmq::message_t m;
+      if (!recv_now(p.monitor, m)) break;
+    }
+  }
+  p.monitor.close();
+  p.dealer.close();
+  p.dealer_fd = -1;
+  p.monitor_fd = -1;
+  p.dealer_check = false;
+  p.monitor_check = false;
+}
+
+std::string Loop::endpoint_for(const PeerAddress& a) const {
+  if (!options_.ipc_dir.empty() &&
+      (is_loopback(a.host) || (a.host == options_.bind_address && options_.bind_address != "*"))) {
+    const std::string path = options_.ipc_dir + "/" + a.name + ".zmq";
+    struct stat st {};
+    if (::stat(path.c_str(), &st) == 0 && S_ISSOCK(st.st_mode)) return "ipc://" + path;
+  }
+  return tcp_endpoint(a.host, a.port);
+}
+
+bool Loop::read_monitor(Peer& p) {
+  for (int i = 0; i < kRecvBatch && p.monitor; ++i) {
+    zmq::message_t head;
+    if (!recv_now(p.monitor, head)) return true;
+    std::uint16_t event = 0;
+    const auto bytes = bytes_of(head);
+    if (bytes.size() >= sizeof event) std::memcpy(&event, bytes.data(), sizeof event);
+    if (head.more()) drain_multipart(p.monitor);
+    on_monitor_event(p, event);
+  }
+  return !p.monitor;
+}
+
+void Loop::on_monitor_event(Peer& p, std::uint16_t event) {
+  switch (event) {
+    case ZMQ_EVENT_HANDSHAKE_SUCCEEDED:
+      p.backoff_ms = 0;
+      p.rebuild_at_ms = 0;
+      set_state(p, PeerState::Connected);
+      flush(p);
+      break;
+    case ZMQ_EVENT_DISCONNECTED:
+      // A connection that had completed its handshake is gone (peer
+      // closed, killed, or silent past the heartbeat timeout). Whatever was
+      // in flight on it is lost: fail fast. libzmq reconnects by itself.
+      if (p.state == PeerState::Connected) {
+        set_state(p, PeerState::Disconnected);
+        fail_peer(p, ErrorCode::PeerUnreachable);
+      }
+      break;
+    case ZMQ_EVENT_CONNECT_RETRIED:
+    case ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL:
+      if (p.state != PeerState::Connected) {
+        set_state(p, PeerState::Unreachable);
+        fail_peer(p, ErrorCode::PeerUnreachable);
+      }
+      break;
+    case ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL:
+    case ZMQ_EVENT_HANDSHAKE_FAILED_AUTH:
+      set_state(p, PeerState::Unreachable);
+      fail_peer(p, ErrorCode::PeerUnreachable);
+      schedule_rebuild(p, steady_now_ms());
+      break;
+    default:
+      break;  // CONNECTED (TCP only), CLOSED: nothing to decide yet
+  }
+}
+
+void Loop::set_state(Peer& p, PeerState s) {
+  if (p.state == PeerState::Connected && s != PeerState::Connected) drop(core_->counters.peers_connected);
+  if (p.state != PeerState::Connected && s == PeerState::Connected) bump(core_->counters.peers_connected);
+  p.state = s;
+  p.shared->state.store(s, std::memory_order_release);
+}
+
+void Loop::schedule_rebuild(Peer& p, std::int64_t now_ms) {
+  const std::int64_t first = std::max<std::int64_t>(1, options_.reconnect_interval.count());
+  const std::int64_t cap = std::max<std::int64_t>(first, options_.reconnect_interval_max.count());
+  p.backoff_ms = p.backoff_ms == 0 ? first : std::min(cap, p.backoff_ms * 2);
+  p.rebuild_at_ms = now_ms + p.backoff_ms;
+}
+
+void Loop::fail_peer(Peer& p, ErrorCode reason) {
+  p.shared->failures.fetch_add(1, std::memory_order_acq_rel);
+  fail_pending_to(p.shared.get(), reason);
+  for (auto* queue : {&p.high, &p.normal}) {
+    while (!queue->empty()) {
+      OutFrame frame = std::move(queue->front());
+      queue->pop_front();
+      release_queued(*p.shared, frame.bytes.size());
+      reject_frame(frame, p.shared->name, reason);
+    }
+  }
+}
+
+}  // namespace mesh::transport::detail
