@@ -20,7 +20,8 @@ target_include_directories(mesh_msgpack SYSTEM INTERFACE ${MESH_MSGPACK_INCLUDE_
 target_compile_definitions(mesh_msgpack INTERFACE MSGPACK_NO_BOOST MSGPACK_DEFAULT_API_VERSION=3)
 add_library(mesh::msgpack ALIAS mesh_msgpack)
 
-# mesh_target_defaults(<target>): warnings (as errors) for code we own.
+# mesh_target_defaults(<target>): warnings for code we own; errors too with
+# MESH_WERROR (CI turns it on, see tools/test.sh).
 function(mesh_target_defaults target)
   target_compile_options(${target} PRIVATE -Wall -Wextra -Wpedantic -Wshadow -Wconversion
                                            -Wno-sign-conversion -Wnon-virtual-dtor)
