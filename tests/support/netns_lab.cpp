@@ -45,13 +45,7 @@ NetnsLab::NetnsLab(int hosts) : hosts_(hosts), lab_(static_cast<int>(::getpid() 
     run_checked("ip -n " + bridge_ns_ + " link set br0 up");
     for (int i = 0; i < hosts; ++i) {
       const std::string ns = tag + "-h" + std::to_string(i);
-      // Appended piece by piece: for "v" + std::to_string(...) (a literal
-      // prepended to a temporary string) GCC 12 at -O3 reports a memcpy
-      // overlap that cannot happen (-Wrestrict; GCC bugs 105329, 105651).
-      std::string veth = "v";
-      veth += std::to_string(::getpid() % 100000);
-      veth += 'h';
-      veth += std::to_string(i);
+      const std::string veth = "v" + std::to_string(::getpid() % 100000) + "h" + std::to_string(i);
       run_checked("ip netns add " + ns);
       host_ns_.push_back(ns);
       run_checked("ip link add " + veth + " type veth peer name eth0 netns " + ns);
