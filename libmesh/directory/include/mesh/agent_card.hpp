@@ -1,7 +1,7 @@
 // Agent cards: what a node advertises about each of its agents, and the
-// wire form of a node's whole agent registry (architecture.md, "Agent
-// advertisement"). The registry travels outside SWIM's 512-byte node meta;
-// the meta carries only its version.
+// wire form of a node's whole agent registry. The registry travels outside
+// SWIM's 512-byte node meta, which carries only its version: a node that
+// sees a newer version asks the owner for the registry over the transport.
 //
 // A registry on the wire is one MessagePack map (nlohmann::json::to_msgpack):
 //
