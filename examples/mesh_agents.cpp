@@ -9,16 +9,15 @@
 // one thing an agent did or one change of the directory this node sees.
 // Runs until SIGINT / SIGTERM (a graceful leave) or --duration seconds.
 // The node's admin endpoint (admin_host:admin_port, by default 127.0.0.1
-// and JC_SWIM_PORT + 2000) serves GET /healthz, /metrics (Prometheus) and,
-// through MeshAdmin, /v1/agents, /v1/send, /v1/request: `meshctl
-// peers|send|request --admin host:port` against this node. Logs follow
-// JC_LOG_LEVEL and JC_LOG_FORMAT (text or json lines).
+// and JC_SWIM_PORT + 2000) serves the admin API every node serves
+// (mesh::AdminEndpoint): GET /healthz, /metrics (Prometheus), /v1/members,
+// /v1/self, /v1/agents, POST /v1/send, /v1/request: `meshctl
+// members|peers|send|request --admin host:port` against this node. Logs
+// follow JC_LOG_LEVEL and JC_LOG_FORMAT (text or json lines).
+// `--version` / `-v` prints the version.
 // Bad flags or configuration: one line on stderr, exit 2; a port in use
 // (SWIM, ZeroMQ or admin): exit 1.
 #include <algorithm>
-#include <boost/asio/executor_work_guard.hpp>
-#include <boost/asio/io_context.hpp>
-#include <boost/asio/post.hpp>
 #include <chrono>
 #include <condition_variable>
 #include <cstdlib>
@@ -32,11 +31,10 @@
 #include <vector>
 
 #include "agents.hpp"
-#include "mesh/admin_server.hpp"
+#include "mesh/admin_endpoint.hpp"
 #include "mesh/logging.hpp"
 #include "mesh/mesh.hpp"
-#include "mesh/mesh_admin.hpp"
-#include "mesh/metrics.hpp"
+#include "mesh/version.hpp"
 
 namespace {
 
@@ -48,9 +46,10 @@ constexpr const char* kUsage =
     "                  kinds: scout (finds items, validates others'), analyst (collects findings)\n"
     "  --tick S        how often each scout searches, in seconds (default 2; 0: never by itself)\n"
     "  --duration S    stop (leaving the cluster) after S seconds (default: until SIGINT/SIGTERM)\n"
+    "  -v, --version   print the version and exit\n"
     "Configuration (environment or flags, see docs/mesh-node.md): P2P_ENABLED, JC_SWIM_HOST,\n"
     "JC_SWIM_PORT, JC_SEED_NODES, JC_NODE_NAME, JC_PROFILE, JC_ADMIN_PORT, ...\n"
-    "The admin endpoint (JC_ADMIN_HOST:JC_ADMIN_PORT) answers meshctl peers|send|request.\n";
+    "The admin endpoint (JC_ADMIN_HOST:JC_ADMIN_PORT) answers meshctl members|peers|send|request.\n";
 
 struct UsageError : std::runtime_error {
   using std::runtime_error::runtime_error;
@@ -103,6 +102,9 @@ Options parse(int argc, char** argv) {
     };
     if (arg == "--help" || arg == "-h") {
       std::cout << kUsage;
+      std::exit(0);
+    } else if (mesh::is_version_flag(arg)) {
+      std::cout << "mesh-agents " << mesh::kVersion << "\n";
       std::exit(0);
     } else if (arg == "--agents") {
       o.agents = split(take());
@@ -162,49 +164,6 @@ void watch(mesh::PeerClient& peers) {
   });
 }
 
-// The node's admin endpoint, served on a thread of its own: GET /healthz,
-// GET /metrics, and MeshAdmin's routes (it sends through mesh.node_client()). Binds at
-// construction, so that a taken port fails before the node joins anyone.
-class AdminEndpoint {
- public:
-  AdminEndpoint(mesh::Mesh& mesh, const mesh::NodeConfig& config)
-      : admin_(io_, config.admin_host, config.admin_port),
-        agents_(mesh, admin_),
-        metrics_(mesh::attach_metrics(admin_, mesh)) {
-    admin_.route("/healthz", [](const mesh::HttpRequest&) {
-      return mesh::HttpResponse::json(R"({"status":"ok"})");
-    });
-  }
-  // Stops serving before MeshAdmin goes: its routes point at it.
-  ~AdminEndpoint() { stop(); }
-  AdminEndpoint(const AdminEndpoint&) = delete;
-  AdminEndpoint& operator=(const AdminEndpoint&) = delete;
-
-  void start() {
-    admin_.start();
-    thread_ = std::thread([this] { io_.run(); });
-  }
-  void stop() {
-    if (!thread_.joinable()) {
-      admin_.stop();
-      return;
-    }
-    boost::asio::post(io_, [this] { admin_.stop(); });
-    work_.reset();
-    thread_.join();
-  }
-  std::string endpoint() const { return admin_.endpoint(); }
-
- private:
-  boost::asio::io_context io_;
-  boost::asio::executor_work_guard<boost::asio::io_context::executor_type> work_ =
-      boost::asio::make_work_guard(io_);
-  mesh::AdminServer admin_;
-  mesh::MeshAdmin agents_;
-  std::unique_ptr<mesh::MetricsEndpoint> metrics_;
-  std::thread thread_;
-};
-
 int run(const Options& o) {
   const auto config = mesh::load_node_config(o.config_args, mesh::current_environment());
   mesh::configure_logging(config.log_format, config.log_level, config.node_name);
@@ -222,7 +181,10 @@ int run(const Options& o) {
   if (hosted.empty()) throw UsageError("--agents: nothing to host");
   watch(hosted.front()->peers());
 
-  AdminEndpoint admin(mesh, config);
+  // The admin API every node serves (meshctl members | peers | send |
+  // request, GET /metrics); binds now, so that a taken port fails before
+  // the node joins anyone.
+  mesh::AdminEndpoint admin(mesh);
   mesh.start();
   admin.start();
   std::string names;
@@ -237,7 +199,7 @@ int run(const Options& o) {
     say(me + "node " + mesh.node_name() + " up: P2P off (agents talk in memory, this process only)");
   }
   say(me + "hosting " + names);
-  say(me + "admin endpoint http://" + admin.endpoint() + " (meshctl peers --admin " + admin.endpoint() + ")");
+  say(me + "admin endpoint http://" + admin.endpoint() + " (meshctl members|peers --admin " + admin.endpoint() + ")");
 
   // --duration: a timer that ends run_forever, cut short when it returns.
   std::jthread timer;

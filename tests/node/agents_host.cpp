@@ -1,7 +1,8 @@
 // mesh_agents_host: a test program that hosts a Mesh with three agents and
-// serves its admin endpoint with MeshAdmin (GET /v1/agents, POST /v1/send,
-// /v1/request) beside /healthz. Configured like mesh-node (flags, JC_*
-// environment, P2P_ENABLED). Agents, each "<role>-<node name>":
+// serves the admin API every node serves (mesh::AdminEndpoint: /healthz,
+// /metrics, /v1/members, /v1/self, /v1/agents, POST /v1/send,
+// /v1/request). Configured like mesh-node (flags, JC_* environment,
+// P2P_ENABLED). Agents, each "<role>-<node name>":
 //   echo  (capabilities echo, test): answers {"echo": data, "context": ctx}
 //   sink  (capability log): keeps notifies; a request answers
 //         {"received": [data, ...]} in arrival order
@@ -12,9 +13,6 @@
 //         drive PeerClient calls made on this node (Relay below)
 // Exit codes: 0 after SIGINT / SIGTERM, 1 when it cannot start, 2 on bad
 // configuration.
-#include <boost/asio/executor_work_guard.hpp>
-#include <boost/asio/io_context.hpp>
-#include <boost/asio/post.hpp>
 #include <algorithm>
 #include <cstdlib>
 #include <iostream>
@@ -22,9 +20,8 @@
 #include <thread>
 #include <vector>
 
-#include "mesh/admin_server.hpp"
+#include "mesh/admin_endpoint.hpp"
 #include "mesh/mesh.hpp"
-#include "mesh/mesh_admin.hpp"
 #include "mesh/node_config.hpp"
 
 namespace {
@@ -211,10 +208,6 @@ class Relay : public mesh::CustomAgent {
 };
 
 int run(const mesh::NodeConfig& cfg) {
-  namespace asio = boost::asio;
-  asio::io_context io;
-  auto work = asio::make_work_guard(io);
-  mesh::AdminServer admin(io, cfg.admin_host, cfg.admin_port);
   mesh::Mesh node(cfg);
   node.add<Echo>(cfg.node_name);
   node.add<Sink>(cfg.node_name);
@@ -222,19 +215,13 @@ int run(const mesh::NodeConfig& cfg) {
   if (const char* relay = std::getenv("AGENTS_HOST_RELAY"); relay && std::string(relay) == "1") {
     node.add<Relay>(cfg.node_name, node);
   }
-  mesh::MeshAdmin agents_admin(node, admin);
-  admin.route("/healthz", [](const mesh::HttpRequest&) {
-    return mesh::HttpResponse::json(R"({"status":"ok"})");
-  });
+  mesh::AdminEndpoint admin(node);
   node.start();
   admin.start();
-  std::thread io_thread([&] { io.run(); });
   std::cerr << "mesh_agents_host: node " << cfg.node_name << " admin on http://"
             << admin.endpoint() << std::endl;
   node.run_forever();
-  asio::post(io, [&] { admin.stop(); });
-  work.reset();
-  io_thread.join();
+  admin.stop();
   return 0;
 }
 

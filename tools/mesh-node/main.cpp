@@ -1,73 +1,54 @@
-// mesh-node: runs one node of the mesh. For now that is SWIM membership
-// (mesh::swim::Membership) and the admin HTTP endpoint; agents and the
-// ZeroMQ transport come with later issues. docs/mesh-node.md is the manual.
+// mesh-node: runs one node of the mesh without agents of its own: a Mesh
+// (mesh/mesh.hpp) with SWIM membership and the ZeroMQ transport always on,
+// and the admin endpoint (mesh/admin_endpoint.hpp), so that the node can be
+// addressed like any other: it takes part in membership, answers registry
+// fetches (an empty registry), and serves the same admin API as every
+// program that runs a Mesh (`meshctl members`, `meshctl peers`, send,
+// request, GET /metrics). Programs that host agents run the same Mesh and
+// endpoint (examples/mesh_agents.cpp). docs/mesh-node.md is the manual.
 //
-// Threads: one thread runs the io_context (the SWIM driver, the admin
-// endpoint, the signal set). The main thread waits for a stop reason and
-// then performs the graceful leave, which blocks until the leave broadcast
-// went out; that wait must not happen on the io thread, which does the
-// sending. Admin requests that need a membership snapshot are answered from
-// a one-thread worker, because Membership's snapshot calls post to its
-// strand and wait: made from the io thread itself they would wait on work
-// queued behind them.
+// Threads: the Mesh's (transport, SWIM, control) and the admin endpoint's.
+// SIGINT and SIGTERM are blocked in all of them and taken by the main
+// thread with sigwait: the first starts the graceful leave (Mesh::stop,
+// bounded by leave_timeout) on a thread of its own while /healthz answers
+// "leaving"; a second one during the leave exits at once.
 //
 // Exit codes: 0 after a signal (graceful leave), 1 when the node cannot
-// start or fails while running, 2 on bad configuration.
-#include <unistd.h>
+// start, 2 on bad configuration.
+#include <pthread.h>
+#include <signal.h>
 
 #include <algorithm>
 #include <atomic>
-#include <boost/asio/executor_work_guard.hpp>
-#include <boost/asio/io_context.hpp>
-#include <boost/asio/post.hpp>
-#include <boost/asio/signal_set.hpp>
-#include <boost/asio/thread_pool.hpp>
-#include <chrono>
-#include <condition_variable>
-#include <csignal>
-#include <cstdio>
+#include <cerrno>
 #include <cstdlib>
+#include <ctime>
 #include <iostream>
-#include <mutex>
-#include <optional>
-#include <random>
 #include <spdlog/spdlog.h>
 #include <string>
 #include <string_view>
 #include <thread>
 #include <vector>
 
-#include "mesh/admin_server.hpp"
+#include "mesh/admin_endpoint.hpp"
 #include "mesh/logging.hpp"
-#include "mesh/member_json.hpp"
-#include "mesh/metrics.hpp"
+#include "mesh/mesh.hpp"
 #include "mesh/node_config.hpp"
-#include "mesh/swim/membership.hpp"
-
-#ifndef MESH_VERSION
-#define MESH_VERSION "unknown"
-#endif
+#include "mesh/version.hpp"
 
 namespace mesh {
 namespace {
 
-namespace asio = boost::asio;
-
-// Long enough for the leave broadcast to reach everyone through gossip on
-// a LAN (retransmits x gossip interval is well under a second for tens of
-// nodes), short enough that an orchestrator's stop timeout (10 s in
-// Docker and systemd) is not reached.
-constexpr std::chrono::milliseconds kLeaveTimeout{5000};
-
 constexpr const char* kUsage =
     "Usage: mesh-node [options]\n"
-    "Runs one node of the mesh: SWIM membership (memberlist/Serf compatible)\n"
-    "and an admin HTTP endpoint (GET /v1/members, /v1/self, /healthz, /metrics).\n"
+    "Runs one node of the mesh without agents: SWIM membership (memberlist/Serf\n"
+    "compatible), the ZeroMQ transport, and the admin HTTP endpoint (GET /healthz,\n"
+    "/metrics, /v1/members, /v1/self, /v1/agents; POST /v1/send, /v1/request).\n"
     "\n"
     "  --check-config           validate the configuration (an unknown JC_* variable in\n"
     "                           the environment is an error), print it as JSON and exit\n"
-    "  --version                print the version and exit\n"
-    "  --help                   print this help and exit\n"
+    "  -v, --version            print the version and exit\n"
+    "  -h, --help               print this help and exit\n"
     "\n";
 
 // Text by default, JSON lines with JC_LOG_FORMAT=json (mesh/logging.hpp).
@@ -80,187 +61,79 @@ void setup_logging(const NodeConfig& cfg) {
   configure_logging(o);
 }
 
-// Why the node is stopping; set once, by whoever sees it first.
-class StopReason {
- public:
-  void set(std::string why, bool failure) {
-    std::lock_guard lock(mutex_);
-    if (why_) return;
-    why_ = std::move(why);
-    failure_ = failure;
-    cv_.notify_all();
-  }
-  // Blocks until set; returns whether it is a failure.
-  bool wait(std::string& why) {
-    std::unique_lock lock(mutex_);
-    cv_.wait(lock, [&] { return why_.has_value(); });
-    why = *why_;
-    return failure_;
-  }
-
- private:
-  std::mutex mutex_;
-  std::condition_variable cv_;
-  std::optional<std::string> why_;
-  bool failure_ = false;
-};
-
 const char* signal_name(int sig) {
   return sig == SIGTERM ? "SIGTERM" : sig == SIGINT ? "SIGINT" : "signal";
 }
 
-std::uint64_t random_seed() {
-  std::random_device rd;
-  const auto now = static_cast<std::uint64_t>(
-      std::chrono::steady_clock::now().time_since_epoch().count());
-  return (static_cast<std::uint64_t>(rd()) << 32 ^ rd()) ^ now ^
-         (static_cast<std::uint64_t>(::getpid()) << 17);
-}
-
-swim::NetOptions net_options(const NodeConfig& c) {
-  swim::NetOptions net;
-  net.bind_host = c.swim_host;
-  net.bind_port = c.swim_port;
-  net.advertise_port = c.advertise_port;
-  if (!c.advertise_host.empty()) {
-    net.advertise_host = c.advertise_host;
-  } else if (auto ip = default_advertise_host(c)) {
-    net.advertise_host = *ip;
-  } else {
+// A node that peers could not reach is bad configuration (exit 2). Checked
+// when the node starts, not by --check-config, which validates settings on
+// any machine (the interfaces are those of where the node will run).
+void check_advertise_host(const NodeConfig& c) {
+  if (c.advertise_host.empty() && !default_advertise_host(c)) {
     throw ConfigError("advertise_host: swim_host " + c.swim_host +
                       " is not an address peers can use and no private IPv4 address was found;"
                       " set JC_ADVERTISE_HOST or --advertise-host");
   }
-  if (!c.gossip_key.empty()) {
-    net.keyring = swim::Keyring({swim::Bytes(c.gossip_key.begin(), c.gossip_key.end())});
-  }
-  return net;
 }
 
-// Runs `make` on a worker thread and answers with what it returns; a
-// throw becomes a 500 instead of ending the process (an exception that
-// leaves an Asio handler on a thread pool calls std::terminate).
-template <class Make>
-void answer(const AdminServer::Respond& respond, Make&& make) {
-  try {
-    respond(make());
-  } catch (const std::exception& e) {
-    respond(HttpResponse::error(500, e.what()));
-  } catch (...) {
-    respond(HttpResponse::error(500, "snapshot failed"));
+// The next SIGINT or SIGTERM (blocked in every thread), or 0 after
+// `timeout_ms` without one.
+int next_signal(const sigset_t& set, long timeout_ms) {
+  timespec ts{timeout_ms / 1000, (timeout_ms % 1000) * 1'000'000};
+  for (;;) {
+    const int sig = ::sigtimedwait(&set, nullptr, &ts);
+    if (sig > 0) return sig;
+    if (errno != EINTR) return 0;
   }
 }
 
-int run(const NodeConfig& cfg) {
-  asio::io_context io;
-  auto work = asio::make_work_guard(io);
+int run(NodeConfig cfg) {
+  // Before any thread exists, so that every thread inherits the mask and
+  // only next_signal() takes these signals.
+  sigset_t stop_signals;
+  sigemptyset(&stop_signals);
+  sigaddset(&stop_signals, SIGINT);
+  sigaddset(&stop_signals, SIGTERM);
+  pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
 
-  swim::Config sc = swim::Config::for_profile(cfg.profile);
-  sc.name = cfg.node_name;
-  const swim::NetOptions net = net_options(cfg);
-  // Both binds happen here, before anything runs; either may throw.
-  AdminServer admin(io, cfg.admin_host, cfg.admin_port);
-  swim::Membership membership(io, sc, net, random_seed());
-  // If start-up throws from here on, the io_context has never run, and
-  // Membership's destructor waits for its strand unless the io_context is
-  // stopped: stop it first (this guard is destroyed before `membership`).
-  struct StopOnUnwind {
-    asio::io_context& io;
-    ~StopOnUnwind() { io.stop(); }
-  } stop_on_unwind{io};
-
-  std::atomic<bool> leaving{false};
-  // See the file comment: snapshots are taken off the io thread.
-  asio::thread_pool snapshot_worker(1);
-  admin.route("/healthz", [&](const HttpRequest&) {
-    if (leaving) return HttpResponse::json(R"({"status":"leaving"})", 503);
-    return HttpResponse::json(R"({"status":"ok"})");
-  });
-  admin.route_async("/v1/members", [&](const HttpRequest&, AdminServer::Respond respond) {
-    asio::post(snapshot_worker, [&membership, respond = std::move(respond)] {
-      answer(respond, [&] {
-        nlohmann::json list = nlohmann::json::array();
-        for (const auto& m : membership.members()) list.push_back(member_json(m));
-        return HttpResponse::from_json(list);
-      });
-    });
-  });
-  // GET /metrics (Prometheus text format), scraped on a thread of its own.
-  auto metrics = std::make_shared<Metrics>();
-  metrics->watch(membership);
-  std::optional<MetricsEndpoint> metrics_endpoint;
-  metrics_endpoint.emplace(admin, metrics);
-  admin.route_async("/v1/self", [&](const HttpRequest&, AdminServer::Respond respond) {
-    asio::post(snapshot_worker, [&membership, respond = std::move(respond)] {
-      answer(respond, [&] {
-        return HttpResponse::from_json(self_json(membership.self(), membership.health_score(),
-                                                 membership.node_stats(), membership.driver_stats()));
-      });
-    });
-  });
-
-  StopReason stop;
-  asio::signal_set signals(io, SIGINT, SIGTERM);
-  std::function<void(const boost::system::error_code&, int)> on_signal =
-      [&](const boost::system::error_code& ec, int sig) {
-        if (ec) return;
-        if (leaving.exchange(true)) {
-          // A second signal while leaving: the operator does not want to
-          // wait. Skip the rest of the leave.
-          spdlog::warn("second {}: exiting without finishing the leave", signal_name(sig));
-          spdlog::default_logger()->flush();
-          std::_Exit(1);
-        }
-        stop.set(std::string("received ") + signal_name(sig), false);
-        signals.async_wait(on_signal);
-      };
-  signals.async_wait(on_signal);
-
-  // Membership logs member events and join/leave progress itself.
-  membership.start(cfg.tags);
+  check_advertise_host(cfg);
+  // p2p_enabled says whether agents talk over the network; a node without
+  // agents is there to be on the network, whatever a shared configuration
+  // file says for the agent hosts.
+  cfg.p2p_enabled = true;
+  Mesh mesh(cfg);
+  // Binds now: a taken admin port fails before the node joins anyone.
+  AdminEndpoint admin(mesh);
+  mesh.start();  // binds SWIM and ZeroMQ, joins the seeds
   admin.start();
   const bool v6 = cfg.swim_host.find(':') != std::string::npos;
-  spdlog::info("node {} ({} profile): SWIM on {}{}{}:{}, advertised as {}, admin on http://{}",
-               cfg.node_name, swim::to_string(cfg.profile), v6 ? "[" : "", cfg.swim_host,
-               v6 ? "]" : "", membership.bound_port(), membership.advertise().to_string(), admin.endpoint());
-  if (cfg.seeds.empty()) {
-    spdlog::info("no seeds: waiting to be joined");
-  } else {
-    membership.join(cfg.seeds);
-  }
+  spdlog::info("node {} ({} profile): SWIM on {}{}{}:{}, ZeroMQ port {}, admin on http://{}", cfg.node_name,
+               swim::to_string(cfg.profile), v6 ? "[" : "", cfg.swim_host, v6 ? "]" : "", mesh.swim_port(),
+               mesh.zmq_port(), admin.endpoint());
+  if (cfg.seeds.empty()) spdlog::info("no seeds: waiting to be joined");
 
-  std::thread io_thread([&] {
-    try {
-      io.run();
-    } catch (const std::exception& e) {
-      stop.set(std::string("failure on the I/O thread: ") + e.what(), true);
-      // Stopped, so that Membership's snapshot and shutdown calls do not
-      // wait for a strand nobody runs.
-      io.stop();
-    }
+  int sig = 0;
+  while (sig == 0) sig = next_signal(stop_signals, 1000);
+  spdlog::info("received {}: leaving the cluster", signal_name(sig));
+  admin.set_leaving();
+  // The leave on a thread of its own, so that a second signal is heard.
+  std::atomic<bool> stopped{false};
+  std::thread stopper([&] {
+    mesh.stop();
+    stopped = true;
   });
-
-  std::string why;
-  const bool failed = stop.wait(why);
-  leaving = true;
-  if (failed) {
-    spdlog::error("{}", why);
-  } else {
-    spdlog::info("{}: leaving the cluster", why);
+  while (!stopped) {
+    if (const int again = next_signal(stop_signals, 100); again != 0) {
+      // The operator does not want to wait: skip the rest of the leave.
+      spdlog::warn("second {}: exiting without finishing the leave", signal_name(again));
+      spdlog::default_logger()->flush();
+      std::_Exit(1);
+    }
   }
-  // New admin requests are refused from here on; requests already handed
-  // to the worker finish while the io thread still runs.
-  asio::post(io, [&] { admin.stop(); });
-  snapshot_worker.join();
-  metrics_endpoint.reset();  // waits for a scrape in progress
-  // A leave that times out is still an orderly exit (exit code 0): the
-  // others will notice by probing, as for any failure.
-  if (!failed) membership.leave(kLeaveTimeout);
-  membership.shutdown();
-  work.reset();
-  io.stop();
-  io_thread.join();
-  return failed ? 1 : 0;
+  stopper.join();
+  admin.stop();
+  spdlog::info("left the cluster");
+  return 0;
 }
 
 // Levenshtein distance, for "did you mean" on a mistyped variable name.
@@ -316,8 +189,8 @@ int main(int argc, char** argv) {
       std::cout << mesh::kUsage << mesh::config_usage();
       return 0;
     }
-    if (a == "--version") {
-      std::cout << "mesh-node " << MESH_VERSION << "\n";
+    if (mesh::is_version_flag(a)) {
+      std::cout << "mesh-node " << mesh::kVersion << "\n";
       return 0;
     }
     if (a == "--check-config") {
@@ -337,6 +210,9 @@ int main(int argc, char** argv) {
     mesh::setup_logging(cfg);
     return mesh::run(cfg);
   } catch (const mesh::ConfigError& e) {
+    std::cerr << "mesh-node: " << e.what() << "\n";
+    return 2;
+  } catch (const std::invalid_argument& e) {  // settings the Mesh refuses
     std::cerr << "mesh-node: " << e.what() << "\n";
     return 2;
   } catch (const std::exception& e) {

@@ -4,6 +4,11 @@
 //   meshctl peers [--role R] [--capability C] [--json]
 //   meshctl send <target> <json> [--context <json>] [--json]
 //   meshctl request <target> <json> [--timeout-ms N] [--context <json>] [--json]
+//   meshctl --version | -v
+//
+// Every node serves the same admin API (mesh/mesh_admin.hpp): mesh-node
+// and any program that runs a Mesh with its admin endpoint on, so every
+// command works against every node.
 //
 // Commands live in one table (name, summary, handler); each handler gets
 // the options common to all commands and its own arguments (positional
@@ -30,6 +35,7 @@
 #include "mesh/admin_client.hpp"
 #include "mesh/json_limits.hpp"
 #include "mesh/text.hpp"
+#include "mesh/version.hpp"
 
 namespace mesh {
 namespace {
@@ -68,7 +74,8 @@ constexpr Command kCommands[] = {
 };
 
 void usage(std::ostream& out) {
-  out << "Usage: meshctl <command> [--admin host:port] [--json]\n\nCommands:\n";
+  out << "Usage: meshctl <command> [--admin host:port] [--json]\n"
+         "       meshctl --version | -v\n\nCommands:\n";
   for (const auto& c : kCommands) {
     out << "  " << c.name << (c.args.empty() ? "" : " ") << c.args << "\n      " << c.summary
         << "\n";
@@ -127,13 +134,6 @@ std::optional<std::string> call(const Options& opt, const std::string& target,
     try {
       detail = nlohmann::json::parse(r.body).at("error").get<std::string>();
     } catch (const std::exception&) {
-    }
-    if (r.status == 404 && detail == "no such path: " + target && target != "/v1/members") {
-      // mesh-node runs membership only: the agent routes are served by
-      // programs that host a Mesh (docs/mesh-node.md).
-      std::cerr << "meshctl: the node at " << endpoint_text(opt.admin)
-                << " hosts no agents (it does not serve " << target << ")\n";
-      return std::nullopt;
     }
     std::cerr << "meshctl: " << (body == nullptr ? "GET " : "POST ") << target << ": HTTP "
               << r.status << " " << detail << "\n";
@@ -367,6 +367,13 @@ int request(const Options& opt, const std::vector<std::string>& args) {
 }
 
 int main_(int argc, char** argv) {
+  // Before anything else reads the environment (a bad JC_ADMIN_PORT).
+  for (int i = 1; i < argc; ++i) {
+    if (is_version_flag(argv[i])) {
+      std::cout << "meshctl " << kVersion << "\n";
+      return 0;
+    }
+  }
   try {
     Options opt;
     opt.admin = default_admin();

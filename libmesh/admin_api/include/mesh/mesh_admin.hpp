@@ -1,0 +1,87 @@
+// MeshAdmin: the admin API of a node, for the Mesh it runs, on an
+// AdminServer. One implementation, served by mesh-node and by any program
+// that runs a Mesh with its admin endpoint on (mesh/admin_endpoint.hpp
+// does the wiring in one line):
+//
+//   GET  /healthz      {"status":"ok"} while the Mesh runs; 503 with
+//                      {"status":"leaving"} once set_leaving() was called,
+//                      {"status":"stopped"} before start() and after stop()
+//   GET  /v1/members   the SWIM members this node knows: [member_json, ...]
+//   GET  /v1/self      this node as a member, its health score and counters
+//                      (self_json); both answer 503 while there is no
+//                      membership (P2P off, or the Mesh not running)
+//   GET  /v1/agents    every agent this node knows, local and remote:
+//                      [peer_to_json(...), ...] in the directory's stable order
+//   POST /v1/send      {"target", "message", "context"?}: a notify
+//   POST /v1/request   {"target", "message", "context"?, "timeout_ms"?}: a
+//                      request; the answer carries the response
+//   GET  /metrics      the Prometheus text format (mesh/metrics.hpp)
+//
+// docs/mesh-node.md ("Admin API") describes each answer.
+//
+// Sends go out through the node's own client (Mesh::node_client()): the
+// receiver sees sender "$node" from this node; no agent is added, so
+// /v1/agents and every agent's directory list the user's agents only.
+//
+// Nothing here blocks the server's thread: membership snapshots (which
+// wait on SWIM's strand) and metric scrapes run on threads of their own,
+// a request is answered from the transport when its response comes. So no
+// agent, however slow, can keep /healthz waiting. Bodies are untrusted:
+// JSON depth is bounded (mesh/json_limits.hpp), strings that are not UTF-8
+// come out with U+FFFD, requests in flight are bounded, a handler that
+// throws answers 500.
+//
+// The endpoint is unauthenticated: keep it on loopback (the default).
+#pragma once
+
+#include <chrono>
+#include <cstddef>
+#include <memory>
+#include <string>
+
+#include "mesh/admin_server.hpp"
+#include "mesh/mesh.hpp"
+
+namespace mesh {
+
+// The longest request timeout the endpoint accepts (timeout_ms).
+inline constexpr std::chrono::milliseconds kAdminMaxRequestTimeout{600'000};
+
+class MeshAdmin {
+ public:
+  // Registers the routes on `admin` (before admin.start(), or on its I/O
+  // thread). The Mesh must outlive this object; stop the AdminServer
+  // before destroying it (a route that is still called afterwards answers
+  // 503). Sends before mesh.start() or after stop() are answered 503
+  // (Shutdown).
+  MeshAdmin(Mesh& mesh, AdminServer& admin);
+  // Waits for membership snapshots and scrapes in progress.
+  ~MeshAdmin();
+  MeshAdmin(const MeshAdmin&) = delete;
+  MeshAdmin& operator=(const MeshAdmin&) = delete;
+
+  // Requests in flight at once; more are answered 503 at once.
+  static constexpr std::size_t kMaxRequestsInFlight = 256;
+
+  // What GET /v1/agents answers (a JSON array).
+  HttpResponse agents() const;
+  // What GET /healthz answers.
+  HttpResponse health() const;
+
+  // Answers POST /v1/send (request=false) or /v1/request for `body`.
+  // Never blocks: a notify is queued, a request answers `respond` from the
+  // transport when its response, error or timeout comes.
+  void submit(const std::string& body, const AdminServer::Respond& respond, bool request);
+
+  // From now on /healthz answers 503 {"status":"leaving"}: call it when
+  // the node is about to leave, so that load balancers stop sending to it
+  // before it is gone. Any thread.
+  void set_leaving();
+
+  struct State;  // shared with the routes (src/mesh_admin_state.hpp)
+
+ private:
+  std::shared_ptr<State> state_;
+};
+
+}  // namespace mesh

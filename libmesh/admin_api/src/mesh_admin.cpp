@@ -1,0 +1,68 @@
+// MeshAdmin: registers the admin API's routes (mesh/mesh_admin.hpp) and
+// answers /healthz. The routes themselves: message_routes.cpp (agents,
+// send, request), membership_routes.cpp (members, self), and
+// MetricsEndpoint (metrics).
+#include "mesh/mesh_admin.hpp"
+
+#include <utility>
+
+#include "mesh_admin_state.hpp"
+
+namespace mesh {
+namespace {
+
+HttpResponse health_of(const MeshAdmin::State& state) {
+  if (state.leaving) return HttpResponse::json(R"({"status":"leaving"})", 503);
+  if (state.mesh.running()) return HttpResponse::json(R"({"status":"ok"})");
+  return HttpResponse::json(R"({"status":"stopped"})", 503);
+}
+
+}  // namespace
+
+MeshAdmin::MeshAdmin(Mesh& mesh, AdminServer& admin) : state_(std::make_shared<State>(mesh)) {
+  const std::weak_ptr<State> weak = state_;
+  auto gone = [] { return HttpResponse::error(503, "the admin API is not served any more"); };
+  admin.route("/healthz", [weak, gone](const HttpRequest&) {
+    auto state = weak.lock();
+    return state ? health_of(*state) : gone();
+  });
+  admin.route("/v1/agents", [weak, gone](const HttpRequest&) {
+    auto state = weak.lock();
+    return state ? admin_api::list_agents(state->mesh) : gone();
+  });
+  auto post = [weak, gone](bool request) {
+    return [weak, gone, request](const HttpRequest& req, AdminServer::Respond respond) {
+      auto state = weak.lock();
+      if (!state) {
+        respond(gone());
+        return;
+      }
+      admin_api::submit_message(state->mesh, state->in_flight, req.body, respond, request);
+    };
+  };
+  admin.route_post_async("/v1/send", post(false));
+  admin.route_post_async("/v1/request", post(true));
+  admin_api::route_membership(admin, weak);
+  state_->metrics = attach_metrics(admin, mesh);
+}
+
+MeshAdmin::~MeshAdmin() {
+  {
+    std::lock_guard lock(state_->mu);
+    state_->closed = true;
+  }
+  state_->snapshots.join();
+  state_->metrics.reset();  // waits for a scrape in progress
+}
+
+HttpResponse MeshAdmin::agents() const { return admin_api::list_agents(state_->mesh); }
+
+HttpResponse MeshAdmin::health() const { return health_of(*state_); }
+
+void MeshAdmin::submit(const std::string& body, const AdminServer::Respond& respond, bool request) {
+  admin_api::submit_message(state_->mesh, state_->in_flight, body, respond, request);
+}
+
+void MeshAdmin::set_leaving() { state_->leaving = true; }
+
+}  // namespace mesh

@@ -1,0 +1,154 @@
+// GET /v1/agents, POST /v1/send and POST /v1/request: the agent side of
+// the admin API (mesh/mesh_admin.hpp).
+#include <cstdint>
+#include <nlohmann/json.hpp>
+#include <optional>
+#include <stdexcept>
+#include <string>
+#include <utility>
+
+#include "mesh/agent.hpp"
+#include "mesh/json_limits.hpp"
+#include "mesh_admin_state.hpp"
+
+namespace mesh::admin_api {
+
+HttpResponse error(unsigned status, const std::string& text, ErrorCode code) {
+  return HttpResponse::from_json(nlohmann::json{{"error", text}, {"code", std::string(to_string(code))}},
+                                 status);
+}
+
+HttpResponse list_agents(Mesh& mesh) {
+  nlohmann::json list = nlohmann::json::array();
+  for (const auto& p : mesh.directory().all()) list.push_back(peer_to_json(p));
+  return HttpResponse::from_json(list);
+}
+
+namespace {
+
+struct Parsed {
+  nlohmann::json message;
+  Json context = Json::object();
+  std::chrono::milliseconds timeout = kDefaultRequestTimeout;
+  std::optional<PeerInfo> peer;
+};
+
+// Reads and checks a body; the error response if it is not acceptable.
+std::optional<HttpResponse> parse(Mesh& mesh, const std::string& body, Parsed& out) {
+  std::string why;
+  auto parsed = parse_json_bounded(body, &why);
+  if (!parsed) return HttpResponse::error(400, "the body is not acceptable JSON: " + why);
+  nlohmann::json& in = *parsed;
+  if (!in.is_object()) return HttpResponse::error(400, "the body is not a JSON object");
+  const auto target = in.find("target");
+  if (target == in.end() || !target->is_string() || target->get<std::string>().empty()) {
+    return HttpResponse::error(400, "\"target\" must be a non-empty string");
+  }
+  const auto message = in.find("message");
+  if (message == in.end()) return HttpResponse::error(400, "\"message\" is missing");
+  if (auto c = in.find("context"); c != in.end() && !c->is_null()) {
+    if (!c->is_object()) return HttpResponse::error(400, "\"context\" must be a JSON object");
+    out.context = std::move(*c);
+  }
+  if (auto t = in.find("timeout_ms"); t != in.end() && !t->is_null()) {
+    if (!t->is_number_unsigned() || t->get<std::uint64_t>() == 0 ||
+        t->get<std::uint64_t>() > static_cast<std::uint64_t>(kAdminMaxRequestTimeout.count())) {
+      return HttpResponse::error(400, "\"timeout_ms\" must be an integer from 1 to " +
+                                          std::to_string(kAdminMaxRequestTimeout.count()));
+    }
+    out.timeout = std::chrono::milliseconds(t->get<std::int64_t>());
+  }
+  const std::string name = target->get<std::string>();
+  // Resolved here, as notify/request would (exact id, else a role by the
+  // client's default strategy), so that the answer names the agent.
+  // ('$' ids are the nodes' own senders: never a target.)
+  if (name.front() != '$') out.peer = mesh.directory().resolve(name, mesh.node_client().default_strategy());
+  if (!out.peer) return error(404, "no agent matches \"" + name + "\"", ErrorCode::TargetUnknown);
+  out.message = std::move(*message);
+  return std::nullopt;
+}
+
+HttpResponse send(Mesh& mesh, const Parsed& in) {
+  const std::string& id = in.peer->card.agent_id;
+  if (!mesh.node_client().notify(id, in.message, in.context)) {
+    return error(503,
+                 "not accepted for delivery (node dead, mailbox full, message too large,"
+                 " or the node is stopping)",
+                 ErrorCode::Rejected);
+  }
+  return HttpResponse::from_json(nlohmann::json{{"agent_id", id}, {"node", in.peer->card.node}, {"sent", true}});
+}
+
+unsigned status_of(ErrorCode code) {
+  switch (code) {
+    case ErrorCode::Timeout: return 504;
+    case ErrorCode::TargetUnknown:
+    case ErrorCode::PeerUnknown: return 404;
+    case ErrorCode::Oversized: return 413;
+    case ErrorCode::MailboxFull:
+    case ErrorCode::Shutdown: return 503;
+    default: return 502;
+  }
+}
+
+std::string failure_text(ErrorCode code, const std::string& id, std::chrono::milliseconds timeout) {
+  switch (code) {
+    case ErrorCode::Timeout:
+      return "no response from " + id + " within " + std::to_string(timeout.count()) + " ms";
+    case ErrorCode::PeerDead: return id + "'s node is dead or left";
+    case ErrorCode::PeerUnreachable: return id + "'s node cannot be reached";
+    case ErrorCode::MailboxFull: return id + "'s mailbox is full";
+    case ErrorCode::Rejected: return id + " failed to handle the request";
+    case ErrorCode::Oversized: return "the message is too large";
+    case ErrorCode::Shutdown: return "the node is stopping";
+    default: return "request to " + id + " failed (" + std::string(to_string(code)) + ")";
+  }
+}
+
+}  // namespace
+
+void submit_message(Mesh& mesh, const std::shared_ptr<std::atomic<std::size_t>>& in_flight,
+                    const std::string& body, const AdminServer::Respond& respond, bool request) {
+  try {
+    Parsed in;
+    if (auto bad = parse(mesh, body, in)) {
+      respond(*bad);
+      return;
+    }
+    if (!request) {
+      respond(send(mesh, in));
+      return;
+    }
+    if (in_flight->fetch_add(1) >= MeshAdmin::kMaxRequestsInFlight) {
+      in_flight->fetch_sub(1);
+      respond(error(503, "too many admin requests in flight", ErrorCode::Rejected));
+      return;
+    }
+    const std::string id = in.peer->card.agent_id;
+    nlohmann::json head{{"agent_id", id}, {"node", in.peer->card.node}};
+    mesh.node_client().request_then(
+        id, in.message, in.timeout, in.context,
+        [respond, head = std::move(head), id, timeout = in.timeout, in_flight](RequestOutcome r) mutable {
+          in_flight->fetch_sub(1);
+          try {
+            if (!r.ok()) {
+              respond(error(status_of(r.error), failure_text(r.error, id, timeout), r.error));
+              return;
+            }
+            head["response"] = r.response->data;
+            head["context"] = r.response->context;
+            head["correlation_id"] = r.response->correlation_id;
+            head["timestamp_ms"] = r.response->timestamp_ms;
+            respond(HttpResponse::from_json(head));
+          } catch (const std::exception& e) {
+            respond(HttpResponse::error(500, e.what()));
+          }
+        });
+  } catch (const std::invalid_argument& e) {  // e.g. a message nested too deep
+    respond(HttpResponse::error(400, e.what()));
+  } catch (const std::exception& e) {
+    respond(HttpResponse::error(500, e.what()));
+  }
+}
+
+}  // namespace mesh::admin_api

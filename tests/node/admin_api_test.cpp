@@ -1,0 +1,201 @@
+// One admin API on every node, across processes: `meshctl members`,
+// `meshctl peers` and GET /metrics against a mesh-node (no agents) and
+// against a mesh-agents (the example agent host), alone and joined into
+// one cluster, where the node without agents lists and reaches the other
+// node's agents. And `--version` / `-v` on every program.
+#include <gtest/gtest.h>
+#include <signal.h>
+
+#include <algorithm>
+#include <chrono>
+#include <map>
+#include <memory>
+#include <nlohmann/json.hpp>
+#include <optional>
+#include <sstream>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "mesh/admin_client.hpp"
+#include "process.hpp"
+#include "wait_for.hpp"
+
+namespace mesh::test {
+namespace {
+
+using namespace std::chrono_literals;
+using Json = nlohmann::json;
+
+// A node program on 127.0.0.1 with the local profile and ports of its own.
+struct Node {
+  // `program` is MESH_NODE_BIN or MESH_AGENTS_BIN; `extra` its own flags.
+  Node(const TempDir& dir, std::string program, std::string node_name, std::vector<std::string> extra = {},
+       const std::string& seeds = {})
+      : name(std::move(node_name)), swim(free_port()), admin(free_port()) {
+    std::vector<std::string> argv = {std::move(program), "--node-name", name, "--swim-host", "127.0.0.1",
+                                     "--swim-port", std::to_string(swim), "--zmq-port", std::to_string(free_port()),
+                                     "--admin-port", std::to_string(admin), "--profile", "local"};
+    argv.insert(argv.end(), extra.begin(), extra.end());
+    if (!seeds.empty()) argv.insert(argv.end(), {"--seeds", seeds});
+    process = std::make_unique<Process>(argv, std::map<std::string, std::string>{{"P2P_ENABLED", "true"}},
+                                        dir.path(), name);
+    wait_for_or_fail(
+        name + "'s /healthz", 30s,
+        [&] {
+          const auto r = http_get("127.0.0.1", admin, "/healthz", 1s);
+          return r.ok && r.status == 200;
+        },
+        [&] { return process->log_tail(); }, 100ms);
+  }
+  ~Node() {
+    process->signal(SIGTERM);
+    process->wait_exit(20s);
+  }
+  Node(const Node&) = delete;
+  Node& operator=(const Node&) = delete;
+
+  std::string seed() const { return "127.0.0.1:" + std::to_string(swim); }
+
+  RunResult meshctl(std::vector<std::string> args) const {
+    args.insert(args.begin(), {MESHCTL_BIN, "--admin", "127.0.0.1:" + std::to_string(admin)});
+    return run_to_exit(std::move(args), {}, 30s);
+  }
+
+  // meshctl <command> --json, parsed; null when it fails.
+  Json meshctl_json(const std::string& command) const {
+    const RunResult r = meshctl({command, "--json"});
+    if (r.exit_code != 0) return Json();
+    return Json::parse(r.out, nullptr, false);
+  }
+
+  // Members this node sees alive, by name.
+  std::vector<std::string> alive_members() const {
+    std::vector<std::string> out;
+    const Json list = meshctl_json("members");
+    if (!list.is_array()) return out;
+    for (const auto& m : list) {
+      if (m.value("state", "") == "alive") out.push_back(m.value("name", ""));
+    }
+    return out;
+  }
+
+  // The roles of the agents this node lists (meshctl peers --json).
+  std::vector<std::string> agent_roles() const {
+    std::vector<std::string> out;
+    const Json list = meshctl_json("peers");
+    if (!list.is_array()) return out;
+    for (const auto& p : list) out.push_back(p.value("role", ""));
+    std::sort(out.begin(), out.end());
+    return out;
+  }
+
+  std::string metrics() const {
+    const auto r = http_get("127.0.0.1", admin, "/metrics", 10s);
+    return r.ok && r.status == 200 ? r.body : std::string();
+  }
+
+  std::string name;
+  std::uint16_t swim;
+  std::uint16_t admin;
+  std::unique_ptr<Process> process;
+};
+
+// The value of one series ("mesh_agents", "mesh_swim_members{state=\"alive\"}")
+// in a scrape; nullopt when absent.
+std::optional<double> metric(const std::string& text, const std::string& series) {
+  std::istringstream in(text);
+  for (std::string line; std::getline(in, line);) {
+    if (line.rfind(series + " ", 0) == 0) return std::stod(line.substr(series.size() + 1));
+  }
+  return std::nullopt;
+}
+
+const std::string kAlive = "mesh_swim_members{state=\"alive\"}";
+
+// What every node answers alone: itself as the one member (meshctl's
+// table too), its agents, and the metrics of SWIM, the transport and the
+// Mesh.
+void expect_serves_admin_api(const Node& n, const std::vector<std::string>& roles) {
+  EXPECT_EQ(n.alive_members(), std::vector<std::string>{n.name}) << n.process->log_tail();
+  const RunResult table = n.meshctl({"members"});
+  EXPECT_EQ(table.exit_code, 0) << table.err;
+  EXPECT_EQ(table.out.rfind(n.name + "  127.0.0.1:" + std::to_string(n.swim) + "  alive", 0), 0u) << table.out;
+
+  const RunResult peers = n.meshctl({"peers"});
+  EXPECT_EQ(peers.exit_code, 0) << peers.err;
+  EXPECT_EQ(n.agent_roles(), roles);
+
+  const auto self = http_get("127.0.0.1", n.admin, "/v1/self", 5s);
+  EXPECT_EQ(self.status, 200u) << self.body;
+
+  const std::string m = n.metrics();
+  EXPECT_EQ(metric(m, kAlive), 1.0) << m;
+  EXPECT_EQ(metric(m, "mesh_transport_peers{state=\"known\"}"), 0.0) << m;
+  EXPECT_EQ(metric(m, "mesh_agents"), static_cast<double>(roles.size())) << m;
+}
+
+TEST(AdminApi, MeshNodeServesMembersPeersAndMetrics) {
+  TempDir dir;
+  Node n(dir, MESH_NODE_BIN, "bare");
+  expect_serves_admin_api(n, {});
+  // No agents: peers prints nothing and succeeds.
+  EXPECT_EQ(n.meshctl({"peers"}).out, "");
+}
+
+TEST(AdminApi, MeshAgentsServesMembersPeersAndMetrics) {
+  TempDir dir;
+  Node n(dir, MESH_AGENTS_BIN, "host", {"--agents", "scout,analyst", "--tick", "0"});
+  expect_serves_admin_api(n, {"analyst", "scout"});
+}
+
+// A mesh-node joined by a mesh-agents: each lists both members, and the
+// node without agents lists the other's agents and reaches them.
+TEST(AdminApi, NodeWithoutAgentsAndAgentHostFormOneCluster) {
+  TempDir dir;
+  Node bare(dir, MESH_NODE_BIN, "bare");
+  Node host(dir, MESH_AGENTS_BIN, "host", {"--agents", "scout,analyst", "--tick", "0"}, bare.seed());
+  const std::vector<std::string> both = {"bare", "host"};
+  auto sorted = [](std::vector<std::string> v) {
+    std::sort(v.begin(), v.end());
+    return v;
+  };
+  wait_for_or_fail(
+      "both nodes to see both alive", 30s,
+      [&] { return sorted(bare.alive_members()) == both && sorted(host.alive_members()) == both; },
+      [&] { return bare.process->log_tail() + host.process->log_tail(); }, 200ms);
+  wait_for_or_fail(
+      "bare to list host's agents", 30s,
+      [&] { return bare.agent_roles() == std::vector<std::string>{"analyst", "scout"}; },
+      [&] { return bare.meshctl({"peers"}).out + bare.process->log_tail(); }, 200ms);
+
+  const RunResult answer = bare.meshctl({"request", "analyst", R"({"kind":"summary"})", "--json"});
+  ASSERT_EQ(answer.exit_code, 0) << answer.err;
+  const Json a = Json::parse(answer.out);
+  EXPECT_EQ(a.at("node"), "host");
+  EXPECT_EQ(a.at("response").at("node"), "host");
+
+  // The node without agents talked to the other over the transport.
+  const std::string m = bare.metrics();
+  EXPECT_EQ(metric(m, kAlive), 2.0) << m;
+  EXPECT_GE(metric(m, "mesh_transport_peers{state=\"known\"}").value_or(0), 1.0) << m;
+  EXPECT_EQ(metric(host.metrics(), kAlive), 2.0);
+}
+
+// --- --version and -v ------------------------------------------------------
+
+TEST(AdminApi, EveryProgramAnswersVersion) {
+  const std::vector<std::pair<std::string, std::string>> programs = {
+      {MESH_NODE_BIN, "mesh-node"}, {MESHCTL_BIN, "meshctl"}, {MESH_AGENTS_BIN, "mesh-agents"}};
+  for (const auto& [bin, name] : programs) {
+    for (const std::string flag : {"--version", "-v"}) {
+      const RunResult r = run_to_exit({bin, flag}, {});
+      EXPECT_EQ(r.exit_code, 0) << name << " " << flag << ": " << r.err;
+      EXPECT_EQ(r.out, name + " " + MESH_VERSION_TEXT + "\n") << name << " " << flag;
+      EXPECT_EQ(r.err, "") << name << " " << flag;
+    }
+  }
+}
+
+}  // namespace
+}  // namespace mesh::test
