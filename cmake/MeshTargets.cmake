@@ -41,6 +41,11 @@ function(mesh_target_defaults target)
   endif()
 endfunction()
 
+# What the pure layers (mesh_base, the SWIM core) may not include: no
+# sockets, threads, OS randomness (<random>), Asio, ZeroMQ or logging library.
+set(MESH_PURE_FORBIDDEN
+  "boost" "asio" "zmq" "spdlog" "fmt/" "<thread>" "<mutex>" "<random>" "sys/socket" "netinet")
+
 # mesh_forbid_includes(<dir> <regex>...): fail configuration when a source
 # file in <dir> includes a header matching one of the patterns. This is
 # how the SWIM core is kept away from Asio, ZeroMQ and spdlog: the system
