@@ -48,7 +48,7 @@ set(MESH_PC_LIBRARIES
 # What those archives use, by pkg-config name (Boost and msgpack-c are
 # header-only and have no .pc; their headers are on the system path).
 set(MESH_PC_REQUIRES
-  "prometheus-cpp-core libzmq libcrypto yaml-cpp spdlog nlohmann_json >= 3.10")
+  "prometheus-cpp-core libzmq libcrypto yaml-cpp spdlog nlohmann_json >= 3.10 CLI11")
 
 # mesh_install_library(<target> <export-name>): installs the archive, exports
 # it as mesh::<export-name> and adds the installed include directory to its

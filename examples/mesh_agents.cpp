@@ -14,7 +14,7 @@
 // /v1/self, /v1/agents, POST /v1/send, /v1/request: `meshctl
 // members|peers|send|request --admin host:port` against this node. Logs
 // follow JC_LOG_LEVEL and JC_LOG_FORMAT (text or json lines).
-// `--version` / `-v` prints the version.
+// `--version` / `-v` prints the version, `--help` every flag.
 // Bad flags or configuration: one line on stderr, exit 2; a port in use
 // (SWIM, ZeroMQ or admin): exit 1.
 #include <algorithm>
@@ -32,98 +32,39 @@
 
 #include "agents.hpp"
 #include "mesh/admin_endpoint.hpp"
+#include "mesh/cli.hpp"
 #include "mesh/logging.hpp"
 #include "mesh/mesh.hpp"
-#include "mesh/version.hpp"
 
 namespace {
 
 using examples::say;
 
-constexpr const char* kUsage =
-    "usage: mesh-agents [--agents scout,analyst,...] [--tick S] [--duration S] [config flags]\n"
-    "  --agents LIST   agents to host, comma-separated, repeats allowed (default scout,analyst);\n"
-    "                  kinds: scout (finds items, validates others'), analyst (collects findings)\n"
-    "  --tick S        how often each scout searches, in seconds (default 2; 0: never by itself)\n"
-    "  --duration S    stop (leaving the cluster) after S seconds (default: until SIGINT/SIGTERM)\n"
-    "  -v, --version   print the version and exit\n"
-    "Configuration (environment or flags, see docs/mesh-node.md): P2P_ENABLED, JC_SWIM_HOST,\n"
-    "JC_SWIM_PORT, JC_SEED_NODES, JC_NODE_NAME, JC_PROFILE, JC_ADMIN_PORT, ...\n"
-    "The admin endpoint (JC_ADMIN_HOST:JC_ADMIN_PORT) answers meshctl members|peers|send|request.\n";
+constexpr const char* kDescription =
+    "Hosts a chosen set of the example agents on one node. Configuration is the\n"
+    "node's usual one: the environment (P2P_ENABLED, JC_SWIM_HOST, JC_SWIM_PORT,\n"
+    "JC_SEED_NODES, ...) or the flags below. The admin endpoint\n"
+    "(JC_ADMIN_HOST:JC_ADMIN_PORT) answers meshctl members|peers|send|request.";
 
-struct UsageError : std::runtime_error {
-  using std::runtime_error::runtime_error;
-};
+// A number of seconds from 0 to 1e6, checked before CLI11 converts it.
+const CLI::Validator kSeconds(
+    [](std::string& v) -> std::string {
+      try {
+        std::size_t used = 0;
+        const double s = std::stod(v, &used);
+        if (used == v.size() && s >= 0 && s <= 1e6) return "";
+      } catch (const std::exception&) {
+      }
+      return "\"" + v + "\" is not a number of seconds (0 to 1000000)";
+    },
+    "", "seconds");
 
 struct Options {
   std::vector<std::string> agents{"scout", "analyst"};
   double tick_s = 2;
   double duration_s = 0;  // 0: until a signal
-  std::vector<std::string> config_args;
+  mesh::ConfigFlags config;
 };
-
-double seconds(const std::string& flag, const std::string& value) {
-  try {
-    std::size_t used = 0;
-    const double v = std::stod(value, &used);
-    if (used == value.size() && v >= 0 && v <= 1e6) return v;
-  } catch (const std::exception&) {
-  }
-  throw UsageError(flag + ": \"" + value + "\" is not a number of seconds (0 to 1000000)");
-}
-
-std::vector<std::string> split(const std::string& list) {
-  std::vector<std::string> out;
-  std::size_t start = 0;
-  while (start <= list.size()) {
-    const auto comma = list.find(',', start);
-    const auto end = comma == std::string::npos ? list.size() : comma;
-    out.push_back(list.substr(start, end - start));
-    start = end + 1;
-  }
-  return out;
-}
-
-Options parse(int argc, char** argv) {
-  Options o;
-  for (int i = 1; i < argc; ++i) {
-    std::string arg = argv[i];
-    std::string value;
-    bool has_value = false;
-    if (const auto eq = arg.find('='); arg.rfind("--", 0) == 0 && eq != std::string::npos) {
-      value = arg.substr(eq + 1);
-      arg = arg.substr(0, eq);
-      has_value = true;
-    }
-    auto take = [&]() -> std::string {
-      if (has_value) return value;
-      if (i + 1 >= argc) throw UsageError(arg + ": needs a value");
-      return argv[++i];
-    };
-    if (arg == "--help" || arg == "-h") {
-      std::cout << kUsage;
-      std::exit(0);
-    } else if (mesh::is_version_flag(arg)) {
-      std::cout << "mesh-agents " << mesh::kVersion << "\n";
-      std::exit(0);
-    } else if (arg == "--agents") {
-      o.agents = split(take());
-      for (const auto& kind : o.agents) {
-        if (kind != "scout" && kind != "analyst") {
-          throw UsageError("--agents: unknown kind \"" + kind + "\" (scout, analyst)");
-        }
-      }
-    } else if (arg == "--tick") {
-      o.tick_s = seconds(arg, take());
-    } else if (arg == "--duration") {
-      o.duration_s = seconds(arg, take());
-    } else {
-      // A configuration flag (or a mistake load_node_config reports).
-      o.config_args.push_back(argv[i]);
-    }
-  }
-  return o;
-}
 
 // Prints the changes of the directory this node sees (other nodes' agents).
 void watch(mesh::PeerClient& peers) {
@@ -165,7 +106,7 @@ void watch(mesh::PeerClient& peers) {
 }
 
 int run(const Options& o) {
-  const auto config = mesh::load_node_config(o.config_args, mesh::current_environment());
+  const auto config = mesh::load_node_config(o.config, mesh::current_environment());
   mesh::configure_logging(config.log_format, config.log_level, config.node_name);
   mesh::Mesh mesh(config);
 
@@ -178,7 +119,7 @@ int run(const Options& o) {
       hosted.push_back(&mesh.add<examples::AnalystAgent>());
     }
   }
-  if (hosted.empty()) throw UsageError("--agents: nothing to host");
+  if (hosted.empty()) throw mesh::UsageError("--agents: nothing to host");
   watch(hosted.front()->peers());
 
   // The admin API every node serves (meshctl members | peers | send |
@@ -221,19 +162,28 @@ int run(const Options& o) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  CLI::App app(kDescription);
+  mesh::cli::setup(app, "mesh-agents");
   Options options;
+  app.add_option("--agents", options.agents,
+                 "agents to host, comma-separated, repeats allowed (default scout,analyst); kinds: "
+                 "scout (finds items, validates others'), analyst (collects findings)")
+      ->type_name("LIST")
+      ->delimiter(',')
+      ->check(CLI::IsMember({"scout", "analyst"}));
+  app.add_option("--tick", options.tick_s,
+                 "how often each scout searches, in seconds (default 2; 0: never by itself)")
+      ->type_name("S")
+      ->check(kSeconds);
+  app.add_option("--duration", options.duration_s,
+                 "stop (leaving the cluster) after S seconds (default: until SIGINT/SIGTERM)")
+      ->type_name("S")
+      ->check(kSeconds);
+  mesh::add_config_flags(app, options.config);
   try {
-    options = parse(argc, argv);
-  } catch (const UsageError& e) {
-    std::cerr << "mesh-agents: " << e.what() << '\n';
-    return 2;
-  }
-  try {
+    if (auto done = mesh::cli::parse(app, argc, argv)) return *done;
     return run(options);
-  } catch (const mesh::ConfigError& e) {
-    std::cerr << "mesh-agents: " << e.what() << '\n';
-    return 2;
-  } catch (const UsageError& e) {
+  } catch (const mesh::ConfigError& e) {  // also a UsageError
     std::cerr << "mesh-agents: " << e.what() << '\n';
     return 2;
   } catch (const std::invalid_argument& e) {

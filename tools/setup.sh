@@ -14,7 +14,7 @@ shift || true
 packages=(
   build-essential cmake ninja-build pkg-config
   libmsgpack-cxx-dev libboost-dev libssl-dev
-  libspdlog-dev libyaml-cpp-dev nlohmann-json3-dev
+  libspdlog-dev libyaml-cpp-dev nlohmann-json3-dev libcli11-dev
   libzmq3-dev cppzmq-dev libsodium-dev python3-zmq
   libgtest-dev libgmock-dev
   prometheus-cpp-dev ccache

@@ -58,7 +58,8 @@ TEST(NodeCliTest, BadConfigurationExitsTwoWithOneLine) {
       {{},
        {{"JC_GOSSIP_KEY", "AAAAAAAAAAAAAAAAAAAAAAAAAAA="}},
        "JC_GOSSIP_KEY: key is 20 bytes, must be 16, 24 or 32"},
-      {{"--swim-prot", "1"}, {}, "--swim-prot: unknown option"},
+      {{"--swim-prot", "1"}, {}, "--swim-prot: unknown option (did you mean --swim-port?)"},
+      {{"--node-name", "--swim-port", "1"}, {}, "--node-name: missing value"},
       {{}, {{"P2P_ENABLED", "maybe"}},
        "P2P_ENABLED: \"maybe\" is not a boolean (true, false, 1, 0, yes, no)"},
   };
@@ -179,12 +180,34 @@ TEST(NodeCliTest, MeshctlCannotConnectExitsOneWithOneLine) {
   EXPECT_NE(e.err.find("127.0.0.1:" + std::to_string(port)), std::string::npos) << e.err;
 }
 
-TEST(NodeCliTest, MeshctlUsageErrorsExitTwo) {
-  EXPECT_EQ(meshctl({}).exit_code, 2);
-  EXPECT_EQ(meshctl({"frobnicate"}).exit_code, 2);
-  EXPECT_EQ(meshctl({"members", "--admin", "nope"}).exit_code, 2);
-  EXPECT_EQ(meshctl({"members", "--bogus"}).exit_code, 2);
-  EXPECT_EQ(meshctl({"--help"}).exit_code, 0);
+TEST(NodeCliTest, MeshctlUsageErrorsExitTwoWithOneLine) {
+  const RunResult none = meshctl({});
+  EXPECT_EQ(none.exit_code, 2);
+  EXPECT_NE(none.err.find("Subcommands:"), std::string::npos) << none.err;  // the usage
+  const std::vector<std::pair<std::vector<std::string>, std::string>> cases = {
+      {{"frobnicate"}, "\"frobnicate\": unknown command"},
+      {{"membrs"}, "\"membrs\": unknown command (did you mean members?)"},
+      {{"members", "--admin", "nope"}, "--admin: \"nope\" is not host:port"},
+      {{"members", "--bogus"}, "--bogus: unknown option"},
+      {{"peers", "--rol", "x"}, "--rol: unknown option (did you mean --role?)"},
+      {{"members", "extra"}, "\"extra\": unexpected argument"},
+      {{"send", "a"}, "send: json is required"},
+      {{"send", "a", "{"}, "send: message: not valid JSON"},
+      {{"request", "a", "1", "--timeout-ms"}, "request: --timeout-ms: missing value"},
+  };
+  for (const auto& [args, message] : cases) {
+    const RunResult r = meshctl(args);
+    EXPECT_EQ(r.exit_code, 2) << message;
+    EXPECT_EQ(r.err, "meshctl: " + message + " (meshctl --help)\n");
+  }
+  const RunResult help = meshctl({"--help"});
+  EXPECT_EQ(help.exit_code, 0);
+  for (const char* word : {"members", "peers", "send", "request", "--admin", "--json"}) {
+    EXPECT_NE(help.out.find(word), std::string::npos) << word;
+  }
+  const RunResult version = meshctl({"-v"});
+  EXPECT_EQ(version.exit_code, 0);
+  EXPECT_EQ(version.out.rfind("meshctl ", 0), 0u) << version.out;
 }
 
 // One node: the admin endpoint's documents, meshctl's table, and a

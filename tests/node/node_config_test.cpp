@@ -445,12 +445,19 @@ TEST(NodeConfigErrorTest, TagsMustBeText) {
 }
 
 TEST(NodeConfigErrorTest, CommandLine) {
-  EXPECT_EQ(error_of({"--swim-prot", "1"}), "--swim-prot: unknown option");
+  EXPECT_EQ(error_of({"--swim-prot", "1"}), "--swim-prot: unknown option (did you mean --swim-port?)");
+  EXPECT_EQ(error_of({"--bogus=1"}), "--bogus: unknown option");
   EXPECT_EQ(error_of({"--swim-port"}), "--swim-port: missing value");
   EXPECT_EQ(error_of({"--node-name", "--swim-port", "1"}), "--node-name: missing value");
-  EXPECT_EQ(error_of({"stray"}), "\"stray\": unexpected argument (flags are --name value)");
+  EXPECT_EQ(error_of({"stray"}), "\"stray\": unexpected argument");
+  EXPECT_EQ(error_of({"--help"}), "--help: unknown option");  // programs add their own
   EXPECT_EQ(error_of({"--config"}), "--config: missing value");
   EXPECT_EQ(error_of({"--config", "a", "--config", "b"}), "--config: given twice");
+  EXPECT_EQ(error_of({"--config="}), "--config: missing value");
+  // The last value of a setting given twice wins; --key=value is the same
+  // as --key value; an empty value resets a setting.
+  EXPECT_EQ(load({"--node-name", "a", "--node-name=b"}).node_name, "b");
+  EXPECT_EQ(load({"--advertise-host", "10.0.0.1", "--advertise-host="}).advertise_host, "");
 }
 
 TEST(NodeConfigErrorTest, ConfigFile) {

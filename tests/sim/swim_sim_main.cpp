@@ -7,45 +7,44 @@
 // SECONDS of virtual time at packet loss P, and K random non-seed nodes are
 // crashed half way. Exit code 0 when the run completed, whatever the
 // figures; 2 on a bad argument (one line on stderr naming it).
-#include <cerrno>
-#include <cmath>
-#include <cstdio>
-#include <cstdlib>
+#include <charconv>
+#include <cstdint>
 #include <exception>
 #include <iostream>
 #include <string>
-#include <string_view>
 
+#include "mesh/cli.hpp"
 #include "sim_run.hpp"
 
 namespace {
 
-[[noreturn]] void bad(std::string_view arg, std::string_view why) {
-  std::cerr << "swim-sim: bad argument " << arg << ": " << why << "\n";
-  std::exit(2);
+// Checks that run before CLI11 converts the text: a number `ok` accepts,
+// or a whole number from 0 to `max`.
+CLI::Validator check(bool (*ok)(double), std::string what) {
+  return CLI::Validator(
+      [ok, what](std::string& v) -> std::string {
+        try {
+          std::size_t used = 0;
+          const double d = std::stod(v, &used);
+          if (used == v.size() && ok(d)) return "";
+        } catch (const std::exception&) {
+        }
+        return "\"" + v + "\": " + what;
+      },
+      "", what);
 }
 
-double parse_double(std::string_view arg, const char* v) {
-  char* end = nullptr;
-  errno = 0;
-  const double d = std::strtod(v, &end);
-  if (end == v || *end != '\0' || errno != 0 || !std::isfinite(d)) bad(arg, "not a number");
-  return d;
-}
-
-unsigned long long parse_uint(std::string_view arg, const char* v) {
-  char* end = nullptr;
-  errno = 0;
-  if (*v == '-') bad(arg, "must not be negative");
-  const unsigned long long x = std::strtoull(v, &end, 10);
-  if (end == v || *end != '\0' || errno != 0) bad(arg, "not a non-negative integer");
-  return x;
-}
-
-void usage() {
-  std::cout
-      << "usage: swim-sim --nodes N --loss P --duration SECONDS --seed S --kill K\n"
-         "                [--profile lan|wan|local] [--json] [--compress] [--stagger-ms MS]\n";
+CLI::Validator whole(std::uint64_t min, std::uint64_t max, std::string what) {
+  return CLI::Validator(
+      [=](std::string& v) -> std::string {
+        std::uint64_t n = 0;
+        const auto [end, ec] = std::from_chars(v.data(), v.data() + v.size(), n);
+        if (!v.empty() && ec == std::errc{} && end == v.data() + v.size() && n >= min && n <= max) {
+          return "";
+        }
+        return "\"" + v + "\": " + what;
+      },
+      "", what);
 }
 
 }  // namespace
@@ -53,48 +52,55 @@ void usage() {
 int main(int argc, char** argv) {
   mesh::sim::RunOptions o;
   bool json = false;
-  for (int i = 1; i < argc; ++i) {
-    const std::string_view a = argv[i];
-    auto value = [&]() -> const char* {
-      if (i + 1 >= argc) bad(a, "missing value");
-      return argv[++i];
-    };
-    if (a == "--help" || a == "-h") {
-      usage();
-      return 0;
-    } else if (a == "--nodes") {
-      const auto n = parse_uint(a, value());
-      if (n < 1 || n > 100000) bad(a, "must be 1..100000");
-      o.nodes = static_cast<std::size_t>(n);
-    } else if (a == "--loss") {
-      o.loss = parse_double(a, value());
-      if (o.loss < 0 || o.loss >= 1) bad(a, "must be in [0, 1)");
-    } else if (a == "--duration") {
-      o.duration_s = parse_double(a, value());
-      if (o.duration_s <= 0 || o.duration_s > 1e7) bad(a, "must be > 0 seconds");
-    } else if (a == "--seed") {
-      o.seed = parse_uint(a, value());
-    } else if (a == "--kill") {
-      o.kill = static_cast<std::size_t>(parse_uint(a, value()));
-    } else if (a == "--profile") {
-      const char* v = value();
-      auto p = mesh::swim::parse_profile(v);
-      if (!p) bad(a, "must be lan, wan or local");
-      o.profile = *p;
-    } else if (a == "--stagger-ms") {
-      o.stagger_ms = parse_double(a, value());
-      if (o.stagger_ms < 0) bad(a, "must not be negative");
-    } else if (a == "--json") {
-      json = true;
-    } else if (a == "--compress") {
-      o.compress = true;
-    } else {
-      bad(a, "unknown option");
+  std::size_t nodes = o.nodes;
+  std::uint64_t seed = o.seed;
+  std::size_t kill = o.kill;
+  std::string profile = "lan";
+  CLI::App app(
+      "Runs a simulated SWIM cluster and prints what it measured (docs/simulator.md):\n"
+      "N nodes join through seeds 0, 1, 2 and converge; then the cluster runs for\n"
+      "SECONDS of virtual time at packet loss P, and K random non-seed nodes are\n"
+      "crashed half way.");
+  mesh::cli::setup(app, "swim-sim");
+  app.add_option("--nodes", nodes, "cluster size N")
+      ->type_name("N")
+      ->check(whole(1, 100000, "must be a whole number 1..100000"));
+  app.add_option("--loss", o.loss, "packet loss P, in [0, 1)")
+      ->type_name("P")
+      ->check(check([](double d) { return d >= 0 && d < 1; }, "must be in [0, 1)"));
+  app.add_option("--duration", o.duration_s, "virtual seconds after convergence")
+      ->type_name("SECONDS")
+      ->check(check([](double d) { return d > 0 && d <= 1e7; }, "must be > 0 seconds"));
+  app.add_option("--seed", seed, "seed of the run (printed; the same seed replays it)")
+      ->type_name("S")
+      ->check(whole(0, UINT64_MAX, "must be a whole number"));
+  app.add_option("--kill", kill, "non-seed nodes to crash half way")
+      ->type_name("K")
+      ->check(whole(0, 100000, "must be a whole number"));
+  app.add_option("--profile", profile, "timing profile")
+      ->type_name("lan|wan|local")
+      ->check(CLI::IsMember({"lan", "wan", "local"}));
+  app.add_option("--stagger-ms", o.stagger_ms, "milliseconds between two joins")
+      ->type_name("MS")
+      ->check(check([](double d) { return d >= 0; }, "must not be negative"));
+  app.add_flag("--json", json, "print one JSON object instead of a table");
+  app.add_flag("--compress", o.compress, "compress streams (LZW) as memberlist does");
+  try {
+    if (auto done = mesh::cli::parse(app, argc, argv)) return *done;
+    o.nodes = nodes;
+    o.seed = seed;
+    o.kill = kill;
+    o.profile = *mesh::swim::parse_profile(profile);
+    if (o.nodes > 3 && o.kill > o.nodes - 3) {
+      throw mesh::UsageError("--kill: at most nodes - 3 (seeds are not killed)");
     }
+    if (o.nodes <= 3 && o.kill > 0) {
+      throw mesh::UsageError("--kill: no node to kill: nodes 0..2 are the seeds");
+    }
+  } catch (const mesh::UsageError& e) {
+    std::cerr << "swim-sim: " << e.what() << "\n";
+    return 2;
   }
-  if (o.nodes > 3 && o.kill > o.nodes - 3)
-    bad("--kill", "at most nodes - 3 (seeds are not killed)");
-  if (o.nodes <= 3 && o.kill > 0) bad("--kill", "no node to kill: nodes 0..2 are the seeds");
 
   try {
     const auto r = mesh::sim::run_simulation(o);

@@ -31,25 +31,18 @@
 #include <vector>
 
 #include "mesh/admin_endpoint.hpp"
+#include "mesh/cli.hpp"
 #include "mesh/logging.hpp"
 #include "mesh/mesh.hpp"
 #include "mesh/node_config.hpp"
-#include "mesh/version.hpp"
 
 namespace mesh {
 namespace {
 
-constexpr const char* kUsage =
-    "Usage: mesh-node [options]\n"
+constexpr const char* kDescription =
     "Runs one node of the mesh without agents: SWIM membership (memberlist/Serf\n"
     "compatible), the ZeroMQ transport, and the admin HTTP endpoint (GET /healthz,\n"
-    "/metrics, /v1/members, /v1/self, /v1/agents; POST /v1/send, /v1/request).\n"
-    "\n"
-    "  --check-config           validate the configuration (an unknown JC_* variable in\n"
-    "                           the environment is an error), print it as JSON and exit\n"
-    "  -v, --version            print the version and exit\n"
-    "  -h, --help               print this help and exit\n"
-    "\n";
+    "/metrics, /v1/members, /v1/self, /v1/agents; POST /v1/send, /v1/request).";
 
 // Text by default, JSON lines with JC_LOG_FORMAT=json (mesh/logging.hpp).
 void setup_logging(const NodeConfig& cfg) {
@@ -136,80 +129,30 @@ int run(NodeConfig cfg) {
   return 0;
 }
 
-// Levenshtein distance, for "did you mean" on a mistyped variable name.
-std::size_t edit_distance(std::string_view a, std::string_view b) {
-  std::vector<std::size_t> row(b.size() + 1);
-  for (std::size_t j = 0; j <= b.size(); ++j) row[j] = j;
-  for (std::size_t i = 1; i <= a.size(); ++i) {
-    std::size_t diag = row[0];
-    row[0] = i;
-    for (std::size_t j = 1; j <= b.size(); ++j) {
-      const std::size_t up = row[j];
-      row[j] = std::min({row[j] + 1, row[j - 1] + 1, diag + (a[i - 1] == b[j - 1] ? 0 : 1)});
-      diag = up;
-    }
-  }
-  return row[b.size()];
-}
-
-// --check-config is what deployments run to validate their environment
-// (docs/operations.md), so there a JC_* variable the loader does not read
-// is an error: a typo such as JC_SEEDS_NODES would otherwise be ignored in
-// silence and the node started alone. A running node does not check, so
-// that a stray variable cannot keep it from starting.
-void reject_unknown_variables(const Environment& env) {
-  const auto& known = config_environment_variables();
-  for (const auto& [name, value] : env) {
-    if (name.rfind("JC_", 0) != 0) continue;
-    if (std::find(known.begin(), known.end(), name) != known.end()) continue;
-    std::string hint;
-    std::size_t best = 4;  // suggest only a near miss
-    for (const auto& k : known) {
-      const std::size_t d = edit_distance(name, k);
-      if (d < best) {
-        best = d;
-        hint = k;
-      }
-    }
-    throw ConfigError(name + ": unknown configuration variable" +
-                      (hint.empty() ? std::string(" (mesh-node --help lists them)")
-                                    : " (did you mean " + hint + "?)"));
-  }
-}
-
 }  // namespace
 }  // namespace mesh
 
 int main(int argc, char** argv) {
-  std::vector<std::string> args;
+  CLI::App app(mesh::kDescription);
+  mesh::cli::setup(app, "mesh-node");
   bool check_config = false;
-  for (int i = 1; i < argc; ++i) {
-    const std::string a = argv[i];
-    if (a == "--help" || a == "-h") {
-      std::cout << mesh::kUsage << mesh::config_usage();
-      return 0;
-    }
-    if (mesh::is_version_flag(a)) {
-      std::cout << "mesh-node " << mesh::kVersion << "\n";
-      return 0;
-    }
-    if (a == "--check-config") {
-      check_config = true;
-      continue;
-    }
-    args.push_back(a);
-  }
+  app.add_flag("--check-config", check_config,
+               "validate the configuration (an unknown JC_* variable in the environment is an "
+               "error), print it as JSON and exit");
+  mesh::ConfigFlags flags;
+  mesh::add_config_flags(app, flags);
   try {
+    if (auto done = mesh::cli::parse(app, argc, argv)) return *done;
     const mesh::Environment env = mesh::current_environment();
     if (check_config) mesh::reject_unknown_variables(env);
-    const mesh::NodeConfig cfg = mesh::load_node_config(args, env);
+    const mesh::NodeConfig cfg = mesh::load_node_config(flags, env);
     if (check_config) {
       std::cout << mesh::to_json_string(cfg) << "\n";
       return 0;
     }
     mesh::setup_logging(cfg);
     return mesh::run(cfg);
-  } catch (const mesh::ConfigError& e) {
+  } catch (const mesh::ConfigError& e) {  // also a UsageError
     std::cerr << "mesh-node: " << e.what() << "\n";
     return 2;
   } catch (const std::invalid_argument& e) {  // settings the Mesh refuses

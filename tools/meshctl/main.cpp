@@ -10,21 +10,17 @@
 // and any program that runs a Mesh with its admin endpoint on, so every
 // command works against every node.
 //
-// Commands live in one table (name, summary, handler); each handler gets
-// the options common to all commands and its own arguments (positional
-// ones and its own --options), so that a command is one entry and one
-// function.
+// Each command is a CLI11 subcommand (mesh/cli.hpp: the parser and the
+// error wording every program shares) and one function, which gets the
+// options common to all commands and its own.
 //
 // Exit codes: 0 success, 1 the node could not be reached or answered with
 // an error (an unknown target, a request that failed or timed out), 2 bad
 // usage (also a message or context that is not valid JSON).
 #include <algorithm>
-#include <charconv>
 #include <chrono>
 #include <cstdlib>
-#include <initializer_list>
 #include <iostream>
-#include <map>
 #include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
@@ -33,9 +29,9 @@
 #include <vector>
 
 #include "mesh/admin_client.hpp"
+#include "mesh/cli.hpp"
 #include "mesh/json_limits.hpp"
 #include "mesh/text.hpp"
-#include "mesh/version.hpp"
 
 namespace mesh {
 namespace {
@@ -45,46 +41,18 @@ struct Options {
   bool json = false;
 };
 
-struct UsageError {
-  std::string message;
+struct PeersArgs {
+  std::string role;        // empty: any
+  std::string capability;  // empty: any
 };
 
-using CommandFn = int (*)(const Options&, const std::vector<std::string>& args);
-
-struct Command {
-  std::string_view name;
-  std::string_view args;  // for the usage line
-  std::string_view summary;
-  CommandFn run;
+// send and request
+struct MessageArgs {
+  std::string target;
+  std::string message;  // JSON text
+  std::string context;  // JSON text of an object, empty when not given
+  std::uint64_t timeout_ms = 30'000;
 };
-
-int members(const Options& opt, const std::vector<std::string>& args);
-int peers(const Options& opt, const std::vector<std::string>& args);
-int send(const Options& opt, const std::vector<std::string>& args);
-int request(const Options& opt, const std::vector<std::string>& args);
-
-constexpr Command kCommands[] = {
-    {"members", "", "list the members this node knows (like `serf members`)", members},
-    {"peers", "[--role R] [--capability C]",
-     "list the agents this node knows, local and remote", peers},
-    {"send", "<target> <json> [--context <json>]",
-     "send a notify to an agent (an agent_id, or a role)", send},
-    {"request", "<target> <json> [--timeout-ms N] [--context <json>]",
-     "send a request and print the response (default timeout 30000 ms)", request},
-};
-
-void usage(std::ostream& out) {
-  out << "Usage: meshctl <command> [--admin host:port] [--json]\n"
-         "       meshctl --version | -v\n\nCommands:\n";
-  for (const auto& c : kCommands) {
-    out << "  " << c.name << (c.args.empty() ? "" : " ") << c.args << "\n      " << c.summary
-        << "\n";
-  }
-  out << "\nOptions:\n"
-         "  --admin host:port   the node's admin endpoint (default 127.0.0.1:9946,\n"
-         "                      or JC_ADMIN_HOST / JC_ADMIN_PORT, or JC_SWIM_PORT + 2000)\n"
-         "  --json              print the node's JSON answer as it is\n";
-}
 
 // The admin endpoint a local mesh-node would use, from the same
 // environment variables (see docs/mesh-node.md).
@@ -94,7 +62,7 @@ HostPort default_admin() {
     const char* v = std::getenv(name);
     if (v == nullptr || *v == '\0') return std::nullopt;
     auto port = parse_port(v);
-    if (!port) throw UsageError{std::string(name) + ": \"" + v + "\" is not a port (1-65535)"};
+    if (!port) throw UsageError(std::string(name) + ": \"" + v + "\" is not a port (1-65535)");
     return *port;
   };
   if (const char* h = std::getenv("JC_ADMIN_HOST"); h != nullptr && *h != '\0') {
@@ -106,7 +74,7 @@ HostPort default_admin() {
   if (auto p = port_from("JC_ADMIN_PORT")) {
     hp.port = *p;
   } else if (auto s = port_from("JC_SWIM_PORT")) {
-    if (*s > 65535 - 2000) throw UsageError{"JC_SWIM_PORT + 2000 is not a port; set JC_ADMIN_PORT"};
+    if (*s > 65535 - 2000) throw UsageError("JC_SWIM_PORT + 2000 is not a port; set JC_ADMIN_PORT");
     hp.port = static_cast<std::uint16_t>(*s + 2000);
   }
   return hp;
@@ -147,8 +115,7 @@ std::string pad(std::string s, std::size_t w) {
   return s;
 }
 
-int members(const Options& opt, const std::vector<std::string>& args) {
-  if (!args.empty()) throw UsageError{"members: unexpected argument \"" + args[0] + "\""};
+int members(const Options& opt) {
   const auto body = call(opt, "/v1/members");
   if (!body) return 1;
   if (opt.json) {
@@ -195,43 +162,11 @@ int members(const Options& opt, const std::vector<std::string>& args) {
   return 0;
 }
 
-// A command's own arguments: positional ones, and --name value (or
-// --name=value) for the names it takes.
-struct CommandArgs {
-  std::vector<std::string> positional;
-  std::map<std::string, std::string> named;
-};
-
-CommandArgs parse_args(std::string_view command, const std::vector<std::string>& args,
-                       std::initializer_list<std::string_view> names) {
-  CommandArgs out;
-  for (std::size_t i = 0; i < args.size(); ++i) {
-    const std::string& a = args[i];
-    if (a.rfind("--", 0) != 0) {
-      out.positional.push_back(a);
-      continue;
-    }
-    const auto eq = a.find('=');
-    const std::string name = a.substr(0, eq);
-    if (std::find(names.begin(), names.end(), name) == names.end()) {
-      throw UsageError{std::string(command) + ": " + name + ": unknown option"};
-    }
-    if (eq != std::string::npos) {
-      out.named[name] = a.substr(eq + 1);
-    } else if (i + 1 < args.size()) {
-      out.named[name] = args[++i];
-    } else {
-      throw UsageError{std::string(command) + ": " + name + ": missing value"};
-    }
-  }
-  return out;
-}
-
 nlohmann::json parse_json_arg(std::string_view command, std::string_view what,
                               const std::string& text) {
   std::string why;
   auto j = mesh::parse_json_bounded(text, &why);
-  if (!j) throw UsageError{std::string(command) + ": " + std::string(what) + ": " + why};
+  if (!j) throw UsageError(std::string(command) + ": " + std::string(what) + ": " + why);
   return std::move(*j);
 }
 
@@ -262,13 +197,7 @@ void unexpected_answer(const Options& opt, const std::exception& e) {
             << "\n";
 }
 
-int peers(const Options& opt, const std::vector<std::string>& args) {
-  const auto a = parse_args("peers", args, {"--role", "--capability"});
-  if (!a.positional.empty()) {
-    throw UsageError{"peers: unexpected argument \"" + a.positional[0] + "\""};
-  }
-  const auto role = a.named.find("--role");
-  const auto capability = a.named.find("--capability");
+int peers(const Options& opt, const PeersArgs& a) {
   const auto body = call(opt, "/v1/agents");
   if (!body) return 1;
   nlohmann::json selected = nlohmann::json::array();
@@ -276,9 +205,9 @@ int peers(const Options& opt, const std::vector<std::string>& args) {
   try {
     for (const auto& p : nlohmann::json::parse(*body)) {
       const auto caps = p.at("capabilities").get<std::vector<std::string>>();
-      if (role != a.named.end() && p.at("role").get<std::string>() != role->second) continue;
-      if (capability != a.named.end() &&
-          std::find(caps.begin(), caps.end(), capability->second) == caps.end()) {
+      if (!a.role.empty() && p.at("role").get<std::string>() != a.role) continue;
+      if (!a.capability.empty() &&
+          std::find(caps.begin(), caps.end(), a.capability) == caps.end()) {
         continue;
       }
       selected.push_back(p);
@@ -306,31 +235,16 @@ int peers(const Options& opt, const std::vector<std::string>& args) {
 }
 
 // send and request: {target, message, context[, timeout_ms]} to `path`.
-int post_message(const Options& opt, std::string_view command, const std::vector<std::string>& args,
+int post_message(const Options& opt, std::string_view command, const MessageArgs& a,
                  bool is_request) {
-  const auto a = is_request ? parse_args(command, args, {"--context", "--timeout-ms"})
-                            : parse_args(command, args, {"--context"});
-  if (a.positional.size() != 2) {
-    throw UsageError{std::string(command) + ": expected <target> <json>"};
-  }
-  nlohmann::json in{{"target", a.positional[0]},
-                    {"message", parse_json_arg(command, "message", a.positional[1])}};
-  if (auto c = a.named.find("--context"); c != a.named.end()) {
-    auto ctx = parse_json_arg(command, "--context", c->second);
-    if (!ctx.is_object()) throw UsageError{std::string(command) + ": --context must be a JSON object"};
+  nlohmann::json in{{"target", a.target},
+                    {"message", parse_json_arg(command, "message", a.message)}};
+  if (!a.context.empty()) {
+    auto ctx = parse_json_arg(command, "--context", a.context);
+    if (!ctx.is_object()) throw UsageError(std::string(command) + ": --context must be a JSON object");
     in["context"] = std::move(ctx);
   }
-  std::chrono::milliseconds timeout{30'000};
-  if (auto t = a.named.find("--timeout-ms"); t != a.named.end()) {
-    std::uint64_t ms = 0;
-    const auto* end = t->second.data() + t->second.size();
-    auto [ptr, ec] = std::from_chars(t->second.data(), end, ms);
-    if (ec != std::errc{} || ptr != end || ms == 0 || ms > 600'000) {
-      throw UsageError{std::string(command) + ": --timeout-ms: \"" + t->second +
-                       "\" is not a number of milliseconds from 1 to 600000"};
-    }
-    timeout = std::chrono::milliseconds(ms);
-  }
+  const std::chrono::milliseconds timeout(a.timeout_ms);
   if (is_request) in["timeout_ms"] = timeout.count();
   const std::string text = in.dump();
   // The node answers a request within its timeout; allow for the way there
@@ -358,65 +272,66 @@ int post_message(const Options& opt, std::string_view command, const std::vector
   return 0;
 }
 
-int send(const Options& opt, const std::vector<std::string>& args) {
-  return post_message(opt, "send", args, false);
-}
-
-int request(const Options& opt, const std::vector<std::string>& args) {
-  return post_message(opt, "request", args, true);
+// The admin endpoint: --admin, else the environment (default_admin).
+HostPort admin_endpoint(const std::string& text) {
+  if (text.empty()) return default_admin();
+  auto hp = parse_host_port(text);
+  if (!hp) throw UsageError("--admin: \"" + escape_text(text) + "\" is not host:port");
+  return *hp;
 }
 
 int main_(int argc, char** argv) {
-  // Before anything else reads the environment (a bad JC_ADMIN_PORT).
-  for (int i = 1; i < argc; ++i) {
-    if (is_version_flag(argv[i])) {
-      std::cout << "meshctl " << kVersion << "\n";
-      return 0;
-    }
+  CLI::App app(
+      "A client of a node's admin endpoint: mesh-node, or any program that runs a Mesh\n"
+      "with its admin endpoint on.");
+  cli::setup(app, "meshctl");
+  std::string admin_text;
+  Options opt;
+  app.add_option("--admin", admin_text,
+                 "the node's admin endpoint (default 127.0.0.1:9946, or JC_ADMIN_HOST / "
+                 "JC_ADMIN_PORT, or JC_SWIM_PORT + 2000)")
+      ->type_name("HOST:PORT");
+  app.add_flag("--json", opt.json, "print the node's JSON answer as it is");
+  app.require_subcommand(0, 1);
+
+  auto* members_cmd = app.add_subcommand("members", "list the members this node knows (like `serf members`)");
+
+  PeersArgs peers_args;
+  auto* peers_cmd = app.add_subcommand("peers", "list the agents this node knows, local and remote");
+  peers_cmd->add_option("--role", peers_args.role, "only agents of this role")->type_name("ROLE");
+  peers_cmd->add_option("--capability", peers_args.capability, "only agents with this capability")
+      ->type_name("CAPABILITY");
+
+  MessageArgs send_args;
+  auto* send_cmd = app.add_subcommand("send", "send a notify to an agent (an agent_id, or a role)");
+  MessageArgs request_args;
+  auto* request_cmd =
+      app.add_subcommand("request", "send a request and print the response (default timeout 30000 ms)");
+  for (auto [cmd, a] : {std::pair{send_cmd, &send_args}, std::pair{request_cmd, &request_args}}) {
+    cmd->add_option("target", a->target, "an agent_id, or a role")->required();
+    cmd->add_option("json", a->message, "the message, a JSON value")->required();
+    cmd->add_option("--context", a->context, "a JSON object passed along with the message")
+        ->type_name("JSON");
   }
+  request_cmd->add_option("--timeout-ms", request_args.timeout_ms, "how long to wait for the answer")
+      ->type_name("N")
+      ->check(CLI::Range(std::uint64_t{1}, std::uint64_t{600'000}));
+  // --admin and --json may follow the command too.
+  for (auto* cmd : {members_cmd, peers_cmd, send_cmd, request_cmd}) cmd->fallthrough();
+
   try {
-    Options opt;
-    opt.admin = default_admin();
-    const Command* command = nullptr;
-    std::vector<std::string> rest;
-    for (int i = 1; i < argc; ++i) {
-      const std::string a = argv[i];
-      if (a == "--help" || a == "-h" || a == "help") {
-        usage(std::cout);
-        return 0;
-      }
-      if (a == "--json") {
-        opt.json = true;
-      } else if (a == "--admin" || a.rfind("--admin=", 0) == 0) {
-        std::string v;
-        if (a == "--admin") {
-          if (i + 1 >= argc) throw UsageError{"--admin: missing value"};
-          v = argv[++i];
-        } else {
-          v = a.substr(8);
-        }
-        auto hp = parse_host_port(v);
-        if (!hp) throw UsageError{"--admin: \"" + v + "\" is not host:port"};
-        opt.admin = *hp;
-      } else if (command == nullptr && a.rfind("--", 0) != 0) {
-        for (const auto& c : kCommands) {
-          if (c.name == a) command = &c;
-        }
-        if (command == nullptr) throw UsageError{"unknown command \"" + a + "\""};
-      } else if (a.rfind("--", 0) == 0 && command == nullptr) {
-        throw UsageError{a + ": unknown option"};
-      } else {
-        // The command's own arguments and options: it checks them.
-        rest.push_back(a);
-      }
-    }
-    if (command == nullptr) {
-      usage(std::cerr);
+    if (auto done = cli::parse(app, argc, argv)) return *done;
+    if (app.get_subcommands().empty()) {
+      std::cerr << app.help();
       return 2;
     }
-    return command->run(opt, rest);
+    opt.admin = admin_endpoint(admin_text);
+    if (members_cmd->parsed()) return members(opt);
+    if (peers_cmd->parsed()) return peers(opt, peers_args);
+    if (send_cmd->parsed()) return post_message(opt, "send", send_args, false);
+    return post_message(opt, "request", request_args, true);
   } catch (const UsageError& e) {
-    std::cerr << "meshctl: " << e.message << " (meshctl --help)\n";
+    std::cerr << "meshctl: " << e.what() << " (meshctl --help)\n";
     return 2;
   }
 }

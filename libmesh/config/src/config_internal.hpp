@@ -1,14 +1,16 @@
 // Private to mesh_config: what its source files share. The public API is
-// mesh/node_config.hpp.
+// mesh/node_config.hpp and mesh/cli.hpp.
 //
 //   values.cpp       one value's parsing and checking (ports, hosts, seeds,
 //                    tags, durations, sizes, keys), with messages that quote
 //                    the value safely
 //   settings.cpp     the table of settings: key, variable, flag, help, setter
-//   sources.cpp      argv, the YAML file and the environment, applied in
-//                    order, each value remembering where it came from
-//   node_config.cpp  derived defaults, cross-checks, the public API, and the
-//                    host facts it needs (hostname, interface addresses)
+//   sources.cpp      the YAML file and the environment, each value
+//                    remembering where it came from
+//   cli.cpp          the command line (CLI11): flags, --help, --version,
+//                    errors in our wording; loading in order
+//   node_config.cpp  derived defaults, cross-checks, the rest of the public
+//                    API, and the host facts it needs (hostname, addresses)
 #pragma once
 
 #include <chrono>
@@ -143,15 +145,6 @@ const Setting* find_by_flag(std::string_view flag);
 void apply(NodeConfig& c, const Setting& s, std::string_view value, const std::string& where,
            const std::string& source);
 
-struct FlagValue {
-  std::string flag;
-  std::string value;
-};
-
-// Splits argv into (flag, value) pairs and finds --config; checks syntax
-// before anything else is read, so a typo in a flag is the error reported.
-std::vector<FlagValue> parse_args(const std::vector<std::string>& args, std::string& config_file);
-
 std::string read_file(const std::string& path, const std::string& where);
 
 // One YAML value as the text the string parsers take. Sequences (seeds) and
@@ -161,5 +154,10 @@ void apply_yaml(NodeConfig& c, const Setting& s, const YAML::Node& value, const 
 void apply_file(NodeConfig& c, const std::string& path);
 
 void apply_env(NodeConfig& c, const Environment& env);
+
+// Derived defaults (ports from swim_port, the node name) and the checks
+// that involve more than one setting, once every source is in
+// (node_config.cpp).
+void finish(NodeConfig& c);
 
 }  // namespace mesh::config_detail

@@ -99,6 +99,11 @@ void cross_check(const NodeConfig& c) {
 
 }  // namespace
 
+void config_detail::finish(NodeConfig& c) {
+  derive(c);
+  cross_check(c);
+}
+
 std::optional<LogLevel> parse_log_level(std::string_view name) {
   if (name == "trace") return LogLevel::Trace;
   if (name == "debug") return LogLevel::Debug;
@@ -129,22 +134,6 @@ std::string_view to_string(LogLevel level) {
     case LogLevel::Off: return "off";
   }
   return "?";
-}
-
-NodeConfig load_node_config(const std::vector<std::string>& args, const Environment& env) {
-  std::string config_file;
-  const auto flags = parse_args(args, config_file);
-  // --config wins over JC_CONFIG (flags over environment, as for the rest).
-  if (config_file.empty()) {
-    if (auto it = env.find("JC_CONFIG"); it != env.end()) config_file = it->second;
-  }
-  NodeConfig c;
-  if (!config_file.empty()) apply_file(c, config_file);
-  apply_env(c, env);
-  for (const auto& f : flags) apply(c, *find_by_flag(f.flag), f.value, f.flag, f.flag);
-  derive(c);
-  cross_check(c);
-  return c;
 }
 
 Environment current_environment() {
@@ -207,18 +196,6 @@ std::string to_json_string(const NodeConfig& c) {
   j["config_file"] = or_null(c.config_file.empty(), c.config_file);
   j["sources"] = c.sources;
   return j.dump(2, ' ', false, nlohmann::json::error_handler_t::replace);
-}
-
-std::string config_usage() {
-  std::string out =
-      "Configuration (defaults < --config file < environment < flags):\n"
-      "  --config FILE            YAML file with the keys below in snake_case  [JC_CONFIG]\n";
-  for (const auto& s : settings()) {
-    std::string left = "  " + std::string(s.flag) + " " + std::string(s.meta);
-    left.resize(std::max<std::size_t>(left.size() + 1, 27), ' ');
-    out += left + std::string(s.help) + "  [" + std::string(s.env) + "]\n";
-  }
-  return out;
 }
 
 std::optional<std::string> default_advertise_host(const NodeConfig& c) {

@@ -1,4 +1,5 @@
-// Where values come from: argv, the YAML file, the environment.
+// Where values come from: the YAML file and the environment (flags:
+// cli.cpp).
 #include "config_internal.hpp"
 
 #include <yaml-cpp/yaml.h>
@@ -23,44 +24,6 @@ void apply(NodeConfig& c, const Setting& s, std::string_view value, const std::s
 }
 
 // --- sources -------------------------------------------------------------
-
-// Splits argv into (flag, value) pairs and finds --config; checks syntax
-// before anything else is read, so a typo in a flag is the error reported.
-std::vector<FlagValue> parse_args(const std::vector<std::string>& args, std::string& config_file) {
-  std::vector<FlagValue> out;
-  bool have_config = false;
-  for (std::size_t i = 0; i < args.size(); ++i) {
-    const std::string& arg = args[i];
-    if (arg.size() < 3 || arg.compare(0, 2, "--") != 0) {
-      throw ConfigError(quote(arg) + ": unexpected argument (flags are --name value)");
-    }
-    std::string flag = arg;
-    std::optional<std::string> value;
-    if (const auto eq = arg.find('='); eq != std::string::npos) {
-      flag = arg.substr(0, eq);
-      value = arg.substr(eq + 1);
-    }
-    const bool known = flag == "--config" || find_by_flag(flag) != nullptr;
-    if (!known) throw ConfigError(printable_path(flag) + ": unknown option");
-    if (!value) {
-      // A following flag is not a value: `--node-name --swim-port 1` is a
-      // forgotten value, not a node called "--swim-port".
-      if (i + 1 >= args.size() || args[i + 1].compare(0, 2, "--") == 0) {
-        throw ConfigError(flag + ": missing value");
-      }
-      value = args[++i];
-    }
-    if (flag == "--config") {
-      if (have_config) throw ConfigError("--config: given twice");
-      if (value->empty()) throw ConfigError("--config: missing value");
-      have_config = true;
-      config_file = *value;
-      continue;
-    }
-    out.push_back({flag, *value});
-  }
-  return out;
-}
 
 std::string read_file(const std::string& path, const std::string& where) {
   std::unique_ptr<std::FILE, int (*)(std::FILE*)> f(std::fopen(path.c_str(), "rb"), &std::fclose);
