@@ -9,7 +9,8 @@
 //   control.cpp        the control thread: tags, registry repair
 //   registry_sync.cpp  membership events, fetching peers' registries
 //   mesh.cpp           the public Mesh: add/remove agents, start, stop
-//   agent.cpp, peer_client.cpp, payload_codec.cpp   as named
+//   peer_client.cpp, peer_messaging.cpp, scatter_gather.cpp   PeerClient
+//   agent.cpp, payload_codec.cpp   as named
 #pragma once
 
 #include <atomic>
@@ -197,5 +198,13 @@ struct MeshCore {
   std::condition_variable wait_cv;
   bool stop_requested = false;
 };
+
+// The agent a target (an agent id or a role) names, by `strategy`, never
+// `self`; nullopt when none (peer_client.cpp).
+std::optional<PeerInfo> resolve_target(MeshCore& core, std::string_view target, Strategy strategy,
+                                       const std::string& self);
+
+// Where the transport reaches `peer`: its node, or this one when local.
+transport::Address address_of(const PeerInfo& peer);
 
 }  // namespace mesh::detail

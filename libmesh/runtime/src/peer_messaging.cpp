@@ -1,0 +1,240 @@
+// PeerClient's messages: notify, request, respond, broadcast, receive,
+// ask_async and check_inbox (the rest: peer_client.cpp).
+#include <algorithm>
+#include <unordered_set>
+#include <utility>
+
+#include "mesh/peer_client.hpp"
+#include "mesh_core.hpp"
+
+namespace mesh {
+
+using detail::address_of;
+using detail::resolve_target;
+using transport::Address;
+using transport::OutMessage;
+
+namespace {
+
+struct Prepared {
+  ErrorCode error = ErrorCode::None;
+  std::optional<PeerInfo> peer;
+  OutMessage message;
+};
+
+}  // namespace
+
+// Resolves the target and encodes the message: everything a send needs.
+static Prepared prepare(detail::MeshCore& core, PeerClient& client, std::string_view target,
+                        const Json& message, const Json& ctx, Strategy strategy) {
+  Prepared p;
+  std::vector<std::uint8_t> context = core.encode_context(ctx);  // throws on a non-object
+  p.peer = resolve_target(core, target, strategy, client.my_id());
+  if (!p.peer) {
+    p.error = ErrorCode::TargetUnknown;
+    return p;
+  }
+  p.message.to = address_of(*p.peer);
+  p.message.sender_agent = client.my_id();
+  p.message.payload = detail::encode_json(message);
+  p.message.context = std::move(context);
+  if (p.message.payload.size() + p.message.context.size() > core.limits.max_bytes) {
+    p.error = ErrorCode::Oversized;
+  }
+  return p;
+}
+
+bool PeerClient::notify(std::string_view target, const Json& message, const Json& ctx) {
+  Prepared p = prepare(core_, *this, target, message, ctx, default_strategy());
+  auto t = core_.get_transport();
+  if (p.error != ErrorCode::None || !t) {
+    count_notify(false);
+    return false;
+  }
+  const std::string id = p.peer->card.agent_id;
+  if (t->notify(std::move(p.message)) != ErrorCode::None) {
+    count_notify(false);
+    return false;
+  }
+  count_notify(true);
+  record_peer_usage(id);
+  return true;
+}
+
+std::optional<Response> PeerClient::request(std::string_view target, const Json& message,
+                                            std::optional<std::chrono::milliseconds> timeout,
+                                            const Json& ctx) {
+  return request_detailed(target, message, timeout, ctx).response;
+}
+
+RequestOutcome PeerClient::request_detailed(std::string_view target, const Json& message,
+                                            std::optional<std::chrono::milliseconds> timeout,
+                                            const Json& ctx) {
+  Prepared p = prepare(core_, *this, target, message, ctx, default_strategy());
+  RequestOutcome out;
+  out.peer = p.peer;
+  if (p.error != ErrorCode::None) {
+    out.error = p.error;
+    return out;
+  }
+  auto t = core_.get_transport();
+  if (!t) {
+    out.error = ErrorCode::Shutdown;
+    return out;
+  }
+  record_peer_usage(p.peer->card.agent_id);
+  RequestOutcome got =
+      core_.to_outcome(t->request(std::move(p.message), timeout.value_or(core_.config.request_timeout)));
+  got.peer = std::move(out.peer);
+  return got;
+}
+
+std::future<RequestOutcome> PeerClient::request_async(std::string_view target, const Json& message,
+                                                      std::optional<std::chrono::milliseconds> timeout,
+                                                      const Json& ctx) {
+  auto promise = std::make_shared<std::promise<RequestOutcome>>();
+  auto future = promise->get_future();
+  request_then(target, message, timeout, ctx,
+               [promise](RequestOutcome out) { promise->set_value(std::move(out)); });
+  return future;
+}
+
+void PeerClient::request_then(std::string_view target, const Json& message,
+                              std::optional<std::chrono::milliseconds> timeout, const Json& ctx,
+                              std::function<void(RequestOutcome)> done) {
+  Prepared p = prepare(core_, *this, target, message, ctx, default_strategy());
+  auto t = core_.get_transport();
+  if (p.error != ErrorCode::None || !t) {
+    RequestOutcome out;
+    out.error = p.error != ErrorCode::None ? p.error : ErrorCode::Shutdown;
+    out.peer = std::move(p.peer);
+    done(std::move(out));
+    return;
+  }
+  record_peer_usage(p.peer->card.agent_id);
+  detail::MeshCore* core = &core_;
+  t->request_async(std::move(p.message), timeout.value_or(core_.config.request_timeout),
+                   [core, done = std::move(done), peer = std::move(p.peer)](transport::Reply reply) mutable {
+                     RequestOutcome out = core->to_outcome(std::move(reply));
+                     out.peer = std::move(peer);
+                     done(std::move(out));
+                   });
+}
+
+bool PeerClient::respond(const IncomingMessage& incoming, const Json& message, const std::optional<Json>& ctx) {
+  if (!incoming.handle || !incoming.is_request()) return false;
+  auto context = core_.encode_context(ctx ? *ctx : incoming.context);
+  auto payload = detail::encode_json(message);
+  if (payload.size() + context.size() > core_.limits.max_bytes) return false;
+  auto t = core_.get_transport();
+  if (!t) return false;
+  return t->respond(*incoming.handle, std::move(payload), std::move(context)) == ErrorCode::None;
+}
+
+namespace {
+
+std::size_t send_to_each(detail::MeshCore& core, const std::string& self, std::vector<PeerInfo> peers,
+                         const Json& message, const Json& ctx) {
+  auto context = core.encode_context(ctx);
+  auto payload = detail::encode_json(message);
+  if (payload.size() + context.size() > core.limits.max_bytes) return 0;
+  auto t = core.get_transport();
+  if (!t) return 0;
+  std::unordered_set<std::string> seen;
+  std::vector<Address> to;
+  for (const auto& p : peers) {
+    if (seen.insert(p.card.agent_id).second) to.push_back(address_of(p));
+  }
+  OutMessage m;
+  m.sender_agent = self;
+  m.payload = std::move(payload);
+  m.context = std::move(context);
+  std::size_t accepted = 0;
+  for (const auto& o : t->broadcast(to, m)) accepted += o.error == ErrorCode::None ? 1 : 0;
+  return accepted;
+}
+
+}  // namespace
+
+std::size_t PeerClient::broadcast(const Json& message, const Json& ctx) {
+  const auto peers = core_.directory.all(agent_id_);
+  const std::size_t accepted = send_to_each(core_, agent_id_, peers, message, ctx);
+  count_notify(true, accepted);
+  count_notify(false, peers.size() - std::min(accepted, peers.size()));
+  return accepted;
+}
+
+std::size_t PeerClient::broadcast_to(const PeerQuery& query, const Json& message, const Json& ctx) {
+  const auto peers = discover(query, Strategy::First);
+  const std::size_t accepted = send_to_each(core_, agent_id_, peers, message, ctx);
+  count_notify(true, accepted);
+  count_notify(false, peers.size() - std::min(accepted, peers.size()));
+  return accepted;
+}
+
+std::optional<IncomingMessage> PeerClient::receive(std::optional<std::chrono::milliseconds> timeout) {
+  auto inbox = core_.inbox_of(agent_id_);
+  if (!inbox) return std::nullopt;
+  const auto until = timeout ? std::optional(std::chrono::steady_clock::now() + *timeout) : std::nullopt;
+  while (true) {
+    std::optional<std::chrono::milliseconds> left;
+    if (until) {
+      left = std::chrono::duration_cast<std::chrono::milliseconds>(*until - std::chrono::steady_clock::now());
+      if (left->count() < 0) left = std::chrono::milliseconds(0);
+    }
+    auto raw = inbox->pop(left);
+    if (!raw) return std::nullopt;
+    if (auto msg = core_.to_incoming(std::move(*raw))) return msg;
+    if (until && std::chrono::steady_clock::now() >= *until) return std::nullopt;
+  }
+}
+
+std::string PeerClient::ask_async(std::string_view target, const Json& message,
+                                  std::chrono::milliseconds timeout, const Json& ctx) {
+  Prepared p = prepare(core_, *this, target, message, ctx, default_strategy());
+  if (p.error == ErrorCode::TargetUnknown) {
+    throw MeshError("ask_async: no agent \"" + std::string(target) + "\" to ask", p.error);
+  }
+  if (p.error != ErrorCode::None) {
+    throw MeshError("ask_async: " + std::string(transport::to_string(p.error)), p.error);
+  }
+  auto t = core_.get_transport();
+  if (!t) throw MeshError("ask_async: the mesh is not running", ErrorCode::Shutdown);
+  const std::string id = p.peer->card.agent_id;
+  auto ticket = t->ask_async(std::move(p.message), timeout);
+  if (ticket.error != ErrorCode::None) {
+    throw MeshError("ask_async to " + id + ": " + std::string(transport::to_string(ticket.error)),
+                    ticket.error);
+  }
+  record_peer_usage(id);
+  return ticket.id.to_string();
+}
+
+AskCheck PeerClient::check_inbox_status(std::string_view request_id, std::chrono::milliseconds timeout,
+                                        bool remove) {
+  AskCheck out;
+  const auto id = transport::MessageId::parse(request_id);
+  auto t = core_.get_transport();
+  if (!id || !t) return out;
+  auto res = t->check_inbox(*id, timeout, remove);
+  switch (res.state) {
+    case transport::AskState::Pending: out.status = AskStatus::Pending; break;
+    case transport::AskState::Expired: out.status = AskStatus::Expired; break;
+    case transport::AskState::Unknown: out.status = AskStatus::Unknown; break;
+    case transport::AskState::Ready: {
+      out.status = AskStatus::Ready;
+      RequestOutcome o = core_.to_outcome(std::move(res.reply));
+      out.error = o.error;
+      out.response = std::move(o.response);
+      break;
+    }
+  }
+  return out;
+}
+
+std::optional<Response> PeerClient::check_inbox(std::string_view request_id, std::chrono::milliseconds timeout,
+                                                bool remove) {
+  return check_inbox_status(request_id, timeout, remove).response;
+}
+
+}  // namespace mesh
