@@ -66,3 +66,25 @@ function(mesh_forbid_includes dir)
   endforeach()
   set_property(DIRECTORY APPEND PROPERTY CMAKE_CONFIGURE_DEPENDS ${files})
 endfunction()
+
+# mesh_add_component(<target> EXPORT <name> SOURCES <file>...): the library
+# of one component folder, the same way for each: its sources, the alias
+# mesh::<name>, include/ as its public include directory and src/ as a
+# private one (for the component's private headers), the project's
+# warnings (mesh_target_defaults), and its installation as mesh::<name>
+# with every header under include/ (cmake/MeshInstall.cmake). What the
+# component links and defines stays in its own CMakeLists.txt.
+function(mesh_add_component target)
+  cmake_parse_arguments(arg "" "EXPORT" "SOURCES" ${ARGN})
+  if(NOT arg_EXPORT OR NOT arg_SOURCES OR arg_UNPARSED_ARGUMENTS)
+    message(FATAL_ERROR "mesh_add_component(${target} EXPORT <name> SOURCES <file>...)")
+  endif()
+  add_library(${target} ${arg_SOURCES})
+  add_library(mesh::${arg_EXPORT} ALIAS ${target})
+  target_include_directories(${target}
+    PUBLIC $<BUILD_INTERFACE:${CMAKE_CURRENT_SOURCE_DIR}/include>
+    PRIVATE ${CMAKE_CURRENT_SOURCE_DIR}/src)
+  mesh_target_defaults(${target})
+  mesh_install_library(${target} ${arg_EXPORT})
+  mesh_install_headers(${CMAKE_CURRENT_SOURCE_DIR}/include)
+endfunction()
