@@ -12,11 +12,21 @@
 // the datagram, as UDP may), streams (one short TCP connection each, see
 // streams.cpp), user data (Serf's intents, for their Lamport times), join
 // results and events; then the one timer is re-armed at next_deadline().
+//
+// One concept per source file:
+//   driver.cpp        construction (binding), start, meta, shutdown, the
+//                     clock, the pump, the timer, event delivery
+//   udp.cpp           packets: receive, send, encryption, address families
+//   streams.cpp       TCP streams, inbound and outbound
+//   serf_intents.cpp  Serf's join and leave intents and their Lamport times
+//   join.cpp          join: seed resolution, backoff, on_first_join
+//   leave.cpp         graceful leave: intent, dead broadcast, close
 #pragma once
 
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/ip/udp.hpp>
+#include <boost/asio/post.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/strand.hpp>
 
@@ -38,6 +48,10 @@ namespace mesh::swim {
 namespace asio = boost::asio;
 using Strand = asio::strand<asio::io_context::executor_type>;
 using SteadyTime = std::chrono::steady_clock::time_point;
+
+// Name under which our Serf intent is queued: a newer intent replaces an
+// older one that has not gone out yet.
+inline constexpr const char* kIntentName = "serf-intent";
 
 // One TCP exchange: an accepted connection, or one of the core's
 // OutStreams. The buffer grows as bytes arrive; `used` is its filled part.
@@ -87,7 +101,7 @@ struct Membership::Impl : std::enable_shared_from_this<Membership::Impl> {
   void on_timer(std::uint64_t gen);
   void deliver(const MemberEvent& e);
 
-  // --- packets ----------------------------------------------------------------
+  // --- packets (udp.cpp) -----------------------------------------------------
   void receive();
   void on_receive(const boost::system::error_code& ec, std::size_t n);
   void send_packet(const OutPacket& p);
@@ -120,18 +134,18 @@ struct Membership::Impl : std::enable_shared_from_this<Membership::Impl> {
   std::size_t stream_limit() const;
   bool ready_to_scan(const std::shared_ptr<StreamConn>& c);
 
-  // --- Serf (Lamport times of intents) ----------------------------------------
+  // --- Serf (Lamport times of intents; serf_intents.cpp) ---------------------
   void on_user_data(const UserData& u);
   void broadcast_join_intent();
 
-  // --- join -------------------------------------------------------------------
+  // --- join (join.cpp) -------------------------------------------------------
   void join_attempt();
   void join_resolved(std::uint64_t gen, std::vector<Address> addrs);
   void on_join_result(const JoinResult& r);
   void join_attempt_failed(const std::string& why);
   void join_succeeded();
 
-  // --- leave ------------------------------------------------------------------
+  // --- leave (leave.cpp) -----------------------------------------------------
   void leave_broadcast_dead();
   void finish_leave(bool ok);
   bool any_alive_peer() const;
