@@ -1,4 +1,4 @@
-// What both halves of a Transport share: the caller side (transport.cpp:
+// What both halves of a Transport share: the caller side (transport_impl.hpp:
 // every public call, run on the caller's thread) and the transport thread
 // that owns the ZeroMQ sockets (loop.hpp).
 //

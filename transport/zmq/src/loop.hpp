@@ -74,7 +74,7 @@ inline constexpr std::int64_t kDeferredRetryMs = 5;
 
 // The node a connection at our ROUTER belongs to: its routing id, up to
 // the '#' of a request channel ("<node>#<hex>"). Node names cannot
-// contain '#' (validate() in transport.cpp).
+// contain '#' (validate() in options_validation.cpp).
 inline std::string_view source_node(std::string_view identity) {
   return identity.substr(0, identity.find('#'));
 }

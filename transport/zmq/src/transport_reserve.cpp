@@ -1,0 +1,95 @@
+// A caller's claim on a peer's outbound queue: a place in it (reserve),
+// its byte budget (charge), and the direct send that lets a notify skip
+// the queue and the transport thread when nothing can be overtaken.
+#include "transport_impl.hpp"
+
+#include <zmq.hpp>
+
+#include <atomic>
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <shared_mutex>
+#include <string>
+#include <vector>
+
+#include "core.hpp"
+#include "counters.hpp"
+#include "peer_shared.hpp"
+#include "zmq_io.hpp"
+
+namespace mesh::transport {
+
+using detail::bump;
+using detail::PeerShared;
+using detail::PeerState;
+
+ErrorCode Transport::Impl::reserve(const std::string& node, std::shared_ptr<PeerShared>& out) {
+  if (core->stopping.load()) return ErrorCode::Shutdown;
+  std::shared_lock lock(core->peers_mu);
+  auto it = core->peers.find(node);
+  if (it == core->peers.end()) {
+    return core->tombstones.contains(node) ? ErrorCode::PeerDead : ErrorCode::PeerUnknown;
+  }
+  PeerShared& peer = *it->second;
+  if (peer.state.load(std::memory_order_acquire) == PeerState::Unreachable) return ErrorCode::PeerUnreachable;
+  if (peer.queued.fetch_add(1, std::memory_order_acq_rel) >= core->options.peer_queue_limit) {
+    peer.queued.fetch_sub(1, std::memory_order_acq_rel);
+    return ErrorCode::MailboxFull;
+  }
+  bump(core->counters.outbound_queued);
+  out = it->second;
+  return ErrorCode::None;
+}
+
+// Conditions, and why each:
+//  * Connected: a DEALER with IMMEDIATE would refuse anyway, and a peer that
+//    is not connected needs the queue (and its failure reports);
+//  * queued == 1 (our own reservation only): nothing of ours is waiting in
+//    the queue or on the way to it, so this cannot overtake it;
+//  * no request awaiting a reply on the main DEALER: a send may process the
+//    socket's pending commands and so take the signal its fd would give the
+//    transport thread. The thread looks at the DEALER again at its next
+//    wake-up (dealer_used), which delays only what arrives meanwhile:
+//    refusals of notifies, never a reply somebody waits for;
+//  * try_lock: never wait behind the transport thread; queue instead.
+bool Transport::Impl::send_direct(PeerShared& peer, const std::vector<std::uint8_t>& bytes) {
+  if (!core->options.direct_notifies || peer.state.load(std::memory_order_acquire) != PeerState::Connected ||
+      peer.queued.load(std::memory_order_acquire) != 1 || peer.pending_main.load(std::memory_order_acquire) != 0) {
+    return false;
+  }
+  std::unique_lock lock(peer.dealer_mu, std::try_to_lock);
+  if (!lock.owns_lock() || !peer.dealer) return false;
+  auto& sent = core->counters.sent[detail::type_index(MessageType::Notify)];
+  bump(sent);
+  if (!detail::send_now(peer.dealer, zmq::buffer(bytes))) {
+    detail::drop(sent);
+    return false;
+  }
+  peer.dealer_used.store(true, std::memory_order_release);
+  return true;
+}
+
+void Transport::Impl::unreserve(PeerShared& peer) {
+  peer.queued.fetch_sub(1, std::memory_order_acq_rel);
+  detail::drop(core->counters.outbound_queued);
+}
+
+ErrorCode Transport::Impl::charge(PeerShared& peer, std::size_t bytes) {
+  const std::size_t before = peer.queued_bytes.fetch_add(bytes, std::memory_order_acq_rel);
+  if (before != 0 && before + bytes > core->options.peer_queue_bytes) {
+    peer.queued_bytes.fetch_sub(bytes, std::memory_order_acq_rel);
+    unreserve(peer);
+    return ErrorCode::MailboxFull;
+  }
+  bump(core->counters.outbound_queued_bytes, bytes);
+  return ErrorCode::None;
+}
+
+void Transport::Impl::uncharge(PeerShared& peer, std::size_t bytes) {
+  peer.queued_bytes.fetch_sub(bytes, std::memory_order_acq_rel);
+  detail::drop(core->counters.outbound_queued_bytes, bytes);
+}
+
+}  // namespace mesh::transport
