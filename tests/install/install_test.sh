@@ -79,6 +79,8 @@ else
 fi
 "$prefix/bin/mesh-node" --version >/dev/null || fail "the installed mesh-node --version failed"
 "$prefix/bin/meshctl" --help >/dev/null || fail "the installed meshctl --help failed"
+# deploy/systemd/mesh-node.service names this file as its Documentation=.
+[ -f "$prefix/share/doc/mesh/operations.md" ] || fail "share/doc/mesh/operations.md is not installed"
 
 step "consumer: find_package(mesh CONFIG) against $prefix"
 # CMAKE_FIND_USE_PACKAGE_REGISTRY=OFF and CMAKE_FIND_USE_SYSTEM_PACKAGE_REGISTRY=OFF:
