@@ -71,6 +71,7 @@
 #include <thread>
 #include <vector>
 
+#include "mesh/cli.hpp"
 #include "mesh/mesh.hpp"
 #include "mesh/swim/membership.hpp"
 #include "mesh/transport/transport.hpp"
@@ -95,90 +96,62 @@ struct Options {
   bool plain_agents = false;
 };
 
-[[noreturn]] void usage_error(const std::string& message) {
-  std::fprintf(stderr, "directory_convergence: %s\n", message.c_str());
-  std::exit(2);
-}
+const CLI::Validator kProfile(
+    [](std::string& text) -> std::string {
+      return mesh::swim::parse_profile(text) ? ""
+                                             : "unknown profile \"" + text + "\" (lan, wan, local)";
+    },
+    "");
 
-template <class T>
-T parse_number(const std::string& flag, const std::string& text, T lo, T hi) {
-  T v{};
-  const auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), v);
-  if (text.empty() || ec != std::errc{} || end != text.data() + text.size() || v < lo || v > hi) {
-    std::ostringstream os;
-    os << flag << ": \"" << text << "\" is not a number in " << lo << ".." << hi;
-    usage_error(os.str());
-  }
-  return v;
-}
-
-double parse_seconds(const std::string& flag, const std::string& text, double lo, double hi) {
-  try {
-    std::size_t used = 0;
-    const double v = std::stod(text, &used);
-    if (used == text.size() && v >= lo && v <= hi) return v;
-  } catch (const std::exception&) {
-  }
-  std::ostringstream os;
-  os << flag << ": \"" << text << "\" is not a number of seconds in " << lo << ".." << hi;
-  usage_error(os.str());
-}
-
-Options parse_options(int argc, char** argv) {
-  Options o;
-  for (int i = 1; i < argc; ++i) {
-    std::string arg = argv[i];
-    std::string value;
-    bool has_value = false;
-    if (const auto eq = arg.find('='); arg.rfind("--", 0) == 0 && eq != std::string::npos) {
-      value = arg.substr(eq + 1);
-      arg.resize(eq);
-      has_value = true;
-    }
-    auto next = [&]() -> std::string {
-      if (has_value) return value;
-      if (i + 1 >= argc) usage_error(arg + " needs a value");
-      return argv[++i];
-    };
-    if (arg == "--nodes") {
-      o.nodes = parse_number(arg, next(), 2, 200);
-    } else if (arg == "--agents") {
-      o.agents = parse_number(arg, next(), 1, 1000);
-    } else if (arg == "--rounds") {
-      o.rounds = parse_number(arg, next(), 1, 50);
-    } else if (arg == "--profile") {
-      const auto text = next();
-      const auto p = mesh::swim::parse_profile(text);
-      if (!p) usage_error("--profile: unknown profile \"" + text + "\" (lan, wan, local)");
-      o.profile = *p;
-    } else if (arg == "--seed") {
-      o.seed = parse_number<std::uint64_t>(arg, next(), 1, UINT64_MAX);
-      o.seed_given = true;
-    } else if (arg == "--deadline-s") {
-      o.deadline_s = parse_seconds(arg, next(), 1, 3600);
-    } else if (arg == "--poll-ms") {
-      o.poll_ms = parse_number(arg, next(), 1, 1000);
-    } else if (arg == "--idle-s") {
-      o.idle_s = parse_seconds(arg, next(), 0, 60);
-    } else if (arg == "--json" && !has_value) {
-      o.json_out = true;
-    } else if (arg == "--plain-agents" && !has_value) {
-      o.plain_agents = true;
-    } else if (arg == "--help" || arg == "-h") {
-      std::printf(
-          "usage: directory_convergence [--nodes 50] [--agents 20] [--rounds 1]\n"
-          "         [--profile local|lan|wan] [--seed S] [--json] [--deadline-s 60]\n"
-          "         [--poll-ms 20] [--idle-s 2] [--plain-agents]\n");
-      std::exit(0);
-    } else {
-      usage_error("unknown argument \"" + std::string(argv[i]) + "\" (try --help)");
-    }
-  }
+// nullopt: go on with `o`; a number: exit with it (after --help).
+// Throws mesh::UsageError.
+std::optional<int> parse_options(int argc, char** argv, Options& o) {
+  CLI::App app(
+      "How fast agent cards reach every node (AgentDirectory), measured beside SWIM\n"
+      "membership itself in the same run: N Meshes with M agents each in this process\n"
+      "on 127.0.0.1; phases converge, tag, add, remove, fail (docs/benchmarks.md).\n"
+      "Exit 0 when every phase of every round completed, 1 when one timed out, 2 on\n"
+      "bad flags.");
+  mesh::cli::setup(app, "directory_convergence");
+  // A flag given twice: the last one counts.
+  app.option_defaults()->multi_option_policy(CLI::MultiOptionPolicy::TakeLast);
+  std::string profile(mesh::swim::to_string(o.profile));
+  app.add_option("--nodes", o.nodes, "nodes N, 2..200 (default 50)")
+      ->type_name("N")
+      ->transform(mesh::cli::whole_number(2, 200));
+  app.add_option("--agents", o.agents, "agents M per node, 1..1000 (default 20)")
+      ->type_name("M")
+      ->transform(mesh::cli::whole_number(1, 1000));
+  app.add_option("--rounds", o.rounds, "rounds, each a fresh cluster, 1..50 (default 1)")
+      ->type_name("N")
+      ->transform(mesh::cli::whole_number(1, 50));
+  app.add_option("--profile", profile, "SWIM timing profile (default local)")
+      ->type_name("local|lan|wan")
+      ->check(kProfile);
+  auto* seed = app.add_option("--seed", o.seed, "seed of the run, 1.. (default: random; printed)")
+                   ->type_name("S")
+                   ->transform(mesh::cli::whole_number(1, UINT64_MAX));
+  app.add_flag("--json", o.json_out, "one JSON object on stdout (the table goes to stderr)");
+  app.add_option("--deadline-s", o.deadline_s,
+                 "bound of each phase in seconds, 1..3600 (default 60)")
+      ->type_name("S")
+      ->transform(mesh::cli::number(1, 3600, "seconds"));
+  app.add_option("--poll-ms", o.poll_ms, "poll period in ms, 1..1000 (default 20)")
+      ->type_name("MS")
+      ->transform(mesh::cli::whole_number(1, 1000));
+  app.add_option("--idle-s", o.idle_s, "idle CPU measured over S seconds, 0..60 (default 2)")
+      ->type_name("S")
+      ->transform(mesh::cli::number(0, 60, "seconds"));
+  app.add_flag("--plain-agents", o.plain_agents,
+               "mesh::Agent's default run() (no wake-ups) instead of a CustomAgent");
+  if (auto done = mesh::cli::parse(app, argc, argv)) return done;
+  o.profile = *mesh::swim::parse_profile(profile);
+  o.seed_given = seed->count() > 0;
   if (!o.seed_given) {
     std::random_device rd;
     o.seed = ((static_cast<std::uint64_t>(rd()) << 32) ^ rd()) | 1;
   }
-  return o;
+  return std::nullopt;
 }
 
 // ---------------------------------------------------------------- helpers
@@ -782,7 +755,13 @@ void print_table(std::FILE* to, const Options& o, const json& med, int rounds, i
 }  // namespace
 
 int main(int argc, char** argv) {
-  const Options o = parse_options(argc, argv);
+  Options o;
+  try {
+    if (auto done = parse_options(argc, argv, o)) return *done;
+  } catch (const mesh::UsageError& e) {
+    std::fprintf(stderr, "directory_convergence: %s\n", e.what());
+    return 2;
+  }
   raise_fd_limit();
   std::FILE* table = o.json_out ? stderr : stdout;
   std::fprintf(stderr, "directory_convergence: %d nodes x %d agents, profile %s, seed %llu (--seed %llu replays)\n",

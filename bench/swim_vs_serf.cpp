@@ -22,11 +22,16 @@
 //
 //   swim_vs_serf [--sizes 5,10] [--trials 3] [--json] [--mesh-node PATH] [--serf PATH]
 //                [--deadline-s 60]
+// --trials below 1 counts as 1, --deadline-s below 5 as 5. Exit codes: 0
+// after the run (a phase past its deadline is a failed trial in the
+// report), 1 when the run cannot go on (serf or mesh-node missing,
+// SIGINT/SIGTERM, any other error), 2 with one line on stderr for bad flags.
 #include <signal.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <atomic>
+#include <charconv>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
@@ -46,6 +51,7 @@
 #include <vector>
 
 #include "mesh/admin_client.hpp"
+#include "mesh/cli.hpp"
 #include "process.hpp"
 
 #ifndef MESH_NODE_BIN
@@ -517,34 +523,61 @@ void print_table(std::ostream& os, int n, const Series& o, const Series& s, int 
      << " | |\n";
 }
 
+// "5,10": each size 4..64. Throws mesh::UsageError, without the flag's name
+// (CLI11 puts it in front).
 std::vector<int> parse_sizes(const std::string& s) {
   std::vector<int> r;
   std::stringstream ss(s);
   for (std::string x; std::getline(ss, x, ',');) {
-    const int n = std::stoi(x);
-    if (n < 4 || n > 64) throw std::runtime_error("--sizes: each size must be 4..64 (got " + x + ")");
+    int n = 0;
+    const auto [end, ec] = std::from_chars(x.data(), x.data() + x.size(), n);
+    if (x.empty() || ec != std::errc{} || end != x.data() + x.size() || n < 4 || n > 64) {
+      throw mesh::UsageError("each size must be 4..64 (got " + x + ")");
+    }
     r.push_back(n);
   }
-  if (r.empty()) throw std::runtime_error("--sizes: empty");
+  if (r.empty()) throw mesh::UsageError("empty");
   return r;
 }
 
 int run(int argc, char** argv) {
   Options opt;
-  for (int i = 1; i < argc; ++i) {
-    const std::string a = argv[i];
-    auto value = [&]() -> std::string {
-      if (i + 1 >= argc) throw std::runtime_error(a + ": missing value");
-      return argv[++i];
-    };
-    if (a == "--sizes") opt.sizes = parse_sizes(value());
-    else if (a == "--trials") opt.trials = std::max(1, std::stoi(value()));
-    else if (a == "--json") opt.json_out = true;
-    else if (a == "--mesh-node") opt.mesh_node = value();
-    else if (a == "--serf") opt.serf = value();
-    else if (a == "--deadline-s") opt.deadline_s = std::max(5, std::stoi(value()));
-    else throw std::runtime_error("unknown option " + a);
-  }
+  CLI::App app(
+      "Our mesh-node against real `serf agent`s, side by side in the same run, on\n"
+      "127.0.0.1 with the LAN timing profile: join, failure detection, leave, idle\n"
+      "RSS and CPU, per cluster size (docs/benchmarks.md).");
+  mesh::cli::setup(app, "swim_vs_serf");
+  // A flag given twice: the last one counts.
+  app.option_defaults()->multi_option_policy(CLI::MultiOptionPolicy::TakeLast);
+  std::string sizes_text = "5,10";
+  app.add_option("--sizes", sizes_text, "cluster sizes, comma-separated, each 4..64 (default 5,10)")
+      ->type_name("N,N")
+      ->check(CLI::Validator(
+          [](std::string& text) -> std::string {
+            try {
+              parse_sizes(text);
+              return "";
+            } catch (const mesh::UsageError& e) {
+              return e.what();
+            }
+          },
+          ""));
+  app.add_option("--trials", opt.trials, "trials per size and system, at least 1 (default 3)")
+      ->type_name("N")
+      ->transform(mesh::cli::whole_number(0, 1000000));
+  app.add_flag("--json", opt.json_out, "one JSON object on stdout (the tables go to stderr)");
+  app.add_option("--mesh-node", opt.mesh_node,
+                 "the mesh-node binary (default: the one built beside)")
+      ->type_name("PATH");
+  app.add_option("--serf", opt.serf, "the serf binary (default: serf on PATH)")->type_name("PATH");
+  app.add_option("--deadline-s", opt.deadline_s,
+                 "deadline of each phase, at least 5 s (default 60)")
+      ->type_name("S")
+      ->transform(mesh::cli::whole_number(0, 1000000));
+  if (auto done = mesh::cli::parse(app, argc, argv)) return *done;
+  opt.sizes = parse_sizes(sizes_text);
+  opt.trials = std::max(1, opt.trials);
+  opt.deadline_s = std::max(5, opt.deadline_s);
   if (opt.serf.empty()) opt.serf = find_on_path("serf");
   if (opt.serf.empty()) throw std::runtime_error("serf not found on PATH (--serf PATH)");
   if (::access(opt.mesh_node.c_str(), X_OK) != 0)
@@ -624,6 +657,9 @@ int main(int argc, char** argv) {
   ::sigaction(SIGHUP, &sa, nullptr);
   try {
     return run(argc, argv);
+  } catch (const mesh::UsageError& e) {
+    std::cerr << "swim_vs_serf: " << e.what() << "\n";
+    return 2;
   } catch (const std::exception& e) {
     std::cerr << "swim_vs_serf: " << e.what() << "\n";
     return 1;

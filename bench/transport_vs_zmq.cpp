@@ -39,6 +39,9 @@
 //                    [--python /usr/bin/python3] [--pyzmq-script PATH]
 // ROWS: comma list of raw-rtt, quick-rtt, mailbox-rtt, raw-push, notify,
 // raw-inproc, ours-inproc, python (default: all). Rows left out are null.
+// A count below 1 counts as 1, --max-seconds below 0.1 as 0.1. Exit codes:
+// 0 after the run, 1 when it aborts (see above), 2 with one line on stderr
+// for bad flags.
 #include <signal.h>
 #include <sys/prctl.h>
 #include <unistd.h>
@@ -65,6 +68,7 @@
 #include <vector>
 #include <zmq.hpp>
 
+#include "mesh/cli.hpp"
 #include "mesh/transport/transport.hpp"
 #include "process.hpp"
 
@@ -846,44 +850,75 @@ std::string rtt_line(const Rtt& r) {
          " us (n=" + std::to_string(r.count) + ")";
 }
 
+const CLI::Validator kRow(
+    [](std::string& row) -> std::string {
+      return std::find(kRows.begin(), kRows.end(), row) == kRows.end() ? "unknown row " + row : "";
+    },
+    "");
+
 int run(int argc, char** argv) {
   Options opt;
-  bool count_set = false, notify_set = false, rounds_set = false, seconds_set = false;
-  for (int i = 1; i < argc; ++i) {
-    const std::string a = argv[i];
-    auto value = [&]() -> std::string {
-      if (i + 1 >= argc) throw std::runtime_error(a + ": missing value");
-      return argv[++i];
-    };
-    if (a == "--serve") return serve(value());
-    if (a == "--rounds")
-      opt.rounds = std::max(1, std::stoi(value())), rounds_set = true;
-    else if (a == "--count")
-      opt.count = std::max<std::size_t>(1, std::stoul(value())), count_set = true;
-    else if (a == "--notify-count")
-      opt.notify_count = std::max<std::size_t>(1, std::stoul(value())), notify_set = true;
-    else if (a == "--max-seconds")
-      opt.max_seconds = std::max(0.1, std::stod(value())), seconds_set = true;
-    else if (a == "--slices")
-      opt.slices = std::max<std::size_t>(1, std::stoul(value()));
-    else if (a == "--json")
-      opt.json_out = true;
-    else if (a == "--quick")
-      opt.quick = true;
-    else if (a == "--python")
-      opt.python = value();
-    else if (a == "--pyzmq-script")
-      opt.pyzmq_script = value();
-    else if (a == "--only") {
-      std::stringstream ss(value());
-      for (std::string r; std::getline(ss, r, ',');) {
-        if (std::find(kRows.begin(), kRows.end(), r) == kRows.end())
-          throw std::runtime_error("--only: unknown row " + r);
-        opt.only.insert(r);
-      }
-    } else
-      throw std::runtime_error("unknown option " + a);
-  }
+  CLI::App app(
+      "Our transport against raw ZeroMQ (cppzmq) doing the same work, side by side in\n"
+      "one run, 256-byte payloads, 127.0.0.1 only: tcp round trip, one-way throughput,\n"
+      "same-process round trip, and a pyzmq + json floor (docs/benchmarks.md). Rows:\n"
+      "raw-rtt, quick-rtt, mailbox-rtt, raw-push, notify, raw-inproc, ours-inproc,\n"
+      "python. Counts below their minimum count as the minimum.");
+  mesh::cli::setup(app, "transport_vs_zmq");
+  // A flag given twice: the last one counts.
+  app.option_defaults()->multi_option_policy(CLI::MultiOptionPolicy::TakeLast);
+  std::string serve_mode;
+  app.add_option("--serve", serve_mode,
+                 "run as the server process of a row (used by the bench itself)")
+      ->type_name("MODE")
+      ->check(CLI::IsMember({"raw-echo", "ours-echo", "ours-quick", "raw-pull", "ours-sink"}));
+  auto* rounds =
+      app.add_option("--rounds", opt.rounds, "rounds, at least 1 (default 5; --quick: 1)")
+          ->type_name("N")
+          ->transform(mesh::cli::whole_number(0, 1000000000));
+  auto* count =
+      app.add_option("--count", opt.count,
+                     "round trips per system and RTT row, at least 1 (default 20000; --quick: 500)")
+          ->type_name("N")
+          ->transform(mesh::cli::whole_number(0, 1000000000000));
+  auto* notify_count = app.add_option("--notify-count", opt.notify_count,
+                                      "notifies per system in the throughput row, at least 1 "
+                                      "(default 500000; --quick: 5000)")
+                           ->type_name("N")
+                           ->transform(mesh::cli::whole_number(0, 1000000000000));
+  auto* max_seconds =
+      app.add_option("--max-seconds", opt.max_seconds,
+                     "measured seconds per system and row, at least 0.1 (default 3; --quick: 1)")
+          ->type_name("S")
+          ->transform(mesh::cli::number(0, 86400, "seconds"));
+  app.add_option("--slices", opt.slices,
+                 "latency rows: slices per system and round, at least 1 (default 50)")
+      ->type_name("N")
+      ->transform(mesh::cli::whole_number(0, 1000000000000));
+  app.add_flag("--json", opt.json_out, "one JSON object on stdout (the rest goes to stderr)");
+  app.add_flag("--quick", opt.quick, "a smoke run: small counts, one round, 2 slices");
+  std::vector<std::string> only;
+  app.add_option("--only", only, "rows to run, comma-separated (default: all); the others are null")
+      ->type_name("ROWS")
+      ->delimiter(',')
+      ->allow_extra_args(false)
+      ->multi_option_policy(CLI::MultiOptionPolicy::TakeAll)
+      ->check(kRow);
+  app.add_option("--python", opt.python, "the Python of the python row (default /usr/bin/python3)")
+      ->type_name("PATH");
+  app.add_option("--pyzmq-script", opt.pyzmq_script,
+                 "the python row's script (default bench/pyzmq_echo.py)")
+      ->type_name("PATH");
+  if (auto done = mesh::cli::parse(app, argc, argv)) return *done;
+  if (!serve_mode.empty()) return serve(serve_mode);
+  const bool rounds_set = rounds->count() > 0, count_set = count->count() > 0;
+  const bool notify_set = notify_count->count() > 0, seconds_set = max_seconds->count() > 0;
+  opt.rounds = std::max(1, opt.rounds);
+  opt.count = std::max<std::size_t>(1, opt.count);
+  opt.notify_count = std::max<std::size_t>(1, opt.notify_count);
+  opt.max_seconds = std::max(0.1, opt.max_seconds);
+  opt.slices = std::max<std::size_t>(1, opt.slices);
+  opt.only.insert(only.begin(), only.end());
   if (opt.quick) {
     if (!rounds_set) opt.rounds = 1;
     if (!count_set) opt.count = 500;
@@ -1117,6 +1152,9 @@ int main(int argc, char** argv) {
   ::sigaction(SIGHUP, &sa, nullptr);
   try {
     return run(argc, argv);
+  } catch (const mesh::UsageError& e) {
+    std::cerr << "transport_vs_zmq: " << e.what() << "\n";
+    return 2;
   } catch (const std::exception& e) {
     std::cerr << "transport_vs_zmq: " << e.what() << "\n";
     return 1;

@@ -46,19 +46,6 @@ constexpr const char* kDescription =
     "JC_SEED_NODES, ...) or the flags below. The admin endpoint\n"
     "(JC_ADMIN_HOST:JC_ADMIN_PORT) answers meshctl members|peers|send|request.";
 
-// A number of seconds from 0 to 1e6, checked before CLI11 converts it.
-const CLI::Validator kSeconds(
-    [](std::string& v) -> std::string {
-      try {
-        std::size_t used = 0;
-        const double s = std::stod(v, &used);
-        if (used == v.size() && s >= 0 && s <= 1e6) return "";
-      } catch (const std::exception&) {
-      }
-      return "\"" + v + "\" is not a number of seconds (0 to 1000000)";
-    },
-    "", "seconds");
-
 struct Options {
   std::vector<std::string> agents{"scout", "analyst"};
   double tick_s = 2;
@@ -174,11 +161,11 @@ int main(int argc, char** argv) {
   app.add_option("--tick", options.tick_s,
                  "how often each scout searches, in seconds (default 2; 0: never by itself)")
       ->type_name("S")
-      ->check(kSeconds);
+      ->transform(mesh::cli::number(0, 1e6, "seconds"));
   app.add_option("--duration", options.duration_s,
                  "stop (leaving the cluster) after S seconds (default: until SIGINT/SIGTERM)")
       ->type_name("S")
-      ->check(kSeconds);
+      ->transform(mesh::cli::number(0, 1e6, "seconds"));
   mesh::add_config_flags(app, options.config);
   try {
     if (auto done = mesh::cli::parse(app, argc, argv)) return *done;

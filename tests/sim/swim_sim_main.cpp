@@ -7,7 +7,6 @@
 // SECONDS of virtual time at packet loss P, and K random non-seed nodes are
 // crashed half way. Exit code 0 when the run completed, whatever the
 // figures; 2 on a bad argument (one line on stderr naming it).
-#include <charconv>
 #include <cstdint>
 #include <exception>
 #include <iostream>
@@ -15,39 +14,6 @@
 
 #include "mesh/cli.hpp"
 #include "sim_run.hpp"
-
-namespace {
-
-// Checks that run before CLI11 converts the text: a number `ok` accepts,
-// or a whole number from 0 to `max`.
-CLI::Validator check(bool (*ok)(double), std::string what) {
-  return CLI::Validator(
-      [ok, what](std::string& v) -> std::string {
-        try {
-          std::size_t used = 0;
-          const double d = std::stod(v, &used);
-          if (used == v.size() && ok(d)) return "";
-        } catch (const std::exception&) {
-        }
-        return "\"" + v + "\": " + what;
-      },
-      "", what);
-}
-
-CLI::Validator whole(std::uint64_t min, std::uint64_t max, std::string what) {
-  return CLI::Validator(
-      [=](std::string& v) -> std::string {
-        std::uint64_t n = 0;
-        const auto [end, ec] = std::from_chars(v.data(), v.data() + v.size(), n);
-        if (!v.empty() && ec == std::errc{} && end == v.data() + v.size() && n >= min && n <= max) {
-          return "";
-        }
-        return "\"" + v + "\": " + what;
-      },
-      "", what);
-}
-
-}  // namespace
 
 int main(int argc, char** argv) {
   mesh::sim::RunOptions o;
@@ -64,25 +30,25 @@ int main(int argc, char** argv) {
   mesh::cli::setup(app, "swim-sim");
   app.add_option("--nodes", nodes, "cluster size N")
       ->type_name("N")
-      ->check(whole(1, 100000, "must be a whole number 1..100000"));
+      ->transform(mesh::cli::whole_number(1, 100000));
   app.add_option("--loss", o.loss, "packet loss P, in [0, 1)")
       ->type_name("P")
-      ->check(check([](double d) { return d >= 0 && d < 1; }, "must be in [0, 1)"));
+      ->transform(mesh::cli::number(0, 0.999999));
   app.add_option("--duration", o.duration_s, "virtual seconds after convergence")
       ->type_name("SECONDS")
-      ->check(check([](double d) { return d > 0 && d <= 1e7; }, "must be > 0 seconds"));
+      ->transform(mesh::cli::number(0.001, 1e7, "seconds"));
   app.add_option("--seed", seed, "seed of the run (printed; the same seed replays it)")
       ->type_name("S")
-      ->check(whole(0, UINT64_MAX, "must be a whole number"));
+      ->transform(mesh::cli::whole_number(0, UINT64_MAX));
   app.add_option("--kill", kill, "non-seed nodes to crash half way")
       ->type_name("K")
-      ->check(whole(0, 100000, "must be a whole number"));
+      ->transform(mesh::cli::whole_number(0, 100000));
   app.add_option("--profile", profile, "timing profile")
       ->type_name("lan|wan|local")
       ->check(CLI::IsMember({"lan", "wan", "local"}));
   app.add_option("--stagger-ms", o.stagger_ms, "milliseconds between two joins")
       ->type_name("MS")
-      ->check(check([](double d) { return d >= 0; }, "must not be negative"));
+      ->transform(mesh::cli::number(0, 1e6));
   app.add_flag("--json", json, "print one JSON object instead of a table");
   app.add_flag("--compress", o.compress, "compress streams (LZW) as memberlist does");
   try {

@@ -48,17 +48,13 @@
 #include <thread>
 #include <vector>
 
+#include "mesh/cli.hpp"
 #include "mesh/transport/transport.hpp"
 
 namespace {
 
 namespace mt = mesh::transport;
 using namespace std::chrono_literals;
-
-class UsageError : public std::runtime_error {
- public:
-  using std::runtime_error::runtime_error;
-};
 
 enum class InboxKind { Echo, QuickEcho, Slow };
 
@@ -74,21 +70,25 @@ struct Flags {
   std::vector<InboxSpec> inboxes;
 };
 
+// The parsers of the values below throw mesh::UsageError with a message
+// that does not name the flag: CLI11 puts the flag's name in front
+// ("--port: '70000' is not a number in [0, 65535]").
+
 template <typename T>
-T parse_number(std::string_view flag, std::string_view text, T min, T max) {
+T parse_number(std::string_view text, T min, T max) {
   T value{};
   const auto* end = text.data() + text.size();
   const auto [ptr, ec] = std::from_chars(text.data(), end, value);
   if (text.empty() || ec != std::errc() || ptr != end || value < min || value > max) {
-    throw UsageError(std::string(flag) + ": '" + std::string(text) + "' is not a number in [" +
-                     std::to_string(min) + ", " + std::to_string(max) + "]");
+    throw mesh::UsageError("'" + std::string(text) + "' is not a number in [" +
+                           std::to_string(min) + ", " + std::to_string(max) + "]");
   }
   return value;
 }
 
-std::string checked_key(std::string_view flag, std::string key) {
+std::string checked_key(std::string key) {
   if (!mt::is_valid_curve_key(key)) {
-    throw UsageError(std::string(flag) + ": '" + key + "' is not a 40-character Z85 CURVE key");
+    throw mesh::UsageError("'" + key + "' is not a 40-character Z85 CURVE key");
   }
   return key;
 }
@@ -97,8 +97,8 @@ std::string checked_key(std::string_view flag, std::string key) {
 // key is whatever follows the port; an IPv6 host is written [addr].
 mt::PeerAddress parse_peer(std::string_view text) {
   const auto bad = [&](const std::string& why) {
-    return UsageError("--peer: '" + std::string(text) + "': " + why +
-                      " (expected NAME=HOST:PORT[:CURVEKEY])");
+    return mesh::UsageError("'" + std::string(text) + "': " + why +
+                            " (expected NAME=HOST:PORT[:CURVEKEY])");
   };
   mt::PeerAddress peer;
   const auto eq = text.find('=');
@@ -120,87 +120,166 @@ mt::PeerAddress parse_peer(std::string_view text) {
   if (host_end >= rest.size() || rest[host_end] != ':') throw bad("no port");
   rest = rest.substr(host_end + 1);
   const auto colon = rest.find(':');
-  peer.port = parse_number<std::uint16_t>("--peer", rest.substr(0, colon), 1, 65535);
+  peer.port = parse_number<std::uint16_t>(rest.substr(0, colon), 1, 65535);
   if (colon != std::string_view::npos) {
-    peer.curve_public_key = checked_key("--peer", std::string(rest.substr(colon + 1)));
+    peer.curve_public_key = checked_key(std::string(rest.substr(colon + 1)));
   }
   return peer;
 }
 
-Flags parse_flags(int argc, char** argv) {
-  Flags f;
+mt::CurveKeyPair parse_curve_secret(const std::string& text) {
+  mt::CurveKeyPair pair;
+  pair.secret_key = checked_key(text);
+  try {
+    pair.public_key = mt::curve_public_from_secret(pair.secret_key);
+  } catch (const mt::TransportError& e) {
+    throw mesh::UsageError(e.what());
+  }
+  return pair;
+}
+
+// INBOX:MS.
+InboxSpec parse_slow(const std::string& text) {
+  const auto colon = text.rfind(':');
+  if (colon == std::string::npos) throw mesh::UsageError("expected INBOX:MS, got '" + text + "'");
+  return {text.substr(0, colon), InboxKind::Slow,
+          std::chrono::milliseconds(
+              parse_number<int>(std::string_view(text).substr(colon + 1), 0, 3600000))};
+}
+
+// A CLI11 check of each value of an option: `parse` throws UsageError.
+template <typename Parse>
+CLI::Validator check(Parse parse) {
+  return CLI::Validator(
+      [parse](std::string& value) -> std::string {
+        try {
+          parse(value);
+          return "";
+        } catch (const mesh::UsageError& e) {
+          return e.what();
+        }
+      },
+      "");
+}
+
+// nullopt: go on with `f`; a number: exit with it (after --help).
+// Throws mesh::UsageError.
+std::optional<int> parse_flags(int argc, char** argv, Flags& f) {
+  constexpr auto kMaxU64 = std::numeric_limits<std::uint64_t>::max();
+  CLI::App app(
+      "One mesh::transport::Transport in a process of its own, the far end of the\n"
+      "multi-process transport tests. Prints \"ready <port>\" once bound. The inbox\n"
+      "\"ctl\" is always open: its request \"stats\" is answered with a JSON document,\n"
+      "\"quit\" with \"bye\", then the program exits.");
+  mesh::cli::setup(app, "transport_peer");
+  std::string name, port, bind, curve_secret, inbox_limit, peer_queue_limit, max_frame_bytes,
+      heartbeat_ms, heartbeat_timeout_ms;
+  std::vector<std::string> peers, allow_keys, echo, quick_echo, slow;
+  // A flag given twice: the last one counts.
+  const auto single = [&](const std::string& flag, std::string& value, const std::string& help,
+                          const std::string& type) {
+    return app.add_option(flag, value, help)
+        ->type_name(type)
+        ->multi_option_policy(CLI::MultiOptionPolicy::TakeLast);
+  };
+  // Repeatable: one value per occurrence, every occurrence kept.
+  const auto repeated = [&](const std::string& flag, std::vector<std::string>& values,
+                            const std::string& help, const std::string& type) {
+    return app.add_option(flag, values, help)->type_name(type)->allow_extra_args(false);
+  };
+  single("--name", name, "node name of this transport (1 to 255 bytes)", "NAME")
+      ->required()
+      ->check(check([](const std::string& v) {
+        if (v.empty() || v.size() > 255) throw mesh::UsageError("1 to 255 bytes");
+      }));
+  single("--port", port, "port to bind (default 0: chosen by the kernel)", "N")
+      ->check(check([](const std::string& v) { parse_number<std::uint16_t>(v, 0, 65535); }));
+  single("--bind", bind, "address to bind (default 127.0.0.1)", "ADDRESS")
+      ->check(check([](const std::string& v) {
+        if (v.empty()) throw mesh::UsageError("an address is required");
+      }));
+  repeated("--peer", peers, "a peer to know (repeatable; with --curve-secret, KEY is required)",
+           "NAME=HOST:PORT[:CURVEKEY]")
+      ->check(check([](const std::string& v) { parse_peer(v); }));
+  single("--curve-secret", curve_secret, "CURVE secret key: encrypt and authenticate", "Z85")
+      ->check(check([](const std::string& v) { parse_curve_secret(v); }));
+  repeated("--allow-key", allow_keys, "a client public key allowed in (repeatable)", "Z85")
+      ->check(check([](const std::string& v) { checked_key(v); }));
+  single("--inbox-limit", inbox_limit, "messages an inbox holds", "N")
+      ->check(check([](const std::string& v) { parse_number<std::size_t>(v, 1, kMaxU64); }));
+  single("--peer-queue-limit", peer_queue_limit, "messages queued per peer", "N")
+      ->check(check([](const std::string& v) { parse_number<std::size_t>(v, 1, kMaxU64); }));
+  single("--max-frame-bytes", max_frame_bytes, "largest frame accepted", "N")
+      ->check(check([](const std::string& v) { parse_number<std::size_t>(v, 64, kMaxU64); }));
+  single("--heartbeat-ms", heartbeat_ms, "ZeroMQ heartbeat interval", "N")
+      ->check(check([](const std::string& v) { parse_number<int>(v, 1, 3600000); }));
+  single("--heartbeat-timeout-ms", heartbeat_timeout_ms,
+         "ZeroMQ heartbeat timeout (default 3 x --heartbeat-ms)", "N")
+      ->check(check([](const std::string& v) { parse_number<int>(v, 1, 3600000); }));
+  auto* echo_opt = repeated(
+      "--echo", echo, "an inbox answering a request with its payload; counts notifies", "INBOX");
+  auto* quick_opt = repeated("--quick-echo", quick_echo,
+                             "an inbox answering requests with a quick handler on the transport "
+                             "thread; counts notifies",
+                             "INBOX");
+  auto* slow_opt =
+      repeated("--slow", slow,
+               "an inbox sleeping MS per message before counting (and answering) it", "INBOX:MS")
+          ->check(check([](const std::string& v) { parse_slow(v); }));
+  if (auto done = mesh::cli::parse(app, argc, argv)) return done;
+
   mt::TransportOptions& o = f.options;
-  std::optional<std::chrono::milliseconds> heartbeat_timeout;
+  o.node_name = name;
+  if (!port.empty()) o.port = parse_number<std::uint16_t>(port, 0, 65535);
+  if (!bind.empty()) o.bind_address = bind;
+  for (const auto& p : peers) f.peers.push_back(parse_peer(p));
+  if (!curve_secret.empty()) o.curve = parse_curve_secret(curve_secret);
+  for (const auto& k : allow_keys) o.allowed_client_keys.push_back(checked_key(k));
+  if (!inbox_limit.empty()) o.inbox_limit = parse_number<std::size_t>(inbox_limit, 1, kMaxU64);
+  if (!peer_queue_limit.empty()) {
+    o.peer_queue_limit = parse_number<std::size_t>(peer_queue_limit, 1, kMaxU64);
+  }
+  if (!max_frame_bytes.empty()) {
+    o.max_frame_bytes = parse_number<std::size_t>(max_frame_bytes, 64, kMaxU64);
+  }
+  if (!heartbeat_ms.empty()) {
+    o.heartbeat_interval = std::chrono::milliseconds(parse_number<int>(heartbeat_ms, 1, 3600000));
+  }
+  // ZeroMQ's own default relation between the two, unless told otherwise.
+  o.heartbeat_timeout =
+      heartbeat_timeout_ms.empty()
+          ? 3 * o.heartbeat_interval
+          : std::chrono::milliseconds(parse_number<int>(heartbeat_timeout_ms, 1, 3600000));
+
+  // The inboxes in command-line order, whatever their kind.
   std::set<std::string> inbox_names{"ctl"};
-  const auto add_inbox = [&](InboxSpec spec) {
-    if (spec.name.empty()) throw UsageError("an inbox name must not be empty");
+  std::size_t next_echo = 0, next_quick = 0, next_slow = 0;
+  for (const CLI::Option* opt : app.parse_order()) {
+    InboxSpec spec;
+    if (opt == echo_opt) {
+      spec = {echo.at(next_echo++), InboxKind::Echo, {}};
+    } else if (opt == quick_opt) {
+      spec = {quick_echo.at(next_quick++), InboxKind::QuickEcho, {}};
+    } else if (opt == slow_opt) {
+      spec = parse_slow(slow.at(next_slow++));
+    } else {
+      continue;
+    }
+    if (spec.name.empty()) throw mesh::UsageError("an inbox name must not be empty");
     if (!inbox_names.insert(spec.name).second) {
-      throw UsageError("inbox '" + spec.name + "' is given twice (or is the reserved 'ctl')");
+      throw mesh::UsageError("inbox '" + spec.name + "' is given twice (or is the reserved 'ctl')");
     }
     f.inboxes.push_back(std::move(spec));
-  };
-  constexpr auto kMaxU64 = std::numeric_limits<std::uint64_t>::max();
-  for (int i = 1; i < argc; ++i) {
-    const std::string_view flag = argv[i];
-    if (flag.substr(0, 2) != "--") throw UsageError("unexpected argument '" + std::string(flag) + "'");
-    if (i + 1 >= argc) throw UsageError(std::string(flag) + ": a value is required");
-    const std::string value = argv[++i];
-    if (flag == "--name") {
-      if (value.empty() || value.size() > 255) throw UsageError("--name: 1 to 255 bytes");
-      o.node_name = value;
-    } else if (flag == "--port") {
-      o.port = parse_number<std::uint16_t>(flag, value, 0, 65535);
-    } else if (flag == "--bind") {
-      if (value.empty()) throw UsageError("--bind: an address is required");
-      o.bind_address = value;
-    } else if (flag == "--peer") {
-      f.peers.push_back(parse_peer(value));
-    } else if (flag == "--curve-secret") {
-      mt::CurveKeyPair pair;
-      pair.secret_key = checked_key(flag, value);
-      try {
-        pair.public_key = mt::curve_public_from_secret(pair.secret_key);
-      } catch (const mt::TransportError& e) {
-        throw UsageError(std::string("--curve-secret: ") + e.what());
-      }
-      o.curve = std::move(pair);
-    } else if (flag == "--allow-key") {
-      o.allowed_client_keys.push_back(checked_key(flag, value));
-    } else if (flag == "--inbox-limit") {
-      o.inbox_limit = parse_number<std::size_t>(flag, value, 1, kMaxU64);
-    } else if (flag == "--peer-queue-limit") {
-      o.peer_queue_limit = parse_number<std::size_t>(flag, value, 1, kMaxU64);
-    } else if (flag == "--max-frame-bytes") {
-      o.max_frame_bytes = parse_number<std::size_t>(flag, value, 64, kMaxU64);
-    } else if (flag == "--heartbeat-ms") {
-      o.heartbeat_interval = std::chrono::milliseconds(parse_number<int>(flag, value, 1, 3600000));
-    } else if (flag == "--heartbeat-timeout-ms") {
-      heartbeat_timeout = std::chrono::milliseconds(parse_number<int>(flag, value, 1, 3600000));
-    } else if (flag == "--echo") {
-      add_inbox({value, InboxKind::Echo, {}});
-    } else if (flag == "--quick-echo") {
-      add_inbox({value, InboxKind::QuickEcho, {}});
-    } else if (flag == "--slow") {
-      const auto colon = value.rfind(':');
-      if (colon == std::string::npos) throw UsageError("--slow: expected INBOX:MS, got '" + value + "'");
-      add_inbox({value.substr(0, colon), InboxKind::Slow,
-                 std::chrono::milliseconds(
-                     parse_number<int>(flag, std::string_view(value).substr(colon + 1), 0, 3600000))});
-    } else {
-      throw UsageError("unknown flag '" + std::string(flag) + "'");
-    }
   }
-  if (o.node_name.empty()) throw UsageError("--name is required");
-  // ZeroMQ's own default relation between the two, unless told otherwise.
-  o.heartbeat_timeout = heartbeat_timeout.value_or(3 * o.heartbeat_interval);
   if (o.curve) {
     for (const auto& p : f.peers) {
       if (p.curve_public_key.empty()) {
-        throw UsageError("--peer " + p.name + ": a CURVE key is required with --curve-secret");
+        throw mesh::UsageError("--peer " + p.name +
+                               ": a CURVE key is required with --curve-secret");
       }
     }
   }
-  return f;
+  return std::nullopt;
 }
 
 // Lets serving threads sleep for a slow consumer's delay yet stop at once.
@@ -399,8 +478,8 @@ int main(int argc, char** argv) {
 
   Flags flags;
   try {
-    flags = parse_flags(argc, argv);
-  } catch (const std::exception& e) {
+    if (auto done = parse_flags(argc, argv, flags)) return *done;
+  } catch (const std::exception& e) {  // mesh::UsageError, and anything else a flag caused
     std::cerr << "transport_peer: " << e.what() << std::endl;
     return 2;
   }

@@ -315,7 +315,7 @@ int main_(int argc, char** argv) {
   }
   request_cmd->add_option("--timeout-ms", request_args.timeout_ms, "how long to wait for the answer")
       ->type_name("N")
-      ->check(CLI::Range(std::uint64_t{1}, std::uint64_t{600'000}));
+      ->transform(cli::whole_number(1, 600'000));
   // --admin and --json may follow the command too.
   for (auto* cmd : {members_cmd, peers_cmd, send_cmd, request_cmd}) cmd->fallthrough();
 

@@ -2,6 +2,10 @@
 #include "mesh/cli.hpp"
 
 #include <algorithm>
+#include <charconv>
+#include <cmath>
+#include <iomanip>
+#include <sstream>
 #include <iostream>
 
 #include "config_internal.hpp"
@@ -201,6 +205,40 @@ std::optional<int> parse(CLI::App& app, int argc, const char* const* argv) {
   std::vector<std::string> args;
   for (int i = 1; i < argc; ++i) args.emplace_back(argv[i]);
   return parse(app, std::move(args));
+}
+
+CLI::Validator whole_number(std::uint64_t min, std::uint64_t max) {
+  return CLI::Validator(
+      [min, max](std::string& text) -> std::string {
+        std::uint64_t v = 0;
+        const char* end = text.data() + text.size();
+        const auto [ptr, ec] = std::from_chars(text.data(), end, v);
+        if (text.empty() || ec != std::errc{} || ptr != end || v < min || v > max) {
+          return quote(text) + " is not a whole number " +
+                 (max == UINT64_MAX ? "(" + std::to_string(min) + " or more)"
+                                    : "from " + std::to_string(min) + " to " + std::to_string(max));
+        }
+        text = std::to_string(v);
+        return "";
+      },
+      "");
+}
+
+CLI::Validator number(double min, double max, std::string unit) {
+  return CLI::Validator(
+      [min, max, unit](std::string& text) -> std::string {
+        try {
+          std::size_t used = 0;
+          const double v = std::stod(text, &used);
+          if (used == text.size() && std::isfinite(v) && v >= min && v <= max) return "";
+        } catch (const std::exception&) {
+        }
+        std::ostringstream range;
+        range << std::setprecision(15) << min << " to " << max;  // 1000000, not 1e+06
+        return quote(text) + " is not a number" + (unit.empty() ? "" : " of " + unit) + " from " +
+               range.str();
+      },
+      "");
 }
 
 std::optional<std::string> closest(std::string_view word,

@@ -15,6 +15,7 @@
 #pragma once
 
 #include <CLI/CLI.hpp>
+#include <cstdint>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -64,6 +65,16 @@ void setup(CLI::App& app, std::string_view program);
 // wrong, in the wording above.
 std::optional<int> parse(CLI::App& app, std::vector<std::string> args);
 std::optional<int> parse(CLI::App& app, int argc, const char* const* argv);
+
+// Transforms for numeric options (option->transform(...)), which check the
+// text before CLI11 converts it, with our wording:
+//   whole_number: digits only, from `min` to `max`; the text is rewritten
+//     in plain decimal, since CLI11 alone reads "010" as octal 8 and "-1"
+//     given to an unsigned option as a huge number;
+//   number: a finite decimal number from `min` to `max`; `unit` names what
+//     it counts in the message ("seconds").
+CLI::Validator whole_number(std::uint64_t min, std::uint64_t max);
+CLI::Validator number(double min, double max, std::string unit = "");
 
 // The candidate closest to `word` by edit distance, if it is a near miss
 // (at most a third of the word and at most three edits): for "did you
