@@ -219,7 +219,7 @@ TEST(NodeCliTest, SingleNodeAdminEndpointAndMeshctl) {
   Process p({MESH_NODE_BIN, "--node-name", "solo", "--swim-host", "127.0.0.1", "--swim-port",
              std::to_string(swim), "--admin-port", std::to_string(admin), "--zmq-port",
              std::to_string(free_port()), "--profile", "local", "--tags", "role=test,dc=here"},
-            {}, dir.path(), "solo");
+            {{"P2P_ENABLED", "false"}}, dir.path(), "solo");
   std::optional<HttpResult> health;
   const auto deadline = std::chrono::steady_clock::now() + 20s;
   while (std::chrono::steady_clock::now() < deadline) {
@@ -231,6 +231,11 @@ TEST(NodeCliTest, SingleNodeAdminEndpointAndMeshctl) {
   ASSERT_TRUE(health && health->ok) << p.log_tail();
   EXPECT_EQ(health->status, 200u);
   EXPECT_EQ(nlohmann::json::parse(health->body), nlohmann::json::parse(R"({"status":"ok"})"));
+  // A shared configuration's P2P_ENABLED=false is for agent hosts: the
+  // node runs on the network anyway, and says so once.
+  EXPECT_NE(p.log_tail(100).find("p2p_enabled=false (from P2P_ENABLED) does not apply to mesh-node"),
+            std::string::npos)
+      << p.log_tail();
 
   const auto self = http_get("127.0.0.1", admin, "/v1/self", 2s);
   ASSERT_TRUE(self.ok) << self.error;

@@ -93,6 +93,11 @@ int run(NodeConfig cfg) {
   // p2p_enabled says whether agents talk over the network; a node without
   // agents is there to be on the network, whatever a shared configuration
   // file says for the agent hosts.
+  if (!cfg.p2p_enabled && cfg.sources.count("p2p_enabled") != 0) {
+    spdlog::info("p2p_enabled=false (from {}) does not apply to mesh-node, which runs "
+                 "membership and the transport either way",
+                 cfg.sources.at("p2p_enabled"));
+  }
   cfg.p2p_enabled = true;
   Mesh mesh(cfg);
   // Binds now: a taken admin port fails before the node joins anyone.
