@@ -423,16 +423,21 @@ TEST(HostileTransport, FloodOfLargeNotifiesIsBoundedAndFullyAccountedFor) {
   Transport b(ob);
   auto sink = b.open_inbox("sink");
   link(a, b);
+  // The receiver reads nothing while the flood lasts, so its inbox must
+  // overflow whatever the machine's speed (a slow reader alone may keep
+  // up with a sender slowed by a loaded machine); then it drains.
   std::atomic<bool> consuming{true};
+  std::atomic<bool> draining{false};
   std::atomic<std::uint64_t> delivered{0};
   std::atomic<std::uint64_t> inbox_bytes_max{0};
   std::thread consumer([&] {
     while (consuming) {
       const std::uint64_t held = sink->bytes();
       if (held > inbox_bytes_max) inbox_bytes_max = held;
-      if (sink->pop(20ms)) {
+      if (!draining) {
+        std::this_thread::sleep_for(2ms);
+      } else if (sink->pop(20ms)) {
         ++delivered;
-        std::this_thread::sleep_for(25ms);
       }
     }
   });
@@ -454,6 +459,7 @@ TEST(HostileTransport, FloodOfLargeNotifiesIsBoundedAndFullyAccountedFor) {
       outbound_bytes_max = std::max<std::uint64_t>(outbound_bytes_max, a.stats().outbound_queued_bytes);
     }
   }
+  draining = true;
   const bool settled = eventually([&] { return delivered + reported >= accepted && a.stats().outbound_queued == 0; }, 60s);
   consuming = false;
   consumer.join();
