@@ -2,7 +2,9 @@
 // `meshctl peers` and GET /metrics against a mesh-node (no agents) and
 // against a mesh-agents (the example agent host), alone and joined into
 // one cluster, where the node without agents lists and reaches the other
-// node's agents. And `--version` / `-v` on every program.
+// node's agents. The bearer token: POST routes need it, reads with
+// admin_read_auth, /healthz never; beyond loopback without a token, POSTs
+// are refused. And `--version` / `-v` on every program.
 #include <gtest/gtest.h>
 #include <signal.h>
 

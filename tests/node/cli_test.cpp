@@ -1,6 +1,7 @@
 // mesh-node and meshctl as programs: exit codes, the one-line errors on
 // stderr, --check-config end to end (file < environment < flags), and one
-// node's admin endpoint as meshctl shows it.
+// node's admin endpoint as meshctl shows it, with and without the admin
+// token.
 #include <gtest/gtest.h>
 #include <netinet/in.h>
 #include <signal.h>
