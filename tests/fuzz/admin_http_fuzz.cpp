@@ -3,9 +3,9 @@
 //
 // The AdminServer runs on a loopback port of this process with small
 // limits and a few routes of each kind (GET, POST, asynchronous, one that
-// throws). For each input a client connects, writes the whole input
-// (which may hold several pipelined requests), shuts its side down and
-// reads until the server closes. The server must answer or close without
+// throws, one behind a guard). For each input a client connects, writes
+// the whole input (which may hold several pipelined requests), shuts its
+// side down and reads until the server closes. The server must answer or close without
 // crashing, and must close: a connection left open would stall this
 // harness until libFuzzer's -timeout calls it a hang. No seam in the
 // server is needed, so what is fuzzed is exactly what runs in a node.
@@ -24,6 +24,7 @@
 #include <cstdlib>
 #include <memory>
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <stdexcept>
 #include <string>
 
@@ -88,6 +89,16 @@ struct Server {
     admin->route("/v1/both", [](const mesh::HttpRequest&) { return mesh::HttpResponse::json("{}"); });
     admin->route_post("/v1/both", [](const mesh::HttpRequest& req) {
       return mesh::HttpResponse::json(std::to_string(req.body.size()));
+    });
+    // As MeshAdmin's: a POST to /v1/both needs a token, and the refusal,
+    // sent before the body is read, carries a header field.
+    admin->guard([](const mesh::HttpRequest& req) -> std::optional<mesh::HttpResponse> {
+      if (req.method == "GET" || req.path != "/v1/both" || req.authorization == "Bearer fuzz-token-0123456789") {
+        return std::nullopt;
+      }
+      auto refused = mesh::HttpResponse::error(401, "token required");
+      refused.headers.emplace_back("WWW-Authenticate", "Bearer");
+      return refused;
     });
   }
 };

@@ -81,7 +81,8 @@ std::string read_text(const std::string& path) {
   return ss.str();
 }
 
-std::vector<NodeSpec> compose_nodes(const YAML::Node& compose) {
+std::vector<NodeSpec> compose_nodes(const YAML::Node& compose, const Env& secrets,
+                                    const std::string& files_root) {
   const YAML::Node services = compose["services"];
   if (!services || !services.IsMap()) fail("compose: no services map");
   std::vector<NodeSpec> out;
@@ -97,6 +98,17 @@ std::vector<NodeSpec> compose_nodes(const YAML::Node& compose) {
         // Compose passes a null value through from the host: not used here.
         if (!e.second.IsScalar()) fail(n.name + ".environment." + e.first.as<std::string>() + ": no value");
         n.env[e.first.as<std::string>()] = e.second.as<std::string>();
+      }
+    }
+    // Compose mounts each secret the service lists at /run/secrets/<name>.
+    for (const auto& name : string_list(s["secrets"], n.name + ".secrets")) {
+      const auto it = secrets.find(name);
+      if (it == secrets.end()) fail(n.name + ": secret " + name + " not supplied");
+      const std::string dir = files_root + "/" + n.name;
+      std::filesystem::create_directories(dir);
+      std::ofstream(dir + "/" + name) << it->second;
+      for (auto& [key, value] : n.env) {
+        if (value == "/run/secrets/" + name) value = dir + "/" + name;
       }
     }
     out.push_back(std::move(n));
@@ -154,11 +166,26 @@ NodeSpec statefulset_node(const std::vector<YAML::Node>& docs, const YAML::Node&
     for (const auto& v : volumes) {
       if (v["name"] && v["name"].as<std::string>() == vol) source.reset(v);
     }
-    if (!source || !source["configMap"]) fail("volume " + vol + ": only configMap volumes are understood");
+    if (!source || !(source["configMap"] || source["secret"])) {
+      fail("volume " + vol + ": only configMap and secret volumes are understood");
+    }
     const std::string dir = pod.files_root + path;
     std::filesystem::create_directories(dir);
-    for (const auto& kv : config_map_data(scalar(source["configMap"]["name"], "configMap.name"))) {
-      std::ofstream(dir + "/" + kv.first.as<std::string>()) << kv.second.as<std::string>();
+    if (source["configMap"]) {
+      for (const auto& kv : config_map_data(scalar(source["configMap"]["name"], "configMap.name"))) {
+        std::ofstream(dir + "/" + kv.first.as<std::string>()) << kv.second.as<std::string>();
+      }
+    } else {
+      // Each key of the Secret becomes a file.
+      const std::string secret = scalar(source["secret"]["secretName"], "secret.secretName");
+      bool supplied = false;
+      for (const auto& [ref, value] : pod.secrets) {
+        if (ref.first != secret) continue;
+        std::ofstream(dir + "/" + ref.second) << value;
+        supplied = true;
+      }
+      const YAML::Node optional = source["secret"]["optional"];
+      if (!supplied && !(optional && optional.as<bool>())) fail("volume " + vol + ": secret " + secret + " not supplied");
     }
     mounts[path] = dir;
   }

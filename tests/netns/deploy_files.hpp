@@ -4,14 +4,15 @@
 // that the tests run what the files say instead of a copy made by hand.
 //
 // Only what deploy/ uses is implemented, and anything else is an error
-// rather than silently skipped: a compose `environment` map; a Kubernetes
+// rather than silently skipped: a compose `environment` map and `secrets`
+// list (files the test supplies, at /run/secrets/<name>); a Kubernetes
 // container's `env` with `value` (with $(VAR) expansion of earlier
 // variables, as the kubelet does), `valueFrom.fieldRef` (metadata.name,
 // metadata.namespace, status.podIP), `valueFrom.secretKeyRef` (from the
 // secrets a test supplies; optional ones may be missing) and
-// `valueFrom.configMapKeyRef`; and ConfigMap volumes, written out under a
-// directory of the test's choosing, with env values that point into their
-// mount paths rewritten to match.
+// `valueFrom.configMapKeyRef`; and ConfigMap and Secret volumes, written
+// out under a directory of the test's choosing, with env values that point
+// into their mount paths (or /run/secrets) rewritten to match.
 #pragma once
 
 #include <yaml-cpp/yaml.h>
@@ -35,9 +36,12 @@ struct NodeSpec {
   Env env;
 };
 
-// Every service of a compose file, in file order. Throws std::runtime_error
-// on anything it does not understand.
-std::vector<NodeSpec> compose_nodes(const YAML::Node& compose);
+// Every service of a compose file, in file order. The compose secrets a
+// service lists are written from `secrets` (name -> content) under
+// files_root/<service>/. Throws std::runtime_error on anything it does not
+// understand, or a secret not supplied.
+std::vector<NodeSpec> compose_nodes(const YAML::Node& compose, const Env& secrets,
+                                    const std::string& files_root);
 
 // The documents of a multi-document YAML file.
 std::vector<YAML::Node> load_all(const std::string& path);
@@ -51,11 +55,11 @@ struct Pod {
   std::string ip;         // status.podIP
   std::string k8s_namespace;
   std::map<std::pair<std::string, std::string>, std::string> secrets;  // (secret, key) -> value
-  std::string files_root;  // ConfigMap volumes are written under here
+  std::string files_root;  // ConfigMap and Secret volumes are written under here
 };
 
 // The StatefulSet's only container as the node `pod` runs, with its
-// ConfigMap volumes written under pod.files_root.
+// ConfigMap and Secret volumes written under pod.files_root.
 NodeSpec statefulset_node(const std::vector<YAML::Node>& docs, const YAML::Node& statefulset,
                           const Pod& pod);
 

@@ -55,9 +55,12 @@ TEST(DeployCheckConfig, KnownVariablesAndOtherNamesAreAccepted) {
   EXPECT_EQ(j.value("admin_port", 0), 10000);
 }
 
+const std::string kAdminToken = "0123456789abcdef0123456789abcdef";
+
 TEST(DeployCompose, ServicesFormAClusterThroughSeeds) {
   const YAML::Node compose = YAML::LoadFile(deploy_path("compose.yaml"));
-  const auto nodes = compose_nodes(compose);
+  TempDir files;
+  const auto nodes = compose_nodes(compose, {{"admin-token", kAdminToken + "\n"}}, files.path());
   ASSERT_EQ(nodes.size(), 3U);
   std::set<std::string> names;
   int agent_hosts = 0;
@@ -80,11 +83,14 @@ TEST(DeployCompose, ServicesFormAClusterThroughSeeds) {
     names.insert(j.value("node_name", ""));
     // The image's HEALTHCHECK runs inside the container: the endpoint may stay on loopback.
     EXPECT_EQ(j.value("admin_host", ""), "127.0.0.1");
+    // The compose secret's file holds the admin token.
+    EXPECT_EQ(j.value("admin_token", ""), "(set, not shown)");
     // The stop grace covers the leave (at most about 6 s).
     ASSERT_TRUE(compose["services"][n.name]["stop_grace_period"].IsDefined());
   }
   EXPECT_EQ(names.size(), 3U);
   EXPECT_EQ(agent_hosts, 1);
+  EXPECT_THROW(compose_nodes(compose, {}, files.path()), std::runtime_error);  // the secret is required
 }
 
 class DeployKubernetes : public ::testing::Test {
@@ -130,15 +136,17 @@ TEST_F(DeployKubernetes, PodEnvironmentIsValidAndAdvertisesThePodIp) {
   const std::string set = sts_["metadata"]["name"].as<std::string>();
   const std::string service = sts_["spec"]["serviceName"].as<std::string>();
   for (int i = 0; i < replicas; ++i) {
-    Pod pod{set + "-" + std::to_string(i), "10.0.0." + std::to_string(10 + i), "prod", {},
-            files.path() + "/" + std::to_string(i)};
+    Pod pod{set + "-" + std::to_string(i), "10.0.0." + std::to_string(10 + i), "prod",
+            {{{"mesh-admin-token", "token"}, kAdminToken}}, files.path() + "/" + std::to_string(i)};
     const NodeSpec n = statefulset_node(docs_, sts_, pod);
     SCOPED_TRACE(n.name);
     const auto j = accepted(n.name, n.env);
     EXPECT_EQ(j.value("node_name", ""), pod.name);
     EXPECT_EQ(j.value("advertise_host", ""), pod.ip);
-    // The kubelet probes the pod IP.
+    // The kubelet probes the pod IP; beyond loopback, the Secret's token
+    // guards the admin API.
     EXPECT_EQ(j.value("admin_host", ""), "0.0.0.0");
+    EXPECT_EQ(j.value("admin_token", ""), "(set, not shown)");
     EXPECT_TRUE(j["gossip_key"].is_null());  // the Secret is optional
     // The mounted ConfigMap was read.
     EXPECT_TRUE(contains(j.value("config_file", ""), "/etc/mesh/")) << j.dump();
@@ -152,10 +160,17 @@ TEST_F(DeployKubernetes, PodEnvironmentIsValidAndAdvertisesThePodIp) {
   }
 
   // With the Secret, gossip is encrypted.
-  Pod keyed{set + "-0", "10.0.0.10", "prod", {{{"mesh-gossip", "key"}, "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY="}},
+  Pod keyed{set + "-0", "10.0.0.10", "prod",
+            {{{"mesh-gossip", "key"}, "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY="},
+             {{"mesh-admin-token", "token"}, kAdminToken}},
             files.path() + "/keyed"};
   const auto j = accepted("keyed", statefulset_node(docs_, sts_, keyed).env);
   EXPECT_FALSE(j["gossip_key"].is_null());
+
+  // The admin token's Secret is not optional: without a token the pods'
+  // POST routes would be refused.
+  Pod bare{set + "-0", "10.0.0.10", "prod", {}, files.path() + "/bare"};
+  EXPECT_THROW(statefulset_node(docs_, sts_, bare), std::runtime_error);
 }
 
 TEST_F(DeployKubernetes, ProbesGraceAndResources) {
@@ -273,6 +288,9 @@ TEST(DeploySystemd, UnitUsesEnvironmentFileRestartsAndStopsGracefully) {
   EXPECT_TRUE(contains(unit, "\nRestartPreventExitStatus=2\n"));
   EXPECT_TRUE(contains(unit, "\nKillSignal=SIGTERM\n"));
   EXPECT_TRUE(contains(unit, "\nTimeoutStopSec=20s\n"));
+  // The admin token as a credential, named by its directory (%d).
+  EXPECT_TRUE(contains(unit, "\nLoadCredential=admin-token:/etc/mesh/admin-token\n"));
+  EXPECT_TRUE(contains(unit, "\nEnvironment=JC_ADMIN_TOKEN_FILE=%d/admin-token\n"));
 
   const Env env = environment_file(read_text(deploy_path("systemd/mesh-node.env")));
   const auto j = accepted("mesh-node.env", env);

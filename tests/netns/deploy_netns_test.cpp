@@ -3,8 +3,8 @@
 // started there with exactly the command and environment that
 // deploy/compose.yaml or the StatefulSet of deploy/k8s/mesh.yaml gives it
 // (read from those files by deploy_files.hpp; only the pod IP, the pod
-// name, the namespace and the gossip Secret are filled in, as the cluster
-// would). Names the files use as seeds (compose service names, the pods'
+// name, the namespace, the gossip and admin token Secrets and the compose
+// admin-token secret are filled in, as the cluster would). Names the files use as seeds (compose service names, the pods'
 // DNS names under the headless Service) resolve through
 // /etc/netns/<ns>/hosts, which `ip netns exec` mounts over /etc/hosts.
 //
@@ -63,6 +63,8 @@ constexpr auto kDetect = 120s;
 constexpr const char* kTestNamespace = "mesh-test";
 // base64 of 32 bytes, standing in for the mesh-gossip Secret.
 constexpr const char* kGossipKey = "bWVzaC1kZXBsb3ktdGVzdC1nb3NzaXAta2V5LTMyYnk=";
+// Standing in for the admin token (the compose secret, the Kubernetes Secret).
+constexpr const char* kAdminToken = "mesh-deploy-test-admin-token-0123";
 
 std::string program(const std::string& name) {
   if (name == "mesh-node") return MESH_NODE_BIN;
@@ -149,12 +151,14 @@ class Deployment {
         std::make_unique<Process>(in_ns(i, argv), node(i).env, dir_.path(), node(i).name);
   }
 
-  // meshctl inside host i against node i's endpoint; parsed --json output.
+  // meshctl inside host i against node i's endpoint, with the node's
+  // environment (as `docker compose exec` and `kubectl exec` give it: the
+  // admin token file); parsed --json output.
   std::optional<Json> meshctl(int i, std::vector<std::string> args) const {
     std::vector<std::string> argv = {MESHCTL_BIN};
     argv.insert(argv.end(), args.begin(), args.end());
     argv.insert(argv.end(), {"--json", "--admin", admin_.at(static_cast<std::size_t>(i))});
-    const auto r = run_to_exit(in_ns(i, argv), {}, 40s);
+    const auto r = run_to_exit(in_ns(i, argv), node(i).env, 40s);
     if (r.exit_code != 0) return std::nullopt;
     try {
       return Json::parse(r.out);
@@ -295,7 +299,9 @@ class DeployNetns : public ::testing::Test {
 };
 
 TEST_F(DeployNetns, ComposeClusterFormsServesAgentsAndSeesAKilledNode) {
-  const auto nodes = compose_nodes(YAML::LoadFile(deploy_path("compose.yaml")));
+  TempDir files;
+  const auto nodes =
+      compose_nodes(YAML::LoadFile(deploy_path("compose.yaml")), {{"admin-token", kAdminToken}}, files.path());
   ASSERT_EQ(nodes.size(), 3U);
   NetnsLab lab(static_cast<int>(nodes.size()));
   std::map<std::string, int> names;  // service names resolve on the project network
@@ -351,7 +357,8 @@ TEST_F(DeployNetns, StatefulSetPodsFormAClusterTheirAgentsTalkAndFailuresAreSeen
   std::vector<NodeSpec> pods;
   std::map<std::string, int> names;  // the headless Service's DNS records
   for (int i = 0; i < lab.size(); ++i) {
-    Pod pod{set + "-" + std::to_string(i), lab.ip(i), kTestNamespace, {{{"mesh-gossip", "key"}, kGossipKey}},
+    Pod pod{set + "-" + std::to_string(i), lab.ip(i), kTestNamespace,
+            {{{"mesh-gossip", "key"}, kGossipKey}, {{"mesh-admin-token", "token"}, kAdminToken}},
             files.path() + "/" + std::to_string(i)};
     pods.push_back(statefulset_node(docs, sts, pod));
     names[pod_dns_name(pod.name, service, kTestNamespace)] = i;

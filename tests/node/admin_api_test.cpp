@@ -2,7 +2,9 @@
 // `meshctl peers` and GET /metrics against a mesh-node (no agents) and
 // against a mesh-agents (the example agent host), alone and joined into
 // one cluster, where the node without agents lists and reaches the other
-// node's agents. And `--version` / `-v` on every program.
+// node's agents. The bearer token: POST routes need it, reads with
+// admin_read_auth, /healthz never; beyond loopback without a token, POSTs
+// are refused. And `--version` / `-v` on every program.
 #include <gtest/gtest.h>
 #include <signal.h>
 
@@ -180,6 +182,99 @@ TEST(AdminApi, NodeWithoutAgentsAndAgentHostFormOneCluster) {
   EXPECT_EQ(metric(m, kAlive), 2.0) << m;
   EXPECT_GE(metric(m, "mesh_transport_peers{state=\"known\"}").value_or(0), 1.0) << m;
   EXPECT_EQ(metric(host.metrics(), kAlive), 2.0);
+}
+
+// --- authentication --------------------------------------------------------
+
+const std::string kToken = "s3cret-admin-token-0123";
+const std::vector<std::string> kReadRoutes = {"/v1/members", "/v1/self", "/v1/agents", "/metrics"};
+
+HttpResult post(const Node& n, const std::string& path, const HttpHeaders& headers) {
+  return http_post("127.0.0.1", n.admin, path, R"({"target":"scout","message":{"kind":"ping"}})", 10s, headers);
+}
+
+HttpResult get(const Node& n, const std::string& path, const HttpHeaders& headers = {}) {
+  return http_get("127.0.0.1", n.admin, path, 10s, headers);
+}
+
+std::string error_text(const HttpResult& r) {
+  const Json j = Json::parse(r.body, nullptr, false);
+  return j.is_object() && j.contains("error") && j["error"].is_string() ? j["error"].get<std::string>() : r.body;
+}
+
+TEST(AdminApi, TokenGuardsPostRoutes) {
+  TempDir dir;
+  Node n(dir, MESH_AGENTS_BIN, "host", {"--agents", "scout", "--tick", "0", "--admin-token", kToken});
+  const auto none = post(n, "/v1/send", {});
+  EXPECT_EQ(none.status, 401u) << none.body;
+  EXPECT_EQ(none.header("WWW-Authenticate"), "Bearer");
+  EXPECT_NE(error_text(none).find("Authorization: Bearer"), std::string::npos) << none.body;
+  for (const auto& wrong : {bearer(kToken + "x"), bearer(kToken.substr(1)), bearer("x" + kToken.substr(1)),
+                            HttpHeaders{{"Authorization", "Basic " + kToken}}}) {
+    const auto r = post(n, "/v1/send", wrong);
+    EXPECT_EQ(r.status, 401u) << wrong[0].second;
+    EXPECT_EQ(r.header("WWW-Authenticate"), "Bearer");
+  }
+  EXPECT_EQ(post(n, "/v1/request", {}).status, 401u);
+
+  const auto sent = post(n, "/v1/send", bearer(kToken));
+  EXPECT_EQ(sent.status, 200u) << sent.body;
+  EXPECT_EQ(Json::parse(sent.body).value("sent", false), true) << sent.body;
+  // The scheme is case-insensitive (RFC 7235).
+  EXPECT_EQ(post(n, "/v1/send", {{"Authorization", "bearer " + kToken}}).status, 200u);
+
+  // Reads stay open without admin_read_auth, /healthz always.
+  for (const auto& path : kReadRoutes) EXPECT_EQ(get(n, path).status, 200u) << path;
+  EXPECT_EQ(get(n, "/healthz").status, 200u);
+
+  EXPECT_EQ(metric(n.metrics(), "mesh_admin_unauthorized_total"), 6.0);
+}
+
+TEST(AdminApi, ReadAuthGuardsEveryRouteButHealthz) {
+  TempDir dir;
+  const std::string file = dir.write("admin-token", kToken + "\n");
+  Node n(dir, MESH_NODE_BIN, "bare", {"--admin-token-file", file, "--admin-read-auth", "true"});
+  for (const auto& path : kReadRoutes) {
+    const auto refused = get(n, path);
+    EXPECT_EQ(refused.status, 401u) << path;
+    EXPECT_EQ(refused.header("WWW-Authenticate"), "Bearer") << path;
+    EXPECT_EQ(get(n, path, bearer("wrong-admin-token-0123")).status, 401u) << path;
+    EXPECT_EQ(get(n, path, bearer(kToken)).status, 200u) << path;
+  }
+  EXPECT_EQ(get(n, "/healthz").status, 200u);
+  // mesh-node hosts no agents: past the token, the target is unknown.
+  EXPECT_EQ(post(n, "/v1/send", {}).status, 401u);
+  EXPECT_EQ(post(n, "/v1/send", bearer(kToken)).status, 404u);
+}
+
+// Bound beyond loopback (0.0.0.0, reached here over 127.0.0.1) without a
+// token: POST routes are refused, reads stay open, and the node says so
+// once at start.
+TEST(AdminApi, BeyondLoopbackWithoutTokenPostsAreRefused) {
+  TempDir dir;
+  Node n(dir, MESH_AGENTS_BIN, "host", {"--agents", "scout", "--tick", "0", "--admin-host", "0.0.0.0"});
+  for (const std::string path : {"/v1/send", "/v1/request"}) {
+    const auto r = post(n, path, {});
+    EXPECT_EQ(r.status, 403u) << path << " " << r.body;
+    EXPECT_NE(error_text(r).find("set JC_ADMIN_TOKEN"), std::string::npos) << r.body;
+  }
+  for (const auto& path : kReadRoutes) EXPECT_EQ(get(n, path).status, 200u) << path;
+  const std::string log = n.process->log_tail(200);
+  const std::string warning = "no admin token, and not on loopback: POST routes are refused";
+  const auto first = log.find(warning);
+  EXPECT_NE(first, std::string::npos) << log;
+  EXPECT_EQ(log.find(warning, first + 1), std::string::npos) << log;
+  EXPECT_EQ(metric(n.metrics(), "mesh_admin_unauthorized_total"), 2.0);
+}
+
+// With a token, beyond loopback is fine.
+TEST(AdminApi, BeyondLoopbackWithTokenPostsWork) {
+  TempDir dir;
+  Node n(dir, MESH_AGENTS_BIN, "host",
+         {"--agents", "scout", "--tick", "0", "--admin-host", "0.0.0.0", "--admin-token", kToken});
+  EXPECT_EQ(post(n, "/v1/send", {}).status, 401u);
+  EXPECT_EQ(post(n, "/v1/send", bearer(kToken)).status, 200u);
+  EXPECT_EQ(n.process->log_tail(200).find("no admin token"), std::string::npos);
 }
 
 // --- --version and -v ------------------------------------------------------

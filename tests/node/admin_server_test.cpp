@@ -296,6 +296,39 @@ TEST_F(AdminServerTest, TextThatIsNotUtf8ComesOutAsValidJson) {
   EXPECT_EQ(r.body, "{\"name\":\"bad\xEF\xBF\xBD\"}");
 }
 
+// A guard sees method, path and Authorization before the handler (and
+// before a POST's body is read); its answer goes out with its header fields.
+TEST_F(AdminServerTest, GuardAnswersBeforeTheHandler) {
+  std::promise<void> installed;
+  asio::post(io_, [&] {
+    server_->guard([](const HttpRequest& r) -> std::optional<HttpResponse> {
+      if (r.path == "/healthz" || r.authorization == "Bearer let-me-in") return std::nullopt;
+      HttpResponse no = HttpResponse::error(401, r.method + " " + r.path + " refused");
+      no.headers.emplace_back("WWW-Authenticate", "Bearer");
+      return no;
+    });
+    installed.set_value();
+  });
+  installed.get_future().wait();
+  EXPECT_EQ(get("/healthz").status, 200u);
+  const auto refused = http_post("127.0.0.1", port_, "/echo", "{}", 3s);
+  EXPECT_EQ(refused.status, 401u);
+  EXPECT_EQ(refused.header("www-authenticate"), "Bearer");
+  EXPECT_EQ(nlohmann::json::parse(refused.body).at("error"), "POST /echo refused");
+  EXPECT_EQ(get("/echo").status, 401u);
+  const auto allowed = http_post("127.0.0.1", port_, "/echo", "{}", 3s, bearer("let-me-in"));
+  EXPECT_EQ(allowed.status, 200u);
+  EXPECT_EQ(nlohmann::json::parse(allowed.body).at("body"), "{}");
+  EXPECT_EQ(get("/nope").status, 404u);  // nothing there to guard
+  EXPECT_TRUE(bearer("").empty());
+}
+
+TEST(AdminServerBindTest, LoopbackIsTheBoundAddress) {
+  asio::io_context io;
+  EXPECT_TRUE(AdminServer(io, "127.0.0.1", 0).loopback());
+  EXPECT_FALSE(AdminServer(io, "0.0.0.0", 0).loopback());
+}
+
 TEST(AdminServerBindTest, BindFailureIsOneLine) {
   asio::io_context io;
   AdminServer first(io, "127.0.0.1", 0);

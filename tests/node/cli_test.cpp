@@ -1,6 +1,7 @@
 // mesh-node and meshctl as programs: exit codes, the one-line errors on
 // stderr, --check-config end to end (file < environment < flags), and one
-// node's admin endpoint as meshctl shows it.
+// node's admin endpoint as meshctl shows it, with and without the admin
+// token.
 #include <gtest/gtest.h>
 #include <netinet/in.h>
 #include <signal.h>
@@ -62,6 +63,10 @@ TEST(NodeCliTest, BadConfigurationExitsTwoWithOneLine) {
       {{"--node-name", "--swim-port", "1"}, {}, "--node-name: missing value"},
       {{}, {{"P2P_ENABLED", "maybe"}},
        "P2P_ENABLED: \"maybe\" is not a boolean (true, false, 1, 0, yes, no)"},
+      {{"--admin-token", "short"}, {}, "--admin-token: token is 5 characters, must be 16 to 1024"},
+      {{},
+       {{"JC_ADMIN_TOKEN_FILE", "/nonexistent/token"}},
+       "JC_ADMIN_TOKEN_FILE: /nonexistent/token: cannot read (No such file or directory)"},
   };
   for (const auto& c : cases) {
     for (bool check : {false, true}) {
@@ -102,6 +107,18 @@ TEST(NodeCliTest, CheckConfigShowsPrecedenceFileEnvironmentFlags) {
   EXPECT_EQ(j.at("sources").at("profile"), "JC_PROFILE");
   EXPECT_EQ(j.at("sources").at("log_level"), "--log-level");
   EXPECT_EQ(j.at("sources").at("admin_port"), "derived from swim_port");
+}
+
+TEST(NodeCliTest, CheckConfigNeverPrintsTheAdminToken) {
+  TempDir dir;
+  const std::string token = "never-shown-token-0123";
+  const std::string file = dir.write("admin-token", token + "\n");
+  for (const Env& env : {Env{{"JC_ADMIN_TOKEN", token}}, Env{{"JC_ADMIN_TOKEN_FILE", file}}}) {
+    const RunResult r = node({"--check-config"}, env);
+    ASSERT_EQ(r.exit_code, 0) << r.err;
+    EXPECT_EQ(r.out.find(token), std::string::npos) << r.out;
+    EXPECT_EQ(nlohmann::json::parse(r.out).at("admin_token"), "(set, not shown)");
+  }
 }
 
 TEST(NodeCliTest, CheckConfigBindsNothing) {
@@ -282,6 +299,67 @@ TEST(NodeCliTest, SingleNodeAdminEndpointAndMeshctl) {
   const auto code = p.wait_exit(15s);
   ASSERT_TRUE(code.has_value()) << "did not exit after SIGTERM\n" << p.log_tail();
   EXPECT_EQ(*code, 0) << p.log_tail();
+}
+
+// meshctl and a node with a token (and admin_read_auth, so that reads
+// need it too): the token from --token-file, JC_ADMIN_TOKEN_FILE or
+// JC_ADMIN_TOKEN; without it, one line and exit 1.
+TEST(NodeCliTest, MeshctlSendsTheAdminToken) {
+  TempDir dir;
+  const std::string token = "meshctl-admin-token-0123";
+  const std::string file = dir.write("admin-token", token + "\n");
+  const std::string wrong_file = dir.write("wrong-token", "wrong-admin-token-0123\n");
+  const std::uint16_t admin = free_port();
+  Process p({MESH_NODE_BIN, "--node-name", "guarded", "--swim-host", "127.0.0.1", "--swim-port",
+             std::to_string(free_port()), "--admin-port", std::to_string(admin), "--zmq-port",
+             std::to_string(free_port()), "--profile", "local", "--admin-read-auth", "true"},
+            {{"JC_ADMIN_TOKEN_FILE", file}}, dir.path(), "guarded");
+  const auto deadline = std::chrono::steady_clock::now() + 20s;
+  bool up = false;
+  while (!up && std::chrono::steady_clock::now() < deadline) {
+    const auto health = http_get("127.0.0.1", admin, "/healthz", 1s);
+    up = health.ok && health.status == 200;
+    if (!up) {
+      ASSERT_TRUE(p.running()) << p.log_tail();
+      std::this_thread::sleep_for(100ms);
+    }
+  }
+  ASSERT_TRUE(up) << p.log_tail();
+  const std::string at = "127.0.0.1:" + std::to_string(admin);
+
+  for (const Env& env : {Env{}, Env{{"JC_ADMIN_TOKEN_FILE", file}}, Env{{"JC_ADMIN_TOKEN", token}}}) {
+    const bool from_flag = env.empty();
+    std::vector<std::string> args = {"members", "--admin", at};
+    if (from_flag) args.insert(args.end(), {"--token-file", file});
+    const RunResult r = meshctl(args, env);
+    EXPECT_EQ(r.exit_code, 0) << r.err;
+    EXPECT_EQ(r.out.rfind("guarded  127.0.0.1:", 0), 0u) << r.out;
+    // Past the token, mesh-node has no agent of that name.
+    args[0] = "send";
+    args.insert(args.begin() + 1, {"x", "{}"});
+    const RunResult send = meshctl(args, env);
+    EXPECT_EQ(send.err, "meshctl: POST /v1/send: HTTP 404 no agent matches \"x\"\n");
+  }
+  // --token-file wins over the environment.
+  EXPECT_EQ(meshctl({"members", "--admin", at, "--token-file", file}, {{"JC_ADMIN_TOKEN", "wrong-admin-token-0123"}})
+                .exit_code,
+            0);
+
+  const RunResult none = meshctl({"members", "--admin", at});
+  EXPECT_EQ(none.exit_code, 1);
+  EXPECT_EQ(line_count(none.err), 1u) << none.err;
+  EXPECT_EQ(none.err.rfind("meshctl: GET /v1/members: HTTP 401 ", 0), 0u) << none.err;
+  EXPECT_NE(none.err.find("--token-file"), std::string::npos) << none.err;
+  const RunResult wrong = meshctl({"send", "x", "{}", "--admin", at, "--token-file", wrong_file});
+  EXPECT_EQ(wrong.exit_code, 1);
+  EXPECT_EQ(wrong.err, "meshctl: POST /v1/send: HTTP 401 wrong admin token\n");
+  const RunResult unreadable = meshctl({"members", "--admin", at, "--token-file", "/nonexistent/token"});
+  EXPECT_EQ(unreadable.exit_code, 2);
+  EXPECT_EQ(unreadable.err,
+            "meshctl: --token-file: /nonexistent/token: cannot read (No such file or directory) (meshctl --help)\n");
+
+  p.signal(SIGTERM);
+  EXPECT_TRUE(p.wait_exit(15s).has_value()) << p.log_tail();
 }
 
 }  // namespace

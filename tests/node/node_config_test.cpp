@@ -526,9 +526,94 @@ TEST(NodeConfigTest, UsageListsEveryFlagAndVariable) {
         "--tags", "JC_TAGS", "--gossip-key", "JC_GOSSIP_KEY", "--zmq-port", "JC_ZMQ_PORT",
         "P2P_ENABLED", "--config", "JC_CONFIG", "--mailbox-limit", "JC_MAILBOX_LIMIT",
         "--discovery-strategy", "--request-timeout", "--max-message-bytes", "--ipc-dir",
-        "--leave-timeout", "--curve-secret-key", "--curve-public-key", "--log-format"}) {
+        "--leave-timeout", "--curve-secret-key", "--curve-public-key", "--log-format",
+        "--admin-token", "JC_ADMIN_TOKEN", "--admin-token-file", "JC_ADMIN_TOKEN_FILE",
+        "--admin-read-auth", "JC_ADMIN_READ_AUTH"}) {
     EXPECT_NE(u.find(s), std::string::npos) << s;
   }
+}
+
+// --- the admin token ---------------------------------------------------------
+
+constexpr char kToken[] = "0123456789abcdef-token";
+
+TEST(NodeConfigTest, AdminTokenFromEverySource) {
+  const NodeConfig d = load({});
+  EXPECT_TRUE(d.admin_token.empty());
+  EXPECT_FALSE(d.admin_read_auth);
+  EXPECT_EQ(load({}, {{"JC_ADMIN_TOKEN", kToken}}).admin_token, kToken);
+  EXPECT_EQ(load({"--admin-token", kToken}).admin_token, kToken);
+  TempFile yaml(std::string("admin_token: '") + kToken + "'\nadmin_read_auth: true\n");
+  const NodeConfig y = load({"--config", yaml.path()});
+  EXPECT_EQ(y.admin_token, kToken);
+  EXPECT_TRUE(y.admin_read_auth);
+  EXPECT_FALSE(load({"--config", yaml.path(), "--admin-read-auth", "no"}).admin_read_auth);
+
+  // A file is read when the configuration loads; `echo token > file`
+  // leaves a newline, which is no part of the token.
+  TempFile file(std::string(kToken) + " \n\n");
+  TempFile yaml_file("admin_token_file: " + file.path() + "\n");
+  for (const NodeConfig& c : {load({}, {{"JC_ADMIN_TOKEN_FILE", file.path()}}),
+                              load({"--admin-token-file", file.path()}), load({"--config", yaml_file.path()})}) {
+    EXPECT_EQ(c.admin_token, kToken);
+    EXPECT_EQ(c.admin_token_file, file.path());
+  }
+  // Only the file of the source that wins is read.
+  EXPECT_EQ(load({"--admin-token-file", file.path()}, {{"JC_ADMIN_TOKEN_FILE", "/nonexistent/token"}}).admin_token,
+            kToken);
+}
+
+TEST(NodeConfigErrorTest, AdminToken) {
+  EXPECT_EQ(error_of({"--admin-token", "short"}), "--admin-token: token is 5 characters, must be 16 to 1024");
+  EXPECT_EQ(error_of({}, {{"JC_ADMIN_TOKEN", std::string(1025, 'a')}}),
+            "JC_ADMIN_TOKEN: token is 1025 characters, must be 16 to 1024");
+  EXPECT_EQ(error_of({}, {{"JC_ADMIN_TOKEN", "0123456789 abcdef"}}),
+            "JC_ADMIN_TOKEN: token has a space or a character that is not printable ASCII at position 11");
+  EXPECT_EQ(error_of({"--admin-token", "0123456789abcdef\xc3\xa9"}),
+            "--admin-token: token has a space or a character that is not printable ASCII at position 17");
+  EXPECT_EQ(file_error("admin_token: short\n", "admin_token: token is 5 characters, must be 16 to 1024"), "");
+
+  EXPECT_EQ(error_of({}, {{"JC_ADMIN_TOKEN_FILE", "/nonexistent/token"}}),
+            "JC_ADMIN_TOKEN_FILE: /nonexistent/token: cannot read (No such file or directory)");
+  TempFile empty("\n  \n");
+  EXPECT_EQ(error_of({"--admin-token-file", empty.path()}),
+            "--admin-token-file: " + empty.path() + ": the file is empty");
+  TempFile short_file("short-secret\n");
+  const std::string m = error_of({"--admin-token-file", short_file.path()});
+  EXPECT_EQ(m, "--admin-token-file: " + short_file.path() + ": token is 12 characters, must be 16 to 1024");
+  EXPECT_EQ(m.find("short-secret"), std::string::npos);
+  TempFile good(kToken);
+  EXPECT_EQ(error_of({"--admin-token-file", good.path()}, {{"JC_ADMIN_TOKEN", kToken}}),
+            "--admin-token-file: set, and admin_token too (set one or the other)");
+
+  EXPECT_EQ(error_of({}, {{"JC_ADMIN_READ_AUTH", "true"}}),
+            "JC_ADMIN_READ_AUTH: true, but there is no admin_token or admin_token_file");
+  EXPECT_EQ(error_of({"--admin-read-auth", "maybe"}),
+            "--admin-read-auth: \"maybe\" is not a boolean (true, false, 1, 0, yes, no)");
+  // The rejected secret itself is never echoed.
+  for (const char* bad : {"0123456789 abcdef", "0123456789abcde\n"}) {
+    const std::string msg = error_of({}, {{"JC_ADMIN_TOKEN", bad}});
+    EXPECT_EQ(msg.find("0123456789"), std::string::npos) << msg;
+    EXPECT_EQ(msg.find('\n'), std::string::npos) << msg;
+  }
+}
+
+TEST(NodeConfigTest, AdminTokenIsNeverPrinted) {
+  TempFile file(kToken);
+  for (const NodeConfig& c : {load({"--admin-token", kToken, "--admin-read-auth", "1"}),
+                              load({"--admin-token-file", file.path(), "--admin-read-auth", "1"})}) {
+    const std::string text = to_json_string(c);
+    EXPECT_EQ(text.find(kToken), std::string::npos) << text;
+    const auto j = nlohmann::json::parse(text);
+    EXPECT_EQ(j.at("admin_token"), "(set, not shown)");
+    EXPECT_EQ(j.at("admin_read_auth"), true);
+  }
+  EXPECT_EQ(nlohmann::json::parse(to_json_string(load({"--admin-token-file", file.path()}))).at("admin_token_file"),
+            file.path());
+  const auto d = nlohmann::json::parse(to_json_string(load({})));
+  EXPECT_TRUE(d.at("admin_token").is_null());
+  EXPECT_TRUE(d.at("admin_token_file").is_null());
+  EXPECT_EQ(d.at("admin_read_auth"), false);
 }
 
 // --- the Mesh's keys --------------------------------------------------------

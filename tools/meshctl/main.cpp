@@ -1,6 +1,6 @@
 // meshctl: a command-line client of a node's admin endpoint.
 //
-//   meshctl members [--admin host:port] [--json]
+//   meshctl members [--admin host:port] [--token-file PATH] [--json]
 //   meshctl peers [--role R] [--capability C] [--json]
 //   meshctl send <target> <json> [--context <json>] [--json]
 //   meshctl request <target> <json> [--timeout-ms N] [--context <json>] [--json]
@@ -14,13 +14,23 @@
 // error wording every program shares) and one function, which gets the
 // options common to all commands and its own.
 //
+// The admin token (mesh/mesh_admin.hpp, "Authentication") is sent with
+// every request when there is one: from --token-file, else the file named
+// by JC_ADMIN_TOKEN_FILE, else JC_ADMIN_TOKEN, as the node reads it.
+//
 // Exit codes: 0 success, 1 the node could not be reached or answered with
-// an error (an unknown target, a request that failed or timed out), 2 bad
-// usage (also a message or context that is not valid JSON).
+// an error (an unknown target, a request that failed or timed out, a
+// missing or wrong token), 2 bad usage (also a message or context that is
+// not valid JSON, an unreadable token file).
 #include <algorithm>
+#include <cctype>
+#include <cerrno>
 #include <chrono>
 #include <cstdlib>
+#include <cstring>
+#include <fstream>
 #include <iostream>
+#include <sstream>
 #include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
@@ -38,6 +48,7 @@ namespace {
 
 struct Options {
   HostPort admin{"127.0.0.1", 9946};
+  std::string token;  // empty: none
   bool json = false;
 };
 
@@ -90,8 +101,10 @@ std::string endpoint_text(const HostPort& hp) {
 std::optional<std::string> call(const Options& opt, const std::string& target,
                                 const std::string* body = nullptr,
                                 std::chrono::milliseconds timeout = std::chrono::seconds(5)) {
-  const auto r = body == nullptr ? http_get(opt.admin.host, opt.admin.port, target, timeout)
-                                 : http_post(opt.admin.host, opt.admin.port, target, *body, timeout);
+  const HttpHeaders headers = bearer(opt.token);
+  const auto r = body == nullptr
+                     ? http_get(opt.admin.host, opt.admin.port, target, timeout, headers)
+                     : http_post(opt.admin.host, opt.admin.port, target, *body, timeout, headers);
   if (!r.ok) {
     std::cerr << "meshctl: cannot reach the node at " << endpoint_text(opt.admin) << " ("
               << r.error << ")\n";
@@ -103,8 +116,14 @@ std::optional<std::string> call(const Options& opt, const std::string& target,
       detail = nlohmann::json::parse(r.body).at("error").get<std::string>();
     } catch (const std::exception&) {
     }
+    // The node's reason already names what it wants; say where meshctl
+    // looks for a token when it had none.
+    const bool no_token = r.status == 401 && opt.token.empty();
     std::cerr << "meshctl: " << (body == nullptr ? "GET " : "POST ") << target << ": HTTP "
-              << r.status << " " << detail << "\n";
+              << r.status << " " << detail
+              << (no_token ? " (meshctl sends none: give --token-file, JC_ADMIN_TOKEN_FILE or JC_ADMIN_TOKEN)"
+                           : "")
+              << "\n";
     return std::nullopt;
   }
   return r.body;
@@ -280,6 +299,33 @@ HostPort admin_endpoint(const std::string& text) {
   return *hp;
 }
 
+// The admin token: --token-file, else JC_ADMIN_TOKEN_FILE, else
+// JC_ADMIN_TOKEN (the node's own settings); empty when none is set.
+std::string admin_token(const std::string& token_file) {
+  std::string where = "--token-file";
+  std::string path = token_file;
+  if (path.empty()) {
+    const char* file = std::getenv("JC_ADMIN_TOKEN_FILE");
+    if (file == nullptr || *file == '\0') {
+      const char* token = std::getenv("JC_ADMIN_TOKEN");
+      return token == nullptr ? std::string() : std::string(token);
+    }
+    where = "JC_ADMIN_TOKEN_FILE";
+    path = file;
+  }
+  std::ifstream in(path, std::ios::binary);
+  std::ostringstream text;
+  if (in) text << in.rdbuf();
+  if (!in || in.bad()) {
+    throw UsageError(where + ": " + escape_text(path) + ": cannot read (" + std::strerror(errno) + ")");
+  }
+  std::string token = text.str();
+  // As the node reads it: `echo token > file` leaves a newline.
+  while (!token.empty() && std::isspace(static_cast<unsigned char>(token.back()))) token.pop_back();
+  if (token.empty()) throw UsageError(where + ": " + escape_text(path) + ": the file is empty");
+  return token;
+}
+
 int main_(int argc, char** argv) {
   CLI::App app(
       "A client of a node's admin endpoint: mesh-node, or any program that runs a Mesh\n"
@@ -291,6 +337,11 @@ int main_(int argc, char** argv) {
                  "the node's admin endpoint (default 127.0.0.1:9946, or JC_ADMIN_HOST / "
                  "JC_ADMIN_PORT, or JC_SWIM_PORT + 2000)")
       ->type_name("HOST:PORT");
+  std::string token_file;
+  app.add_option("--token-file", token_file,
+                 "file holding the node's admin token (default: JC_ADMIN_TOKEN_FILE, or "
+                 "JC_ADMIN_TOKEN)")
+      ->type_name("PATH");
   app.add_flag("--json", opt.json, "print the node's JSON answer as it is");
   app.require_subcommand(0, 1);
 
@@ -316,7 +367,7 @@ int main_(int argc, char** argv) {
   request_cmd->add_option("--timeout-ms", request_args.timeout_ms, "how long to wait for the answer")
       ->type_name("N")
       ->transform(cli::whole_number(1, 600'000));
-  // --admin and --json may follow the command too.
+  // --admin, --token-file and --json may follow the command too.
   for (auto* cmd : {members_cmd, peers_cmd, send_cmd, request_cmd}) cmd->fallthrough();
 
   try {
@@ -326,6 +377,7 @@ int main_(int argc, char** argv) {
       return 2;
     }
     opt.admin = admin_endpoint(admin_text);
+    opt.token = admin_token(token_file);
     if (members_cmd->parsed()) return members(opt);
     if (peers_cmd->parsed()) return peers(opt, peers_args);
     if (send_cmd->parsed()) return post_message(opt, "send", send_args, false);

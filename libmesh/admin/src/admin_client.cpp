@@ -33,7 +33,7 @@ namespace {
 
 HttpResult exchange(http::verb verb, const std::string& host, std::uint16_t port,
                     const std::string& target, const std::string* body,
-                    std::chrono::milliseconds timeout) {
+                    std::chrono::milliseconds timeout, const HttpHeaders& headers) {
   // Beast's timeouts apply to asynchronous operations only, so the
   // "blocking" call runs the asynchronous chain on a private io_context.
   asio::io_context io;
@@ -43,6 +43,7 @@ HttpResult exchange(http::verb verb, const std::string& host, std::uint16_t port
   http::request<http::string_body> req{verb, target, 11};
   req.set(http::field::host, host + ":" + std::to_string(port));
   req.set(http::field::user_agent, "meshctl");
+  for (const auto& [name, value] : headers) req.set(name, value);
   if (body != nullptr) {
     req.set(http::field::content_type, "application/json");
     req.body() = *body;
@@ -75,6 +76,9 @@ HttpResult exchange(http::verb verb, const std::string& host, std::uint16_t port
           result.ok = true;
           result.status = parser.get().result_int();
           result.body = std::move(parser.get().body());
+          for (const auto& field : parser.get()) {
+            result.headers.emplace_back(std::string(field.name_string()), std::string(field.value()));
+          }
           beast::error_code ignored;
           stream.socket().shutdown(tcp::socket::shutdown_both, ignored);
         });
@@ -92,14 +96,27 @@ HttpResult exchange(http::verb verb, const std::string& host, std::uint16_t port
 
 }  // namespace
 
+std::string HttpResult::header(std::string_view name) const {
+  for (const auto& [n, value] : headers) {
+    if (beast::iequals(n, beast::string_view(name.data(), name.size()))) return value;
+  }
+  return {};
+}
+
+HttpHeaders bearer(const std::string& token) {
+  if (token.empty()) return {};
+  return {{"Authorization", "Bearer " + token}};
+}
+
 HttpResult http_get(const std::string& host, std::uint16_t port, const std::string& target,
-                    std::chrono::milliseconds timeout) {
-  return exchange(http::verb::get, host, port, target, nullptr, timeout);
+                    std::chrono::milliseconds timeout, const HttpHeaders& headers) {
+  return exchange(http::verb::get, host, port, target, nullptr, timeout, headers);
 }
 
 HttpResult http_post(const std::string& host, std::uint16_t port, const std::string& target,
-                     const std::string& body, std::chrono::milliseconds timeout) {
-  return exchange(http::verb::post, host, port, target, &body, timeout);
+                     const std::string& body, std::chrono::milliseconds timeout,
+                     const HttpHeaders& headers) {
+  return exchange(http::verb::post, host, port, target, &body, timeout, headers);
 }
 
 }  // namespace mesh

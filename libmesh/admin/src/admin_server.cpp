@@ -38,6 +38,7 @@ struct ServerState {
   tcp::acceptor acceptor;
   AdminServerOptions options;
   std::map<std::string, Routes, std::less<>> routes;
+  AdminServer::Guard guard;
   // Open connections, so that stop() can close them. Weak: a connection
   // lives as long as its pending operations.
   std::list<std::weak_ptr<Session>> sessions;
@@ -139,6 +140,7 @@ class Session : public std::enable_shared_from_this<Session> {
     const auto q = request_.target.find('?');
     request_.path = request_.target.substr(0, q);
     if (q != std::string::npos) request_.query = request_.target.substr(q + 1);
+    request_.authorization = std::string(req[http::field::authorization]);
 
     const auto it = server_->routes.find(request_.path);
     const Routes* routes = it == server_->routes.end() ? nullptr : &it->second;
@@ -157,6 +159,12 @@ class Session : public std::enable_shared_from_this<Session> {
       write(HttpResponse::error(405, std::string(get ? "GET" : "POST") + " is not supported here"),
             keep_alive_, allow(routes));
       return;
+    }
+    if (server_->guard) {
+      if (auto refused = server_->guard(request_)) {
+        write(std::move(*refused), keep_alive_);
+        return;
+      }
     }
     if (get) {
       if (body_pending) {
@@ -237,6 +245,7 @@ class Session : public std::enable_shared_from_this<Session> {
     msg->set(http::field::content_type, res.content_type);
     msg->set(http::field::cache_control, "no-store");
     if (!allow_header.empty()) msg->set(http::field::allow, allow_header);
+    for (const auto& [name, value] : res.headers) msg->set(name, value);
     msg->keep_alive(keep_alive);
     msg->body() = std::move(res.body);
     msg->prepare_payload();
@@ -377,6 +386,8 @@ void AdminServer::route_post_async(std::string path, AsyncHandler handler) {
   impl_->routes[std::move(path)].post = std::move(handler);
 }
 
+void AdminServer::guard(Guard guard) { impl_->guard = std::move(guard); }
+
 void AdminServer::start() {
   if (impl_->started) return;
   impl_->started = true;
@@ -392,6 +403,12 @@ void AdminServer::stop() {
     if (auto s = w.lock()) s->close();
   }
   impl_->sessions.clear();
+}
+
+bool AdminServer::loopback() const {
+  boost::system::error_code ec;
+  const auto ep = impl_->acceptor.local_endpoint(ec);
+  return !ec && ep.address().is_loopback();
 }
 
 std::uint64_t AdminServer::connections_evicted() const { return impl_->evicted; }

@@ -4,6 +4,11 @@
 // MetricsEndpoint (metrics).
 #include "mesh/mesh_admin.hpp"
 
+#include <prometheus/counter.h>
+#include <prometheus/family.h>
+#include <prometheus/registry.h>
+#include <spdlog/spdlog.h>
+
 #include <utility>
 
 #include "mesh_admin_state.hpp"
@@ -43,7 +48,26 @@ MeshAdmin::MeshAdmin(Mesh& mesh, AdminServer& admin) : state_(std::make_shared<S
   admin.route_post_async("/v1/send", post(false));
   admin.route_post_async("/v1/request", post(true));
   admin_api::route_membership(admin, weak);
-  state_->metrics = attach_metrics(admin, mesh);
+
+  auto metrics = std::make_shared<Metrics>();
+  metrics->watch(mesh);
+  auto& refused = prometheus::BuildCounter()
+                      .Name("mesh_admin_unauthorized_total")
+                      .Help("Admin API requests refused for want of the admin token (401 or 403).")
+                      .Register(metrics->registry())
+                      .Add({});
+  const NodeConfig& config = mesh.config();
+  // The guard may outlive this object (the server does): it holds the
+  // Metrics that owns the counter.
+  admin.guard(admin_api::auth_guard(config.admin_token, config.admin_read_auth, admin.loopback(),
+                                    [metrics, &refused] { refused.Increment(); }));
+  if (config.admin_token.empty() && !admin.loopback()) {
+    spdlog::warn(
+        "admin endpoint {}: no admin token, and not on loopback: POST routes are refused (set "
+        "JC_ADMIN_TOKEN_FILE or JC_ADMIN_TOKEN)",
+        admin.endpoint());
+  }
+  state_->metrics = std::make_unique<MetricsEndpoint>(admin, std::move(metrics));
 }
 
 MeshAdmin::~MeshAdmin() {

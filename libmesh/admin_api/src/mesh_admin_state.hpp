@@ -6,6 +6,7 @@
 #include <atomic>
 #include <boost/asio/thread_pool.hpp>
 #include <cstddef>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -43,6 +44,14 @@ HttpResponse error(unsigned status, const std::string& text, ErrorCode code);
 HttpResponse list_agents(Mesh& mesh);
 void submit_message(Mesh& mesh, const std::shared_ptr<std::atomic<std::size_t>>& in_flight,
                     const std::string& body, const AdminServer::Respond& respond, bool request);
+
+// The admin API's authentication (auth.cpp): with a `token`, POST routes
+// need "Authorization: Bearer <token>", and so do GET routes with
+// `read_auth`; without one, POST routes are refused unless the server is
+// on `loopback`. /healthz is always open. `refused` is called for each
+// request turned away (401 or 403).
+AdminServer::Guard auth_guard(std::string token, bool read_auth, bool loopback,
+                              std::function<void()> refused);
 
 // GET /v1/members and /v1/self (membership_routes.cpp).
 void route_membership(AdminServer& admin, const std::weak_ptr<MeshAdmin::State>& state);

@@ -48,6 +48,10 @@ inline constexpr std::size_t kMaxMessageBytes = 256 * 1024 * 1024;
 inline constexpr std::size_t kMaxMailboxBytes = std::size_t{64} << 30;
 // sockaddr_un's sun_path: 108 bytes with the terminating NUL.
 inline constexpr std::size_t kIpcPathMax = 107;
+// An admin token shorter than this is guessable; a longer one than the
+// maximum would crowd the admin server's 8 KiB request header.
+inline constexpr std::size_t kAdminTokenMin = 16;
+inline constexpr std::size_t kAdminTokenMax = 1024;
 
 // A problem with a value, without the "where from" part; empty = fine.
 using Problem = std::optional<std::string>;
@@ -108,6 +112,10 @@ Problem set_size(std::size_t& out, std::string_view text, std::size_t min, std::
 // A Z85 CURVE key (ZeroMQ's RFC 32 alphabet), 40 characters = 32 bytes.
 // The problem never contains the text: it may be a secret key.
 Problem set_curve_key(std::string& out, std::string_view text);
+
+// An admin API bearer token: kAdminTokenMin to kAdminTokenMax printable
+// ASCII characters, no spaces. The problem never contains the text.
+Problem admin_token_problem(std::string_view token);
 
 Problem set_port(std::uint16_t& out, std::string_view text);
 

@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cctype>
 #include <cstring>
 #include <nlohmann/json.hpp>
 
@@ -52,8 +53,25 @@ std::string source_of(const NodeConfig& c, std::string_view key) {
   return src;  // the variable or flag name
 }
 
+// The admin token from admin_token_file, once every source is in.
+void read_admin_token(NodeConfig& c) {
+  if (c.admin_token_file.empty()) return;
+  const std::string where = source_of(c, "admin_token_file");
+  if (!c.admin_token.empty()) fail(where, "set, and admin_token too (set one or the other)");
+  const std::string file = printable_path(c.admin_token_file);
+  std::string text = read_file(c.admin_token_file, where + ": " + file);
+  // `echo token > file` and editors leave a newline.
+  while (!text.empty() && std::isspace(static_cast<unsigned char>(text.back()))) text.pop_back();
+  if (text.empty()) fail(where, file + ": the file is empty");
+  if (auto bad = admin_token_problem(text)) fail(where, file + ": " + *bad);
+  c.admin_token = std::move(text);
+}
+
 // Checks that involve more than one setting.
 void cross_check(const NodeConfig& c) {
+  if (c.admin_read_auth && c.admin_token.empty()) {
+    fail(source_of(c, "admin_read_auth"), "true, but there is no admin_token or admin_token_file");
+  }
   if (c.curve_secret_key.empty() != c.curve_public_key.empty()) {
     const bool secret = !c.curve_secret_key.empty();
     fail(source_of(c, secret ? "curve_secret_key" : "curve_public_key"),
@@ -101,6 +119,7 @@ void cross_check(const NodeConfig& c) {
 
 void config_detail::finish(NodeConfig& c) {
   derive(c);
+  read_admin_token(c);
   cross_check(c);
 }
 
@@ -179,6 +198,9 @@ std::string to_json_string(const NodeConfig& c) {
   j["log_format"] = std::string(to_string(c.log_format));
   j["admin_host"] = c.admin_host;
   j["admin_port"] = c.admin_port;
+  j["admin_token"] = or_null(c.admin_token.empty(), "(set, not shown)");
+  j["admin_token_file"] = or_null(c.admin_token_file.empty(), c.admin_token_file);
+  j["admin_read_auth"] = c.admin_read_auth;
   j["tags"] = c.tags;
   j["gossip_key"] = or_null(c.gossip_key.empty(),
                             "(" + std::to_string(c.gossip_key.size()) + "-byte key, not shown)");

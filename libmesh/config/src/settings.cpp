@@ -73,6 +73,33 @@ const std::vector<Setting>& settings() {
       {"admin_port", "JC_ADMIN_PORT", "--admin-port", "PORT",
        "admin HTTP port (default: SWIM port + 2000)",
        [](NodeConfig& c, std::string_view v) { return set_port(c.admin_port, v); }},
+      {"admin_token", "JC_ADMIN_TOKEN", "--admin-token", "TOKEN",
+       "bearer token the admin API's POST routes require (16+ printable characters)",
+       // A secret: messages never contain it.
+       [](NodeConfig& c, std::string_view v) -> Problem {
+         v = trim(v);
+         if (!v.empty()) {
+           if (auto bad = admin_token_problem(v)) return bad;
+         }
+         c.admin_token = std::string(v);
+         return std::nullopt;
+       }},
+      {"admin_token_file", "JC_ADMIN_TOKEN_FILE", "--admin-token-file", "FILE",
+       "file holding the admin token (instead of admin_token)",
+       // Read once every source is in (node_config.cpp): a later source may
+       // name another file, and only the one that wins must exist.
+       [](NodeConfig& c, std::string_view v) -> Problem {
+         v = trim(v);
+         for (char ch : v) {
+           const auto u = static_cast<unsigned char>(ch);
+           if (u < 0x20 || u == 0x7f) return quote(v) + " contains a control character";
+         }
+         c.admin_token_file = std::string(v);
+         return std::nullopt;
+       }},
+      {"admin_read_auth", "JC_ADMIN_READ_AUTH", "--admin-read-auth", "BOOL",
+       "the admin API's GET routes need the token too, all but /healthz (default false)",
+       [](NodeConfig& c, std::string_view v) { return set_bool(c.admin_read_auth, v); }},
       {"tags", "JC_TAGS", "--tags", "LIST", "tags in node meta, k=v,...", set_tags},
       {"gossip_key", "JC_GOSSIP_KEY", "--gossip-key", "BASE64",
        "AES key, base64 of 16, 24 or 32 bytes (as serf keygen)",

@@ -251,6 +251,20 @@ Problem set_curve_key(std::string& out, std::string_view text) {
   return std::nullopt;
 }
 
+Problem admin_token_problem(std::string_view token) {
+  if (token.size() < kAdminTokenMin || token.size() > kAdminTokenMax) {
+    return "token is " + std::to_string(token.size()) + " characters, must be " +
+           std::to_string(kAdminTokenMin) + " to " + std::to_string(kAdminTokenMax);
+  }
+  for (std::size_t i = 0; i < token.size(); ++i) {
+    const auto u = static_cast<unsigned char>(token[i]);
+    if (u <= 0x20 || u >= 0x7f) {
+      return "token has a space or a character that is not printable ASCII at position " +
+             std::to_string(i + 1);
+    }
+  }
+  return std::nullopt;
+}
 
 Problem set_port(std::uint16_t& out, std::string_view text) {
   auto p = parse_port(text);

@@ -4,11 +4,12 @@
 // It is an operator's and a test's window into the node (/v1/members,
 // /v1/self, /healthz; /v1/agents, /v1/send, /v1/request on a node that
 // hosts agents, see mesh_admin.hpp), not a public API: it binds to
-// loopback unless configured otherwise, has no authentication, answers GET
-// and, on routes registered for it, POST (405 otherwise, 404 for unknown
-// paths), and bounds what a client may cost it: request header size, no
-// body on a GET and a bounded one on a POST, an idle and a read timeout,
-// and a limit on connections open at once. Everything a client sends is
+// loopback unless configured otherwise, leaves authentication to its owner
+// (a guard, which sees every request first: MeshAdmin's checks a bearer
+// token), answers GET and, on routes registered for it, POST (405
+// otherwise, 404 for unknown paths), and bounds what a client may cost
+// it: request header size, no body on a GET and a bounded one on a POST,
+// an idle and a read timeout, and a limit on connections open at once. Everything a client sends is
 // untrusted; a bad request is answered (400/405/411/413) or the connection
 // closed, never thrown.
 //
@@ -23,8 +24,11 @@
 #include <functional>
 #include <memory>
 #include <nlohmann/json_fwd.hpp>
+#include <optional>
 #include <string>
 #include <string_view>
+#include <utility>
+#include <vector>
 
 namespace boost::asio {
 class io_context;
@@ -38,12 +42,15 @@ struct HttpRequest {
   std::string path;    // without the query: "/v1/members"
   std::string query;   // after '?', undecoded; empty if none
   std::string body;    // POST only (untrusted, at most max_body_bytes)
+  std::string authorization;  // the Authorization header as sent; empty if none
 };
 
 struct HttpResponse {
   unsigned status = 200;
   std::string content_type = "application/json";
   std::string body;
+  // More header fields (name, value), e.g. WWW-Authenticate on a 401.
+  std::vector<std::pair<std::string, std::string>> headers;
 
   // {"error": message} with `status`.
   static HttpResponse error(unsigned status, std::string_view message);
@@ -75,6 +82,11 @@ class AdminServer {
   using Respond = std::function<void(HttpResponse)>;
   // `respond` may be called from any thread, exactly once.
   using AsyncHandler = std::function<void(const HttpRequest&, Respond respond)>;
+  // Sees every request to a registered route, method and path known,
+  // before its handler and before a POST's body is read (so a refused
+  // client cannot make the server buffer one). An answer refuses the
+  // request with it; nullopt lets it through. Runs on the server's thread.
+  using Guard = std::function<std::optional<HttpResponse>(const HttpRequest&)>;
 
   // Binds and listens on host:port (an IP literal; port 0 picks a free one).
   // Throws std::runtime_error with a one-line reason if it cannot.
@@ -94,6 +106,9 @@ class AdminServer {
   // a GET and a POST handler; the other method gets 405 with Allow.
   void route_post(std::string path, Handler handler);
   void route_post_async(std::string path, AsyncHandler handler);
+  // Installs the guard (one; a second replaces it). Call before start(),
+  // or on the io_context's thread.
+  void guard(Guard guard);
 
   // Starts accepting. Call once.
   void start();
@@ -106,6 +121,9 @@ class AdminServer {
   // Any thread.
   std::uint64_t connections_evicted() const;
   std::string endpoint() const;  // "127.0.0.1:9946"
+  // Whether the bound address is a loopback one (127.0.0.0/8, ::1): only
+  // clients on this machine can connect.
+  bool loopback() const;
 
  private:
   struct Impl;

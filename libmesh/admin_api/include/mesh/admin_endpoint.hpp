@@ -12,8 +12,8 @@
 //
 // mesh-node and mesh-agents run exactly this, so `meshctl members`,
 // `meshctl peers`, send, request and GET /metrics work against either.
-// The endpoint is unauthenticated: keep admin_host on loopback (the
-// default) or behind something that authenticates.
+// Beyond loopback, set the admin token (mesh/mesh_admin.hpp,
+// "Authentication"): without one the endpoint refuses every POST there.
 #pragma once
 
 #include <cstdint>

@@ -31,7 +31,16 @@
 // come out with U+FFFD, requests in flight are bounded, a handler that
 // throws answers 500.
 //
-// The endpoint is unauthenticated: keep it on loopback (the default).
+// Authentication (the node's admin_token, admin_read_auth; see
+// docs/mesh-node.md): with a token, every POST route needs
+// "Authorization: Bearer <token>" (401 with WWW-Authenticate: Bearer
+// otherwise), and with admin_read_auth every GET route too; /healthz is
+// always open, for probes. Without a token, POST routes answer 403 unless
+// the server listens on loopback only, where anything goes as before (a
+// developer's machine). Refusals are counted in
+// mesh_admin_unauthorized_total. The token is compared in constant time;
+// the traffic is plain HTTP, so beyond one machine keep it on a network
+// you trust (or behind TLS).
 #pragma once
 
 #include <chrono>
@@ -49,11 +58,11 @@ inline constexpr std::chrono::milliseconds kAdminMaxRequestTimeout{600'000};
 
 class MeshAdmin {
  public:
-  // Registers the routes on `admin` (before admin.start(), or on its I/O
-  // thread). The Mesh must outlive this object; stop the AdminServer
-  // before destroying it (a route that is still called afterwards answers
-  // 503). Sends before mesh.start() or after stop() are answered 503
-  // (Shutdown).
+  // Registers the routes and the guard that checks the token on `admin`
+  // (before admin.start(), or on its I/O thread). The Mesh must outlive
+  // this object; stop the AdminServer before destroying it (a route that
+  // is still called afterwards answers 503). Sends before mesh.start() or
+  // after stop() are answered 503 (Shutdown).
   MeshAdmin(Mesh& mesh, AdminServer& admin);
   // Waits for membership snapshots and scrapes in progress.
   ~MeshAdmin();

@@ -70,10 +70,18 @@ struct NodeConfig {
   swim::Profile profile = swim::Profile::Lan;
   LogLevel log_level = LogLevel::Info;
   LogFormat log_format = LogFormat::Text;
-  // The admin HTTP endpoint (/v1/members, /v1/self, /healthz).
-  // Loopback by default: it is unauthenticated.
+  // The admin HTTP endpoint (/v1/members, /v1/self, /healthz, ...).
+  // Loopback by default.
   std::string admin_host = "127.0.0.1";
   std::uint16_t admin_port = 9946;  // default: swim_port + 2000
+  // The admin API's bearer token: POST routes need it, and with
+  // admin_read_auth every route but /healthz (probes). Set directly, or
+  // read from admin_token_file (trailing whitespace dropped) when the
+  // configuration loads; never both. Without a token, POST routes are open
+  // on a loopback admin_host and refused on any other. Never printed.
+  std::string admin_token;
+  std::string admin_token_file;
+  bool admin_read_auth = false;
   // Serf-style tags carried in node meta (at most 512 bytes encoded).
   std::map<std::string, std::string> tags;
   // AES-GCM key (16, 24 or 32 bytes) as Serf's `-encrypt`; empty: cleartext.
@@ -140,8 +148,8 @@ const std::vector<std::string>& config_environment_variables();
 std::string local_hostname();
 
 // The effective configuration as pretty-printed JSON (--check-config). The
-// gossip key and the CURVE secret key are never printed, only whether one
-// is set.
+// gossip key, the CURVE secret key and the admin token are never printed,
+// only whether one is set.
 std::string to_json_string(const NodeConfig& config);
 
 // The flag/environment reference printed by --help.

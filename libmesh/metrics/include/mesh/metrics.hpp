@@ -31,6 +31,9 @@
 //   transport_peers{state}                   gauge: known, connected
 //   agents (gauge), messages_malformed_total, registry_fetches_total{result}
 //   (started, applied, failed), agent_failures_total, agent_restarts_total
+//   admin_unauthorized_total                 admin API requests refused for want of
+//                                            the token (401, 403); MeshAdmin's own,
+//                                            in registry()
 // A source that has nothing to report (a Mesh before start()) adds nothing.
 // registry() takes the program's own metrics; they are served too.
 //
