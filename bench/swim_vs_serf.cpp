@@ -580,6 +580,10 @@ int run(int argc, char** argv) {
   opt.deadline_s = std::max(5, opt.deadline_s);
   if (opt.serf.empty()) opt.serf = find_on_path("serf");
   if (opt.serf.empty()) throw std::runtime_error("serf not found on PATH (--serf PATH)");
+  // Checked here: a serf that cannot start fails every trial, one deadline
+  // at a time, and the run would end with nothing measured.
+  if (::access(opt.serf.c_str(), X_OK) != 0)
+    throw std::runtime_error("serf not executable: " + opt.serf);
   if (::access(opt.mesh_node.c_str(), X_OK) != 0)
     throw std::runtime_error("mesh-node not executable: " + opt.mesh_node);
 
