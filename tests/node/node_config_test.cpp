@@ -14,6 +14,7 @@
 #include <string>
 #include <vector>
 
+#include "mesh/cli.hpp"
 #include "mesh/node_config.hpp"
 
 namespace mesh {
@@ -516,8 +517,13 @@ TEST(NodeConfigTest, JsonShowsEffectiveConfigWithoutTheKey) {
   EXPECT_EQ(j.at("sources").at("node_name"), "--node-name");
 }
 
+// What --help prints of the configuration (every program adds the flags
+// with add_config_flags).
 TEST(NodeConfigTest, UsageListsEveryFlagAndVariable) {
-  const std::string u = config_usage();
+  CLI::App app;
+  ConfigFlags flags;
+  add_config_flags(app, flags);
+  const std::string u = app.help();
   for (const char* s :
        {"--node-name", "JC_NODE_NAME", "--swim-host", "JC_SWIM_HOST", "--swim-port",
         "JC_SWIM_PORT", "--seeds", "JC_SEED_NODES", "--advertise-host", "JC_ADVERTISE_HOST",

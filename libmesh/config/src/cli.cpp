@@ -127,19 +127,6 @@ void reject_unknown_variables(const Environment& env) {
   }
 }
 
-std::string config_usage() {
-  CLI::App app;
-  app.set_help_flag();
-  ConfigFlags flags;
-  add_config_flags(app, flags);
-  std::string text = app.help();
-  // The usage line of this throwaway App says nothing; the options do.
-  if (auto pos = text.find('\n'); text.rfind("Usage:", 0) == 0 && pos != std::string::npos) {
-    text.erase(0, pos + 1);
-  }
-  return text;
-}
-
 namespace cli {
 
 void setup(CLI::App& app, std::string_view program) {

@@ -152,9 +152,6 @@ std::string local_hostname();
 // only whether one is set.
 std::string to_json_string(const NodeConfig& config);
 
-// The flag/environment reference printed by --help.
-std::string config_usage();
-
 // The address to advertise when advertise_host is empty: the bind host if
 // it is concrete, else the first private (RFC 1918 / RFC 6598) IPv4
 // address of an interface that is up, as memberlist's GetPrivateIP, else
