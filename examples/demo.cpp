@@ -17,6 +17,7 @@
 #include <vector>
 
 #include "agents.hpp"
+#include "mesh/cli.hpp"
 #include "mesh/mesh.hpp"
 
 namespace {
@@ -207,8 +208,15 @@ void tour() {
 }  // namespace
 
 int main(int argc, char** argv) {
-  if (argc > 1) {
-    std::cerr << "mesh-demo: takes no arguments (" << argv[1] << "); see examples/README.md\n";
+  // No options: --help and --version only, like every program here.
+  CLI::App app(
+      "A tour of PeerClient in one process: six agents (P2P off, no sockets) use every\n"
+      "call; see examples/README.md.");
+  mesh::cli::setup(app, "mesh-demo");
+  try {
+    if (auto done = mesh::cli::parse(app, argc, argv)) return *done;
+  } catch (const mesh::UsageError& e) {
+    std::cerr << "mesh-demo: " << e.what() << '\n';
     return 2;
   }
   try {
