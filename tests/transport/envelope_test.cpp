@@ -593,7 +593,7 @@ std::vector<MalformedCase> malformed_cases() {
       {"created_ms float", hand_frame({{8, raw({0xcb, 0, 0, 0, 0, 0, 0, 0, 0})}}), true},
       {"created_ms above int64", hand_frame({{8, uint_field(~0ull)}}), true},
       {"deadline_ms as str", hand_frame({{9, str_field("0")}}), true},
-      {"error code 12", hand_frame({{10, uint_field(12)}}), true},
+      {"error code 13", hand_frame({{10, uint_field(13)}}), true},
       {"error code 256", hand_frame({{10, uint_field(256)}}), true},
       {"context as str", hand_frame({{11, str_field("")}}), true},
       {"context holding an array", hand_frame({{11, bin_field({0x90})}}), true},

@@ -106,13 +106,17 @@ class RawPeer {
   void* s_ = nullptr;
 };
 
+// By default the attacker names itself as the sender node, as its routing
+// id does: an envelope naming another node than its connection is refused
+// before anything else looks at it (SenderNodeClaimingTheVictimIsRefused),
+// and these tests are about what lies behind that check.
 Envelope crafted(MessageType type, const MessageId& id, const std::string& target, std::string_view payload,
-                 const std::string& claimed_node = "A") {
+                 const std::string& claimed_node = "mallory") {
   Envelope e;
   e.id = id;
   e.type = type;
   e.sender_agent = "alice";
-  e.sender_node = claimed_node;  // it claims to be the victim
+  e.sender_node = claimed_node;
   e.target = target;
   e.payload = bytes(payload);
   return e;
@@ -126,8 +130,8 @@ QuickHandler echo_handler() {
 }
 
 // Finding 2a: the victim's answer is cached at the responder under its
-// id; an attacker replaying that id (even claiming the victim's node name
-// in the envelope) is a different sender and gets its own answer.
+// id; an attacker replaying that id is a different sender and gets its own
+// answer. Claiming the victim's node name in the envelope gets it refused.
 TEST(HostileTransport, ReplayedIdDoesNotObtainAnotherNodesCachedReply) {
   Transport a(options_for("A"));
   Transport b(options_for("B"));
@@ -145,6 +149,14 @@ TEST(HostileTransport, ReplayedIdDoesNotObtainAnotherNodesCachedReply) {
   ASSERT_TRUE(got.has_value());
   EXPECT_EQ(got->type, MessageType::Response);
   EXPECT_EQ(text(got->payload), "mallory's own") << "the attacker got A's cached answer";
+  EXPECT_EQ(b.stats().requests_answered_again, 0u);
+
+  ASSERT_TRUE(mallory.send(crafted(MessageType::Request, secret.id, "echo", "as A", "A")));
+  got = mallory.recv();
+  ASSERT_TRUE(got.has_value());
+  EXPECT_EQ(got->type, MessageType::Error);
+  EXPECT_EQ(got->error, ErrorCode::Unauthenticated);
+  EXPECT_EQ(b.stats().frames_forged, 1u);
   EXPECT_EQ(b.stats().requests_answered_again, 0u);
 
   // A itself resending the same id still gets its answer again.

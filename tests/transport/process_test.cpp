@@ -784,8 +784,9 @@ TEST(TransportProcess, DuplicateIdIsProcessedOnce) {
 }
 
 // The peer is a CURVE server that knows two client keys: one allowed
-// explicitly, one of a node in its peer table. Those clients talk; one
-// with an unknown key and one without CURVE deliver nothing.
+// explicitly, one of a node in its peer table. Those clients talk, each
+// only as itself; one with an unknown key and one without CURVE deliver
+// nothing.
 TEST(TransportProcess, CurveAdmitsOnlyKnownClientKeys) {
   const mt::CurveKeyPair server = mt::generate_curve_keypair();
   const mt::CurveKeyPair known = mt::generate_curve_keypair();
@@ -803,7 +804,7 @@ TEST(TransportProcess, CurveAdmitsOnlyKnownClientKeys) {
 
   TempDir dir;
   Peer peer(dir, "vault",
-            {"--curve-secret", server.secret_key, "--allow-key", known.public_key, "--peer",
+            {"--curve-secret", server.secret_key, "--allow-key", "friend=" + known.public_key, "--peer",
              "member=127.0.0.1:" + std::to_string(member_client.bound_port()) + ":" + member.public_key,
              "--echo", "echo"});
   ASSERT_EQ(peer.start(), "");
@@ -825,6 +826,22 @@ TEST(TransportProcess, CurveAdmitsOnlyKnownClientKeys) {
   ASSERT_TRUE(known_done) << s0.dump();
   EXPECT_EQ(counter(s0, "frames_unauthenticated"), 0u);
   const std::uint64_t requests_before = inbox_count(s0, "echo", "requests");
+
+  // Both are admitted, and neither may speak for the other: an envelope
+  // naming "friend" that arrives with the member's key is refused.
+  {
+    mt::Envelope forged;
+    forged.id = {0xf0f0'0000'0000'0001ull, 7};
+    forged.type = MessageType::Notify;
+    forged.sender_agent = "impostor";
+    forged.sender_node = "friend";
+    forged.target = "echo";
+    forged.payload = bytes("I am your friend");
+    ASSERT_EQ(member_client.send_raw_for_test(peer.name(), mt::encode(forged)), ErrorCode::None);
+    const auto [refused, s] = ctl.until([](const json& j) { return counter(j, "frames_forged") == 1; });
+    EXPECT_TRUE(refused) << s.dump();
+    EXPECT_EQ(inbox_count(s, "echo", "notifies"), 2u) << "the forged notify was delivered: " << s.dump();
+  }
 
   {
     auto o = client_options("stranger");

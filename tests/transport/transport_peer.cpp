@@ -3,7 +3,7 @@
 // that a peer can be killed, frozen, restarted and flooded for real.
 //
 //   transport_peer --name NAME [--port N] [--bind 127.0.0.1]
-//       [--peer NAME=HOST:PORT[:CURVEKEY]]...  [--curve-secret Z85] [--allow-key Z85]...
+//       [--peer NAME=HOST:PORT[:CURVEKEY]]...  [--curve-secret Z85] [--allow-key NAME=Z85]...
 //       [--inbox-limit N] [--peer-queue-limit N] [--max-frame-bytes N]
 //       [--heartbeat-ms N] [--heartbeat-timeout-ms N]
 //       [--echo INBOX]... [--quick-echo INBOX]... [--slow INBOX:MS]...
@@ -84,6 +84,15 @@ T parse_number(std::string_view text, T min, T max) {
                            std::to_string(min) + ", " + std::to_string(max) + "]");
   }
   return value;
+}
+
+std::string checked_key(std::string key);
+
+// NAME=Z85: a client admitted under CURVE.
+mt::TransportOptions::ClientKey parse_client_key(const std::string& text) {
+  const auto eq = text.find('=');
+  if (eq == std::string::npos || eq == 0) throw mesh::UsageError("'" + text + "' is not NAME=Z85");
+  return {text.substr(0, eq), checked_key(text.substr(eq + 1))};
 }
 
 std::string checked_key(std::string key) {
@@ -203,8 +212,8 @@ std::optional<int> parse_flags(int argc, char** argv, Flags& f) {
       ->check(check([](const std::string& v) { parse_peer(v); }));
   single("--curve-secret", curve_secret, "CURVE secret key: encrypt and authenticate", "Z85")
       ->check(check([](const std::string& v) { parse_curve_secret(v); }));
-  repeated("--allow-key", allow_keys, "a client public key allowed in (repeatable)", "Z85")
-      ->check(check([](const std::string& v) { checked_key(v); }));
+  repeated("--allow-key", allow_keys, "a client allowed in: its node name and public key (repeatable)", "NAME=Z85")
+      ->check(check([](const std::string& v) { parse_client_key(v); }));
   single("--inbox-limit", inbox_limit, "messages an inbox holds", "N")
       ->check(check([](const std::string& v) { parse_number<std::size_t>(v, 1, kMaxU64); }));
   single("--peer-queue-limit", peer_queue_limit, "messages queued per peer", "N")
@@ -234,7 +243,7 @@ std::optional<int> parse_flags(int argc, char** argv, Flags& f) {
   if (!bind.empty()) o.bind_address = bind;
   for (const auto& p : peers) f.peers.push_back(parse_peer(p));
   if (!curve_secret.empty()) o.curve = parse_curve_secret(curve_secret);
-  for (const auto& k : allow_keys) o.allowed_client_keys.push_back(checked_key(k));
+  for (const auto& k : allow_keys) o.allowed_clients.push_back(parse_client_key(k));
   if (!inbox_limit.empty()) o.inbox_limit = parse_number<std::size_t>(inbox_limit, 1, kMaxU64);
   if (!peer_queue_limit.empty()) {
     o.peer_queue_limit = parse_number<std::size_t>(peer_queue_limit, 1, kMaxU64);
@@ -348,6 +357,7 @@ nlohmann::json stats_json(const mt::Transport& t, const std::deque<ServedInbox>&
       {"frames_oversized", s.frames_oversized},
       {"frames_bad_version", s.frames_bad_version},
       {"frames_unauthenticated", s.frames_unauthenticated},
+      {"frames_forged", s.frames_forged},
       {"replies_unroutable", s.replies_unroutable},
       {"replies_dropped", s.replies_dropped},
       {"replies_unmatched", s.replies_unmatched},

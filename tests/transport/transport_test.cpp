@@ -8,6 +8,8 @@
 #include <unistd.h>
 #include <zmq.h>
 
+#include <zmq.hpp>
+
 #include <atomic>
 #include <chrono>
 #include <cstdio>
@@ -1075,6 +1077,145 @@ TEST(TransportCurve, KnownKeysTalkUnknownOnesDeliverNothing) {
 
   EXPECT_EQ(b.stats().received[1], 1u);  // only A's request got through
   EXPECT_EQ(inbox->size(), 0u);
+}
+
+// ---------------------------------------------------------------- sender identity
+
+Envelope notify_envelope(const std::string& from_node, const std::string& target, std::string_view payload) {
+  static MessageIdGenerator ids;
+  Envelope e;
+  e.id = ids.next();
+  e.type = MessageType::Notify;
+  e.sender_agent = "tester";
+  e.sender_node = from_node;
+  e.target = target;
+  e.payload = bytes(payload);
+  return e;
+}
+
+// A node may only speak for itself: an envelope naming another sender node
+// than its connection's is refused and counted, with CURVE or without.
+void expect_forgery_refused(Transport& a, Transport& b) {
+  auto inbox = b.open_inbox("svc");
+  ASSERT_EQ(a.send_raw_for_test("B", encode(notify_envelope("C", "svc", "forged"))), ErrorCode::None);
+  Envelope as_request = notify_envelope("C", "svc", "forged request");
+  as_request.type = MessageType::Request;
+  ASSERT_EQ(a.send_raw_for_test("B", encode(as_request)), ErrorCode::None);
+  ASSERT_TRUE(eventually([&] { return b.stats().frames_forged == 2; })) << b.stats().frames_forged;
+  // The genuine article still gets through, and only it.
+  ASSERT_EQ(a.notify(to("B", "svc", "genuine")), ErrorCode::None);
+  auto got = inbox->pop(kLong);
+  ASSERT_TRUE(got);
+  EXPECT_EQ(text(got->envelope.payload), "genuine");
+  EXPECT_EQ(got->envelope.sender_node, "A");
+  EXPECT_EQ(got->source, "A");
+  EXPECT_EQ(inbox->size(), 0u);
+}
+
+TEST(TransportIdentity, PlainSenderNodeMustMatchTheConnection) {
+  Transport a(options_for("A"));
+  Transport b(options_for("B"));
+  link(a, b);
+  expect_forgery_refused(a, b);
+}
+
+TEST(TransportIdentity, CurveSenderNodeMustMatchTheKeysOwner) {
+  const auto ka = generate_curve_keypair();
+  const auto kb = generate_curve_keypair();
+  auto oa = options_for("A");
+  oa.curve = ka;
+  auto ob = options_for("B");
+  ob.curve = kb;
+  Transport a(oa);
+  Transport b(ob);
+  link(a, b, ka.public_key, kb.public_key);
+  expect_forgery_refused(a, b);
+}
+
+// Under CURVE a member's key is its identity: once B forgets A, or learns a
+// new key for A, what arrives over A's old connection is refused, although
+// ZeroMQ keeps that connection open; given A's key back, B believes it again.
+TEST(TransportIdentity, ARevokedKeyIsNoLongerBelieved) {
+  const auto ka = generate_curve_keypair();
+  const auto kb = generate_curve_keypair();
+  auto oa = options_for("A");
+  oa.curve = ka;
+  auto ob = options_for("B");
+  ob.curve = kb;
+  Transport a(oa);
+  Transport b(ob);
+  link(a, b, ka.public_key, kb.public_key);
+  auto inbox = b.open_inbox("svc");
+  ASSERT_EQ(a.notify(to("B", "svc", "1")), ErrorCode::None);
+  ASSERT_TRUE(inbox->pop(kLong));
+
+  b.remove_peer("A");
+  ASSERT_TRUE(eventually([&] { return b.peers().empty(); }));
+  ASSERT_EQ(a.notify(to("B", "svc", "after removal")), ErrorCode::None);
+  ASSERT_TRUE(eventually([&] { return b.stats().frames_forged >= 1; }));
+
+  b.add_peer(address_of(a, generate_curve_keypair().public_key));  // re-keyed: not A's real key
+  ASSERT_EQ(a.notify(to("B", "svc", "after re-key")), ErrorCode::None);
+  ASSERT_TRUE(eventually([&] { return b.stats().frames_forged >= 2; }));
+  EXPECT_EQ(inbox->size(), 0u);
+
+  b.add_peer(address_of(a, ka.public_key));
+  ASSERT_TRUE(eventually([&] {
+    a.notify(to("B", "svc", "back"));
+    return inbox->size() > 0;
+  }));
+  auto got = inbox->pop(kLong);
+  ASSERT_TRUE(got);
+  EXPECT_EQ(got->source, "A");
+}
+
+// A member cannot take another's place: C, whose key B knows, announces
+// itself as A at B's ROUTER (a routing id is only a claim) and names A as
+// the sender. Nothing it sends is delivered, and B's requests to A still
+// get A's answers.
+TEST(TransportIdentity, AMemberCannotSpeakForAnother) {
+  const auto ka = generate_curve_keypair();
+  const auto kb = generate_curve_keypair();
+  const auto kc = generate_curve_keypair();
+  auto with_key = [](const std::string& name, const CurveKeyPair& k) {
+    auto o = options_for(name);
+    o.curve = k;
+    return o;
+  };
+  Transport a(with_key("A", ka));
+  Transport b(with_key("B", kb));
+  Transport c(with_key("C", kc));
+  link(a, b, ka.public_key, kb.public_key);
+  link(c, b, kc.public_key, kb.public_key);
+  auto inbox = b.open_inbox("svc");
+  auto echo = a.open_inbox("echo", 0, [](const EnvelopeView& req, std::vector<std::uint8_t>& out) {
+    out.assign(req.payload.begin(), req.payload.end());
+    return ErrorCode::None;
+  });
+
+  // A raw DEALER with C's key, claiming A's routing id.
+  zmq::context_t ctx;
+  zmq::socket_t dealer(ctx, zmq::socket_type::dealer);
+  dealer.set(zmq::sockopt::linger, 0);
+  dealer.set(zmq::sockopt::routing_id, "A");
+  dealer.set(zmq::sockopt::curve_serverkey, kb.public_key);
+  dealer.set(zmq::sockopt::curve_publickey, kc.public_key);
+  dealer.set(zmq::sockopt::curve_secretkey, kc.secret_key);
+  dealer.connect("tcp://127.0.0.1:" + std::to_string(b.bound_port()));
+  const auto frame = encode(notify_envelope("A", "svc", "from A, honestly"));
+  dealer.send(zmq::buffer(frame), zmq::send_flags::none);
+  ASSERT_TRUE(eventually([&] { return b.stats().frames_forged >= 1; }));
+  EXPECT_EQ(inbox->size(), 0u);
+
+  Reply r = b.request(to("A", "echo", "still A"), kLong);
+  ASSERT_TRUE(r.ok()) << to_string(r.error);
+  EXPECT_EQ(text(r.envelope.payload), "still A");
+  EXPECT_EQ(r.envelope.sender_node, "A");
+  // A's own messages are still A's.
+  ASSERT_EQ(a.notify(to("B", "svc", "really A")), ErrorCode::None);
+  auto got = inbox->pop(kLong);
+  ASSERT_TRUE(got);
+  EXPECT_EQ(got->source, "A");
 }
 
 // ---------------------------------------------------------------- restart, ipc

@@ -101,6 +101,7 @@ std::string failure_text(ErrorCode code, const std::string& id, std::chrono::mil
     case ErrorCode::Rejected: return id + " failed to handle the request";
     case ErrorCode::Oversized: return "the message is too large";
     case ErrorCode::Shutdown: return "the node is stopping";
+    case ErrorCode::Unauthenticated: return id + "'s node did not accept this node's identity";
     default: return "request to " + id + " failed (" + std::string(to_string(code)) + ")";
   }
 }

@@ -186,6 +186,7 @@ std::vector<MetricFamily> transport_families(const transport::TransportStats& s)
   add(dropped, d(s.frames_oversized), {{"layer", "transport"}, {"reason", "oversized"}});
   add(dropped, d(s.frames_bad_version), {{"layer", "transport"}, {"reason", "unknown_version"}});
   add(dropped, d(s.frames_unauthenticated), {{"layer", "transport"}, {"reason", "unauthenticated"}});
+  add(dropped, d(s.frames_forged), {{"layer", "transport"}, {"reason", "forged"}});
   out.push_back(std::move(dropped));
 
   MetricFamily latency = family("mesh_transport_request_duration_seconds",

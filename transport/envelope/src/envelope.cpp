@@ -82,6 +82,7 @@ std::string_view to_string(ErrorCode e) {
     case ErrorCode::Oversized: return "oversized";
     case ErrorCode::BadVersion: return "bad_version";
     case ErrorCode::Shutdown: return "shutdown";
+    case ErrorCode::Unauthenticated: return "unauthenticated";
   }
   return "unknown";
 }

@@ -314,7 +314,7 @@ DecodeError decode_fields(std::span<const std::uint8_t> frame, EnvelopeView& v) 
   }
   if (!(r.str(v.sender_agent) && r.str(v.sender_node) && r.str(v.target) &&
         r.signed_int(v.created_ms) && r.signed_int(v.deadline_ms) &&
-        r.unsigned_int(error) && to_enum(error, ErrorCode::Shutdown, v.error) &&
+        r.unsigned_int(error) && to_enum(error, ErrorCode::Unauthenticated, v.error) &&
         r.bin(context) && r.bin(v.payload))) {
     return DecodeError::Malformed;
   }

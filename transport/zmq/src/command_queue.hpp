@@ -42,6 +42,7 @@ struct CmdSend {
 };
 struct CmdReply {
   std::string identity;
+  std::string node;  // the requester's node (Incoming::source), for the reply cache
   std::vector<std::uint8_t> bytes;
   MessageType type = MessageType::Response;
   MessageId request;  // the request it answers (for the reply cache)

@@ -12,7 +12,7 @@
 //   loop_deadlines.cpp  our requests in flight: deadlines and failures
 //   loop_inbound.cpp    frames read: decode, dedup, deliver, match replies
 //   loop_router_send.cpp  replies and refusals sent on the ROUTER
-//   loop_zap.cpp        the ZAP handler that admits CURVE clients
+//   loop_zap.cpp        the ZAP handler that admits CURVE clients; whose key is whose
 //
 // ZeroMQ traps the loop is shaped around (docs/transport.md has the list
 // and what was measured):
@@ -50,7 +50,6 @@
 #include <string>
 #include <string_view>
 #include <unordered_map>
-#include <unordered_set>
 #include <vector>
 
 #include "clock.hpp"
@@ -82,6 +81,15 @@ inline std::string_view source_node(std::string_view identity) {
 // A Z85 CURVE key as its 32 bytes; empty when it is not a valid key
 // (loop_zap.cpp).
 std::string z85_to_bin(std::string_view z85);
+
+// Where a frame read at the ROUTER came from: the routing id of its
+// connection (where replies go) and the node it is from. Under CURVE the
+// node owns the key the connection was admitted with; without CURVE it is
+// the node the routing id names, a claim.
+struct Origin {
+  std::string_view identity;
+  std::string_view node;
+};
 
 class Loop {
  public:
@@ -166,33 +174,41 @@ class Loop {
   // when it stopped at the batch limit.
   bool read_router();
   bool read_dealer(Peer& p);
-  // `identity`: the routing id it came in with at the ROUTER; `from`: the
+  // `origin`: the connection it came in on at the ROUTER; `from`: the
   // peer whose DEALER it came in on. Exactly one is set.
-  void handle_frame(std::span<const std::uint8_t> frame, const std::string_view* identity, const Peer* from);
+  void handle_frame(std::span<const std::uint8_t> frame, const Origin* origin, const Peer* from);
+  // false (counted, refused) when the envelope is not from the node of
+  // its connection.
+  bool sender_matches(const EnvelopeView& v, const Origin* origin, const Peer* from);
   std::shared_ptr<Inbox> find_inbox(std::string_view name);
   void deliver(const std::shared_ptr<Inbox>& inbox, Incoming&& message, std::string_view identity);
   bool flush_deliveries();  // true if it sent refusals
-  void deliver_notify(const EnvelopeView& v, std::string_view identity);
-  void deliver_request(const EnvelopeView& v, std::string_view identity);
+  void deliver_notify(const EnvelopeView& v, const Origin& origin);
+  void deliver_request(const EnvelopeView& v, const Origin& origin);
   void complete_pending(const EnvelopeView& v, const Peer& from);
 
   // sending on the ROUTER (loop_router_send.cpp)
   void on_reply(CmdReply& c);
   // Sends on the ROUTER. `answers` = the request this answers, kept in
-  // the reply cache. A reply that finds the requester's pipe full waits in
-  // deferred_ (never blocks, never silently lost); false = unroutable.
-  bool router_send(std::string_view identity, std::span<const std::uint8_t> bytes, MessageType type,
+  // the reply cache under the requester's node. A reply that finds the
+  // requester's pipe full waits in deferred_ (never blocks, never silently
+  // lost); false = unroutable.
+  bool router_send(const Origin& to, std::span<const std::uint8_t> bytes, MessageType type,
                    const MessageId* answers = nullptr);
   enum class SendResult { Sent, WouldBlock, Unroutable };
   SendResult try_router_send(std::string_view identity, std::span<const std::uint8_t> bytes, MessageType type);
   bool defer(std::string_view identity, std::span<const std::uint8_t> bytes, MessageType type);
   void retry_deferred();
-  void send_error(std::string_view identity, const MessageId& correlation, std::string_view sender_agent,
+  void send_error(const Origin& to, const MessageId& correlation, std::string_view sender_agent,
                   std::string_view target, ErrorCode code, bool answers_request = false);
 
-  // CURVE admission (loop_zap.cpp)
+  // CURVE admission and attribution (loop_zap.cpp)
   bool handle_zap();
-  bool key_allowed(std::string_view key_bin) const;
+  // The node a frame read at the ROUTER is from; empty when, under CURVE,
+  // its connection's key belongs to no one any more.
+  std::string_view node_of(std::string_view identity, const zmq::message_t& body) const;
+  void own_key(const std::string& z85, const std::string& node);
+  void disown_key(const std::string& z85, const std::string& node);
 
   std::shared_ptr<Core> core_;
   const TransportOptions& options_;
@@ -215,7 +231,7 @@ class Loop {
   // Messages gathered for one inbox while the ROUTER is read.
   std::shared_ptr<Inbox> batch_inbox_;
   std::vector<Incoming> batch_;
-  std::vector<std::string> batch_identities_;
+  std::vector<std::string> batch_identities_;  // the connections they came in on
   std::vector<ErrorCode> batch_outcome_;
   struct Deferred {
     std::vector<std::uint8_t> bytes;
@@ -230,8 +246,10 @@ class Loop {
   std::size_t deferred_count_ = 0;
   std::size_t deferred_bytes_ = 0;
 
-  std::string own_key_bin_;
-  std::unordered_set<std::string> allowed_keys_;  // allowed_client_keys, binary
+  // Under CURVE: who holds each client key we admit (Z85 -> node): this
+  // node, allowed_clients and every peer with a key. A key is not handed
+  // to a second node while its first holder keeps it.
+  std::unordered_map<std::string, std::string, StringHash, std::equal_to<>> key_owner_;
 
   std::vector<Command> commands_;
   std::vector<std::uint8_t> scratch_;

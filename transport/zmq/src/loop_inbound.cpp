@@ -38,8 +38,14 @@ bool Loop::read_router() {
       bump(core_->counters.frames_malformed);
       continue;
     }
-    const std::string_view id = identity.to_string_view();
-    handle_frame(bytes_of(body), &id, nullptr);
+    const Origin origin{identity.to_string_view(), node_of(identity.to_string_view(), body)};
+    if (origin.node.empty()) {
+      // Its key was revoked (the member died, left or was re-keyed) or it
+      // arrived without one: nothing it says is believed.
+      bump(core_->counters.frames_forged);
+      continue;
+    }
+    handle_frame(bytes_of(body), &origin, nullptr);
   }
   return false;
 }
@@ -61,8 +67,7 @@ bool Loop::read_dealer(Peer& p) {
   return !p.dealer;
 }
 
-void Loop::handle_frame(std::span<const std::uint8_t> frame, const std::string_view* identity,
-                        const Peer* from) {
+void Loop::handle_frame(std::span<const std::uint8_t> frame, const Origin* origin, const Peer* from) {
   auto& counters = core_->counters;
   DecodeResult r = decode(frame, options_.max_frame_bytes);
   if (!r.ok()) {
@@ -73,23 +78,25 @@ void Loop::handle_frame(std::span<const std::uint8_t> frame, const std::string_v
     }
     // A broken request whose id could still be read gets an answer, so
     // that its sender fails now instead of at its deadline.
-    if (identity && r.salvaged_type == MessageType::Request && r.salvaged_id) {
+    if (origin && r.salvaged_type == MessageType::Request && r.salvaged_id) {
       bump(counters.refused[type_index(MessageType::Request)]);
-      send_error(*identity, *r.salvaged_id, {}, {}, code_for(r.error));
+      send_error(*origin, *r.salvaged_id, {}, {}, code_for(r.error));
     }
     return;
   }
   const EnvelopeView& v = r.view;
   const auto type = type_index(v.type);
   bump(counters.received[type]);
+  if (!sender_matches(v, origin, from)) return;
   // Who sent it, as far as this transport knows: the node whose connection
-  // it came in on (never the envelope's own sender_node claim).
-  const std::string_view source = identity ? source_node(*identity) : std::string_view(from->shared->name);
+  // it came in on, which sender_matches() made the envelope's claim agree
+  // with.
+  const std::string_view source = origin ? origin->node : std::string_view(from->shared->name);
   if (!dedup_.insert(source, v.id, steady_now_ms())) {
     bump(counters.deduplicated[type]);
     // A request resent under its id after its answer went out (the answer
     // was lost, say): answer again from the cache, to the same node only.
-    if (v.type == MessageType::Request && identity) {
+    if (v.type == MessageType::Request && origin) {
       if (const ReplyCache::Entry* cached = replies_.find(DedupKey{std::string(source), v.id})) {
         // Under a fresh id: the requester's dedup window has seen the first.
         DecodeResult old = decode(cached->bytes, std::numeric_limits<std::size_t>::max());
@@ -98,7 +105,7 @@ void Loop::handle_frame(std::span<const std::uint8_t> frame, const std::string_v
           again.id = core_->ids.next();
           encode(again, scratch_);
           bump(counters.requests_answered_again);
-          router_send(*identity, scratch_, again.type);
+          router_send(*origin, scratch_, again.type);
         }
       }
     }
@@ -106,15 +113,15 @@ void Loop::handle_frame(std::span<const std::uint8_t> frame, const std::string_v
   }
   switch (v.type) {
     case MessageType::Notify:
-      if (identity) deliver_notify(v, *identity);
+      if (origin) deliver_notify(v, *origin);
       break;
     case MessageType::Request:
-      if (!identity) break;  // a ROUTER never sends us requests on a DEALER
+      if (!origin) break;  // a ROUTER never sends us requests on a DEALER
       if (v.deadline_ms != 0 && v.deadline_ms < unix_now_ms()) {
         bump(counters.expired_on_arrival);
         break;
       }
-      deliver_request(v, *identity);
+      deliver_request(v, *origin);
       break;
     case MessageType::Response:
     case MessageType::Error:
@@ -129,6 +136,22 @@ void Loop::handle_frame(std::span<const std::uint8_t> frame, const std::string_v
     case MessageType::Control:
       break;  // reserved
   }
+}
+
+// A message names its sender node; it must be the node its connection is
+// from (Origin::node at the ROUTER, the peer a DEALER belongs to), or a
+// node could speak for another. Under CURVE that node is authenticated;
+// without, this only keeps the claims consistent. A refused request or
+// notify is answered Unauthenticated, so a misconfigured sender learns why.
+bool Loop::sender_matches(const EnvelopeView& v, const Origin* origin, const Peer* from) {
+  const std::string_view node = origin ? origin->node : std::string_view(from->shared->name);
+  if (v.sender_node == node) return true;
+  bump(core_->counters.frames_forged);
+  if (origin && (v.type == MessageType::Request || v.type == MessageType::Notify)) {
+    bump(core_->counters.refused[type_index(v.type)]);
+    send_error(*origin, v.id, v.target, v.sender_agent, ErrorCode::Unauthenticated);
+  }
+  return false;
 }
 
 std::shared_ptr<Inbox> Loop::find_inbox(std::string_view name) {
@@ -158,7 +181,8 @@ bool Loop::flush_deliveries() {
       // sender_agent names the target, so the sender can report both.
       const Envelope& e = batch_[i].envelope;
       bump(core_->counters.refused[type_index(e.type)]);
-      send_error(batch_identities_[i], e.id, e.target, e.sender_agent, why, e.type == MessageType::Request);
+      send_error(Origin{batch_identities_[i], batch_[i].source}, e.id, e.target, e.sender_agent, why,
+                 e.type == MessageType::Request);
       sent = true;
     }
   }
@@ -168,21 +192,21 @@ bool Loop::flush_deliveries() {
   return sent;
 }
 
-void Loop::deliver_notify(const EnvelopeView& v, std::string_view identity) {
+void Loop::deliver_notify(const EnvelopeView& v, const Origin& origin) {
   auto inbox = find_inbox(v.target);
   if (!inbox) {
     bump(core_->counters.refused[type_index(MessageType::Notify)]);
-    send_error(identity, v.id, v.target, v.sender_agent, ErrorCode::TargetUnknown);
+    send_error(origin, v.id, v.target, v.sender_agent, ErrorCode::TargetUnknown);
     return;
   }
-  deliver(inbox, Incoming{v.to_owned(), nullptr, std::string(source_node(identity))}, identity);
+  deliver(inbox, Incoming{v.to_owned(), nullptr, std::string(origin.node)}, origin.identity);
 }
 
-void Loop::deliver_request(const EnvelopeView& v, std::string_view identity) {
+void Loop::deliver_request(const EnvelopeView& v, const Origin& origin) {
   auto inbox = find_inbox(v.target);
   if (!inbox) {
     bump(core_->counters.refused[type_index(MessageType::Request)]);
-    send_error(identity, v.id, v.target, v.sender_agent, ErrorCode::TargetUnknown, true);
+    send_error(origin, v.id, v.target, v.sender_agent, ErrorCode::TargetUnknown, true);
     return;
   }
   if (const auto& quick = inbox->quick_handler()) {
@@ -191,13 +215,13 @@ void Loop::deliver_request(const EnvelopeView& v, std::string_view identity) {
     const ErrorCode code = run_quick(quick, v, payload);
     Envelope reply = make_reply(*core_, v, code, std::move(payload), {}, v.priority);
     encode(reply, scratch_);
-    router_send(identity, scratch_, reply.type, &v.id);
+    router_send(origin, scratch_, reply.type, &v.id);
     return;
   }
   auto route = std::make_shared<ReplyRoute>();
-  route->identity = std::string(identity);
+  route->identity = std::string(origin.identity);
   route->core = core_;
-  deliver(inbox, Incoming{v.to_owned(), std::move(route), std::string(source_node(identity))}, identity);
+  deliver(inbox, Incoming{v.to_owned(), std::move(route), std::string(origin.node)}, origin.identity);
 }
 
 void Loop::complete_pending(const EnvelopeView& v, const Peer& from) {

@@ -43,11 +43,8 @@ void Loop::setup() {
   std::string step;
   try {
     if (curve) {
-      own_key_bin_ = z85_to_bin(options_.curve->public_key);
-      for (const auto& k : options_.allowed_client_keys) {
-        auto bin = z85_to_bin(k);
-        if (!bin.empty()) allowed_keys_.insert(std::move(bin));
-      }
+      own_key(options_.curve->public_key, options_.node_name);
+      for (const auto& client : options_.allowed_clients) own_key(client.public_key, client.node);
       // The ZAP handler must be bound before the ROUTER accepts anyone:
       // libzmq lets a CURVE client in unchecked when no handler is bound.
       step = "ZAP handler";

@@ -44,6 +44,7 @@ void Loop::on_add_peer(CmdAddPeer& c) {
     // before a re-add, so this only happens if that was lost): replace.
     fail_peer(*it->second, ErrorCode::PeerDead);
     close_dealer(*it->second);
+    disown_key(it->second->address.curve_public_key, it->second->shared->name);
     peers_.erase(it);
     it = peers_.end();
   }
@@ -53,6 +54,7 @@ void Loop::on_add_peer(CmdAddPeer& c) {
     p->shared = c.peer;
     p->address = std::move(c.address);
     p->key_bin = z85_to_bin(p->address.curve_public_key);
+    own_key(p->address.curve_public_key, p->shared->name);
     Peer& ref = *p;
     peers_.emplace(ref.shared->name, std::move(p));
     set_state(ref, c.peer->state.load());
@@ -72,8 +74,12 @@ void Loop::on_add_peer(CmdAddPeer& c) {
   fail_pending_to(p.shared.get(), ErrorCode::PeerUnreachable);
   p.shared->failures.fetch_add(1);
   close_dealer(p);
+  // A new key revokes the old one: frames from connections made with it
+  // are refused from now on (node_of).
+  disown_key(p.address.curve_public_key, p.shared->name);
   p.address = std::move(c.address);
   p.key_bin = z85_to_bin(p.address.curve_public_key);
+  own_key(p.address.curve_public_key, p.shared->name);
   p.backoff_ms = 0;
   p.rebuild_at_ms = 0;
   set_state(p, PeerState::Connecting);
@@ -88,6 +94,7 @@ void Loop::on_remove_peer(CmdRemovePeer& c) {
   if (p.state == PeerState::Connected) drop(core_->counters.peers_connected);
   p.shared->channels->close();
   close_dealer(p);
+  disown_key(p.address.curve_public_key, p.shared->name);
   peers_.erase(it);
 }
 

@@ -8,12 +8,13 @@
 
 namespace mesh::transport::detail {
 
-void Loop::on_reply(CmdReply& c) { router_send(c.identity, c.bytes, c.type, &c.request); }
+void Loop::on_reply(CmdReply& c) { router_send(Origin{c.identity, c.node}, c.bytes, c.type, &c.request); }
 
-bool Loop::router_send(std::string_view identity, std::span<const std::uint8_t> bytes, MessageType type,
+bool Loop::router_send(const Origin& to, std::span<const std::uint8_t> bytes, MessageType type,
                        const MessageId* answers) {
+  const std::string_view identity = to.identity;
   if (answers) {
-    replies_.put(DedupKey{std::string(source_node(identity)), *answers}, bytes, type);
+    replies_.put(DedupKey{std::string(to.node), *answers}, bytes, type);
     core_->counters.reply_cache_bytes.store(replies_.bytes(), std::memory_order_relaxed);
   }
   // Replies to one requester leave in order: behind any already waiting.
@@ -116,7 +117,7 @@ void Loop::forget_deferred(DeferredQueue& queue, std::size_t bytes) {
   drop(core_->counters.replies_waiting_bytes, bytes);
 }
 
-void Loop::send_error(std::string_view identity, const MessageId& correlation, std::string_view sender_agent,
+void Loop::send_error(const Origin& to, const MessageId& correlation, std::string_view sender_agent,
                       std::string_view target, ErrorCode code, bool answers_request) {
   Envelope e;
   e.id = core_->ids.next();
@@ -128,7 +129,7 @@ void Loop::send_error(std::string_view identity, const MessageId& correlation, s
   e.created_ms = unix_now_ms();
   e.error = code;
   encode(e, scratch_);
-  router_send(identity, scratch_, MessageType::Error, answers_request ? &correlation : nullptr);
+  router_send(to, scratch_, MessageType::Error, answers_request ? &correlation : nullptr);
 }
 
 }  // namespace mesh::transport::detail

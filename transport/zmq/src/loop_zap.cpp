@@ -1,4 +1,5 @@
-// CURVE admission: the ZAP handler that lets a client key in or not.
+// CURVE admission and attribution: the ZAP handler that lets a client key
+// in or not, and the node each frame read at the ROUTER is from.
 #include "loop.hpp"
 
 #include <array>
@@ -19,10 +20,29 @@ std::string z85_to_bin(std::string_view z85) {
   return std::string(reinterpret_cast<const char*>(out.data()), out.size());
 }
 
+// A 32-byte CURVE key as Z85 text (40 characters).
+std::string bin_to_z85(std::string_view bin) {
+  std::array<char, 41> out{};
+  if (bin.size() != 32 ||
+      !zmq_z85_encode(out.data(), reinterpret_cast<const std::uint8_t*>(bin.data()), bin.size())) {
+    return {};
+  }
+  return std::string(out.data(), 40);
+}
+
 // ZAP (RFC 27): [version, request id, domain, address, routing id,
 // mechanism, credentials...] in, [version, request id, status code,
 // status text, user id, metadata] out. REP strips and restores the
 // envelope delimiter libzmq puts in front.
+//
+// A client is admitted when its key has an owner (key_owner_). The user id
+// we return is the key itself (Z85): libzmq attaches it to every message
+// of that connection as "User-Id", and node_of() looks its owner up again
+// for each frame, so a key that loses its owner stops being believed at
+// once, though its connection stays open. The routing id the client
+// announces plays no part (and under CURVE our DEALERs announce none: the
+// ROUTER numbers connections itself, so no client can take over another's
+// routing id and with it the replies owed to that node).
 bool Loop::handle_zap() {
   for (int i = 0; i < kRecvBatch; ++i) {
     std::vector<std::string> frames;
@@ -38,8 +58,9 @@ bool Loop::handle_zap() {
         more = next.more();
       }
     }
-    const bool accept = frames.size() >= 7 && frames[0] == "1.0" && frames[5] == "CURVE" &&
-                        frames[6].size() == 32 && key_allowed(frames[6]);
+    std::string key;
+    if (frames.size() >= 7 && frames[0] == "1.0" && frames[5] == "CURVE") key = bin_to_z85(frames[6]);
+    const bool accept = !key.empty() && key_owner_.contains(key);
     if (!accept) bump(core_->counters.frames_unauthenticated);
     const std::string request_id = frames.size() > 1 ? frames[1] : std::string();
     const std::string status = accept ? "200" : "400";
@@ -49,19 +70,28 @@ bool Loop::handle_zap() {
     send_now(zap_, zmq::buffer(request_id), more);
     send_now(zap_, zmq::buffer(status), more);
     send_now(zap_, zmq::buffer(text), more);
-    send_now(zap_, zmq::const_buffer(), more);
+    send_now(zap_, accept ? zmq::buffer(key) : zmq::const_buffer(), more);
     send_now(zap_, zmq::const_buffer());
   }
   return false;
 }
 
-bool Loop::key_allowed(std::string_view key_bin) const {
-  if (key_bin == own_key_bin_) return true;  // our own request channels
-  if (allowed_keys_.contains(std::string(key_bin))) return true;
-  for (const auto& [name, p] : peers_) {
-    if (p->key_bin == key_bin) return true;
-  }
-  return false;
+std::string_view Loop::node_of(std::string_view identity, const zmq::message_t& body) const {
+  if (!options_.curve) return source_node(identity);
+  // zmq_msg_gets is C: cppzmq's gets() throws when the property is absent.
+  const char* key = zmq_msg_gets(body.handle(), "User-Id");
+  if (key == nullptr) return {};
+  const auto it = key_owner_.find(std::string_view(key));
+  return it == key_owner_.end() ? std::string_view() : std::string_view(it->second);
+}
+
+void Loop::own_key(const std::string& z85, const std::string& node) {
+  if (options_.curve && is_valid_curve_key(z85)) key_owner_.try_emplace(z85, node);
+}
+
+void Loop::disown_key(const std::string& z85, const std::string& node) {
+  const auto it = key_owner_.find(z85);
+  if (it != key_owner_.end() && it->second == node) key_owner_.erase(it);
 }
 
 }  // namespace mesh::transport::detail

@@ -175,6 +175,10 @@ std::optional<Reply> direct_request(Core& core, PeerShared& peer, const MessageI
     }
     const EnvelopeView& v = r.view;
     bump(counters.received[type_index(v.type)]);
+    if (v.sender_node != peer.name) {  // only the node we asked answers here
+      bump(counters.frames_forged);
+      return;
+    }
     const bool reply = v.type == MessageType::Response || v.type == MessageType::Error;
     if (reply && v.correlation == id && !result) {
       Reply out;

@@ -34,7 +34,7 @@ ErrorCode Transport::Impl::answer(const Incoming& in, ErrorCode code, std::vecto
   if (route.answered.exchange(true)) return ErrorCode::Rejected;
   auto owner = route.core.lock();
   if (!owner || owner->stopping.load()) return ErrorCode::None;  // the requester cannot hear it now
-  owner->commands.push(detail::CmdReply{route.identity, std::move(bytes), reply.type, in.envelope.id});
+  owner->commands.push(detail::CmdReply{route.identity, in.source, std::move(bytes), reply.type, in.envelope.id});
   return ErrorCode::None;
 }
 

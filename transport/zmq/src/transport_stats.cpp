@@ -31,6 +31,7 @@ TransportStats Transport::stats() const {
   s.frames_oversized = get(c.frames_oversized);
   s.frames_bad_version = get(c.frames_bad_version);
   s.frames_unauthenticated = get(c.frames_unauthenticated);
+  s.frames_forged = get(c.frames_forged);
   s.replies_unroutable = get(c.replies_unroutable);
   s.replies_unmatched = get(c.replies_unmatched);
   s.replies_deferred = get(c.replies_deferred);

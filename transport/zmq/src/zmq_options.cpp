@@ -41,7 +41,10 @@ bool configure_dealer(zmq::socket_ref s, const TransportOptions& o, std::string_
   // that time instead of libzmq's 30 s (handshake) or the kernel's minutes
   // (connect to a black hole).
   try {
-    s.set(zmq::sockopt::routing_id, routing_id);
+    // Under CURVE the ROUTER attributes a connection by its key and names
+    // it itself; a routing id would only let one client take another's
+    // over (ROUTER_HANDOVER).
+    if (!o.curve) s.set(zmq::sockopt::routing_id, routing_id);
     s.set(zmq::sockopt::linger, 0);
     s.set(zmq::sockopt::immediate, true);
     s.set(zmq::sockopt::heartbeat_ivl, clamp_ms(o.heartbeat_interval));

@@ -106,6 +106,10 @@ enum class ErrorCode : std::uint8_t {
   Oversized = 9,        // larger than the configured maximum
   BadVersion = 10,      // envelope version not understood
   Shutdown = 11,        // the transport is stopping
+  // The receiver could not tie the message to its sender: the envelope
+  // names another node than its connection's, or the connection's CURVE
+  // key belongs to no member (any more).
+  Unauthenticated = 12,
 };
 std::string_view to_string(MessageType);
 std::string_view to_string(Priority);

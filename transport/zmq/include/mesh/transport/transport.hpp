@@ -120,11 +120,21 @@ struct TransportOptions {
   std::chrono::milliseconds ask_retention{60000};
 
   // When set, every socket uses CURVE: the ROUTER is a CURVE server that
-  // accepts only clients whose public key is in the peer table (or in
-  // allowed_client_keys), and each DEALER authenticates the peer by the
-  // key given in add_peer(). Without it, no CURVE at all.
+  // admits a client only with the key of a peer in the peer table (or of
+  // allowed_clients), and each DEALER authenticates the peer by the key
+  // given in add_peer(). Whatever arrives at the ROUTER is then from the
+  // node that owns the client's key, never from the node it claims to be;
+  // once that node is removed or re-keyed, frames on connections made
+  // with its old key are refused. Without it, no CURVE at all, and a
+  // connection's node is whatever routing id it announces.
   std::optional<CurveKeyPair> curve;
-  std::vector<std::string> allowed_client_keys;
+  // Clients admitted under CURVE without being peers: their node name and
+  // public key (Z85).
+  struct ClientKey {
+    std::string node;
+    std::string public_key;
+  };
+  std::vector<ClientKey> allowed_clients;
 
   // Called on the transport thread when a notify that was accepted is
   // later refused by the receiver (inbox full, unknown target, ...) or
@@ -177,9 +187,10 @@ struct ReplyRoute;
 struct Incoming {
   Envelope envelope;
   std::shared_ptr<ReplyRoute> route;  // null for anything but a request
-  // The node it came from as this transport knows it (its connection), not
-  // as the envelope claims; empty for a same-node sender. Inbox shares are
-  // counted by it.
+  // The node it came from as this transport knows it: the node of its
+  // connection (under CURVE, the owner of the connection's key). The
+  // envelope's sender_node was checked to be the same; empty for a
+  // same-node sender. Inbox shares are counted by it.
   std::string source;
 
   bool is_request() const { return envelope.type == MessageType::Request; }
@@ -301,6 +312,10 @@ struct TransportStats {
   std::uint64_t frames_oversized = 0;
   std::uint64_t frames_bad_version = 0;
   std::uint64_t frames_unauthenticated = 0;  // CURVE handshakes rejected by our ZAP handler
+  // Envelopes refused because they were not from whom they say: a
+  // sender_node other than the connection's node, or, under CURVE, a
+  // connection whose key no member holds any more.
+  std::uint64_t frames_forged = 0;
   std::uint64_t replies_unroutable = 0;       // reply whose connection was gone
   std::uint64_t replies_unmatched = 0;        // Response/Error for no pending request (late or stray)
   std::uint64_t replies_deferred = 0;         // replies that waited for room in a requester's pipe
