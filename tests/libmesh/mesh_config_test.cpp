@@ -8,8 +8,13 @@
 // with P2P off it opens no socket. Two P2P meshes with CURVE keys talk,
 // each authenticating the other by the key in its "zkey" SWIM tag; a third
 // node without CURVE joins the membership but reaches neither, and a
-// transport with a key no member published is not answered.
+// transport with a key no member published is not answered. A gossip key
+// alone turns CURVE on (the pair kept in data_dir, or drawn per run), and a
+// node whose traffic is unauthenticated says so once at start.
 #include <gtest/gtest.h>
+#include <spdlog/sinks/ostream_sink.h>
+#include <spdlog/spdlog.h>
+#include <sys/stat.h>
 #include <unistd.h>
 #include <yaml-cpp/yaml.h>
 
@@ -265,6 +270,8 @@ TEST(MeshConfig, UnusableHandMadeConfigIsRefused) {
 
 // ---- CURVE ------------------------------------------------------------------
 
+NodeConfig p2p_config(Environment env, std::vector<std::string> seeds);
+
 NodeConfig p2p_config(const std::string& name, std::vector<std::string> seeds,
                       const std::optional<transport::CurveKeyPair>& keys) {
   Environment env = {{"P2P_ENABLED", "true"},
@@ -276,6 +283,10 @@ NodeConfig p2p_config(const std::string& name, std::vector<std::string> seeds,
     env["JC_CURVE_SECRET_KEY"] = keys->secret_key;
     env["JC_CURVE_PUBLIC_KEY"] = keys->public_key;
   }
+  return p2p_config(std::move(env), std::move(seeds));
+}
+
+NodeConfig p2p_config(Environment env, std::vector<std::string> seeds) {
   NodeConfig c = load_node_config({}, env);
   // The kernel picks the ports (other tests run meanwhile).
   c.swim_port = 0;
@@ -342,6 +353,180 @@ TEST(MeshCurve, KeyedMeshesTalkOthersCannot) {
   n3.stop();
   n2.stop();
   n1.stop();
+}
+
+// ---- secure by default -------------------------------------------------------
+
+constexpr char kGossipKey[] = "cg8StVXbQJ0gPvMd9o7yrg==";  // 16 bytes
+
+Environment gossip_env(const std::string& name, const std::string& data_dir = {}) {
+  Environment env = {{"P2P_ENABLED", "true"},   {"JC_NODE_NAME", name},
+                     {"JC_SWIM_HOST", "127.0.0.1"}, {"JC_PROFILE", "local"},
+                     {"JC_LEAVE_TIMEOUT", "2s"},  {"JC_GOSSIP_KEY", kGossipKey}};
+  if (!data_dir.empty()) env["JC_DATA_DIR"] = data_dir;
+  return env;
+}
+
+struct ScratchDir {
+  std::string path;
+  ScratchDir() {
+    std::string t = (std::filesystem::temp_directory_path() / "mesh-keys-XXXXXX").string();
+    path = ::mkdtemp(t.data()) ? t : std::string();
+  }
+  ~ScratchDir() {
+    std::error_code ec;
+    std::filesystem::remove_all(path, ec);
+  }
+};
+
+// With a gossip key and nothing else, agent traffic runs over CURVE: each
+// node publishes a public key and the nodes talk. The pair of a node with a
+// data_dir is made there once (owner-only) and kept across restarts.
+TEST(MeshSecureByDefault, AGossipKeyTurnsCurveOn) {
+  ScratchDir dir;
+  ASSERT_FALSE(dir.path.empty());
+  const std::string data_dir = dir.path + "/n1-data";  // made by the node
+  std::string first_key;
+  {
+    Mesh n1(p2p_config(gossip_env("g1", data_dir), {}), fast_options());
+    n1.add<Echo>("echo-1");
+    n1.start();
+    Mesh n2(p2p_config(gossip_env("g2"), {seed_of(n1)}), fast_options());
+    auto& probe = n2.add<Probe>("probe-2");
+    n2.start();
+    ASSERT_TRUE(eventually([&] { return tag_of(n2, "g1", kCurveKeyTag).has_value(); }));
+    ASSERT_TRUE(eventually([&] { return tag_of(n1, "g2", kCurveKeyTag).has_value(); }));
+    first_key = *tag_of(n2, "g1", kCurveKeyTag);
+    EXPECT_TRUE(transport::is_valid_curve_key(first_key));
+    ASSERT_TRUE(eventually([&] { return probe.peers().request("echo-1", {{"x", 1}}, 5s).has_value(); }));
+    n2.stop();
+    n1.stop();
+  }
+  const std::string key_file = data_dir + "/curve.key";
+  struct stat st {};
+  ASSERT_EQ(::stat(key_file.c_str(), &st), 0) << key_file;
+  EXPECT_EQ(st.st_mode & 0777, 0600u);
+  ASSERT_EQ(::stat(data_dir.c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 0777, 0700u);
+  {
+    std::ifstream in(key_file);
+    std::string secret;
+    in >> secret;
+    EXPECT_EQ(transport::curve_public_from_secret(secret), first_key);
+  }
+
+  // Restarted on the same data_dir: the same key.
+  Mesh again(p2p_config(gossip_env("g1", data_dir), {}), fast_options());
+  again.add<Echo>("echo-1");
+  again.start();
+  std::string drawn;
+  std::uint16_t swim_port = 0, zmq_port = 0;
+  {
+    Mesh watcher(p2p_config(gossip_env("g3"), {seed_of(again)}), fast_options());
+    watcher.start();
+    swim_port = watcher.swim_port();
+    zmq_port = watcher.zmq_port();
+    ASSERT_TRUE(eventually([&] { return tag_of(watcher, "g1", kCurveKeyTag).has_value(); }));
+    EXPECT_EQ(*tag_of(watcher, "g1", kCurveKeyTag), first_key);
+    ASSERT_TRUE(eventually([&] { return tag_of(again, "g3", kCurveKeyTag).has_value(); }));
+    drawn = *tag_of(again, "g3", kCurveKeyTag);
+    watcher.stop();
+  }
+  // A node without a data_dir comes back under its name (and ports: a name
+  // that left is not taken over from another address at once) with a new
+  // key: its gossip carries it, and the others reach it again.
+  NodeConfig back_config = p2p_config(gossip_env("g3"), {seed_of(again)});
+  back_config.swim_port = swim_port;
+  back_config.zmq_port = zmq_port;
+  Mesh back(back_config, fast_options());
+  auto& probe = back.add<Probe>("probe-3");
+  back.start();
+  ASSERT_TRUE(eventually([&] {
+    const auto key = tag_of(again, "g3", kCurveKeyTag);
+    return key.has_value() && *key != drawn;
+  }));
+  ASSERT_TRUE(eventually([&] { return probe.peers().request("echo-1", {{"x", 3}}, 5s).has_value(); }));
+  back.stop();
+  again.stop();
+}
+
+TEST(MeshSecureByDefault, ABadKeyFileStopsTheStartNamingIt) {
+  ScratchDir dir;
+  ASSERT_FALSE(dir.path.empty());
+  {
+    std::ofstream out(dir.path + "/curve.key");
+    out << "not a key\n";
+  }
+  try {
+    Mesh m(p2p_config(gossip_env("bad", dir.path), {}), fast_options());
+    FAIL() << "a Mesh started on a broken key file";
+  } catch (const std::exception& e) {
+    EXPECT_EQ(std::string(e.what()), "data_dir: " + dir.path + "/curve.key: not a Z85 CURVE secret key");
+  }
+}
+
+// Captures what the Mesh logs through spdlog's default logger.
+class LogCapture {
+ public:
+  LogCapture() : previous_(spdlog::default_logger()) {
+    auto sink = std::make_shared<spdlog::sinks::ostream_sink_mt>(out_);
+    spdlog::set_default_logger(std::make_shared<spdlog::logger>("capture", sink));
+  }
+  ~LogCapture() { spdlog::set_default_logger(previous_); }
+  LogCapture(const LogCapture&) = delete;
+  LogCapture& operator=(const LogCapture&) = delete;
+  std::size_t count(std::string_view needle) const {
+    const std::string text = out_.str();
+    std::size_t n = 0;
+    for (auto at = text.find(needle); at != std::string::npos; at = text.find(needle, at + 1)) ++n;
+    return n;
+  }
+  std::string text() const { return out_.str(); }
+
+ private:
+  std::ostringstream out_;
+  std::shared_ptr<spdlog::logger> previous_;
+};
+
+// The warning appears once for a P2P node without a gossip key, and never
+// when P2P is off or a gossip key is set.
+TEST(MeshSecureByDefault, TheInsecureStartWarningAppearsExactlyWhenItShould) {
+  constexpr std::string_view kWarning = "traffic is NOT authenticated";
+  constexpr std::string_view kGossipWarning = "gossip is NOT authenticated";
+  {
+    LogCapture log;
+    Mesh open(p2p_config("open", {}, std::nullopt), fast_options());
+    open.start();
+    open.stop();
+    EXPECT_EQ(log.count(kWarning), 1u) << log.text();
+  }
+  {
+    LogCapture log;
+    Mesh keyed(p2p_config(gossip_env("keyed"), {}), fast_options());
+    keyed.start();
+    keyed.stop();
+    EXPECT_EQ(log.count(kWarning), 0u) << log.text();
+    EXPECT_EQ(log.count(kGossipWarning), 0u) << log.text();
+    EXPECT_EQ(log.count("CURVE with a key pair drawn for this run"), 1u) << log.text();
+  }
+  {
+    LogCapture log;
+    // CURVE configured by hand but no gossip key: the keys ride on forgeable gossip.
+    Mesh half(p2p_config("half", {}, transport::generate_curve_keypair()), fast_options());
+    half.start();
+    half.stop();
+    EXPECT_EQ(log.count(kWarning), 0u) << log.text();
+    EXPECT_EQ(log.count(kGossipWarning), 1u) << log.text();
+  }
+  {
+    LogCapture log;
+    NodeConfig local;
+    local.node_name = "local";
+    Mesh m(local, fast_options());
+    m.start();
+    m.stop();
+    EXPECT_EQ(log.count("NOT authenticated"), 0u) << log.text();
+  }
 }
 
 }  // namespace

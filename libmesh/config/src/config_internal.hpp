@@ -119,6 +119,10 @@ Problem admin_token_problem(std::string_view token);
 
 Problem set_port(std::uint16_t& out, std::string_view text);
 
+// An absolute directory path without control characters; trailing
+// slashes dropped; empty = none.
+Problem set_directory(std::string& out, std::string_view text);
+
 Problem set_bind_host(std::string& out, std::string_view text);
 
 Problem set_bool(bool& out, std::string_view text);

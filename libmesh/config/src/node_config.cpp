@@ -215,6 +215,7 @@ std::string to_json_string(const NodeConfig& c) {
   j["leave_timeout"] = format_duration(c.leave_timeout);
   j["curve_secret_key"] = or_null(c.curve_secret_key.empty(), "(set, not shown)");
   j["curve_public_key"] = or_null(c.curve_public_key.empty(), c.curve_public_key);
+  j["data_dir"] = or_null(c.data_dir.empty(), c.data_dir);
   j["config_file"] = or_null(c.config_file.empty(), c.config_file);
   j["sources"] = c.sources;
   return j.dump(2, ' ', false, nlohmann::json::error_handler_t::replace);

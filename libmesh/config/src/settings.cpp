@@ -161,21 +161,10 @@ const std::vector<Setting>& settings() {
        }},
       {"ipc_dir", "JC_IPC_DIR", "--ipc-dir", "DIR",
        "also use ipc sockets in DIR for peers on this host (default: off)",
-       [](NodeConfig& c, std::string_view v) -> Problem {
-         v = trim(v);
-         while (v.size() > 1 && v.back() == '/') v.remove_suffix(1);
-         if (v.empty()) {
-           c.ipc_dir.clear();
-           return std::nullopt;
-         }
-         if (v.front() != '/') return quote(v) + " is not an absolute path";
-         for (char ch : v) {
-           const auto u = static_cast<unsigned char>(ch);
-           if (u < 0x20 || u == 0x7f) return quote(v) + " contains a control character";
-         }
-         c.ipc_dir = std::string(v);
-         return std::nullopt;
-       }},
+       [](NodeConfig& c, std::string_view v) { return set_directory(c.ipc_dir, v); }},
+      {"data_dir", "JC_DATA_DIR", "--data-dir", "DIR",
+       "where the node keeps its CURVE key pair across restarts (default: none, a new pair each start)",
+       [](NodeConfig& c, std::string_view v) { return set_directory(c.data_dir, v); }},
       {"leave_timeout", "JC_LEAVE_TIMEOUT", "--leave-timeout", "DURATION",
        "bound of the graceful leave at stop (default 3s)",
        [](NodeConfig& c, std::string_view v) {

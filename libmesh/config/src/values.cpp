@@ -266,6 +266,22 @@ Problem admin_token_problem(std::string_view token) {
   return std::nullopt;
 }
 
+Problem set_directory(std::string& out, std::string_view text) {
+  text = trim(text);
+  while (text.size() > 1 && text.back() == '/') text.remove_suffix(1);
+  if (text.empty()) {
+    out.clear();
+    return std::nullopt;
+  }
+  if (text.front() != '/') return quote(text) + " is not an absolute path";
+  for (char ch : text) {
+    const auto u = static_cast<unsigned char>(ch);
+    if (u < 0x20 || u == 0x7f) return quote(text) + " contains a control character";
+  }
+  out = std::string(text);
+  return std::nullopt;
+}
+
 Problem set_port(std::uint16_t& out, std::string_view text) {
   auto p = parse_port(text);
   if (!p) return port_problem(text);

@@ -149,6 +149,19 @@ void Mesh::start() {
     PeerClient::report_delivery_failure(*core, report);
   };
   if (c.config.p2p_enabled) {
+    switch (c.key_source) {
+      case detail::KeySource::Made:
+        spdlog::info("{}: agent traffic uses CURVE; made a key pair in {}", c.node_name,
+                     detail::curve_key_path(c.config));
+        break;
+      case detail::KeySource::Drawn:
+        spdlog::info("{}: agent traffic uses CURVE with a key pair drawn for this run (no data_dir)",
+                     c.node_name);
+        break;
+      default: break;
+    }
+  }
+  if (c.config.p2p_enabled) {
     const auto& host = c.config.swim_host;
     to.bind_address = (host == "0.0.0.0" || host == "::") ? "*" : host;
     to.port = c.config.zmq_port;
@@ -202,6 +215,9 @@ void Mesh::start() {
         auto guard = boost::asio::make_work_guard(*io);
         io->run();
       });
+      if (auto warning = detail::insecure_warning(c.config, c.membership->bound_port(), t->bound_port())) {
+        spdlog::warn("{}: {}", c.node_name, *warning);
+      }
       if (!c.config.seeds.empty()) c.membership->join(c.config.seeds);
       c.membership_alive.store(true);
     } catch (...) {

@@ -66,7 +66,8 @@ PeerEventKind event_kind(DirectoryEventKind k) {
 }  // namespace
 
 MeshCore::MeshCore(NodeConfig cfg, MeshOptions opts)
-    : config(std::move(cfg)),
+    : key_source(detail::resolve_curve_keys(cfg)),
+      config(std::move(cfg)),
       options(std::move(opts)),
       node_name(default_node_name(config)),
       directory(node_name, options.seed != 0 ? options.seed : random_u64(),

@@ -36,6 +36,7 @@
 #include "mesh/node_config.hpp"
 #include "mesh/peer_client.hpp"
 #include "mesh/peer_link.hpp"
+#include "node_keys.hpp"
 #include "payload_codec.hpp"
 
 namespace boost::asio {
@@ -122,6 +123,9 @@ struct MeshCore {
   void start_agent(const std::shared_ptr<AgentSlot>& slot);  // under mu
   void stop_agent(AgentSlot& slot);                          // joins its thread
 
+  // Where the CURVE pair in `config` came from; resolved (and the pair
+  // filled in) before `config` is initialised from the same argument.
+  const detail::KeySource key_source;
   const NodeConfig config;
   const MeshOptions options;
   const std::string node_name;

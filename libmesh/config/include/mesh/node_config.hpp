@@ -119,9 +119,14 @@ struct NodeConfig {
   // node's keypair in Z85 (40 characters each), both or neither. The Mesh
   // publishes the public key in its "zkey" SWIM tag; peers without CURVE,
   // or whose key is not in the membership, cannot connect. The secret key
-  // is never printed.
+  // is never printed. Left empty while a gossip key is set, the Mesh uses
+  // the pair kept in data_dir (made there at the first start), or, without
+  // a data_dir, a pair drawn at each start (docs/security.md).
   std::string curve_secret_key;
   std::string curve_public_key;
+  // Where the node keeps what must outlive a restart (its CURVE key pair,
+  // in curve.key); empty: nothing is kept.
+  std::string data_dir;
 
   // The --config file that was read, if any.
   std::string config_file;

@@ -1,0 +1,36 @@
+// A node's CURVE key pair and its security warning at start (node_keys.cpp).
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+
+#include "mesh/node_config.hpp"
+
+namespace mesh::detail {
+
+enum class KeySource {
+  None,        // no CURVE: P2P off, or no gossip key and no configured pair
+  Configured,  // curve_secret_key / curve_public_key were given
+  Kept,        // read from <data_dir>/curve.key
+  Made,        // drawn and saved to <data_dir>/curve.key (first start)
+  Drawn,       // drawn for this run only (no data_dir)
+};
+
+// <data_dir>/curve.key
+std::string curve_key_path(const NodeConfig& config);
+
+// With P2P on and a gossip key set, CURVE needs no configuration: fills
+// config.curve_secret_key / curve_public_key from data_dir (making the
+// pair there the first time) or with a pair drawn for this run. Leaves a
+// configured pair alone. Throws std::runtime_error naming the file when
+// data_dir cannot be read or written, or holds something else.
+KeySource resolve_curve_keys(NodeConfig& config);
+
+// The warning a node with P2P on gives once at start when its traffic is
+// not authenticated (no gossip key); nullopt when there is nothing to say.
+// The ports are the ones bound.
+std::optional<std::string> insecure_warning(const NodeConfig& config, std::uint16_t swim_port,
+                                            std::uint16_t zmq_port);
+
+}  // namespace mesh::detail
