@@ -56,6 +56,7 @@ TEST(DeployCheckConfig, KnownVariablesAndOtherNamesAreAccepted) {
 }
 
 const std::string kAdminToken = "0123456789abcdef0123456789abcdef";
+const std::string kGossipKey = "bWVzaC1kZXBsb3ktZmlsZXMtZ29zc2lwLWtleS0zMmI=";  // 32 bytes
 
 TEST(DeployCompose, ServicesFormAClusterThroughSeeds) {
   const YAML::Node compose = YAML::LoadFile(deploy_path("compose.yaml"));
@@ -137,7 +138,8 @@ TEST_F(DeployKubernetes, PodEnvironmentIsValidAndAdvertisesThePodIp) {
   const std::string service = sts_["spec"]["serviceName"].as<std::string>();
   for (int i = 0; i < replicas; ++i) {
     Pod pod{set + "-" + std::to_string(i), "10.0.0." + std::to_string(10 + i), "prod",
-            {{{"mesh-admin-token", "token"}, kAdminToken}}, files.path() + "/" + std::to_string(i)};
+            {{{"mesh-admin-token", "token"}, kAdminToken}, {{"mesh-gossip", "key"}, kGossipKey}},
+            files.path() + "/" + std::to_string(i)};
     const NodeSpec n = statefulset_node(docs_, sts_, pod);
     SCOPED_TRACE(n.name);
     const auto j = accepted(n.name, n.env);
@@ -147,7 +149,7 @@ TEST_F(DeployKubernetes, PodEnvironmentIsValidAndAdvertisesThePodIp) {
     // guards the admin API.
     EXPECT_EQ(j.value("admin_host", ""), "0.0.0.0");
     EXPECT_EQ(j.value("admin_token", ""), "(set, not shown)");
-    EXPECT_TRUE(j["gossip_key"].is_null());  // the Secret is optional
+    EXPECT_EQ(j.value("gossip_key", ""), "(32-byte key, not shown)");  // the Secret is required
     // The mounted ConfigMap was read.
     EXPECT_TRUE(contains(j.value("config_file", ""), "/etc/mesh/")) << j.dump();
     // The first pods are the seeds, by their DNS names.
@@ -291,9 +293,14 @@ TEST(DeploySystemd, UnitUsesEnvironmentFileRestartsAndStopsGracefully) {
   // The admin token as a credential, named by its directory (%d).
   EXPECT_TRUE(contains(unit, "\nLoadCredential=admin-token:/etc/mesh/admin-token\n"));
   EXPECT_TRUE(contains(unit, "\nEnvironment=JC_ADMIN_TOKEN_FILE=%d/admin-token\n"));
+  // The CURVE key pair outlives restarts in the state directory.
+  EXPECT_TRUE(contains(unit, "\nStateDirectory=mesh\n"));
+  EXPECT_TRUE(contains(unit, "\nEnvironment=JC_DATA_DIR=/var/lib/mesh\n"));
 
-  const Env env = environment_file(read_text(deploy_path("systemd/mesh-node.env")));
+  Env env = environment_file(read_text(deploy_path("systemd/mesh-node.env")));
+  env["JC_DATA_DIR"] = "/var/lib/mesh";  // from the unit
   const auto j = accepted("mesh-node.env", env);
+  EXPECT_EQ(j.value("data_dir", ""), "/var/lib/mesh");
   EXPECT_EQ(j.value("admin_host", ""), "127.0.0.1");
   EXPECT_EQ(j.value("advertise_host", ""), env.at("JC_ADVERTISE_HOST"));
 }
