@@ -36,7 +36,7 @@
 //
 //   transport_vs_zmq [--rounds 5] [--count 20000] [--notify-count 500000]
 //                    [--max-seconds 3] [--slices 50] [--json] [--quick] [--only ROWS]
-//                    [--python /usr/bin/python3] [--pyzmq-script PATH]
+//                    [--python /usr/bin/python3] [--pyzmq-script PATH] [--curve]
 // ROWS: comma list of raw-rtt, quick-rtt, mailbox-rtt, raw-push, notify,
 // raw-inproc, ours-inproc, python (default: all). Rows left out are null.
 // A count below 1 counts as 1, --max-seconds below 0.1 as 0.1. Exit codes:
@@ -52,6 +52,7 @@
 #include <cmath>
 #include <cstdint>
 #include <cstdio>
+#include <cstdlib>
 #include <exception>
 #include <functional>
 #include <iomanip>
@@ -87,6 +88,42 @@ namespace tr = mesh::transport;
 constexpr std::size_t kPayloadBytes = 256;
 constexpr const char* kServerNode = "srv";
 constexpr const char* kClientNode = "cli";
+
+// --curve: every socket of rows 1-2, raw and ours, uses CURVE. The parent
+// draws a server pair and a client pair and hands the server process its
+// secret and the client's public key in MESH_BENCH_CURVE. The raw server
+// binds no ZAP handler (libzmq then admits any client key); ours admits the
+// client by its key and attributes every frame to it, as a node does.
+struct CurveSetup {
+  tr::CurveKeyPair server;
+  tr::CurveKeyPair client;  // the server process knows its public half only
+};
+std::optional<CurveSetup> g_curve;
+constexpr const char* kCurveEnv = "MESH_BENCH_CURVE";
+
+// In a server process: "<server secret> <client public>" from the parent.
+void load_curve_from_environment() {
+  const char* text = std::getenv(kCurveEnv);
+  if (text == nullptr) return;
+  std::istringstream in(text);
+  CurveSetup s;
+  in >> s.server.secret_key >> s.client.public_key;
+  s.server.public_key = tr::curve_public_from_secret(s.server.secret_key);
+  g_curve = s;
+}
+
+void make_curve_server(zmq::socket_t& s) {
+  if (!g_curve) return;
+  s.set(zmq::sockopt::curve_server, true);
+  s.set(zmq::sockopt::curve_secretkey, g_curve->server.secret_key);
+}
+
+void make_curve_client(zmq::socket_t& s) {
+  if (!g_curve) return;
+  s.set(zmq::sockopt::curve_serverkey, g_curve->server.public_key);
+  s.set(zmq::sockopt::curve_publickey, g_curve->client.public_key);
+  s.set(zmq::sockopt::curve_secretkey, g_curve->client.secret_key);
+}
 
 std::atomic<bool> g_interrupted{false};
 extern "C" void on_signal(int) { g_interrupted.store(true); }
@@ -228,6 +265,7 @@ int serve_raw_echo(const sigset_t& stop) {
   zmq::context_t ctx(1);
   zmq::socket_t router(ctx, zmq::socket_type::router);
   router.set(zmq::sockopt::linger, 0);
+  make_curve_server(router);
   router.bind("tcp://127.0.0.1:0");
   announce(port_of(router.get(zmq::sockopt::last_endpoint)));
   std::thread echo([&] {
@@ -248,16 +286,22 @@ int serve_raw_echo(const sigset_t& stop) {
   return 0;
 }
 
-tr::TransportOptions server_options() {
+// `client`: the node name of the one client this server process serves
+// (under --curve its key is admitted as that node's).
+tr::TransportOptions server_options(const std::string& client) {
   tr::TransportOptions o;
   o.node_name = kServerNode;
   o.bind_address = "127.0.0.1";
   o.port = 0;
+  if (g_curve) {
+    o.curve = g_curve->server;
+    o.allowed_clients.push_back({client, g_curve->client.public_key});
+  }
   return o;
 }
 
 int serve_ours_echo(const sigset_t& stop, bool quick) {
-  tr::Transport t(server_options());
+  tr::Transport t(server_options(quick ? "cli-quick" : "cli-mailbox"));
   tr::QuickHandler handler;
   if (quick) {
     handler = [](const tr::EnvelopeView& request, std::vector<std::uint8_t>& response) {
@@ -286,6 +330,7 @@ int serve_raw_pull(const sigset_t& stop) {
   zmq::context_t ctx(1);
   zmq::socket_t pull(ctx, zmq::socket_type::pull);
   pull.set(zmq::sockopt::linger, 0);
+  make_curve_server(pull);
   pull.bind("tcp://127.0.0.1:0");
   SinkControl ctl(counter);
   announce(port_of(pull.get(zmq::sockopt::last_endpoint)), ctl.port());
@@ -307,7 +352,7 @@ int serve_raw_pull(const sigset_t& stop) {
 
 int serve_ours_sink(const sigset_t& stop) {
   SinkCounter counter;
-  tr::Transport t(server_options());
+  tr::Transport t(server_options(kClientNode));
   auto inbox = t.open_inbox("sink");
   SinkControl ctl(counter);
   announce(t.bound_port(), ctl.port());
@@ -418,8 +463,10 @@ std::unique_ptr<Server> start_server(const Options& opt, const std::string& mode
   // server's "port" line must not be read as this one's.
   static int started = 0;
   auto s = std::make_unique<Server>();
+  std::map<std::string, std::string> env;
+  if (g_curve) env[kCurveEnv] = g_curve->server.secret_key + " " + g_curve->client.public_key;
   s->proc = std::make_unique<Process>(std::vector<std::string>{opt.self_exe, "--serve", mode},
-                                      std::map<std::string, std::string>{}, log_dir,
+                                      env, log_dir,
                                       mode + "-" + std::to_string(++started));
   const auto deadline = Clock::now() + 10s;
   for (;;) {
@@ -451,6 +498,7 @@ class RawEchoClient {
       : dealer_(ctx, zmq::socket_type::dealer), payload_(make_payload()) {
     dealer_.set(zmq::sockopt::linger, 0);
     dealer_.set(zmq::sockopt::rcvtimeo, 5000);
+    if (endpoint.starts_with("tcp:")) make_curve_client(dealer_);
     dealer_.connect(endpoint);
   }
   void one() {
@@ -478,6 +526,7 @@ tr::TransportOptions client_options(const std::string& name) {
   o.node_name = name;
   o.bind_address = "127.0.0.1";
   o.port = 0;
+  if (g_curve && name != "node") o.curve = g_curve->client;  // "node": the same-process row
   return o;
 }
 
@@ -507,7 +556,8 @@ struct OursClient {
   tr::Transport transport;
   OursClient(std::unique_ptr<Server> s, tr::TransportOptions o)
       : server(std::move(s)), transport(std::move(o)) {
-    transport.add_peer(tr::PeerAddress{kServerNode, "127.0.0.1", server->port, {}});
+    transport.add_peer(
+        tr::PeerAddress{kServerNode, "127.0.0.1", server->port, g_curve ? g_curve->server.public_key : ""});
     wait_connected(transport, kServerNode);
   }
   ~OursClient() = default;
@@ -652,6 +702,7 @@ std::map<std::string, Throughput> one_way(const Options& opt, const std::string&
     raw_server = start_server(opt, "raw-pull", log_dir);
     push.emplace(ctx, zmq::socket_type::push);
     push->set(zmq::sockopt::linger, 0);
+    make_curve_client(*push);
     push->connect(tcp(raw_server->port));
     raw_ctl.emplace(ctx, raw_server->ctl);
     systems.push_back({"raw-push",
@@ -909,8 +960,15 @@ int run(int argc, char** argv) {
   app.add_option("--pyzmq-script", opt.pyzmq_script,
                  "the python row's script (default bench/pyzmq_echo.py)")
       ->type_name("PATH");
+  bool curve = false;
+  app.add_flag("--curve", curve,
+               "rows 1-2 with CURVE on every socket, raw and ours (ours also checks each sender)");
   if (auto done = mesh::cli::parse(app, argc, argv)) return *done;
-  if (!serve_mode.empty()) return serve(serve_mode);
+  if (!serve_mode.empty()) {
+    load_curve_from_environment();
+    return serve(serve_mode);
+  }
+  if (curve) g_curve = CurveSetup{tr::generate_curve_keypair(), tr::generate_curve_keypair()};
   const bool rounds_set = rounds->count() > 0, count_set = count->count() > 0;
   const bool notify_set = notify_count->count() > 0, seconds_set = max_seconds->count() > 0;
   opt.rounds = std::max(1, opt.rounds);
@@ -1112,6 +1170,8 @@ int run(int argc, char** argv) {
       {"python",
        "pyzmq DEALER->ROUTER, json.dumps/loads of a ~256-byte document on both sides; "
        "python_floor_ratio = ours (quick) p50 / python p50"}};
+  out["method"]["curve"] = g_curve.has_value();
+  if (g_curve) notes.push_back("--curve: rows 1-2 with CURVE on every tcp socket, raw and ours");
   out["notes"] = notes;
 
   std::ostream& table = opt.json_out ? std::cerr : std::cout;
