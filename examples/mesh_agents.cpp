@@ -86,6 +86,10 @@ void watch(mesh::PeerClient& peers) {
       case mesh::PeerEventKind::NodeAlive:
         say(me + "node " + e.node + " is alive again");
         break;
+      case mesh::PeerEventKind::AgentConflict:
+        say(me + "node " + e.node + " claims agent id " + (e.card ? e.card->agent_id : "?") +
+            ", held elsewhere: ignored");
+        break;
       case mesh::PeerEventKind::AgentUpdated:
         break;
     }

@@ -448,6 +448,58 @@ TEST_F(DirectoryTest, FindAndResolve) {
   EXPECT_FALSE(dir_.resolve("", Strategy::First, "planner-1").has_value());
 }
 
+// Issue 13: a node that lists another node's agent id must not draw its
+// traffic. The first holder keeps the id; the claimant's card is withheld
+// (reported once), and admitted when the holder drops the id.
+TEST_F(DirectoryTest, AnAgentIdClaimedTwiceStaysWithItsFirstHolder) {
+  std::vector<DirectoryEvent> events;
+  dir_.subscribe([&](const DirectoryEvent& e) { events.push_back(e); });
+  // node-0 (sorted before node-b and node-c) claims coder-b1 and the local coder-1.
+  ASSERT_TRUE(dir_.apply_remote(registry(
+      "node-0", 1, {card("coder-b1", "coder"), card("coder-1", "coder"), card("own-0", "coder")})));
+  EXPECT_EQ(dir_.conflicts(), 2u);
+  ASSERT_EQ(events.size(), 3u);
+  EXPECT_EQ(events[0].kind, DirectoryEventKind::AgentConflict);
+  EXPECT_EQ(events[0].node, "node-0");
+  EXPECT_EQ(events[0].card.agent_id, "coder-b1");
+  EXPECT_EQ(events[0].holder, "node-b");
+  EXPECT_EQ(events[1].kind, DirectoryEventKind::AgentConflict);
+  EXPECT_EQ(events[1].holder, "node-a");
+  EXPECT_EQ(events[2].kind, DirectoryEventKind::AgentAdded);
+  EXPECT_EQ(events[2].card.agent_id, "own-0");
+  for (auto s : {Strategy::First, Strategy::Random, Strategy::RoundRobin, Strategy::LeastRecent}) {
+    EXPECT_EQ(dir_.resolve("coder-b1", s, "planner-1")->card.node, "node-b");
+    EXPECT_EQ(dir_.resolve("coder-1", s, "planner-1")->card.node, "node-a");
+  }
+  const auto all_coders = ids(dir_.discover({.role = "coder"}, Strategy::First, "planner-1"));
+  EXPECT_EQ(std::count(all_coders.begin(), all_coders.end(), "coder-b1"), 1);
+  EXPECT_EQ(std::count(all_coders.begin(), all_coders.end(), "coder-1"), 1);
+
+  // A newer registry of the claimant still claiming: reported once only.
+  events.clear();
+  ASSERT_TRUE(dir_.apply_remote(registry("node-0", 2, {card("coder-b1", "coder"), card("own-0", "coder")})));
+  EXPECT_EQ(dir_.conflicts(), 2u);
+  EXPECT_TRUE(events.empty());
+
+  // The holder drops the id: the claimant gets it now.
+  ASSERT_TRUE(dir_.apply_remote(registry("node-b", 10, {card("coder-b2", "coder", {"go"})})));
+  const auto b1 = dir_.find("coder-b1");
+  ASSERT_TRUE(b1.has_value());
+  EXPECT_EQ(b1->card.node, "node-0");
+
+  // A local agent always holds its id: registering one takes it from a remote node.
+  events.clear();
+  ASSERT_EQ(dir_.put_local(card("own-0", "coder")), std::nullopt);
+  EXPECT_EQ(dir_.conflicts(), 3u);
+  EXPECT_EQ(dir_.find("own-0")->card.node, "node-a");
+  EXPECT_TRUE(dir_.find("own-0")->local);
+  const auto coders = ids(dir_.discover({.role = "coder"}, Strategy::First, "planner-1"));
+  EXPECT_EQ(std::count(coders.begin(), coders.end(), "own-0"), 1);
+  // ...and when it goes, the remote claimant has it back.
+  ASSERT_TRUE(dir_.remove_local("own-0"));
+  EXPECT_EQ(dir_.find("own-0")->card.node, "node-0");
+}
+
 TEST_F(DirectoryTest, PeerJson) {
   dir_.set_node_health("node-c", NodeHealth::Suspect);
   const auto j = peer_to_json(*dir_.find("coder-c1"));
@@ -575,7 +627,8 @@ TEST(Concurrency, FourThreadsMutateAndQuery) {
       case K::AgentUpdated: replayed[key] = e.card.role; break;
       case K::AgentRemoved: replayed.erase(key); break;
       case K::NodeSuspect:
-      case K::NodeAlive: break;
+      case K::NodeAlive:
+      case K::AgentConflict: break;
     }
     in_listener.fetch_sub(1);
   });

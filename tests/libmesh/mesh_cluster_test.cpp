@@ -307,5 +307,52 @@ TEST(MeshCluster, RefusedRemoteNotifiesReachTheSendingAgent) {
   EXPECT_EQ(seen.items.size(), static_cast<std::size_t>(accepted - 5));
 }
 
+// Issue 13: a node that advertises another node's agent id draws none of
+// its traffic. n1 holds "echo-1"; n2 starts later with an agent of the same
+// id. n3, which knew n1's first, reports the conflict and keeps sending
+// "echo-1"'s requests (and its role's) to n1.
+TEST(MeshCluster, AnAgentIdClaimedByASecondNodeStaysWithTheFirst) {
+  Mesh n1(node_config("n1", {}), fast_options());
+  n1.add<Echo>("echo-1", "echo");
+  n1.start();
+  Mesh n3(node_config("n3", {seed_of(n1)}), fast_options());
+  auto& probe = n3.add<Probe>("probe-3");
+  std::atomic<int> conflicts{0};
+  probe.peers().subscribe([&](const PeerEvent& e) {
+    if (e.kind == PeerEventKind::AgentConflict && e.node == "n2" && e.card && e.card->agent_id == "echo-1") {
+      ++conflicts;
+    }
+  });
+  n3.start();
+  ASSERT_TRUE(eventually([&] { return knows(probe, "echo-1"); }));
+
+  Mesh n2(node_config("n2", {seed_of(n1)}), fast_options());
+  n2.add<Echo>("echo-1", "echo");
+  n2.add<Echo>("echo-2", "echo");
+  n2.start();
+  ASSERT_TRUE(eventually([&] { return knows(probe, "echo-2"); }));  // n2's registry is in
+  ASSERT_TRUE(eventually([&] { return conflicts.load() == 1; }));
+  EXPECT_EQ(n3.stats().agent_conflicts, 1u);
+  for (int i = 0; i < 5; ++i) {
+    const auto r = probe.peers().request("echo-1", {{"i", i}}, 5s);
+    ASSERT_TRUE(r.has_value());
+    EXPECT_EQ(r->data["node"], "n1");
+  }
+  const auto echoes = probe.peers().discover(by_role("echo"));
+  ASSERT_EQ(echoes.size(), 2u);
+  EXPECT_EQ(echoes[0].card.agent_id + "@" + echoes[0].card.node, "echo-1@n1");
+  EXPECT_EQ(echoes[1].card.agent_id + "@" + echoes[1].card.node, "echo-2@n2");
+
+  // n1 leaves: the id is free, and n2's card is admitted.
+  n1.stop();
+  ASSERT_TRUE(eventually([&] {
+    const auto reg = probe.peers().registry();
+    const auto p = reg.find("echo-1");
+    return p != reg.end() && p->second.card.node == "n2";
+  }));
+  n2.stop();
+  n3.stop();
+}
+
 }  // namespace
 }  // namespace mesh

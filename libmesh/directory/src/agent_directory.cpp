@@ -91,6 +91,20 @@ std::optional<std::string> AgentDirectory::put_local(AgentCard card) {
       return "more than " + std::to_string(kMaxCards) + " local agents";
     }
     card.version = ++local_version_;
+    // A local agent holds its id: a remote node listing it loses it.
+    for (auto& [name, rn] : remote_) {
+      const auto r = std::find_if(rn.cards.begin(), rn.cards.end(),
+                                  [&](const AgentCard& c) { return c.agent_id == card.agent_id; });
+      if (r == rn.cards.end()) continue;
+      AgentCard shadowed = std::move(*r);
+      rn.cards.erase(r);
+      uncount_id_locked(shadowed.agent_id);
+      ++conflicts_;
+      emit_locked(DirectoryEventKind::AgentRemoved, name, shadowed, false);
+      emit_locked(DirectoryEventKind::AgentConflict, name, shadowed, false);
+      if (!pending_.empty()) pending_.back().holder = local_node_;
+      rn.withheld.push_back(std::move(shadowed));
+    }
     local_.push_back(card);
     count_id_locked(card.agent_id);
     emit_locked(DirectoryEventKind::AgentAdded, local_node_, std::move(card), true);
@@ -109,6 +123,7 @@ bool AgentDirectory::remove_local(std::string_view agent_id) {
   ++local_version_;
   uncount_id_locked(card.agent_id);
   emit_locked(DirectoryEventKind::AgentRemoved, local_node_, std::move(card), true);
+  readmit_locked();
   deliver(lock);
   return true;
 }
@@ -137,10 +152,27 @@ bool AgentDirectory::apply_remote(NodeRegistry registry) {
   if (rn.version && registry.version <= *rn.version) return false;
 
   std::vector<AgentCard> old = std::move(rn.cards);
+  std::vector<AgentCard> old_withheld = std::move(rn.withheld);
   rn.version = registry.version;
-  rn.cards = std::move(registry.cards);
-  for (const auto& c : rn.cards) count_id_locked(c.agent_id);
+  rn.cards.clear();
+  rn.withheld.clear();
+  // This node's own ids are free for it while its new cards are placed.
   for (const auto& c : old) uncount_id_locked(c.agent_id);
+  for (auto& c : registry.cards) {
+    if (!held_locked(c.agent_id)) {
+      count_id_locked(c.agent_id);
+      rn.cards.push_back(std::move(c));
+      continue;
+    }
+    const bool reported = std::any_of(old_withheld.begin(), old_withheld.end(),
+                                      [&](const AgentCard& w) { return w.agent_id == c.agent_id; });
+    if (!reported) {
+      ++conflicts_;
+      emit_locked(DirectoryEventKind::AgentConflict, registry.node, c, false);
+      if (!pending_.empty()) pending_.back().holder = holder_locked(c.agent_id);
+    }
+    rn.withheld.push_back(std::move(c));
+  }
 
   if (!listeners_.empty()) {
     std::unordered_map<std::string_view, const AgentCard*> before;
@@ -161,6 +193,7 @@ bool AgentDirectory::apply_remote(NodeRegistry registry) {
       }
     }
   }
+  readmit_locked();
   deliver(lock);
   return true;
 }
@@ -197,6 +230,7 @@ bool AgentDirectory::remove_node(std::string_view node) {
     uncount_id_locked(c.agent_id);
     emit_locked(DirectoryEventKind::AgentRemoved, std::string(node), std::move(c), false);
   }
+  readmit_locked();
   deliver(lock);
   return true;
 }
@@ -207,6 +241,42 @@ std::optional<std::uint64_t> AgentDirectory::known_version(std::string_view node
   const auto it = remote_.find(node);
   if (it == remote_.end()) return std::nullopt;
   return it->second.version;
+}
+
+std::uint64_t AgentDirectory::conflicts() const {
+  std::lock_guard lock(mu_);
+  return conflicts_;
+}
+
+bool AgentDirectory::held_locked(std::string_view agent_id) const { return id_count_.contains(agent_id); }
+
+std::string AgentDirectory::holder_locked(std::string_view agent_id) const {
+  for (const auto& c : local_) {
+    if (c.agent_id == agent_id) return local_node_;
+  }
+  for (const auto& [name, rn] : remote_) {
+    for (const auto& c : rn.cards) {
+      if (c.agent_id == agent_id) return name;
+    }
+  }
+  return {};
+}
+
+// The first claimant by node name gets a freed id; its card goes after the
+// node's visible ones.
+void AgentDirectory::readmit_locked() {
+  for (auto& [name, rn] : remote_) {
+    for (auto w = rn.withheld.begin(); w != rn.withheld.end();) {
+      if (held_locked(w->agent_id)) {
+        ++w;
+        continue;
+      }
+      count_id_locked(w->agent_id);
+      emit_locked(DirectoryEventKind::AgentAdded, name, *w, false);
+      rn.cards.push_back(std::move(*w));
+      w = rn.withheld.erase(w);
+    }
+  }
 }
 
 std::vector<std::string> AgentDirectory::nodes() const {
@@ -380,7 +450,7 @@ bool AgentDirectory::unsubscribe(Token token) {
 void AgentDirectory::emit_locked(DirectoryEventKind kind, std::string node, AgentCard card,
                                  bool local) {
   if (listeners_.empty()) return;
-  pending_.push_back(DirectoryEvent{kind, std::move(node), std::move(card), local});
+  pending_.push_back(DirectoryEvent{kind, std::move(node), std::move(card), local, {}});
 }
 
 // One thread at a time drains the queue, so listeners see events in the

@@ -261,6 +261,9 @@ std::vector<MetricFamily> mesh_families(const MeshSample& s) {
   add(fetches, d(m.registry_applied), {{"result", "applied"}});
   add(fetches, d(m.registry_failures), {{"result", "failed"}});
   out.push_back(std::move(fetches));
+  out.push_back(counter("mesh_agent_conflicts_total",
+                        "Remote agent cards withheld because another node held their agent id.",
+                        m.agent_conflicts));
   out.push_back(counter("mesh_agent_failures_total", "Exceptions thrown by agents.", m.agent_failures));
   out.push_back(counter("mesh_agent_restarts_total", "Agent restarts after a failure.", m.agent_restarts));
   return out;

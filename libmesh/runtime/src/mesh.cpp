@@ -398,6 +398,7 @@ MeshStats Mesh::stats() const {
   out.registry_fetches = s.registry_fetches.load();
   out.registry_applied = s.registry_applied.load();
   out.registry_failures = s.registry_failures.load();
+  out.agent_conflicts = core_->directory.conflicts();
   out.tag_updates = s.tag_updates.load();
   out.agent_failures = s.agent_failures.load();
   out.agent_restarts = s.agent_restarts.load();

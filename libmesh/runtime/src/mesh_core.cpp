@@ -5,9 +5,11 @@
 #include <boost/asio/io_context.hpp>
 #include <charconv>
 #include <random>
+#include <spdlog/spdlog.h>
 #include <stdexcept>
 
 #include "mesh/swim/membership.hpp"
+#include "mesh/text.hpp"
 
 namespace mesh::detail {
 
@@ -59,6 +61,7 @@ PeerEventKind event_kind(DirectoryEventKind k) {
     case DirectoryEventKind::AgentUpdated: return PeerEventKind::AgentUpdated;
     case DirectoryEventKind::NodeSuspect: return PeerEventKind::NodeSuspect;
     case DirectoryEventKind::NodeAlive: return PeerEventKind::NodeAlive;
+    case DirectoryEventKind::AgentConflict: return PeerEventKind::AgentConflict;
   }
   return PeerEventKind::AgentUpdated;
 }
@@ -106,6 +109,10 @@ MeshCore::MeshCore(NodeConfig cfg, MeshOptions opts)
     if (e.local && (e.kind == DirectoryEventKind::AgentAdded || e.kind == DirectoryEventKind::AgentRemoved ||
                     e.kind == DirectoryEventKind::AgentUpdated)) {
       schedule_tag_update();
+    }
+    if (e.kind == DirectoryEventKind::AgentConflict) {
+      spdlog::warn("{}: node {} advertises agent {}, which {} holds: its card is withheld", node_name,
+                   escape_text(e.node), escape_text(e.card.agent_id), escape_text(e.holder));
     }
     PeerEvent pe{event_kind(e.kind), e.node, std::nullopt, e.local};
     if (!e.card.agent_id.empty()) pe.card = e.card;

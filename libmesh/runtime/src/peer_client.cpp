@@ -25,6 +25,7 @@ std::string_view to_string(PeerEventKind kind) {
     case PeerEventKind::AgentAdded: return "agent_added";
     case PeerEventKind::AgentRemoved: return "agent_removed";
     case PeerEventKind::AgentUpdated: return "agent_updated";
+    case PeerEventKind::AgentConflict: return "agent_conflict";
   }
   return "unknown";
 }

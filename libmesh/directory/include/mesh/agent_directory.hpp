@@ -76,13 +76,16 @@ struct PeerQuery {
   std::string capability{};
 };
 
-enum class DirectoryEventKind { AgentAdded, AgentRemoved, AgentUpdated, NodeSuspect, NodeAlive };
+// AgentConflict: a node advertises an agent id that another node (or this
+// one) holds already; its card is withheld (see apply_remote).
+enum class DirectoryEventKind { AgentAdded, AgentRemoved, AgentUpdated, NodeSuspect, NodeAlive, AgentConflict };
 
 struct DirectoryEvent {
   DirectoryEventKind kind;
-  std::string node;  // the node the change happened on
+  std::string node;  // the node the change happened on (AgentConflict: the claimant)
   AgentCard card;    // Agent* events: the new card (AgentRemoved: the last one); empty otherwise
   bool local = false;
+  std::string holder;  // AgentConflict: the node that holds the id
 };
 
 class AgentDirectory {
@@ -124,6 +127,13 @@ class AgentDirectory {
   // removed by remove_node and not announced again by set_node_health since:
   // a fetch that completes after SWIM declared its node dead must not bring
   // the node's agents back.
+  //
+  // An agent id is held by one node at a time, the first that had it (a
+  // local agent always holds its id). A card whose id another node holds is
+  // withheld: never returned by a query, reported once as AgentConflict and
+  // counted (conflicts()); it is admitted, in node-name order, when the
+  // holder drops the id. So a node cannot draw another's traffic by listing
+  // its agent ids.
   bool apply_remote(NodeRegistry registry);
   // What SWIM holds of a node (alive or suspect). Peers of a suspect node are
   // still returned, marked so. Announcing a node this way also lets
@@ -138,6 +148,8 @@ class AgentDirectory {
   std::optional<std::uint64_t> known_version(std::string_view node) const;
   // Remote nodes held (with a registry or a health), by name.
   std::vector<std::string> nodes() const;
+  // Cards withheld so far because their id was held elsewhere (a total).
+  std::uint64_t conflicts() const;
 
   // ---- queries ------------------------------------------------------------
   // Each takes the caller's own agent_id as `exclude_agent`: an agent never
@@ -184,7 +196,8 @@ class AgentDirectory {
   struct RemoteNode {
     std::optional<std::uint64_t> version;
     NodeHealth health = NodeHealth::Alive;
-    std::vector<AgentCard> cards;
+    std::vector<AgentCard> cards;     // visible, in its registry's order
+    std::vector<AgentCard> withheld;  // ids held by another node
   };
 
   template <class F>
@@ -194,6 +207,10 @@ class AgentDirectory {
                     std::string_view exclude_agent);
   void count_id_locked(const std::string& agent_id);
   void uncount_id_locked(const std::string& agent_id);
+  bool held_locked(std::string_view agent_id) const;
+  std::string holder_locked(std::string_view agent_id) const;
+  // Admits withheld cards whose ids are free again.
+  void readmit_locked();
   void emit_locked(DirectoryEventKind kind, std::string node, AgentCard card, bool local);
   void deliver(std::unique_lock<std::mutex>& lock);
 
@@ -205,6 +222,7 @@ class AgentDirectory {
   std::map<std::string, RemoteNode, std::less<>> remote_;
   // Nodes removed and not announced since; bounded, oldest forgotten first.
   std::deque<std::string> removed_;
+  std::uint64_t conflicts_ = 0;
 
   // Every agent_id held (local and remote) and how many times: heterogeneous
   // lookup by string_view, so record_usage does not scan the directory.

@@ -38,6 +38,7 @@ struct MeshStats {
   std::uint64_t registry_fetches = 0;     // fetches started
   std::uint64_t registry_applied = 0;     // fetched registries that were newer
   std::uint64_t registry_failures = 0;    // fetch failed or returned garbage
+  std::uint64_t agent_conflicts = 0;      // remote cards withheld: their agent id was held elsewhere
   std::uint64_t tag_updates = 0;          // SWIM tag updates for a new "rv"
   std::uint64_t agent_failures = 0;       // exceptions from setup/run/handlers
   std::uint64_t agent_restarts = 0;

@@ -207,7 +207,10 @@ enum class PeerEventKind {
   NodeAlive,     // a suspect node refuted the suspicion
   AgentAdded,
   AgentRemoved,
-  AgentUpdated
+  AgentUpdated,
+  // `node` advertises an agent id another node holds (the card says which
+  // id): its card is withheld, the holder keeps the id's traffic.
+  AgentConflict
 };
 std::string_view to_string(PeerEventKind kind);
 
