@@ -61,7 +61,8 @@ const std::string kGossipKey = "bWVzaC1kZXBsb3ktZmlsZXMtZ29zc2lwLWtleS0zMmI=";  
 TEST(DeployCompose, ServicesFormAClusterThroughSeeds) {
   const YAML::Node compose = YAML::LoadFile(deploy_path("compose.yaml"));
   TempDir files;
-  const auto nodes = compose_nodes(compose, {{"admin-token", kAdminToken + "\n"}}, files.path());
+  const auto nodes =
+      compose_nodes(compose, {{"admin-token", kAdminToken + "\n"}, {"gossip-key", kGossipKey + "\n"}}, files.path());
   ASSERT_EQ(nodes.size(), 3U);
   std::set<std::string> names;
   int agent_hosts = 0;
@@ -84,8 +85,9 @@ TEST(DeployCompose, ServicesFormAClusterThroughSeeds) {
     names.insert(j.value("node_name", ""));
     // The image's HEALTHCHECK runs inside the container: the endpoint may stay on loopback.
     EXPECT_EQ(j.value("admin_host", ""), "127.0.0.1");
-    // The compose secret's file holds the admin token.
+    // The compose secrets' files hold the admin token and the gossip key.
     EXPECT_EQ(j.value("admin_token", ""), "(set, not shown)");
+    EXPECT_EQ(j.value("gossip_key", ""), "(32-byte key, not shown)");
     // The stop grace covers the leave (at most about 6 s).
     ASSERT_TRUE(compose["services"][n.name]["stop_grace_period"].IsDefined());
   }

@@ -4,7 +4,7 @@
 // deploy/compose.yaml or the StatefulSet of deploy/k8s/mesh.yaml gives it
 // (read from those files by deploy_files.hpp; only the pod IP, the pod
 // name, the namespace, the gossip and admin token Secrets and the compose
-// admin-token secret are filled in, as the cluster would). Names the files use as seeds (compose service names, the pods'
+// admin-token and gossip-key secrets are filled in, as the cluster would). Names the files use as seeds (compose service names, the pods'
 // DNS names under the headless Service) resolve through
 // /etc/netns/<ns>/hosts, which `ip netns exec` mounts over /etc/hosts.
 //
@@ -301,7 +301,8 @@ class DeployNetns : public ::testing::Test {
 TEST_F(DeployNetns, ComposeClusterFormsServesAgentsAndSeesAKilledNode) {
   TempDir files;
   const auto nodes =
-      compose_nodes(YAML::LoadFile(deploy_path("compose.yaml")), {{"admin-token", kAdminToken}}, files.path());
+      compose_nodes(YAML::LoadFile(deploy_path("compose.yaml")),
+                    {{"admin-token", kAdminToken}, {"gossip-key", kGossipKey}}, files.path());
   ASSERT_EQ(nodes.size(), 3U);
   NetnsLab lab(static_cast<int>(nodes.size()));
   std::map<std::string, int> names;  // service names resolve on the project network

@@ -604,6 +604,30 @@ TEST(NodeConfigErrorTest, AdminToken) {
   }
 }
 
+// The gossip key from a file (a mounted secret), as the admin token.
+TEST(NodeConfigTest, GossipKeyFromAFile) {
+  constexpr char kKey[] = "cg8StVXbQJ0gPvMd9o7yrg==";  // 16 bytes
+  TempFile file(std::string(kKey) + "\n");
+  TempFile yaml_file("gossip_key_file: " + file.path() + "\n");
+  for (const NodeConfig& c : {load({}, {{"JC_GOSSIP_KEY_FILE", file.path()}}),
+                              load({"--gossip-key-file", file.path()}), load({"--config", yaml_file.path()})}) {
+    EXPECT_EQ(c.gossip_key.size(), 16u);
+    EXPECT_EQ(c.gossip_key, load({}, {{"JC_GOSSIP_KEY", kKey}}).gossip_key);
+    const std::string text = to_json_string(c);
+    EXPECT_EQ(text.find(kKey), std::string::npos) << text;
+    EXPECT_EQ(nlohmann::json::parse(text).at("gossip_key_file"), file.path());
+  }
+  EXPECT_EQ(error_of({}, {{"JC_GOSSIP_KEY_FILE", "/nonexistent/key"}}),
+            "JC_GOSSIP_KEY_FILE: /nonexistent/key: cannot read (No such file or directory)");
+  TempFile empty(" \n");
+  EXPECT_EQ(error_of({"--gossip-key-file", empty.path()}), "--gossip-key-file: " + empty.path() + ": the file is empty");
+  TempFile short_key("c2hvcnQta2V5\n");  // "short-key": 9 bytes
+  const std::string m = error_of({"--gossip-key-file", short_key.path()});
+  EXPECT_EQ(m, "--gossip-key-file: " + short_key.path() + ": key is 9 bytes, must be 16, 24 or 32");
+  EXPECT_EQ(error_of({"--gossip-key-file", file.path()}, {{"JC_GOSSIP_KEY", kKey}}),
+            "--gossip-key-file: set, and gossip_key too (set one or the other)");
+}
+
 TEST(NodeConfigTest, AdminTokenIsNeverPrinted) {
   TempFile file(kToken);
   for (const NodeConfig& c : {load({"--admin-token", kToken, "--admin-read-auth", "1"}),

@@ -119,6 +119,10 @@ Problem admin_token_problem(std::string_view token);
 
 Problem set_port(std::uint16_t& out, std::string_view text);
 
+// A gossip key: standard base64 of 16, 24 or 32 bytes; empty = none. The
+// problem never contains the text: it is a secret.
+Problem set_gossip_key(std::vector<std::uint8_t>& out, std::string_view text);
+
 // An absolute directory path without control characters; trailing
 // slashes dropped; empty = none.
 Problem set_directory(std::string& out, std::string_view text);

@@ -67,6 +67,19 @@ void read_admin_token(NodeConfig& c) {
   c.admin_token = std::move(text);
 }
 
+// The gossip key from gossip_key_file, once every source is in.
+void read_gossip_key(NodeConfig& c) {
+  if (c.gossip_key_file.empty()) return;
+  const std::string where = source_of(c, "gossip_key_file");
+  if (!c.gossip_key.empty()) fail(where, "set, and gossip_key too (set one or the other)");
+  const std::string file = printable_path(c.gossip_key_file);
+  std::string text = read_file(c.gossip_key_file, where + ": " + file);
+  // `openssl rand -base64 32 > file` leaves a newline.
+  while (!text.empty() && std::isspace(static_cast<unsigned char>(text.back()))) text.pop_back();
+  if (text.empty()) fail(where, file + ": the file is empty");
+  if (auto bad = set_gossip_key(c.gossip_key, text)) fail(where, file + ": " + *bad);
+}
+
 // Checks that involve more than one setting.
 void cross_check(const NodeConfig& c) {
   if (c.admin_read_auth && c.admin_token.empty()) {
@@ -120,6 +133,7 @@ void cross_check(const NodeConfig& c) {
 void config_detail::finish(NodeConfig& c) {
   derive(c);
   read_admin_token(c);
+  read_gossip_key(c);
   cross_check(c);
 }
 
@@ -204,6 +218,7 @@ std::string to_json_string(const NodeConfig& c) {
   j["tags"] = c.tags;
   j["gossip_key"] = or_null(c.gossip_key.empty(),
                             "(" + std::to_string(c.gossip_key.size()) + "-byte key, not shown)");
+  j["gossip_key_file"] = or_null(c.gossip_key_file.empty(), c.gossip_key_file);
   j["zmq_port"] = c.zmq_port;
   j["p2p_enabled"] = c.p2p_enabled;
   j["mailbox_limit"] = c.mailbox_limit;

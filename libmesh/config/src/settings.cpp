@@ -104,18 +104,17 @@ const std::vector<Setting>& settings() {
       {"gossip_key", "JC_GOSSIP_KEY", "--gossip-key", "BASE64",
        "AES key, base64 of 16, 24 or 32 bytes (as serf keygen)",
        // The key is a secret: messages never contain it.
+       [](NodeConfig& c, std::string_view v) { return set_gossip_key(c.gossip_key, v); }},
+      {"gossip_key_file", "JC_GOSSIP_KEY_FILE", "--gossip-key-file", "FILE",
+       "file holding the gossip key (instead of gossip_key)",
+       // Read once every source is in, as admin_token_file.
        [](NodeConfig& c, std::string_view v) -> Problem {
          v = trim(v);
-         if (v.empty()) {
-           c.gossip_key.clear();
-           return std::nullopt;
+         for (char ch : v) {
+           const auto u = static_cast<unsigned char>(ch);
+           if (u < 0x20 || u == 0x7f) return quote(v) + " contains a control character";
          }
-         auto key = mesh::decode_base64(v);
-         if (!key) return "key is not valid base64";
-         if (key->size() != 16 && key->size() != 24 && key->size() != 32) {
-           return "key is " + std::to_string(key->size()) + " bytes, must be 16, 24 or 32";
-         }
-         c.gossip_key = std::move(*key);
+         c.gossip_key_file = std::string(v);
          return std::nullopt;
        }},
       {"zmq_port", "JC_ZMQ_PORT", "--zmq-port", "PORT",

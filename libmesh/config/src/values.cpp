@@ -266,6 +266,21 @@ Problem admin_token_problem(std::string_view token) {
   return std::nullopt;
 }
 
+Problem set_gossip_key(std::vector<std::uint8_t>& out, std::string_view text) {
+  text = trim(text);
+  if (text.empty()) {
+    out.clear();
+    return std::nullopt;
+  }
+  auto key = mesh::decode_base64(text);
+  if (!key) return "key is not valid base64";
+  if (key->size() != 16 && key->size() != 24 && key->size() != 32) {
+    return "key is " + std::to_string(key->size()) + " bytes, must be 16, 24 or 32";
+  }
+  out = std::move(*key);
+  return std::nullopt;
+}
+
 Problem set_directory(std::string& out, std::string_view text) {
   text = trim(text);
   while (text.size() > 1 && text.back() == '/') text.remove_suffix(1);

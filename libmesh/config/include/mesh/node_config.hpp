@@ -85,7 +85,10 @@ struct NodeConfig {
   // Serf-style tags carried in node meta (at most 512 bytes encoded).
   std::map<std::string, std::string> tags;
   // AES-GCM key (16, 24 or 32 bytes) as Serf's `-encrypt`; empty: cleartext.
+  // Set directly (base64), or read from gossip_key_file (trailing
+  // whitespace dropped) when the configuration loads; never both.
   std::vector<std::uint8_t> gossip_key;
+  std::string gossip_key_file;
   // The ZeroMQ port, and whether agents talk over the network at all
   // (false: in memory, one process, no sockets). mesh-node runs
   // membership either way.
