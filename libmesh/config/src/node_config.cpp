@@ -53,31 +53,33 @@ std::string source_of(const NodeConfig& c, std::string_view key) {
   return src;  // the variable or flag name
 }
 
-// The admin token from admin_token_file, once every source is in.
-void read_admin_token(NodeConfig& c) {
-  if (c.admin_token_file.empty()) return;
-  const std::string where = source_of(c, "admin_token_file");
-  if (!c.admin_token.empty()) fail(where, "set, and admin_token too (set one or the other)");
-  const std::string file = printable_path(c.admin_token_file);
-  std::string text = read_file(c.admin_token_file, where + ": " + file);
-  // `echo token > file` and editors leave a newline.
+// A secret read from the file that setting `file_key` names, once every
+// source is in: its text without trailing whitespace (`echo secret > file`
+// and editors leave a newline), and `parse` to check and store it. Fails
+// when `value_key` is set as well, or the file is unreadable or empty; a
+// problem never quotes the secret.
+template <class Parse>
+void read_secret_file(NodeConfig& c, std::string_view file_key, const std::string& path,
+                      std::string_view value_key, bool value_set, Parse parse) {
+  if (path.empty()) return;
+  const std::string where = source_of(c, file_key);
+  if (value_set) fail(where, "set, and " + std::string(value_key) + " too (set one or the other)");
+  const std::string file = printable_path(path);
+  std::string text = read_file(path, where + ": " + file);
   while (!text.empty() && std::isspace(static_cast<unsigned char>(text.back()))) text.pop_back();
   if (text.empty()) fail(where, file + ": the file is empty");
-  if (auto bad = admin_token_problem(text)) fail(where, file + ": " + *bad);
-  c.admin_token = std::move(text);
+  if (Problem bad = parse(std::move(text))) fail(where, file + ": " + *bad);
 }
 
-// The gossip key from gossip_key_file, once every source is in.
-void read_gossip_key(NodeConfig& c) {
-  if (c.gossip_key_file.empty()) return;
-  const std::string where = source_of(c, "gossip_key_file");
-  if (!c.gossip_key.empty()) fail(where, "set, and gossip_key too (set one or the other)");
-  const std::string file = printable_path(c.gossip_key_file);
-  std::string text = read_file(c.gossip_key_file, where + ": " + file);
-  // `openssl rand -base64 32 > file` leaves a newline.
-  while (!text.empty() && std::isspace(static_cast<unsigned char>(text.back()))) text.pop_back();
-  if (text.empty()) fail(where, file + ": the file is empty");
-  if (auto bad = set_gossip_key(c.gossip_key, text)) fail(where, file + ": " + *bad);
+void read_secret_files(NodeConfig& c) {
+  read_secret_file(c, "admin_token_file", c.admin_token_file, "admin_token", !c.admin_token.empty(),
+                   [&c](std::string text) -> Problem {
+                     if (auto bad = admin_token_problem(text)) return bad;
+                     c.admin_token = std::move(text);
+                     return std::nullopt;
+                   });
+  read_secret_file(c, "gossip_key_file", c.gossip_key_file, "gossip_key", !c.gossip_key.empty(),
+                   [&c](const std::string& text) { return set_gossip_key(c.gossip_key, text); });
 }
 
 // Checks that involve more than one setting.
@@ -132,8 +134,7 @@ void cross_check(const NodeConfig& c) {
 
 void config_detail::finish(NodeConfig& c) {
   derive(c);
-  read_admin_token(c);
-  read_gossip_key(c);
+  read_secret_files(c);
   cross_check(c);
 }
 
