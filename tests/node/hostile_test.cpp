@@ -9,12 +9,15 @@
 #include <arpa/inet.h>
 #include <gtest/gtest.h>
 #include <netinet/in.h>
+#include <signal.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
 #include <atomic>
+#include <filesystem>
 #include <fstream>
 #include <future>
+#include <iostream>
 #include <nlohmann/json.hpp>
 #include <string>
 #include <thread>
@@ -371,6 +374,73 @@ TEST(HostileInput, PushPullFloodStaysWithinTheStreamBudget) {
   b.start(MESH_NODE_BIN, dir, {"--seeds", "127.0.0.1:" + std::to_string(a.swim_port)});
   wait_for_or_fail("B to join through A", 40s, [&] { return a.sees_alive("B") && b.sees_alive("A"); },
                    [&] { return a.proc->log_tail(); }, 200ms);
+}
+
+// --- finding 6: gossip abuse ----------------------------------------------
+
+// Open file descriptors of a process; 0 if unknown.
+std::size_t open_fds(pid_t pid) {
+  std::error_code ec;
+  std::size_t n = 0;
+  for (std::filesystem::directory_iterator it("/proc/" + std::to_string(pid) + "/fd", ec), end; !ec && it != end;
+       it.increment(ec)) {
+    ++n;
+  }
+  return n;
+}
+
+// 2040 alive messages for members that do not exist, each from a raw UDP
+// socket to A's SWIM port (the phantoms' addresses are a closed port on
+// 127.0.0.1): before, such a flood stopped failure detection (a killed node
+// undetected after 90 s), kept a node that joined out of the membership,
+// and took A from 27 to 1045 file descriptors. Now unknown members are
+// admitted at a bounded rate, and those that never answer cannot slow
+// probing: a node killed during the flood is seen dead, and a node joining
+// during it is seen alive, within generous deadlines.
+TEST(HostileInput, PhantomMembersStopNeitherDetectionNorJoins) {
+  TempDir dir;
+  Node a{"A"}, b{"B"}, c{"C"}, d{"D"};
+  a.start(MESH_NODE_BIN, dir);
+  const std::string seed = "127.0.0.1:" + std::to_string(a.swim_port);
+  b.start(MESH_NODE_BIN, dir, {"--seeds", seed});
+  c.start(MESH_NODE_BIN, dir, {"--seeds", seed});
+  wait_for_or_fail("A, B and C to see each other", 40s,
+                   [&] { return a.sees_alive("C") && b.sees_alive("C") && c.sees_alive("B"); },
+                   [&] { return a.proc->log_tail(); }, 200ms);
+  const std::size_t fds_before = open_fds(a.proc->pid());
+
+  const std::uint16_t nowhere = free_port();
+  constexpr int kPhantoms = 2040;
+  for (int i = 0; i < kPhantoms; ++i) send_udp(a.swim_port, alive_packet("phantom-" + std::to_string(i), nowhere));
+  c.proc->signal(SIGKILL);
+  const auto killed = std::chrono::steady_clock::now();
+  d.start(MESH_NODE_BIN, dir, {"--seeds", seed});
+
+  auto dead_or_gone = [](const Node& n, const std::string& who) {
+    const auto m = n.members();
+    if (!m) return false;
+    const auto it = m->find(who);
+    return it == m->end() || it->second == "dead" || it->second == "failed";
+  };
+  wait_for_or_fail("A and B to see the killed C dead", 60s,
+                   [&] { return dead_or_gone(a, "C") && dead_or_gone(b, "C"); },
+                   [&] { return a.proc->log_tail(); }, 250ms);
+  const auto detected = std::chrono::duration<double>(std::chrono::steady_clock::now() - killed).count();
+  wait_for_or_fail("A and B to see D, which joined during the flood", 60s,
+                   [&] { return a.sees_alive("D") && b.sees_alive("D") && d.sees_alive("B"); },
+                   [&] { return a.proc->log_tail(); }, 250ms);
+  const auto m = a.members();
+  ASSERT_TRUE(m.has_value());
+  std::size_t phantoms = 0;
+  for (const auto& [name, state] : *m) phantoms += name.starts_with("phantom-") ? 1 : 0;
+  EXPECT_LT(phantoms, static_cast<std::size_t>(kPhantoms)) << "no admission limit held";
+  std::cout << "[ phantoms ] C seen dead by A and B " << detected << " s after the kill; " << phantoms
+            << " of " << kPhantoms << " phantoms listed by A; A's descriptors " << fds_before << " -> "
+            << open_fds(a.proc->pid()) << std::endl;
+  // Phantoms never cost a connection each.
+  EXPECT_LT(open_fds(a.proc->pid()), fds_before + 64) << "before: " << fds_before;
+  EXPECT_TRUE(a.proc->running());
+  EXPECT_TRUE(a.healthy());
 }
 
 }  // namespace
