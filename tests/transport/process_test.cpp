@@ -783,6 +783,92 @@ TEST(TransportProcess, DuplicateIdIsProcessedOnce) {
   }
 }
 
+// Finding 2 of issue 11, from another process: message ids that a third
+// party learnt or guessed obtain nothing. The victim (a Transport here)
+// asks the peer process under an id the attacker knows; the attacker, a raw
+// DEALER speaking the envelope format, replays that id and gets its own
+// answer, not the victim's cached one; naming the victim as its sender
+// node gets it refused; notifies it sends first under ids the victim then
+// uses do not make the victim's look like duplicates.
+TEST(TransportProcess, KnownMessageIdsStealAndPoisonNothing) {
+  TempDir dir;
+  Peer peer(dir, "p-ids", {"--echo", "echo"});
+  ASSERT_EQ(peer.start(), "");
+  mt::Transport victim(client_options("victim"));
+  victim.add_peer(peer.address());
+  Ctl ctl(victim, peer.name());
+
+  zmq::context_t context(1);
+  zmq::socket_t mallory(context, zmq::socket_type::dealer);
+  mallory.set(zmq::sockopt::linger, 0);
+  mallory.set(zmq::sockopt::rcvtimeo, 10000);
+  mallory.set(zmq::sockopt::routing_id, "mallory");
+  mallory.connect("tcp://127.0.0.1:" + std::to_string(peer.port()));
+  auto crafted = [](MessageType type, mt::MessageId id, std::string node, std::string_view payload) {
+    mt::Envelope e;
+    e.id = id;
+    e.type = type;
+    e.sender_agent = "mallory";
+    e.sender_node = std::move(node);
+    e.target = "echo";
+    e.payload = bytes(payload);
+    return mt::encode(e);
+  };
+  auto send = [&](const std::vector<std::uint8_t>& frame) {
+    return mallory.send(zmq::message_t(frame.data(), frame.size()), zmq::send_flags::none).has_value();
+  };
+  auto receive = [&]() -> std::optional<mt::Envelope> {
+    zmq::message_t m;
+    if (!mallory.recv(m)) return std::nullopt;
+    auto r = mt::decode({static_cast<const std::uint8_t*>(m.data()), m.size()});
+    if (!r.ok()) return std::nullopt;
+    return r.view.to_owned();
+  };
+
+  // The victim's request, under an id the attacker knows.
+  const mt::MessageId known{0x5eed'0000'0000'0001ull, 42};
+  mt::OutMessage secret = message(peer.name(), "echo", "the victim's secret");
+  secret.id = known;
+  mt::Reply first;
+  ASSERT_TRUE(eventually([&] {
+    first = victim.request(secret, 5s);
+    return first.ok();
+  })) << describe(first);
+
+  ASSERT_TRUE(send(crafted(MessageType::Request, known, "mallory", "mallory's own")));
+  auto got = receive();
+  ASSERT_TRUE(got.has_value()) << "no answer to the replayed id";
+  EXPECT_EQ(got->type, MessageType::Response);
+  EXPECT_EQ(text(got->payload), "mallory's own") << "the attacker got the victim's answer";
+
+  ASSERT_TRUE(send(crafted(MessageType::Request, known, "victim", "as the victim")));
+  got = receive();
+  ASSERT_TRUE(got.has_value());
+  EXPECT_EQ(got->type, MessageType::Error);
+  EXPECT_EQ(got->error, ErrorCode::Unauthenticated);
+
+  // Poison: ten notifies under ids the victim uses next.
+  constexpr int kIds = 10;
+  for (int i = 0; i < kIds; ++i) {
+    ASSERT_TRUE(send(crafted(MessageType::Notify, {0x9015'0000'0000'0000ull, std::uint64_t(i + 1)}, "mallory",
+                             "poison")));
+  }
+  for (int i = 0; i < kIds; ++i) {
+    mt::OutMessage n = message(peer.name(), "echo", "real");
+    n.id = {0x9015'0000'0000'0000ull, std::uint64_t(i + 1)};
+    ASSERT_EQ(victim.notify(std::move(n)), ErrorCode::None);
+  }
+  const auto [all_in, s] = ctl.until([&](const json& j) { return inbox_count(j, "echo", "notifies") == 2 * kIds; });
+  EXPECT_TRUE(all_in) << "the victim's notifies were taken for duplicates: " << s.dump();
+  EXPECT_EQ(by_type(s, "deduplicated", MessageType::Notify), 0u) << s.dump();
+  EXPECT_EQ(counter(s, "requests_answered_again"), 0u) << s.dump();
+  EXPECT_EQ(counter(s, "frames_forged"), 1u) << s.dump();
+  ASSERT_TRUE(peer.process().running()) << peer.process().log_tail();
+  const mt::Reply again = victim.request(secret, 10s);
+  ASSERT_TRUE(again.ok()) << describe(again);
+  EXPECT_EQ(text(again.envelope.payload), "the victim's secret");
+}
+
 // The peer is a CURVE server that knows two client keys: one allowed
 // explicitly, one of a node in its peer table. Those clients talk, each
 // only as itself; one with an unknown key and one without CURVE deliver
