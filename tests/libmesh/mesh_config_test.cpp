@@ -450,6 +450,24 @@ TEST(MeshSecureByDefault, AGossipKeyTurnsCurveOn) {
   again.stop();
 }
 
+// A data_dir that exists keeps the mode its owner gave it (it may be
+// shared); only the key file is private.
+TEST(MeshSecureByDefault, AnExistingDataDirKeepsItsMode) {
+  ScratchDir dir;
+  ASSERT_FALSE(dir.path.empty());
+  ASSERT_EQ(::chmod(dir.path.c_str(), 0755), 0);
+  {
+    Mesh m(p2p_config(gossip_env("kept", dir.path), {}), fast_options());
+    m.start();
+    m.stop();
+  }
+  struct stat st {};
+  ASSERT_EQ(::stat(dir.path.c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 0777, 0755u);
+  ASSERT_EQ(::stat((dir.path + "/curve.key").c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 0777, 0600u);
+}
+
 TEST(MeshSecureByDefault, ABadKeyFileStopsTheStartNamingIt) {
   ScratchDir dir;
   ASSERT_FALSE(dir.path.empty());

@@ -46,9 +46,10 @@ std::optional<std::string> read_secret(const std::string& path) {
 // new one, never half of one.
 void write_secret(const std::string& dir, const std::string& path, const std::string& secret) {
   std::error_code ec;
-  std::filesystem::create_directories(dir, ec);
+  // A directory we make is the node's alone; one that exists keeps the
+  // mode its owner gave it (it may be shared: only the key file is private).
+  if (std::filesystem::create_directories(dir, ec)) ::chmod(dir.c_str(), 0700);
   if (ec) throw key_file_error(dir, "cannot create it: " + ec.message());
-  ::chmod(dir.c_str(), 0700);
   const std::string tmp = path + ".tmp";
   const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
   if (fd < 0) throw key_file_error(tmp, std::strerror(errno));
