@@ -238,6 +238,37 @@ std::uint64_t rss_kb(pid_t pid) {
   return 0;
 }
 
+// The highest VmRSS of a process, read every 20 ms until stop().
+class RssSampler {
+ public:
+  explicit RssSampler(pid_t pid) : pid_(pid), start_(rss_kb(pid)), max_(start_) {
+    thread_ = std::thread([this] {
+      while (sampling_) {
+        const auto kb = rss_kb(pid_);
+        if (kb > max_) max_ = kb;
+        std::this_thread::sleep_for(20ms);
+      }
+    });
+  }
+  ~RssSampler() { stop(); }
+  RssSampler(const RssSampler&) = delete;
+  RssSampler& operator=(const RssSampler&) = delete;
+  std::uint64_t start() const { return start_; }
+  // Ends the sampling; the highest value seen, in kB.
+  std::uint64_t stop() {
+    sampling_ = false;
+    if (thread_.joinable()) thread_.join();
+    return max_;
+  }
+
+ private:
+  pid_t pid_;
+  std::uint64_t start_;
+  std::atomic<std::uint64_t> max_;
+  std::atomic<bool> sampling_{true};
+  std::thread thread_;
+};
+
 // A valid notify envelope, as the client's transport would encode it.
 std::vector<std::uint8_t> valid_notify_frame(const std::string& target) {
   mt::Envelope e;
@@ -616,17 +647,8 @@ TEST(TransportProcess, FloodOfSlowConsumerIsAccountedForAndBounded) {
   const mt::Reply warm = client.request(message(peer.name(), "ctl", "stats"), 10s);
   ASSERT_TRUE(warm.ok()) << describe(warm);
 
-  const pid_t pid = peer.process().pid();
-  const std::uint64_t rss_start = rss_kb(pid);
-  std::atomic<bool> sampling{true};
-  std::atomic<std::uint64_t> rss_max{rss_start};
-  std::thread sampler([&] {
-    while (sampling) {
-      const auto kb = rss_kb(pid);
-      if (kb > rss_max) rss_max = kb;
-      std::this_thread::sleep_for(20ms);
-    }
-  });
+  RssSampler rss(peer.process().pid());
+  const std::uint64_t rss_start = rss.start();
 
   constexpr std::uint64_t kMaxAccepted = 200000;
   constexpr std::uint64_t kMaxSent = 10'000'000;
@@ -682,8 +704,7 @@ TEST(TransportProcess, FloodOfSlowConsumerIsAccountedForAndBounded) {
   // Late reports would show up now.
   std::this_thread::sleep_for(1s);
   const auto settled = ctl.stats();
-  sampling = false;
-  sampler.join();
+  const std::uint64_t rss_max = rss.stop();
   ASSERT_TRUE(settled.has_value());
   delivered = inbox_count(*settled, "sink", "notifies");
 
@@ -698,7 +719,7 @@ TEST(TransportProcess, FloodOfSlowConsumerIsAccountedForAndBounded) {
                               ", refused at send " + std::to_string(refused_total) + " (" + refused_text +
                               "), delivered " + std::to_string(delivered) + ", undeliverable " +
                               std::to_string(undeliverable.load()) + " (" + by_reason + "), peer RSS " +
-                              std::to_string(rss_start) + " -> max " + std::to_string(rss_max.load()) +
+                              std::to_string(rss_start) + " -> max " + std::to_string(rss_max) +
                               " kB";
   std::cout << "flood: " << summary << std::endl;
   EXPECT_TRUE(quiet) << summary << "\n" << s.dump();
@@ -715,8 +736,8 @@ TEST(TransportProcess, FloodOfSlowConsumerIsAccountedForAndBounded) {
   // Instrumented builds keep freed memory in quarantine (ASan) or shadow
   // it several times over (TSan): only gross growth means something there.
   constexpr std::uint64_t kRssBoundKb = (kInstrumented ? 1024 : 150) * 1024;
-  EXPECT_GT(rss_max.load(), 0u);
-  EXPECT_LT(rss_max.load(), kRssBoundKb) << summary;
+  EXPECT_GT(rss_max, 0u);
+  EXPECT_LT(rss_max, kRssBoundKb) << summary;
   EXPECT_TRUE(peer.process().running());
 }
 
@@ -745,17 +766,8 @@ TEST(TransportProcess, LargeNotifiesStayWithinThePeersByteBudget) {
   const mt::Reply warm = client.request(message(peer.name(), "ctl", "stats"), 10s);
   ASSERT_TRUE(warm.ok()) << describe(warm);
 
-  const pid_t pid = peer.process().pid();
-  const std::uint64_t rss_start = rss_kb(pid);
-  std::atomic<bool> sampling{true};
-  std::atomic<std::uint64_t> rss_max{rss_start};
-  std::thread sampler([&] {
-    while (sampling) {
-      const auto kb = rss_kb(pid);
-      if (kb > rss_max) rss_max = kb;
-      std::this_thread::sleep_for(20ms);
-    }
-  });
+  RssSampler rss(peer.process().pid());
+  const std::uint64_t rss_start = rss.start();
   constexpr int kMessages = 1200;  // 300 MiB
   const std::vector<std::uint8_t> payload(256u << 10, 0x5a);
   int accepted = 0;
@@ -776,20 +788,19 @@ TEST(TransportProcess, LargeNotifiesStayWithinThePeersByteBudget) {
   }
   ASSERT_TRUE(eventually([&] { return undeliverable.load() > 0 && client.stats().outbound_queued == 0; }, 60s))
       << "the peer refused nothing: " << undeliverable.load();
-  sampling = false;
-  sampler.join();
+  const std::uint64_t rss_max = rss.stop();
   const auto s = ctl.stats();
   ASSERT_TRUE(s.has_value());
   const std::uint64_t held = inbox_count(*s, "sink", "size");
   std::cout << "[ bytes    ] " << accepted << " x 256 KiB accepted, " << undeliverable.load()
-            << " refused by the peer, peer RSS " << rss_start << " -> max " << rss_max.load() << " kB"
+            << " refused by the peer, peer RSS " << rss_start << " -> max " << rss_max << " kB"
             << std::endl;
   // This client's share of the inbox: half of 64 MiB, 128 messages of 256 KiB.
   EXPECT_LE(held, 129u) << s->dump();
 #if !defined(__SANITIZE_THREAD__)
   // The share, ZeroMQ's buffers and the growth of the allocator; before,
   // every accepted message stayed (300 MiB here).
-  EXPECT_LT(rss_max.load(), rss_start + 200u * 1024) << "peer RSS " << rss_start << " -> " << rss_max.load();
+  EXPECT_LT(rss_max, rss_start + 200u * 1024) << "peer RSS " << rss_start << " -> " << rss_max;
 #endif
   ASSERT_TRUE(peer.process().running()) << peer.process().log_tail();
   const mt::Reply after = client.request(message(peer.name(), "ctl", "stats"), 10s);
