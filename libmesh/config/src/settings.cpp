@@ -5,7 +5,6 @@
 #include <limits>
 
 #include "mesh/agent_directory.hpp"
-#include "mesh/base64.hpp"
 #include "mesh/text.hpp"
 
 namespace mesh::config_detail {

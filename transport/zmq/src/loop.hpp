@@ -78,10 +78,6 @@ inline std::string_view source_node(std::string_view identity) {
   return identity.substr(0, identity.find('#'));
 }
 
-// A Z85 CURVE key as its 32 bytes; empty when it is not a valid key
-// (loop_zap.cpp).
-std::string z85_to_bin(std::string_view z85);
-
 // Where a frame read at the ROUTER came from: the routing id of its
 // connection (where replies go) and the node it is from. Under CURVE the
 // node owns the key the connection was admitted with; without CURVE it is
@@ -111,7 +107,6 @@ class Loop {
   struct Peer {
     std::shared_ptr<PeerShared> shared;
     PeerAddress address;
-    std::string key_bin;  // the peer's CURVE public key, 32 bytes; empty if none
     zmq::socket_t dealer;
     zmq::socket_t monitor;
     int dealer_fd = -1;   // their ZMQ_FDs

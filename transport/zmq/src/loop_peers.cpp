@@ -53,7 +53,6 @@ void Loop::on_add_peer(CmdAddPeer& c) {
     auto p = std::make_unique<Peer>();
     p->shared = c.peer;
     p->address = std::move(c.address);
-    p->key_bin = z85_to_bin(p->address.curve_public_key);
     own_key(p->address.curve_public_key, p->shared->name);
     Peer& ref = *p;
     peers_.emplace(ref.shared->name, std::move(p));
@@ -78,7 +77,6 @@ void Loop::on_add_peer(CmdAddPeer& c) {
   // are refused from now on (node_of).
   disown_key(p.address.curve_public_key, p.shared->name);
   p.address = std::move(c.address);
-  p.key_bin = z85_to_bin(p.address.curve_public_key);
   own_key(p.address.curve_public_key, p.shared->name);
   p.backoff_ms = 0;
   p.rebuild_at_ms = 0;
@@ -100,7 +98,7 @@ void Loop::on_remove_peer(CmdRemovePeer& c) {
 
 void Loop::open_dealer(Peer& p) {
   const bool curve = options_.curve.has_value();
-  if (curve && p.key_bin.empty()) {
+  if (curve && !is_valid_curve_key(p.address.curve_public_key)) {
     // CURVE is on and the peer has no (valid) key: we cannot authenticate
     // it, so it stays Unreachable until add_peer gives one.
     set_state(p, PeerState::Unreachable);

@@ -10,17 +10,8 @@
 
 namespace mesh::transport::detail {
 
-// zmq_z85_decode is C: cppzmq wraps sockets and messages, not the Z85
-// codec.
-std::string z85_to_bin(std::string_view z85) {
-  if (!is_valid_curve_key(z85)) return {};
-  std::array<std::uint8_t, 32> out{};
-  const std::string text(z85);
-  if (!zmq_z85_decode(out.data(), text.c_str())) return {};
-  return std::string(reinterpret_cast<const char*>(out.data()), out.size());
-}
-
-// A 32-byte CURVE key as Z85 text (40 characters).
+// A 32-byte CURVE key as Z85 text (40 characters). zmq_z85_encode is C:
+// cppzmq wraps sockets and messages, not the Z85 codec.
 std::string bin_to_z85(std::string_view bin) {
   std::array<char, 41> out{};
   if (bin.size() != 32 ||
