@@ -478,7 +478,7 @@ TEST(MeshSecureByDefault, ABadKeyFileStopsTheStartNamingIt) {
   try {
     Mesh m(p2p_config(gossip_env("bad", dir.path), {}), fast_options());
     FAIL() << "a Mesh started on a broken key file";
-  } catch (const std::exception& e) {
+  } catch (const std::invalid_argument& e) {  // mesh-node: exit 2, a configuration error
     EXPECT_EQ(std::string(e.what()), "data_dir: " + dir.path + "/curve.key: not a Z85 CURVE secret key");
   }
 }

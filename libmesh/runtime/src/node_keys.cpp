@@ -37,7 +37,12 @@ std::optional<std::string> read_secret(const std::string& path) {
   text << in.rdbuf();
   std::string secret = text.str();
   while (!secret.empty() && std::isspace(static_cast<unsigned char>(secret.back()))) secret.pop_back();
-  if (!transport::is_valid_curve_key(secret)) throw key_file_error(path, "not a Z85 CURVE secret key");
+  // Something else in the key's place is a configuration problem (mesh-node
+  // exits 2 on invalid_argument and systemd does not retry): no restart
+  // mends it.
+  if (!transport::is_valid_curve_key(secret)) {
+    throw std::invalid_argument("data_dir: " + path + ": not a Z85 CURVE secret key");
+  }
   return secret;
 }
 

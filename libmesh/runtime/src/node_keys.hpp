@@ -23,8 +23,9 @@ std::string curve_key_path(const NodeConfig& config);
 // With P2P on and a gossip key set, CURVE needs no configuration: fills
 // config.curve_secret_key / curve_public_key from data_dir (making the
 // pair there the first time) or with a pair drawn for this run. Leaves a
-// configured pair alone. Throws std::runtime_error naming the file when
-// data_dir cannot be read or written, or holds something else.
+// configured pair alone. Throws, naming the file, std::invalid_argument
+// when data_dir holds something else than a key, std::runtime_error when
+// it cannot be read or written.
 KeySource resolve_curve_keys(NodeConfig& config);
 
 // The warning a node with P2P on gives once at start when its traffic is
