@@ -430,6 +430,27 @@ TEST(EnvelopeCodec, MsgpackCReadsTheTable) {
   EXPECT_EQ(f[12].type, msgpack::type::BIN);
 }
 
+// flags is a fourteenth element, sent only when set: a frame without it is
+// byte for byte what it was, one with it decodes back, and a reader that
+// knows thirteen fields (msgpack-c here) reads the rest unchanged.
+TEST(EnvelopeCodec, FlagsAreAppendedOnlyWhenSet) {
+  Envelope e = sample();
+  const Bytes plain = encode(e);
+  e.flags = kFlagBroadcast;
+  const Bytes flagged = encode(e);
+  EXPECT_EQ(flagged.size(), plain.size() + 1);
+  const DecodeResult r = decode(flagged);
+  ASSERT_TRUE(r.ok());
+  EXPECT_EQ(r.view.flags, kFlagBroadcast);
+  EXPECT_EQ(r.view.to_owned().flags, kFlagBroadcast);
+  EXPECT_EQ(decode(plain).view.flags, 0);
+  const msgpack::object_handle oh =
+      msgpack::unpack(reinterpret_cast<const char*>(flagged.data()), flagged.size());
+  ASSERT_EQ(oh.get().via.array.size, 14u);
+  EXPECT_EQ(oh.get().via.array.ptr[13].as<int>(), kFlagBroadcast);
+  EXPECT_EQ(oh.get().via.array.ptr[5].as<std::string>(), e.sender_agent);
+}
+
 TEST(EnvelopeCodec, ViewPointsIntoTheFrame) {
   const Bytes frame = encode(sample());
   const DecodeResult r = decode(frame);
@@ -593,7 +614,7 @@ std::vector<MalformedCase> malformed_cases() {
       {"created_ms float", hand_frame({{8, raw({0xcb, 0, 0, 0, 0, 0, 0, 0, 0})}}), true},
       {"created_ms above int64", hand_frame({{8, uint_field(~0ull)}}), true},
       {"deadline_ms as str", hand_frame({{9, str_field("0")}}), true},
-      {"error code 13", hand_frame({{10, uint_field(13)}}), true},
+      {"error code 14", hand_frame({{10, uint_field(14)}}), true},
       {"error code 256", hand_frame({{10, uint_field(256)}}), true},
       {"context as str", hand_frame({{11, str_field("")}}), true},
       {"context holding an array", hand_frame({{11, bin_field({0x90})}}), true},

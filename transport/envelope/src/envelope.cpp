@@ -83,6 +83,7 @@ std::string_view to_string(ErrorCode e) {
     case ErrorCode::BadVersion: return "bad_version";
     case ErrorCode::Shutdown: return "shutdown";
     case ErrorCode::Unauthenticated: return "unauthenticated";
+    case ErrorCode::PermissionDenied: return "permission_denied";
   }
   return "unknown";
 }
@@ -113,6 +114,7 @@ Envelope EnvelopeView::to_owned() const {
   e.error = error;
   e.context.assign(context.begin(), context.end());
   e.payload.assign(payload.begin(), payload.end());
+  e.flags = flags;
   return e;
 }
 

@@ -184,6 +184,13 @@ class Reader {
   }
 
   // A map is exactly what the context must hold.
+  // A positive fixint or a uint 8 comes next (how flags is written).
+  bool is_byte_next() const {
+    if (pos_ >= in_.size()) return false;
+    const std::uint8_t tag = in_[pos_];
+    return tag <= 0x7f || tag == 0xcc;
+  }
+
   bool is_map_next() const {
     if (pos_ >= in_.size()) return false;
     const std::uint8_t tag = in_[pos_];
@@ -314,11 +321,22 @@ DecodeError decode_fields(std::span<const std::uint8_t> frame, EnvelopeView& v) 
   }
   if (!(r.str(v.sender_agent) && r.str(v.sender_node) && r.str(v.target) &&
         r.signed_int(v.created_ms) && r.signed_int(v.deadline_ms) &&
-        r.unsigned_int(error) && to_enum(error, ErrorCode::Unauthenticated, v.error) &&
+        r.unsigned_int(error) && to_enum(error, ErrorCode::PermissionDenied, v.error) &&
         r.bin(context) && r.bin(v.payload))) {
     return DecodeError::Malformed;
   }
-  for (std::uint32_t i = kFieldCount; i < count; ++i) {
+  // Element 13 is flags when it is a byte-sized positive int; anything
+  // else there, and every later element, is a field of a later revision,
+  // skipped.
+  v.flags = 0;
+  std::uint32_t next = kFieldCount;
+  if (count > kFieldCount && r.is_byte_next()) {
+    std::uint64_t flags = 0;
+    if (!r.unsigned_int(flags)) return DecodeError::Malformed;
+    v.flags = static_cast<std::uint8_t>(flags);
+    ++next;
+  }
+  for (std::uint32_t i = next; i < count; ++i) {
     if (!r.skip()) return DecodeError::Malformed;
   }
   if (!r.at_end()) return DecodeError::Malformed;

@@ -128,7 +128,8 @@ std::size_t encoded_size_bound(const Envelope& e) {
          + 2 * (kHeader + kIdBytes)               // id, correlation
          + 3 * kHeader + e.sender_agent.size() + e.sender_node.size() + e.target.size()
          + 2 * kInt                               // created_ms, deadline_ms
-         + 2 * kHeader + e.context.size() + e.payload.size();
+         + 2 * kHeader + e.context.size() + e.payload.size()
+         + kInt;                                  // flags
 }
 
 }  // namespace
@@ -137,7 +138,8 @@ void encode(const Envelope& e, std::vector<std::uint8_t>& out) {
   out.clear();
   out.reserve(encoded_size_bound(e));
   Writer w(out);
-  w.array_header(static_cast<std::uint32_t>(kFieldCount));
+  // flags is appended only when set: what every version-1 reader decodes.
+  w.array_header(static_cast<std::uint32_t>(e.flags != 0 ? kFieldCount + 1 : kFieldCount));
   w.unsigned_int(kEnvelopeVersion);
   w.unsigned_int(static_cast<std::uint64_t>(e.type));
   w.unsigned_int(static_cast<std::uint64_t>(e.priority));
@@ -155,6 +157,7 @@ void encode(const Envelope& e, std::vector<std::uint8_t>& out) {
   w.unsigned_int(static_cast<std::uint64_t>(e.error));
   w.bin(e.context);
   w.bin(e.payload);
+  if (e.flags != 0) w.unsigned_int(e.flags);
 }
 
 std::vector<std::uint8_t> encode(const Envelope& envelope) {

@@ -50,8 +50,12 @@ struct CmdReply {
 // Nothing to do but wake up: a same-node request with a short deadline
 // was added to the LocalDeadlines.
 struct CmdWake {};
+// Transport::readmit.
+struct CmdReadmit {
+  std::string node;
+};
 struct CmdStop {};
-using Command = std::variant<CmdAddPeer, CmdRemovePeer, CmdSend, CmdReply, CmdWake, CmdStop>;
+using Command = std::variant<CmdAddPeer, CmdRemovePeer, CmdSend, CmdReply, CmdWake, CmdReadmit, CmdStop>;
 
 // Many producers, one consumer (the transport thread). Producers append
 // under a mutex; the consumer swaps the whole vector out. An eventfd that

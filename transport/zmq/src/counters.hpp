@@ -29,6 +29,9 @@ struct Counters {
   std::atomic<std::uint64_t> frames_bad_version{0};
   std::atomic<std::uint64_t> frames_unauthenticated{0};
   std::atomic<std::uint64_t> frames_forged{0};
+  std::atomic<std::uint64_t> frames_denied{0};
+  std::atomic<std::uint64_t> frames_held{0};
+  std::atomic<std::uint64_t> frames_holding{0};  // a gauge
   std::atomic<std::uint64_t> replies_unroutable{0};
   std::atomic<std::uint64_t> replies_unmatched{0};
   std::atomic<std::uint64_t> replies_deferred{0};

@@ -11,6 +11,7 @@
 //   loop_output.cpp     a peer's outbound queue, flushed to its DEALER
 //   loop_deadlines.cpp  our requests in flight: deadlines and failures
 //   loop_inbound.cpp    frames read: decode, dedup, deliver, match replies
+//   loop_admission.cpp  the owner's say on a message: admit, refuse, hold
 //   loop_router_send.cpp  replies and refusals sent on the ROUTER
 //   loop_zap.cpp        the ZAP handler that admits CURVE clients; whose key is whose
 //
@@ -70,6 +71,12 @@ inline constexpr int kRecvBatch = 256;       // frames read from one socket per 
 // about 70 bytes, so the byte bound is the one a flood meets.
 inline constexpr std::size_t kMaxDeferred = 1000000;
 inline constexpr std::int64_t kDeferredRetryMs = 5;
+// Frames held while the owner finds out whether to admit them (a sender
+// agent not known yet): past these bounds the next one is refused
+// MailboxFull, so a member cannot grow us by naming unknown agents.
+inline constexpr std::size_t kMaxHeldPerNode = 1024;
+inline constexpr std::size_t kMaxHeld = 8192;
+inline constexpr std::size_t kMaxHeldBytes = 64u << 20;
 
 // The node a connection at our ROUTER belongs to: its routing id, up to
 // the '#' of a request channel ("<node>#<hex>"). Node names cannot
@@ -171,7 +178,10 @@ class Loop {
   bool read_dealer(Peer& p);
   // `origin`: the connection it came in on at the ROUTER; `from`: the
   // peer whose DEALER it came in on. Exactly one is set.
-  void handle_frame(std::span<const std::uint8_t> frame, const Origin* origin, const Peer* from);
+  // `held`: a frame held by admit() looked at again (readmit).
+  struct Held;
+  void handle_frame(std::span<const std::uint8_t> frame, const Origin* origin, const Peer* from,
+                    const Held* held = nullptr);
   // false (counted, refused) when the envelope is not from the node of
   // its connection.
   bool sender_matches(const EnvelopeView& v, const Origin* origin, const Peer* from);
@@ -181,6 +191,18 @@ class Loop {
   void deliver_notify(const EnvelopeView& v, const Origin& origin);
   void deliver_request(const EnvelopeView& v, const Origin& origin);
   void complete_pending(const EnvelopeView& v, const Peer& from);
+
+  // the owner's admission of notifies and requests (loop_admission.cpp)
+  // false: refused or held, nothing more to do with it here.
+  bool admitted(const EnvelopeView& v, std::span<const std::uint8_t> frame, const Origin& origin,
+                const Held* held);
+  void refuse(const EnvelopeView& v, const Origin& origin, ErrorCode code);
+  bool hold(std::span<const std::uint8_t> frame, const Origin& origin, std::int64_t since_ms);
+  void on_readmit(CmdReadmit& c);
+  // Refuses (Unauthenticated) what was held for `node` since before
+  // `before_ms` (all of it when before_ms is max).
+  void expire_held(const std::string& node, std::int64_t before_ms);
+  void expire_held_all(std::int64_t now_ms);
 
   // sending on the ROUTER (loop_router_send.cpp)
   void on_reply(CmdReply& c);
@@ -245,6 +267,16 @@ class Loop {
   // node, allowed_clients and every peer with a key. A key is not handed
   // to a second node while its first holder keeps it.
   std::unordered_map<std::string, std::string, StringHash, std::equal_to<>> key_owner_;
+
+  // Frames admit() asked to hold, by sender node, oldest first.
+  struct Held {
+    std::vector<std::uint8_t> bytes;
+    std::string identity;
+    std::int64_t since_ms = 0;
+  };
+  std::unordered_map<std::string, std::deque<Held>> held_;
+  std::size_t held_count_ = 0;
+  std::size_t held_bytes_ = 0;
 
   std::vector<Command> commands_;
   std::vector<std::uint8_t> scratch_;

@@ -67,7 +67,8 @@ bool Loop::read_dealer(Peer& p) {
   return !p.dealer;
 }
 
-void Loop::handle_frame(std::span<const std::uint8_t> frame, const Origin* origin, const Peer* from) {
+void Loop::handle_frame(std::span<const std::uint8_t> frame, const Origin* origin, const Peer* from,
+                        const Held* held) {
   auto& counters = core_->counters;
   DecodeResult r = decode(frame, options_.max_frame_bytes);
   if (!r.ok()) {
@@ -86,8 +87,14 @@ void Loop::handle_frame(std::span<const std::uint8_t> frame, const Origin* origi
   }
   const EnvelopeView& v = r.view;
   const auto type = type_index(v.type);
-  bump(counters.received[type]);
+  if (!held) bump(counters.received[type]);
   if (!sender_matches(v, origin, from)) return;
+  // The owner's say comes before the duplicate window, so that a message
+  // it refused may be sent again once it would admit it.
+  if (origin && (v.type == MessageType::Notify || v.type == MessageType::Request) &&
+      !admitted(v, frame, *origin, held)) {
+    return;
+  }
   // Who sent it, as far as this transport knows: the node whose connection
   // it came in on, which sender_matches() made the envelope's claim agree
   // with.

@@ -4,6 +4,8 @@
 // after a backoff when libzmq gives up on it.
 #include "loop.hpp"
 
+#include <limits>
+
 #include <sys/stat.h>
 
 #include <algorithm>
@@ -93,6 +95,7 @@ void Loop::on_remove_peer(CmdRemovePeer& c) {
   p.shared->channels->close();
   close_dealer(p);
   disown_key(p.address.curve_public_key, p.shared->name);
+  expire_held(p.shared->name, std::numeric_limits<std::int64_t>::max());
   peers_.erase(it);
 }
 

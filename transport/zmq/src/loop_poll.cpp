@@ -62,6 +62,7 @@ void Loop::run() {
     }
     if (now >= next_sweep_ms_) {
       core_->asks.sweep(now);
+      expire_held_all(now);
       next_sweep_ms_ = now + kMaxPollMs;
     }
 
@@ -164,6 +165,8 @@ void Loop::process_commands(bool eventfd_readable) {
             on_reply(c);
           } else if constexpr (std::is_same_v<T, CmdWake>) {
             // only here to end the poll early
+          } else if constexpr (std::is_same_v<T, CmdReadmit>) {
+            on_readmit(c);
           } else {
             stop_ = true;
           }

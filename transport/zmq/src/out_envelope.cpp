@@ -20,6 +20,7 @@ Envelope make_envelope(Core& core, OutMessage& m, MessageType type, std::int64_t
   e.deadline_ms = deadline_ms;
   e.context = std::move(m.context);
   e.payload = std::move(m.payload);
+  e.flags = m.flags;
   return e;
 }
 

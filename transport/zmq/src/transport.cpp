@@ -84,6 +84,8 @@ void Transport::remove_peer(const std::string& name, ErrorCode reason) {
   if (shared) core.commands.push(detail::CmdRemovePeer{std::move(shared), reason});
 }
 
+void Transport::readmit(const std::string& node) { impl_->core->commands.push(detail::CmdReadmit{node}); }
+
 std::vector<std::string> Transport::peers() const {
   Core& core = *impl_->core;
   std::shared_lock lock(core.peers_mu);

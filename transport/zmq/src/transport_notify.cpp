@@ -82,6 +82,7 @@ std::vector<SendOutcome> Transport::broadcast(const std::vector<Address>& to, co
   for (const auto& address : to) {
     OutMessage copy = message;
     copy.to = address;
+    copy.flags |= kFlagBroadcast;  // a receiver's policy tells copies from notifies
     if (!message.id.empty()) copy.id = derive_id(message.id, address);
     out.push_back(SendOutcome{address, notify(std::move(copy))});
   }

@@ -32,6 +32,9 @@ TransportStats Transport::stats() const {
   s.frames_bad_version = get(c.frames_bad_version);
   s.frames_unauthenticated = get(c.frames_unauthenticated);
   s.frames_forged = get(c.frames_forged);
+  s.frames_denied = get(c.frames_denied);
+  s.frames_held = get(c.frames_held);
+  s.frames_holding = get(c.frames_holding);
   s.replies_unroutable = get(c.replies_unroutable);
   s.replies_unmatched = get(c.replies_unmatched);
   s.replies_deferred = get(c.replies_deferred);

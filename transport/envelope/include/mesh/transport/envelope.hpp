@@ -18,11 +18,15 @@
 //   | 10  | error          | positive int, ErrorCode (None unless Error) |
 //   | 11  | context        | bin: a msgpack map, or empty for {}         |
 //   | 12  | payload        | bin: opaque (msgpack by convention)         |
+//   | 13  | flags          | positive int < 256, kFlag* bits; optional:  |
+//   |     |                | sent only when not 0                        |
 //   +-----+----------------+---------------------------------------------+
 //
-// Version 1 readers accept arrays longer than 13 elements and ignore the
-// rest, so a later minor revision may append fields. Any other version is
-// rejected as BadVersion. Context and payload are bin so that a reader
+// Version 1 readers accept arrays longer than 13 elements and ignore what
+// they do not know, so a later minor revision may append fields. flags
+// was the first: a reader that predates it takes a broadcast copy for a
+// notify; an element 13 that is not a byte-sized int is skipped like any
+// unknown field. Any other version is rejected as BadVersion. Context and payload are bin so that a reader
 // can hand them on as byte spans without walking or copying them.
 #pragma once
 
@@ -38,6 +42,10 @@
 namespace mesh::transport {
 
 inline constexpr std::uint64_t kEnvelopeVersion = 1;
+
+// Envelope::flags. A notify that is one copy of a broadcast (a receiver's
+// policy may allow broadcasts from a sender it does not take notifies from).
+inline constexpr std::uint8_t kFlagBroadcast = 0x01;
 inline constexpr std::size_t kDefaultMaxFrameBytes = 4u * 1024u * 1024u;
 
 // 128 bits, unique per message and unpredictable: see MessageIdGenerator.
@@ -110,6 +118,8 @@ enum class ErrorCode : std::uint8_t {
   // names another node than its connection's, or the connection's CURVE
   // key belongs to no member (any more).
   Unauthenticated = 12,
+  // The receiver's policy does not let this sender reach that target.
+  PermissionDenied = 13,
 };
 std::string_view to_string(MessageType);
 std::string_view to_string(Priority);
@@ -129,6 +139,7 @@ struct Envelope {
   ErrorCode error = ErrorCode::None;
   std::vector<std::uint8_t> context;  // msgpack map bytes; empty means {}
   std::vector<std::uint8_t> payload;
+  std::uint8_t flags = 0;  // kFlag* bits
 };
 
 // A decoded envelope whose strings and byte fields point into the frame it
@@ -146,6 +157,7 @@ struct EnvelopeView {
   ErrorCode error = ErrorCode::None;
   std::span<const std::uint8_t> context;
   std::span<const std::uint8_t> payload;
+  std::uint8_t flags = 0;
 
   Envelope to_owned() const;
 };

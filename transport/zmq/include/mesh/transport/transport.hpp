@@ -146,6 +146,22 @@ struct TransportOptions {
   // serving many agents can tell the one that sent it (Mesh does). Both
   // callbacks run when both are set.
   std::function<void(const UndeliverableNotify&)> on_notify_undeliverable;
+
+  // Whether a notify or request from another node may reach its inbox,
+  // asked on the transport thread after the sender node was checked
+  // (Mesh: is the sender agent one that node advertises; may that agent
+  // reach the target). `second_look` is set when the message was held
+  // before. Admit delivers it; Refuse answers it with `code` (counted as
+  // forged when the code is Unauthenticated, else as denied); Hold keeps
+  // it, bounded, until readmit(node) is called, when it is asked about
+  // again. A message held longer than hold_timeout is refused
+  // Unauthenticated. Unset: everything is admitted.
+  struct Admission {
+    enum Verdict : std::uint8_t { Admit, Hold, Refuse } verdict = Admit;
+    ErrorCode code = ErrorCode::None;
+  };
+  std::function<Admission(const EnvelopeView& message, std::string_view node, bool second_look)> admit;
+  std::chrono::milliseconds hold_timeout{5000};
 };
 
 // Where a peer node is. Connections follow membership: the owner adds a
@@ -177,6 +193,7 @@ struct OutMessage {
   // is still being handled is dropped, and the first answer completes it
   // if it comes back over the same connection.
   MessageId id;
+  std::uint8_t flags = 0;  // Envelope::flags (kFlagBroadcast)
 };
 
 // Where a reply to an incoming request goes: back over the connection it
@@ -316,6 +333,11 @@ struct TransportStats {
   // sender_node other than the connection's node, or, under CURVE, a
   // connection whose key no member holds any more.
   std::uint64_t frames_forged = 0;
+  // Refused by TransportOptions::admit with another code than
+  // Unauthenticated (PermissionDenied).
+  std::uint64_t frames_denied = 0;
+  std::uint64_t frames_held = 0;     // held by admit() until readmit() (a total)
+  std::uint64_t frames_holding = 0;  // ...and held now
   std::uint64_t replies_unroutable = 0;       // reply whose connection was gone
   std::uint64_t replies_unmatched = 0;        // Response/Error for no pending request (late or stray)
   std::uint64_t replies_deferred = 0;         // replies that waited for room in a requester's pipe
@@ -365,6 +387,9 @@ class Transport {
   void remove_peer(const std::string& name, ErrorCode reason = ErrorCode::PeerDead);
   std::vector<std::string> peers() const;
   bool peer_connected(const std::string& name) const;
+  // Looks again (TransportOptions::admit) at the messages from `node` held
+  // until now: what the answer depended on has changed.
+  void readmit(const std::string& node);
 
   // --- local targets ---
   // Opens the inbox `name` (limit 0 = options.inbox_limit). Throws
