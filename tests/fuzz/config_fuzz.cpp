@@ -10,10 +10,11 @@
 // mesh-node catches and prints); anything else escaping is a finding. A
 // configuration that loads must also print (--check-config).
 //
-// JC_CONFIG and --config are not taken from the input, nor the admin token
-// file (admin_token_file, JC_ADMIN_TOKEN_FILE, --admin-token-file) or the
-// gossip key file (gossip_key_file, ...): naming a FIFO or a terminal would
-// make the harness wait for a writer, not the code fail.
+// JC_CONFIG and --config are not taken from the input, nor the files read
+// while the configuration loads: the admin token file (admin_token_file,
+// JC_ADMIN_TOKEN_FILE, --admin-token-file), the gossip key file and the node
+// certificate file (likewise): naming a FIFO or a terminal would make the
+// harness wait for a writer, not the code fail.
 #include <unistd.h>
 
 #include <cstddef>
@@ -58,6 +59,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   const std::string_view yaml_text = as_text(yaml);
   if (!yaml.empty() && yaml_text.find("admin_token_file") == std::string_view::npos &&
       yaml_text.find("gossip_key_file") == std::string_view::npos &&
+      yaml_text.find("node_cert_file") == std::string_view::npos &&
       yaml_text.find('\\') == std::string_view::npos) {
     write_file(scratch_file(), as_text(yaml));
     args = {"--config", scratch_file()};
@@ -67,13 +69,16 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   for (int n = in.byte() % 8; n > 0; --n) {
     const std::string& name = names[in.byte() % names.size()];
     const std::string value(as_text(in.sized(256)));
-    if (name != "JC_CONFIG" && name != "JC_ADMIN_TOKEN_FILE" && name != "JC_GOSSIP_KEY_FILE") env[name] = value;
+    if (name != "JC_CONFIG" && name != "JC_ADMIN_TOKEN_FILE" && name != "JC_GOSSIP_KEY_FILE" &&
+        name != "JC_NODE_CERT_FILE") {
+      env[name] = value;
+    }
   }
 
   for (int n = in.byte() % 12; n > 0; --n) {
     std::string arg(as_text(in.sized(256)));
     if (arg.rfind("--config", 0) == 0 || arg.rfind("--admin-token-file", 0) == 0 ||
-        arg.rfind("--gossip-key-file", 0) == 0) {
+        arg.rfind("--gossip-key-file", 0) == 0 || arg.rfind("--node-cert-file", 0) == 0) {
       continue;
     }
     args.push_back(std::move(arg));

@@ -20,6 +20,7 @@
 #include "mesh/swim/membership.hpp"
 #include "mesh/transport/envelope.hpp"
 #include "payload_codec.hpp"
+#include "registry_signing.hpp"
 #include "serf.hpp"
 #include "stream_frame.hpp"
 
@@ -183,6 +184,10 @@ void registry() {
   reg.cards.push_back({"coder-1a2b", "coder", {"python", "review"}, "writes code", "active", "", 17});
   reg.cards.push_back({"tester-9", "tester", {}, "", "idle", "", 3});
   put("registry", "registry", cat({{0}, mesh::encode_registry(reg)}));
+  // As served: plain (no signing key), and sealed by registry_fuzz's signer.
+  const mesh::detail::RegistrySigner signer("JTKVSB%%)wK0E.X)V>+}o?pNmC{O&4W4b!Ni{Lh6");
+  put("registry", "served_plain", cat({{2}, mesh::encode_registry(reg)}));
+  put("registry", "served_signed", cat({{6}, signer.seal(reg)}));
   reg.cards.clear();
   put("registry", "empty_registry", cat({{0}, mesh::encode_registry(reg)}));
   put("registry", "card_json",

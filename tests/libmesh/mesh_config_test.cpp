@@ -18,6 +18,8 @@
 #include <unistd.h>
 #include <yaml-cpp/yaml.h>
 
+#include <algorithm>
+#include <atomic>
 #include <cctype>
 #include <chrono>
 #include <filesystem>
@@ -27,12 +29,14 @@
 #include <sstream>
 #include <string>
 #include <string_view>
+#include <thread>
 #include <utility>
 #include <vector>
 
 #include "mesh/mesh.hpp"
 #include "mesh/peer_link.hpp"
 #include "mesh/swim/membership.hpp"
+#include "mesh/transport/transport.hpp"
 #include "mesh_fixtures.hpp"
 
 namespace mesh {
@@ -545,6 +549,225 @@ TEST(MeshSecureByDefault, TheInsecureStartWarningAppearsExactlyWhenItShould) {
     m.stop();
     EXPECT_EQ(log.count("NOT authenticated"), 0u) << log.text();
   }
+}
+
+
+// ---- who sent this: the sender agent --------------------------------------
+
+transport::OutMessage message_as(const std::string& node, const std::string& target, const std::string& sender) {
+  transport::OutMessage m;
+  m.to = {node, target};
+  m.sender_agent = sender;
+  m.payload = Json::to_msgpack(Json{{"claim", "from " + sender}});  // a payload Echo would take
+  return m;
+}
+
+// A member speaks only for the agents it holds: a notify or request naming
+// an agent of another node, or one that nobody holds, is refused
+// Unauthenticated, counted, and never reaches its target, while the
+// member's own agents get through on the same connection.
+TEST(MeshSenderIdentity, AMemberCannotSpeakForAnAgentItDoesNotHold) {
+  Mesh n1(p2p_config(gossip_env("s1"), {}), fast_options());
+  auto& echo = n1.add<Echo>("echo-1");
+  n1.add<Echo>("other-1");
+  n1.start();
+  Mesh n2(p2p_config(gossip_env("s2"), {seed_of(n1)}), fast_options());
+  auto& probe = n2.add<Probe>("probe-2");
+  n2.start();
+  ASSERT_TRUE(eventually([&] { return probe.peers().registry().contains("echo-1"); }));
+  ASSERT_TRUE(eventually([&] { return echo.peers().registry().contains("probe-2"); }));
+  ASSERT_TRUE(probe.peers().request("echo-1", {{"x", 1}}, 10s).has_value());
+
+  transport::Transport& forger = *n2.transport_for_test();
+  const auto before = n1.transport_for_test()->stats();
+  for (const std::string sender : {"other-1", "ghost"}) {
+    const auto reply = forger.request(message_as("s1", "echo-1", sender), 10s);
+    EXPECT_EQ(reply.error, transport::ErrorCode::Unauthenticated) << sender;
+    EXPECT_EQ(forger.notify(message_as("s1", "echo-1", sender)), transport::ErrorCode::None) << sender;
+  }
+  ASSERT_TRUE(eventually([&] { return n1.transport_for_test()->stats().frames_forged == before.frames_forged + 4; }))
+      << n1.transport_for_test()->stats().frames_forged - before.frames_forged;
+  // One from its own agent, after the forged ones on the same connection.
+  ASSERT_TRUE(probe.peers().notify("echo-1", {{"claim", "from probe-2"}}));
+  ASSERT_TRUE(eventually([&] { return echo.notify_count() == 1; }));
+  std::this_thread::sleep_for(200ms);
+  const auto got = echo.notifies_copy();
+  ASSERT_EQ(got.size(), 1u);
+  EXPECT_EQ(got[0].sender, "probe-2");
+  EXPECT_EQ(got[0].data["claim"], "from probe-2");
+  EXPECT_EQ(n1.transport_for_test()->stats().frames_holding, 0u);
+  n2.stop();
+  n1.stop();
+}
+
+// An agent added a moment ago speaks before the node that receives it has
+// heard of it (its registry version travels by gossip, here not at all):
+// the message waits while that node's registry is fetched again, then is
+// admitted.
+TEST(MeshSenderIdentity, AMessageFromAnAgentNotYetKnownWaitsForItsRegistry) {
+  Mesh n1(p2p_config(gossip_env("h1"), {}), fast_options());
+  auto& echo = n1.add<Echo>("echo-1");
+  n1.start();
+  MeshOptions quiet = fast_options();
+  quiet.tag_coalesce = 10min;  // card changes are not announced during the test
+  Mesh n2(p2p_config(gossip_env("h2"), {seed_of(n1)}), quiet);
+  auto& probe = n2.add<Probe>("probe-2");
+  n2.start();
+  ASSERT_TRUE(eventually([&] { return probe.peers().registry().contains("echo-1"); }));
+  ASSERT_TRUE(eventually([&] { return echo.peers().registry().contains("probe-2"); }));
+
+  auto& late = n2.add<Probe>("late-2");
+  const auto held_before = n1.transport_for_test()->stats().frames_held;
+  const auto answer = late.peers().request("echo-1", {{"x", 2}}, 20s);
+  ASSERT_TRUE(answer.has_value());
+  EXPECT_EQ(answer->data["by"], "echo-1");
+  EXPECT_GT(n1.transport_for_test()->stats().frames_held, held_before);
+  EXPECT_TRUE(echo.peers().registry().contains("late-2"));
+  EXPECT_EQ(n1.transport_for_test()->stats().frames_holding, 0u);
+  n2.stop();
+  n1.stop();
+}
+
+
+// ---- gossip keys, rotated live ------------------------------------------
+
+std::vector<Mesh::KeyResult> keys_on(Mesh& m, Mesh::KeyOp op, const std::string& key = {}) {
+  std::promise<std::vector<Mesh::KeyResult>> p;
+  auto f = p.get_future();
+  m.keys_async(op, key, 5s, [&p](std::vector<Mesh::KeyResult> r) { p.set_value(std::move(r)); });
+  if (f.wait_for(30s) != std::future_status::ready) return {};
+  return f.get();
+}
+
+// Every member did it, and holds `keys` (primary first) afterwards.
+void expect_everywhere(const std::vector<Mesh::KeyResult>& results, std::size_t members,
+                       const std::vector<std::string>& keys) {
+  ASSERT_EQ(results.size(), members);
+  for (const auto& r : results) {
+    EXPECT_TRUE(r.ok()) << r.node << ": " << r.error;
+    EXPECT_EQ(r.keys, keys) << r.node;
+  }
+}
+
+// serf keys' rotation across three nodes while one agent notifies another
+// every few milliseconds: install the new key, make it primary, remove the
+// old; every step done on every member, no node ever taken for dead, no
+// notify lost. A node with a data_dir comes back after a restart with the
+// rotated keys although its configuration still names the old one.
+TEST(MeshGossipKeys, ARotationAcrossThreeNodesLosesNothing) {
+  constexpr char kNewKey[] = "2Yl0jyCkZ6lDYFsMwbGHNT0YVh2WV5l1Lz4bQ6tNp1k=";  // 32 bytes
+  ScratchDir dir;
+  ASSERT_FALSE(dir.path.empty());
+  const std::string data_dir = dir.path + "/k1";
+  Mesh n1(p2p_config(gossip_env("k1", data_dir), {}), fast_options());
+  auto& echo = n1.add<Echo>("echo-1");
+  n1.start();
+  Mesh n2(p2p_config(gossip_env("k2"), {seed_of(n1)}), fast_options());
+  n2.start();
+  Mesh n3(p2p_config(gossip_env("k3"), {seed_of(n1)}), fast_options());
+  auto& talker = n3.add<Probe>("talker-3");
+  n3.start();
+  std::atomic<int> lost_nodes{0};
+  for (Mesh* m : {&n1, &n2, &n3}) {
+    m->node_client().subscribe([&](const PeerEvent& e) {
+      if (e.kind == PeerEventKind::NodeDead || e.kind == PeerEventKind::NodeLeft) ++lost_nodes;
+    });
+  }
+  ASSERT_TRUE(eventually([&] { return talker.peers().registry().contains("echo-1"); }));
+  ASSERT_TRUE(eventually([&] { return n2.membership_for_test()->members().size() == 3; }));
+
+  std::atomic<bool> talking{true};
+  std::atomic<int> sent{0};
+  std::atomic<int> refused{0};
+  std::thread stream([&] {
+    for (int i = 0; talking && i < 20000; ++i) {
+      (talker.peers().notify("echo-1", {{"i", i}}) ? sent : refused)++;
+      std::this_thread::sleep_for(3ms);
+    }
+  });
+
+  expect_everywhere(keys_on(n2, Mesh::KeyOp::List), 3, {kGossipKey});
+  expect_everywhere(keys_on(n2, Mesh::KeyOp::Install, kNewKey), 3, {kGossipKey, kNewKey});
+  std::this_thread::sleep_for(300ms);  // gossip goes on under both keys
+  expect_everywhere(keys_on(n3, Mesh::KeyOp::Use, kNewKey), 3, {kNewKey, kGossipKey});
+  std::this_thread::sleep_for(300ms);
+  // The primary cannot go: each member says so.
+  for (const auto& r : keys_on(n1, Mesh::KeyOp::Remove, kNewKey)) {
+    EXPECT_NE(r.error.find("primary key cannot be removed"), std::string::npos) << r.node << ": " << r.error;
+  }
+  expect_everywhere(keys_on(n1, Mesh::KeyOp::Remove, kGossipKey), 3, {kNewKey});
+  std::this_thread::sleep_for(2s);  // probes and gossip under the new key alone
+  talking = false;
+  stream.join();
+  EXPECT_GT(sent.load(), 100);
+  EXPECT_EQ(refused.load(), 0);
+  ASSERT_TRUE(eventually([&] { return echo.notify_count() == static_cast<std::size_t>(sent.load()); }))
+      << echo.notify_count() << " of " << sent.load();
+  EXPECT_EQ(talker.peers().delivery_stats().notifies_failed, 0u);
+  EXPECT_EQ(lost_nodes.load(), 0);
+  for (Mesh* m : {&n1, &n2, &n3}) {
+    for (const auto& info : m->membership_for_test()->members()) {
+      EXPECT_EQ(info.member.state, swim::MemberState::Alive) << m->node_name() << " sees " << info.member.name;
+    }
+  }
+  EXPECT_THROW(n1.keys_async(Mesh::KeyOp::Install, "not base64", 1s, [](auto) {}), std::invalid_argument);
+
+  // n1 kept its keyring: restarted with the old key configured, it uses the
+  // new one, and rejoins.
+  // (On its ports: a name that left is not taken over from another
+  // address at once.)
+  NodeConfig back = p2p_config(gossip_env("k1", data_dir), {seed_of(n2)});
+  back.swim_port = n1.swim_port();
+  back.zmq_port = n1.zmq_port();
+  n1.stop();
+  Mesh again(back, fast_options());
+  again.start();
+  const auto own = keys_on(again, Mesh::KeyOp::List);
+  ASSERT_FALSE(own.empty());
+  EXPECT_EQ(own.front().node, "k1");
+  EXPECT_EQ(own.front().keys, std::vector<std::string>{kNewKey});
+  ASSERT_TRUE(eventually([&] {
+    const auto members = n2.membership_for_test()->members();
+    return std::any_of(members.begin(), members.end(), [](const swim::MemberInfo& i) {
+      return i.member.name == "k1" && i.member.state == swim::MemberState::Alive;
+    });
+  }));
+  again.stop();
+  n3.stop();
+  n2.stop();
+}
+
+
+// ---- signed registries ------------------------------------------------------
+
+// A node whose registry is not signed by the key its gossip names ("skey")
+// gets none of its cards into any directory, and is counted; an honest
+// node's cards enter as usual.
+TEST(MeshSignedRegistry, ACardWithABadSignatureEntersNoDirectory) {
+  Mesh n1(p2p_config(gossip_env("r1"), {}), fast_options());
+  auto& watcher = n1.add<Probe>("watcher-1");
+  n1.start();
+  Mesh liar(p2p_config(gossip_env("r2"), {seed_of(n1)}), fast_options());
+  liar.add<Echo>("forged-2");
+  liar.sign_registry_with_for_test(transport::generate_curve_keypair().secret_key);
+  liar.start();
+  Mesh honest(p2p_config(gossip_env("r3"), {seed_of(n1)}), fast_options());
+  auto& other = honest.add<Echo>("honest-3");
+  honest.start();
+  ASSERT_TRUE(eventually([&] { return watcher.peers().registry().contains("honest-3"); }));
+  ASSERT_TRUE(eventually([&] { return other.peers().registry().contains("watcher-1"); }));
+  ASSERT_TRUE(eventually([&] {
+    return n1.stats().registry_bad_signatures >= 1 && honest.stats().registry_bad_signatures >= 1;
+  }));
+  EXPECT_TRUE(tag_of(n1, "r2", "skey").has_value());
+  EXPECT_FALSE(watcher.peers().registry().contains("forged-2"));
+  EXPECT_FALSE(other.peers().registry().contains("forged-2"));
+  // Nor can it speak as the agent nobody lists.
+  transport::OutMessage m = message_as("r1", "watcher-1", "forged-2");
+  EXPECT_EQ(liar.transport_for_test()->request(std::move(m), 10s).error, transport::ErrorCode::Unauthenticated);
+  honest.stop();
+  liar.stop();
+  n1.stop();
 }
 
 }  // namespace

@@ -4,6 +4,9 @@
 //   meshctl peers [--role R] [--capability C] [--json]
 //   meshctl send <target> <json> [--context <json>] [--json]
 //   meshctl request <target> <json> [--timeout-ms N] [--context <json>] [--json]
+//   meshctl keys list | install KEY | use KEY | remove KEY [--json]
+//   meshctl certs keygen --out PATH
+//   meshctl certs issue --trust-key-file PATH --name NODE --public-key Z85 --zone Z... [--valid-days N]
 //   meshctl --version | -v
 //
 // Every node serves the same admin API (mesh/mesh_admin.hpp): mesh-node
@@ -22,6 +25,9 @@
 // an error (an unknown target, a request that failed or timed out, a
 // missing or wrong token), 2 bad usage (also a message or context that is
 // not valid JSON, an unreadable token file).
+#include <fcntl.h>
+#include <unistd.h>
+
 #include <algorithm>
 #include <cctype>
 #include <cerrno>
@@ -39,6 +45,9 @@
 #include <vector>
 
 #include "mesh/admin_client.hpp"
+#include "mesh/base64.hpp"
+#include "mesh/ed25519.hpp"
+#include "mesh/node_cert.hpp"
 #include "mesh/cli.hpp"
 #include "mesh/json_limits.hpp"
 #include "mesh/text.hpp"
@@ -98,9 +107,12 @@ std::string endpoint_text(const HostPort& hp) {
 
 // GET `target` (or POST `body` to it); on any failure prints one line and
 // returns nullopt.
+// `partial`: a 502 that carries per-member "results" (/v1/keys) is an
+// answer too.
 std::optional<std::string> call(const Options& opt, const std::string& target,
                                 const std::string* body = nullptr,
-                                std::chrono::milliseconds timeout = std::chrono::seconds(5)) {
+                                std::chrono::milliseconds timeout = std::chrono::seconds(5),
+                                bool partial = false) {
   const HttpHeaders headers = bearer(opt.token);
   const auto r = body == nullptr
                      ? http_get(opt.admin.host, opt.admin.port, target, timeout, headers)
@@ -109,6 +121,10 @@ std::optional<std::string> call(const Options& opt, const std::string& target,
     std::cerr << "meshctl: cannot reach the node at " << endpoint_text(opt.admin) << " ("
               << r.error << ")\n";
     return std::nullopt;
+  }
+  if (partial && r.status == 502) {
+    const auto j = nlohmann::json::parse(r.body, nullptr, false);
+    if (j.is_object() && j.contains("results")) return r.body;
   }
   if (r.status != 200) {
     std::string detail = r.body;
@@ -291,6 +307,113 @@ int post_message(const Options& opt, std::string_view command, const MessageArgs
   return 0;
 }
 
+struct CertArgs {
+  std::string out;             // keygen: where the trust secret goes
+  std::string trust_key_file;  // issue: the trust secret
+  std::string name;
+  std::string public_key;      // Z85 CURVE public key of the node
+  std::vector<std::string> zones;
+  std::uint64_t valid_days = 365;
+};
+
+// certs keygen: a trust key pair. The secret (base64 of the Ed25519 seed)
+// goes to a new file readable by its owner only; the public half, which
+// every node gets as JC_TRUST_KEY, is printed.
+int certs_keygen(const CertArgs& a) {
+  const auto seed = ed25519::random_seed();
+  const auto pub = seed ? ed25519::public_key(*seed) : std::nullopt;
+  if (!pub) {
+    std::cerr << "meshctl: certs keygen: no random source or no Ed25519 in OpenSSL\n";
+    return 1;
+  }
+  const int fd = ::open(a.out.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+  if (fd < 0) {
+    throw UsageError("certs keygen: --out " + escape_text(a.out) + ": " + std::strerror(errno) +
+                     (errno == EEXIST ? " (it is never overwritten)" : ""));
+  }
+  const std::string text = encode_base64(std::vector<std::uint8_t>(seed->begin(), seed->end())) + "\n";
+  const bool ok = ::write(fd, text.data(), text.size()) == static_cast<ssize_t>(text.size()) && ::fsync(fd) == 0;
+  ::close(fd);
+  if (!ok) {
+    std::cerr << "meshctl: certs keygen: cannot write " << escape_text(a.out) << "\n";
+    return 1;
+  }
+  std::cout << "JC_TRUST_KEY=" << encode_base64(std::vector<std::uint8_t>(pub->begin(), pub->end())) << "\n";
+  return 0;
+}
+
+// certs issue: a node certificate, printed (give it to the node as
+// JC_NODE_CERT, or in the file JC_NODE_CERT_FILE names).
+int certs_issue(const CertArgs& a) {
+  std::ifstream in(a.trust_key_file);
+  std::string text;
+  if (!(in >> text)) {
+    throw UsageError("certs issue: --trust-key-file " + escape_text(a.trust_key_file) + ": cannot read it");
+  }
+  const auto seed = parse_trust_seed(text);
+  if (!seed) {
+    throw UsageError("certs issue: --trust-key-file " + escape_text(a.trust_key_file) +
+                     ": not a trust secret (meshctl certs keygen makes one)");
+  }
+  if (a.public_key.size() != 40) throw UsageError("certs issue: --public-key: a Z85 CURVE public key is 40 characters");
+  NodeCert cert;
+  cert.name = a.name;
+  cert.public_key = a.public_key;
+  cert.zones = a.zones;
+  const auto now = std::chrono::duration_cast<std::chrono::seconds>(
+                       std::chrono::system_clock::now().time_since_epoch()).count();
+  cert.expires_unix = now + static_cast<std::int64_t>(a.valid_days) * 86400;
+  std::cout << issue_cert(cert, *seed) << "\n";
+  return 0;
+}
+
+struct KeysArgs {
+  std::string op;   // list, install, use, remove
+  std::string key;  // base64; not for list
+};
+
+// serf keys: one operation on every member, and how each did.
+int keys(const Options& opt, const KeysArgs& a) {
+  if (a.op != "list" && a.key.empty()) throw UsageError("keys " + a.op + ": give the key (base64)");
+  if (a.op == "list" && !a.key.empty()) throw UsageError("keys list takes no key");
+  nlohmann::json in{{"op", a.op}};
+  if (!a.key.empty()) in["key"] = a.key;
+  const std::string text = in.dump();
+  // Each member has 5 s to answer; allow for the way there and back.
+  const auto body = call(opt, "/v1/keys", &text, std::chrono::seconds(15), true);
+  if (!body) return 1;
+  std::size_t failed = 0;
+  try {
+    const auto out = nlohmann::json::parse(*body);
+    failed = out.at("failed").get<std::size_t>();
+    if (opt.json) {
+      std::cout << *body << "\n";
+      return failed == 0 ? 0 : 1;
+    }
+    const auto members = out.at("members").get<std::size_t>();
+    std::cout << a.op << ": " << (members - failed) << " of " << members << " members done\n";
+    std::vector<std::vector<std::string>> rows;
+    for (const auto& r : out.at("results")) {
+      if (r.at("ok").get<bool>()) continue;
+      rows.push_back({"  " + r.at("node").get<std::string>(), "failed: " + r.at("error").get<std::string>()});
+    }
+    if (a.op == "list") {
+      for (const auto& k : out.at("keys")) {
+        const auto installed = k.at("installed").get<std::size_t>();
+        const auto primary = k.at("primary").get<std::size_t>();
+        std::string where = "on " + std::to_string(installed) + "/" + std::to_string(members - failed);
+        if (primary > 0) where += ", primary on " + std::to_string(primary);
+        rows.push_back({"  " + k.at("key").get<std::string>(), where});
+      }
+    }
+    print_table(std::move(rows));
+  } catch (const std::exception& e) {
+    unexpected_answer(opt, e);
+    return 1;
+  }
+  return failed == 0 ? 0 : 1;
+}
+
 // The admin endpoint: --admin, else the environment (default_admin).
 HostPort admin_endpoint(const std::string& text) {
   if (text.empty()) return default_admin();
@@ -367,8 +490,33 @@ int main_(int argc, char** argv) {
   request_cmd->add_option("--timeout-ms", request_args.timeout_ms, "how long to wait for the answer")
       ->type_name("N")
       ->transform(cli::whole_number(1, 600'000));
+  KeysArgs keys_args;
+  auto* keys_cmd = app.add_subcommand(
+      "keys", "the cluster's gossip keys, on every member (like `serf keys`): list, install KEY, use KEY, remove KEY");
+  keys_cmd->add_option("op", keys_args.op, "list, install, use or remove")
+      ->required()
+      ->check(CLI::IsMember({"list", "install", "use", "remove"}));
+  keys_cmd->add_option("key", keys_args.key, "the key, base64 (16, 24 or 32 bytes, as `serf keygen` makes)");
+  CertArgs cert_args;
+  auto* certs_cmd = app.add_subcommand("certs", "node certificates that vouch for zone claims (docs/security.md)");
+  certs_cmd->require_subcommand(1);
+  auto* keygen_cmd = certs_cmd->add_subcommand(
+      "keygen", "make the cluster's trust key: the secret to --out (owner-only), JC_TRUST_KEY printed");
+  keygen_cmd->add_option("--out", cert_args.out, "the new file for the trust secret")->required()->type_name("PATH");
+  auto* issue_cmd = certs_cmd->add_subcommand("issue", "print a certificate for a node (JC_NODE_CERT)");
+  issue_cmd->add_option("--trust-key-file", cert_args.trust_key_file, "the trust secret (certs keygen)")
+      ->required()
+      ->type_name("PATH");
+  issue_cmd->add_option("--name", cert_args.name, "the node's name")->required();
+  issue_cmd->add_option("--public-key", cert_args.public_key, "the node's CURVE public key (Z85; its zkey tag)")
+      ->required()
+      ->type_name("Z85");
+  issue_cmd->add_option("--zone", cert_args.zones, "a zone it may claim (repeat for more)")->required();
+  issue_cmd->add_option("--valid-days", cert_args.valid_days, "how long it holds (default 365)")
+      ->type_name("N")
+      ->transform(cli::whole_number(1, 36500));
   // --admin, --token-file and --json may follow the command too.
-  for (auto* cmd : {members_cmd, peers_cmd, send_cmd, request_cmd}) cmd->fallthrough();
+  for (auto* cmd : {members_cmd, peers_cmd, send_cmd, request_cmd, keys_cmd}) cmd->fallthrough();
 
   try {
     if (auto done = cli::parse(app, argc, argv)) return *done;
@@ -376,11 +524,15 @@ int main_(int argc, char** argv) {
       std::cerr << app.help();
       return 2;
     }
+    // Certificates are made here, without a node.
+    if (keygen_cmd->parsed()) return certs_keygen(cert_args);
+    if (issue_cmd->parsed()) return certs_issue(cert_args);
     opt.admin = admin_endpoint(admin_text);
     opt.token = admin_token(token_file);
     if (members_cmd->parsed()) return members(opt);
     if (peers_cmd->parsed()) return peers(opt, peers_args);
     if (send_cmd->parsed()) return post_message(opt, "send", send_args, false);
+    if (keys_cmd->parsed()) return keys(opt, keys_args);
     return post_message(opt, "request", request_args, true);
   } catch (const UsageError& e) {
     std::cerr << "meshctl: " << e.what() << " (meshctl --help)\n";

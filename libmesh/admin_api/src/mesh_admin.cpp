@@ -1,7 +1,7 @@
 // MeshAdmin: registers the admin API's routes (mesh/mesh_admin.hpp) and
 // answers /healthz. The routes themselves: message_routes.cpp (agents,
-// send, request), membership_routes.cpp (members, self), and
-// MetricsEndpoint (metrics).
+// send, request), membership_routes.cpp (members, self), key_routes.cpp
+// (keys), and MetricsEndpoint (metrics).
 #include "mesh/mesh_admin.hpp"
 
 #include <prometheus/counter.h>
@@ -48,6 +48,7 @@ MeshAdmin::MeshAdmin(Mesh& mesh, AdminServer& admin) : state_(std::make_shared<S
   admin.route_post_async("/v1/send", post(false));
   admin.route_post_async("/v1/request", post(true));
   admin_api::route_membership(admin, weak);
+  admin_api::route_keys(admin, weak);
 
   auto metrics = std::make_shared<Metrics>();
   metrics->watch(mesh);

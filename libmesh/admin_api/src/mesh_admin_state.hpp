@@ -55,6 +55,8 @@ AdminServer::Guard auth_guard(std::string token, bool read_auth, bool loopback,
 
 // GET /v1/members and /v1/self (membership_routes.cpp).
 void route_membership(AdminServer& admin, const std::weak_ptr<MeshAdmin::State>& state);
+// POST /v1/keys (key_routes.cpp).
+void route_keys(AdminServer& admin, const std::weak_ptr<MeshAdmin::State>& state);
 
 }  // namespace admin_api
 }  // namespace mesh

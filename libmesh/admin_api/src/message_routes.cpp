@@ -84,6 +84,7 @@ unsigned status_of(ErrorCode code) {
     case ErrorCode::Timeout: return 504;
     case ErrorCode::TargetUnknown:
     case ErrorCode::PeerUnknown: return 404;
+    case ErrorCode::PermissionDenied: return 403;
     case ErrorCode::Oversized: return 413;
     case ErrorCode::MailboxFull:
     case ErrorCode::Shutdown: return 503;
@@ -102,6 +103,7 @@ std::string failure_text(ErrorCode code, const std::string& id, std::chrono::mil
     case ErrorCode::Oversized: return "the message is too large";
     case ErrorCode::Shutdown: return "the node is stopping";
     case ErrorCode::Unauthenticated: return id + "'s node did not accept this node's identity";
+    case ErrorCode::PermissionDenied: return id + "'s node does not let this sender reach it";
     default: return "request to " + id + " failed (" + std::string(to_string(code)) + ")";
   }
 }

@@ -126,6 +126,12 @@ Problem set_gossip_key(std::vector<std::uint8_t>& out, std::string_view text);
 // An absolute directory path without control characters; trailing
 // slashes dropped; empty = none.
 Problem set_directory(std::string& out, std::string_view text);
+// Any path without control characters (empty: unset).
+Problem set_file_path(std::string& out, std::string_view text);
+// Base64 of 32 bytes, kept as given; the Mesh checks certificates with it.
+Problem set_trust_key(std::string& out, std::string_view text);
+// "meshcert1." and base64, one line; its signature is the Mesh's to check.
+Problem set_node_cert(std::string& out, std::string_view text);
 
 Problem set_bind_host(std::string& out, std::string_view text);
 

@@ -80,6 +80,8 @@ void read_secret_files(NodeConfig& c) {
                    });
   read_secret_file(c, "gossip_key_file", c.gossip_key_file, "gossip_key", !c.gossip_key.empty(),
                    [&c](const std::string& text) { return set_gossip_key(c.gossip_key, text); });
+  read_secret_file(c, "node_cert_file", c.node_cert_file, "node_cert", !c.node_cert.empty(),
+                   [&c](const std::string& text) { return set_node_cert(c.node_cert, text); });
 }
 
 // Checks that involve more than one setting.
@@ -232,6 +234,10 @@ std::string to_json_string(const NodeConfig& c) {
   j["curve_secret_key"] = or_null(c.curve_secret_key.empty(), "(set, not shown)");
   j["curve_public_key"] = or_null(c.curve_public_key.empty(), c.curve_public_key);
   j["data_dir"] = or_null(c.data_dir.empty(), c.data_dir);
+  j["policy_file"] = or_null(c.policy_file.empty(), c.policy_file);
+  j["trust_key"] = or_null(c.trust_key.empty(), c.trust_key);
+  j["node_cert"] = or_null(c.node_cert.empty(), "(set)");
+  j["node_cert_file"] = or_null(c.node_cert_file.empty(), c.node_cert_file);
   j["config_file"] = or_null(c.config_file.empty(), c.config_file);
   j["sources"] = c.sources;
   return j.dump(2, ' ', false, nlohmann::json::error_handler_t::replace);

@@ -281,6 +281,45 @@ Problem set_gossip_key(std::vector<std::uint8_t>& out, std::string_view text) {
   return std::nullopt;
 }
 
+Problem set_file_path(std::string& out, std::string_view text) {
+  text = trim(text);
+  for (char ch : text) {
+    const auto u = static_cast<unsigned char>(ch);
+    if (u < 0x20 || u == 0x7f) return quote(text) + " contains a control character";
+  }
+  out = std::string(text);
+  return std::nullopt;
+}
+
+Problem set_trust_key(std::string& out, std::string_view text) {
+  text = trim(text);
+  if (text.empty()) {
+    out.clear();
+    return std::nullopt;
+  }
+  const auto key = mesh::decode_base64(text);
+  if (!key || key->size() != 32) return "not base64 of a 32-byte Ed25519 public key (meshctl certs keygen prints it)";
+  out = std::string(text);
+  return std::nullopt;
+}
+
+Problem set_node_cert(std::string& out, std::string_view text) {
+  text = trim(text);
+  if (text.empty()) {
+    out.clear();
+    return std::nullopt;
+  }
+  if (!text.starts_with("meshcert1.") || text.size() > 32 * 1024) {
+    return "not a node certificate (meshctl certs issue prints one: meshcert1....)";
+  }
+  for (char ch : text) {
+    const auto u = static_cast<unsigned char>(ch);
+    if (u <= 0x20 || u >= 0x7f) return "a node certificate is one line of base64";
+  }
+  out = std::string(text);
+  return std::nullopt;
+}
+
 Problem set_directory(std::string& out, std::string_view text) {
   text = trim(text);
   while (text.size() > 1 && text.back() == '/') text.remove_suffix(1);

@@ -85,6 +85,7 @@ std::optional<std::string> AgentDirectory::put_local(AgentCard card) {
     if (card == *it) return std::nullopt;
     card.version = ++local_version_;
     *it = card;
+    count_id_locked(card, local_node_);  // its role may have changed
     emit_locked(DirectoryEventKind::AgentUpdated, local_node_, std::move(card), true);
   } else {
     if (local_.size() >= kMaxCards) {
@@ -106,7 +107,7 @@ std::optional<std::string> AgentDirectory::put_local(AgentCard card) {
       rn.withheld.push_back(std::move(shadowed));
     }
     local_.push_back(card);
-    count_id_locked(card.agent_id);
+    count_id_locked(card, local_node_);
     emit_locked(DirectoryEventKind::AgentAdded, local_node_, std::move(card), true);
   }
   deliver(lock);
@@ -160,7 +161,7 @@ bool AgentDirectory::apply_remote(NodeRegistry registry) {
   for (const auto& c : old) uncount_id_locked(c.agent_id);
   for (auto& c : registry.cards) {
     if (!held_locked(c.agent_id)) {
-      count_id_locked(c.agent_id);
+      count_id_locked(c, registry.node);
       rn.cards.push_back(std::move(c));
       continue;
     }
@@ -248,18 +249,24 @@ std::uint64_t AgentDirectory::conflicts() const {
   return conflicts_;
 }
 
-bool AgentDirectory::held_locked(std::string_view agent_id) const { return id_count_.contains(agent_id); }
+bool AgentDirectory::held_locked(std::string_view agent_id) const { return id_holder_.contains(agent_id); }
 
 std::string AgentDirectory::holder_locked(std::string_view agent_id) const {
-  for (const auto& c : local_) {
-    if (c.agent_id == agent_id) return local_node_;
-  }
-  for (const auto& [name, rn] : remote_) {
-    for (const auto& c : rn.cards) {
-      if (c.agent_id == agent_id) return name;
-    }
-  }
-  return {};
+  const auto it = id_holder_.find(agent_id);
+  return it == id_holder_.end() ? std::string() : it->second.node;
+}
+
+bool AgentDirectory::holds(std::string_view node, std::string_view agent_id) const {
+  std::lock_guard lock(mu_);
+  const auto it = id_holder_.find(agent_id);
+  return it != id_holder_.end() && it->second.node == node;
+}
+
+std::optional<std::string> AgentDirectory::role_of(std::string_view agent_id) const {
+  std::lock_guard lock(mu_);
+  const auto it = id_holder_.find(agent_id);
+  if (it == id_holder_.end()) return std::nullopt;
+  return it->second.role;
 }
 
 // The first claimant by node name gets a freed id; its card goes after the
@@ -271,7 +278,7 @@ void AgentDirectory::readmit_locked() {
         ++w;
         continue;
       }
-      count_id_locked(w->agent_id);
+      count_id_locked(*w, name);
       emit_locked(DirectoryEventKind::AgentAdded, name, *w, false);
       rn.cards.push_back(std::move(*w));
       w = rn.withheld.erase(w);
@@ -410,23 +417,22 @@ std::set<std::string> AgentDirectory::roles(std::string_view exclude_agent) cons
 
 bool AgentDirectory::record_usage(std::string_view agent_id, std::int64_t now_ms) {
   std::lock_guard lock(mu_);
-  const auto it = id_count_.find(agent_id);
-  if (it == id_count_.end()) return false;
+  const auto it = id_holder_.find(agent_id);
+  if (it == id_holder_.end()) return false;
   last_used_.insert_or_assign(it->first, now_ms);
   return true;
 }
 
-void AgentDirectory::count_id_locked(const std::string& agent_id) { ++id_count_[agent_id]; }
+void AgentDirectory::count_id_locked(const AgentCard& card, const std::string& node) {
+  id_holder_.insert_or_assign(card.agent_id, Holder{node, card.role});
+}
 
-// An agent's usage goes when its last copy leaves (ids are unique by
-// contract, but a misbehaving node may advertise one held elsewhere).
+// An agent's usage is forgotten when its id is given up.
 void AgentDirectory::uncount_id_locked(const std::string& agent_id) {
-  const auto it = id_count_.find(agent_id);
-  if (it == id_count_.end()) return;
-  if (--it->second == 0) {
-    last_used_.erase(agent_id);
-    id_count_.erase(it);
-  }
+  const auto it = id_holder_.find(agent_id);
+  if (it == id_holder_.end()) return;
+  last_used_.erase(agent_id);
+  id_holder_.erase(it);
 }
 
 // ---- events ---------------------------------------------------------------

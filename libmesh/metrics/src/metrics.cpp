@@ -187,6 +187,7 @@ std::vector<MetricFamily> transport_families(const transport::TransportStats& s)
   add(dropped, d(s.frames_bad_version), {{"layer", "transport"}, {"reason", "unknown_version"}});
   add(dropped, d(s.frames_unauthenticated), {{"layer", "transport"}, {"reason", "unauthenticated"}});
   add(dropped, d(s.frames_forged), {{"layer", "transport"}, {"reason", "forged"}});
+  add(dropped, d(s.frames_denied), {{"layer", "transport"}, {"reason", "denied"}});
   out.push_back(std::move(dropped));
 
   MetricFamily latency = family("mesh_transport_request_duration_seconds",
@@ -220,6 +221,7 @@ std::vector<MetricFamily> transport_families(const transport::TransportStats& s)
   add(queues, d(s.pending_requests), {{"queue", "pending_requests"}});
   add(queues, d(s.replies_waiting), {{"queue", "replies_waiting"}});
   add(queues, d(s.ask_entries), {{"queue", "ask_entries"}});
+  add(queues, d(s.frames_holding), {{"queue", "held_for_admission"}});
   out.push_back(std::move(queues));
   // Bytes beside counts: every queue has a byte budget too
   // (TransportOptions; docs/transport.md, "Budgets").
@@ -260,7 +262,17 @@ std::vector<MetricFamily> mesh_families(const MeshSample& s) {
   add(fetches, d(m.registry_fetches), {{"result", "started"}});
   add(fetches, d(m.registry_applied), {{"result", "applied"}});
   add(fetches, d(m.registry_failures), {{"result", "failed"}});
+  add(fetches, d(m.registry_bad_signatures), {{"result", "bad_signature"}});
   out.push_back(std::move(fetches));
+  MetricFamily denied = family("mesh_policy_denied_total",
+                               "Messages the trust policy refused, at the receiver or before sending.",
+                               MetricType::Counter);
+  add(denied, d(m.policy_denied_received), {{"side", "receiver"}});
+  add(denied, d(m.policy_denied_sent), {{"side", "sender"}});
+  out.push_back(std::move(denied));
+  out.push_back(counter("mesh_certificates_refused_total",
+                        "Node certificates that failed their check: those nodes' zone claims are ignored.",
+                        m.certificates_refused));
   out.push_back(counter("mesh_agent_conflicts_total",
                         "Remote agent cards withheld because another node held their agent id.",
                         m.agent_conflicts));

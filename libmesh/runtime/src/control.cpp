@@ -77,6 +77,8 @@ std::map<std::string, std::string> MeshCore::tags_with(std::uint16_t zmq_port) c
   t[kRegistryVersionTag] = std::to_string(directory.local_version());
   // PeerLink on the other nodes authenticates us by this key.
   if (config.p2p_enabled && !config.curve_public_key.empty()) t[kCurveKeyTag] = config.curve_public_key;
+  // ...and checks the registry we serve against this one.
+  if (!signing_key_tag.empty()) t[kSigningKeyTag] = signing_key_tag;
   return t;
 }
 

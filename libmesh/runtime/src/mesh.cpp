@@ -148,6 +148,11 @@ void Mesh::start() {
   to.on_notify_undeliverable = [core = &c](const transport::UndeliverableNotify& report) {
     PeerClient::report_delivery_failure(*core, report);
   };
+  // A message from another node must come from an agent that node holds.
+  to.admit = [core = &c](const transport::EnvelopeView& message, std::string_view node, bool second_look) {
+    return core->admit(message, node, second_look);
+  };
+  to.hold_timeout = c.options.registry_fetch_timeout + std::chrono::seconds(2);
   if (c.config.p2p_enabled) {
     switch (c.key_source) {
       case detail::KeySource::Made:
@@ -184,9 +189,14 @@ void Mesh::start() {
   // The registry is answered on the transport thread, from the directory.
   c.registry_inbox = t->open_inbox(detail::kRegistryInbox, 1,
                                    [&c](const transport::EnvelopeView&, std::vector<std::uint8_t>& out) {
-                                     out = encode_registry(c.directory.local_registry());
+                                     const auto registry = c.directory.local_registry();
+                                     out = c.signer ? c.signer->seal(registry, c.own_cert) : encode_registry(registry);
                                      return transport::ErrorCode::None;
                                    });
+  c.keys_inbox = t->open_inbox(detail::kKeysInbox, 1,
+                               [&c](const transport::EnvelopeView& request, std::vector<std::uint8_t>& out) {
+                                 return c.serve_keys(request, out);
+                               });
   for (const auto& id : c.agent_order) {
     const auto& spec = c.agents[id]->agent->spec();
     c.inboxes[id] = t->open_inbox(id, spec.mailbox_limit ? spec.mailbox_limit : c.config.mailbox_limit);
@@ -204,7 +214,17 @@ void Mesh::start() {
         if (auto h = default_advertise_host(c.config)) net.advertise_host = *h;
       }
       net.advertise_port = c.config.advertise_port;
-      if (!c.config.gossip_key.empty()) net.keyring = swim::Keyring({c.config.gossip_key});
+      if (!c.config.gossip_key.empty()) {
+        // Keys changed live since the configuration was written are kept
+        // in data_dir; the configured key may have been rotated out.
+        if (auto kept = detail::read_keyring(c.config)) {
+          spdlog::info("{}: gossip keys from {} ({} key(s)), in place of the configured one", c.node_name,
+                       detail::keyring_path(c.config), kept->size());
+          net.keyring = swim::Keyring(std::move(*kept));
+        } else {
+          net.keyring = swim::Keyring({c.config.gossip_key});
+        }
+      }
       c.io = std::make_unique<boost::asio::io_context>();
       c.link = std::make_unique<PeerLink>(*t);
       c.membership = std::make_unique<swim::Membership>(*c.io, sc, net,
@@ -231,6 +251,7 @@ void Mesh::start() {
       c.link.reset();
       c.inboxes.clear();
       c.registry_inbox.reset();
+      c.keys_inbox.reset();
       c.transport.reset();
       throw;
     }
@@ -340,8 +361,10 @@ void Mesh::stop() {
     std::lock_guard lock(c.mu);
     for (auto& [id, inbox] : c.inboxes) inbox->close();
     if (c.registry_inbox) c.registry_inbox->close();
+    if (c.keys_inbox) c.keys_inbox->close();
     c.inboxes.clear();
     c.registry_inbox.reset();
+    c.keys_inbox.reset();
     t = std::move(c.transport);
     c.link.reset();
   }
@@ -373,6 +396,13 @@ AgentDirectory& Mesh::directory() { return core_->directory; }
 
 PeerClient& Mesh::node_client() { return *core_->node_client; }
 
+void Mesh::sign_registry_with_for_test(const std::string& curve_secret_z85) {
+  MeshCore& c = *core_;
+  std::lock_guard lock(c.mu);
+  if (c.state != MeshCore::State::Created) throw std::logic_error("sign_registry_with_for_test: before start()");
+  c.signer = std::make_unique<detail::RegistrySigner>(curve_secret_z85);
+}
+
 std::optional<transport::TransportStats> Mesh::transport_stats() const {
   const auto t = core_->get_transport();
   if (!t) return std::nullopt;
@@ -398,6 +428,10 @@ MeshStats Mesh::stats() const {
   out.registry_fetches = s.registry_fetches.load();
   out.registry_applied = s.registry_applied.load();
   out.registry_failures = s.registry_failures.load();
+  out.registry_bad_signatures = s.registry_bad_signatures.load();
+  out.certificates_refused = s.certificates_refused.load();
+  out.policy_denied_received = s.policy_denied_received.load();
+  out.policy_denied_sent = s.policy_denied_sent.load();
   out.agent_conflicts = core_->directory.conflicts();
   out.tag_updates = s.tag_updates.load();
   out.agent_failures = s.agent_failures.load();

@@ -4,6 +4,7 @@
 
 #include <boost/asio/io_context.hpp>
 #include <charconv>
+#include <chrono>
 #include <random>
 #include <spdlog/spdlog.h>
 #include <stdexcept>
@@ -68,6 +69,40 @@ PeerEventKind event_kind(DirectoryEventKind k) {
 
 }  // namespace
 
+// The policy, the trust key and this node's certificate: each a reason not
+// to start when it is wrong (std::invalid_argument, one line).
+void MeshCore::load_trust() {
+  if (!config.policy_file.empty()) {
+    policy = Policy::load(config.policy_file);  // names the file and line when wrong
+    policy_on = true;
+  }
+  if (!config.trust_key.empty()) {
+    trust_key = parse_trust_key(config.trust_key);
+    if (!trust_key) throw std::invalid_argument("trust_key: not base64 of a 32-byte Ed25519 public key");
+  }
+  if (config.node_cert.empty()) return;
+  if (!trust_key) throw std::invalid_argument("node_cert: a certificate needs trust_key (JC_TRUST_KEY) to check it");
+  if (config.curve_public_key.empty()) {
+    throw std::invalid_argument(
+        "node_cert: a certificate names a CURVE key, and this node has none (set gossip_key, or the CURVE keys)");
+  }
+  CertCheck check{};
+  const auto now = std::chrono::duration_cast<std::chrono::seconds>(
+                       std::chrono::system_clock::now().time_since_epoch()).count();
+  auto cert = open_cert(config.node_cert, *trust_key, node_name, config.curve_public_key, now, check);
+  if (check != CertCheck::Ok) {
+    std::string detail;
+    if (check == CertCheck::WrongNode && cert) detail = " (it names " + cert->name + ")";
+    if (check == CertCheck::WrongKey) {
+      detail = " (this node's key is " + config.curve_public_key +
+               (config.data_dir.empty() ? ", drawn for this run: keep it in data_dir" : "") + ")";
+    }
+    throw std::invalid_argument("node_cert: " + std::string(to_string(check)) + detail);
+  }
+  own_cert = config.node_cert;
+  own_claims = std::move(cert->zones);
+}
+
 MeshCore::MeshCore(NodeConfig cfg, MeshOptions opts)
     : key_source(detail::resolve_curve_keys(cfg)),
       config(std::move(cfg)),
@@ -103,6 +138,11 @@ MeshCore::MeshCore(NodeConfig cfg, MeshOptions opts)
       throw std::invalid_argument("curve_public_key does not belong to curve_secret_key");
     }
   }
+  if (config.p2p_enabled && !config.curve_secret_key.empty()) {
+    signer = std::make_unique<RegistrySigner>(config.curve_secret_key);
+    signing_key_tag = signer->public_key_base64();
+  }
+  load_trust();
   // Room for the envelope's own fields (ids, names, times).
   limits.max_bytes = config.max_message_bytes - 1024;
   directory_token = directory.subscribe([this](const DirectoryEvent& e) {

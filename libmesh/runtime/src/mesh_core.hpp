@@ -29,15 +29,20 @@
 #include <stop_token>
 #include <string>
 #include <thread>
+#include <unordered_map>
 #include <vector>
 
 #include "mesh/agent.hpp"
+#include "mesh/mesh.hpp"
 #include "mesh/mesh_options.hpp"
 #include "mesh/node_config.hpp"
 #include "mesh/peer_client.hpp"
 #include "mesh/peer_link.hpp"
+#include "mesh/node_cert.hpp"
+#include "mesh/policy.hpp"
 #include "node_keys.hpp"
 #include "payload_codec.hpp"
+#include "registry_signing.hpp"
 
 namespace boost::asio {
 class io_context;
@@ -47,6 +52,8 @@ namespace mesh::detail {
 
 // Reserved inbox serving this node's agent registry (encode_registry).
 inline constexpr char kRegistryInbox[] = "$registry";
+// Reserved inbox answering gossip key operations (keys.cpp).
+inline constexpr char kKeysInbox[] = "$keys";
 // SWIM tags of a mesh node besides kZmqPortTag.
 inline constexpr char kMeshTag[] = "mesh";
 inline constexpr char kRegistryVersionTag[] = "rv";
@@ -117,7 +124,50 @@ struct MeshCore {
   // highest version wanted meanwhile, fetched again only if the answer on
   // the way turns out older.
   void start_fetch(const std::string& node, std::uint64_t version);
+  void send_fetch(const std::string& node);
   void fetch_done(const std::string& node);
+  // Fetches `node`'s registry once more even if no newer version is
+  // announced (a message named an agent it may have added since); false
+  // when that cannot be now (backing off after a failure).
+  bool refresh_registry(const std::string& node);
+  bool fetch_in_progress(const std::string& node);
+
+  // ---- who may reach an agent (TransportOptions::admit) ----------------------
+  // A message from another node is admitted only from an agent that node
+  // holds in our directory; for one it does not (yet), the node's registry
+  // is fetched again and the message held until that answer is in.
+  transport::TransportOptions::Admission admit(const transport::EnvelopeView& message, std::string_view node,
+                                               bool second_look);
+
+  // ---- trust policy (trust.cpp) ----------------------------------------------
+  // The node a message comes from or goes to, as the policy sees it:
+  // certified claims of that node (this node's own, or those of the
+  // certificate its registry came with).
+  std::vector<std::string> claims_of(std::string_view node) const;
+  // The zones of an agent of `role` on `node` (a bit per zone), kept until
+  // a node's certified claims change: per message, the policy costs two
+  // lookups and a pass over its rules.
+  Policy::ZoneMask zones_of(std::string_view node, std::string_view role) const;
+  void forget_zones();
+  void load_trust();  // at construction (mesh_core.cpp)
+  // May this node's agent `from_agent`, of `from_role`, do `action` to
+  // `peer`? Counts and logs a refusal (the sender's side).
+  bool may_send(std::string_view from_agent, std::string_view from_role, const PeerInfo& peer, PolicyAction action);
+  bool allows_send(std::string_view from_role, const PeerInfo& peer, PolicyAction action) const;  // silent
+  // Drops from `peers` those a `from_role` agent of this node may reach in
+  // no way (discovery shows a caller only what it may reach).
+  void keep_reachable(std::vector<PeerInfo>& peers, std::string_view from_role) const;
+  // The receiver's side, for admit(): may that sender do `action` to the
+  // local agent `target`? Counts and logs a refusal.
+  bool may_receive(std::string_view node, std::string_view sender, std::string_view target, PolicyAction action);
+  // Checks the certificate a node's registry came with and keeps its
+  // zones as that node's claims (or forgets them).
+  void take_certificate(const std::string& node, const std::optional<std::string>& cert);
+  void audit_denied(std::string_view side, std::string_view from, std::string_view to, PolicyAction action);
+
+  // ---- gossip keys (keys.cpp) ------------------------------------------------
+  Mesh::KeyResult apply_key_op(Mesh::KeyOp op, const std::string& key_base64);
+  transport::ErrorCode serve_keys(const transport::EnvelopeView& request, std::vector<std::uint8_t>& out);
 
   // ---- agents --------------------------------------------------------------
   void start_agent(const std::shared_ptr<AgentSlot>& slot);  // under mu
@@ -131,12 +181,39 @@ struct MeshCore {
   const std::string node_name;
   AgentDirectory directory;
   PayloadLimits limits;
+  // Signs the registry this node serves; set when it has a CURVE key pair
+  // (registry_signing.hpp). Replaced only by the test hook, before start.
+  std::unique_ptr<RegistrySigner> signer;
+  std::string signing_key_tag;  // the "skey" tag: the public half of the node's own signer
+  // Trust policy (JC_POLICY), and the trust key that certifies zone claims
+  // (JC_TRUST_KEY) with this node's own certificate (JC_NODE_CERT),
+  // checked at construction. Constant once constructed.
+  bool policy_on = false;
+  Policy policy;
+  std::optional<ed25519::PublicKey> trust_key;
+  std::string own_cert;
+  std::vector<std::string> own_claims;
+  // Other nodes' certified claims, from the certificates their registries
+  // came with.
+  mutable std::mutex claims_mu;
+  std::map<std::string, std::vector<std::string>, std::less<>> node_claims;
+  mutable std::mutex zone_cache_mu;
+  mutable std::unordered_map<std::string, Policy::ZoneMask> zone_cache;  // "node\nrole" -> zones
+  static constexpr std::size_t kZoneCacheMax = 65536;  // past it, the cache starts over
+  // Audit lines: at most one a second, the rest counted in the next.
+  std::mutex audit_mu;
+  std::int64_t audit_last_ms = 0;
+  std::uint64_t audit_suppressed = 0;
 
   struct Stats {
     std::atomic<std::uint64_t> messages_malformed{0};
     std::atomic<std::uint64_t> registry_fetches{0};
     std::atomic<std::uint64_t> registry_applied{0};
     std::atomic<std::uint64_t> registry_failures{0};
+    std::atomic<std::uint64_t> registry_bad_signatures{0};
+    std::atomic<std::uint64_t> certificates_refused{0};
+    std::atomic<std::uint64_t> policy_denied_received{0};
+    std::atomic<std::uint64_t> policy_denied_sent{0};
     std::atomic<std::uint64_t> tag_updates{0};
     std::atomic<std::uint64_t> agent_failures{0};
     std::atomic<std::uint64_t> agent_restarts{0};
@@ -147,6 +224,8 @@ struct MeshCore {
   State state = State::Created;
   std::shared_ptr<transport::Transport> transport;
   std::shared_ptr<transport::Inbox> registry_inbox;
+  std::shared_ptr<transport::Inbox> keys_inbox;
+  std::mutex keyring_mu;  // one keyring change (and save) at a time
   std::map<std::string, std::shared_ptr<AgentSlot>, std::less<>> agents;
   std::vector<std::string> agent_order;
   std::map<std::string, std::shared_ptr<transport::Inbox>, std::less<>> inboxes;
@@ -177,6 +256,11 @@ struct MeshCore {
   std::mutex fetch_mu;
   std::set<std::string> fetching;
   std::map<std::string, std::uint64_t> fetch_again;  // node -> highest version wanted
+  std::set<std::string> refetch;  // fetched again when the fetch on the way ends
+  // Members' registry signing keys and CURVE keys (their "skey" and
+  // "zkey" tags), alive or suspect.
+  std::map<std::string, std::string> signing_keys;
+  std::map<std::string, std::string> curve_keys;
   // Nodes whose last fetch failed: no new fetch before `at` (steady ms);
   // the wait doubles with each failure up to kFetchBackoffMax and is
   // forgotten on success. Without it, phantom members announced by a
@@ -204,9 +288,11 @@ struct MeshCore {
 };
 
 // The agent a target (an agent id or a role) names, by `strategy`, never
-// `self`; nullopt when none (peer_client.cpp).
+// `self`; nullopt when none (peer_client.cpp). Under a policy, a role names
+// the first agent of it that `self` (of `self_role`) may reach with
+// `action`, if any.
 std::optional<PeerInfo> resolve_target(MeshCore& core, std::string_view target, Strategy strategy,
-                                       const std::string& self);
+                                       const std::string& self, std::string_view self_role, PolicyAction action);
 
 // Where the transport reaches `peer`: its node, or this one when local.
 transport::Address address_of(const PeerInfo& peer);

@@ -15,7 +15,10 @@
 #include <optional>
 #include <sstream>
 #include <stdexcept>
+#include <vector>
 
+#include "mesh/base64.hpp"
+#include "mesh/swim/membership.hpp"
 #include "mesh/transport/transport.hpp"
 
 namespace mesh::detail {
@@ -73,6 +76,36 @@ void write_secret(const std::string& dir, const std::string& path, const std::st
 }  // namespace
 
 std::string curve_key_path(const NodeConfig& config) { return config.data_dir + "/curve.key"; }
+
+std::string keyring_path(const NodeConfig& config) { return config.data_dir + "/keyring"; }
+
+std::optional<std::vector<std::vector<std::uint8_t>>> read_keyring(const NodeConfig& config) {
+  if (config.data_dir.empty()) return std::nullopt;
+  const std::string path = keyring_path(config);
+  std::error_code ec;
+  if (!std::filesystem::exists(path, ec)) return std::nullopt;
+  std::ifstream in(path);
+  if (!in) throw key_file_error(path, std::strerror(errno));
+  std::vector<std::vector<std::uint8_t>> keys;
+  std::string line;
+  while (std::getline(in, line)) {
+    while (!line.empty() && std::isspace(static_cast<unsigned char>(line.back()))) line.pop_back();
+    if (line.empty()) continue;
+    auto key = swim::Keyring::decode_base64_key(line);
+    if (!key) throw std::invalid_argument("data_dir: " + path + ": line " + std::to_string(keys.size() + 1) +
+                                          " is not a base64 gossip key of 16, 24 or 32 bytes");
+    keys.push_back(std::move(*key));
+  }
+  if (keys.empty()) throw std::invalid_argument("data_dir: " + path + ": holds no gossip key");
+  return keys;
+}
+
+void write_keyring(const NodeConfig& config, const std::vector<std::vector<std::uint8_t>>& keys) {
+  std::string text;
+  for (const auto& k : keys) text += encode_base64(k) + "\n";
+  if (!text.empty()) text.pop_back();  // write_secret ends the file with one
+  write_secret(config.data_dir, keyring_path(config), text);
+}
 
 KeySource resolve_curve_keys(NodeConfig& config) {
   if (!config.p2p_enabled) return KeySource::None;

@@ -4,6 +4,7 @@
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "mesh/node_config.hpp"
 
@@ -27,6 +28,17 @@ std::string curve_key_path(const NodeConfig& config);
 // when data_dir holds something else than a key, std::runtime_error when
 // it cannot be read or written.
 KeySource resolve_curve_keys(NodeConfig& config);
+
+// <data_dir>/keyring: the gossip keys in use, one base64 key a line, the
+// primary first. Written at every live change (Mesh::keys_async), read at
+// start in place of the configured gossip key, which may have been
+// rotated out meanwhile.
+std::string keyring_path(const NodeConfig& config);
+// nullopt when data_dir is unset or holds no keyring; throws
+// std::invalid_argument, naming the file, when it holds something else.
+std::optional<std::vector<std::vector<std::uint8_t>>> read_keyring(const NodeConfig& config);
+// Throws std::runtime_error, naming the file, when it cannot be written.
+void write_keyring(const NodeConfig& config, const std::vector<std::vector<std::uint8_t>>& keys);
 
 // The warning a node with P2P on gives once at start when its traffic is
 // not authenticated (no gossip key); nullopt when there is nothing to say.

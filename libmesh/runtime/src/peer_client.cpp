@@ -48,9 +48,19 @@ namespace detail {
 // Ids starting with '$' are the node's own senders and inboxes ("$node",
 // "$registry"): never a target, even if some node advertised such a card.
 std::optional<PeerInfo> resolve_target(MeshCore& core, std::string_view target, Strategy strategy,
-                                       const std::string& self) {
+                                       const std::string& self, std::string_view self_role, PolicyAction action) {
   if (target.empty() || target.front() == '$') return std::nullopt;
-  return core.directory.resolve(target, strategy, self);
+  if (!core.policy_on) return core.directory.resolve(target, strategy, self);
+  // Under a policy a role resolves to the first agent, by the strategy,
+  // that this one may reach with `action`; the caller's check then passes.
+  // An exact id resolves as usual: the check refuses it if it must.
+  if (auto exact = core.directory.find(target, self)) return exact;
+  auto peers = core.directory.discover(PeerQuery{std::string(target), {}}, strategy, self);
+  for (auto& p : peers) {
+    if (core.allows_send(self_role, p, action)) return std::move(p);
+  }
+  if (peers.empty()) return std::nullopt;
+  return std::move(peers.front());
 }
 
 Address address_of(const PeerInfo& peer) {
@@ -172,6 +182,7 @@ Strategy PeerClient::default_strategy() const { return static_cast<Strategy>(str
 std::optional<PeerInfo> PeerClient::get_peer(std::string_view role) {
   if (role.empty()) return std::nullopt;
   auto found = core_.directory.discover(PeerQuery{std::string(role), {}}, default_strategy(), agent_id_);
+  core_.keep_reachable(found, role_);
   if (found.empty()) return std::nullopt;
   return std::move(found.front());
 }
@@ -180,7 +191,9 @@ std::vector<PeerInfo> PeerClient::discover(const PeerQuery& query, Strategy stra
   if (query.role.empty() && query.capability.empty()) {
     throw std::invalid_argument("discover: give a role, a capability or both");
   }
-  return core_.directory.discover(query, strategy, agent_id_);
+  auto found = core_.directory.discover(query, strategy, agent_id_);
+  core_.keep_reachable(found, role_);  // a policy shows only what may be reached
+  return found;
 }
 
 std::vector<PeerInfo> PeerClient::discover(const PeerQuery& query, std::string_view strategy) {
@@ -201,13 +214,22 @@ bool PeerClient::record_peer_usage(std::string_view agent_id) {
   return core_.directory.record_usage(agent_id, detail::steady_ms());
 }
 
-std::set<std::string> PeerClient::list_roles() const { return core_.directory.roles(agent_id_); }
+std::set<std::string> PeerClient::list_roles() const {
+  if (!core_.policy_on) return core_.directory.roles(agent_id_);
+  std::set<std::string> out;
+  for (const auto& p : list_peers()) out.insert(p.card.role);
+  return out;
+}
 
-std::vector<PeerInfo> PeerClient::list_peers() const { return core_.directory.all(agent_id_); }
+std::vector<PeerInfo> PeerClient::list_peers() const {
+  auto all = core_.directory.all(agent_id_);
+  core_.keep_reachable(all, role_);
+  return all;
+}
 
 std::map<std::string, PeerInfo> PeerClient::registry() const {
   std::map<std::string, PeerInfo> out;
-  for (auto& p : core_.directory.all(agent_id_)) {
+  for (auto& p : list_peers()) {
     auto id = p.card.agent_id;
     out.emplace(std::move(id), std::move(p));  // the first (local) wins a duplicate id
   }

@@ -25,13 +25,19 @@ struct Prepared {
 }  // namespace
 
 // Resolves the target and encodes the message: everything a send needs.
+// A policy that does not let this agent do `action` to the target fails
+// it here, PermissionDenied, before anything is sent.
 static Prepared prepare(detail::MeshCore& core, PeerClient& client, std::string_view target,
-                        const Json& message, const Json& ctx, Strategy strategy) {
+                        const Json& message, const Json& ctx, Strategy strategy, PolicyAction action) {
   Prepared p;
   std::vector<std::uint8_t> context = core.encode_context(ctx);  // throws on a non-object
-  p.peer = resolve_target(core, target, strategy, client.my_id());
+  p.peer = resolve_target(core, target, strategy, client.my_id(), client.my_role(), action);
   if (!p.peer) {
     p.error = ErrorCode::TargetUnknown;
+    return p;
+  }
+  if (!core.may_send(client.my_id(), client.my_role(), *p.peer, action)) {
+    p.error = ErrorCode::PermissionDenied;
     return p;
   }
   p.message.to = address_of(*p.peer);
@@ -45,7 +51,7 @@ static Prepared prepare(detail::MeshCore& core, PeerClient& client, std::string_
 }
 
 bool PeerClient::notify(std::string_view target, const Json& message, const Json& ctx) {
-  Prepared p = prepare(core_, *this, target, message, ctx, default_strategy());
+  Prepared p = prepare(core_, *this, target, message, ctx, default_strategy(), PolicyAction::Notify);
   auto t = core_.get_transport();
   if (p.error != ErrorCode::None || !t) {
     count_notify(false);
@@ -70,7 +76,7 @@ std::optional<Response> PeerClient::request(std::string_view target, const Json&
 RequestOutcome PeerClient::request_detailed(std::string_view target, const Json& message,
                                             std::optional<std::chrono::milliseconds> timeout,
                                             const Json& ctx) {
-  Prepared p = prepare(core_, *this, target, message, ctx, default_strategy());
+  Prepared p = prepare(core_, *this, target, message, ctx, default_strategy(), PolicyAction::Request);
   RequestOutcome out;
   out.peer = p.peer;
   if (p.error != ErrorCode::None) {
@@ -102,7 +108,7 @@ std::future<RequestOutcome> PeerClient::request_async(std::string_view target, c
 void PeerClient::request_then(std::string_view target, const Json& message,
                               std::optional<std::chrono::milliseconds> timeout, const Json& ctx,
                               std::function<void(RequestOutcome)> done) {
-  Prepared p = prepare(core_, *this, target, message, ctx, default_strategy());
+  Prepared p = prepare(core_, *this, target, message, ctx, default_strategy(), PolicyAction::Request);
   auto t = core_.get_transport();
   if (p.error != ErrorCode::None || !t) {
     RequestOutcome out;
@@ -133,8 +139,12 @@ bool PeerClient::respond(const IncomingMessage& incoming, const Json& message, c
 
 namespace {
 
-std::size_t send_to_each(detail::MeshCore& core, const std::string& self, std::vector<PeerInfo> peers,
+// A broadcast's copies go to the peers the policy lets this agent
+// broadcast to (the transport marks them kFlagBroadcast, so that the
+// receiver's policy can tell them from notifies).
+std::size_t send_to_each(detail::MeshCore& core, const PeerClient& client, std::vector<PeerInfo> peers,
                          const Json& message, const Json& ctx) {
+  const std::string& self = client.my_id();
   auto context = core.encode_context(ctx);
   auto payload = detail::encode_json(message);
   if (payload.size() + context.size() > core.limits.max_bytes) return 0;
@@ -143,6 +153,7 @@ std::size_t send_to_each(detail::MeshCore& core, const std::string& self, std::v
   std::unordered_set<std::string> seen;
   std::vector<Address> to;
   for (const auto& p : peers) {
+    if (!core.may_send(self, client.my_role(), p, PolicyAction::Broadcast)) continue;
     if (seen.insert(p.card.agent_id).second) to.push_back(address_of(p));
   }
   OutMessage m;
@@ -157,8 +168,8 @@ std::size_t send_to_each(detail::MeshCore& core, const std::string& self, std::v
 }  // namespace
 
 std::size_t PeerClient::broadcast(const Json& message, const Json& ctx) {
-  const auto peers = core_.directory.all(agent_id_);
-  const std::size_t accepted = send_to_each(core_, agent_id_, peers, message, ctx);
+  const auto peers = list_peers();
+  const std::size_t accepted = send_to_each(core_, *this, peers, message, ctx);
   count_notify(true, accepted);
   count_notify(false, peers.size() - std::min(accepted, peers.size()));
   return accepted;
@@ -166,7 +177,7 @@ std::size_t PeerClient::broadcast(const Json& message, const Json& ctx) {
 
 std::size_t PeerClient::broadcast_to(const PeerQuery& query, const Json& message, const Json& ctx) {
   const auto peers = discover(query, Strategy::First);
-  const std::size_t accepted = send_to_each(core_, agent_id_, peers, message, ctx);
+  const std::size_t accepted = send_to_each(core_, *this, peers, message, ctx);
   count_notify(true, accepted);
   count_notify(false, peers.size() - std::min(accepted, peers.size()));
   return accepted;
@@ -191,7 +202,7 @@ std::optional<IncomingMessage> PeerClient::receive(std::optional<std::chrono::mi
 
 std::string PeerClient::ask_async(std::string_view target, const Json& message,
                                   std::chrono::milliseconds timeout, const Json& ctx) {
-  Prepared p = prepare(core_, *this, target, message, ctx, default_strategy());
+  Prepared p = prepare(core_, *this, target, message, ctx, default_strategy(), PolicyAction::Request);
   if (p.error == ErrorCode::TargetUnknown) {
     throw MeshError("ask_async: no agent \"" + std::string(target) + "\" to ask", p.error);
   }

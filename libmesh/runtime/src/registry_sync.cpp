@@ -5,6 +5,7 @@
 #include <spdlog/spdlog.h>
 
 #include "mesh/swim/membership.hpp"
+#include "mesh/text.hpp"
 
 namespace mesh::detail {
 
@@ -22,6 +23,20 @@ void MeshCore::on_member_event(const swim::MemberEvent& event) {
         // A member that dropped its mesh tags (or never had them).
         if (directory.remove_node(m.name)) publish(PeerEvent{PeerEventKind::NodeLeft, m.name, {}, false});
         return;
+      }
+      {
+        std::lock_guard lock(fetch_mu);
+        if (auto k = tags->find(kSigningKeyTag); k != tags->end()) {
+          signing_keys[m.name] = k->second;
+        } else {
+          signing_keys.erase(m.name);
+        curve_keys.erase(m.name);
+        }
+        if (auto k = tags->find(kCurveKeyTag); k != tags->end()) {
+          curve_keys[m.name] = k->second;
+        } else {
+          curve_keys.erase(m.name);
+        }
       }
       const bool known = directory.known_version(m.name).has_value();
       // Announce before fetching: a node removed as dead is accepted again.
@@ -43,8 +58,14 @@ void MeshCore::on_member_event(const swim::MemberEvent& event) {
     case swim::EventKind::Left:
       {
         std::lock_guard lock(fetch_mu);
-        fetch_backoff.erase(m.name);  // so it holds live members only
+        fetch_backoff.erase(m.name);  // so they hold live members only
+        signing_keys.erase(m.name);
       }
+      {
+        std::lock_guard lock(claims_mu);
+        node_claims.erase(m.name);
+      }
+      forget_zones();
       if (directory.remove_node(m.name) || is_mesh) {
         publish(PeerEvent{event.kind == swim::EventKind::Dead ? PeerEventKind::NodeDead : PeerEventKind::NodeLeft,
                           m.name, {}, false});
@@ -73,6 +94,31 @@ void MeshCore::start_fetch(const std::string& node, std::uint64_t version) {
     if (auto b = fetch_backoff.find(node); b != fetch_backoff.end() && steady_ms() < b->second.at) return;
     fetching.insert(node);
   }
+  send_fetch(node);
+}
+
+bool MeshCore::refresh_registry(const std::string& node) {
+  {
+    std::lock_guard lock(fetch_mu);
+    if (fetching.contains(node)) {
+      // The answer on the way may predate the agent: ask once more after it.
+      refetch.insert(node);
+      return true;
+    }
+    if (auto b = fetch_backoff.find(node); b != fetch_backoff.end() && steady_ms() < b->second.at) return false;
+    fetching.insert(node);
+  }
+  post([this, node] { send_fetch(node); });
+  return true;
+}
+
+bool MeshCore::fetch_in_progress(const std::string& node) {
+  std::lock_guard lock(fetch_mu);
+  return fetching.contains(node);
+}
+
+// The caller has put `node` in `fetching`.
+void MeshCore::send_fetch(const std::string& node) {
   auto t = get_transport();
   if (!t) {
     fetch_done(node);
@@ -83,13 +129,29 @@ void MeshCore::start_fetch(const std::string& node, std::uint64_t version) {
   m.to = {node, kRegistryInbox};
   m.sender_agent = "$mesh";
   t->request_async(std::move(m), options.registry_fetch_timeout, [this, node](transport::Reply reply) {
-    // The transport thread (or ours, when it failed at once): decode and
-    // apply; the directory refuses a registry of a node declared dead since.
+    // The transport thread (or ours, when it failed at once): check the
+    // signature, decode and apply; the directory refuses a registry of a
+    // node declared dead since.
     bool ok = false;
     if (reply.ok()) {
-      auto reg = decode_registry(reply.envelope.payload);
+      std::optional<std::string> key;
+      {
+        std::lock_guard lock(fetch_mu);
+        if (auto k = signing_keys.find(node); k != signing_keys.end()) key = k->second;
+      }
+      RegistryTrust trust{};
+      std::optional<std::string> cert;
+      auto reg = open_registry(reply.envelope.payload, key, trust, &cert);
+      if (trust == RegistryTrust::BadSignature) {
+        stats.registry_bad_signatures.fetch_add(1);
+        spdlog::warn("{}: the agent registry served by {} is not signed by its key: none of its cards is taken",
+                     node_name, escape_text(node));
+      }
       if (reg && reg->node == node) {
         ok = true;
+        // Its zones first: the policy may be asked about its agents as soon
+        // as they are in the directory.
+        take_certificate(node, cert);
         if (directory.apply_remote(std::move(*reg))) stats.registry_applied.fetch_add(1);
       }
     }
@@ -110,6 +172,7 @@ void MeshCore::start_fetch(const std::string& node, std::uint64_t version) {
 
 void MeshCore::fetch_done(const std::string& node) {
   std::optional<std::uint64_t> wanted;
+  bool again = false;
   {
     std::lock_guard lock(fetch_mu);
     fetching.erase(node);
@@ -117,11 +180,42 @@ void MeshCore::fetch_done(const std::string& node) {
       wanted = it->second;
       fetch_again.erase(it);
     }
+    again = refetch.erase(node) > 0;
   }
-  // The fetch that just ended may already have brought that version.
-  if (!wanted) return;
-  const auto known = directory.known_version(node);
-  if (!known || *known < *wanted) start_fetch(node, *wanted);
+  if (again) {
+    start_fetch(node, 0);
+  } else if (wanted) {
+    // The fetch that just ended may already have brought that version.
+    const auto known = directory.known_version(node);
+    if (!known || *known < *wanted) start_fetch(node, *wanted);
+  }
+  // Messages held for this registry are decided now, unless another
+  // fetch is on the way: they wait for its answer.
+  if (!fetch_in_progress(node)) {
+    if (auto t = get_transport()) t->readmit(node);
+  }
+}
+
+transport::TransportOptions::Admission MeshCore::admit(const transport::EnvelopeView& message, std::string_view node,
+                                                       bool second_look) {
+  using Admission = transport::TransportOptions::Admission;
+  // '$' names are the nodes' own: a reserved inbox judges its callers
+  // itself, and a '$' sender is the sending node speaking for itself (the
+  // policy sees it as its node, without a role).
+  if (message.target.starts_with('$')) return {};
+  if (message.sender_agent.starts_with('$') || directory.holds(node, message.sender_agent)) {
+    // Who it is is settled: may it do this to that agent?
+    const auto action = message.type == transport::MessageType::Request ? PolicyAction::Request
+                        : (message.flags & transport::kFlagBroadcast) != 0 ? PolicyAction::Broadcast
+                                                                            : PolicyAction::Notify;
+    if (may_receive(node, message.sender_agent, message.target, action)) return {};
+    return {Admission::Refuse, transport::ErrorCode::PermissionDenied};
+  }
+  const std::string name(node);
+  if (second_look ? fetch_in_progress(name) : refresh_registry(name)) return {Admission::Hold, {}};
+  spdlog::debug("{}: refused a {} from {}/{}: that node does not hold that agent", node_name,
+                transport::to_string(message.type), node, message.sender_agent);
+  return {Admission::Refuse, transport::ErrorCode::Unauthenticated};
 }
 
 }  // namespace mesh::detail

@@ -25,7 +25,8 @@ struct Gather {
   std::size_t finished = 0;
 };
 
-GatherResult gather(detail::MeshCore& core, const std::string& self, std::vector<PeerInfo> peers,
+GatherResult gather(detail::MeshCore& core, const std::string& self, const std::string& role,
+                    std::vector<PeerInfo> peers,
                     std::vector<GatherResult::Miss> unresolved, const Json& message, GatherPolicy policy,
                     const Json& ctx) {
   if (policy.kind == GatherPolicy::Kind::FirstK && policy.k == 0) {
@@ -54,6 +55,10 @@ GatherResult gather(detail::MeshCore& core, const std::string& self, std::vector
     }
     if (oversized) {
       finish_now(ErrorCode::Oversized);
+      continue;
+    }
+    if (!core.may_send(self, role, peers[i], PolicyAction::Request)) {
+      finish_now(ErrorCode::PermissionDenied);
       continue;
     }
     OutMessage m;
@@ -101,7 +106,7 @@ GatherResult gather(detail::MeshCore& core, const std::string& self, std::vector
 
 GatherResult PeerClient::request_all(const PeerQuery& query, const Json& message, GatherPolicy policy,
                                      const Json& ctx) {
-  return gather(core_, agent_id_, discover(query, Strategy::First), {}, message, policy, ctx);
+  return gather(core_, agent_id_, role_, discover(query, Strategy::First), {}, message, policy, ctx);
 }
 
 GatherResult PeerClient::request_all(const std::vector<std::string>& targets, const Json& message,
@@ -110,7 +115,7 @@ GatherResult PeerClient::request_all(const std::vector<std::string>& targets, co
   std::vector<GatherResult::Miss> unresolved;
   std::unordered_set<std::string> seen;
   for (const auto& target : targets) {
-    auto p = resolve_target(core_, target, default_strategy(), agent_id_);
+    auto p = resolve_target(core_, target, default_strategy(), agent_id_, role_, PolicyAction::Request);
     if (!p) {
       GatherResult::Miss miss;
       miss.peer.card.agent_id = target;
@@ -120,7 +125,7 @@ GatherResult PeerClient::request_all(const std::vector<std::string>& targets, co
       peers.push_back(std::move(*p));
     }
   }
-  return gather(core_, agent_id_, std::move(peers), std::move(unresolved), message, policy, ctx);
+  return gather(core_, agent_id_, role_, std::move(peers), std::move(unresolved), message, policy, ctx);
 }
 
 }  // namespace mesh

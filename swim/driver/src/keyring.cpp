@@ -113,6 +113,27 @@ Keyring::Keyring(std::vector<Bytes> keys) : keys_(std::move(keys)) {
                                   std::to_string(k.size()));
 }
 
+std::optional<std::string> Keyring::install(Bytes key) {
+  if (cipher_for(key.size()) == nullptr) return "a key must be 16, 24 or 32 bytes, got " + std::to_string(key.size());
+  if (std::find(keys_.begin(), keys_.end(), key) == keys_.end()) keys_.push_back(std::move(key));
+  return std::nullopt;
+}
+
+std::optional<std::string> Keyring::use(const Bytes& key) {
+  const auto it = std::find(keys_.begin(), keys_.end(), key);
+  if (it == keys_.end()) return std::string("that key is not installed");
+  std::rotate(keys_.begin(), it, it + 1);
+  return std::nullopt;
+}
+
+std::optional<std::string> Keyring::remove(const Bytes& key) {
+  const auto it = std::find(keys_.begin(), keys_.end(), key);
+  if (it == keys_.end()) return std::nullopt;  // gone already: the wanted state
+  if (it == keys_.begin()) return std::string("the primary key cannot be removed (use another first)");
+  keys_.erase(it);
+  return std::nullopt;
+}
+
 std::optional<Bytes> Keyring::decode_base64_key(std::string_view text) {
   auto key = mesh::decode_base64(text);
   if (!key || cipher_for(key->size()) == nullptr) return std::nullopt;

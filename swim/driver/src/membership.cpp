@@ -77,6 +77,23 @@ bool Membership::set_tags(const std::map<std::string, std::string>& tags) {
   });
 }
 
+std::optional<std::string> Membership::change_keyring(KeyOp op, Bytes key) {
+  return impl_->sync([impl = impl_, op, key = std::move(key)]() mutable -> std::optional<std::string> {
+    Keyring& ring = impl->net_.keyring;
+    if (!ring.enabled()) return std::string("gossip encryption is off on this node (no gossip key)");
+    switch (op) {
+      case KeyOp::Install: return ring.install(std::move(key));
+      case KeyOp::Use: return ring.use(key);
+      case KeyOp::Remove: return ring.remove(key);
+    }
+    return std::string("unknown keyring operation");
+  });
+}
+
+std::vector<Bytes> Membership::keyring() const {
+  return impl_->sync([impl = impl_] { return impl->net_.keyring.keys(); });
+}
+
 void Membership::on_event(EventHandler handler) {
   asio::dispatch(impl_->strand_, [impl = impl_, h = std::move(handler)]() mutable {
     if (!impl->stopped_) impl->handler_ = std::move(h);

@@ -128,8 +128,17 @@ struct NodeConfig {
   std::string curve_secret_key;
   std::string curve_public_key;
   // Where the node keeps what must outlive a restart (its CURVE key pair,
-  // in curve.key); empty: nothing is kept.
+  // in curve.key; its gossip keys once changed live, in keyring); empty:
+  // nothing is kept.
   std::string data_dir;
+  // Trust (docs/security.md): the policy file (empty: everyone may reach
+  // everyone); the cluster trust key's public half, base64 (empty: no zone
+  // claim is believed); this node's certificate, given or read from
+  // node_cert_file when the configuration loads (never both).
+  std::string policy_file;
+  std::string trust_key;
+  std::string node_cert;
+  std::string node_cert_file;
 
   // The --config file that was read, if any.
   std::string config_file;

@@ -146,6 +146,13 @@ class AgentDirectory {
   // The registry version held for a remote node (the local version for the
   // local node); nullopt when none has been applied.
   std::optional<std::uint64_t> known_version(std::string_view node) const;
+  // Whether `node` (this node included) holds `agent_id`: lists it and is
+  // its holder, the card visible. False for an id it lists but another
+  // node holds, and for any node whose registry is not held.
+  bool holds(std::string_view node, std::string_view agent_id) const;
+  // The role of the card held under `agent_id` (local or remote); nullopt
+  // when no node holds it.
+  std::optional<std::string> role_of(std::string_view agent_id) const;
   // Remote nodes held (with a registry or a health), by name.
   std::vector<std::string> nodes() const;
   // Cards withheld so far because their id was held elsewhere (a total).
@@ -205,7 +212,7 @@ class AgentDirectory {
   std::vector<PeerInfo> matches_locked(const PeerQuery& query, std::string_view exclude_agent) const;
   void order_locked(std::vector<PeerInfo>& peers, Strategy strategy, const PeerQuery& query,
                     std::string_view exclude_agent);
-  void count_id_locked(const std::string& agent_id);
+  void count_id_locked(const AgentCard& card, const std::string& node);
   void uncount_id_locked(const std::string& agent_id);
   bool held_locked(std::string_view agent_id) const;
   std::string holder_locked(std::string_view agent_id) const;
@@ -224,13 +231,18 @@ class AgentDirectory {
   std::deque<std::string> removed_;
   std::uint64_t conflicts_ = 0;
 
-  // Every agent_id held (local and remote) and how many times: heterogeneous
-  // lookup by string_view, so record_usage does not scan the directory.
   struct IdHash {
     using is_transparent = void;
     std::size_t operator()(std::string_view s) const { return std::hash<std::string_view>{}(s); }
   };
-  std::unordered_map<std::string, std::uint32_t, IdHash, std::equal_to<>> id_count_;
+  // Every agent_id held (local and remote), the node holding it and the
+  // role of its card: heterogeneous lookup by string_view, so
+  // record_usage, holds() and role_of() do not scan the directory.
+  struct Holder {
+    std::string node;
+    std::string role;
+  };
+  std::unordered_map<std::string, Holder, IdHash, std::equal_to<>> id_holder_;
   std::unordered_map<std::string, std::int64_t> last_used_;
   std::unordered_map<std::string, std::uint64_t> round_robin_;
   Rng rng_;  // xoshiro256** + Lemire (mesh/random.hpp): replays from a seed everywhere

@@ -150,6 +150,30 @@ class Mesh {
   // throws MeshError(Shutdown), broadcast 0, request_all every peer missing
   // with Shutdown.
   PeerClient& node_client();
+  // ---- gossip keys, changed live across the cluster (`serf keys`) ----------
+  // List the keys, install one, make an installed one the primary (the one
+  // that encrypts; every installed key decrypts), or remove one that is not
+  // the primary. A rotation is install, then use, then remove, each step
+  // checked on every member before the next. With a data_dir each node
+  // keeps its keys there (keyring), so a restart comes back with them.
+  enum class KeyOp : std::uint8_t { List, Install, Use, Remove };
+  struct KeyResult {
+    std::string node;
+    std::string error;              // empty: done
+    std::vector<std::string> keys;  // base64, the primary first
+    bool ok() const { return error.empty(); }
+  };
+  // Runs `op` (with `key`, base64, unless List) on this node and every
+  // other member that is alive or suspect, and calls `done` once, on some
+  // thread of the mesh, with one result per member, this node first. A
+  // member that is no mesh node, or does not answer within `timeout`,
+  // gets an error. Throws std::invalid_argument for a malformed key, and
+  // std::logic_error when P2P is not running.
+  void keys_async(KeyOp op, const std::string& key, std::chrono::milliseconds timeout,
+                  std::function<void(std::vector<KeyResult>)> done);
+  static std::optional<KeyOp> key_op_from(std::string_view name);
+  static std::string_view to_string(KeyOp op);
+
   // The bound ports (P2P on, after start): useful when configured as 0.
   std::uint16_t swim_port() const;
   std::uint16_t zmq_port() const;
@@ -160,6 +184,9 @@ class Mesh {
   // cleans up.
   void kill_membership_for_test();
   transport::Transport* transport_for_test();
+  // Before start(): sign the registry this node serves with the key of
+  // another CURVE secret than its own (its "skey" tag still names its own).
+  void sign_registry_with_for_test(const std::string& curve_secret_z85);
   swim::Membership* membership_for_test();
 
  private:

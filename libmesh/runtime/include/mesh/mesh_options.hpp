@@ -38,7 +38,11 @@ struct MeshStats {
   std::uint64_t registry_fetches = 0;     // fetches started
   std::uint64_t registry_applied = 0;     // fetched registries that were newer
   std::uint64_t registry_failures = 0;    // fetch failed or returned garbage
+  std::uint64_t registry_bad_signatures = 0;  // ...of which: not signed by the node's "skey"
   std::uint64_t agent_conflicts = 0;      // remote cards withheld: their agent id was held elsewhere
+  std::uint64_t certificates_refused = 0;  // other nodes' certificates that failed (claims ignored)
+  std::uint64_t policy_denied_received = 0;  // messages from other nodes the policy refused
+  std::uint64_t policy_denied_sent = 0;      // sends this node's agents were refused before sending
   std::uint64_t tag_updates = 0;          // SWIM tag updates for a new "rv"
   std::uint64_t agent_failures = 0;       // exceptions from setup/run/handlers
   std::uint64_t agent_restarts = 0;

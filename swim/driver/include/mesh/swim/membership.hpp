@@ -51,7 +51,15 @@ class Keyring {
   static std::optional<Bytes> decode_base64_key(std::string_view text);
 
   bool enabled() const { return !keys_.empty(); }
-  const std::vector<Bytes>& keys() const { return keys_; }
+  const std::vector<Bytes>& keys() const { return keys_; }  // the primary first
+
+  // Changed live, as `serf keys` does: install adds a key (kept where it
+  // is when present), use makes an installed key the primary (the one
+  // that encrypts; all of them decrypt), remove drops a key other than
+  // the primary. Each returns why it could not, or nullopt when done.
+  std::optional<std::string> install(Bytes key);
+  std::optional<std::string> use(const Bytes& key);
+  std::optional<std::string> remove(const Bytes& key);
 
   // [vsn][12-byte nonce][ciphertext+tag]; vsn 1 unpadded, vsn 0 PKCS7.
   // The nonce comes from OpenSSL's RAND_bytes. Empty on failure (no key, a
@@ -147,6 +155,11 @@ class Membership {
   // New tags: a higher incarnation and an alive broadcast. False when the
   // encoded tags exceed 512 bytes or the node is not running.
   bool set_tags(const std::map<std::string, std::string>& tags);
+  // The keyring, read and changed on the strand (Keyring::install, use,
+  // remove); a node started without a keyring has none to change.
+  enum class KeyOp : std::uint8_t { Install, Use, Remove };
+  std::optional<std::string> change_keyring(KeyOp op, Bytes key);
+  std::vector<Bytes> keyring() const;
   void on_event(EventHandler handler);  // called on the strand; exceptions are logged and dropped
 
   // Snapshots (post to the strand and wait).
