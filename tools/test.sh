@@ -100,14 +100,14 @@ if [ "$tsan" = 1 ]; then
   cmake --build "$tbuild" -j"${MESH_JOBS:-$(nproc)}" --target \
     mesh_transport_tests mesh_transport_process_tests transport_peer mesh_peer_link_tests \
     mesh_driver_integration_tests mesh_libmesh_tests mesh_mesh_cluster_tests mesh_config_tests \
-    mesh_metrics_tests
+    mesh_trust_tests mesh_metrics_tests
   supp=$root/tests/transport/tsan.supp
   # libzmq is not built with TSan: its own hand-offs are invisible to it.
   topts=halt_on_error=1:second_deadlock_stack=1:ignore_noninstrumented_modules=1
   [ -f "$supp" ] && topts="$topts:suppressions=$supp"
   export TSAN_OPTIONS=${TSAN_OPTIONS:-$topts}
   ctest --test-dir "$tbuild" --output-on-failure --timeout 900 -j"$jobs" -L "transport|integration|unit" -LE slow \
-    -E "^(examples|fuzz)\."  # plain add_test()s whose programs are not built here
+    -E "^(examples|fuzz|node)\."  # plain add_test()s whose programs are not built here
   stage_end
 fi
 
