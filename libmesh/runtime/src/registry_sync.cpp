@@ -30,7 +30,6 @@ void MeshCore::on_member_event(const swim::MemberEvent& event) {
           signing_keys[m.name] = k->second;
         } else {
           signing_keys.erase(m.name);
-        curve_keys.erase(m.name);
         }
         if (auto k = tags->find(kCurveKeyTag); k != tags->end()) {
           curve_keys[m.name] = k->second;
@@ -60,6 +59,7 @@ void MeshCore::on_member_event(const swim::MemberEvent& event) {
         std::lock_guard lock(fetch_mu);
         fetch_backoff.erase(m.name);  // so they hold live members only
         signing_keys.erase(m.name);
+        curve_keys.erase(m.name);
       }
       {
         std::lock_guard lock(claims_mu);
