@@ -98,6 +98,8 @@ TEST(Policy, ABadFileGetsOneLineNamingItsLine) {
       {"rules:\n  - from: \"*\"\n    to: \"*\"\n", "policy: p.yaml:2: a rule needs from, to and a non-empty allow"},
       // yaml-cpp's own words follow (they vary with its version).
       {"zones: [\n", "policy: p.yaml:2: not YAML: *"},
+      {"? [a, b]\n: 1\n", "policy: p.yaml:1: *"},  // a list where a key's name belongs
+      {"zones:\n  ? {x: 1}\n  : {nodes: [\"a\"]}\n", "policy: p.yaml:2: *"},
   };
   for (const auto& [text, want] : bad) {
     try {

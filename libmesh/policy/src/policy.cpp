@@ -58,6 +58,15 @@ Policy Policy::parse(const std::string& yaml_text, const std::string& source) {
   } catch (const YAML::Exception& e) {
     throw Bad("policy: " + source + ":" + std::to_string(e.mark.line + 1) + ": not YAML: " + e.msg);
   }
+  try {
+    return from_yaml(doc, source);
+  } catch (const YAML::Exception& e) {
+    // Something of the wrong kind where a name belongs (a list as a key, ...).
+    throw Bad("policy: " + source + ":" + std::to_string(e.mark.line + 1) + ": " + e.msg);
+  }
+}
+
+Policy Policy::from_yaml(const YAML::Node& doc, const std::string& source) {
   if (!doc.IsMap()) fail(source, doc, "the policy must be a map with zones, rules and default");
   Policy p;
   p.default_allow_ = false;  // a policy file denies what it does not allow

@@ -30,6 +30,10 @@
 #include <string_view>
 #include <vector>
 
+namespace YAML {
+class Node;
+}
+
 namespace mesh {
 
 enum class PolicyAction : std::uint8_t { Notify, Request, Broadcast, Authority };
@@ -66,6 +70,8 @@ class Policy {
   bool allows(ZoneMask from, ZoneMask to, PolicyAction action) const;
 
  private:
+  static Policy from_yaml(const YAML::Node& doc, const std::string& source);
+
   struct Zone {
     std::string name;
     std::vector<std::string> nodes;
