@@ -2,9 +2,13 @@
 // mesh_cluster_test.cpp, several nodes with P2P on).
 #pragma once
 
+#include <unistd.h>
+
 #include <atomic>
 #include <chrono>
 #include <cstddef>
+#include <filesystem>
+#include <fstream>
 #include <functional>
 #include <mutex>
 #include <optional>
@@ -101,6 +105,29 @@ inline MeshOptions fast_options() {
   o.registry_fetch_timeout = std::chrono::seconds(2);
   return o;
 }
+
+// A directory of its own under the system's temporary one, removed with
+// everything in it at the end of the scope; path is empty if it could not
+// be made.
+struct ScratchDir {
+  std::string path;
+  ScratchDir() {
+    std::string t = (std::filesystem::temp_directory_path() / "mesh-test-XXXXXX").string();
+    path = ::mkdtemp(t.data()) ? t : std::string();
+  }
+  ~ScratchDir() {
+    std::error_code ec;
+    std::filesystem::remove_all(path, ec);
+  }
+  ScratchDir(const ScratchDir&) = delete;
+  ScratchDir& operator=(const ScratchDir&) = delete;
+  // Writes `text` to the file `name` in it; returns the file's path.
+  std::string write(const std::string& name, const std::string& text) const {
+    const std::string p = path + "/" + name;
+    std::ofstream(p) << text;
+    return p;
+  }
+};
 
 // The seed address of a started P2P mesh on 127.0.0.1.
 inline std::string seed_of(const Mesh& m) { return "127.0.0.1:" + std::to_string(m.swim_port()); }

@@ -36,22 +36,7 @@ using test::seed_of;
 
 constexpr char kGossipKey[] = "cg8StVXbQJ0gPvMd9o7yrg==";
 
-struct ScratchDir {
-  std::string path;
-  ScratchDir() {
-    std::string t = (std::filesystem::temp_directory_path() / "mesh-trust-XXXXXX").string();
-    path = ::mkdtemp(t.data()) ? t : std::string();
-  }
-  ~ScratchDir() {
-    std::error_code ec;
-    std::filesystem::remove_all(path, ec);
-  }
-  std::string write(const std::string& name, const std::string& text) const {
-    const std::string p = path + "/" + name;
-    std::ofstream(p) << text;
-    return p;
-  }
-};
+using test::ScratchDir;
 
 // A P2P node on 127.0.0.1 with the gossip key, ports of the kernel's
 // choosing, and the given extra settings (JC_POLICY, JC_TRUST_KEY, ...).

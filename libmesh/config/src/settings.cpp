@@ -87,15 +87,7 @@ const std::vector<Setting>& settings() {
        "file holding the admin token (instead of admin_token)",
        // Read once every source is in (node_config.cpp): a later source may
        // name another file, and only the one that wins must exist.
-       [](NodeConfig& c, std::string_view v) -> Problem {
-         v = trim(v);
-         for (char ch : v) {
-           const auto u = static_cast<unsigned char>(ch);
-           if (u < 0x20 || u == 0x7f) return quote(v) + " contains a control character";
-         }
-         c.admin_token_file = std::string(v);
-         return std::nullopt;
-       }},
+       [](NodeConfig& c, std::string_view v) { return set_file_path(c.admin_token_file, v); }},
       {"admin_read_auth", "JC_ADMIN_READ_AUTH", "--admin-read-auth", "BOOL",
        "the admin API's GET routes need the token too, all but /healthz (default false)",
        [](NodeConfig& c, std::string_view v) { return set_bool(c.admin_read_auth, v); }},
@@ -107,15 +99,7 @@ const std::vector<Setting>& settings() {
       {"gossip_key_file", "JC_GOSSIP_KEY_FILE", "--gossip-key-file", "FILE",
        "file holding the gossip key (instead of gossip_key)",
        // Read once every source is in, as admin_token_file.
-       [](NodeConfig& c, std::string_view v) -> Problem {
-         v = trim(v);
-         for (char ch : v) {
-           const auto u = static_cast<unsigned char>(ch);
-           if (u < 0x20 || u == 0x7f) return quote(v) + " contains a control character";
-         }
-         c.gossip_key_file = std::string(v);
-         return std::nullopt;
-       }},
+       [](NodeConfig& c, std::string_view v) { return set_file_path(c.gossip_key_file, v); }},
       {"zmq_port", "JC_ZMQ_PORT", "--zmq-port", "PORT",
        "ZeroMQ port, for agents (default: SWIM port + 1000)",
        [](NodeConfig& c, std::string_view v) { return set_port(c.zmq_port, v); }},

@@ -281,12 +281,20 @@ Problem set_gossip_key(std::vector<std::uint8_t>& out, std::string_view text) {
   return std::nullopt;
 }
 
+namespace {
+
+bool has_control_character(std::string_view text) {
+  return std::any_of(text.begin(), text.end(), [](char ch) {
+    const auto u = static_cast<unsigned char>(ch);
+    return u < 0x20 || u == 0x7f;
+  });
+}
+
+}  // namespace
+
 Problem set_file_path(std::string& out, std::string_view text) {
   text = trim(text);
-  for (char ch : text) {
-    const auto u = static_cast<unsigned char>(ch);
-    if (u < 0x20 || u == 0x7f) return quote(text) + " contains a control character";
-  }
+  if (has_control_character(text)) return quote(text) + " contains a control character";
   out = std::string(text);
   return std::nullopt;
 }
@@ -328,10 +336,7 @@ Problem set_directory(std::string& out, std::string_view text) {
     return std::nullopt;
   }
   if (text.front() != '/') return quote(text) + " is not an absolute path";
-  for (char ch : text) {
-    const auto u = static_cast<unsigned char>(ch);
-    if (u < 0x20 || u == 0x7f) return quote(text) + " contains a control character";
-  }
+  if (has_control_character(text)) return quote(text) + " contains a control character";
   out = std::string(text);
   return std::nullopt;
 }
