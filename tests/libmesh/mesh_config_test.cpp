@@ -371,17 +371,7 @@ Environment gossip_env(const std::string& name, const std::string& data_dir = {}
   return env;
 }
 
-struct ScratchDir {
-  std::string path;
-  ScratchDir() {
-    std::string t = (std::filesystem::temp_directory_path() / "mesh-keys-XXXXXX").string();
-    path = ::mkdtemp(t.data()) ? t : std::string();
-  }
-  ~ScratchDir() {
-    std::error_code ec;
-    std::filesystem::remove_all(path, ec);
-  }
-};
+using test::ScratchDir;
 
 // With a gossip key and nothing else, agent traffic runs over CURVE: each
 // node publishes a public key and the nodes talk. The pair of a node with a
@@ -705,9 +695,13 @@ TEST(MeshGossipKeys, ARotationAcrossThreeNodesLosesNothing) {
       << echo.notify_count() << " of " << sent.load();
   EXPECT_EQ(talker.peers().delivery_stats().notifies_failed, 0u);
   EXPECT_EQ(lost_nodes.load(), 0);
+  // Nobody dead or gone. (A member may be suspect for a moment on a loaded
+  // machine: a probe answered late is not a death, and the test is about
+  // deaths.)
   for (Mesh* m : {&n1, &n2, &n3}) {
     for (const auto& info : m->membership_for_test()->members()) {
-      EXPECT_EQ(info.member.state, swim::MemberState::Alive) << m->node_name() << " sees " << info.member.name;
+      EXPECT_TRUE(info.member.state == swim::MemberState::Alive || info.member.state == swim::MemberState::Suspect)
+          << m->node_name() << " sees " << info.member.name << " " << swim::to_string(info.member.state);
     }
   }
   EXPECT_THROW(n1.keys_async(Mesh::KeyOp::Install, "not base64", 1s, [](auto) {}), std::invalid_argument);
