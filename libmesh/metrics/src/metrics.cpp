@@ -209,6 +209,10 @@ std::vector<MetricFamily> transport_families(const transport::TransportStats& s)
   }
   out.push_back(std::move(latency));
 
+  out.push_back(counter("mesh_transport_connections_revoked_total",
+                        "Inbound connections closed because their CURVE key was revoked (the member "
+                        "died, left or was re-keyed).",
+                        s.connections_revoked));
   out.push_back(counter("mesh_transport_requests_timed_out_total", "Requests that got no reply in time.",
                         s.requests_timed_out));
   out.push_back(counter("mesh_transport_requests_failed_fast_total",

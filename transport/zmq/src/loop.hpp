@@ -40,6 +40,7 @@
 //     DEALER ourselves with a backoff.
 #pragma once
 
+#include <sys/socket.h>
 #include <zmq.hpp>
 
 #include <cstddef>
@@ -226,6 +227,12 @@ class Loop {
   std::string_view node_of(std::string_view identity, const zmq::message_t& body) const;
   void own_key(const std::string& z85, const std::string& node);
   void disown_key(const std::string& z85, const std::string& node);
+  // The connection a frame read at the ROUTER came over, noted under its
+  // key, so that disown_key() can close it (close_connections_of).
+  void note_connection(const zmq::message_t& body);
+  void close_connections_of(const std::string& z85);
+  // Closes the connection `body` came over: its key has no owner.
+  void close_connection_of(const zmq::message_t& body);
 
   std::shared_ptr<Core> core_;
   const TransportOptions& options_;
@@ -267,6 +274,16 @@ class Loop {
   // node, allowed_clients and every peer with a key. A key is not handed
   // to a second node while its first holder keeps it.
   std::unordered_map<std::string, std::string, StringHash, std::equal_to<>> key_owner_;
+  // Under CURVE: the inbound connections frames came over, by socket (the
+  // file descriptor libzmq reads them from): the key they were made with
+  // and the peer's address, which tells a descriptor reused for another
+  // connection from the one we saw.
+  struct Connection {
+    std::string key;
+    sockaddr_storage peer{};
+    socklen_t peer_len = 0;
+  };
+  std::unordered_map<int, Connection> connections_;
 
   // Frames admit() asked to hold, by sender node, oldest first.
   struct Held {

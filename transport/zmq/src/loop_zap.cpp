@@ -2,7 +2,10 @@
 // in or not, and the node each frame read at the ROUTER is from.
 #include "loop.hpp"
 
+#include <sys/socket.h>
+
 #include <array>
+#include <cstring>
 #include <string>
 #include <vector>
 
@@ -30,7 +33,8 @@ std::string bin_to_z85(std::string_view bin) {
 // we return is the key itself (Z85): libzmq attaches it to every message
 // of that connection as "User-Id", and node_of() looks its owner up again
 // for each frame, so a key that loses its owner stops being believed at
-// once, though its connection stays open. The routing id the client
+// once; its connections are closed then too (close_connections_of), and a
+// client that reconnects meets this handler again. The routing id the client
 // announces plays no part (and under CURVE our DEALERs announce none: the
 // ROUTER numbers connections itself, so no client can take over another's
 // routing id and with it the replies owed to that node).
@@ -76,13 +80,75 @@ std::string_view Loop::node_of(std::string_view identity, const zmq::message_t& 
   return it == key_owner_.end() ? std::string_view() : std::string_view(it->second);
 }
 
+// Connections are closed with shutdown(2), never close(2): the descriptor
+// stays libzmq's, which sees the connection end as if the peer had gone
+// and cleans up on its own I/O thread. ZeroMQ has no call to close one
+// connection of a ROUTER; the descriptor of the connection a message came
+// over is what it offers (ZMQ_SRCFD).
+namespace {
+
+int source_fd(const zmq::message_t& body) {
+  // zmq_msg_get is C: cppzmq's get() wraps only ZMQ_MORE's use.
+  return zmq_msg_get(body.handle(), ZMQ_SRCFD);
+}
+
+}  // namespace
+
+void Loop::note_connection(const zmq::message_t& body) {
+  const int fd = source_fd(body);
+  const char* key = zmq_msg_gets(body.handle(), "User-Id");
+  if (fd < 0 || key == nullptr) return;
+  auto [it, fresh] = connections_.try_emplace(fd);
+  if (!fresh && it->second.key == key) return;  // the common case: one lookup
+  // A new connection, or the descriptor now serves one made with another key.
+  Connection c;
+  c.key = key;
+  c.peer_len = sizeof c.peer;
+  if (::getpeername(fd, reinterpret_cast<sockaddr*>(&c.peer), &c.peer_len) != 0) {
+    connections_.erase(it);
+    return;
+  }
+  it->second = std::move(c);
+}
+
+void Loop::close_connections_of(const std::string& z85) {
+  for (auto it = connections_.begin(); it != connections_.end();) {
+    if (it->second.key != z85) {
+      ++it;
+      continue;
+    }
+    // The connection we saw may have ended and its descriptor gone to
+    // another: close only if it still leads to the same peer address.
+    sockaddr_storage now{};
+    socklen_t len = sizeof now;
+    const Connection& c = it->second;
+    if (::getpeername(it->first, reinterpret_cast<sockaddr*>(&now), &len) == 0 && len == c.peer_len &&
+        std::memcmp(&now, &c.peer, len) == 0 && ::shutdown(it->first, SHUT_RDWR) == 0) {
+      bump(core_->counters.connections_revoked);
+    }
+    it = connections_.erase(it);
+  }
+}
+
+void Loop::close_connection_of(const zmq::message_t& body) {
+  // The descriptor just delivered this message, so it is still this
+  // connection's: libzmq closes it only after the connection ended.
+  const int fd = source_fd(body);
+  if (fd < 0) return;
+  connections_.erase(fd);
+  if (::shutdown(fd, SHUT_RDWR) == 0) bump(core_->counters.connections_revoked);
+}
+
 void Loop::own_key(const std::string& z85, const std::string& node) {
   if (options_.curve && is_valid_curve_key(z85)) key_owner_.try_emplace(z85, node);
 }
 
 void Loop::disown_key(const std::string& z85, const std::string& node) {
   const auto it = key_owner_.find(z85);
-  if (it != key_owner_.end() && it->second == node) key_owner_.erase(it);
+  if (it != key_owner_.end() && it->second == node) {
+    key_owner_.erase(it);
+    close_connections_of(z85);
+  }
 }
 
 }  // namespace mesh::transport::detail

@@ -32,6 +32,7 @@ TransportStats Transport::stats() const {
   s.frames_bad_version = get(c.frames_bad_version);
   s.frames_unauthenticated = get(c.frames_unauthenticated);
   s.frames_forged = get(c.frames_forged);
+  s.connections_revoked = get(c.connections_revoked);
   s.frames_denied = get(c.frames_denied);
   s.frames_held = get(c.frames_held);
   s.frames_holding = get(c.frames_holding);

@@ -333,6 +333,10 @@ struct TransportStats {
   // sender_node other than the connection's node, or, under CURVE, a
   // connection whose key no member holds any more.
   std::uint64_t frames_forged = 0;
+  // Under CURVE: connections we closed because their key was revoked (its
+  // member died, left or was re-keyed). The client may reconnect; its new
+  // handshake goes through ZAP again.
+  std::uint64_t connections_revoked = 0;
   // Refused by TransportOptions::admit with another code than
   // Unauthenticated (PermissionDenied).
   std::uint64_t frames_denied = 0;
