@@ -238,5 +238,48 @@ TEST(MeshPolicy, ABadPolicyFileStopsTheStart) {
   }
 }
 
+// A reload puts a new policy in force from the next message on, at both
+// ends and in discovery; a file that does not parse changes nothing; a node
+// started without a policy has none to reload.
+TEST(MeshPolicy, AReloadedPolicyHoldsFromTheNextMessage) {
+  ScratchDir dir;
+  ASSERT_FALSE(dir.path.empty());
+  const std::string closed = "zones:\n  all:\n    nodes: [\"*\"]\nrules: []\n";
+  const std::string open = "zones:\n  all:\n    nodes: [\"*\"]\nrules:\n  - from: all\n    to: all\n"
+                           "    allow: [notify, request]\n";
+  const std::string path = dir.write("policy.yaml", closed);
+  Mesh a(node("reload-a", {}, {{"JC_POLICY", path}}), fast_options());
+  a.add<Echo>("a-echo");
+  a.start();
+  Mesh b(node("reload-b", {seed_of(a)}, {{"JC_POLICY", path}}), fast_options());
+  auto& probe = b.add<Probe>("b-probe");
+  b.start();
+  ASSERT_TRUE(eventually([&] { return b.directory().all().size() == 2; }));
+  EXPECT_TRUE(probe.peers().registry().empty());
+  EXPECT_EQ(probe.peers().request_detailed("a-echo", {{"q", 1}}, 10s).error, ErrorCode::PermissionDenied);
+
+  // b allows, a does not yet: refused at the receiver.
+  dir.write("policy.yaml", open);
+  EXPECT_EQ(b.reload_policy(), std::nullopt);
+  EXPECT_TRUE(probe.peers().registry().contains("a-echo"));
+  const auto denied = a.stats().policy_denied_received;
+  EXPECT_EQ(probe.peers().request_detailed("a-echo", {{"q", 2}}, 10s).error, ErrorCode::PermissionDenied);
+  EXPECT_EQ(a.stats().policy_denied_received, denied + 1);
+  EXPECT_EQ(a.reload_policy(), std::nullopt);
+  EXPECT_TRUE(probe.peers().request_detailed("a-echo", {{"q", 3}}, 10s).ok());
+
+  // A broken file: the policy in force stays.
+  dir.write("policy.yaml", "zones: [\n");
+  const auto error = b.reload_policy();
+  ASSERT_TRUE(error.has_value());
+  EXPECT_EQ(error->rfind("policy: " + path + ":", 0), 0u) << *error;
+  EXPECT_TRUE(probe.peers().request_detailed("a-echo", {{"q", 4}}, 10s).ok());
+
+  Mesh plain(node("reload-plain", {}), fast_options());
+  EXPECT_THROW(plain.reload_policy(), std::logic_error);
+  b.stop();
+  a.stop();
+}
+
 }  // namespace
 }  // namespace mesh

@@ -396,3 +396,13 @@ Problem set_tags(NodeConfig& c, std::string_view text) {
 }
 
 }  // namespace mesh::config_detail
+
+namespace mesh {
+
+std::string parse_seed_address(std::string_view text) {
+  auto r = config_detail::parse_seed(text);
+  if (auto* p = std::get_if<config_detail::Problem>(&r)) throw ConfigError("seed " + **p);
+  return std::get<std::string>(std::move(r));
+}
+
+}  // namespace mesh

@@ -73,7 +73,7 @@ PeerEventKind event_kind(DirectoryEventKind k) {
 // to start when it is wrong (std::invalid_argument, one line).
 void MeshCore::load_trust() {
   if (!config.policy_file.empty()) {
-    policy = Policy::load(config.policy_file);  // names the file and line when wrong
+    policy = std::make_shared<const Policy>(Policy::load(config.policy_file));  // names the file and line when wrong
     policy_on = true;
   }
   if (!config.trust_key.empty()) {

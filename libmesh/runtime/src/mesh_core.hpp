@@ -147,8 +147,12 @@ struct MeshCore {
   // The zones of an agent of `role` on `node` (a bit per zone), kept until
   // a node's certified claims change: per message, the policy costs two
   // lookups and a pass over its rules.
-  Policy::ZoneMask zones_of(std::string_view node, std::string_view role) const;
+  // Each answer comes from one policy: `p`, a snapshot of policy_now().
+  Policy::ZoneMask zones_of(const Policy& p, std::string_view node, std::string_view role) const;
   void forget_zones();
+  // The policy in force (null without one); reload_policy() replaces it.
+  std::shared_ptr<const Policy> policy_now() const;
+  std::optional<std::string> reload_policy();
   void load_trust();  // at construction (mesh_core.cpp)
   // May this node's agent `from_agent`, of `from_role`, do `action` to
   // `peer`? Counts and logs a refusal (the sender's side).
@@ -187,9 +191,10 @@ struct MeshCore {
   std::string signing_key_tag;  // the "skey" tag: the public half of the node's own signer
   // Trust policy (JC_POLICY), and the trust key that certifies zone claims
   // (JC_TRUST_KEY) with this node's own certificate (JC_NODE_CERT),
-  // checked at construction. Constant once constructed.
+  // checked at construction. policy_on is constant once constructed; the
+  // policy itself is replaced whole by a reload, under zone_cache_mu with
+  // the zone cache computed from it.
   bool policy_on = false;
-  Policy policy;
   std::optional<ed25519::PublicKey> trust_key;
   std::string own_cert;
   std::vector<std::string> own_claims;
@@ -198,7 +203,9 @@ struct MeshCore {
   mutable std::mutex claims_mu;
   std::map<std::string, std::vector<std::string>, std::less<>> node_claims;
   mutable std::mutex zone_cache_mu;
-  mutable std::unordered_map<std::string, Policy::ZoneMask> zone_cache;  // "node\nrole" -> zones
+  std::shared_ptr<const Policy> policy;                                    // under zone_cache_mu
+  mutable std::unordered_map<std::string, Policy::ZoneMask> zone_cache;  // "node\nrole" -> zones, under `policy`
+  std::mutex reload_mu;  // one reload at a time
   static constexpr std::size_t kZoneCacheMax = 65536;  // past it, the cache starts over
   // Audit lines: at most one a second, the rest counted in the next.
   std::mutex audit_mu;

@@ -6,6 +6,8 @@
 
 #include <algorithm>
 #include <chrono>
+#include <memory>
+#include <stdexcept>
 
 #include "mesh/text.hpp"
 #include "mesh_core.hpp"
@@ -27,17 +29,20 @@ std::vector<std::string> MeshCore::claims_of(std::string_view node) const {
   return it == node_claims.end() ? std::vector<std::string>() : it->second;
 }
 
-Policy::ZoneMask MeshCore::zones_of(std::string_view node, std::string_view role) const {
+Policy::ZoneMask MeshCore::zones_of(const Policy& p, std::string_view node, std::string_view role) const {
   std::string key;
   key.reserve(node.size() + role.size() + 1);
   key.append(node).append(1, '\n').append(role);
   {
     std::lock_guard lock(zone_cache_mu);
-    if (const auto it = zone_cache.find(key); it != zone_cache.end()) return it->second;
+    if (policy.get() == &p) {
+      if (const auto it = zone_cache.find(key); it != zone_cache.end()) return it->second;
+    }
   }
   const auto claims = claims_of(node);
-  const auto mask = policy.mask_of(PolicySubject{node, role, &claims});
+  const auto mask = p.mask_of(PolicySubject{node, role, &claims});
   std::lock_guard lock(zone_cache_mu);
+  if (policy.get() != &p) return mask;  // reloaded meanwhile: the cache is the new policy's
   if (zone_cache.size() >= kZoneCacheMax) zone_cache.clear();
   zone_cache.emplace(std::move(key), mask);
   return mask;
@@ -48,9 +53,34 @@ void MeshCore::forget_zones() {
   zone_cache.clear();
 }
 
+std::shared_ptr<const Policy> MeshCore::policy_now() const {
+  std::lock_guard lock(zone_cache_mu);
+  return policy;
+}
+
+std::optional<std::string> MeshCore::reload_policy() {
+  if (!policy_on) throw std::logic_error("reload: this node runs without a policy (policy_file, JC_POLICY)");
+  std::lock_guard one(reload_mu);
+  std::shared_ptr<const Policy> next;
+  try {
+    next = std::make_shared<const Policy>(Policy::load(config.policy_file));
+  } catch (const std::invalid_argument& e) {
+    spdlog::warn("{}: the policy was not reloaded, the one in force stays: {}", node_name, e.what());
+    return e.what();
+  }
+  {
+    std::lock_guard lock(zone_cache_mu);
+    policy = std::move(next);
+    zone_cache.clear();
+  }
+  spdlog::info("{}: policy reloaded from {}", node_name, config.policy_file);
+  return std::nullopt;
+}
+
 bool MeshCore::allows_send(std::string_view from_role, const PeerInfo& peer, PolicyAction action) const {
   if (!policy_on) return true;
-  return policy.allows(zones_of(node_name, from_role), zones_of(peer.card.node, peer.card.role), action);
+  const auto p = policy_now();
+  return p->allows(zones_of(*p, node_name, from_role), zones_of(*p, peer.card.node, peer.card.role), action);
 }
 
 bool MeshCore::may_send(std::string_view from_agent, std::string_view from_role, const PeerInfo& peer,
@@ -63,11 +93,12 @@ bool MeshCore::may_send(std::string_view from_agent, std::string_view from_role,
 
 void MeshCore::keep_reachable(std::vector<PeerInfo>& peers, std::string_view from_role) const {
   if (!policy_on) return;
-  const auto from = zones_of(node_name, from_role);
+  const auto now = policy_now();
+  const auto from = zones_of(*now, node_name, from_role);
   std::erase_if(peers, [&](const PeerInfo& p) {
-    const auto to = zones_of(p.card.node, p.card.role);
+    const auto to = zones_of(*now, p.card.node, p.card.role);
     for (auto a : {PolicyAction::Notify, PolicyAction::Request, PolicyAction::Broadcast}) {
-      if (policy.allows(from, to, a)) return false;
+      if (now->allows(from, to, a)) return false;
     }
     return true;
   });
@@ -80,7 +111,8 @@ bool MeshCore::may_receive(std::string_view node, std::string_view sender, std::
   // admit() checked before that the node holds that agent.
   const std::string sender_role = sender.starts_with('$') ? std::string() : directory.role_of(sender).value_or("");
   const std::string target_role = directory.role_of(target).value_or("");
-  if (policy.allows(zones_of(node, sender_role), zones_of(node_name, target_role), action)) return true;
+  const auto p = policy_now();
+  if (p->allows(zones_of(*p, node, sender_role), zones_of(*p, node_name, target_role), action)) return true;
   stats.policy_denied_received.fetch_add(1);
   audit_denied("receiver", std::string(node) + "/" + std::string(sender), node_name + "/" + std::string(target),
                action);

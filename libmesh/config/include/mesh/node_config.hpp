@@ -161,6 +161,12 @@ Environment current_environment();
 // mesh-node --check-config uses it to reject unknown JC_* variables.
 const std::vector<std::string>& config_environment_variables();
 
+// One seed as JC_SEED_NODES takes it ("host:port", "[v6]:port", or a host
+// alone for the default SWIM port), normalised for joining; throws
+// ConfigError (one line, naming the seed) when it is not one. For seeds
+// given later than the configuration (`meshctl join`).
+std::string parse_seed_address(std::string_view text);
+
 // gethostname(), or "localhost" if that fails.
 std::string local_hostname();
 

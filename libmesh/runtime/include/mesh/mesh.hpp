@@ -174,6 +174,22 @@ class Mesh {
   static std::optional<KeyOp> key_op_from(std::string_view name);
   static std::string_view to_string(KeyOp op);
 
+  // ---- operations (the admin API's join and reload) ------------------------
+  // Joins the cluster through `seeds`, as `serf join` does: each as
+  // JC_SEED_NODES takes it ("host:port", "[v6]:port", a host alone). Waits
+  // until one of them answers (nullopt) or `timeout` passes (the reason;
+  // the join keeps retrying in the background, as the start-up join does,
+  // which this one replaces if it is still retrying). Throws ConfigError
+  // (one line) for a malformed seed or none, std::logic_error when P2P is
+  // not running. Blocks: not from an agent's thread nor SWIM's.
+  std::optional<std::string> join(const std::vector<std::string>& seeds, std::chrono::milliseconds timeout);
+  // Reads the policy file (policy_file, JC_POLICY) again and enforces it
+  // from the next message on. A file that does not parse changes nothing:
+  // the answer is its one-line error ("policy: <file>:<line>: ...").
+  // Throws std::logic_error when the node was started without a policy
+  // (turning a policy on or off takes a restart).
+  std::optional<std::string> reload_policy();
+
   // The bound ports (P2P on, after start): useful when configured as 0.
   std::uint16_t swim_port() const;
   std::uint16_t zmq_port() const;

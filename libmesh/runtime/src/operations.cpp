@@ -1,0 +1,47 @@
+// What an operator does to a running node besides keys (keys.cpp): join
+// more seeds, as `serf join` does, and reload the policy file. The admin
+// API's POST /v1/join and /v1/reload call these; mesh-node reloads on
+// SIGHUP too.
+#include <future>
+#include <memory>
+#include <mutex>
+#include <shared_mutex>
+#include <stdexcept>
+
+#include "mesh/mesh.hpp"
+#include "mesh/swim/membership.hpp"
+#include "mesh_core.hpp"
+
+namespace mesh {
+
+using detail::MeshCore;
+
+std::optional<std::string> Mesh::join(const std::vector<std::string>& seeds, std::chrono::milliseconds timeout) {
+  if (seeds.empty()) throw ConfigError("join: no seed given");
+  std::vector<std::string> addresses;
+  addresses.reserve(seeds.size());
+  for (const auto& s : seeds) addresses.push_back(parse_seed_address(s));
+
+  MeshCore& c = *core_;
+  // Set once, on SWIM's strand, when a seed answers; the future outlives
+  // an answer that comes after we stopped waiting.
+  auto answered = std::make_shared<std::promise<void>>();
+  auto done = answered->get_future();
+  {
+    // Only to start the join: stop() must not wait for our timeout.
+    std::shared_lock readers(c.membership_readers);
+    swim::Membership* m = nullptr;
+    {
+      std::lock_guard lock(c.mu);
+      if (c.membership_alive.load()) m = c.membership.get();
+    }
+    if (!m) throw std::logic_error("join: membership is not running on this node");
+    m->join(std::move(addresses), [answered] { answered->set_value(); });
+  }
+  if (done.wait_for(timeout) == std::future_status::ready) return std::nullopt;
+  return "no seed answered within " + std::to_string(timeout.count()) + " ms (still trying in the background)";
+}
+
+std::optional<std::string> Mesh::reload_policy() { return core_->reload_policy(); }
+
+}  // namespace mesh
