@@ -350,5 +350,82 @@ TEST(AdminApi, MeshctlKeysRotatesTheGossipKeyOnEveryMember) {
   EXPECT_EQ(keys(a, {"install"}).exit_code, 2);  // usage: no key
 }
 
+// `meshctl join`, `reload` and `leave` (serf's verbs) against mesh-node
+// processes: each needs the token; join reports a seed that answers and
+// one that does not; reload takes a good policy file and keeps the old
+// policy for a bad one (SIGHUP does the same); leave answers, then the
+// node leaves gracefully (its peer sees it "left", not dead) and exits 0.
+TEST(AdminApi, MeshctlJoinReloadAndLeave) {
+  TempDir dir;
+  const std::string token_file = dir.write("admin-token", kToken + "\n");
+  const std::string good = "zones:\n  all:\n    nodes: [\"*\"]\nrules:\n  - from: all\n    to: all\n"
+                           "    allow: [notify, request]\n";
+  const std::string policy = dir.write("policy.yaml", good);
+  const std::vector<std::string> flags = {"--admin-token-file", token_file, "--policy", policy};
+  Node a(dir, MESH_NODE_BIN, "ja", flags);
+  Node b(dir, MESH_NODE_BIN, "jb", flags);
+  ASSERT_EQ(b.alive_members().size(), 1u);
+
+  for (const std::string route : {"/v1/join", "/v1/leave", "/v1/reload"}) {
+    const auto r = http_post("127.0.0.1", b.admin, route, "{}", 10s, {});
+    EXPECT_EQ(r.status, 401u) << route << " " << r.body;
+  }
+  auto ctl = [&](const Node& n, std::vector<std::string> args) {
+    args.insert(args.begin(), {"--token-file", token_file});
+    return n.meshctl(std::move(args));
+  };
+
+  RunResult r = ctl(b, {"join", "nowhere:99999"});
+  EXPECT_EQ(r.exit_code, 1) << r.out << r.err;
+  EXPECT_NE(r.err.find("HTTP 400"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("not a port"), std::string::npos) << r.err;
+  r = ctl(b, {"join", "127.0.0.1:" + std::to_string(free_port()), "--timeout-ms", "1500"});
+  EXPECT_EQ(r.exit_code, 1) << r.out << r.err;
+  EXPECT_NE(r.err.find("HTTP 504"), std::string::npos) << r.err;
+  r = ctl(b, {"join", a.seed()});
+  ASSERT_EQ(r.exit_code, 0) << r.out << r.err;
+  EXPECT_NE(r.out.find("joined the cluster"), std::string::npos) << r.out;
+  wait_for_or_fail(
+      "two alive members", 30s, [&] { return a.alive_members().size() == 2 && b.alive_members().size() == 2; },
+      [&] { return a.process->log_tail() + b.process->log_tail(); }, 200ms);
+
+  r = ctl(b, {"reload"});
+  ASSERT_EQ(r.exit_code, 0) << r.out << r.err;
+  EXPECT_NE(r.out.find("reloaded: policy"), std::string::npos) << r.out;
+  dir.write("policy.yaml", "zones:\n  all:\n    nodes: [\"*\"]\nrules:\n  - from: all\n    to: elsewhere\n");
+  r = ctl(b, {"reload"});
+  EXPECT_EQ(r.exit_code, 1) << r.out << r.err;
+  EXPECT_NE(r.err.find("HTTP 400 policy: " + policy + ":6: no zone named"), std::string::npos) << r.err;
+  a.process->signal(SIGHUP);
+  wait_for_or_fail(
+      "SIGHUP's reload, refused", 20s,
+      [&] { return a.process->log_tail(50).find("the policy was not reloaded") != std::string::npos; },
+      [&] { return a.process->log_tail(); }, 100ms);
+  dir.write("policy.yaml", good);
+  a.process->signal(SIGHUP);
+  wait_for_or_fail(
+      "SIGHUP's reload", 20s, [&] { return a.process->log_tail(50).find("policy reloaded from") != std::string::npos; },
+      [&] { return a.process->log_tail(); }, 100ms);
+  EXPECT_EQ(a.alive_members().size(), 2u);  // a reload leaves membership alone
+
+  r = ctl(b, {"leave"});
+  ASSERT_EQ(r.exit_code, 0) << r.out << r.err;
+  EXPECT_NE(r.out.find("is leaving the cluster"), std::string::npos) << r.out;
+  EXPECT_EQ(b.process->wait_exit(30s), std::optional<int>(0)) << b.process->log_tail();
+  EXPECT_NE(b.process->log_tail(50).find("asked to leave through the admin API"), std::string::npos)
+      << b.process->log_tail();
+  wait_for_or_fail(
+      "jb seen as left", 30s,
+      [&] {
+        const Json list = a.meshctl_json("members");
+        if (!list.is_array()) return false;
+        for (const auto& m : list) {
+          if (m.value("name", "") == "jb") return m.value("state", "") == "left";
+        }
+        return false;
+      },
+      [&] { return a.process->log_tail(); }, 200ms);
+}
+
 }  // namespace
 }  // namespace mesh::test

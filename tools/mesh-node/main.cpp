@@ -8,13 +8,15 @@
 // endpoint (examples/mesh_agents.cpp). docs/mesh-node.md is the manual.
 //
 // Threads: the Mesh's (transport, SWIM, control) and the admin endpoint's.
-// SIGINT and SIGTERM are blocked in all of them and taken by the main
-// thread with sigwait: the first starts the graceful leave (Mesh::stop,
-// bounded by leave_timeout) on a thread of its own while /healthz answers
-// "leaving"; a second one during the leave exits at once.
+// SIGINT, SIGTERM and SIGHUP are blocked in all of them and taken by the
+// main thread with sigwait. SIGINT or SIGTERM (or POST /v1/leave, `meshctl
+// leave`) starts the graceful leave (Mesh::stop, bounded by leave_timeout)
+// on a thread of its own while /healthz answers "leaving"; a second signal
+// during the leave exits at once. SIGHUP reloads the policy file (as POST
+// /v1/reload, `meshctl reload`); a bad file is logged and changes nothing.
 //
-// Exit codes: 0 after a signal (graceful leave), 1 when the node cannot
-// start, 2 on bad configuration.
+// Exit codes: 0 after a graceful leave, 1 when the node cannot start, 2 on
+// bad configuration.
 #include <pthread.h>
 #include <signal.h>
 
@@ -31,6 +33,7 @@
 #include <vector>
 
 #include "mesh/admin_endpoint.hpp"
+#include "mesh/mesh_admin.hpp"
 #include "mesh/cli.hpp"
 #include "mesh/logging.hpp"
 #include "mesh/mesh.hpp"
@@ -55,7 +58,16 @@ void setup_logging(const NodeConfig& cfg) {
 }
 
 const char* signal_name(int sig) {
-  return sig == SIGTERM ? "SIGTERM" : sig == SIGINT ? "SIGINT" : "signal";
+  return sig == SIGTERM ? "SIGTERM" : sig == SIGINT ? "SIGINT" : sig == SIGHUP ? "SIGHUP" : "signal";
+}
+
+// SIGHUP: what POST /v1/reload does, with the outcome in the log.
+void reload(Mesh& mesh) {
+  if (mesh.config().policy_file.empty()) {
+    spdlog::info("received SIGHUP: nothing to reload (no policy file)");
+    return;
+  }
+  if (auto error = mesh.reload_policy()) spdlog::error("received SIGHUP: {}", *error);
 }
 
 // A node that peers could not reach is bad configuration (exit 2). Checked
@@ -69,7 +81,7 @@ void check_advertise_host(const NodeConfig& c) {
   }
 }
 
-// The next SIGINT or SIGTERM (blocked in every thread), or 0 after
+// The next signal of `set` (blocked in every thread), or 0 after
 // `timeout_ms` without one.
 int next_signal(const sigset_t& set, long timeout_ms) {
   timespec ts{timeout_ms / 1000, (timeout_ms % 1000) * 1'000'000};
@@ -87,6 +99,7 @@ int run(NodeConfig cfg) {
   sigemptyset(&stop_signals);
   sigaddset(&stop_signals, SIGINT);
   sigaddset(&stop_signals, SIGTERM);
+  sigaddset(&stop_signals, SIGHUP);
   pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
 
   check_advertise_host(cfg);
@@ -102,6 +115,8 @@ int run(NodeConfig cfg) {
   Mesh mesh(cfg);
   // Binds now: a taken admin port fails before the node joins anyone.
   AdminEndpoint admin(mesh);
+  std::atomic<bool> leave_asked{false};
+  admin.api().on_leave([&leave_asked] { leave_asked = true; });
   mesh.start();  // binds SWIM and ZeroMQ, joins the seeds
   admin.start();
   const bool v6 = cfg.swim_host.find(':') != std::string::npos;
@@ -111,8 +126,18 @@ int run(NodeConfig cfg) {
   if (cfg.seeds.empty()) spdlog::info("no seeds: waiting to be joined");
 
   int sig = 0;
-  while (sig == 0) sig = next_signal(stop_signals, 1000);
-  spdlog::info("received {}: leaving the cluster", signal_name(sig));
+  while (sig == 0 && !leave_asked) {
+    sig = next_signal(stop_signals, 200);
+    if (sig == SIGHUP) {
+      reload(mesh);
+      sig = 0;
+    }
+  }
+  if (sig != 0) {
+    spdlog::info("received {}: leaving the cluster", signal_name(sig));
+  } else {
+    spdlog::info("asked to leave through the admin API: leaving the cluster");
+  }
   admin.set_leaving();
   // The leave on a thread of its own, so that a second signal is heard.
   std::atomic<bool> stopped{false};
@@ -121,7 +146,7 @@ int run(NodeConfig cfg) {
     stopped = true;
   });
   while (!stopped) {
-    if (const int again = next_signal(stop_signals, 100); again != 0) {
+    if (const int again = next_signal(stop_signals, 100); again != 0 && again != SIGHUP) {
       // The operator does not want to wait: skip the rest of the leave.
       spdlog::warn("second {}: exiting without finishing the leave", signal_name(again));
       spdlog::default_logger()->flush();

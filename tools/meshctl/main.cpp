@@ -5,6 +5,9 @@
 //   meshctl send <target> <json> [--context <json>] [--json]
 //   meshctl request <target> <json> [--timeout-ms N] [--context <json>] [--json]
 //   meshctl keys list | install KEY | use KEY | remove KEY [--json]
+//   meshctl join SEED... [--timeout-ms N]
+//   meshctl leave
+//   meshctl reload
 //   meshctl certs keygen --out PATH
 //   meshctl certs issue --trust-key-file PATH --name NODE --public-key Z85 --zone Z... [--valid-days N]
 //   meshctl --version | -v
@@ -126,7 +129,7 @@ std::optional<std::string> call(const Options& opt, const std::string& target,
     const auto j = nlohmann::json::parse(r.body, nullptr, false);
     if (j.is_object() && j.contains("results")) return r.body;
   }
-  if (r.status != 200) {
+  if (r.status < 200 || r.status > 299) {
     std::string detail = r.body;
     try {
       detail = nlohmann::json::parse(r.body).at("error").get<std::string>();
@@ -414,6 +417,63 @@ int keys(const Options& opt, const KeysArgs& a) {
   return failed == 0 ? 0 : 1;
 }
 
+struct JoinArgs {
+  std::vector<std::string> seeds;
+  std::uint64_t timeout_ms = 10'000;
+};
+
+// serf join: through the given seeds; done once one answered.
+int join(const Options& opt, const JoinArgs& a) {
+  const std::string text = nlohmann::json{{"seeds", a.seeds}, {"timeout_ms", a.timeout_ms}}.dump();
+  const auto body = call(opt, "/v1/join", &text, std::chrono::milliseconds(a.timeout_ms) + std::chrono::seconds(5));
+  if (!body) return 1;
+  if (opt.json) {
+    std::cout << *body << "\n";
+  } else {
+    std::cout << "joined the cluster through " << (a.seeds.size() == 1 ? "the seed" : "one of the seeds") << "\n";
+  }
+  return 0;
+}
+
+// serf leave: the node leaves gracefully and stops; answered before it is
+// gone.
+int leave(const Options& opt) {
+  const std::string text = "{}";
+  const auto body = call(opt, "/v1/leave", &text);
+  if (!body) return 1;
+  if (opt.json) {
+    std::cout << *body << "\n";
+  } else {
+    std::cout << "the node at " << endpoint_text(opt.admin) << " is leaving the cluster\n";
+  }
+  return 0;
+}
+
+// serf reload: the node reads its policy file again.
+int reload(const Options& opt) {
+  const std::string text = "{}";
+  const auto body = call(opt, "/v1/reload", &text);
+  if (!body) return 1;
+  if (opt.json) {
+    std::cout << *body << "\n";
+    return 0;
+  }
+  try {
+    const auto out = nlohmann::json::parse(*body).at("reloaded");
+    if (out.empty()) {
+      std::cout << "nothing to reload (the node has no policy file)\n";
+    } else {
+      std::string what;
+      for (const auto& r : out) what += (what.empty() ? "" : ", ") + r.get<std::string>();
+      std::cout << "reloaded: " << what << "\n";
+    }
+  } catch (const std::exception& e) {
+    unexpected_answer(opt, e);
+    return 1;
+  }
+  return 0;
+}
+
 // The admin endpoint: --admin, else the environment (default_admin).
 HostPort admin_endpoint(const std::string& text) {
   if (text.empty()) return default_admin();
@@ -497,6 +557,16 @@ int main_(int argc, char** argv) {
       ->required()
       ->check(CLI::IsMember({"list", "install", "use", "remove"}));
   keys_cmd->add_option("key", keys_args.key, "the key, base64 (16, 24 or 32 bytes, as `serf keygen` makes)");
+  JoinArgs join_args;
+  auto* join_cmd = app.add_subcommand("join", "join the node to a cluster through seeds (like `serf join`)");
+  join_cmd->add_option("seed", join_args.seeds, "host:port, [v6]:port, or a host (port 7946)")->required();
+  join_cmd->add_option("--timeout-ms", join_args.timeout_ms, "how long to wait for a seed (default 10000)")
+      ->type_name("N")
+      ->transform(cli::whole_number(1, 120'000));
+  auto* leave_cmd =
+      app.add_subcommand("leave", "make the node leave the cluster gracefully and stop (like `serf leave`)");
+  auto* reload_cmd =
+      app.add_subcommand("reload", "make the node read its policy file again (like `serf reload`; SIGHUP)");
   CertArgs cert_args;
   auto* certs_cmd = app.add_subcommand("certs", "node certificates that vouch for zone claims (docs/security.md)");
   certs_cmd->require_subcommand(1);
@@ -516,7 +586,9 @@ int main_(int argc, char** argv) {
       ->type_name("N")
       ->transform(cli::whole_number(1, 36500));
   // --admin, --token-file and --json may follow the command too.
-  for (auto* cmd : {members_cmd, peers_cmd, send_cmd, request_cmd, keys_cmd}) cmd->fallthrough();
+  for (auto* cmd : {members_cmd, peers_cmd, send_cmd, request_cmd, keys_cmd, join_cmd, leave_cmd, reload_cmd}) {
+    cmd->fallthrough();
+  }
 
   try {
     if (auto done = cli::parse(app, argc, argv)) return *done;
@@ -533,6 +605,9 @@ int main_(int argc, char** argv) {
     if (peers_cmd->parsed()) return peers(opt, peers_args);
     if (send_cmd->parsed()) return post_message(opt, "send", send_args, false);
     if (keys_cmd->parsed()) return keys(opt, keys_args);
+    if (join_cmd->parsed()) return join(opt, join_args);
+    if (leave_cmd->parsed()) return leave(opt);
+    if (reload_cmd->parsed()) return reload(opt);
     return post_message(opt, "request", request_args, true);
   } catch (const UsageError& e) {
     std::cerr << "meshctl: " << e.what() << " (meshctl --help)\n";

@@ -1,7 +1,8 @@
 // MeshAdmin: registers the admin API's routes (mesh/mesh_admin.hpp) and
 // answers /healthz. The routes themselves: message_routes.cpp (agents,
 // send, request), membership_routes.cpp (members, self), key_routes.cpp
-// (keys), and MetricsEndpoint (metrics).
+// (keys), operation_routes.cpp (join, leave, reload), and MetricsEndpoint
+// (metrics).
 #include "mesh/mesh_admin.hpp"
 
 #include <prometheus/counter.h>
@@ -49,6 +50,7 @@ MeshAdmin::MeshAdmin(Mesh& mesh, AdminServer& admin) : state_(std::make_shared<S
   admin.route_post_async("/v1/request", post(true));
   admin_api::route_membership(admin, weak);
   admin_api::route_keys(admin, weak);
+  admin_api::route_operations(admin, weak);
 
   auto metrics = std::make_shared<Metrics>();
   metrics->watch(mesh);
@@ -77,6 +79,7 @@ MeshAdmin::~MeshAdmin() {
     state_->closed = true;
   }
   state_->snapshots.join();
+  state_->operations.join();  // a join waits at most its timeout
   state_->metrics.reset();  // waits for a scrape in progress
 }
 
@@ -89,5 +92,10 @@ void MeshAdmin::submit(const std::string& body, const AdminServer::Respond& resp
 }
 
 void MeshAdmin::set_leaving() { state_->leaving = true; }
+
+void MeshAdmin::on_leave(std::function<void()> leave) {
+  std::lock_guard lock(state_->mu);
+  state_->on_leave = std::move(leave);
+}
 
 }  // namespace mesh

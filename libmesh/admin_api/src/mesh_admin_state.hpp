@@ -29,6 +29,13 @@ struct MeshAdmin::State {
   // Membership snapshots post to SWIM's strand and wait: taken here, never
   // on the admin server's thread.
   boost::asio::thread_pool snapshots{1};
+  // Join (which waits for a seed) and reload (which reads a file): on a
+  // thread of their own, so they hold up neither the server nor snapshots.
+  boost::asio::thread_pool operations{1};
+  // POST /v1/leave: set once; on_leave (under mu) is what it does, or
+  // Mesh::request_stop() when empty.
+  std::atomic<bool> leave_asked{false};
+  std::function<void()> on_leave;
   // Under mu, so that nothing is posted to `snapshots` once it is joined.
   std::mutex mu;
   bool closed = false;
@@ -57,6 +64,8 @@ AdminServer::Guard auth_guard(std::string token, bool read_auth, bool loopback,
 void route_membership(AdminServer& admin, const std::weak_ptr<MeshAdmin::State>& state);
 // POST /v1/keys (key_routes.cpp).
 void route_keys(AdminServer& admin, const std::weak_ptr<MeshAdmin::State>& state);
+// POST /v1/join, /v1/leave, /v1/reload (operation_routes.cpp).
+void route_operations(AdminServer& admin, const std::weak_ptr<MeshAdmin::State>& state);
 
 }  // namespace admin_api
 }  // namespace mesh

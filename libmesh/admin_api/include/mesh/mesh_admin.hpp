@@ -15,6 +15,12 @@
 //   POST /v1/send      {"target", "message", "context"?}: a notify
 //   POST /v1/request   {"target", "message", "context"?, "timeout_ms"?}: a
 //                      request; the answer carries the response
+//   POST /v1/keys      {"op", "key"?}: gossip keys across the cluster
+//                      (Mesh::keys_async), `serf keys`' verbs
+//   POST /v1/join      {"seeds": [...], "timeout_ms"?}: join through them
+//                      (Mesh::join), as `serf join`
+//   POST /v1/leave     leave gracefully and stop (on_leave), as `serf leave`
+//   POST /v1/reload    re-read the policy file (Mesh::reload_policy)
 //   GET  /metrics      the Prometheus text format (mesh/metrics.hpp)
 //
 // docs/mesh-node.md ("Admin API") describes each answer.
@@ -45,6 +51,7 @@
 
 #include <chrono>
 #include <cstddef>
+#include <functional>
 #include <memory>
 #include <string>
 
@@ -86,6 +93,11 @@ class MeshAdmin {
   // the node is about to leave, so that load balancers stop sending to it
   // before it is gone. Any thread.
   void set_leaving();
+  // What POST /v1/leave does once it answered 202 (and set_leaving()):
+  // `leave`, called once on the server's thread (so it must not block:
+  // wake the thread that stops the Mesh). Without one it calls
+  // Mesh::request_stop(), which makes run_forever() leave and return.
+  void on_leave(std::function<void()> leave);
 
   struct State;  // shared with the routes (src/mesh_admin_state.hpp)
 
