@@ -111,6 +111,20 @@ std::vector<NodeSpec> compose_nodes(const YAML::Node& compose, const Env& secret
         if (value == "/run/secrets/" + name) value = dir + "/" + name;
       }
     }
+    // Named volumes ("name:/path"): an empty directory of the test's per
+    // service and volume, and env values at or under the path point there.
+    for (const auto& v : string_list(s["volumes"], n.name + ".volumes")) {
+      const auto colon = v.find(':');
+      if (colon == std::string::npos || v.front() == '.' || v.front() == '/') {
+        fail(n.name + ".volumes: \"" + v + "\": only named volumes (name:/path) are understood");
+      }
+      const std::string path = v.substr(colon + 1);
+      const std::string dir = files_root + "/" + n.name + "/volume-" + v.substr(0, colon);
+      std::filesystem::create_directories(dir);
+      for (auto& [key, value] : n.env) {
+        if (value == path || value.rfind(path + "/", 0) == 0) value = dir + value.substr(path.size());
+      }
+    }
     out.push_back(std::move(n));
   }
   return out;
@@ -166,12 +180,18 @@ NodeSpec statefulset_node(const std::vector<YAML::Node>& docs, const YAML::Node&
     for (const auto& v : volumes) {
       if (v["name"] && v["name"].as<std::string>() == vol) source.reset(v);
     }
-    if (!source || !(source["configMap"] || source["secret"])) {
-      fail("volume " + vol + ": only configMap and secret volumes are understood");
+    bool claimed = false;  // a volumeClaimTemplate: an empty directory of the pod's
+    for (const auto& t : statefulset["spec"]["volumeClaimTemplates"]) {
+      if (t["metadata"]["name"] && t["metadata"]["name"].as<std::string>() == vol) claimed = true;
+    }
+    if (!claimed && (!source || !(source["configMap"] || source["secret"]))) {
+      fail("volume " + vol + ": only configMap, secret and volumeClaimTemplates volumes are understood");
     }
     const std::string dir = pod.files_root + path;
     std::filesystem::create_directories(dir);
-    if (source["configMap"]) {
+    if (claimed) {
+      // Nothing in it at first.
+    } else if (source["configMap"]) {
       for (const auto& kv : config_map_data(scalar(source["configMap"]["name"], "configMap.name"))) {
         std::ofstream(dir + "/" + kv.first.as<std::string>()) << kv.second.as<std::string>();
       }
@@ -226,7 +246,7 @@ NodeSpec statefulset_node(const std::vector<YAML::Node>& docs, const YAML::Node&
     }
     if (!value) continue;
     for (const auto& [path, dir] : mounts) {
-      if (value->rfind(path + "/", 0) == 0) *value = dir + value->substr(path.size());
+      if (*value == path || value->rfind(path + "/", 0) == 0) *value = dir + value->substr(path.size());
     }
     n.env[key] = *value;
   }

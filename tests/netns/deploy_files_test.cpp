@@ -65,6 +65,7 @@ TEST(DeployCompose, ServicesFormAClusterThroughSeeds) {
       compose_nodes(compose, {{"admin-token", kAdminToken + "\n"}, {"gossip-key", kGossipKey + "\n"}}, files.path());
   ASSERT_EQ(nodes.size(), 3U);
   std::set<std::string> names;
+  std::set<std::string> data_dirs;
   int agent_hosts = 0;
   for (const auto& n : nodes) {
     SCOPED_TRACE(n.name);
@@ -88,10 +89,15 @@ TEST(DeployCompose, ServicesFormAClusterThroughSeeds) {
     // The compose secrets' files hold the admin token and the gossip key.
     EXPECT_EQ(j.value("admin_token", ""), "(set, not shown)");
     EXPECT_EQ(j.value("gossip_key", ""), "(32-byte key, not shown)");
+    // Each node keeps its CURVE key and keyring on a volume of its own.
+    const std::string data = j.value("data_dir", "");
+    EXPECT_EQ(data.rfind(files.path() + "/" + n.name + "/volume-", 0), 0U) << data;
+    data_dirs.insert(data);
     // The stop grace covers the leave (at most about 6 s).
     ASSERT_TRUE(compose["services"][n.name]["stop_grace_period"].IsDefined());
   }
   EXPECT_EQ(names.size(), 3U);
+  EXPECT_EQ(data_dirs.size(), 3U);
   EXPECT_EQ(agent_hosts, 1);
   EXPECT_THROW(compose_nodes(compose, {}, files.path()), std::runtime_error);  // the secret is required
 }
@@ -154,6 +160,8 @@ TEST_F(DeployKubernetes, PodEnvironmentIsValidAndAdvertisesThePodIp) {
     EXPECT_EQ(j.value("gossip_key", ""), "(32-byte key, not shown)");  // the Secret is required
     // The mounted ConfigMap was read.
     EXPECT_TRUE(contains(j.value("config_file", ""), "/etc/mesh/")) << j.dump();
+    // The pod's CURVE key and keyring live on its claimed volume.
+    EXPECT_EQ(j.value("data_dir", ""), pod.files_root + "/var/lib/mesh") << j.dump();
     // The first pods are the seeds, by their DNS names.
     const auto seeds = j["seeds"].get<std::vector<std::string>>();
     EXPECT_EQ(seeds, (std::vector<std::string>{pod_dns_name(set + "-0", service, "prod") + ":7946",

@@ -21,8 +21,9 @@
 //    livenessProbe answering too; gossip encrypted with the Secret's key;
 //    every pod lists a scout and an analyst on every pod, and a request
 //    crosses hosts both ways; a pod killed with SIGKILL drops out of the
-//    others' directories; a pod sent SIGTERM exits 0 within the manifest's
-//    terminationGracePeriodSeconds and drops out too.
+//    others' directories, and started again (on its claimed volume) comes
+//    back with the CURVE key it had; a pod sent SIGTERM exits 0 within the
+//    manifest's terminationGracePeriodSeconds and drops out too.
 //
 // Root only (namespaces, /etc/netns): skipped otherwise. Every wait is a
 // predicate polled up to a generous deadline; nothing checks a duration.
@@ -404,9 +405,27 @@ TEST_F(DeployNetns, StatefulSetPodsFormAClusterTheirAgentsTalkAndFailuresAreSeen
 
   // SIGKILL pod 2's node: its agents leave the other pods' directories.
   const int victim = 2;
+  // Its CURVE public key, as pod 0 has it from gossip.
+  auto zkey_of = [&](int i) {
+    const auto list = d.meshctl(0, {"members"});
+    if (!list || !list->is_array()) return std::string();
+    for (const auto& m : *list) {
+      if (m.value("name", "") == d.node(i).name && m.value("state", "") == "alive") {
+        return m.contains("tags") ? m["tags"].value("zkey", "") : std::string();
+      }
+    }
+    return std::string();
+  };
+  const std::string zkey = zkey_of(victim);
+  ASSERT_EQ(zkey.size(), 40U) << d.describe();
   d.process(victim).signal(SIGKILL);
   ASSERT_TRUE(d.process(victim).wait_exit(10s).has_value());
   wait_seen_gone(d, victim);
+
+  // The kubelet starts it again on the same volume: same identity.
+  d.start(victim);
+  d.wait_for(d.node(victim).name + " back with its key", kDetect, [&] { return !zkey_of(victim).empty(); });
+  EXPECT_EQ(zkey_of(victim), zkey);
 
   // SIGTERM pod 1's node, as the kubelet does: it leaves and exits 0
   // within the grace period; its agents leave pod 0's directory.
