@@ -13,7 +13,8 @@
 //    counts them forged, and the same member's honest messages arrive.
 //  - Bad signature: a member whose registry is signed with another key
 //    than the one its gossip names is alive, yet its agent enters no other
-//    node's directory, and the receivers count the bad signatures.
+//    node's directory, the receivers count the bad signatures, and that
+//    agent's requests are refused Unauthenticated.
 //  - Policy: zones by certified claim (meshctl certs keygen / issue, each
 //    node's CURVE key given to it); zone a may request zone b, not the
 //    reverse: a -> b is answered, b -> a is refused at the sender (its own
@@ -55,7 +56,7 @@ using Json = nlohmann::json;
 // Bounded waits (each test's sum is under the TIMEOUT in CMakeLists.txt).
 constexpr auto kPoll = 1s;
 // Sums: forge 3 kUp + 2 kConverge + kForged + 2 kDeliver = 390 s; bad
-// signature 3 kUp + 2 kConverge + kDeliver + kWindow = 270 s; policy and
+// signature 3 kUp + 2 kConverge + 3 kDeliver + kWindow = 360 s; policy and
 // uncertified claim 3 kUp + 2 kConverge + 4 kDeliver = 390 s.
 constexpr auto kUp = 30s;        // a node's admin endpoint answers
 constexpr auto kConverge = 60s;  // members alive, agents listed
@@ -315,11 +316,14 @@ TEST_F(TrustNetns, AForgedSenderIsRefusedAndNothingIsDelivered) {
 // liar (its registry signed with a key of its own drawing, not the one its
 // skey tag names) is a live member, but forged-1 enters no directory but
 // its own, while honest-2, which joined after it, is listed everywhere.
+// Both speak to watcher-0 the ordinary way: honest-2 is answered and
+// heard; forged-1, an agent nobody lists, is refused Unauthenticated and
+// never heard.
 TEST_F(TrustNetns, ACardWithABadSignatureNeverAppearsInAnyDirectory) {
   TrustLab t(3);
   t.start(0, "watcher", {"--agent", "watcher-0"});
-  t.start(1, "liar", {"--agent", "forged-1", "--bad-signature"});
-  t.start(2, "honest", {"--agent", "honest-2"});
+  t.start(1, "liar", {"--agent", "forged-1", "--bad-signature", "--say-to", "watcher-0"});
+  t.start(2, "honest", {"--agent", "honest-2", "--say-to", "watcher-0"});
   t.wait_for("all three alive everywhere", kConverge, [&] { return t.all_alive(); });
   t.wait_for("honest-2 and watcher-0 listed by watcher, honest and liar", kConverge, [&] {
     for (int i = 0; i < 3; ++i) {
@@ -349,6 +353,20 @@ TEST_F(TrustNetns, ACardWithABadSignatureNeverAppearsInAnyDirectory) {
   EXPECT_GE(looks, 3);
   EXPECT_EQ(t.members(0).at("liar"), "alive");
   EXPECT_EQ(t.members(2).at("liar"), "alive");
+
+  // Spoken to: the honest agent is answered, the unlisted one refused.
+  t.wait_for("liar and honest to have asked and told watcher-0", kDeliver,
+             [&] { return t.lines(1, "said").size() == 2 && t.lines(2, "said").size() == 2; });
+  const auto honest_said = t.lines(2, "said");
+  EXPECT_EQ(honest_said[0].value("result", ""), "none") << dump(honest_said);
+  EXPECT_EQ(honest_said[0]["response"].value("by", ""), "watcher-0") << dump(honest_said);
+  const auto liar_said = t.lines(1, "said");
+  EXPECT_EQ(liar_said[0].value("result", ""), "unauthenticated") << dump(liar_said);
+  t.wait_for("honest-2's notify to reach watcher-0", kDeliver, [&] { return t.received(0).size() == 2; });
+  std::this_thread::sleep_for(3s);  // forged-1's notify, were it on its way
+  const auto heard = t.received(0);
+  for (const auto& m : heard) EXPECT_EQ(m.value("from", ""), "honest-2") << m.dump();
+  EXPECT_EQ(heard.size(), 2u) << dump(heard);
 }
 
 // ---- zones and policy ---------------------------------------------------------

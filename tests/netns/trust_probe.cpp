@@ -5,6 +5,7 @@
 //
 //   mesh-trust-probe [--agent ID]... [--bad-signature]
 //                    [--forge VICTIM_NODE --foreign-agent AGENT --to NODE/AGENT]
+//                    [--say-to AGENT]
 //   mesh-trust-probe --get HOST:PORT PATH    (an HTTP GET, e.g. /metrics)
 //   mesh-trust-probe --curve-keygen          (a CURVE key pair, JSON)
 //
@@ -27,6 +28,10 @@
 //                   ...}), then {"forged_all": true}. Payloads of the lies
 //                   carry "forged": true, so a receiver printing one is
 //                   caught.
+//  --say-to AGENT   once AGENT is in its directory, the first --agent asks
+//                   it (a request, 20 s) and then tells it (a notify), the
+//                   ordinary way; prints {"said": "request"|"notify",
+//                   "result": error code, "response": ...}.
 // Runs until SIGINT / SIGTERM. Logs (JC_LOG_LEVEL) go to stderr.
 #include <chrono>
 #include <exception>
@@ -82,6 +87,7 @@ struct Options {
   std::string foreign_agent;
   std::string to_node;
   std::string to_agent;
+  std::string say_to;
 };
 
 std::int64_t now_ms() {
@@ -133,6 +139,24 @@ void forge(mesh::Mesh& mesh, const Options& o, mesh::PeerClient& own) {
   emit(Json{{"forged_all", true}});
 }
 
+// --say-to: the first agent's ordinary request and notify to o.say_to.
+void say(mesh::Mesh& mesh, const Options& o, mesh::PeerClient& own) {
+  const auto deadline = std::chrono::steady_clock::now() + 80s;
+  while (!mesh.directory().find(o.say_to)) {
+    if (std::chrono::steady_clock::now() > deadline || !mesh.running()) {
+      emit(Json{{"say_error", o.say_to + " never appeared in the directory"}});
+      return;
+    }
+    std::this_thread::sleep_for(200ms);
+  }
+  const auto asked = own.request_detailed(o.say_to, Json{{"label", "say-request"}}, 20s);
+  emit(Json{{"said", "request"},
+            {"result", std::string(mesh::transport::to_string(asked.error))},
+            {"response", asked.response ? asked.response->data : Json()}});
+  const bool told = own.notify(o.say_to, Json{{"label", "say-notify"}});
+  emit(Json{{"said", "notify"}, {"result", told ? "none" : "refused"}});
+}
+
 int run(const Options& o) {
   auto config = mesh::load_node_config(std::vector<std::string>{}, mesh::current_environment());
   config.p2p_enabled = true;
@@ -148,6 +172,10 @@ int run(const Options& o) {
   std::jthread forger;
   if (!o.victim_node.empty()) {
     forger = std::jthread([&mesh, &o, &hosted] { forge(mesh, o, hosted.front()->peers()); });
+  }
+  std::jthread sayer;
+  if (!o.say_to.empty()) {
+    sayer = std::jthread([&mesh, &o, &hosted] { say(mesh, o, hosted.front()->peers()); });
   }
   mesh.run_forever();
   admin.stop();
@@ -197,6 +225,8 @@ int main(int argc, char** argv) {
         o.victim_node = value();
       } else if (a == "--foreign-agent") {
         o.foreign_agent = value();
+      } else if (a == "--say-to") {
+        o.say_to = value();
       } else if (a == "--to") {
         const std::string to = value();
         const auto slash = to.find('/');
@@ -210,6 +240,7 @@ int main(int argc, char** argv) {
     if (!o.victim_node.empty() && (o.foreign_agent.empty() || o.to_agent.empty() || o.agents.empty())) {
       return usage("--forge needs --foreign-agent, --to and an --agent of its own");
     }
+    if (!o.say_to.empty() && o.agents.empty()) return usage("--say-to needs an --agent to speak");
     return run(o);
   } catch (const std::exception& e) {
     std::cerr << "mesh-trust-probe: " << e.what() << "\n";
