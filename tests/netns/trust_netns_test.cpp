@@ -22,8 +22,8 @@
 //    everything, at the receiver (PermissionDenied, counted, not
 //    delivered).
 //  - Uncertified claim: a node claiming zone a with a certificate signed by
-//    another key gets none of a's rights; the receiver counts the refused
-//    certificate.
+//    another key, or with no certificate and the zone in its tags, gets
+//    none of a's rights; the receiver counts the refused certificate.
 //
 // Root only (namespaces): skipped otherwise. Every wait is a predicate
 // polled up to a generous deadline; nothing checks a duration. Each test
@@ -56,8 +56,9 @@ using Json = nlohmann::json;
 // Bounded waits (each test's sum is under the TIMEOUT in CMakeLists.txt).
 constexpr auto kPoll = 1s;
 // Sums: forge 3 kUp + 2 kConverge + kForged + 2 kDeliver = 390 s; bad
-// signature 3 kUp + 2 kConverge + 3 kDeliver + kWindow = 360 s; policy and
-// uncertified claim 3 kUp + 2 kConverge + 4 kDeliver = 390 s.
+// signature 3 kUp + 2 kConverge + 3 kDeliver + kWindow = 360 s; policy
+// 3 kUp + 2 kConverge + 4 kDeliver = 390 s; uncertified claim 4 kUp +
+// 2 kConverge + 6 kDeliver = 510 s.
 constexpr auto kUp = 30s;        // a node's admin endpoint answers
 constexpr auto kConverge = 60s;  // members alive, agents listed
 constexpr auto kForged = 90s;    // the forger found its targets and sent (it waits 80 s itself)
@@ -508,9 +509,10 @@ TEST_F(TrustNetns, APolicyDeniesAtBothEndsAndAllowsThePermitted) {
 // own (which it alone believes) and runs a permissive policy: bravo does
 // not believe the claim (certificates refused, counted), so mallory is in
 // no zone there and its request is refused, while certified alpha's is
-// answered.
+// answered. eve has no certificate and names zone a in its tags: no claim
+// either.
 TEST_F(TrustNetns, AnUncertifiedZoneClaimIsIgnored) {
-  TrustLab t(3);
+  TrustLab t(4);
   Certifier ca(t, "cluster");
   Certifier rogue(t, "rogue");
   const std::string policy = t.write("policy.yaml", kPolicy);
@@ -519,9 +521,13 @@ TEST_F(TrustNetns, AnUncertifiedZoneClaimIsIgnored) {
   t.start(1, "bravo", {"--agent", "rec-bravo"}, with(ca.node("bravo", "b", ca.public_key()), "JC_POLICY", policy));
   t.start(2, "mallory", {"--agent", "rec-mallory"},
           with(rogue.node("mallory", "a", rogue.public_key()), "JC_POLICY", permissive));
-  t.wait_for("all three alive everywhere", kConverge, [&] { return t.all_alive(); });
-  t.wait_for("alpha and mallory to list rec-bravo", kConverge,
-             [&] { return t.agents(0).count("rec-bravo") == 1 && t.agents(2).count("rec-bravo") == 1; });
+  t.start(3, "eve", {"--agent", "rec-eve"},
+          {{"JC_POLICY", permissive}, {"JC_TRUST_KEY", ca.public_key()}, {"JC_TAGS", "zone=a,zones=a,claims=a"}});
+  t.wait_for("all four alive everywhere", kConverge, [&] { return t.all_alive(); });
+  t.wait_for("alpha, mallory and eve to list rec-bravo", kConverge, [&] {
+    return t.agents(0).count("rec-bravo") == 1 && t.agents(2).count("rec-bravo") == 1 &&
+           t.agents(3).count("rec-bravo") == 1;
+  });
   t.wait_for("bravo to refuse mallory's certificate", kDeliver,
              [&] { return t.counter(1, "mesh_certificates_refused_total") >= 1; });
   // The claim, not the registry, is refused: bravo's directory (what
@@ -540,6 +546,9 @@ TEST_F(TrustNetns, AnUncertifiedZoneClaimIsIgnored) {
   expect_refused(t, 2, "rec-bravo");
   t.wait_for("bravo to count the refusal", kDeliver,
              [&] { return t.counter(1, "mesh_policy_denied_total", kReceiverDenied) >= bravo_denied_before + 1; });
+  expect_refused(t, 3, "rec-bravo");
+  t.wait_for("bravo to count eve's refusal too", kDeliver,
+             [&] { return t.counter(1, "mesh_policy_denied_total", kReceiverDenied) >= bravo_denied_before + 2; });
   std::this_thread::sleep_for(2s);
   const auto at_bravo = t.received(1);
   ASSERT_EQ(at_bravo.size(), 1u) << dump(at_bravo);  // alpha's only
