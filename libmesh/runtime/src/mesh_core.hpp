@@ -127,9 +127,9 @@ struct MeshCore {
   void send_fetch(const std::string& node);
   void fetch_done(const std::string& node);
   // Fetches `node`'s registry once more even if no newer version is
-  // announced (a message named an agent it may have added since); false
-  // when that cannot be now (backing off after a failure).
-  bool refresh_registry(const std::string& node);
+  // announced (a message named an agent it may have added since), or once
+  // more after the fetch on the way.
+  void refresh_registry(const std::string& node);
   bool fetch_in_progress(const std::string& node);
 
   // ---- who may reach an agent (TransportOptions::admit) ----------------------

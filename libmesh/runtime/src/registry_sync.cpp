@@ -97,19 +97,22 @@ void MeshCore::start_fetch(const std::string& node, std::uint64_t version) {
   send_fetch(node);
 }
 
-bool MeshCore::refresh_registry(const std::string& node) {
+void MeshCore::refresh_registry(const std::string& node) {
   {
     std::lock_guard lock(fetch_mu);
     if (fetching.contains(node)) {
       // The answer on the way may predate the agent: ask once more after it.
       refetch.insert(node);
-      return true;
+      return;
     }
-    if (auto b = fetch_backoff.find(node); b != fetch_backoff.end() && steady_ms() < b->second.at) return false;
+    // No backoff here: the backoff spares phantom members a stranger
+    // announced, and this node just spoke to us over its own connection.
+    // A fetch that failed a moment ago (it ran before that node knew our
+    // key, as happens right after a join) must not get its agent's first
+    // message refused. One fetch per node is in flight at a time.
     fetching.insert(node);
   }
   post([this, node] { send_fetch(node); });
-  return true;
 }
 
 bool MeshCore::fetch_in_progress(const std::string& node) {
@@ -212,7 +215,11 @@ transport::TransportOptions::Admission MeshCore::admit(const transport::Envelope
     return {Admission::Refuse, transport::ErrorCode::PermissionDenied};
   }
   const std::string name(node);
-  if (second_look ? fetch_in_progress(name) : refresh_registry(name)) return {Admission::Hold, {}};
+  if (!second_look) {
+    refresh_registry(name);
+    return {Admission::Hold, {}};
+  }
+  if (fetch_in_progress(name)) return {Admission::Hold, {}};
   spdlog::debug("{}: refused a {} from {}/{}: that node does not hold that agent", node_name,
                 transport::to_string(message.type), node, message.sender_agent);
   return {Admission::Refuse, transport::ErrorCode::Unauthenticated};
