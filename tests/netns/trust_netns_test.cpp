@@ -491,7 +491,11 @@ TEST_F(TrustNetns, APolicyDeniesAtBothEndsAndAllowsThePermitted) {
   // b -> a from bravo: refused by bravo's own policy, never sent.
   const double alpha_denied_before = t.counter(0, "mesh_policy_denied_total", kReceiverDenied);
   expect_refused(t, 1, "rec-alpha");
-  EXPECT_GE(t.counter(1, "mesh_policy_denied_total", kSenderDenied), 1) << t.describe();
+  // A notify the same way: 403 with its reason, not the 503 of a full mailbox.
+  const RunResult told = t.meshctl(1, {"send", "rec-alpha", R"({"n":1})"});
+  EXPECT_EQ(told.exit_code, 1) << told.out;
+  EXPECT_NE(told.err.find("HTTP 403 not accepted for delivery"), std::string::npos) << told.err;
+  EXPECT_GE(t.counter(1, "mesh_policy_denied_total", kSenderDenied), 2) << t.describe();
   EXPECT_EQ(t.counter(0, "mesh_policy_denied_total", kReceiverDenied), alpha_denied_before);
 
   // b -> a from charlie, whose policy lets it send: alpha refuses it.

@@ -68,17 +68,6 @@ std::optional<HttpResponse> parse(Mesh& mesh, const std::string& body, Parsed& o
   return std::nullopt;
 }
 
-HttpResponse send(Mesh& mesh, const Parsed& in) {
-  const std::string& id = in.peer->card.agent_id;
-  if (!mesh.node_client().notify(id, in.message, in.context)) {
-    return error(503,
-                 "not accepted for delivery (node dead, mailbox full, message too large,"
-                 " or the node is stopping)",
-                 ErrorCode::Rejected);
-  }
-  return HttpResponse::from_json(nlohmann::json{{"agent_id", id}, {"node", in.peer->card.node}, {"sent", true}});
-}
-
 unsigned status_of(ErrorCode code) {
   switch (code) {
     case ErrorCode::Timeout: return 504;
@@ -106,6 +95,15 @@ std::string failure_text(ErrorCode code, const std::string& id, std::chrono::mil
     case ErrorCode::PermissionDenied: return id + "'s node does not let this sender reach it";
     default: return "request to " + id + " failed (" + std::string(to_string(code)) + ")";
   }
+}
+
+HttpResponse send(Mesh& mesh, const Parsed& in) {
+  const std::string& id = in.peer->card.agent_id;
+  if (const ErrorCode refused = mesh.node_client().notify_detailed(id, in.message, in.context);
+      refused != ErrorCode::None) {
+    return error(status_of(refused), "not accepted for delivery: " + failure_text(refused, id, {}), refused);
+  }
+  return HttpResponse::from_json(nlohmann::json{{"agent_id", id}, {"node", in.peer->card.node}, {"sent", true}});
 }
 
 }  // namespace

@@ -51,20 +51,25 @@ static Prepared prepare(detail::MeshCore& core, PeerClient& client, std::string_
 }
 
 bool PeerClient::notify(std::string_view target, const Json& message, const Json& ctx) {
+  return notify_detailed(target, message, ctx) == ErrorCode::None;
+}
+
+ErrorCode PeerClient::notify_detailed(std::string_view target, const Json& message, const Json& ctx) {
   Prepared p = prepare(core_, *this, target, message, ctx, default_strategy(), PolicyAction::Notify);
   auto t = core_.get_transport();
-  if (p.error != ErrorCode::None || !t) {
+  if (p.error == ErrorCode::None && !t) p.error = ErrorCode::Shutdown;
+  if (p.error != ErrorCode::None) {
     count_notify(false);
-    return false;
+    return p.error;
   }
   const std::string id = p.peer->card.agent_id;
-  if (t->notify(std::move(p.message)) != ErrorCode::None) {
+  if (const ErrorCode sent = t->notify(std::move(p.message)); sent != ErrorCode::None) {
     count_notify(false);
-    return false;
+    return sent;
   }
   count_notify(true);
   record_peer_usage(id);
-  return true;
+  return ErrorCode::None;
 }
 
 std::optional<Response> PeerClient::request(std::string_view target, const Json& message,

@@ -280,6 +280,10 @@ class PeerClient {
   // accepted is lost without a report. Throws std::invalid_argument when
   // ctx is not an object.
   bool notify(std::string_view target, const Json& message, const Json& ctx = Json::object());
+  // The same, saying why not: None when accepted; TargetUnknown,
+  // PermissionDenied (this node's policy), PeerDead, PeerUnreachable,
+  // MailboxFull, Oversized or Shutdown otherwise.
+  ErrorCode notify_detailed(std::string_view target, const Json& message, const Json& ctx = Json::object());
 
   // Blocks up to `timeout` (nullopt: NodeConfig::request_timeout, 30 s
   // unless configured). The response, or nullopt on timeout, when the
