@@ -224,15 +224,18 @@ class Loop {
   bool handle_zap();
   // The node a frame read at the ROUTER is from; empty when, under CURVE,
   // its connection's key belongs to no one any more.
-  std::string_view node_of(std::string_view identity, const zmq::message_t& body) const;
+  // The node a frame read at the ROUTER is from; empty when nobody may
+  // speak over its connection any more. Under CURVE it also notes the
+  // connection (note_connection), or closes it when its key has no owner.
+  std::string_view node_of(std::string_view identity, const zmq::message_t& body);
   void own_key(const std::string& z85, const std::string& node);
   void disown_key(const std::string& z85, const std::string& node);
   // The connection a frame read at the ROUTER came over, noted under its
   // key, so that disown_key() can close it (close_connections_of).
-  void note_connection(const zmq::message_t& body);
+  void note_connection(int fd, std::string_view key);
   void close_connections_of(const std::string& z85);
-  // Closes the connection `body` came over: its key has no owner.
-  void close_connection_of(const zmq::message_t& body);
+  // Closes the connection of socket `fd`: its key has no owner.
+  void close_connection(int fd);
 
   std::shared_ptr<Core> core_;
   const TransportOptions& options_;
@@ -284,6 +287,7 @@ class Loop {
     socklen_t peer_len = 0;
   };
   std::unordered_map<int, Connection> connections_;
+  std::string noted_identity_;  // the routing id of the last connection noted
 
   // Frames admit() asked to hold, by sender node, oldest first.
   struct Held {

@@ -42,12 +42,10 @@ bool Loop::read_router() {
     if (origin.node.empty()) {
       // Its key was revoked (the member died, left or was re-keyed) or it
       // arrived without one: nothing it says is believed, and under CURVE
-      // its connection is closed (a reconnect must pass ZAP again).
+      // node_of closed its connection (a reconnect must pass ZAP again).
       bump(core_->counters.frames_forged);
-      if (options_.curve) close_connection_of(body);
       continue;
     }
-    if (options_.curve) note_connection(body);
     handle_frame(bytes_of(body), &origin, nullptr);
   }
   return false;

@@ -71,47 +71,48 @@ bool Loop::handle_zap() {
   return false;
 }
 
-std::string_view Loop::node_of(std::string_view identity, const zmq::message_t& body) const {
+std::string_view Loop::node_of(std::string_view identity, const zmq::message_t& body) {
   if (!options_.curve) return source_node(identity);
-  // zmq_msg_gets is C: cppzmq's gets() throws when the property is absent.
+  // zmq_msg_gets / zmq_msg_get are C: cppzmq's gets() throws when the
+  // property is absent, and it has no get() for ZMQ_SRCFD.
   const char* key = zmq_msg_gets(body.handle(), "User-Id");
-  if (key == nullptr) return {};
-  const auto it = key_owner_.find(std::string_view(key));
-  return it == key_owner_.end() ? std::string_view() : std::string_view(it->second);
+  const auto it = key == nullptr ? key_owner_.end() : key_owner_.find(std::string_view(key));
+  if (it == key_owner_.end()) {
+    close_connection(zmq_msg_get(body.handle(), ZMQ_SRCFD));
+    return {};
+  }
+  // Frames come in runs from one connection, and a routing id names one
+  // connection for the ROUTER's life: note a connection when the run
+  // changes, not per frame (ZMQ_SRCFD is a metadata lookup and a parse).
+  if (identity != noted_identity_) {
+    note_connection(zmq_msg_get(body.handle(), ZMQ_SRCFD), it->first);
+    noted_identity_.assign(identity);
+  }
+  return it->second;
 }
 
 // Connections are closed with shutdown(2), never close(2): the descriptor
 // stays libzmq's, which sees the connection end as if the peer had gone
 // and cleans up on its own I/O thread. ZeroMQ has no call to close one
-// connection of a ROUTER; the descriptor of the connection a message came
-// over is what it offers (ZMQ_SRCFD).
-namespace {
-
-int source_fd(const zmq::message_t& body) {
-  // zmq_msg_get is C: cppzmq's get() wraps only ZMQ_MORE's use.
-  return zmq_msg_get(body.handle(), ZMQ_SRCFD);
-}
-
-}  // namespace
-
-void Loop::note_connection(const zmq::message_t& body) {
-  const int fd = source_fd(body);
-  const char* key = zmq_msg_gets(body.handle(), "User-Id");
-  if (fd < 0 || key == nullptr) return;
-  auto [it, fresh] = connections_.try_emplace(fd);
-  if (!fresh && it->second.key == key) return;  // the common case: one lookup
+// connection of a ROUTER; the descriptor a message came over is what it
+// offers (ZMQ_SRCFD).
+void Loop::note_connection(int fd, std::string_view key) {
+  if (fd < 0) return;
+  const auto it = connections_.find(fd);
+  if (it != connections_.end() && it->second.key == key) return;  // the common case: one lookup
   // A new connection, or the descriptor now serves one made with another key.
   Connection c;
-  c.key = key;
+  c.key = std::string(key);
   c.peer_len = sizeof c.peer;
   if (::getpeername(fd, reinterpret_cast<sockaddr*>(&c.peer), &c.peer_len) != 0) {
-    connections_.erase(it);
+    if (it != connections_.end()) connections_.erase(it);
     return;
   }
-  it->second = std::move(c);
+  connections_[fd] = std::move(c);
 }
 
 void Loop::close_connections_of(const std::string& z85) {
+  noted_identity_.clear();
   for (auto it = connections_.begin(); it != connections_.end();) {
     if (it->second.key != z85) {
       ++it;
@@ -130,10 +131,9 @@ void Loop::close_connections_of(const std::string& z85) {
   }
 }
 
-void Loop::close_connection_of(const zmq::message_t& body) {
-  // The descriptor just delivered this message, so it is still this
+void Loop::close_connection(int fd) {
+  // The descriptor just delivered a message, so it is still that
   // connection's: libzmq closes it only after the connection ended.
-  const int fd = source_fd(body);
   if (fd < 0) return;
   connections_.erase(fd);
   if (::shutdown(fd, SHUT_RDWR) == 0) bump(core_->counters.connections_revoked);
