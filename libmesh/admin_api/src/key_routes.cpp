@@ -10,6 +10,7 @@
 #include <map>
 #include <string>
 
+#include "mesh/json_limits.hpp"
 #include "mesh_admin_state.hpp"
 
 namespace mesh::admin_api {
@@ -58,7 +59,8 @@ void route_keys(AdminServer& admin, const std::weak_ptr<MeshAdmin::State>& weak)
       respond(HttpResponse::error(503, "the admin API is not served any more"));
       return;
     }
-    const auto body = nlohmann::json::parse(req.body, nullptr, false);
+    const auto parsed = parse_json_bounded(req.body);
+    const nlohmann::json body = parsed ? *parsed : nlohmann::json();
     if (!body.is_object() || !body.contains("op") || !body["op"].is_string()) {
       respond(HttpResponse::error(400, "the body must be {\"op\": \"list\" | \"install\" | \"use\" | \"remove\", "
                                        "\"key\": <base64>}"));

@@ -27,6 +27,7 @@
 #include <variant>
 #include <vector>
 
+#include "mesh/json_limits.hpp"
 #include "mesh_admin_state.hpp"
 
 namespace mesh::admin_api {
@@ -63,10 +64,12 @@ void on_ops_thread(const std::weak_ptr<MeshAdmin::State>& weak, AdminServer::Res
 // The join's seeds and timeout from the body, or the 400 that says why not.
 std::variant<std::pair<std::vector<std::string>, std::chrono::milliseconds>, HttpResponse> join_request(
     const std::string& text) {
-  const auto body = nlohmann::json::parse(text, nullptr, false);
   const auto bad = [] {
     return HttpResponse::error(400, "the body must be {\"seeds\": [\"host:port\", ...], \"timeout_ms\"?: n}");
   };
+  const auto parsed = parse_json_bounded(text);
+  if (!parsed) return bad();
+  const nlohmann::json& body = *parsed;
   if (!body.is_object() || !body.contains("seeds") || !body["seeds"].is_array() || body["seeds"].empty()) {
     return bad();
   }

@@ -2,6 +2,8 @@
 // more seeds, as `serf join` does, and reload the policy file. The admin
 // API's POST /v1/join and /v1/reload call these; mesh-node reloads on
 // SIGHUP too.
+#include <algorithm>
+#include <chrono>
 #include <future>
 #include <memory>
 #include <mutex>
@@ -38,7 +40,18 @@ std::optional<std::string> Mesh::join(const std::vector<std::string>& seeds, std
     if (!m) throw std::logic_error("join: membership is not running on this node");
     m->join(std::move(addresses), [answered] { answered->set_value(); });
   }
-  if (done.wait_for(timeout) == std::future_status::ready) return std::nullopt;
+  // Waits in slices so that a node that stops meanwhile ends the wait (an
+  // admin endpoint shutting down waits for this call).
+  const auto until = std::chrono::steady_clock::now() + timeout;
+  for (;;) {
+    const auto left = until - std::chrono::steady_clock::now();
+    if (left <= std::chrono::steady_clock::duration::zero()) break;
+    if (done.wait_for(std::min<std::chrono::steady_clock::duration>(left, std::chrono::milliseconds(50))) ==
+        std::future_status::ready) {
+      return std::nullopt;
+    }
+    if (!c.membership_alive.load()) return "the node is stopping";
+  }
   return "no seed answered within " + std::to_string(timeout.count()) + " ms (still trying in the background)";
 }
 
