@@ -234,8 +234,11 @@ class Loop {
   // key, so that disown_key() can close it (close_connections_of).
   void note_connection(int fd, std::string_view key);
   void close_connections_of(const std::string& z85);
-  // Closes the connection of socket `fd`: its key has no owner.
-  void close_connection(int fd);
+  // Closes the connection of socket `fd`, noted with `key`, which has no
+  // owner any more.
+  void close_connection(int fd, std::string_view key);
+  struct Connection;
+  void shut_down_noted(int fd, const Connection& c);
 
   std::shared_ptr<Core> core_;
   const TransportOptions& options_;

@@ -78,7 +78,7 @@ std::string_view Loop::node_of(std::string_view identity, const zmq::message_t& 
   const char* key = zmq_msg_gets(body.handle(), "User-Id");
   const auto it = key == nullptr ? key_owner_.end() : key_owner_.find(std::string_view(key));
   if (it == key_owner_.end()) {
-    close_connection(zmq_msg_get(body.handle(), ZMQ_SRCFD));
+    if (key != nullptr) close_connection(zmq_msg_get(body.handle(), ZMQ_SRCFD), key);
     return {};
   }
   // Frames come in runs from one connection, and a routing id names one
@@ -111,6 +111,18 @@ void Loop::note_connection(int fd, std::string_view key) {
   connections_[fd] = std::move(c);
 }
 
+// The connection we noted may have ended (libzmq's I/O thread closes it,
+// and may reuse its descriptor, before we read what it delivered): shut
+// a descriptor down only while it still leads to the peer address noted.
+void Loop::shut_down_noted(int fd, const Connection& c) {
+  sockaddr_storage now{};
+  socklen_t len = sizeof now;
+  if (::getpeername(fd, reinterpret_cast<sockaddr*>(&now), &len) == 0 && len == c.peer_len &&
+      std::memcmp(&now, &c.peer, len) == 0 && ::shutdown(fd, SHUT_RDWR) == 0) {
+    bump(core_->counters.connections_revoked);
+  }
+}
+
 void Loop::close_connections_of(const std::string& z85) {
   noted_identity_.clear();
   for (auto it = connections_.begin(); it != connections_.end();) {
@@ -118,25 +130,18 @@ void Loop::close_connections_of(const std::string& z85) {
       ++it;
       continue;
     }
-    // The connection we saw may have ended and its descriptor gone to
-    // another: close only if it still leads to the same peer address.
-    sockaddr_storage now{};
-    socklen_t len = sizeof now;
-    const Connection& c = it->second;
-    if (::getpeername(it->first, reinterpret_cast<sockaddr*>(&now), &len) == 0 && len == c.peer_len &&
-        std::memcmp(&now, &c.peer, len) == 0 && ::shutdown(it->first, SHUT_RDWR) == 0) {
-      bump(core_->counters.connections_revoked);
-    }
+    shut_down_noted(it->first, it->second);
     it = connections_.erase(it);
   }
 }
 
-void Loop::close_connection(int fd) {
-  // The descriptor just delivered a message, so it is still that
-  // connection's: libzmq closes it only after the connection ended.
-  if (fd < 0) return;
-  connections_.erase(fd);
-  if (::shutdown(fd, SHUT_RDWR) == 0) bump(core_->counters.connections_revoked);
+void Loop::close_connection(int fd, std::string_view key) {
+  // Only a connection noted with that key: one revoked before its first
+  // frame was never noted, and stays open, its frames refused.
+  const auto it = connections_.find(fd);
+  if (it == connections_.end() || it->second.key != key) return;
+  shut_down_noted(fd, it->second);
+  connections_.erase(it);
 }
 
 void Loop::own_key(const std::string& z85, const std::string& node) {
