@@ -8,9 +8,9 @@
 // endpoint (examples/mesh_agents.cpp). docs/mesh-node.md is the manual.
 //
 // Threads: the Mesh's (transport, SWIM, control) and the admin endpoint's.
-// SIGINT, SIGTERM and SIGHUP are blocked in all of them and taken by the
-// main thread with sigwait. SIGINT or SIGTERM (or POST /v1/leave, `meshctl
-// leave`) starts the graceful leave (Mesh::stop, bounded by leave_timeout)
+// SIGINT, SIGTERM, SIGHUP and SIGUSR1 are blocked in all of them and taken
+// by the main thread with sigwait. SIGINT or SIGTERM (or POST /v1/leave,
+// `meshctl leave`, whose handler raises SIGUSR1) starts the graceful leave (Mesh::stop, bounded by leave_timeout)
 // on a thread of its own while /healthz answers "leaving"; a second signal
 // during the leave exits at once. SIGHUP reloads the policy file (as POST
 // /v1/reload, `meshctl reload`); a bad file is logged and changes nothing.
@@ -19,6 +19,7 @@
 // bad configuration.
 #include <pthread.h>
 #include <signal.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <atomic>
@@ -100,6 +101,7 @@ int run(NodeConfig cfg) {
   sigaddset(&stop_signals, SIGINT);
   sigaddset(&stop_signals, SIGTERM);
   sigaddset(&stop_signals, SIGHUP);
+  sigaddset(&stop_signals, SIGUSR1);  // raised for POST /v1/leave
   pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
 
   check_advertise_host(cfg);
@@ -115,8 +117,8 @@ int run(NodeConfig cfg) {
   Mesh mesh(cfg);
   // Binds now: a taken admin port fails before the node joins anyone.
   AdminEndpoint admin(mesh);
-  std::atomic<bool> leave_asked{false};
-  admin.api().on_leave([&leave_asked] { leave_asked = true; });
+  // Wakes the main thread's sigwait, which then leaves as on SIGTERM.
+  admin.api().on_leave([] { ::kill(::getpid(), SIGUSR1); });
   mesh.start();  // binds SWIM and ZeroMQ, joins the seeds
   admin.start();
   const bool v6 = cfg.swim_host.find(':') != std::string::npos;
@@ -126,17 +128,17 @@ int run(NodeConfig cfg) {
   if (cfg.seeds.empty()) spdlog::info("no seeds: waiting to be joined");
 
   int sig = 0;
-  while (sig == 0 && !leave_asked) {
-    sig = next_signal(stop_signals, 200);
+  while (sig == 0) {
+    sig = next_signal(stop_signals, 1000);
     if (sig == SIGHUP) {
       reload(mesh);
       sig = 0;
     }
   }
-  if (sig != 0) {
-    spdlog::info("received {}: leaving the cluster", signal_name(sig));
-  } else {
+  if (sig == SIGUSR1) {
     spdlog::info("asked to leave through the admin API: leaving the cluster");
+  } else {
+    spdlog::info("received {}: leaving the cluster", signal_name(sig));
   }
   admin.set_leaving();
   // The leave on a thread of its own, so that a second signal is heard.
@@ -146,7 +148,7 @@ int run(NodeConfig cfg) {
     stopped = true;
   });
   while (!stopped) {
-    if (const int again = next_signal(stop_signals, 100); again != 0 && again != SIGHUP) {
+    if (const int again = next_signal(stop_signals, 100); again == SIGINT || again == SIGTERM) {
       // The operator does not want to wait: skip the rest of the leave.
       spdlog::warn("second {}: exiting without finishing the leave", signal_name(again));
       spdlog::default_logger()->flush();
