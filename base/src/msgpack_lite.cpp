@@ -193,10 +193,13 @@ bool Reader::skip(std::size_t max_depth) {
       }
       if (!ok) return false;
     }
-    if (items && *items > 0) {
-      if (*items > remaining()) return false;  // every value takes a byte at least
+    if (items) {
+      // A container at this level counts, empty or not: an empty one is a
+      // level to a JSON reader too (json_depth), and what passes here must
+      // encode again.
       if (pending.size() > max_depth) return false;
-      pending.push_back(*items);
+      if (*items > remaining()) return false;  // every value takes a byte at least
+      if (*items > 0) pending.push_back(*items);
     }
   }
   return true;
