@@ -74,12 +74,6 @@ std::string program(const std::string& name) {
   throw std::runtime_error("the deploy files run \"" + name + "\", which this test does not know");
 }
 
-std::string ip_binary() {
-  std::string path = run_checked("command -v ip");
-  while (!path.empty() && (path.back() == '\n' || path.back() == ' ')) path.pop_back();
-  return path;
-}
-
 constexpr const char* kNetnsEtc = "/etc/netns";
 
 // /etc/netns/<ns>/hosts for every host of the lab, removed (with the
@@ -118,7 +112,7 @@ class HostsFiles {
 class Deployment {
  public:
   Deployment(const NetnsLab& lab, std::vector<NodeSpec> nodes)
-      : lab_(lab), ip_bin_(ip_binary()), nodes_(std::move(nodes)) {
+      : lab_(lab), nodes_(std::move(nodes)) {
     procs_.resize(nodes_.size());
     admin_.resize(nodes_.size());
   }
@@ -129,7 +123,6 @@ class Deployment {
 
   std::vector<std::string> in_ns(int i, std::vector<std::string> argv) const {
     std::vector<std::string> full = lab_.exec_prefix(i);
-    full.at(0) = ip_bin_;
     full.insert(full.end(), argv.begin(), argv.end());
     return full;
   }
@@ -253,7 +246,6 @@ class Deployment {
 
  private:
   const NetnsLab& lab_;
-  std::string ip_bin_;
   std::vector<NodeSpec> nodes_;
   std::vector<std::string> admin_;
   TempDir dir_;  // before procs_: logs outlive the processes

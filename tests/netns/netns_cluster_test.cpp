@@ -53,13 +53,6 @@ constexpr auto kDetect = 90s;
 // probability failed/alive), so this takes tens of seconds.
 constexpr auto kHeal = 150s;
 
-// execve needs a path; the lab already checked that `ip` exists.
-std::string ip_binary() {
-  std::string path = run_checked("command -v ip");
-  while (!path.empty() && (path.back() == '\n' || path.back() == ' ')) path.pop_back();
-  return path;
-}
-
 class NetnsCluster {
  public:
   // `profile`: the partition test uses `local` (fast detection); the loss
@@ -68,7 +61,7 @@ class NetnsCluster {
   // simulator declares live nodes dead with it at 20 % loss (123 false
   // deaths in 8 x 600 s of 5 nodes, against 0 with `lan`).
   explicit NetnsCluster(int n, std::string profile = "local")
-      : lab_(n), ip_bin_(ip_binary()), profile_(std::move(profile)) {
+      : lab_(n), profile_(std::move(profile)) {
     procs_.resize(static_cast<std::size_t>(n));
   }
 
@@ -78,7 +71,6 @@ class NetnsCluster {
 
   std::vector<std::string> in_ns(int i, std::vector<std::string> argv) const {
     std::vector<std::string> full = lab_.exec_prefix(i);
-    full.at(0) = ip_bin_;
     full.insert(full.end(), argv.begin(), argv.end());
     return full;
   }
@@ -163,7 +155,6 @@ class NetnsCluster {
 
  private:
   NetnsLab lab_;  // declared first: removed after the nodes are killed
-  std::string ip_bin_;
   std::string profile_;
   TempDir dir_;  // before procs_: logs outlive the processes
   std::vector<std::unique_ptr<Process>> procs_;

@@ -69,12 +69,6 @@ constexpr int kSwimPort = 7946;
 constexpr int kAdminPort = 9946;
 constexpr const char* kGossipKey = "dHJ1c3QtbmV0bnMtdGVzdC1nb3NzaXAta2V5LTMyYnk=";  // 32 bytes
 
-std::string ip_binary() {
-  std::string path = run_checked("command -v ip");
-  while (!path.empty() && (path.back() == '\n' || path.back() == ' ')) path.pop_back();
-  return path;
-}
-
 // The value of the Prometheus sample `name{labels}` (labels: exactly
 // these, in any order) in an exposition text; nullopt if absent.
 std::optional<double> sample(const std::string& text, const std::string& name,
@@ -116,7 +110,7 @@ std::optional<double> sample(const std::string& text, const std::string& name,
 // Nodes of one test, node i on lab host i, each a mesh-trust-probe.
 class TrustLab {
  public:
-  explicit TrustLab(int hosts) : lab_(hosts), ip_bin_(ip_binary()) {
+  explicit TrustLab(int hosts) : lab_(hosts) {
     procs_.resize(static_cast<std::size_t>(hosts));
     names_.resize(static_cast<std::size_t>(hosts));
   }
@@ -128,7 +122,6 @@ class TrustLab {
 
   std::vector<std::string> in_ns(int i, std::vector<std::string> argv) const {
     std::vector<std::string> full = lab_.exec_prefix(i);
-    full.at(0) = ip_bin_;
     full.insert(full.end(), argv.begin(), argv.end());
     return full;
   }
@@ -245,7 +238,6 @@ class TrustLab {
 
  private:
   NetnsLab lab_;  // first: removed after the nodes are killed
-  std::string ip_bin_;
   TempDir dir_;   // data dirs, keys, policies, logs: outlive the processes
   std::vector<std::unique_ptr<Process>> procs_;
   std::vector<std::string> names_;

@@ -37,6 +37,8 @@ std::string NetnsLab::unavailable_reason() {
 
 NetnsLab::NetnsLab(int hosts) : hosts_(hosts), lab_(static_cast<int>(::getpid() % 200) + 1) {
   if (hosts < 1 || hosts > 250) throw std::invalid_argument("NetnsLab: 1..250 hosts");
+  ip_bin_ = run_checked("command -v ip");
+  while (!ip_bin_.empty() && (ip_bin_.back() == '\n' || ip_bin_.back() == ' ')) ip_bin_.pop_back();
   const std::string tag = "mesh" + std::to_string(::getpid());
   bridge_ns_ = tag + "-br";
   try {
@@ -76,7 +78,7 @@ std::string NetnsLab::ip(int i) const {
 }
 
 std::vector<std::string> NetnsLab::exec_prefix(int i) const {
-  return {"ip", "netns", "exec", ns(i)};
+  return {ip_bin_, "netns", "exec", ns(i)};
 }
 
 void NetnsLab::partition(const std::vector<int>& a, const std::vector<int>& b) {

@@ -33,7 +33,8 @@ class NetnsLab {
   int size() const { return hosts_; }
   const std::string& ns(int i) const { return host_ns_.at(static_cast<std::size_t>(i)); }
   std::string ip(int i) const;
-  // argv prefix that runs a command inside host i: {"ip","netns","exec",ns}.
+  // argv prefix that runs a command inside host i: {"/path/to/ip", "netns",
+  // "exec", ns} (a path: execve does not search PATH).
   std::vector<std::string> exec_prefix(int i) const;
 
   void partition(const std::vector<int>& a, const std::vector<int>& b);
@@ -44,6 +45,7 @@ class NetnsLab {
   void apply_rules();
   int hosts_;
   int lab_;
+  std::string ip_bin_;  // `ip`'s path
   std::string bridge_ns_;
   std::vector<std::string> host_ns_;
   std::vector<std::pair<std::vector<int>, std::vector<int>>> partitions_;
