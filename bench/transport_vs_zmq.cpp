@@ -70,6 +70,7 @@
 #include <zmq.hpp>
 
 #include "mesh/cli.hpp"
+#include "echo_bench.hpp"
 #include "mesh/transport/transport.hpp"
 #include "process.hpp"
 
@@ -80,9 +81,9 @@
 namespace {
 
 using namespace std::chrono_literals;
-using Clock = std::chrono::steady_clock;
 using json = nlohmann::json;
 using mesh::test::Process;
+using namespace mesh::bench;
 namespace tr = mesh::transport;
 
 constexpr std::size_t kPayloadBytes = 256;
@@ -125,26 +126,10 @@ void make_curve_client(zmq::socket_t& s) {
   s.set(zmq::sockopt::curve_secretkey, g_curve->client.secret_key);
 }
 
-std::atomic<bool> g_interrupted{false};
-extern "C" void on_signal(int) { g_interrupted.store(true); }
-
-void check_interrupt() {
-  if (g_interrupted.load(std::memory_order_relaxed)) throw std::runtime_error("interrupted");
-}
-
-std::int64_t now_ns() {
-  return std::chrono::duration_cast<std::chrono::nanoseconds>(Clock::now().time_since_epoch())
-      .count();
-}
-
 std::vector<std::uint8_t> make_payload() {
   std::vector<std::uint8_t> p(kPayloadBytes);
   for (std::size_t i = 0; i < p.size(); ++i) p[i] = static_cast<std::uint8_t>('a' + i % 26);
   return p;
-}
-
-std::uint16_t port_of(const std::string& endpoint) {
-  return static_cast<std::uint16_t>(std::stoi(endpoint.substr(endpoint.rfind(':') + 1)));
 }
 
 struct Options {
@@ -164,36 +149,13 @@ struct Options {
   std::string self_exe;
 
   bool wants(const std::string& row) const { return only.empty() || only.count(row) > 0; }
+  LatencyPlan plan() const { return {count, rtt_warmup, max_seconds, slices}; }
 };
 
 const std::vector<std::string> kRows = {"raw-rtt", "quick-rtt",  "mailbox-rtt", "raw-push",
                                         "notify",  "raw-inproc", "ours-inproc", "python"};
 
 // ================================================================ servers
-// Signals are blocked before any thread starts (ZeroMQ's and ours inherit
-// the mask), and the main thread waits for SIGTERM/SIGINT with sigwait, then
-// shuts down in order. A server whose parent dies is killed by the kernel.
-sigset_t block_stop_signals() {
-  sigset_t set;
-  ::sigemptyset(&set);
-  ::sigaddset(&set, SIGTERM);
-  ::sigaddset(&set, SIGINT);
-  ::pthread_sigmask(SIG_BLOCK, &set, nullptr);
-  ::prctl(PR_SET_PDEATHSIG, SIGKILL);
-  if (::getppid() == 1) std::exit(1);
-  return set;
-}
-
-void wait_stop(const sigset_t& set) {
-  int sig = 0;
-  ::sigwait(&set, &sig);
-}
-
-void announce(std::uint16_t port, std::uint16_t ctl = 0) {
-  std::printf("port %u ctl %u\n", static_cast<unsigned>(port), static_cast<unsigned>(ctl));
-  std::fflush(stdout);
-}
-
 // What the receiving side of a throughput row counts. The consumer stores
 // the arrival time before the count (release), so a ctl reader that sees
 // count n sees the arrival time of message n or later.
@@ -260,31 +222,6 @@ class SinkControl {
   std::uint16_t port_ = 0;
   std::thread thread_;
 };
-
-int serve_raw_echo(const sigset_t& stop) {
-  zmq::context_t ctx(1);
-  zmq::socket_t router(ctx, zmq::socket_type::router);
-  router.set(zmq::sockopt::linger, 0);
-  make_curve_server(router);
-  router.bind("tcp://127.0.0.1:0");
-  announce(port_of(router.get(zmq::sockopt::last_endpoint)));
-  std::thread echo([&] {
-    try {
-      for (;;) {
-        zmq::message_t id, body;
-        if (!router.recv(id) || !router.recv(body)) continue;
-        router.send(id, zmq::send_flags::sndmore);
-        router.send(body, zmq::send_flags::none);
-      }
-    } catch (const zmq::error_t&) {
-      // ETERM: shutting down.
-    }
-  });
-  wait_stop(stop);
-  ctx.shutdown();
-  echo.join();
-  return 0;
-}
 
 // `client`: the node name of the one client this server process serves
 // (under --curve its key is admitted as that node's).
@@ -367,7 +304,7 @@ int serve_ours_sink(const sigset_t& stop) {
 
 int serve(const std::string& mode) {
   const sigset_t stop = block_stop_signals();
-  if (mode == "raw-echo") return serve_raw_echo(stop);
+  if (mode == "raw-echo") return serve_raw_echo(stop, make_curve_server);
   if (mode == "ours-echo") return serve_ours_echo(stop, false);
   if (mode == "ours-quick") return serve_ours_echo(stop, true);
   if (mode == "raw-pull") return serve_raw_pull(stop);
@@ -376,142 +313,21 @@ int serve(const std::string& mode) {
 }
 
 // ================================================================ client side
-// ---------------------------------------------------------------- slicing
-// The machine is shared: load drifts over seconds. So within a round the
-// systems compared in a row are all set up at once and measured in
-// alternating slices (raw, ours, ours, raw, ...), each one's samples
-// pooled; a burst of load then hits both sides instead of one.
-struct Rtt {
-  double p50_us = 0;
-  double p99_us = 0;
-  std::size_t count = 0;
-};
-
-Rtt summarize(std::vector<std::int64_t>& ns) {
-  if (ns.empty()) throw std::runtime_error("no samples");
-  std::sort(ns.begin(), ns.end());
-  auto at = [&](double q) {
-    const auto n = static_cast<double>(ns.size());
-    auto k = static_cast<std::size_t>(std::ceil(q * n));
-    k = std::clamp<std::size_t>(k, 1, ns.size());
-    return static_cast<double>(ns[k - 1]) / 1000.0;
-  };
-  return Rtt{at(0.50), at(0.99), ns.size()};
-}
-
-// One system of a latency row: `one` makes one round trip (or throws).
-struct LatencySystem {
-  std::string row;
-  std::function<void()> one;
-  std::vector<std::int64_t> ns;
-  double measured_s = 0;
-
-  bool done(const Options& opt) const {
-    return ns.size() >= opt.count || measured_s >= opt.max_seconds;
-  }
-};
-
-// Warm-up for each, then slices until each has --count round trips or has
-// spent --max-seconds in measured round trips.
-std::map<std::string, Rtt> run_latency(const Options& opt,
-                                       const std::vector<LatencySystem*>& systems, int round) {
-  for (auto* s : systems)
-    for (std::size_t i = 0; i < opt.rtt_warmup; ++i) s->one();
-  const std::size_t slice = (opt.count + opt.slices - 1) / opt.slices;
-  for (std::size_t k = 0;; ++k) {
-    std::vector<LatencySystem*> order = systems;
-    if ((k + static_cast<std::size_t>(round)) % 2 == 1) std::reverse(order.begin(), order.end());
-    bool any = false;
-    for (auto* s : order) {
-      if (s->done(opt)) continue;
-      any = true;
-      const std::size_t n = std::min(slice, opt.count - s->ns.size());
-      for (std::size_t i = 0; i < n; ++i) {
-        const auto t0 = Clock::now();
-        s->one();
-        const auto t1 = Clock::now();
-        const auto d = std::chrono::duration_cast<std::chrono::nanoseconds>(t1 - t0).count();
-        s->ns.push_back(d);
-        s->measured_s += static_cast<double>(d) / 1e9;
-        if (s->measured_s >= opt.max_seconds) break;
-        if ((i & 255) == 0) check_interrupt();
-      }
-    }
-    if (!any) break;
-  }
-  std::map<std::string, Rtt> out;
-  for (auto* s : systems) out[s->row] = summarize(s->ns);
-  return out;
-}
-
 // ---------------------------------------------------------------- servers, clients
-struct Server {
-  std::unique_ptr<Process> proc;
-  std::uint16_t port = 0;
-  std::uint16_t ctl = 0;
-
-  ~Server() {
-    if (!proc) return;
-    proc->signal(SIGTERM);
-    if (!proc->wait_exit(3s)) std::cerr << "  (server did not stop on SIGTERM; killed)\n";
-  }
-};
-
-std::unique_ptr<Server> start_server(const Options& opt, const std::string& mode,
-                                     const std::string& log_dir) {
-  // A fresh label each time: Process appends to its log files, and an old
-  // server's "port" line must not be read as this one's.
-  static int started = 0;
-  auto s = std::make_unique<Server>();
+// A server process of a row: this binary with --serve <mode> (under
+// --curve, given the keys in its environment).
+std::unique_ptr<ServerProcess> start_server(const Options& opt, const std::string& mode,
+                                            const std::string& log_dir) {
   std::map<std::string, std::string> env;
   if (g_curve) env[kCurveEnv] = g_curve->server.secret_key + " " + g_curve->client.public_key;
-  s->proc = std::make_unique<Process>(std::vector<std::string>{opt.self_exe, "--serve", mode},
-                                      env, log_dir,
-                                      mode + "-" + std::to_string(++started));
-  const auto deadline = Clock::now() + 10s;
-  for (;;) {
-    check_interrupt();
-    const std::string out = s->proc->stdout_text();
-    if (out.find('\n') != std::string::npos) {
-      unsigned port = 0, ctl = 0;
-      if (std::sscanf(out.c_str(), "port %u ctl %u", &port, &ctl) != 2 || port == 0)
-        throw std::runtime_error("server " + mode + " printed: " + out);
-      s->port = static_cast<std::uint16_t>(port);
-      s->ctl = static_cast<std::uint16_t>(ctl);
-      return s;
-    }
-    if (!s->proc->running())
-      throw std::runtime_error("server " + mode + " exited:\n" + s->proc->log_tail());
-    if (Clock::now() > deadline)
-      throw std::runtime_error("server " + mode + " did not print its port:\n" +
-                               s->proc->log_tail());
-    std::this_thread::sleep_for(10ms);
-  }
+  return mesh::bench::start_server({opt.self_exe, "--serve", mode}, env, log_dir, mode);
 }
 
-std::string tcp(std::uint16_t port) { return "tcp://127.0.0.1:" + std::to_string(port); }
-
-// A DEALER client of a ROUTER echo; `endpoint` is tcp:// or inproc://.
-class RawEchoClient {
- public:
-  RawEchoClient(zmq::context_t& ctx, const std::string& endpoint)
-      : dealer_(ctx, zmq::socket_type::dealer), payload_(make_payload()) {
-    dealer_.set(zmq::sockopt::linger, 0);
-    dealer_.set(zmq::sockopt::rcvtimeo, 5000);
-    if (endpoint.starts_with("tcp:")) make_curve_client(dealer_);
-    dealer_.connect(endpoint);
-  }
-  void one() {
-    dealer_.send(zmq::buffer(payload_), zmq::send_flags::none);
-    zmq::message_t reply;
-    if (!dealer_.recv(reply) || reply.size() != payload_.size())
-      throw std::runtime_error("raw echo: no reply within 5 s");
-  }
-
- private:
-  zmq::socket_t dealer_;
-  std::vector<std::uint8_t> payload_;
-};
+// A raw echo client with the row's payload, CURVE on tcp under --curve.
+RawEchoClient raw_client(zmq::context_t& ctx, const std::string& endpoint) {
+  return RawEchoClient(ctx, endpoint, make_payload(),
+                       endpoint.starts_with("tcp:") ? SocketSetup(make_curve_client) : SocketSetup());
+}
 
 tr::OutMessage bench_message(const std::string& node, const std::string& target) {
   tr::OutMessage m;
@@ -552,9 +368,9 @@ void request_once(tr::Transport& t, const tr::OutMessage& tmpl, const char* what
 
 // A client Transport connected to a server process's Transport.
 struct OursClient {
-  std::unique_ptr<Server> server;
+  std::unique_ptr<ServerProcess> server;
   tr::Transport transport;
-  OursClient(std::unique_ptr<Server> s, tr::TransportOptions o)
+  OursClient(std::unique_ptr<ServerProcess> s, tr::TransportOptions o)
       : server(std::move(s)), transport(std::move(o)) {
     transport.add_peer(
         tr::PeerAddress{kServerNode, "127.0.0.1", server->port, g_curve ? g_curve->server.public_key : ""});
@@ -568,7 +384,7 @@ struct OursClient {
 // ---------------------------------------------------------------- row 1: tcp RTT
 std::map<std::string, Rtt> tcp_rtt(const Options& opt, const std::string& log_dir, int round) {
   std::vector<LatencySystem> systems;
-  std::unique_ptr<Server> raw_server;
+  std::unique_ptr<ServerProcess> raw_server;
   std::optional<zmq::context_t> ctx;
   std::optional<RawEchoClient> raw;
   std::unique_ptr<OursClient> quick, mailbox;
@@ -576,7 +392,7 @@ std::map<std::string, Rtt> tcp_rtt(const Options& opt, const std::string& log_di
   if (opt.wants("raw-rtt")) {
     raw_server = start_server(opt, "raw-echo", log_dir);
     ctx.emplace(1);
-    raw.emplace(*ctx, tcp(raw_server->port));
+    raw.emplace(raw_client(*ctx, tcp(raw_server->port)));
     systems.push_back({"raw-rtt", [&] { raw->one(); }, {}, 0});
   }
   if (opt.wants("quick-rtt")) {
@@ -592,7 +408,7 @@ std::map<std::string, Rtt> tcp_rtt(const Options& opt, const std::string& log_di
   }
   std::vector<LatencySystem*> ptrs;
   for (auto& s : systems) ptrs.push_back(&s);
-  return run_latency(opt, ptrs, round);
+  return run_latency(opt.plan(), ptrs, round);
 }
 
 // ---------------------------------------------------------------- row 2: one-way throughput
@@ -695,7 +511,7 @@ std::map<std::string, Throughput> one_way(const Options& opt, const std::string&
   systems.reserve(2);
   zmq::context_t ctx(1);
   const auto payload = make_payload();
-  std::unique_ptr<Server> raw_server;
+  std::unique_ptr<ServerProcess> raw_server;
   std::optional<zmq::socket_t> push;
   std::optional<Ctl> raw_ctl, ours_ctl;
   if (opt.wants("raw-push")) {
@@ -790,7 +606,7 @@ std::map<std::string, Rtt> same_process(const Options& opt, int round) {
           // ETERM: shutting down.
         }
       });
-      raw.emplace(*ctx, "inproc://echo");
+      raw.emplace(raw_client(*ctx, "inproc://echo"));
       systems.push_back({"raw-inproc", [&] { raw->one(); }, {}, 0});
     }
     if (opt.wants("ours-inproc")) {
@@ -807,7 +623,7 @@ std::map<std::string, Rtt> same_process(const Options& opt, int round) {
     }
     std::vector<LatencySystem*> ptrs;
     for (auto& s : systems) ptrs.push_back(&s);
-    auto out = run_latency(opt, ptrs, round);
+    auto out = run_latency(opt.plan(), ptrs, round);
     raw.reset();
     stop();
     return out;
@@ -820,48 +636,10 @@ std::map<std::string, Rtt> same_process(const Options& opt, int round) {
 
 // ---------------------------------------------------------------- python
 std::optional<Rtt> python_floor(const Options& opt, std::string& note) {
-  if (::access(opt.python.c_str(), X_OK) != 0) {
-    note = "python row skipped: " + opt.python + " not found";
-    return std::nullopt;
-  }
-  if (::access(opt.pyzmq_script.c_str(), R_OK) != 0) {
-    note = "python row skipped: " + opt.pyzmq_script + " not found";
-    return std::nullopt;
-  }
-  const auto res = mesh::test::run_to_exit(
-      {opt.python, opt.pyzmq_script, "--count", std::to_string(opt.count), "--warmup",
-       std::to_string(opt.rtt_warmup), "--max-seconds", std::to_string(opt.max_seconds)},
-      {}, std::chrono::milliseconds(static_cast<long>(opt.max_seconds * 1000) + 60000));
-  const auto line = res.out.substr(0, res.out.find('\n'));
-  const auto j = json::parse(line, nullptr, false);
-  if (res.exit_code != 0 || j.is_discarded() || !j.contains("p50_us")) {
-    std::string why = (!j.is_discarded() && j.contains("error"))
-                          ? j["error"].get<std::string>()
-                          : "exit " + std::to_string(res.exit_code);
-    if (why.empty() || why.rfind("exit", 0) == 0) why += ": " + res.err.substr(0, 300);
-    note = "python row skipped: " + why;
-    return std::nullopt;
-  }
-  return Rtt{j["p50_us"].get<double>(), j["p99_us"].get<double>(), j["count"].get<std::size_t>()};
+  return mesh::bench::python_floor(opt.python, opt.pyzmq_script, opt.plan(), note);
 }
 
 // ================================================================ report
-std::optional<double> median(std::vector<double> v) {
-  if (v.empty()) return std::nullopt;
-  std::sort(v.begin(), v.end());
-  const auto m = v.size() / 2;
-  return v.size() % 2 ? v[m] : (v[m - 1] + v[m]) / 2;
-}
-
-json opt_json(const std::optional<double>& d) { return d ? json(*d) : json(nullptr); }
-
-std::string fmt(const std::optional<double>& d, int prec) {
-  if (!d) return "-";
-  std::ostringstream o;
-  o << std::fixed << std::setprecision(prec) << *d;
-  return o.str();
-}
-
 // Per-round samples of one row.
 struct RttSeries {
   std::vector<double> p50, p99;
@@ -895,11 +673,6 @@ struct TputSeries {
             {"undeliverable", undeliverable}};
   }
 };
-
-std::string rtt_line(const Rtt& r) {
-  return "p50 " + fmt(r.p50_us, 1) + " us, p99 " + fmt(r.p99_us, 1) +
-         " us (n=" + std::to_string(r.count) + ")";
-}
 
 const CLI::Validator kRow(
     [](std::string& row) -> std::string {
@@ -990,12 +763,7 @@ int run(int argc, char** argv) {
   opt.rtt_warmup = std::min(opt.rtt_warmup, std::max<std::size_t>(opt.count / 10, 10));
   opt.notify_warmup =
       std::min(opt.notify_warmup, std::max<std::size_t>(opt.notify_count / 10, 100));
-  {
-    char buf[4096];
-    const auto n = ::readlink("/proc/self/exe", buf, sizeof buf - 1);
-    if (n <= 0) throw std::runtime_error("cannot read /proc/self/exe");
-    opt.self_exe.assign(buf, static_cast<std::size_t>(n));
-  }
+  opt.self_exe = self_exe();
 
   mesh::test::TempDir logs;
   RttSeries raw_rtt, quick_rtt, mailbox_rtt, raw_inp, ours_inp, py;
@@ -1204,12 +972,7 @@ int run(int argc, char** argv) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  struct sigaction sa {};
-  sa.sa_handler = on_signal;
-  ::sigemptyset(&sa.sa_mask);
-  ::sigaction(SIGINT, &sa, nullptr);
-  ::sigaction(SIGTERM, &sa, nullptr);
-  ::sigaction(SIGHUP, &sa, nullptr);
+  install_interrupt_handlers();
   try {
     return run(argc, argv);
   } catch (const mesh::UsageError& e) {
