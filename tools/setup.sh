@@ -18,6 +18,7 @@ packages=(
   libzmq3-dev cppzmq-dev libsodium-dev python3-zmq
   libgtest-dev libgmock-dev
   prometheus-cpp-dev ccache
+  libcaf-dev
   serf iproute2 nftables procps
   clang libclang-rt-14-dev
 )
