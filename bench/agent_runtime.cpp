@@ -31,7 +31,7 @@
 // reported (targets, targets_met), never asserted.
 //
 //   agent_runtime [--rounds 3] [--agents 10000] [--idle-s 10] [--workers N]
-//                 [--pingpong 200000] [--ring-size 1000] [--ring-hops 200000]
+//                 [--pingpong 1000000] [--ring-size 1000] [--ring-hops 1000000]
 //                 [--count 20000] [--max-seconds 3] [--json] [--quick]
 //
 // Exit codes: 0 after the run; 1 when a measurement fails (a child exits
@@ -44,6 +44,7 @@
 #include <atomic>
 #include <caf/all.hpp>
 #include <chrono>
+#include <cmath>
 #include <condition_variable>
 #include <cstdint>
 #include <filesystem>
@@ -83,9 +84,9 @@ struct Options {
   std::size_t agents = 10000;
   double idle_s = 10;
   std::size_t workers = 0;  // 0: std::thread::hardware_concurrency()
-  std::int64_t pingpong = 200000;  // hops per ping-pong run
+  std::int64_t pingpong = 1000000;  // hops per ping-pong run
   std::size_t ring_size = 1000;
-  std::int64_t ring_hops = 200000;
+  std::int64_t ring_hops = 1000000;
   std::size_t count = 20000;  // remote round trips per system
   double max_seconds = 3;     // per throughput run; per system in the remote row
   std::size_t slices = 50;
@@ -636,6 +637,10 @@ json report(const Options& opt, const Series& s, std::vector<std::string> notes)
       "remote_request_p50_ratio_vs_pyzmq", "remote_request_p50_us", "remote_request_p99_us",
       "raw_p50_us", "raw_p99_us", "pyzmq_p50_us", "pyzmq_p99_us"};
   for (const auto& k : keys) out[k] = opt_json(s.med(k));
+  // Counts stay whole numbers (a median of an even number of rounds may not be).
+  for (const char* k : {"threads", "caf_threads", "wakeups", "caf_wakeups"}) {
+    if (const auto x = s.med(k); x && *x == std::floor(*x)) out[k] = static_cast<std::int64_t>(*x);
+  }
   // The CAF figure per actor, under the name the report gives it.
   out["caf_bytes_per_actor"] = out["caf_bytes_per_agent"];
   out.erase("caf_bytes_per_agent");
@@ -751,13 +756,13 @@ int run(int argc, char** argv) {
       ->type_name("N")
       ->transform(mesh::cli::whole_number(1, 256));
   auto* pingpong = app.add_option("--pingpong", opt.pingpong,
-                                  "ping-pong hops, 10..1e9 (default 200000; --quick: 2000)")
+                                  "ping-pong hops, 10..1e9 (default 1000000; --quick: 2000)")
                        ->type_name("N")
                        ->transform(mesh::cli::whole_number(10, 1000000000));
   auto* ring_size = app.add_option("--ring-size", opt.ring_size, "agents in the ring, 2..10000 (default 1000; --quick: 100)")
                         ->type_name("N")
                         ->transform(mesh::cli::whole_number(2, 10000));
-  auto* ring_hops = app.add_option("--ring-hops", opt.ring_hops, "ring hops, 10..1e9 (default 200000; --quick: 2000)")
+  auto* ring_hops = app.add_option("--ring-hops", opt.ring_hops, "ring hops, 10..1e9 (default 1000000; --quick: 2000)")
                         ->type_name("N")
                         ->transform(mesh::cli::whole_number(10, 1000000000));
   auto* count = app.add_option("--count", opt.count,
