@@ -314,10 +314,12 @@ std::string agent_name(const char* prefix, std::size_t i) {
   return buf;
 }
 
+// What the agents refer to is declared before the Mesh: on an early exit
+// the Mesh's destructor stops them before it goes.
 json population_ours(const Options& opt) {
+  std::atomic<std::size_t> up{0};
   mesh::Mesh mesh(local_config());
   mesh.start();
-  std::atomic<std::size_t> up{0};
   const auto p = measure_population(opt.agents, opt.idle_s, up, [&] {
     for (std::size_t i = 0; i < opt.agents; ++i) mesh.add<IdleAgent>(agent_name("idle", i), up);
   });
@@ -329,10 +331,10 @@ json population_ours(const Options& opt) {
 }
 
 json token_ring_ours(std::size_t size, std::int64_t hops, double max_seconds) {
-  mesh::Mesh mesh(local_config());
-  mesh.start();
   TokenRun run(hops, warmup_hops(hops));
   std::atomic<std::size_t> up{0};
+  mesh::Mesh mesh(local_config());
+  mesh.start();
   for (std::size_t i = 0; i < size; ++i)
     mesh.add<RelayAgent>(agent_name("relay", i), agent_name("relay", (i + 1) % size), run, up);
   wait_up(up, size);
@@ -361,7 +363,7 @@ caf::behavior caf_idle(caf::event_based_actor*, std::atomic<std::size_t>* up) {
 }
 
 struct CafRing {
-  std::vector<caf::actor> actors;  // filled before the first hop is sent
+  std::vector<caf::actor>* actors = nullptr;  // filled before the first hop is sent
   TokenRun* run = nullptr;
 };
 
@@ -370,43 +372,55 @@ caf::behavior caf_relay(caf::event_based_actor* self, CafRing* ring, std::size_t
   up->fetch_add(1);
   return {[=](std::int64_t n) {
     if (!ring->run->on_hop(n)) return;
-    self->send(ring->actors[(index + 1) % ring->actors.size()], n + 1);
+    const auto& actors = *ring->actors;
+    self->send(actors[(index + 1) % actors.size()], n + 1);
   }};
 }
 
-void caf_stop_all(const std::vector<caf::actor>& actors) {
-  for (const auto& a : actors) caf::anon_send_exit(a, caf::exit_reason::user_shutdown);
-}
+// Declared after the actor_system: on every exit it tells each actor to
+// quit and drops the handles, so that the system's destructor, which waits
+// for every actor, returns.
+struct CafActors {
+  std::vector<caf::actor> v;
+  CafActors() = default;
+  CafActors(const CafActors&) = delete;
+  CafActors& operator=(const CafActors&) = delete;
+  ~CafActors() {
+    for (const auto& a : v) caf::anon_send_exit(a, caf::exit_reason::user_shutdown);
+    v.clear();
+  }
+};
 
+// What the actors refer to is declared before the actor_system, which
+// outlives none of its actors.
 json population_caf(const Options& opt) {
+  std::atomic<std::size_t> up{0};
   auto cfg = caf_config(opt);
   caf::actor_system sys{*cfg};
-  std::atomic<std::size_t> up{0};
-  std::vector<caf::actor> actors;
-  actors.reserve(opt.agents);
+  CafActors actors;
+  actors.v.reserve(opt.agents);
   const auto p = measure_population(opt.agents, opt.idle_s, up, [&] {
-    for (std::size_t i = 0; i < opt.agents; ++i) actors.push_back(sys.spawn(caf_idle, &up));
+    for (std::size_t i = 0; i < opt.agents; ++i) actors.v.push_back(sys.spawn(caf_idle, &up));
   });
   auto out = to_json(p, opt.agents);
   out["scheduler"] = "work stealing, " + std::to_string(sys.scheduler().num_workers()) + " workers";
   std::cout << out.dump() << std::endl;
-  caf_stop_all(actors);
   return out;
 }
 
 json token_ring_caf(const Options& opt, std::size_t size, std::int64_t hops) {
+  TokenRun run(hops, warmup_hops(hops));
+  std::atomic<std::size_t> up{0};
+  CafRing ring;
   auto cfg = caf_config(opt);
   caf::actor_system sys{*cfg};
-  TokenRun run(hops, warmup_hops(hops));
-  CafRing ring;
+  CafActors actors;
+  ring.actors = &actors.v;
   ring.run = &run;
-  std::atomic<std::size_t> up{0};
-  for (std::size_t i = 0; i < size; ++i) ring.actors.push_back(sys.spawn(caf_relay, &ring, i, &up));
+  for (std::size_t i = 0; i < size; ++i) actors.v.push_back(sys.spawn(caf_relay, &ring, i, &up));
   wait_up(up, size);
-  caf::anon_send(ring.actors[0], std::int64_t{0});
-  auto out = run.wait(opt.max_seconds);
-  caf_stop_all(ring.actors);
-  return out;
+  caf::anon_send(actors.v[0], std::int64_t{0});
+  return run.wait(opt.max_seconds);
 }
 
 json pingpong_caf(const Options& opt) { return token_ring_caf(opt, 2, opt.pingpong); }
