@@ -101,7 +101,8 @@ struct Options {
 };
 
 // ================================================================ process figures
-long proc_status_kb(const std::string& key) {  // a field of /proc/self/status, or -1
+// A number field of /proc/self/status ("VmRSS" in kB, "Threads"), or -1.
+long proc_status(const std::string& key) {
   std::ifstream in("/proc/self/status");
   std::string line;
   while (std::getline(in, line)) {
@@ -163,7 +164,7 @@ Population measure_population(std::size_t n, double idle_s, std::atomic<std::siz
                               SpawnAll&& spawn_all) {
   Population p;
   std::this_thread::sleep_for(200ms);  // the runtime's own threads settle
-  p.rss_before_kb = proc_status_kb("VmRSS");
+  p.rss_before_kb = proc_status("VmRSS");
   const auto t0 = Clock::now();
   spawn_all();
   const auto deadline = t0 + 300s;
@@ -175,8 +176,8 @@ Population measure_population(std::size_t n, double idle_s, std::atomic<std::siz
   }
   p.spawn_ms = std::chrono::duration<double, std::milli>(Clock::now() - t0).count();
   std::this_thread::sleep_for(500ms);
-  p.rss_after_kb = proc_status_kb("VmRSS");
-  p.threads = proc_status_kb("Threads");
+  p.rss_after_kb = proc_status("VmRSS");
+  p.threads = proc_status("Threads");
   // The window: this thread sleeps throughout; the wake-up sums are read
   // outside the CPU figures.
   const auto w0 = voluntary_switches();
