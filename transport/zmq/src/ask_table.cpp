@@ -45,7 +45,16 @@ void AskTable::erase(const MessageId& id) {
   erase_locked(id);
 }
 
+bool AskTable::watch(const MessageId& id, std::function<void()> fn) {
+  std::lock_guard lock(mu_);
+  auto it = entries_.find(id);
+  if (it == entries_.end() || it->second.state != AskState::Pending) return false;
+  it->second.watchers.push_back(std::move(fn));
+  return true;
+}
+
 void AskTable::complete(const MessageId& id, Reply&& reply) {
+  std::vector<std::function<void()>> watchers;
   {
     std::lock_guard lock(mu_);
     auto it = entries_.find(id);
@@ -61,8 +70,10 @@ void AskTable::complete(const MessageId& id, Reply&& reply) {
     it->second.reply = std::move(reply);
     it->second.bytes = cost;
     bytes_ += cost;
+    watchers.swap(it->second.watchers);
   }
   cv_.notify_all();
+  for (auto& w : watchers) w();
 }
 
 std::size_t AskTable::bytes() const {

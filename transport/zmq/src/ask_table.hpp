@@ -25,6 +25,9 @@ class AskTable {
   void erase(const MessageId& id);
   void complete(const MessageId& id, Reply&& reply);
   AskResult check(const MessageId& id, std::chrono::milliseconds wait, bool remove);
+  // Calls `fn` once when the pending entry `id` is answered or fails, on
+  // the completing thread. False (fn dropped) when no such entry is pending.
+  bool watch(const MessageId& id, std::function<void()> fn);
   // Frees entries whose retention ran out.
   void sweep(std::int64_t now_ms);
   std::size_t size() const;
@@ -37,6 +40,7 @@ class AskTable {
     std::int64_t deadline_ms = 0;
     std::int64_t free_at_ms = 0;
     std::size_t bytes = 0;  // of the answer, counted in bytes_
+    std::vector<std::function<void()>> watchers;  // told once it leaves Pending
   };
   void erase_locked(const MessageId& id);
   struct FreeAt {

@@ -99,6 +99,7 @@ void Inbox::release_locked(const Incoming& m, std::size_t cost) {
 
 ErrorCode Inbox::push(Incoming&& message) {
   bool wake = false;
+  bool ready = false;
   const std::size_t c = cost(message);
   {
     std::lock_guard lock(mu_);
@@ -106,14 +107,17 @@ ErrorCode Inbox::push(Incoming&& message) {
     if (const ErrorCode e = admit_locked(message, c); e != ErrorCode::None) return e;
     (message.envelope.priority == Priority::High ? *high_ : *normal_).push(std::move(message));
     wake = waiting_ > 0;
+    ready = std::exchange(armed_, false);
   }
   if (wake) cv_.notify_one();
+  if (ready) ready_();
   return ErrorCode::None;
 }
 
 std::size_t Inbox::push_batch(std::span<Incoming> messages, std::span<ErrorCode> outcome) {
   std::size_t taken = 0;
   bool wake = false;
+  bool ready = false;
   {
     std::lock_guard lock(mu_);
     if (closed_) {
@@ -140,7 +144,9 @@ std::size_t Inbox::push_batch(std::span<Incoming> messages, std::span<ErrorCode>
       ++taken;
     }
     wake = taken > 0 && waiting_ > 0;
+    ready = taken > 0 && std::exchange(armed_, false);
   }
+  if (ready) ready_();
   if (wake) {
     if (taken > 1) {
       cv_.notify_all();  // several messages: let every waiting consumer take one
@@ -170,6 +176,23 @@ std::optional<Incoming> Inbox::pop(std::optional<std::chrono::milliseconds> time
   return m;
 }
 
+std::optional<Incoming> Inbox::try_pop_or_arm() {
+  std::lock_guard lock(mu_);
+  Ring& ring = high_->count > 0 ? *high_ : *normal_;
+  if (ring.count == 0) {
+    armed_ = !closed_ && ready_ != nullptr;
+    return std::nullopt;
+  }
+  Incoming m = ring.pop();
+  release_locked(m, cost(m));
+  return m;
+}
+
+void Inbox::set_ready_callback(std::function<void()> ready) {
+  std::lock_guard lock(mu_);
+  ready_ = std::move(ready);
+}
+
 std::size_t Inbox::bytes() const {
   std::lock_guard lock(mu_);
   return bytes_;
@@ -181,11 +204,14 @@ std::size_t Inbox::size() const {
 }
 
 void Inbox::close() {
+  bool ready = false;
   {
     std::lock_guard lock(mu_);
     closed_ = true;
+    ready = std::exchange(armed_, false);
   }
   cv_.notify_all();
+  if (ready) ready_();
 }
 
 bool Inbox::closed() const {

@@ -244,4 +244,8 @@ AskResult Transport::check_inbox(const MessageId& id, std::chrono::milliseconds 
   return impl_->core->asks.check(id, wait, remove);
 }
 
+bool Transport::watch_ask(const MessageId& id, std::function<void()> ready) {
+  return impl_->core->asks.watch(id, std::move(ready));
+}
+
 }  // namespace mesh::transport

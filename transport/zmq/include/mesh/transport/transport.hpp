@@ -242,6 +242,13 @@ class Inbox {
   const std::string& name() const { return name_; }
   // Waits up to `timeout` (forever when nullopt) for the next message.
   std::optional<Incoming> pop(std::optional<std::chrono::milliseconds> timeout = std::nullopt);
+  // For a consumer that must not block (an agent on an executor): the next
+  // message, or nullopt after arming the ready callback, which the next
+  // push (or close) then calls once, on the pushing thread, outside the
+  // inbox's lock. Arming and pushing are under one lock: no wake-up is lost.
+  std::optional<Incoming> try_pop_or_arm();
+  // Set before the first try_pop_or_arm. Must be quick (post work, no more).
+  void set_ready_callback(std::function<void()> ready);
   std::size_t size() const;
   std::size_t limit() const { return limit_; }
   std::size_t bytes() const;  // held now (payload, context and names)
@@ -294,6 +301,8 @@ class Inbox {
   std::unique_ptr<Ring> normal_;
   std::size_t waiting_ = 0;  // threads blocked in pop()
   bool closed_ = false;
+  bool armed_ = false;       // try_pop_or_arm found it empty: tell `ready_` of the next push
+  std::function<void()> ready_;
 };
 
 enum class AskState : std::uint8_t { Pending, Ready, Expired, Unknown };
@@ -438,6 +447,10 @@ class Transport {
   // entries are freed ask_retention after their deadline (then Unknown).
   AskResult check_inbox(const MessageId& id, std::chrono::milliseconds wait = std::chrono::milliseconds(0),
                         bool remove = true);
+  // Calls `ready` once, on the thread that completes it, when the pending
+  // ask `id` is answered, fails or expires (then check_inbox tells which).
+  // False, `ready` not kept, when `id` is not pending here.
+  bool watch_ask(const MessageId& id, std::function<void()> ready);
 
   TransportStats stats() const;
 
