@@ -225,6 +225,7 @@ std::string to_json_string(const NodeConfig& c) {
   j["zmq_port"] = c.zmq_port;
   j["p2p_enabled"] = c.p2p_enabled;
   j["mailbox_limit"] = c.mailbox_limit;
+  j["worker_threads"] = c.worker_threads;
   j["discovery_strategy"] = c.discovery_strategy;
   j["request_timeout"] = format_duration(c.request_timeout);
   j["max_message_bytes"] = c.max_message_bytes;

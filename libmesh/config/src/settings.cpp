@@ -116,6 +116,14 @@ const std::vector<Setting>& settings() {
          c.mailbox_limit = static_cast<std::size_t>(*n);
          return std::nullopt;
        }},
+      {"worker_threads", "JC_WORKER_THREADS", "--worker-threads", "N",
+       "threads running the agents (default: one per hardware thread)",
+       [](NodeConfig& c, std::string_view v) -> Problem {
+         const auto n = parse_uint(trim(v));
+         if (!n || *n < 1 || *n > 1024) return quote(v) + " is not a thread count (1-1024)";
+         c.worker_threads = static_cast<std::size_t>(*n);
+         return std::nullopt;
+       }},
       {"discovery_strategy", "JC_DISCOVERY_STRATEGY", "--discovery-strategy", "NAME",
        "default strategy: first, random, round_robin, least_recent (default first)",
        [](NodeConfig& c, std::string_view v) -> Problem {

@@ -99,6 +99,9 @@ struct NodeConfig {
   // Default mailbox bound of each agent (AgentSpec::mailbox_limit wins); a
   // sender to a full mailbox gets MailboxFull.
   std::size_t mailbox_limit = 1000;
+  // Threads running the agents (the Mesh's executor): 0, the default, is
+  // one per hardware thread.
+  std::size_t worker_threads = 0;
   // Each agent's PeerClient default strategy (set_default_strategy):
   // "first", "random", "round_robin" or "least_recent".
   std::string discovery_strategy = "first";
