@@ -161,7 +161,7 @@ std::optional<Figures> measure(const std::string& config, const std::string& pol
   }
   const mesh::Json payload = {{"data", std::string(200, 'x')}};
   for (int i = 0; i < 200; ++i) {
-    if (!me.peers().request("server", payload, 10s)) {
+    if (!me.peers().request_blocking("server", payload, 10s)) {
       std::cerr << config << ": a warm-up request failed\n";
       return std::nullopt;
     }
@@ -170,7 +170,7 @@ std::optional<Figures> measure(const std::string& config, const std::string& pol
   rtt.reserve(o.requests);
   for (std::size_t i = 0; i < o.requests; ++i) {
     const auto t0 = Clock::now();
-    if (!me.peers().request("server", payload, 10s)) {
+    if (!me.peers().request_blocking("server", payload, 10s)) {
       std::cerr << config << ": request " << i << " failed\n";
       return std::nullopt;
     }

@@ -50,32 +50,15 @@ ScoutAgent::ScoutAgent(std::chrono::milliseconds tick, std::string agent_id)
     : CustomAgent({.role = "scout",
                    .capabilities = {"search", "validate"},
                    .description = "finds items and validates other scouts' finds",
-                   .agent_id = std::move(agent_id),
-                   // A scout that is validating for another scout may be
-                   // waiting for a verdict itself: two handlers at once, so
-                   // two scouts asking each other never wait on each other.
-                   .concurrency = 2}),
+                   .agent_id = std::move(agent_id)}),
       tick_(tick) {}
 
-void ScoutAgent::setup() {
-  if (tick_.count() <= 0) return;
-  ticker_ = std::jthread([this](std::stop_token stop) {
-    std::mutex m;
-    std::condition_variable_any cv;
-    std::unique_lock lock(m);
-    // Sleeps one tick, or less when stop is requested meanwhile.
-    while (!stop.stop_requested()) {
-      cv.wait_for(lock, stop, tick_, [] { return false; });
-      if (stop.stop_requested()) return;
-      search_once();
-    }
-  });
-}
-
-void ScoutAgent::teardown() {
-  if (ticker_.joinable()) {
-    ticker_.request_stop();
-    ticker_.join();
+mesh::Task<void> ScoutAgent::run() {
+  if (tick_.count() <= 0) co_return;
+  while (!stop_requested()) {
+    co_await peers().sleep(tick_);  // ends at once when the agent stops
+    if (stop_requested()) break;
+    co_await search();
   }
 }
 
@@ -84,7 +67,7 @@ std::uint64_t ScoutAgent::findings_reported() const {
   return reported_;
 }
 
-void ScoutAgent::search_once() {
+mesh::Task<void> ScoutAgent::search() {
   mesh::PeerClient& p = peers();
   std::uint64_t n = 0;
   {
@@ -104,8 +87,8 @@ void ScoutAgent::search_once() {
   if (!validator) {
     verdict = "not validated: no other scout";
   } else {
-    const auto out = p.request_detailed(validator->card.agent_id, {{"kind", "validate"}, {"item", item}},
-                                        kValidateTimeout);
+    const Json ask = {{"kind", "validate"}, {"item", item}};
+    const auto out = co_await p.request_detailed(validator->card.agent_id, ask, kValidateTimeout);
     if (out.ok()) {
       validation = out.response->data;
       verdict = std::string(flag(field(validation, "valid")) ? "validated" : "rejected") + " by " +
@@ -120,11 +103,11 @@ void ScoutAgent::search_once() {
   const auto analyst = p.get_peer("analyst");
   if (!analyst) {
     say(prefix(p) + id() + ": " + what + ", but no analyst to tell");
-    return;
+    co_return;
   }
   if (!p.notify(analyst->card.agent_id, {{"kind", "finding"}, {"item", item}, {"validation", validation}})) {
     say(prefix(p) + id() + " → " + analyst->card.agent_id + ": " + what + " NOT delivered");
-    return;
+    co_return;
   }
   {
     std::lock_guard lock(mu_);
@@ -143,10 +126,10 @@ std::optional<Json> ScoutAgent::on_peer_request(const mesh::IncomingMessage& mes
   return Json{{"valid", valid}, {"checked_by", id()}, {"node", peers().node_name()}};
 }
 
-void ScoutAgent::on_peer_notify(const mesh::IncomingMessage& message) {
+mesh::Task<void> ScoutAgent::on_notify(const mesh::IncomingMessage& message) {
   if (kind_of(message) == "search") {
-    search_once();
-    return;
+    co_await search();
+    co_return;
   }
   say(prefix(peers()) + id() + " ← " + message.sender + " (node " + message.sender_node + "): " + show(message.data));
 }

@@ -35,24 +35,25 @@ void say(std::string_view line);
 class ScoutAgent : public mesh::CustomAgent {
  public:
   // `tick`: how often the scout searches by itself; zero: only when told
-  // (a {"kind": "search"} notify, or search_once()).
+  // (a {"kind": "search"} notify).
   explicit ScoutAgent(std::chrono::milliseconds tick = std::chrono::milliseconds(0), std::string agent_id = {});
-
-  // One search: find, validate, report. Blocks up to a few seconds (the
-  // validation request). Safe from any thread once the agent is started.
-  void search_once();
 
   std::uint64_t findings_reported() const;
 
  protected:
-  void setup() override;
-  void teardown() override;
+  // Searches every tick until the agent stops.
+  mesh::Task<void> run() override;
+  // Validates another scout's find: quick, so a plain function.
   std::optional<mesh::Json> on_peer_request(const mesh::IncomingMessage& message) override;
-  void on_peer_notify(const mesh::IncomingMessage& message) override;
+  // {"kind": "search"} searches once; anything else is printed.
+  mesh::Task<void> on_notify(const mesh::IncomingMessage& message) override;
 
  private:
+  // One search: find, ask another scout to validate (awaiting its answer:
+  // the scout keeps answering others meanwhile), report to an analyst.
+  mesh::Task<void> search();
+
   const std::chrono::milliseconds tick_;
-  std::jthread ticker_;  // runs search_once every tick_ (when tick_ > 0)
   mutable std::mutex mu_;
   std::uint64_t next_item_ = 1;
   std::uint64_t reported_ = 0;

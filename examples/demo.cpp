@@ -2,10 +2,11 @@
 //
 // Five agents share one Mesh with P2P off (they talk in memory, no sockets):
 // three scouts, an analyst (examples/agents.hpp), a slow validator, and a
-// "guide" (a plain Agent this program drives) that shows each call:
-// discovery with every strategy, notify, request/response, broadcast,
-// ask_async/check_inbox and request_all under its three policies.
-// Runs for a few seconds and exits 0, or 1 when a step did not work.
+// "guide" (a plain Agent whose run() coroutine is the tour) that shows each
+// call: discovery with every strategy, notify, request/response, broadcast,
+// ask_async/check_inbox and request_all under its three policies, each
+// awaited with co_await. Runs for a few seconds and exits 0, or 1 when a
+// step did not work.
 #include <chrono>
 #include <exception>
 #include <functional>
@@ -33,19 +34,13 @@ class SlowValidator : public mesh::CustomAgent {
       : CustomAgent({.role = "validator", .capabilities = {"validate"}, .description = "careful but slow"}) {}
 
  protected:
-  std::optional<Json> on_peer_request(const mesh::IncomingMessage&) override {
-    std::this_thread::sleep_for(1500ms);
-    return Json{{"valid", true}, {"checked_by", id()}, {"node", peers().node_name()}};
+  mesh::Task<std::optional<Json>> on_request(const mesh::IncomingMessage&) override {
+    co_await peers().sleep(1500ms);  // thinking; other messages are handled meanwhile
+    co_return Json{{"valid", true}, {"checked_by", id()}, {"node", peers().node_name()}};
   }
   void on_peer_notify(const mesh::IncomingMessage& m) override {
     say("[" + peers().node_name() + "] " + id() + " ← " + m.sender + " (node " + m.sender_node + "): " + m.data.dump());
   }
-};
-
-// The agent the demo speaks through. Its run() just waits for the stop.
-class Guide : public mesh::Agent {
- public:
-  Guide() : Agent({.role = "guide", .description = "the demo's narrator"}) {}
 };
 
 struct Failed : std::runtime_error {
@@ -56,13 +51,14 @@ void check(bool ok, const std::string& what) {
   if (!ok) throw Failed(what);
 }
 
-bool eventually(const std::function<bool()>& pred, std::chrono::milliseconds limit = 5s) {
+// Waits (without holding a thread) until pred() holds or `limit` passes.
+mesh::Task<bool> eventually(mesh::PeerClient& peers, std::function<bool()> pred, std::chrono::milliseconds limit = 5s) {
   const auto until = std::chrono::steady_clock::now() + limit;
   while (!pred()) {
-    if (std::chrono::steady_clock::now() > until) return false;
-    std::this_thread::sleep_for(10ms);
+    if (std::chrono::steady_clock::now() > until) co_return false;
+    co_await peers.sleep(10ms);
   }
-  return true;
+  co_return true;
 }
 
 void step(const std::string& title) { say("\n== " + title); }
@@ -93,22 +89,16 @@ std::string describe(const mesh::GatherResult& r) {
   return out;
 }
 
-void tour() {
-  const auto started = std::chrono::steady_clock::now();
-  mesh::NodeConfig config;  // P2P off: one process, agents talk in memory
-  config.node_name = "demo";
-  config.p2p_enabled = false;
-  mesh::MeshOptions options;
-  options.seed = 7;  // the "random" strategy's shuffle replays
-  mesh::Mesh mesh(config, options);
+struct Cast {
+  examples::ScoutAgent* scout_a;
+  examples::ScoutAgent* scout_b;
+  examples::ScoutAgent* scout_c;
+  examples::AnalystAgent* analyst;
+};
 
-  auto& scout_a = mesh.add<examples::ScoutAgent>();
-  auto& scout_b = mesh.add<examples::ScoutAgent>();
-  auto& scout_c = mesh.add<examples::ScoutAgent>();
-  auto& analyst = mesh.add<examples::AnalystAgent>();
-  mesh.add<SlowValidator>();
-  auto& guide = mesh.add<Guide>();
-  mesh.start();
+mesh::Task<void> tour(mesh::Mesh& mesh, mesh::Agent& guide, const Cast& cast) {
+  auto& scout_a = *cast.scout_a;
+  auto& analyst = *cast.analyst;
   mesh::PeerClient& peers = guide.peers();
 
   step("1. Six agents in one mesh (node \"demo\", P2P off: in memory, no sockets)");
@@ -152,15 +142,16 @@ void tour() {
   step("3. notify (fire-and-forget): the guide tells " + scout_a.id() + " to search");
   say("   (the scout asks another scout to validate its find, by request, then notifies the analyst)");
   check(peers.notify(scout_a.id(), {{"kind", "search"}}), "notify scout");
-  check(eventually([&] { return analyst.findings() >= 1; }), "the analyst got no finding");
+  check(co_await eventually(peers, [&] { return analyst.findings() >= 1; }), "the analyst got no finding");
   // A role as the target: the caller's default strategy picks the scout.
   peers.set_default_strategy("least_recent");
   say("   set_default_strategy(\"least_recent\"), then notify(\"scout\", ...): the least recently used scout");
   check(peers.notify("scout", {{"kind", "search"}}), "notify by role");
-  check(eventually([&] { return analyst.findings() >= 2; }), "the analyst got no second finding");
+  check(co_await eventually(peers, [&] { return analyst.findings() >= 2; }), "the analyst got no second finding");
 
   step("4. request / response: the guide asks the analyst for a summary");
-  const auto summary = peers.request("analyst", {{"kind", "summary"}}, 2s, {{"trace", "demo-4"}});
+  const Json summary_please = {{"kind", "summary"}}, trace = {{"trace", "demo-4"}};
+  const auto summary = co_await peers.request("analyst", summary_please, 2s, trace);
   check(summary.has_value(), "no summary");
   say("   response from " + summary->sender + ": " + summary->data.dump());
   say("   context carried back: " + summary->context.dump());
@@ -170,18 +161,18 @@ void tour() {
   const auto copies = peers.broadcast({{"news", "a storm is coming"}});
   say("   broadcast() accepted " + std::to_string(copies) + " copies");
   check(copies == 5, "broadcast reached " + std::to_string(copies) + " agents, expected 5");
-  std::this_thread::sleep_for(300ms);  // let the agents print what they got
+  co_await peers.sleep(300ms);  // let the agents print what they got
 
   step("6. ask_async / check_inbox: ask the slow validator, keep working, collect later");
   const auto ask_id = peers.ask_async("validator", {{"kind", "validate"}, {"item", {{"number", 1}}}}, 5s);
   say("   ask_async() returned request id " + ask_id);
-  const auto now_status = peers.check_inbox_status(ask_id, 0ms, false);
+  const auto now_status = co_await peers.check_inbox_status(ask_id, 0ms, false);
   say(std::string("   check_inbox right away: ") +
       (now_status.status == mesh::AskStatus::Pending ? "not yet (pending)" : "already there"));
-  const auto later = peers.check_inbox(ask_id, 3s);
+  const auto later = co_await peers.check_inbox(ask_id, 3s);
   check(later.has_value(), "check_inbox got no answer");
   say("   check_inbox(id, 3 s): " + later->data.dump());
-  const auto again = peers.check_inbox_status(ask_id);
+  const auto again = co_await peers.check_inbox_status(ask_id);
   say(std::string("   check_inbox again: ") + (again.status == mesh::AskStatus::Unknown ? "unknown (removed once read)" : "still there"));
 
   step("7. request_all: the same question to every validator (3 scouts + the slow one)");
@@ -190,19 +181,63 @@ void tour() {
                                      std::pair{std::string("first_k 2"), mesh::GatherPolicy::first_k(2, 3s)},
                                      std::pair{std::string("quorum  "), mesh::GatherPolicy::quorum(3s)}}) {
     const auto t = std::chrono::steady_clock::now();
-    const auto result = peers.request_all(mesh::by_capability("validate"), question, policy);
+    const auto result = co_await peers.request_all(mesh::by_capability("validate"), question, policy);
     say("   " + name + ": " + describe(result) + ", in " + std::to_string(ms_since(t)) + " ms");
     check(result.satisfied, name + " not satisfied");
   }
 
   step("8. The analyst's tally");
-  for (auto* scout : {&scout_a, &scout_b, &scout_c}) scout->search_once();
-  const auto tally = peers.request(analyst.id(), {{"kind", "summary"}}, 2s);
+  const auto before = analyst.findings();
+  for (auto* scout : {cast.scout_a, cast.scout_b, cast.scout_c}) peers.notify(scout->id(), {{"kind", "search"}});
+  check(co_await eventually(peers, [&] { return analyst.findings() >= before + 3; }), "a search did not report");
+  const auto tally = co_await peers.request(analyst.id(), summary_please, 2s);
   check(tally.has_value(), "no tally");
   say("   " + tally->data.dump());
+  (void)mesh;
+}
 
-  mesh.stop();
-  say("\ndemo finished in " + std::to_string(ms_since(started)) + " ms: every call worked.");
+// The agent the demo speaks through: its run() is the tour, then it stops
+// the mesh (run_forever in main returns).
+class Guide : public mesh::Agent {
+ public:
+  Guide(mesh::Mesh& mesh, Cast cast)
+      : Agent({.role = "guide", .description = "the demo's narrator"}), mesh_(mesh), cast_(cast) {}
+  bool passed = false;
+
+ protected:
+  mesh::Task<void> run() override {
+    const auto started = std::chrono::steady_clock::now();
+    try {
+      co_await tour(mesh_, *this, cast_);
+      passed = true;
+      say("\ndemo finished in " + std::to_string(ms_since(started)) + " ms: every call worked.");
+    } catch (const Failed& e) {
+      std::cerr << "mesh-demo: FAILED: " << e.what() << '\n';
+    } catch (const std::exception& e) {
+      std::cerr << "mesh-demo: " << e.what() << '\n';
+    }
+    mesh_.request_stop();
+  }
+
+ private:
+  mesh::Mesh& mesh_;
+  Cast cast_;
+};
+
+bool run_demo() {
+  mesh::NodeConfig config;  // P2P off: one process, agents talk in memory
+  config.node_name = "demo";
+  config.p2p_enabled = false;
+  mesh::MeshOptions options;
+  options.seed = 7;  // the "random" strategy's shuffle replays
+  mesh::Mesh mesh(config, options);
+
+  Cast cast{&mesh.add<examples::ScoutAgent>(), &mesh.add<examples::ScoutAgent>(), &mesh.add<examples::ScoutAgent>(),
+            &mesh.add<examples::AnalystAgent>()};
+  mesh.add<SlowValidator>();
+  auto& guide = mesh.add<Guide>(mesh, cast);
+  mesh.run_forever();  // starts the mesh; returns once the guide is done (or on Ctrl-C)
+  return guide.passed;
 }
 
 }  // namespace
@@ -220,10 +255,7 @@ int main(int argc, char** argv) {
     return 2;
   }
   try {
-    tour();
-    return 0;
-  } catch (const Failed& e) {
-    std::cerr << "mesh-demo: FAILED: " << e.what() << '\n';
+    return run_demo() ? 0 : 1;
   } catch (const std::exception& e) {
     std::cerr << "mesh-demo: " << e.what() << '\n';
   }

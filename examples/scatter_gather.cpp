@@ -28,17 +28,17 @@ class Estimator : public mesh::CustomAgent {
  public:
   // delay < 0: never answers.
   Estimator(std::string id, std::chrono::milliseconds delay, int guess)
-      // Several questions at once, so that one still being answered does
-      // not delay the next (each round below starts a fresh question).
-      : CustomAgent({.role = "estimator", .capabilities = {"estimate"}, .agent_id = std::move(id), .concurrency = 4}),
+      // One question at a time on its strand; while one awaits (thinks),
+      // the next is taken up, so a late answer never delays the next round.
+      : CustomAgent({.role = "estimator", .capabilities = {"estimate"}, .agent_id = std::move(id)}),
         delay_(delay),
         guess_(guess) {}
 
  protected:
-  std::optional<Json> on_peer_request(const mesh::IncomingMessage& m) override {
-    if (delay_.count() < 0) return std::nullopt;  // keeps quiet: the caller's deadline decides
-    std::this_thread::sleep_for(delay_);
-    return Json{{"trip", m.data.value("trip", "")}, {"hours", guess_}};
+  mesh::Task<std::optional<Json>> on_request(const mesh::IncomingMessage& m) override {
+    if (delay_.count() < 0) co_return std::nullopt;  // keeps quiet: the caller's deadline decides
+    co_await peers().sleep(delay_);                  // thinking, without holding a thread
+    co_return Json{{"trip", m.data.value("trip", "")}, {"hours", guess_}};
   }
 
  private:
@@ -46,9 +46,29 @@ class Estimator : public mesh::CustomAgent {
   int guess_;
 };
 
+void show(const std::string& name, const mesh::GatherResult& r, std::chrono::steady_clock::duration took);
+
+// Asks every estimator the same question under each policy, then stops.
 class Planner : public mesh::Agent {
  public:
-  Planner() : Agent({.role = "planner", .agent_id = "planner"}) {}
+  explicit Planner(mesh::Mesh& mesh) : Agent({.role = "planner", .agent_id = "planner"}), mesh_(mesh) {}
+
+ protected:
+  mesh::Task<void> run() override {
+    const Json question = {{"trip", "the mountain pass"}};
+    const auto query = mesh::by_role("estimator");
+    for (auto [name, policy] : {std::pair{"all (deadline 2 s)", mesh::GatherPolicy::all(2s)},
+                                std::pair{"first_k 2", mesh::GatherPolicy::first_k(2, 2s)},
+                                std::pair{"quorum", mesh::GatherPolicy::quorum(2s)}}) {
+      const auto t = std::chrono::steady_clock::now();
+      const auto result = co_await peers().request_all(query, question, policy);
+      show(name, result, std::chrono::steady_clock::now() - t);
+    }
+    mesh_.request_stop();
+  }
+
+ private:
+  mesh::Mesh& mesh_;
 };
 
 void show(const std::string& name, const mesh::GatherResult& r, std::chrono::steady_clock::duration took) {
@@ -78,19 +98,8 @@ int main() {
     mesh.add<Estimator>("steady", 400ms, 6);
     mesh.add<Estimator>("slow", 900ms, 9);
     mesh.add<Estimator>("silent", -1ms, 0);
-    auto& planner = mesh.add<Planner>();
-    mesh.start();
-
-    const Json question = {{"trip", "the mountain pass"}};
-    const auto query = mesh::by_role("estimator");
-    for (auto [name, policy] : {std::pair{"all (deadline 2 s)", mesh::GatherPolicy::all(2s)},
-                                std::pair{"first_k 2", mesh::GatherPolicy::first_k(2, 2s)},
-                                std::pair{"quorum", mesh::GatherPolicy::quorum(2s)}}) {
-      const auto t = std::chrono::steady_clock::now();
-      const auto result = planner.peers().request_all(query, question, policy);
-      show(name, result, std::chrono::steady_clock::now() - t);
-    }
-    mesh.stop();
+    mesh.add<Planner>(mesh);
+    mesh.run_forever();  // until the planner is done
     return 0;
   } catch (const std::exception& e) {
     std::cerr << "scatter-gather: " << e.what() << '\n';

@@ -77,13 +77,13 @@ TEST(MeshCluster, DiscoveryAndMessagingAcrossNodes) {
   // Request across nodes (the first may race the connection handshake).
   std::optional<Response> r;
   ASSERT_TRUE(eventually([&] {
-    r = probe.peers().request("echo-1", {{"x", 1}}, 5s, {{"trace", "c1"}});
+    r = probe.peers().request_blocking("echo-1", {{"x", 1}}, 5s, {{"trace", "c1"}});
     return r.has_value();
   }));
   EXPECT_EQ(r->data["node"], "n1");
   EXPECT_EQ(r->sender_node, "n1");
   EXPECT_EQ(r->context["trace"], "c1");
-  ASSERT_TRUE(eventually([&] { return probe.peers().request("echo-2", {{"x", 2}}, 5s).has_value(); }));
+  ASSERT_TRUE(eventually([&] { return probe.peers().request_blocking("echo-2", {{"x", 2}}, 5s).has_value(); }));
 
   // Notify across nodes, and n1 -> n2 directly.
   ASSERT_TRUE(probe.peers().notify("echo-2", {{"n", 1}}));
@@ -93,7 +93,7 @@ TEST(MeshCluster, DiscoveryAndMessagingAcrossNodes) {
     EXPECT_EQ(e2.notifies[0].sender, "probe-3");
     EXPECT_EQ(e2.notifies[0].sender_node, "n3");
   }
-  ASSERT_TRUE(eventually([&] { return e1.peers().request("echo-2", {{"from", "n1"}}, 5s).has_value(); }));
+  ASSERT_TRUE(eventually([&] { return e1.peers().request_blocking("echo-2", {{"from", "n1"}}, 5s).has_value(); }));
 
   // Broadcast: one copy per agent on every node.
   const auto before1 = e1.notify_count(), before2 = e2.notify_count();
@@ -101,7 +101,7 @@ TEST(MeshCluster, DiscoveryAndMessagingAcrossNodes) {
   ASSERT_TRUE(eventually([&] { return e1.notify_count() == before1 + 1 && e2.notify_count() == before2 + 1; }));
 
   // Scatter-gather across nodes.
-  auto all = probe.peers().request_all(by_role("echo"), {{"g", 1}}, GatherPolicy::all(10s));
+  auto all = probe.peers().request_all_blocking(by_role("echo"), {{"g", 1}}, GatherPolicy::all(10s));
   EXPECT_TRUE(all.satisfied);
   EXPECT_EQ(all.responses.size(), 2u);
 
@@ -141,7 +141,7 @@ TEST(MeshCluster, DeadNodeLeavesDirectoryFailsPendingRequestAndComesBack) {
   };
 
   ASSERT_TRUE(eventually([&] { return knows(probe, "stuck-2") && knows(e1, "echo-2"); }));
-  ASSERT_TRUE(eventually([&] { return probe.peers().request("echo-2", {{"x", 1}}, 5s).has_value(); }));
+  ASSERT_TRUE(eventually([&] { return probe.peers().request_blocking("echo-2", {{"x", 1}}, 5s).has_value(); }));
 
   // A request n2 will never answer.
   auto* stuck = dynamic_cast<Silent*>(n2->agent("stuck-2"));
@@ -169,7 +169,7 @@ TEST(MeshCluster, DeadNodeLeavesDirectoryFailsPendingRequestAndComesBack) {
   ASSERT_TRUE(eventually([&] { return knows(probe, "echo-2") && knows(e1, "echo-2"); }, 90s))
       << "the restarted node's agents did not reappear";
   EXPECT_FALSE(knows(probe, "stuck-2"));
-  ASSERT_TRUE(eventually([&] { return probe.peers().request("echo-2", {{"x", 2}}, 5s).has_value(); }));
+  ASSERT_TRUE(eventually([&] { return probe.peers().request_blocking("echo-2", {{"x", 2}}, 5s).has_value(); }));
 
   // A graceful stop: gone from the others' directories.
   n2->stop();
@@ -203,13 +203,13 @@ TEST(MeshCluster, NodeClientReachesEveryNodeAndIsListedNowhere) {
   // request to a remote agent (the first may race the connection handshake).
   std::optional<Response> r;
   ASSERT_TRUE(eventually([&] {
-    r = node.request("echo-2", {{"x", 1}}, 5s, {{"trace", "nc"}});
+    r = node.request_blocking("echo-2", {{"x", 1}}, 5s, {{"trace", "nc"}});
     return r.has_value();
   }));
   EXPECT_EQ(r->data["node"], "n2");
   EXPECT_EQ(r->sender_node, "n2");
   EXPECT_EQ(r->context["trace"], "nc");
-  ASSERT_TRUE(eventually([&] { return node.request("echo-3", {{"x", 2}}, 5s).has_value(); }));
+  ASSERT_TRUE(eventually([&] { return node.request_blocking("echo-3", {{"x", 2}}, 5s).has_value(); }));
   auto fut = node.request_async("echo-2", {{"x", 3}}, 10s);
   ASSERT_EQ(fut.wait_for(20s), std::future_status::ready);
   EXPECT_TRUE(fut.get().ok());
@@ -222,13 +222,13 @@ TEST(MeshCluster, NodeClientReachesEveryNodeAndIsListedNowhere) {
 
   // ask_async / check_inbox across nodes.
   const auto ask = node.ask_async("echo-3", {{"job", 1}}, 20s);
-  auto answer = node.check_inbox(ask, 20s);
+  auto answer = node.check_inbox_blocking(ask, 20s);
   ASSERT_TRUE(answer);
   EXPECT_EQ(answer->data["echo"]["job"], 1);
   EXPECT_EQ(answer->data["node"], "n3");
 
   // request_all and broadcast over the whole cluster.
-  auto all = node.request_all(by_role("echo"), {{"g", 1}}, GatherPolicy::all(10s));
+  auto all = node.request_all_blocking(by_role("echo"), {{"g", 1}}, GatherPolicy::all(10s));
   EXPECT_TRUE(all.satisfied);
   EXPECT_EQ(all.responses.size(), 3u);
   const auto before2 = e2.notify_count();
@@ -239,7 +239,7 @@ TEST(MeshCluster, NodeClientReachesEveryNodeAndIsListedNowhere) {
   for (Agent* a : std::vector<Agent*>{&e1, &e2, &e3, &probe}) {
     EXPECT_TRUE(test::lists_no_reserved_id(a->peers())) << a->id();
     EXPECT_FALSE(a->peers().notify("$node", {{"back", 1}})) << a->id();
-    EXPECT_EQ(a->peers().request_detailed("$node", {{"back", 1}}, 1s).error, ErrorCode::TargetUnknown);
+    EXPECT_EQ(a->peers().request_detailed_blocking("$node", {{"back", 1}}, 1s).error, ErrorCode::TargetUnknown);
   }
   for (Mesh* m : {&n1, &n2, &n3}) {
     for (const auto& p : m->directory().all()) EXPECT_NE(p.card.agent_id.front(), '$') << p.card.agent_id;
@@ -248,7 +248,7 @@ TEST(MeshCluster, NodeClientReachesEveryNodeAndIsListedNowhere) {
   EXPECT_EQ(e2.peers().list_peers().size(), 3u);  // echo-1, echo-3, probe-3
   // A broadcast counts agents only: no node client gets a copy.
   EXPECT_EQ(e2.peers().broadcast({{"from", "echo-2"}}), 3u);
-  EXPECT_FALSE(node.receive(0ms));
+  EXPECT_FALSE(node.receive_blocking(0ms));
   EXPECT_EQ(n1.stats().messages_malformed + n2.stats().messages_malformed + n3.stats().messages_malformed, 0u);
 }
 
@@ -268,7 +268,7 @@ TEST(MeshCluster, RefusedRemoteNotifiesReachTheSendingAgent) {
   n2.start();
   ASSERT_TRUE(eventually([&] { return sender.peers().get_peer("sink").has_value(); }));
   // The connection is up once a request gets through.
-  ASSERT_TRUE(eventually([&] { return bystander.peers().request("echo-1", {{"x", 1}}, 5s).has_value(); }));
+  ASSERT_TRUE(eventually([&] { return bystander.peers().request_blocking("echo-1", {{"x", 1}}, 5s).has_value(); }));
 
   struct Seen {
     std::mutex mu;
@@ -334,7 +334,7 @@ TEST(MeshCluster, AnAgentIdClaimedByASecondNodeStaysWithTheFirst) {
   ASSERT_TRUE(eventually([&] { return conflicts.load() == 1; }));
   EXPECT_EQ(n3.stats().agent_conflicts, 1u);
   for (int i = 0; i < 5; ++i) {
-    const auto r = probe.peers().request("echo-1", {{"i", i}}, 5s);
+    const auto r = probe.peers().request_blocking("echo-1", {{"i", i}}, 5s);
     ASSERT_TRUE(r.has_value());
     EXPECT_EQ(r->data["node"], "n1");
   }

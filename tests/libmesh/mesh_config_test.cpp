@@ -183,7 +183,7 @@ TEST(MeshConfig, P2POffOpensNoSockets) {
   auto& probe = mesh.add<Probe>("probe-1");
   mesh.add<Echo>("echo-1");
   mesh.start();
-  ASSERT_TRUE(probe.peers().request("echo-1", {{"x", 1}}, 10s)) << "agents talk in memory";
+  ASSERT_TRUE(probe.peers().request_blocking("echo-1", {{"x", 1}}, 10s)) << "agents talk in memory";
   EXPECT_EQ(open_sockets(), before);
   EXPECT_EQ(mesh.swim_port(), 0);
   EXPECT_EQ(mesh.membership_for_test(), nullptr);
@@ -198,7 +198,7 @@ TEST(MeshConfig, MailboxLimitFromEnvironment) {
   EXPECT_TRUE(sender.peers().notify("idle", {{"n", 1}}));
   EXPECT_TRUE(sender.peers().notify("idle", {{"n", 2}}));
   EXPECT_FALSE(sender.peers().notify("idle", {{"n", 3}})) << "the configured bound is 2";
-  EXPECT_EQ(sender.peers().request_detailed("idle", {{"n", 4}}, 5s).error, ErrorCode::MailboxFull);
+  EXPECT_EQ(sender.peers().request_detailed_blocking("idle", {{"n", 4}}, 5s).error, ErrorCode::MailboxFull);
   mesh.stop();
 }
 
@@ -212,7 +212,7 @@ TEST(MeshConfig, DefaultStrategyFromEnvironment) {
   // Sent to the role: successive requests go to successive coders.
   std::set<std::string> answered_by;
   for (int i = 0; i < 4; ++i) {
-    auto r = probe.peers().request("coder", {{"i", i}}, 10s);
+    auto r = probe.peers().request_blocking("coder", {{"i", i}}, 10s);
     ASSERT_TRUE(r);
     answered_by.insert(r->data.at("by").get<std::string>());
   }
@@ -232,7 +232,7 @@ TEST(MeshConfig, RequestTimeoutFromEnvironment) {
   // blocking call: with P2P off nothing runs the transport's deadlines of
   // a request_async until the next transport call.)
   auto fut = std::async(std::launch::async,
-                        [&] { return probe.peers().request_detailed("silent-1", {{"x", 1}}); });
+                        [&] { return probe.peers().request_detailed_blocking("silent-1", {{"x", 1}}); });
   ASSERT_EQ(fut.wait_for(20s), std::future_status::ready);
   EXPECT_EQ(fut.get().error, ErrorCode::Timeout);
   mesh.stop();
@@ -243,8 +243,8 @@ TEST(MeshConfig, MaxMessageBytesFromEnvironment) {
   auto& probe = mesh.add<Probe>("probe-1");
   mesh.add<Echo>("echo-1");
   mesh.start();
-  EXPECT_TRUE(probe.peers().request("echo-1", {{"s", std::string(4000, 'a')}}, 10s));
-  EXPECT_EQ(probe.peers().request_detailed("echo-1", {{"s", std::string(9000, 'a')}}, 10s).error,
+  EXPECT_TRUE(probe.peers().request_blocking("echo-1", {{"s", std::string(4000, 'a')}}, 10s));
+  EXPECT_EQ(probe.peers().request_detailed_blocking("echo-1", {{"s", std::string(9000, 'a')}}, 10s).error,
             ErrorCode::Oversized);
   mesh.stop();
 }
@@ -322,7 +322,7 @@ TEST(MeshCurve, KeyedMeshesTalkOthersCannot) {
   // Each publishes its public key; each reaches the other's agents.
   ASSERT_TRUE(eventually([&] { return tag_of(n1, "c2", kCurveKeyTag) == k2.public_key; }));
   ASSERT_TRUE(eventually([&] { return tag_of(n2, "c1", kCurveKeyTag) == k1.public_key; }));
-  ASSERT_TRUE(eventually([&] { return probe2.peers().request("echo-1", {{"x", 1}}, 5s).has_value(); }))
+  ASSERT_TRUE(eventually([&] { return probe2.peers().request_blocking("echo-1", {{"x", 1}}, 5s).has_value(); }))
       << "c2 cannot reach c1 over CURVE";
 
   // c3 has no CURVE: it joins the membership (gossip is not the
@@ -335,9 +335,9 @@ TEST(MeshCurve, KeyedMeshesTalkOthersCannot) {
   ASSERT_TRUE(eventually([&] { return n3.stats().registry_failures >= 1; }))
       << "c3's registry fetch should have failed";
   EXPECT_TRUE(probe3.peers().discover(by_role("echo")).empty());
-  EXPECT_NE(probe3.peers().request_detailed("echo-1", {{"x", 3}}, 2s).error, ErrorCode::None);
+  EXPECT_NE(probe3.peers().request_detailed_blocking("echo-1", {{"x", 3}}, 2s).error, ErrorCode::None);
   // Nor does c1 send to c3: a member without a key is unreachable to it.
-  EXPECT_TRUE(probe2.peers().request("echo-1", {{"x", 2}}, 5s).has_value()) << "c1 and c2 unaffected";
+  EXPECT_TRUE(probe2.peers().request_blocking("echo-1", {{"x", 2}}, 5s).has_value()) << "c1 and c2 unaffected";
 
   // A transport with a keypair of its own that knows c1's public key: c1
   // accepts only clients whose key a member published, so nothing it
@@ -392,7 +392,7 @@ TEST(MeshSecureByDefault, AGossipKeyTurnsCurveOn) {
     ASSERT_TRUE(eventually([&] { return tag_of(n1, "g2", kCurveKeyTag).has_value(); }));
     first_key = *tag_of(n2, "g1", kCurveKeyTag);
     EXPECT_TRUE(transport::is_valid_curve_key(first_key));
-    ASSERT_TRUE(eventually([&] { return probe.peers().request("echo-1", {{"x", 1}}, 5s).has_value(); }));
+    ASSERT_TRUE(eventually([&] { return probe.peers().request_blocking("echo-1", {{"x", 1}}, 5s).has_value(); }));
     n2.stop();
     n1.stop();
   }
@@ -439,7 +439,7 @@ TEST(MeshSecureByDefault, AGossipKeyTurnsCurveOn) {
     const auto key = tag_of(again, "g3", kCurveKeyTag);
     return key.has_value() && *key != drawn;
   }));
-  ASSERT_TRUE(eventually([&] { return probe.peers().request("echo-1", {{"x", 3}}, 5s).has_value(); }));
+  ASSERT_TRUE(eventually([&] { return probe.peers().request_blocking("echo-1", {{"x", 3}}, 5s).has_value(); }));
   back.stop();
   again.stop();
 }
@@ -566,7 +566,7 @@ TEST(MeshSenderIdentity, AMemberCannotSpeakForAnAgentItDoesNotHold) {
   n2.start();
   ASSERT_TRUE(eventually([&] { return probe.peers().registry().contains("echo-1"); }));
   ASSERT_TRUE(eventually([&] { return echo.peers().registry().contains("probe-2"); }));
-  ASSERT_TRUE(probe.peers().request("echo-1", {{"x", 1}}, 10s).has_value());
+  ASSERT_TRUE(probe.peers().request_blocking("echo-1", {{"x", 1}}, 10s).has_value());
 
   transport::Transport& forger = *n2.transport_for_test();
   const auto before = n1.transport_for_test()->stats();
@@ -608,7 +608,7 @@ TEST(MeshSenderIdentity, AMessageFromAnAgentNotYetKnownWaitsForItsRegistry) {
 
   auto& late = n2.add<Probe>("late-2");
   const auto held_before = n1.transport_for_test()->stats().frames_held;
-  const auto answer = late.peers().request("echo-1", {{"x", 2}}, 20s);
+  const auto answer = late.peers().request_blocking("echo-1", {{"x", 2}}, 20s);
   ASSERT_TRUE(answer.has_value());
   EXPECT_EQ(answer->data["by"], "echo-1");
   EXPECT_GT(n1.transport_for_test()->stats().frames_held, held_before);

@@ -130,7 +130,7 @@ TEST_F(MeshP2POff, DiscoveryByRoleCapabilityAndStrategy) {
 TEST_F(MeshP2POff, NotifyAndReceive) {
   auto& other = mesh->add<Probe>("probe-2");
   ASSERT_TRUE(probe->peers().notify("probe-2", {{"task", "x"}}, {{"trace", "t1"}}));
-  auto m = other.peers().receive(10s);
+  auto m = other.peers().receive_blocking(10s);
   ASSERT_TRUE(m);
   EXPECT_TRUE(m->is_notify());
   EXPECT_FALSE(m->is_request());
@@ -142,7 +142,7 @@ TEST_F(MeshP2POff, NotifyAndReceive) {
   EXPECT_EQ(m->id.size(), 32u);
   EXPECT_TRUE(m->correlation_id.empty());
   EXPECT_GT(m->timestamp_ms, 0);
-  EXPECT_FALSE(other.peers().receive(50ms)) << "nothing else";
+  EXPECT_FALSE(other.peers().receive_blocking(50ms)) << "nothing else";
   EXPECT_FALSE(probe->peers().respond(*m, {{"no", 1}})) << "a notify cannot be answered";
 
   EXPECT_FALSE(probe->peers().notify("ghost", {{"a", 1}}));
@@ -155,7 +155,7 @@ TEST_F(MeshP2POff, NotifyAndReceive) {
 
 TEST_F(MeshP2POff, RequestResponseCarriesContext) {
   auto& pc = probe->peers();
-  auto r = pc.request("reviewer-1", {{"x", 1}}, 10s, {{"trace", "abc"}});
+  auto r = pc.request_blocking("reviewer-1", {{"x", 1}}, 10s, {{"trace", "abc"}});
   ASSERT_TRUE(r);
   EXPECT_EQ(r->data["echo"]["x"], 1);
   EXPECT_EQ(r->data["by"], "reviewer-1");
@@ -168,15 +168,15 @@ TEST_F(MeshP2POff, RequestResponseCarriesContext) {
   pc.set_default_strategy(Strategy::RoundRobin);
   std::set<std::string> by;
   for (int i = 0; i < 4; ++i) {
-    auto rr = pc.request("coder", {{"i", i}}, 10s);
+    auto rr = pc.request_blocking("coder", {{"i", i}}, 10s);
     ASSERT_TRUE(rr);
     by.insert(rr->data["by"].get<std::string>());
   }
   EXPECT_EQ(by, (std::set<std::string>{"coder-a", "coder-b"}));
 
-  auto missing = pc.request_detailed("ghost", {{"x", 1}}, 1s);
+  auto missing = pc.request_detailed_blocking("ghost", {{"x", 1}}, 1s);
   EXPECT_EQ(missing.error, ErrorCode::TargetUnknown);
-  EXPECT_FALSE(pc.request("ghost", {{"x", 1}}, 1s));
+  EXPECT_FALSE(pc.request_blocking("ghost", {{"x", 1}}, 1s));
 
   auto fut = pc.request_async("coder-a", {{"async", true}}, 10s);
   ASSERT_EQ(fut.wait_for(20s), std::future_status::ready);
@@ -189,7 +189,7 @@ TEST_F(MeshP2POff, RequestResponseCarriesContext) {
 TEST_F(MeshP2POff, RespondOnceAndContextOverride) {
   auto& other = mesh->add<Probe>("probe-2");
   auto fut = probe->peers().request_async("probe-2", {{"q", 1}}, 20s, {{"trace", "t"}, {"k", 1}});
-  auto m = other.peers().receive(10s);
+  auto m = other.peers().receive_blocking(10s);
   ASSERT_TRUE(m);
   ASSERT_TRUE(m->is_request());
   EXPECT_EQ(m->correlation_id, m->id);
@@ -229,25 +229,25 @@ TEST_F(MeshP2POff, AskAsyncAndCheckInbox) {
   auto& pc = probe->peers();
   const auto id = pc.ask_async("coder-a", {{"job", 7}});
   EXPECT_EQ(id.size(), 32u);
-  auto r = pc.check_inbox(id, 10s);
+  auto r = pc.check_inbox_blocking(id, 10s);
   ASSERT_TRUE(r);
   EXPECT_EQ(r->data["echo"]["job"], 7);
-  EXPECT_EQ(pc.check_inbox_status(id).status, AskStatus::Unknown) << "removed once delivered";
-  EXPECT_EQ(pc.check_inbox_status("not-an-id").status, AskStatus::Unknown);
+  EXPECT_EQ(pc.check_inbox_status_blocking(id).status, AskStatus::Unknown) << "removed once delivered";
+  EXPECT_EQ(pc.check_inbox_status_blocking("not-an-id").status, AskStatus::Unknown);
 
   // Kept when remove=false.
   const auto kept = pc.ask_async("coder-b", {{"job", 8}});
-  ASSERT_TRUE(eventually([&] { return pc.check_inbox_status(kept, 0ms, false).status == AskStatus::Ready; }));
-  EXPECT_TRUE(pc.check_inbox(kept, 0ms, false));
-  EXPECT_TRUE(pc.check_inbox(kept));
-  EXPECT_FALSE(pc.check_inbox(kept));
+  ASSERT_TRUE(eventually([&] { return pc.check_inbox_status_blocking(kept, 0ms, false).status == AskStatus::Ready; }));
+  EXPECT_TRUE(pc.check_inbox_blocking(kept, 0ms, false));
+  EXPECT_TRUE(pc.check_inbox_blocking(kept));
+  EXPECT_FALSE(pc.check_inbox_blocking(kept));
 
   // Not yet vs expired.
   auto& silent = mesh->add<Silent>("silent-1");
   const auto slow = pc.ask_async("silent-1", {{"job", 9}}, 300ms);
-  EXPECT_EQ(pc.check_inbox_status(slow).status, AskStatus::Pending);
-  ASSERT_TRUE(eventually([&] { return pc.check_inbox_status(slow, 0ms).status == AskStatus::Expired; }));
-  EXPECT_FALSE(pc.check_inbox(slow));
+  EXPECT_EQ(pc.check_inbox_status_blocking(slow).status, AskStatus::Pending);
+  ASSERT_TRUE(eventually([&] { return pc.check_inbox_status_blocking(slow, 0ms).status == AskStatus::Expired; }));
+  EXPECT_FALSE(pc.check_inbox_blocking(slow));
   EXPECT_EQ(silent.requests.load(), 1);
 
   try {
@@ -263,9 +263,9 @@ class Slow : public CustomAgent {
  public:
   Slow(std::string id, std::string role, std::chrono::milliseconds delay)
       : CustomAgent({.role = std::move(role), .agent_id = std::move(id)}), delay_(delay) {}
-  std::optional<Json> on_peer_request(const IncomingMessage&) override {
-    std::this_thread::sleep_for(delay_);
-    return Json{{"by", id()}};
+  Task<std::optional<Json>> on_request(const IncomingMessage&) override {
+    co_await peers().sleep(delay_);
+    co_return Json{{"by", id()}};
   }
 
  private:
@@ -279,31 +279,31 @@ TEST_F(MeshP2POff, RequestAllPolicies) {
   mesh->add<Slow>("g3", "gather", 300ms);
   mesh->add<Silent>("g4", "gather");
 
-  auto all = pc.request_all(by_role("gather"), {{"q", 1}}, GatherPolicy::all(3s));
+  auto all = pc.request_all_blocking(by_role("gather"), {{"q", 1}}, GatherPolicy::all(3s));
   EXPECT_EQ(all.responses.size(), 3u);
   ASSERT_EQ(all.missing.size(), 1u);
   EXPECT_EQ(all.missing[0].peer.card.agent_id, "g4");
   EXPECT_EQ(all.missing[0].error, ErrorCode::Timeout);
   EXPECT_FALSE(all.satisfied);
 
-  auto first = pc.request_all(by_role("gather"), {{"q", 2}}, GatherPolicy::first_k(2, 20s));
+  auto first = pc.request_all_blocking(by_role("gather"), {{"q", 2}}, GatherPolicy::first_k(2, 20s));
   EXPECT_TRUE(first.satisfied);
   EXPECT_EQ(first.responses.size(), 2u);
   EXPECT_LE(first.responses.size() + first.missing.size(), 4u);
 
-  auto quorum = pc.request_all(by_role("gather"), {{"q", 3}}, GatherPolicy::quorum(20s));
+  auto quorum = pc.request_all_blocking(by_role("gather"), {{"q", 3}}, GatherPolicy::quorum(20s));
   EXPECT_TRUE(quorum.satisfied);  // 3 of 4 answer; 3 is a majority
   EXPECT_GE(quorum.responses.size(), 3u);
 
-  auto listed = pc.request_all(std::vector<std::string>{"g1", "coder-a", "ghost"}, {{"q", 4}},
+  auto listed = pc.request_all_blocking(std::vector<std::string>{"g1", "coder-a", "ghost"}, {{"q", 4}},
                                GatherPolicy::all(10s));
   EXPECT_EQ(listed.responses.size(), 2u);
   ASSERT_EQ(listed.missing.size(), 1u);
   EXPECT_EQ(listed.missing[0].error, ErrorCode::TargetUnknown);
   EXPECT_FALSE(listed.satisfied);
 
-  EXPECT_THROW(pc.request_all(by_role("gather"), {}, GatherPolicy::first_k(0)), std::invalid_argument);
-  auto none = pc.request_all(by_role("nobody"), {{"q", 5}}, GatherPolicy::all(1s));
+  EXPECT_THROW(pc.request_all_blocking(by_role("gather"), {}, GatherPolicy::first_k(0)), std::invalid_argument);
+  auto none = pc.request_all_blocking(by_role("nobody"), {{"q", 5}}, GatherPolicy::all(1s));
   EXPECT_TRUE(none.responses.empty());
   EXPECT_FALSE(none.satisfied);
 }
@@ -320,13 +320,22 @@ class Together : public CustomAgent {
  public:
   Together(std::string id, Gang& gang, int group)
       : CustomAgent({.role = "together", .agent_id = std::move(id)}), gang_(gang), group_(group) {}
-  std::optional<Json> on_peer_request(const IncomingMessage& m) override {
+  Task<std::optional<Json>> on_request(const IncomingMessage& m) override {
     const int round = m.data.at("round").get<int>();
-    std::unique_lock lock(gang_.mu);
-    ++gang_.arrived;
-    gang_.cv.notify_all();
-    gang_.cv.wait_for(lock, 20s, [&] { return gang_.arrived >= group_ * (round + 1); });
-    return Json{{"round", round}, {"by", id()}};
+    const auto until = std::chrono::steady_clock::now() + 20s;
+    {
+      std::lock_guard lock(gang_.mu);
+      ++gang_.arrived;
+    }
+    // Waits without holding a thread: the gang may outnumber the executor's.
+    while (std::chrono::steady_clock::now() < until) {
+      {
+        std::lock_guard lock(gang_.mu);
+        if (gang_.arrived >= group_ * (round + 1)) break;
+      }
+      co_await peers().sleep(1ms);
+    }
+    co_return Json{{"round", round}, {"by", id()}};
   }
 
  private:
@@ -343,7 +352,7 @@ TEST_F(MeshP2POff, RequestAllFirstKReturnsAtMostK) {
   for (int i = 0; i < 3; ++i) mesh->add<Together>("t" + std::to_string(i), gang, 3);
   auto& pc = probe->peers();
   for (int round = 0; round < 5; ++round) {
-    auto r = pc.request_all(by_role("together"), {{"round", round}}, GatherPolicy::first_k(2, 20s));
+    auto r = pc.request_all_blocking(by_role("together"), {{"round", round}}, GatherPolicy::first_k(2, 20s));
     EXPECT_TRUE(r.satisfied) << "round " << round;
     ASSERT_EQ(r.responses.size(), 2u) << "round " << round;
     EXPECT_LE(r.missing.size(), 1u) << "round " << round;
@@ -359,7 +368,7 @@ TEST_F(MeshP2POff, RequestAllFirstKReturnsAtMostK) {
     EXPECT_EQ(seen.size(), 2u + r.missing.size());
   }
   // Without FirstK nothing is capped.
-  auto q = pc.request_all(by_role("together"), {{"round", 5}}, GatherPolicy::all(20s));
+  auto q = pc.request_all_blocking(by_role("together"), {{"round", 5}}, GatherPolicy::all(20s));
   EXPECT_TRUE(q.satisfied);
   EXPECT_EQ(q.responses.size(), 3u);
 }
@@ -391,12 +400,12 @@ TEST_F(MeshP2POff, NodeClientSendsButIsNoAgent) {
   for (const auto& p : mesh->directory().all()) EXPECT_NE(p.card.agent_id.front(), '$') << p.card.agent_id;
 
   // request (by id and by role), request_detailed, request_async.
-  auto r = node.request("reviewer-1", {{"x", 1}}, 10s, {{"trace", "n1"}});
+  auto r = node.request_blocking("reviewer-1", {{"x", 1}}, 10s, {{"trace", "n1"}});
   ASSERT_TRUE(r);
   EXPECT_EQ(r->data["echo"]["x"], 1);
   EXPECT_EQ(r->context["trace"], "n1");
-  EXPECT_TRUE(node.request("coder", {{"x", 2}}, 10s));
-  const auto detailed = node.request_detailed("coder-b", {{"x", 3}}, 10s);
+  EXPECT_TRUE(node.request_blocking("coder", {{"x", 2}}, 10s));
+  const auto detailed = node.request_detailed_blocking("coder-b", {{"x", 3}}, 10s);
   ASSERT_TRUE(detailed.ok()) << transport::to_string(detailed.error);
   EXPECT_EQ(detailed.peer->card.agent_id, "coder-b");
   auto fut = node.request_async("coder-a", {{"x", 4}}, 10s);
@@ -413,23 +422,23 @@ TEST_F(MeshP2POff, NodeClientSendsButIsNoAgent) {
 
   // ask_async / check_inbox.
   const auto ask = node.ask_async("reviewer-1", {{"job", 1}});
-  auto answer = node.check_inbox(ask, 10s);
+  auto answer = node.check_inbox_blocking(ask, 10s);
   ASSERT_TRUE(answer);
   EXPECT_EQ(answer->data["echo"]["job"], 1);
 
   // request_all and broadcast reach every agent.
-  auto all = node.request_all(by_capability("python"), {{"q", 1}}, GatherPolicy::all(10s));
+  auto all = node.request_all_blocking(by_capability("python"), {{"q", 1}}, GatherPolicy::all(10s));
   EXPECT_TRUE(all.satisfied);
   EXPECT_EQ(all.responses.size(), 2u);
   EXPECT_EQ(node.broadcast({{"to", "all"}}), 4u);  // probe-1, coder-a, coder-b, reviewer-1
   ASSERT_TRUE(eventually([&] { return reviewer->notify_count() == 1 && coder_b->notify_count() == 1; }));
-  auto plain = probe->peers().receive(10s);
+  auto plain = probe->peers().receive_blocking(10s);
   ASSERT_TRUE(plain);
   EXPECT_EQ(plain->sender, "$node");
 
   // A plain agent answers its request; nobody can send to it.
   auto pending = node.request_async("probe-1", {{"q", "?"}}, 20s);
-  auto req = probe->peers().receive(10s);
+  auto req = probe->peers().receive_blocking(10s);
   ASSERT_TRUE(req);
   ASSERT_TRUE(req->is_request());
   EXPECT_EQ(req->sender, "$node");
@@ -440,17 +449,17 @@ TEST_F(MeshP2POff, NodeClientSendsButIsNoAgent) {
   EXPECT_EQ(answered.response->data["a"], "!");
   EXPECT_FALSE(probe->peers().notify(req->sender, {{"back", 1}}));
   EXPECT_FALSE(probe->peers().notify("$node", {{"back", 1}}));
-  EXPECT_EQ(probe->peers().request_detailed("$node", {{"back", 1}}, 1s).error, ErrorCode::TargetUnknown);
+  EXPECT_EQ(probe->peers().request_detailed_blocking("$node", {{"back", 1}}, 1s).error, ErrorCode::TargetUnknown);
   EXPECT_THROW(probe->peers().ask_async("$node", {{"back", 1}}), MeshError);
   EXPECT_FALSE(node.notify("$node", {{"self", 1}}));
   EXPECT_FALSE(node.notify("$registry", {{"x", 1}}));
-  auto to_node = probe->peers().request_all(std::vector<std::string>{"$node"}, {{"x", 1}}, GatherPolicy::all(1s));
+  auto to_node = probe->peers().request_all_blocking(std::vector<std::string>{"$node"}, {{"x", 1}}, GatherPolicy::all(1s));
   ASSERT_EQ(to_node.missing.size(), 1u);
   EXPECT_EQ(to_node.missing[0].error, ErrorCode::TargetUnknown);
 
   // An agent's broadcast does not count it, and it has no inbox.
   EXPECT_EQ(probe->peers().broadcast({{"from", "probe"}}), 3u);  // coder-a, coder-b, reviewer-1
-  EXPECT_FALSE(node.receive(0ms));
+  EXPECT_FALSE(node.receive_blocking(0ms));
 }
 
 TEST(Mesh, NodeClientBeforeStartAndAfterStop) {
@@ -461,7 +470,7 @@ TEST(Mesh, NodeClientBeforeStartAndAfterStop) {
   EXPECT_EQ(ids(node.discover(by_role("echo"))), (std::vector<std::string>{"e1"}));
   // Sends fail as for any client of a mesh that is not running.
   EXPECT_FALSE(node.notify("e1", {{"x", 1}}));
-  EXPECT_EQ(node.request_detailed("e1", {{"x", 1}}, 1s).error, ErrorCode::Shutdown);
+  EXPECT_EQ(node.request_detailed_blocking("e1", {{"x", 1}}, 1s).error, ErrorCode::Shutdown);
   EXPECT_EQ(node.request_async("e1", {{"x", 1}}, 1s).get().error, ErrorCode::Shutdown);
   try {
     node.ask_async("e1", {{"x", 1}});
@@ -470,15 +479,15 @@ TEST(Mesh, NodeClientBeforeStartAndAfterStop) {
     EXPECT_EQ(e.code(), ErrorCode::Shutdown);
   }
   EXPECT_EQ(node.broadcast({{"x", 1}}), 0u);
-  auto gathered = node.request_all(by_role("echo"), {{"x", 1}}, GatherPolicy::all(1s));
+  auto gathered = node.request_all_blocking(by_role("echo"), {{"x", 1}}, GatherPolicy::all(1s));
   ASSERT_EQ(gathered.missing.size(), 1u);
   EXPECT_EQ(gathered.missing[0].error, ErrorCode::Shutdown);
 
   mesh.start();
-  EXPECT_TRUE(node.request("e1", {{"x", 2}}, 10s));
+  EXPECT_TRUE(node.request_blocking("e1", {{"x", 2}}, 10s));
   mesh.stop();
   EXPECT_FALSE(node.notify("e1", {{"x", 3}}));
-  EXPECT_EQ(node.request_detailed("e1", {{"x", 3}}, 1s).error, ErrorCode::Shutdown);
+  EXPECT_EQ(node.request_detailed_blocking("e1", {{"x", 3}}, 1s).error, ErrorCode::Shutdown);
 }
 
 // Throws on {"boom": true}; counts its lifecycle.
@@ -506,7 +515,7 @@ TEST_F(MeshP2POff, HandlerExceptionRestartsAgentAndNodeKeepsServing) {
   auto& flaky = mesh->add<Flaky>();
   auto& pc = probe->peers();
   ASSERT_TRUE(eventually([&] { return flaky.setups.load() == 1; }));
-  auto bad = pc.request_detailed("flaky-1", {{"boom", true}}, 10s);
+  auto bad = pc.request_detailed_blocking("flaky-1", {{"boom", true}}, 10s);
   EXPECT_EQ(bad.error, ErrorCode::Rejected) << transport::to_string(bad.error);
   ASSERT_TRUE(eventually([&] { return flaky.restarts() >= 1 && flaky.setups.load() >= 2; }));
   {
@@ -517,12 +526,12 @@ TEST_F(MeshP2POff, HandlerExceptionRestartsAgentAndNodeKeepsServing) {
   }
   EXPECT_GE(flaky.teardowns.load(), 1);
   // Messages sent while it restarts wait in the mailbox.
-  auto again = pc.request_detailed("flaky-1", {{"boom", true}}, 10s);
+  auto again = pc.request_detailed_blocking("flaky-1", {{"boom", true}}, 10s);
   EXPECT_EQ(again.error, ErrorCode::Rejected);
-  auto good = pc.request("flaky-1", {{"boom", false}}, 20s);
+  auto good = pc.request_blocking("flaky-1", {{"boom", false}}, 20s);
   ASSERT_TRUE(good);
   EXPECT_EQ(good->data["ok"], true);
-  EXPECT_TRUE(pc.request("coder-a", {{"still", "up"}}, 10s)) << "other agents unaffected";
+  EXPECT_TRUE(pc.request_blocking("coder-a", {{"still", "up"}}, 10s)) << "other agents unaffected";
   EXPECT_GE(mesh->stats().agent_restarts, 2u);
   EXPECT_GE(mesh->stats().agent_failures, 2u);
 }
@@ -532,15 +541,24 @@ class Gate : public CustomAgent {
  public:
   Gate(std::string id, std::size_t concurrency, int expect)
       : CustomAgent({.role = "gate", .agent_id = std::move(id), .concurrency = concurrency}), expect_(expect) {}
-  std::optional<Json> on_peer_request(const IncomingMessage&) override {
-    std::unique_lock lock(mu);
-    ++active;
-    max_active = std::max(max_active, active);
-    cv.notify_all();
-    cv.wait_for(lock, 20s, [&] { return released || max_active >= expect_; });
+  Task<std::optional<Json>> on_request(const IncomingMessage&) override {
+    {
+      std::lock_guard lock(mu);
+      ++active;
+      max_active = std::max(max_active, active);
+    }
+    const auto until = std::chrono::steady_clock::now() + 20s;
+    while (std::chrono::steady_clock::now() < until) {
+      {
+        std::lock_guard lock(mu);
+        if (released || max_active >= expect_) break;
+      }
+      co_await peers().sleep(2ms);
+    }
+    std::lock_guard lock(mu);
     const int seen = max_active;
     --active;
-    return Json{{"max_active", seen}};
+    co_return Json{{"max_active", seen}};
   }
   void release() {
     std::lock_guard lock(mu);
@@ -564,8 +582,8 @@ TEST_F(MeshP2POff, SlowHandlerDoesNotBlockOtherAgents) {
     std::lock_guard lock(gate.mu);
     return gate.active == 1;
   }));
-  EXPECT_TRUE(pc.request("coder-a", {{"x", 1}}, 10s)) << "another agent answers meanwhile";
-  EXPECT_TRUE(coder_b->peers().request("reviewer-1", {{"x", 2}}, 10s));
+  EXPECT_TRUE(pc.request_blocking("coder-a", {{"x", 1}}, 10s)) << "another agent answers meanwhile";
+  EXPECT_TRUE(coder_b->peers().request_blocking("reviewer-1", {{"x", 2}}, 10s));
   gate.release();
   ASSERT_EQ(blocked.wait_for(20s), std::future_status::ready);
   EXPECT_TRUE(blocked.get().ok());
@@ -587,11 +605,11 @@ TEST_F(MeshP2POff, ConcurrencyHandlesInParallel) {
 TEST_F(MeshP2POff, BadInputs) {
   auto& pc = probe->peers();
   EXPECT_THROW(pc.notify("coder-a", {{"x", 1}}, Json::array({1, 2})), std::invalid_argument);
-  EXPECT_THROW(pc.request("coder-a", {{"x", 1}}, 1s, Json("ctx")), std::invalid_argument);
+  EXPECT_THROW(pc.request_blocking("coder-a", {{"x", 1}}, 1s, Json("ctx")), std::invalid_argument);
   EXPECT_TRUE(pc.notify("coder-a", {{"x", 1}}, Json()));  // null context is {}
   const Json big = {{"blob", std::string(100 * 1024, 'x')}};
   EXPECT_FALSE(pc.notify("coder-a", big)) << "over the frame limit";
-  EXPECT_EQ(pc.request_detailed("coder-a", big, 1s).error, ErrorCode::Oversized);
+  EXPECT_EQ(pc.request_detailed_blocking("coder-a", big, 1s).error, ErrorCode::Oversized);
   EXPECT_EQ(pc.broadcast(big), 0u);
   EXPECT_THROW(pc.ask_async("coder-a", big), MeshError);
 }
@@ -602,7 +620,7 @@ TEST_F(MeshP2POff, MailboxIsBoundedAndSenderLearnsIt) {
   EXPECT_TRUE(pc.notify("tiny", {{"n", 1}}));
   EXPECT_TRUE(pc.notify("tiny", {{"n", 2}}));
   EXPECT_FALSE(pc.notify("tiny", {{"n", 3}})) << "full mailbox: backpressure";
-  EXPECT_EQ(pc.request_detailed("tiny", {{"n", 4}}, 1s).error, ErrorCode::MailboxFull);
+  EXPECT_EQ(pc.request_detailed_blocking("tiny", {{"n", 4}}, 1s).error, ErrorCode::MailboxFull);
 }
 
 TEST_F(MeshP2POff, MalformedPayloadsAreCountedAndDropped) {
@@ -623,7 +641,7 @@ TEST_F(MeshP2POff, MalformedPayloadsAreCountedAndDropped) {
   ASSERT_EQ(raw(deep), ErrorCode::None);
   ASSERT_EQ(raw({0x81, 0x01, 0x02}), ErrorCode::None);    // map with an int key
   ASSERT_EQ(raw(Json::to_msgpack(Json{{"fine", true}})), ErrorCode::None);
-  auto m = target.peers().receive(10s);
+  auto m = target.peers().receive_blocking(10s);
   ASSERT_TRUE(m);
   EXPECT_EQ(m->data["fine"], true);
   EXPECT_EQ(mesh->stats().messages_malformed, 4u);
@@ -644,7 +662,7 @@ TEST_F(MeshP2POff, SubscriptionsSeeAgentsComeAndGo) {
     seen.push_back(e);
   });
   mesh->add<Echo>("late-1", "late");
-  ASSERT_TRUE(probe->peers().request("late", {{"x", 1}}, 10s)) << "added after start: serving at once";
+  ASSERT_TRUE(probe->peers().request_blocking("late", {{"x", 1}}, 10s)) << "added after start: serving at once";
   ASSERT_TRUE(mesh->remove("late-1"));
   EXPECT_FALSE(mesh->remove("late-1"));
   EXPECT_FALSE(probe->peers().get_peer("late"));
@@ -663,9 +681,9 @@ TEST_F(MeshP2POff, SubscriptionsSeeAgentsComeAndGo) {
 class Receiver : public Agent {
  public:
   Receiver() : Agent({.role = "receiver", .agent_id = "recv-1"}) {}
-  void run(std::stop_token stop) override {
-    while (!stop.stop_requested()) {
-      auto m = peers().receive(100ms);
+  Task<void> run() override {
+    while (!stop_requested()) {
+      auto m = co_await peers().receive();
       if (!m) continue;
       if (m->is_request()) peers().respond(*m, {{"got", m->data}});
     }
@@ -674,7 +692,7 @@ class Receiver : public Agent {
 
 TEST_F(MeshP2POff, PlainAgentRunLoopReceives) {
   mesh->add<Receiver>();
-  auto r = probe->peers().request("receiver", {{"x", 5}}, 10s);
+  auto r = probe->peers().request_blocking("receiver", {{"x", 5}}, 10s);
   ASSERT_TRUE(r);
   EXPECT_EQ(r->data["got"]["x"], 5);
 }
@@ -708,13 +726,14 @@ TEST(Mesh, StopWithoutStart) {
 namespace mesh {
 namespace {
 
-// The Python style: receive() without a timeout. stop() must still end it.
-class Blocking : public Agent {
+// A thread of its own blocked in receive_blocking() without a timeout:
+// stop() must still end it.
+class Blocking : public ThreadAgent {
  public:
-  Blocking() : Agent({.role = "blocking", .agent_id = "blocking-1"}) {}
-  void run(std::stop_token stop) override {
+  Blocking() : ThreadAgent({.role = "blocking", .agent_id = "blocking-1"}) {}
+  void run_blocking(std::stop_token stop) override {
     while (!stop.stop_requested()) {
-      if (auto m = peers().receive()) ++received;
+      if (auto m = peers().receive_blocking()) ++received;
     }
   }
   std::atomic<int> received{0};

@@ -115,20 +115,20 @@ TEST(MeshPolicy, ZoneToZoneRulesHoldAtBothEnds) {
   EXPECT_FALSE(insider.peers().discover(PeerQuery{"safe", {}}).empty());
 
   // The permitted: globex asks acme, acme asks the vault.
-  const auto asked = client.peers().request_detailed("acme-echo", {{"q", 1}}, 10s);
+  const auto asked = client.peers().request_detailed_blocking("acme-echo", {{"q", 1}}, 10s);
   EXPECT_TRUE(asked.ok()) << transport::to_string(asked.error);
-  EXPECT_TRUE(insider.peers().request_detailed("vault-echo", {{"q", 2}}, 10s).ok());
-  EXPECT_TRUE(outsider.peers().request_detailed("acme-echo", {{"q", 3}}, 10s).ok());
+  EXPECT_TRUE(insider.peers().request_detailed_blocking("vault-echo", {{"q", 2}}, 10s).ok());
+  EXPECT_TRUE(outsider.peers().request_detailed_blocking("acme-echo", {{"q", 3}}, 10s).ok());
 
   // Refused before sending, by globex-1's own policy.
   const auto sent_before = globex.stats().policy_denied_sent;
   EXPECT_FALSE(client.peers().notify("acme-echo", {{"n", 1}}));
-  EXPECT_EQ(client.peers().request_detailed("vault-echo", {{"q", 4}}, 10s).error, ErrorCode::PermissionDenied);
+  EXPECT_EQ(client.peers().request_detailed_blocking("vault-echo", {{"q", 4}}, 10s).error, ErrorCode::PermissionDenied);
   EXPECT_EQ(globex.stats().policy_denied_sent, sent_before + 2);
 
   // Refused by the receivers' policy: globex-2 runs none, so it sends.
   const auto vault_before = vault.stats().policy_denied_received;
-  EXPECT_EQ(outsider.peers().request_detailed("vault-echo", {{"q", 5}}, 10s).error, ErrorCode::PermissionDenied);
+  EXPECT_EQ(outsider.peers().request_detailed_blocking("vault-echo", {{"q", 5}}, 10s).error, ErrorCode::PermissionDenied);
   EXPECT_EQ(vault.stats().policy_denied_received, vault_before + 1);
   EXPECT_TRUE(outsider.peers().notify("acme-echo", {{"n", 2}}));
   ASSERT_TRUE(eventually([&] { return denied_reports.load() == 1; }));
@@ -194,10 +194,10 @@ rules:
   c3.start();
 
   ASSERT_TRUE(eventually([&] { return member.peers().registry().contains("echo-1"); }));
-  EXPECT_TRUE(member.peers().request_detailed("echo-1", {{"q", 1}}, 10s).ok());
+  EXPECT_TRUE(member.peers().request_detailed_blocking("echo-1", {{"q", 1}}, 10s).ok());
   // c3 claims acme; c1 does not believe it, and refuses.
   ASSERT_TRUE(eventually([&] { return pretender.peers().registry().contains("echo-1"); }));
-  EXPECT_EQ(pretender.peers().request_detailed("echo-1", {{"q", 2}}, 10s).error, ErrorCode::PermissionDenied);
+  EXPECT_EQ(pretender.peers().request_detailed_blocking("echo-1", {{"q", 2}}, 10s).error, ErrorCode::PermissionDenied);
   EXPECT_GE(c1.stats().certificates_refused, 1u);
   EXPECT_GE(c1.stats().policy_denied_received, 1u);
   // c1 hides c3's agent from its own (c3 is in no zone it believes).
@@ -256,24 +256,24 @@ TEST(MeshPolicy, AReloadedPolicyHoldsFromTheNextMessage) {
   b.start();
   ASSERT_TRUE(eventually([&] { return b.directory().all().size() == 2; }));
   EXPECT_TRUE(probe.peers().registry().empty());
-  EXPECT_EQ(probe.peers().request_detailed("a-echo", {{"q", 1}}, 10s).error, ErrorCode::PermissionDenied);
+  EXPECT_EQ(probe.peers().request_detailed_blocking("a-echo", {{"q", 1}}, 10s).error, ErrorCode::PermissionDenied);
 
   // b allows, a does not yet: refused at the receiver.
   dir.write("policy.yaml", open);
   EXPECT_EQ(b.reload_policy(), std::nullopt);
   EXPECT_TRUE(probe.peers().registry().contains("a-echo"));
   const auto denied = a.stats().policy_denied_received;
-  EXPECT_EQ(probe.peers().request_detailed("a-echo", {{"q", 2}}, 10s).error, ErrorCode::PermissionDenied);
+  EXPECT_EQ(probe.peers().request_detailed_blocking("a-echo", {{"q", 2}}, 10s).error, ErrorCode::PermissionDenied);
   EXPECT_EQ(a.stats().policy_denied_received, denied + 1);
   EXPECT_EQ(a.reload_policy(), std::nullopt);
-  EXPECT_TRUE(probe.peers().request_detailed("a-echo", {{"q", 3}}, 10s).ok());
+  EXPECT_TRUE(probe.peers().request_detailed_blocking("a-echo", {{"q", 3}}, 10s).ok());
 
   // A broken file: the policy in force stays.
   dir.write("policy.yaml", "zones: [\n");
   const auto error = b.reload_policy();
   ASSERT_TRUE(error.has_value());
   EXPECT_EQ(error->rfind("policy: " + path + ":", 0), 0u) << *error;
-  EXPECT_TRUE(probe.peers().request_detailed("a-echo", {{"q", 4}}, 10s).ok());
+  EXPECT_TRUE(probe.peers().request_detailed_blocking("a-echo", {{"q", 4}}, 10s).ok());
 
   Mesh plain(node("reload-plain", {}), fast_options());
   EXPECT_THROW(plain.reload_policy(), std::logic_error);

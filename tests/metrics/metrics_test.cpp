@@ -308,11 +308,11 @@ TEST(MetricsCluster, ScrapedValuesFollowTheCluster) {
 
   // S3: requests N1 makes show in its message counters and histogram.
   ASSERT_TRUE(eventually([&] { return caller.peers().discover(by_role("echo")).size() == 2; }));
-  ASSERT_TRUE(eventually([&] { return caller.peers().request("echo-3", {{"warm", 1}}, 5s).has_value(); }));
+  ASSERT_TRUE(eventually([&] { return caller.peers().request_blocking("echo-3", {{"warm", 1}}, 5s).has_value(); }));
   const Scrape before = scrape(admin.port());
   constexpr int kRequests = 10;
   for (int i = 0; i < kRequests; ++i) {
-    ASSERT_TRUE(caller.peers().request(i % 2 ? "echo-2" : "echo-3", {{"i", i}}, 5s).has_value());
+    ASSERT_TRUE(caller.peers().request_blocking(i % 2 ? "echo-2" : "echo-3", {{"i", i}}, 5s).has_value());
   }
   const Scrape after = scrape(admin.port());
   const std::map<std::string, std::string> answered{{"outcome", "answered"}};

@@ -149,7 +149,7 @@ void say(mesh::Mesh& mesh, const Options& o, mesh::PeerClient& own) {
     }
     std::this_thread::sleep_for(200ms);
   }
-  const auto asked = own.request_detailed(o.say_to, Json{{"label", "say-request"}}, 20s);
+  const auto asked = own.request_detailed_blocking(o.say_to, Json{{"label", "say-request"}}, 20s);
   emit(Json{{"said", "request"},
             {"result", std::string(mesh::transport::to_string(asked.error))},
             {"response", asked.response ? asked.response->data : Json()}});

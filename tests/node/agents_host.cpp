@@ -14,6 +14,7 @@
 // Exit codes: 0 after SIGINT / SIGTERM, 1 when it cannot start, 2 on bad
 // configuration.
 #include <algorithm>
+#include <future>
 #include <cstdlib>
 #include <iostream>
 #include <mutex>
@@ -74,13 +75,13 @@ class Slow : public mesh::CustomAgent {
                      .concurrency = 4}) {}
 
  protected:
-  std::optional<mesh::Json> on_peer_request(const mesh::IncomingMessage& m) override {
+  mesh::Task<std::optional<mesh::Json>> on_request(const mesh::IncomingMessage& m) override {
     std::int64_t ms = 1000;
     if (m.data.is_object() && m.data.contains("sleep_ms") && m.data["sleep_ms"].is_number_integer()) {
       ms = std::clamp<std::int64_t>(m.data["sleep_ms"].get<std::int64_t>(), 0, 60'000);
     }
-    std::this_thread::sleep_for(std::chrono::milliseconds(ms));
-    return mesh::Json{{"slept", true}};
+    co_await peers().sleep(std::chrono::milliseconds(ms));
+    co_return mesh::Json{{"slept", true}};
   }
 };
 
@@ -133,8 +134,8 @@ class Relay : public mesh::CustomAgent {
         mesh_(host_mesh) {}
 
  protected:
-  std::optional<mesh::Json> on_peer_request(const mesh::IncomingMessage& m) override {
-    if (!m.data.is_object()) return mesh::Json{{"thrown", "the request must be an object"}};
+  mesh::Task<std::optional<mesh::Json>> on_request(const mesh::IncomingMessage& m) override {
+    if (!m.data.is_object()) co_return mesh::Json{{"thrown", "the request must be an object"}};
     const std::string op = text_of(m.data, "op");
     const std::string target = text_of(m.data, "target");
     mesh::Json message = m.data.value("message", mesh::Json());
@@ -144,30 +145,30 @@ class Relay : public mesh::CustomAgent {
     const auto timeout = std::chrono::milliseconds(m.data.value("timeout_ms", 5000));
     try {
       if (op == "request") {
-        const mesh::RequestOutcome o = peers().request_detailed(target, message, timeout, m.context);
+        const mesh::RequestOutcome o = co_await peers().request_detailed(target, message, timeout, m.context);
         mesh::Json out{{"ok", o.ok()}, {"error", std::string(mesh::transport::to_string(o.error))}};
         if (o.response) out["response"] = response_json(*o.response);
-        return out;
+        co_return out;
       }
-      if (op == "notify") return mesh::Json{{"sent", peers().notify(target, message, m.context)}};
+      if (op == "notify") co_return mesh::Json{{"sent", peers().notify(target, message, m.context)}};
       if (op == "ask") {
         const std::string id = peers().ask_async(target, message, timeout, m.context);
         const auto check =
-            peers().check_inbox_status(id, std::chrono::milliseconds(m.data.value("wait_ms", 5000)));
+            co_await peers().check_inbox_status(id, std::chrono::milliseconds(m.data.value("wait_ms", 5000)));
         static constexpr const char* kStatus[] = {"pending", "ready", "expired", "unknown"};
         mesh::Json out{{"status", kStatus[static_cast<int>(check.status)]},
                        {"error", std::string(mesh::transport::to_string(check.error))}};
         if (check.response) out["response"] = response_json(*check.response);
-        return out;
+        co_return out;
       }
       if (op == "discover") {
         const mesh::PeerQuery q{text_of(m.data, "role"), text_of(m.data, "capability")};
         const std::string strategy = m.data.value("strategy", std::string("first"));
         mesh::Json list = mesh::Json::array();
         for (const auto& p : peers().discover(q, strategy)) list.push_back(peer_json(p));
-        return mesh::Json{{"peers", list}};
+        co_return mesh::Json{{"peers", list}};
       }
-      if (op == "broadcast") return mesh::Json{{"count", peers().broadcast(message, m.context)}};
+      if (op == "broadcast") co_return mesh::Json{{"count", peers().broadcast(message, m.context)}};
       if (op == "respond") {
         std::optional<mesh::Json> ctx;
         if (m.data.contains("ctx")) ctx = m.data["ctx"];
@@ -175,23 +176,30 @@ class Relay : public mesh::CustomAgent {
         const bool again = peers().respond(m, mesh::Json{{"responded", "twice"}});
         std::lock_guard lock(mu_);
         last_["second_respond"] = again;
-        return std::nullopt;
+        co_return std::nullopt;
       }
       if (op == "last") {
         std::lock_guard lock(mu_);
-        return last_;
+        co_return last_;
       }
       if (op == "add_agent") {
         mesh_.add<Echo>(mesh::AgentSpec{.role = text_of(m.data, "role"), .agent_id = text_of(m.data, "agent_id")});
-        return mesh::Json{{"added", true}};
+        co_return mesh::Json{{"added", true}};
       }
-      if (op == "remove_agent") return mesh::Json{{"removed", mesh_.remove(text_of(m.data, "agent_id"))}};
+      if (op == "remove_agent") {
+        // Mesh::remove waits for the agent to stop: not on the executor.
+        auto removed = std::async(std::launch::async, [this, id = text_of(m.data, "agent_id")] { return mesh_.remove(id); });
+        while (removed.wait_for(std::chrono::milliseconds(0)) != std::future_status::ready) {
+          co_await peers().sleep(std::chrono::milliseconds(5));
+        }
+        co_return mesh::Json{{"removed", removed.get()}};
+      }
     } catch (const mesh::MeshError& e) {
-      return mesh::Json{{"thrown", e.what()}, {"code", std::string(mesh::transport::to_string(e.code()))}};
+      co_return mesh::Json{{"thrown", e.what()}, {"code", std::string(mesh::transport::to_string(e.code()))}};
     } catch (const std::exception& e) {
-      return mesh::Json{{"thrown", e.what()}};
+      co_return mesh::Json{{"thrown", e.what()}};
     }
-    return mesh::Json{{"thrown", "unknown op \"" + op + "\""}};
+    co_return mesh::Json{{"thrown", "unknown op \"" + op + "\""}};
   }
 
   void on_peer_notify(const mesh::IncomingMessage& m) override {

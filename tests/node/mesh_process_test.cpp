@@ -247,13 +247,13 @@ class MeshProcess : public ::testing::Test {
 
   // What a remote sink got (its request answers {"received": [...]}).
   Json sink_received(const std::string& sink_id) {
-    auto r = pc().request(sink_id, Json::object(), 10s);
+    auto r = pc().request_blocking(sink_id, Json::object(), 10s);
     return r ? r->data.value("received", Json::array()) : Json();
   }
 
   // A request to a relay agent; its answer (an error reported as such).
   Json relay(const std::string& relay_id, const Json& op, const Json& ctx = Json::object()) {
-    const RequestOutcome o = pc().request_detailed(relay_id, op, 20s, ctx);
+    const RequestOutcome o = pc().request_detailed_blocking(relay_id, op, 20s, ctx);
     if (!o.ok()) return Json{{"relay_failed", std::string(transport::to_string(o.error))}};
     return o.response->data;
   }
@@ -402,7 +402,7 @@ TEST_F(MeshProcess, EveryCallBetweenNodes) {
   EXPECT_EQ(got, Json::parse(R"([{"n":2}])"));
 
   // request: response, its context, who answered.
-  const auto r = pc().request("echo-beta", {{"x", 1}}, 10s, {{"trace", "c1"}});
+  const auto r = pc().request_blocking("echo-beta", {{"x", 1}}, 10s, {{"trace", "c1"}});
   ASSERT_TRUE(r.has_value()) << logs();
   EXPECT_EQ(r->data.at("echo"), Json({{"x", 1}}));
   EXPECT_EQ(r->data.at("context").at("trace"), "c1");  // the handler saw the context
@@ -411,12 +411,12 @@ TEST_F(MeshProcess, EveryCallBetweenNodes) {
   EXPECT_EQ(r->sender_node, "beta");
   EXPECT_EQ(r->correlation_id.size(), 32u);
   // By role: no local relay, so the first remote one.
-  const auto by_role_r = pc().request("relay", {{"op", "last"}}, 10s);
+  const auto by_role_r = pc().request_blocking("relay", {{"op", "last"}}, 10s);
   ASSERT_TRUE(by_role_r.has_value());
   EXPECT_EQ(by_role_r->sender, "relay-alpha");
 
   // request_detailed / request_async.
-  const RequestOutcome d = pc().request_detailed("echo-alpha", "hi", 10s);
+  const RequestOutcome d = pc().request_detailed_blocking("echo-alpha", "hi", 10s);
   ASSERT_TRUE(d.ok()) << transport::to_string(d.error);
   EXPECT_EQ(d.response->data.at("echo"), "hi");
   ASSERT_TRUE(d.peer.has_value());
@@ -433,7 +433,7 @@ TEST_F(MeshProcess, EveryCallBetweenNodes) {
   EXPECT_EQ(ob.peer->card.agent_id, "echo-beta");
 
   // request_all: all, first_k, quorum; peers that do not answer are listed.
-  const GatherResult all = pc().request_all(by_role("echo"), "all?", GatherPolicy::all(10s));
+  const GatherResult all = pc().request_all_blocking(by_role("echo"), "all?", GatherPolicy::all(10s));
   EXPECT_TRUE(all.satisfied);
   EXPECT_EQ(all.responses.size(), 3u);
   EXPECT_TRUE(all.missing.empty());
@@ -442,7 +442,7 @@ TEST_F(MeshProcess, EveryCallBetweenNodes) {
   EXPECT_EQ(answered, (std::set<std::string>{"echo-driver", "echo-alpha", "echo-beta"}));
 
   const Json sleepy = {{"sleep_ms", 4000}};
-  const GatherResult first2 = pc().request_all(by_capability("test"), sleepy, GatherPolicy::first_k(2, 20s));
+  const GatherResult first2 = pc().request_all_blocking(by_capability("test"), sleepy, GatherPolicy::first_k(2, 20s));
   // FirstK returns at most k answers; one that came after the k-th is in
   // neither list (peer_client.hpp); the sleeping slow agents are missing.
   EXPECT_TRUE(first2.satisfied);
@@ -461,7 +461,7 @@ TEST_F(MeshProcess, EveryCallBetweenNodes) {
   for (const auto& m : first2.missing) EXPECT_EQ(m.error, ErrorCode::Timeout) << accounted;
   EXPECT_GE(listed.size(), 4u) << accounted;
 
-  const GatherResult quorum = pc().request_all(std::vector<std::string>{"echo-alpha", "echo-beta", "slow-alpha"},
+  const GatherResult quorum = pc().request_all_blocking(std::vector<std::string>{"echo-alpha", "echo-beta", "slow-alpha"},
                                                sleepy, GatherPolicy::quorum(20s));
   EXPECT_TRUE(quorum.satisfied);
   EXPECT_EQ(quorum.responses.size(), 2u);
@@ -469,7 +469,7 @@ TEST_F(MeshProcess, EveryCallBetweenNodes) {
   EXPECT_EQ(quorum.missing[0].peer.card.agent_id, "slow-alpha");
   EXPECT_EQ(quorum.missing[0].error, ErrorCode::Timeout);
 
-  const GatherResult partial = pc().request_all(std::vector<std::string>{"echo-alpha", "slow-beta", "nobody"},
+  const GatherResult partial = pc().request_all_blocking(std::vector<std::string>{"echo-alpha", "slow-beta", "nobody"},
                                                 sleepy, GatherPolicy::all(1500ms));
   EXPECT_FALSE(partial.satisfied);
   ASSERT_EQ(partial.responses.size(), 1u);
@@ -482,30 +482,30 @@ TEST_F(MeshProcess, EveryCallBetweenNodes) {
 
   // ask_async + check_inbox: pending, then ready; kept until removed.
   const std::string asked = pc().ask_async("slow-alpha", {{"sleep_ms", 1500}}, 20s, {{"q", 1}});
-  EXPECT_EQ(pc().check_inbox_status(asked).status, AskStatus::Pending);
-  EXPECT_FALSE(pc().check_inbox(asked).has_value());
-  const AskCheck ready = pc().check_inbox_status(asked, 20s, /*remove=*/false);
+  EXPECT_EQ(pc().check_inbox_status_blocking(asked).status, AskStatus::Pending);
+  EXPECT_FALSE(pc().check_inbox_blocking(asked).has_value());
+  const AskCheck ready = pc().check_inbox_status_blocking(asked, 20s, /*remove=*/false);
   ASSERT_EQ(ready.status, AskStatus::Ready) << logs();
   ASSERT_TRUE(ready.response.has_value());
   EXPECT_EQ(ready.response->data.at("slept"), true);
   EXPECT_EQ(ready.response->context.at("q"), 1);
   EXPECT_EQ(ready.response->sender_node, "alpha");
-  EXPECT_TRUE(pc().check_inbox(asked).has_value());  // still there, now removed
-  EXPECT_EQ(pc().check_inbox_status(asked).status, AskStatus::Unknown);
+  EXPECT_TRUE(pc().check_inbox_blocking(asked).has_value());  // still there, now removed
+  EXPECT_EQ(pc().check_inbox_status_blocking(asked).status, AskStatus::Unknown);
   // Expired: the deadline passes before the answer; later answers do not revive it.
   const std::string late = pc().ask_async("slow-beta", {{"sleep_ms", 3000}}, 500ms);
-  EXPECT_TRUE(eventually([&] { return pc().check_inbox_status(late, 0ms, false).status == AskStatus::Expired; },
+  EXPECT_TRUE(eventually([&] { return pc().check_inbox_status_blocking(late, 0ms, false).status == AskStatus::Expired; },
                          20s));
-  EXPECT_FALSE(pc().check_inbox(late, 4s).has_value());
-  EXPECT_EQ(pc().check_inbox_status(late).status, AskStatus::Expired);
+  EXPECT_FALSE(pc().check_inbox_blocking(late, 4s).has_value());
+  EXPECT_EQ(pc().check_inbox_status_blocking(late).status, AskStatus::Expired);
 
   // respond on the remote side: context carried over, or overridden;
   // answering twice and answering a notify are refused.
-  const auto carried = pc().request("relay-beta", {{"op", "respond"}, {"message", "m1"}}, 10s, {{"trace", "r1"}});
+  const auto carried = pc().request_blocking("relay-beta", {{"op", "respond"}, {"message", "m1"}}, 10s, {{"trace", "r1"}});
   ASSERT_TRUE(carried.has_value());
   EXPECT_EQ(carried->data.at("responded"), "m1");
   EXPECT_EQ(carried->context.at("trace"), "r1");
-  const auto overridden = pc().request(
+  const auto overridden = pc().request_blocking(
       "relay-beta", {{"op", "respond"}, {"message", "m2"}, {"ctx", {{"trace", "mine"}}}}, 10s, {{"trace", "r2"}});
   ASSERT_TRUE(overridden.has_value());
   EXPECT_EQ(overridden->context.at("trace"), "mine");
@@ -601,7 +601,7 @@ TEST_F(MeshProcess, RefusedNotifiesToASlowRemoteAgentReachTheSender) {
     EXPECT_TRUE(h.get().ok());
   }
   // The host is still up and answering.
-  EXPECT_TRUE(pc().request("echo-alpha", {{"after", true}}, 10s).has_value()) << logs();
+  EXPECT_TRUE(pc().request_blocking("echo-alpha", {{"after", true}}, 10s).has_value()) << logs();
   std::cout << "[ refusals ] " << kSent << " notifies: " << accepted << " accepted, " << d.notifies_refused
             << " refused at once, " << d.notifies_failed << " reported MailboxFull later" << std::endl;
 }
@@ -655,7 +655,7 @@ TEST_F(MeshProcess, BroadcastOncePerAgentAcrossProcesses) {
   std::size_t m1 = 0, m2 = 0;
   bool fence_seen = false;
   while (!fence_seen) {
-    auto in = pc().receive(20s);
+    auto in = pc().receive_blocking(20s);
     ASSERT_TRUE(in.has_value()) << "the driver's copies did not arrive";
     m1 += in->data == marker ? 1 : 0;
     m2 += in->data == marker2 ? 1 : 0;
@@ -688,7 +688,7 @@ TEST_F(MeshProcess, BroadcastOncePerAgentAcrossProcesses) {
 TEST_F(MeshProcess, KilledNodeFailsRequestFastAndRestartedNodeRejoins) {
   ASSERT_NO_FATAL_FAILURE(start_cluster({"alpha", "beta"}));
   // Prove the path works first (connections up).
-  ASSERT_TRUE(eventually([&] { return pc().request("echo-beta", 0, 5s).has_value(); }, 30s));
+  ASSERT_TRUE(eventually([&] { return pc().request_blocking("echo-beta", 0, 5s).has_value(); }, 30s));
 
   const auto sent = Clock::now();
   auto pending = pc().request_async("slow-beta", {{"sleep_ms", 30000}}, 120s);
@@ -710,7 +710,7 @@ TEST_F(MeshProcess, KilledNodeFailsRequestFastAndRestartedNodeRejoins) {
       << dump(pc().discover(by_role("echo")));
   EXPECT_EQ(ids_of(pc().discover(by_role("sink"))), (std::vector<std::string>{"sink-driver", "sink-alpha"}));
   EXPECT_FALSE(pc().notify("sink-beta", "x"));
-  EXPECT_EQ(pc().request_detailed("echo-beta", 0, 5s).error, ErrorCode::TargetUnknown);
+  EXPECT_EQ(pc().request_detailed_blocking("echo-beta", 0, 5s).error, ErrorCode::TargetUnknown);
   EXPECT_TRUE(eventually([&] { return !host("alpha").agent_ids().contains("echo-beta"); }, 60s));
 
   // Restart on the same ports: the agents reappear and answer.
@@ -719,7 +719,7 @@ TEST_F(MeshProcess, KilledNodeFailsRequestFastAndRestartedNodeRejoins) {
   ASSERT_TRUE(eventually([&] { return pc().discover(by_role("echo")).size() == 3; }, 60s))
       << dump(pc().discover(by_role("echo"))) << logs();
   EXPECT_TRUE(pc().registry().contains("relay-beta"));
-  EXPECT_TRUE(eventually([&] { return pc().request("echo-beta", "back", 5s).has_value(); }, 30s)) << logs();
+  EXPECT_TRUE(eventually([&] { return pc().request_blocking("echo-beta", "back", 5s).has_value(); }, 30s)) << logs();
   EXPECT_TRUE(eventually([&] { return host("alpha").agent_ids().contains("slow-beta"); }, 30s));
   const Json from_beta = relay("relay-beta", {{"op", "request"}, {"target", "echo-driver"}, {"message", 1}});
   EXPECT_EQ(from_beta.value("ok", false), true) << from_beta.dump();
@@ -757,7 +757,7 @@ TEST_F(MeshProcess, SuspectNodeMarkedAndLeftNodeGone) {
   }
   host("beta").process->signal(SIGCONT);
   ASSERT_TRUE(eventually([&] { return health_of("echo-beta") == NodeHealth::Alive; }, 60s)) << logs();
-  EXPECT_TRUE(eventually([&] { return pc().request("echo-beta", "awake", 5s).has_value(); }, 30s));
+  EXPECT_TRUE(eventually([&] { return pc().request_blocking("echo-beta", "awake", 5s).has_value(); }, 30s));
 
   // A graceful leave: gone at once, not suspect first.
   host("alpha").process->signal(SIGTERM);
@@ -793,24 +793,24 @@ TEST_F(MeshProcess, BadInputGetsClearErrors) {
   EXPECT_THROW(pc().discover(PeerQuery{}), std::invalid_argument);
   EXPECT_THROW(pc().discover_one(PeerQuery{}), std::invalid_argument);
   EXPECT_THROW(pc().broadcast_to(PeerQuery{}, 1), std::invalid_argument);
-  EXPECT_THROW(pc().request_all(PeerQuery{}, 1), std::invalid_argument);
-  EXPECT_THROW(pc().request_all(by_role("echo"), 1, GatherPolicy::first_k(0)), std::invalid_argument);
+  EXPECT_THROW(pc().request_all_blocking(PeerQuery{}, 1), std::invalid_argument);
+  EXPECT_THROW(pc().request_all_blocking(by_role("echo"), 1, GatherPolicy::first_k(0)), std::invalid_argument);
   // A context must be an object.
   EXPECT_THROW(pc().notify("sink-alpha", 1, Json::array({1})), std::invalid_argument);
-  EXPECT_THROW(pc().request("echo-alpha", 1, 1s, "ctx"), std::invalid_argument);
+  EXPECT_THROW(pc().request_blocking("echo-alpha", 1, 1s, "ctx"), std::invalid_argument);
 
   // Unknown target: notify false, request nullopt / TargetUnknown at once,
   // ask_async throws MeshError(TargetUnknown), request_all lists it.
   EXPECT_FALSE(pc().notify("nobody", 1));
   EXPECT_FALSE(pc().notify("", 1));
   const auto t0 = Clock::now();
-  EXPECT_FALSE(pc().request("nobody", 1, 30s).has_value());
+  EXPECT_FALSE(pc().request_blocking("nobody", 1, 30s).has_value());
   EXPECT_LT(Clock::now() - t0, 10s) << "an unknown target waited for the timeout";
-  const RequestOutcome unknown = pc().request_detailed("nobody", 1, 30s);
+  const RequestOutcome unknown = pc().request_detailed_blocking("nobody", 1, 30s);
   EXPECT_EQ(unknown.error, ErrorCode::TargetUnknown);
   EXPECT_FALSE(unknown.peer.has_value());
   EXPECT_EQ(pc().request_async("nobody", 1).get().error, ErrorCode::TargetUnknown);
-  EXPECT_EQ(pc().request_detailed("driver", 1, 1s).error, ErrorCode::TargetUnknown) << "self is never a target";
+  EXPECT_EQ(pc().request_detailed_blocking("driver", 1, 1s).error, ErrorCode::TargetUnknown) << "self is never a target";
   try {
     pc().ask_async("nobody", 1);
     ADD_FAILURE() << "ask_async to an unknown target did not throw";
@@ -818,17 +818,17 @@ TEST_F(MeshProcess, BadInputGetsClearErrors) {
     EXPECT_EQ(e.code(), ErrorCode::TargetUnknown);
     EXPECT_NE(std::string(e.what()).find("\"nobody\""), std::string::npos) << e.what();
   }
-  const GatherResult none = pc().request_all(std::vector<std::string>{"nobody"}, 1, GatherPolicy::all(5s));
+  const GatherResult none = pc().request_all_blocking(std::vector<std::string>{"nobody"}, 1, GatherPolicy::all(5s));
   EXPECT_FALSE(none.satisfied);
   ASSERT_EQ(none.missing.size(), 1u);
   EXPECT_EQ(none.missing[0].error, ErrorCode::TargetUnknown);
-  EXPECT_EQ(pc().check_inbox_status("not-an-id").status, AskStatus::Unknown);
-  EXPECT_EQ(pc().check_inbox_status("0123456789abcdef0123456789abcdef").status, AskStatus::Unknown);
+  EXPECT_EQ(pc().check_inbox_status_blocking("not-an-id").status, AskStatus::Unknown);
+  EXPECT_EQ(pc().check_inbox_status_blocking("0123456789abcdef0123456789abcdef").status, AskStatus::Unknown);
 
   // Oversized (over the transport's frame limit): refused here, nothing sent.
   const Json big = std::string(transport::kDefaultMaxFrameBytes, 'x');
   EXPECT_FALSE(pc().notify("sink-alpha", big));
-  const RequestOutcome too_big = pc().request_detailed("echo-alpha", big, 30s);
+  const RequestOutcome too_big = pc().request_detailed_blocking("echo-alpha", big, 30s);
   EXPECT_EQ(too_big.error, ErrorCode::Oversized);
   EXPECT_EQ(pc().request_async("echo-alpha", big).get().error, ErrorCode::Oversized);
   try {
@@ -839,7 +839,7 @@ TEST_F(MeshProcess, BadInputGetsClearErrors) {
   }
   EXPECT_EQ(pc().broadcast(big), 0u);
   EXPECT_EQ(pc().broadcast_to(by_role("sink"), big), 0u);
-  const GatherResult big_all = pc().request_all(by_role("echo"), big, GatherPolicy::all(5s));
+  const GatherResult big_all = pc().request_all_blocking(by_role("echo"), big, GatherPolicy::all(5s));
   EXPECT_TRUE(big_all.responses.empty());
   for (const auto& m : big_all.missing) EXPECT_EQ(m.error, ErrorCode::Oversized);
   // The oversized context counts too.
@@ -866,7 +866,7 @@ TEST_F(MeshProcess, BadInputGetsClearErrors) {
   const Json remote_empty = relay("relay-alpha", {{"op", "discover"}});
   EXPECT_NE(remote_empty.value("thrown", "").find("discover"), std::string::npos) << remote_empty;
   // The hosts are still fine.
-  EXPECT_TRUE(pc().request("echo-alpha", "still here", 10s).has_value());
+  EXPECT_TRUE(pc().request_blocking("echo-alpha", "still here", 10s).has_value());
   EXPECT_TRUE(host("alpha").process->running());
 }
 
@@ -950,7 +950,7 @@ TEST_F(MeshProcess, SerfInTheSameClusterLogsNoError) {
     ASSERT_TRUE(eventually([&] { return pc().registry().contains(theirs); }, 30s)) << theirs;
     ASSERT_TRUE(eventually([&] { return host("beta").agent_ids().contains(mine); }, 30s)) << mine;
     ASSERT_TRUE(eventually([&] { return host("beta").agent_ids().contains(theirs); }, 30s)) << theirs;
-    const auto r = pc().request(theirs, round, 10s);
+    const auto r = pc().request_blocking(theirs, round, 10s);
     ASSERT_TRUE(r.has_value());
     EXPECT_EQ(r->sender_node, "alpha");
     ASSERT_TRUE(mesh->remove(mine));

@@ -3,7 +3,6 @@
 #include <condition_variable>
 #include <cstdio>
 #include <mutex>
-#include <thread>
 
 #include "mesh_core.hpp"
 
@@ -34,12 +33,9 @@ const PeerClient& Agent::peers() const {
 
 std::size_t Agent::restarts() const { return slot_ ? slot_->restarts.load() : 0; }
 
-void Agent::run(std::stop_token stop) {
-  std::mutex m;
-  std::condition_variable_any cv;
-  std::unique_lock lock(m);
-  cv.wait(lock, stop, [] { return false; });
-}
+bool Agent::stop_requested() const { return slot_ && slot_->stopping.load(); }
+
+Task<void> Agent::run() { co_return; }
 
 void Agent::on_error(const std::exception& error, const IncomingMessage* message) {
   std::fprintf(stderr, "mesh: agent %s failed%s%s: %s\n", spec_.agent_id.c_str(),
@@ -49,69 +45,29 @@ void Agent::on_error(const std::exception& error, const IncomingMessage* message
 
 // ---------------------------------------------------------------- CustomAgent
 
+Task<std::optional<Json>> CustomAgent::on_request(const IncomingMessage& message) {
+  co_return on_peer_request(message);
+}
+
+Task<void> CustomAgent::on_notify(const IncomingMessage& message) {
+  on_peer_notify(message);
+  co_return;
+}
+
 std::optional<Json> CustomAgent::on_peer_request(const IncomingMessage&) { return std::nullopt; }
 
 void CustomAgent::on_peer_notify(const IncomingMessage&) {}
 
-void CustomAgent::run(std::stop_token stop) {
-  // The workers share one stop source: the first failure stops them all,
-  // and the runner then restarts the agent as a whole.
-  std::stop_source inner;
-  std::stop_callback link(stop, [&inner] { inner.request_stop(); });
-  std::mutex failure_mu;
-  std::exception_ptr failure;
-  auto body = [&] {
-    try {
-      worker(inner.get_token());
-    } catch (...) {
-      std::lock_guard lock(failure_mu);
-      if (!failure) failure = std::current_exception();
-      inner.request_stop();
-    }
-  };
-  std::vector<std::jthread> extra;
-  const std::size_t n = spec().concurrency == 0 ? 1 : spec().concurrency;
-  for (std::size_t i = 1; i < n; ++i) extra.emplace_back(body);
-  body();
-  extra.clear();  // joins
-  if (failure) std::rethrow_exception(failure);
+// ---------------------------------------------------------------- ThreadAgent
+
+void ThreadAgent::run_blocking(std::stop_token stop) {
+  std::mutex m;
+  std::condition_variable_any cv;
+  std::unique_lock lock(m);
+  cv.wait(lock, stop, [] { return false; });
 }
 
-void CustomAgent::worker(std::stop_token stop) {
-  using namespace std::chrono_literals;
-  PeerClient& client = peers();
-  while (!stop.stop_requested()) {
-    // A bounded wait, so that a stop request is seen without closing the
-    // mailbox (its messages must survive a restart).
-    const auto began = std::chrono::steady_clock::now();
-    auto message = client.receive(200ms);
-    if (!message) {
-      // Nothing to wait on (mailbox closed while stopping): do not spin.
-      if (std::chrono::steady_clock::now() - began < 10ms) std::this_thread::sleep_for(50ms);
-      continue;
-    }
-    try {
-      if (message->is_request()) {
-        if (auto answer = on_peer_request(*message)) client.respond(*message, *answer);
-      } else {
-        on_peer_notify(*message);
-      }
-    } catch (...) {
-      if (message->is_request() && message->handle) {
-        if (auto t = slot_->core->get_transport()) {
-          t->respond_error(*message->handle, transport::ErrorCode::Rejected);
-        }
-      }
-      try {
-        throw;
-      } catch (const std::exception& e) {
-        slot_->report(e, &*message);
-      } catch (...) {
-        slot_->report(std::runtime_error("a non-standard exception"), &*message);
-      }
-      throw detail::HandlerFailed{};
-    }
-  }
-}
+// Never started: a ThreadAgent's thread calls run_blocking.
+Task<void> ThreadAgent::run() { co_return; }
 
 }  // namespace mesh

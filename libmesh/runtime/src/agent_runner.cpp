@@ -1,9 +1,113 @@
-// Runs one agent: its thread, its loop, its failures reported once.
-#include "mesh_core.hpp"
-
+// Runs one agent: on its strand (Agent, CustomAgent) or on a thread of its
+// own (ThreadAgent). Starts it, hands it its messages, restarts it after a
+// failure, and stops it.
+//
+// A CustomAgent's messages: the inbox calls back (on_ready) when a message
+// arrives while the agent had nothing to do; pump() then takes messages
+// one by one, each to a handler coroutine started on the strand. A handler
+// that suspends (co_await) frees the strand, and pump() goes on with the
+// next message, up to in_flight_cap handlers in progress; one that ends
+// lets pump() take more. Nothing here waits on a clock.
+#include <future>
 #include <spdlog/spdlog.h>
 
+#include "mesh_core.hpp"
+
 namespace mesh::detail {
+
+namespace {
+
+// Messages taken per turn before pump() yields the thread to other agents.
+constexpr int kPumpBatch = 64;
+
+AgentSlot::Kind kind_of(const Agent& a) {
+  if (dynamic_cast<const CustomAgent*>(&a)) return AgentSlot::Kind::Custom;
+  if (dynamic_cast<const ThreadAgent*>(&a)) return AgentSlot::Kind::Thread;
+  return AgentSlot::Kind::Plain;
+}
+
+// Runs a coroutine of the agent to its end, then `done(error)` on the
+// thread it ended on. Holds the slot (and so the agent) until then.
+template <class Done>
+Detached run_coroutine(std::shared_ptr<AgentSlot> slot, Task<void> task, Done done) {
+  std::exception_ptr error;
+  try {
+    co_await task;
+  } catch (...) {
+    error = std::current_exception();
+  }
+  done(*slot, error);
+  slot->end_coroutine();
+}
+
+}  // namespace
+
+Detached AgentSlot::run_request(std::shared_ptr<AgentSlot> slot, IncomingMessage message) {
+  std::optional<Json> answer;
+  std::exception_ptr error;
+  try {
+    auto& agent = static_cast<CustomAgent&>(*slot->agent);
+    answer = co_await agent.on_request(message);
+  } catch (...) {
+    error = std::current_exception();
+  }
+  if (error) {
+    if (message.handle) {
+      if (auto t = slot->core->get_transport()) t->respond_error(*message.handle, transport::ErrorCode::Rejected);
+    }
+    try {
+      std::rethrow_exception(error);
+    } catch (...) {
+      slot->report_current(&message);
+    }
+  } else if (answer) {
+    slot->client->respond(message, *answer);
+  }
+  slot->handler_done(error ? 1 : 0);
+  slot->end_coroutine();
+}
+
+Detached AgentSlot::run_notify(std::shared_ptr<AgentSlot> slot, IncomingMessage message) {
+  std::exception_ptr error;
+  try {
+    auto& agent = static_cast<CustomAgent&>(*slot->agent);
+    co_await agent.on_notify(message);
+  } catch (...) {
+    error = std::current_exception();
+  }
+  if (error) {
+    try {
+      std::rethrow_exception(error);
+    } catch (...) {
+      slot->report_current(&message);
+    }
+  }
+  slot->handler_done(error ? 1 : 0);
+  slot->end_coroutine();
+}
+
+
+AgentSlot::AgentSlot(MeshCore& c, std::unique_ptr<Agent> a)
+    : core(&c),
+      agent(std::move(a)),
+      kind(kind_of(*agent)),
+      strand(boost::asio::make_strand(c.pool->get_executor())),
+      backoff_timer(strand) {
+  const std::size_t n = agent->spec().concurrency;
+  if (kind == Kind::Custom && n > 1) {
+    parallel = true;
+    scope.executor = c.pool->get_executor();
+    in_flight_cap = n;
+  } else {
+    scope.executor = strand;
+    // Handlers awaiting at once; past it the mailbox holds the rest (and
+    // pushes back on senders) until one ends.
+    in_flight_cap = c.config.mailbox_limit;
+  }
+  backoff = c.options.restart_backoff;
+}
+
+AgentSlot::~AgentSlot() = default;
 
 void AgentSlot::report(const std::exception& error, const IncomingMessage* message) {
   core->stats.agent_failures.fetch_add(1);
@@ -14,50 +118,291 @@ void AgentSlot::report(const std::exception& error, const IncomingMessage* messa
   }
 }
 
-void AgentSlot::run_agent(std::stop_token stop) {
-  const auto initial = core->options.restart_backoff;
-  const auto max = core->options.restart_backoff_max;
-  auto backoff = initial;
+void AgentSlot::report_current(const IncomingMessage* message) {
+  try {
+    throw;
+  } catch (const HandlerFailed&) {
+  } catch (const std::exception& e) {
+    report(e, message);
+  } catch (...) {
+    report(std::runtime_error("a non-standard exception"), message);
+  }
+}
+
+void AgentSlot::end_coroutine() {
+  if (live.fetch_sub(1, std::memory_order_acq_rel) == 1) {
+    std::lock_guard lock(core->live_mu);
+  }
+  core->live_cv.notify_all();
+}
+
+void AgentSlot::start(std::shared_ptr<transport::Inbox> mailbox) {
+  inbox = std::move(mailbox);
   running.store(true);
-  while (!stop.stop_requested()) {
-    bool failed = false;
-    const auto began = std::chrono::steady_clock::now();
-    try {
-      agent->setup();
-      agent->run(stop);
-    } catch (const HandlerFailed&) {
-      failed = true;  // reported by the handler loop already
-    } catch (const std::exception& e) {
-      failed = true;
-      report(e, nullptr);
-    } catch (...) {
-      failed = true;
-      report(std::runtime_error("a non-standard exception"), nullptr);
+  if (inbox) {
+    // Called by the pushing thread when a message arrives while the agent
+    // had nothing to do: hand it over on the strand.
+    inbox->set_ready_callback([weak = weak_from_this(), ex = strand] {
+      boost::asio::post(ex, [weak] {
+        if (auto s = weak.lock()) s->pump();
+      });
+    });
+  }
+  if (kind == Kind::Thread) {
+    thread = std::jthread([this](std::stop_token stop) { run_thread(stop); });
+    return;
+  }
+  boost::asio::post(strand, [self = shared_from_this()] { self->begin(); });
+}
+
+void AgentSlot::begin() {
+  if (stopping.load()) return;
+  began = std::chrono::steady_clock::now();
+  try {
+    agent->setup();
+    set_up = true;
+  } catch (...) {
+    set_up = true;  // teardown runs after a failed setup too, as it always did
+    report_current(nullptr);
+    fail();
+    return;
+  }
+  if (kind == Kind::Custom) schedule_pump();
+  {
+    live.fetch_add(1);
+    run_coroutine(shared_from_this(), agent->run(), [](AgentSlot& s, std::exception_ptr error) {
+      if (!error) return;  // run() returned: its work is over
+      try {
+        std::rethrow_exception(error);
+      } catch (...) {
+        s.report_current(nullptr);
+      }
+      boost::asio::post(s.strand, [self = s.shared_from_this()] { self->fail(); });
+    });
+  }
+}
+
+void AgentSlot::schedule_pump() {
+  if (pump_posted) return;
+  pump_posted = true;
+  boost::asio::post(strand, [weak = weak_from_this()] {
+    if (auto s = weak.lock()) {
+      s->pump_posted = false;
+      s->pump();
     }
+  });
+}
+
+void AgentSlot::pump() {
+  if (!inbox) return;
+  if (receiver) {
+    // A plain agent's receive() is waiting.
+    while (receiver) {
+      auto raw = inbox->try_pop_or_arm();
+      if (!raw) return;
+      if (auto m = core->to_incoming(std::move(*raw))) {
+        auto wait = std::move(receiver);
+        if (wait->timer) wait->timer->cancel();
+        wait->completion->complete(std::move(m));
+      }
+    }
+    return;
+  }
+  if (kind != Kind::Custom || stopping.load() || paused || !set_up) return;
+  for (int i = 0; i < kPumpBatch; ++i) {
+    if (in_flight >= in_flight_cap) return;  // handler_done pumps again
+    auto raw = inbox->try_pop_or_arm();
+    if (!raw) return;  // armed: the next message posts pump()
+    auto m = core->to_incoming(std::move(*raw));
+    if (!m) continue;
+    ++in_flight;
+    live.fetch_add(1);
+    const bool request = m->is_request();
+    auto start = [self = shared_from_this(), request, msg = std::move(*m)]() mutable {
+      if (request) {
+        run_request(std::move(self), std::move(msg));
+      } else {
+        run_notify(std::move(self), std::move(msg));
+      }
+    };
+    if (!parallel) {
+      start();  // runs up to the handler's first suspension, here
+    } else {
+      boost::asio::post(*core->pool, std::move(start));
+    }
+    if (paused || stopping.load()) return;  // that handler failed at once
+  }
+  schedule_pump();  // more may wait: let other agents have the thread first
+}
+
+void AgentSlot::handler_done(std::size_t failed) {
+  auto finish = [self = shared_from_this(), failed] {
+    --self->in_flight;
+    if (failed) {
+      self->fail();
+    } else {
+      self->schedule_pump();
+    }
+  };
+  if (strand.running_in_this_thread()) {
+    finish();
+  } else {
+    boost::asio::post(strand, std::move(finish));
+  }
+}
+
+void AgentSlot::fail() {
+  if (stopping.load() || paused) return;
+  paused = true;
+  if (set_up) {
+    set_up = false;
     try {
       agent->teardown();
-    } catch (const std::exception& e) {
-      report(e, nullptr);
     } catch (...) {
-      report(std::runtime_error("a non-standard exception in teardown"), nullptr);
+      report_current(nullptr);
+    }
+  }
+  const auto max = core->options.restart_backoff_max;
+  // A run that lasted a while was healthy: the next failure starts over.
+  if (std::chrono::steady_clock::now() - began > max) backoff = core->options.restart_backoff;
+  restarts.fetch_add(1);
+  core->stats.agent_restarts.fetch_add(1);
+  backoff_timer.expires_after(backoff);
+  backoff = std::min(backoff * 2, max);
+  backoff_timer.async_wait([self = shared_from_this()](const boost::system::error_code& ec) {
+    if (ec || self->stopping.load()) return;
+    self->paused = false;
+    self->begin();
+  });
+}
+
+void AgentSlot::start_receive(const std::shared_ptr<ReceiveWait>& wait) {
+  if (stopping.load() || !inbox) {
+    wait->completion->complete(std::nullopt);
+    return;
+  }
+  if (receiver) {
+    wait->completion->complete(std::nullopt);
+    spdlog::error("{}: agent {}: a second receive() while one is waiting returns nullopt", core->node_name,
+                  agent->id());
+    return;
+  }
+  while (auto raw = inbox->try_pop_or_arm()) {
+    if (auto m = core->to_incoming(std::move(*raw))) {
+      wait->completion->complete(std::move(m));
+      return;
+    }
+  }
+  if (wait->timeout && wait->timeout->count() <= 0) {
+    wait->completion->complete(std::nullopt);
+    return;
+  }
+  receiver = wait;
+  if (wait->timeout) {
+    wait->timer.emplace(strand);
+    wait->timer->expires_after(*wait->timeout);
+    wait->timer->async_wait([self = shared_from_this(), w = std::weak_ptr<ReceiveWait>(wait)](
+                                const boost::system::error_code& ec) {
+      auto expired = w.lock();
+      if (ec || !expired || self->receiver != expired) return;
+      self->receiver.reset();
+      expired->completion->complete(std::nullopt);
+    });
+  }
+}
+
+void AgentSlot::stop_begin() {
+  stopping.store(true);
+  scope.stop();  // every await of the agent completes now
+  if (kind == Kind::Thread) thread.request_stop();
+  boost::asio::post(strand, [self = shared_from_this()] {
+    self->backoff_timer.cancel();
+    if (auto wait = std::move(self->receiver)) {
+      if (wait->timer) wait->timer->cancel();
+      wait->completion->complete(std::nullopt);
+    }
+  });
+}
+
+bool AgentSlot::stop_wait(std::chrono::steady_clock::time_point until) {
+  if (kind == Kind::Thread) {
+    if (thread.joinable()) thread.join();
+    running.store(false);
+    return true;
+  }
+  {
+    std::unique_lock lock(core->live_mu);
+    if (!core->live_cv.wait_until(lock, until, [this] { return live.load() == 0; })) {
+      spdlog::error("{}: agent {} did not end within the stop deadline (a coroutine ignores the stop); "
+                    "it is abandoned",
+                    core->node_name, agent->id());
+      return false;
+    }
+  }
+  // Teardown on the strand, after whatever is queued there.
+  std::promise<void> done;
+  auto ended = done.get_future();
+  boost::asio::post(strand, [this, &done] {
+    if (set_up) {
+      set_up = false;
+      try {
+        agent->teardown();
+      } catch (...) {
+        report_current(nullptr);
+      }
+    }
+    done.set_value();
+  });
+  ended.wait();
+  running.store(false);
+  return true;
+}
+
+void AgentSlot::run_thread(std::stop_token stop) {
+  auto& agent_ref = static_cast<ThreadAgent&>(*agent);
+  const auto initial = core->options.restart_backoff;
+  const auto max = core->options.restart_backoff_max;
+  auto wait = initial;
+  while (!stop.stop_requested()) {
+    bool failed = false;
+    const auto start_time = std::chrono::steady_clock::now();
+    try {
+      agent_ref.setup();
+      agent_ref.run_blocking(stop);
+    } catch (...) {
+      failed = true;
+      report_current(nullptr);
+    }
+    try {
+      agent_ref.teardown();
+    } catch (...) {
+      report_current(nullptr);
     }
     if (!failed || stop.stop_requested()) break;
-    // A run that lasted a while was healthy: the next failure starts over.
-    if (std::chrono::steady_clock::now() - began > max) backoff = initial;
+    if (std::chrono::steady_clock::now() - start_time > max) wait = initial;
     restarts.fetch_add(1);
     core->stats.agent_restarts.fetch_add(1);
     std::mutex m;
     std::condition_variable_any cv;
     std::unique_lock lock(m);
-    cv.wait_for(lock, stop, backoff, [] { return false; });
-    backoff = std::min(backoff * 2, max);
+    cv.wait_for(lock, stop, wait, [] { return false; });
+    wait = std::min(wait * 2, max);
   }
-  running.store(false);
 }
 
 void MeshCore::start_agent(const std::shared_ptr<AgentSlot>& slot) {
-  AgentSlot* s = slot.get();
-  slot->thread = std::jthread([s](std::stop_token stop) { s->run_agent(stop); });
+  auto it = inboxes.find(slot->agent->id());
+  slot->start(it == inboxes.end() ? nullptr : it->second);
+}
+
+void MeshCore::stop_agents(const std::vector<std::shared_ptr<AgentSlot>>& slots) {
+  for (const auto& s : slots) s->stop_begin();
+  // Closed mailboxes wake a ThreadAgent blocked in receive_blocking.
+  for (const auto& s : slots) {
+    if (s->inbox) s->inbox->close();
+  }
+  const auto until = std::chrono::steady_clock::now() + options.agent_stop_timeout;
+  for (const auto& s : slots) s->stop_wait(until);
 }
 
 }  // namespace mesh::detail

@@ -1,65 +1,81 @@
-// The control thread: tag updates, registry repair, deferred work.
+// The control strand: tag updates, registry repair, deferred work.
 #include "mesh_core.hpp"
 
+#include <future>
 #include <spdlog/spdlog.h>
 
 #include "mesh/swim/membership.hpp"
 
 namespace mesh::detail {
 
+// Control work runs one task at a time on the control strand: the tasks
+// posted here, the tag update (coalesced: one per burst of local changes,
+// MeshOptions::tag_coalesce after the first) and the repair round every
+// MeshOptions::repair_interval. Each waits on a timer, never a poll.
 void MeshCore::post(std::function<void()> task) {
-  {
-    std::lock_guard lock(control_mu);
-    if (control_stop) return;
-    tasks.push_back(std::move(task));
-  }
-  control_cv.notify_one();
+  if (control_stop.load() || !control) return;
+  boost::asio::post(*control, [this, task = std::move(task)] {
+    if (control_stop.load()) return;
+    try {
+      task();
+    } catch (const std::exception& e) {
+      spdlog::error("{}: control task failed: {}", node_name, e.what());
+    } catch (...) {
+      spdlog::error("{}: control task failed", node_name);
+    }
+  });
+}
+
+void MeshCore::start_control() {
+  control.emplace(boost::asio::make_strand(pool->get_executor()));
+  tag_timer.emplace(*control);
+  repair_timer.emplace(*control);
+  boost::asio::post(*control, [this] { arm_repair(); });
+}
+
+void MeshCore::arm_repair() {
+  if (control_stop.load()) return;
+  repair_timer->expires_after(options.repair_interval);
+  repair_timer->async_wait([this](const boost::system::error_code& ec) {
+    if (ec || control_stop.load()) return;
+    try {
+      repair();
+    } catch (const std::exception& e) {
+      spdlog::error("{}: registry repair failed: {}", node_name, e.what());
+    }
+    arm_repair();
+  });
 }
 
 void MeshCore::schedule_tag_update() {
-  {
-    std::lock_guard lock(control_mu);
+  post([this] {
     if (tag_update_pending) return;
     tag_update_pending = true;
-    tag_due = std::chrono::steady_clock::now() + options.tag_coalesce;
-  }
-  control_cv.notify_one();
+    tag_timer->expires_after(options.tag_coalesce);
+    tag_timer->async_wait([this](const boost::system::error_code& ec) {
+      tag_update_pending = false;
+      if (ec || control_stop.load()) return;
+      try {
+        update_tags();
+      } catch (const std::exception& e) {
+        spdlog::error("{}: tag update failed: {}", node_name, e.what());
+      }
+    });
+  });
 }
 
-void MeshCore::control_loop() {
-  using Clock = std::chrono::steady_clock;
-  std::unique_lock lock(control_mu);
-  auto next_repair = Clock::now() + options.repair_interval;
-  while (true) {
-    auto wake = next_repair;
-    if (tag_update_pending) wake = std::min(wake, tag_due);
-    control_cv.wait_until(lock, wake, [&] { return control_stop || !tasks.empty(); });
-    if (control_stop) break;
-    std::deque<std::function<void()>> batch;
-    batch.swap(tasks);
-    const auto now = Clock::now();
-    const bool do_tags = tag_update_pending && now >= tag_due;
-    if (do_tags) tag_update_pending = false;
-    const bool do_repair = now >= next_repair;
-    if (do_repair) next_repair = now + options.repair_interval;
-    lock.unlock();
-    for (auto& task : batch) {
-      try {
-        task();
-      } catch (const std::exception& e) {
-        std::fprintf(stderr, "mesh: control task failed: %s\n", e.what());
-      } catch (...) {
-        std::fprintf(stderr, "mesh: control task failed\n");
-      }
-    }
-    try {
-      if (do_tags) update_tags();
-      if (do_repair) repair();
-    } catch (const std::exception& e) {
-      std::fprintf(stderr, "mesh: control step failed: %s\n", e.what());
-    }
-    lock.lock();
-  }
+void MeshCore::stop_control() {
+  if (!control || control_stop.exchange(true)) return;
+  // On the strand: the timers are cancelled after any task in progress,
+  // and stop() goes on only then.
+  std::promise<void> done;
+  auto ended = done.get_future();
+  boost::asio::post(*control, [this, &done] {
+    tag_timer->cancel();
+    repair_timer->cancel();
+    done.set_value();
+  });
+  ended.wait();
 }
 
 std::map<std::string, std::string> MeshCore::tags() const {

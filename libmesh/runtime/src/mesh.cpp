@@ -1,6 +1,9 @@
 #include "mesh/mesh.hpp"
 
+#include <fcntl.h>
+#include <poll.h>
 #include <signal.h>
+#include <unistd.h>
 
 #include <boost/asio/executor_work_guard.hpp>
 #include <boost/asio/io_context.hpp>
@@ -77,11 +80,10 @@ Agent& Mesh::add(std::unique_ptr<Agent> agent) {
   const AgentCard card = agent->card();
   if (auto err = validate_card(card)) throw std::invalid_argument("add: " + *err);
 
-  auto slot = std::make_shared<detail::AgentSlot>();
-  slot->core = &c;
+  auto slot = std::make_shared<detail::AgentSlot>(c, std::move(agent));
   slot->client = std::make_unique<PeerClient>(c, spec.agent_id, spec.role);
   slot->client->set_default_strategy(c.config.discovery_strategy);
-  slot->agent = std::move(agent);
+  slot->client->slot_ = slot.get();
   if (c.state == MeshCore::State::Running) {
     c.inboxes[spec.agent_id] =
         c.transport->open_inbox(spec.agent_id, spec.mailbox_limit ? spec.mailbox_limit : c.config.mailbox_limit);
@@ -108,6 +110,7 @@ bool Mesh::remove(std::string_view agent_id) {
     if (it->second->thread.get_id() == std::this_thread::get_id()) {
       throw std::logic_error("remove: an agent cannot remove itself");
     }
+    detail::forbid_blocking("Mesh::remove");
     slot = it->second;
     c.agents.erase(it);
     std::erase(c.agent_order, std::string(agent_id));
@@ -117,11 +120,9 @@ bool Mesh::remove(std::string_view agent_id) {
     }
   }
   c.directory.remove_local(agent_id);
-  // Closing the mailbox wakes a run() blocked in receive() without timeout.
-  if (slot->thread.joinable()) slot->thread.request_stop();
-  if (inbox) inbox->close();
-  if (slot->thread.joinable()) slot->thread.join();
+  if (slot->running.load()) c.stop_agents({slot});
   if (inbox) {
+    inbox->close();
     // Requests still waiting learn at once that nobody will answer.
     auto t = c.get_transport();
     while (auto in = inbox->pop(std::chrono::milliseconds(0))) {
@@ -261,47 +262,74 @@ void Mesh::start() {
 }
 
 namespace {
-std::atomic<bool> g_signalled{false};
-extern "C" void on_stop_signal(int) { g_signalled.store(true); }
+// SIGINT / SIGTERM reach run_forever through this pipe (write(2) is safe in
+// a signal handler), and so does request_stop(): run_forever sleeps in
+// poll(2) on it, with no timeout.
+std::atomic<int> g_wake_fd{-1};
+extern "C" void on_stop_signal(int) {
+  const int fd = g_wake_fd.load();
+  if (fd >= 0) {
+    const char b = 's';
+    [[maybe_unused]] const auto n = ::write(fd, &b, 1);
+  }
+}
 }  // namespace
 
 void Mesh::run_forever() {
   MeshCore& c = *core_;
+  detail::forbid_blocking("Mesh::run_forever");
   {
     std::unique_lock lock(c.mu);
     const bool created = c.state == MeshCore::State::Created;
     lock.unlock();
     if (created) start();
   }
-  g_signalled.store(false);
+  int fds[2];
+  if (::pipe2(fds, O_CLOEXEC | O_NONBLOCK) != 0) throw std::runtime_error("run_forever: pipe failed");
+  {
+    std::lock_guard lock(c.wait_mu);
+    c.wake_fd = fds[1];
+  }
+  g_wake_fd.store(fds[1]);
   struct sigaction action {};
   action.sa_handler = on_stop_signal;
   sigemptyset(&action.sa_mask);
   struct sigaction old_int {}, old_term {};
   sigaction(SIGINT, &action, &old_int);
   sigaction(SIGTERM, &action, &old_term);
-  {
-    std::unique_lock lock(c.wait_mu);
-    while (!c.stop_requested && !g_signalled.load()) {
-      c.wait_cv.wait_for(lock, std::chrono::milliseconds(100));
+  for (;;) {
+    {
+      std::lock_guard lock(c.wait_mu);
+      if (c.stop_requested) break;
     }
+    pollfd p{fds[0], POLLIN, 0};
+    if (::poll(&p, 1, -1) > 0) break;  // a signal or request_stop (EINTR: look again)
   }
   sigaction(SIGINT, &old_int, nullptr);
   sigaction(SIGTERM, &old_term, nullptr);
+  g_wake_fd.store(-1);
+  {
+    std::lock_guard lock(c.wait_mu);
+    c.wake_fd = -1;
+  }
+  ::close(fds[0]);
+  ::close(fds[1]);
   stop();
 }
 
 void Mesh::request_stop() {
   MeshCore& c = *core_;
-  {
-    std::lock_guard lock(c.wait_mu);
-    c.stop_requested = true;
+  std::lock_guard lock(c.wait_mu);
+  c.stop_requested = true;
+  if (c.wake_fd >= 0) {
+    const char b = 'r';
+    [[maybe_unused]] const auto n = ::write(c.wake_fd, &b, 1);
   }
-  c.wait_cv.notify_all();
 }
 
 void Mesh::stop() {
   MeshCore& c = *core_;
+  detail::forbid_blocking("Mesh::stop (use request_stop from an agent)");
   std::lock_guard stop_lock(c.stop_mu);
   std::vector<std::shared_ptr<detail::AgentSlot>> slots;
   {
@@ -311,28 +339,19 @@ void Mesh::stop() {
       if (c.agents[id]->thread.get_id() == std::this_thread::get_id()) {
         throw std::logic_error("stop: called from agent " + id + "'s thread; use request_stop()");
       }
-      slots.push_back(c.agents[id]);
+      if (c.agents[id]->running.load()) slots.push_back(c.agents[id]);
     }
     c.state = MeshCore::State::Stopped;
   }
   request_stop();
-  // 1. Agents: every run() sees its stop request, teardown runs. Closed
-  // mailboxes wake a run() blocked in receive() without timeout.
-  for (auto& s : slots) s->thread.request_stop();
-  {
-    std::lock_guard lock(c.mu);
-    for (auto& [id, inbox] : c.inboxes) inbox->close();
-  }
-  for (auto& s : slots) {
-    if (s->thread.joinable()) s->thread.join();
-  }
-  // 2. The control thread (it reads membership).
-  {
-    std::lock_guard lock(c.control_mu);
-    c.control_stop = true;
-  }
-  c.control_cv.notify_all();
-  if (c.control_thread.joinable()) c.control_thread.join();
+  // 1. Agents: every await of theirs completes now (a request with
+  // Shutdown, receive with nullopt), their coroutines end, teardown runs;
+  // a ThreadAgent's stop is requested, its mailbox closed, its thread
+  // joined. All of them at once.
+  c.stop_agents(slots);
+  c.node_scope.stop();
+  // 2. The control strand (it reads membership).
+  c.stop_control();
   // 3. Membership: a graceful leave, bounded.
   if (c.membership) {
     bool was_alive = false;
@@ -369,6 +388,9 @@ void Mesh::stop() {
     c.link.reset();
   }
   t.reset();
+  // 5. The executor: what is still queued on it runs (the transport's last
+  // answers, each completing nothing now), then its threads end.
+  c.stop_pool();
 }
 
 bool Mesh::running() const {

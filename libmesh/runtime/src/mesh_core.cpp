@@ -145,6 +145,10 @@ MeshCore::MeshCore(NodeConfig cfg, MeshOptions opts)
   load_trust();
   // Room for the envelope's own fields (ids, names, times).
   limits.max_bytes = config.max_message_bytes - 1024;
+  pool = std::make_unique<boost::asio::io_context>();
+  node_scope.executor = pool->get_executor();
+  start_pool();
+  start_control();
   directory_token = directory.subscribe([this](const DirectoryEvent& e) {
     if (e.local && (e.kind == DirectoryEventKind::AgentAdded || e.kind == DirectoryEventKind::AgentRemoved ||
                     e.kind == DirectoryEventKind::AgentUpdated)) {
@@ -158,7 +162,6 @@ MeshCore::MeshCore(NodeConfig cfg, MeshOptions opts)
     if (!e.card.agent_id.empty()) pe.card = e.card;
     publish(std::move(pe));
   });
-  control_thread = std::thread([this] { control_loop(); });
 }
 
 MeshCore::~MeshCore() {
@@ -167,12 +170,12 @@ MeshCore::~MeshCore() {
   agents.clear();
   node_client.reset();
   directory.unsubscribe(directory_token);
-  {
-    std::lock_guard lock(control_mu);
-    control_stop = true;
-  }
-  control_cv.notify_all();
-  if (control_thread.joinable()) control_thread.join();
+  // Mesh::stop did this unless the constructor threw after starting them.
+  stop_control();
+  node_scope.stop();
+  stop_pool();
+  tag_timer.reset();
+  repair_timer.reset();
 }
 
 std::shared_ptr<transport::Transport> MeshCore::get_transport() const {

@@ -3,10 +3,12 @@
 // one part of it:
 //
 //   mesh_core.cpp      construction, teardown, shared helpers
-//   agent_runner.cpp   an agent's thread and loop
+//   executor.cpp       the worker pool, await scopes, blocking-call checks
+//   agent_runner.cpp   an agent on its strand (or its thread): start,
+//                      message dispatch, restarts, stop
 //   conversions.cpp    transport frames <-> facade messages
 //   events.cpp         peer events to subscribers
-//   control.cpp        the control thread: tags, registry repair
+//   control.cpp        the control strand: tags, registry repair
 //   registry_sync.cpp  membership events, fetching peers' registries
 //   mesh.cpp           the public Mesh: add/remove agents, start, stop
 //   peer_client.cpp, peer_messaging.cpp, scatter_gather.cpp   PeerClient
@@ -44,9 +46,13 @@
 #include "payload_codec.hpp"
 #include "registry_signing.hpp"
 
-namespace boost::asio {
-class io_context;
-}
+#include <boost/asio/any_io_executor.hpp>
+#include <boost/asio/executor_work_guard.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/strand.hpp>
+#include <coroutine>
 
 namespace mesh::detail {
 
@@ -69,19 +75,196 @@ std::uint64_t random_u64();
 // A decimal number and nothing else; nullopt otherwise.
 std::optional<std::uint64_t> parse_u64(const std::string& text);
 
-struct AgentSlot {
-  MeshCore* core = nullptr;
+using PoolExecutor = boost::asio::io_context::executor_type;
+using Strand = boost::asio::strand<PoolExecutor>;
+
+// ---- executor.cpp -----------------------------------------------------------
+
+// True on a thread of any Mesh's executor. A call that blocks throws
+// std::logic_error there (forbid_blocking): one blocked executor thread
+// holds up every agent scheduled on it, all of them at once deadlock.
+bool on_executor_thread();
+void forbid_blocking(std::string_view call);
+
+// The awaits in progress of one agent (or of the node client): where they
+// resume, and a cancel for each, which stop() runs: stopping an agent
+// completes every await of it at once.
+struct AwaitScope {
+  boost::asio::any_io_executor executor;
+  // Keeps `cancel` and returns its key; 0 (cancel dropped) once stopped.
+  std::uint64_t add(std::function<void()> cancel);
+  void remove(std::uint64_t key);
+  void stop();
+  bool stopped() const;
+
+ private:
+  mutable std::mutex mu_;
+  bool stopped_ = false;
+  std::uint64_t next_ = 1;
+  std::unordered_map<std::uint64_t, std::function<void()>> cancels_;
+};
+
+// One await's outcome, set once by whichever comes first (the operation,
+// its timer, a stop); that one resumes the awaiter on its scope's executor.
+template <class T>
+struct Completion {
+  std::atomic<bool> done{false};
+  std::coroutine_handle<> handle;
+  boost::asio::any_io_executor executor;
+  std::optional<T> value;
+
+  bool complete(T v) {
+    if (done.exchange(true, std::memory_order_acq_rel)) return false;
+    value.emplace(std::move(v));
+    std::function<void()> f;
+    {
+      std::lock_guard lock(mu);
+      f = std::move(cleanup);
+    }
+    if (f) f();
+    boost::asio::post(executor, [h = handle] { h.resume(); });
+    return true;
+  }
+  // What the winner runs once it completed (e.g. cancel the timer that
+  // raced the operation); at once when it is complete already.
+  void on_complete(std::function<void()> f) {
+    {
+      std::lock_guard lock(mu);
+      if (!done.load()) {
+        cleanup = std::move(f);
+        return;
+      }
+    }
+    f();
+  }
+
+ private:
+  std::mutex mu;
+  std::function<void()> cleanup;
+};
+
+// Completes `c` with `value` after `duration`, unless something else does
+// first (then the timer is cancelled). The timer lives on a strand of its
+// own, where its cancel is posted too.
+template <class T>
+void complete_after(const PoolExecutor& pool, std::chrono::milliseconds duration,
+                    const std::shared_ptr<Completion<T>>& c, T value) {
+  auto strand = boost::asio::make_strand(pool);
+  auto timer = std::make_shared<boost::asio::steady_timer>(strand, duration);
+  c->on_complete([strand, timer] { boost::asio::post(strand, [timer] { timer->cancel(); }); });
+  boost::asio::post(strand, [timer, c, value = std::move(value)]() mutable {
+    if (c->done.load()) return;
+    timer->async_wait([timer, c, value = std::move(value)](const boost::system::error_code& ec) mutable {
+      if (!ec) c->complete(std::move(value));
+    });
+  });
+}
+
+// Suspends until `start(completion)` (or a stop, with `on_stop`) completes.
+// `start` runs inside await_suspend and may complete at once.
+template <class T, class Start>
+struct OpAwaiter {
+  AwaitScope& scope;
+  Start start;
+  T on_stop;
+  std::shared_ptr<Completion<T>> c = std::make_shared<Completion<T>>();
+  std::uint64_t key = 0;
+
+  bool await_ready() const noexcept { return false; }
+  bool await_suspend(std::coroutine_handle<> h) {
+    c->handle = h;
+    c->executor = scope.executor;
+    key = scope.add([c = c, v = on_stop]() mutable { c->complete(std::move(v)); });
+    if (key == 0) {  // stopped: no suspension
+      c->done.store(true);
+      c->value.emplace(std::move(on_stop));
+      return false;
+    }
+    auto keep = c;  // `this` lives in the coroutine frame, which may resume on another thread now
+    start(keep);
+    return true;
+  }
+  T await_resume() {
+    scope.remove(key);
+    return std::move(*c->value);
+  }
+};
+template <class T, class Start>
+OpAwaiter<T, Start> await_op(AwaitScope& scope, Start start, T on_stop) {
+  return OpAwaiter<T, Start>{scope, std::move(start), std::move(on_stop)};
+}
+
+// A receive() waiting on its agent's strand for the next message
+// (AgentSlot::start_receive).
+struct ReceiveWait {
+  std::shared_ptr<Completion<std::optional<IncomingMessage>>> completion;
+  std::optional<std::chrono::milliseconds> timeout;
+  std::optional<boost::asio::steady_timer> timer;
+};
+
+// ---- agent_runner.cpp -------------------------------------------------------
+
+struct AgentSlot : std::enable_shared_from_this<AgentSlot> {
+  enum class Kind { Plain, Custom, Thread };
+
+  AgentSlot(MeshCore& core, std::unique_ptr<Agent> agent);
+  ~AgentSlot();
+
+  MeshCore* core;
   std::unique_ptr<Agent> agent;
   std::unique_ptr<PeerClient> client;
-  std::jthread thread;
+  const Kind kind;
+  bool parallel = false;  // a CustomAgent with concurrency > 1
+  Strand strand;
+  // Where the agent's awaits resume: its strand, or the pool itself for a
+  // CustomAgent whose handlers run in parallel (concurrency > 1).
+  AwaitScope scope;
+  std::shared_ptr<transport::Inbox> inbox;  // set at start
+  std::atomic<bool> stopping{false};
   std::atomic<std::size_t> restarts{0};
   std::atomic<bool> running{false};
+  std::jthread thread;  // a ThreadAgent's
 
-  // The runner: setup, run, teardown, restart with backoff on failure.
-  void run_agent(std::stop_token stop);
+  // Any thread.
+  void start(std::shared_ptr<transport::Inbox> mailbox);
+  // Cancels the agent's awaits and stops its dispatch; stop_wait waits (up
+  // to `until`) for its coroutines to end and runs teardown. Both together
+  // are stop.
+  void stop_begin();
+  bool stop_wait(std::chrono::steady_clock::time_point until);
   // Counts the failure and calls on_error (which must not throw; if it
   // does, that is swallowed).
   void report(const std::exception& error, const IncomingMessage* message);
+  void report_current(const IncomingMessage* message);  // the exception being handled
+
+  // ---- on the strand ----
+  void begin();   // setup, then run() or dispatch
+  void pump();    // hands waiting messages to the handlers or to receive()
+  void schedule_pump();
+  void fail();    // restart after a failure, with backoff
+  void handler_done(std::size_t taken);  // a handler ended
+  void start_receive(const std::shared_ptr<ReceiveWait>& wait);
+  void end_coroutine();  // any thread
+
+  // A CustomAgent's handler for one message, to its end.
+  static Detached run_request(std::shared_ptr<AgentSlot> slot, IncomingMessage message);
+  static Detached run_notify(std::shared_ptr<AgentSlot> slot, IncomingMessage message);
+
+  // A ThreadAgent's thread: setup, run_blocking, teardown, restarts.
+  void run_thread(std::stop_token stop);
+
+  // Strand-only state.
+  bool set_up = false;       // setup() ran, teardown() not yet
+  bool paused = false;       // restarting: no dispatch
+  bool pump_posted = false;
+  std::size_t in_flight = 0; // handlers started and not ended
+  std::size_t in_flight_cap = 1;
+  std::shared_ptr<ReceiveWait> receiver;
+  boost::asio::steady_timer backoff_timer;
+  std::chrono::milliseconds backoff{0};
+  std::chrono::steady_clock::time_point began{};
+  // Coroutines of the agent alive (run() and handlers): stop waits for 0.
+  std::atomic<std::size_t> live{0};
 };
 
 struct MeshCore {
@@ -107,9 +290,11 @@ struct MeshCore {
   bool unsubscribe(std::uint64_t token);
   void publish(PeerEvent event);
 
-  // ---- control thread ------------------------------------------------------
+  // ---- control strand (control.cpp) ----------------------------------------
   void post(std::function<void()> task);
-  void control_loop();
+  void start_control();
+  void stop_control();  // waits for a control task in progress
+  void arm_repair();
   void deliver(const PeerEvent& event);
   void schedule_tag_update();
   void update_tags();
@@ -125,6 +310,7 @@ struct MeshCore {
   // the way turns out older.
   void start_fetch(const std::string& node, std::uint64_t version);
   void send_fetch(const std::string& node);
+  void take_registry(const std::string& node, const transport::Reply& reply);
   void fetch_done(const std::string& node);
   // Fetches `node`'s registry once more even if no newer version is
   // announced (a message named an agent it may have added since), or once
@@ -175,7 +361,14 @@ struct MeshCore {
 
   // ---- agents --------------------------------------------------------------
   void start_agent(const std::shared_ptr<AgentSlot>& slot);  // under mu
-  void stop_agent(AgentSlot& slot);                          // joins its thread
+  // Stops these agents, all at once (each its awaits cancelled, then each
+  // waited for, up to a deadline for those that ignore the stop).
+  void stop_agents(const std::vector<std::shared_ptr<AgentSlot>>& slots);
+
+  // ---- the executor (executor.cpp) --------------------------------------------
+  // Threads: NodeConfig::worker_threads, or one per hardware thread.
+  void start_pool();
+  void stop_pool();
 
   // Where the CURVE pair in `config` came from; resolved (and the pair
   // filled in) before `config` is initialised from the same argument.
@@ -226,6 +419,16 @@ struct MeshCore {
     std::atomic<std::uint64_t> agent_restarts{0};
   } stats;
 
+  // The executor: every agent's strand, the control strand, and where the
+  // node client's awaits resume. Declared before what lives on it, so that
+  // it is destroyed last.
+  std::unique_ptr<boost::asio::io_context> pool;
+  std::optional<boost::asio::executor_work_guard<PoolExecutor>> pool_work;
+  std::vector<std::thread> workers;
+  AwaitScope node_scope;
+  std::mutex live_mu;  // with live_cv: an agent's last coroutine ended
+  std::condition_variable live_cv;
+
   // Guards state, transport, the agent table and the inboxes.
   mutable std::mutex mu;
   State state = State::Created;
@@ -250,14 +453,13 @@ struct MeshCore {
   // clear membership_alive, so no reader still holds the pointer after.
   mutable std::shared_mutex membership_readers;
 
-  // Control thread.
-  std::mutex control_mu;
-  std::condition_variable control_cv;
-  std::deque<std::function<void()>> tasks;
-  bool control_stop = false;
-  bool tag_update_pending = false;
-  std::chrono::steady_clock::time_point tag_due{};
-  std::thread control_thread;
+  // The control strand: registry fetches and their answers, tag updates,
+  // event delivery, repair; timers instead of a thread of its own.
+  std::optional<Strand> control;
+  std::optional<boost::asio::steady_timer> tag_timer;
+  std::optional<boost::asio::steady_timer> repair_timer;
+  std::atomic<bool> control_stop{false};
+  bool tag_update_pending = false;  // on the control strand
 
   // Registry fetches in flight, and nodes to fetch again when one ends.
   std::mutex fetch_mu;
@@ -292,6 +494,7 @@ struct MeshCore {
   std::mutex wait_mu;
   std::condition_variable wait_cv;
   bool stop_requested = false;
+  int wake_fd = -1;  // run_forever's pipe while it runs
 };
 
 // The agent a target (an agent id or a role) names, by `strategy`, never

@@ -19,6 +19,7 @@ namespace mesh {
 using detail::MeshCore;
 
 std::optional<std::string> Mesh::join(const std::vector<std::string>& seeds, std::chrono::milliseconds timeout) {
+  detail::forbid_blocking("Mesh::join");
   if (seeds.empty()) throw ConfigError("join: no seed given");
   std::vector<std::string> addresses;
   addresses.reserve(seeds.size());

@@ -11,6 +11,8 @@
 
 #include "mesh_core.hpp"
 
+#include <spdlog/spdlog.h>
+
 namespace mesh {
 
 using transport::Address;
@@ -121,13 +123,18 @@ PeerClient::~PeerClient() {
     auto it = sinks().find(SinkKey{&core_, agent_id_});
     if (it != sinks().end() && it->second.lock() == delivery_) sinks().erase(it);
   }
-  std::set<Token> tokens;
+  std::map<Token, std::shared_ptr<std::atomic<bool>>> tokens;
   {
     std::lock_guard lock(tokens_mu_);
     tokens.swap(tokens_);
   }
-  for (Token t : tokens) core_.unsubscribe(t);
+  for (auto& [t, alive] : tokens) {
+    alive->store(false);
+    core_.unsubscribe(t);
+  }
 }
+
+detail::AwaitScope& PeerClient::await_scope() const { return slot_ ? slot_->scope : core_.node_scope; }
 
 void PeerClient::on_delivery_failure(DeliveryFailureCallback callback) {
   std::lock_guard lock(delivery_->mu);
@@ -238,16 +245,44 @@ std::map<std::string, PeerInfo> PeerClient::registry() const {
 // ---------------------------------------------------------------- events
 
 PeerClient::Token PeerClient::subscribe(EventCallback callback) {
-  const Token t = core_.subscribe(std::move(callback));
+  auto alive = std::make_shared<std::atomic<bool>>(true);
+  Token t = 0;
+  if (!slot_) {
+    // The node client's callbacks run on the control strand, as delivered.
+    t = core_.subscribe([cb = std::move(callback), alive](const PeerEvent& e) {
+      if (alive->load()) cb(e);
+    });
+  } else {
+    // An agent's run on its strand: in turn with its handlers, in order.
+    auto cb = std::make_shared<EventCallback>(std::move(callback));
+    t = core_.subscribe([weak = slot_->weak_from_this(), cb, alive](const PeerEvent& e) {
+      auto slot = weak.lock();
+      if (!slot || !alive->load()) return;
+      boost::asio::post(slot->strand, [weak, cb, alive, e] {
+        auto s = weak.lock();
+        if (!s || !alive->load() || s->stopping.load()) return;
+        try {
+          (*cb)(e);
+        } catch (const std::exception& ex) {
+          spdlog::error("{}: agent {}: event callback threw: {}", s->core->node_name, s->agent->id(), ex.what());
+        } catch (...) {
+          spdlog::error("{}: agent {}: event callback threw", s->core->node_name, s->agent->id());
+        }
+      });
+    });
+  }
   std::lock_guard lock(tokens_mu_);
-  tokens_.insert(t);
+  tokens_.emplace(t, std::move(alive));
   return t;
 }
 
 bool PeerClient::unsubscribe(Token token) {
   {
     std::lock_guard lock(tokens_mu_);
-    if (tokens_.erase(token) == 0) return false;
+    auto it = tokens_.find(token);
+    if (it == tokens_.end()) return false;
+    it->second->store(false);
+    tokens_.erase(it);
   }
   return core_.unsubscribe(token);
 }

@@ -72,15 +72,16 @@ ErrorCode PeerClient::notify_detailed(std::string_view target, const Json& messa
   return ErrorCode::None;
 }
 
-std::optional<Response> PeerClient::request(std::string_view target, const Json& message,
-                                            std::optional<std::chrono::milliseconds> timeout,
-                                            const Json& ctx) {
-  return request_detailed(target, message, timeout, ctx).response;
+std::optional<Response> PeerClient::request_blocking(std::string_view target, const Json& message,
+                                                     std::optional<std::chrono::milliseconds> timeout,
+                                                     const Json& ctx) {
+  return request_detailed_blocking(target, message, timeout, ctx).response;
 }
 
-RequestOutcome PeerClient::request_detailed(std::string_view target, const Json& message,
-                                            std::optional<std::chrono::milliseconds> timeout,
-                                            const Json& ctx) {
+RequestOutcome PeerClient::request_detailed_blocking(std::string_view target, const Json& message,
+                                                     std::optional<std::chrono::milliseconds> timeout,
+                                                     const Json& ctx) {
+  detail::forbid_blocking("request_blocking");
   Prepared p = prepare(core_, *this, target, message, ctx, default_strategy(), PolicyAction::Request);
   RequestOutcome out;
   out.peer = p.peer;
@@ -98,6 +99,68 @@ RequestOutcome PeerClient::request_detailed(std::string_view target, const Json&
       core_.to_outcome(t->request(std::move(p.message), timeout.value_or(core_.config.request_timeout)));
   got.peer = std::move(out.peer);
   return got;
+}
+
+namespace {
+
+template <class T>
+Task<T> ready_task(T value) {
+  co_return value;
+}
+
+Task<std::optional<Response>> response_of(Task<RequestOutcome> outcome) {
+  co_return (co_await outcome).response;
+}
+
+Task<std::optional<Response>> response_of(Task<AskCheck> check) {
+  co_return (co_await check).response;
+}
+
+// The request is sent when the task is first awaited; the coroutine
+// resumes on the caller's scope (its agent's strand) with the outcome, or
+// with Shutdown at once when the agent stops meanwhile.
+Task<RequestOutcome> await_request(detail::MeshCore& core, detail::AwaitScope& scope,
+                                   std::shared_ptr<transport::Transport> t, OutMessage m,
+                                   std::chrono::milliseconds timeout, std::optional<PeerInfo> peer) {
+  RequestOutcome stopped;
+  stopped.error = ErrorCode::Shutdown;
+  RequestOutcome out = co_await detail::await_op<RequestOutcome>(
+      scope,
+      [&core, t = std::move(t), m = std::move(m), timeout](auto c) mutable {
+        auto transport = std::move(t);  // not kept past the send
+        transport->request_async(std::move(m), timeout, [&core, c](transport::Reply reply) {
+          c->complete(core.to_outcome(std::move(reply)));
+        });
+      },
+      std::move(stopped));
+  out.peer = std::move(peer);
+  co_return out;
+}
+
+}  // namespace
+
+Task<std::optional<Response>> PeerClient::request(std::string_view target, const Json& message,
+                                                  std::optional<std::chrono::milliseconds> timeout,
+                                                  const Json& ctx) {
+  return response_of(request_detailed(target, message, timeout, ctx));
+}
+
+Task<RequestOutcome> PeerClient::request_detailed(std::string_view target, const Json& message,
+                                                  std::optional<std::chrono::milliseconds> timeout,
+                                                  const Json& ctx) {
+  // Resolved and encoded now: the task owns everything it needs.
+  Prepared p = prepare(core_, *this, target, message, ctx, default_strategy(), PolicyAction::Request);
+  auto t = core_.get_transport();
+  if (p.error == ErrorCode::None && !t) p.error = ErrorCode::Shutdown;
+  if (p.error != ErrorCode::None) {
+    RequestOutcome out;
+    out.error = p.error;
+    out.peer = std::move(p.peer);
+    return ready_task(std::move(out));
+  }
+  record_peer_usage(p.peer->card.agent_id);
+  return await_request(core_, await_scope(), std::move(t), std::move(p.message),
+                       timeout.value_or(core_.config.request_timeout), std::move(p.peer));
 }
 
 std::future<RequestOutcome> PeerClient::request_async(std::string_view target, const Json& message,
@@ -188,7 +251,33 @@ std::size_t PeerClient::broadcast_to(const PeerQuery& query, const Json& message
   return accepted;
 }
 
-std::optional<IncomingMessage> PeerClient::receive(std::optional<std::chrono::milliseconds> timeout) {
+namespace {
+
+Task<std::optional<IncomingMessage>> await_receive(std::shared_ptr<detail::AgentSlot> slot,
+                                                   std::optional<std::chrono::milliseconds> timeout) {
+  auto wait = std::make_shared<detail::ReceiveWait>();
+  wait->timeout = timeout;
+  co_return co_await detail::await_op<std::optional<IncomingMessage>>(
+      slot->scope,
+      [slot, wait](auto c) {
+        wait->completion = std::move(c);
+        boost::asio::post(slot->strand, [slot, wait] { slot->start_receive(wait); });
+      },
+      std::nullopt);
+}
+
+}  // namespace
+
+Task<std::optional<IncomingMessage>> PeerClient::receive(std::optional<std::chrono::milliseconds> timeout) {
+  if (!slot_) return ready_task<std::optional<IncomingMessage>>(std::nullopt);
+  if (slot_->kind == detail::AgentSlot::Kind::Custom) {
+    throw std::logic_error("receive: " + agent_id_ + " is a CustomAgent: its messages go to its handlers");
+  }
+  return await_receive(slot_->shared_from_this(), timeout);
+}
+
+std::optional<IncomingMessage> PeerClient::receive_blocking(std::optional<std::chrono::milliseconds> timeout) {
+  detail::forbid_blocking("receive_blocking");
   auto inbox = core_.inbox_of(agent_id_);
   if (!inbox) return std::nullopt;
   const auto until = timeout ? std::optional(std::chrono::steady_clock::now() + *timeout) : std::nullopt;
@@ -226,20 +315,17 @@ std::string PeerClient::ask_async(std::string_view target, const Json& message,
   return ticket.id.to_string();
 }
 
-AskCheck PeerClient::check_inbox_status(std::string_view request_id, std::chrono::milliseconds timeout,
-                                        bool remove) {
+namespace {
+
+AskCheck to_check(detail::MeshCore& core, transport::AskResult res) {
   AskCheck out;
-  const auto id = transport::MessageId::parse(request_id);
-  auto t = core_.get_transport();
-  if (!id || !t) return out;
-  auto res = t->check_inbox(*id, timeout, remove);
   switch (res.state) {
     case transport::AskState::Pending: out.status = AskStatus::Pending; break;
     case transport::AskState::Expired: out.status = AskStatus::Expired; break;
     case transport::AskState::Unknown: out.status = AskStatus::Unknown; break;
     case transport::AskState::Ready: {
       out.status = AskStatus::Ready;
-      RequestOutcome o = core_.to_outcome(std::move(res.reply));
+      RequestOutcome o = core.to_outcome(std::move(res.reply));
       out.error = o.error;
       out.response = std::move(o.response);
       break;
@@ -248,9 +334,58 @@ AskCheck PeerClient::check_inbox_status(std::string_view request_id, std::chrono
   return out;
 }
 
-std::optional<Response> PeerClient::check_inbox(std::string_view request_id, std::chrono::milliseconds timeout,
-                                                bool remove) {
-  return check_inbox_status(request_id, timeout, remove).response;
+// Waits (without a thread) until the ask is answered, fails or expires,
+// or `timeout` passes, or the caller stops; then looks.
+Task<AskCheck> await_ask(detail::MeshCore& core, detail::AwaitScope& scope, std::shared_ptr<transport::Transport> t,
+                         transport::MessageId id, std::chrono::milliseconds timeout, bool remove) {
+  if (timeout.count() > 0 && t->check_inbox(id, std::chrono::milliseconds(0), false).state ==
+                                 transport::AskState::Pending) {
+    co_await detail::await_op<bool>(
+        scope,
+        [&core, t, id, timeout](auto c) {
+          detail::complete_after(core.pool->get_executor(), timeout, c, true);
+          if (!t->watch_ask(id, [c] { c->complete(true); })) c->complete(true);  // not pending any more
+        },
+        false);
+  }
+  co_return to_check(core, t->check_inbox(id, std::chrono::milliseconds(0), remove));
+}
+
+}  // namespace
+
+Task<AskCheck> PeerClient::check_inbox_status(std::string_view request_id, std::chrono::milliseconds timeout,
+                                              bool remove) {
+  const auto id = transport::MessageId::parse(request_id);
+  auto t = core_.get_transport();
+  if (!id || !t) return ready_task(AskCheck{});
+  return await_ask(core_, await_scope(), std::move(t), *id, timeout, remove);
+}
+
+Task<std::optional<Response>> PeerClient::check_inbox(std::string_view request_id,
+                                                      std::chrono::milliseconds timeout, bool remove) {
+  return response_of(check_inbox_status(request_id, timeout, remove));
+}
+
+AskCheck PeerClient::check_inbox_status_blocking(std::string_view request_id, std::chrono::milliseconds timeout,
+                                                 bool remove) {
+  if (timeout.count() > 0) detail::forbid_blocking("check_inbox_blocking");
+  const auto id = transport::MessageId::parse(request_id);
+  auto t = core_.get_transport();
+  if (!id || !t) return AskCheck{};
+  return to_check(core_, t->check_inbox(*id, timeout, remove));
+}
+
+std::optional<Response> PeerClient::check_inbox_blocking(std::string_view request_id,
+                                                         std::chrono::milliseconds timeout, bool remove) {
+  return check_inbox_status_blocking(request_id, timeout, remove).response;
+}
+
+Task<void> PeerClient::sleep(std::chrono::milliseconds duration) {
+  detail::AwaitScope& scope = await_scope();
+  detail::MeshCore& core = core_;
+  co_await detail::await_op<bool>(
+      scope, [&core, duration](auto c) { detail::complete_after(core.pool->get_executor(), duration, c, true); },
+      false);
 }
 
 }  // namespace mesh

@@ -132,9 +132,15 @@ void MeshCore::send_fetch(const std::string& node) {
   m.to = {node, kRegistryInbox};
   m.sender_agent = "$mesh";
   t->request_async(std::move(m), options.registry_fetch_timeout, [this, node](transport::Reply reply) {
-    // The transport thread (or ours, when it failed at once): check the
-    // signature, decode and apply; the directory refuses a registry of a
-    // node declared dead since.
+    // The answer is taken in on the control strand, as the fetch was sent.
+    post([this, node, r = std::make_shared<transport::Reply>(std::move(reply))] { take_registry(node, *r); });
+  });
+}
+
+// On the control strand: check the signature, decode and apply; the
+// directory refuses a registry of a node declared dead since.
+void MeshCore::take_registry(const std::string& node, const transport::Reply& reply) {
+  {
     bool ok = false;
     if (reply.ok()) {
       std::optional<std::string> key;
@@ -169,8 +175,8 @@ void MeshCore::send_fetch(const std::string& node) {
         b.at = steady_ms() + b.wait;
       }
     }
-    post([this, node] { fetch_done(node); });
-  });
+  }
+  fetch_done(node);
 }
 
 void MeshCore::fetch_done(const std::string& node) {

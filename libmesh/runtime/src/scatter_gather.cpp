@@ -2,6 +2,7 @@
 // gathered until the policy (all, first k, a majority) or the deadline is
 // met.
 #include <condition_variable>
+#include <functional>
 #include <mutex>
 #include <unordered_set>
 #include <utility>
@@ -20,102 +21,152 @@ namespace {
 struct Gather {
   std::mutex mu;
   std::condition_variable cv;
+  std::vector<PeerInfo> peers;
+  std::vector<GatherResult::Miss> unresolved;
   std::vector<std::optional<ErrorCode>> done;  // per peer: its error once finished
   std::vector<std::pair<std::size_t, Response>> answers;
   std::size_t finished = 0;
+  std::size_t n = 0;       // peers + unresolved
+  std::size_t wanted = 0;  // answers that satisfy the policy
+  GatherPolicy policy;
+  // Told (outside mu) when the gather is over: every peer finished, or
+  // the policy is satisfied. Set before the first request goes out.
+  std::function<void()> over;
+
+  bool over_locked() const { return finished == peers.size() || (n > 0 && answers.size() >= wanted); }
 };
 
-GatherResult gather(detail::MeshCore& core, const std::string& self, const std::string& role,
-                    std::vector<PeerInfo> peers,
-                    std::vector<GatherResult::Miss> unresolved, const Json& message, GatherPolicy policy,
-                    const Json& ctx) {
+// Sends the requests; the answers come into the returned state.
+std::shared_ptr<Gather> gather_start(detail::MeshCore& core, const std::string& self, const std::string& role,
+                                     std::vector<PeerInfo> peers, std::vector<GatherResult::Miss> unresolved,
+                                     const Json& message, GatherPolicy policy, const Json& ctx,
+                                     std::function<void()> over, std::shared_ptr<Gather>* out = nullptr) {
   if (policy.kind == GatherPolicy::Kind::FirstK && policy.k == 0) {
     throw std::invalid_argument("request_all: first_k needs k > 0");
   }
   auto context = core.encode_context(ctx);
   auto payload = detail::encode_json(message);
-  const std::size_t n = peers.size() + unresolved.size();
-  const std::size_t wanted = policy.kind == GatherPolicy::Kind::All      ? n
-                             : policy.kind == GatherPolicy::Kind::FirstK ? policy.k
-                                                                         : n / 2 + 1;
   auto state = std::make_shared<Gather>();
-  state->done.resize(peers.size());
+  state->peers = std::move(peers);
+  state->unresolved = std::move(unresolved);
+  state->n = state->peers.size() + state->unresolved.size();
+  state->wanted = policy.kind == GatherPolicy::Kind::All      ? state->n
+                  : policy.kind == GatherPolicy::Kind::FirstK ? policy.k
+                                                              : state->n / 2 + 1;
+  state->policy = policy;
+  state->over = std::move(over);
+  state->done.resize(state->peers.size());
+  if (out) *out = state;  // before any answer can end the gather
   auto t = core.get_transport();
   const bool oversized = payload.size() + context.size() > core.limits.max_bytes;
-  const auto deadline = std::chrono::steady_clock::now() + policy.deadline;
-  for (std::size_t i = 0; i < peers.size(); ++i) {
-    auto finish_now = [&](ErrorCode e) {
-      std::lock_guard lock(state->mu);
-      state->done[i] = e;
-      ++state->finished;
-    };
+  // One peer finished: note it, and tell `over` once when the gather is.
+  auto finish = [](Gather& g, std::size_t i, RequestOutcome o) {
+    bool tell = false;
+    {
+      std::lock_guard lock(g.mu);
+      const bool was_over = g.over_locked();
+      g.done[i] = o.error;
+      ++g.finished;
+      if (o.ok()) g.answers.emplace_back(i, std::move(*o.response));
+      tell = !was_over && g.over_locked();
+    }
+    g.cv.notify_all();
+    if (tell && g.over) g.over();
+  };
+  for (std::size_t i = 0; i < state->peers.size(); ++i) {
+    const PeerInfo& peer = state->peers[i];
+    ErrorCode early = ErrorCode::None;
     if (!t) {
-      finish_now(ErrorCode::Shutdown);
-      continue;
+      early = ErrorCode::Shutdown;
+    } else if (oversized) {
+      early = ErrorCode::Oversized;
+    } else if (!core.may_send(self, role, peer, PolicyAction::Request)) {
+      early = ErrorCode::PermissionDenied;
     }
-    if (oversized) {
-      finish_now(ErrorCode::Oversized);
-      continue;
-    }
-    if (!core.may_send(self, role, peers[i], PolicyAction::Request)) {
-      finish_now(ErrorCode::PermissionDenied);
+    if (early != ErrorCode::None) {
+      RequestOutcome o;
+      o.error = early;
+      finish(*state, i, std::move(o));
       continue;
     }
     OutMessage m;
-    m.to = address_of(peers[i]);
+    m.to = address_of(peer);
     m.sender_agent = self;
     m.payload = payload;
     m.context = context;
-    core.directory.record_usage(peers[i].card.agent_id, detail::steady_ms());
+    core.directory.record_usage(peer.card.agent_id, detail::steady_ms());
     detail::MeshCore* c = &core;
-    t->request_async(std::move(m), policy.deadline, [state, i, c](transport::Reply reply) {
-      RequestOutcome o = c->to_outcome(std::move(reply));
-      {
-        std::lock_guard lock(state->mu);
-        state->done[i] = o.error;
-        ++state->finished;
-        if (o.ok()) state->answers.emplace_back(i, std::move(*o.response));
-      }
-      state->cv.notify_all();
+    t->request_async(std::move(m), policy.deadline, [state, i, c, finish](transport::Reply reply) {
+      finish(*state, i, c->to_outcome(std::move(reply)));
     });
   }
+  if (state->peers.empty() && state->over) state->over();
+  return state;
+}
+
+GatherResult gather_result(Gather& state) {
   GatherResult result;
-  std::unique_lock lock(state->mu);
-  state->cv.wait_until(lock, deadline, [&] {
-    return state->finished == peers.size() || (n > 0 && state->answers.size() >= wanted);
-  });
+  std::lock_guard lock(state.mu);
+  const auto& peers = state.peers;
   // FirstK returns at most k: answers past the k-th (they arrive together
   // when peers are fast) are dropped, and their peers are not "missing".
-  const std::size_t cap = policy.kind == GatherPolicy::Kind::FirstK ? wanted : state->answers.size();
+  const std::size_t cap = state.policy.kind == GatherPolicy::Kind::FirstK ? state.wanted : state.answers.size();
   std::vector<bool> answered(peers.size(), false);
-  for (auto& [i, r] : state->answers) {
+  for (auto& [i, r] : state.answers) {
     answered[i] = true;
     if (result.responses.size() < cap) result.responses.push_back(GatherResult::Answer{peers[i], r});
   }
   for (std::size_t i = 0; i < peers.size(); ++i) {
     if (answered[i]) continue;
-    const ErrorCode e = state->done[i] ? *state->done[i] : ErrorCode::Timeout;
+    const ErrorCode e = state.done[i] ? *state.done[i] : ErrorCode::Timeout;
     result.missing.push_back(GatherResult::Miss{peers[i], e == ErrorCode::None ? ErrorCode::Timeout : e});
   }
-  for (auto& m : unresolved) result.missing.push_back(std::move(m));
-  result.satisfied = n > 0 && result.responses.size() >= wanted;
+  for (auto& m : state.unresolved) result.missing.push_back(m);
+  result.satisfied = state.n > 0 && result.responses.size() >= state.wanted;
   return result;
+}
+
+GatherResult gather_blocking(detail::MeshCore& core, const std::string& self, const std::string& role,
+                             std::vector<PeerInfo> peers, std::vector<GatherResult::Miss> unresolved,
+                             const Json& message, GatherPolicy policy, const Json& ctx) {
+  detail::forbid_blocking("request_all_blocking");
+  const auto deadline = std::chrono::steady_clock::now() + policy.deadline;
+  auto state = gather_start(core, self, role, std::move(peers), std::move(unresolved), message, policy, ctx, {});
+  {
+    std::unique_lock lock(state->mu);
+    state->cv.wait_until(lock, deadline, [&] { return state->over_locked(); });
+  }
+  return gather_result(*state);
+}
+
+// Awaits the gather: over, the deadline, or the caller's stop.
+Task<GatherResult> await_gather(detail::MeshCore& core, detail::AwaitScope& scope, std::string self,
+                                std::string role, std::vector<PeerInfo> peers,
+                                std::vector<GatherResult::Miss> unresolved, Json message, GatherPolicy policy,
+                                Json ctx) {
+  std::shared_ptr<Gather> state;
+  co_await detail::await_op<bool>(
+      scope,
+      [&](auto c) {
+        detail::complete_after(core.pool->get_executor(), policy.deadline, c, true);
+        gather_start(core, self, role, std::move(peers), std::move(unresolved), message, policy, ctx,
+                     [c] { c->complete(true); }, &state);
+      },
+      false);
+  co_return gather_result(*state);
 }
 
 }  // namespace
 
-GatherResult PeerClient::request_all(const PeerQuery& query, const Json& message, GatherPolicy policy,
-                                     const Json& ctx) {
-  return gather(core_, agent_id_, role_, discover(query, Strategy::First), {}, message, policy, ctx);
-}
+namespace {
 
-GatherResult PeerClient::request_all(const std::vector<std::string>& targets, const Json& message,
-                                     GatherPolicy policy, const Json& ctx) {
-  std::vector<PeerInfo> peers;
-  std::vector<GatherResult::Miss> unresolved;
+// request_all's targets, resolved as request() resolves one.
+void resolve_all(detail::MeshCore& core, const std::vector<std::string>& targets, Strategy strategy,
+                 const std::string& self, const std::string& role, std::vector<PeerInfo>& peers,
+                 std::vector<GatherResult::Miss>& unresolved) {
   std::unordered_set<std::string> seen;
   for (const auto& target : targets) {
-    auto p = resolve_target(core_, target, default_strategy(), agent_id_, role_, PolicyAction::Request);
+    auto p = resolve_target(core, target, strategy, self, role, PolicyAction::Request);
     if (!p) {
       GatherResult::Miss miss;
       miss.peer.card.agent_id = target;
@@ -125,7 +176,44 @@ GatherResult PeerClient::request_all(const std::vector<std::string>& targets, co
       peers.push_back(std::move(*p));
     }
   }
-  return gather(core_, agent_id_, role_, std::move(peers), std::move(unresolved), message, policy, ctx);
+}
+
+}  // namespace
+
+GatherResult PeerClient::request_all_blocking(const PeerQuery& query, const Json& message, GatherPolicy policy,
+                                              const Json& ctx) {
+  return gather_blocking(core_, agent_id_, role_, discover(query, Strategy::First), {}, message, policy, ctx);
+}
+
+GatherResult PeerClient::request_all_blocking(const std::vector<std::string>& targets, const Json& message,
+                                              GatherPolicy policy, const Json& ctx) {
+  std::vector<PeerInfo> peers;
+  std::vector<GatherResult::Miss> unresolved;
+  resolve_all(core_, targets, default_strategy(), agent_id_, role_, peers, unresolved);
+  return gather_blocking(core_, agent_id_, role_, std::move(peers), std::move(unresolved), message, policy, ctx);
+}
+
+Task<GatherResult> PeerClient::request_all(const PeerQuery& query, const Json& message, GatherPolicy policy,
+                                           const Json& ctx) {
+  if (policy.kind == GatherPolicy::Kind::FirstK && policy.k == 0) {
+    throw std::invalid_argument("request_all: first_k needs k > 0");
+  }
+  (void)core_.encode_context(ctx);  // a bad context throws here, at the call
+  return await_gather(core_, await_scope(), agent_id_, role_, discover(query, Strategy::First), {}, message,
+                      policy, ctx);
+}
+
+Task<GatherResult> PeerClient::request_all(const std::vector<std::string>& targets, const Json& message,
+                                           GatherPolicy policy, const Json& ctx) {
+  if (policy.kind == GatherPolicy::Kind::FirstK && policy.k == 0) {
+    throw std::invalid_argument("request_all: first_k needs k > 0");
+  }
+  (void)core_.encode_context(ctx);
+  std::vector<PeerInfo> peers;
+  std::vector<GatherResult::Miss> unresolved;
+  resolve_all(core_, targets, default_strategy(), agent_id_, role_, peers, unresolved);
+  return await_gather(core_, await_scope(), agent_id_, role_, std::move(peers), std::move(unresolved), message,
+                      policy, ctx);
 }
 
 }  // namespace mesh

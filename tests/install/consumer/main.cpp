@@ -32,7 +32,7 @@ int main() {
     mesh.add<Doubler>();
     auto& asker = mesh.add<mesh::Agent>(mesh::AgentSpec{.role = "asker"});
     mesh.start();
-    const auto reply = asker.peers().request("doubler", {{"n", 21}}, std::chrono::seconds(30));
+    const auto reply = asker.peers().request_blocking("doubler", {{"n", 21}}, std::chrono::seconds(30));
     mesh.stop();
     if (!reply) {
       std::cerr << "consumer: no answer from the doubler\n";

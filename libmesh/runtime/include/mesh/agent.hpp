@@ -1,14 +1,36 @@
 // Agents: long-running objects with a role, capabilities and a mailbox,
-// hosted by a Mesh (mesh.hpp).
+// hosted by a Mesh (mesh.hpp) on its executor: a small pool of threads
+// (NodeConfig::worker_threads) shared by every agent of the node. Each
+// agent is a strand on it (its code never runs on two threads at once) with
+// a bounded mailbox. An idle agent costs memory only: no thread, no timer.
 //
-// Agent is the plain kind: the Mesh calls setup(), then run(stop_token) on
-// the agent's own thread, then teardown(). run() talks to other agents
-// through peers() and receives by itself (peers().receive()).
+// CustomAgent is the message-driven kind, the one most agents are: each
+// message goes to on_request / on_notify, coroutines (mesh::Task) that may
+// co_await other agents. While a handler awaits, the agent handles its
+// other messages, so two agents asking each other never deadlock. A request
+// handler's return value, when it has one, is the response.
 //
-// CustomAgent is the message-driven kind: its run loop pops the inbox and
-// calls on_peer_request / on_peer_notify. A request handler's return value,
-// when it has one, is the response. With `concurrency` > 1 that many
-// threads handle messages of the same agent at once.
+//   class Coder : public mesh::CustomAgent {
+//    public:
+//     Coder() : CustomAgent({.role = "coder", .capabilities = {"python"}}) {}
+//     mesh::Task<std::optional<mesh::Json>> on_request(const mesh::IncomingMessage& m) override {
+//       auto review = co_await peers().request("reviewer", m.data["task"]);
+//       co_return mesh::Json{{"code", write(m.data["task"])}, {"reviewed", review.has_value()}};
+//     }
+//   };
+//   mesh.add<Coder>();
+//
+// Handlers that never wait may be plain functions instead: on_peer_request
+// and on_peer_notify (the names of the Python original). A CustomAgent may
+// also override run() for work of its own (a periodic task, say); it runs
+// on the same strand, in turn with the handlers.
+//
+// Agent is the plain kind: its run() coroutine receives by itself
+// (co_await peers().receive()). ThreadAgent owns a thread, for code that
+// must block on something other than the mesh (a device, a blocking
+// library); there, and only there, the PeerClient's *_blocking calls are
+// allowed to an agent. A blocking call on the executor's threads fails at
+// once (std::logic_error) instead of stalling every agent.
 //
 // Failure: an exception escaping setup(), run() or a handler reaches
 // on_error(); a request being handled is answered with an error (Rejected);
@@ -16,14 +38,9 @@
 // 5 s, setup, run) while its messages wait in its bounded mailbox. One
 // agent's failure never stops the node or another agent.
 //
-//   class Coder : public mesh::CustomAgent {
-//    public:
-//     Coder() : CustomAgent({.role = "coder", .capabilities = {"python"}}) {}
-//     std::optional<mesh::Json> on_peer_request(const mesh::IncomingMessage& m) override {
-//       return mesh::Json{{"code", write(m.data["task"])}};
-//     }
-//   };
-//   mesh.add<Coder>();
+// Stopping is a cancellation: whatever an agent awaits completes at once
+// (a request with Shutdown, receive with nullopt), stop_requested() turns
+// true, and its coroutines must then return soon.
 #pragma once
 
 #include <chrono>
@@ -36,6 +53,7 @@
 
 #include "mesh/agent_card.hpp"
 #include "mesh/peer_client.hpp"
+#include "mesh/task.hpp"
 
 namespace mesh {
 
@@ -54,7 +72,10 @@ struct AgentSpec {
   std::string description{};
   // Empty: "<role>-<8 hex digits>", drawn when the agent is added.
   std::string agent_id{};
-  // Messages handled at once (CustomAgent: worker threads). At least 1.
+  // CustomAgent handlers in progress at once. 1: one at a time on the
+  // agent's strand (a handler that awaits lets the next one start; none
+  // runs in parallel with another, nor with the agent's events). n > 1: up
+  // to n handlers, awaiting or not, running in parallel on the executor.
   std::size_t concurrency = 1;
   // Mailbox bound; 0: NodeConfig::mailbox_limit. A sender to a full
   // mailbox learns it (notify false, request MailboxFull).
@@ -85,15 +106,20 @@ class Agent {
   // How often the agent was restarted after a failure.
   std::size_t restarts() const;
 
+  // True once the agent is being stopped (the mesh stops, or it is removed).
+  bool stop_requested() const;
+
  protected:
-  // Called on the agent's thread before run() (again after each restart).
+  // Called on the agent's strand before run() (again after each restart).
   virtual void setup() {}
-  // Called on the agent's thread after run() returns or fails.
+  // Called on the agent's strand when it stops, and before a restart.
   virtual void teardown() {}
-  // The agent's work. Must return soon after `stop` is requested. The
-  // default does nothing until then. Returning early ends the agent (it is
-  // not restarted); throwing restarts it.
-  virtual void run(std::stop_token stop);
+  // The agent's own work, a coroutine on its strand, started after setup().
+  // Must return soon after stop_requested() turns true (every await then
+  // completes at once). The default returns at once: the agent handles
+  // events only. Returning ends the work (it is not restarted); throwing
+  // restarts the agent.
+  virtual Task<void> run();
   // An exception escaped setup/run/a handler. `message` is the message
   // being handled, if any. The default logs it to stderr. Must not throw.
   virtual void on_error(const std::exception& error, const IncomingMessage* message);
@@ -116,15 +142,37 @@ class CustomAgent : public Agent {
   // A request arrived. A value is sent as the response; nullopt sends
   // nothing (answer later with peers().respond, or let it time out).
   // Throwing answers Rejected, calls on_error and restarts the agent.
+  // `message` lives until the handler returns. The default calls
+  // on_peer_request.
+  virtual Task<std::optional<Json>> on_request(const IncomingMessage& message);
+  // A notify arrived. Throwing calls on_error and restarts the agent. The
+  // default calls on_peer_notify.
+  virtual Task<void> on_notify(const IncomingMessage& message);
+  // The same as plain functions, for handlers that never wait.
   virtual std::optional<Json> on_peer_request(const IncomingMessage& message);
-  // A notify arrived. Throwing calls on_error and restarts the agent.
   virtual void on_peer_notify(const IncomingMessage& message);
 
-  // The dispatch loop (final: override the handlers instead).
-  void run(std::stop_token stop) final;
 
  private:
-  void worker(std::stop_token stop);
+  friend struct detail::AgentSlot;
+};
+
+// An agent with a thread of its own, for code that blocks on something
+// other than the mesh. run_blocking runs on that thread after setup() and
+// may use the PeerClient's *_blocking calls; it must return soon after
+// `stop` is requested (its mailbox closes then too, which ends a
+// receive_blocking without timeout). setup and teardown run on that thread.
+class ThreadAgent : public Agent {
+ public:
+  using Agent::Agent;
+
+ protected:
+  // The default waits for the stop request.
+  virtual void run_blocking(std::stop_token stop);
+  Task<void> run() final;
+
+ private:
+  friend struct detail::AgentSlot;
 };
 
 }  // namespace mesh

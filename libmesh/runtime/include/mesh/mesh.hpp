@@ -24,9 +24,10 @@
 // Serf agent) are ignored, and nothing but tags and our own ZeroMQ traffic
 // is sent, so Serf logs no error because of us.
 //
-// Threads: the transport's, one for SWIM (P2P on), one control thread
-// (registry fetches, tag updates, event delivery, repair), and one or more
-// per agent. All public calls are thread-safe.
+// Threads: the executor's workers (NodeConfig::worker_threads: every
+// agent, as a strand, plus registry fetches, tag updates, event delivery,
+// repair), the transport's, one for SWIM (P2P on). No thread per agent,
+// except a ThreadAgent's own. All public calls are thread-safe.
 //
 // Logging: SWIM and the transport log through spdlog's default logger; the
 // constructor sets that logger's level from NodeConfig::log_level
@@ -86,10 +87,11 @@ class Mesh {
     return ref;
   }
   Agent& add(std::unique_ptr<Agent> agent);
-  // Withdraws the agent's card, stops it (teardown; its mailbox is closed,
-  // which also ends a receive() without timeout), answers requests still
-  // queued with TargetUnknown. False when no such agent. Throws
-  // std::logic_error when called from that agent's own thread.
+  // Withdraws the agent's card, stops it (its awaits complete at once, its
+  // coroutines end, teardown runs; its mailbox is closed), answers requests
+  // still queued with TargetUnknown. False when no such agent. Blocks until
+  // the agent stopped: throws std::logic_error on an executor thread (an
+  // agent's handler) and from a ThreadAgent's own thread.
   bool remove(std::string_view agent_id);
 
   // Opens the transport (and membership with P2P on) and starts the
@@ -97,18 +99,20 @@ class Mesh {
   // the address is unusable; std::logic_error when called twice or after
   // stop().
   void start();
-  // Blocks until stop() (from another thread or an agent) or SIGINT /
-  // SIGTERM; the signal handlers are installed only meanwhile and the
+  // Blocks (without waking up on a timer) until request_stop() (from
+  // another thread or an agent) or SIGINT / SIGTERM; the signal handlers are installed only meanwhile and the
   // previous ones restored. Calls stop() before returning. Starts the mesh
   // first if needed.
   void run_forever();
-  // Stops the agents (their run() sees the stop request and their mailboxes
-  // close, so a receive() returns; teardown runs; a run() that ignores
-  // both blocks stop()),
+  // Stops the agents, all at once: every await completes (a request with
+  // Shutdown, receive with nullopt), stop_requested() turns true, their
+  // coroutines end (one that does not within
+  // MeshOptions::agent_stop_timeout is abandoned and logged), teardown
+  // runs; a ThreadAgent's stop is requested and its thread joined. Then
   // leaves the cluster gracefully (bounded by leave_timeout), closes the
-  // transport. Idempotent; final (a stopped Mesh cannot start again).
-  // Throws std::logic_error when called from an agent's own thread (it
-  // would wait for itself): use request_stop() there.
+  // transport and ends the executor's threads. Idempotent; final (a
+  // stopped Mesh cannot start again). Throws std::logic_error when called
+  // from an agent (it would wait for itself): use request_stop() there.
   void stop();
   // Makes run_forever() return (and stop). Safe from any thread, agents too.
   void request_stop();

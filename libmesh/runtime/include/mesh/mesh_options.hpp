@@ -25,6 +25,10 @@ struct MeshOptions {
   // Restart backoff of a failed agent: first, then doubling up to max.
   std::chrono::milliseconds restart_backoff{100};
   std::chrono::milliseconds restart_backoff_max{5000};
+  // How long stop() (or remove()) waits for an agent's coroutines to end
+  // once their awaits were cancelled; one still running then is abandoned
+  // (logged), so that a coroutine ignoring the stop cannot hang the node.
+  std::chrono::milliseconds agent_stop_timeout{2000};
   // Seed of discovery's random strategies; 0: drawn from std::random_device.
   std::uint64_t seed = 0;
   // Replaces the SWIM config derived from NodeConfig::profile (tests);

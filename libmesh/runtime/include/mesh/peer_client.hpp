@@ -4,8 +4,15 @@
 //
 // Each agent of a Mesh gets one PeerClient (Agent::peers()), and the Mesh
 // has one more that sends on behalf of the node itself (Mesh::node_client(),
-// id kNodeClientId). Every call is thread-safe and may block only where it
-// says so. Payloads and contexts
+// id kNodeClientId). Every call is thread-safe.
+//
+// Calls that wait come in two forms. The plain names (request, receive,
+// check_inbox, request_all, ...) return a mesh::Task to co_await: the
+// agent's strand is free meanwhile, and the coroutine resumes there. The
+// *_blocking forms block the calling thread, for code that is no agent
+// (main, tests, tools) and for a ThreadAgent; on the mesh's executor
+// threads they throw std::logic_error instead of blocking, since a blocked
+// executor thread stalls every agent scheduled on it. Payloads and contexts
 // are nlohmann::json; on the wire they are MessagePack (to_msgpack). A
 // context must be a JSON object (or null, meaning {}).
 //
@@ -42,12 +49,15 @@
 #include <vector>
 
 #include "mesh/agent_directory.hpp"
+#include "mesh/task.hpp"
 #include "mesh/transport/transport.hpp"
 
 namespace mesh {
 
 namespace detail {
 struct MeshCore;
+struct AgentSlot;
+struct AwaitScope;
 }
 
 using Json = nlohmann::json;
@@ -285,19 +295,27 @@ class PeerClient {
   // MailboxFull, Oversized or Shutdown otherwise.
   ErrorCode notify_detailed(std::string_view target, const Json& message, const Json& ctx = Json::object());
 
-  // Blocks up to `timeout` (nullopt: NodeConfig::request_timeout, 30 s
-  // unless configured). The response, or nullopt on timeout, when the
-  // target cannot be resolved, and at once when the target's node is or
-  // becomes dead or leaves. request_detailed says which. Must not be used
-  // by an agent to call itself (it is never a target anyway).
-  std::optional<Response> request(std::string_view target, const Json& message,
-                                  std::optional<std::chrono::milliseconds> timeout = std::nullopt,
-                                  const Json& ctx = Json::object());
-  RequestOutcome request_detailed(std::string_view target, const Json& message,
-                                  std::optional<std::chrono::milliseconds> timeout = std::nullopt,
-                                  const Json& ctx = Json::object());
-  // The same without blocking: the future is ready when request_detailed
-  // would have returned. Resolution failures make a ready future.
+  // The response, or nullopt on timeout (nullopt: NodeConfig::
+  // request_timeout, 30 s unless configured), when the target cannot be
+  // resolved, and at once when the target's node is or becomes dead or
+  // leaves. request_detailed says which. Must not be used by an agent to
+  // call itself (it is never a target anyway).
+  //   const Json ask = {{"code", code}};  // GCC 12: no braced temporary across co_await
+  //   auto answer = co_await peers().request("reviewer", ask);
+  Task<std::optional<Response>> request(std::string_view target, const Json& message,
+                                        std::optional<std::chrono::milliseconds> timeout = std::nullopt,
+                                        const Json& ctx = Json::object());
+  Task<RequestOutcome> request_detailed(std::string_view target, const Json& message,
+                                        std::optional<std::chrono::milliseconds> timeout = std::nullopt,
+                                        const Json& ctx = Json::object());
+  // The same, blocking the calling thread.
+  std::optional<Response> request_blocking(std::string_view target, const Json& message,
+                                           std::optional<std::chrono::milliseconds> timeout = std::nullopt,
+                                           const Json& ctx = Json::object());
+  RequestOutcome request_detailed_blocking(std::string_view target, const Json& message,
+                                           std::optional<std::chrono::milliseconds> timeout = std::nullopt,
+                                           const Json& ctx = Json::object());
+  // The same with a std::future: ready when request_detailed completes. Resolution failures make a ready future.
   std::future<RequestOutcome> request_async(std::string_view target, const Json& message,
                                             std::optional<std::chrono::milliseconds> timeout = std::nullopt,
                                             const Json& ctx = Json::object());
@@ -323,13 +341,15 @@ class PeerClient {
   std::size_t broadcast_to(const PeerQuery& query, const Json& message, const Json& ctx = Json::object());
 
   // The next message of this agent's inbox, waiting up to `timeout`
-  // (forever when nullopt, until the mesh stops). For plain Agents whose
-  // run() receives by itself: a CustomAgent's own loop takes its messages.
-  // Undecodable messages are counted and dropped (a request among them is
-  // answered Malformed). nullopt when the mesh is not running, and at once
-  // for the node client (it has no inbox: nothing can be sent to it).
-  std::optional<IncomingMessage> receive(
-      std::optional<std::chrono::milliseconds> timeout = std::nullopt);
+  // (forever when nullopt, until the agent stops). For a plain Agent's
+  // run() (a CustomAgent's messages go to its handlers: std::logic_error)
+  // and a ThreadAgent. One receive at a time per agent. Undecodable
+  // messages are counted and dropped (a request among them is answered
+  // Malformed). nullopt once the agent stops or the mesh is not running,
+  // and at once for the node client (it has no inbox: nothing can be sent
+  // to it).
+  Task<std::optional<IncomingMessage>> receive(std::optional<std::chrono::milliseconds> timeout = std::nullopt);
+  std::optional<IncomingMessage> receive_blocking(std::optional<std::chrono::milliseconds> timeout = std::nullopt);
 
   // Sends a request whose response is kept for check_inbox; returns its id.
   // Throws MeshError (code TargetUnknown) when the target cannot be
@@ -341,29 +361,45 @@ class PeerClient {
   // The response of ask_async `request_id`, waiting up to `timeout`
   // (0: just look). nullopt when not (yet) there, expired, failed or
   // unknown. remove=true forgets a delivered response.
-  std::optional<Response> check_inbox(std::string_view request_id,
-                                      std::chrono::milliseconds timeout = std::chrono::milliseconds(0),
-                                      bool remove = true);
+  Task<std::optional<Response>> check_inbox(std::string_view request_id,
+                                            std::chrono::milliseconds timeout = std::chrono::milliseconds(0),
+                                            bool remove = true);
+  std::optional<Response> check_inbox_blocking(std::string_view request_id,
+                                               std::chrono::milliseconds timeout = std::chrono::milliseconds(0),
+                                               bool remove = true);
   // The same, saying which case it is (Pending vs Expired vs Unknown, or
   // the error a failed request got).
-  AskCheck check_inbox_status(std::string_view request_id,
-                              std::chrono::milliseconds timeout = std::chrono::milliseconds(0),
-                              bool remove = true);
+  Task<AskCheck> check_inbox_status(std::string_view request_id,
+                                    std::chrono::milliseconds timeout = std::chrono::milliseconds(0),
+                                    bool remove = true);
+  AskCheck check_inbox_status_blocking(std::string_view request_id,
+                                       std::chrono::milliseconds timeout = std::chrono::milliseconds(0),
+                                       bool remove = true);
 
   // Scatter-gather: the same request to every agent matching `query` (or
   // to each target in `targets`, resolved as by request), collected under
-  // `policy`. Blocks until the policy is satisfied, every peer answered or
-  // failed, or the deadline passed. Throws std::invalid_argument for an
+  // `policy`. Completes when the policy is satisfied, every peer answered
+  // or failed, or the deadline passed. Throws std::invalid_argument for an
   // empty query, or FirstK with k == 0.
-  GatherResult request_all(const PeerQuery& query, const Json& message, GatherPolicy policy = {},
-                           const Json& ctx = Json::object());
-  GatherResult request_all(const std::vector<std::string>& targets, const Json& message,
-                           GatherPolicy policy = {}, const Json& ctx = Json::object());
+  Task<GatherResult> request_all(const PeerQuery& query, const Json& message, GatherPolicy policy = {},
+                                 const Json& ctx = Json::object());
+  Task<GatherResult> request_all(const std::vector<std::string>& targets, const Json& message,
+                                 GatherPolicy policy = {}, const Json& ctx = Json::object());
+  GatherResult request_all_blocking(const PeerQuery& query, const Json& message, GatherPolicy policy = {},
+                                    const Json& ctx = Json::object());
+  GatherResult request_all_blocking(const std::vector<std::string>& targets, const Json& message,
+                                    GatherPolicy policy = {}, const Json& ctx = Json::object());
+
+  // Waits `duration` without holding a thread (asyncio.sleep); completes
+  // at once when the agent stops.
+  Task<void> sleep(std::chrono::milliseconds duration);
 
   // ---- events -------------------------------------------------------------
-  // Membership and directory changes, delivered one at a time on the mesh's
-  // control thread (keep callbacks short; they may call this client).
-  // After unsubscribe returns no further call starts.
+  // Membership and directory changes, delivered one at a time, in order.
+  // An agent's callbacks run on its strand, in turn with its handlers and
+  // never beside them (concurrency 1); the node client's on the mesh's
+  // executor. Keep them short (they may call this client, but not its
+  // *_blocking calls). After unsubscribe returns no further call starts.
   Token subscribe(EventCallback callback);
   bool unsubscribe(Token token);
 
@@ -392,10 +428,19 @@ class PeerClient {
   const std::string role_;
   std::atomic<int> strategy_{static_cast<int>(Strategy::First)};
   std::mutex tokens_mu_;
-  std::set<Token> tokens_;  // unsubscribed on destruction
+  // Unsubscribed on destruction; each with the flag an agent's callbacks,
+  // queued on its strand, check before they start.
+  std::map<Token, std::shared_ptr<std::atomic<bool>>> tokens_;
 
   std::shared_ptr<DeliverySink> delivery_;
   void count_notify(bool accepted, std::uint64_t n = 1);
+
+  friend struct detail::AgentSlot;
+  friend class Mesh;
+  // The agent this client belongs to (null for the node client), set by
+  // Mesh::add: its strand runs event callbacks and resumes awaits.
+  detail::AgentSlot* slot_ = nullptr;
+  detail::AwaitScope& await_scope() const;
 };
 
 }  // namespace mesh
