@@ -20,8 +20,8 @@
 // Rows 1-3 run each side in a child process of its own (this binary
 // re-executed with --child MODE, printing one JSON line), so that one
 // side's memory, threads and wake-ups never count against the other. CAF's
-// scheduler gets --workers threads (default: the hardware threads); ours has
-// no worker setting today (a thread per agent), which the report says.
+// scheduler gets --workers threads (default: the hardware threads), and so
+// does our Mesh's executor (NodeConfig::worker_threads).
 // Within a round the order of ours and CAF alternates from round to round.
 // Row 4's servers are this binary with --serve MODE; raw and ours are
 // measured in alternating slices (echo_bench.hpp), the pyzmq floor after.
@@ -265,10 +265,14 @@ void wait_up(const std::atomic<std::size_t>& up, std::size_t n) {
 // ================================================================ ours
 // Where the "ours" rows build their node: one Mesh, P2P off (agents of this
 // process talk in memory).
+// --workers, for our executor as for CAF's scheduler (set in main).
+std::size_t g_workers = 0;
+
 mesh::NodeConfig local_config() {
   mesh::NodeConfig c;
   c.node_name = "bench";
   c.p2p_enabled = false;
+  c.worker_threads = g_workers;
   c.log_level = mesh::LogLevel::Error;
   return c;
 }
@@ -325,9 +329,11 @@ json population_ours(const Options& opt) {
     for (std::size_t i = 0; i < opt.agents; ++i) mesh.add<IdleAgent>(agent_name("idle", i), up);
   });
   auto out = to_json(p, opt.agents);
-  out["scheduler"] = "a thread per agent";
-  std::cout << out.dump() << std::endl;  // before stop(): the figures are in
-  mesh.stop();
+  out["scheduler"] = "the Mesh's executor, " + std::to_string(g_workers) + " workers, a strand per agent";
+  const auto t0 = std::chrono::steady_clock::now();
+  mesh.stop();  // every agent at once
+  out["stop_ms"] = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
+  std::cout << out.dump() << std::endl;
   return out;
 }
 
@@ -463,6 +469,7 @@ mesh::Json make_document() {
 
 mesh::NodeConfig remote_config(const std::string& name, std::vector<std::string> seeds) {
   mesh::NodeConfig c;
+  c.worker_threads = g_workers;
   c.node_name = name;
   c.p2p_enabled = true;
   c.swim_host = "127.0.0.1";
@@ -523,7 +530,7 @@ class MeshEchoClient {
   MeshEchoClient& operator=(const MeshEchoClient&) = delete;
 
   void one() {
-    const auto r = mesh_.node_client().request_detailed("echo", doc_, 5000ms);
+    const auto r = mesh_.node_client().request_detailed_blocking("echo", doc_, 5000ms);
     if (!r.ok())
       throw std::runtime_error("remote request failed: " + std::string(mesh::transport::to_string(r.error)));
     if (r.response->data["id"] != doc_["id"]) throw std::runtime_error("remote request: wrong reply");
@@ -607,6 +614,7 @@ void one_round(const Options& opt, const std::string& log_dir, int round, Series
       s.add(std::string("caf_") + k, caf[k].get<double>());
     }
     s.add("spawn_ratio_vs_caf", ours["spawn_ms"].get<double>() / caf["spawn_ms"].get<double>());
+    if (ours.contains("stop_ms")) s.add("stop_ms", ours["stop_ms"].get<double>());
   }
   for (const char* row : {"pingpong", "ring"}) {
     const std::string what = row;
@@ -644,7 +652,7 @@ void one_round(const Options& opt, const std::string& log_dir, int round, Series
 json report(const Options& opt, const Series& s, std::vector<std::string> notes) {
   json out;
   const std::vector<std::string> keys = {
-      "spawn_ratio_vs_caf", "spawn_ms", "caf_spawn_ms", "bytes_per_agent", "caf_bytes_per_agent",
+      "spawn_ratio_vs_caf", "spawn_ms", "caf_spawn_ms", "stop_ms", "bytes_per_agent", "caf_bytes_per_agent",
       "idle_cpu_pct", "caf_idle_cpu_pct", "threads", "caf_threads", "wakeups", "caf_wakeups",
       "pingpong_ratio_vs_caf", "pingpong_msgs_per_s", "caf_pingpong_msgs_per_s",
       "ring_ratio_vs_caf", "ring_msgs_per_s", "caf_ring_msgs_per_s",
@@ -698,7 +706,7 @@ json report(const Options& opt, const Series& s, std::vector<std::string> notes)
       {"caf", "CAF " + std::to_string(CAF_MAJOR_VERSION) + "." + std::to_string(CAF_MINOR_VERSION) +
                   "." + std::to_string(CAF_PATCH_VERSION) + ", scheduler.max-threads = " +
                   std::to_string(opt.workers) + " (= workers)"},
-      {"ours", "mesh::CustomAgent in a Mesh with P2P off; a thread per agent (no worker setting)"},
+      {"ours", "mesh::CustomAgent in a Mesh with P2P off; strands on the Mesh's executor (worker_threads = workers)"},
       {"pingpong_hops", opt.pingpong},
       {"ring_size", opt.ring_size},
       {"ring_hops", opt.ring_hops},
@@ -718,7 +726,7 @@ json report(const Options& opt, const Series& s, std::vector<std::string> notes)
 
 void print_table(std::ostream& os, const Options& opt, const Series& s) {
   os << "\n" << opt.rounds << " round(s), " << opt.agents << " agents, " << opt.workers
-     << " workers (CAF scheduler.max-threads; ours: a thread per agent); medians, ratio = median "
+     << " workers (CAF scheduler.max-threads; ours: worker_threads); medians, ratio = median "
         "of per-round ratios\n\n"
      << "| figure | ours | CAF / raw / pyzmq | ratio |\n|---|---|---|---|\n";
   auto row = [&](const std::string& name, const std::string& a, const std::string& b,
@@ -798,6 +806,7 @@ int run(int argc, char** argv) {
       ->type_name("PATH");
   if (auto done = mesh::cli::parse(app, argc, argv)) return *done;
   if (opt.workers == 0) opt.workers = std::max(1u, std::thread::hardware_concurrency());
+  g_workers = opt.workers;
   if (!serve_mode.empty()) return serve(serve_mode);
   if (!child_mode.empty()) return run_child(child_mode, opt);
   if (opt.quick) {
