@@ -397,6 +397,24 @@ TEST_F(TransportTest, UnknownTargetIsReported) {
   EXPECT_EQ(b->stats().refused[0], 1u);
 }
 
+// A caller's direct send on the peer's DEALER may take the signal that
+// would have woken the transport thread for a refusal arriving there; the
+// thread must still read and report every refusal.
+TEST_F(TransportTest, RefusalsOfDirectNotifiesAreAllReported) {
+  UndeliverableLog log;
+  auto oa = options_for("A");
+  log.attach(oa);
+  make_pair(std::move(oa));
+  constexpr std::size_t kNotifies = 300;
+  for (std::size_t i = 0; i < kNotifies; ++i) {
+    ASSERT_EQ(a->notify(to("B", "missing")), ErrorCode::None);
+    // Pauses let libzmq's throttled command processing come due in a send.
+    if (i % 10 == 9) std::this_thread::sleep_for(2ms);
+  }
+  ASSERT_TRUE(eventually([&] { return log.size() == kNotifies; }));
+  EXPECT_EQ(b->stats().refused[0], kNotifies);
+}
+
 TEST_F(TransportTest, FullInboxRefusesRequestsAndReportsNotifies) {
   UndeliverableLog log;
   auto oa = options_for("A");

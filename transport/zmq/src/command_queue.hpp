@@ -2,6 +2,7 @@
 // carry, and the queue they wait in.
 #pragma once
 
+#include <atomic>
 #include <cstdint>
 #include <memory>
 #include <mutex>
@@ -80,6 +81,32 @@ class CommandQueue {
   std::mutex mu_;
   std::vector<Command> items_;
   bool signaled_ = false;  // an eventfd write since the last take
+  int fd_ = -1;
+};
+
+// A wake-up callers ask for "soon" rather than now: a timerfd the
+// transport thread polls beside the queue's eventfd. It is set at most
+// once until the thread has woken from it, so any number of callers
+// asking within one delay cost one syscall and one wake-up between them.
+class DelayedWake {
+ public:
+  explicit DelayedWake(std::int64_t delay_ms);  // throws TransportError if no timerfd
+  ~DelayedWake();
+  DelayedWake(const DelayedWake&) = delete;
+  DelayedWake& operator=(const DelayedWake&) = delete;
+
+  // Caller: the fd turns readable `delay_ms` from now, or sooner if it was
+  // set already.
+  void arm();
+  // Transport thread, once the fd polled readable: reads it and lets the
+  // next arm() set it again. Called before the thread looks at what the
+  // callers flagged, so that a flag raised after that look sets it anew.
+  void clear();
+  int fd() const { return fd_; }
+
+ private:
+  std::atomic<bool> armed_{false};
+  const std::int64_t delay_ms_;
   int fd_ = -1;
 };
 

@@ -28,6 +28,10 @@ namespace mesh::transport::detail {
 // receive answering EAGAIN, or ZMQ_EVENTS without the wanted events. Both
 // process the socket's pending commands and leave its pipes armed to
 // signal their next change.
+// The fds polled before the peers': the command queue's eventfd, the
+// ROUTER, the ZAP handler and the dealer recheck timer.
+constexpr std::size_t kFixedFds = 4;
+
 void Loop::run() {
   ::pthread_setname_np(::pthread_self(), "mesh-transport");  // for top, perf, gdb
   bool eventfd_readable = false;
@@ -38,7 +42,8 @@ void Loop::run() {
     if (router_check_) service_router();
     if (zap_check_) service_zap();
     for (auto& [name, p] : peers_) {
-      // A caller's direct send may have taken the fd's signal: look again.
+      // A caller's direct send may have taken the fd's signal: look again
+      // (the caller set dealer_recheck, which woke us if nothing else did).
       if (p->shared->dealer_used.load(std::memory_order_relaxed) &&
           p->shared->dealer_used.exchange(false, std::memory_order_acq_rel)) {
         p->dealer_check = true;
@@ -72,6 +77,7 @@ void Loop::run() {
     fds.push_back(pollfd{core_->commands.fd(), POLLIN, 0});
     fds.push_back(pollfd{router_fd_, POLLIN, 0});
     fds.push_back(pollfd{zap_fd_, POLLIN, 0});  // -1 without CURVE: poll ignores it
+    fds.push_back(pollfd{core_->dealer_recheck.fd(), POLLIN, 0});
     bool busy = router_check_ || zap_check_;
     std::int64_t wake = now + kMaxPollMs;
     // Room for deferred replies shows on the ROUTER's fd (an activate_write
@@ -94,9 +100,11 @@ void Loop::run() {
     eventfd_readable = (fds[0].revents & POLLIN) != 0;
     if (fds[1].revents) router_check_ = true;
     if (fds[2].revents) zap_check_ = true;
+    // Cleared before the next turn looks at dealer_used (see DelayedWake).
+    if (fds[3].revents) core_->dealer_recheck.clear();
     // Peers cannot have been removed since fd_owner was filled.
     for (std::size_t i = 0; i < fd_owner.size(); ++i) {
-      if (!fds[3 + i].revents) continue;
+      if (!fds[kFixedFds + i].revents) continue;
       auto [peer, is_monitor] = fd_owner[i];
       (is_monitor ? peer->monitor_check : peer->dealer_check) = true;
     }

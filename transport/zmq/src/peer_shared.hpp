@@ -38,7 +38,7 @@ struct PeerShared {
   // for a socket used from several threads.
   std::mutex dealer_mu;
   zmq::socket_ref dealer;                 // published while open, null otherwise
-  std::atomic<bool> dealer_used{false};   // a caller sent on it: the thread looks at it again
+  std::atomic<bool> dealer_used{false};   // a caller sent on it: the thread looks at it again (Core::dealer_recheck)
   std::atomic<int> pending_main{0};       // requests awaiting a reply on the main DEALER
 };
 
