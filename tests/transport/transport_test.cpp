@@ -632,6 +632,40 @@ TEST(TransportLocalOnly, ShutdownCompletesAsyncRequests) {
   EXPECT_TRUE(plain->closed());
 }
 
+// admit() holds what it cannot decide yet: readmit() asks again, and what
+// is still held after hold_timeout is refused Unauthenticated, by the
+// receiving thread on its own (nothing else wakes it here).
+TEST_F(TransportTest, HeldMessagesAreReadmittedOrRefusedAfterHoldTimeout) {
+  UndeliverableLog log;
+  auto oa = options_for("A");
+  log.attach(oa);
+  auto ob = options_for("B");
+  ob.hold_timeout = 300ms;
+  std::atomic<bool> known{false};
+  ob.admit = [&known](const EnvelopeView& m, std::string_view, bool) {
+    using Admission = TransportOptions::Admission;
+    if (m.target == "svc" && known.load()) return Admission{Admission::Admit, {}};
+    return Admission{Admission::Hold, {}};
+  };
+  make_pair(std::move(oa), std::move(ob));
+  auto inbox = b->open_inbox("svc");
+  ASSERT_EQ(a->notify(to("B", "svc", "first")), ErrorCode::None);
+  ASSERT_TRUE(eventually([&] { return b->stats().frames_holding == 1; }));
+  known = true;
+  b->readmit("A");
+  auto got = inbox->pop(kLong);
+  ASSERT_TRUE(got);
+  EXPECT_EQ(text(got->envelope.payload), "first");
+
+  auto never = to("B", "other");
+  never.id = MessageId{9, 9};
+  ASSERT_EQ(a->notify(never), ErrorCode::None);
+  EXPECT_EQ(a->request(to("B", "other"), kLong).error, ErrorCode::Unauthenticated);
+  ASSERT_TRUE(eventually([&] { return log.find(never.id).has_value(); }));
+  EXPECT_EQ(log.find(never.id)->reason, ErrorCode::Unauthenticated);
+  EXPECT_EQ(b->stats().frames_holding, 0u);
+}
+
 // ---------------------------------------------------------------- ask_async
 
 TEST_F(TransportTest, AskAsyncPendingThenReadyThenFreed) {
@@ -673,6 +707,30 @@ TEST_F(TransportTest, AskAsyncToSilentTargetExpiresThenIsFreed) {
   // remove=true does not free an Expired entry; the retention does.
   ASSERT_TRUE(eventually([&] { return a->check_inbox(ticket.id).state == AskState::Unknown; }));
   EXPECT_TRUE(eventually([&] { return a->stats().ask_entries == 0; }));
+}
+
+// The transport thread sleeps until the next thing due: what used to ride
+// on a periodic wake-up must still happen, each at its own time, on a
+// thread with nothing else to do.
+TEST_F(TransportTest, DeadlinesAndRetentionsRunOutOnAnIdleThread) {
+  auto oa = options_for("A");
+  oa.ask_retention = 200ms;
+  make_pair(std::move(oa));
+  auto silent = a->open_inbox("silent");
+  auto quick = a->open_inbox("quick", 0, echo_handler());
+  // An ask answered at once by a quick handler: only its retention is left
+  // to run out, and nothing but the sweep frees it (stats() does not).
+  auto ticket = a->ask_async(to("", "quick", "q"), 50ms);
+  ASSERT_EQ(ticket.error, ErrorCode::None);
+  EXPECT_EQ(a->stats().ask_entries, 1u);
+  EXPECT_TRUE(eventually([&] { return a->stats().ask_entries == 0; }));
+  // A same-node request's deadline, longer than a poll cap would have
+  // covered.
+  std::promise<Reply> p;
+  a->request_async(to("", "silent"), 300ms, [&p](Reply r) { p.set_value(std::move(r)); });
+  auto future = p.get_future();
+  ASSERT_EQ(future.wait_for(kLong), std::future_status::ready);
+  EXPECT_EQ(future.get().error, ErrorCode::Timeout);
 }
 
 // ---------------------------------------------------------------- broadcast

@@ -19,12 +19,12 @@ CommandQueue::~CommandQueue() {
   if (fd_ >= 0) ::close(fd_);
 }
 
-void CommandQueue::push(Command&& command, bool urgent) {
+void CommandQueue::push(Command&& command) {
   bool wake = false;
   {
     std::lock_guard lock(mu_);
     items_.push_back(std::move(command));
-    if (urgent && !signaled_) {
+    if (!signaled_) {
       signaled_ = true;
       wake = true;
     }

@@ -48,8 +48,9 @@ struct CmdReply {
   MessageType type = MessageType::Response;
   MessageId request;  // the request it answers (for the reply cache)
 };
-// Nothing to do but wake up: a same-node request with a short deadline
-// was added to the LocalDeadlines.
+// Nothing to do but wake up and wait anew: a same-node request's deadline
+// (LocalDeadlines) or an ask entry's retention (AskTable) is now the first
+// to run out.
 struct CmdWake {};
 // Transport::readmit.
 struct CmdReadmit {
@@ -68,11 +69,8 @@ class CommandQueue {
   CommandQueue(const CommandQueue&) = delete;
   CommandQueue& operator=(const CommandQueue&) = delete;
 
-  // `urgent` = false skips the wake-up when the thread has not been woken
-  // since its last take: the command is then picked up at the thread's
-  // next wake, at most kMaxPollMs later. Used for bookkeeping that is off
-  // the critical path (a same-node request's deadline).
-  void push(Command&& command, bool urgent = true);
+  // Wakes the thread, unless it was woken already since its last take.
+  void push(Command&& command);
   // Consumer: clears the eventfd (when `readable`), then takes everything.
   void take(std::vector<Command>& out, bool readable);
   int fd() const { return fd_; }

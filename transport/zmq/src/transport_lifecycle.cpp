@@ -85,6 +85,14 @@ Transport::Impl::~Impl() {
   zmq_context.reset();
 }
 
+void Transport::Impl::wake_deadline_watcher() {
+  if (core->options.local_only) {
+    watch_local_deadlines();
+  } else {
+    core->commands.push(detail::CmdWake{});
+  }
+}
+
 void Transport::Impl::tick() {
   if (!core->options.local_only) return;  // the transport thread does this
   const auto now = detail::steady_now_ms();
@@ -104,7 +112,10 @@ void Transport::Impl::watch_local_deadlines() {
 void Transport::Impl::local_timer_loop() {
   std::unique_lock lock(timer_mu);
   while (!timer_stop) {
-    const std::int64_t next = core->local_deadlines.next_ms();
+    // The first thing due: a request's deadline, or the end of an ask
+    // entry's retention. Whoever makes a sooner one takes timer_mu, then
+    // notifies us: never between this look and the wait.
+    const std::int64_t next = std::min(core->local_deadlines.next_ms(), core->asks.next_free_ms());
     const std::int64_t now = detail::steady_now_ms();
     if (next <= now) {
       lock.unlock();
@@ -112,10 +123,11 @@ void Transport::Impl::local_timer_loop() {
       lock.lock();
       continue;
     }
-    // Nothing pending: sleep until a new call arrives (notify) or, at the
-    // latest, a second from now (ask retention sweeps).
-    const std::int64_t wait_ms = std::min<std::int64_t>(next - now, 1000);
-    timer_cv.wait_for(lock, std::chrono::milliseconds(wait_ms));
+    if (next == INT64_MAX) {
+      timer_cv.wait(lock);  // nothing due: until a notify (new deadline, or the stop)
+    } else {
+      timer_cv.wait_for(lock, std::chrono::milliseconds(next - now));
+    }
   }
 }
 
