@@ -21,6 +21,7 @@
 #include <vector>
 
 #include "mesh/transport/transport.hpp"
+#include "wakeups.hpp"
 
 namespace mesh::transport {
 namespace {
@@ -1388,6 +1389,72 @@ TEST_F(TransportTest, IpcIsUsedForSameHostPeers) {
     b.reset();
   }
   std::filesystem::remove_all(dir);
+}
+
+// ---------------------------------------------------------------- idle
+
+// ThreadSanitizer's runtime has a thread of its own that wakes every 100 ms.
+#if defined(__SANITIZE_THREAD__)
+constexpr bool kTsanRuntime = true;
+#elif defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+constexpr bool kTsanRuntime = true;
+#else
+constexpr bool kTsanRuntime = false;
+#endif
+#else
+constexpr bool kTsanRuntime = false;
+#endif
+
+// An idle node sleeps: nothing in the transport wakes on a timer of its
+// own. Two transports linked to each other are left alone for a while and
+// their process's wake-ups counted (voluntary context switches of every
+// thread, tests/support/wakeups.hpp). What must wake is ZeroMQ's
+// heartbeating, on libzmq's I/O threads: each of the two connections (A's
+// DEALER to B's ROUTER, and B's to A's) has both ends send a PING every
+// heartbeat_interval and answer the other end's PING with a PONG, so per
+// end and interval: its timer, the PING read and the PONG read, at most
+// three wake-ups (measured: about one). The transport threads have nothing
+// to do: no deadline is pending, and heartbeats never reach them.
+// These are counts, not timings. With the 100 ms poll cap the loop used to
+// have, this process woke 91-116 times in the window, 65-88 of them on the
+// transport threads; without it, 27, none on the transport threads.
+TEST_F(TransportTest, IdleNodesWakeOnlyForHeartbeats) {
+  auto oa = options_for("A");
+  auto ob = options_for("B");
+  oa.heartbeat_interval = ob.heartbeat_interval = 1s;
+  oa.heartbeat_timeout = ob.heartbeat_timeout = 3s;
+  make_pair(std::move(oa), std::move(ob));
+  // Used once each way, then left to settle (handshake events, the first
+  // heartbeats).
+  auto inbox_a = a->open_inbox("agent");
+  auto inbox_b = b->open_inbox("agent");
+  ASSERT_EQ(a->notify(to("B", "agent")), ErrorCode::None);
+  ASSERT_EQ(b->notify(to("A", "agent")), ErrorCode::None);
+  ASSERT_TRUE(inbox_b->pop(kLong));
+  ASSERT_TRUE(inbox_a->pop(kLong));
+  std::this_thread::sleep_for(1500ms);
+
+  constexpr std::uint64_t kWindowSeconds = 5;
+  const auto before = test::WakeupSnapshot::take();
+  std::this_thread::sleep_for(std::chrono::seconds(kWindowSeconds));
+  const auto woke = test::WakeupSnapshot::take().since(before);
+
+  const std::uint64_t total = test::wakeups_total(woke);
+  const std::uint64_t transport_threads = test::wakeups_of(woke, "mesh-transport");
+  const std::uint64_t node_threads = transport_threads + test::wakeups_of(woke, "ZMQbg/");
+  constexpr std::uint64_t kHeartbeatWakeups = 2 /* connections */ * 2 /* ends */ * 3 * kWindowSeconds;
+  // The test's own thread sleeps once; the sanitizer's thread, if any.
+  constexpr std::uint64_t kOthers = 5 + (kTsanRuntime ? 10 * kWindowSeconds + 5 : 0);
+  std::printf("wake-ups over %llu s idle: %llu in the process, %llu on the node's threads, %llu of them "
+              "on the transport threads (heartbeats: at most %llu)\n%s",
+              static_cast<unsigned long long>(kWindowSeconds), static_cast<unsigned long long>(total),
+              static_cast<unsigned long long>(node_threads), static_cast<unsigned long long>(transport_threads),
+              static_cast<unsigned long long>(kHeartbeatWakeups), test::describe_wakeups(woke).c_str());
+  // A wake-up a second between the two would be a tenth of the old cap's.
+  EXPECT_LE(transport_threads, kWindowSeconds);
+  EXPECT_LE(node_threads, kHeartbeatWakeups);
+  EXPECT_LE(total, kHeartbeatWakeups + kOthers);
 }
 
 TEST(TransportOptionsTest, BadOptionsThrow) {
