@@ -1457,6 +1457,38 @@ TEST_F(TransportTest, IdleNodesWakeOnlyForHeartbeats) {
   EXPECT_LE(total, kHeartbeatWakeups + kOthers);
 }
 
+// A thread blocked in a direct request sleeps until its reply, its peer's
+// failure or its deadline (the receive in 100 ms slices it replaced woke it
+// ten times a second to look for failures).
+TEST_F(TransportTest, AThreadWaitingOnARequestChannelSleeps) {
+  make_pair();
+  auto echo = b->open_inbox("echo", 0, echo_handler());
+  auto svc = b->open_inbox("svc");
+  ASSERT_TRUE(warm_direct(*a, "B", "echo"));
+  const auto direct_before = a->stats().requests_direct;
+  std::atomic<pid_t> tid{0};
+  auto f = std::async(std::launch::async, [&] {
+    tid = ::gettid();
+    return a->request(to("B", "svc"), 600s);
+  });
+  auto in = svc->pop(kLong);
+  ASSERT_TRUE(in);
+  const auto before = test::WakeupSnapshot::take();
+  std::this_thread::sleep_for(2s);
+  const auto woke = test::WakeupSnapshot::take().since(before);
+  const auto waiter = woke.find(std::to_string(tid.load()));
+  ASSERT_NE(waiter, woke.end());
+  std::printf("the waiting thread woke %llu times in 2 s\n", static_cast<unsigned long long>(waiter->second.count));
+  EXPECT_LE(waiter->second.count, 2u) << test::describe_wakeups(woke);
+  // And wakes for its reply.
+  ASSERT_EQ(b->respond(*in, bytes("done")), ErrorCode::None);
+  ASSERT_EQ(f.wait_for(kLong), std::future_status::ready);
+  Reply r = f.get();
+  ASSERT_TRUE(r.ok());
+  EXPECT_EQ(text(r.envelope.payload), "done");
+  EXPECT_EQ(a->stats().requests_direct, direct_before + 1);
+}
+
 TEST(TransportOptionsTest, BadOptionsThrow) {
   EXPECT_THROW(Transport{options_for("")}, TransportError);
   EXPECT_THROW(Transport{options_for("a#1")}, TransportError);

@@ -89,8 +89,5 @@ struct Core {
 
 // How many removed peer names answer PeerDead rather than PeerUnknown.
 inline constexpr std::size_t kTombstones = 1024;
-// A thread waiting on a request channel looks at the peer's failures at
-// least this often (request_channel.cpp).
-inline constexpr std::int64_t kMaxPollMs = 100;
 
 }  // namespace mesh::transport::detail

@@ -12,6 +12,7 @@
 #include <cstdint>
 #include <memory>
 #include <mutex>
+#include <shared_mutex>
 #include <thread>
 #include <utility>
 
@@ -63,13 +64,18 @@ Transport::Impl::~Impl() {
     core->inboxes.clear();
     return;
   }
+  // Threads waiting on request channels wake, see `stopping` and give
+  // their channels back; a peer removed before was woken by remove_peer.
+  {
+    std::shared_lock lock(core->peers_mu);
+    for (auto& [name, peer] : core->peers) peer->wake_watchers();
+  }
   core->commands.push(detail::CmdStop{});
   if (thread.joinable()) thread.join();
   loop->drain_late_commands();
   loop.reset();
-  // Threads waiting on request channels see `stopping` within a slice
-  // (kMaxPollMs) and give them back; their sockets are closed before the
-  // context (zmq_ctx_term waits for every socket of the context).
+  // The channels' sockets are closed before the context (zmq_ctx_term
+  // waits for every socket of the context).
   for (auto& pool : core->live_pools()) {
     pool->close();
     pool->wait_idle();
