@@ -4,6 +4,9 @@
 #include <gtest/gtest.h>
 
 #include <boost/asio/ip/address.hpp>
+#include <boost/asio/post.hpp>
+
+#include <future>
 
 #include "harness.hpp"
 
@@ -192,6 +195,42 @@ TEST(DriverCluster, CallbacksMayCallBack) {
   ASSERT_TRUE(eventually([&] { return shut.load(); }));
   // Shut down, the state is still there to read.
   EXPECT_EQ(state_of(*a.m, "cb-b"), MemberState::Left);
+}
+
+// A call waiting on the strand returns when the io_context is stopped
+// under it with the call's handler still queued (Asio keeps it for the
+// next run()): the call then runs inline, and the handler, if a later
+// run() gets to it, does nothing. A handler of the test's own keeps the
+// io_context's thread busy while the calls queue up behind it.
+TEST(DriverCluster, CallsReturnWhenTheIoContextStopsUnderThem) {
+  asio::io_context io;
+  auto guard = asio::make_work_guard(io);
+  Membership m(io, local_config("stopped"), loopback(), 93);
+  m.start({});
+  std::promise<void> busy;
+  std::promise<void> release;
+  auto released = release.get_future();
+  asio::post(io, [&] {
+    busy.set_value();
+    released.wait();
+  });
+  std::thread runner([&] { io.run(); });
+  busy.get_future().wait();
+  auto members = std::async(std::launch::async, [&] { return m.members(); });
+  auto left = std::async(std::launch::async, [&] { return m.leave(30s); });
+  std::this_thread::sleep_for(200ms);  // most likely both wait by now; either way they must return
+  io.stop();
+  release.set_value();
+  runner.join();
+  ASSERT_EQ(members.wait_for(30s), std::future_status::ready);
+  const auto seen = members.get();
+  ASSERT_EQ(seen.size(), 1u);
+  EXPECT_EQ(seen[0].member.name, "stopped");
+  ASSERT_EQ(left.wait_for(30s), std::future_status::ready);
+  EXPECT_FALSE(left.get());
+  io.restart();
+  io.poll();  // the queued handlers, claimed already: nothing happens
+  io.stop();  // nothing runs the io_context any more: m shuts down inline
 }
 
 // The IPv6 loopback, if this machine has it.
