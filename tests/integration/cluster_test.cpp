@@ -6,9 +6,11 @@
 #include <boost/asio/ip/address.hpp>
 #include <boost/asio/post.hpp>
 
+#include <cstdio>
 #include <future>
 
 #include "harness.hpp"
+#include "wakeups.hpp"
 
 namespace mesh::swim::test {
 namespace {
@@ -231,6 +233,29 @@ TEST(DriverCluster, CallsReturnWhenTheIoContextStopsUnderThem) {
   io.restart();
   io.poll();  // the queued handlers, claimed already: nothing happens
   io.stop();  // nothing runs the io_context any more: m shuts down inline
+}
+
+// A lone idle member wakes for SWIM's protocol timers and nothing else:
+// its gossip, probe and push-pull ticks (the local profile's 100 ms, 1 s
+// and 15 s). Counted as in tests/transport: voluntary context switches of
+// every thread of the process over a window of idleness.
+TEST(DriverIdle, ALoneMemberWakesOnlyForItsTimers) {
+  const Config c = local_config("idle");
+  TestNode a(c, loopback(), 94);
+  ASSERT_TRUE(eventually([&] { return sees(*a.m, "idle", MemberState::Alive); }));
+  std::this_thread::sleep_for(1s);
+  constexpr auto kWindow = 5s;
+  const auto before = mesh::test::WakeupSnapshot::take();
+  std::this_thread::sleep_for(kWindow);
+  const auto woke = mesh::test::WakeupSnapshot::take().since(before);
+  const std::uint64_t total = mesh::test::wakeups_total(woke);
+  auto ticks = [&](Duration every) { return static_cast<std::uint64_t>(kWindow / every) + 1; };
+  const std::uint64_t timers = ticks(c.gossip_interval) + ticks(c.probe_interval) + ticks(c.push_pull_interval);
+  std::printf("wake-ups over 5 s idle: %llu (protocol timers: %llu)\n%s", static_cast<unsigned long long>(total),
+              static_cast<unsigned long long>(timers), mesh::test::describe_wakeups(woke).c_str());
+  // The timers, the test's own thread, and a sanitizer's thread if any
+  // (ThreadSanitizer's wakes every 100 ms).
+  EXPECT_LE(total, 2 * timers + 10);
 }
 
 // The IPv6 loopback, if this machine has it.
