@@ -4,8 +4,13 @@
 #include <gtest/gtest.h>
 
 #include <boost/asio/ip/address.hpp>
+#include <boost/asio/post.hpp>
+
+#include <cstdio>
+#include <future>
 
 #include "harness.hpp"
+#include "wakeups.hpp"
 
 namespace mesh::swim::test {
 namespace {
@@ -192,6 +197,65 @@ TEST(DriverCluster, CallbacksMayCallBack) {
   ASSERT_TRUE(eventually([&] { return shut.load(); }));
   // Shut down, the state is still there to read.
   EXPECT_EQ(state_of(*a.m, "cb-b"), MemberState::Left);
+}
+
+// A call waiting on the strand returns when the io_context is stopped
+// under it with the call's handler still queued (Asio keeps it for the
+// next run()): the call then runs inline, and the handler, if a later
+// run() gets to it, does nothing. A handler of the test's own keeps the
+// io_context's thread busy while the calls queue up behind it.
+TEST(DriverCluster, CallsReturnWhenTheIoContextStopsUnderThem) {
+  asio::io_context io;
+  auto guard = asio::make_work_guard(io);
+  Membership m(io, local_config("stopped"), loopback(), 93);
+  m.start({});
+  std::promise<void> busy;
+  std::promise<void> release;
+  auto released = release.get_future();
+  asio::post(io, [&] {
+    busy.set_value();
+    released.wait();
+  });
+  std::thread runner([&] { io.run(); });
+  busy.get_future().wait();
+  auto members = std::async(std::launch::async, [&] { return m.members(); });
+  auto left = std::async(std::launch::async, [&] { return m.leave(30s); });
+  std::this_thread::sleep_for(200ms);  // most likely both wait by now; either way they must return
+  io.stop();
+  release.set_value();
+  runner.join();
+  ASSERT_EQ(members.wait_for(30s), std::future_status::ready);
+  const auto seen = members.get();
+  ASSERT_EQ(seen.size(), 1u);
+  EXPECT_EQ(seen[0].member.name, "stopped");
+  ASSERT_EQ(left.wait_for(30s), std::future_status::ready);
+  EXPECT_FALSE(left.get());
+  io.restart();
+  io.poll();  // the queued handlers, claimed already: nothing happens
+  io.stop();  // nothing runs the io_context any more: m shuts down inline
+}
+
+// A lone idle member wakes for SWIM's protocol timers and nothing else:
+// its gossip, probe and push-pull ticks (the local profile's 100 ms, 1 s
+// and 15 s). Counted as in tests/transport: voluntary context switches of
+// every thread of the process over a window of idleness.
+TEST(DriverIdle, ALoneMemberWakesOnlyForItsTimers) {
+  const Config c = local_config("idle");
+  TestNode a(c, loopback(), 94);
+  ASSERT_TRUE(eventually([&] { return sees(*a.m, "idle", MemberState::Alive); }));
+  std::this_thread::sleep_for(1s);
+  constexpr auto kWindow = 5s;
+  const auto before = mesh::test::WakeupSnapshot::take();
+  std::this_thread::sleep_for(kWindow);
+  const auto woke = mesh::test::WakeupSnapshot::take().since(before);
+  const std::uint64_t total = mesh::test::wakeups_total(woke);
+  auto ticks = [&](Duration every) { return static_cast<std::uint64_t>(kWindow / every) + 1; };
+  const std::uint64_t timers = ticks(c.gossip_interval) + ticks(c.probe_interval) + ticks(c.push_pull_interval);
+  std::printf("wake-ups over 5 s idle: %llu (protocol timers: %llu)\n%s", static_cast<unsigned long long>(total),
+              static_cast<unsigned long long>(timers), mesh::test::describe_wakeups(woke).c_str());
+  // The timers, the test's own thread, and a sanitizer's thread if any
+  // (ThreadSanitizer's wakes every 100 ms).
+  EXPECT_LE(total, 2 * timers + 10);
 }
 
 // The IPv6 loopback, if this machine has it.

@@ -21,6 +21,7 @@
 #include <vector>
 
 #include "mesh/transport/transport.hpp"
+#include "wakeups.hpp"
 
 namespace mesh::transport {
 namespace {
@@ -397,6 +398,24 @@ TEST_F(TransportTest, UnknownTargetIsReported) {
   EXPECT_EQ(b->stats().refused[0], 1u);
 }
 
+// A caller's direct send on the peer's DEALER may take the signal that
+// would have woken the transport thread for a refusal arriving there; the
+// thread must still read and report every refusal.
+TEST_F(TransportTest, RefusalsOfDirectNotifiesAreAllReported) {
+  UndeliverableLog log;
+  auto oa = options_for("A");
+  log.attach(oa);
+  make_pair(std::move(oa));
+  constexpr std::size_t kNotifies = 300;
+  for (std::size_t i = 0; i < kNotifies; ++i) {
+    ASSERT_EQ(a->notify(to("B", "missing")), ErrorCode::None);
+    // Pauses let libzmq's throttled command processing come due in a send.
+    if (i % 10 == 9) std::this_thread::sleep_for(2ms);
+  }
+  ASSERT_TRUE(eventually([&] { return log.size() == kNotifies; }));
+  EXPECT_EQ(b->stats().refused[0], kNotifies);
+}
+
 TEST_F(TransportTest, FullInboxRefusesRequestsAndReportsNotifies) {
   UndeliverableLog log;
   auto oa = options_for("A");
@@ -614,6 +633,40 @@ TEST(TransportLocalOnly, ShutdownCompletesAsyncRequests) {
   EXPECT_TRUE(plain->closed());
 }
 
+// admit() holds what it cannot decide yet: readmit() asks again, and what
+// is still held after hold_timeout is refused Unauthenticated, by the
+// receiving thread on its own (nothing else wakes it here).
+TEST_F(TransportTest, HeldMessagesAreReadmittedOrRefusedAfterHoldTimeout) {
+  UndeliverableLog log;
+  auto oa = options_for("A");
+  log.attach(oa);
+  auto ob = options_for("B");
+  ob.hold_timeout = 300ms;
+  std::atomic<bool> known{false};
+  ob.admit = [&known](const EnvelopeView& m, std::string_view, bool) {
+    using Admission = TransportOptions::Admission;
+    if (m.target == "svc" && known.load()) return Admission{Admission::Admit, {}};
+    return Admission{Admission::Hold, {}};
+  };
+  make_pair(std::move(oa), std::move(ob));
+  auto inbox = b->open_inbox("svc");
+  ASSERT_EQ(a->notify(to("B", "svc", "first")), ErrorCode::None);
+  ASSERT_TRUE(eventually([&] { return b->stats().frames_holding == 1; }));
+  known = true;
+  b->readmit("A");
+  auto got = inbox->pop(kLong);
+  ASSERT_TRUE(got);
+  EXPECT_EQ(text(got->envelope.payload), "first");
+
+  auto never = to("B", "other");
+  never.id = MessageId{9, 9};
+  ASSERT_EQ(a->notify(never), ErrorCode::None);
+  EXPECT_EQ(a->request(to("B", "other"), kLong).error, ErrorCode::Unauthenticated);
+  ASSERT_TRUE(eventually([&] { return log.find(never.id).has_value(); }));
+  EXPECT_EQ(log.find(never.id)->reason, ErrorCode::Unauthenticated);
+  EXPECT_EQ(b->stats().frames_holding, 0u);
+}
+
 // ---------------------------------------------------------------- ask_async
 
 TEST_F(TransportTest, AskAsyncPendingThenReadyThenFreed) {
@@ -655,6 +708,30 @@ TEST_F(TransportTest, AskAsyncToSilentTargetExpiresThenIsFreed) {
   // remove=true does not free an Expired entry; the retention does.
   ASSERT_TRUE(eventually([&] { return a->check_inbox(ticket.id).state == AskState::Unknown; }));
   EXPECT_TRUE(eventually([&] { return a->stats().ask_entries == 0; }));
+}
+
+// The transport thread sleeps until the next thing due: what used to ride
+// on a periodic wake-up must still happen, each at its own time, on a
+// thread with nothing else to do.
+TEST_F(TransportTest, DeadlinesAndRetentionsRunOutOnAnIdleThread) {
+  auto oa = options_for("A");
+  oa.ask_retention = 200ms;
+  make_pair(std::move(oa));
+  auto silent = a->open_inbox("silent");
+  auto quick = a->open_inbox("quick", 0, echo_handler());
+  // An ask answered at once by a quick handler: only its retention is left
+  // to run out, and nothing but the sweep frees it (stats() does not).
+  auto ticket = a->ask_async(to("", "quick", "q"), 50ms);
+  ASSERT_EQ(ticket.error, ErrorCode::None);
+  EXPECT_EQ(a->stats().ask_entries, 1u);
+  EXPECT_TRUE(eventually([&] { return a->stats().ask_entries == 0; }));
+  // A same-node request's deadline, longer than a poll cap would have
+  // covered.
+  std::promise<Reply> p;
+  a->request_async(to("", "silent"), 300ms, [&p](Reply r) { p.set_value(std::move(r)); });
+  auto future = p.get_future();
+  ASSERT_EQ(future.wait_for(kLong), std::future_status::ready);
+  EXPECT_EQ(future.get().error, ErrorCode::Timeout);
 }
 
 // ---------------------------------------------------------------- broadcast
@@ -1312,6 +1389,104 @@ TEST_F(TransportTest, IpcIsUsedForSameHostPeers) {
     b.reset();
   }
   std::filesystem::remove_all(dir);
+}
+
+// ---------------------------------------------------------------- idle
+
+// ThreadSanitizer's runtime has a thread of its own that wakes every 100 ms.
+#if defined(__SANITIZE_THREAD__)
+constexpr bool kTsanRuntime = true;
+#elif defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+constexpr bool kTsanRuntime = true;
+#else
+constexpr bool kTsanRuntime = false;
+#endif
+#else
+constexpr bool kTsanRuntime = false;
+#endif
+
+// An idle node sleeps: nothing in the transport wakes on a timer of its
+// own. Two transports linked to each other are left alone for a while and
+// their process's wake-ups counted (voluntary context switches of every
+// thread, tests/support/wakeups.hpp). What must wake is ZeroMQ's
+// heartbeating, on libzmq's I/O threads: each of the two connections (A's
+// DEALER to B's ROUTER, and B's to A's) has both ends send a PING every
+// heartbeat_interval and answer the other end's PING with a PONG, so per
+// end and interval: its timer, the PING read and the PONG read, at most
+// three wake-ups (measured: about one). The transport threads have nothing
+// to do: no deadline is pending, and heartbeats never reach them.
+// These are counts, not timings. With the 100 ms poll cap the loop used to
+// have, this process woke 91-116 times in the window, 65-88 of them on the
+// transport threads; without it, 27, none on the transport threads.
+TEST_F(TransportTest, IdleNodesWakeOnlyForHeartbeats) {
+  auto oa = options_for("A");
+  auto ob = options_for("B");
+  oa.heartbeat_interval = ob.heartbeat_interval = 1s;
+  oa.heartbeat_timeout = ob.heartbeat_timeout = 3s;
+  make_pair(std::move(oa), std::move(ob));
+  // Used once each way, then left to settle (handshake events, the first
+  // heartbeats).
+  auto inbox_a = a->open_inbox("agent");
+  auto inbox_b = b->open_inbox("agent");
+  ASSERT_EQ(a->notify(to("B", "agent")), ErrorCode::None);
+  ASSERT_EQ(b->notify(to("A", "agent")), ErrorCode::None);
+  ASSERT_TRUE(inbox_b->pop(kLong));
+  ASSERT_TRUE(inbox_a->pop(kLong));
+  std::this_thread::sleep_for(1500ms);
+
+  constexpr std::uint64_t kWindowSeconds = 5;
+  const auto before = test::WakeupSnapshot::take();
+  std::this_thread::sleep_for(std::chrono::seconds(kWindowSeconds));
+  const auto woke = test::WakeupSnapshot::take().since(before);
+
+  const std::uint64_t total = test::wakeups_total(woke);
+  const std::uint64_t transport_threads = test::wakeups_of(woke, "mesh-transport");
+  const std::uint64_t node_threads = transport_threads + test::wakeups_of(woke, "ZMQbg/");
+  constexpr std::uint64_t kHeartbeatWakeups = 2 /* connections */ * 2 /* ends */ * 3 * kWindowSeconds;
+  // The test's own thread sleeps once; the sanitizer's thread, if any.
+  constexpr std::uint64_t kOthers = 5 + (kTsanRuntime ? 10 * kWindowSeconds + 5 : 0);
+  std::printf("wake-ups over %llu s idle: %llu in the process, %llu on the node's threads, %llu of them "
+              "on the transport threads (heartbeats: at most %llu)\n%s",
+              static_cast<unsigned long long>(kWindowSeconds), static_cast<unsigned long long>(total),
+              static_cast<unsigned long long>(node_threads), static_cast<unsigned long long>(transport_threads),
+              static_cast<unsigned long long>(kHeartbeatWakeups), test::describe_wakeups(woke).c_str());
+  // A wake-up a second between the two would be a tenth of the old cap's.
+  EXPECT_LE(transport_threads, kWindowSeconds);
+  EXPECT_LE(node_threads, kHeartbeatWakeups);
+  EXPECT_LE(total, kHeartbeatWakeups + kOthers);
+}
+
+// A thread blocked in a direct request sleeps until its reply, its peer's
+// failure or its deadline (the receive in 100 ms slices it replaced woke it
+// ten times a second to look for failures).
+TEST_F(TransportTest, AThreadWaitingOnARequestChannelSleeps) {
+  make_pair();
+  auto echo = b->open_inbox("echo", 0, echo_handler());
+  auto svc = b->open_inbox("svc");
+  ASSERT_TRUE(warm_direct(*a, "B", "echo"));
+  const auto direct_before = a->stats().requests_direct;
+  std::atomic<pid_t> tid{0};
+  auto f = std::async(std::launch::async, [&] {
+    tid = ::gettid();
+    return a->request(to("B", "svc"), 600s);
+  });
+  auto in = svc->pop(kLong);
+  ASSERT_TRUE(in);
+  const auto before = test::WakeupSnapshot::take();
+  std::this_thread::sleep_for(2s);
+  const auto woke = test::WakeupSnapshot::take().since(before);
+  const auto waiter = woke.find(std::to_string(tid.load()));
+  ASSERT_NE(waiter, woke.end());
+  std::printf("the waiting thread woke %llu times in 2 s\n", static_cast<unsigned long long>(waiter->second.count));
+  EXPECT_LE(waiter->second.count, 2u) << test::describe_wakeups(woke);
+  // And wakes for its reply.
+  ASSERT_EQ(b->respond(*in, bytes("done")), ErrorCode::None);
+  ASSERT_EQ(f.wait_for(kLong), std::future_status::ready);
+  Reply r = f.get();
+  ASSERT_TRUE(r.ok());
+  EXPECT_EQ(text(r.envelope.payload), "done");
+  EXPECT_EQ(a->stats().requests_direct, direct_before + 1);
 }
 
 TEST(TransportOptionsTest, BadOptionsThrow) {

@@ -30,6 +30,7 @@
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/strand.hpp>
 
+#include <atomic>
 #include <chrono>
 #include <cstdint>
 #include <functional>
@@ -52,6 +53,12 @@ using SteadyTime = std::chrono::steady_clock::time_point;
 // Name under which our Serf intent is queued: a newer intent replaces an
 // older one that has not gone out yet.
 inline constexpr const char* kIntentName = "serf-intent";
+
+// How often a caller waiting on the strand looks whether the io_context was
+// stopped under it (Impl::await). Asio tells nobody about stop(): the
+// handlers already queued stay queued, to run at the next run(). Only a
+// destroyed io_context destroys them, which wakes the caller at once.
+inline constexpr auto kStoppedCheck = std::chrono::seconds(1);
 
 // One TCP exchange: an accepted connection, or one of the core's
 // OutStreams. The buffer grows as bytes arrive; `used` is its filled part.
@@ -83,6 +90,15 @@ struct Membership::Impl : std::enable_shared_from_this<Membership::Impl> {
   // the strand, or when the io_context is stopped (nothing else can run).
   template <class F>
   auto sync(F f) -> decltype(f());
+  // Waits for the result of a handler posted to the strand, which holds
+  // the only reference to its promise. True once it is ready, or broken:
+  // an io_context destroyed with the handler still queued destroys the
+  // handler, and get() throws std::future_error (broken_promise). False
+  // when `give_up` passed first or the io_context was stopped under us,
+  // which is looked at once per kStoppedCheck: a strand that answers
+  // sooner is waited for in one wait, without any wake-up of its own.
+  template <class T>
+  bool await(const std::future<T>& done, SteadyTime give_up = SteadyTime::max()) const;
 
   // --- lifecycle (strand) ---------------------------------------------------
   void start(Bytes meta);
@@ -209,7 +225,12 @@ auto Membership::Impl::sync(F f) -> decltype(f()) {
   if (strand_.running_in_this_thread() || io_.stopped()) return f();
   auto p = std::make_shared<std::promise<R>>();
   auto fut = p->get_future();
-  asio::post(strand_, [p, f]() mutable {
+  // `f` runs once, wherever it is claimed: on the strand, or here when the
+  // io_context stopped with the handler still queued (a later run() would
+  // otherwise run it a second time).
+  auto claimed = std::make_shared<std::atomic<bool>>(false);
+  asio::post(strand_, [p = std::move(p), f, claimed]() mutable {
+    if (claimed->exchange(true)) return;
     try {
       if constexpr (std::is_void_v<R>) {
         f();
@@ -218,17 +239,22 @@ auto Membership::Impl::sync(F f) -> decltype(f()) {
         p->set_value(f());
       }
     } catch (...) {
-      try {
-        p->set_exception(std::current_exception());
-      } catch (...) {  // already satisfied by the fallback below
-      }
+      p->set_exception(std::current_exception());
     }
   });
-  while (fut.wait_for(std::chrono::milliseconds(20)) != std::future_status::ready) {
-    // The io_context stopped under us: nothing will run the posted call.
-    if (io_.stopped()) return f();
+  // Stopped under us, and nothing ran the call: nothing else can run now.
+  if (!await(fut) && !claimed->exchange(true)) return f();
+  return fut.get();  // (stopped while the strand ran it: it finishes)
+}
+
+template <class T>
+bool Membership::Impl::await(const std::future<T>& done, SteadyTime give_up) const {
+  for (;;) {
+    const SteadyTime now = std::chrono::steady_clock::now();
+    const SteadyTime until = give_up - now > kStoppedCheck ? now + kStoppedCheck : give_up;
+    if (done.wait_until(until) == std::future_status::ready) return true;
+    if (io_.stopped() || std::chrono::steady_clock::now() >= give_up) return false;
   }
-  return fut.get();
 }
 
 }  // namespace mesh::swim

@@ -51,15 +51,17 @@ bool Membership::leave(std::chrono::milliseconds timeout) {
   }
   auto done = std::make_shared<std::promise<bool>>();
   auto fut = done->get_future();
-  asio::post(impl_->strand_, [impl = impl_, timeout, done] { impl->begin_leave(timeout, done); });
+  // The handler holds the only reference to the promise (then the leave
+  // does, until it ends): see Impl::await.
+  asio::post(impl_->strand_, [impl = impl_, timeout, done = std::move(done)]() mutable {
+    impl->begin_leave(timeout, std::move(done));
+  });
   // The strand enforces `timeout`; the margin only guards against an
   // io_context that stops running while we wait.
   const auto give_up = std::chrono::steady_clock::now() + timeout + std::chrono::seconds(2);
-  while (fut.wait_for(std::chrono::milliseconds(20)) != std::future_status::ready) {
-    if (impl_->io_.stopped() || std::chrono::steady_clock::now() > give_up) {
-      shutdown();
-      return false;
-    }
+  if (!impl_->await(fut, give_up)) {
+    shutdown();
+    return false;
   }
   return fut.get();
 }

@@ -12,8 +12,9 @@ namespace {
 std::size_t reply_cost(const Reply& r) { return r.envelope.payload.size() + r.envelope.context.size(); }
 }  // namespace
 
-bool AskTable::add(const MessageId& id, std::int64_t deadline_ms, std::int64_t free_at_ms) {
+bool AskTable::add(const MessageId& id, std::int64_t deadline_ms, std::int64_t free_at_ms, bool& sooner) {
   std::lock_guard lock(mu_);
+  sooner = false;
   sweep_locked(steady_now_ms());
   if (entries_.size() >= limit_ && !entries_.contains(id)) return false;
   Entry e;
@@ -30,7 +31,19 @@ bool AskTable::add(const MessageId& id, std::int64_t deadline_ms, std::int64_t f
     for (const auto& [key, entry] : entries_) live.push_back(FreeAt{entry.free_at_ms, key});
     frees_ = decltype(frees_)(std::greater<>(), std::move(live));
   }
+  const std::int64_t before = next_free_ms_.load(std::memory_order_relaxed);
+  publish_next_free_locked();
+  sooner = next_free_ms_.load(std::memory_order_relaxed) < before;
   return true;
+}
+
+void AskTable::publish_next_free_locked() {
+  while (!frees_.empty()) {
+    auto it = entries_.find(frees_.top().id);
+    if (it != entries_.end() && it->second.free_at_ms == frees_.top().at_ms) break;
+    frees_.pop();
+  }
+  next_free_ms_.store(frees_.empty() ? INT64_MAX : frees_.top().at_ms, std::memory_order_release);
 }
 
 void AskTable::erase_locked(const MessageId& id) {
@@ -43,6 +56,7 @@ void AskTable::erase_locked(const MessageId& id) {
 void AskTable::erase(const MessageId& id) {
   std::lock_guard lock(mu_);
   erase_locked(id);
+  publish_next_free_locked();
 }
 
 bool AskTable::watch(const MessageId& id, std::function<void()> fn) {
@@ -111,6 +125,7 @@ AskResult AskTable::check(const MessageId& id, std::chrono::milliseconds wait, b
       result.reply = std::move(e.reply);
       bytes_ -= e.bytes;
       entries_.erase(it);
+      publish_next_free_locked();
     } else {
       result.reply = e.reply;
     }
@@ -132,6 +147,7 @@ void AskTable::sweep_locked(std::int64_t now_ms) {
     }
     frees_.pop();
   }
+  publish_next_free_locked();
 }
 
 std::size_t AskTable::size() const {

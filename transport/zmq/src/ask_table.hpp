@@ -1,5 +1,6 @@
 #pragma once
 
+#include <atomic>
 #include <chrono>
 #include <condition_variable>
 #include <cstddef>
@@ -21,7 +22,9 @@ class AskTable {
  public:
   AskTable(std::size_t limit, std::size_t byte_limit);
   // False when the table is full (the ask is refused with MailboxFull).
-  bool add(const MessageId& id, std::int64_t deadline_ms, std::int64_t free_at_ms);
+  // `sooner` is set when the entry's retention is now the first to run
+  // out: whoever sweeps the table must be woken to wait less.
+  bool add(const MessageId& id, std::int64_t deadline_ms, std::int64_t free_at_ms, bool& sooner);
   void erase(const MessageId& id);
   void complete(const MessageId& id, Reply&& reply);
   AskResult check(const MessageId& id, std::chrono::milliseconds wait, bool remove);
@@ -30,6 +33,9 @@ class AskTable {
   bool watch(const MessageId& id, std::function<void()> fn);
   // Frees entries whose retention ran out.
   void sweep(std::int64_t now_ms);
+  // When the next entry's retention runs out (INT64_MAX: no entry), read
+  // without the lock: the transport thread sleeps until then.
+  std::int64_t next_free_ms() const { return next_free_ms_.load(std::memory_order_acquire); }
   std::size_t size() const;
   std::size_t bytes() const;
 
@@ -49,6 +55,9 @@ class AskTable {
     bool operator>(const FreeAt& o) const { return at_ms > o.at_ms; }
   };
   void sweep_locked(std::int64_t now_ms);
+  // Drops the FreeAt at the top left by entries taken out early (check,
+  // erase) and publishes the next one.
+  void publish_next_free_locked();
 
   mutable std::mutex mu_;
   std::condition_variable cv_;
@@ -57,6 +66,7 @@ class AskTable {
   const std::size_t limit_;
   const std::size_t byte_limit_;
   std::size_t bytes_ = 0;
+  std::atomic<std::int64_t> next_free_ms_{INT64_MAX};
 };
 
 }  // namespace mesh::transport::detail

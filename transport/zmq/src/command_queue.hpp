@@ -2,6 +2,7 @@
 // carry, and the queue they wait in.
 #pragma once
 
+#include <atomic>
 #include <cstdint>
 #include <memory>
 #include <mutex>
@@ -47,8 +48,9 @@ struct CmdReply {
   MessageType type = MessageType::Response;
   MessageId request;  // the request it answers (for the reply cache)
 };
-// Nothing to do but wake up: a same-node request with a short deadline
-// was added to the LocalDeadlines.
+// Nothing to do but wake up and wait anew: a same-node request's deadline
+// (LocalDeadlines) or an ask entry's retention (AskTable) is now the first
+// to run out.
 struct CmdWake {};
 // Transport::readmit.
 struct CmdReadmit {
@@ -67,11 +69,8 @@ class CommandQueue {
   CommandQueue(const CommandQueue&) = delete;
   CommandQueue& operator=(const CommandQueue&) = delete;
 
-  // `urgent` = false skips the wake-up when the thread has not been woken
-  // since its last take: the command is then picked up at the thread's
-  // next wake, at most kMaxPollMs later. Used for bookkeeping that is off
-  // the critical path (a same-node request's deadline).
-  void push(Command&& command, bool urgent = true);
+  // Wakes the thread, unless it was woken already since its last take.
+  void push(Command&& command);
   // Consumer: clears the eventfd (when `readable`), then takes everything.
   void take(std::vector<Command>& out, bool readable);
   int fd() const { return fd_; }
@@ -80,6 +79,32 @@ class CommandQueue {
   std::mutex mu_;
   std::vector<Command> items_;
   bool signaled_ = false;  // an eventfd write since the last take
+  int fd_ = -1;
+};
+
+// A wake-up callers ask for "soon" rather than now: a timerfd the
+// transport thread polls beside the queue's eventfd. It is set at most
+// once until the thread has woken from it, so any number of callers
+// asking within one delay cost one syscall and one wake-up between them.
+class DelayedWake {
+ public:
+  explicit DelayedWake(std::int64_t delay_ms);  // throws TransportError if no timerfd
+  ~DelayedWake();
+  DelayedWake(const DelayedWake&) = delete;
+  DelayedWake& operator=(const DelayedWake&) = delete;
+
+  // Caller: the fd turns readable `delay_ms` from now, or sooner if it was
+  // set already.
+  void arm();
+  // Transport thread, once the fd polled readable: reads it and lets the
+  // next arm() set it again. Called before the thread looks at what the
+  // callers flagged, so that a flag raised after that look sets it anew.
+  void clear();
+  int fd() const { return fd_; }
+
+ private:
+  std::atomic<bool> armed_{false};
+  const std::int64_t delay_ms_;
   int fd_ = -1;
 };
 

@@ -36,6 +36,12 @@ class context_t;
 
 namespace mesh::transport::detail {
 
+// A caller's direct send on a peer's DEALER may take the signal the
+// socket's fd would have given the transport thread (send_direct in
+// transport_reserve.cpp): the thread looks at that DEALER again at the
+// latest this long after. Only refusals of notifies can wait that long.
+inline constexpr std::int64_t kDealerRecheckMs = 10;
+
 struct StringHash {
   using is_transparent = void;
   std::size_t operator()(std::string_view s) const noexcept { return std::hash<std::string_view>{}(s); }
@@ -58,6 +64,7 @@ struct Core {
   std::uint16_t port = 0;          // set once before the thread starts
   std::string endpoint;
   CommandQueue commands;
+  DelayedWake dealer_recheck{kDealerRecheckMs};  // set by direct sends (dealer_used)
   AskTable asks;
   LocalDeadlines local_deadlines;
 
@@ -82,7 +89,5 @@ struct Core {
 
 // How many removed peer names answer PeerDead rather than PeerUnknown.
 inline constexpr std::size_t kTombstones = 1024;
-// The transport thread wakes at least this often (sweeps, lazy commands).
-inline constexpr std::int64_t kMaxPollMs = 100;
 
 }  // namespace mesh::transport::detail

@@ -15,6 +15,7 @@ bool LocalDeadlines::add(std::shared_ptr<PendingCall> call) {
     std::make_heap(heap_.begin(), heap_.end(), later);
     compact_at_ = std::max<std::size_t>(1024, 2 * heap_.size());
   }
+  drop_done_locked();
   const std::int64_t deadline = call->deadline_ms;
   heap_.push_back(std::move(call));
   std::push_heap(heap_.begin(), heap_.end(), later);
@@ -44,9 +45,17 @@ void LocalDeadlines::fail_all(ErrorCode reason, std::atomic<std::uint64_t>& fail
   for (auto& call : all) call->complete(Reply{reason, {}}, &failed);
 }
 
-std::int64_t LocalDeadlines::next_ms() const {
+std::int64_t LocalDeadlines::next_ms() {
   std::lock_guard lock(mu_);
+  drop_done_locked();
   return heap_.empty() ? INT64_MAX : heap_.front()->deadline_ms;
+}
+
+void LocalDeadlines::drop_done_locked() {
+  while (!heap_.empty() && heap_.front()->done()) {
+    std::pop_heap(heap_.begin(), heap_.end(), later);
+    heap_.pop_back();
+  }
 }
 
 }  // namespace mesh::transport::detail

@@ -12,19 +12,25 @@ namespace mesh::transport::detail {
 
 // Deadlines of same-node async requests. Their replies never pass through
 // the transport thread (the responder completes them), so nobody else
-// would notice a deadline; the transport thread expires them on each
-// wake-up (or, under local_only, every public call does).
+// would notice a deadline; the transport thread sleeps until the earliest
+// and expires them (or, under local_only, every public call does, and a
+// watcher thread when nobody calls).
 class LocalDeadlines {
  public:
-  // True when `call` has become the earliest deadline.
+  // True when `call` has become the earliest deadline: whoever waits for
+  // the earliest must be woken.
   bool add(std::shared_ptr<PendingCall> call);
   // Completes with Timeout every call whose deadline has passed.
   void expire(std::int64_t now_ms, std::atomic<std::uint64_t>& timed_out);
   // Completes every call with `reason` (shutdown).
   void fail_all(ErrorCode reason, std::atomic<std::uint64_t>& failed);
-  std::int64_t next_ms() const;  // INT64_MAX when empty
+  // The earliest deadline of a call still open (INT64_MAX: none).
+  std::int64_t next_ms();
 
  private:
+  // Calls completed by their responder stay in the heap until their
+  // deadline; those at the top are dropped, so that nobody wakes for them.
+  void drop_done_locked();
   static bool later(const std::shared_ptr<PendingCall>& a, const std::shared_ptr<PendingCall>& b) {
     return a->deadline_ms > b->deadline_ms;
   }

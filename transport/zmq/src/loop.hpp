@@ -171,6 +171,8 @@ class Loop {
   void watch(const std::shared_ptr<PendingCall>& call);
   void fail_pending_to(const void* peer, ErrorCode reason);
   void expire_deadlines(std::int64_t now_ms);
+  // The earliest deadline of a request still pending (INT64_MAX: none).
+  std::int64_t next_deadline_ms();
 
   // receiving (loop_inbound.cpp)
   // Each returns true when the socket had nothing more to read, false
@@ -203,7 +205,12 @@ class Loop {
   // Refuses (Unauthenticated) what was held for `node` since before
   // `before_ms` (all of it when before_ms is max).
   void expire_held(const std::string& node, std::int64_t before_ms);
+  // Refuses what was held past hold_timeout; sets next_held_ms_.
   void expire_held_all(std::int64_t now_ms);
+  // When a frame held since `since_ms` has waited past hold_timeout.
+  std::int64_t hold_ends(std::int64_t since_ms) const {
+    return since_ms + static_cast<std::int64_t>(options_.hold_timeout.count()) + 1;
+  }
 
   // sending on the ROUTER (loop_router_send.cpp)
   void on_reply(CmdReply& c);
@@ -301,12 +308,14 @@ class Loop {
   std::unordered_map<std::string, std::deque<Held>> held_;
   std::size_t held_count_ = 0;
   std::size_t held_bytes_ = 0;
+  // The earliest hold_ends() of a held frame (INT64_MAX: none); may be
+  // early after frames left, never late.
+  std::int64_t next_held_ms_ = INT64_MAX;
 
   std::vector<Command> commands_;
   std::vector<std::uint8_t> scratch_;
   bool stop_ = false;
   bool shut_ = false;
-  std::int64_t next_sweep_ms_ = 0;
 };
 
 }  // namespace mesh::transport::detail

@@ -3,6 +3,7 @@
 // the owner knows more (Transport::readmit) or hold_timeout has passed.
 #include "loop.hpp"
 
+#include <algorithm>
 #include <limits>
 #include <string>
 
@@ -44,6 +45,9 @@ bool Loop::hold(std::span<const std::uint8_t> frame, const Origin& origin, std::
     return false;
   }
   queue.push_back(Held{std::vector<std::uint8_t>(frame.begin(), frame.end()), std::string(origin.identity), since_ms});
+  // A frame held again (readmit) keeps its first since_ms, so it may be
+  // due before every other.
+  next_held_ms_ = std::min(next_held_ms_, hold_ends(since_ms));
   ++held_count_;
   held_bytes_ += frame.size();
   bump(core_->counters.frames_held);
@@ -86,6 +90,7 @@ void Loop::expire_held(const std::string& node, std::int64_t before_ms) {
 }
 
 void Loop::expire_held_all(std::int64_t now_ms) {
+  next_held_ms_ = INT64_MAX;
   if (held_.empty()) return;
   const std::int64_t before = now_ms - static_cast<std::int64_t>(options_.hold_timeout.count());
   std::vector<std::string> nodes;
@@ -93,6 +98,10 @@ void Loop::expire_held_all(std::int64_t now_ms) {
     if (!queue.empty() && queue.front().since_ms < before) nodes.push_back(node);
   }
   for (const auto& node : nodes) expire_held(node, before);
+  // Each queue is oldest first: its front is the next one due.
+  for (const auto& [node, queue] : held_) {
+    if (!queue.empty()) next_held_ms_ = std::min(next_held_ms_, hold_ends(queue.front().since_ms));
+  }
 }
 
 }  // namespace mesh::transport::detail

@@ -41,4 +41,19 @@ void Loop::expire_deadlines(std::int64_t now_ms) {
   }
 }
 
+// Calls that completed (a reply, a peer failure) leave their Deadline in
+// the heap, which cannot erase; those at the top are dropped here, so that
+// the loop does not wake for them.
+std::int64_t Loop::next_deadline_ms() {
+  while (!deadlines_.empty()) {
+    const Deadline& d = deadlines_.top();
+    auto [first, last] = pending_.equal_range(d.id);
+    for (auto it = first; it != last; ++it) {
+      if (it->second.get() == d.call) return d.at_ms;
+    }
+    deadlines_.pop();
+  }
+  return INT64_MAX;
+}
+
 }  // namespace mesh::transport::detail

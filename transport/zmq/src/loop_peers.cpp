@@ -73,7 +73,7 @@ void Loop::on_add_peer(CmdAddPeer& c) {
   // Moved or re-keyed: requests in flight went over the old connection and
   // their replies cannot come back; queued frames go to the new address.
   fail_pending_to(p.shared.get(), ErrorCode::PeerUnreachable);
-  p.shared->failures.fetch_add(1);
+  p.shared->note_failure();
   close_dealer(p);
   // A new key revokes the old one: frames from connections made with it
   // are refused from now on (node_of).
@@ -246,7 +246,7 @@ void Loop::schedule_rebuild(Peer& p, std::int64_t now_ms) {
 }
 
 void Loop::fail_peer(Peer& p, ErrorCode reason) {
-  p.shared->failures.fetch_add(1, std::memory_order_acq_rel);
+  p.shared->note_failure();  // direct requests to it fail too (request_channel.cpp)
   fail_pending_to(p.shared.get(), reason);
   for (auto* queue : {&p.high, &p.normal}) {
     while (!queue->empty()) {

@@ -7,6 +7,7 @@
 #include <pthread.h>
 
 #include <algorithm>
+#include <limits>
 #include <type_traits>
 #include <utility>
 #include <variant>
@@ -14,6 +15,10 @@
 #include "zmq_io.hpp"
 
 namespace mesh::transport::detail {
+
+// The fds polled before the peers': the command queue's eventfd, the
+// ROUTER, the ZAP handler and the dealer recheck timer.
+constexpr std::size_t kFixedFds = 4;
 
 // The loop polls the sockets' ZMQ_FDs itself instead of calling
 // zmq_poll. zmq_poll asks every socket for ZMQ_EVENTS before and after
@@ -38,7 +43,8 @@ void Loop::run() {
     if (router_check_) service_router();
     if (zap_check_) service_zap();
     for (auto& [name, p] : peers_) {
-      // A caller's direct send may have taken the fd's signal: look again.
+      // A caller's direct send may have taken the fd's signal: look again
+      // (the caller set dealer_recheck, which woke us if nothing else did).
       if (p->shared->dealer_used.load(std::memory_order_relaxed) &&
           p->shared->dealer_used.exchange(false, std::memory_order_acq_rel)) {
         p->dealer_check = true;
@@ -60,23 +66,29 @@ void Loop::run() {
         open_dealer(*p);
       }
     }
-    if (now >= next_sweep_ms_) {
-      core_->asks.sweep(now);
-      expire_held_all(now);
-      next_sweep_ms_ = now + kMaxPollMs;
-    }
+    if (now >= core_->asks.next_free_ms()) core_->asks.sweep(now);
+    if (now >= next_held_ms_) expire_held_all(now);
 
-    // Wait.
+    // Wait until the next thing due, and no longer: a request's deadline
+    // (ours, or a same-node one's), a DEALER's rebuild, the end of an ask
+    // entry's retention, a held frame's hold_timeout, the retry of
+    // deferred replies. With none of those, for good (-1): a socket, a
+    // command or the dealer recheck timer wakes us. A command that brings
+    // an earlier deadline wakes us through the eventfd, and the wait is
+    // computed anew after every batch of commands.
+    now = steady_now_ms();  // what ran since may have taken a while
     fds.clear();
     fd_owner.clear();
     fds.push_back(pollfd{core_->commands.fd(), POLLIN, 0});
     fds.push_back(pollfd{router_fd_, POLLIN, 0});
     fds.push_back(pollfd{zap_fd_, POLLIN, 0});  // -1 without CURVE: poll ignores it
+    fds.push_back(pollfd{core_->dealer_recheck.fd(), POLLIN, 0});
     bool busy = router_check_ || zap_check_;
-    std::int64_t wake = now + kMaxPollMs;
+    std::int64_t wake = std::min({next_deadline_ms(), core_->local_deadlines.next_ms(),
+                                  core_->asks.next_free_ms(), next_held_ms_});
     // Room for deferred replies shows on the ROUTER's fd (an activate_write
-    // command); the timer is the fallback.
-    if (!deferred_.empty()) wake = now + kDeferredRetryMs;
+    // command); the timer is the fallback, while replies wait.
+    if (!deferred_.empty()) wake = std::min(wake, now + kDeferredRetryMs);
     for (auto& [name, p] : peers_) {
       if (p->rebuild_at_ms != 0) wake = std::min(wake, p->rebuild_at_ms);
       if (!p->dealer) continue;
@@ -86,17 +98,22 @@ void Loop::run() {
       fds.push_back(pollfd{p->monitor_fd, POLLIN, 0});
       fd_owner.emplace_back(p.get(), true);
     }
-    if (!deadlines_.empty()) wake = std::min(wake, deadlines_.top().at_ms);
-    wake = std::min(wake, core_->local_deadlines.next_ms());
-    const int timeout = busy ? 0 : static_cast<int>(std::clamp<std::int64_t>(wake - now, 0, kMaxPollMs));
+    int timeout = -1;
+    if (busy) {
+      timeout = 0;
+    } else if (wake != INT64_MAX) {
+      timeout = static_cast<int>(std::clamp<std::int64_t>(wake - now, 0, std::numeric_limits<int>::max()));
+    }
     const int rc = ::poll(fds.data(), static_cast<nfds_t>(fds.size()), timeout);
     if (rc <= 0) continue;  // timeout, or EINTR
     eventfd_readable = (fds[0].revents & POLLIN) != 0;
     if (fds[1].revents) router_check_ = true;
     if (fds[2].revents) zap_check_ = true;
+    // Cleared before the next turn looks at dealer_used (see DelayedWake).
+    if (fds[3].revents) core_->dealer_recheck.clear();
     // Peers cannot have been removed since fd_owner was filled.
     for (std::size_t i = 0; i < fd_owner.size(); ++i) {
-      if (!fds[3 + i].revents) continue;
+      if (!fds[kFixedFds + i].revents) continue;
       auto [peer, is_monitor] = fd_owner[i];
       (is_monitor ? peer->monitor_check : peer->dealer_check) = true;
     }

@@ -1,8 +1,11 @@
 #include "request_channel.hpp"
 
+#include <poll.h>
 #include <zmq.hpp>
 
 #include <algorithm>
+#include <cerrno>
+#include <limits>
 
 #include "clock.hpp"
 #include "core.hpp"
@@ -35,6 +38,8 @@ std::unique_ptr<Channel> make_channel(Core& core, const std::string& endpoint,
   } catch (const zmq::error_t&) {
     return nullptr;
   }
+  ch->fd = socket_fd(ch->dealer);
+  if (ch->fd < 0) return nullptr;
   return ch;
 }
 
@@ -132,9 +137,12 @@ std::optional<Reply> direct_request(Core& core, PeerShared& peer, const MessageI
                                     const std::vector<std::uint8_t>& frame, std::chrono::milliseconds timeout) {
   auto ch = peer.channels->checkout(core);
   if (!ch) return std::nullopt;
-  const std::uint64_t epoch = peer.failures.load(std::memory_order_acquire);
-  // Checked after the epoch was read: a failure from here on changes it.
-  if (peer.state.load(std::memory_order_acquire) != PeerState::Connected || failure_since(core, peer, epoch)) {
+  // Checked after the epoch was read: a failure from here on changes it,
+  // and fires the signal.
+  const PeerShared::FailureWatch watch = peer.watch_failures();
+  const std::uint64_t epoch = watch.epoch;
+  if (!watch.signal || peer.state.load(std::memory_order_acquire) != PeerState::Connected ||
+      failure_since(core, peer, epoch)) {
     peer.channels->checkin(std::move(ch), true);
     return std::nullopt;
   }
@@ -201,23 +209,29 @@ std::optional<Reply> direct_request(Core& core, PeerShared& peer, const MessageI
       bump(counters.requests_timed_out);
       break;
     }
-    // One slice: the failure counter is read again after it.
-    try {
-      ch->dealer.set(zmq::sockopt::rcvtimeo, static_cast<int>(std::min<std::int64_t>(left, kMaxPollMs)));
-    } catch (const zmq::error_t&) {
-      // as before: the receive below still returns, on the last timeout set
-    }
     zmq::message_t m;
     try {
-      if (ch->dealer.recv(m)) take(m);  // nothing: EAGAIN, the slice is over
+      if (ch->dealer.recv(m, zmq::recv_flags::dontwait)) {
+        take(m);
+        continue;
+      }
     } catch (const zmq::error_t& e) {
       if (e.num() == ETERM) {  // the context is going away
         result = Reply{ErrorCode::Shutdown, {}};
         bump(counters.requests_failed_fast);
         healthy = false;
       }
-      // EINTR: look again
+      continue;  // EINTR: look again
     }
+    // Nothing to read. ZMQ_FD is edge-like (it signals commands, not
+    // messages), but the receive that answered EAGAIN processed the
+    // socket's commands and left its pipe armed, so the next reply makes
+    // the fd readable: only now is it safe to sleep on. The failure signal
+    // stays readable once fired, so one fired since the watch began ends
+    // the sleep at once.
+    pollfd fds[2] = {{ch->fd, POLLIN, 0}, {watch.signal->fd(), POLLIN, 0}};
+    // A timeout or EINTR: the loop looks at the deadline again.
+    ::poll(fds, 2, static_cast<int>(std::min<std::int64_t>(left, std::numeric_limits<int>::max())));
   }
   drop(counters.pending_requests);
   peer.channels->checkin(std::move(ch), healthy);

@@ -14,14 +14,19 @@
 //
 // Failure detection stays with the transport thread, which monitors the
 // peer's main DEALER: when it fails the requests to a peer it bumps the
-// peer's failure counter. A waiting channel receives in slices of at most
-// kMaxPollMs and reads the counter between them, so it fails fast (within
-// a slice) as the normal path would. The design first had the thread
-// publish failures on an inproc PUB and each channel zmq_poll its DEALER
-// and a SUB: immediate, but zmq_poll over two sockets costs about six more
-// syscalls per round trip than a blocking receive on one (counted with
-// strace -c), which is more than the whole gap we were closing, so the
-// slices won (docs/transport.md, "Measured").
+// peer's failure counter (PeerShared::note_failure), which also fires an
+// eventfd. The waiting thread poll()s its channel's ZMQ_FD and that
+// eventfd until the deadline, so it fails fast, at once, as the normal
+// path would, and an idle wait costs no wake-up. The design first had the
+// thread publish failures on an inproc PUB and each channel zmq_poll its
+// DEALER and a SUB: immediate, but zmq_poll over two sockets costs about
+// six more syscalls per round trip than a blocking receive on one
+// (counted with strace -c). Then came a blocking receive in slices of
+// 100 ms with the counter read between them: cheap, but failures were
+// noticed a slice late and a waiting thread woke ten times a second. A
+// plain poll() over one ZMQ_FD and one eventfd costs two syscalls more
+// per round trip than the blocking receive (docs/transport.md,
+// "Measured").
 #pragma once
 
 #include <zmq.hpp>
@@ -49,6 +54,7 @@ struct Channel {
   Channel& operator=(const Channel&) = delete;
 
   zmq::socket_t dealer;
+  int fd = -1;                   // its ZMQ_FD
   std::uint64_t generation = 0;  // the pool target it was made for
   int misses = 0;                // sends refused in a row (not connected)
 };

@@ -81,7 +81,9 @@ void Transport::remove_peer(const std::string& name, ErrorCode reason) {
       }
     }
   }
-  if (shared) core.commands.push(detail::CmdRemovePeer{std::move(shared), reason});
+  if (!shared) return;
+  shared->wake_watchers();  // direct requests to it fail with `reason` now
+  core.commands.push(detail::CmdRemovePeer{std::move(shared), reason});
 }
 
 void Transport::readmit(const std::string& node) { impl_->core->commands.push(detail::CmdReadmit{node}); }

@@ -75,6 +75,10 @@ struct Transport::Impl {
   // handler already answered); otherwise LocalDeadlines watches it.
   ErrorCode start_local_request(OutMessage&& m, std::chrono::milliseconds timeout,
                                 std::function<void(Reply)>& done, std::shared_ptr<detail::PendingCall>* waiter);
+  // A same-node request's deadline or an ask entry's retention is now the
+  // first to run out: wakes whoever sleeps until the first (the transport
+  // thread; under local_only, the watcher below, started on first need).
+  void wake_deadline_watcher();
   // local_only has no transport thread: every public call does its chores,
   // and a same-node request nobody waits on (request_async, ask_async)
   // starts the deadline watcher below, so that its timeout fires even when

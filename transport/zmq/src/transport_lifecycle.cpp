@@ -12,6 +12,7 @@
 #include <cstdint>
 #include <memory>
 #include <mutex>
+#include <shared_mutex>
 #include <thread>
 #include <utility>
 
@@ -63,13 +64,18 @@ Transport::Impl::~Impl() {
     core->inboxes.clear();
     return;
   }
+  // Threads waiting on request channels wake, see `stopping` and give
+  // their channels back; a peer removed before was woken by remove_peer.
+  {
+    std::shared_lock lock(core->peers_mu);
+    for (auto& [name, peer] : core->peers) peer->wake_watchers();
+  }
   core->commands.push(detail::CmdStop{});
   if (thread.joinable()) thread.join();
   loop->drain_late_commands();
   loop.reset();
-  // Threads waiting on request channels see `stopping` within a slice
-  // (kMaxPollMs) and give them back; their sockets are closed before the
-  // context (zmq_ctx_term waits for every socket of the context).
+  // The channels' sockets are closed before the context (zmq_ctx_term
+  // waits for every socket of the context).
   for (auto& pool : core->live_pools()) {
     pool->close();
     pool->wait_idle();
@@ -83,6 +89,14 @@ Transport::Impl::~Impl() {
   // (zmq_ctx_term, called again on EINTR).
   core->zmq_context = nullptr;
   zmq_context.reset();
+}
+
+void Transport::Impl::wake_deadline_watcher() {
+  if (core->options.local_only) {
+    watch_local_deadlines();
+  } else {
+    core->commands.push(detail::CmdWake{});
+  }
 }
 
 void Transport::Impl::tick() {
@@ -104,7 +118,10 @@ void Transport::Impl::watch_local_deadlines() {
 void Transport::Impl::local_timer_loop() {
   std::unique_lock lock(timer_mu);
   while (!timer_stop) {
-    const std::int64_t next = core->local_deadlines.next_ms();
+    // The first thing due: a request's deadline, or the end of an ask
+    // entry's retention. Whoever makes a sooner one takes timer_mu, then
+    // notifies us: never between this look and the wait.
+    const std::int64_t next = std::min(core->local_deadlines.next_ms(), core->asks.next_free_ms());
     const std::int64_t now = detail::steady_now_ms();
     if (next <= now) {
       lock.unlock();
@@ -112,10 +129,11 @@ void Transport::Impl::local_timer_loop() {
       lock.lock();
       continue;
     }
-    // Nothing pending: sleep until a new call arrives (notify) or, at the
-    // latest, a second from now (ask retention sweeps).
-    const std::int64_t wait_ms = std::min<std::int64_t>(next - now, 1000);
-    timer_cv.wait_for(lock, std::chrono::milliseconds(wait_ms));
+    if (next == INT64_MAX) {
+      timer_cv.wait(lock);  // nothing due: until a notify (new deadline, or the stop)
+    } else {
+      timer_cv.wait_for(lock, std::chrono::milliseconds(next - now));
+    }
   }
 }
 

@@ -37,10 +37,6 @@ using detail::PendingCall;
 
 namespace {
 
-// Requests with a timeout shorter than this wake the transport thread to
-// watch their deadline at once; longer ones wait for its next wake-up.
-constexpr std::int64_t kUrgentWatchMs = 2 * detail::kMaxPollMs;
-
 bool fails_fast(ErrorCode e) {
   return e == ErrorCode::PeerDead || e == ErrorCode::PeerUnreachable || e == ErrorCode::Shutdown;
 }
@@ -77,15 +73,10 @@ ErrorCode Transport::Impl::start_local_request(OutMessage&& m, std::chrono::mill
     *waiter = std::move(call);
     return ErrorCode::None;
   }
-  // The transport thread is woken only for a deadline that is both the
-  // earliest and near; otherwise its next wake-up (kMaxPollMs) is soon
-  // enough, and the request costs no hop at all.
-  const bool earliest = core->local_deadlines.add(std::move(call));
-  if (core->options.local_only) {
-    if (earliest) watch_local_deadlines();
-  } else if (earliest && timeout.count() < kUrgentWatchMs) {
-    core->commands.push(detail::CmdWake{});
-  }
+  // Whoever watches the deadlines sleeps until the earliest: it is woken
+  // only when this one comes sooner. Requests that come later than the
+  // earliest (the usual case, with one timeout for all) cost no hop.
+  if (core->local_deadlines.add(std::move(call))) wake_deadline_watcher();
   return ErrorCode::None;
 }
 
@@ -218,10 +209,15 @@ Transport::AskTicket Transport::ask_async(OutMessage message, std::chrono::milli
   message.id = ticket.id;
   const auto now = detail::steady_now_ms();
   // The entry exists before the request can complete.
-  if (!core.asks.add(ticket.id, now + timeout.count(), now + timeout.count() + core.options.ask_retention.count())) {
+  bool sooner = false;
+  if (!core.asks.add(ticket.id, now + timeout.count(), now + timeout.count() + core.options.ask_retention.count(),
+                     sooner)) {
     ticket.error = ErrorCode::MailboxFull;  // ask_limit entries held: check_inbox some first
     return ticket;
   }
+  // Its retention runs out before any other's: the sweeper sleeps until
+  // the first, so it must wait less.
+  if (sooner) impl_->wake_deadline_watcher();
   std::weak_ptr<Core> weak = impl_->core;
   const MessageId id = ticket.id;
   const auto started = std::chrono::steady_clock::now();

@@ -50,9 +50,12 @@ ErrorCode Transport::Impl::reserve(const std::string& node, std::shared_ptr<Peer
 //    the queue or on the way to it, so this cannot overtake it;
 //  * no request awaiting a reply on the main DEALER: a send may process the
 //    socket's pending commands and so take the signal its fd would give the
-//    transport thread. The thread looks at the DEALER again at its next
-//    wake-up (dealer_used), which delays only what arrives meanwhile:
-//    refusals of notifies, never a reply somebody waits for;
+//    transport thread. The thread looks at the DEALER again at the latest
+//    kDealerRecheckMs later (dealer_used, and the timer the first such send
+//    sets), which delays only what arrives meanwhile: refusals of
+//    notifies, never a reply somebody waits for. The timer is set once per
+//    look of the thread, not once per send, so a stream of direct sends
+//    costs neither a syscall each nor a wake-up of the thread each;
 //  * try_lock: never wait behind the transport thread; queue instead.
 bool Transport::Impl::send_direct(PeerShared& peer, const std::vector<std::uint8_t>& bytes) {
   if (!core->options.direct_notifies || peer.state.load(std::memory_order_acquire) != PeerState::Connected ||
@@ -67,7 +70,7 @@ bool Transport::Impl::send_direct(PeerShared& peer, const std::vector<std::uint8
     detail::drop(sent);
     return false;
   }
-  peer.dealer_used.store(true, std::memory_order_release);
+  if (!peer.dealer_used.exchange(true, std::memory_order_acq_rel)) core->dealer_recheck.arm();
   return true;
 }
 

@@ -11,7 +11,9 @@
 // strand itself (an event callback, on_first_join) they run inline instead.
 // leave() waits for the network and must not be called from the strand (it
 // throws std::logic_error there). Waiting calls need the io_context to be
-// running; once it has stopped they read the state directly.
+// running; once it has stopped they read the state directly, and a call
+// already waiting when it stops does so within a second (Asio tells nobody
+// about stop(), so a wait that lasts looks once a second).
 //
 // Lifetime: the io_context must outlive the Membership. shutdown() (and the
 // destructor) closes the sockets and returns once no handler of ours is
