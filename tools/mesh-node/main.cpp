@@ -83,11 +83,12 @@ void check_advertise_host(const NodeConfig& c) {
 }
 
 // The next signal of `set` (blocked in every thread), or 0 after
-// `timeout_ms` without one.
+// `timeout_ms` without one; a negative timeout waits for as long as it
+// takes (the idle main thread: no wake-up of its own).
 int next_signal(const sigset_t& set, long timeout_ms) {
   timespec ts{timeout_ms / 1000, (timeout_ms % 1000) * 1'000'000};
   for (;;) {
-    const int sig = ::sigtimedwait(&set, nullptr, &ts);
+    const int sig = timeout_ms < 0 ? ::sigwaitinfo(&set, nullptr) : ::sigtimedwait(&set, nullptr, &ts);
     if (sig > 0) return sig;
     if (errno != EINTR) return 0;
   }
@@ -129,7 +130,7 @@ int run(NodeConfig cfg) {
 
   int sig = 0;
   while (sig == 0) {
-    sig = next_signal(stop_signals, 1000);
+    sig = next_signal(stop_signals, -1);
     if (sig == SIGHUP) {
       reload(mesh);
       sig = 0;

@@ -52,13 +52,15 @@ Detached AgentSlot::run_request(std::shared_ptr<AgentSlot> slot, IncomingMessage
     error = std::current_exception();
   }
   if (error) {
-    if (message.handle) {
-      if (auto t = slot->core->get_transport()) t->respond_error(*message.handle, transport::ErrorCode::Rejected);
-    }
+    // on_error first: by the time the caller learns of the failure, the
+    // agent has been told.
     try {
       std::rethrow_exception(error);
     } catch (...) {
       slot->report_current(&message);
+    }
+    if (message.handle) {
+      if (auto t = slot->core->get_transport()) t->respond_error(*message.handle, transport::ErrorCode::Rejected);
     }
   } else if (answer) {
     slot->client->respond(message, *answer);
@@ -330,32 +332,30 @@ bool AgentSlot::stop_wait(std::chrono::steady_clock::time_point until) {
     running.store(false);
     return true;
   }
-  {
-    std::unique_lock lock(core->live_mu);
-    if (!core->live_cv.wait_until(lock, until, [this] { return live.load() == 0; })) {
-      spdlog::error("{}: agent {} did not end within the stop deadline (a coroutine ignores the stop); "
-                    "it is abandoned",
-                    core->node_name, agent->id());
-      return false;
-    }
+  std::unique_lock lock(core->live_mu);
+  if (!core->live_cv.wait_until(lock, until, [this] { return live.load() == 0; })) {
+    spdlog::error("{}: agent {} did not end within the stop deadline (a coroutine ignores the stop); "
+                  "it is abandoned",
+                  core->node_name, agent->id());
+    return false;
   }
-  // Teardown on the strand, after whatever is queued there.
-  std::promise<void> done;
-  auto ended = done.get_future();
-  boost::asio::post(strand, [this, &done] {
-    if (set_up) {
-      set_up = false;
+  return true;
+}
+
+void AgentSlot::teardown_then(std::function<void()> done) {
+  // On the strand, after whatever is queued there.
+  boost::asio::post(strand, [self = shared_from_this(), done = std::move(done)] {
+    if (self->set_up) {
+      self->set_up = false;
       try {
-        agent->teardown();
+        self->agent->teardown();
       } catch (...) {
-        report_current(nullptr);
+        self->report_current(nullptr);
       }
     }
-    done.set_value();
+    self->running.store(false);
+    done();
   });
-  ended.wait();
-  running.store(false);
-  return true;
 }
 
 void AgentSlot::run_thread(std::stop_token stop) {
@@ -402,7 +402,23 @@ void MeshCore::stop_agents(const std::vector<std::shared_ptr<AgentSlot>>& slots)
     if (s->inbox) s->inbox->close();
   }
   const auto until = std::chrono::steady_clock::now() + options.agent_stop_timeout;
-  for (const auto& s : slots) s->stop_wait(until);
+  // Their coroutines end, all at once; then every teardown is posted
+  // before the first is waited for.
+  std::vector<AgentSlot*> ended;
+  for (const auto& s : slots) {
+    if (s->stop_wait(until) && s->kind != AgentSlot::Kind::Thread) ended.push_back(s.get());
+  }
+  std::mutex done_mu;
+  std::condition_variable done_cv;
+  std::size_t left = ended.size();
+  for (AgentSlot* s : ended) {
+    s->teardown_then([&] {
+      std::lock_guard lock(done_mu);
+      if (--left == 0) done_cv.notify_all();
+    });
+  }
+  std::unique_lock lock(done_mu);
+  done_cv.wait(lock, [&] { return left == 0; });
 }
 
 }  // namespace mesh::detail

@@ -228,10 +228,12 @@ struct AgentSlot : std::enable_shared_from_this<AgentSlot> {
   // Any thread.
   void start(std::shared_ptr<transport::Inbox> mailbox);
   // Cancels the agent's awaits and stops its dispatch; stop_wait waits (up
-  // to `until`) for its coroutines to end and runs teardown. Both together
-  // are stop.
+  // to `until`) for its coroutines to end (a ThreadAgent's thread: joins
+  // it); teardown_then runs teardown on the strand, then `done`. The three
+  // in turn are stop (MeshCore::stop_agents).
   void stop_begin();
   bool stop_wait(std::chrono::steady_clock::time_point until);
+  void teardown_then(std::function<void()> done);
   // Counts the failure and calls on_error (which must not throw; if it
   // does, that is swallowed).
   void report(const std::exception& error, const IncomingMessage* message);

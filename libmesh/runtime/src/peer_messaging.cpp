@@ -124,7 +124,9 @@ Task<RequestOutcome> await_request(detail::MeshCore& core, detail::AwaitScope& s
                                    std::chrono::milliseconds timeout, std::optional<PeerInfo> peer) {
   RequestOutcome stopped;
   stopped.error = ErrorCode::Shutdown;
-  RequestOutcome out = co_await detail::await_op<RequestOutcome>(
+  // A named awaiter: GCC 12 mishandles a non-trivial temporary awaiter
+  // (it frees what the lambda captured by move twice).
+  auto op = detail::await_op<RequestOutcome>(
       scope,
       [&core, t = std::move(t), m = std::move(m), timeout](auto c) mutable {
         auto transport = std::move(t);  // not kept past the send
@@ -133,6 +135,7 @@ Task<RequestOutcome> await_request(detail::MeshCore& core, detail::AwaitScope& s
         });
       },
       std::move(stopped));
+  RequestOutcome out = co_await op;
   out.peer = std::move(peer);
   co_return out;
 }
@@ -257,13 +260,16 @@ Task<std::optional<IncomingMessage>> await_receive(std::shared_ptr<detail::Agent
                                                    std::optional<std::chrono::milliseconds> timeout) {
   auto wait = std::make_shared<detail::ReceiveWait>();
   wait->timeout = timeout;
-  co_return co_await detail::await_op<std::optional<IncomingMessage>>(
+  // A named awaiter: GCC 12 mishandles a non-trivial temporary awaiter
+  // (it frees what the lambda captured by move twice).
+  auto op = detail::await_op<std::optional<IncomingMessage>>(
       slot->scope,
       [slot, wait](auto c) {
         wait->completion = std::move(c);
         boost::asio::post(slot->strand, [slot, wait] { slot->start_receive(wait); });
       },
       std::nullopt);
+  co_return co_await op;
 }
 
 }  // namespace
@@ -340,13 +346,16 @@ Task<AskCheck> await_ask(detail::MeshCore& core, detail::AwaitScope& scope, std:
                          transport::MessageId id, std::chrono::milliseconds timeout, bool remove) {
   if (timeout.count() > 0 && t->check_inbox(id, std::chrono::milliseconds(0), false).state ==
                                  transport::AskState::Pending) {
-    co_await detail::await_op<bool>(
+    // A named awaiter: GCC 12 mishandles a non-trivial temporary awaiter
+    // (it frees what the lambda captured by move twice).
+    auto op = detail::await_op<bool>(
         scope,
         [&core, t, id, timeout](auto c) {
           detail::complete_after(core.pool->get_executor(), timeout, c, true);
           if (!t->watch_ask(id, [c] { c->complete(true); })) c->complete(true);  // not pending any more
         },
         false);
+    co_await op;
   }
   co_return to_check(core, t->check_inbox(id, std::chrono::milliseconds(0), remove));
 }
@@ -383,9 +392,12 @@ std::optional<Response> PeerClient::check_inbox_blocking(std::string_view reques
 Task<void> PeerClient::sleep(std::chrono::milliseconds duration) {
   detail::AwaitScope& scope = await_scope();
   detail::MeshCore& core = core_;
-  co_await detail::await_op<bool>(
+  // A named awaiter: GCC 12 mishandles a non-trivial temporary awaiter
+  // (it frees what the lambda captured by move twice).
+  auto op = detail::await_op<bool>(
       scope, [&core, duration](auto c) { detail::complete_after(core.pool->get_executor(), duration, c, true); },
       false);
+  co_await op;
 }
 
 }  // namespace mesh

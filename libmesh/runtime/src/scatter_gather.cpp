@@ -145,7 +145,9 @@ Task<GatherResult> await_gather(detail::MeshCore& core, detail::AwaitScope& scop
                                 std::vector<GatherResult::Miss> unresolved, Json message, GatherPolicy policy,
                                 Json ctx) {
   std::shared_ptr<Gather> state;
-  co_await detail::await_op<bool>(
+  // A named awaiter: GCC 12 mishandles a non-trivial temporary awaiter
+  // (it frees what the lambda captured by move twice).
+  auto op = detail::await_op<bool>(
       scope,
       [&](auto c) {
         detail::complete_after(core.pool->get_executor(), policy.deadline, c, true);
@@ -153,6 +155,7 @@ Task<GatherResult> await_gather(detail::MeshCore& core, detail::AwaitScope& scop
                      [c] { c->complete(true); }, &state);
       },
       false);
+  co_await op;
   co_return gather_result(*state);
 }
 
