@@ -117,10 +117,10 @@ const std::vector<Setting>& settings() {
          return std::nullopt;
        }},
       {"worker_threads", "JC_WORKER_THREADS", "--worker-threads", "N",
-       "threads running the agents (default: one per hardware thread)",
+       "threads running the agents (default 0: one per hardware thread)",
        [](NodeConfig& c, std::string_view v) -> Problem {
          const auto n = parse_uint(trim(v));
-         if (!n || *n < 1 || *n > 1024) return quote(v) + " is not a thread count (1-1024)";
+         if (!n || *n > 1024) return quote(v) + " is not a thread count (0-1024; 0: one per hardware thread)";
          c.worker_threads = static_cast<std::size_t>(*n);
          return std::nullopt;
        }},
