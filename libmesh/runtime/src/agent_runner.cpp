@@ -54,11 +54,7 @@ Detached AgentSlot::run_request(std::shared_ptr<AgentSlot> slot, IncomingMessage
   if (error) {
     // on_error first: by the time the caller learns of the failure, the
     // agent has been told.
-    try {
-      std::rethrow_exception(error);
-    } catch (...) {
-      slot->report_current(&message);
-    }
+    slot->report_error(error, &message);
     if (message.handle) {
       if (auto t = slot->core->get_transport()) t->respond_error(*message.handle, transport::ErrorCode::Rejected);
     }
@@ -77,13 +73,7 @@ Detached AgentSlot::run_notify(std::shared_ptr<AgentSlot> slot, IncomingMessage 
   } catch (...) {
     error = std::current_exception();
   }
-  if (error) {
-    try {
-      std::rethrow_exception(error);
-    } catch (...) {
-      slot->report_current(&message);
-    }
-  }
+  if (error) slot->report_error(error, &message);
   slot->handler_done(error ? 1 : 0);
   slot->end_coroutine();
 }
@@ -123,11 +113,18 @@ void AgentSlot::report(const std::exception& error, const IncomingMessage* messa
 void AgentSlot::report_current(const IncomingMessage* message) {
   try {
     throw;
-  } catch (const HandlerFailed&) {
   } catch (const std::exception& e) {
     report(e, message);
   } catch (...) {
     report(std::runtime_error("a non-standard exception"), message);
+  }
+}
+
+void AgentSlot::report_error(std::exception_ptr error, const IncomingMessage* message) {
+  try {
+    std::rethrow_exception(error);
+  } catch (...) {
+    report_current(message);
   }
 }
 

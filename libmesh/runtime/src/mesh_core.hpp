@@ -64,11 +64,6 @@ inline constexpr char kKeysInbox[] = "$keys";
 inline constexpr char kMeshTag[] = "mesh";
 inline constexpr char kRegistryVersionTag[] = "rv";
 
-// Thrown by CustomAgent's loop after a handler failure was reported
-// (on_error called, the request answered): the runner restarts the agent
-// without reporting it again.
-struct HandlerFailed {};
-
 std::int64_t steady_ms();
 // 64 bits from the OS's random source (seeds, not secrets).
 std::uint64_t random_u64();
@@ -238,6 +233,7 @@ struct AgentSlot : std::enable_shared_from_this<AgentSlot> {
   // does, that is swallowed).
   void report(const std::exception& error, const IncomingMessage* message);
   void report_current(const IncomingMessage* message);  // the exception being handled
+  void report_error(std::exception_ptr error, const IncomingMessage* message);
 
   // ---- on the strand ----
   void begin();   // setup, then run() or dispatch
