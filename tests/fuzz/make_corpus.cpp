@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "mesh/agent_card.hpp"
+#include "mesh/conversation.hpp"
 #include "mesh/node_config.hpp"
 #include "mesh/swim/codec.hpp"
 #include "mesh/swim/membership.hpp"
@@ -163,13 +164,40 @@ void transport() {
   put("envelope", "request", mesh::transport::encode(e));
   e.type = mesh::transport::MessageType::Response;
   e.correlation = mesh::transport::MessageId{1, 2};
-  e.priority = mesh::transport::Priority::High;
+  e.priority = mesh::transport::Priority::Urgent;
   put("envelope", "response", mesh::transport::encode(e));
   e.type = mesh::transport::MessageType::Error;
   e.error = mesh::transport::ErrorCode::Timeout;
   e.context.clear();
   e.payload.clear();
   put("envelope", "error", mesh::transport::encode(e));
+
+  mesh::ThreadBlock b;
+  b.id = mesh::ThreadId{0x0102030405060708ull, 9};
+  b.origin_agent = "coder-1";
+  b.origin_node = "node-a";
+  b.subject = "review";
+  b.turn = 1;
+  b.depth = 1;
+  b.max_turns = 10;
+  b.max_depth = 4;
+  b.expires_ms = 1'700'000'600'000;
+  b.lineage = {"coder-1@node-a"};
+  put("thread_block", "opening", mesh::encode_thread_block(b));
+  e.type = mesh::transport::MessageType::Request;
+  e.error = mesh::transport::ErrorCode::None;
+  e.thread = mesh::encode_thread_block(b);
+  put("envelope", "threaded", mesh::transport::encode(e));
+  e.thread.clear();
+  b.parent = mesh::ThreadId{7, 7};
+  b.turn = 12;
+  b.depth = 3;
+  b.spent = 2.5;
+  b.cost = 0.75;
+  b.max_cost = 10;
+  b.message_class = mesh::MessageClass::Authority;
+  b.lineage = {"coder-1@node-a", "reviewer-2@node-b"};
+  put("thread_block", "nested", mesh::encode_thread_block(b));
 
   put("payload", "object", cat({{3}, mesh::detail::encode_json({{"a", 1}, {"b", {true, nullptr, 2.5, "x"}}})}));
   put("payload", "nested", cat({{7}, mesh::detail::encode_json({{"a", {{"b", {{"c", {1, {2, {3}}}}}}}}})}));

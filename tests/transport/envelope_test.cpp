@@ -117,7 +117,7 @@ Envelope sample() {
   Envelope e;
   e.id = MessageId{0x1122334455667788ull, 0x99aabbccddeeff00ull};
   e.type = MessageType::Response;
-  e.priority = Priority::High;
+  e.priority = Priority::Urgent;
   e.correlation = MessageId{0x0102030405060708ull, 0x090a0b0c0d0e0f10ull};
   e.sender_agent = "planner";
   e.sender_node = "node-1";
@@ -282,10 +282,14 @@ TEST(EnvelopeNames, EveryValueHasADistinctName) {
   for (int i = 0; i <= 4; ++i) names.insert(to_string(static_cast<MessageType>(i)));
   EXPECT_EQ(names.size(), 5u);
   names.clear();
-  for (int i = 0; i <= 11; ++i) names.insert(to_string(static_cast<ErrorCode>(i)));
-  EXPECT_EQ(names.size(), 12u);
+  for (int i = 0; i <= 17; ++i) names.insert(to_string(static_cast<ErrorCode>(i)));
+  EXPECT_EQ(names.size(), 18u);
   EXPECT_EQ(to_string(ErrorCode::TargetUnknown), "target_unknown");
-  EXPECT_EQ(to_string(Priority::High), "high");
+  EXPECT_EQ(to_string(ErrorCode::TurnLimit), "turn_limit");
+  names.clear();
+  for (int i = 0; i <= 3; ++i) names.insert(to_string(static_cast<Priority>(i)));
+  EXPECT_EQ(names.size(), 4u);
+  EXPECT_EQ(to_string(Priority::Urgent), "urgent");
   EXPECT_EQ(to_string(DecodeError::BadVersion), "bad_version");
   EXPECT_NE(to_string(MessageType::Request), to_string(static_cast<MessageType>(77)));
 }
@@ -451,6 +455,35 @@ TEST(EnvelopeCodec, FlagsAreAppendedOnlyWhenSet) {
   EXPECT_EQ(oh.get().via.array.ptr[5].as<std::string>(), e.sender_agent);
 }
 
+// thread is a fifteenth element, after flags (0 when unset); an element 14
+// of another type is a later field, skipped, and the frame stays valid.
+TEST(EnvelopeCodec, ThreadFollowsFlagsWhenSet) {
+  Envelope e = sample();
+  e.thread = bytes_of("\x81\xa1t\x01");
+  const Bytes framed = encode(e);
+  const DecodeResult r = decode(framed);
+  ASSERT_TRUE(r.ok());
+  EXPECT_EQ(r.view.flags, 0);
+  EXPECT_EQ(Bytes(r.view.thread.begin(), r.view.thread.end()), e.thread);
+  EXPECT_EQ(r.view.to_owned().thread, e.thread);
+  const msgpack::object_handle oh = msgpack::unpack(reinterpret_cast<const char*>(framed.data()), framed.size());
+  ASSERT_EQ(oh.get().via.array.size, 15u);
+  EXPECT_EQ(oh.get().via.array.ptr[13].as<int>(), 0);
+  EXPECT_EQ(oh.get().via.array.ptr[14].type, msgpack::type::BIN);
+
+  msgpack::sbuffer buf;
+  msgpack::packer<msgpack::sbuffer> pk(buf);
+  pk.pack_array(15);
+  for (std::uint32_t i = 0; i < 13; ++i) pk.pack(oh.get().via.array.ptr[i]);
+  pk.pack(0);
+  pk.pack(std::string("a later field"));
+  const Bytes other(reinterpret_cast<const std::uint8_t*>(buf.data()),
+                    reinterpret_cast<const std::uint8_t*>(buf.data()) + buf.size());
+  const DecodeResult later = decode(other);
+  ASSERT_TRUE(later.ok());
+  EXPECT_TRUE(later.view.thread.empty());
+}
+
 TEST(EnvelopeCodec, ViewPointsIntoTheFrame) {
   const Bytes frame = encode(sample());
   const DecodeResult r = decode(frame);
@@ -517,7 +550,7 @@ TEST(EnvelopeWire, SmallEnvelopeBytes) {
   Envelope e;
   e.id = MessageId{0x0102030405060708ull, 0x090a0b0c0d0e0f10ull};
   e.type = MessageType::Request;
-  e.priority = Priority::High;
+  e.priority = Priority::Normal;
   e.sender_agent = "a";
   e.sender_node = "n";
   e.target = "";
@@ -528,7 +561,7 @@ TEST(EnvelopeWire, SmallEnvelopeBytes) {
       "9d"                                        // array of 13
       "01"                                        // version 1
       "01"                                        // type Request
-      "01"                                        // priority High
+      "01"                                        // priority Normal
       "c410" "0102030405060708090a0b0c0d0e0f10"   // id: bin 16, hi then lo
       "c0"                                        // correlation: nil
       "a161"                                      // sender_agent "a"
@@ -554,7 +587,7 @@ TEST(EnvelopeWire, ErrorEnvelopeBytes) {
   e.error = ErrorCode::TargetUnknown;
   e.context = {0x81, 0xa1, 'k', 0x01};  // {"k": 1}
   const std::string expected =
-      "9d" "01" "03" "00"
+      "9d" "01" "03" "01"
       "c410" "00000000000000000000000000000001"
       "c410" "ffffffffffffffff0000000000000002"   // correlation
       "a0" "a178" "a174"

@@ -468,35 +468,39 @@ TEST_F(TransportTest, ShutdownCompletesPendingRequestsToFrozenPeer) {
 
 // ---------------------------------------------------------------- inbox, dedup, same node
 
-TEST_F(TransportTest, HighPriorityOvertakesQueuedNormal) {
+TEST_F(TransportTest, HigherPriorityOvertakesQueuedLower) {
   a = std::make_unique<Transport>(options_for("A"));
   auto inbox = a->open_inbox("agent");
+  auto low = to("", "agent", "low");
+  low.priority = Priority::Low;
+  ASSERT_EQ(a->notify(low), ErrorCode::None);
   for (int i = 0; i < 3; ++i) ASSERT_EQ(a->notify(to("", "agent", "normal" + std::to_string(i))), ErrorCode::None);
-  auto high = to("A", "agent", "urgent");
-  high.priority = Priority::High;
-  ASSERT_EQ(a->notify(high), ErrorCode::None);
-  auto first = inbox->pop(0ms);
-  ASSERT_TRUE(first);
-  EXPECT_EQ(text(first->envelope.payload), "urgent");
-  for (int i = 0; i < 3; ++i) {
+  auto urgent = to("A", "agent", "urgent");
+  urgent.priority = Priority::Urgent;
+  ASSERT_EQ(a->notify(urgent), ErrorCode::None);
+  auto critical = to("A", "agent", "critical");
+  critical.priority = Priority::Critical;
+  ASSERT_EQ(a->notify(critical), ErrorCode::None);
+  for (const std::string expected : {"critical", "urgent", "normal0", "normal1", "normal2", "low"}) {
     auto next = inbox->pop(0ms);
     ASSERT_TRUE(next);
-    EXPECT_EQ(text(next->envelope.payload), "normal" + std::to_string(i));
+    EXPECT_EQ(text(next->envelope.payload), expected);
   }
+  EXPECT_FALSE(inbox->pop(0ms));
 }
 
-TEST_F(TransportTest, HighPriorityOvertakesOverTheWireToo) {
+TEST_F(TransportTest, HigherPriorityOvertakesOverTheWireToo) {
   make_pair();
   auto inbox = b->open_inbox("agent");
   for (int i = 0; i < 3; ++i) ASSERT_EQ(a->notify(to("B", "agent", "normal")), ErrorCode::None);
   auto high = to("B", "agent", "urgent");
-  high.priority = Priority::High;
+  high.priority = Priority::Urgent;
   ASSERT_EQ(a->notify(high), ErrorCode::None);
   ASSERT_TRUE(eventually([&] { return inbox->size() == 4; }));
   auto first = inbox->pop(0ms);
   ASSERT_TRUE(first);
   EXPECT_EQ(text(first->envelope.payload), "urgent");
-  EXPECT_EQ(first->envelope.priority, Priority::High);
+  EXPECT_EQ(first->envelope.priority, Priority::Urgent);
 }
 
 TEST_F(TransportTest, InboxFullLocallyAndClose) {

@@ -62,8 +62,10 @@ std::string_view to_string(MessageType t) {
 
 std::string_view to_string(Priority p) {
   switch (p) {
+    case Priority::Low: return "low";
     case Priority::Normal: return "normal";
-    case Priority::High: return "high";
+    case Priority::Urgent: return "urgent";
+    case Priority::Critical: return "critical";
   }
   return "unknown";
 }
@@ -84,6 +86,10 @@ std::string_view to_string(ErrorCode e) {
     case ErrorCode::Shutdown: return "shutdown";
     case ErrorCode::Unauthenticated: return "unauthenticated";
     case ErrorCode::PermissionDenied: return "permission_denied";
+    case ErrorCode::TurnLimit: return "turn_limit";
+    case ErrorCode::Expired: return "expired";
+    case ErrorCode::BudgetExceeded: return "budget_exceeded";
+    case ErrorCode::Loop: return "loop";
   }
   return "unknown";
 }
@@ -115,6 +121,7 @@ Envelope EnvelopeView::to_owned() const {
   e.context.assign(context.begin(), context.end());
   e.payload.assign(payload.begin(), payload.end());
   e.flags = flags;
+  e.thread.assign(thread.begin(), thread.end());
   return e;
 }
 

@@ -191,6 +191,12 @@ class Reader {
     return tag <= 0x7f || tag == 0xcc;
   }
 
+  bool is_bin_next() const {
+    if (pos_ >= in_.size()) return false;
+    const std::uint8_t tag = in_[pos_];
+    return tag == 0xc4 || tag == 0xc5 || tag == 0xc6;
+  }
+
   bool is_map_next() const {
     if (pos_ >= in_.size()) return false;
     const std::uint8_t tag = in_[pos_];
@@ -311,7 +317,7 @@ DecodeError decode_fields(std::span<const std::uint8_t> frame, EnvelopeView& v) 
   MessageId correlation;
   std::span<const std::uint8_t> context;
   if (!(r.unsigned_int(type) && to_enum(type, MessageType::Control, v.type) &&
-        r.unsigned_int(priority) && to_enum(priority, Priority::High, v.priority) &&
+        r.unsigned_int(priority) && to_enum(priority, Priority::Critical, v.priority) &&
         r.message_id(v.id))) {
     return DecodeError::Malformed;
   }
@@ -321,20 +327,25 @@ DecodeError decode_fields(std::span<const std::uint8_t> frame, EnvelopeView& v) 
   }
   if (!(r.str(v.sender_agent) && r.str(v.sender_node) && r.str(v.target) &&
         r.signed_int(v.created_ms) && r.signed_int(v.deadline_ms) &&
-        r.unsigned_int(error) && to_enum(error, ErrorCode::PermissionDenied, v.error) &&
+        r.unsigned_int(error) && to_enum(error, ErrorCode::Loop, v.error) &&
         r.bin(context) && r.bin(v.payload))) {
     return DecodeError::Malformed;
   }
-  // Element 13 is flags when it is a byte-sized positive int; anything
-  // else there, and every later element, is a field of a later revision,
-  // skipped.
+  // Element 13 is flags when it is a byte-sized positive int, element 14
+  // the thread when it is a bin; anything else there, and every later
+  // element, is a field of a later revision, skipped.
   v.flags = 0;
+  v.thread = {};
   std::uint32_t next = kFieldCount;
-  if (count > kFieldCount && r.is_byte_next()) {
+  if (count > next && r.is_byte_next()) {
     std::uint64_t flags = 0;
     if (!r.unsigned_int(flags)) return DecodeError::Malformed;
     v.flags = static_cast<std::uint8_t>(flags);
     ++next;
+    if (count > next && r.is_bin_next()) {
+      if (!r.bin(v.thread)) return DecodeError::Malformed;
+      ++next;
+    }
   }
   for (std::uint32_t i = next; i < count; ++i) {
     if (!r.skip()) return DecodeError::Malformed;

@@ -129,7 +129,8 @@ std::size_t encoded_size_bound(const Envelope& e) {
          + 3 * kHeader + e.sender_agent.size() + e.sender_node.size() + e.target.size()
          + 2 * kInt                               // created_ms, deadline_ms
          + 2 * kHeader + e.context.size() + e.payload.size()
-         + kInt;                                  // flags
+         + kInt                                   // flags
+         + kHeader + e.thread.size();
 }
 
 }  // namespace
@@ -138,8 +139,10 @@ void encode(const Envelope& e, std::vector<std::uint8_t>& out) {
   out.clear();
   out.reserve(encoded_size_bound(e));
   Writer w(out);
-  // flags is appended only when set: what every version-1 reader decodes.
-  w.array_header(static_cast<std::uint32_t>(e.flags != 0 ? kFieldCount + 1 : kFieldCount));
+  // flags and thread are appended only when set (flags, as 0, also when a
+  // thread follows): what every version-1 reader decodes.
+  const std::uint32_t extra = !e.thread.empty() ? 2 : e.flags != 0 ? 1 : 0;
+  w.array_header(static_cast<std::uint32_t>(kFieldCount) + extra);
   w.unsigned_int(kEnvelopeVersion);
   w.unsigned_int(static_cast<std::uint64_t>(e.type));
   w.unsigned_int(static_cast<std::uint64_t>(e.priority));
@@ -157,7 +160,8 @@ void encode(const Envelope& e, std::vector<std::uint8_t>& out) {
   w.unsigned_int(static_cast<std::uint64_t>(e.error));
   w.bin(e.context);
   w.bin(e.payload);
-  if (e.flags != 0) w.unsigned_int(e.flags);
+  if (extra >= 1) w.unsigned_int(e.flags);
+  if (extra == 2) w.bin(e.thread);
 }
 
 std::vector<std::uint8_t> encode(const Envelope& envelope) {

@@ -56,14 +56,33 @@ Inbox::Inbox(std::string name, std::size_t limit, QuickHandler quick, std::size_
       source_limit_(share_of(limit, peer_share)),
       source_byte_limit_(share_of(byte_limit, peer_share)),
       sharing_(source_limit_ < limit_ || source_byte_limit_ < byte_limit_),
-      high_(std::make_unique<Ring>()),
-      normal_(std::make_unique<Ring>()) {}
+      rings_(make_rings()) {}
 
 Inbox::~Inbox() = default;
 
+Inbox::Rings Inbox::make_rings() {
+  Rings rings;
+  for (auto& r : rings) r = std::make_unique<Ring>();
+  return rings;
+}
+
+Inbox::Ring& Inbox::next_ring_locked() {
+  for (std::size_t i = rings_.size(); i-- > 1;) {
+    if (rings_[i]->count > 0) return *rings_[i];
+  }
+  return *rings_[0];
+}
+
+std::size_t Inbox::queued_locked() const {
+  std::size_t n = 0;
+  for (const auto& r : rings_) n += r->count;
+  return n;
+}
+
 std::size_t Inbox::cost(const Incoming& m) {
   const Envelope& e = m.envelope;
-  return e.payload.size() + e.context.size() + e.sender_agent.size() + e.sender_node.size() + e.target.size();
+  return e.payload.size() + e.context.size() + e.sender_agent.size() + e.sender_node.size() + e.target.size() +
+         e.thread.size();
 }
 
 // Both bounds, and the share of a remote source; a message that fits is
@@ -71,7 +90,7 @@ std::size_t Inbox::cost(const Incoming& m) {
 // nothing (in all, or of this source) takes one message of any size, so a
 // byte budget below the frame size refuses floods, not every message.
 ErrorCode Inbox::admit_locked(const Incoming& m, std::size_t cost) {
-  const std::size_t count = high_->count + normal_->count;
+  const std::size_t count = queued_locked();
   if (count >= limit_) return ErrorCode::MailboxFull;
   if (count > 0 && bytes_ + cost > byte_limit_) return ErrorCode::MailboxFull;
   if (sharing_ && !m.source.empty()) {
@@ -105,7 +124,7 @@ ErrorCode Inbox::push(Incoming&& message) {
     std::lock_guard lock(mu_);
     if (closed_) return ErrorCode::TargetUnknown;
     if (const ErrorCode e = admit_locked(message, c); e != ErrorCode::None) return e;
-    (message.envelope.priority == Priority::High ? *high_ : *normal_).push(std::move(message));
+    ring_of(message.envelope.priority).push(std::move(message));
     wake = waiting_ > 0;
     ready = std::exchange(armed_, false);
   }
@@ -140,7 +159,7 @@ std::size_t Inbox::push_batch(std::span<Incoming> messages, std::span<ErrorCode>
         refused_sources.push_back(m.source);
         continue;
       }
-      (m.envelope.priority == Priority::High ? *high_ : *normal_).push(std::move(m));
+      ring_of(m.envelope.priority).push(std::move(m));
       ++taken;
     }
     wake = taken > 0 && waiting_ > 0;
@@ -159,7 +178,7 @@ std::size_t Inbox::push_batch(std::span<Incoming> messages, std::span<ErrorCode>
 
 std::optional<Incoming> Inbox::pop(std::optional<std::chrono::milliseconds> timeout) {
   std::unique_lock lock(mu_);
-  const auto ready = [this] { return high_->count > 0 || normal_->count > 0 || closed_; };
+  const auto ready = [this] { return queued_locked() > 0 || closed_; };
   if (!ready()) {
     ++waiting_;
     if (timeout) {
@@ -169,7 +188,7 @@ std::optional<Incoming> Inbox::pop(std::optional<std::chrono::milliseconds> time
     }
     --waiting_;
   }
-  Ring& ring = high_->count > 0 ? *high_ : *normal_;
+  Ring& ring = next_ring_locked();
   if (ring.count == 0) return std::nullopt;
   Incoming m = ring.pop();
   release_locked(m, cost(m));
@@ -178,7 +197,7 @@ std::optional<Incoming> Inbox::pop(std::optional<std::chrono::milliseconds> time
 
 std::optional<Incoming> Inbox::try_pop_or_arm() {
   std::lock_guard lock(mu_);
-  Ring& ring = high_->count > 0 ? *high_ : *normal_;
+  Ring& ring = next_ring_locked();
   if (ring.count == 0) {
     armed_ = !closed_ && ready_ != nullptr;
     return std::nullopt;
@@ -200,7 +219,7 @@ std::size_t Inbox::bytes() const {
 
 std::size_t Inbox::size() const {
   std::lock_guard lock(mu_);
-  return high_->count + normal_->count;
+  return queued_locked();
 }
 
 void Inbox::close() {

@@ -43,6 +43,7 @@
 #include <sys/socket.h>
 #include <zmq.hpp>
 
+#include <array>
 #include <cstddef>
 #include <cstdint>
 #include <deque>
@@ -121,12 +122,23 @@ class Loop {
     int monitor_fd = -1;
     bool dealer_check = false;  // may have work: ask ZMQ_EVENTS (see run())
     bool monitor_check = false;
-    std::deque<OutFrame> high;
-    std::deque<OutFrame> normal;
+    // Frames waiting to be sent, one queue per priority (highest last).
+    std::array<std::deque<OutFrame>, kPriorityLevels> queues;
     PeerState state = PeerState::Connecting;
     std::int64_t rebuild_at_ms = 0;  // re-create the DEALER then (0 = no)
     std::int64_t backoff_ms = 0;
-    bool has_output() const { return !high.empty() || !normal.empty(); }
+    bool has_output() const {
+      for (const auto& q : queues) {
+        if (!q.empty()) return true;
+      }
+      return false;
+    }
+    std::deque<OutFrame>& next_queue() {  // the highest non-empty one
+      for (std::size_t i = queues.size(); i-- > 1;) {
+        if (!queues[i].empty()) return queues[i];
+      }
+      return queues[0];
+    }
   };
   struct Deadline {
     std::int64_t at_ms;

@@ -115,10 +115,10 @@ void Loop::shutdown_all() {
   pending_.clear();
   core_->local_deadlines.fail_all(ErrorCode::Shutdown, core_->counters.requests_failed_fast);
   for (auto& [name, p] : peers_) {
-    for (auto* queue : {&p->high, &p->normal}) {
-      while (!queue->empty()) {
-        OutFrame frame = std::move(queue->front());
-        queue->pop_front();
+    for (auto& queue : p->queues) {
+      while (!queue.empty()) {
+        OutFrame frame = std::move(queue.front());
+        queue.pop_front();
         release_queued(*p->shared, frame.bytes.size());
         reject_frame(frame, name, ErrorCode::Shutdown);
       }

@@ -21,7 +21,7 @@ void Loop::on_send(CmdSend& c) {
     return;
   }
   if (c.frame.call) watch(c.frame.call);
-  auto& queue = c.frame.priority == Priority::High ? p->high : p->normal;
+  auto& queue = p->queues[static_cast<std::size_t>(c.frame.priority)];
   queue.push_back(std::move(c.frame));
   flush(*p);
 }
@@ -31,7 +31,7 @@ void Loop::flush(Peer& p) {
   p.dealer_check = true;  // a send may consume the fd's signal
   std::lock_guard lock(p.shared->dealer_mu);
   while (p.has_output()) {
-    auto& queue = !p.high.empty() ? p.high : p.normal;
+    auto& queue = p.next_queue();
     OutFrame& f = queue.front();
     const std::size_t size = f.bytes.size();
     if (f.call && f.call->done()) {  // timed out while it waited here

@@ -248,10 +248,10 @@ void Loop::schedule_rebuild(Peer& p, std::int64_t now_ms) {
 void Loop::fail_peer(Peer& p, ErrorCode reason) {
   p.shared->note_failure();  // direct requests to it fail too (request_channel.cpp)
   fail_pending_to(p.shared.get(), reason);
-  for (auto* queue : {&p.high, &p.normal}) {
-    while (!queue->empty()) {
-      OutFrame frame = std::move(queue->front());
-      queue->pop_front();
+  for (auto& queue : p.queues) {
+    while (!queue.empty()) {
+      OutFrame frame = std::move(queue.front());
+      queue.pop_front();
       release_queued(*p.shared, frame.bytes.size());
       reject_frame(frame, p.shared->name, reason);
     }

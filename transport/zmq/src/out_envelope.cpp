@@ -21,6 +21,7 @@ Envelope make_envelope(Core& core, OutMessage& m, MessageType type, std::int64_t
   e.context = std::move(m.context);
   e.payload = std::move(m.payload);
   e.flags = m.flags;
+  e.thread = std::move(m.thread);
   return e;
 }
 

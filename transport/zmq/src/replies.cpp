@@ -19,12 +19,14 @@ EnvelopeView view_of(const Envelope& e) {
   v.error = e.error;
   v.context = e.context;
   v.payload = e.payload;
+  v.flags = e.flags;
+  v.thread = e.thread;
   return v;
 }
 
 Envelope make_reply(Core& core, const EnvelopeView& request, ErrorCode error,
                     std::vector<std::uint8_t> payload, std::vector<std::uint8_t> context,
-                    Priority priority) {
+                    Priority priority, std::vector<std::uint8_t> thread) {
   Envelope e;
   e.id = core.ids.next();
   e.type = error == ErrorCode::None ? MessageType::Response : MessageType::Error;
@@ -41,6 +43,7 @@ Envelope make_reply(Core& core, const EnvelopeView& request, ErrorCode error,
     e.context = std::move(context);
   }
   e.payload = std::move(payload);
+  e.thread = std::move(thread);
   return e;
 }
 

@@ -24,7 +24,7 @@ EnvelopeView view_of(const Envelope& e);
 // = the inbox it was addressed to.
 Envelope make_reply(Core& core, const EnvelopeView& request, ErrorCode error,
                     std::vector<std::uint8_t> payload, std::vector<std::uint8_t> context,
-                    Priority priority);
+                    Priority priority, std::vector<std::uint8_t> thread = {});
 // Runs a quick handler, containing whatever it throws (as Rejected).
 ErrorCode run_quick(const QuickHandler& handler, const EnvelopeView& request,
                     std::vector<std::uint8_t>& payload);

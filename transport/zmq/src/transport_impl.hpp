@@ -87,7 +87,8 @@ struct Transport::Impl {
   void watch_local_deadlines();
   void local_timer_loop();
   ErrorCode answer(const Incoming& in, ErrorCode code, std::vector<std::uint8_t> payload,
-                   std::vector<std::uint8_t> context, Priority priority);
+                   std::vector<std::uint8_t> context, Priority priority,
+                   std::vector<std::uint8_t> thread_block = {});
 
   std::shared_ptr<detail::Core> core;
   std::optional<zmq::context_t> zmq_context;  // before loop: outlives its sockets

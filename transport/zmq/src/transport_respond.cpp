@@ -16,12 +16,13 @@
 namespace mesh::transport {
 
 ErrorCode Transport::Impl::answer(const Incoming& in, ErrorCode code, std::vector<std::uint8_t> payload,
-                                  std::vector<std::uint8_t> context, Priority priority) {
+                                  std::vector<std::uint8_t> context, Priority priority,
+                                  std::vector<std::uint8_t> thread_block) {
   if (!in.is_request() || !in.route) return ErrorCode::Rejected;
   ReplyRoute& route = *in.route;
   if (route.answered.load(std::memory_order_acquire)) return ErrorCode::Rejected;
   Envelope reply = detail::make_reply(*core, detail::view_of(in.envelope), code, std::move(payload),
-                                      std::move(context), priority);
+                                      std::move(context), priority, std::move(thread_block));
   if (route.local) {
     if (route.answered.exchange(true)) return ErrorCode::Rejected;
     route.local->complete(Reply{code, std::move(reply)});
@@ -39,9 +40,11 @@ ErrorCode Transport::Impl::answer(const Incoming& in, ErrorCode code, std::vecto
 }
 
 ErrorCode Transport::respond(const Incoming& incoming, std::vector<std::uint8_t> payload,
-                             std::vector<std::uint8_t> context, Priority priority) {
+                             std::vector<std::uint8_t> context, Priority priority,
+                             std::vector<std::uint8_t> thread) {
   impl_->tick();
-  return impl_->answer(incoming, ErrorCode::None, std::move(payload), std::move(context), priority);
+  return impl_->answer(incoming, ErrorCode::None, std::move(payload), std::move(context), priority,
+                       std::move(thread));
 }
 
 ErrorCode Transport::respond_error(const Incoming& incoming, ErrorCode reason) {

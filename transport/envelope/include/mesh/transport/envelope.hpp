@@ -7,7 +7,7 @@
 //   +-----+----------------+---------------------------------------------+
 //   |  0  | version        | positive int, == kEnvelopeVersion           |
 //   |  1  | type           | positive int, MessageType                   |
-//   |  2  | priority       | positive int, Priority                      |
+//   |  2  | priority       | positive int, Priority (0-3)                |
 //   |  3  | id             | bin 16 (big-endian hi, then lo)             |
 //   |  4  | correlation    | bin 16, or nil when absent                  |
 //   |  5  | sender_agent   | str                                         |
@@ -19,15 +19,23 @@
 //   | 11  | context        | bin: a msgpack map, or empty for {}         |
 //   | 12  | payload        | bin: opaque (msgpack by convention)         |
 //   | 13  | flags          | positive int < 256, kFlag* bits; optional:  |
-//   |     |                | sent only when not 0                        |
+//   |     |                | sent only when not 0 or when 14 follows     |
+//   | 14  | thread         | bin: the conversation the message belongs   |
+//   |     |                | to, opaque here (libmesh's thread block);   |
+//   |     |                | optional: sent only when not empty          |
 //   +-----+----------------+---------------------------------------------+
 //
 // Version 1 readers accept arrays longer than 13 elements and ignore what
 // they do not know, so a later minor revision may append fields. flags
 // was the first: a reader that predates it takes a broadcast copy for a
 // notify; an element 13 that is not a byte-sized int is skipped like any
-// unknown field. Any other version is rejected as BadVersion. Context and payload are bin so that a reader
-// can hand them on as byte spans without walking or copying them.
+// unknown field. thread came second; an element 14 that is not a bin is
+// skipped too. Any other version is rejected as BadVersion. Context,
+// payload and thread are bin so that a reader can hand them on as byte
+// spans without walking or copying them.
+//
+// Priorities were Normal (0) and High (1) before the thread revision; they
+// are now four, 0-3, and a reader older than it refuses 2 and 3.
 #pragma once
 
 #include <cstddef>
@@ -96,9 +104,11 @@ class MessageIdGenerator {
 };
 
 enum class MessageType : std::uint8_t { Notify = 0, Request = 1, Response = 2, Error = 3, Control = 4 };
-// High overtakes Normal messages still queued by the transport (outbound
-// per peer, inbound per target); ZeroMQ's own pipes stay FIFO.
-enum class Priority : std::uint8_t { Normal = 0, High = 1 };
+// A message overtakes those of lower priority still queued by the
+// transport (outbound per peer, inbound per target); among equals the
+// order is kept, and ZeroMQ's own pipes stay FIFO.
+enum class Priority : std::uint8_t { Low = 0, Normal = 1, Urgent = 2, Critical = 3 };
+inline constexpr std::size_t kPriorityLevels = 4;
 
 // Outcomes of a send and the reasons carried by Error envelopes.
 enum class ErrorCode : std::uint8_t {
@@ -120,6 +130,14 @@ enum class ErrorCode : std::uint8_t {
   Unauthenticated = 12,
   // The receiver's policy does not let this sender reach that target.
   PermissionDenied = 13,
+  // Refusals of a governed conversation (libmesh's threads), decided by
+  // the receiving node: the thread has had its turns, its time-to-live
+  // passed, its cost or depth budget is spent, or the request would
+  // re-enter an agent already waiting on the request's path.
+  TurnLimit = 14,
+  Expired = 15,
+  BudgetExceeded = 16,
+  Loop = 17,
 };
 std::string_view to_string(MessageType);
 std::string_view to_string(Priority);
@@ -140,6 +158,7 @@ struct Envelope {
   std::vector<std::uint8_t> context;  // msgpack map bytes; empty means {}
   std::vector<std::uint8_t> payload;
   std::uint8_t flags = 0;  // kFlag* bits
+  std::vector<std::uint8_t> thread;  // opaque here; empty: none
 };
 
 // A decoded envelope whose strings and byte fields point into the frame it
@@ -158,6 +177,7 @@ struct EnvelopeView {
   std::span<const std::uint8_t> context;
   std::span<const std::uint8_t> payload;
   std::uint8_t flags = 0;
+  std::span<const std::uint8_t> thread;
 
   Envelope to_owned() const;
 };

@@ -194,6 +194,7 @@ struct OutMessage {
   // if it comes back over the same connection.
   MessageId id;
   std::uint8_t flags = 0;  // Envelope::flags (kFlagBroadcast)
+  std::vector<std::uint8_t> thread;  // Envelope::thread
 };
 
 // Where a reply to an incoming request goes: back over the connection it
@@ -235,7 +236,7 @@ using QuickHandler = std::function<ErrorCode(const EnvelopeView& request,
 class Transport;
 
 // A bounded mailbox for one target. Any thread may pop; pushes come from
-// the transport. When full, a sender gets MailboxFull. High-priority
+// the transport. When full, a sender gets MailboxFull. Higher-priority
 // messages are handed out before queued normal ones.
 class Inbox {
  public:
@@ -297,8 +298,13 @@ class Inbox {
   std::unordered_map<std::string, Held> by_source_;  // remote sources with messages here
   mutable std::mutex mu_;
   std::condition_variable cv_;
-  std::unique_ptr<Ring> high_;
-  std::unique_ptr<Ring> normal_;
+  // One ring per priority, highest last.
+  using Rings = std::array<std::unique_ptr<Ring>, kPriorityLevels>;
+  static Rings make_rings();
+  Ring& ring_of(Priority priority) { return *rings_[static_cast<std::size_t>(priority)]; }
+  Ring& next_ring_locked();  // the highest non-empty ring, else the lowest
+  std::size_t queued_locked() const;
+  Rings rings_;
   std::size_t waiting_ = 0;  // threads blocked in pop()
   bool closed_ = false;
   bool armed_ = false;       // try_pop_or_arm found it empty: tell `ready_` of the next push
@@ -432,7 +438,8 @@ class Transport {
   // request or was answered already (every Incoming is answered once);
   // otherwise None even if the requester has gone away meanwhile.
   ErrorCode respond(const Incoming& incoming, std::vector<std::uint8_t> payload,
-                    std::vector<std::uint8_t> context = {}, Priority priority = Priority::Normal);
+                    std::vector<std::uint8_t> context = {}, Priority priority = Priority::Normal,
+                    std::vector<std::uint8_t> thread = {});
   ErrorCode respond_error(const Incoming& incoming, ErrorCode reason);
 
   // Sends a request whose reply is kept for check_inbox(). Returns the
