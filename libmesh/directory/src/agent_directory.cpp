@@ -78,8 +78,8 @@ std::optional<std::string> AgentDirectory::put_local(AgentCard card) {
   if (auto err = validate_card(card)) return err;
   card.node = local_node_;
   std::unique_lock lock(mu_);
-  const auto it = std::find_if(local_.begin(), local_.end(),
-                               [&](const AgentCard& c) { return c.agent_id == card.agent_id; });
+  const auto at = local_index_.find(card.agent_id);
+  const auto it = at == local_index_.end() ? local_.end() : local_.begin() + static_cast<std::ptrdiff_t>(at->second);
   if (it != local_.end()) {
     card.version = it->version;
     if (card == *it) return std::nullopt;
@@ -93,10 +93,14 @@ std::optional<std::string> AgentDirectory::put_local(AgentCard card) {
     }
     card.version = ++local_version_;
     // A local agent holds its id: a remote node listing it loses it.
-    for (auto& [name, rn] : remote_) {
-      const auto r = std::find_if(rn.cards.begin(), rn.cards.end(),
-                                  [&](const AgentCard& c) { return c.agent_id == card.agent_id; });
-      if (r == rn.cards.end()) continue;
+    const auto holder = id_holder_.find(card.agent_id);
+    const auto node = holder == id_holder_.end() ? remote_.end() : remote_.find(holder->second.node);
+    const auto r = node == remote_.end()
+                       ? std::vector<AgentCard>::iterator()
+                       : std::find_if(node->second.cards.begin(), node->second.cards.end(),
+                                      [&](const AgentCard& c) { return c.agent_id == card.agent_id; });
+    if (node != remote_.end() && r != node->second.cards.end()) {
+      auto& [name, rn] = *node;
       AgentCard shadowed = std::move(*r);
       rn.cards.erase(r);
       uncount_id_locked(shadowed.agent_id);
@@ -106,6 +110,7 @@ std::optional<std::string> AgentDirectory::put_local(AgentCard card) {
       if (!pending_.empty()) pending_.back().holder = local_node_;
       rn.withheld.push_back(std::move(shadowed));
     }
+    local_index_.insert_or_assign(card.agent_id, local_.size());
     local_.push_back(card);
     count_id_locked(card, local_node_);
     emit_locked(DirectoryEventKind::AgentAdded, local_node_, std::move(card), true);
@@ -116,11 +121,14 @@ std::optional<std::string> AgentDirectory::put_local(AgentCard card) {
 
 bool AgentDirectory::remove_local(std::string_view agent_id) {
   std::unique_lock lock(mu_);
-  const auto it = std::find_if(local_.begin(), local_.end(),
-                               [&](const AgentCard& c) { return c.agent_id == agent_id; });
-  if (it == local_.end()) return false;
+  const auto at = local_index_.find(agent_id);
+  if (at == local_index_.end()) return false;
+  const std::size_t index = at->second;
+  local_index_.erase(at);
+  const auto it = local_.begin() + static_cast<std::ptrdiff_t>(index);
   AgentCard card = std::move(*it);
   local_.erase(it);
+  for (std::size_t i = index; i < local_.size(); ++i) local_index_[local_[i].agent_id] = i;
   ++local_version_;
   uncount_id_locked(card.agent_id);
   emit_locked(DirectoryEventKind::AgentRemoved, local_node_, std::move(card), true);
@@ -370,15 +378,26 @@ std::vector<PeerInfo> AgentDirectory::discover(const PeerQuery& query, Strategy 
   return peers;
 }
 
+std::optional<PeerInfo> AgentDirectory::find_locked(std::string_view agent_id,
+                                                    std::string_view exclude_agent) const {
+  if (agent_id.empty() || agent_id == exclude_agent) return std::nullopt;
+  if (const auto at = local_index_.find(agent_id); at != local_index_.end()) {
+    return PeerInfo{local_[at->second], true, NodeHealth::Alive};
+  }
+  const auto holder = id_holder_.find(agent_id);
+  if (holder == id_holder_.end()) return std::nullopt;
+  const auto node = remote_.find(holder->second.node);
+  if (node == remote_.end()) return std::nullopt;
+  for (const auto& c : node->second.cards) {
+    if (c.agent_id == agent_id) return PeerInfo{c, false, node->second.health};
+  }
+  return std::nullopt;
+}
+
 std::optional<PeerInfo> AgentDirectory::find(std::string_view agent_id,
                                              std::string_view exclude_agent) const {
-  if (agent_id.empty() || agent_id == exclude_agent) return std::nullopt;
   std::lock_guard lock(mu_);
-  std::optional<PeerInfo> out;
-  for_each_locked(exclude_agent, [&](const AgentCard& c, bool local, NodeHealth h) {
-    if (!out && c.agent_id == agent_id) out = PeerInfo{c, local, h};
-  });
-  return out;
+  return find_locked(agent_id, exclude_agent);
 }
 
 std::optional<PeerInfo> AgentDirectory::resolve(std::string_view target, Strategy strategy,
@@ -386,11 +405,7 @@ std::optional<PeerInfo> AgentDirectory::resolve(std::string_view target, Strateg
   // Self is never a target, even when the caller's id is also some role.
   if (target.empty() || target == exclude_agent) return std::nullopt;
   std::lock_guard lock(mu_);
-  std::optional<PeerInfo> exact;
-  for_each_locked(exclude_agent, [&](const AgentCard& c, bool local, NodeHealth h) {
-    if (!exact && c.agent_id == target) exact = PeerInfo{c, local, h};
-  });
-  if (exact) return exact;
+  if (auto exact = find_locked(target, exclude_agent)) return exact;
   const PeerQuery query{std::string(target), {}};
   auto peers = matches_locked(query, exclude_agent);
   order_locked(peers, strategy, query, exclude_agent);

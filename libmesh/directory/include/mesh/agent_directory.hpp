@@ -216,6 +216,9 @@ class AgentDirectory {
   void uncount_id_locked(const std::string& agent_id);
   bool held_locked(std::string_view agent_id) const;
   std::string holder_locked(std::string_view agent_id) const;
+  // The visible card of `agent_id` through id_holder_ and local_index_,
+  // without a pass over the directory.
+  std::optional<PeerInfo> find_locked(std::string_view agent_id, std::string_view exclude_agent) const;
   // Admits withheld cards whose ids are free again.
   void readmit_locked();
   void emit_locked(DirectoryEventKind kind, std::string node, AgentCard card, bool local);
@@ -225,16 +228,19 @@ class AgentDirectory {
   mutable std::mutex mu_;
 
   std::uint64_t local_version_;
+  struct IdHash {
+    using is_transparent = void;
+    std::size_t operator()(std::string_view s) const { return std::hash<std::string_view>{}(s); }
+  };
   std::vector<AgentCard> local_;  // registration order
+  // agent_id -> its index in local_: finding one of 10 000 local agents per
+  // message must not walk them all.
+  std::unordered_map<std::string, std::size_t, IdHash, std::equal_to<>> local_index_;
   std::map<std::string, RemoteNode, std::less<>> remote_;
   // Nodes removed and not announced since; bounded, oldest forgotten first.
   std::deque<std::string> removed_;
   std::uint64_t conflicts_ = 0;
 
-  struct IdHash {
-    using is_transparent = void;
-    std::size_t operator()(std::string_view s) const { return std::hash<std::string_view>{}(s); }
-  };
   // Every agent_id held (local and remote), the node holding it and the
   // role of its card: heterogeneous lookup by string_view, so
   // record_usage, holds() and role_of() do not scan the directory.
