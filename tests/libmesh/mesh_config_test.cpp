@@ -87,6 +87,12 @@ TEST(ConfFiles, MeshYamlLoadsAndDocumentsEveryKey) {
   EXPECT_EQ(c.discovery_strategy, d.discovery_strategy);
   EXPECT_EQ(c.swim_port, d.swim_port);
   EXPECT_EQ(c.p2p_enabled, d.p2p_enabled);
+  EXPECT_EQ(c.thread_max_turns, d.thread_max_turns);
+  EXPECT_EQ(c.thread_ttl, d.thread_ttl);
+  EXPECT_EQ(c.thread_max_cost, d.thread_max_cost);
+  EXPECT_EQ(c.thread_max_depth, d.thread_max_depth);
+  EXPECT_EQ(c.audit_dir, d.audit_dir);
+  EXPECT_EQ(c.audit_fsync, d.audit_fsync);
 
   const std::string text = read_text(path);
   for (const auto& key : config_keys()) {

@@ -664,6 +664,31 @@ TEST(NodeConfigTest, MeshKeysDefaults) {
   EXPECT_EQ(c.curve_secret_key, "");
   EXPECT_EQ(c.curve_public_key, "");
   EXPECT_EQ(c.log_format, LogFormat::Text);
+  EXPECT_EQ(c.thread_max_turns, 100u);
+  EXPECT_EQ(c.thread_ttl, std::chrono::minutes(10));
+  EXPECT_EQ(c.thread_max_cost, 0.0);
+  EXPECT_EQ(c.thread_max_depth, 8u);
+  EXPECT_EQ(c.audit_dir, "");
+  EXPECT_EQ(c.audit_fsync, "never");
+}
+
+TEST(NodeConfigTest, ConversationKeysRefuseNonsense) {
+  for (const auto& [var, value] : std::vector<std::pair<std::string, std::string>>{
+           {"JC_THREAD_MAX_TURNS", "-1"},
+           {"JC_THREAD_MAX_COST", "abc"},
+           {"JC_THREAD_MAX_COST", "-2"},
+           {"JC_THREAD_MAX_COST", "nan"},
+           {"JC_THREAD_MAX_DEPTH", "5000"},
+           {"JC_AUDIT_FSYNC", "sometimes"},
+           {"JC_AUDIT_DIR", "relative/dir"}}) {
+    SCOPED_TRACE(var + "=" + value);
+    try {
+      load({}, {{var, value}});
+      ADD_FAILURE() << "accepted";
+    } catch (const ConfigError& e) {
+      EXPECT_NE(std::string(e.what()).find(var), std::string::npos) << e.what();
+    }
+  }
 }
 
 // Each Mesh key from the file, overridden by the environment, overridden by
@@ -692,6 +717,12 @@ TEST(NodeConfigTest, MeshKeysPrecedence) {
        [&](const NodeConfig& c) { return ms(c.leave_timeout); }},
       {"log_format", "JC_LOG_FORMAT", "--log-format", "json", "text", "JSON",
        [](const NodeConfig& c) { return std::string(to_string(c.log_format)); }},
+      {"thread_max_turns", "JC_THREAD_MAX_TURNS", "--thread-max-turns", "10", "0", "7",
+       [](const NodeConfig& c) { return std::to_string(c.thread_max_turns); }},
+      {"thread_max_cost", "JC_THREAD_MAX_COST", "--thread-max-cost", "2.5", "0", "10",
+       [](const NodeConfig& c) { return std::to_string(c.thread_max_cost); }},
+      {"audit_fsync", "JC_AUDIT_FSYNC", "--audit-fsync", "always", "interval", "Never",
+       [](const NodeConfig& c) { return c.audit_fsync; }},
   };
   const std::vector<std::vector<std::string>> expected = {
       {"10", "20", "30"},
@@ -702,6 +733,9 @@ TEST(NodeConfigTest, MeshKeysPrecedence) {
       {"/run/a", "/run/b", "/run/c"},
       {"0", "1000", "600000"},
       {"json", "text", "json"},
+      {"10", "0", "7"},
+      {"2.500000", "0.000000", "10.000000"},
+      {"always", "interval", "never"},
   };
   for (std::size_t i = 0; i < cases.size(); ++i) {
     const Case& k = cases[i];

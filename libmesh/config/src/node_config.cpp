@@ -228,6 +228,14 @@ std::string to_json_string(const NodeConfig& c) {
   j["worker_threads"] = c.worker_threads;
   j["discovery_strategy"] = c.discovery_strategy;
   j["request_timeout"] = format_duration(c.request_timeout);
+  j["thread_max_turns"] = c.thread_max_turns;
+  j["thread_ttl"] = format_duration(c.thread_ttl);
+  j["thread_max_cost"] = c.thread_max_cost;
+  j["thread_max_depth"] = c.thread_max_depth;
+  j["audit_dir"] = or_null(c.audit_dir.empty(), c.audit_dir);
+  j["audit_payloads"] = c.audit_payloads;
+  j["audit_rotate_bytes"] = c.audit_rotate_bytes;
+  j["audit_fsync"] = c.audit_fsync;
   j["max_message_bytes"] = c.max_message_bytes;
   j["mailbox_bytes"] = c.mailbox_bytes;
   j["ipc_dir"] = or_null(c.ipc_dir.empty(), c.ipc_dir);

@@ -2,6 +2,7 @@
 #include "config_internal.hpp"
 
 #include <algorithm>
+#include <cstdlib>
 #include <limits>
 
 #include "mesh/agent_directory.hpp"
@@ -138,6 +139,60 @@ const std::vector<Setting>& settings() {
        "request timeout when the caller gives none (default 30s)",
        [](NodeConfig& c, std::string_view v) {
          return set_duration(c.request_timeout, v, std::chrono::milliseconds(1), std::chrono::hours(24));
+       }},
+      {"thread_max_turns", "JC_THREAD_MAX_TURNS", "--thread-max-turns", "N",
+       "messages a thread may hold, when opened without its own limit (default 100; 0: none)",
+       [](NodeConfig& c, std::string_view v) -> Problem {
+         const auto n = parse_uint(trim(v));
+         if (!n || *n > 1'000'000'000) return quote(v) + " is not a turn count (0-1000000000; 0: no limit)";
+         c.thread_max_turns = static_cast<std::uint32_t>(*n);
+         return std::nullopt;
+       }},
+      {"thread_ttl", "JC_THREAD_TTL", "--thread-ttl", "DURATION",
+       "how long a thread lives, when opened without its own limit (default 10m; 0ms: forever)",
+       [](NodeConfig& c, std::string_view v) {
+         return set_duration(c.thread_ttl, v, std::chrono::milliseconds(0), std::chrono::hours(24 * 365));
+       }},
+      {"thread_max_cost", "JC_THREAD_MAX_COST", "--thread-max-cost", "AMOUNT",
+       "cost a thread may spend, in the application's units, when opened without its own (default 0: none)",
+       [](NodeConfig& c, std::string_view v) -> Problem {
+         const std::string text(trim(v));
+         char* end = nullptr;
+         const double d = text.empty() ? -1 : std::strtod(text.c_str(), &end);
+         if (text.empty() || end != text.c_str() + text.size() || !(d >= 0) || d > 1e15) {
+           return quote(v) + " is not an amount (a number from 0 to 1e15; 0: no limit)";
+         }
+         c.thread_max_cost = d;
+         return std::nullopt;
+       }},
+      {"thread_max_depth", "JC_THREAD_MAX_DEPTH", "--thread-max-depth", "N",
+       "nested request hops a thread allows, when opened without its own limit (default 8; 0: none)",
+       [](NodeConfig& c, std::string_view v) -> Problem {
+         const auto n = parse_uint(trim(v));
+         if (!n || *n > 1000) return quote(v) + " is not a depth (0-1000; 0: no limit)";
+         c.thread_max_depth = static_cast<std::uint32_t>(*n);
+         return std::nullopt;
+       }},
+      {"audit_dir", "JC_AUDIT_DIR", "--audit-dir", "DIR",
+       "write the audit trail (hash-chained JSON lines) here (default: none)",
+       [](NodeConfig& c, std::string_view v) { return set_directory(c.audit_dir, v); }},
+      {"audit_payloads", "JC_AUDIT_PAYLOADS", "--audit-payloads", "BOOL",
+       "the audit trail holds payloads, not only their SHA-256 (default false)",
+       [](NodeConfig& c, std::string_view v) { return set_bool(c.audit_payloads, v); }},
+      {"audit_rotate_bytes", "JC_AUDIT_ROTATE_BYTES", "--audit-rotate-bytes", "SIZE",
+       "start a new audit file past this size (default 64MiB)",
+       [](NodeConfig& c, std::string_view v) {
+         return set_size(c.audit_rotate_bytes, v, std::size_t{64} << 10, std::size_t{1} << 40);
+       }},
+      {"audit_fsync", "JC_AUDIT_FSYNC", "--audit-fsync", "POLICY",
+       "when audit lines reach the disk: never, interval (each second), always (default never)",
+       [](NodeConfig& c, std::string_view v) -> Problem {
+         const std::string p = lower(trim(v));
+         if (p != "never" && p != "interval" && p != "always") {
+           return "unknown fsync policy " + quote(v) + " (never, interval, always)";
+         }
+         c.audit_fsync = p;
+         return std::nullopt;
        }},
       {"max_message_bytes", "JC_MAX_MESSAGE_BYTES", "--max-message-bytes", "SIZE",
        "largest message on the wire (default 4MiB)",

@@ -202,6 +202,7 @@ void AgentSlot::pump() {
       if (auto m = core->to_incoming(std::move(*raw))) {
         auto wait = std::move(receiver);
         if (wait->timer) wait->timer->cancel();
+        wait->completion->handling = m->handling;  // run() resumes handling it
         wait->completion->complete(std::move(m));
       }
     }
@@ -217,7 +218,10 @@ void AgentSlot::pump() {
     ++in_flight;
     live.fetch_add(1);
     const bool request = m->is_request();
+    // The handler runs, up to each suspension, in its message's handling:
+    // what it sends belongs to that message's thread.
     auto start = [self = shared_from_this(), request, msg = std::move(*m)]() mutable {
+      HandlingScope in_handling(msg.handling);
       if (request) {
         run_request(std::move(self), std::move(msg));
       } else {
@@ -288,6 +292,7 @@ void AgentSlot::start_receive(const std::shared_ptr<ReceiveWait>& wait) {
   }
   while (auto raw = inbox->try_pop_or_arm()) {
     if (auto m = core->to_incoming(std::move(*raw))) {
+      wait->completion->handling = m->handling;  // run() resumes handling it
       wait->completion->complete(std::move(m));
       return;
     }

@@ -33,6 +33,8 @@ std::optional<IncomingMessage> MeshCore::to_incoming(transport::Incoming&& in) {
   m.context = std::move(*ctx);
   if (request) m.correlation_id = m.id;
   m.timestamp_ms = env.created_ms;
+  m.priority = env.priority;
+  m.handling = handling_of(env);
   m.handle = std::make_shared<const transport::Incoming>(std::move(in));
   return m;
 }
@@ -51,17 +53,19 @@ std::optional<Response> MeshCore::to_response(const transport::Envelope& env) {
   r.sender_node = env.sender_node;
   if (env.correlation) r.correlation_id = env.correlation->to_string();
   r.timestamp_ms = env.created_ms;
+  take_answer_thread(env, r);
   return r;
 }
 
-RequestOutcome MeshCore::to_outcome(transport::Reply&& reply) {
+RequestOutcome MeshCore::to_outcome(transport::Reply&& reply, const SentRequest* sent) {
   RequestOutcome out;
   if (!reply.ok()) {
     out.error = reply.error;
-    return out;
+  } else {
+    out.response = to_response(reply.envelope);
+    if (!out.response) out.error = transport::ErrorCode::Malformed;
   }
-  out.response = to_response(reply.envelope);
-  if (!out.response) out.error = transport::ErrorCode::Malformed;
+  if (sent) on_answer(*sent, out);
   return out;
 }
 

@@ -93,6 +93,7 @@ Agent& Mesh::add(std::unique_ptr<Agent> agent) {
     throw std::invalid_argument("add: " + *err);
   }
   slot->agent->slot_ = slot.get();
+  if (spec.authority_only) c.set_authority_only(spec.agent_id, true);
   c.agents[spec.agent_id] = slot;
   c.agent_order.push_back(spec.agent_id);
   if (c.state == MeshCore::State::Running) c.start_agent(slot);
@@ -120,6 +121,7 @@ bool Mesh::remove(std::string_view agent_id) {
     }
   }
   c.directory.remove_local(agent_id);
+  c.set_authority_only(std::string(agent_id), false);
   if (slot->running.load()) c.stop_agents({slot});
   if (inbox) {
     inbox->close();
@@ -458,8 +460,14 @@ MeshStats Mesh::stats() const {
   out.tag_updates = s.tag_updates.load();
   out.agent_failures = s.agent_failures.load();
   out.agent_restarts = s.agent_restarts.load();
+  out.authority_refused = s.authority_refused.load();
+  out.threads = core_->thread_stats();
   return out;
 }
+
+std::vector<ThreadRecord> Mesh::threads() const { return core_->thread_list(); }
+
+std::optional<ThreadRecord> Mesh::thread(const ThreadId& id) const { return core_->thread_record(id); }
 
 std::uint16_t Mesh::swim_port() const {
   std::lock_guard lock(core_->mu);

@@ -12,6 +12,7 @@
 //   registry_sync.cpp  membership events, fetching peers' registries
 //   mesh.cpp           the public Mesh: add/remove agents, start, stop
 //   peer_client.cpp, peer_messaging.cpp, scatter_gather.cpp   PeerClient
+//   conversations.cpp  threads: stamped on sends, checked on receipt
 //   agent.cpp, payload_codec.cpp   as named
 #pragma once
 
@@ -42,6 +43,7 @@
 #include "mesh/peer_link.hpp"
 #include "mesh/node_cert.hpp"
 #include "mesh/policy.hpp"
+#include "mesh/thread_table.hpp"
 #include "node_keys.hpp"
 #include "payload_codec.hpp"
 #include "registry_signing.hpp"
@@ -99,14 +101,61 @@ struct AwaitScope {
   std::unordered_map<std::uint64_t, std::function<void()>> cancels_;
 };
 
+// ---- conversations.cpp -------------------------------------------------------
+
+// A message being handled: what the messages sent meanwhile inherit (its
+// thread, its class as a ceiling, the request path), and the cost its
+// handling reports (its own and its requests' answers').
+struct Handling {
+  ThreadBlock block;             // as admitted here
+  std::string self;              // "agent@node" of its handler
+  bool request = false;
+  std::int64_t deadline_ms = 0;  // Unix ms; 0: none
+  void add_cost(double amount);
+  double cost() const;
+
+ private:
+  mutable std::mutex mu_;
+  double cost_ = 0;
+};
+
+// The handling whose code runs on this thread now: set around each start
+// and resumption of a handler (HandlingScope), and by receive() to the
+// message it returns.
+const std::shared_ptr<Handling>& current_handling();
+class HandlingScope {
+ public:
+  explicit HandlingScope(std::shared_ptr<Handling> h);
+  ~HandlingScope();
+  HandlingScope(const HandlingScope&) = delete;
+  HandlingScope& operator=(const HandlingScope&) = delete;
+
+ private:
+  std::shared_ptr<Handling> prev_;
+};
+// receive_blocking's: the message it returns is the one being handled on
+// this thread until the next.
+void set_current_handling(std::shared_ptr<Handling> h);
+
+// A request's conversation, for its answer: the thread, whether this
+// request opened it here (its answer closes it), and the handling that
+// sent it (the answer's cost adds to it).
+struct SentRequest {
+  ThreadId thread;
+  bool opened = false;
+  std::shared_ptr<Handling> parent;
+};
+
 // One await's outcome, set once by whichever comes first (the operation,
-// its timer, a stop); that one resumes the awaiter on its scope's executor.
+// its timer, a stop); that one resumes the awaiter on its scope's executor,
+// in the handling it was suspended in (or, for a receive, the message's).
 template <class T>
 struct Completion {
   std::atomic<bool> done{false};
   std::coroutine_handle<> handle;
   boost::asio::any_io_executor executor;
   std::optional<T> value;
+  std::shared_ptr<Handling> handling;
 
   bool complete(T v) {
     if (done.exchange(true, std::memory_order_acq_rel)) return false;
@@ -117,7 +166,10 @@ struct Completion {
       f = std::move(cleanup);
     }
     if (f) f();
-    boost::asio::post(executor, [h = handle] { h.resume(); });
+    boost::asio::post(executor, [h = handle, in = handling]() mutable {
+      HandlingScope scope(std::move(in));
+      h.resume();
+    });
     return true;
   }
   // What the winner runs once it completed (e.g. cancel the timer that
@@ -169,6 +221,7 @@ struct OpAwaiter {
   bool await_suspend(std::coroutine_handle<> h) {
     c->handle = h;
     c->executor = scope.executor;
+    c->handling = current_handling();
     key = scope.add([c = c, v = on_stop]() mutable { c->complete(std::move(v)); });
     if (key == 0) {  // stopped: no suspension
       c->done.store(true);
@@ -280,8 +333,40 @@ struct MeshCore {
   // Conversions of what the transport hands out; nullopt (counted) when
   // the payload or context does not decode.
   std::optional<IncomingMessage> to_incoming(transport::Incoming&& in);
-  RequestOutcome to_outcome(transport::Reply&& reply);
+  // `sent`: the request's conversation, told of its answer (on_answer).
+  RequestOutcome to_outcome(transport::Reply&& reply, const SentRequest* sent = nullptr);
   std::optional<Response> to_response(const transport::Envelope& env);
+
+  // ---- conversations (conversations.cpp) -------------------------------------
+  // The thread limits of NodeConfig (thread_*), 0 meaning none.
+  ThreadLimits thread_defaults() const;
+  // Stamps the thread of a message `self` (of `self_role`) sends to
+  // `target` into `m` (and its priority), filling `sent` for a request's
+  // answer. Not None: the message must not go, for that reason:
+  // PermissionDenied (an authority message the policy refuses, or one sent
+  // while handling an advisory message), Expired (options.thread is not
+  // known here, or past its time), BudgetExceeded (a request path too long);
+  // and for a target on this node, its refusals as admit_thread's.
+  // Throws std::invalid_argument for an over-long subject.
+  ErrorCode stamp_thread(std::string_view self, std::string_view self_role, const PeerInfo& target,
+                         const SendOptions& options, bool request, transport::OutMessage& m, SentRequest* sent);
+  // The receiving node's checks of a message from another node (admit()):
+  // its thread block's form, class and limits.
+  ErrorCode admit_thread(const transport::EnvelopeView& message, std::string_view node);
+  // The handling of a message as this node admitted it (to_incoming).
+  std::shared_ptr<Handling> handling_of(const transport::Envelope& env);
+  // The thread block of an answer to `incoming`: its thread, turn, cost.
+  std::vector<std::uint8_t> response_thread(const IncomingMessage& incoming);
+  // An answer's thread block: into `r`, and the table (its turn, its cost).
+  void take_answer_thread(const transport::Envelope& env, Response& r);
+  // A request's outcome: its cost to the handling that sent it, and the
+  // thread closed (the request opened it) or marked refused.
+  void on_answer(const SentRequest& sent, const RequestOutcome& out);
+  std::vector<ThreadRecord> thread_list();
+  std::optional<ThreadRecord> thread_record(const ThreadId& id);
+  ThreadTableStats thread_stats();
+  bool authority_only(std::string_view agent) const;
+  void set_authority_only(const std::string& agent, bool on);
 
   using EventCallback = std::function<void(const PeerEvent&)>;
   std::uint64_t subscribe(EventCallback cb);
@@ -415,7 +500,16 @@ struct MeshCore {
     std::atomic<std::uint64_t> tag_updates{0};
     std::atomic<std::uint64_t> agent_failures{0};
     std::atomic<std::uint64_t> agent_restarts{0};
+    std::atomic<std::uint64_t> authority_refused{0};
   } stats;
+
+  // Threads of the conversations this node's messages belong to.
+  transport::MessageIdGenerator ids;  // new threads' ids
+  std::mutex threads_mu;
+  ThreadTable threads;
+  // Agents that take authority messages only (AgentSpec::authority_only).
+  mutable std::shared_mutex authority_mu;
+  std::set<std::string, std::less<>> authority_only_agents;
 
   // The executor: every agent's strand, the control strand, and where the
   // node client's awaits resume. Declared before what lives on it, so that
@@ -494,6 +588,9 @@ struct MeshCore {
   bool stop_requested = false;
   int wake_fd = -1;  // run_forever's pipe while it runs
 };
+
+ErrorCode to_error(Refusal why);
+Refusal to_refusal(ErrorCode code);
 
 // The agent a target (an agent id or a role) names, by `strategy`, never
 // `self`; nullopt when none (peer_client.cpp). Under a policy, a role names

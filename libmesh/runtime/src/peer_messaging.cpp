@@ -20,17 +20,38 @@ struct Prepared {
   ErrorCode error = ErrorCode::None;
   std::optional<PeerInfo> peer;
   OutMessage message;
+  detail::SentRequest sent;
+  std::chrono::milliseconds timeout{0};  // a request's
 };
+
+std::int64_t unix_now_ms() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+// A request's timeout: the caller's (or the configured one), never past
+// the deadline of the message being handled, if any: nobody waits for
+// an answer after that. Zero once that deadline has passed.
+std::chrono::milliseconds request_timeout(const detail::MeshCore& core, const SendOptions& o) {
+  auto timeout = o.timeout.value_or(core.config.request_timeout);
+  if (const auto& h = detail::current_handling(); h && h->deadline_ms > 0) {
+    const std::chrono::milliseconds left(h->deadline_ms - unix_now_ms());
+    timeout = std::max(std::chrono::milliseconds(0), std::min(timeout, left));
+  }
+  return timeout;
+}
 
 }  // namespace
 
-// Resolves the target and encodes the message: everything a send needs.
-// A policy that does not let this agent do `action` to the target fails
-// it here, PermissionDenied, before anything is sent.
+// Resolves the target, encodes the message and stamps its thread:
+// everything a send needs. A policy that does not let this agent do
+// `action` to the target fails it here, PermissionDenied, and a thread
+// over its limits (for a target on this node) with the limit's error,
+// before anything is sent.
 static Prepared prepare(detail::MeshCore& core, PeerClient& client, std::string_view target,
-                        const Json& message, const Json& ctx, Strategy strategy, PolicyAction action) {
+                        const Json& message, const SendOptions& o, Strategy strategy, PolicyAction action) {
   Prepared p;
-  std::vector<std::uint8_t> context = core.encode_context(ctx);  // throws on a non-object
+  std::vector<std::uint8_t> context = core.encode_context(o.context);  // throws on a non-object
   p.peer = resolve_target(core, target, strategy, client.my_id(), client.my_role(), action);
   if (!p.peer) {
     p.error = ErrorCode::TargetUnknown;
@@ -46,7 +67,18 @@ static Prepared prepare(detail::MeshCore& core, PeerClient& client, std::string_
   p.message.context = std::move(context);
   if (p.message.payload.size() + p.message.context.size() > core.limits.max_bytes) {
     p.error = ErrorCode::Oversized;
+    return p;
   }
+  const bool request = action == PolicyAction::Request;
+  if (request) {
+    p.timeout = request_timeout(core, o);
+    if (p.timeout.count() == 0) {
+      p.error = ErrorCode::Timeout;  // the handler's own deadline has passed
+      return p;
+    }
+  }
+  // Last: a message stamped counts as a turn of its thread.
+  p.error = core.stamp_thread(client.my_id(), client.my_role(), *p.peer, o, request, p.message, &p.sent);
   return p;
 }
 
@@ -55,7 +87,15 @@ bool PeerClient::notify(std::string_view target, const Json& message, const Json
 }
 
 ErrorCode PeerClient::notify_detailed(std::string_view target, const Json& message, const Json& ctx) {
-  Prepared p = prepare(core_, *this, target, message, ctx, default_strategy(), PolicyAction::Notify);
+  return notify_detailed(target, message, SendOptions{.context = ctx});
+}
+
+bool PeerClient::notify(std::string_view target, const Json& message, const SendOptions& options) {
+  return notify_detailed(target, message, options) == ErrorCode::None;
+}
+
+ErrorCode PeerClient::notify_detailed(std::string_view target, const Json& message, const SendOptions& options) {
+  Prepared p = prepare(core_, *this, target, message, options, default_strategy(), PolicyAction::Notify);
   auto t = core_.get_transport();
   if (p.error == ErrorCode::None && !t) p.error = ErrorCode::Shutdown;
   if (p.error != ErrorCode::None) {
@@ -81,8 +121,18 @@ std::optional<Response> PeerClient::request_blocking(std::string_view target, co
 RequestOutcome PeerClient::request_detailed_blocking(std::string_view target, const Json& message,
                                                      std::optional<std::chrono::milliseconds> timeout,
                                                      const Json& ctx) {
+  return request_detailed_blocking(target, message, SendOptions{.timeout = timeout, .context = ctx});
+}
+
+std::optional<Response> PeerClient::request_blocking(std::string_view target, const Json& message,
+                                                     const SendOptions& options) {
+  return request_detailed_blocking(target, message, options).response;
+}
+
+RequestOutcome PeerClient::request_detailed_blocking(std::string_view target, const Json& message,
+                                                     const SendOptions& options) {
   detail::forbid_blocking("request_blocking");
-  Prepared p = prepare(core_, *this, target, message, ctx, default_strategy(), PolicyAction::Request);
+  Prepared p = prepare(core_, *this, target, message, options, default_strategy(), PolicyAction::Request);
   RequestOutcome out;
   out.peer = p.peer;
   if (p.error != ErrorCode::None) {
@@ -95,8 +145,7 @@ RequestOutcome PeerClient::request_detailed_blocking(std::string_view target, co
     return out;
   }
   record_peer_usage(p.peer->card.agent_id);
-  RequestOutcome got =
-      core_.to_outcome(t->request(std::move(p.message), timeout.value_or(core_.config.request_timeout)));
+  RequestOutcome got = core_.to_outcome(t->request(std::move(p.message), p.timeout), &p.sent);
   got.peer = std::move(out.peer);
   return got;
 }
@@ -121,17 +170,18 @@ Task<std::optional<Response>> response_of(Task<AskCheck> check) {
 // with Shutdown at once when the agent stops meanwhile.
 Task<RequestOutcome> await_request(detail::MeshCore& core, detail::AwaitScope& scope,
                                    std::shared_ptr<transport::Transport> t, OutMessage m,
-                                   std::chrono::milliseconds timeout, std::optional<PeerInfo> peer) {
+                                   std::chrono::milliseconds timeout, std::optional<PeerInfo> peer,
+                                   detail::SentRequest sent) {
   RequestOutcome stopped;
   stopped.error = ErrorCode::Shutdown;
   // A named awaiter: GCC 12 mishandles a non-trivial temporary awaiter
   // (it frees what the lambda captured by move twice).
   auto op = detail::await_op<RequestOutcome>(
       scope,
-      [&core, t = std::move(t), m = std::move(m), timeout](auto c) mutable {
+      [&core, t = std::move(t), m = std::move(m), timeout, sent = std::move(sent)](auto c) mutable {
         auto transport = std::move(t);  // not kept past the send
-        transport->request_async(std::move(m), timeout, [&core, c](transport::Reply reply) {
-          c->complete(core.to_outcome(std::move(reply)));
+        transport->request_async(std::move(m), timeout, [&core, c, sent = std::move(sent)](transport::Reply reply) {
+          c->complete(core.to_outcome(std::move(reply), &sent));
         });
       },
       std::move(stopped));
@@ -145,14 +195,24 @@ Task<RequestOutcome> await_request(detail::MeshCore& core, detail::AwaitScope& s
 Task<std::optional<Response>> PeerClient::request(std::string_view target, const Json& message,
                                                   std::optional<std::chrono::milliseconds> timeout,
                                                   const Json& ctx) {
-  return response_of(request_detailed(target, message, timeout, ctx));
+  return response_of(request_detailed(target, message, SendOptions{.timeout = timeout, .context = ctx}));
 }
 
 Task<RequestOutcome> PeerClient::request_detailed(std::string_view target, const Json& message,
                                                   std::optional<std::chrono::milliseconds> timeout,
                                                   const Json& ctx) {
-  // Resolved and encoded now: the task owns everything it needs.
-  Prepared p = prepare(core_, *this, target, message, ctx, default_strategy(), PolicyAction::Request);
+  return request_detailed(target, message, SendOptions{.timeout = timeout, .context = ctx});
+}
+
+Task<std::optional<Response>> PeerClient::request(std::string_view target, const Json& message,
+                                                  const SendOptions& options) {
+  return response_of(request_detailed(target, message, options));
+}
+
+Task<RequestOutcome> PeerClient::request_detailed(std::string_view target, const Json& message,
+                                                  const SendOptions& options) {
+  // Resolved, encoded and stamped now: the task owns everything it needs.
+  Prepared p = prepare(core_, *this, target, message, options, default_strategy(), PolicyAction::Request);
   auto t = core_.get_transport();
   if (p.error == ErrorCode::None && !t) p.error = ErrorCode::Shutdown;
   if (p.error != ErrorCode::None) {
@@ -162,8 +222,8 @@ Task<RequestOutcome> PeerClient::request_detailed(std::string_view target, const
     return ready_task(std::move(out));
   }
   record_peer_usage(p.peer->card.agent_id);
-  return await_request(core_, await_scope(), std::move(t), std::move(p.message),
-                       timeout.value_or(core_.config.request_timeout), std::move(p.peer));
+  return await_request(core_, await_scope(), std::move(t), std::move(p.message), p.timeout, std::move(p.peer),
+                       std::move(p.sent));
 }
 
 std::future<RequestOutcome> PeerClient::request_async(std::string_view target, const Json& message,
@@ -179,7 +239,12 @@ std::future<RequestOutcome> PeerClient::request_async(std::string_view target, c
 void PeerClient::request_then(std::string_view target, const Json& message,
                               std::optional<std::chrono::milliseconds> timeout, const Json& ctx,
                               std::function<void(RequestOutcome)> done) {
-  Prepared p = prepare(core_, *this, target, message, ctx, default_strategy(), PolicyAction::Request);
+  request_then(target, message, SendOptions{.timeout = timeout, .context = ctx}, std::move(done));
+}
+
+void PeerClient::request_then(std::string_view target, const Json& message, const SendOptions& options,
+                              std::function<void(RequestOutcome)> done) {
+  Prepared p = prepare(core_, *this, target, message, options, default_strategy(), PolicyAction::Request);
   auto t = core_.get_transport();
   if (p.error != ErrorCode::None || !t) {
     RequestOutcome out;
@@ -190,9 +255,10 @@ void PeerClient::request_then(std::string_view target, const Json& message,
   }
   record_peer_usage(p.peer->card.agent_id);
   detail::MeshCore* core = &core_;
-  t->request_async(std::move(p.message), timeout.value_or(core_.config.request_timeout),
-                   [core, done = std::move(done), peer = std::move(p.peer)](transport::Reply reply) mutable {
-                     RequestOutcome out = core->to_outcome(std::move(reply));
+  t->request_async(std::move(p.message), p.timeout,
+                   [core, done = std::move(done), peer = std::move(p.peer),
+                    sent = std::move(p.sent)](transport::Reply reply) mutable {
+                     RequestOutcome out = core->to_outcome(std::move(reply), &sent);
                      out.peer = std::move(peer);
                      done(std::move(out));
                    });
@@ -205,7 +271,8 @@ bool PeerClient::respond(const IncomingMessage& incoming, const Json& message, c
   if (payload.size() + context.size() > core_.limits.max_bytes) return false;
   auto t = core_.get_transport();
   if (!t) return false;
-  return t->respond(*incoming.handle, std::move(payload), std::move(context)) == ErrorCode::None;
+  return t->respond(*incoming.handle, std::move(payload), std::move(context), incoming.priority,
+                    core_.response_thread(incoming)) == ErrorCode::None;
 }
 
 namespace {
@@ -213,6 +280,8 @@ namespace {
 // A broadcast's copies go to the peers the policy lets this agent
 // broadcast to (the transport marks them kFlagBroadcast, so that the
 // receiver's policy can tell them from notifies).
+// Each copy is a message of the thread on its own (a turn each, checked
+// as any notify).
 std::size_t send_to_each(detail::MeshCore& core, const PeerClient& client, std::vector<PeerInfo> peers,
                          const Json& message, const Json& ctx) {
   const std::string& self = client.my_id();
@@ -222,17 +291,20 @@ std::size_t send_to_each(detail::MeshCore& core, const PeerClient& client, std::
   auto t = core.get_transport();
   if (!t) return 0;
   std::unordered_set<std::string> seen;
-  std::vector<Address> to;
+  const SendOptions options;
+  std::size_t accepted = 0;
   for (const auto& p : peers) {
     if (!core.may_send(self, client.my_role(), p, PolicyAction::Broadcast)) continue;
-    if (seen.insert(p.card.agent_id).second) to.push_back(address_of(p));
+    if (!seen.insert(p.card.agent_id).second) continue;
+    OutMessage m;
+    m.to = address_of(p);
+    m.sender_agent = self;
+    m.payload = payload;
+    m.context = context;
+    m.flags = transport::kFlagBroadcast;
+    if (core.stamp_thread(self, client.my_role(), p, options, false, m, nullptr) != ErrorCode::None) continue;
+    accepted += t->notify(std::move(m)) == ErrorCode::None ? 1 : 0;
   }
-  OutMessage m;
-  m.sender_agent = self;
-  m.payload = std::move(payload);
-  m.context = std::move(context);
-  std::size_t accepted = 0;
-  for (const auto& o : t->broadcast(to, m)) accepted += o.error == ErrorCode::None ? 1 : 0;
   return accepted;
 }
 
@@ -295,14 +367,18 @@ std::optional<IncomingMessage> PeerClient::receive_blocking(std::optional<std::c
     }
     auto raw = inbox->pop(left);
     if (!raw) return std::nullopt;
-    if (auto msg = core_.to_incoming(std::move(*raw))) return msg;
+    if (auto msg = core_.to_incoming(std::move(*raw))) {
+      detail::set_current_handling(msg->handling);  // what this thread sends next belongs to its thread
+      return msg;
+    }
     if (until && std::chrono::steady_clock::now() >= *until) return std::nullopt;
   }
 }
 
 std::string PeerClient::ask_async(std::string_view target, const Json& message,
                                   std::chrono::milliseconds timeout, const Json& ctx) {
-  Prepared p = prepare(core_, *this, target, message, ctx, default_strategy(), PolicyAction::Request);
+  Prepared p = prepare(core_, *this, target, message, SendOptions{.timeout = timeout, .context = ctx},
+                       default_strategy(), PolicyAction::Request);
   if (p.error == ErrorCode::TargetUnknown) {
     throw MeshError("ask_async: no agent \"" + std::string(target) + "\" to ask", p.error);
   }
@@ -312,7 +388,7 @@ std::string PeerClient::ask_async(std::string_view target, const Json& message,
   auto t = core_.get_transport();
   if (!t) throw MeshError("ask_async: the mesh is not running", ErrorCode::Shutdown);
   const std::string id = p.peer->card.agent_id;
-  auto ticket = t->ask_async(std::move(p.message), timeout);
+  auto ticket = t->ask_async(std::move(p.message), p.timeout);
   if (ticket.error != ErrorCode::None) {
     throw MeshError("ask_async to " + id + ": " + std::string(transport::to_string(ticket.error)),
                     ticket.error);

@@ -217,8 +217,12 @@ transport::TransportOptions::Admission MeshCore::admit(const transport::Envelope
     const auto action = message.type == transport::MessageType::Request ? PolicyAction::Request
                         : (message.flags & transport::kFlagBroadcast) != 0 ? PolicyAction::Broadcast
                                                                             : PolicyAction::Notify;
-    if (may_receive(node, message.sender_agent, message.target, action)) return {};
-    return {Admission::Refuse, transport::ErrorCode::PermissionDenied};
+    if (!may_receive(node, message.sender_agent, message.target, action)) {
+      return {Admission::Refuse, transport::ErrorCode::PermissionDenied};
+    }
+    // And its conversation: the thread's limits, class and path.
+    if (const auto e = admit_thread(message, node); e != transport::ErrorCode::None) return {Admission::Refuse, e};
+    return {};
   }
   const std::string name(node);
   if (!second_look) {

@@ -94,10 +94,18 @@ std::shared_ptr<Gather> gather_start(detail::MeshCore& core, const std::string& 
     m.sender_agent = self;
     m.payload = payload;
     m.context = context;
+    detail::SentRequest sent;
+    // Each request is a message of the thread on its own (a turn each).
+    if (const ErrorCode e = core.stamp_thread(self, role, peer, SendOptions{}, true, m, &sent); e != ErrorCode::None) {
+      RequestOutcome o;
+      o.error = e;
+      finish(*state, i, std::move(o));
+      continue;
+    }
     core.directory.record_usage(peer.card.agent_id, detail::steady_ms());
     detail::MeshCore* c = &core;
-    t->request_async(std::move(m), policy.deadline, [state, i, c, finish](transport::Reply reply) {
-      finish(*state, i, c->to_outcome(std::move(reply)));
+    t->request_async(std::move(m), policy.deadline, [state, i, c, finish, sent = std::move(sent)](transport::Reply reply) {
+      finish(*state, i, c->to_outcome(std::move(reply), &sent));
     });
   }
   if (state->peers.empty() && state->over) state->over();

@@ -107,6 +107,21 @@ struct NodeConfig {
   std::string discovery_strategy = "first";
   // PeerClient::request's timeout when the caller gives none.
   std::chrono::milliseconds request_timeout{30'000};
+  // Limits of a thread (a governed conversation, docs/conversations.md)
+  // opened without its own; a message may only tighten them. 0: no limit.
+  std::uint32_t thread_max_turns = 100;
+  std::chrono::milliseconds thread_ttl{600'000};
+  double thread_max_cost = 0;
+  std::uint32_t thread_max_depth = 8;
+  // The audit trail: every message this node sends or receives, appended
+  // to hash-chained JSON lines in audit_dir (empty: no trail). The payload
+  // itself is written only with audit_payloads (else its SHA-256); files
+  // rotate at audit_rotate_bytes; audit_fsync: "never" (the kernel
+  // decides), "interval" (once a second) or "always" (each line).
+  std::string audit_dir;
+  bool audit_payloads = false;
+  std::size_t audit_rotate_bytes = 64u << 20;
+  std::string audit_fsync = "never";
   // The largest message on the wire (the transport's max_frame_bytes); a
   // payload must leave 1 KiB of it for the envelope.
   std::size_t max_message_bytes = 4 * 1024 * 1024;

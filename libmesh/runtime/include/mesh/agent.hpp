@@ -80,6 +80,10 @@ struct AgentSpec {
   // Mailbox bound; 0: NodeConfig::mailbox_limit. A sender to a full
   // mailbox learns it (notify false, request MailboxFull).
   std::size_t mailbox_limit = 0;
+  // Takes authority messages only (directives, decisions of record): an
+  // advisory message to it is refused, PermissionDenied, before any
+  // handler runs; so an answer can never be taken for an order.
+  bool authority_only = false;
 };
 
 class Agent {

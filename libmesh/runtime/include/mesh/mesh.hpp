@@ -126,6 +126,10 @@ class Mesh {
   std::vector<Agent*> agents() const;
   AgentDirectory& directory();
   MeshStats stats() const;
+  // The conversations this node knows (docs/conversations.md), most
+  // recently active first, and one of them (nullopt when not known here).
+  std::vector<ThreadRecord> threads() const;
+  std::optional<ThreadRecord> thread(const ThreadId& id) const;
   // For metrics (mesh/metrics.hpp), read-only: the transport's counters
   // (nullopt before start() and after stop()); and `fn` called with SWIM
   // membership while it runs (false, fn not called, before start(), once

@@ -8,6 +8,7 @@
 #include <optional>
 
 #include "mesh/swim/config.hpp"
+#include "mesh/thread_table.hpp"
 
 namespace mesh {
 
@@ -34,6 +35,11 @@ struct MeshOptions {
   // Replaces the SWIM config derived from NodeConfig::profile (tests);
   // its name and advertise address are set by the Mesh.
   std::optional<swim::Config> swim_config;
+  // Governed conversations (docs/conversations.md). false: this node
+  // neither stamps threads on what it sends nor checks them on what it
+  // receives; for measuring what they cost (bench/conversation_cost), not
+  // for production, where a node's limits are its defence.
+  bool conversations = true;
 };
 
 // Counters (a snapshot).
@@ -50,6 +56,11 @@ struct MeshStats {
   std::uint64_t tag_updates = 0;          // SWIM tag updates for a new "rv"
   std::uint64_t agent_failures = 0;       // exceptions from setup/run/handlers
   std::uint64_t agent_restarts = 0;
+  // Authority messages refused for their class: sent while handling an
+  // advisory one, or advisory ones to an authority_only agent. (The
+  // policy's refusals count in policy_denied_*.)
+  std::uint64_t authority_refused = 0;
+  ThreadTableStats threads;               // conversations: opened, ended, refused
 };
 
 }  // namespace mesh

@@ -49,6 +49,7 @@
 #include <vector>
 
 #include "mesh/agent_directory.hpp"
+#include "mesh/conversation.hpp"
 #include "mesh/task.hpp"
 #include "mesh/transport/transport.hpp"
 
@@ -58,10 +59,14 @@ namespace detail {
 struct MeshCore;
 struct AgentSlot;
 struct AwaitScope;
+struct Handling;
 }
 
 using Json = nlohmann::json;
 using transport::ErrorCode;
+// 0-3: Low, Normal (the default), Urgent, Critical. A message overtakes
+// those of lower priority still queued for the same peer or agent.
+using transport::Priority;
 
 // The id the node's own client (Mesh::node_client) sends under. Reserved
 // (Mesh::add refuses ids starting with '$'), never advertised, never a
@@ -105,13 +110,53 @@ struct IncomingMessage {
   // For a request, its own id: a response carries it back. Empty for a notify.
   std::string correlation_id;
   std::int64_t timestamp_ms = 0;  // sender's Unix time in ms when sent
+  Priority priority = Priority::Normal;
 
   bool is_request() const { return type == MessageKind::Request; }
   bool is_notify() const { return type == MessageKind::Notify; }
 
+  // The conversation the message belongs to, as this node admitted it
+  // (docs/conversations.md): its id, turn, depth, the cost spent so far
+  // and the limits in force. Messages the handler sends belong to it too.
+  const ThreadBlock& thread() const;
+  MessageClass message_class() const;
+  bool is_authority() const { return message_class() == MessageClass::Authority; }
+  // When the sender stops waiting: a request's deadline or the thread's
+  // expiry, whichever comes first; nullopt when neither. A handler past it
+  // may stop working: nobody waits for the answer any more.
+  std::optional<std::chrono::system_clock::time_point> deadline() const;
+  bool past_deadline() const;
+  // What handling this message cost, in the thread's cost units (say USD):
+  // added up and sent with the response, it counts against the thread's
+  // max_cost. Callable from any thread, any number of times.
+  void report_cost(double amount) const;
+
   // The transport's handle, kept so that respond() can answer. Copies
   // share it: whichever copy is answered first wins.
   std::shared_ptr<const transport::Incoming> handle;
+  // The conversation state of its handling (thread(), report_cost).
+  std::shared_ptr<detail::Handling> handling;
+};
+
+// How a message is sent, beyond its target and payload. Every field has a
+// default: {.priority = Priority::Urgent} changes one.
+struct SendOptions {
+  // A request's timeout; nullopt: NodeConfig::request_timeout. A request
+  // sent while handling one never outlives that one's deadline.
+  std::optional<std::chrono::milliseconds> timeout{};
+  Json context = Json::object();
+  Priority priority = Priority::Normal;
+  MessageClass message_class = MessageClass::Advisory;
+  // The thread: by default the one of the message being handled, or a new
+  // one. `thread` continues a thread this node knows (Response::thread,
+  // IncomingMessage::thread().id); new_thread opens a new one even while
+  // handling a message (then a child of that message's thread).
+  std::optional<ThreadId> thread{};
+  bool new_thread = false;
+  std::string subject{};  // of a new thread
+  // Tightens the thread's limits (a new thread starts from NodeConfig's
+  // thread_* defaults); never loosens them.
+  ThreadLimits limits{};
 };
 
 // A response to a request.
@@ -122,6 +167,12 @@ struct Response {
   std::string sender_node;
   std::string correlation_id;  // the request's id
   std::int64_t timestamp_ms = 0;
+  // The thread it belongs to (SendOptions::thread continues it), what
+  // answering cost (the responder's report, its own requests included) and
+  // its class: an answer is never of a higher class than its request.
+  ThreadId thread;
+  double cost = 0;
+  MessageClass message_class = MessageClass::Advisory;
 };
 
 // A request's outcome with the reason when there is no response: Timeout,
@@ -294,6 +345,13 @@ class PeerClient {
   // PermissionDenied (this node's policy), PeerDead, PeerUnreachable,
   // MailboxFull, Oversized or Shutdown otherwise.
   ErrorCode notify_detailed(std::string_view target, const Json& message, const Json& ctx = Json::object());
+  // The same with options (priority, class, thread). Besides the above:
+  // TurnLimit, Expired, BudgetExceeded (a same-node target's refusal, known
+  // at once; a remote one's reaches on_delivery_failure), and
+  // PermissionDenied for an authority message the policy does not allow,
+  // or sent while handling an advisory one.
+  bool notify(std::string_view target, const Json& message, const SendOptions& options);
+  ErrorCode notify_detailed(std::string_view target, const Json& message, const SendOptions& options);
 
   // The response, or nullopt on timeout (nullopt: NodeConfig::
   // request_timeout, 30 s unless configured), when the target cannot be
@@ -308,6 +366,13 @@ class PeerClient {
   Task<RequestOutcome> request_detailed(std::string_view target, const Json& message,
                                         std::optional<std::chrono::milliseconds> timeout = std::nullopt,
                                         const Json& ctx = Json::object());
+  // The same with options: priority, class, thread, limits.
+  //   auto answer = co_await peers().request("critic", draft, {.subject = "debate",
+  //                                                              .limits = {.max_turns = 12}});
+  // Besides the errors above: TurnLimit, Expired, BudgetExceeded, Loop
+  // (the target already waits on this request's path), PermissionDenied.
+  Task<std::optional<Response>> request(std::string_view target, const Json& message, const SendOptions& options);
+  Task<RequestOutcome> request_detailed(std::string_view target, const Json& message, const SendOptions& options);
   // The same, blocking the calling thread.
   std::optional<Response> request_blocking(std::string_view target, const Json& message,
                                            std::optional<std::chrono::milliseconds> timeout = std::nullopt,
@@ -315,6 +380,10 @@ class PeerClient {
   RequestOutcome request_detailed_blocking(std::string_view target, const Json& message,
                                            std::optional<std::chrono::milliseconds> timeout = std::nullopt,
                                            const Json& ctx = Json::object());
+  std::optional<Response> request_blocking(std::string_view target, const Json& message,
+                                           const SendOptions& options);
+  RequestOutcome request_detailed_blocking(std::string_view target, const Json& message,
+                                           const SendOptions& options);
   // The same with a std::future: ready when request_detailed completes. Resolution failures make a ready future.
   std::future<RequestOutcome> request_async(std::string_view target, const Json& message,
                                             std::optional<std::chrono::milliseconds> timeout = std::nullopt,
@@ -326,9 +395,13 @@ class PeerClient {
   void request_then(std::string_view target, const Json& message,
                     std::optional<std::chrono::milliseconds> timeout, const Json& ctx,
                     std::function<void(RequestOutcome)> done);
+  void request_then(std::string_view target, const Json& message, const SendOptions& options,
+                    std::function<void(RequestOutcome)> done);
 
   // Answers a request. The request's context is carried over unless `ctx`
-  // is given. False when `incoming` is a notify, was answered already, the
+  // is given. The answer carries the cost reported for the request
+  // (IncomingMessage::report_cost), and the request's thread, class and
+  // priority. False when `incoming` is a notify, was answered already, the
   // payload is oversized, or the mesh is not running.
   bool respond(const IncomingMessage& incoming, const Json& message,
                const std::optional<Json>& ctx = std::nullopt);

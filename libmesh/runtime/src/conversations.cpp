@@ -1,0 +1,328 @@
+// Governed conversations at work (docs/conversations.md): the thread each
+// message is stamped with when an agent sends it, the checks a receiving
+// node makes before any handler runs, and what an answer brings back.
+//
+// A message to an agent of this same node is checked as its receiver
+// would, here, before it is handed over: this node is its receiver. One
+// from another node is checked in admit() on the transport's thread, so
+// that a refusal reaches its sender as an error (a request's answer, a
+// notify's delivery failure) without ever being queued.
+#include <spdlog/spdlog.h>
+
+#include <chrono>
+#include <cmath>
+
+#include "mesh/text.hpp"
+#include "mesh_core.hpp"
+
+namespace mesh::detail {
+
+namespace {
+
+thread_local std::shared_ptr<Handling> tl_current;
+
+std::int64_t unix_ms() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+template <class T>
+void lower(std::optional<T>& mine, const std::optional<T>& theirs) {
+  if (theirs && (!mine || *theirs < *mine)) mine = theirs;
+}
+
+// What `limits` say for a thread at `now_ms`, in its block.
+void apply(ThreadBlock& b, const ThreadLimits& limits, std::int64_t now_ms) {
+  lower(b.max_turns, limits.max_turns);
+  if (limits.ttl) lower(b.expires_ms, std::optional<std::int64_t>(now_ms + limits.ttl->count()));
+  lower(b.max_cost, limits.max_cost);
+  lower(b.max_depth, limits.max_depth);
+}
+
+// The thread of a message that came without one (a node that predates
+// threads, a raw client): a new thread of its own, opened by its sender,
+// under this node's defaults. Its id is the message's, so that every look
+// at the same message finds the same thread.
+ThreadBlock implicit_block(const MeshCore& core, transport::MessageId id, std::string_view sender, std::string_view node,
+                           std::int64_t now_ms) {
+  ThreadBlock b;
+  b.id = ThreadId{id.hi, id.lo};
+  b.origin_agent = std::string(sender.substr(0, kMaxOriginBytes));
+  b.origin_node = std::string(node.substr(0, kMaxOriginBytes));
+  b.turn = 1;
+  b.depth = 1;
+  apply(b, core.thread_defaults(), now_ms);
+  return b;
+}
+
+}  // namespace
+
+ErrorCode to_error(Refusal why) {
+  switch (why) {
+    case Refusal::None: return ErrorCode::None;
+    case Refusal::TurnLimit: return ErrorCode::TurnLimit;
+    case Refusal::Expired: return ErrorCode::Expired;
+    case Refusal::BudgetExceeded: return ErrorCode::BudgetExceeded;
+    case Refusal::Loop: return ErrorCode::Loop;
+  }
+  return ErrorCode::Rejected;
+}
+
+Refusal to_refusal(ErrorCode code) {
+  switch (code) {
+    case ErrorCode::TurnLimit: return Refusal::TurnLimit;
+    case ErrorCode::Expired: return Refusal::Expired;
+    case ErrorCode::BudgetExceeded: return Refusal::BudgetExceeded;
+    case ErrorCode::Loop: return Refusal::Loop;
+    default: return Refusal::None;
+  }
+}
+
+const std::shared_ptr<Handling>& current_handling() { return tl_current; }
+HandlingScope::HandlingScope(std::shared_ptr<Handling> h) : prev_(std::exchange(tl_current, std::move(h))) {}
+HandlingScope::~HandlingScope() { tl_current = std::move(prev_); }
+void set_current_handling(std::shared_ptr<Handling> h) { tl_current = std::move(h); }
+
+void Handling::add_cost(double amount) {
+  if (!std::isfinite(amount) || amount <= 0) return;
+  std::lock_guard lock(mu_);
+  cost_ += amount;
+}
+
+double Handling::cost() const {
+  std::lock_guard lock(mu_);
+  return cost_;
+}
+
+ThreadLimits MeshCore::thread_defaults() const {
+  ThreadLimits l;
+  if (config.thread_max_turns > 0) l.max_turns = config.thread_max_turns;
+  if (config.thread_ttl.count() > 0) l.ttl = config.thread_ttl;
+  if (config.thread_max_cost > 0) l.max_cost = config.thread_max_cost;
+  if (config.thread_max_depth > 0) l.max_depth = config.thread_max_depth;
+  return l;
+}
+
+bool MeshCore::authority_only(std::string_view agent) const {
+  std::shared_lock lock(authority_mu);
+  return authority_only_agents.find(agent) != authority_only_agents.end();
+}
+
+void MeshCore::set_authority_only(const std::string& agent, bool on) {
+  std::unique_lock lock(authority_mu);
+  if (on) {
+    authority_only_agents.insert(agent);
+  } else {
+    authority_only_agents.erase(agent);
+  }
+}
+
+ErrorCode MeshCore::stamp_thread(std::string_view self, std::string_view self_role, const PeerInfo& target,
+                                 const SendOptions& o, bool request, transport::OutMessage& m, SentRequest* sent) {
+  if (!options.conversations) {
+    m.priority = o.priority;
+    return ErrorCode::None;
+  }
+  const std::shared_ptr<Handling>& h = current_handling();
+  const std::int64_t now = unix_ms();
+  if (o.subject.size() > kMaxSubjectBytes) {
+    throw std::invalid_argument("a thread's subject is at most " + std::to_string(kMaxSubjectBytes) + " bytes");
+  }
+  if (o.message_class == MessageClass::Authority) {
+    // An answer, a status or a question is never turned into an order on
+    // its way through: whoever handles an advisory message speaks
+    // advisory, in that thread or any other.
+    if (h && h->block.message_class == MessageClass::Advisory) {
+      stats.authority_refused.fetch_add(1);
+      return ErrorCode::PermissionDenied;
+    }
+    if (!may_send(self, self_role, target, PolicyAction::Authority)) return ErrorCode::PermissionDenied;
+  }
+  ThreadBlock b;
+  bool opens = false;
+  if (o.thread) {
+    b.id = *o.thread;
+    b.depth = 1;
+  } else if (h && !o.new_thread) {
+    b.id = h->block.id;
+    b.depth = h->block.depth + (request ? 1 : 0);
+    if (request && h->request) b.lineage = h->block.lineage;
+  } else {
+    opens = true;
+    const transport::MessageId fresh = ids.next();
+    b.id = ThreadId{fresh.hi, fresh.lo};
+    if (h) b.parent = h->block.id;
+    b.origin_agent = std::string(self);
+    b.origin_node = node_name;
+    b.subject = o.subject;
+    b.depth = 1;
+    apply(b, thread_defaults(), now);
+  }
+  apply(b, o.limits, now);
+  if (request) {
+    if (b.lineage.size() >= kMaxLineage) return ErrorCode::BudgetExceeded;
+    b.lineage.push_back(lineage_entry(self, node_name));
+  }
+  b.message_class = o.message_class;
+  const bool local = m.to.node.empty() || m.to.node == node_name;
+  Refusal why = Refusal::None;
+  {
+    std::lock_guard lock(threads_mu);
+    if (!threads.stamp(b, opens, now, /*count_turn=*/!local)) return ErrorCode::Expired;
+    if (local) why = threads.admit(b, lineage_entry(target.card.agent_id, node_name), request, now);
+  }
+  if (why != Refusal::None) return to_error(why);
+  if (local && b.message_class == MessageClass::Advisory && authority_only(target.card.agent_id)) {
+    stats.authority_refused.fetch_add(1);
+    return ErrorCode::PermissionDenied;
+  }
+  m.thread = encode_thread_block(b);
+  m.priority = o.priority;
+  if (sent) {
+    sent->thread = b.id;
+    sent->opened = opens;
+    sent->parent = h;
+  }
+  return ErrorCode::None;
+}
+
+ErrorCode MeshCore::admit_thread(const transport::EnvelopeView& v, std::string_view node) {
+  const bool request = v.type == transport::MessageType::Request;
+  if (!options.conversations || (!request && v.type != transport::MessageType::Notify)) return ErrorCode::None;
+  const std::int64_t now = unix_ms();
+  ThreadBlock b;
+  if (v.thread.empty()) {
+    b = implicit_block(*this, v.id, v.sender_agent, node, now);
+  } else {
+    std::string why;
+    auto decoded = decode_thread_block(v.thread, &why);
+    if (!decoded) {
+      stats.messages_malformed.fetch_add(1);
+      spdlog::debug("{}: refused a {} from {}: its thread block is malformed: {}", node_name,
+                    transport::to_string(v.type), escape_text(node), why);
+      return ErrorCode::Malformed;
+    }
+    b = std::move(*decoded);
+  }
+  if (b.message_class == MessageClass::Authority &&
+      !may_receive(node, v.sender_agent, v.target, PolicyAction::Authority)) {
+    return ErrorCode::PermissionDenied;
+  }
+  if (b.message_class == MessageClass::Advisory && authority_only(v.target)) {
+    stats.authority_refused.fetch_add(1);
+    return ErrorCode::PermissionDenied;
+  }
+  std::lock_guard lock(threads_mu);
+  return to_error(threads.admit(b, lineage_entry(v.target, node_name), request, now));
+}
+
+std::shared_ptr<Handling> MeshCore::handling_of(const transport::Envelope& env) {
+  if (!options.conversations) return nullptr;
+  auto h = std::make_shared<Handling>();
+  const std::int64_t now = unix_ms();
+  std::optional<ThreadBlock> b;
+  if (!env.thread.empty()) b = decode_thread_block(env.thread);
+  if (!b) b = implicit_block(*this, env.id, env.sender_agent, env.sender_node, now);
+  {
+    // What this node knows beside what the message says: its limits and
+    // cost, whichever are tighter and higher.
+    std::lock_guard lock(threads_mu);
+    if (const ThreadRecord* r = threads.find(b->id)) {
+      lower(b->max_turns, r->max_turns);
+      lower(b->expires_ms, r->expires_ms);
+      lower(b->max_cost, r->max_cost);
+      lower(b->max_depth, r->max_depth);
+      b->spent = std::max(b->spent, r->spent);
+    }
+  }
+  h->request = env.type == transport::MessageType::Request;
+  h->self = lineage_entry(env.target, node_name);
+  std::int64_t deadline = h->request ? env.deadline_ms : 0;
+  if (b->expires_ms && (deadline == 0 || *b->expires_ms < deadline)) deadline = *b->expires_ms;
+  h->deadline_ms = deadline;
+  h->block = std::move(*b);
+  return h;
+}
+
+std::vector<std::uint8_t> MeshCore::response_thread(const IncomingMessage& incoming) {
+  if (!incoming.handling) return {};
+  const Handling& h = *incoming.handling;
+  ThreadBlock b;
+  {
+    std::lock_guard lock(threads_mu);
+    b = threads.response_block(h.block, h.cost(), unix_ms());
+  }
+  return encode_thread_block(b);
+}
+
+void MeshCore::take_answer_thread(const transport::Envelope& env, Response& r) {
+  if (env.thread.empty() || !options.conversations) return;
+  auto b = decode_thread_block(env.thread);
+  if (!b) return;  // an answer's block only informs: a broken one is ignored
+  r.thread = b->id;
+  r.cost = b->cost;
+  r.message_class = b->message_class;
+  std::lock_guard lock(threads_mu);
+  threads.on_response(*b, unix_ms(), /*add_cost=*/env.sender_node != node_name);
+}
+
+void MeshCore::on_answer(const SentRequest& sent, const RequestOutcome& out) {
+  if (sent.thread.empty()) return;
+  if (out.response && sent.parent) sent.parent->add_cost(out.response->cost);
+  const Refusal why = to_refusal(out.error);
+  std::lock_guard lock(threads_mu);
+  if (why != Refusal::None) {
+    threads.note_refusal(sent.thread, why, unix_ms());
+  } else if (sent.opened) {
+    threads.close(sent.thread, unix_ms());
+  }
+}
+
+std::vector<ThreadRecord> MeshCore::thread_list() {
+  std::lock_guard lock(threads_mu);
+  threads.expire(unix_ms());
+  return threads.list();
+}
+
+std::optional<ThreadRecord> MeshCore::thread_record(const ThreadId& id) {
+  std::lock_guard lock(threads_mu);
+  threads.expire(unix_ms());
+  const ThreadRecord* r = threads.find(id);
+  return r ? std::optional<ThreadRecord>(*r) : std::nullopt;
+}
+
+ThreadTableStats MeshCore::thread_stats() {
+  std::lock_guard lock(threads_mu);
+  threads.expire(unix_ms());
+  return threads.stats();
+}
+
+}  // namespace mesh::detail
+
+namespace mesh {
+
+namespace {
+const ThreadBlock kNoThread{};
+}
+
+const ThreadBlock& IncomingMessage::thread() const { return handling ? handling->block : kNoThread; }
+
+MessageClass IncomingMessage::message_class() const {
+  return handling ? handling->block.message_class : MessageClass::Advisory;
+}
+
+std::optional<std::chrono::system_clock::time_point> IncomingMessage::deadline() const {
+  if (!handling || handling->deadline_ms == 0) return std::nullopt;
+  return std::chrono::system_clock::time_point(std::chrono::milliseconds(handling->deadline_ms));
+}
+
+bool IncomingMessage::past_deadline() const {
+  const auto d = deadline();
+  return d && std::chrono::system_clock::now() > *d;
+}
+
+void IncomingMessage::report_cost(double amount) const {
+  if (handling) handling->add_cost(amount);
+}
+
+}  // namespace mesh
