@@ -11,6 +11,15 @@
 //   relay (capability relay), only when AGENTS_HOST_RELAY=1 is in the
 //         environment: uses its own PeerClient on request, so that tests
 //         drive PeerClient calls made on this node (Relay below)
+// With AGENTS_HOST_CONVERSATIONS=1, the agents of governed conversations
+// (tests/node/conversation_process_test.cpp):
+//   player  passes a notify {"ball": n} on to AGENTS_HOST_PARTNER (an agent
+//           id) as {"ball": n + 1}; a request answers {"received": count,
+//           "refused": the code of a refused or failed pass, or ""}
+//   asker   a request {"path": [id, ...]} asks the first agent with the
+//           rest of the path, and answers what came back, or {"error": code}
+//   pricey  answers {"spent_before": the thread's cost} and costs 1.0
+//   closer  authority only: answers {"closed": true}
 // Exit codes: 0 after SIGINT / SIGTERM, 1 when it cannot start, 2 on bad
 // configuration.
 #include <algorithm>
@@ -215,6 +224,76 @@ class Relay : public mesh::CustomAgent {
   mesh::Json last_ = mesh::Json::object();
 };
 
+class Player : public mesh::CustomAgent {
+ public:
+  Player(const std::string& node, std::string partner)
+      : CustomAgent({.role = "player", .agent_id = "player-" + node}), partner_(std::move(partner)) {}
+
+ protected:
+  void setup() override {
+    peers().on_delivery_failure([this](const mesh::DeliveryFailure& f) {
+      std::lock_guard lock(mu_);
+      refused_ = std::string(mesh::transport::to_string(f.reason));
+    });
+  }
+  void on_peer_notify(const mesh::IncomingMessage& m) override {
+    const auto ball = m.data.value("ball", 0);
+    const auto e = peers().notify_detailed(partner_, mesh::Json{{"ball", ball + 1}});
+    std::lock_guard lock(mu_);
+    ++received_;
+    if (e != mesh::ErrorCode::None) refused_ = std::string(mesh::transport::to_string(e));
+  }
+  std::optional<mesh::Json> on_peer_request(const mesh::IncomingMessage&) override {
+    std::lock_guard lock(mu_);
+    return mesh::Json{{"received", received_}, {"refused", refused_}};
+  }
+
+ private:
+  const std::string partner_;
+  std::mutex mu_;
+  int received_ = 0;
+  std::string refused_;
+};
+
+class Asker : public mesh::CustomAgent {
+ public:
+  explicit Asker(const std::string& node) : CustomAgent({.role = "asker", .agent_id = "asker-" + node}) {}
+
+ protected:
+  mesh::Task<std::optional<mesh::Json>> on_request(const mesh::IncomingMessage& m) override {
+    mesh::Json path = m.data.value("path", mesh::Json::array());
+    if (!path.is_array() || path.empty()) co_return mesh::Json{{"depth", m.thread().depth}};
+    const std::string next = path[0].get<std::string>();
+    path.erase(path.begin());
+    const mesh::Json rest = {{"path", path}};
+    const auto out = co_await peers().request_detailed(next, rest, std::chrono::milliseconds(5000));
+    if (!out.ok()) co_return mesh::Json{{"error", std::string(mesh::transport::to_string(out.error))}};
+    co_return out.response->data;
+  }
+};
+
+class Pricey : public mesh::CustomAgent {
+ public:
+  explicit Pricey(const std::string& node) : CustomAgent({.role = "pricey", .agent_id = "pricey-" + node}) {}
+
+ protected:
+  std::optional<mesh::Json> on_peer_request(const mesh::IncomingMessage& m) override {
+    m.report_cost(1.0);
+    return mesh::Json{{"spent_before", m.thread().spent}};
+  }
+};
+
+class Closer : public mesh::CustomAgent {
+ public:
+  explicit Closer(const std::string& node)
+      : CustomAgent({.role = "closer", .agent_id = "closer-" + node, .authority_only = true}) {}
+
+ protected:
+  std::optional<mesh::Json> on_peer_request(const mesh::IncomingMessage&) override {
+    return mesh::Json{{"closed", true}};
+  }
+};
+
 int run(const mesh::NodeConfig& cfg) {
   mesh::Mesh node(cfg);
   node.add<Echo>(cfg.node_name);
@@ -222,6 +301,13 @@ int run(const mesh::NodeConfig& cfg) {
   node.add<Slow>(cfg.node_name);
   if (const char* relay = std::getenv("AGENTS_HOST_RELAY"); relay && std::string(relay) == "1") {
     node.add<Relay>(cfg.node_name, node);
+  }
+  if (const char* on = std::getenv("AGENTS_HOST_CONVERSATIONS"); on && std::string(on) == "1") {
+    const char* partner = std::getenv("AGENTS_HOST_PARTNER");
+    node.add<Player>(cfg.node_name, partner ? partner : "");
+    node.add<Asker>(cfg.node_name);
+    node.add<Pricey>(cfg.node_name);
+    node.add<Closer>(cfg.node_name);
   }
   mesh::AdminEndpoint admin(node);
   node.start();

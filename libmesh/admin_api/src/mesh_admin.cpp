@@ -51,6 +51,7 @@ MeshAdmin::MeshAdmin(Mesh& mesh, AdminServer& admin) : state_(std::make_shared<S
   admin_api::route_membership(admin, weak);
   admin_api::route_keys(admin, weak);
   admin_api::route_operations(admin, weak);
+  admin_api::route_threads(admin, weak);
 
   auto metrics = std::make_shared<Metrics>();
   metrics->watch(mesh);

@@ -64,6 +64,9 @@ AdminServer::Guard auth_guard(std::string token, bool read_auth, bool loopback,
 void route_membership(AdminServer& admin, const std::weak_ptr<MeshAdmin::State>& state);
 // POST /v1/keys (key_routes.cpp).
 void route_keys(AdminServer& admin, const std::weak_ptr<MeshAdmin::State>& state);
+// GET /v1/threads (thread_routes.cpp), and a thread's JSON form there.
+nlohmann::json thread_to_json(const ThreadRecord& r);
+void route_threads(AdminServer& admin, const std::weak_ptr<MeshAdmin::State>& state);
 // POST /v1/join, /v1/leave, /v1/reload (operation_routes.cpp).
 void route_operations(AdminServer& admin, const std::weak_ptr<MeshAdmin::State>& state);
 

@@ -282,6 +282,43 @@ std::vector<MetricFamily> mesh_families(const MeshSample& s) {
                         m.agent_conflicts));
   out.push_back(counter("mesh_agent_failures_total", "Exceptions thrown by agents.", m.agent_failures));
   out.push_back(counter("mesh_agent_restarts_total", "Agent restarts after a failure.", m.agent_restarts));
+
+  const ThreadTableStats& t = m.threads;
+  MetricFamily threads = family("mesh_threads_total",
+                                "Conversation threads this node saw open, and ended (closed, expired) or forgot "
+                                "(evicted at capacity).",
+                                MetricType::Counter);
+  add(threads, d(t.opened), {{"event", "opened"}});
+  add(threads, d(t.closed), {{"event", "closed"}});
+  add(threads, d(t.expired), {{"event", "expired"}});
+  add(threads, d(t.evicted), {{"event", "evicted"}});
+  out.push_back(std::move(threads));
+  MetricFamily refusals = family("mesh_thread_refusals_total",
+                                 "Messages this node refused for their thread's limits, by reason.",
+                                 MetricType::Counter);
+  for (std::size_t r = 1; r < kRefusalKinds; ++r) {
+    add(refusals, d(t.refusals[r]), {{"reason", std::string(to_string(static_cast<Refusal>(r)))}});
+  }
+  out.push_back(std::move(refusals));
+  out.push_back(counter("mesh_authority_refused_total",
+                        "Authority messages refused for their class: sent while handling an advisory message, "
+                        "or advisory messages to an authority-only agent.",
+                        m.authority_refused));
+  // The histograms' counts are cumulative already (ThreadTableStats).
+  auto histogram = [&](const char* name, const char* help, const auto& counts, const auto& bounds, double sum) {
+    MetricFamily f = family(name, help, MetricType::Histogram);
+    ClientMetric c;
+    c.histogram.sample_count = counts.back();
+    c.histogram.sample_sum = sum;
+    for (std::size_t b = 0; b < bounds.size(); ++b) c.histogram.bucket.push_back({counts[b], bounds[b]});
+    c.histogram.bucket.push_back({counts.back(), std::numeric_limits<double>::infinity()});
+    f.metric.push_back(std::move(c));
+    out.push_back(std::move(f));
+  };
+  histogram("mesh_thread_turns", "Turns of the threads that ended here.", t.turns_histogram, kTurnBuckets,
+            static_cast<double>(t.turns_sum));
+  histogram("mesh_thread_cost", "Cost of the threads that ended here, in the application's units.",
+            t.cost_histogram, kCostBuckets, t.cost_sum);
   return out;
 }
 

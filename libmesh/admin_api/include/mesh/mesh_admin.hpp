@@ -12,9 +12,13 @@
 //                      membership (P2P off, or the Mesh not running)
 //   GET  /v1/agents    every agent this node knows, local and remote:
 //                      [peer_to_json(...), ...] in the directory's stable order
-//   POST /v1/send      {"target", "message", "context"?}: a notify
-//   POST /v1/request   {"target", "message", "context"?, "timeout_ms"?}: a
-//                      request; the answer carries the response
+//   POST /v1/send      {"target", "message", "context"?, "class"?,
+//                      "priority"?, "thread"?}: a notify
+//   POST /v1/request   the same and "timeout_ms"?: a request; the answer
+//                      carries the response, its thread and its cost.
+//                      "thread": {"id"? (continue it), "new"?, "subject"?,
+//                      "max_turns"?, "ttl_ms"?, "max_cost"?, "max_depth"?}
+//   GET  /v1/threads   the conversations this node knows; ?id=<hex> one
 //   POST /v1/keys      {"op", "key"?}: gossip keys across the cluster
 //                      (Mesh::keys_async), `serf keys`' verbs
 //   POST /v1/join      {"seeds": [...], "timeout_ms"?}: join through them

@@ -31,6 +31,11 @@
 //   transport_peers{state}                   gauge: known, connected
 //   agents (gauge), messages_malformed_total, registry_fetches_total{result}
 //   (started, applied, failed), agent_failures_total, agent_restarts_total
+//   threads_total{event}                     conversation threads: opened, closed,
+//                                            expired, evicted
+//   thread_refusals_total{reason}            turn_limit, expired, budget_exceeded, loop
+//   authority_refused_total, thread_turns and thread_cost (histograms of the
+//   threads that ended)
 //   admin_unauthorized_total                 admin API requests refused for want of
 //                                            the token (401, 403); MeshAdmin's own,
 //                                            in registry()
