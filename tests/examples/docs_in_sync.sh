@@ -20,5 +20,6 @@ check() {  # doc name
 }
 check docs/peerclient.md minimal.cpp
 check examples/README.md minimal.cpp
-[ "$status" = 0 ] && echo "docs quote examples/minimal.cpp exactly"
+check docs/conversations.md debate.cpp
+[ "$status" = 0 ] && echo "docs quote examples/minimal.cpp and examples/debate.cpp exactly"
 exit "$status"

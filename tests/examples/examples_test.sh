@@ -55,8 +55,25 @@ case ${1:-} in
     expect '^\[n1\] node n3 left' "n1 saw n3 leave gracefully"
     expect '== cluster-demo: done' "the end"
     ;;
+  debate)
+    # The turn limit stops the first run, the cost cap the second.
+    "$2" --max-turns 6 >"$out" 2>&1
+    rc=$?
+    cat "$out"
+    [ "$rc" = 0 ] || { echo "examples_test: mesh-debate exited $rc" >&2; fail=1; }
+    expect '^pro: .*\(turn 1\)' "the first argument, turn 1"
+    expect '^con: .*\(turn 6\)' "the sixth, the last the limit allows"
+    expect '^moderator: the mesh stopped the debate: turn_limit$' "the seventh refused: turn_limit"
+    expect '^clerk: recorded verdict "adopt, with limits" \(authority\)$' "the verdict, of authority"
+    expect '"adopt governed conversations\?": 6 turns, .* refused \(turn_limit\)$' "the thread's record"
+    "$2" --max-turns 50 --max-cost 0.1 >"$out" 2>&1
+    rc=$?
+    cat "$out"
+    [ "$rc" = 0 ] || { echo "examples_test: mesh-debate exited $rc" >&2; fail=1; }
+    expect '^moderator: the mesh stopped the debate: budget_exceeded$' "the cost cap"
+    ;;
   *)
-    echo "usage: examples_test.sh demo <mesh-demo> | cluster <cluster-demo.sh> <build dir>" >&2
+    echo "usage: examples_test.sh demo <mesh-demo> | debate <mesh-debate> | cluster <cluster-demo.sh> <build dir>" >&2
     exit 2
     ;;
 esac
