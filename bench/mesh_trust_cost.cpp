@@ -1,5 +1,6 @@
-// mesh_trust_cost: what the trust checks cost an agent's messages, measured
-// against the same Meshes without them, side by side in one run.
+// mesh_trust_cost: what the trust checks and governed conversations cost an
+// agent's messages, measured against the same Meshes without them, side by
+// side in one run.
 //
 // Two Meshes (P2P on, 127.0.0.1, ports chosen by the kernel) in this one
 // process: node "acme-srv" hosts an agent answering every request and
@@ -7,9 +8,14 @@
 // sends. Three configurations, each a fresh pair per round, in an order
 // that rotates from round to round:
 //
+//   bare    no gossip key, no policy, and no conversations (MeshOptions::
+//           conversations off: no thread stamped, none checked);
 //   plain   no gossip key, no policy: no CURVE; the sender checks of issue 13
 //           still run (a frame's node against its connection, the sender
 //           agent against that node's registry): they cannot be turned off;
+//           threads stamped and checked (the default);
+//   audited plain, and both nodes write the audit trail (payload digests,
+//           no fsync) to a temporary directory;
 //   keyed   a gossip key: CURVE on every connection, each frame's node from
 //           its key, signed registries;
 //   policy  keyed, plus a policy (4 zones by node name, claim and role, 6
@@ -23,9 +29,12 @@
 // from the first send to the last arrival at the agent. The report:
 // medians over rounds of p50 / p99 / msg/s, and the ratios keyed/plain,
 // policy/keyed (what the policy costs; the target is at most 1.10 for
-// latency, at least 0.90 for throughput) and policy/plain.
+// latency, at least 0.90 for throughput), policy/plain, plain/bare (what
+// threads cost) and audited/bare (threads and the audit trail: the target is
+// at most 1.10).
 //
-//   mesh_trust_cost [--rounds 3] [--requests 5000] [--notifies 50000] [--json]
+//   mesh_trust_cost [--rounds 3] [--requests 5000] [--notifies 50000]
+//                   [--configs bare,plain,audited,keyed,policy] [--json]
 //
 // Exit 0 after the run; 1 when a request fails or notifies stop arriving
 // (a deadline of 60 s per phase); 2 on bad flags.
@@ -118,7 +127,7 @@ struct Figures {
 };
 
 mesh::NodeConfig config_for(const std::string& name, const std::string& config, const std::string& policy_path,
-                            std::vector<std::string> seeds) {
+                            std::vector<std::string> seeds, const std::string& audit_dir) {
   mesh::NodeConfig c;
   c.node_name = name;
   c.p2p_enabled = true;
@@ -130,9 +139,16 @@ mesh::NodeConfig config_for(const std::string& name, const std::string& config, 
   c.seeds = std::move(seeds);
   c.log_level = mesh::LogLevel::Error;  // "plain" warns that it is
   c.mailbox_bytes = 1u << 30;
-  if (config != "plain") c.gossip_key = *mesh::swim::Keyring::decode_base64_key(kGossipKey);
+  if (config == "keyed" || config == "policy") c.gossip_key = *mesh::swim::Keyring::decode_base64_key(kGossipKey);
   if (config == "policy") c.policy_file = policy_path;
+  if (config == "audited") c.audit_dir = audit_dir + "/" + name;
   return c;
+}
+
+mesh::MeshOptions options_for(const std::string& config) {
+  mesh::MeshOptions o;
+  o.conversations = config != "bare";
+  return o;
 }
 
 double percentile(std::vector<double> v, double p) {
@@ -143,12 +159,14 @@ double percentile(std::vector<double> v, double p) {
 }
 
 // One configuration, one round: a fresh pair of Meshes.
-std::optional<Figures> measure(const std::string& config, const std::string& policy_path, const Options& o) {
-  mesh::Mesh server(config_for("acme-srv", config, policy_path, {}));
+std::optional<Figures> measure(const std::string& config, const std::string& policy_path,
+                               const std::string& audit_dir, const Options& o) {
+  mesh::Mesh server(config_for("acme-srv", config, policy_path, {}, audit_dir), options_for(config));
   auto& agent = server.add<Server>(o.notifies + 1000);
   server.start();
-  mesh::Mesh client(config_for("acme-cli", config, policy_path,
-                               {"127.0.0.1:" + std::to_string(server.swim_port())}));
+  mesh::Mesh client(config_for("acme-cli", config, policy_path, {"127.0.0.1:" + std::to_string(server.swim_port())},
+                               audit_dir),
+                    options_for(config));
   auto& me = client.add<mesh::Agent>(mesh::AgentSpec{.role = "client", .agent_id = "client"});
   client.start();
   const auto ready_by = Clock::now() + 60s;
@@ -222,8 +240,9 @@ double median(std::vector<double> v) { return percentile(std::move(v), 0.5); }
 int main(int argc, char** argv) {
   Options o;
   CLI::App app(
-      "What the trust checks cost an agent's requests and notifies: two Meshes in this\n"
-      "process, plain (no gossip key), keyed (CURVE, signed registries) and with a\n"
+      "What the trust checks and governed conversations cost an agent's requests and\n"
+      "notifies: two Meshes in this process, bare (no conversations), plain (no gossip\n"
+      "key), audited (an audit trail), keyed (CURVE, signed registries) and with a\n"
       "policy, side by side (docs/benchmarks.md). Exit 0 after the run, 1 when a\n"
       "request fails or notifies stop arriving, 2 on bad flags.");
   mesh::cli::setup(app, "mesh_trust_cost");
@@ -232,6 +251,10 @@ int main(int argc, char** argv) {
       ->transform(mesh::cli::whole_number(1, 1'000'000));
   app.add_option("--notifies", o.notifies, "notifies per configuration and round (default 50000)")
       ->transform(mesh::cli::whole_number(1, 10'000'000));
+  std::vector<std::string> configs = {"bare", "plain", "audited", "keyed", "policy"};
+  app.add_option("--configs", configs, "the configurations to run (default: all five)")
+      ->delimiter(',')
+      ->check(CLI::IsMember({"bare", "plain", "audited", "keyed", "policy"}));
   app.add_flag("--json", o.json, "one JSON object on stdout");
   try {
     if (auto done = mesh::cli::parse(app, argc, argv)) return *done;
@@ -242,14 +265,16 @@ int main(int argc, char** argv) {
   const std::string policy_path =
       (std::filesystem::temp_directory_path() / ("mesh-trust-cost-" + std::to_string(getpid()) + ".yaml")).string();
   std::ofstream(policy_path) << kPolicy;
+  const std::string audit_dir =
+      (std::filesystem::temp_directory_path() / ("mesh-trust-cost-audit-" + std::to_string(getpid()))).string();
 
-  const std::vector<std::string> configs = {"plain", "keyed", "policy"};
   std::map<std::string, std::vector<Figures>> runs;
   int status = 0;
   for (std::size_t r = 0; r < o.rounds && status == 0; ++r) {
     for (std::size_t k = 0; k < configs.size(); ++k) {
       const std::string& c = configs[(k + r) % configs.size()];
-      auto f = measure(c, policy_path, o);
+      auto f = measure(c, policy_path, audit_dir, o);
+      std::filesystem::remove_all(audit_dir);
       if (!f) {
         status = 1;
         break;
@@ -280,7 +305,9 @@ int main(int argc, char** argv) {
     for (std::size_t i = 0; i < runs[a].size(); ++i) v.push_back(runs[a][i].*field / runs[b][i].*field);
     return median(v);
   };
-  for (const auto& [a, b] : {std::pair{"keyed", "plain"}, {"policy", "keyed"}, {"policy", "plain"}}) {
+  for (const auto& [a, b] : {std::pair{"keyed", "plain"}, {"policy", "keyed"}, {"policy", "plain"},
+                             {"plain", "bare"}, {"audited", "bare"}}) {
+    if (!runs.contains(a) || !runs.contains(b)) continue;
     out["ratios"][std::string(a) + "/" + b] = {{"p50", ratio(a, b, &Figures::p50_us)},
                                                {"p99", ratio(a, b, &Figures::p99_us)},
                                                {"msg_per_s", ratio(a, b, &Figures::msg_per_s)}};
