@@ -565,10 +565,16 @@ TEST(AuditLogTest, BadRecordsAreRefusedOrDroppedWithoutBreakingTheChain) {
 
 // --- concurrency and fsync -------------------------------------------------
 
-TEST(AuditLogTest, ConcurrentAppendsGetDistinctSeqsAndOneChain) {
+// With Interval, the sync thread also syncs files that rotation has
+// just taken away from the appenders.
+class AuditConcurrencyTest : public ::testing::TestWithParam<AuditFsync> {};
+
+TEST_P(AuditConcurrencyTest, ConcurrentAppendsGetDistinctSeqsAndOneChain) {
   TempDir tmp;
   auto o = options_for(tmp);
   o.rotate_bytes = 64 * 1024;
+  o.fsync = GetParam();
+  o.fsync_interval = std::chrono::milliseconds(5);
   constexpr int kThreads = 8, kEach = 500;
   {
     AuditLog log(o);
@@ -580,6 +586,7 @@ TEST(AuditLogTest, ConcurrentAppendsGetDistinctSeqsAndOneChain) {
     }
     for (auto& th : threads) th.join();
     EXPECT_EQ(log.records_written(), std::uint64_t{kThreads * kEach});
+    EXPECT_EQ(log.write_errors(), 0u);
   }
   const auto r = verify_audit_dir(o.dir);
   EXPECT_TRUE(r.ok) << describe(r);
@@ -602,6 +609,9 @@ TEST(AuditLogTest, ConcurrentAppendsGetDistinctSeqsAndOneChain) {
   EXPECT_EQ(seqs.size(), std::size_t{kThreads * kEach});
   EXPECT_EQ(*seqs.rbegin(), std::uint64_t{kThreads * kEach - 1});
 }
+
+INSTANTIATE_TEST_SUITE_P(Fsync, AuditConcurrencyTest, ::testing::Values(AuditFsync::Never, AuditFsync::Interval),
+                         [](const auto& p) { return std::string(to_string(p.param)); });
 
 TEST(AuditLogTest, IntervalSyncStartsSyncsAndStops) {
   TempDir tmp;
