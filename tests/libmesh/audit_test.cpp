@@ -554,13 +554,16 @@ TEST(AuditLogTest, BadRecordsAreRefusedOrDroppedWithoutBreakingTheChain) {
   for (int i = 0; i < 200; ++i) deep = Json{{"d", std::move(deep)}};
   EXPECT_FALSE(log.append(deep));
   EXPECT_FALSE(log.append(Json{{"big", std::string(kAuditMaxLineBytes, 'x')}}));
-  EXPECT_EQ(log.dropped_records(), 2u);
+  // Small enough on its own, too long with seq, prev and hash around it.
+  EXPECT_FALSE(log.append(Json{{"big", std::string(kAuditMaxLineBytes - 20, 'x')}}));
+  EXPECT_EQ(log.dropped_records(), 3u);
   EXPECT_EQ(log.write_errors(), 0u);
+  ASSERT_TRUE(log.append(Json{{"big", std::string(kAuditMaxLineBytes - 200, 'x')}}));  // fits
   ASSERT_TRUE(log.append(message_record(1)));
-  EXPECT_EQ(log.head().next_seq, 2u);
+  EXPECT_EQ(log.head().next_seq, 3u);
   const auto r = verify_audit_dir(o.dir);
   EXPECT_TRUE(r.ok) << describe(r);
-  EXPECT_EQ(r.records, 2u);
+  EXPECT_EQ(r.records, 3u);
 }
 
 // --- concurrency and fsync -------------------------------------------------
@@ -713,6 +716,21 @@ TEST(AuditVerifyTest, AnUnreadableDirectoryIsAnIoFailure) {
   const Json j = r.to_json();
   EXPECT_EQ(j.at("failure").at("problem"), "unreadable");
   EXPECT_EQ(j.at("ok"), false);
+}
+
+TEST(AuditVerifyTest, AnOverlongLineIsMalformedAndNotHeldWhole) {
+  TempDir tmp;
+  const auto o = options_for(tmp);
+  write_records(o, 0, 2);
+  const auto file = files_in(o.dir).at(0);
+  append_file(file, std::string(kAuditMaxLineBytes * 3, 'x') + "\n");
+  const auto r = verify_audit_dir(o.dir);
+  EXPECT_FALSE(r.ok);
+  ASSERT_TRUE(r.failure);
+  EXPECT_EQ(r.failure->problem, AuditProblem::Malformed);
+  EXPECT_EQ(r.failure->line, 3u);
+  EXPECT_NE(r.failure->reason.find("longer than any record"), std::string::npos) << r.failure->reason;
+  EXPECT_EQ(r.records, 2u);
 }
 
 // Garbage, whole lines of it, or valid lines cut and flipped at random:

@@ -134,13 +134,13 @@ AuditLog::AuditLog(AuditOptions options) : options_(std::move(options)), sha_(st
   lock_fd_ = lock.release();
   try {
     recover();
+    if (options_.fsync == AuditFsync::Interval) sync_thread_ = std::thread([this] { sync_loop(); });
   } catch (...) {
     file_.reset();
     ::close(lock_fd_);
     ::close(dir_fd_);
     throw;
   }
-  if (options_.fsync == AuditFsync::Interval) sync_thread_ = std::thread([this] { sync_loop(); });
 }
 
 void AuditLog::recover() {
@@ -251,6 +251,10 @@ bool AuditLog::append(nlohmann::json record) {
   // Serialised outside the lock; replace keeps a string with invalid UTF-8
   // (from a peer, say) from throwing here.
   const std::string fields = record.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+  if (fields.size() > kAuditMaxLineBytes) {  // the line is longer still: no need to hash it to know
+    drop("longer than kAuditMaxLineBytes");
+    return false;
+  }
 
   std::unique_lock lock(mu_);
   std::string hash;

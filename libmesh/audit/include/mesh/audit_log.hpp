@@ -139,6 +139,7 @@ class AuditLog {
   // Records not written, for any of the reasons append gives.
   std::uint64_t dropped_records() const { return dropped_records_.load(std::memory_order_relaxed); }
 
+  // Where the chain stands now (see AuditHead).
   AuditHead head() const;
   // The path of the file being written (the next one, when the last
   // could not be created or must not be written again).
