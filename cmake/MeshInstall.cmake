@@ -41,10 +41,11 @@ endif()
 #   admin_api -> metrics, mesh, admin;  metrics -> mesh, admin;  logging -> config;
 #   mesh -> directory, link, config, policy, conversation;  link -> swim, transport;
 #   admin -> swim;  config -> swim_core, directory;  transport -> envelope;
-#   swim -> swim_core;  swim_core, directory, policy, conversation -> base.
+#   mesh -> audit (and the above);  swim -> swim_core;
+#   swim_core, directory, policy, conversation, audit -> base.
 set(MESH_PC_LIBRARIES
   mesh_admin_api mesh_metrics mesh_mesh mesh_logging mesh_admin mesh_link mesh_config mesh_policy mesh_conversation
-  mesh_directory mesh_transport mesh_envelope mesh_swim mesh_swim_core mesh_base)
+  mesh_audit mesh_directory mesh_transport mesh_envelope mesh_swim mesh_swim_core mesh_base)
 # What those archives use, by pkg-config name (Boost and msgpack-c are
 # header-only and have no .pc; their headers are on the system path).
 set(MESH_PC_REQUIRES

@@ -10,6 +10,7 @@
 //   meshctl reload
 //   meshctl certs keygen --out PATH
 //   meshctl certs issue --trust-key-file PATH --name NODE --public-key Z85 --zone Z... [--valid-days N]
+//   meshctl audit verify DIR [--allow-pruned] [--json]
 //   meshctl --version | -v
 //
 // Every node serves the same admin API (mesh/mesh_admin.hpp): mesh-node
@@ -27,7 +28,9 @@
 // Exit codes: 0 success, 1 the node could not be reached or answered with
 // an error (an unknown target, a request that failed or timed out, a
 // missing or wrong token), 2 bad usage (also a message or context that is
-// not valid JSON, an unreadable token file).
+// not valid JSON, an unreadable token file). `audit verify` works on files,
+// without a node: 1 when a chain does not verify, 2 when the directory or
+// a file cannot be read or the directory holds no audit files.
 #include <fcntl.h>
 #include <unistd.h>
 
@@ -48,6 +51,7 @@
 #include <vector>
 
 #include "mesh/admin_client.hpp"
+#include "mesh/audit_verify.hpp"
 #include "mesh/base64.hpp"
 #include "mesh/ed25519.hpp"
 #include "mesh/node_cert.hpp"
@@ -370,6 +374,49 @@ int certs_issue(const CertArgs& a) {
   return 0;
 }
 
+struct AuditArgs {
+  std::string dir;
+  bool allow_pruned = false;
+};
+
+std::string issue_text(const AuditIssue& issue) {
+  std::string where = escape_text(issue.file);
+  if (issue.line > 0) where += ":" + std::to_string(issue.line);
+  return where + ": " + issue.reason;
+}
+
+// audit verify: every node's chain in the directory. A line per chain on
+// stdout (or the result as JSON); failures and warnings on stderr, one
+// line each, naming file:line.
+int audit_verify(const AuditArgs& a, bool json) {
+  const AuditVerifyResult r = verify_audit_dir(a.dir, {.allow_pruned_start = a.allow_pruned});
+  if (json) std::cout << r.to_json().dump() << "\n";
+  if (r.failure && r.failure->problem == AuditProblem::Unreadable && r.chains.empty()) {
+    std::cerr << "meshctl: audit verify: " << issue_text(*r.failure) << "\n";
+    return 2;
+  }
+  if (r.chains.empty()) {
+    std::cerr << "meshctl: audit verify: " << escape_text(a.dir)
+              << ": no audit files (audit-<node>-<index>.jsonl) in it\n";
+    return 2;
+  }
+  bool tampered = false, unreadable = false;
+  for (const auto& c : r.chains) {
+    for (const auto& w : c.warnings) std::cerr << "meshctl: audit verify: warning: " << issue_text(w) << "\n";
+    if (c.failure) {
+      std::cerr << "meshctl: audit verify: " << issue_text(*c.failure) << "\n";
+      (c.failure->problem == AuditProblem::Unreadable ? unreadable : tampered) = true;
+      continue;
+    }
+    if (json) continue;
+    std::cout << c.node << ": ok, " << c.records << (c.records == 1 ? " record in " : " records in ") << c.files
+              << (c.files == 1 ? " file" : " files");
+    if (c.records > 0) std::cout << ", seq " << c.first_seq << " to " << c.last_seq << ", last hash " << c.last_hash;
+    std::cout << "\n";
+  }
+  return tampered ? 1 : unreadable ? 2 : 0;
+}
+
 struct KeysArgs {
   std::string op;   // list, install, use, remove
   std::string key;  // base64; not for list
@@ -525,7 +572,7 @@ int main_(int argc, char** argv) {
                  "file holding the node's admin token (default: JC_ADMIN_TOKEN_FILE, or "
                  "JC_ADMIN_TOKEN)")
       ->type_name("PATH");
-  app.add_flag("--json", opt.json, "print the node's JSON answer as it is");
+  app.add_flag("--json", opt.json, "print JSON: the node's answer as it is, or audit verify's result");
   app.require_subcommand(0, 1);
 
   auto* members_cmd = app.add_subcommand("members", "list the members this node knows (like `serf members`)");
@@ -585,8 +632,17 @@ int main_(int argc, char** argv) {
   issue_cmd->add_option("--valid-days", cert_args.valid_days, "how long it holds (default 365)")
       ->type_name("N")
       ->transform(cli::whole_number(1, 36500));
+  AuditArgs audit_args;
+  auto* audit_cmd = app.add_subcommand("audit", "a node's audit log files (docs/operations.md, \"Audit log\")");
+  audit_cmd->require_subcommand(1);
+  auto* audit_verify_cmd = audit_cmd->add_subcommand(
+      "verify", "check every node's hash chain in DIR: exit 0 if all hold, 1 if one does not, 2 if DIR cannot be read");
+  audit_verify_cmd->add_option("dir", audit_args.dir, "the audit directory")->required()->type_name("DIR");
+  audit_verify_cmd->add_flag("--allow-pruned", audit_args.allow_pruned,
+                             "accept chains whose oldest files were archived or deleted on purpose");
   // --admin, --token-file and --json may follow the command too.
-  for (auto* cmd : {members_cmd, peers_cmd, send_cmd, request_cmd, keys_cmd, join_cmd, leave_cmd, reload_cmd}) {
+  for (auto* cmd : {members_cmd, peers_cmd, send_cmd, request_cmd, keys_cmd, join_cmd, leave_cmd, reload_cmd,
+                    audit_cmd, audit_verify_cmd}) {
     cmd->fallthrough();
   }
 
@@ -596,9 +652,10 @@ int main_(int argc, char** argv) {
       std::cerr << app.help();
       return 2;
     }
-    // Certificates are made here, without a node.
+    // Certificates are made, and audit files checked, here, without a node.
     if (keygen_cmd->parsed()) return certs_keygen(cert_args);
     if (issue_cmd->parsed()) return certs_issue(cert_args);
+    if (audit_verify_cmd->parsed()) return audit_verify(audit_args, opt.json);
     opt.admin = admin_endpoint(admin_text);
     opt.token = admin_token(token_file);
     if (members_cmd->parsed()) return members(opt);
