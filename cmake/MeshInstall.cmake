@@ -39,9 +39,9 @@ endif()
 
 # The archives mesh.pc links, each before those it depends on:
 #   admin_api -> metrics, mesh, admin;  metrics -> mesh, admin;  logging -> config;
-#   mesh -> directory, link, config, policy, conversation;  link -> swim, transport;
+#   mesh -> directory, link, config, policy, conversation, audit;  link -> swim, transport;
 #   admin -> swim;  config -> swim_core, directory;  transport -> envelope;
-#   mesh -> audit (and the above);  swim -> swim_core;
+#   swim -> swim_core;
 #   swim_core, directory, policy, conversation, audit -> base.
 set(MESH_PC_LIBRARIES
   mesh_admin_api mesh_metrics mesh_mesh mesh_logging mesh_admin mesh_link mesh_config mesh_policy mesh_conversation

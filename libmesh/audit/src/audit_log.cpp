@@ -364,4 +364,19 @@ std::string AuditLog::current_file() const {
   return file_ && !rotate_ ? file_->path : path_of(next_index_);
 }
 
+std::string audit_digest(std::string_view bytes) {
+  thread_local audit_detail::Sha256 sha;
+  return sha.hex(bytes);
+}
+
+std::string audit_node_name(std::string_view node) {
+  std::string out;
+  for (const char c : node.substr(0, audit_detail::kMaxNodeBytes)) {
+    const bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '.' ||
+                    c == '_' || c == '-';
+    out.push_back(ok ? c : '_');
+  }
+  return out.empty() ? std::string("_") : out;
+}
+
 }  // namespace mesh

@@ -319,6 +319,10 @@ std::vector<MetricFamily> mesh_families(const MeshSample& s) {
             static_cast<double>(t.turns_sum));
   histogram("mesh_thread_cost", "Cost of the threads that ended here, in the application's units.",
             t.cost_histogram, kCostBuckets, t.cost_sum);
+  out.push_back(counter("mesh_audit_records_total", "Records written to the audit trail.", m.audit_records));
+  out.push_back(counter("mesh_audit_bytes_total", "Bytes written to the audit trail.", m.audit_bytes));
+  out.push_back(counter("mesh_audit_dropped_total",
+                        "Audit records lost: a failed write, or a record too large or too deep.", m.audit_dropped));
   return out;
 }
 

@@ -56,6 +56,7 @@ Detached AgentSlot::run_request(std::shared_ptr<AgentSlot> slot, IncomingMessage
     // agent has been told.
     slot->report_error(error, &message);
     if (message.handle) {
+      slot->core->audit_handled(message, "answered", transport::ErrorCode::Rejected);
       if (auto t = slot->core->get_transport()) t->respond_error(*message.handle, transport::ErrorCode::Rejected);
     }
   } else if (answer) {
@@ -74,6 +75,7 @@ Detached AgentSlot::run_notify(std::shared_ptr<AgentSlot> slot, IncomingMessage 
     error = std::current_exception();
   }
   if (error) slot->report_error(error, &message);
+  slot->core->audit_handled(message, "handled", error ? transport::ErrorCode::Rejected : transport::ErrorCode::None);
   slot->handler_done(error ? 1 : 0);
   slot->end_coroutine();
 }

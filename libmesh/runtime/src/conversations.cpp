@@ -94,6 +94,63 @@ double Handling::cost() const {
   return cost_;
 }
 
+void MeshCore::open_audit() {
+  if (config.audit_dir.empty()) return;
+  AuditOptions o;
+  o.dir = config.audit_dir;
+  o.node = audit_node_name(node_name);
+  o.rotate_bytes = config.audit_rotate_bytes;
+  o.fsync = config.audit_fsync == "always"     ? AuditFsync::Always
+            : config.audit_fsync == "interval" ? AuditFsync::Interval
+                                               : AuditFsync::Never;
+  try {
+    audit = std::make_unique<AuditLog>(std::move(o));
+  } catch (const std::exception& e) {
+    throw std::invalid_argument(std::string("audit_dir: ") + e.what());
+  }
+}
+
+// One line: what happened to one message here, when, in which thread,
+// with its payload's digest (or, with audit_payloads, the payload).
+void MeshCore::audit_message(const AuditFacts& f) {
+  if (!audit) return;
+  Json r = Json::object();
+  r["event"] = f.event;
+  r["at_ms"] = unix_ms();
+  r["node"] = node_name;
+  r["kind"] = f.kind;
+  r["msg"] = f.id.to_string();
+  r["from"] = f.from;
+  r["to"] = f.to;
+  r["priority"] = transport::to_string(f.priority);
+  r["outcome"] = transport::to_string(f.outcome);
+  if (f.thread) {
+    const ThreadBlock& b = *f.thread;
+    r["thread"] = b.id.to_string();
+    if (b.parent) r["parent"] = b.parent->to_string();
+    if (!b.subject.empty()) r["subject"] = b.subject;
+    r["turn"] = b.turn;
+    r["depth"] = b.depth;
+    r["class"] = to_string(b.message_class);
+    r["spent"] = b.spent;
+  }
+  if (f.cost) r["cost"] = *f.cost;
+  if (f.took_ms) r["took_ms"] = *f.took_ms;
+  if (!f.payload.empty()) {
+    if (config.audit_payloads) {
+      r["payload"] = decode_json(f.payload, Json()).value_or(Json("(undecodable)"));
+    } else {
+      r["payload_sha256"] =
+          audit_digest(std::string_view(reinterpret_cast<const char*>(f.payload.data()), f.payload.size()));
+    }
+  }
+  try {
+    audit->append(std::move(r));
+  } catch (const std::exception& e) {
+    spdlog::error("{}: an audit record was not written: {}", node_name, e.what());
+  }
+}
+
 ThreadLimits MeshCore::thread_defaults() const {
   ThreadLimits l;
   if (config.thread_max_turns > 0) l.max_turns = config.thread_max_turns;
@@ -165,23 +222,54 @@ ErrorCode MeshCore::stamp_thread(std::string_view self, std::string_view self_ro
   }
   b.message_class = o.message_class;
   const bool local = m.to.node.empty() || m.to.node == node_name;
+  if (m.id.empty()) m.id = ids.next();  // named here, for the audit trail
   Refusal why = Refusal::None;
   {
     std::lock_guard lock(threads_mu);
     if (!threads.stamp(b, opens, now, /*count_turn=*/!local)) return ErrorCode::Expired;
     if (local) why = threads.admit(b, lineage_entry(target.card.agent_id, node_name), request, now);
   }
-  if (why != Refusal::None) return to_error(why);
-  if (local && b.message_class == MessageClass::Advisory && authority_only(target.card.agent_id)) {
+  ErrorCode refused = to_error(why);
+  if (refused == ErrorCode::None && local && b.message_class == MessageClass::Advisory &&
+      authority_only(target.card.agent_id)) {
     stats.authority_refused.fetch_add(1);
-    return ErrorCode::PermissionDenied;
+    refused = ErrorCode::PermissionDenied;
   }
+  if (audit) {
+    const std::string from = lineage_entry(self, node_name);
+    const std::string to = lineage_entry(target.card.agent_id, target.card.node);
+    AuditFacts f{.event = refused != ErrorCode::None ? "refused" : "sent",
+                 .kind = request ? "request" : "notify",
+                 .thread = &b,
+                 .id = m.id,
+                 .from = from,
+                 .to = to,
+                 .priority = o.priority,
+                 .outcome = refused,
+                 .payload = m.payload};
+    audit_message(f);
+    if (local && refused == ErrorCode::None) {
+      f.event = "received";  // this node is its receiver too
+      audit_message(f);
+    }
+  }
+  if (refused != ErrorCode::None) return refused;
   m.thread = encode_thread_block(b);
   m.priority = o.priority;
   if (sent) {
     sent->thread = b.id;
     sent->opened = opens;
     sent->parent = h;
+    sent->sent_ms = now;
+    sent->id = m.id;
+    sent->turn = b.turn;
+    sent->depth = b.depth;
+    sent->message_class = b.message_class;
+    sent->priority = o.priority;
+    if (audit) {
+      sent->from = lineage_entry(self, node_name);
+      sent->to = lineage_entry(target.card.agent_id, target.card.node);
+    }
   }
   return ErrorCode::None;
 }
@@ -204,16 +292,31 @@ ErrorCode MeshCore::admit_thread(const transport::EnvelopeView& v, std::string_v
     }
     b = std::move(*decoded);
   }
+  ErrorCode outcome = ErrorCode::None;
   if (b.message_class == MessageClass::Authority &&
       !may_receive(node, v.sender_agent, v.target, PolicyAction::Authority)) {
-    return ErrorCode::PermissionDenied;
-  }
-  if (b.message_class == MessageClass::Advisory && authority_only(v.target)) {
+    outcome = ErrorCode::PermissionDenied;
+  } else if (b.message_class == MessageClass::Advisory && authority_only(v.target)) {
     stats.authority_refused.fetch_add(1);
-    return ErrorCode::PermissionDenied;
+    outcome = ErrorCode::PermissionDenied;
+  } else {
+    std::lock_guard lock(threads_mu);
+    outcome = to_error(threads.admit(b, lineage_entry(v.target, node_name), request, now));
   }
-  std::lock_guard lock(threads_mu);
-  return to_error(threads.admit(b, lineage_entry(v.target, node_name), request, now));
+  if (audit) {
+    const std::string from = lineage_entry(v.sender_agent, node);
+    const std::string to = lineage_entry(v.target, node_name);
+    audit_message(AuditFacts{.event = outcome == ErrorCode::None ? "received" : "refused",
+                             .kind = request ? "request" : "notify",
+                             .thread = &b,
+                             .id = v.id,
+                             .from = from,
+                             .to = to,
+                             .priority = v.priority,
+                             .outcome = outcome,
+                             .payload = v.payload});
+  }
+  return outcome;
 }
 
 std::shared_ptr<Handling> MeshCore::handling_of(const transport::Envelope& env) {
@@ -237,6 +340,7 @@ std::shared_ptr<Handling> MeshCore::handling_of(const transport::Envelope& env) 
   }
   h->request = env.type == transport::MessageType::Request;
   h->self = lineage_entry(env.target, node_name);
+  h->received_ms = now;
   std::int64_t deadline = h->request ? env.deadline_ms : 0;
   if (b->expires_ms && (deadline == 0 || *b->expires_ms < deadline)) deadline = *b->expires_ms;
   h->deadline_ms = deadline;
@@ -244,15 +348,38 @@ std::shared_ptr<Handling> MeshCore::handling_of(const transport::Envelope& env) 
   return h;
 }
 
-std::vector<std::uint8_t> MeshCore::response_thread(const IncomingMessage& incoming) {
+std::vector<std::uint8_t> MeshCore::response_thread(const IncomingMessage& incoming,
+                                                    std::span<const std::uint8_t> payload, ErrorCode outcome) {
   if (!incoming.handling) return {};
   const Handling& h = *incoming.handling;
+  const std::int64_t now = unix_ms();
   ThreadBlock b;
   {
     std::lock_guard lock(threads_mu);
-    b = threads.response_block(h.block, h.cost(), unix_ms());
+    b = threads.response_block(h.block, h.cost(), now);
   }
+  audit_handled(incoming, "answered", outcome, payload);
   return encode_thread_block(b);
+}
+
+void MeshCore::audit_handled(const IncomingMessage& m, std::string_view event, ErrorCode outcome,
+                             std::span<const std::uint8_t> payload) {
+  if (!audit || !m.handling || !m.handle) return;
+  const Handling& h = *m.handling;
+  const auto& env = m.handle->envelope;
+  const std::string to = lineage_entry(env.sender_agent, env.sender_node.empty() ? node_name : env.sender_node);
+  const bool answer = event == "answered";
+  audit_message(AuditFacts{.event = event,
+                           .kind = answer ? "response" : (h.request ? "request" : "notify"),
+                           .thread = &h.block,
+                           .id = env.id,
+                           .from = h.self,
+                           .to = to,
+                           .priority = env.priority,
+                           .outcome = outcome,
+                           .cost = h.cost(),
+                           .payload = payload,
+                           .took_ms = unix_ms() - h.received_ms});
 }
 
 void MeshCore::take_answer_thread(const transport::Envelope& env, Response& r) {
@@ -269,6 +396,23 @@ void MeshCore::take_answer_thread(const transport::Envelope& env, Response& r) {
 void MeshCore::on_answer(const SentRequest& sent, const RequestOutcome& out) {
   if (sent.thread.empty()) return;
   if (out.response && sent.parent) sent.parent->add_cost(out.response->cost);
+  if (audit) {
+    ThreadBlock b;
+    b.id = sent.thread;
+    b.turn = sent.turn;
+    b.depth = sent.depth;
+    b.message_class = out.response ? out.response->message_class : sent.message_class;
+    audit_message(AuditFacts{.event = "answer",
+                             .kind = "response",
+                             .thread = &b,
+                             .id = sent.id,
+                             .from = sent.to,
+                             .to = sent.from,
+                             .priority = sent.priority,
+                             .outcome = out.error,
+                             .cost = out.response ? std::optional<double>(out.response->cost) : std::nullopt,
+                             .took_ms = unix_ms() - sent.sent_ms});
+  }
   const Refusal why = to_refusal(out.error);
   std::lock_guard lock(threads_mu);
   if (why != Refusal::None) {

@@ -462,6 +462,11 @@ MeshStats Mesh::stats() const {
   out.agent_restarts = s.agent_restarts.load();
   out.authority_refused = s.authority_refused.load();
   out.threads = core_->thread_stats();
+  if (core_->audit) {
+    out.audit_records = core_->audit->records_written();
+    out.audit_bytes = core_->audit->bytes_written();
+    out.audit_dropped = core_->audit->dropped_records();
+  }
   return out;
 }
 

@@ -143,6 +143,7 @@ MeshCore::MeshCore(NodeConfig cfg, MeshOptions opts)
     signing_key_tag = signer->public_key_base64();
   }
   load_trust();
+  open_audit();
   // Room for the envelope's own fields (ids, names, times).
   limits.max_bytes = config.max_message_bytes - 1024;
   pool = std::make_unique<boost::asio::io_context>();

@@ -36,6 +36,7 @@
 #include <vector>
 
 #include "mesh/agent.hpp"
+#include "mesh/audit_log.hpp"
 #include "mesh/mesh.hpp"
 #include "mesh/mesh_options.hpp"
 #include "mesh/node_config.hpp"
@@ -111,6 +112,7 @@ struct Handling {
   std::string self;              // "agent@node" of its handler
   bool request = false;
   std::int64_t deadline_ms = 0;  // Unix ms; 0: none
+  std::int64_t received_ms = 0;  // when it was handed to its agent
   void add_cost(double amount);
   double cost() const;
 
@@ -144,6 +146,30 @@ struct SentRequest {
   ThreadId thread;
   bool opened = false;
   std::shared_ptr<Handling> parent;
+  // For the audit trail's record of the answer.
+  std::int64_t sent_ms = 0;
+  transport::MessageId id;
+  std::string from;  // agent@node
+  std::string to;
+  std::uint32_t turn = 0;
+  std::uint32_t depth = 0;
+  MessageClass message_class = MessageClass::Advisory;
+  Priority priority = Priority::Normal;
+};
+
+// What one audit record says about one message (MeshCore::audit_message).
+struct AuditFacts {
+  std::string_view event{};  // sent, received, refused, handled, answered, answer
+  std::string_view kind{};  // notify, request, response
+  const ThreadBlock* thread = nullptr;
+  transport::MessageId id{};  // the request's or notify's (its answer's records too)
+  std::string_view from{};   // agent@node
+  std::string_view to{};
+  Priority priority = Priority::Normal;
+  ErrorCode outcome = ErrorCode::None;
+  std::optional<double> cost{};
+  std::span<const std::uint8_t> payload{};
+  std::optional<std::int64_t> took_ms{};  // answer: the round trip; handled: the handling
 };
 
 // One await's outcome, set once by whichever comes first (the operation,
@@ -355,8 +381,14 @@ struct MeshCore {
   ErrorCode admit_thread(const transport::EnvelopeView& message, std::string_view node);
   // The handling of a message as this node admitted it (to_incoming).
   std::shared_ptr<Handling> handling_of(const transport::Envelope& env);
-  // The thread block of an answer to `incoming`: its thread, turn, cost.
-  std::vector<std::uint8_t> response_thread(const IncomingMessage& incoming);
+  // The thread block of an answer to `incoming` (its thread, turn, cost),
+  // and the audit record of the answer.
+  std::vector<std::uint8_t> response_thread(const IncomingMessage& incoming, std::span<const std::uint8_t> payload,
+                                            ErrorCode outcome = ErrorCode::None);
+  // The audit record of a message's handling ("handled": a notify's
+  // handler ended; "answered": a request's answer, or its failure).
+  void audit_handled(const IncomingMessage& m, std::string_view event, ErrorCode outcome,
+                     std::span<const std::uint8_t> payload = {});
   // An answer's thread block: into `r`, and the table (its turn, its cost).
   void take_answer_thread(const transport::Envelope& env, Response& r);
   // A request's outcome: its cost to the handling that sent it, and the
@@ -367,6 +399,12 @@ struct MeshCore {
   ThreadTableStats thread_stats();
   bool authority_only(std::string_view agent) const;
   void set_authority_only(const std::string& agent, bool on);
+  // The audit trail (NodeConfig::audit_dir): opened at construction (a
+  // directory it cannot use stops the start), one record per event of a
+  // message. No-ops without a trail.
+  void open_audit();
+  void audit_message(const AuditFacts& facts);
+  std::unique_ptr<AuditLog> audit;
 
   using EventCallback = std::function<void(const PeerEvent&)>;
   std::uint64_t subscribe(EventCallback cb);

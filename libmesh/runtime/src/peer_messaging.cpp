@@ -271,8 +271,9 @@ bool PeerClient::respond(const IncomingMessage& incoming, const Json& message, c
   if (payload.size() + context.size() > core_.limits.max_bytes) return false;
   auto t = core_.get_transport();
   if (!t) return false;
+  auto thread = core_.response_thread(incoming, payload);
   return t->respond(*incoming.handle, std::move(payload), std::move(context), incoming.priority,
-                    core_.response_thread(incoming)) == ErrorCode::None;
+                    std::move(thread)) == ErrorCode::None;
 }
 
 namespace {

@@ -95,6 +95,12 @@ struct AuditOptions {
 // verifier reports them as malformed.
 inline constexpr std::size_t kAuditMaxLineBytes = 1024 * 1024;
 
+// Lowercase hex SHA-256 of `bytes` (a record's payload digest). Any thread.
+std::string audit_digest(std::string_view bytes);
+// `node` made fit for AuditOptions::node: every character outside
+// [A-Za-z0-9._-] becomes '_', cut to 128 bytes ("_" for an empty name).
+std::string audit_node_name(std::string_view node);
+
 // The newest record of a chain: copy it somewhere the log's writer cannot
 // reach, and a later verification can tell whether the records up to it
 // are still all there.

@@ -35,7 +35,7 @@
 //                                            expired, evicted
 //   thread_refusals_total{reason}            turn_limit, expired, budget_exceeded, loop
 //   authority_refused_total, thread_turns and thread_cost (histograms of the
-//   threads that ended)
+//   threads that ended), audit_{records,bytes,dropped}_total (the audit trail)
 //   admin_unauthorized_total                 admin API requests refused for want of
 //                                            the token (401, 403); MeshAdmin's own,
 //                                            in registry()

@@ -61,6 +61,11 @@ struct MeshStats {
   // policy's refusals count in policy_denied_*.)
   std::uint64_t authority_refused = 0;
   ThreadTableStats threads;               // conversations: opened, ended, refused
+  // The audit trail (all 0 without one): records and bytes written,
+  // records lost (a failed write, or one too large or too deep).
+  std::uint64_t audit_records = 0;
+  std::uint64_t audit_bytes = 0;
+  std::uint64_t audit_dropped = 0;
 };
 
 }  // namespace mesh
