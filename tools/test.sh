@@ -100,7 +100,7 @@ if [ "$tsan" = 1 ]; then
   cmake --build "$tbuild" -j"${MESH_JOBS:-$(nproc)}" --target \
     mesh_transport_tests mesh_transport_process_tests transport_peer mesh_peer_link_tests \
     mesh_driver_integration_tests mesh_libmesh_tests mesh_runtime_tests mesh_mesh_cluster_tests mesh_config_tests \
-    mesh_trust_tests mesh_metrics_tests mesh_audit_tests
+    mesh_trust_tests mesh_metrics_tests mesh_audit_tests mesh_conversation_tests
   supp=$root/tests/transport/tsan.supp
   # libzmq is not built with TSan: its own hand-offs are invisible to it.
   topts=halt_on_error=1:second_deadlock_stack=1:ignore_noninstrumented_modules=1

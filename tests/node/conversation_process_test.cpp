@@ -3,8 +3,14 @@
 // an asker, a pricey agent and an authority-only closer
 // (AGENTS_HOST_CONVERSATIONS=1). The test drives them through their admin
 // APIs (POST /v1/send, /v1/request with thread options; GET /v1/threads):
-// every limit is enforced by the node that receives the message.
+// every limit is enforced by the node that receives the message. Both
+// write an audit trail with payloads (each its own directory), which
+// meshctl merges, verifies, and replays from.
 #include <gtest/gtest.h>
+#include <signal.h>
+
+#include <filesystem>
+#include <fstream>
 
 #include <chrono>
 #include <functional>
@@ -36,7 +42,11 @@ bool eventually(const std::function<bool()>& pred, std::chrono::milliseconds lim
 
 struct Node {
   Node(const TempDir& dir, std::string node_name, std::string partner, const std::string& seed)
-      : name(std::move(node_name)), swim(free_port()), zmq(free_port()), admin(free_port()) {
+      : name(std::move(node_name)),
+        audit_dir(dir.path() + "/audit-" + name),
+        swim(free_port()),
+        zmq(free_port()),
+        admin(free_port()) {
     std::vector<std::string> argv = {AGENTS_HOST_BIN, "--node-name", name,  "--swim-host", "127.0.0.1",
                                      "--swim-port",   std::to_string(swim), "--zmq-port",  std::to_string(zmq),
                                      "--admin-port",  std::to_string(admin), "--profile",  "local"};
@@ -47,7 +57,9 @@ struct Node {
     process = std::make_unique<Process>(argv,
                                         std::map<std::string, std::string>{{"P2P_ENABLED", "true"},
                                                                            {"AGENTS_HOST_CONVERSATIONS", "1"},
-                                                                           {"AGENTS_HOST_PARTNER", partner}},
+                                                                           {"AGENTS_HOST_PARTNER", partner},
+                                                                           {"JC_AUDIT_DIR", audit_dir},
+                                                                           {"JC_AUDIT_PAYLOADS", "true"}},
                                         dir.path(), name);
   }
 
@@ -68,6 +80,7 @@ struct Node {
   std::string seed() const { return "127.0.0.1:" + std::to_string(swim); }
 
   std::string name;
+  std::string audit_dir;
   std::uint16_t swim;
   std::uint16_t zmq;
   std::uint16_t admin;
@@ -94,6 +107,11 @@ class ConversationProcess : public ::testing::Test {
 
   std::string logs() const {
     return "--- alpha\n" + alpha->process->log_tail(20) + "--- beta\n" + beta->process->log_tail(20);
+  }
+
+  RunResult meshctl(std::vector<std::string> args) const {
+    args.insert(args.begin(), MESHCTL_BIN);
+    return run_to_exit(std::move(args), {}, 30s);
   }
 
   TempDir dir;
@@ -184,6 +202,106 @@ TEST_F(ConversationProcess, AdvisoryCannotSatisfyAnAuthorityOnlyHandler) {
   EXPECT_EQ(status, 200) << order;
   EXPECT_EQ(order["response"], (Json{{"closed", true}}));
   EXPECT_EQ(order["class"], "authority");
+}
+
+// A request from alpha to beta leaves records on both nodes; meshctl
+// merges them in time order with the hop's latency, verifies both chains,
+// and finds one edited byte.
+TEST_F(ConversationProcess, AuditTrailMergesVerifiesAndShowsTampering) {
+  const Json out = alpha->post("/v1/request", {{"target", "pricey-beta"}, {"message", {{"q", "audited"}}},
+                                               {"thread", {{"subject", "audited"}}}});
+  ASSERT_TRUE(out.contains("thread")) << out << logs();
+  const std::string id = out["thread"];
+  const std::string admin = "127.0.0.1:" + std::to_string(alpha->admin);
+  RunResult shown;
+  // The receiver's last record may reach its file just after the answer.
+  ASSERT_TRUE(eventually([&] {
+    shown = meshctl({"thread", id, "--audit", alpha->audit_dir, "--audit", beta->audit_dir, "--admin", admin, "--json"});
+    const Json j = Json::parse(shown.out, nullptr, false);
+    return shown.exit_code == 0 && j.is_object() && j["messages"].size() >= 4;
+  })) << shown.out << shown.err;
+  const Json j = Json::parse(shown.out);
+  std::vector<std::string> events;
+  for (const auto& m : j["messages"]) events.push_back(m["node"].get<std::string>() + ":" + m["event"].get<std::string>());
+  // The order of what happened: alpha sent, beta received and answered, alpha got the answer.
+  EXPECT_EQ(events, (std::vector<std::string>{"alpha:sent", "beta:received", "beta:answered", "alpha:answer"}))
+      << shown.out;
+  EXPECT_EQ(j["messages"][0]["payload"], (Json{{"q", "audited"}}));
+  EXPECT_EQ(j["messages"][3]["cost"], 1.0);
+  ASSERT_FALSE(j["latency"].empty()) << shown.out;
+  EXPECT_EQ(j["latency"][0]["hop"], "$node@alpha -> pricey-beta@beta");
+
+  for (const auto* n : {alpha.get(), beta.get()}) {
+    const RunResult ok = meshctl({"audit", "verify", n->audit_dir});
+    EXPECT_EQ(ok.exit_code, 0) << ok.out << ok.err;
+  }
+  // Edit one byte of alpha's first record: the chain no longer holds.
+  std::string file;
+  for (const auto& e : std::filesystem::directory_iterator(alpha->audit_dir)) {
+    if (e.path().extension() == ".jsonl") file = e.path().string();
+  }
+  ASSERT_FALSE(file.empty());
+  std::string content;
+  {
+    std::ifstream in(file, std::ios::binary);
+    content.assign(std::istreambuf_iterator<char>(in), {});
+  }
+  const auto at = content.find("\"turn\":1");
+  ASSERT_NE(at, std::string::npos);
+  content[at + 7] = '2';
+  std::ofstream(file, std::ios::binary | std::ios::trunc) << content;
+  const RunResult bad = meshctl({"audit", "verify", alpha->audit_dir});
+  EXPECT_EQ(bad.exit_code, 1) << bad.out << bad.err;
+  EXPECT_NE(bad.err.find("hash mismatch"), std::string::npos) << bad.err;
+}
+
+// beta is killed -9 while the rally runs: its trail verifies up to its
+// last line.
+TEST_F(ConversationProcess, NodeKilledMidThreadLeavesAVerifiableTrail) {
+  int status = 0;
+  alpha->post("/v1/send", {{"target", "player-alpha"}, {"message", {{"ball", 0}}},
+                           {"thread", {{"subject", "long rally"}, {"max_turns", 1000000}}}}, &status);
+  ASSERT_EQ(status, 200);
+  ASSERT_TRUE(eventually([&] {
+    const Json b = alpha->post("/v1/request", {{"target", "player-beta"}, {"message", Json::object()}});
+    return b.contains("response") && b["response"]["received"].get<int>() > 50;
+  })) << logs();
+  beta->process->signal(SIGKILL);
+  ASSERT_TRUE(beta->process->wait_exit(10s));
+  const RunResult r = meshctl({"audit", "verify", beta->audit_dir, "--json"});
+  EXPECT_EQ(r.exit_code, 0) << r.out << r.err;
+  const Json j = Json::parse(r.out, nullptr, false);
+  ASSERT_TRUE(j.is_object()) << r.out;
+  EXPECT_GT(j["records"].get<int>(), 50);
+}
+
+// The recorded opening message, sent again to the same role with the same
+// limits: a new thread beside the old.
+TEST_F(ConversationProcess, ReplayOpensANewThreadWithTheRecordedLimits) {
+  const Json out = alpha->post("/v1/request", {{"target", "pricey"}, {"message", {{"q", 1}}},
+                                               {"thread", {{"subject", "to replay"}, {"max_turns", 7}}}});
+  ASSERT_TRUE(out.contains("thread")) << out << logs();
+  const std::string id = out["thread"];
+  const std::string admin = "127.0.0.1:" + std::to_string(alpha->admin);
+  RunResult r;
+  ASSERT_TRUE(eventually([&] {
+    r = meshctl({"thread", id, "--audit", alpha->audit_dir, "--audit", beta->audit_dir, "--admin", admin,
+                 "--replay"});
+    return r.exit_code == 0;
+  }, 10s)) << r.out << r.err;
+  EXPECT_NE(r.out.find("recorded  " + id), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("replayed  "), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("\"replay of " + id + "\""), std::string::npos) << r.out;
+  // The new thread has the old one's limit.
+  const Json list = alpha->get("/v1/threads");
+  bool found = false;
+  for (const auto& t : list) {
+    if (t.value("subject", "") == "replay of " + id) {
+      found = true;
+      EXPECT_EQ(t["limits"]["max_turns"], 7) << t;
+    }
+  }
+  EXPECT_TRUE(found) << list;
 }
 
 }  // namespace

@@ -11,6 +11,8 @@
 //   meshctl certs keygen --out PATH
 //   meshctl certs issue --trust-key-file PATH --name NODE --public-key Z85 --zone Z... [--valid-days N]
 //   meshctl audit verify DIR [--allow-pruned] [--json]
+//   meshctl threads [--json]
+//   meshctl thread ID [--audit DIR ...] [--replay] [--json]   (threads.hpp)
 //   meshctl --version | -v
 //
 // Every node serves the same admin API (mesh/mesh_admin.hpp): mesh-node
@@ -58,6 +60,7 @@
 #include "mesh/cli.hpp"
 #include "mesh/json_limits.hpp"
 #include "mesh/text.hpp"
+#include "threads.hpp"
 
 namespace mesh {
 namespace {
@@ -640,9 +643,19 @@ int main_(int argc, char** argv) {
   audit_verify_cmd->add_option("dir", audit_args.dir, "the audit directory")->required()->type_name("DIR");
   audit_verify_cmd->add_flag("--allow-pruned", audit_args.allow_pruned,
                              "accept chains whose oldest files were archived or deleted on purpose");
+  auto* threads_cmd = app.add_subcommand("threads", "list the conversation threads this node knows");
+  meshctl::ThreadArgs thread_args;
+  auto* thread_cmd = app.add_subcommand(
+      "thread", "one thread: the node's record; with --audit, its messages from every node's trail and per-hop latency");
+  thread_cmd->add_option("id", thread_args.id, "the thread's id, 32 hex digits")->required();
+  thread_cmd->add_option("--audit", thread_args.audit_dirs, "an audit directory to read (repeat for more nodes')")
+      ->type_name("DIR");
+  thread_cmd->add_flag("--replay", thread_args.replay,
+                       "send the thread's opening message again, to the same role with the same limits, and show "
+                       "the new thread beside the old one");
   // --admin, --token-file and --json may follow the command too.
   for (auto* cmd : {members_cmd, peers_cmd, send_cmd, request_cmd, keys_cmd, join_cmd, leave_cmd, reload_cmd,
-                    audit_cmd, audit_verify_cmd}) {
+                    audit_cmd, audit_verify_cmd, threads_cmd, thread_cmd}) {
     cmd->fallthrough();
   }
 
@@ -665,6 +678,12 @@ int main_(int argc, char** argv) {
     if (join_cmd->parsed()) return join(opt, join_args);
     if (leave_cmd->parsed()) return leave(opt);
     if (reload_cmd->parsed()) return reload(opt);
+    const meshctl::Call node_call = [&opt](const std::string& target, const std::string* body,
+                                           std::chrono::milliseconds timeout) {
+      return call(opt, target, body, timeout);
+    };
+    if (threads_cmd->parsed()) return meshctl::threads(node_call, opt.json);
+    if (thread_cmd->parsed()) return meshctl::thread(node_call, thread_args, opt.json);
     return post_message(opt, "request", request_args, true);
   } catch (const UsageError& e) {
     std::cerr << "meshctl: " << e.what() << " (meshctl --help)\n";

@@ -122,6 +122,7 @@ void MeshCore::audit_message(const AuditFacts& f) {
   r["msg"] = f.id.to_string();
   r["from"] = f.from;
   r["to"] = f.to;
+  if (!f.to_role.empty()) r["to_role"] = f.to_role;
   r["priority"] = transport::to_string(f.priority);
   r["outcome"] = transport::to_string(f.outcome);
   if (f.thread) {
@@ -133,6 +134,14 @@ void MeshCore::audit_message(const AuditFacts& f) {
     r["depth"] = b.depth;
     r["class"] = to_string(b.message_class);
     r["spent"] = b.spent;
+    if (b.turn == 1) {  // the opening message: the thread's limits, for a replay
+      Json bounds = Json::object();
+      if (b.max_turns) bounds["max_turns"] = *b.max_turns;
+      if (b.expires_ms) bounds["expires_ms"] = *b.expires_ms;
+      if (b.max_cost) bounds["max_cost"] = *b.max_cost;
+      if (b.max_depth) bounds["max_depth"] = *b.max_depth;
+      r["limits"] = std::move(bounds);
+    }
   }
   if (f.cost) r["cost"] = *f.cost;
   if (f.took_ms) r["took_ms"] = *f.took_ms;
@@ -244,6 +253,7 @@ ErrorCode MeshCore::stamp_thread(std::string_view self, std::string_view self_ro
                  .id = m.id,
                  .from = from,
                  .to = to,
+                 .to_role = target.card.role,
                  .priority = o.priority,
                  .outcome = refused,
                  .payload = m.payload};

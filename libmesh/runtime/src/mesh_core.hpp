@@ -165,6 +165,7 @@ struct AuditFacts {
   transport::MessageId id{};  // the request's or notify's (its answer's records too)
   std::string_view from{};   // agent@node
   std::string_view to{};
+  std::string_view to_role{};  // sent: the target's role (what a replay sends to)
   Priority priority = Priority::Normal;
   ErrorCode outcome = ErrorCode::None;
   std::optional<double> cost{};
