@@ -274,6 +274,10 @@ mesh::NodeConfig local_config() {
   c.p2p_enabled = false;
   c.worker_threads = g_workers;
   c.log_level = mesh::LogLevel::Error;
+  // The token is one conversation a million turns long: its thread gets no
+  // turn limit or time-to-live (threads are still stamped and checked).
+  c.thread_max_turns = 0;
+  c.thread_ttl = std::chrono::milliseconds(0);
   return c;
 }
 

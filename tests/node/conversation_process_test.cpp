@@ -255,16 +255,17 @@ TEST_F(ConversationProcess, AuditTrailMergesVerifiesAndShowsTampering) {
   EXPECT_NE(bad.err.find("hash mismatch"), std::string::npos) << bad.err;
 }
 
-// beta is killed -9 while the rally runs: its trail verifies up to its
-// last line.
+// beta is killed -9 while the rally runs (the nodes' default of 100 turns
+// ends it soon after; the kill comes while it goes on): its trail verifies
+// up to its last line.
 TEST_F(ConversationProcess, NodeKilledMidThreadLeavesAVerifiableTrail) {
   int status = 0;
   alpha->post("/v1/send", {{"target", "player-alpha"}, {"message", {{"ball", 0}}},
-                           {"thread", {{"subject", "long rally"}, {"max_turns", 1000000}}}}, &status);
+                           {"thread", {{"subject", "long rally"}}}}, &status);
   ASSERT_EQ(status, 200);
   ASSERT_TRUE(eventually([&] {
     const Json b = alpha->post("/v1/request", {{"target", "player-beta"}, {"message", Json::object()}});
-    return b.contains("response") && b["response"]["received"].get<int>() > 50;
+    return b.contains("response") && b["response"]["received"].get<int>() > 20;
   })) << logs();
   beta->process->signal(SIGKILL);
   ASSERT_TRUE(beta->process->wait_exit(10s));
@@ -272,7 +273,7 @@ TEST_F(ConversationProcess, NodeKilledMidThreadLeavesAVerifiableTrail) {
   EXPECT_EQ(r.exit_code, 0) << r.out << r.err;
   const Json j = Json::parse(r.out, nullptr, false);
   ASSERT_TRUE(j.is_object()) << r.out;
-  EXPECT_GT(j["records"].get<int>(), 50);
+  EXPECT_GT(j["records"].get<int>(), 40);
 }
 
 // The recorded opening message, sent again to the same role with the same

@@ -4,8 +4,10 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstring>
 #include <limits>
 #include <string>
+#include <string_view>
 
 #include "mesh/conversation.hpp"
 
@@ -50,43 +52,219 @@ struct Bad {
   std::string why;
 };
 
-ThreadId id_of(const msgpack::object& o, const char* key) {
-  if (o.type != msgpack::type::BIN || o.via.bin.size != 16) throw Bad{std::string(key) + " is not 16 bytes"};
+// Reads MessagePack in place: no allocation but the block's own strings.
+// Every length is checked against what is left, so a count is never
+// trusted beyond the input's size.
+class Reader {
+ public:
+  explicit Reader(std::span<const std::uint8_t> in) : in_(in) {}
+  bool at_end() const { return pos_ == in_.size(); }
+
+  std::uint32_t map_header() {
+    const std::uint8_t t = byte();
+    if (t >= 0x80 && t <= 0x8f) return t & 0x0fu;
+    if (t == 0xde) return static_cast<std::uint32_t>(be(2));
+    if (t == 0xdf) return static_cast<std::uint32_t>(be(4));
+    throw Bad{"not a map"};
+  }
+  std::uint32_t array_header(const char* key) {
+    const std::uint8_t t = byte();
+    if (t >= 0x90 && t <= 0x9f) return t & 0x0fu;
+    if (t == 0xdc) return static_cast<std::uint32_t>(be(2));
+    if (t == 0xdd) return static_cast<std::uint32_t>(be(4));
+    throw Bad{std::string(key) + " is not an array"};
+  }
+  // A str (or, for keys, also a bin) as a view into the input.
+  std::string_view str(const char* key, bool bin_too = false) {
+    const std::uint8_t t = byte();
+    std::size_t n = 0;
+    if (t >= 0xa0 && t <= 0xbf) {
+      n = t & 0x1fu;
+    } else if (t == 0xd9 || (bin_too && t == 0xc4)) {
+      n = be(1);
+    } else if (t == 0xda || (bin_too && t == 0xc5)) {
+      n = be(2);
+    } else if (t == 0xdb || (bin_too && t == 0xc6)) {
+      n = be(4);
+    } else {
+      throw Bad{std::string(key) + " is not a string"};
+    }
+    return take(n, key);
+  }
+  std::string_view bin(const char* key) {
+    const std::uint8_t t = byte();
+    std::size_t n = 0;
+    if (t == 0xc4) {
+      n = be(1);
+    } else if (t == 0xc5) {
+      n = be(2);
+    } else if (t == 0xc6) {
+      n = be(4);
+    } else {
+      throw Bad{std::string(key) + " is not 16 bytes"};
+    }
+    return take(n, key);
+  }
+  // An integer of any width, as signed 128-bit-safe parts.
+  struct Int {
+    bool negative = false;
+    std::uint64_t magnitude = 0;  // negative: the value is -magnitude
+  };
+  std::optional<Int> integer() {
+    const std::uint8_t t = peek();
+    if (t <= 0x7f) {
+      ++pos_;
+      return Int{false, t};
+    }
+    if (t >= 0xe0) {
+      ++pos_;
+      return Int{true, static_cast<std::uint64_t>(0x100 - t)};
+    }
+    if (t >= 0xcc && t <= 0xcf) {
+      ++pos_;
+      return Int{false, be(std::size_t{1} << (t - 0xcc))};
+    }
+    if (t >= 0xd0 && t <= 0xd3) {
+      ++pos_;
+      const std::size_t width = std::size_t{1} << (t - 0xd0);
+      const std::uint64_t raw = be(width);
+      const unsigned bits = static_cast<unsigned>(width * 8);
+      const bool neg = bits < 64 ? ((raw >> (bits - 1)) & 1u) != 0 : (raw >> 63) != 0;
+      if (!neg) return Int{false, raw};
+      const std::uint64_t mask = bits < 64 ? ((std::uint64_t{1} << bits) - 1) : ~std::uint64_t{0};
+      return Int{true, ((~raw) & mask) + 1};
+    }
+    return std::nullopt;
+  }
+  std::optional<double> floating() {
+    const std::uint8_t t = peek();
+    if (t == 0xca) {
+      ++pos_;
+      const auto bits = static_cast<std::uint32_t>(be(4));
+      float f;
+      std::memcpy(&f, &bits, sizeof f);
+      return f;
+    }
+    if (t == 0xcb) {
+      ++pos_;
+      const std::uint64_t bits = be(8);
+      double d;
+      std::memcpy(&d, &bits, sizeof d);
+      return d;
+    }
+    return std::nullopt;
+  }
+  // Any value, nested at most `depth` deep (an unknown key's).
+  void skip(int depth = 0) {
+    if (depth > 8) throw Bad{"nested too deep"};
+    const std::uint8_t t = byte();
+    std::uint64_t items = 0;  // values to skip after this header
+    if (t <= 0x7f || t >= 0xe0 || t == 0xc0 || t == 0xc2 || t == 0xc3) return;
+    if (t >= 0xa0 && t <= 0xbf) {
+      take(t & 0x1fu, "a value");
+      return;
+    }
+    if (t >= 0x80 && t <= 0x8f) items = 2u * (t & 0x0fu);
+    if (t >= 0x90 && t <= 0x9f) items = t & 0x0fu;
+    switch (t) {
+      case 0xc4: case 0xd9: take(be(1), "a value"); return;
+      case 0xc5: case 0xda: take(be(2), "a value"); return;
+      case 0xc6: case 0xdb: take(be(4), "a value"); return;
+      case 0xc7: take(be(1) + 1, "a value"); return;
+      case 0xc8: take(be(2) + 1, "a value"); return;
+      case 0xc9: take(be(4) + 1, "a value"); return;
+      case 0xca: take(4, "a value"); return;
+      case 0xcb: take(8, "a value"); return;
+      case 0xcc: case 0xd0: take(1, "a value"); return;
+      case 0xcd: case 0xd1: take(2, "a value"); return;
+      case 0xce: case 0xd2: take(4, "a value"); return;
+      case 0xcf: case 0xd3: take(8, "a value"); return;
+      case 0xd4: take(2, "a value"); return;
+      case 0xd5: take(3, "a value"); return;
+      case 0xd6: take(5, "a value"); return;
+      case 0xd7: take(9, "a value"); return;
+      case 0xd8: take(17, "a value"); return;
+      case 0xdc: items = be(2); break;
+      case 0xdd: items = be(4); break;
+      case 0xde: items = 2 * be(2); break;
+      case 0xdf: items = 2 * be(4); break;
+      default:
+        if (items == 0 && !((t >= 0x80 && t <= 0x9f))) throw Bad{"not MessagePack"};
+    }
+    if (items > in_.size() - pos_) throw Bad{"a count past the end"};  // each item takes a byte at least
+    for (std::uint64_t i = 0; i < items; ++i) skip(depth + 1);
+  }
+
+ private:
+  std::uint8_t peek() const {
+    if (pos_ >= in_.size()) throw Bad{"cut short"};
+    return in_[pos_];
+  }
+  std::uint8_t byte() {
+    const std::uint8_t b = peek();
+    ++pos_;
+    return b;
+  }
+  std::uint64_t be(std::size_t width) {
+    if (in_.size() - pos_ < width) throw Bad{"cut short"};
+    std::uint64_t v = 0;
+    for (std::size_t i = 0; i < width; ++i) v = (v << 8) | in_[pos_ + i];
+    pos_ += width;
+    return v;
+  }
+  std::string_view take(std::uint64_t n, const char* what) {
+    if (in_.size() - pos_ < n) throw Bad{std::string(what) + " is cut short"};
+    const std::string_view v(reinterpret_cast<const char*>(in_.data() + pos_), static_cast<std::size_t>(n));
+    pos_ += static_cast<std::size_t>(n);
+    return v;
+  }
+
+  std::span<const std::uint8_t> in_;
+  std::size_t pos_ = 0;
+};
+
+ThreadId id_of(Reader& r, const char* key) {
+  const std::string_view b = r.bin(key);
+  if (b.size() != 16) throw Bad{std::string(key) + " is not 16 bytes"};
   ThreadId id;
   for (int i = 0; i < 8; ++i) {
-    id.hi = (id.hi << 8) | static_cast<std::uint8_t>(o.via.bin.ptr[i]);
-    id.lo = (id.lo << 8) | static_cast<std::uint8_t>(o.via.bin.ptr[8 + i]);
+    id.hi = (id.hi << 8) | static_cast<std::uint8_t>(b[static_cast<std::size_t>(i)]);
+    id.lo = (id.lo << 8) | static_cast<std::uint8_t>(b[static_cast<std::size_t>(8 + i)]);
   }
   return id;
 }
 
-std::string text_of(const msgpack::object& o, const char* key, std::size_t max) {
-  if (o.type != msgpack::type::STR) throw Bad{std::string(key) + " is not a string"};
-  if (o.via.str.size > max) throw Bad{std::string(key) + " is longer than " + std::to_string(max) + " bytes"};
-  return std::string(o.via.str.ptr, o.via.str.size);
+std::string text_of(Reader& r, const char* key, std::size_t max) {
+  const std::string_view s = r.str(key);
+  if (s.size() > max) throw Bad{std::string(key) + " is longer than " + std::to_string(max) + " bytes"};
+  return std::string(s);
 }
 
-std::uint32_t u32_of(const msgpack::object& o, const char* key) {
-  if (o.type != msgpack::type::POSITIVE_INTEGER || o.via.u64 > std::numeric_limits<std::uint32_t>::max()) {
+std::uint32_t u32_of(Reader& r, const char* key) {
+  const auto i = r.integer();
+  if (!i || i->negative || i->magnitude > std::numeric_limits<std::uint32_t>::max()) {
     throw Bad{std::string(key) + " is not an unsigned 32-bit integer"};
   }
-  return static_cast<std::uint32_t>(o.via.u64);
+  return static_cast<std::uint32_t>(i->magnitude);
 }
 
-std::int64_t i64_of(const msgpack::object& o, const char* key) {
-  if (o.type == msgpack::type::NEGATIVE_INTEGER) return o.via.i64;
-  if (o.type == msgpack::type::POSITIVE_INTEGER && o.via.u64 <= std::numeric_limits<std::int64_t>::max()) {
-    return static_cast<std::int64_t>(o.via.u64);
+std::int64_t i64_of(Reader& r, const char* key) {
+  const auto i = r.integer();
+  constexpr auto kMax = static_cast<std::uint64_t>(std::numeric_limits<std::int64_t>::max());
+  if (!i || (!i->negative && i->magnitude > kMax) || (i->negative && i->magnitude > kMax + 1)) {
+    throw Bad{std::string(key) + " is not a 64-bit integer"};
   }
-  throw Bad{std::string(key) + " is not a 64-bit integer"};
+  if (!i->negative) return static_cast<std::int64_t>(i->magnitude);
+  return i->magnitude == kMax + 1 ? std::numeric_limits<std::int64_t>::min()
+                                  : -static_cast<std::int64_t>(i->magnitude);
 }
 
-double amount_of(const msgpack::object& o, const char* key) {
+double amount_of(Reader& r, const char* key) {
   double v = 0;
-  if (o.type == msgpack::type::FLOAT32 || o.type == msgpack::type::FLOAT64) {
-    v = o.via.f64;
-  } else if (o.type == msgpack::type::POSITIVE_INTEGER) {
-    v = static_cast<double>(o.via.u64);
+  if (const auto f = r.floating()) {
+    v = *f;
+  } else if (const auto i = r.integer(); i && !i->negative) {
+    v = static_cast<double>(i->magnitude);
   } else {
     throw Bad{std::string(key) + " is not a number"};
   }
@@ -94,55 +272,52 @@ double amount_of(const msgpack::object& o, const char* key) {
   return v;
 }
 
-ThreadBlock block_of(const msgpack::object& root) {
-  if (root.type != msgpack::type::MAP) throw Bad{"not a map"};
+ThreadBlock block_of(Reader& r) {
+  const std::uint32_t n = r.map_header();
+  if (n > 32) throw Bad{"more than 32 keys"};
   ThreadBlock b;
   bool has_id = false;
-  for (std::uint32_t i = 0; i < root.via.map.size; ++i) {
-    const msgpack::object& k = root.via.map.ptr[i].key;
-    const msgpack::object& v = root.via.map.ptr[i].val;
-    if (k.type != msgpack::type::STR) throw Bad{"a key is not a string"};
-    const std::string_view key(k.via.str.ptr, k.via.str.size);
+  for (std::uint32_t i = 0; i < n; ++i) {
+    const std::string_view key = r.str("a key", /*bin_too=*/false);
     if (key == "id") {
-      b.id = id_of(v, "id");
+      b.id = id_of(r, "id");
       has_id = true;
     } else if (key == "pa") {
-      b.parent = id_of(v, "pa");
+      b.parent = id_of(r, "pa");
     } else if (key == "oa") {
-      b.origin_agent = text_of(v, "oa", kMaxOriginBytes);
+      b.origin_agent = text_of(r, "oa", kMaxOriginBytes);
     } else if (key == "on") {
-      b.origin_node = text_of(v, "on", kMaxOriginBytes);
+      b.origin_node = text_of(r, "on", kMaxOriginBytes);
     } else if (key == "su") {
-      b.subject = text_of(v, "su", kMaxSubjectBytes);
+      b.subject = text_of(r, "su", kMaxSubjectBytes);
     } else if (key == "tn") {
-      b.turn = u32_of(v, "tn");
+      b.turn = u32_of(r, "tn");
     } else if (key == "dp") {
-      b.depth = u32_of(v, "dp");
+      b.depth = u32_of(r, "dp");
     } else if (key == "sp") {
-      b.spent = amount_of(v, "sp");
+      b.spent = amount_of(r, "sp");
     } else if (key == "co") {
-      b.cost = amount_of(v, "co");
+      b.cost = amount_of(r, "co");
     } else if (key == "mt") {
-      b.max_turns = u32_of(v, "mt");
+      b.max_turns = u32_of(r, "mt");
     } else if (key == "ex") {
-      b.expires_ms = i64_of(v, "ex");
+      b.expires_ms = i64_of(r, "ex");
     } else if (key == "mc") {
-      b.max_cost = amount_of(v, "mc");
+      b.max_cost = amount_of(r, "mc");
     } else if (key == "md") {
-      b.max_depth = u32_of(v, "md");
+      b.max_depth = u32_of(r, "md");
     } else if (key == "cl") {
-      const auto c = u32_of(v, "cl");
+      const auto c = u32_of(r, "cl");
       if (c > 1) throw Bad{"cl is not a message class (0, 1)"};
       b.message_class = static_cast<MessageClass>(c);
     } else if (key == "ln") {
-      if (v.type != msgpack::type::ARRAY) throw Bad{"ln is not an array"};
-      if (v.via.array.size > kMaxLineage) throw Bad{"ln has more than " + std::to_string(kMaxLineage) + " entries"};
-      b.lineage.reserve(v.via.array.size);
-      for (std::uint32_t j = 0; j < v.via.array.size; ++j) {
-        b.lineage.push_back(text_of(v.via.array.ptr[j], "an ln entry", kMaxLineageEntryBytes));
-      }
+      const std::uint32_t count = r.array_header("ln");
+      if (count > kMaxLineage) throw Bad{"ln has more than " + std::to_string(kMaxLineage) + " entries"};
+      b.lineage.reserve(count);
+      for (std::uint32_t j = 0; j < count; ++j) b.lineage.push_back(text_of(r, "an ln entry", kMaxLineageEntryBytes));
+    } else {
+      r.skip();  // a later revision's key
     }
-    // Any other key: a later revision's, skipped.
   }
   if (!has_id) throw Bad{"no id"};
   return b;
@@ -262,20 +437,15 @@ std::vector<std::uint8_t> encode_thread_block(const ThreadBlock& b) {
 }
 
 std::optional<ThreadBlock> decode_thread_block(std::span<const std::uint8_t> bytes, std::string* why) {
-  // Bounds that no honest block comes near: a handful of keys, one array
-  // of at most kMaxLineage entries, nothing nested deeper than two.
-  const msgpack::unpack_limit limits(/*array=*/kMaxLineage + 1, /*map=*/32, /*str=*/4096, /*bin=*/64,
-                                     /*ext=*/0, /*depth=*/3);
   try {
-    std::size_t offset = 0;
-    const msgpack::object_handle oh =
-        msgpack::unpack(reinterpret_cast<const char*>(bytes.data()), bytes.size(), offset, nullptr, nullptr, limits);
-    if (offset != bytes.size()) throw Bad{"trailing bytes"};
-    return block_of(oh.get());
+    Reader r(bytes);
+    ThreadBlock b = block_of(r);
+    if (!r.at_end()) throw Bad{"trailing bytes"};
+    return b;
   } catch (const Bad& bad) {
     if (why) *why = bad.why;
-  } catch (const std::exception& e) {
-    if (why) *why = std::string("not MessagePack: ") + e.what();
+  } catch (const std::exception& e) {  // std::bad_alloc: a string of a claimed size
+    if (why) *why = e.what();
   }
   return std::nullopt;
 }

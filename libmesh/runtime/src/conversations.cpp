@@ -7,6 +7,7 @@
 // from another node is checked in admit() on the transport's thread, so
 // that a refusal reaches its sender as an error (a request's answer, a
 // notify's delivery failure) without ever being queued.
+#include <pthread.h>
 #include <spdlog/spdlog.h>
 
 #include <chrono>
@@ -108,15 +109,64 @@ void MeshCore::open_audit() {
   } catch (const std::exception& e) {
     throw std::invalid_argument(std::string("audit_dir: ") + e.what());
   }
+  audit_thread = std::jthread([this](std::stop_token stop) {
+    ::pthread_setname_np(::pthread_self(), "mesh-audit");
+    std::unique_lock lock(audit_queue_mu);
+    for (;;) {
+      audit_queue_cv.wait(lock, stop, [this] { return audit_closing || !audit_queue.empty(); });
+      if (audit_queue.empty() && (audit_closing || stop.stop_requested())) return;  // everything written
+      std::deque<std::unique_ptr<AuditItem>> batch;
+      batch.swap(audit_queue);
+      lock.unlock();
+      audit_room_cv.notify_all();
+      for (const auto& item : batch) write_audit(*item);
+      lock.lock();
+    }
+  });
+}
+
+void MeshCore::close_audit() {
+  if (!audit_thread.joinable()) return;
+  {
+    std::lock_guard lock(audit_queue_mu);
+    audit_closing = true;
+  }
+  audit_queue_cv.notify_all();
+  audit_room_cv.notify_all();
+  audit_thread.join();
+}
+
+void MeshCore::audit_message(const AuditFacts& f) {
+  if (!audit) return;
+  auto item = std::make_unique<AuditItem>();
+  item->at_ms = unix_ms();
+  item->event = f.event;
+  item->kind = f.kind;
+  if (f.thread) item->thread = *f.thread;
+  item->id = f.id;
+  item->from = f.from;
+  item->to = f.to;
+  item->to_role = f.to_role;
+  item->priority = f.priority;
+  item->outcome = f.outcome;
+  item->cost = f.cost;
+  item->took_ms = f.took_ms;
+  item->payload.assign(f.payload.begin(), f.payload.end());
+  {
+    std::unique_lock lock(audit_queue_mu);
+    audit_room_cv.wait(lock, [this] { return audit_queue.size() < kAuditQueueMax || audit_closing; });
+    if (audit_closing) return;  // the node is stopping: the trail is closed
+    audit_queue.push_back(std::move(item));
+  }
+  audit_queue_cv.notify_one();
 }
 
 // One line: what happened to one message here, when, in which thread,
 // with its payload's digest (or, with audit_payloads, the payload).
-void MeshCore::audit_message(const AuditFacts& f) {
-  if (!audit) return;
+void MeshCore::write_audit(const AuditItem& f) {
   Json r = Json::object();
   r["event"] = f.event;
-  r["at_ms"] = unix_ms();
+  r["at_ms"] = f.at_ms;
   r["node"] = node_name;
   r["kind"] = f.kind;
   r["msg"] = f.id.to_string();

@@ -177,6 +177,7 @@ MeshCore::~MeshCore() {
   stop_pool();
   tag_timer.reset();
   repair_timer.reset();
+  close_audit();  // every agent has stopped: what waits is the last
 }
 
 std::shared_ptr<transport::Transport> MeshCore::get_transport() const {

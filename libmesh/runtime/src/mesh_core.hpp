@@ -173,6 +173,23 @@ struct AuditFacts {
   std::optional<std::int64_t> took_ms{};  // answer: the round trip; handled: the handling
 };
 
+// What a record needs, owned: the facts outlive the message's path.
+struct AuditItem {
+  std::int64_t at_ms = 0;
+  std::string_view event;  // string literals
+  std::string_view kind;
+  std::optional<ThreadBlock> thread;
+  transport::MessageId id;
+  std::string from;
+  std::string to;
+  std::string to_role;
+  Priority priority = Priority::Normal;
+  ErrorCode outcome = ErrorCode::None;
+  std::optional<double> cost;
+  std::optional<std::int64_t> took_ms;
+  std::vector<std::uint8_t> payload;
+};
+
 // One await's outcome, set once by whichever comes first (the operation,
 // its timer, a stop); that one resumes the awaiter on its scope's executor,
 // in the handling it was suspended in (or, for a receive, the message's).
@@ -402,10 +419,24 @@ struct MeshCore {
   void set_authority_only(const std::string& agent, bool on);
   // The audit trail (NodeConfig::audit_dir): opened at construction (a
   // directory it cannot use stops the start), one record per event of a
-  // message. No-ops without a trail.
+  // message. No-ops without a trail. audit_message copies the facts and
+  // hands them to the trail's own thread, which builds, hashes and writes
+  // the records in order: a message's path pays for a copy, not for the
+  // JSON, the SHA-256 and the write(). Past kAuditQueueMax records waiting,
+  // audit_message waits for room (backpressure; nothing is dropped).
   void open_audit();
   void audit_message(const AuditFacts& facts);
+  void close_audit();  // writes what waits, then ends the thread
+  void write_audit(const AuditItem& item);
   std::unique_ptr<AuditLog> audit;
+  static constexpr std::size_t kAuditQueueMax = 65536;
+  std::mutex audit_queue_mu;
+  std::condition_variable_any audit_queue_cv;  // the writer: records are waiting (or stop)
+  std::condition_variable audit_room_cv;       // producers: there is room again
+  std::deque<std::unique_ptr<AuditItem>> audit_queue;
+  bool audit_closing = false;
+  // Last: its destructor (a constructor that throws later) stops it first.
+  std::jthread audit_thread;
 
   using EventCallback = std::function<void(const PeerEvent&)>;
   std::uint64_t subscribe(EventCallback cb);

@@ -26,8 +26,9 @@
 //
 // Threads: the executor's workers (NodeConfig::worker_threads: every
 // agent, as a strand, plus registry fetches, tag updates, event delivery,
-// repair), the transport's, one for SWIM (P2P on). No thread per agent,
-// except a ThreadAgent's own. All public calls are thread-safe.
+// repair), the transport's, one for SWIM (P2P on), and one writing the
+// audit trail (NodeConfig::audit_dir). No thread per agent, except a
+// ThreadAgent's own. All public calls are thread-safe.
 //
 // Logging: SWIM and the transport log through spdlog's default logger; the
 // constructor sets that logger's level from NodeConfig::log_level
