@@ -1,7 +1,11 @@
 // The thread block's codec and the thread table's checks (pure: no Mesh).
 #include <gtest/gtest.h>
 
+#include <map>
+#include <msgpack.hpp>
 #include <random>
+#include <string>
+#include <vector>
 
 #include "mesh/conversation.hpp"
 #include "mesh/thread_table.hpp"
@@ -52,6 +56,19 @@ TEST(ThreadBlockCodec, RoundTripsEveryField) {
   EXPECT_EQ(back->max_depth, 4u);
   EXPECT_EQ(back->message_class, MessageClass::Authority);
   EXPECT_EQ(back->lineage, b.lineage);
+
+  // Another implementation (msgpack-c) reads the same map.
+  const auto bytes = encode_thread_block(b);
+  const msgpack::object_handle oh = msgpack::unpack(reinterpret_cast<const char*>(bytes.data()), bytes.size());
+  std::map<std::string, msgpack::object> fields;
+  oh.get().convert(fields);
+  EXPECT_EQ(fields.size(), 15u);
+  EXPECT_EQ(fields.at("su").as<std::string>(), "debate");
+  EXPECT_EQ(fields.at("tn").as<std::uint32_t>(), 12u);
+  EXPECT_EQ(fields.at("ex").as<std::int64_t>(), kNow + 5000);
+  EXPECT_DOUBLE_EQ(fields.at("sp").as<double>(), 1.25);
+  EXPECT_EQ(fields.at("ln").as<std::vector<std::string>>(), b.lineage);
+  EXPECT_EQ(fields.at("id").type, msgpack::type::BIN);
 }
 
 TEST(ThreadBlockCodec, RefusesWhatIsNotABlock) {

@@ -1,7 +1,5 @@
 // The thread block's codec (the table in mesh/conversation.hpp) and the
 // small vocabulary around it.
-#include <msgpack.hpp>
-
 #include <algorithm>
 #include <cmath>
 #include <cstring>
@@ -31,21 +29,6 @@ std::optional<T> smaller(const std::optional<T>& a, const std::optional<T>& b) {
 }
 
 constexpr char kHex[] = "0123456789abcdef";
-
-void pack_id(msgpack::packer<msgpack::sbuffer>& pk, const ThreadId& id) {
-  char raw[16];
-  for (int i = 0; i < 8; ++i) {
-    raw[i] = static_cast<char>(id.hi >> (56 - 8 * i));
-    raw[8 + i] = static_cast<char>(id.lo >> (56 - 8 * i));
-  }
-  pk.pack_bin(16);
-  pk.pack_bin_body(raw, 16);
-}
-
-void pack_key(msgpack::packer<msgpack::sbuffer>& pk, const char (&key)[3]) {
-  pk.pack_str(2);
-  pk.pack_str_body(key, 2);
-}
 
 // A decode step that failed says why.
 struct Bad {
@@ -366,9 +349,94 @@ std::string lineage_entry(std::string_view agent, std::string_view node) {
   return s;
 }
 
+namespace {
+
+// Writes MessagePack straight into the output vector (the smallest form of
+// each integer, as msgpack-c does).
+class Writer {
+ public:
+  explicit Writer(std::vector<std::uint8_t>& out) : out_(out) {}
+  void map(std::uint32_t n) { header(n, 0x80, 0xde, 0xdf, 15); }
+  void array(std::uint32_t n) { header(n, 0x90, 0xdc, 0xdd, 15); }
+  void key(const char (&k)[3]) { str(std::string_view(k, 2)); }
+  void str(std::string_view s) {
+    const auto n = static_cast<std::uint32_t>(s.size());
+    if (n <= 31) {
+      out_.push_back(static_cast<std::uint8_t>(0xa0 | n));
+    } else if (n <= 0xff) {
+      out_.push_back(0xd9);
+      be(n, 1);
+    } else if (n <= 0xffff) {
+      out_.push_back(0xda);
+      be(n, 2);
+    } else {
+      out_.push_back(0xdb);
+      be(n, 4);
+    }
+    out_.insert(out_.end(), s.begin(), s.end());
+  }
+  void id(const ThreadId& id) {
+    out_.push_back(0xc4);
+    out_.push_back(16);
+    be(id.hi, 8);
+    be(id.lo, 8);
+  }
+  void uint(std::uint64_t v) {
+    if (v <= 0x7f) {
+      out_.push_back(static_cast<std::uint8_t>(v));
+    } else if (v <= 0xff) {
+      out_.push_back(0xcc);
+      be(v, 1);
+    } else if (v <= 0xffff) {
+      out_.push_back(0xcd);
+      be(v, 2);
+    } else if (v <= 0xffffffffu) {
+      out_.push_back(0xce);
+      be(v, 4);
+    } else {
+      out_.push_back(0xcf);
+      be(v, 8);
+    }
+  }
+  void sint(std::int64_t v) {
+    if (v >= 0) return uint(static_cast<std::uint64_t>(v));
+    out_.push_back(0xd3);
+    be(static_cast<std::uint64_t>(v), 8);
+  }
+  void real(double d) {
+    std::uint64_t bits;
+    std::memcpy(&bits, &d, sizeof bits);
+    out_.push_back(0xcb);
+    be(bits, 8);
+  }
+
+ private:
+  void header(std::uint32_t n, std::uint8_t fix, std::uint8_t t16, std::uint8_t t32, std::uint32_t fix_max) {
+    if (n <= fix_max) {
+      out_.push_back(static_cast<std::uint8_t>(fix | n));
+    } else if (n <= 0xffff) {
+      out_.push_back(t16);
+      be(n, 2);
+    } else {
+      out_.push_back(t32);
+      be(n, 4);
+    }
+  }
+  void be(std::uint64_t v, unsigned width) {
+    for (unsigned i = width; i-- > 0;) out_.push_back(static_cast<std::uint8_t>(v >> (8 * i)));
+  }
+
+  std::vector<std::uint8_t>& out_;
+};
+
+}  // namespace
+
 std::vector<std::uint8_t> encode_thread_block(const ThreadBlock& b) {
-  msgpack::sbuffer buf(128 + b.subject.size() + 32 * b.lineage.size());
-  msgpack::packer<msgpack::sbuffer> pk(buf);
+  std::vector<std::uint8_t> out;
+  std::size_t lineage_bytes = 0;
+  for (const auto& e : b.lineage) lineage_bytes += e.size() + 5;
+  out.reserve(160 + b.origin_agent.size() + b.origin_node.size() + b.subject.size() + lineage_bytes);
+  Writer w(out);
   std::uint32_t n = 5;  // id, tn, dp, sp, cl
   n += b.parent ? 1 : 0;
   n += b.origin_agent.empty() ? 0 : 1;
@@ -380,60 +448,59 @@ std::vector<std::uint8_t> encode_thread_block(const ThreadBlock& b) {
   n += b.max_cost ? 1 : 0;
   n += b.max_depth ? 1 : 0;
   n += b.lineage.empty() ? 0 : 1;
-  pk.pack_map(n);
-  pack_key(pk, "id");
-  pack_id(pk, b.id);
+  w.map(n);
+  w.key("id");
+  w.id(b.id);
   if (b.parent) {
-    pack_key(pk, "pa");
-    pack_id(pk, *b.parent);
+    w.key("pa");
+    w.id(*b.parent);
   }
   if (!b.origin_agent.empty()) {
-    pack_key(pk, "oa");
-    pk.pack(b.origin_agent);
+    w.key("oa");
+    w.str(b.origin_agent);
   }
   if (!b.origin_node.empty()) {
-    pack_key(pk, "on");
-    pk.pack(b.origin_node);
+    w.key("on");
+    w.str(b.origin_node);
   }
   if (!b.subject.empty()) {
-    pack_key(pk, "su");
-    pk.pack(b.subject);
+    w.key("su");
+    w.str(b.subject);
   }
-  pack_key(pk, "tn");
-  pk.pack(b.turn);
-  pack_key(pk, "dp");
-  pk.pack(b.depth);
-  pack_key(pk, "sp");
-  pk.pack(b.spent);
+  w.key("tn");
+  w.uint(b.turn);
+  w.key("dp");
+  w.uint(b.depth);
+  w.key("sp");
+  w.real(b.spent);
   if (b.cost > 0) {
-    pack_key(pk, "co");
-    pk.pack(b.cost);
+    w.key("co");
+    w.real(b.cost);
   }
   if (b.max_turns) {
-    pack_key(pk, "mt");
-    pk.pack(*b.max_turns);
+    w.key("mt");
+    w.uint(*b.max_turns);
   }
   if (b.expires_ms) {
-    pack_key(pk, "ex");
-    pk.pack(*b.expires_ms);
+    w.key("ex");
+    w.sint(*b.expires_ms);
   }
   if (b.max_cost) {
-    pack_key(pk, "mc");
-    pk.pack(*b.max_cost);
+    w.key("mc");
+    w.real(*b.max_cost);
   }
   if (b.max_depth) {
-    pack_key(pk, "md");
-    pk.pack(*b.max_depth);
+    w.key("md");
+    w.uint(*b.max_depth);
   }
-  pack_key(pk, "cl");
-  pk.pack(static_cast<unsigned>(b.message_class));
+  w.key("cl");
+  w.uint(static_cast<unsigned>(b.message_class));
   if (!b.lineage.empty()) {
-    pack_key(pk, "ln");
-    pk.pack_array(static_cast<std::uint32_t>(b.lineage.size()));
-    for (const auto& e : b.lineage) pk.pack(e);
+    w.key("ln");
+    w.array(static_cast<std::uint32_t>(b.lineage.size()));
+    for (const auto& e : b.lineage) w.str(e);
   }
-  const auto* p = reinterpret_cast<const std::uint8_t*>(buf.data());
-  return std::vector<std::uint8_t>(p, p + buf.size());
+  return out;
 }
 
 std::optional<ThreadBlock> decode_thread_block(std::span<const std::uint8_t> bytes, std::string* why) {

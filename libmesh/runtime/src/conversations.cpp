@@ -286,7 +286,8 @@ ErrorCode MeshCore::stamp_thread(std::string_view self, std::string_view self_ro
   {
     std::lock_guard lock(threads_mu);
     if (!threads.stamp(b, opens, now, /*count_turn=*/!local)) return ErrorCode::Expired;
-    if (local) why = threads.admit(b, lineage_entry(target.card.agent_id, node_name), request, now);
+    // Only a request's path is checked against its target (Loop).
+    if (local) why = threads.admit(b, request ? lineage_entry(target.card.agent_id, node_name) : std::string(), request, now);
   }
   ErrorCode refused = to_error(why);
   if (refused == ErrorCode::None && local && b.message_class == MessageClass::Advisory &&
@@ -361,7 +362,7 @@ ErrorCode MeshCore::admit_thread(const transport::EnvelopeView& v, std::string_v
     outcome = ErrorCode::PermissionDenied;
   } else {
     std::lock_guard lock(threads_mu);
-    outcome = to_error(threads.admit(b, lineage_entry(v.target, node_name), request, now));
+    outcome = to_error(threads.admit(b, request ? lineage_entry(v.target, node_name) : std::string(), request, now));
   }
   if (audit) {
     const std::string from = lineage_entry(v.sender_agent, node);
@@ -399,7 +400,7 @@ std::shared_ptr<Handling> MeshCore::handling_of(const transport::Envelope& env) 
     }
   }
   h->request = env.type == transport::MessageType::Request;
-  h->self = lineage_entry(env.target, node_name);
+  if (audit) h->self = lineage_entry(env.target, node_name);  // the audit's name of the handler
   h->received_ms = now;
   std::int64_t deadline = h->request ? env.deadline_ms : 0;
   if (b->expires_ms && (deadline == 0 || *b->expires_ms < deadline)) deadline = *b->expires_ms;

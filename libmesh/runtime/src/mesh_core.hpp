@@ -109,7 +109,7 @@ struct AwaitScope {
 // handling reports (its own and its requests' answers').
 struct Handling {
   ThreadBlock block;             // as admitted here
-  std::string self;              // "agent@node" of its handler
+  std::string self;              // "agent@node" of its handler (with an audit trail)
   bool request = false;
   std::int64_t deadline_ms = 0;  // Unix ms; 0: none
   std::int64_t received_ms = 0;  // when it was handed to its agent
