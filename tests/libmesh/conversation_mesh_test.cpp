@@ -4,13 +4,17 @@
 // across processes.
 #include <gtest/gtest.h>
 
+#include <unistd.h>
+
 #include <atomic>
 #include <chrono>
+#include <filesystem>
 #include <future>
 #include <mutex>
 #include <string>
 #include <vector>
 
+#include "mesh/audit_verify.hpp"
 #include "mesh/mesh.hpp"
 #include "mesh_fixtures.hpp"
 
@@ -310,6 +314,41 @@ TEST(Conversations, UrgentOvertakesQueuedNormal) {
   auto order = late.order.get_future();
   ASSERT_EQ(order.wait_for(10s), std::future_status::ready);
   EXPECT_EQ(order.get(), (std::vector<std::string>{"critical", "urgent", "normal", "low"}));
+}
+
+// The trail of one request between two agents of one node: every event,
+// in order, written by the trail's thread while agents run on the pool.
+TEST(Conversations, AuditTrailRecordsEveryEventOfAMessage) {
+  const auto dir = std::filesystem::temp_directory_path() / ("mesh-conv-audit-" + std::to_string(::getpid()));
+  std::filesystem::remove_all(dir);
+  {
+    NodeConfig config = local_config();
+    config.audit_dir = dir.string();
+    Mesh mesh(config);
+    mesh.add(std::make_unique<Pricey>());
+    mesh.start();
+    for (int i = 0; i < 50; ++i) {
+      ASSERT_TRUE(mesh.node_client().request_blocking("pricey", Json{{"i", i}}, SendOptions{.timeout = 5s}));
+    }
+    mesh.stop();
+  }  // the Mesh is gone, and with it the trail's thread: everything queued is written
+  std::vector<std::string> events;
+  std::size_t digests = 0;
+  const AuditReadResult read = read_audit_dir(dir.string(), [&](const AuditEntry& e) {
+    events.push_back(e.record.value("event", ""));
+    digests += e.record.contains("payload_sha256") ? 1 : 0;
+  });
+  ASSERT_TRUE(read.ok) << read.error;
+  ASSERT_EQ(events.size(), 200u);
+  for (std::size_t i = 0; i < events.size(); i += 4) {
+    EXPECT_EQ(events[i], "sent");
+    EXPECT_EQ(events[i + 1], "received");
+    EXPECT_EQ(events[i + 2], "answered");
+    EXPECT_EQ(events[i + 3], "answer");
+  }
+  EXPECT_EQ(digests, 150u);  // the answer's record carries no payload
+  EXPECT_TRUE(verify_audit_dir(dir.string()).ok);
+  std::filesystem::remove_all(dir);
 }
 
 }  // namespace
