@@ -32,12 +32,21 @@ GOSSIP_KEY = "cg8StVXbQJ0gPvMd9o7yrg=="
 DEADLINE = 30.0  # seconds: generous, the node may run under a sanitizer
 
 
-def free_port():
-    # The kernel's pick (above 32768), released at once: what the C++
-    # tests' free_port() does.
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+def free_ports(n):
+    # The kernel's picks (above 32768), as the C++ tests' free_port() makes
+    # them, and like it never the same port twice: every probe socket stays
+    # open until all n are chosen (the kernel may hand out a port again as
+    # soon as its socket is closed).
+    probes = []
+    try:
+        for _ in range(n):
+            s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            probes.append(s)
+            s.bind(("127.0.0.1", 0))
+        return [s.getsockname()[1] for s in probes]
+    finally:
+        for s in probes:
+            s.close()
 
 
 def get(port, path):
@@ -88,7 +97,7 @@ def main():
         print(__doc__)
         return 2
     binary = sys.argv[1]
-    swim, zmq_port, admin = free_port(), free_port(), free_port()
+    swim, zmq_port, admin = free_ports(3)
     with tempfile.TemporaryDirectory() as tmp:
         log = open(os.path.join(tmp, "node.log"), "w")
         node = subprocess.Popen(
