@@ -1,5 +1,6 @@
 #include "mesh/msgpack_lite.hpp"
 
+#include <cstring>
 #include <vector>
 
 namespace mesh::mp {
@@ -8,30 +9,51 @@ void Writer::be(std::uint64_t v, int bytes) {
   for (int i = bytes - 1; i >= 0; --i) out_.push_back(static_cast<std::uint8_t>(v >> (8 * i)));
 }
 
-void Writer::map_header(std::size_t n) {
-  if (n < 16) {
-    out_.push_back(static_cast<std::uint8_t>(0x80 | n));
+void Writer::length(std::size_t n, std::uint8_t fix, std::size_t fix_limit, std::uint8_t t8, std::uint8_t t16,
+                    std::uint8_t t32) {
+  if (n < fix_limit) {
+    out_.push_back(static_cast<std::uint8_t>(fix | n));
+  } else if (t8 != 0 && n < 256) {
+    out_.push_back(t8);
+    be(n, 1);
   } else if (n < 65536) {
-    out_.push_back(0xde);
+    out_.push_back(t16);
     be(n, 2);
   } else {
-    out_.push_back(0xdf);
+    out_.push_back(t32);
     be(n, 4);
   }
 }
 
-void Writer::raw(std::string_view s) {
-  const std::size_t n = s.size();
-  if (n < 32) {
-    out_.push_back(static_cast<std::uint8_t>(0xa0 | n));
-  } else if (n < 65536) {
-    out_.push_back(0xda);
-    be(n, 2);
-  } else {
-    out_.push_back(0xdb);
-    be(n, 4);
-  }
+void Writer::map_header(std::size_t n) { length(n, 0x80, 16, 0, 0xde, 0xdf); }
+void Writer::array_header(std::size_t n) { length(n, 0x90, 16, 0, 0xdc, 0xdd); }
+
+void Writer::str(std::string_view s) {
+  length(s.size(), 0xa0, 32, 0xd9, 0xda, 0xdb);
   out_.insert(out_.end(), s.begin(), s.end());
+}
+
+void Writer::raw(std::string_view s) {
+  length(s.size(), 0xa0, 32, 0, 0xda, 0xdb);  // go-msgpack 0.5.5 has no str8
+  out_.insert(out_.end(), s.begin(), s.end());
+}
+
+void Writer::bin(ByteView b) {
+  length(b.size(), 0, 0, 0xc4, 0xc5, 0xc6);
+  out_.insert(out_.end(), b.begin(), b.end());
+}
+
+void Writer::sint(std::int64_t v) {
+  if (v >= 0) return uint(static_cast<std::uint64_t>(v));
+  out_.push_back(0xd3);
+  be(static_cast<std::uint64_t>(v), 8);
+}
+
+void Writer::f64(double v) {
+  std::uint64_t bits = 0;
+  std::memcpy(&bits, &v, sizeof bits);
+  out_.push_back(0xcb);
+  be(bits, 8);
 }
 
 void Writer::uint(std::uint64_t v) {
@@ -107,6 +129,76 @@ std::optional<std::string_view> Reader::str() {
   std::string_view s(reinterpret_cast<const char*>(in_.data() + pos_), static_cast<std::size_t>(*n));
   pos_ += static_cast<std::size_t>(*n);
   return s;
+}
+
+std::optional<std::string_view> Reader::take(std::optional<std::uint64_t> n) {
+  if (!n || *n > remaining()) return std::nullopt;
+  std::string_view s(reinterpret_cast<const char*>(in_.data() + pos_), static_cast<std::size_t>(*n));
+  pos_ += static_cast<std::size_t>(*n);
+  return s;
+}
+
+std::optional<std::string_view> Reader::text() {
+  auto b = byte();
+  if (!b) return std::nullopt;
+  if ((*b & 0xe0) == 0xa0) return take(*b & 0x1f);
+  if (*b == 0xd9) return take(be(1));
+  if (*b == 0xda) return take(be(2));
+  if (*b == 0xdb) return take(be(4));
+  return std::nullopt;
+}
+
+std::optional<std::string_view> Reader::bin() {
+  auto b = byte();
+  if (!b) return std::nullopt;
+  if (*b == 0xc4) return take(be(1));
+  if (*b == 0xc5) return take(be(2));
+  if (*b == 0xc6) return take(be(4));
+  return std::nullopt;
+}
+
+std::optional<Reader::Int> Reader::integer() {
+  auto b = byte();
+  if (!b) return std::nullopt;
+  const std::uint8_t t = *b;
+  if (t <= 0x7f) return Int{false, t};
+  if (t >= 0xe0) return Int{true, static_cast<std::uint64_t>(0x100 - t)};
+  if (t >= 0xcc && t <= 0xcf) {
+    auto v = be(1 << (t - 0xcc));
+    if (!v) return std::nullopt;
+    return Int{false, *v};
+  }
+  if (t >= 0xd0 && t <= 0xd3) {
+    const int bytes = 1 << (t - 0xd0);
+    auto raw = be(bytes);
+    if (!raw) return std::nullopt;
+    const int bits = 8 * bytes;
+    if (((*raw >> (bits - 1)) & 1) == 0) return Int{false, *raw};
+    // Two's complement of `bits` bits: the magnitude is its negation.
+    const std::uint64_t mask = bits < 64 ? (std::uint64_t{1} << bits) - 1 : ~std::uint64_t{0};
+    return Int{true, ((~*raw) & mask) + 1};
+  }
+  return std::nullopt;
+}
+
+std::optional<double> Reader::floating() {
+  auto b = byte();
+  if (b == std::uint8_t{0xca}) {
+    auto bits = be(4);
+    if (!bits) return std::nullopt;
+    const auto u = static_cast<std::uint32_t>(*bits);
+    float f = 0;
+    std::memcpy(&f, &u, sizeof f);
+    return f;
+  }
+  if (b == std::uint8_t{0xcb}) {
+    auto bits = be(8);
+    if (!bits) return std::nullopt;
+    double d = 0;
+    std::memcpy(&d, &*bits, sizeof d);
+    return d;
+  }
+  return std::nullopt;
 }
 
 std::optional<std::uint64_t> Reader::uint() {

@@ -2,7 +2,9 @@
 // their input and need no object tree: Serf's messages (tags, join/leave
 // intents, the clocks of a push/pull state), written the way go-msgpack
 // 0.5.5 writes them (old raw strings 0xa0-0xbf, 0xda, 0xdb; smallest
-// integers), and the pre-scan of JSON payloads carried as MessagePack.
+// integers), the thread blocks of governed conversations (the current
+// spec's str8 and bin, signed integers, float64), and the pre-scan of
+// JSON payloads carried as MessagePack.
 //
 // The reader is bounds-checked, never throws, never recurses and never
 // allocates more than the input could hold. (The SWIM core keeps its own
@@ -27,12 +29,22 @@ class Writer {
  public:
   explicit Writer(Bytes& out) : out_(out) {}
   void map_header(std::size_t n);
-  void raw(std::string_view s);  // go-msgpack's string encoding
-  void uint(std::uint64_t v);
+  void array_header(std::size_t n);
+  void raw(std::string_view s);  // go-msgpack's string encoding (no str8)
+  void str(std::string_view s);  // the current spec's: str8 as well
+  void bin(ByteView b);
+  void uint(std::uint64_t v);  // the smallest form, as msgpack-c writes
+  void sint(std::int64_t v);   // uint() when >= 0, else int64
+  void f64(double v);
   void boolean(bool v) { out_.push_back(v ? 0xc3 : 0xc2); }
 
  private:
   void be(std::uint64_t v, int bytes);
+  // A length or count: in the first byte's low bits when below fix_limit
+  // (0: no such form), else after the first of t8 (0: none), t16 and t32
+  // whose width holds it.
+  void length(std::size_t n, std::uint8_t fix, std::size_t fix_limit, std::uint8_t t8, std::uint8_t t16,
+              std::uint8_t t32);
   Bytes& out_;
 };
 
@@ -45,7 +57,17 @@ class Reader {
   std::optional<std::size_t> map_header();    // nil reads as an empty map
   std::optional<std::size_t> array_header();  // nil reads as an empty array
   std::optional<std::string_view> str();      // raw/str/bin families
+  std::optional<std::string_view> text();     // the str family only
+  std::optional<std::string_view> bin();      // the bin family only
   std::optional<std::uint64_t> uint();        // any non-negative integer
+  // Any integer, negative ones included: its sign and magnitude (so that
+  // every int64 and uint64 fits).
+  struct Int {
+    bool negative = false;
+    std::uint64_t magnitude = 0;  // negative: the value is -magnitude
+  };
+  std::optional<Int> integer();
+  std::optional<double> floating();  // float32 or float64, not an integer
   std::optional<bool> boolean();
   // Any one value, containers included, nested at most `max_depth` deep.
   bool skip(std::size_t max_depth = kDefaultMaxDepth);
@@ -64,11 +86,13 @@ class Reader {
     return true;
   }
   std::size_t remaining() const { return in_.size() - pos_; }
+  bool at_end() const { return pos_ == in_.size(); }
 
  private:
   std::optional<std::uint8_t> byte();
   std::optional<std::uint64_t> be(int bytes);
   bool advance(std::uint64_t n);
+  std::optional<std::string_view> take(std::optional<std::uint64_t> n);
   ByteView in_;
   std::size_t pos_ = 0;
 };
