@@ -29,11 +29,6 @@ std::string_view to_string(ThreadState s) {
 
 namespace {
 
-template <class T>
-void lower(std::optional<T>& mine, const std::optional<T>& theirs) {
-  if (theirs && (!mine || *theirs < *mine)) mine = theirs;
-}
-
 template <std::size_t N>
 void observe(std::array<std::uint64_t, N + 1>& histogram, const std::array<double, N>& bounds, double v) {
   for (std::size_t i = 0; i < N; ++i) {
@@ -69,10 +64,20 @@ ThreadRecord& ThreadTable::record_of(const ThreadBlock& b, std::int64_t now_ms) 
 }
 
 void ThreadTable::tighten(ThreadRecord& r, const ThreadBlock& b) {
-  lower(r.max_turns, b.max_turns);
-  lower(r.expires_ms, b.expires_ms);
-  lower(r.max_cost, b.max_cost);
-  lower(r.max_depth, b.max_depth);
+  tighten_limit(r.max_turns, b.max_turns);
+  tighten_limit(r.expires_ms, b.expires_ms);
+  tighten_limit(r.max_cost, b.max_cost);
+  tighten_limit(r.max_depth, b.max_depth);
+}
+
+void ThreadTable::inform(ThreadBlock& b) const {
+  const ThreadRecord* r = find(b.id);
+  if (r == nullptr) return;
+  tighten_limit(b.max_turns, r->max_turns);
+  tighten_limit(b.expires_ms, r->expires_ms);
+  tighten_limit(b.max_cost, r->max_cost);
+  tighten_limit(b.max_depth, r->max_depth);
+  b.spent = std::max(b.spent, r->spent);
 }
 
 Refusal ThreadTable::admit(ThreadBlock& b, std::string_view target, bool is_request, std::int64_t now_ms) {

@@ -67,6 +67,13 @@ struct ThreadLimits {
   ThreadLimits tightened_by(const ThreadLimits& other) const;
 };
 
+// One limit tightened by another: the smaller of the two, unset being no
+// limit. Every place a limit meets another uses this.
+template <class T>
+void tighten_limit(std::optional<T>& mine, const std::optional<T>& theirs) {
+  if (theirs && (!mine || *theirs < *mine)) mine = theirs;
+}
+
 // A thread id: 128 bits, drawn like message ids. Shown as 32 hex digits.
 struct ThreadId {
   std::uint64_t hi = 0;

@@ -117,6 +117,9 @@ class ThreadTable {
   // Marks threads past their expiry as expired (call now and then).
   void expire(std::int64_t now_ms);
 
+  // What this node knows of `block`'s thread beside what the block says:
+  // its limits where tighter, its cost where higher.
+  void inform(ThreadBlock& block) const;
   const ThreadRecord* find(const ThreadId& id) const;
   std::vector<ThreadRecord> list() const;  // most recently active first
   std::size_t size() const { return records_.size(); }
