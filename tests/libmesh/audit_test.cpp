@@ -16,6 +16,7 @@
 #include <optional>
 #include <set>
 #include <sstream>
+#include <span>
 #include <string>
 #include <thread>
 #include <vector>
@@ -114,6 +115,21 @@ void write_records(const AuditOptions& o, std::uint64_t from, std::uint64_t coun
 }
 
 std::string describe(const AuditVerifyResult& r) { return r.to_json().dump(2); }
+
+// Runs `f` with this process's file size limit at `bytes` (and SIGXFSZ
+// ignored), so that a write crossing it is cut short like on a full disk.
+template <class F>
+void with_file_size_limit(std::uintmax_t bytes, F f) {
+  const auto old_handler = ::signal(SIGXFSZ, SIG_IGN);
+  rlimit saved{};
+  ASSERT_EQ(::getrlimit(RLIMIT_FSIZE, &saved), 0);
+  rlimit small = saved;
+  small.rlim_cur = bytes;
+  ASSERT_EQ(::setrlimit(RLIMIT_FSIZE, &small), 0);
+  f();
+  ASSERT_EQ(::setrlimit(RLIMIT_FSIZE, &saved), 0);
+  ::signal(SIGXFSZ, old_handler);
+}
 
 // --- writing and verifying ------------------------------------------------
 
@@ -450,15 +466,8 @@ TEST(AuditLogTest, AShortWriteIsUndoneCountedAndTheChainGoesOn) {
   AuditLog log(o);
   for (std::uint64_t i = 0; i < 5; ++i) ASSERT_TRUE(log.append(message_record(i)));
   const auto size = fs::file_size(log.current_file());
-  const auto old_handler = ::signal(SIGXFSZ, SIG_IGN);
-  rlimit saved{};
-  ASSERT_EQ(::getrlimit(RLIMIT_FSIZE, &saved), 0);
-  rlimit small = saved;
-  small.rlim_cur = size + 100;  // half a record
-  ASSERT_EQ(::setrlimit(RLIMIT_FSIZE, &small), 0);
-  const bool written = log.append(message_record(5));
-  ASSERT_EQ(::setrlimit(RLIMIT_FSIZE, &saved), 0);
-  ::signal(SIGXFSZ, old_handler);
+  bool written = true;
+  with_file_size_limit(size + 100, [&] { written = log.append(message_record(5)); });  // half a record
 
   EXPECT_FALSE(written);
   EXPECT_EQ(log.write_errors(), 1u);
@@ -471,6 +480,64 @@ TEST(AuditLogTest, AShortWriteIsUndoneCountedAndTheChainGoesOn) {
   EXPECT_TRUE(r.ok) << describe(r);
   EXPECT_EQ(r.records, 6u);
   EXPECT_TRUE(r.chains.at(0).warnings.empty());
+}
+
+// A batch is the same records as one append each: one chain, rotation
+// between its lines included, and single appends before and after it.
+TEST(AuditLogTest, ABatchIsWrittenAsTheSameChainAndRotatesInside) {
+  TempDir tmp;
+  auto o = options_for(tmp);
+  o.rotate_bytes = 2000;
+  {
+    AuditLog log(o);
+    ASSERT_TRUE(log.append(message_record(0)));
+    std::vector<Json> batch;
+    for (std::uint64_t i = 1; i < 60; ++i) batch.push_back(message_record(i));
+    EXPECT_EQ(log.append_all(batch), 59u);
+    EXPECT_EQ(log.append_all(std::span<Json>()), 0u);
+    ASSERT_TRUE(log.append(message_record(60)));
+    EXPECT_EQ(log.records_written(), 61u);
+    EXPECT_EQ(log.head().next_seq, 61u);
+  }
+  const auto files = files_in(o.dir);
+  ASSERT_GE(files.size(), 5u);
+  std::uint64_t seq = 0;
+  for (const auto& f : files) {
+    EXPECT_LE(fs::file_size(f), 2000u) << f;
+    for (const auto& line : lines_of(f)) {
+      const Json j = Json::parse(line);
+      EXPECT_EQ(j.at("seq"), seq);
+      EXPECT_EQ(j.at("id"), "m-" + std::to_string(seq));
+      ++seq;
+    }
+  }
+  EXPECT_EQ(seq, 61u);
+  const auto r = verify_audit_dir(o.dir);
+  EXPECT_TRUE(r.ok) << describe(r);
+  EXPECT_EQ(r.records, 61u);
+}
+
+// A batch whose write fails is dropped whole (and counted): the chain goes
+// on from the last record written, so it still verifies.
+TEST(AuditLogTest, AFailedBatchIsDroppedWholeAndTheChainGoesOn) {
+  TempDir tmp;
+  const auto o = options_for(tmp);
+  AuditLog log(o);
+  for (std::uint64_t i = 0; i < 3; ++i) ASSERT_TRUE(log.append(message_record(i)));
+  const auto size = fs::file_size(log.current_file());
+  std::vector<Json> batch;
+  for (std::uint64_t i = 3; i < 8; ++i) batch.push_back(message_record(i));
+  std::size_t written = 99;
+  with_file_size_limit(size + 500, [&] { written = log.append_all(batch); });  // a record or two of the five
+
+  EXPECT_EQ(written, 0u);
+  EXPECT_EQ(log.dropped_records(), 5u);
+  EXPECT_EQ(fs::file_size(log.current_file()), size);
+  EXPECT_EQ(log.head().next_seq, 3u);
+  ASSERT_TRUE(log.append(message_record(8)));
+  const auto r = verify_audit_dir(o.dir);
+  EXPECT_TRUE(r.ok) << describe(r);
+  EXPECT_EQ(r.records, 4u);
 }
 
 // --- options, several nodes, bad records ----------------------------------

@@ -10,8 +10,10 @@
 #include <chrono>
 #include <filesystem>
 #include <future>
+#include <map>
 #include <mutex>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "mesh/audit_verify.hpp"
@@ -348,6 +350,55 @@ TEST(Conversations, AuditTrailRecordsEveryEventOfAMessage) {
   }
   EXPECT_EQ(digests, 150u);  // the answer's record carries no payload
   EXPECT_TRUE(verify_audit_dir(dir.string()).ok);
+  std::filesystem::remove_all(dir);
+}
+
+// Counts the notifies it handles.
+class Tally : public CustomAgent {
+ public:
+  Tally() : CustomAgent({.role = "tally", .agent_id = "tally"}) {}
+  std::atomic<int> handled{0};
+  void on_peer_notify(const IncomingMessage&) override { ++handled; }
+};
+
+// Senders on four threads at once: the trail's thread takes the records in
+// batches, and none is lost or out of its chain.
+TEST(Conversations, AuditTrailKeepsEveryRecordOfABurst) {
+  const auto dir = std::filesystem::temp_directory_path() / ("mesh-conv-burst-" + std::to_string(::getpid()));
+  std::filesystem::remove_all(dir);
+  constexpr int kSenders = 4;
+  constexpr int kEach = 300;
+  {
+    NodeConfig config = local_config();
+    config.audit_dir = dir.string();
+    Mesh mesh(config);
+    auto& tally = static_cast<Tally&>(mesh.add(std::make_unique<Tally>()));
+    mesh.start();
+    std::vector<std::thread> senders;
+    std::atomic<int> failed{0};
+    for (int t = 0; t < kSenders; ++t) {
+      senders.emplace_back([&] {
+        for (int i = 0; i < kEach; ++i) {
+          if (!mesh.node_client().notify("tally", Json{{"i", i}})) ++failed;
+        }
+      });
+    }
+    for (auto& s : senders) s.join();
+    EXPECT_EQ(failed.load(), 0);
+    ASSERT_TRUE(eventually([&] { return tally.handled.load() == kSenders * kEach; }, 20s));
+    mesh.stop();
+  }  // the trail's thread writes what waits as the Mesh goes
+  std::map<std::string, int> events;
+  const AuditReadResult read = read_audit_dir(dir.string(), [&](const AuditEntry& e) {
+    ++events[e.record.value("event", "")];
+  });
+  ASSERT_TRUE(read.ok) << read.error;
+  EXPECT_EQ(events["sent"], kSenders * kEach);
+  EXPECT_EQ(events["received"], kSenders * kEach);
+  EXPECT_EQ(events["handled"], kSenders * kEach);
+  const auto verified = verify_audit_dir(dir.string());
+  EXPECT_TRUE(verified.ok);
+  EXPECT_EQ(verified.records, 3u * kSenders * kEach);
   std::filesystem::remove_all(dir);
 }
 

@@ -234,7 +234,9 @@ int AuditLog::open_next_file() {
   return 0;
 }
 
-bool AuditLog::append(nlohmann::json record) {
+bool AuditLog::append(nlohmann::json record) { return append_all(std::span<nlohmann::json>(&record, 1)) == 1; }
+
+std::optional<std::string> AuditLog::serialise(const nlohmann::json& record) {
   if (!record.is_object()) {
     throw std::invalid_argument(std::string("audit log: a record is a JSON object, not ") + record.type_name());
   }
@@ -246,40 +248,80 @@ bool AuditLog::append(nlohmann::json record) {
   }
   if (json_depth(record) > kMaxJsonDepth) {
     drop("nested deeper than kMaxJsonDepth");
-    return false;
+    return std::nullopt;
   }
-  // Serialised outside the lock; replace keeps a string with invalid UTF-8
-  // (from a peer, say) from throwing here.
-  const std::string fields = record.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+  // replace keeps a string with invalid UTF-8 (from a peer, say) from
+  // throwing here.
+  std::string fields = record.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
   if (fields.size() > kAuditMaxLineBytes) {  // the line is longer still: no need to hash it to know
     drop("longer than kAuditMaxLineBytes");
-    return false;
+    return std::nullopt;
   }
+  return fields;
+}
 
-  std::unique_lock lock(mu_);
-  std::string hash;
-  const std::string line = compose_line(*sha_, seq_, last_hash_, fields, &hash);
-  if (line.size() - 1 > kAuditMaxLineBytes) {
-    lock.unlock();
-    drop("longer than kAuditMaxLineBytes");
-    return false;
+std::size_t AuditLog::append_all(std::span<nlohmann::json> records) {
+  // Serialised outside the lock.
+  std::vector<std::string> fields;
+  fields.reserve(records.size());
+  for (const auto& r : records) {
+    if (auto f = serialise(r)) fields.push_back(std::move(*f));
   }
-  const bool full = options_.rotate_bytes > 0 && file_bytes_ > 0 && file_bytes_ + line.size() > options_.rotate_bytes;
-  if (!file_ || rotate_ || full) {
-    if (const int err = open_next_file()) {
-      io_error("cannot create", path_of(next_index_), err);
-      dropped_records_.fetch_add(1, std::memory_order_relaxed);
-      return false;
+  if (fields.empty()) return 0;
+
+  std::lock_guard lock(mu_);
+  std::size_t written = 0;
+  Pending pending;
+  pending.seq = seq_;
+  pending.hash = last_hash_;
+  for (const std::string& f : fields) {
+    std::string hash;
+    std::string line = compose_line(*sha_, seq_, last_hash_, f, &hash);
+    if (line.size() - 1 > kAuditMaxLineBytes) {
+      drop("longer than kAuditMaxLineBytes");
+      continue;
     }
+    const std::uint64_t size = file_bytes_ + pending.lines.size();
+    const bool full = options_.rotate_bytes > 0 && size > 0 && size + line.size() > options_.rotate_bytes;
+    if (!file_ || rotate_ || full) {
+      // The lines so far belong in the file they were counted against.
+      written += write_pending(pending);
+      if (const int err = open_next_file()) {
+        io_error("cannot create", path_of(next_index_), err);
+        dropped_records_.fetch_add(1, std::memory_order_relaxed);
+        continue;
+      }
+    }
+    pending.lines += line;
+    ++pending.count;
+    ++seq_;
+    last_hash_ = std::move(hash);
   }
-  if (!write_line(line)) {
-    dropped_records_.fetch_add(1, std::memory_order_relaxed);
-    return false;
+  written += write_pending(pending);
+  return written;
+}
+
+// Writes the lines composed since the chain stood at pending.seq and
+// pending.hash, in one write(). If that fails they are dropped and the
+// chain goes back to where it stood, so the next record follows the last
+// one written. Under mu_.
+std::size_t AuditLog::write_pending(Pending& pending) {
+  const std::size_t count = pending.count;
+  if (count == 0) return 0;
+  const std::size_t bytes = pending.lines.size();
+  const bool ok = write_lines(pending.lines);
+  pending.lines.clear();
+  pending.count = 0;
+  if (!ok) {
+    seq_ = pending.seq;
+    last_hash_ = pending.hash;
+    dropped_records_.fetch_add(count, std::memory_order_relaxed);
+    return 0;
   }
-  ++seq_;
-  last_hash_ = std::move(hash);
-  records_written_.fetch_add(1, std::memory_order_relaxed);
-  bytes_written_.fetch_add(line.size(), std::memory_order_relaxed);
+  pending.seq = seq_;
+  pending.hash = last_hash_;
+  records_written_.fetch_add(count, std::memory_order_relaxed);
+  bytes_written_.fetch_add(bytes, std::memory_order_relaxed);
   if (options_.fsync == AuditFsync::Always) {
     if (::fdatasync(file_->fd.get()) != 0) io_error("cannot sync", file_->path, errno);
   } else if (options_.fsync == AuditFsync::Interval && !dirty_) {
@@ -287,14 +329,14 @@ bool AuditLog::append(nlohmann::json record) {
     dirty_ = true;
     cv_.notify_one();
   }
-  return true;
+  return count;
 }
 
 // One write() in the normal case. A short write (a full disk) is finished
 // with further writes; if that fails, the bytes that got out are cut off
 // again, so the file still ends in a whole line, and when even that fails
 // the file is left for the next one.
-bool AuditLog::write_line(const std::string& line) {
+bool AuditLog::write_lines(const std::string& line) {
   const int fd = file_->fd.get();
   std::size_t done = 0;
   while (done < line.size()) {

@@ -27,17 +27,12 @@ std::int64_t unix_ms() {
       .count();
 }
 
-template <class T>
-void lower(std::optional<T>& mine, const std::optional<T>& theirs) {
-  if (theirs && (!mine || *theirs < *mine)) mine = theirs;
-}
-
 // What `limits` say for a thread at `now_ms`, in its block.
 void apply(ThreadBlock& b, const ThreadLimits& limits, std::int64_t now_ms) {
-  lower(b.max_turns, limits.max_turns);
-  if (limits.ttl) lower(b.expires_ms, std::optional<std::int64_t>(now_ms + limits.ttl->count()));
-  lower(b.max_cost, limits.max_cost);
-  lower(b.max_depth, limits.max_depth);
+  tighten_limit(b.max_turns, limits.max_turns);
+  if (limits.ttl) tighten_limit(b.expires_ms, std::optional<std::int64_t>(now_ms + limits.ttl->count()));
+  tighten_limit(b.max_cost, limits.max_cost);
+  tighten_limit(b.max_depth, limits.max_depth);
 }
 
 // The thread of a message that came without one (a node that predates
@@ -111,16 +106,31 @@ void MeshCore::open_audit() {
   }
   audit_thread = std::jthread([this](std::stop_token stop) {
     ::pthread_setname_np(::pthread_self(), "mesh-audit");
+    std::vector<AuditItem> batch;
+    std::vector<Json> records;
     std::unique_lock lock(audit_queue_mu);
     for (;;) {
-      audit_queue_cv.wait(lock, stop, [this] { return audit_closing || !audit_queue.empty(); });
-      if (audit_queue.empty() && (audit_closing || stop.stop_requested())) return;  // everything written
-      std::deque<std::unique_ptr<AuditItem>> batch;
-      batch.swap(audit_queue);
+      if (audit_queue.empty()) {
+        audit_writer_idle = true;
+        audit_queue_cv.wait(lock, stop, [this] { return audit_closing || !audit_queue.empty(); });
+        audit_writer_idle = false;
+        if (audit_queue.empty() && (audit_closing || stop.stop_requested())) return;  // everything written
+      }
+      batch.swap(audit_queue);  // the queue gets the last batch's buffer back, emptied
       lock.unlock();
       audit_room_cv.notify_all();
-      for (const auto& item : batch) write_audit(*item);
+      records.clear();
+      records.reserve(batch.size());
+      for (const auto& item : batch) records.push_back(audit_record(item));
+      batch.clear();
+      try {
+        audit->append_all(records);
+      } catch (const std::exception& e) {
+        spdlog::error("{}: audit records were not written: {}", node_name, e.what());
+      }
+      // Let records gather before the next look, unless the node stops.
       lock.lock();
+      if (!audit_closing) audit_queue_cv.wait_for(lock, stop, kAuditGather, [this] { return audit_closing; });
     }
   });
 }
@@ -138,32 +148,52 @@ void MeshCore::close_audit() {
 
 void MeshCore::audit_message(const AuditFacts& f) {
   if (!audit) return;
-  auto item = std::make_unique<AuditItem>();
-  item->at_ms = unix_ms();
-  item->event = f.event;
-  item->kind = f.kind;
-  if (f.thread) item->thread = *f.thread;
-  item->id = f.id;
-  item->from = f.from;
-  item->to = f.to;
-  item->to_role = f.to_role;
-  item->priority = f.priority;
-  item->outcome = f.outcome;
-  item->cost = f.cost;
-  item->took_ms = f.took_ms;
-  item->payload.assign(f.payload.begin(), f.payload.end());
+  AuditItem item;
+  item.at_ms = unix_ms();
+  item.event = f.event;
+  item.kind = f.kind;
+  if (f.thread) {
+    const ThreadBlock& b = *f.thread;
+    ThreadBlock& t = item.thread.emplace();
+    t.id = b.id;
+    t.parent = b.parent;
+    t.subject = b.subject;
+    t.turn = b.turn;
+    t.depth = b.depth;
+    t.spent = b.spent;
+    t.message_class = b.message_class;
+    if (b.turn == 1) {  // shown on the opening message only
+      t.max_turns = b.max_turns;
+      t.expires_ms = b.expires_ms;
+      t.max_cost = b.max_cost;
+      t.max_depth = b.max_depth;
+    }
+  }
+  item.id = f.id;
+  item.from = f.from;
+  item.to = f.to;
+  item.to_role = f.to_role;
+  item.priority = f.priority;
+  item.outcome = f.outcome;
+  item.cost = f.cost;
+  item.took_ms = f.took_ms;
+  item.payload.assign(f.payload.begin(), f.payload.end());
+  bool wake = false;
   {
     std::unique_lock lock(audit_queue_mu);
-    audit_room_cv.wait(lock, [this] { return audit_queue.size() < kAuditQueueMax || audit_closing; });
+    if (audit_queue.size() >= kAuditQueueMax) {
+      audit_room_cv.wait(lock, [this] { return audit_queue.size() < kAuditQueueMax || audit_closing; });
+    }
     if (audit_closing) return;  // the node is stopping: the trail is closed
     audit_queue.push_back(std::move(item));
+    wake = audit_writer_idle;
   }
-  audit_queue_cv.notify_one();
+  if (wake) audit_queue_cv.notify_one();
 }
 
 // One line: what happened to one message here, when, in which thread,
 // with its payload's digest (or, with audit_payloads, the payload).
-void MeshCore::write_audit(const AuditItem& f) {
+Json MeshCore::audit_record(const AuditItem& f) const {
   Json r = Json::object();
   r["event"] = f.event;
   r["at_ms"] = f.at_ms;
@@ -203,11 +233,7 @@ void MeshCore::write_audit(const AuditItem& f) {
           audit_digest(std::string_view(reinterpret_cast<const char*>(f.payload.data()), f.payload.size()));
     }
   }
-  try {
-    audit->append(std::move(r));
-  } catch (const std::exception& e) {
-    spdlog::error("{}: an audit record was not written: {}", node_name, e.what());
-  }
+  return r;
 }
 
 ThreadLimits MeshCore::thread_defaults() const {
@@ -388,16 +414,8 @@ std::shared_ptr<Handling> MeshCore::handling_of(const transport::Envelope& env) 
   if (!env.thread.empty()) b = decode_thread_block(env.thread);
   if (!b) b = implicit_block(*this, env.id, env.sender_agent, env.sender_node, now);
   {
-    // What this node knows beside what the message says: its limits and
-    // cost, whichever are tighter and higher.
     std::lock_guard lock(threads_mu);
-    if (const ThreadRecord* r = threads.find(b->id)) {
-      lower(b->max_turns, r->max_turns);
-      lower(b->expires_ms, r->expires_ms);
-      lower(b->max_cost, r->max_cost);
-      lower(b->max_depth, r->max_depth);
-      b->spent = std::max(b->spent, r->spent);
-    }
+    threads.inform(*b);
   }
   h->request = env.type == transport::MessageType::Request;
   if (audit) h->self = lineage_entry(env.target, node_name);  // the audit's name of the handler

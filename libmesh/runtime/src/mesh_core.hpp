@@ -173,12 +173,13 @@ struct AuditFacts {
   std::optional<std::int64_t> took_ms{};  // answer: the round trip; handled: the handling
 };
 
-// What a record needs, owned: the facts outlive the message's path.
+// What a record needs, owned: the facts outlive the message's path. Of
+// the thread block only what a record shows (not its path or origin).
 struct AuditItem {
   std::int64_t at_ms = 0;
   std::string_view event;  // string literals
   std::string_view kind;
-  std::optional<ThreadBlock> thread;
+  std::optional<ThreadBlock> thread;  // lineage and origin left empty
   transport::MessageId id;
   std::string from;
   std::string to;
@@ -424,16 +425,23 @@ struct MeshCore {
   // the records in order: a message's path pays for a copy, not for the
   // JSON, the SHA-256 and the write(). Past kAuditQueueMax records waiting,
   // audit_message waits for room (backpressure; nothing is dropped).
+  //
+  // The writer takes what waits as a batch, written with one write(), then
+  // lets kAuditGather pass before it looks again: under load the records
+  // of many messages share a wake-up and a system call, and a producer
+  // signals the writer only when it sleeps on an empty queue.
   void open_audit();
   void audit_message(const AuditFacts& facts);
   void close_audit();  // writes what waits, then ends the thread
-  void write_audit(const AuditItem& item);
+  Json audit_record(const AuditItem& item) const;
   std::unique_ptr<AuditLog> audit;
   static constexpr std::size_t kAuditQueueMax = 65536;
+  static constexpr std::chrono::milliseconds kAuditGather{2};
   std::mutex audit_queue_mu;
   std::condition_variable_any audit_queue_cv;  // the writer: records are waiting (or stop)
   std::condition_variable audit_room_cv;       // producers: there is room again
-  std::deque<std::unique_ptr<AuditItem>> audit_queue;
+  std::vector<AuditItem> audit_queue;
+  bool audit_writer_idle = false;              // the writer waits on audit_queue_cv
   bool audit_closing = false;
   // Last: its destructor (a constructor that throws later) stops it first.
   std::jthread audit_thread;
