@@ -2,6 +2,8 @@
 // tag, and how anything is printed on one line.
 #include <gtest/gtest.h>
 
+#include <cstdint>
+#include <nlohmann/json.hpp>
 #include <string>
 
 #include "mesh/text.hpp"
@@ -50,6 +52,52 @@ TEST(TextTest, EscapeTextIsOneLineAndUnambiguous) {
   EXPECT_EQ(escape_text("back\\slash"), "back\\x5cslash");  // so "\x0a" typed in is not a newline
   EXPECT_EQ(escape_text("\xC2\x85"), "\\xc2\\x85");
   EXPECT_NE(escape_text("\\x0a"), escape_text("\n"));
+}
+
+}  // namespace
+}  // namespace mesh
+
+namespace mesh {
+namespace {
+
+std::string json_string(std::string_view s) {
+  std::string out;
+  append_json_string(out, s);
+  return out;
+}
+
+// Byte for byte what nlohmann::json writes, for valid UTF-8: every escape
+// and every byte class.
+TEST(AppendJsonString, MatchesNlohmannOnValidText) {
+  std::string every_ascii;
+  for (int c = 0; c < 0x80; ++c) every_ascii += static_cast<char>(c);
+  for (const std::string& s : {std::string(), std::string("plain"), every_ascii, std::string("h\u00e9 \u20ac \U0001F600"),
+                              std::string("\"quoted\" \\ back\\slash\x7f")}) {
+    EXPECT_EQ(json_string(s), nlohmann::json(s).dump()) << s;
+  }
+}
+
+// A byte that starts no well-formed sequence becomes U+FFFD; the result is
+// always valid JSON whose string is valid UTF-8.
+TEST(AppendJsonString, ReplacesWhatIsNotUtf8) {
+  EXPECT_EQ(json_string("a\xff" "b"), "\"a\xef\xbf\xbd" "b\"");
+  EXPECT_EQ(json_string("\xc0\xaf"), "\"\xef\xbf\xbd\xef\xbf\xbd\"");   // overlong '/'
+  EXPECT_EQ(json_string("\xed\xa0\x80"), "\"\xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbd\"");  // a surrogate
+  EXPECT_EQ(json_string("\xe2\x82"), "\"\xef\xbf\xbd\xef\xbf\xbd\"");  // cut short
+  std::uint64_t x = 88172645463325252ull;  // xorshift: the same bytes every run
+  for (int round = 0; round < 2000; ++round) {
+    std::string s;
+    for (int i = 0; i < 24; ++i) {
+      x ^= x << 13;
+      x ^= x >> 7;
+      x ^= x << 17;
+      s += static_cast<char>(x & 0xff);
+    }
+    const std::string out = json_string(s);
+    const auto parsed = nlohmann::json::parse(out, nullptr, false);
+    ASSERT_TRUE(parsed.is_string()) << out;
+    EXPECT_TRUE(valid_utf8(parsed.get<std::string>()));
+  }
 }
 
 }  // namespace

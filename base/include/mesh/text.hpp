@@ -43,4 +43,11 @@ std::optional<std::string> check_text(std::string_view what, std::string_view s,
 // passes through unchanged.
 std::string escape_text(std::string_view s);
 
+// Appends `s` to `out` as a JSON string, quotes included, as nlohmann::json
+// dumps one without ensure_ascii: '"', '\\' and the C0 controls escaped
+// (\b \f \n \r \t, the rest \u00xx), UTF-8 as it is, and each byte that
+// is not part of well-formed UTF-8 replaced by U+FFFD. For code that writes
+// JSON text itself, where building a json value would cost more.
+void append_json_string(std::string& out, std::string_view s);
+
 }  // namespace mesh
