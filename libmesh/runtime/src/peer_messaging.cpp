@@ -359,12 +359,15 @@ std::optional<IncomingMessage> PeerClient::receive_blocking(std::optional<std::c
   detail::forbid_blocking("receive_blocking");
   auto inbox = core_.inbox_of(agent_id_);
   if (!inbox) return std::nullopt;
-  const auto until = timeout ? std::optional(std::chrono::steady_clock::now() + *timeout) : std::nullopt;
+  // A plain time point (not an optional one: GCC 12 warns of the latter
+  // as maybe uninitialised at -O1).
+  const bool bounded = timeout.has_value();
+  const auto until = std::chrono::steady_clock::now() + timeout.value_or(std::chrono::milliseconds(0));
   while (true) {
     std::optional<std::chrono::milliseconds> left;
-    if (until) {
-      left = std::chrono::duration_cast<std::chrono::milliseconds>(*until - std::chrono::steady_clock::now());
-      if (left->count() < 0) left = std::chrono::milliseconds(0);
+    if (bounded) {
+      left = std::max(std::chrono::milliseconds(0),
+                      std::chrono::duration_cast<std::chrono::milliseconds>(until - std::chrono::steady_clock::now()));
     }
     auto raw = inbox->pop(left);
     if (!raw) return std::nullopt;
@@ -372,7 +375,7 @@ std::optional<IncomingMessage> PeerClient::receive_blocking(std::optional<std::c
       detail::set_current_handling(msg->handling);  // what this thread sends next belongs to its thread
       return msg;
     }
-    if (until && std::chrono::steady_clock::now() >= *until) return std::nullopt;
+    if (bounded && std::chrono::steady_clock::now() >= until) return std::nullopt;
   }
 }
 
