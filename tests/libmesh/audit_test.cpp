@@ -517,6 +517,30 @@ TEST(AuditLogTest, ABatchIsWrittenAsTheSameChainAndRotatesInside) {
   EXPECT_EQ(r.records, 61u);
 }
 
+// Records serialised by their writer go into the same chain; what is not
+// one object on one line is refused before anything is written.
+TEST(AuditLogTest, SerialisedRecordsJoinTheChain) {
+  TempDir tmp;
+  const auto o = options_for(tmp);
+  {
+    AuditLog log(o);
+    ASSERT_TRUE(log.append(message_record(0)));
+    const std::vector<std::string> objects = {message_record(1).dump(), "{}", message_record(3).dump()};
+    EXPECT_EQ(log.append_objects(objects), 3u);
+    const std::vector<std::string> bad = {message_record(4).dump(), "{\"a\":1}\n{\"b\":2}"};
+    EXPECT_THROW(log.append_objects(bad), std::invalid_argument);
+    const std::vector<std::string> not_object = {"[1,2]"};
+    EXPECT_THROW(log.append_objects(not_object), std::invalid_argument);
+    EXPECT_EQ(log.head().next_seq, 4u);
+  }
+  const auto lines = lines_of(files_in(o.dir)[0]);
+  ASSERT_EQ(lines.size(), 4u);
+  EXPECT_EQ(Json::parse(lines[3]).at("id"), "m-3");
+  const auto r = verify_audit_dir(o.dir);
+  EXPECT_TRUE(r.ok) << describe(r);
+  EXPECT_EQ(r.records, 4u);
+}
+
 // A batch whose write fails is dropped whole (and counted): the chain goes
 // on from the last record written, so it still verifies.
 TEST(AuditLogTest, AFailedBatchIsDroppedWholeAndTheChainGoesOn) {

@@ -145,6 +145,12 @@ class AuditLog {
   // Always, one sync per write. Returns how many were written; throws as
   // append() does, before anything is written.
   std::size_t append_all(std::span<nlohmann::json> records);
+  // The same for records already serialised, each one JSON object on one
+  // line: compact, keys in byte order, valid UTF-8, no member named seq,
+  // prev or hash. Only the object's braces and the absence of a newline
+  // are checked (std::invalid_argument): for a writer that builds its
+  // records' text itself, where a json value would cost more.
+  std::size_t append_objects(std::span<const std::string> objects);
 
   // For metrics; monotonic, read without the lock.
   std::uint64_t records_written() const { return records_written_.load(std::memory_order_relaxed); }
@@ -176,6 +182,8 @@ class AuditLog {
     std::size_t count = 0;
   };
   std::optional<std::string> serialise(const nlohmann::json& record);
+  template <class Text>
+  std::size_t append_fields(const std::vector<Text>& fields);
   std::size_t write_pending(Pending& pending);
   bool write_lines(const std::string& lines);
   void io_error(const char* what, const std::string& path, int err);
