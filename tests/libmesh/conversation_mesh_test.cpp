@@ -9,6 +9,7 @@
 #include <atomic>
 #include <chrono>
 #include <filesystem>
+#include <fstream>
 #include <future>
 #include <map>
 #include <mutex>
@@ -350,6 +351,25 @@ TEST(Conversations, AuditTrailRecordsEveryEventOfAMessage) {
   }
   EXPECT_EQ(digests, 150u);  // the answer's record carries no payload
   EXPECT_TRUE(verify_audit_dir(dir.string()).ok);
+  // The records' text is what nlohmann::json writes for them: members in
+  // byte order, numbers and strings in its forms (the runtime writes the
+  // text itself).
+  std::size_t lines = 0;
+  for (const auto& file : std::filesystem::directory_iterator(dir)) {
+    if (file.path().extension() != ".jsonl") continue;
+    std::ifstream in(file.path());
+    for (std::string line; std::getline(in, line); ++lines) {
+      Json members = Json::parse(line);
+      members.erase("seq");
+      members.erase("prev");
+      members.erase("hash");
+      const std::string text = members.dump();
+      const std::size_t at = line.find(",\"prev\":\"") + 9 + 64 + 2;  // past prev's value and its comma
+      ASSERT_LT(at, line.size()) << line;
+      EXPECT_EQ(line.substr(at, text.size() - 2), text.substr(1, text.size() - 2)) << line;
+    }
+  }
+  EXPECT_EQ(lines, 200u);
   std::filesystem::remove_all(dir);
 }
 

@@ -433,14 +433,16 @@ struct MeshCore {
   void open_audit();
   void audit_message(const AuditFacts& facts);
   void close_audit();  // writes what waits, then ends the thread
-  Json audit_record(const AuditItem& item) const;
+  std::string audit_record(const AuditItem& item) const;
   std::unique_ptr<AuditLog> audit;
   static constexpr std::size_t kAuditQueueMax = 65536;
   static constexpr std::chrono::milliseconds kAuditGather{2};
+  static constexpr int kAuditNice = 10;  // the trail thread's nice value (setpriority)
   std::mutex audit_queue_mu;
   std::condition_variable_any audit_queue_cv;  // the writer: records are waiting (or stop)
   std::condition_variable audit_room_cv;       // producers: there is room again
-  std::vector<AuditItem> audit_queue;
+  std::vector<AuditItem> audit_queue;  // its first audit_queued items wait; the rest are for reuse
+  std::size_t audit_queued = 0;
   bool audit_writer_idle = false;              // the writer waits on audit_queue_cv
   bool audit_closing = false;
   // Last: its destructor (a constructor that throws later) stops it first.
