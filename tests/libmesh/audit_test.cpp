@@ -116,6 +116,13 @@ void write_records(const AuditOptions& o, std::uint64_t from, std::uint64_t coun
 
 std::string describe(const AuditVerifyResult& r) { return r.to_json().dump(2); }
 
+// The directory verifies and holds `records` records.
+void expect_verified(const std::string& dir, std::uint64_t records) {
+  const auto r = verify_audit_dir(dir);
+  EXPECT_TRUE(r.ok) << describe(r);
+  EXPECT_EQ(r.records, records);
+}
+
 // Runs `f` with this process's file size limit at `bytes` (and SIGXFSZ
 // ignored), so that a write crossing it is cut short like on a full disk.
 template <class F>
@@ -512,9 +519,7 @@ TEST(AuditLogTest, ABatchIsWrittenAsTheSameChainAndRotatesInside) {
     }
   }
   EXPECT_EQ(seq, 61u);
-  const auto r = verify_audit_dir(o.dir);
-  EXPECT_TRUE(r.ok) << describe(r);
-  EXPECT_EQ(r.records, 61u);
+  expect_verified(o.dir, 61u);
 }
 
 // Records serialised by their writer go into the same chain; what is not
@@ -536,9 +541,7 @@ TEST(AuditLogTest, SerialisedRecordsJoinTheChain) {
   const auto lines = lines_of(files_in(o.dir)[0]);
   ASSERT_EQ(lines.size(), 4u);
   EXPECT_EQ(Json::parse(lines[3]).at("id"), "m-3");
-  const auto r = verify_audit_dir(o.dir);
-  EXPECT_TRUE(r.ok) << describe(r);
-  EXPECT_EQ(r.records, 4u);
+  expect_verified(o.dir, 4u);
 }
 
 // A batch whose write fails is dropped whole (and counted): the chain goes
@@ -559,9 +562,7 @@ TEST(AuditLogTest, AFailedBatchIsDroppedWholeAndTheChainGoesOn) {
   EXPECT_EQ(fs::file_size(log.current_file()), size);
   EXPECT_EQ(log.head().next_seq, 3u);
   ASSERT_TRUE(log.append(message_record(8)));
-  const auto r = verify_audit_dir(o.dir);
-  EXPECT_TRUE(r.ok) << describe(r);
-  EXPECT_EQ(r.records, 4u);
+  expect_verified(o.dir, 4u);
 }
 
 // --- options, several nodes, bad records ----------------------------------
