@@ -12,10 +12,10 @@
 #include <unistd.h>
 #include <spdlog/spdlog.h>
 
-#include <chrono>
 #include <charconv>
-#include <utility>
+#include <chrono>
 #include <cmath>
+#include <utility>
 
 #include "mesh/text.hpp"
 #include "mesh_core.hpp"
@@ -111,12 +111,11 @@ void MeshCore::open_audit() {
   audit_thread = std::jthread([this](std::stop_token stop) {
     ::pthread_setname_np(::pthread_self(), "mesh-audit");
     // Background work: on a busy machine the messages' threads go first
-    // (a batch takes the trail's thread a few hundred microseconds, which
-    // otherwise lands on some request's latency). When the trail falls
-    // behind, its queue fills and senders wait: it cannot starve.
+    // (a batch is hundreds of records to format and hash, which would
+    // otherwise share a core with some request's hops). When the trail
+    // falls behind, its queue fills and senders wait: it cannot starve.
     (void)::setpriority(PRIO_PROCESS, static_cast<id_t>(::gettid()), kAuditNice);
     std::vector<AuditItem> batch;  // its first `taken` items are records to write
-    std::size_t taken = 0;
     std::vector<std::string> records;
     std::unique_lock lock(audit_queue_mu);
     for (;;) {
@@ -128,7 +127,7 @@ void MeshCore::open_audit() {
       }
       // The queue gets the last batch's items back, to be overwritten.
       batch.swap(audit_queue);
-      taken = std::exchange(audit_queued, 0);
+      const std::size_t taken = std::exchange(audit_queued, 0);
       lock.unlock();
       audit_room_cv.notify_all();
       records.clear();
@@ -161,9 +160,10 @@ void MeshCore::audit_message(const AuditFacts& f) {
   if (!audit) return;
   // Filled here, then swapped with a used item of the queue: the strings'
   // and payload's buffers go round between the senders and the trail's
-  // thread and are overwritten, not freed on one thread and allocated on
-  // another for every record (which made glibc's allocator a point where
-  // the trail held up messages).
+  // thread and are overwritten, instead of being allocated by a sender
+  // and freed by the trail's thread for every record (no allocation at all
+  // once the buffers are big enough; whether that helped p99 was within
+  // the benchmark's noise, docs/benchmarks.md).
   thread_local AuditItem item;
   item.at_ms = unix_ms();
   item.event = f.event;
