@@ -1,9 +1,7 @@
 // The thread block's codec (the table in mesh/conversation.hpp) and the
 // small vocabulary around it.
-#include <algorithm>
 #include <array>
 #include <cmath>
-#include <cstring>
 #include <limits>
 #include <string>
 #include <string_view>
