@@ -73,6 +73,7 @@ void MeshCore::stop_control() {
   boost::asio::post(*control, [this, &done] {
     tag_timer->cancel();
     repair_timer->cancel();
+    held_fetch_timers.clear();  // a destroyed timer's wait ends as cancelled
     done.set_value();
   });
   ended.wait();

@@ -473,7 +473,10 @@ struct MeshCore {
   void start_fetch(const std::string& node, std::uint64_t version);
   void send_fetch(const std::string& node);
   void take_registry(const std::string& node, const transport::Reply& reply);
-  void fetch_done(const std::string& node);
+  // `failed`: the fetch brought no registry. One that messages wait on
+  // (held by admit) is tried again a little later, up to
+  // kHeldFetchRetries times, before they are decided.
+  void fetch_done(const std::string& node, bool failed);
   // Fetches `node`'s registry once more even if no newer version is
   // announced (a message named an agent it may have added since), or once
   // more after the fetch on the way.
@@ -637,6 +640,16 @@ struct MeshCore {
   std::set<std::string> fetching;
   std::map<std::string, std::uint64_t> fetch_again;  // node -> highest version wanted
   std::set<std::string> refetch;  // fetched again when the fetch on the way ends
+  // Nodes whose messages admit holds until their registry is fetched ->
+  // the failed fetches retried for them so far. A fetch fails when it
+  // races the join: the other node refuses our handshake until it knows
+  // our key, and the transport rebuilds the connection only after
+  // TransportOptions::reconnect_interval (100 ms).
+  std::map<std::string, int> held_fetches;
+  static constexpr int kHeldFetchRetries = 3;
+  static constexpr std::chrono::milliseconds kHeldFetchRetryFirst{150};  // then doubling
+  // On the control strand: the waits before those retries.
+  std::map<std::string, std::unique_ptr<boost::asio::steady_timer>> held_fetch_timers;
   // Members' registry signing keys and CURVE keys (their "skey" and
   // "zkey" tags), alive or suspect.
   std::map<std::string, std::string> signing_keys;

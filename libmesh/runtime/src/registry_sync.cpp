@@ -58,6 +58,7 @@ void MeshCore::on_member_event(const swim::MemberEvent& event) {
       {
         std::lock_guard lock(fetch_mu);
         fetch_backoff.erase(m.name);  // so they hold live members only
+        held_fetches.erase(m.name);
         signing_keys.erase(m.name);
         curve_keys.erase(m.name);
       }
@@ -100,6 +101,7 @@ void MeshCore::start_fetch(const std::string& node, std::uint64_t version) {
 void MeshCore::refresh_registry(const std::string& node) {
   {
     std::lock_guard lock(fetch_mu);
+    held_fetches.try_emplace(node, 0);
     if (fetching.contains(node)) {
       // The answer on the way may predate the agent: ask once more after it.
       refetch.insert(node);
@@ -124,7 +126,7 @@ bool MeshCore::fetch_in_progress(const std::string& node) {
 void MeshCore::send_fetch(const std::string& node) {
   auto t = get_transport();
   if (!t) {
-    fetch_done(node);
+    fetch_done(node, true);
     return;
   }
   stats.registry_fetches.fetch_add(1);
@@ -140,48 +142,67 @@ void MeshCore::send_fetch(const std::string& node) {
 // On the control strand: check the signature, decode and apply; the
 // directory refuses a registry of a node declared dead since.
 void MeshCore::take_registry(const std::string& node, const transport::Reply& reply) {
-  {
-    bool ok = false;
-    if (reply.ok()) {
-      std::optional<std::string> key;
-      {
-        std::lock_guard lock(fetch_mu);
-        if (auto k = signing_keys.find(node); k != signing_keys.end()) key = k->second;
-      }
-      RegistryTrust trust{};
-      std::optional<std::string> cert;
-      auto reg = open_registry(reply.envelope.payload, key, trust, &cert);
-      if (trust == RegistryTrust::BadSignature) {
-        stats.registry_bad_signatures.fetch_add(1);
-        spdlog::warn("{}: the agent registry served by {} is not signed by its key: none of its cards is taken",
-                     node_name, escape_text(node));
-      }
-      if (reg && reg->node == node) {
-        ok = true;
-        // Its zones first: the policy may be asked about its agents as soon
-        // as they are in the directory.
-        take_certificate(node, cert);
-        if (directory.apply_remote(std::move(*reg))) stats.registry_applied.fetch_add(1);
-      }
-    }
-    if (!ok) stats.registry_failures.fetch_add(1);
+  bool ok = false;
+  if (reply.ok()) {
+    std::optional<std::string> key;
     {
       std::lock_guard lock(fetch_mu);
-      if (ok) {
-        fetch_backoff.erase(node);
-      } else {
-        auto& b = fetch_backoff[node];
-        b.wait = std::clamp(b.wait * 2, kFetchBackoffMin, kFetchBackoffMax);
-        b.at = steady_ms() + b.wait;
-      }
+      if (auto k = signing_keys.find(node); k != signing_keys.end()) key = k->second;
+    }
+    RegistryTrust trust{};
+    std::optional<std::string> cert;
+    auto reg = open_registry(reply.envelope.payload, key, trust, &cert);
+    if (trust == RegistryTrust::BadSignature) {
+      stats.registry_bad_signatures.fetch_add(1);
+      spdlog::warn("{}: the agent registry served by {} is not signed by its key: none of its cards is taken",
+                   node_name, escape_text(node));
+    }
+    if (reg && reg->node == node) {
+      ok = true;
+      // Its zones first: the policy may be asked about its agents as soon
+      // as they are in the directory.
+      take_certificate(node, cert);
+      if (directory.apply_remote(std::move(*reg))) stats.registry_applied.fetch_add(1);
     }
   }
-  fetch_done(node);
+  if (!ok) stats.registry_failures.fetch_add(1);
+  {
+    std::lock_guard lock(fetch_mu);
+    if (ok) {
+      fetch_backoff.erase(node);
+    } else {
+      auto& b = fetch_backoff[node];
+      b.wait = std::clamp(b.wait * 2, kFetchBackoffMin, kFetchBackoffMax);
+      b.at = steady_ms() + b.wait;
+    }
+  }
+  fetch_done(node, !ok);
 }
 
-void MeshCore::fetch_done(const std::string& node) {
+void MeshCore::fetch_done(const std::string& node, bool failed) {
   std::optional<std::uint64_t> wanted;
   bool again = false;
+  std::optional<std::chrono::milliseconds> retry_in;
+  {
+    std::lock_guard lock(fetch_mu);
+    if (auto h = held_fetches.find(node); failed && h != held_fetches.end() && h->second < kHeldFetchRetries) {
+      // Messages wait on this registry: it stays "fetching" (they stay
+      // held) until the retry has answered.
+      retry_in = kHeldFetchRetryFirst * (1 << h->second);
+      ++h->second;
+    }
+  }
+  if (retry_in) {
+    auto timer = std::make_unique<boost::asio::steady_timer>(*control, *retry_in);
+    auto& waiting = *timer;
+    held_fetch_timers[node] = std::move(timer);
+    waiting.async_wait([this, node](const boost::system::error_code& ec) {
+      if (ec || control_stop.load()) return;
+      held_fetch_timers.erase(node);
+      send_fetch(node);
+    });
+    return;
+  }
   {
     std::lock_guard lock(fetch_mu);
     fetching.erase(node);
@@ -201,6 +222,10 @@ void MeshCore::fetch_done(const std::string& node) {
   // Messages held for this registry are decided now, unless another
   // fetch is on the way: they wait for its answer.
   if (!fetch_in_progress(node)) {
+    {
+      std::lock_guard lock(fetch_mu);
+      held_fetches.erase(node);
+    }
     if (auto t = get_transport()) t->readmit(node);
   }
 }
