@@ -119,27 +119,34 @@ std::optional<DirListing> list_dir(const std::string& dir, std::string* error) {
 
 std::string compose_line(Sha256& sha, std::uint64_t seq, std::string_view prev,
                          std::string_view fields, std::string* hash_out) {
-  // `fields` is "{...}" or "{}": its members go between prev and hash.
-  const std::string_view members = fields.size() > 2 ? fields.substr(1, fields.size() - 2) : std::string_view();
   std::string line;
-  line.reserve(members.size() + 64 + 2 * kHashHexBytes + 32);
-  line += kLinePrefix;
-  line += std::to_string(seq);
-  line += ",\"prev\":\"";
-  line += prev;
-  line += '"';
-  if (!members.empty()) {
-    line += ',';
-    line += members;
-  }
-  line += '}';
-  std::string hash = sha.hex(line);
-  line.pop_back();
-  line += kHashKey;
-  line += hash;
-  line += "\"}\n";
+  std::string hash;
+  append_line(sha, seq, prev, fields, line, hash);
   if (hash_out != nullptr) *hash_out = std::move(hash);
   return line;
+}
+
+void append_line(Sha256& sha, std::uint64_t seq, std::string_view prev, std::string_view fields,
+                 std::string& out, std::string& hash_out) {
+  // `fields` is "{...}" or "{}": its members go between prev and hash.
+  const std::string_view members = fields.size() > 2 ? fields.substr(1, fields.size() - 2) : std::string_view();
+  const std::size_t start = out.size();
+  out += kLinePrefix;
+  char digits[24];
+  out.append(digits, std::to_chars(digits, digits + sizeof digits, seq).ptr);
+  out += ",\"prev\":\"";
+  out += prev;
+  out += '"';
+  if (!members.empty()) {
+    out += ',';
+    out += members;
+  }
+  out += '}';
+  hash_out = sha.hex(std::string_view(out).substr(start));
+  out.pop_back();
+  out += kHashKey;
+  out += hash_out;
+  out += "\"}\n";
 }
 
 bool is_hex_hash(std::string_view s) {

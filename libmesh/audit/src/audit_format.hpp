@@ -73,6 +73,10 @@ std::optional<DirListing> list_dir(const std::string& dir, std::string* error);
 // `,"hash":"<hash>"}` + "\n". `hash_out` receives the hash.
 std::string compose_line(Sha256& sha, std::uint64_t seq, std::string_view prev,
                          std::string_view fields, std::string* hash_out);
+// The same line appended to `out` (hashed where it lies: a batch of lines
+// is composed in one buffer without copying each).
+void append_line(Sha256& sha, std::uint64_t seq, std::string_view prev, std::string_view fields,
+                 std::string& out, std::string& hash_out);
 
 // One line (without its newline) read back.
 struct ParsedLine {

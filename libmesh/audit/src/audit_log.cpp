@@ -292,33 +292,42 @@ std::size_t AuditLog::append_fields(const std::vector<Text>& fields) {
   if (fields.empty()) return 0;
   std::lock_guard lock(mu_);
   std::size_t written = 0;
-  Pending pending;
+  Pending& pending = pending_;  // its buffer keeps its capacity from batch to batch
   pending.seq = seq_;
   pending.hash = last_hash_;
+  pending.lines.clear();
+  pending.count = 0;
+  std::string hash;
   for (const auto& f : fields) {
-    std::string hash;
-    std::string line = compose_line(*sha_, seq_, last_hash_, f, &hash);
-    if (line.size() - 1 > kAuditMaxLineBytes) {
+    const std::size_t start = pending.lines.size();
+    audit_detail::append_line(*sha_, seq_, last_hash_, f, pending.lines, hash);
+    const std::size_t line_size = pending.lines.size() - start;
+    if (line_size - 1 > kAuditMaxLineBytes) {
+      pending.lines.resize(start);
       drop("longer than kAuditMaxLineBytes");
       continue;
     }
-    const std::uint64_t size = file_bytes_ + pending.lines.size();
-    const bool full = options_.rotate_bytes > 0 && size > 0 && size + line.size() > options_.rotate_bytes;
+    const std::uint64_t size = file_bytes_ + start;
+    const bool full = options_.rotate_bytes > 0 && size > 0 && size + line_size > options_.rotate_bytes;
     if (!file_ || rotate_ || full) {
-      // The lines so far belong in the file they were counted against.
+      // The lines before it belong in the file they were counted against.
+      pending.lines.resize(start);
       written += write_pending(pending);
       if (const int err = open_next_file()) {
         io_error("cannot create", path_of(next_index_), err);
         dropped_records_.fetch_add(1, std::memory_order_relaxed);
         continue;
       }
+      // Composed again: a failed write rolled the chain back.
+      audit_detail::append_line(*sha_, seq_, last_hash_, f, pending.lines, hash);
     }
-    pending.lines += line;
     ++pending.count;
     ++seq_;
-    last_hash_ = std::move(hash);
+    last_hash_.swap(hash);
   }
   written += write_pending(pending);
+  // A burst's buffer is not kept for ever.
+  if (pending.lines.capacity() > kKeptBatchBytes) pending.lines = std::string();
   return written;
 }
 

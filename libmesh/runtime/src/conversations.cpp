@@ -130,13 +130,26 @@ void MeshCore::open_audit() {
       const std::size_t taken = std::exchange(audit_queued, 0);
       lock.unlock();
       audit_room_cv.notify_all();
-      records.clear();
-      records.reserve(taken);
-      for (std::size_t i = 0; i < taken; ++i) records.push_back(audit_record(batch[i]));
+      // Each record's text is written over the last batch's (no
+      // allocation once the strings are long enough).
+      if (records.size() < taken) records.resize(taken);
+      for (std::size_t i = 0; i < taken; ++i) {
+        records[i].clear();
+        audit_record(batch[i], records[i]);
+      }
       try {
-        audit->append_objects(records);
+        audit->append_objects(std::span<const std::string>(records.data(), taken));
       } catch (const std::exception& e) {
         spdlog::error("{}: audit records were not written: {}", node_name, e.what());
+      }
+      // What a burst grew is not kept for ever.
+      if (records.size() > kAuditKeptItems) {
+        records.resize(kAuditKeptItems);
+        records.shrink_to_fit();
+      }
+      if (batch.size() > kAuditKeptItems) {
+        batch.resize(kAuditKeptItems);
+        batch.shrink_to_fit();
       }
       // Let records gather before the next look, unless the node stops.
       lock.lock();
@@ -243,6 +256,12 @@ class RecordText {
     name(key);
     out_ += json;
   }
+  // A member whose value is an object, written into the same text: it
+  // must be closed before this one's next member.
+  RecordText object(std::string_view key) {
+    name(key);
+    return RecordText(out_);
+  }
   void close() { out_ += '}'; }
 
  private:
@@ -259,12 +278,11 @@ class RecordText {
 
 }  // namespace
 
-// One line: what happened to one message here, when, in which thread,
-// with its payload's digest (or, with audit_payloads, the payload). Its
-// members in byte order, as nlohmann::json would write them, without
-// building a json value (the trail's cost per record).
-std::string MeshCore::audit_record(const AuditItem& f) const {
-  std::string out;
+// One line, appended to `out`: what happened to one message here, when,
+// in which thread, with its payload's digest (or, with audit_payloads, the
+// payload). Its members in byte order, as nlohmann::json would write them,
+// without building a json value (the trail's cost per record).
+void MeshCore::audit_record(const AuditItem& f, std::string& out) const {
   out.reserve(512 + f.from.size() + f.to.size() + f.to_role.size());
   RecordText r(out);
   const ThreadBlock* b = f.thread ? &*f.thread : nullptr;
@@ -276,14 +294,12 @@ std::string MeshCore::audit_record(const AuditItem& f) const {
   r.text("from", f.from);
   r.text("kind", f.kind);
   if (b && b->turn == 1) {  // the opening message: the thread's limits, for a replay
-    std::string bounds;
-    RecordText l(bounds);
+    RecordText l = r.object("limits");
     if (b->expires_ms) l.integer("expires_ms", *b->expires_ms);
     if (b->max_cost) l.number("max_cost", *b->max_cost);
     if (b->max_depth) l.integer("max_depth", *b->max_depth);
     if (b->max_turns) l.integer("max_turns", *b->max_turns);
     l.close();
-    r.raw("limits", bounds);
   }
   r.text("msg", f.id.to_string());
   r.text("node", node_name);
@@ -310,7 +326,6 @@ std::string MeshCore::audit_record(const AuditItem& f) const {
   if (f.took_ms) r.integer("took_ms", *f.took_ms);
   if (b) r.integer("turn", b->turn);
   r.close();
-  return out;
 }
 
 ThreadLimits MeshCore::thread_defaults() const {

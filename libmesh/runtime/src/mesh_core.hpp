@@ -432,9 +432,11 @@ struct MeshCore {
   void open_audit();
   void audit_message(const AuditFacts& facts);
   void close_audit();  // writes what waits, then ends the thread
-  std::string audit_record(const AuditItem& item) const;
+  void audit_record(const AuditItem& item, std::string& out) const;
   std::unique_ptr<AuditLog> audit;
   static constexpr std::size_t kAuditQueueMax = 65536;
+  // Items and record texts the writer keeps for reuse after a burst.
+  static constexpr std::size_t kAuditKeptItems = 4096;
   static constexpr std::chrono::milliseconds kAuditGather{2};
   static constexpr int kAuditNice = 10;  // the trail thread's nice value (setpriority)
   std::mutex audit_queue_mu;

@@ -203,6 +203,8 @@ class AuditLog {
   bool rotate_ = false;           // the current file must not be written again
   std::uint64_t seq_ = 0;         // of the next record
   std::string last_hash_;
+  Pending pending_;  // the batch being composed; its buffer is reused
+  static constexpr std::size_t kKeptBatchBytes = std::size_t{4} << 20;
 
   // Interval: files with writes not yet synced, and the thread that syncs them.
   bool dirty_ = false;
