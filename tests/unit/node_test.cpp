@@ -517,6 +517,35 @@ TEST_F(NodeTest, LeaveBroadcastsOwnDeathAndCompletesAfterTransmission) {
   EXPECT_EQ(node_.member("a")->state, MemberState::Left);
 }
 
+// The intent is reported sent once it went out its retransmit limit
+// (4 x ceil(log10(4 + 1)) = 4 for four members), no sooner; a newer
+// intent replacing it starts the count again.
+TEST_F(NodeTest, LeaveIntentIsReportedSentAfterItsRetransmitLimit) {
+  add_peers();
+  const int limit = retransmit_limit(node_.config().retransmit_mult, node_.num_members());
+  ASSERT_EQ(limit, 4);
+  node_.queue_leave_intent({'i', '1'}, "leave");
+  node_.queue_leave_intent({'i', '2'}, "leave");  // replaces i1
+  EXPECT_FALSE(node_.leave_intent_sent());
+  auto sent_i2 = [&] {
+    int n = 0;
+    for (const auto& m : sent_of<UserMsg>()) {
+      EXPECT_EQ(m.payload, (Bytes{'i', '2'}));
+      ++n;
+    }
+    return n;
+  };
+  for (int step = 0; step < 100 && !node_.leave_intent_sent(); ++step) {
+    EXPECT_LT(sent_i2(), limit);
+    advance(milliseconds(10));
+  }
+  EXPECT_TRUE(node_.leave_intent_sent());
+  EXPECT_EQ(sent_i2(), limit);
+  // Nothing more of it goes out.
+  advance(seconds(2));
+  EXPECT_EQ(sent_i2(), limit);
+}
+
 TEST_F(NodeTest, LeaveAloneIsDoneAtOnce) {
   node_.leave(now_);
   EXPECT_TRUE(node_.leave_done());

@@ -59,6 +59,8 @@ void Node::Impl::broadcast(const std::string& node, Bytes msg, std::uint64_t not
 void Node::Impl::check_leave_notify() {
   for (auto token : broadcasts.drain_finished())
     if (token == kLeaveNotify) leave_done = true;
+  for (auto token : user_broadcasts.drain_finished())
+    if (token == kLeaveIntentNotify) leave_intent_sent = true;
 }
 
 void Node::Impl::gossip_tick(Time now) {

@@ -105,12 +105,29 @@ bool Node::set_meta(Time now, Bytes meta) {
   return true;
 }
 
-void Node::queue_user_broadcast(Bytes payload, std::string name) {
+namespace {
+
+Bytes user_message(const Bytes& payload) {
   Bytes msg;
   msg.reserve(payload.size() + 1);
   msg.push_back(static_cast<std::uint8_t>(MsgType::User));
   msg.insert(msg.end(), payload.begin(), payload.end());
-  impl_->user_broadcasts.queue(name.empty() ? std::string{} : "user:" + name, std::move(msg));
+  return msg;
+}
+
+}  // namespace
+
+void Node::queue_user_broadcast(Bytes payload, std::string name) {
+  impl_->user_broadcasts.queue(name.empty() ? std::string{} : "user:" + name, user_message(payload));
+}
+
+void Node::queue_leave_intent(Bytes payload, std::string name) {
+  impl_->leave_intent_sent = false;
+  impl_->user_broadcasts.queue(name.empty() ? std::string{} : "user:" + name, user_message(payload),
+                               kLeaveIntentNotify);
+  // A replaced intent reports its token now; ours is the one just queued.
+  impl_->user_broadcasts.drain_finished();
+  impl_->leave_intent_sent = false;
 }
 
 void Node::set_user_state(Bytes state) { impl_->user_state = std::move(state); }
@@ -141,6 +158,7 @@ std::uint32_t Node::incarnation() const { return impl_->incarnation; }
 bool Node::started() const { return impl_->started; }
 bool Node::has_left() const { return impl_->left; }
 bool Node::leave_done() const { return impl_->leave_done; }
+bool Node::leave_intent_sent() const { return impl_->leave_intent_sent; }
 int Node::health_score() const { return impl_->awareness; }
 std::size_t Node::num_members() const { return impl_->nodes.size(); }
 

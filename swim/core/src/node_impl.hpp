@@ -40,6 +40,7 @@ namespace mesh::swim {
 constexpr std::size_t kCompoundHeaderOverhead = 2;
 constexpr std::size_t kCompoundOverhead = 2;  // per part
 constexpr std::uint64_t kLeaveNotify = 1;
+constexpr std::uint64_t kLeaveIntentNotify = 2;
 
 enum class TimerKind : std::uint8_t {
   ProbeTick,
@@ -130,6 +131,7 @@ struct Node::Impl {
   bool started = false;
   bool left = false;
   bool leave_done = false;
+  bool leave_intent_sent = false;
   std::uint32_t incarnation = 0;
   std::uint32_t seq_no = 0;
   std::uint64_t next_stream_id = 0;

@@ -206,6 +206,10 @@ void Membership::Impl::pump() {
     finish_leave(true);
     return;
   }
+  if (leave_phase_ == LeavePhase::Intent && node_->leave_intent_sent()) {
+    leave_broadcast_dead();  // pumps again
+    return;
+  }
   arm_timer();
 }
 

@@ -1,7 +1,9 @@
 // Membership::Impl's graceful leave, as Serf's Leave does it: broadcast a
-// leave intent, give it a few gossip rounds to spread, then broadcast our
-// own death and wait (until the caller's timeout) for it to go out before
-// closing everything.
+// leave intent and wait until it has been sent its retransmit limit (the
+// core reports it, as memberlist's broadcast notify does for Serf), then
+// broadcast our own death and wait for that to go out the same way before
+// closing everything. Fixed waits bound both: a few gossip rounds for the
+// intent, the caller's timeout for the whole.
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
@@ -32,8 +34,9 @@ bool Membership::Impl::any_alive_peer() const {
 }
 
 Duration Membership::Impl::intent_wait() const {
-  // Enough gossip rounds for the intent to be sent its RetransmitMult x
-  // log(N) times to GossipNodes peers per round, at least three rounds.
+  // The most the intent waits: enough gossip rounds for it to be sent its
+  // RetransmitMult x log(N) times to GossipNodes peers per round, at least
+  // three rounds (it is usually out sooner: probes carry it too).
   const Config& c = node_->config();
   const int limit = retransmit_limit(c.retransmit_mult, node_->num_members());
   const int per_round = std::max(1, c.gossip_nodes);
@@ -64,7 +67,7 @@ void Membership::Impl::begin_leave(std::chrono::milliseconds timeout,
   // takes the intent as newer than our status.
   const std::uint64_t lt = lamport_.time();
   lamport_.increment();
-  node_->queue_user_broadcast(serf::encode_leave_intent(lt, name_, false), kIntentName);
+  node_->queue_leave_intent(serf::encode_leave_intent(lt, name_, false), kIntentName);
   spdlog::info("swim {}: leaving (Serf leave intent at Lamport time {})", name_, lt);
   if (!any_alive_peer()) {
     leave_broadcast_dead();

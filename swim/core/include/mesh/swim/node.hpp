@@ -189,6 +189,11 @@ class Node {
   // Broadcast `payload` as a user message piggybacked on gossip; a message
   // with the same non-empty `name` replaces an older queued one.
   void queue_user_broadcast(Bytes payload, std::string name = {});
+  // The same for a leave intent (Serf's): leave_intent_sent() turns true
+  // once it has been sent its last time (its retransmit limit, as for any
+  // broadcast) or was replaced, so that a leave can go on as soon as its
+  // intent is out instead of after a fixed wait.
+  void queue_leave_intent(Bytes payload, std::string name);
   // Sent as the user state of every push/pull.
   void set_user_state(Bytes state);
   // Returned in the payload of every ack we send.
@@ -212,6 +217,7 @@ class Node {
   bool started() const;
   bool has_left() const;
   bool leave_done() const;
+  bool leave_intent_sent() const;
   // Local health (Lifeguard awareness), 0 = healthy.
   int health_score() const;
   // Members known, including dead ones not yet reaped, and ourself.

@@ -144,9 +144,10 @@ class Membership {
   // `on_first_join` runs once (on the strand). Before start() the join
   // waits for start(); a new call replaces a join still retrying.
   void join(std::vector<std::string> seeds, std::function<void()> on_first_join = {});
-  // Serf's graceful leave: the leave intent (a Serf user message), a few
-  // gossip rounds for it to spread (at most 1 s), then memberlist's
-  // dead-from-self; waits until that broadcast went out or `timeout`, then
+  // Serf's graceful leave: the leave intent (a Serf user message), sent
+  // until its retransmit limit is reached (a few gossip rounds at most, 1 s
+  // at the very most), then memberlist's dead-from-self; waits until that
+  // broadcast went out the same way or `timeout`, then
   // shuts down. True if the broadcast went out (or there was nobody to
   // tell). Must not be called from the strand.
   bool leave(std::chrono::milliseconds timeout);
