@@ -7,7 +7,7 @@
 //   2. join: start node N-1 with node 0 as seed (our JC_SEED_NODES, serf's
 //      -join); from its spawn until every member lists all N alive;
 //   3. idle (no polling): 1 s settle, then utime+stime over 10 s as % of a
-//      core, VmRSS after 5 s; both averaged over the N nodes;
+//      core, VmRSS and PSS after 5 s; all averaged over the N nodes;
 //   4. detect: kill -9 node 1; until every remaining node lists it
 //      dead (ours) / failed (serf);
 //   5. leave: SIGTERM (ours) / `serf leave` (serf) on node 2; until every
@@ -111,6 +111,16 @@ std::optional<long> rss_kb(pid_t pid) {
   std::ifstream in("/proc/" + std::to_string(pid) + "/status");
   for (std::string line; std::getline(in, line);)
     if (line.rfind("VmRSS:", 0) == 0) return std::stol(line.substr(6));
+  return std::nullopt;
+}
+
+// Proportional set size: each shared page counted 1/k in each of the k
+// processes mapping it, so summed over processes it is their real
+// footprint (RSS counts shared library pages in full in every one).
+std::optional<long> pss_kb(pid_t pid) {
+  std::ifstream in("/proc/" + std::to_string(pid) + "/smaps_rollup");
+  for (std::string line; std::getline(in, line);)
+    if (line.rfind("Pss:", 0) == 0) return std::stol(line.substr(4));
   return std::nullopt;
 }
 
@@ -290,7 +300,7 @@ class Serf : public System {
 
 // ---------------------------------------------------------------- one trial
 struct TrialResult {
-  std::optional<double> join_ms, detect_ms, leave_ms, rss_kb, cpu_pct;
+  std::optional<double> join_ms, detect_ms, leave_ms, rss_kb, pss_kb, cpu_pct;
   int false_failures = 0;   // (observer, live subject) pairs ever shown dead/failed
   std::vector<std::string> false_failure_notes;
   double mean_round_ms = 0;
@@ -406,8 +416,13 @@ TrialResult run_trial(System& sys, int n, const Options& opt) {
   const auto idle0 = Clock::now();
   sleep_for(5s);
   double rss_sum = 0;
-  for (int i = 0; i < n; ++i) rss_sum += static_cast<double>(rss_kb(sys.pid(i)).value_or(0));
+  double pss_sum = 0;
+  for (int i = 0; i < n; ++i) {
+    rss_sum += static_cast<double>(rss_kb(sys.pid(i)).value_or(0));
+    pss_sum += static_cast<double>(pss_kb(sys.pid(i)).value_or(0));
+  }
   res.rss_kb = rss_sum / n;
+  if (pss_sum > 0) res.pss_kb = pss_sum / n;
   sleep_for(5s);
   const double idle_s = std::chrono::duration<double>(Clock::now() - idle0).count();
   double ticks = 0;
@@ -446,7 +461,7 @@ std::optional<double> median(std::vector<double> v) {
 }
 
 struct Series {
-  std::vector<double> join, detect, leave, rss, cpu, round;
+  std::vector<double> join, detect, leave, rss, pss, cpu, round;
   int false_failures = 0, failed_trials = 0;
   std::vector<std::string> notes;
   std::vector<int> leave_exit;
@@ -459,6 +474,7 @@ struct Series {
     if (r.detect_ms) detect.push_back(*r.detect_ms);
     if (r.leave_ms) leave.push_back(*r.leave_ms);
     if (r.rss_kb) rss.push_back(*r.rss_kb);
+    if (r.pss_kb) pss.push_back(*r.pss_kb);
     if (r.cpu_pct) cpu.push_back(*r.cpu_pct);
     if (r.mean_round_ms > 0) round.push_back(r.mean_round_ms);
     if (r.leave_exit) leave_exit.push_back(*r.leave_exit);
@@ -475,6 +491,7 @@ json series_json(const Series& s) {
   j["detect_ms"] = s.detect;
   j["leave_ms"] = s.leave;
   j["rss_kb"] = s.rss;
+  j["pss_kb"] = s.pss;
   j["cpu_pct"] = s.cpu;
   j["mean_poll_round_ms"] = s.round;
   j["false_failures"] = s.false_failures;
@@ -485,6 +502,7 @@ json series_json(const Series& s) {
                  {"detect_ms", opt_json(median(s.detect))},
                  {"leave_ms", opt_json(median(s.leave))},
                  {"rss_kb", opt_json(median(s.rss))},
+                 {"pss_kb", opt_json(median(s.pss))},
                  {"cpu_pct", opt_json(median(s.cpu))}};
   return j;
 }
@@ -515,6 +533,8 @@ void print_table(std::ostream& os, int n, const Series& o, const Series& s, int 
   row("leave -> left seen by all (ms)", o.leave, s.leave, 0);
   row("RSS per idle node (MB)", [&] { auto v = o.rss; for (auto& x : v) x /= 1024; return v; }(),
       [&] { auto v = s.rss; for (auto& x : v) x /= 1024; return v; }(), 1);
+  row("PSS per idle node (MB)", [&] { auto v = o.pss; for (auto& x : v) x /= 1024; return v; }(),
+      [&] { auto v = s.pss; for (auto& x : v) x /= 1024; return v; }(), 1);
   row("CPU per idle node (% of a core)", o.cpu, s.cpu, 2);
   os << "| false failures (live node shown dead/failed) | " << o.false_failures << " | "
      << s.false_failures << " | |\n";
@@ -604,7 +624,8 @@ int run(int argc, char** argv) {
         sys->stop_all();
         std::cerr << "[N=" << n << " trial " << t + 1 << " " << sys->label() << "] join "
                   << fmt(r.join_ms, 0) << " ms, detect " << fmt(r.detect_ms, 0) << " ms, leave "
-                  << fmt(r.leave_ms, 0) << " ms, rss " << fmt(r.rss_kb, 0) << " kB, cpu "
+                  << fmt(r.leave_ms, 0) << " ms, rss " << fmt(r.rss_kb, 0) << " kB, pss "
+                  << fmt(r.pss_kb, 0) << " kB, cpu "
                   << fmt(r.cpu_pct, 2) << " %, false " << r.false_failures << ", round "
                   << fmt(r.mean_round_ms, 1) << " ms (" << fmt(ms_since(started) / 1000, 1)
                   << " s)\n";
@@ -626,6 +647,7 @@ int run(int argc, char** argv) {
       {"detect", "SIGKILL of node 1 -> all remaining list it dead/failed"},
       {"leave", "SIGTERM / `serf leave` of node 2 -> all remaining list it left"},
       {"rss", "mean VmRSS per node after 1+5 s idle (kB)"},
+      {"pss", "mean proportional set size (smaps_rollup Pss) per node, same moment (kB)"},
       {"cpu", "mean (utime+stime) per node over 10 s idle, % of one core"}};
   json sizes = json::object();
   for (const auto& [n, ss] : results) {
@@ -637,13 +659,14 @@ int run(int argc, char** argv) {
     j["detect_ratio"] = opt_json(ratio(o.detect, s.detect));
     j["leave_ratio"] = opt_json(ratio(o.leave, s.leave));
     j["rss_ratio"] = opt_json(ratio(o.rss, s.rss));
+    j["pss_ratio"] = opt_json(ratio(o.pss, s.pss));
     j["cpu_ratio"] = opt_json(ratio(o.cpu, s.cpu));
     sizes[std::to_string(n)] = j;
     print_table(table_out, n, o, s, opt.trials);
   }
   const int top = results.count(10) ? 10 : results.rbegin()->first;
   out["n"] = top;
-  for (const char* k : {"join_ratio", "detect_ratio", "leave_ratio", "rss_ratio", "cpu_ratio"})
+  for (const char* k : {"join_ratio", "detect_ratio", "leave_ratio", "rss_ratio", "pss_ratio", "cpu_ratio"})
     out[k] = sizes[std::to_string(top)][k];
   out["sizes"] = sizes;
   if (opt.json_out) std::cout << out.dump(2) << "\n";
