@@ -85,8 +85,7 @@ AgentSlot::AgentSlot(MeshCore& c, std::unique_ptr<Agent> a)
     : core(&c),
       agent(std::move(a)),
       kind(kind_of(*agent)),
-      strand(boost::asio::make_strand(c.pool->get_executor())),
-      backoff_timer(strand) {
+      strand(boost::asio::make_strand(c.pool->get_executor())) {
   const std::size_t n = agent->spec().concurrency;
   if (kind == Kind::Custom && n > 1) {
     parallel = true;
@@ -272,9 +271,10 @@ void AgentSlot::fail() {
   if (std::chrono::steady_clock::now() - began > max) backoff = core->options.restart_backoff;
   restarts.fetch_add(1);
   core->stats.agent_restarts.fetch_add(1);
-  backoff_timer.expires_after(backoff);
+  if (!backoff_timer) backoff_timer = std::make_unique<boost::asio::steady_timer>(strand);
+  backoff_timer->expires_after(backoff);
   backoff = std::min(backoff * 2, max);
-  backoff_timer.async_wait([self = shared_from_this()](const boost::system::error_code& ec) {
+  backoff_timer->async_wait([self = shared_from_this()](const boost::system::error_code& ec) {
     if (ec || self->stopping.load()) return;
     self->paused = false;
     self->begin();
@@ -322,7 +322,7 @@ void AgentSlot::stop_begin() {
   scope.stop();  // every await of the agent completes now
   if (kind == Kind::Thread) thread.request_stop();
   boost::asio::post(strand, [self = shared_from_this()] {
-    self->backoff_timer.cancel();
+    if (self->backoff_timer) self->backoff_timer->cancel();
     if (auto wait = std::move(self->receiver)) {
       if (wait->timer) wait->timer->cancel();
       wait->completion->complete(std::nullopt);

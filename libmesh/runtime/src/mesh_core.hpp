@@ -355,7 +355,9 @@ struct AgentSlot : std::enable_shared_from_this<AgentSlot> {
   std::size_t in_flight = 0; // handlers started and not ended
   std::size_t in_flight_cap = 1;
   std::shared_ptr<ReceiveWait> receiver;
-  boost::asio::steady_timer backoff_timer;
+  // Made on the first failure: most agents never restart, and a timer is
+  // 112 bytes of every agent's slot.
+  std::unique_ptr<boost::asio::steady_timer> backoff_timer;
   std::chrono::milliseconds backoff{0};
   std::chrono::steady_clock::time_point began{};
   // Coroutines of the agent alive (run() and handlers): stop waits for 0.
