@@ -55,27 +55,26 @@ Inbox::Inbox(std::string name, std::size_t limit, QuickHandler quick, std::size_
       byte_limit_(byte_limit),
       source_limit_(share_of(limit, peer_share)),
       source_byte_limit_(share_of(byte_limit, peer_share)),
-      sharing_(source_limit_ < limit_ || source_byte_limit_ < byte_limit_),
-      rings_(make_rings()) {}
+      sharing_(source_limit_ < limit_ || source_byte_limit_ < byte_limit_) {}
 
 Inbox::~Inbox() = default;
 
-Inbox::Rings Inbox::make_rings() {
-  Rings rings;
-  for (auto& r : rings) r = std::make_unique<Ring>();
-  return rings;
+Inbox::Ring& Inbox::ring_of(Priority priority) {
+  auto& r = rings_[static_cast<std::size_t>(priority)];
+  if (!r) r = std::make_unique<Ring>();
+  return *r;
 }
 
-Inbox::Ring& Inbox::next_ring_locked() {
-  for (std::size_t i = rings_.size(); i-- > 1;) {
-    if (rings_[i]->count > 0) return *rings_[i];
+Inbox::Ring* Inbox::next_ring_locked() {
+  for (std::size_t i = rings_.size(); i-- > 0;) {
+    if (rings_[i] && rings_[i]->count > 0) return rings_[i].get();
   }
-  return *rings_[0];
+  return nullptr;
 }
 
 std::size_t Inbox::queued_locked() const {
   std::size_t n = 0;
-  for (const auto& r : rings_) n += r->count;
+  for (const auto& r : rings_) n += r ? r->count : 0;
   return n;
 }
 
@@ -188,21 +187,21 @@ std::optional<Incoming> Inbox::pop(std::optional<std::chrono::milliseconds> time
     }
     --waiting_;
   }
-  Ring& ring = next_ring_locked();
-  if (ring.count == 0) return std::nullopt;
-  Incoming m = ring.pop();
+  Ring* ring = next_ring_locked();
+  if (ring == nullptr) return std::nullopt;
+  Incoming m = ring->pop();
   release_locked(m, cost(m));
   return m;
 }
 
 std::optional<Incoming> Inbox::try_pop_or_arm() {
   std::lock_guard lock(mu_);
-  Ring& ring = next_ring_locked();
-  if (ring.count == 0) {
+  Ring* ring = next_ring_locked();
+  if (ring == nullptr) {
     armed_ = !closed_ && ready_ != nullptr;
     return std::nullopt;
   }
-  Incoming m = ring.pop();
+  Incoming m = ring->pop();
   release_locked(m, cost(m));
   return m;
 }

@@ -298,11 +298,12 @@ class Inbox {
   std::unordered_map<std::string, Held> by_source_;  // remote sources with messages here
   mutable std::mutex mu_;
   std::condition_variable cv_;
-  // One ring per priority, highest last.
+  // One ring per priority, highest last, made when a message of that
+  // priority first arrives (most inboxes only ever see one priority, and
+  // many idle agents none).
   using Rings = std::array<std::unique_ptr<Ring>, kPriorityLevels>;
-  static Rings make_rings();
-  Ring& ring_of(Priority priority) { return *rings_[static_cast<std::size_t>(priority)]; }
-  Ring& next_ring_locked();  // the highest non-empty ring, else the lowest
+  Ring& ring_of(Priority priority);
+  Ring* next_ring_locked();  // the highest non-empty ring; null when all are empty
   std::size_t queued_locked() const;
   Rings rings_;
   std::size_t waiting_ = 0;  // threads blocked in pop()
