@@ -107,22 +107,21 @@ std::string find_on_path(const std::string& name) {
 using View = std::map<std::string, std::string>;
 
 // ---------------------------------------------------------------- /proc
-std::optional<long> rss_kb(pid_t pid) {
-  std::ifstream in("/proc/" + std::to_string(pid) + "/status");
+// The kB figure of the line starting with `key` in /proc/<pid>/<file>.
+std::optional<long> proc_kb(pid_t pid, const char* file, std::string_view key) {
+  std::ifstream in("/proc/" + std::to_string(pid) + "/" + file);
   for (std::string line; std::getline(in, line);)
-    if (line.rfind("VmRSS:", 0) == 0) return std::stol(line.substr(6));
+    if (line.starts_with(key)) return std::stol(line.substr(key.size()));
   return std::nullopt;
 }
+
+std::optional<long> rss_kb(pid_t pid) { return proc_kb(pid, "status", "VmRSS:"); }
 
 // Proportional set size: each shared page counted 1/k in each of the k
 // processes mapping it, so summed over processes it is their real
 // footprint (RSS counts shared library pages in full in every one).
-std::optional<long> pss_kb(pid_t pid) {
-  std::ifstream in("/proc/" + std::to_string(pid) + "/smaps_rollup");
-  for (std::string line; std::getline(in, line);)
-    if (line.rfind("Pss:", 0) == 0) return std::stol(line.substr(4));
-  return std::nullopt;
-}
+std::optional<long> pss_kb(pid_t pid) { return proc_kb(pid, "smaps_rollup", "Pss:"); }
+
 
 std::optional<long long> cpu_ticks(pid_t pid) {
   std::ifstream in("/proc/" + std::to_string(pid) + "/stat");

@@ -122,7 +122,6 @@ void Node::queue_user_broadcast(Bytes payload, std::string name) {
 }
 
 void Node::queue_leave_intent(Bytes payload, std::string name) {
-  impl_->leave_intent_sent = false;
   impl_->user_broadcasts.queue(name.empty() ? std::string{} : "user:" + name, user_message(payload),
                                kLeaveIntentNotify);
   // A replaced intent reports its token now; ours is the one just queued.
