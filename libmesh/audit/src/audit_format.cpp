@@ -117,15 +117,6 @@ std::optional<DirListing> list_dir(const std::string& dir, std::string* error) {
   return out;
 }
 
-std::string compose_line(Sha256& sha, std::uint64_t seq, std::string_view prev,
-                         std::string_view fields, std::string* hash_out) {
-  std::string line;
-  std::string hash;
-  append_line(sha, seq, prev, fields, line, hash);
-  if (hash_out != nullptr) *hash_out = std::move(hash);
-  return line;
-}
-
 void append_line(Sha256& sha, std::uint64_t seq, std::string_view prev, std::string_view fields,
                  std::string& out, std::string& hash_out) {
   // `fields` is "{...}" or "{}": its members go between prev and hash.

@@ -70,11 +70,9 @@ std::optional<DirListing> list_dir(const std::string& dir, std::string* error);
 
 // The line of a record: `{"seq":<seq>,"prev":"<prev>"` + the members of
 // `fields` (the compact serialisation of an object, braces included) +
-// `,"hash":"<hash>"}` + "\n". `hash_out` receives the hash.
-std::string compose_line(Sha256& sha, std::uint64_t seq, std::string_view prev,
-                         std::string_view fields, std::string* hash_out);
-// The same line appended to `out` (hashed where it lies: a batch of lines
-// is composed in one buffer without copying each).
+// `,"hash":"<hash>"}` + "\n", appended to `out` and hashed where it lies
+// (a batch of lines is composed in one buffer without copying each).
+// `hash_out` receives the hash.
 void append_line(Sha256& sha, std::uint64_t seq, std::string_view prev, std::string_view fields,
                  std::string& out, std::string& hash_out);
 
