@@ -21,6 +21,9 @@
 #include <vector>
 
 #include "mesh/admin_client.hpp"
+#include "mesh/admin_endpoint.hpp"
+#include "mesh/mesh.hpp"
+#include "mesh/mesh_admin.hpp"
 #include "process.hpp"
 #include "wait_for.hpp"
 
@@ -425,6 +428,171 @@ TEST(AdminApi, MeshctlJoinReloadAndLeave) {
         return false;
       },
       [&] { return a.process->log_tail(); }, 200ms);
+}
+
+// --- probes: /livez, /readyz, meshctl health ------------------------------
+
+// A node in this process, P2P on, its admin endpoint on a port of its own.
+NodeConfig probe_config(const std::string& name, std::vector<std::string> seeds) {
+  NodeConfig c;
+  c.node_name = name;
+  c.p2p_enabled = true;
+  c.swim_host = "127.0.0.1";
+  c.swim_port = 0;
+  c.zmq_port = 0;
+  c.admin_port = 0;
+  c.seeds = std::move(seeds);
+  c.profile = swim::Profile::Local;
+  c.leave_timeout = 2s;
+  return c;
+}
+
+// GET `path` on `admin`: the status and the answer's "status" member.
+std::pair<unsigned, std::string> probe(const AdminEndpoint& admin, const std::string& path) {
+  const auto r = http_get("127.0.0.1", admin.port(), path, 10s);
+  if (!r.ok) return {0, r.error};
+  const Json j = Json::parse(r.body, nullptr, false);
+  return {r.status, j.is_object() ? j.value("status", r.body) : r.body};
+}
+
+// /readyz follows the node: starting, joining while its seed is silent,
+// ready once another node joins it (and, for that node, once its seed
+// answered), leaving from set_leaving on; /livez answers throughout.
+// Both are open with a token and admin_read_auth.
+TEST(AdminProbes, ReadyzFollowsStartJoinAndLeave) {
+  NodeConfig cb = probe_config("pb", {"127.0.0.1:" + std::to_string(free_port())});
+  cb.admin_token = kToken;
+  cb.admin_read_auth = true;
+  Mesh b(cb);
+  AdminEndpoint b_admin(b);
+  b_admin.start();
+  using Status = std::pair<unsigned, std::string>;
+  EXPECT_EQ(probe(b_admin, "/readyz"), Status(503, "starting"));
+  EXPECT_EQ(probe(b_admin, "/livez"), Status(200, "alive"));
+  EXPECT_EQ(b.readiness().status, "starting");
+
+  b.start();
+  EXPECT_EQ(probe(b_admin, "/readyz"), Status(503, "joining"));
+  const auto r = http_get("127.0.0.1", b_admin.port(), "/readyz", 10s);
+  EXPECT_NE(Json::parse(r.body).value("reason", "").find("no seed has answered yet"), std::string::npos) << r.body;
+  EXPECT_EQ(probe(b_admin, "/livez"), Status(200, "alive"));
+  EXPECT_EQ(http_get("127.0.0.1", b_admin.port(), "/v1/members", 10s).status, 401u);  // reads still need the token
+
+  Mesh a(probe_config("pa", {"127.0.0.1:" + std::to_string(b.swim_port())}));
+  AdminEndpoint a_admin(a);
+  a_admin.start();
+  a.start();
+  wait_for_or_fail(
+      "pa ready (its seed answered)", 30s, [&] { return probe(a_admin, "/readyz") == Status(200, "ready"); },
+      [&] { return probe(a_admin, "/readyz").second; }, 50ms);
+  wait_for_or_fail(
+      "pb ready (pa joined it)", 30s, [&] { return probe(b_admin, "/readyz") == Status(200, "ready"); },
+      [&] { return probe(b_admin, "/readyz").second; }, 50ms);
+  EXPECT_TRUE(b.readiness().ready);
+
+  b_admin.set_leaving();
+  EXPECT_EQ(probe(b_admin, "/readyz"), Status(503, "leaving"));
+  EXPECT_EQ(probe(b_admin, "/healthz"), Status(503, "leaving"));
+  EXPECT_EQ(probe(b_admin, "/livez"), Status(200, "alive"));
+  b.stop();
+  EXPECT_EQ(b.readiness().status, "stopped");
+  EXPECT_FALSE(b.readiness().ready);
+  EXPECT_EQ(probe(b_admin, "/readyz"), Status(503, "leaving"));
+  b_admin.stop();
+
+  // Alone on purpose (no seeds), and with P2P off: ready once started.
+  Mesh lone(probe_config("plone", {}));
+  lone.start();
+  EXPECT_TRUE(lone.readiness().ready) << lone.readiness().reason;
+  NodeConfig off = probe_config("poff", {});
+  off.p2p_enabled = false;
+  Mesh memory(off);
+  memory.start();
+  EXPECT_TRUE(memory.readiness().ready) << memory.readiness().reason;
+  a_admin.stop();
+}
+
+// `meshctl health` across processes: 1 while the node's seed is silent
+// (saying why), 0 with --live, 0 once it joined, 2 with nobody there.
+// And `meshctl members` with its filters and --detailed.
+TEST(AdminApi, MeshctlHealthAndMemberFilters) {
+  TempDir dir;
+  const std::uint16_t later = free_port();
+  Node b(dir, MESH_NODE_BIN, "hb", {"--tags", "dc=west,tier=gold"}, "127.0.0.1:" + std::to_string(later));
+  RunResult r = b.meshctl({"health"});
+  EXPECT_EQ(r.exit_code, 1) << r.out << r.err;
+  EXPECT_NE(r.out.find("joining (no seed has answered yet"), std::string::npos) << r.out;
+  r = b.meshctl({"health", "--live"});
+  EXPECT_EQ(r.exit_code, 0) << r.out << r.err;
+  EXPECT_NE(r.out.find(": alive"), std::string::npos) << r.out;
+
+  Node a(dir, MESH_NODE_BIN, "ha", {"--tags", "dc=east"}, b.seed());
+  wait_for_or_fail(
+      "hb ready", 30s, [&] { return b.meshctl({"health"}).exit_code == 0; },
+      [&] { return b.meshctl({"health"}).out + b.process->log_tail(); }, 200ms);
+  r = b.meshctl({"health"});
+  EXPECT_NE(r.out.find(": ready"), std::string::npos) << r.out;
+  r = b.meshctl({"health", "--json"});
+  EXPECT_EQ(r.exit_code, 0);
+  EXPECT_EQ(Json::parse(r.out).value("status", ""), "ready") << r.out;
+  wait_for_or_fail(
+      "two alive members", 30s, [&] { return b.alive_members().size() == 2; },
+      [&] { return b.process->log_tail(); }, 200ms);
+
+  // The table hides the mesh's own tags; --detailed shows them.
+  r = b.meshctl({"members"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_NE(r.out.find("dc=west,tier=gold\n"), std::string::npos) << r.out;
+  EXPECT_EQ(r.out.find("zmq="), std::string::npos) << r.out;
+  EXPECT_EQ(r.out.find("rv="), std::string::npos) << r.out;
+  for (const std::string detailed : {"--detailed", "-detailed", "-d"}) {
+    r = b.meshctl({"members", detailed});
+    ASSERT_EQ(r.exit_code, 0) << detailed << r.err;
+    EXPECT_NE(r.out.find("zmq="), std::string::npos) << detailed << r.out;
+    EXPECT_NE(r.out.find("protocol="), std::string::npos) << detailed << r.out;
+  }
+  auto names = [&](std::vector<std::string> args) {
+    args.insert(args.begin(), "members");
+    args.push_back("--json");
+    const RunResult out = b.meshctl(args);
+    std::vector<std::string> v;
+    if (out.exit_code != 0) return std::vector<std::string>{"exit " + std::to_string(out.exit_code) + out.err};
+    for (const auto& m : Json::parse(out.out)) v.push_back(m.value("name", ""));
+    std::sort(v.begin(), v.end());
+    return v;
+  };
+  using Names = std::vector<std::string>;
+  EXPECT_EQ(names({}), (Names{"ha", "hb"}));
+  EXPECT_EQ(names({"--tag", "dc=east"}), Names{"ha"});
+  EXPECT_EQ(names({"--tag", "dc=west", "--tag", "tier=gold"}), Names{"hb"});
+  EXPECT_EQ(names({"--tag", "dc=west", "--tag", "tier=silver"}), Names{});
+  EXPECT_EQ(names({"--status", "alive"}), (Names{"ha", "hb"}));
+  EXPECT_EQ(names({"--status", "dead", "--status", "left"}), Names{});
+  r = b.meshctl({"members", "--status", "sleeping"});
+  EXPECT_EQ(r.exit_code, 2) << r.err;
+  r = b.meshctl({"members", "--tag", "dc"});
+  EXPECT_EQ(r.exit_code, 2) << r.err;
+  EXPECT_NE(r.err.find("--tag \"dc\" is not key=value"), std::string::npos) << r.err;
+
+  // Nobody at the endpoint: 2.
+  r = run_to_exit({MESHCTL_BIN, "--admin", "127.0.0.1:" + std::to_string(free_port()), "health"}, {}, 30s);
+  EXPECT_EQ(r.exit_code, 2) << r.out << r.err;
+  EXPECT_NE(r.err.find("cannot reach the node"), std::string::npos) << r.err;
+}
+
+// meshctl finds the admin endpoint in the node's configuration file
+// (JC_CONFIG) too, and a stray JC_* variable does not stop it.
+TEST(AdminApi, MeshctlReadsTheAdminEndpointFromJcConfig) {
+  TempDir dir;
+  Node n(dir, MESH_NODE_BIN, "cfg");
+  const std::string file = dir.write("mesh.yaml", "admin_port: " + std::to_string(n.admin) + "\n");
+  RunResult r = run_to_exit({MESHCTL_BIN, "health"}, {{"JC_CONFIG", file}, {"JC_SEED_NODE", "typo"}}, 30s);
+  EXPECT_EQ(r.exit_code, 0) << r.out << r.err;
+  EXPECT_NE(r.out.find("127.0.0.1:" + std::to_string(n.admin) + ": ready"), std::string::npos) << r.out;
+  dir.write("broken.yaml", "admin_port: [\n");
+  r = run_to_exit({MESHCTL_BIN, "health"}, {{"JC_CONFIG", dir.path() + "/broken.yaml"}}, 30s);
+  EXPECT_EQ(r.exit_code, 2) << r.out << r.err;
+  EXPECT_NE(r.err.find("give --admin HOST:PORT"), std::string::npos) << r.err;
 }
 
 }  // namespace

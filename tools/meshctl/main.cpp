@@ -1,6 +1,7 @@
 // meshctl: a command-line client of a node's admin endpoint.
 //
-//   meshctl members [--admin host:port] [--token-file PATH] [--json]
+//   meshctl members [--detailed] [--status S]... [--tag K=V]... [--json]   (cluster.hpp)
+//   meshctl health [--live]
 //   meshctl peers [--role R] [--capability C] [--json]
 //   meshctl send <target> <json> [--context <json>] [--json]
 //   meshctl request <target> <json> [--timeout-ms N] [--context <json>] [--json]
@@ -60,6 +61,7 @@
 #include "mesh/cli.hpp"
 #include "mesh/json_limits.hpp"
 #include "mesh/text.hpp"
+#include "cluster.hpp"
 #include "threads.hpp"
 
 namespace mesh {
@@ -84,9 +86,28 @@ struct MessageArgs {
   std::uint64_t timeout_ms = 30'000;
 };
 
+// A node bound to every address is reachable on loopback.
+std::string reachable_host(std::string host) {
+  if (host == "0.0.0.0") return "127.0.0.1";
+  if (host == "::") return "::1";
+  return host;
+}
+
 // The admin endpoint a local mesh-node would use, from the same
-// environment variables (see docs/mesh-node.md).
+// environment variables (see docs/mesh-node.md). With JC_CONFIG, the
+// node's whole configuration is read as the node reads it (file, then
+// environment), so a port set in the file is found too; unknown JC_*
+// variables do not matter here.
 HostPort default_admin() {
+  if (const char* file = std::getenv("JC_CONFIG"); file != nullptr && *file != '\0') {
+    try {
+      const NodeConfig config = load_node_config(std::vector<std::string>{}, current_environment());
+      return {reachable_host(config.admin_host), config.admin_port};
+    } catch (const ConfigError& e) {
+      throw UsageError(std::string("cannot tell the admin endpoint from the node's configuration: ") + e.what() +
+                       "; give --admin HOST:PORT");
+    }
+  }
   HostPort hp{"127.0.0.1", 9946};
   auto port_from = [](const char* name) -> std::optional<std::uint16_t> {
     const char* v = std::getenv(name);
@@ -96,10 +117,7 @@ HostPort default_admin() {
     return *port;
   };
   if (const char* h = std::getenv("JC_ADMIN_HOST"); h != nullptr && *h != '\0') {
-    hp.host = h;
-    // A node bound to every address is reachable on loopback.
-    if (hp.host == "0.0.0.0") hp.host = "127.0.0.1";
-    if (hp.host == "::") hp.host = "::1";
+    hp.host = reachable_host(h);
   }
   if (auto p = port_from("JC_ADMIN_PORT")) {
     hp.port = *p;
@@ -158,53 +176,6 @@ std::optional<std::string> call(const Options& opt, const std::string& target,
 std::string pad(std::string s, std::size_t w) {
   if (s.size() < w) s.resize(w, ' ');
   return s;
-}
-
-int members(const Options& opt) {
-  const auto body = call(opt, "/v1/members");
-  if (!body) return 1;
-  if (opt.json) {
-    std::cout << *body << "\n";
-    return 0;
-  }
-  struct Row {
-    std::string name, addr, state, tags;
-  };
-  std::vector<Row> rows;
-  try {
-    for (const auto& m : nlohmann::json::parse(*body)) {
-      Row r;
-      // Names and tags came from the network: one line each, whatever they hold.
-      r.name = escape_text(m.at("name").get<std::string>());
-      const auto ip = m.at("addr").get<std::string>();
-      r.addr = endpoint_text({ip, m.at("port").get<std::uint16_t>()});
-      r.state = m.at("state").get<std::string>();
-      for (const auto& [k, v] : m.at("tags").items()) {
-        if (!r.tags.empty()) r.tags += ",";
-        r.tags += k + "=" + v.get<std::string>();
-      }
-      rows.push_back(std::move(r));
-    }
-  } catch (const std::exception& e) {
-    std::cerr << "meshctl: unexpected answer from " << endpoint_text(opt.admin) << ": "
-              << e.what() << "\n";
-    return 1;
-  }
-  std::sort(rows.begin(), rows.end(), [](const Row& a, const Row& b) { return a.name < b.name; });
-  // serf members: name, address, status, tags; columns padded to the widest.
-  std::size_t wn = 0, wa = 0, ws = 0;
-  for (const auto& r : rows) {
-    wn = std::max(wn, r.name.size());
-    wa = std::max(wa, r.addr.size());
-    ws = std::max(ws, r.state.size());
-  }
-  for (const auto& r : rows) {
-    std::string line = pad(r.name, wn) + "  " + pad(r.addr, wa) + "  " + pad(r.state, ws) +
-                       "  " + escape_text(r.tags);
-    while (!line.empty() && line.back() == ' ') line.pop_back();
-    std::cout << line << "\n";
-  }
-  return 0;
 }
 
 nlohmann::json parse_json_arg(std::string_view command, std::string_view what,
@@ -524,6 +495,30 @@ int reload(const Options& opt) {
   return 0;
 }
 
+// For scripts and probes: GET /readyz (/livez with `live`). Exit 0 when
+// the node answers 200, 1 for any other answer, 2 when nothing answers.
+int health(const Options& opt, bool live) {
+  const std::string target = live ? "/livez" : "/readyz";
+  const auto r = http_get(opt.admin.host, opt.admin.port, target, std::chrono::seconds(5), bearer(opt.token));
+  if (!r.ok) {
+    std::cerr << "meshctl: cannot reach the node at " << endpoint_text(opt.admin) << " (" << r.error << ")\n";
+    return 2;
+  }
+  if (opt.json) {
+    std::cout << r.body << "\n";
+    return r.status == 200 ? 0 : 1;
+  }
+  std::string status = "HTTP " + std::to_string(r.status);
+  std::string reason;
+  const auto j = nlohmann::json::parse(r.body, nullptr, false);
+  if (j.is_object()) {
+    status = escape_text(j.value("status", status));
+    reason = escape_text(j.value("reason", std::string()));
+  }
+  std::cout << endpoint_text(opt.admin) << ": " << status << (reason.empty() ? "" : " (" + reason + ")") << "\n";
+  return r.status == 200 ? 0 : 1;
+}
+
 // The admin endpoint: --admin, else the environment (default_admin).
 HostPort admin_endpoint(const std::string& text) {
   if (text.empty()) return default_admin();
@@ -578,7 +573,19 @@ int main_(int argc, char** argv) {
   app.add_flag("--json", opt.json, "print JSON: the node's answer as it is, or audit verify's result");
   app.require_subcommand(0, 1);
 
+  meshctl::MembersArgs members_args;
   auto* members_cmd = app.add_subcommand("members", "list the members this node knows (like `serf members`)");
+  members_cmd->add_flag("-d,--detailed", members_args.detailed,
+                        "show the mesh's own tags, incarnations and protocol versions too");
+  members_cmd->add_option("--status", members_args.statuses, "only members in this state (repeat for more)")
+      ->type_name("alive|suspect|dead|left")
+      ->check(CLI::IsMember({"alive", "suspect", "dead", "left"}));
+  members_cmd->add_option("--tag", members_args.tags, "only members with this tag and value (repeat: all of them)")
+      ->type_name("KEY=VALUE");
+  bool health_live = false;
+  auto* health_cmd = app.add_subcommand(
+      "health", "is the node ready (GET /readyz)? exit 0 ready, 1 not ready, 2 not reachable; for scripts and probes");
+  health_cmd->add_flag("--live", health_live, "ask only whether the process answers (GET /livez)");
 
   PeersArgs peers_args;
   auto* peers_cmd = app.add_subcommand("peers", "list the agents this node knows, local and remote");
@@ -654,13 +661,19 @@ int main_(int argc, char** argv) {
                        "send the thread's opening message again, to the same role with the same limits, and show "
                        "the new thread beside the old one");
   // --admin, --token-file and --json may follow the command too.
-  for (auto* cmd : {members_cmd, peers_cmd, send_cmd, request_cmd, keys_cmd, join_cmd, leave_cmd, reload_cmd,
+  for (auto* cmd : {members_cmd, health_cmd, peers_cmd, send_cmd, request_cmd, keys_cmd, join_cmd, leave_cmd, reload_cmd,
                     audit_cmd, audit_verify_cmd, threads_cmd, thread_cmd}) {
     cmd->fallthrough();
   }
 
   try {
-    if (auto done = cli::parse(app, argc, argv)) return *done;
+    // Serf spells it -detailed; CLI11 takes long names with two dashes.
+    std::vector<char*> args(argv, argv + argc);
+    static char detailed[] = "--detailed";
+    for (auto& a : args) {
+      if (std::string_view(a) == "-detailed") a = detailed;
+    }
+    if (auto done = cli::parse(app, argc, args.data())) return *done;
     if (app.get_subcommands().empty()) {
       std::cerr << app.help();
       return 2;
@@ -671,17 +684,18 @@ int main_(int argc, char** argv) {
     if (audit_verify_cmd->parsed()) return audit_verify(audit_args, opt.json);
     opt.admin = admin_endpoint(admin_text);
     opt.token = admin_token(token_file);
-    if (members_cmd->parsed()) return members(opt);
+    const meshctl::Call node_call = [&opt](const std::string& target, const std::string* body,
+                                           std::chrono::milliseconds timeout) {
+      return call(opt, target, body, timeout);
+    };
+    if (members_cmd->parsed()) return meshctl::members(node_call, members_args, opt.json, endpoint_text(opt.admin));
+    if (health_cmd->parsed()) return health(opt, health_live);
     if (peers_cmd->parsed()) return peers(opt, peers_args);
     if (send_cmd->parsed()) return post_message(opt, "send", send_args, false);
     if (keys_cmd->parsed()) return keys(opt, keys_args);
     if (join_cmd->parsed()) return join(opt, join_args);
     if (leave_cmd->parsed()) return leave(opt);
     if (reload_cmd->parsed()) return reload(opt);
-    const meshctl::Call node_call = [&opt](const std::string& target, const std::string* body,
-                                           std::chrono::milliseconds timeout) {
-      return call(opt, target, body, timeout);
-    };
     if (threads_cmd->parsed()) return meshctl::threads(node_call, opt.json);
     if (thread_cmd->parsed()) return meshctl::thread(node_call, thread_args, opt.json);
     return post_message(opt, "request", request_args, true);

@@ -47,7 +47,7 @@ AdminServer::Guard auth_guard(std::string token, bool read_auth, bool loopback,
   return [token = std::move(token), read_auth, loopback,
           refused = std::move(refused)](const HttpRequest& req) -> std::optional<HttpResponse> {
     // Probes (kubelet, the image's HEALTHCHECK) carry no token.
-    if (req.path == "/healthz") return std::nullopt;
+    if (req.path == "/healthz" || req.path == "/livez" || req.path == "/readyz") return std::nullopt;
     const bool mutating = req.method != "GET";
     if (token.empty()) {
       // Without a token only this machine may act as the node's agents.

@@ -1,5 +1,5 @@
 // MeshAdmin: registers the admin API's routes (mesh/mesh_admin.hpp) and
-// answers /healthz. The routes themselves: message_routes.cpp (agents,
+// answers the probes (/healthz, /livez, /readyz). The routes themselves: message_routes.cpp (agents,
 // send, request), membership_routes.cpp (members, self), key_routes.cpp
 // (keys), operation_routes.cpp (join, leave, reload), and MetricsEndpoint
 // (metrics).
@@ -23,6 +23,15 @@ HttpResponse health_of(const MeshAdmin::State& state) {
   return HttpResponse::json(R"({"status":"stopped"})", 503);
 }
 
+HttpResponse readiness_of(const MeshAdmin::State& state) {
+  if (state.leaving) {
+    return HttpResponse::from_json({{"status", "leaving"}, {"reason", "the node is leaving the cluster"}}, 503);
+  }
+  const Mesh::Readiness r = state.mesh.readiness();
+  if (r.ready) return HttpResponse::json(R"({"status":"ready"})");
+  return HttpResponse::from_json({{"status", r.status}, {"reason", r.reason}}, 503);
+}
+
 }  // namespace
 
 MeshAdmin::MeshAdmin(Mesh& mesh, AdminServer& admin) : state_(std::make_shared<State>(mesh)) {
@@ -31,6 +40,12 @@ MeshAdmin::MeshAdmin(Mesh& mesh, AdminServer& admin) : state_(std::make_shared<S
   admin.route("/healthz", [weak, gone](const HttpRequest&) {
     auto state = weak.lock();
     return state ? health_of(*state) : gone();
+  });
+  // Liveness: the process answers. Readiness: it can take work.
+  admin.route("/livez", [](const HttpRequest&) { return HttpResponse::json(R"({"status":"alive"})"); });
+  admin.route("/readyz", [weak, gone](const HttpRequest&) {
+    auto state = weak.lock();
+    return state ? readiness_of(*state) : gone();
   });
   admin.route("/v1/agents", [weak, gone](const HttpRequest&) {
     auto state = weak.lock();
@@ -87,6 +102,8 @@ MeshAdmin::~MeshAdmin() {
 HttpResponse MeshAdmin::agents() const { return admin_api::list_agents(state_->mesh); }
 
 HttpResponse MeshAdmin::health() const { return health_of(*state_); }
+
+HttpResponse MeshAdmin::readiness() const { return readiness_of(*state_); }
 
 void MeshAdmin::submit(const std::string& body, const AdminServer::Respond& respond, bool request) {
   admin_api::submit_message(state_->mesh, state_->in_flight, body, respond, request);

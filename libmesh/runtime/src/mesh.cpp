@@ -241,7 +241,11 @@ void Mesh::start() {
       if (auto warning = detail::insecure_warning(c.config, c.membership->bound_port(), t->bound_port())) {
         spdlog::warn("{}: {}", c.node_name, *warning);
       }
-      if (!c.config.seeds.empty()) c.membership->join(c.config.seeds);
+      if (c.config.seeds.empty()) {
+        c.joined.store(true);  // alone on purpose
+      } else {
+        c.membership->join(c.config.seeds, [&c] { c.joined.store(true); });
+      }
       c.membership_alive.store(true);
     } catch (...) {
       c.membership_alive.store(false);
@@ -259,6 +263,7 @@ void Mesh::start() {
       throw;
     }
   }
+  if (!c.config.p2p_enabled) c.joined.store(true);  // no cluster to join
   c.state = MeshCore::State::Running;
   for (const auto& id : c.agent_order) c.start_agent(c.agents[id]);
 }
@@ -393,6 +398,7 @@ void Mesh::stop() {
   // 5. The executor: what is still queued on it runs (the transport's last
   // answers, each completing nothing now), then its threads end.
   c.stop_pool();
+  c.stop_done.store(true);
 }
 
 bool Mesh::running() const {

@@ -620,6 +620,9 @@ struct MeshCore {
   // Mesh::node_client: sends as kNodeClientId; no card, no inbox.
   std::unique_ptr<PeerClient> node_client = std::make_unique<PeerClient>(*this, kNodeClientId, std::string());
   std::mutex stop_mu;  // one stop() at a time
+  // Mesh::readiness: in a cluster (see there), and stop() ended.
+  std::atomic<bool> joined{false};
+  std::atomic<bool> stop_done{false};
 
   // SWIM (P2P on). The io_context runs on io_thread.
   std::unique_ptr<boost::asio::io_context> io;

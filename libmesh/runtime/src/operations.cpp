@@ -1,7 +1,7 @@
 // What an operator does to a running node besides keys (keys.cpp): join
 // more seeds, as `serf join` does, and reload the policy file. The admin
 // API's POST /v1/join and /v1/reload call these; mesh-node reloads on
-// SIGHUP too.
+// SIGHUP too. And what its probes ask: whether the node is ready.
 #include <algorithm>
 #include <chrono>
 #include <future>
@@ -39,7 +39,10 @@ std::optional<std::string> Mesh::join(const std::vector<std::string>& seeds, std
       if (c.membership_alive.load()) m = c.membership.get();
     }
     if (!m) throw std::logic_error("join: membership is not running on this node");
-    m->join(std::move(addresses), [answered] { answered->set_value(); });
+    m->join(std::move(addresses), [answered, &c] {
+      c.joined.store(true);
+      answered->set_value();
+    });
   }
   // Waits in slices so that a node that stops meanwhile ends the wait (an
   // admin endpoint shutting down waits for this call).
@@ -57,5 +60,27 @@ std::optional<std::string> Mesh::join(const std::vector<std::string>& seeds, std
 }
 
 std::optional<std::string> Mesh::reload_policy() { return core_->reload_policy(); }
+
+Mesh::Readiness Mesh::readiness() const {
+  const MeshCore& c = *core_;
+  MeshCore::State state;
+  {
+    std::lock_guard lock(c.mu);
+    state = c.state;
+  }
+  switch (state) {
+    case MeshCore::State::Created: return {false, "starting", "the node has not started"};
+    case MeshCore::State::Stopped:
+      if (c.stop_done.load()) return {false, "stopped", "the node has stopped"};
+      return {false, "leaving", c.config.p2p_enabled ? "the node is leaving the cluster" : "the node is stopping"};
+    case MeshCore::State::Running: break;
+  }
+  if (!c.joined.load()) {
+    std::string seeds;
+    for (const auto& s : c.config.seeds) seeds += (seeds.empty() ? "" : ", ") + s;
+    return {false, "joining", "no seed has answered yet (" + seeds + "); still trying"};
+  }
+  return {true, "ready", {}};
+}
 
 }  // namespace mesh

@@ -13,6 +13,9 @@ void MeshCore::on_member_event(const swim::MemberEvent& event) {
   if (link) link->on_member_event(event);
   const auto& m = event.member;
   if (m.name == node_name) return;
+  // Another node joined this one: in a cluster, whether or not our own
+  // seeds have answered (Mesh::readiness).
+  if (event.kind == swim::EventKind::Joined || event.kind == swim::EventKind::Recovered) joined.store(true);
   const auto tags = swim::decode_serf_tags(m.meta);
   const bool is_mesh = tags && tags->contains(kMeshTag) && tags->contains(kZmqPortTag);
   switch (event.kind) {

@@ -3,9 +3,17 @@
 // that runs a Mesh with its admin endpoint on (mesh/admin_endpoint.hpp
 // does the wiring in one line):
 //
+//   GET  /livez        {"status":"alive"}: the process answers (liveness)
+//   GET  /readyz       {"status":"ready"} when the node can take work
+//                      (Mesh::readiness: started, joined or alone on
+//                      purpose, not leaving); else 503 with "status"
+//                      ("starting", "joining", "leaving", "stopped") and
+//                      "reason". From set_leaving() on: 503 "leaving"
 //   GET  /healthz      {"status":"ok"} while the Mesh runs; 503 with
 //                      {"status":"leaving"} once set_leaving() was called,
 //                      {"status":"stopped"} before start() and after stop()
+//                      (kept for existing probes: /livez and /readyz say
+//                      more)
 //   GET  /v1/members   the SWIM members this node knows: [member_json, ...]
 //   GET  /v1/self      this node as a member, its health score and counters
 //                      (self_json); both answer 503 while there is no
@@ -44,8 +52,8 @@
 // Authentication (the node's admin_token, admin_read_auth; see
 // docs/mesh-node.md): with a token, every POST route needs
 // "Authorization: Bearer <token>" (401 with WWW-Authenticate: Bearer
-// otherwise), and with admin_read_auth every GET route too; /healthz is
-// always open, for probes. Without a token, POST routes answer 403 unless
+// otherwise), and with admin_read_auth every GET route too; /healthz,
+// /livez and /readyz are always open, for probes. Without a token, POST routes answer 403 unless
 // the server listens on loopback only, where anything goes as before (a
 // developer's machine). Refusals are counted in
 // mesh_admin_unauthorized_total. The token is compared in constant time;
@@ -85,15 +93,16 @@ class MeshAdmin {
 
   // What GET /v1/agents answers (a JSON array).
   HttpResponse agents() const;
-  // What GET /healthz answers.
+  // What GET /healthz and GET /readyz answer.
   HttpResponse health() const;
+  HttpResponse readiness() const;
 
   // Answers POST /v1/send (request=false) or /v1/request for `body`.
   // Never blocks: a notify is queued, a request answers `respond` from the
   // transport when its response, error or timeout comes.
   void submit(const std::string& body, const AdminServer::Respond& respond, bool request);
 
-  // From now on /healthz answers 503 {"status":"leaving"}: call it when
+  // From now on /healthz and /readyz answer 503 "leaving": call it when
   // the node is about to leave, so that load balancers stop sending to it
   // before it is gone. Any thread.
   void set_leaving();

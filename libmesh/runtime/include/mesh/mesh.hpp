@@ -119,6 +119,18 @@ class Mesh {
   void request_stop();
   bool running() const;
 
+  // Whether the node can take work (the admin API's /readyz): started,
+  // its transport bound, in a cluster, and not stopping. In a cluster
+  // means a seed answered (the start-up join or join()), another node
+  // joined this one, or no seeds were configured (alone on purpose); with
+  // P2P off, started is enough. Any thread.
+  struct Readiness {
+    bool ready = false;
+    std::string status;  // "ready", "starting", "joining", "leaving", "stopped"
+    std::string reason;  // why not, in a line; empty when ready
+  };
+  Readiness readiness() const;
+
   // ---- inspection ---------------------------------------------------------
   const NodeConfig& config() const;
   const std::string& node_name() const;
