@@ -19,7 +19,7 @@ packages=(
   libgtest-dev libgmock-dev
   prometheus-cpp-dev ccache
   libcaf-dev
-  serf iproute2 nftables procps
+  serf iproute2 nftables procps systemd
   clang libclang-rt-14-dev
 )
 

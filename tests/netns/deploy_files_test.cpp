@@ -9,10 +9,14 @@
 // the binaries need; the systemd unit and its EnvironmentFile agree.
 // deploy_netns_test.cpp then runs the same environments as a cluster.
 #include <gtest/gtest.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <cstdio>
+#include <cstdlib>
 #include <filesystem>
+#include <fstream>
+#include <functional>
 #include <map>
 #include <nlohmann/json.hpp>
 #include <set>
@@ -313,6 +317,170 @@ TEST(DeploySystemd, UnitUsesEnvironmentFileRestartsAndStopsGracefully) {
   EXPECT_EQ(j.value("data_dir", ""), "/var/lib/mesh");
   EXPECT_EQ(j.value("admin_host", ""), "127.0.0.1");
   EXPECT_EQ(j.value("advertise_host", ""), env.at("JC_ADVERTISE_HOST"));
+}
+
+// systemd-analyze, wherever PATH (or the usual places) has it; empty if
+// nowhere. Its absence fails the tests that need it: CI installs the
+// Debian package systemd (tools/setup.sh), so a missing one is a broken
+// setup, not a reason to skip.
+std::string systemd_analyze() {
+  std::string dirs = "/usr/bin:/bin:/usr/sbin:/sbin";
+  if (const char* path = std::getenv("PATH")) dirs = std::string(path) + ":" + dirs;
+  std::istringstream in(dirs);
+  for (std::string dir; std::getline(in, dir, ':');) {
+    if (dir.empty()) continue;
+    const std::string candidate = dir + "/systemd-analyze";
+    if (::access(candidate.c_str(), X_OK) == 0) return candidate;
+  }
+  return "";
+}
+
+constexpr const char* kNoSystemdAnalyze =
+    "systemd-analyze not found: install the Debian package systemd (tools/setup.sh lists it)";
+
+// The unit's values of `key`, in file order (one per line that sets it).
+std::vector<std::string> unit_values(const std::string& unit, const std::string& key) {
+  std::vector<std::string> out;
+  std::istringstream in(unit);
+  for (std::string line; std::getline(in, line);) {
+    if (line.rfind(key + "=", 0) == 0) out.push_back(line.substr(key.size() + 1));
+  }
+  return out;
+}
+
+// The overall exposure systemd-analyze gives the unit, 0.0 (sealed) to
+// 10.0 (wide open); it must stay at 3.0 or below, which systemd calls
+// "OK". The score is computed from the unit file alone (--offline), so no
+// systemd needs to run here.
+TEST(DeploySystemd, SecurityExposureIsAtMostThree) {
+  const std::string analyze = systemd_analyze();
+  ASSERT_FALSE(analyze.empty()) << kNoSystemdAnalyze;
+  const std::string unit = deploy_path("systemd/mesh-node.service");
+  const auto r = run_to_exit({analyze, "security", "--offline=true", "--no-pager", unit}, {}, std::chrono::seconds(60));
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  const std::string marker = "Overall exposure level for mesh-node.service: ";
+  const auto at = r.out.find(marker);
+  ASSERT_NE(at, std::string::npos) << r.out << r.err;
+  const double score = std::strtod(r.out.c_str() + at + marker.size(), nullptr);
+  EXPECT_LE(score, 3.0) << r.out;
+  EXPECT_GT(score, 0.0) << r.out;  // a parse that read nothing would give 0
+}
+
+// `systemd-analyze verify` against a scratch root holding the unit, the
+// programs it names (empty stand-ins) and this system's own units (the
+// targets it is ordered after): no warning, no error.
+TEST(DeploySystemd, VerifyFindsNothingToSay) {
+  const std::string analyze = systemd_analyze();
+  ASSERT_FALSE(analyze.empty()) << kNoSystemdAnalyze;
+  const std::string text = read_text(deploy_path("systemd/mesh-node.service"));
+  TempDir root;
+  namespace fs = std::filesystem;
+  const fs::path units = "/usr/lib/systemd/system";
+  ASSERT_TRUE(fs::is_directory(units)) << units << " is missing: the Debian package systemd installs it";
+  fs::create_directories(root.path() + "/usr/lib/systemd");
+  fs::copy(units, root.path() + "/usr/lib/systemd/system", fs::copy_options::recursive | fs::copy_options::copy_symlinks);
+  fs::create_directories(root.path() + "/etc/systemd/system");
+  fs::copy_file(deploy_path("systemd/mesh-node.service"), root.path() + "/etc/systemd/system/mesh-node.service");
+  for (const std::string key : {"ExecStartPre", "ExecStart", "ExecReload", "ExecStop", "ExecStopPost"}) {
+    for (const auto& cmd : unit_values(text, key)) {
+      const std::string program = cmd.substr(0, cmd.find(' '));
+      ASSERT_EQ(program.rfind('/', 0), 0U) << key << "=" << cmd;
+      const fs::path stand_in = root.path() + program;
+      fs::create_directories(stand_in.parent_path());
+      std::ofstream(stand_in) << "#!/bin/sh\n";
+      fs::permissions(stand_in, fs::perms::owner_all | fs::perms::group_read | fs::perms::group_exec |
+                                    fs::perms::others_read | fs::perms::others_exec);
+    }
+  }
+  const auto r = run_to_exit({analyze, "verify", "--no-pager", "--root=" + root.path(), "mesh-node.service"}, {},
+                             std::chrono::seconds(60));
+  EXPECT_EQ(r.exit_code, 0) << r.out << r.err;
+  EXPECT_EQ(r.out + r.err, "");
+}
+
+// The sandbox still lets the node do its work. Its system call filter
+// (the unit's SystemCallFilter= lines applied in order, groups expanded by
+// `systemd-analyze syscall-filter`) admits every call the node was seen
+// to make (strace -f of two mesh-nodes with a gossip key and a data
+// directory joining, gossiping over UDP and TCP, answering meshctl,
+// leaving; and of --check-config), including the two that the filter
+// gives back from @resources; and the socket families it needs are there.
+TEST(DeploySystemd, SandboxAdmitsWhatTheNodeDoes) {
+  const std::string analyze = systemd_analyze();
+  ASSERT_FALSE(analyze.empty()) << kNoSystemdAnalyze;
+  const auto listing = run_to_exit({analyze, "syscall-filter", "--no-pager"}, {}, std::chrono::seconds(60));
+  ASSERT_EQ(listing.exit_code, 0) << listing.err;
+  std::map<std::string, std::vector<std::string>> groups;  // @group -> members (calls and @groups)
+  {
+    std::istringstream in(listing.out);
+    std::string current;
+    for (std::string line; std::getline(in, line);) {
+      const auto b = line.find_first_not_of(' ');
+      if (b == std::string::npos || line[b] == '#') continue;
+      const std::string word = line.substr(b, line.find_first_of(" \t", b) - b);
+      if (b == 0) {
+        current = word;
+      } else if (!current.empty()) {
+        groups[current].push_back(word);
+      }
+    }
+  }
+  ASSERT_EQ(groups.count("@system-service"), 1U) << listing.out;
+  std::function<std::set<std::string>(const std::string&)> expand = [&](const std::string& name) {
+    if (name.empty() || name[0] != '@') return std::set<std::string>{name};
+    std::set<std::string> out;
+    for (const auto& m : groups[name]) out.merge(expand(m));
+    return out;
+  };
+
+  const std::string unit = read_text(deploy_path("systemd/mesh-node.service"));
+  const auto filters = unit_values(unit, "SystemCallFilter");
+  ASSERT_FALSE(filters.empty());
+  ASSERT_NE(filters.front().front(), '~') << "the first SystemCallFilter= line must be an allow list";
+  std::set<std::string> allowed;
+  for (const auto& f : filters) {
+    const bool deny = f.front() == '~';
+    std::istringstream words(deny ? f.substr(1) : f);
+    for (std::string w; words >> w;) {
+      for (const auto& call : expand(w)) {
+        if (deny) {
+          allowed.erase(call);
+        } else {
+          allowed.insert(call);
+        }
+      }
+    }
+  }
+  const std::vector<std::string> used = {
+      "accept",        "accept4",        "access",         "arch_prctl",       "bind",        "brk",
+      "clone3",        "close",          "connect",        "epoll_create1",    "epoll_ctl",   "epoll_wait",
+      "eventfd2",      "execve",         "exit",           "exit_group",       "fcntl",       "fsync",
+      "futex",         "getpeername",    "getpid",         "getrandom",        "getsockname", "getsockopt",
+      "gettid",        "ioctl",          "listen",         "lseek",            "madvise",     "mlock",
+      "mmap",          "mprotect",       "munlock",        "munmap",           "newfstatat",  "openat",
+      "poll",          "prctl",          "pread64",        "prlimit64",        "read",        "recvfrom",
+      "recvmsg",       "rename",         "rseq",           "rt_sigaction",     "rt_sigprocmask",
+      "rt_sigtimedwait", "sched_getaffinity", "sched_getparam", "sched_getscheduler", "sched_setscheduler",
+      "sendmsg",       "sendto",         "set_robust_list", "set_tid_address", "setpriority", "setsockopt",
+      "shutdown",      "socket",         "timerfd_create", "timerfd_settime",  "uname",       "write"};
+  for (const auto& call : used) EXPECT_EQ(allowed.count(call), 1U) << call << " is refused by the unit's filter";
+  // Refused on purpose: changing limits and affinity, privileged calls.
+  for (const std::string call : {"setrlimit", "sched_setaffinity", "setuid", "chroot", "mount", "reboot"}) {
+    EXPECT_EQ(allowed.count(call), 0U) << call << " is admitted";
+  }
+
+  const auto families = unit_values(unit, "RestrictAddressFamilies");
+  ASSERT_EQ(families.size(), 1U);
+  std::set<std::string> fam;
+  std::istringstream words(families.front());
+  for (std::string w; words >> w;) fam.insert(w);
+  EXPECT_EQ(fam, (std::set<std::string>{"AF_INET", "AF_INET6", "AF_UNIX", "AF_NETLINK"}));
+  // Gossip reaches every other node: no network namespace, no IP filter.
+  EXPECT_TRUE(unit_values(unit, "PrivateNetwork").empty());
+  EXPECT_TRUE(unit_values(unit, "IPAddressDeny").empty());
+  EXPECT_TRUE(unit_values(unit, "IPAddressAllow").empty());
+  // A refused call fails with an error the program can handle.
+  EXPECT_EQ(unit_values(unit, "SystemCallErrorNumber"), (std::vector<std::string>{"EPERM"}));
 }
 
 }  // namespace
