@@ -91,6 +91,26 @@ std::vector<NodeSpec> compose_nodes(const YAML::Node& compose, const Env& secret
     n.name = kv.first.as<std::string>();
     const YAML::Node s = kv.second;
     n.command = string_list(s["command"], n.name + ".command");
+    if (s["healthcheck"]) fail(n.name + ".healthcheck: not understood (the image's HEALTHCHECK is what runs)");
+    if (const YAML::Node deps = s["depends_on"]) {
+      if (deps.IsSequence()) {
+        for (const auto& d : string_list(deps, n.name + ".depends_on")) n.depends_on[d] = "service_started";
+      } else if (deps.IsMap()) {
+        for (const auto& d : deps) {
+          const std::string dep = d.first.as<std::string>();
+          n.depends_on[dep] = d.second["condition"] ? scalar(d.second["condition"], n.name + ".depends_on." + dep)
+                                                    : "service_started";
+        }
+      } else {
+        fail(n.name + ".depends_on: expected a list or a map");
+      }
+      for (const auto& [dep, condition] : n.depends_on) {
+        if (!services[dep]) fail(n.name + ".depends_on: no service " + dep);
+        if (condition != "service_started" && condition != "service_healthy") {
+          fail(n.name + ".depends_on." + dep + ": condition " + condition + " is not understood");
+        }
+      }
+    }
     const YAML::Node env = s["environment"];
     if (env && !env.IsMap()) fail(n.name + ".environment: use the map form");
     if (env) {
@@ -315,6 +335,29 @@ std::vector<Instruction> dockerfile_instructions(const std::string& text) {
     out.push_back(std::move(ins));
   }
   return out;
+}
+
+std::vector<std::string> healthcheck_command(const std::vector<Instruction>& instructions) {
+  std::string args;
+  for (const auto& i : instructions) {
+    if (i.keyword == "HEALTHCHECK") args = i.args;  // the last one counts
+  }
+  if (args.empty()) fail("Dockerfile: no HEALTHCHECK");
+  // Options (--interval=... and the like) come before CMD.
+  std::istringstream words(args);
+  std::string w;
+  while (words >> w) {
+    if (w == "NONE") fail("Dockerfile: HEALTHCHECK NONE");
+    if (w == "CMD") break;
+    if (w.rfind("--", 0) != 0) fail("Dockerfile: HEALTHCHECK: expected an option or CMD, got " + w);
+  }
+  if (w != "CMD") fail("Dockerfile: HEALTHCHECK without CMD");
+  const auto after = words.tellg();
+  const std::string command = after < 0 ? "" : trim(args.substr(static_cast<std::size_t>(after)));
+  if (command.empty()) fail("Dockerfile: HEALTHCHECK CMD without a command");
+  if (command.front() != '[') return {"/bin/sh", "-c", command};
+  const YAML::Node list = YAML::Load(command);  // a JSON list is YAML too
+  return string_list(list, "HEALTHCHECK CMD");
 }
 
 Env environment_file(const std::string& text) {

@@ -4,8 +4,10 @@
 // that the tests run what the files say instead of a copy made by hand.
 //
 // Only what deploy/ uses is implemented, and anything else is an error
-// rather than silently skipped: a compose `environment` map and `secrets`
-// list (files the test supplies, at /run/secrets/<name>); a Kubernetes
+// rather than silently skipped: a compose `environment` map, `secrets`
+// list (files the test supplies, at /run/secrets/<name>) and `depends_on`
+// (list or map with conditions; a service's own `healthcheck` is refused,
+// the image's is the one the tests run); a Kubernetes
 // container's `env` with `value` (with $(VAR) expansion of earlier
 // variables, as the kubelet does), `valueFrom.fieldRef` (metadata.name,
 // metadata.namespace, status.podIP), `valueFrom.secretKeyRef` (from the
@@ -34,6 +36,9 @@ struct NodeSpec {
   std::string name;                  // compose service or pod name
   std::vector<std::string> command;  // program name first ("mesh-node", "mesh-agents")
   Env env;
+  // compose depends_on: service -> condition ("service_started",
+  // "service_healthy"); empty for pods.
+  std::map<std::string, std::string> depends_on;
 };
 
 // Every service of a compose file, in file order. The compose secrets a
@@ -82,6 +87,11 @@ struct Instruction {
   std::string args;
 };
 std::vector<Instruction> dockerfile_instructions(const std::string& text);
+
+// The command of a Dockerfile's HEALTHCHECK as argv: the exec form's JSON
+// list as it is, the shell form as /bin/sh -c "<command>". Throws if there
+// is no HEALTHCHECK, or it is NONE.
+std::vector<std::string> healthcheck_command(const std::vector<Instruction>& instructions);
 
 // KEY=value lines of an EnvironmentFile (comments and blank lines skipped).
 Env environment_file(const std::string& text);

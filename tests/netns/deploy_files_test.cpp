@@ -3,10 +3,15 @@
 // variables the node reads (`mesh-node --check-config` with each
 // service's and pod's environment, which rejects unknown names), and say
 // what docs/operations.md promises (headless Service, probes on the admin
-// endpoint, the advertised address from the pod IP, a grace period longer
-// than the leave, resource requests); the Dockerfile builds on Debian 12,
-// runs as a non-root user, has a HEALTHCHECK and installs every library
-// the binaries need; the systemd unit and its EnvironmentFile agree.
+// endpoint's /livez and /readyz, pods spread over machines and zones, a
+// NetworkPolicy that keeps the admin port in the namespace, Prometheus
+// annotations, the advertised address from the pod IP, a grace period
+// longer than the leave, resource requests); the Dockerfile builds on
+// Debian 12, runs as a non-root user, carries OCI labels, checks health
+// with `meshctl health` and installs every library the binaries need; the
+// systemd unit and its EnvironmentFile agree, and systemd-analyze rates
+// the unit's sandbox OK (exposure 3.0 or less) without refusing a system
+// call the node makes.
 // deploy_netns_test.cpp then runs the same environments as a cluster.
 #include <gtest/gtest.h>
 #include <unistd.h>
@@ -103,6 +108,21 @@ TEST(DeployCompose, ServicesFormAClusterThroughSeeds) {
   EXPECT_EQ(names.size(), 3U);
   EXPECT_EQ(data_dirs.size(), 3U);
   EXPECT_EQ(agent_hosts, 1);
+  // The health check passes once a node has joined: a seed waiting for
+  // another seed's health would wait forever. The agent host waits for both.
+  std::set<std::string> seeds;
+  for (const auto& n : nodes) {
+    std::istringstream in(n.env.at("JC_SEED_NODES"));
+    for (std::string s; std::getline(in, s, ',');) seeds.insert(s.substr(0, s.find(':')));
+  }
+  for (const auto& n : nodes) {
+    for (const auto& [dep, condition] : n.depends_on) {
+      EXPECT_FALSE(seeds.count(n.name) != 0 && condition == "service_healthy") << n.name << " waits for " << dep;
+    }
+    if (n.command[0] == "mesh-agents") {
+      for (const auto& s : seeds) EXPECT_EQ(n.depends_on.count(s) ? n.depends_on.at(s) : "", "service_healthy") << s;
+    }
+  }
   EXPECT_THROW(compose_nodes(compose, {}, files.path()), std::runtime_error);  // the secret is required
 }
 
@@ -173,6 +193,10 @@ TEST_F(DeployKubernetes, PodEnvironmentIsValidAndAdvertisesThePodIp) {
     // Probes point at the admin endpoint's port.
     EXPECT_EQ(http_probe(sts_, "readinessProbe").port, j.value("admin_port", 0));
     EXPECT_EQ(http_probe(sts_, "livenessProbe").port, j.value("admin_port", 0));
+    EXPECT_EQ(http_probe(sts_, "startupProbe").port, j.value("admin_port", 0));
+    // Prometheus scrapes the same port.
+    EXPECT_EQ(sts_["spec"]["template"]["metadata"]["annotations"]["prometheus.io/port"].as<std::string>(),
+              std::to_string(j.value("admin_port", 0)));
   }
 
   // With the Secret, gossip is encrypted.
@@ -190,8 +214,14 @@ TEST_F(DeployKubernetes, PodEnvironmentIsValidAndAdvertisesThePodIp) {
 }
 
 TEST_F(DeployKubernetes, ProbesGraceAndResources) {
-  EXPECT_EQ(http_probe(sts_, "readinessProbe").path, "/healthz");
-  EXPECT_EQ(http_probe(sts_, "livenessProbe").path, "/healthz");
+  // Ready once joined; alive while the endpoint answers (a node waiting for
+  // its seeds is not restarted for it).
+  EXPECT_EQ(http_probe(sts_, "readinessProbe").path, "/readyz");
+  EXPECT_EQ(http_probe(sts_, "livenessProbe").path, "/livez");
+  EXPECT_EQ(http_probe(sts_, "startupProbe").path, "/livez");
+  // mesh-0 is ready only once its other seed, mesh-1, answers: OrderedReady
+  // would never create mesh-1.
+  EXPECT_EQ(sts_["spec"]["podManagementPolicy"].as<std::string>(), "Parallel");
   const YAML::Node spec = sts_["spec"]["template"]["spec"];
   // Longer than the leave (mesh-node's 5 s leave timeout plus up to 1 s for the intent).
   EXPECT_GE(spec["terminationGracePeriodSeconds"].as<int>(), 10);
@@ -200,6 +230,74 @@ TEST_F(DeployKubernetes, ProbesGraceAndResources) {
   EXPECT_TRUE(res["requests"]["cpu"].IsScalar());
   EXPECT_TRUE(res["requests"]["memory"].IsScalar());
   EXPECT_TRUE(res["limits"]["memory"].IsScalar());
+}
+
+// The pod template's labels, which every selector below must match.
+bool selects_pods(const YAML::Node& selector, const YAML::Node& statefulset) {
+  const YAML::Node labels = statefulset["spec"]["template"]["metadata"]["labels"];
+  if (!selector || !selector["matchLabels"] || selector["matchLabels"].size() == 0) return false;
+  for (const auto& kv : selector["matchLabels"]) {
+    const YAML::Node have = labels[kv.first.as<std::string>()];
+    if (!have || have.as<std::string>() != kv.second.as<std::string>()) return false;
+  }
+  return true;
+}
+
+TEST_F(DeployKubernetes, PodsSpreadAcrossMachinesAndZones) {
+  const YAML::Node spec = sts_["spec"]["template"]["spec"];
+  // Preferred, so that a cluster with fewer machines than pods still runs them all.
+  const YAML::Node anti = spec["affinity"]["podAntiAffinity"]["preferredDuringSchedulingIgnoredDuringExecution"];
+  ASSERT_TRUE(anti && anti.IsSequence() && anti.size() >= 1);
+  EXPECT_FALSE(spec["affinity"]["podAntiAffinity"]["requiredDuringSchedulingIgnoredDuringExecution"]);
+  EXPECT_EQ(anti[0]["podAffinityTerm"]["topologyKey"].as<std::string>(), "kubernetes.io/hostname");
+  EXPECT_TRUE(selects_pods(anti[0]["podAffinityTerm"]["labelSelector"], sts_));
+  const YAML::Node spread = spec["topologySpreadConstraints"];
+  ASSERT_TRUE(spread && spread.IsSequence() && spread.size() >= 1);
+  for (const auto& c : spread) {
+    EXPECT_EQ(c["whenUnsatisfiable"].as<std::string>(), "ScheduleAnyway");
+    EXPECT_TRUE(selects_pods(c["labelSelector"], sts_));
+  }
+  // The budget covers the same pods.
+  EXPECT_TRUE(selects_pods(find_kind(docs_, "PodDisruptionBudget")["spec"]["selector"], sts_));
+}
+
+TEST_F(DeployKubernetes, PrometheusScrapesMetricsThroughAnnotations) {
+  const YAML::Node a = sts_["spec"]["template"]["metadata"]["annotations"];
+  ASSERT_TRUE(a && a.IsMap());
+  EXPECT_EQ(a["prometheus.io/scrape"].as<std::string>(), "true");
+  EXPECT_EQ(a["prometheus.io/path"].as<std::string>(), "/metrics");
+  EXPECT_EQ(http_probe(sts_, "livenessProbe").port, a["prometheus.io/port"].as<int>());
+}
+
+// Gossip and ZeroMQ only between mesh pods; the admin port only from pods
+// of the same namespace (a bare podSelector, no namespaceSelector, no
+// ipBlock); no other port open.
+TEST_F(DeployKubernetes, NetworkPolicyKeepsTheAdminPortInTheNamespace) {
+  const YAML::Node np = find_kind(docs_, "NetworkPolicy");
+  EXPECT_TRUE(selects_pods(np["spec"]["podSelector"], sts_));
+  ASSERT_TRUE(np["spec"]["policyTypes"].IsSequence());
+  EXPECT_EQ(np["spec"]["policyTypes"][0].as<std::string>(), "Ingress");
+  std::map<std::string, std::string> open;  // "port/protocol" -> "mesh" | "namespace"
+  for (const auto& rule : np["spec"]["ingress"]) {
+    ASSERT_TRUE(rule["from"] && rule["from"].IsSequence() && rule["from"].size() > 0) << "a rule open to everyone";
+    std::string who;
+    for (const auto& peer : rule["from"]) {
+      EXPECT_FALSE(peer["namespaceSelector"]) << "admits other namespaces";
+      EXPECT_FALSE(peer["ipBlock"]) << "admits addresses";
+      ASSERT_TRUE(peer["podSelector"]);
+      const std::string w = selects_pods(peer["podSelector"], sts_) ? "mesh" : "namespace";
+      if (w == "namespace") {
+        EXPECT_EQ(peer["podSelector"].size(), 0U) << "expected the bare podSelector {}";
+      }
+      if (who.empty() || w == "namespace") who = w;
+    }
+    ASSERT_TRUE(rule["ports"] && rule["ports"].IsSequence()) << "a rule open on every port";
+    for (const auto& p : rule["ports"]) {
+      open[p["port"].as<std::string>() + "/" + p["protocol"].as<std::string>()] = who;
+    }
+  }
+  EXPECT_EQ(open, (std::map<std::string, std::string>{
+                      {"7946/UDP", "mesh"}, {"7946/TCP", "mesh"}, {"8946/TCP", "mesh"}, {"9946/TCP", "namespace"}}));
 }
 
 TEST(DeployDockerfile, TwoStagesOnDebian12NonRootWithHealthcheck) {
@@ -227,10 +325,72 @@ TEST(DeployDockerfile, TwoStagesOnDebian12NonRootWithHealthcheck) {
   ASSERT_FALSE(user.empty());
   EXPECT_NE(user.substr(0, user.find(':')), "root");
   EXPECT_NE(user.substr(0, user.find(':')), "0");
-  EXPECT_TRUE(contains(healthcheck, "CMD")) << healthcheck;
-  EXPECT_TRUE(contains(healthcheck, "mesh-healthcheck")) << healthcheck;
-  EXPECT_TRUE(std::filesystem::exists(deploy_path("healthcheck.sh")));
   EXPECT_FALSE(contains(install, "-dev")) << install;
+}
+
+// The health check asks the node (`meshctl health`, GET /readyz), never
+// `mesh-node --check-config`, which rejects the whole environment over one
+// unknown JC_* name. meshctl is in the image for it.
+TEST(DeployDockerfile, HealthcheckIsMeshctlHealthAndMeshctlIsInstalled) {
+  const auto ins = dockerfile_instructions(read_text(deploy_path("Dockerfile")));
+  const auto argv = healthcheck_command(ins);
+  std::string joined;
+  for (const auto& a : argv) joined += a + " ";
+  EXPECT_TRUE(contains(joined, "/usr/local/bin/meshctl health")) << joined;
+  EXPECT_FALSE(contains(joined, "--check-config")) << joined;
+  bool builds_meshctl = false;
+  bool installs_meshctl = false;
+  for (const auto& i : ins) {
+    if (i.keyword != "RUN") continue;
+    if (contains(i.args, "--target") && contains(i.args, " meshctl")) builds_meshctl = true;
+    if (contains(i.args, "/out/usr/local/bin") && contains(i.args, "/build/tools/meshctl")) installs_meshctl = true;
+  }
+  EXPECT_TRUE(builds_meshctl);
+  EXPECT_TRUE(installs_meshctl);
+  // The parser reads both forms.
+  EXPECT_EQ(healthcheck_command(dockerfile_instructions("HEALTHCHECK --interval=5s CMD [\"/bin/true\", \"x\"]\n")),
+            (std::vector<std::string>{"/bin/true", "x"}));
+  EXPECT_THROW(healthcheck_command(dockerfile_instructions("HEALTHCHECK NONE\n")), std::runtime_error);
+}
+
+// What a registry shows: title, description, licence (the LICENSE file's),
+// version (by default the project's), revision and source (build
+// arguments).
+TEST(DeployDockerfile, ImageCarriesOciLabels) {
+  std::map<std::string, std::string> labels;
+  std::map<std::string, std::string> args;  // ARG name -> default
+  for (const auto& i : dockerfile_instructions(read_text(deploy_path("Dockerfile")))) {
+    if (i.keyword == "ARG") {
+      const auto eq = i.args.find('=');
+      args[i.args.substr(0, eq)] = eq == std::string::npos ? "" : i.args.substr(eq + 1);
+    }
+    if (i.keyword != "LABEL") continue;
+    // key="value" pairs, the values quoted.
+    std::size_t pos = 0;
+    while (pos < i.args.size()) {
+      const auto eq = i.args.find("=\"", pos);
+      if (eq == std::string::npos) break;
+      const auto end = i.args.find('"', eq + 2);
+      ASSERT_NE(end, std::string::npos) << i.args;
+      std::string key = i.args.substr(pos, eq - pos);
+      key.erase(0, key.find_first_not_of(' '));
+      labels[key] = i.args.substr(eq + 2, end - eq - 2);
+      pos = end + 1;
+    }
+  }
+  const std::string oci = "org.opencontainers.image.";
+  EXPECT_EQ(labels[oci + "title"], "mesh");
+  EXPECT_FALSE(labels[oci + "description"].empty());
+  EXPECT_EQ(labels[oci + "licenses"], "Apache-2.0");
+  EXPECT_TRUE(contains(read_text(std::string(MESH_SOURCE_DIR) + "/LICENSE"), "Apache License\n"));
+  // ARG defaults are substituted: the version is the project's.
+  const std::string cmake = read_text(std::string(MESH_SOURCE_DIR) + "/CMakeLists.txt");
+  EXPECT_TRUE(contains(cmake, "project(mesh VERSION " + labels[oci + "version"] + " ")) << labels[oci + "version"];
+  EXPECT_EQ(args.count("VERSION"), 1U);
+  EXPECT_EQ(args.count("REVISION"), 1U);
+  EXPECT_EQ(args.count("SOURCE"), 1U);
+  EXPECT_EQ(labels.count(oci + "revision"), 1U);
+  EXPECT_EQ(labels.count(oci + "source"), 1U);
 }
 
 // The runtime stage's `apt-get install` line.

@@ -12,13 +12,18 @@
 // a host's namespace) and never through logs. A mesh-node shows its member
 // list (/v1/members); an agent host its directory (/v1/agents: the agents
 // of every live node, and their node's health):
-//  - compose: the image's HEALTHCHECK (deploy/healthcheck.sh) passes on
-//    every node; the mesh-nodes list all three alive and the agent host
-//    lists its agents, which answer; the agent host's node killed with
-//    SIGKILL is listed dead by both mesh-nodes;
-//  - StatefulSet: pods started in order, each ready (its readinessProbe,
-//    an HTTP GET on the pod IP, answers 200) before the next, its
-//    livenessProbe answering too; gossip encrypted with the Secret's key;
+//  - compose: services started in file order, one whose depends_on asks
+//    for another's health after the image's HEALTHCHECK (`meshctl
+//    health`) passes there; the HEALTHCHECK then passes on every node; the
+//    mesh-nodes list all three alive and the agent host lists its agents,
+//    which answer; the agent host's node killed with SIGKILL is listed
+//    dead by both mesh-nodes;
+//  - StatefulSet: pods started as its podManagementPolicy says (Parallel:
+//    all at once, the first one found alive but not ready while alone;
+//    OrderedReady: each ready before the next), each passing its
+//    startupProbe, then its readinessProbe (HTTP GETs on the pod IP
+//    answering 200), its livenessProbe answering too; gossip encrypted
+//    with the Secret's key;
 //    every pod lists a scout and an analyst on every pod, and a request
 //    crosses hosts both ways; a pod killed with SIGKILL drops out of the
 //    others' directories, and started again (on its claimed volume) comes
@@ -211,13 +216,16 @@ class Deployment {
 
   // Runs a shell command in host i with node i's environment (plus PATH
   // with the built binaries first); its exit code.
-  int shell(int i, const std::string& script) const {
+  int shell(int i, const std::string& script) const { return run(i, {"/bin/bash", "-c", script}); }
+
+  // Runs argv in host i as shell() does; its exit code.
+  int run(int i, const std::vector<std::string>& argv) const {
     Env env = node(i).env;
     const std::string bin_dirs = std::filesystem::path(MESH_NODE_BIN).parent_path().string() + ":" +
                                  std::filesystem::path(MESHCTL_BIN).parent_path().string();
     const char* path = std::getenv("PATH");
     env["PATH"] = bin_dirs + ":" + (path != nullptr ? path : "/usr/bin:/bin");
-    return run_to_exit(in_ns(i, {"/bin/bash", "-c", script}), env, 30s).exit_code;
+    return run_to_exit(in_ns(i, argv), env, 30s).exit_code;
   }
 
   void wait_for(const std::string& what, std::chrono::milliseconds timeout, const std::function<bool()>& pred) {
@@ -309,11 +317,32 @@ TEST_F(DeployNetns, ComposeClusterFormsServesAgentsAndSeesAKilledNode) {
     if (d.node(i).command.at(0) == "mesh-agents") agent_host = i;
   }
   ASSERT_GE(agent_host, 0);
-  // In file order (depends_on follows it); each healthy before the next.
-  const std::string healthcheck = deploy_path("healthcheck.sh");
+  // The image's HEALTHCHECK, with the image's programs replaced by the
+  // built ones.
+  std::vector<std::string> healthcheck = healthcheck_command(dockerfile_instructions(read_text(deploy_path("Dockerfile"))));
+  for (auto& arg : healthcheck) {
+    for (const auto& [installed, built] : std::vector<std::pair<std::string, std::string>>{
+             {"/usr/local/bin/meshctl", MESHCTL_BIN}, {"/usr/local/bin/mesh-node", MESH_NODE_BIN}}) {
+      for (auto at = arg.find(installed); at != std::string::npos; at = arg.find(installed, at + built.size())) {
+        arg.replace(at, installed.size(), built);
+      }
+    }
+  }
+  auto healthy = [&](int i) { return d.run(i, healthcheck) == 0; };
+  // In file order, as compose starts them; a service that depends on
+  // another's health waits for it.
   for (int i = 0; i < d.size(); ++i) {
+    for (const auto& [dep, condition] : d.node(i).depends_on) {
+      if (condition != "service_healthy") continue;
+      const int j = names.at(dep);
+      ASSERT_LT(j, i) << d.node(i).name << " waits for " << dep << ", which starts later";
+      d.wait_for(dep + "'s HEALTHCHECK to pass, before " + d.node(i).name + " starts", kStart,
+                 [&] { return healthy(j); });
+    }
     d.start(i);
-    d.wait_for(d.node(i).name + "'s HEALTHCHECK to pass", kStart, [&] { return d.shell(i, healthcheck) == 0; });
+  }
+  for (int i = 0; i < d.size(); ++i) {
+    d.wait_for(d.node(i).name + "'s HEALTHCHECK to pass", kStart, [&] { return healthy(i); });
   }
   d.wait_for("every node to see every node alive", kConverge, [&] { return d.cluster_formed(); });
 
@@ -343,8 +372,11 @@ TEST_F(DeployNetns, StatefulSetPodsFormAClusterTheirAgentsTalkAndFailuresAreSeen
   const int replicas = sts["spec"]["replicas"].as<int>();
   ASSERT_GE(replicas, 3);
   const int grace = sts["spec"]["template"]["spec"]["terminationGracePeriodSeconds"].as<int>();
+  const HttpProbe startup = http_probe(sts, "startupProbe");
   const HttpProbe readiness = http_probe(sts, "readinessProbe");
   const HttpProbe liveness = http_probe(sts, "livenessProbe");
+  const YAML::Node policy = sts["spec"]["podManagementPolicy"];
+  const bool ordered = !policy || policy.as<std::string>() == "OrderedReady";
 
   NetnsLab lab(3);
   TempDir files;
@@ -367,12 +399,37 @@ TEST_F(DeployNetns, StatefulSetPodsFormAClusterTheirAgentsTalkAndFailuresAreSeen
                           " HTTP/1.1\\r\\nHost: kubelet\\r\\nConnection: close\\r\\n\\r\\n' >&3 && read -r -t 5 s <&3 && "
                           "[[ $s == *' 200 '* ]]") == 0;
   };
-  // OrderedReady: each pod ready before the next is created.
+  // An HTTP GET that the node answers with anything but 200.
+  auto probe_refused = [&](int i, const HttpProbe& p) {
+    return d.shell(i, "exec 3<>/dev/tcp/" + lab.ip(i) + "/" + std::to_string(p.port) + " && printf 'GET " +
+                          p.path +
+                          " HTTP/1.1\\r\\nHost: kubelet\\r\\nConnection: close\\r\\n\\r\\n' >&3 && read -r -t 5 s <&3 && "
+                          "[[ $s == 'HTTP/1.'[01]' '[0-9]* && $s != *' 200 '* ]]") == 0;
+  };
+  // Each pod's startupProbe passes, then its readinessProbe (once it has
+  // joined through a seed), and its livenessProbe answers. OrderedReady:
+  // each pod ready before the next is created; Parallel: all created at
+  // once, and a first seed waits for the other to come up before it is
+  // ready.
+  auto becomes_ready = [&](int i) {
+    d.wait_for(d.node(i).name + "'s startupProbe", kStart, [&] { return probe_ok(i, startup); });
+    d.wait_for(d.node(i).name + " ready", kStart, [&] { return probe_ok(i, readiness); });
+    EXPECT_TRUE(probe_ok(i, liveness));
+  };
   for (int i = 0; i < d.size(); ++i) {
     d.check(i);
     d.start(i);
-    d.wait_for(d.node(i).name + " ready", kStart, [&] { return probe_ok(i, readiness); });
-    EXPECT_TRUE(probe_ok(i, liveness));
+    if (ordered) becomes_ready(i);
+    if (!ordered && i == 0) {
+      // Alone, the first pod is alive but not ready: its other seed is not
+      // up yet (which is why the StatefulSet cannot be OrderedReady).
+      d.wait_for(d.node(0).name + "'s startupProbe", kStart, [&] { return probe_ok(0, startup); });
+      EXPECT_TRUE(probe_refused(0, readiness)) << d.describe();
+      EXPECT_TRUE(probe_ok(0, liveness));
+    }
+  }
+  if (!ordered) {
+    for (int i = 0; i < d.size(); ++i) becomes_ready(i);
   }
   d.wait_for("every node to see every node alive", kConverge, [&] { return d.cluster_formed(); });
 
