@@ -108,19 +108,19 @@ TEST(DeployCompose, ServicesFormAClusterThroughSeeds) {
   EXPECT_EQ(names.size(), 3U);
   EXPECT_EQ(data_dirs.size(), 3U);
   EXPECT_EQ(agent_hosts, 1);
-  // The health check passes once a node has joined: a seed waiting for
-  // another seed's health would wait forever. The agent host waits for both.
-  std::set<std::string> seeds;
-  for (const auto& n : nodes) {
-    std::istringstream in(n.env.at("JC_SEED_NODES"));
-    for (std::string s; std::getline(in, s, ',');) seeds.insert(s.substr(0, s.find(':')));
-  }
-  for (const auto& n : nodes) {
-    for (const auto& [dep, condition] : n.depends_on) {
-      EXPECT_FALSE(seeds.count(n.name) != 0 && condition == "service_healthy") << n.name << " waits for " << dep;
-    }
-    if (n.command[0] == "mesh-agents") {
-      for (const auto& s : seeds) EXPECT_EQ(n.depends_on.count(s) ? n.depends_on.at(s) : "", "service_healthy") << s;
+  // As the StatefulSet's pods: each service starts once every seed before
+  // it in the file is healthy (has joined), so that the first two seeds
+  // cannot each join only themselves.
+  for (std::size_t i = 0; i < nodes.size(); ++i) {
+    std::istringstream in(nodes[i].env.at("JC_SEED_NODES"));
+    for (std::string s; std::getline(in, s, ',');) {
+      const std::string seed = s.substr(0, s.find(':'));
+      for (std::size_t j = 0; j < i; ++j) {
+        if (nodes[j].name != seed) continue;
+        const auto it = nodes[i].depends_on.find(seed);
+        EXPECT_TRUE(it != nodes[i].depends_on.end() && it->second == "service_healthy")
+            << nodes[i].name << " does not wait for " << seed << "'s health";
+      }
     }
   }
   EXPECT_THROW(compose_nodes(compose, {}, files.path()), std::runtime_error);  // the secret is required
@@ -219,9 +219,9 @@ TEST_F(DeployKubernetes, ProbesGraceAndResources) {
   EXPECT_EQ(http_probe(sts_, "readinessProbe").path, "/readyz");
   EXPECT_EQ(http_probe(sts_, "livenessProbe").path, "/livez");
   EXPECT_EQ(http_probe(sts_, "startupProbe").path, "/livez");
-  // mesh-0 is ready only once its other seed, mesh-1, answers: OrderedReady
-  // would never create mesh-1.
-  EXPECT_EQ(sts_["spec"]["podManagementPolicy"].as<std::string>(), "Parallel");
+  // Each pod created once the one before has joined: started together, the
+  // first two seeds could each join only themselves.
+  EXPECT_EQ(sts_["spec"]["podManagementPolicy"].as<std::string>(), "OrderedReady");
   const YAML::Node spec = sts_["spec"]["template"]["spec"];
   // Longer than the leave (mesh-node's 5 s leave timeout plus up to 1 s for the intent).
   EXPECT_GE(spec["terminationGracePeriodSeconds"].as<int>(), 10);
