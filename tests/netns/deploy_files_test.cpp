@@ -393,6 +393,19 @@ TEST(DeployDockerfile, ImageCarriesOciLabels) {
   EXPECT_EQ(labels.count(oci + "source"), 1U);
 }
 
+// The files compose reads its secrets from stay out of the build context
+// (`COPY . .` would put them in a layer), as they stay out of git.
+TEST(DeployDockerfile, ComposeSecretsStayOutOfTheBuildContext) {
+  const std::string ignore = read_text(deploy_path("Dockerfile.dockerignore"));
+  const YAML::Node secrets = YAML::LoadFile(deploy_path("compose.yaml"))["secrets"];
+  ASSERT_TRUE(secrets && secrets.IsMap());
+  for (const auto& kv : secrets) {
+    std::string file = kv.second["file"].as<std::string>();
+    if (file.rfind("./", 0) == 0) file = file.substr(2);
+    EXPECT_TRUE(contains(ignore, "\ndeploy/" + file + "\n")) << "deploy/" << file << " is not in Dockerfile.dockerignore";
+  }
+}
+
 // The runtime stage's `apt-get install` line.
 std::string runtime_install() {
   std::string out;
