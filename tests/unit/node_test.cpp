@@ -276,6 +276,31 @@ TEST_F(NodeTest, DeadMessageDeclaresDeadAndFromItselfMeansLeft) {
   EXPECT_TRUE(has_event(EventKind::Joined, "b"));
 }
 
+// Serf's force-leave as each member applies it: only a dead member turns
+// left (with its event); alive, suspect, left, unknown and self stay as
+// they are. A dead message about it afterwards changes nothing.
+TEST_F(NodeTest, ForceLeftTurnsOnlyADeadMemberLeft) {
+  add_peers();
+  EXPECT_FALSE(node_.force_left(now_, "b"));  // alive
+  EXPECT_FALSE(node_.force_left(now_, "a"));  // ourself
+  EXPECT_FALSE(node_.force_left(now_, "nobody"));
+  feed(Dead{1, "b", "c"});
+  ASSERT_EQ(state_of("b"), MemberState::Dead);
+  clear();
+  EXPECT_TRUE(node_.force_left(now_, "b"));
+  drain();
+  EXPECT_EQ(state_of("b"), MemberState::Left);
+  EXPECT_TRUE(has_event(EventKind::Left, "b"));
+  clear();
+  EXPECT_FALSE(node_.force_left(now_, "b"));  // left already
+  feed(Dead{1, "b", "c"});
+  EXPECT_EQ(state_of("b"), MemberState::Left);
+  EXPECT_FALSE(has_event(EventKind::Dead, "b"));
+  // Back with a higher incarnation: a new life, alive.
+  feed(alive_msg("b", 2, 2));
+  EXPECT_EQ(state_of("b"), MemberState::Alive);
+}
+
 TEST_F(NodeTest, PingIsAnsweredAtItsSourceAddress) {
   Ping p;
   p.seq_no = 77;

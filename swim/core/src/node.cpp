@@ -121,6 +121,17 @@ void Node::queue_user_broadcast(Bytes payload, std::string name) {
   impl_->user_broadcasts.queue(name.empty() ? std::string{} : "user:" + name, user_message(payload));
 }
 
+bool Node::force_left(Time now, std::string_view name) {
+  Impl& m = *impl_;
+  NodeState* state = m.find(name);
+  if (state == nullptr || state->m.state != MemberState::Dead) return false;
+  state->m.state = MemberState::Left;
+  state->m.state_change = now;
+  m.failed_members.erase(state->m.name);
+  m.emit(EventKind::Left, state->m, now);
+  return true;
+}
+
 void Node::queue_leave_intent(Bytes payload, std::string name) {
   impl_->user_broadcasts.queue(name.empty() ? std::string{} : "user:" + name, user_message(payload),
                                kLeaveIntentNotify);

@@ -238,6 +238,7 @@ void Membership::Impl::on_timer(std::uint64_t gen) {
 }
 
 void Membership::Impl::deliver(const MemberEvent& e) {
+  apply_forced_leave(e);
   {
     const std::string addr = e.member.addr.to_string();
     const LogFields fields{{"event", "member"},

@@ -35,9 +35,11 @@
 #include <cstdint>
 #include <functional>
 #include <future>
+#include <map>
 #include <memory>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <unordered_map>
 #include <vector>
 
@@ -102,7 +104,7 @@ struct Membership::Impl : std::enable_shared_from_this<Membership::Impl> {
 
   // --- lifecycle (strand) ---------------------------------------------------
   void start(Bytes meta);
-  void join(std::vector<std::string> seeds, std::function<void()> on_first_join);
+  void join(std::vector<std::string> seeds, std::function<void()> on_first_join, JoinRetry retry);
   void begin_leave(std::chrono::milliseconds timeout, std::shared_ptr<std::promise<bool>> done);
   bool set_meta(Bytes meta);
   void close_all();
@@ -137,7 +139,8 @@ struct Membership::Impl : std::enable_shared_from_this<Membership::Impl> {
   void outbound_bytes(const std::shared_ptr<StreamConn>& c, bool eof);
   void inbound_bytes(const std::shared_ptr<StreamConn>& c, bool eof);
   void answer_inbound(const std::shared_ptr<StreamConn>& c, ByteView request);
-  void fail_outbound(const std::shared_ptr<StreamConn>& c);
+  // `why`: what went wrong, in words, for a join's failure line.
+  void fail_outbound(const std::shared_ptr<StreamConn>& c, std::string_view why = {});
   void close_conn(const std::shared_ptr<StreamConn>& c);
   // Closes the inbound stream that has been reading longest without
   // delivering a whole request; false if every inbound stream is being
@@ -153,6 +156,11 @@ struct Membership::Impl : std::enable_shared_from_this<Membership::Impl> {
   // --- Serf (Lamport times of intents; serf_intents.cpp) ---------------------
   void on_user_data(const UserData& u);
   void broadcast_join_intent();
+  Membership::ForceLeave force_leave(const std::string& name);
+  // A leave intent about another member (ours or a peer's): remembered,
+  // relayed once, and applied when the member is dead.
+  void note_forced_leave(const std::string& name, std::uint64_t ltime, bool relay);
+  void apply_forced_leave(const MemberEvent& e);
 
   // --- join (join.cpp) -------------------------------------------------------
   void join_attempt();
@@ -204,14 +212,27 @@ struct Membership::Impl : std::enable_shared_from_this<Membership::Impl> {
 
   serf::LamportClock lamport_;
   std::uint64_t self_status_ltime_ = 0;
+  // Members forced to leave (our force_leave, or a leave intent about a
+  // member we did not hold dead yet) -> the intent's Lamport time and
+  // until when to remember it; one that dies meanwhile turns left.
+  struct ForcedLeave {
+    std::uint64_t ltime = 0;
+    Time until{};
+  };
+  std::map<std::string, ForcedLeave, std::less<>> forced_leaves_;
 
   std::uint64_t join_gen_ = 0;
   std::vector<std::string> join_seeds_;
   std::function<void()> join_cb_;
   std::vector<Address> join_pending_;
+  // Why a stream to a seed failed ("connect: Connection refused"), while a
+  // join waits on it: the core only knows that it failed.
+  std::map<std::string, std::string, std::less<>> join_failures_;
   bool join_active_ = false;
   bool join_waiting_for_start_ = false;
   Duration join_backoff_{};
+  JoinRetry join_retry_;
+  std::uint32_t join_attempts_ = 0;  // of the join in progress
 
   enum class LeavePhase : std::uint8_t { None, Intent, Leaving, Done };
   LeavePhase leave_phase_ = LeavePhase::None;

@@ -1,6 +1,7 @@
 // Membership::Impl's join: resolve the seeds, hand their addresses to the
 // core, and retry with exponential backoff (up to 30 s) until one join
-// succeeds; then run the caller's on_first_join once.
+// succeeds, then run the caller's on_first_join once; or until the
+// attempts JoinRetry allows are spent, then tell its on_give_up.
 #include <boost/asio/ip/tcp.hpp>
 #include <spdlog/spdlog.h>
 
@@ -28,13 +29,16 @@ constexpr auto kJoinBackoffMax = std::chrono::seconds(30);
 
 }  // namespace
 
-void Membership::Impl::join(std::vector<std::string> seeds, std::function<void()> on_first_join) {
+void Membership::Impl::join(std::vector<std::string> seeds, std::function<void()> on_first_join, JoinRetry retry) {
   if (stopped_) return;
   ++join_gen_;
   join_seeds_ = std::move(seeds);
   join_cb_ = std::move(on_first_join);
   join_pending_.clear();
-  join_backoff_ = std::chrono::seconds(1);
+  join_failures_.clear();
+  join_backoff_ = std::min<Duration>(retry.first_wait, kJoinBackoffMax);
+  join_retry_ = std::move(retry);
+  join_attempts_ = 0;
   join_timer_.cancel();
   join_active_ = true;
   if (!node_->started()) {
@@ -47,6 +51,7 @@ void Membership::Impl::join(std::vector<std::string> seeds, std::function<void()
 void Membership::Impl::join_attempt() {
   if (stopped_ || !join_active_) return;
   ++dstats_.join_attempts;
+  ++join_attempts_;
   const std::uint64_t gen = join_gen_;
   struct Pending {
     std::size_t remaining = 0;
@@ -115,11 +120,37 @@ void Membership::Impl::on_join_result(const JoinResult& r) {
     join_succeeded();
     return;
   }
-  spdlog::debug("swim {}: join through {} failed: {}", name_, r.seed.to_string(), r.error);
-  if (join_pending_.empty()) join_attempt_failed(r.seed.to_string() + ": " + r.error);
+  // The driver's words for it when it has them ("connect: Connection
+  // refused"), the core's otherwise.
+  std::string why = r.error;
+  if (auto f = join_failures_.find(r.seed.to_string()); f != join_failures_.end()) {
+    why = f->second;
+    join_failures_.erase(f);
+  }
+  spdlog::debug("swim {}: join through {} failed: {}", name_, r.seed.to_string(), why);
+  if (join_pending_.empty()) join_attempt_failed(r.seed.to_string() + ": " + why);
 }
 
 void Membership::Impl::join_attempt_failed(const std::string& why) {
+  if (join_retry_.max_attempts > 0 && join_attempts_ >= join_retry_.max_attempts) {
+    join_active_ = false;
+    join_cb_ = nullptr;
+    const std::string last = "gave up joining after " + std::to_string(join_attempts_) +
+                             (join_attempts_ == 1 ? " attempt" : " attempts") + " (last: " + why + ")";
+    spdlog::error("swim {}: {}", name_, last);
+    auto give_up = std::move(join_retry_.on_give_up);
+    join_retry_.on_give_up = nullptr;
+    if (give_up) {
+      try {
+        give_up(last);
+      } catch (const std::exception& ex) {
+        spdlog::error("swim {}: on_give_up threw: {}", name_, ex.what());
+      } catch (...) {
+        spdlog::error("swim {}: on_give_up threw", name_);
+      }
+    }
+    return;
+  }
   const Duration delay = join_backoff_;
   join_backoff_ = std::min<Duration>(join_backoff_ * 2, kJoinBackoffMax);
   spdlog::warn("swim {}: join failed ({}); retrying in {} ms", name_, why,
@@ -135,6 +166,7 @@ void Membership::Impl::join_attempt_failed(const std::string& why) {
 void Membership::Impl::join_succeeded() {
   join_active_ = false;
   join_pending_.clear();
+  join_failures_.clear();
   spdlog::info("swim {}: joined the cluster ({} members known)", name_, node_->num_members());
   // Serf broadcasts its join intent once memberlist has joined; by now we
   // have merged the seed's state and witnessed its clocks.

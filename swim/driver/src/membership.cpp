@@ -35,11 +35,11 @@ void Membership::start(const std::map<std::string, std::string>& tags) {
   });
 }
 
-void Membership::join(std::vector<std::string> seeds, std::function<void()> on_first_join) {
-  asio::dispatch(impl_->strand_,
-                 [impl = impl_, seeds = std::move(seeds), cb = std::move(on_first_join)]() mutable {
-                   impl->join(std::move(seeds), std::move(cb));
-                 });
+void Membership::join(std::vector<std::string> seeds, std::function<void()> on_first_join, JoinRetry retry) {
+  asio::dispatch(impl_->strand_, [impl = impl_, seeds = std::move(seeds), cb = std::move(on_first_join),
+                                  retry = std::move(retry)]() mutable {
+    impl->join(std::move(seeds), std::move(cb), std::move(retry));
+  });
 }
 
 bool Membership::leave(std::chrono::milliseconds timeout) {
@@ -89,6 +89,12 @@ std::optional<std::string> Membership::change_keyring(KeyOp op, Bytes key) {
       case KeyOp::Remove: return ring.remove(key);
     }
     return std::string("unknown keyring operation");
+  });
+}
+
+Membership::ForceLeave Membership::force_leave(const std::string& name) {
+  return impl_->sync([impl = impl_, name] {
+    return impl->stopped_ || !impl->node_->started() ? ForceLeave::Unknown : impl->force_leave(name);
   });
 }
 

@@ -54,7 +54,7 @@ std::shared_ptr<StreamConn> Membership::Impl::track(ip::tcp::socket sock, bool i
     if (c->inbound) {
       self->close_conn(c);
     } else {
-      self->fail_outbound(c);
+      self->fail_outbound(c, "no answer in time");
     }
   });
   return c;
@@ -75,9 +75,10 @@ void Membership::Impl::close_conn(const std::shared_ptr<StreamConn>& c) {
   else --outbound_active_;
 }
 
-void Membership::Impl::fail_outbound(const std::shared_ptr<StreamConn>& c) {
+void Membership::Impl::fail_outbound(const std::shared_ptr<StreamConn>& c, std::string_view why) {
   if (c->done) return;
   close_conn(c);
+  if (join_active_ && !why.empty()) join_failures_.insert_or_assign(c->peer.to_string(), std::string(why));
   if (!c->expects_reply) return;
   ++dstats_.streams_failed;
   node_->on_stream_failed(now(), c->stream_id);
@@ -129,7 +130,7 @@ void Membership::Impl::read_more(const std::shared_ptr<StreamConn>& c) {
       spdlog::debug("swim {}: {} stream with {} over the stream byte budget", name_,
                     c->inbound ? "inbound" : "outbound", c->peer.to_string());
       if (c->inbound) close_conn(c);
-      else fail_outbound(c);
+      else fail_outbound(c, "its answer is over the stream byte budget");
       return;
     }
   }
@@ -157,7 +158,7 @@ void Membership::Impl::write_then(const std::shared_ptr<StreamConn>& c, bool rea
                         spdlog::debug("swim {}: stream write to {}: {}", self->name_,
                                       c->peer.to_string(), ec.message());
                         if (c->inbound) self->close_conn(c);
-                        else self->fail_outbound(c);
+                        else self->fail_outbound(c, "write: " + ec.message());
                         return;
                       }
                       if (read_after) {
@@ -199,7 +200,7 @@ void Membership::Impl::open_stream(OutStream s) {
                           if (ec) {
                             spdlog::debug("swim {}: connect to {}: {}", self->name_,
                                           c->peer.to_string(), ec.message());
-                            self->fail_outbound(c);
+                            self->fail_outbound(c, "connect: " + ec.message());
                             return;
                           }
                           self->write_then(c, c->expects_reply);
@@ -240,7 +241,7 @@ void Membership::Impl::outbound_bytes(const std::shared_ptr<StreamConn>& c, bool
     switch (open_frame(got, plain)) {
       case FrameState::NeedMore: break;
       case FrameState::Refused:  // a plaintext, oversized or undecryptable reply
-        fail_outbound(c);
+        fail_outbound(c, "its answer was not sealed with a gossip key of ours (another key, or none?)");
         return;
       case FrameState::Ready:
         close_conn(c);
@@ -260,12 +261,12 @@ void Membership::Impl::outbound_bytes(const std::shared_ptr<StreamConn>& c, bool
     }
   }
   if (eof) {
-    fail_outbound(c);
+    fail_outbound(c, "it closed the connection without a whole answer");
     return;
   }
   if (c->used > stream_limit()) {
     ++dstats_.streams_dropped_oversize;
-    fail_outbound(c);
+    fail_outbound(c, "its answer is over the stream size limit");
     return;
   }
   read_more(c);

@@ -194,6 +194,12 @@ class Node {
   // broadcast) or was replaced, so that a leave can go on as soon as its
   // intent is out instead of after a fixed wait.
   void queue_leave_intent(Bytes payload, std::string name);
+  // Serf's force-leave as each member applies it: a member this node has
+  // declared dead becomes left (a Left event): no more reconnect attempts,
+  // and it is reaped as a left member. Nothing is gossiped by the core;
+  // Serf's leave intent carries the news. False (nothing changes) when the
+  // member is unknown or not dead.
+  bool force_left(Time now, std::string_view name);
   // Sent as the user state of every push/pull.
   void set_user_state(Bytes state);
   // Returned in the payload of every ack we send.

@@ -121,6 +121,15 @@ struct MemberInfo {
   std::map<std::string, std::string> tags;  // decoded from Serf's tag meta, when it is
 };
 
+// How a join retries (Consul's retry_interval and retry_max).
+struct JoinRetry {
+  std::chrono::milliseconds first_wait{1'000};  // doubling up to 30 s
+  std::uint32_t max_attempts = 0;               // rounds over all seeds; 0: no limit
+  // Called once (on the strand) with the last failure when the attempts
+  // are spent; the join then stops.
+  std::function<void(const std::string& why)> on_give_up;
+};
+
 class Membership {
  public:
   using EventHandler = std::function<void(const MemberEvent&)>;
@@ -139,11 +148,12 @@ class Membership {
   void start(const std::map<std::string, std::string>& tags);
   // Join through seeds ("host:port", "[v6]:port", "host" for our own port,
   // an optional "name/" prefix as memberlist allows; names are resolved
-  // with the system resolver); retries with exponential backoff (1 s
-  // doubling to 30 s) until one seed answers, then stops retrying.
-  // `on_first_join` runs once (on the strand). Before start() the join
-  // waits for start(); a new call replaces a join still retrying.
-  void join(std::vector<std::string> seeds, std::function<void()> on_first_join = {});
+  // with the system resolver); retries with exponential backoff (`retry`:
+  // 1 s doubling to 30 s by default) until one seed answers, then stops
+  // retrying, or until its attempts are spent. `on_first_join` runs once
+  // (on the strand). Before start() the join waits for start(); a new call
+  // replaces a join still retrying.
+  void join(std::vector<std::string> seeds, std::function<void()> on_first_join = {}, JoinRetry retry = {});
   // Serf's graceful leave: the leave intent (a Serf user message), sent
   // until its retransmit limit is reached (a few gossip rounds at most, 1 s
   // at the very most), then memberlist's dead-from-self; waits until that
@@ -154,6 +164,19 @@ class Membership {
   // Stop everything and close the sockets (no leave: peers will find this
   // node dead). Idempotent.
   void shutdown();
+
+  // Serf's force-leave (`serf force-leave NODE`): a member this node has
+  // declared dead becomes left here at once, and Serf's leave intent about
+  // it is broadcast, so that every member does the same (Serf agents too;
+  // one of ours that still suspects it turns it left once it declares it
+  // dead, within a few minutes). No more reconnect attempts go to it.
+  enum class ForceLeave : std::uint8_t {
+    Done,
+    AlreadyLeft,
+    Unknown,    // no member of that name (or this node itself)
+    NotFailed,  // alive or suspect: it would refute; wait until it is dead
+  };
+  ForceLeave force_leave(const std::string& name);
 
   // New tags: a higher incarnation and an alive broadcast. False when the
   // encoded tags exceed 512 bytes or the node is not running.
