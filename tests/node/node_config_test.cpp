@@ -715,6 +715,10 @@ TEST(NodeConfigTest, MeshKeysPrecedence) {
        [](const NodeConfig& c) { return c.ipc_dir; }},
       {"leave_timeout", "JC_LEAVE_TIMEOUT", "--leave-timeout", "0ms", "1s", "10m",
        [&](const NodeConfig& c) { return ms(c.leave_timeout); }},
+      {"retry_join_interval", "JC_RETRY_JOIN_INTERVAL", "--retry-join-interval", "10ms", "2s", "10m",
+       [&](const NodeConfig& c) { return ms(c.retry_join_interval); }},
+      {"retry_join_max", "JC_RETRY_JOIN_MAX", "--retry-join-max", "0", "3", "1000000",
+       [](const NodeConfig& c) { return std::to_string(c.retry_join_max); }},
       {"log_format", "JC_LOG_FORMAT", "--log-format", "json", "text", "JSON",
        [](const NodeConfig& c) { return std::string(to_string(c.log_format)); }},
       {"thread_max_turns", "JC_THREAD_MAX_TURNS", "--thread-max-turns", "10", "0", "7",
@@ -732,6 +736,8 @@ TEST(NodeConfigTest, MeshKeysPrecedence) {
       {"1048576", "8388608", "1073741824"},
       {"/run/a", "/run/b", "/run/c"},
       {"0", "1000", "600000"},
+      {"10", "2000", "600000"},
+      {"0", "3", "1000000"},
       {"json", "text", "json"},
       {"10", "0", "7"},
       {"2.500000", "0.000000", "10.000000"},
@@ -815,6 +821,8 @@ TEST(NodeConfigTest, MeshKeysBadValues) {
                        "request_timeout: \"5d\" is not a duration (an integer and ms, s, m or h: 250ms, 30s, 2m)"),
             "");
   EXPECT_EQ(error_of({}, {{"JC_LEAVE_TIMEOUT", "11m"}}), "JC_LEAVE_TIMEOUT: \"11m\" is out of range (0ms to 10m)");
+  EXPECT_EQ(error_of({}, {{"JC_RETRY_JOIN_MAX", "-1"}}),
+            "JC_RETRY_JOIN_MAX: \"-1\" is not a number of attempts (0-1000000; 0: never give up)");
   EXPECT_EQ(error_of({}, {{"JC_MAX_MESSAGE_BYTES", "1KiB"}}),
             "JC_MAX_MESSAGE_BYTES: \"1KiB\" is out of range (4KiB to 256MiB)");
   EXPECT_EQ(error_of({"--max-message-bytes", "4MB"}),
@@ -850,6 +858,18 @@ TEST(NodeConfigTest, EnvironmentVariableList) {
     const std::string msg = error_of({}, {{v, "\x01garbage"}});
     EXPECT_EQ(msg.rfind(v + ": ", 0), 0u) << v << " -> " << msg;
   }
+}
+
+// An unknown JC_* variable: a warning with the likely one meant, kept for
+// the Mesh to log; the rest of the configuration loads as usual.
+TEST(NodeConfigTest, UnknownVariablesAreWarnings) {
+  const NodeConfig c = load({}, {{"JC_SEED_NODE", "10.0.0.1"}, {"JC_SWIM_PORT", "7000"}, {"JC_ZZZZZZZZ", "1"}});
+  EXPECT_EQ(c.swim_port, 7000);
+  ASSERT_EQ(c.warnings.size(), 2u);
+  EXPECT_EQ(c.warnings[0], "JC_SEED_NODE: unknown configuration variable (did you mean JC_SEED_NODES?)");
+  EXPECT_EQ(c.warnings[1], "JC_ZZZZZZZZ: unknown configuration variable (mesh-node --help lists them)");
+  EXPECT_TRUE(load({}, {{"JC_SEED_NODES", "10.0.0.1"}, {"OTHER", "x"}}).warnings.empty());
+  EXPECT_THROW(reject_unknown_variables({{"JC_SEED_NODE", "x"}}), ConfigError);
 }
 
 TEST(NodeConfigTest, DefaultAdvertiseHost) {

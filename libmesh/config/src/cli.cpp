@@ -102,6 +102,7 @@ NodeConfig load_node_config(const ConfigFlags& flags, const Environment& env) {
   apply_env(c, env);
   for (const auto& [flag, value] : flags.values) apply(c, *find_by_flag(flag), value, flag, flag);
   finish(c);
+  c.warnings = unknown_variables(env);
   return c;
 }
 
@@ -115,16 +116,22 @@ NodeConfig load_node_config(const std::vector<std::string>& args, const Environm
   return load_node_config(flags, env);
 }
 
-void reject_unknown_variables(const Environment& env) {
+std::vector<std::string> unknown_variables(const Environment& env) {
   const auto& known = config_environment_variables();
+  std::vector<std::string> out;
   for (const auto& [name, value] : env) {
     if (name.rfind("JC_", 0) != 0) continue;
     if (std::find(known.begin(), known.end(), name) != known.end()) continue;
     const auto hint = cli::closest(name, known);
-    throw ConfigError(printable_path(name) + ": unknown configuration variable" +
-                      (hint ? " (did you mean " + *hint + "?)"
-                            : std::string(" (mesh-node --help lists them)")));
+    out.push_back(printable_path(name) + ": unknown configuration variable" +
+                  (hint ? " (did you mean " + *hint + "?)" : std::string(" (mesh-node --help lists them)")));
   }
+  return out;
+}
+
+void reject_unknown_variables(const Environment& env) {
+  const auto unknown = unknown_variables(env);
+  if (!unknown.empty()) throw ConfigError(unknown.front());
 }
 
 namespace cli {

@@ -239,6 +239,8 @@ std::string to_json_string(const NodeConfig& c) {
   j["max_message_bytes"] = c.max_message_bytes;
   j["mailbox_bytes"] = c.mailbox_bytes;
   j["ipc_dir"] = or_null(c.ipc_dir.empty(), c.ipc_dir);
+  j["retry_join_interval"] = format_duration(c.retry_join_interval);
+  j["retry_join_max"] = c.retry_join_max;
   j["leave_timeout"] = format_duration(c.leave_timeout);
   j["curve_secret_key"] = or_null(c.curve_secret_key.empty(), "(set, not shown)");
   j["curve_public_key"] = or_null(c.curve_public_key.empty(), c.curve_public_key);

@@ -210,6 +210,19 @@ const std::vector<Setting>& settings() {
       {"data_dir", "JC_DATA_DIR", "--data-dir", "DIR",
        "where the node keeps its CURVE key pair and gossip keyring across restarts (default: none)",
        [](NodeConfig& c, std::string_view v) { return set_directory(c.data_dir, v); }},
+      {"retry_join_interval", "JC_RETRY_JOIN_INTERVAL", "--retry-join-interval", "DURATION",
+       "wait before the start-up join's second attempt, doubling up to 30s (default 1s)",
+       [](NodeConfig& c, std::string_view v) {
+         return set_duration(c.retry_join_interval, v, std::chrono::milliseconds(10), std::chrono::minutes(10));
+       }},
+      {"retry_join_max", "JC_RETRY_JOIN_MAX", "--retry-join-max", "N",
+       "start-up join attempts before the node gives up (default 0: never)",
+       [](NodeConfig& c, std::string_view v) -> Problem {
+         const auto n = parse_uint(trim(v));
+         if (!n || *n > 1'000'000) return quote(v) + " is not a number of attempts (0-1000000; 0: never give up)";
+         c.retry_join_max = static_cast<std::uint32_t>(*n);
+         return std::nullopt;
+       }},
       {"leave_timeout", "JC_LEAVE_TIMEOUT", "--leave-timeout", "DURATION",
        "bound of the graceful leave at stop (default 3s)",
        [](NodeConfig& c, std::string_view v) {

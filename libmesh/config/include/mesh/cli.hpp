@@ -48,10 +48,12 @@ void add_config_flags(CLI::App& app, ConfigFlags& out);
 // defaults < --config file (or JC_CONFIG) < environment < `flags`.
 NodeConfig load_node_config(const ConfigFlags& flags, const Environment& env);
 
-// With --check-config a JC_* variable the loader does not read is an error
-// ("JC_SWIM_PROT: unknown configuration variable (did you mean
-// JC_SWIM_PORT?)"): a typo would otherwise be ignored in silence. Throws
-// ConfigError.
+// A JC_* variable the loader does not read, in a line each ("JC_SWIM_PROT:
+// unknown configuration variable (did you mean JC_SWIM_PORT?)"): a typo
+// would otherwise be ignored in silence. load_node_config puts them in
+// NodeConfig::warnings; with --check-config the first is an error
+// (reject_unknown_variables throws ConfigError).
+std::vector<std::string> unknown_variables(const Environment& env);
 void reject_unknown_variables(const Environment& env);
 
 namespace cli {

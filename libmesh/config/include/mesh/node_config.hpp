@@ -61,6 +61,11 @@ struct NodeConfig {
   // Seeds to join through, normalised to "host:port" or "[v6addr]:port".
   // Empty: start alone and wait to be joined.
   std::vector<std::string> seeds;
+  // The start-up join's retries (Consul's retry_interval and retry_max):
+  // the wait before the second attempt, doubling up to 30 s, and how many
+  // attempts in all before the node gives up (0: never).
+  std::chrono::milliseconds retry_join_interval{1'000};
+  std::uint32_t retry_join_max = 0;
   // What peers are told (NAT, containers). Empty: the bind host when it is
   // concrete, else the node's first private IPv4 address (see
   // default_advertise_host). 0: the bound SWIM port.
@@ -160,6 +165,10 @@ struct NodeConfig {
 
   // The --config file that was read, if any.
   std::string config_file;
+  // What the loader noticed but did not refuse, one line each (a JC_*
+  // variable it does not know, with the likely one meant): the Mesh logs
+  // them as warnings at construction.
+  std::vector<std::string> warnings;
   // For each key that did not keep its built-in default, where its value
   // came from: "config file <path>", "JC_SWIM_PORT", "--swim-port", or
   // "derived from swim_port". Used by --check-config and error messages.
