@@ -525,6 +525,14 @@ TEST(AdminApi, MeshctlHealthAndMemberFilters) {
   r = b.meshctl({"health", "--live"});
   EXPECT_EQ(r.exit_code, 0) << r.out << r.err;
   EXPECT_NE(r.out.find(": alive"), std::string::npos) << r.out;
+  // The log says why the seed did not answer, as the kernel put it.
+  wait_for_or_fail(
+      "the join's failure in the log", 30s,
+      [&] {
+        return b.process->log_tail(50).find("join failed (127.0.0.1:" + std::to_string(later) +
+                                             ": connect: Connection refused)") != std::string::npos;
+      },
+      [&] { return b.process->log_tail(); }, 100ms);
 
   Node a(dir, MESH_NODE_BIN, "ha", {"--tags", "dc=east"}, b.seed());
   wait_for_or_fail(
@@ -593,6 +601,158 @@ TEST(AdminApi, MeshctlReadsTheAdminEndpointFromJcConfig) {
   r = run_to_exit({MESHCTL_BIN, "health"}, {{"JC_CONFIG", dir.path() + "/broken.yaml"}}, 30s);
   EXPECT_EQ(r.exit_code, 2) << r.out << r.err;
   EXPECT_NE(r.err.find("give --admin HOST:PORT"), std::string::npos) << r.err;
+}
+
+// --- cluster verbs: monitor, query, broadcast, force-leave ----------------
+
+// The state `name` has in `n`'s member list ("" when absent).
+std::string state_in(const Node& n, const std::string& name) {
+  const Json list = n.meshctl_json("members");
+  if (!list.is_array()) return "";
+  for (const auto& m : list) {
+    if (m.value("name", "") == name) return m.value("state", "");
+  }
+  return "";
+}
+
+// The events `monitor --json` printed so far, as "type node [agent_id]".
+std::vector<std::string> monitored(const Process& p) {
+  std::vector<std::string> out;
+  std::istringstream in(p.stdout_text());
+  for (std::string line; std::getline(in, line);) {
+    const Json e = Json::parse(line, nullptr, false);
+    if (!e.is_object()) continue;
+    out.push_back(e.value("type", "") + " " + e.value("node", "") +
+                  (e.contains("agent_id") ? " " + e.value("agent_id", "") : ""));
+  }
+  return out;
+}
+
+bool saw(const Process& p, const std::string& what) {
+  const auto events = monitored(p);
+  return std::find(events.begin(), events.end(), what) != events.end();
+}
+
+// Against a mesh-node (mb) in a cluster with two agent hosts (ma, mc):
+// `monitor` sees mc join, its agents added, its death and its forced
+// leave; `query` gathers the scouts' answers under each policy, by role
+// and by capability; `broadcast` reaches every agent (or a role's);
+// `force-leave` turns the killed mc left on every member, and refuses an
+// alive member and an unknown name.
+TEST(AdminApi, MeshctlMonitorQueryBroadcastAndForceLeave) {
+  TempDir dir;
+  Node a(dir, MESH_AGENTS_BIN, "ma", {"--agents", "scout,scout", "--tick", "0"});
+  Node b(dir, MESH_NODE_BIN, "mb", {}, a.seed());
+  wait_for_or_fail(
+      "mb sees ma's scouts", 30s, [&] { return b.agent_roles() == std::vector<std::string>{"scout", "scout"}; },
+      [&] { return b.process->log_tail(); }, 200ms);
+  Process monitor({MESHCTL_BIN, "--admin", "127.0.0.1:" + std::to_string(b.admin), "monitor", "--json"}, {},
+                  dir.path(), "monitor");
+  // What happened before the monitor started is not shown (as with `serf
+  // monitor`): wait until it says where it starts.
+  wait_for_or_fail(
+      "the monitor to start", 30s, [&] { return monitor.stderr_text().find("watching") != std::string::npos; },
+      [&] { return monitor.stderr_text(); }, 100ms);
+
+  auto c = std::make_unique<Node>(dir, MESH_AGENTS_BIN, "mc", std::vector<std::string>{"--agents", "scout,analyst", "--tick", "0"},
+                                  a.seed());
+  wait_for_or_fail(
+      "monitor: mc joined, its agents added", 30s,
+      [&] {
+        const auto events = monitored(monitor);
+        const auto added = std::count_if(events.begin(), events.end(),
+                                         [](const std::string& e) { return e.rfind("agent_added mc ", 0) == 0; });
+        return saw(monitor, "node_joined mc") && added == 2;
+      },
+      [&] { return monitor.stdout_text() + monitor.stderr_text(); }, 200ms);
+
+  // query: three scouts, two nodes.
+  const std::string validate = R"({"kind":"validate","item":{"number":1,"what":"x"}})";
+  RunResult r = b.meshctl({"query", "scout", validate});
+  EXPECT_EQ(r.exit_code, 0) << r.out << r.err;
+  EXPECT_NE(r.out.find("3 of 3 answered; policy all met"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("(mc): {\"checked_by\""), std::string::npos) << r.out;
+  r = b.meshctl({"query", "--capability", "validate", validate, "--json"});
+  ASSERT_EQ(r.exit_code, 0) << r.out << r.err;
+  Json q = Json::parse(r.out);
+  EXPECT_EQ(q.at("responses").size(), 3u) << r.out;
+  EXPECT_TRUE(q.at("satisfied").get<bool>());
+  r = b.meshctl({"query", "scout", validate, "--policy", "first:1"});
+  EXPECT_EQ(r.exit_code, 0) << r.out << r.err;
+  EXPECT_NE(r.out.find("policy first:1 met"), std::string::npos) << r.out;
+  r = b.meshctl({"query", "scout", validate, "--policy", "quorum", "--json"});
+  ASSERT_EQ(r.exit_code, 0) << r.out << r.err;
+  EXPECT_GE(Json::parse(r.out).at("responses").size(), 2u) << r.out;
+  r = b.meshctl({"query", "nobody", "{}"});
+  EXPECT_EQ(r.exit_code, 1) << r.out << r.err;
+  EXPECT_NE(r.err.find("HTTP 404 no agent matches role \"nobody\""), std::string::npos) << r.err;
+  r = b.meshctl({"query", "scout", "{}", "--policy", "some"});
+  EXPECT_EQ(r.exit_code, 1) << r.out << r.err;
+  EXPECT_NE(r.err.find("HTTP 400 \"policy\" must be"), std::string::npos) << r.err;
+  r = b.meshctl({"query", "scout"});
+  EXPECT_EQ(r.exit_code, 2) << r.out << r.err;
+
+  // broadcast: every agent, or a role's.
+  r = b.meshctl({"broadcast", R"({"kind":"hello"})"});
+  EXPECT_EQ(r.exit_code, 0) << r.out << r.err;
+  EXPECT_EQ(r.out, "sent to 4 agents\n");
+  r = b.meshctl({"broadcast", R"({"kind":"hello"})", "--role", "analyst"});
+  EXPECT_EQ(r.out, "sent to 1 agents\n") << r.err;
+  wait_for_or_fail(
+      "mc's agents got the broadcasts", 30s,
+      [&] {
+        const std::string log = c->process->stdout_text() + c->process->stderr_text();
+        std::size_t n = 0;
+        for (auto at = log.find("{\"kind\":\"hello\"}"); at != std::string::npos; at = log.find("{\"kind\":\"hello\"}", at + 1)) ++n;
+        return n >= 3;  // its scout got one, its analyst two
+      },
+      [&] { return c->process->log_tail(); }, 200ms);
+
+  // force-leave: refused for an alive member and an unknown name; the
+  // killed mc turns left on mb at once and on ma by gossip.
+  r = b.meshctl({"force-leave", "ma"});
+  EXPECT_EQ(r.exit_code, 1) << r.out << r.err;
+  EXPECT_NE(r.err.find("HTTP 409 ma has not failed"), std::string::npos) << r.err;
+  r = b.meshctl({"force-leave", "nobody"});
+  EXPECT_EQ(r.exit_code, 1) << r.out << r.err;
+  EXPECT_NE(r.err.find("HTTP 404"), std::string::npos) << r.err;
+  c->process->signal(SIGKILL);
+  c->process->wait_exit(10s);
+  wait_for_or_fail(
+      "mb and ma see mc dead", 60s, [&] { return state_in(b, "mc") == "dead" && state_in(a, "mc") == "dead"; },
+      [&] { return b.process->log_tail() + a.process->log_tail(); }, 200ms);
+  wait_for_or_fail(
+      "monitor: mc dead", 30s, [&] { return saw(monitor, "node_dead mc"); },
+      [&] { return monitor.stdout_text(); }, 200ms);
+  r = b.meshctl({"force-leave", "mc"});
+  ASSERT_EQ(r.exit_code, 0) << r.out << r.err;
+  EXPECT_EQ(r.out, "mc is forced to leave: left on every member\n");
+  EXPECT_EQ(state_in(b, "mc"), "left");
+  wait_for_or_fail(
+      "ma sees mc left", 30s, [&] { return state_in(a, "mc") == "left"; },
+      [&] { return a.process->log_tail(); }, 200ms);
+  wait_for_or_fail(
+      "monitor: mc left", 30s, [&] { return saw(monitor, "node_left mc"); },
+      [&] { return monitor.stdout_text(); }, 200ms);
+  r = b.meshctl({"force-leave", "mc"});
+  EXPECT_EQ(r.exit_code, 0) << r.out << r.err;
+  EXPECT_EQ(r.out, "mc had left already\n");
+  c.reset();  // its destructor signals a process that is gone: harmless
+
+  // The blocking query itself: an index in the future waits, then answers
+  // nothing; a bad parameter is a 400.
+  const auto now = http_get("127.0.0.1", b.admin, "/v1/events", 10s);
+  ASSERT_EQ(now.status, 200u) << now.body;
+  const std::uint64_t index = Json::parse(now.body).at("index").get<std::uint64_t>();
+  const auto waited =
+      http_get("127.0.0.1", b.admin, "/v1/events?index=" + std::to_string(index) + "&wait_ms=300", 10s);
+  ASSERT_EQ(waited.status, 200u) << waited.body;
+  EXPECT_TRUE(Json::parse(waited.body).at("events").empty()) << waited.body;
+  EXPECT_EQ(http_get("127.0.0.1", b.admin, "/v1/events?index=x", 10s).status, 400u);
+  EXPECT_EQ(http_get("127.0.0.1", b.admin, "/v1/events?index=1&wait_ms=999999", 10s).status, 400u);
+  const auto all = http_get("127.0.0.1", b.admin, "/v1/events?index=0&wait_ms=0", 10s);
+  EXPECT_GE(Json::parse(all.body).at("events").size(), 4u) << all.body;
+  monitor.signal(SIGTERM);
 }
 
 }  // namespace

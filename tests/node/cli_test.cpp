@@ -14,6 +14,7 @@
 
 #include "mesh/admin_client.hpp"
 #include "process.hpp"
+#include "wait_for.hpp"
 
 namespace mesh::test {
 namespace {
@@ -181,6 +182,48 @@ TEST(NodeCliTest, PortInUseExitsOneWithOneLine) {
   EXPECT_EQ(r2.exit_code, 1) << r2.err;
   EXPECT_EQ(r2.err, "mesh-node: admin endpoint 127.0.0.1:" + std::to_string(admin) +
                         ": cannot bind (Address already in use)\n");
+
+  // A second node on the SWIM port of a running one: the admin port it
+  // derives from that port is taken too, but the SWIM port is the news.
+  std::uint16_t swim = 0;
+  do {
+    swim = free_port();
+  } while (swim > 65535 - 2000);
+  TempDir dir;
+  Process first({MESH_NODE_BIN, "--swim-host", "127.0.0.1", "--swim-port", std::to_string(swim), "--profile", "local"},
+                {}, dir.path(), "first");
+  wait_for_or_fail(
+      "the first node's /healthz", 30s,
+      [&] {
+        const auto h = http_get("127.0.0.1", static_cast<std::uint16_t>(swim + 2000), "/healthz", 1s);
+        return h.ok && h.status == 200;
+      },
+      [&] { return first.log_tail(); }, 100ms);
+  const RunResult r3 = node({"--swim-host", "127.0.0.1", "--swim-port", std::to_string(swim)});
+  EXPECT_EQ(r3.exit_code, 1) << r3.err;
+  EXPECT_EQ(r3.err, "mesh-node: SWIM port 127.0.0.1:" + std::to_string(swim) +
+                        ": cannot bind (Address already in use): is another node running here with swim_port " +
+                        std::to_string(swim) + "?\n");
+}
+
+// retry_join_max spent: the node says why it gave up (the kernel's words
+// for the last failure) and exits 1, as Consul's agent does. An unknown
+// JC_* variable is a warning on the way, with the likely name.
+TEST(NodeCliTest, AJoinThatGivesUpExitsOneSayingWhy) {
+  const std::uint16_t silent = free_port();
+  const RunResult r = node({"--swim-host", "127.0.0.1", "--swim-port", std::to_string(free_port()), "--admin-port",
+                            std::to_string(free_port()), "--profile", "local", "--seeds",
+                            "127.0.0.1:" + std::to_string(silent), "--retry-join-max", "2", "--retry-join-interval",
+                            "50ms"},
+                           {{"JC_SEED_NODE", "127.0.0.1:1"}});
+  EXPECT_EQ(r.exit_code, 1) << r.err;
+  const std::string why = "gave up joining after 2 attempts (last: 127.0.0.1:" + std::to_string(silent) +
+                          ": connect: Connection refused)";
+  EXPECT_NE(r.err.find("mesh-node: " + why + "\n"), std::string::npos) << r.err;
+  EXPECT_EQ(r.err.substr(r.err.size() - why.size() - 12), "mesh-node: " + why + "\n") << r.err;
+  EXPECT_NE(r.err.find("JC_SEED_NODE: unknown configuration variable (did you mean JC_SEED_NODES?)"),
+            std::string::npos)
+      << r.err;
 }
 
 // --- meshctl ---------------------------------------------------------------

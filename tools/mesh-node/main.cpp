@@ -8,26 +8,33 @@
 // endpoint (examples/mesh_agents.cpp). docs/mesh-node.md is the manual.
 //
 // Threads: the Mesh's (transport, SWIM, control) and the admin endpoint's.
-// SIGINT, SIGTERM, SIGHUP and SIGUSR1 are blocked in all of them and taken
-// by the main thread with sigwait. SIGINT or SIGTERM (or POST /v1/leave,
-// `meshctl leave`, whose handler raises SIGUSR1) starts the graceful leave (Mesh::stop, bounded by leave_timeout)
-// on a thread of its own while /healthz answers "leaving"; a second signal
-// during the leave exits at once. SIGHUP reloads the policy file (as POST
+// SIGINT, SIGTERM, SIGHUP, SIGUSR1 and SIGUSR2 are blocked in all of them
+// and taken by the main thread with sigwait. SIGINT or SIGTERM (or POST
+// /v1/leave, `meshctl leave`, whose handler raises SIGUSR1) starts the
+// graceful leave (Mesh::stop, bounded by leave_timeout) on a thread of its
+// own while /readyz and /healthz answer "leaving"; a second signal during
+// the leave exits at once. SIGHUP reloads the policy file (as POST
 // /v1/reload, `meshctl reload`); a bad file is logged and changes nothing.
+// SIGUSR2 is raised when the start-up join gives up (retry_join_max).
 //
-// Exit codes: 0 after a graceful leave, 1 when the node cannot start, 2 on
-// bad configuration.
+// Exit codes: 0 after a graceful leave, 1 when the node cannot start or
+// its start-up join gave up, 2 on bad configuration.
 #include <pthread.h>
 #include <signal.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <atomic>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/udp.hpp>
 #include <cerrno>
 #include <cstdlib>
 #include <ctime>
 #include <iostream>
+#include <memory>
+#include <optional>
 #include <spdlog/spdlog.h>
+#include <stdexcept>
 #include <string>
 #include <string_view>
 #include <thread>
@@ -94,6 +101,19 @@ int next_signal(const sigset_t& set, long timeout_ms) {
   }
 }
 
+// Why host:port cannot be bound for UDP (the SWIM port), or nullopt.
+std::optional<std::string> udp_port_taken(const std::string& host, std::uint16_t port) {
+  boost::asio::io_context io;
+  boost::system::error_code ec;
+  const auto address = boost::asio::ip::make_address(host, ec);
+  if (ec) return std::nullopt;
+  boost::asio::ip::udp::socket probe(io);
+  const boost::asio::ip::udp::endpoint at(address, port);
+  if (probe.open(at.protocol(), ec); ec) return std::nullopt;
+  if (probe.bind(at, ec); ec) return ec.message();
+  return std::nullopt;
+}
+
 int run(NodeConfig cfg) {
   // Before any thread exists, so that every thread inherits the mask and
   // only next_signal() takes these signals.
@@ -103,6 +123,7 @@ int run(NodeConfig cfg) {
   sigaddset(&stop_signals, SIGTERM);
   sigaddset(&stop_signals, SIGHUP);
   sigaddset(&stop_signals, SIGUSR1);  // raised for POST /v1/leave
+  sigaddset(&stop_signals, SIGUSR2);  // raised when the start-up join gives up
   pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
 
   check_advertise_host(cfg);
@@ -115,9 +136,28 @@ int run(NodeConfig cfg) {
                  cfg.sources.at("p2p_enabled"));
   }
   cfg.p2p_enabled = true;
-  Mesh mesh(cfg);
+  MeshOptions options;
+  // As Consul's agent: out of join attempts (retry_join_max), the node
+  // exits 1, so that its supervisor sees the failure.
+  options.on_join_failed = [](const std::string&) { ::kill(::getpid(), SIGUSR2); };
+  Mesh mesh(cfg, std::move(options));
   // Binds now: a taken admin port fails before the node joins anyone.
-  AdminEndpoint admin(mesh);
+  std::unique_ptr<AdminEndpoint> admin_holder;
+  try {
+    admin_holder = std::make_unique<AdminEndpoint>(mesh);
+  } catch (const std::runtime_error&) {
+    // The admin port follows the SWIM port unless set: when both are
+    // taken, another node runs here, and its SWIM port is the news.
+    if (cfg.sources.count("admin_port") == 0 || cfg.sources.at("admin_port").rfind("derived", 0) == 0) {
+      if (auto why = udp_port_taken(cfg.swim_host, cfg.swim_port)) {
+        throw std::runtime_error("SWIM port " + cfg.swim_host + ":" + std::to_string(cfg.swim_port) +
+                                 ": cannot bind (" + *why + "): is another node running here with swim_port " +
+                                 std::to_string(cfg.swim_port) + "?");
+      }
+    }
+    throw;
+  }
+  AdminEndpoint& admin = *admin_holder;
   // Wakes the main thread's sigwait, which then leaves as on SIGTERM.
   admin.api().on_leave([] { ::kill(::getpid(), SIGUSR1); });
   mesh.start();  // binds SWIM and ZeroMQ, joins the seeds
@@ -136,8 +176,12 @@ int run(NodeConfig cfg) {
       sig = 0;
     }
   }
+  const bool join_failed = sig == SIGUSR2;
+  const std::string join_failure = join_failed ? mesh.readiness().reason : std::string();
   if (sig == SIGUSR1) {
     spdlog::info("asked to leave through the admin API: leaving the cluster");
+  } else if (join_failed) {
+    spdlog::error("{}: stopping", join_failure);
   } else {
     spdlog::info("received {}: leaving the cluster", signal_name(sig));
   }
@@ -158,6 +202,10 @@ int run(NodeConfig cfg) {
   }
   stopper.join();
   admin.stop();
+  if (join_failed) {
+    std::cerr << "mesh-node: " << join_failure << "\n";
+    return 1;
+  }
   spdlog::info("left the cluster");
   return 0;
 }

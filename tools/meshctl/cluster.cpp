@@ -2,6 +2,8 @@
 
 #include <algorithm>
 #include <array>
+#include <chrono>
+#include <ctime>
 #include <iostream>
 #include <map>
 #include <nlohmann/json.hpp>
@@ -9,6 +11,7 @@
 #include <utility>
 
 #include "mesh/cli.hpp"
+#include "mesh/json_limits.hpp"
 #include "mesh/text.hpp"
 
 namespace mesh::meshctl {
@@ -50,6 +53,29 @@ bool kept(const Json& m, const MembersArgs& args, const std::map<std::string, st
     if (it == have.end() || !it->is_string() || it->get<std::string>() != v) return false;
   }
   return true;
+}
+
+Json json_arg(const std::string& command, const std::string& what, const std::string& text, bool object) {
+  std::string why;
+  auto j = parse_json_bounded(text, &why);
+  if (!j) throw UsageError(command + ": " + what + ": " + why);
+  if (object && !j->is_object()) throw UsageError(command + ": " + what + " must be a JSON object");
+  return std::move(*j);
+}
+
+// One line of JSON from the network, safe to print.
+std::string compact(const Json& j) { return j.dump(-1, ' ', false, Json::error_handler_t::replace); }
+
+// 2026-12-06T23:30:01.123Z
+std::string utc_text(std::int64_t ms) {
+  const std::time_t secs = static_cast<std::time_t>(ms / 1000);
+  std::tm tm{};
+  gmtime_r(&secs, &tm);
+  char buf[32];
+  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%S", &tm);
+  char out[48];
+  std::snprintf(out, sizeof out, "%s.%03dZ", buf, static_cast<int>(ms % 1000));
+  return out;
 }
 
 std::string versions(const Json& v) {
@@ -117,6 +143,123 @@ int members(const Call& call, const MembersArgs& args, bool json, const std::str
     std::cout << line << "\n";
   }
   return 0;
+}
+
+int force_leave(const Call& call, const std::string& node, bool json) {
+  const std::string body = Json{{"node", node}}.dump();
+  const auto answer = call("/v1/force-leave", &body, std::chrono::seconds(10));
+  if (!answer) return 1;
+  if (json) {
+    std::cout << *answer << "\n";
+  } else {
+    const bool already = Json::parse(*answer, nullptr, false).value("already", false);
+    std::cout << escape_text(node) << (already ? " had left already" : " is forced to leave: left on every member")
+              << "\n";
+  }
+  return 0;
+}
+
+int query(const Call& call, const QueryArgs& a, bool json, const std::string& where) {
+  const std::size_t want = a.capability.empty() ? 2 : 1;
+  if (a.words.size() != want) {
+    throw UsageError(a.capability.empty() ? "query: give ROLE MESSAGE (or --capability C MESSAGE)"
+                                          : "query: with --capability, give MESSAGE only");
+  }
+  Json in{{"message", json_arg("query", "MESSAGE", a.words.back(), false)},
+          {"policy", a.policy},
+          {"timeout_ms", a.timeout_ms}};
+  if (a.capability.empty()) {
+    in["role"] = a.words.front();
+  } else {
+    in["capability"] = a.capability;
+  }
+  if (!a.context.empty()) in["context"] = json_arg("query", "--context", a.context, true);
+  const std::string body = in.dump();
+  const auto answer = call("/v1/query", &body, std::chrono::milliseconds(a.timeout_ms) + std::chrono::seconds(5));
+  if (!answer) return 1;
+  try {
+    const Json out = Json::parse(*answer);
+    const bool satisfied = out.at("satisfied").get<bool>();
+    if (json) {
+      std::cout << *answer << "\n";
+      return satisfied ? 0 : 1;
+    }
+    const auto& responses = out.at("responses");
+    const auto& missing = out.at("missing");
+    for (const auto& r : responses) {
+      std::cout << escape_text(r.at("agent_id").get<std::string>()) << " (" << escape_text(r.at("node").get<std::string>())
+                << "): " << compact(r.at("response")) << "\n";
+    }
+    for (const auto& m : missing) {
+      std::cout << escape_text(m.at("agent_id").get<std::string>()) << " (" << escape_text(m.at("node").get<std::string>())
+                << "): no answer: " << m.at("code").get<std::string>() << "\n";
+    }
+    std::cout << responses.size() << " of " << responses.size() + missing.size() << " answered; policy " << a.policy
+              << (satisfied ? " met" : " not met") << "\n";
+    return satisfied ? 0 : 1;
+  } catch (const std::exception& e) {
+    std::cerr << "meshctl: unexpected answer from " << where << ": " << e.what() << "\n";
+    return 1;
+  }
+}
+
+int broadcast(const Call& call, const BroadcastArgs& a, bool json, const std::string& where) {
+  Json in{{"message", json_arg("broadcast", "MESSAGE", a.message, false)}};
+  if (!a.role.empty()) in["role"] = a.role;
+  if (!a.capability.empty()) in["capability"] = a.capability;
+  if (!a.context.empty()) in["context"] = json_arg("broadcast", "--context", a.context, true);
+  const std::string body = in.dump();
+  const auto answer = call("/v1/broadcast", &body, std::chrono::seconds(10));
+  if (!answer) return 1;
+  if (json) {
+    std::cout << *answer << "\n";
+    return 0;
+  }
+  try {
+    std::cout << "sent to " << Json::parse(*answer).at("sent").get<std::uint64_t>() << " agents\n";
+  } catch (const std::exception& e) {
+    std::cerr << "meshctl: unexpected answer from " << where << ": " << e.what() << "\n";
+    return 1;
+  }
+  return 0;
+}
+
+int monitor(const Call& call, const MonitorArgs& a, bool json, const std::string& where) {
+  // Where to start: now.
+  auto answer = call("/v1/events", nullptr, std::chrono::seconds(10));
+  if (!answer) return 1;
+  std::uint64_t index = 0;
+  std::uint64_t shown = 0;
+  try {
+    index = Json::parse(*answer).at("index").get<std::uint64_t>();
+    std::cerr << "meshctl: watching " << where << " (events after #" << index << "; Ctrl-C to stop)" << std::endl;
+    for (;;) {
+      answer = call("/v1/events?index=" + std::to_string(index) + "&wait_ms=20000", nullptr, std::chrono::seconds(30));
+      if (!answer) return 1;
+      const Json out = Json::parse(*answer);
+      if (const auto missed = out.value("missed", std::uint64_t{0}); missed > 0) {
+        std::cerr << "meshctl: " << missed << " events were dropped before they could be shown\n";
+      }
+      for (const auto& e : out.at("events")) {
+        if (json) {
+          std::cout << compact(e) << std::endl;
+        } else {
+          std::string line = utc_text(e.at("time_ms").get<std::int64_t>()) + "  " + e.at("type").get<std::string>() + "  " +
+                             escape_text(e.at("node").get<std::string>());
+          if (e.contains("agent_id")) {
+            line += "  " + escape_text(e.at("agent_id").get<std::string>()) + " (" +
+                    escape_text(e.at("role").get<std::string>()) + ")";
+          }
+          std::cout << line << std::endl;
+        }
+        if (a.count > 0 && ++shown >= a.count) return 0;
+      }
+      index = std::max(index, out.at("index").get<std::uint64_t>());
+    }
+  } catch (const std::exception& e) {
+    std::cerr << "meshctl: unexpected answer from " << where << ": " << e.what() << "\n";
+    return 1;
+  }
 }
 
 }  // namespace mesh::meshctl

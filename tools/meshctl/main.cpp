@@ -9,6 +9,7 @@
 //   meshctl join SEED... [--timeout-ms N]
 //   meshctl leave
 //   meshctl reload
+//   meshctl force-leave NODE | query ... | broadcast ... | monitor ...   (cluster.hpp)
 //   meshctl certs keygen --out PATH
 //   meshctl certs issue --trust-key-file PATH --name NODE --public-key Z85 --zone Z... [--valid-days N]
 //   meshctl audit verify DIR [--allow-pruned] [--json]
@@ -624,6 +625,40 @@ int main_(int argc, char** argv) {
       app.add_subcommand("leave", "make the node leave the cluster gracefully and stop (like `serf leave`)");
   auto* reload_cmd =
       app.add_subcommand("reload", "make the node read its policy file again (like `serf reload`; SIGHUP)");
+  std::string force_leave_node;
+  auto* force_leave_cmd = app.add_subcommand(
+      "force-leave", "make a failed member left on every member at once (like `serf force-leave`)");
+  force_leave_cmd->add_option("node", force_leave_node, "the failed member's name")->required();
+  meshctl::QueryArgs query_args;
+  auto* query_cmd = app.add_subcommand(
+      "query", "ask every agent of a role (or with --capability) and gather the answers (like `serf query`)");
+  query_cmd->add_option("args", query_args.words, "ROLE MESSAGE, or MESSAGE with --capability (a JSON value)")
+      ->required()
+      ->expected(1, 2);
+  query_cmd->add_option("--capability", query_args.capability, "ask the agents with this capability")
+      ->type_name("CAPABILITY");
+  query_cmd->add_option("--policy", query_args.policy,
+                        "all (every answer), first:K (the first K) or quorum (a majority); default all")
+      ->type_name("POLICY");
+  query_cmd->add_option("--timeout-ms", query_args.timeout_ms, "how long to wait for answers (default 30000)")
+      ->type_name("N")
+      ->transform(cli::whole_number(1, 600'000));
+  query_cmd->add_option("--context", query_args.context, "a JSON object passed along with the message")
+      ->type_name("JSON");
+  meshctl::BroadcastArgs broadcast_args;
+  auto* broadcast_cmd = app.add_subcommand("broadcast", "send a notify to every agent (or every one of a role)");
+  broadcast_cmd->add_option("message", broadcast_args.message, "the message, a JSON value")->required();
+  broadcast_cmd->add_option("--role", broadcast_args.role, "only agents of this role")->type_name("ROLE");
+  broadcast_cmd->add_option("--capability", broadcast_args.capability, "only agents with this capability")
+      ->type_name("CAPABILITY");
+  broadcast_cmd->add_option("--context", broadcast_args.context, "a JSON object passed along with the message")
+      ->type_name("JSON");
+  meshctl::MonitorArgs monitor_args;
+  auto* monitor_cmd = app.add_subcommand(
+      "monitor", "show what the node sees happen, as it happens: nodes and agents coming and going (like `serf monitor`)");
+  monitor_cmd->add_option("--count", monitor_args.count, "stop after N events (default: until Ctrl-C)")
+      ->type_name("N")
+      ->transform(cli::whole_number(1, 1'000'000'000));
   CertArgs cert_args;
   auto* certs_cmd = app.add_subcommand("certs", "node certificates that vouch for zone claims (docs/security.md)");
   certs_cmd->require_subcommand(1);
@@ -662,6 +697,7 @@ int main_(int argc, char** argv) {
                        "the new thread beside the old one");
   // --admin, --token-file and --json may follow the command too.
   for (auto* cmd : {members_cmd, health_cmd, peers_cmd, send_cmd, request_cmd, keys_cmd, join_cmd, leave_cmd, reload_cmd,
+                    force_leave_cmd, query_cmd, broadcast_cmd, monitor_cmd,
                     audit_cmd, audit_verify_cmd, threads_cmd, thread_cmd}) {
     cmd->fallthrough();
   }
@@ -696,6 +732,11 @@ int main_(int argc, char** argv) {
     if (join_cmd->parsed()) return join(opt, join_args);
     if (leave_cmd->parsed()) return leave(opt);
     if (reload_cmd->parsed()) return reload(opt);
+    const std::string where = endpoint_text(opt.admin);
+    if (force_leave_cmd->parsed()) return meshctl::force_leave(node_call, force_leave_node, opt.json);
+    if (query_cmd->parsed()) return meshctl::query(node_call, query_args, opt.json, where);
+    if (broadcast_cmd->parsed()) return meshctl::broadcast(node_call, broadcast_args, opt.json, where);
+    if (monitor_cmd->parsed()) return meshctl::monitor(node_call, monitor_args, opt.json, where);
     if (threads_cmd->parsed()) return meshctl::threads(node_call, opt.json);
     if (thread_cmd->parsed()) return meshctl::thread(node_call, thread_args, opt.json);
     return post_message(opt, "request", request_args, true);

@@ -1,8 +1,9 @@
 // MeshAdmin: registers the admin API's routes (mesh/mesh_admin.hpp) and
 // answers the probes (/healthz, /livez, /readyz). The routes themselves: message_routes.cpp (agents,
 // send, request), membership_routes.cpp (members, self), key_routes.cpp
-// (keys), operation_routes.cpp (join, leave, reload), and MetricsEndpoint
-// (metrics).
+// (keys), operation_routes.cpp (join, leave, force-leave, reload),
+// cluster_routes.cpp (query, broadcast, events), thread_routes.cpp
+// (threads), and MetricsEndpoint (metrics).
 #include "mesh/mesh_admin.hpp"
 
 #include <prometheus/counter.h>
@@ -67,6 +68,12 @@ MeshAdmin::MeshAdmin(Mesh& mesh, AdminServer& admin) : state_(std::make_shared<S
   admin_api::route_keys(admin, weak);
   admin_api::route_operations(admin, weak);
   admin_api::route_threads(admin, weak);
+  admin_api::route_cluster(admin, weak);
+  // Held weakly: a callback that comes as the State goes does nothing.
+  state_->events_token = mesh.node_client().subscribe(
+      [log = std::weak_ptr<admin_api::EventLog>(state_->events)](const PeerEvent& e) {
+        if (auto l = log.lock()) l->add(e);
+      });
 
   auto metrics = std::make_shared<Metrics>();
   metrics->watch(mesh);
@@ -90,6 +97,8 @@ MeshAdmin::MeshAdmin(Mesh& mesh, AdminServer& admin) : state_(std::make_shared<S
 }
 
 MeshAdmin::~MeshAdmin() {
+  state_->mesh.node_client().unsubscribe(state_->events_token);
+  state_->events->close();  // cancels the waits' timers before the pool is joined
   {
     std::lock_guard lock(state_->mu);
     state_->closed = true;

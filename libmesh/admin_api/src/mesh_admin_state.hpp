@@ -4,12 +4,19 @@
 #pragma once
 
 #include <atomic>
+#include <boost/asio/any_io_executor.hpp>
+#include <boost/asio/steady_timer.hpp>
 #include <boost/asio/thread_pool.hpp>
 #include <cstddef>
+#include <cstdint>
+#include <deque>
 #include <functional>
 #include <memory>
 #include <mutex>
 #include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
 
 #include "mesh/admin_server.hpp"
 #include "mesh/mesh.hpp"
@@ -17,6 +24,40 @@
 #include "mesh/metrics.hpp"
 
 namespace mesh {
+
+namespace admin_api {
+
+// What this node saw happen (PeerClient events: mesh nodes joining,
+// failing, leaving; agents added, removed, changed), numbered, the last
+// kKept of them kept, for GET /v1/events (cluster_routes.cpp): a blocking
+// query waits until there is something after its index, or its time is up.
+class EventLog : public std::enable_shared_from_this<EventLog> {
+ public:
+  static constexpr std::size_t kKept = 1024;
+  static constexpr std::size_t kMaxWaiters = 64;  // more are answered at once
+
+  void add(const PeerEvent& e);
+  // Timers run on `timers`. Answers now, or later from add() or the timer.
+  void get(const HttpRequest& req, AdminServer::Respond respond, const boost::asio::any_io_executor& timers);
+  // Answers every waiting query 503 and takes no more.
+  void close();
+
+ private:
+  struct Waiter {
+    std::uint64_t after = 0;
+    AdminServer::Respond respond;
+    std::shared_ptr<boost::asio::steady_timer> timer;
+  };
+  nlohmann::json answer_locked(std::uint64_t after) const;
+
+  std::mutex mu_;
+  std::deque<nlohmann::json> events_;
+  std::uint64_t next_ = 1;
+  std::vector<std::shared_ptr<Waiter>> waiters_;
+  bool closed_ = false;
+};
+
+}  // namespace admin_api
 
 struct MeshAdmin::State {
   explicit State(Mesh& m) : mesh(m) {}
@@ -40,6 +81,9 @@ struct MeshAdmin::State {
   std::mutex mu;
   bool closed = false;
   std::unique_ptr<MetricsEndpoint> metrics;
+  // GET /v1/events; fed by a subscription of the node's client.
+  std::shared_ptr<admin_api::EventLog> events = std::make_shared<admin_api::EventLog>();
+  PeerClient::Token events_token = 0;
 };
 
 namespace admin_api {
@@ -67,8 +111,10 @@ void route_keys(AdminServer& admin, const std::weak_ptr<MeshAdmin::State>& state
 // GET /v1/threads (thread_routes.cpp), and a thread's JSON form there.
 nlohmann::json thread_to_json(const ThreadRecord& r);
 void route_threads(AdminServer& admin, const std::weak_ptr<MeshAdmin::State>& state);
-// POST /v1/join, /v1/leave, /v1/reload (operation_routes.cpp).
+// POST /v1/join, /v1/leave, /v1/force-leave, /v1/reload (operation_routes.cpp).
 void route_operations(AdminServer& admin, const std::weak_ptr<MeshAdmin::State>& state);
+// POST /v1/query, /v1/broadcast, GET /v1/events (cluster_routes.cpp).
+void route_cluster(AdminServer& admin, const std::weak_ptr<MeshAdmin::State>& state);
 
 }  // namespace admin_api
 }  // namespace mesh

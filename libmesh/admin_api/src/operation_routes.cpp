@@ -1,5 +1,6 @@
-// POST /v1/join, /v1/leave and /v1/reload: what `serf join`, `serf leave`
-// and `serf reload` do, for a node of the mesh. POST routes, so they need
+// POST /v1/join, /v1/leave, /v1/force-leave and /v1/reload: what `serf
+// join`, `serf leave`, `serf force-leave` and `serf reload` do, for a node
+// of the mesh. POST routes, so they need
 // the admin token (auth.cpp).
 //
 //   /v1/join    {"seeds": ["host:port", ...], "timeout_ms"?}: joins through
@@ -10,6 +11,10 @@
 //               leaves gracefully and stops (MeshAdmin::on_leave says how;
 //               mesh-node exits as after SIGTERM). A second call answers
 //               the same and does nothing more.
+//   /v1/force-leave {"node": name}: as `serf force-leave`, a failed member
+//               becomes left everywhere (Mesh::force_leave). 200 {"node",
+//               "state": "left"} (and "already": true when it was); 404 no
+//               such member; 409 it has not failed.
 //   /v1/reload  re-reads the node's files that can change while it runs:
 //               the policy file. 200 {"reloaded": ["policy"]} (or [] when
 //               the node has none); 400 with the file's one-line error, and
@@ -130,6 +135,32 @@ void route_operations(AdminServer& admin, const std::weak_ptr<MeshAdmin::State>&
     } else {
       state->mesh.request_stop();
     }
+  });
+
+  admin.route_post_async("/v1/force-leave", [weak](const HttpRequest& req, AdminServer::Respond respond) {
+    const auto body = parse_json_bounded(req.body);
+    if (!body || !body->is_object() || !body->contains("node") || !(*body)["node"].is_string() ||
+        (*body)["node"].get<std::string>().empty()) {
+      respond(HttpResponse::error(400, "the body must be {\"node\": \"<member name>\"}"));
+      return;
+    }
+    on_ops_thread(weak, std::move(respond), [node = (*body)["node"].get<std::string>()](Mesh& mesh) {
+      Mesh::ForceLeave r;
+      try {
+        r = mesh.force_leave(node);
+      } catch (const std::logic_error& e) {
+        return HttpResponse::error(503, e.what());
+      }
+      switch (r) {
+        case Mesh::ForceLeave::Done: return HttpResponse::from_json({{"node", node}, {"state", "left"}});
+        case Mesh::ForceLeave::AlreadyLeft:
+          return HttpResponse::from_json({{"node", node}, {"state", "left"}, {"already", true}});
+        case Mesh::ForceLeave::Unknown: return HttpResponse::error(404, "no member named \"" + node + "\"");
+        case Mesh::ForceLeave::NotFailed: break;
+      }
+      return HttpResponse::error(409, node + " has not failed (it is alive or only suspect): only a failed member "
+                                              "can be forced to leave");
+    });
   });
 
   admin.route_post_async("/v1/reload", [weak](const HttpRequest&, AdminServer::Respond respond) {

@@ -26,6 +26,7 @@ Mesh::Mesh(NodeConfig config, MeshOptions options)
     : core_(std::make_unique<MeshCore>(std::move(config), std::move(options))) {
   spdlog::default_logger()->set_level(to_spdlog_level(core_->config.log_level));
   core_->node_client->set_default_strategy(core_->config.discovery_strategy);
+  for (const auto& w : core_->config.warnings) spdlog::warn("{}: {}", core_->node_name, w);
 }
 
 std::unique_ptr<Mesh> Mesh::from_environment(MeshOptions options) {
@@ -244,7 +245,17 @@ void Mesh::start() {
       if (c.config.seeds.empty()) {
         c.joined.store(true);  // alone on purpose
       } else {
-        c.membership->join(c.config.seeds, [&c] { c.joined.store(true); });
+        swim::JoinRetry retry;
+        retry.first_wait = c.config.retry_join_interval;
+        retry.max_attempts = c.config.retry_join_max;
+        retry.on_give_up = [&c](const std::string& why) {
+          {
+            std::lock_guard failure_lock(c.join_mu);
+            c.join_failure = why;
+          }
+          if (c.options.on_join_failed) c.options.on_join_failed(why);
+        };
+        c.membership->join(c.config.seeds, [&c] { c.joined.store(true); }, std::move(retry));
       }
       c.membership_alive.store(true);
     } catch (...) {

@@ -623,6 +623,8 @@ struct MeshCore {
   // Mesh::readiness: in a cluster (see there), and stop() ended.
   std::atomic<bool> joined{false};
   std::atomic<bool> stop_done{false};
+  mutable std::mutex join_mu;
+  std::string join_failure;  // the start-up join gave up: why
 
   // SWIM (P2P on). The io_context runs on io_thread.
   std::unique_ptr<boost::asio::io_context> io;

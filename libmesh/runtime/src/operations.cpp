@@ -1,7 +1,8 @@
 // What an operator does to a running node besides keys (keys.cpp): join
 // more seeds, as `serf join` does, and reload the policy file. The admin
 // API's POST /v1/join and /v1/reload call these; mesh-node reloads on
-// SIGHUP too. And what its probes ask: whether the node is ready.
+// SIGHUP too. Force a failed member out, as `serf force-leave` does. And
+// what its probes ask: whether the node is ready.
 #include <algorithm>
 #include <chrono>
 #include <future>
@@ -41,6 +42,10 @@ std::optional<std::string> Mesh::join(const std::vector<std::string>& seeds, std
     if (!m) throw std::logic_error("join: membership is not running on this node");
     m->join(std::move(addresses), [answered, &c] {
       c.joined.store(true);
+      {
+        std::lock_guard lock(c.join_mu);
+        c.join_failure.clear();
+      }
       answered->set_value();
     });
   }
@@ -57,6 +62,24 @@ std::optional<std::string> Mesh::join(const std::vector<std::string>& seeds, std
     if (!c.membership_alive.load()) return "the node is stopping";
   }
   return "no seed answered within " + std::to_string(timeout.count()) + " ms (still trying in the background)";
+}
+
+Mesh::ForceLeave Mesh::force_leave(const std::string& node) {
+  MeshCore& c = *core_;
+  std::shared_lock readers(c.membership_readers);
+  swim::Membership* m = nullptr;
+  {
+    std::lock_guard lock(c.mu);
+    if (c.membership_alive.load()) m = c.membership.get();
+  }
+  if (!m) throw std::logic_error("force-leave: membership is not running on this node");
+  switch (m->force_leave(node)) {
+    case swim::Membership::ForceLeave::Done: return ForceLeave::Done;
+    case swim::Membership::ForceLeave::AlreadyLeft: return ForceLeave::AlreadyLeft;
+    case swim::Membership::ForceLeave::Unknown: return ForceLeave::Unknown;
+    case swim::Membership::ForceLeave::NotFailed: return ForceLeave::NotFailed;
+  }
+  return ForceLeave::Unknown;
 }
 
 std::optional<std::string> Mesh::reload_policy() { return core_->reload_policy(); }
@@ -76,6 +99,10 @@ Mesh::Readiness Mesh::readiness() const {
     case MeshCore::State::Running: break;
   }
   if (!c.joined.load()) {
+    {
+      std::lock_guard lock(c.join_mu);
+      if (!c.join_failure.empty()) return {false, "join_failed", c.join_failure};
+    }
     std::string seeds;
     for (const auto& s : c.config.seeds) seeds += (seeds.empty() ? "" : ", ") + s;
     return {false, "joining", "no seed has answered yet (" + seeds + "); still trying"};

@@ -204,6 +204,20 @@ GatherResult PeerClient::request_all_blocking(const std::vector<std::string>& ta
   return gather_blocking(core_, agent_id_, role_, std::move(peers), std::move(unresolved), message, policy, ctx);
 }
 
+void PeerClient::request_all_then(const PeerQuery& query, const Json& message, GatherPolicy policy, const Json& ctx,
+                                  std::function<void(GatherResult)> done) {
+  // The state holds `over`, which must reach the state: through a slot
+  // that `over` empties, so that nothing keeps the state alive after.
+  auto slot = std::make_shared<std::shared_ptr<Gather>>();
+  gather_start(
+      core_, agent_id_, role_, discover(query, Strategy::First), {}, message, policy, ctx,
+      [slot, done = std::move(done)] {
+        const std::shared_ptr<Gather> state = std::move(*slot);
+        if (state) done(gather_result(*state));
+      },
+      slot.get());
+}
+
 Task<GatherResult> PeerClient::request_all(const PeerQuery& query, const Json& message, GatherPolicy policy,
                                            const Json& ctx) {
   if (policy.kind == GatherPolicy::Kind::FirstK && policy.k == 0) {

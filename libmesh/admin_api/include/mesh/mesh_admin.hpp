@@ -32,7 +32,17 @@
 //   POST /v1/join      {"seeds": [...], "timeout_ms"?}: join through them
 //                      (Mesh::join), as `serf join`
 //   POST /v1/leave     leave gracefully and stop (on_leave), as `serf leave`
+//   POST /v1/force-leave  {"node"}: a failed member becomes left everywhere
+//                      (Mesh::force_leave), as `serf force-leave`
 //   POST /v1/reload    re-read the policy file (Mesh::reload_policy)
+//   POST /v1/query     {"role" | "capability", "message", "policy"?,
+//                      "timeout_ms"?}: one request to every matching agent,
+//                      answers gathered (PeerClient::request_all)
+//   POST /v1/broadcast {"message", "role"?, "capability"?}: a notify to
+//                      every (matching) agent
+//   GET  /v1/events    ?index=N&wait_ms=M: what this node saw happen after
+//                      N (nodes joining, failing, leaving; agents added,
+//                      removed), as a Consul-style blocking query
 //   GET  /metrics      the Prometheus text format (mesh/metrics.hpp)
 //
 // docs/mesh-node.md ("Admin API") describes each answer.

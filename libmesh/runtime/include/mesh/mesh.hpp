@@ -126,7 +126,7 @@ class Mesh {
   // P2P off, started is enough. Any thread.
   struct Readiness {
     bool ready = false;
-    std::string status;  // "ready", "starting", "joining", "leaving", "stopped"
+    std::string status;  // "ready", "starting", "joining", "join_failed", "leaving", "stopped"
     std::string reason;  // why not, in a line; empty when ready
   };
   Readiness readiness() const;
@@ -204,6 +204,18 @@ class Mesh {
   // (one line) for a malformed seed or none, std::logic_error when P2P is
   // not running. Blocks: not from an agent's thread nor SWIM's.
   std::optional<std::string> join(const std::vector<std::string>& seeds, std::chrono::milliseconds timeout);
+  // Serf's force-leave (`serf force-leave NODE`): a member that failed
+  // (SWIM declared it dead) becomes left on this node at once and, through
+  // Serf's leave intent, on every other (Serf agents included): it is no
+  // longer tried for reconnects, and is reaped as a left member. Throws
+  // std::logic_error when P2P is not running.
+  enum class ForceLeave : std::uint8_t {
+    Done,
+    AlreadyLeft,
+    Unknown,    // no member of that name (or this node itself)
+    NotFailed,  // alive or suspect: only a failed member can be forced
+  };
+  ForceLeave force_leave(const std::string& node);
   // Reads the policy file (policy_file, JC_POLICY) again and enforces it
   // from the next message on. A file that does not parse changes nothing:
   // the answer is its one-line error ("policy: <file>:<line>: ...").

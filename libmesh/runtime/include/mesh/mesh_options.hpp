@@ -5,7 +5,9 @@
 
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <optional>
+#include <string>
 
 #include "mesh/swim/config.hpp"
 #include "mesh/thread_table.hpp"
@@ -40,6 +42,12 @@ struct MeshOptions {
   // receives; for measuring what they cost (bench/conversation_cost), not
   // for production, where a node's limits are its defence.
   bool conversations = true;
+  // Called once, on SWIM's thread, when the start-up join gives up
+  // (NodeConfig::retry_join_max attempts failed), with the reason in a
+  // line; the node then reports "join_failed" (Mesh::readiness) and stays
+  // up alone. mesh-node exits 1 here, as Consul's agent does. Must be
+  // quick and must not stop the Mesh itself (request_stop may be called).
+  std::function<void(const std::string& why)> on_join_failed;
 };
 
 // Counters (a snapshot).

@@ -462,6 +462,12 @@ class PeerClient {
                                     const Json& ctx = Json::object());
   GatherResult request_all_blocking(const std::vector<std::string>& targets, const Json& message,
                                     GatherPolicy policy = {}, const Json& ctx = Json::object());
+  // The same with a callback, for code that must hold no thread while it
+  // waits (the admin endpoint): `done` runs exactly once, on the
+  // transport's thread or, when nothing is to be waited for, before this
+  // returns; it must be quick and must not throw.
+  void request_all_then(const PeerQuery& query, const Json& message, GatherPolicy policy, const Json& ctx,
+                        std::function<void(GatherResult)> done);
 
   // Waits `duration` without holding a thread (asyncio.sleep); completes
   // at once when the agent stops.
