@@ -44,6 +44,7 @@
 #include "mesh/logging.hpp"
 #include "mesh/mesh.hpp"
 #include "mesh/metrics.hpp"
+#include "mesh/version.hpp"
 
 namespace mesh {
 namespace {
@@ -427,6 +428,27 @@ TEST(Metrics, HistogramIsCumulativeAndProgramMetricsAreServed) {
   }
   EXPECT_EQ(types, 1u);
   EXPECT_NE(text.find("# TYPE mesh_transport_request_duration_seconds histogram"), std::string::npos);
+}
+
+// The build and the process, as every Prometheus client library exports
+// them: values this process can check for itself.
+TEST(Metrics, BuildInfoAndProcessMetrics) {
+  Metrics metrics;
+  std::vector<char> burn(8 << 20, 1);  // resident for sure
+  const std::string text = metrics.scrape();
+  const Scrape s{parse_exposition(text)};
+  EXPECT_EQ(s.at("mesh_build_info", {{"version", std::string(kVersion)}}), 1.0) << text;
+  EXPECT_GE(s.at("process_resident_memory_bytes", {}), static_cast<double>(burn.size())) << text;
+  EXPECT_GE(s.at("process_virtual_memory_bytes", {}), s.at("process_resident_memory_bytes", {}));
+  EXPECT_GE(s.at("process_open_fds", {}), 3.0);  // stdin, stdout, stderr at least
+  EXPECT_GE(s.at("process_max_fds", {}), s.at("process_open_fds", {}));
+  EXPECT_GE(s.at("process_cpu_seconds_total", {}), 0.0);
+  const double now = static_cast<double>(
+      std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch()).count());
+  const double start = s.at("process_start_time_seconds", {});
+  EXPECT_LE(start, now + 2) << text;
+  EXPECT_GT(start, now - 7 * 24 * 3600) << text;  // started this week, not in 1970
+  EXPECT_NE(text.find("# TYPE process_cpu_seconds_total counter"), std::string::npos);
 }
 
 TEST(Metrics, TransportRecordsRequestLatency) {

@@ -5,6 +5,8 @@
 #include <boost/asio/post.hpp>
 #include <boost/asio/thread_pool.hpp>
 #include <cstdint>
+#include <filesystem>
+#include <fstream>
 #include <exception>
 #include <limits>
 #include <mutex>
@@ -14,11 +16,15 @@
 #include <prometheus/registry.h>
 #include <prometheus/text_serializer.h>
 #include <spdlog/spdlog.h>
+#include <sys/resource.h>
+#include <unistd.h>
+
 #include <sstream>
 #include <string_view>
 #include <utility>
 
 #include "mesh/admin_server.hpp"
+#include "mesh/version.hpp"
 
 namespace mesh {
 namespace {
@@ -399,6 +405,64 @@ void collect(const std::vector<Source>& sources, std::vector<MetricFamily>& all,
 
 }  // namespace
 
+namespace {
+
+// mesh_build_info and the process_* families every Prometheus client
+// library exports (its "process collector"), read from /proc/self at each
+// scrape. A file that cannot be read leaves its families out.
+std::vector<MetricFamily> process_families() {
+  std::vector<MetricFamily> out;
+  MetricFamily info = family("mesh_build_info", "The build this node runs: always 1, labelled with its version.",
+                             MetricType::Gauge);
+  add(info, 1, {{"version", std::string(kVersion)}});
+  out.push_back(std::move(info));
+  auto gauge = [&out](std::string name, std::string help, double v) {
+    MetricFamily f = family(std::move(name), std::move(help), MetricType::Gauge);
+    add(f, v);
+    out.push_back(std::move(f));
+  };
+  const double ticks = static_cast<double>(::sysconf(_SC_CLK_TCK));
+  const double page = static_cast<double>(::sysconf(_SC_PAGESIZE));
+  // /proc/self/stat: the fields after the command's closing parenthesis
+  // (the command may hold spaces and parentheses itself).
+  std::ifstream stat_file("/proc/self/stat");
+  std::string stat((std::istreambuf_iterator<char>(stat_file)), std::istreambuf_iterator<char>());
+  const auto close = stat.rfind(')');
+  if (close != std::string::npos && ticks > 0) {
+    std::istringstream rest(stat.substr(close + 2));
+    std::vector<std::string> f;
+    for (std::string w; rest >> w;) f.push_back(w);
+    // Counting from field 3 (state) as f[0]: utime 14, stime 15,
+    // starttime 22, vsize 23, rss 24 (proc(5)).
+    if (f.size() > 21) {
+      MetricFamily cpu = family("process_cpu_seconds_total", "User and system CPU time spent, in seconds.",
+                                MetricType::Counter);
+      add(cpu, (std::stod(f[11]) + std::stod(f[12])) / ticks);
+      out.push_back(std::move(cpu));
+      gauge("process_virtual_memory_bytes", "Virtual memory size in bytes.", std::stod(f[20]));
+      gauge("process_resident_memory_bytes", "Resident memory size in bytes.", std::stod(f[21]) * page);
+      std::ifstream proc_stat("/proc/stat");
+      for (std::string line; std::getline(proc_stat, line);) {
+        if (line.rfind("btime ", 0) != 0) continue;
+        gauge("process_start_time_seconds", "Start time of the process since the Unix epoch, in seconds.",
+              std::stod(line.substr(6)) + std::stod(f[19]) / ticks);
+        break;
+      }
+    }
+  }
+  std::error_code ec;
+  std::size_t fds = 0;
+  for (std::filesystem::directory_iterator it("/proc/self/fd", ec), end; !ec && it != end; it.increment(ec)) ++fds;
+  if (!ec) gauge("process_open_fds", "Number of open file descriptors.", d(fds));
+  rlimit limit{};
+  if (::getrlimit(RLIMIT_NOFILE, &limit) == 0 && limit.rlim_cur != RLIM_INFINITY) {
+    gauge("process_max_fds", "Maximum number of open file descriptors.", d(limit.rlim_cur));
+  }
+  return out;
+}
+
+}  // namespace
+
 std::string Metrics::scrape() const {
   std::vector<MembershipSource> ms;
   std::vector<TransportSource> ts;
@@ -414,6 +478,11 @@ std::string Metrics::scrape() const {
   collect(ts, all, [](const transport::TransportStats& s) { return transport_families(s); });
   collect(mesh, all, [](const MeshSample& s) { return mesh_families(s); });
   merge_into(all, registry_->Collect());
+  try {
+    merge_into(all, process_families());
+  } catch (const std::exception& e) {  // a /proc field that is not a number
+    spdlog::warn("metrics: process metrics failed: {}", e.what());
+  }
   std::ostringstream text;
   prometheus::TextSerializer().Serialize(text, all);
   return text.str();

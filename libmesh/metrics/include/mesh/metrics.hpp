@@ -39,6 +39,11 @@
 //   admin_unauthorized_total                 admin API requests refused for want of
 //                                            the token (401, 403); MeshAdmin's own,
 //                                            in registry()
+//   build_info{version}                      gauge: always 1
+// And the process collector's standard families (no mesh_ prefix), read
+// from /proc/self: process_cpu_seconds_total, process_resident_memory_bytes,
+// process_virtual_memory_bytes, process_open_fds, process_max_fds,
+// process_start_time_seconds.
 // A source that has nothing to report (a Mesh before start()) adds nothing.
 // registry() takes the program's own metrics; they are served too.
 //
