@@ -45,6 +45,7 @@
 #include "mesh/mesh.hpp"
 #include "mesh/metrics.hpp"
 #include "mesh/version.hpp"
+#include "loopback_config.hpp"
 
 namespace mesh {
 namespace {
@@ -195,15 +196,7 @@ class Caller : public Agent {
 };
 
 NodeConfig node_config(const std::string& name, std::vector<std::string> seeds) {
-  NodeConfig c;
-  c.node_name = name;
-  c.p2p_enabled = true;
-  c.swim_host = "127.0.0.1";
-  c.swim_port = 0;
-  c.zmq_port = 0;
-  c.seeds = std::move(seeds);
-  c.profile = swim::Profile::Local;
-  c.leave_timeout = 2s;
+  NodeConfig c = test::loopback_config(name, std::move(seeds));
   c.log_level = LogLevel::Debug;
   return c;
 }

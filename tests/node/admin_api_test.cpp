@@ -24,6 +24,7 @@
 #include "mesh/admin_endpoint.hpp"
 #include "mesh/mesh.hpp"
 #include "mesh/mesh_admin.hpp"
+#include "loopback_config.hpp"
 #include "process.hpp"
 #include "wait_for.hpp"
 
@@ -432,18 +433,10 @@ TEST(AdminApi, MeshctlJoinReloadAndLeave) {
 
 // --- probes: /livez, /readyz, meshctl health ------------------------------
 
-// A node in this process, P2P on, its admin endpoint on a port of its own.
+// A node in this process, its admin endpoint on a port of its own.
 NodeConfig probe_config(const std::string& name, std::vector<std::string> seeds) {
-  NodeConfig c;
-  c.node_name = name;
-  c.p2p_enabled = true;
-  c.swim_host = "127.0.0.1";
-  c.swim_port = 0;
-  c.zmq_port = 0;
+  NodeConfig c = loopback_config(name, std::move(seeds));
   c.admin_port = 0;
-  c.seeds = std::move(seeds);
-  c.profile = swim::Profile::Local;
-  c.leave_timeout = 2s;
   return c;
 }
 
