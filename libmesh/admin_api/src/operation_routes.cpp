@@ -145,7 +145,7 @@ void route_operations(AdminServer& admin, const std::weak_ptr<MeshAdmin::State>&
       return;
     }
     on_ops_thread(weak, std::move(respond), [node = (*body)["node"].get<std::string>()](Mesh& mesh) {
-      Mesh::ForceLeave r;
+      Mesh::ForceLeave r = Mesh::ForceLeave::Unknown;
       try {
         r = mesh.force_leave(node);
       } catch (const std::logic_error& e) {

@@ -86,7 +86,7 @@ std::optional<std::string> Mesh::reload_policy() { return core_->reload_policy()
 
 Mesh::Readiness Mesh::readiness() const {
   const MeshCore& c = *core_;
-  MeshCore::State state;
+  MeshCore::State state = MeshCore::State::Created;
   {
     std::lock_guard lock(c.mu);
     state = c.state;
