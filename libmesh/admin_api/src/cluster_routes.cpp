@@ -198,6 +198,8 @@ Json EventLog::answer_locked(std::uint64_t after) const {
   return {{"index", next_ - 1}, {"events", std::move(list)}, {"missed", missed}};
 }
 
+// A waiter's timer is touched only under mu_ (asio timers are not safe
+// for concurrent calls), and answers go out after mu_ is released.
 void EventLog::add(const PeerEvent& e) {
   Json j{{"time_ms", std::chrono::duration_cast<std::chrono::milliseconds>(
                          std::chrono::system_clock::now().time_since_epoch())
@@ -209,25 +211,20 @@ void EventLog::add(const PeerEvent& e) {
     j["agent_id"] = e.card->agent_id;
     j["role"] = e.card->role;
   }
-  std::vector<std::shared_ptr<Waiter>> ready;
-  Json answer;
+  std::vector<std::pair<AdminServer::Respond, Json>> answers;
   {
     std::lock_guard lock(mu_);
     if (closed_) return;
     j["index"] = next_++;
     events_.push_back(std::move(j));
     if (events_.size() > kKept) events_.pop_front();
-    ready.swap(waiters_);
-  }
-  for (const auto& w : ready) {
-    if (w->timer) w->timer->cancel();
-    Json a;
-    {
-      std::lock_guard lock(mu_);
-      a = answer_locked(w->after);
+    for (const auto& w : waiters_) {
+      w->timer->cancel();
+      answers.emplace_back(std::move(w->respond), answer_locked(w->after));
     }
-    w->respond(HttpResponse::from_json(a));
+    waiters_.clear();
   }
+  for (auto& [respond, answer] : answers) respond(HttpResponse::from_json(answer));
 }
 
 void EventLog::get(const HttpRequest& req, AdminServer::Respond respond, const boost::asio::any_io_executor& timers) {
@@ -240,52 +237,56 @@ void EventLog::get(const HttpRequest& req, AdminServer::Respond respond, const b
         400, "?index must be a whole number, and ?wait_ms one from 0 to " + std::to_string(kMaxWait.count())));
     return;
   }
-  auto w = std::make_shared<Waiter>();
+  Json now;
   {
     std::lock_guard lock(mu_);
     if (closed_) {
-      respond(gone());
-      return;
+      now = nullptr;
+    } else {
+      // Without an index: where to start from, now.
+      const std::uint64_t after = index ? *index : next_ - 1;
+      const bool news = next_ - 1 > after;
+      if (!index || news || *wait == 0 || waiters_.size() >= kMaxWaiters) {
+        now = answer_locked(after);
+      } else {
+        auto w = std::make_shared<Waiter>();
+        w->after = after;
+        w->respond = std::move(respond);
+        w->timer = std::make_shared<boost::asio::steady_timer>(timers, std::chrono::milliseconds(*wait));
+        w->timer->async_wait([this_log = weak_from_this(), w](const boost::system::error_code& ec) {
+          if (ec) return;  // cancelled: answered by add() or close()
+          auto log = this_log.lock();
+          if (!log) return;
+          Json a;
+          {
+            std::lock_guard inner(log->mu_);
+            auto it = std::find(log->waiters_.begin(), log->waiters_.end(), w);
+            if (it == log->waiters_.end()) return;  // answered meanwhile
+            log->waiters_.erase(it);
+            a = log->answer_locked(w->after);
+          }
+          w->respond(HttpResponse::from_json(a));
+        });
+        waiters_.push_back(std::move(w));
+        return;
+      }
     }
-    // Without an index: where to start from, now.
-    const std::uint64_t after = index ? *index : next_ - 1;
-    const bool news = next_ - 1 > after;
-    if (!index || news || *wait == 0 || waiters_.size() >= kMaxWaiters) {
-      respond(HttpResponse::from_json(answer_locked(after)));
-      return;
-    }
-    w->after = after;
-    w->respond = std::move(respond);
-    w->timer = std::make_shared<boost::asio::steady_timer>(timers, std::chrono::milliseconds(*wait));
-    waiters_.push_back(w);
   }
-  w->timer->async_wait([this_log = weak_from_this(), w](const boost::system::error_code& ec) {
-    if (ec) return;  // cancelled: answered by add() or close()
-    auto log = this_log.lock();
-    if (!log) return;
-    Json a;
-    {
-      std::lock_guard lock(log->mu_);
-      auto it = std::find(log->waiters_.begin(), log->waiters_.end(), w);
-      if (it == log->waiters_.end()) return;  // answered meanwhile
-      log->waiters_.erase(it);
-      a = log->answer_locked(w->after);
-    }
-    w->respond(HttpResponse::from_json(a));
-  });
+  respond(now.is_null() ? gone() : HttpResponse::from_json(now));
 }
 
 void EventLog::close() {
-  std::vector<std::shared_ptr<Waiter>> left;
+  std::vector<AdminServer::Respond> left;
   {
     std::lock_guard lock(mu_);
     closed_ = true;
-    left.swap(waiters_);
+    for (const auto& w : waiters_) {
+      w->timer->cancel();
+      left.push_back(std::move(w->respond));
+    }
+    waiters_.clear();
   }
-  for (const auto& w : left) {
-    if (w->timer) w->timer->cancel();
-    w->respond(gone());
-  }
+  for (const auto& respond : left) respond(gone());
 }
 
 void route_cluster(AdminServer& admin, const std::weak_ptr<MeshAdmin::State>& weak) {
