@@ -226,6 +226,55 @@ TEST(NodeCliTest, AJoinThatGivesUpExitsOneSayingWhy) {
       << r.err;
 }
 
+// SIGHUP reads the configuration again: the log level applies at once,
+// other changes are named as needing a restart, and a file that no longer
+// loads changes nothing (the node keeps running).
+TEST(NodeCliTest, SighupAppliesTheLogLevelAndNamesWhatNeedsARestart) {
+  TempDir dir;
+  const std::uint16_t admin = free_port();
+  const std::string file = dir.write("mesh.yaml", "log_level: info\ntags: {dc: east}\n");
+  Process n({MESH_NODE_BIN, "--config", file, "--swim-host", "127.0.0.1", "--swim-port", std::to_string(free_port()),
+             "--zmq-port", std::to_string(free_port()), "--admin-port", std::to_string(admin), "--profile", "local"},
+            {}, dir.path(), "hup");
+  wait_for_or_fail(
+      "the node's /readyz", 30s,
+      [&] {
+        const auto h = http_get("127.0.0.1", admin, "/readyz", 1s);
+        return h.ok && h.status == 200;
+      },
+      [&] { return n.log_tail(); }, 100ms);
+  dir.write("mesh.yaml", "log_level: debug\ntags: {dc: west}\n");
+  n.signal(SIGHUP);
+  wait_for_or_fail(
+      "the reload's line", 30s,
+      [&] {
+        return n.log_tail(200).find("received SIGHUP: applied log_level info -> debug; changed, effective after a "
+                                    "restart: tags") != std::string::npos;
+      },
+      [&] { return n.log_tail(); }, 100ms);
+  // Debug lines now come: a join through a silent seed logs its failure
+  // at debug.
+  const std::string silent = "127.0.0.1:" + std::to_string(free_port());
+  http_post("127.0.0.1", admin, "/v1/join", "{\"seeds\": [\"" + silent + "\"], \"timeout_ms\": 1000}", 10s, {});
+  wait_for_or_fail(
+      "a debug line", 30s,
+      [&] { return n.log_tail(50).find("join through " + silent + " failed") != std::string::npos; },
+      [&] { return n.log_tail(); }, 100ms);
+  dir.write("mesh.yaml", "log_level: [\n");
+  n.signal(SIGHUP);
+  wait_for_or_fail(
+      "the refused reload", 30s,
+      [&] {
+        return n.log_tail(200).find("received SIGHUP: the configuration does not load, nothing changed") !=
+               std::string::npos;
+      },
+      [&] { return n.log_tail(); }, 100ms);
+  const auto h = http_get("127.0.0.1", admin, "/readyz", 5s);
+  EXPECT_EQ(h.status, 200u) << n.log_tail();
+  n.signal(SIGTERM);
+  EXPECT_EQ(n.wait_exit(30s), std::optional<int>(0)) << n.log_tail();
+}
+
 // --- meshctl ---------------------------------------------------------------
 
 TEST(NodeCliTest, MeshctlCannotConnectExitsOneWithOneLine) {

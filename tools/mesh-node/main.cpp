@@ -32,6 +32,7 @@
 #include <ctime>
 #include <iostream>
 #include <memory>
+#include <nlohmann/json.hpp>
 #include <optional>
 #include <spdlog/spdlog.h>
 #include <stdexcept>
@@ -70,11 +71,47 @@ const char* signal_name(int sig) {
 }
 
 // SIGHUP: what POST /v1/reload does, with the outcome in the log.
-void reload(Mesh& mesh) {
-  if (mesh.config().policy_file.empty()) {
-    spdlog::info("received SIGHUP: nothing to reload (no policy file)");
+std::string join_words(const std::vector<std::string>& words) {
+  std::string out;
+  for (const auto& w : words) out += (out.empty() ? "" : ", ") + w;
+  return out;
+}
+
+// SIGHUP: the configuration is read again (file, environment, the start's
+// flags). What a running node can take applies now: the log level, and the
+// policy file (as POST /v1/reload). Every other setting that differs from
+// the running one is named as taking effect only after a restart. A
+// configuration that no longer loads changes nothing.
+void reload(Mesh& mesh, const ConfigFlags& flags, NodeConfig& running) {
+  NodeConfig fresh;
+  try {
+    fresh = load_node_config(flags, current_environment());
+  } catch (const ConfigError& e) {
+    spdlog::error("received SIGHUP: the configuration does not load, nothing changed: {}", e.what());
     return;
   }
+  fresh.p2p_enabled = true;  // as at start: mesh-node always runs P2P
+  std::vector<std::string> applied;
+  if (fresh.log_level != running.log_level) {
+    applied.push_back("log_level " + std::string(to_string(running.log_level)) + " -> " +
+                      std::string(to_string(fresh.log_level)));
+    spdlog::default_logger()->set_level(to_spdlog_level(fresh.log_level));
+    running.log_level = fresh.log_level;
+  }
+  // The rest, compared as --check-config prints them (secrets as "set").
+  const auto was = nlohmann::json::parse(to_json_string(running));
+  const auto now = nlohmann::json::parse(to_json_string(fresh));
+  std::vector<std::string> restart;
+  for (const auto& [key, value] : now.items()) {
+    if (key == "sources" || key == "log_level" || key == "policy_file") continue;
+    if (!was.contains(key) || was[key] != value) restart.push_back(key);
+  }
+  if (fresh.policy_file != running.policy_file) restart.push_back("policy_file");
+  std::string line = "received SIGHUP: ";
+  line += applied.empty() ? "no setting to apply" : "applied " + join_words(applied);
+  if (!restart.empty()) line += "; changed, effective after a restart: " + join_words(restart);
+  spdlog::info("{}", line);
+  if (running.policy_file.empty()) return;
   if (auto error = mesh.reload_policy()) spdlog::error("received SIGHUP: {}", *error);
 }
 
@@ -114,7 +151,7 @@ std::optional<std::string> udp_port_taken(const std::string& host, std::uint16_t
   return std::nullopt;
 }
 
-int run(NodeConfig cfg) {
+int run(NodeConfig cfg, const ConfigFlags& flags) {
   // Before any thread exists, so that every thread inherits the mask and
   // only next_signal() takes these signals.
   sigset_t stop_signals;
@@ -172,7 +209,7 @@ int run(NodeConfig cfg) {
   while (sig == 0) {
     sig = next_signal(stop_signals, -1);
     if (sig == SIGHUP) {
-      reload(mesh);
+      reload(mesh, flags, cfg);
       sig = 0;
     }
   }
@@ -232,7 +269,7 @@ int main(int argc, char** argv) {
       return 0;
     }
     mesh::setup_logging(cfg);
-    return mesh::run(cfg);
+    return mesh::run(cfg, flags);
   } catch (const mesh::ConfigError& e) {  // also a UsageError
     std::cerr << "mesh-node: " << e.what() << "\n";
     return 2;
