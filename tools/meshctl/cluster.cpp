@@ -13,21 +13,12 @@
 #include "mesh/cli.hpp"
 #include "mesh/json_limits.hpp"
 #include "mesh/text.hpp"
+#include "format.hpp"
 
 namespace mesh::meshctl {
 namespace {
 
 using Json = nlohmann::json;
-
-std::string pad(std::string s, std::size_t w) {
-  if (s.size() < w) s.resize(w, ' ');
-  return s;
-}
-
-std::string endpoint_of(const std::string& ip, unsigned port) {
-  const bool v6 = ip.find(':') != std::string::npos;
-  return (v6 ? "[" + ip + "]" : ip) + ":" + std::to_string(port);
-}
 
 // --tag K=V, checked before anything is asked of the node.
 std::map<std::string, std::string> wanted_tags(const std::vector<std::string>& given) {
@@ -106,7 +97,7 @@ int members(const Call& call, const MembersArgs& args, bool json, const std::str
       Row r;
       // Names and tags came from the network: one line each, whatever they hold.
       r.name = escape_text(m.at("name").get<std::string>());
-      r.addr = endpoint_of(m.at("addr").get<std::string>(), m.at("port").get<unsigned>());
+      r.addr = endpoint_text(m.at("addr").get<std::string>(), m.at("port").get<unsigned>());
       r.state = m.at("state").get<std::string>();
       for (const auto& [k, v] : m.at("tags").items()) {
         if (!args.detailed && internal_tag(k)) continue;

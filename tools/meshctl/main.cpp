@@ -63,6 +63,7 @@
 #include "mesh/json_limits.hpp"
 #include "mesh/text.hpp"
 #include "cluster.hpp"
+#include "format.hpp"
 #include "threads.hpp"
 
 namespace mesh {
@@ -129,10 +130,7 @@ HostPort default_admin() {
   return hp;
 }
 
-std::string endpoint_text(const HostPort& hp) {
-  const bool v6 = hp.host.find(':') != std::string::npos;
-  return (v6 ? "[" + hp.host + "]" : hp.host) + ":" + std::to_string(hp.port);
-}
+std::string endpoint_text(const HostPort& hp) { return meshctl::endpoint_text(hp.host, hp.port); }
 
 // GET `target` (or POST `body` to it); on any failure prints one line and
 // returns nullopt.
@@ -174,11 +172,6 @@ std::optional<std::string> call(const Options& opt, const std::string& target,
   return r.body;
 }
 
-std::string pad(std::string s, std::size_t w) {
-  if (s.size() < w) s.resize(w, ' ');
-  return s;
-}
-
 nlohmann::json parse_json_arg(std::string_view command, std::string_view what,
                               const std::string& text) {
   std::string why;
@@ -202,7 +195,7 @@ void print_table(std::vector<std::vector<std::string>> rows) {
   for (const auto& r : rows) {
     std::string line;
     for (std::size_t i = 0; i < r.size(); ++i) {
-      line += (i + 1 < r.size()) ? pad(r[i], width[i]) + "  " : r[i];
+      line += (i + 1 < r.size()) ? meshctl::pad(r[i], width[i]) + "  " : r[i];
     }
     while (!line.empty() && line.back() == ' ') line.pop_back();
     std::cout << line << "\n";

@@ -125,23 +125,25 @@ void query(Mesh& mesh, const std::shared_ptr<std::atomic<std::size_t>>& in_fligh
   const auto ctx = context_of(in, why);
   if (!ctx) return respond(HttpResponse::error(400, why));
   const PeerQuery& pq = std::get<PeerQuery>(q);
-  if (mesh.node_client().discover(pq, Strategy::First).empty()) {
-    const std::string what = pq.role.empty() ? "capability \"" + pq.capability + "\"" : "role \"" + pq.role + "\"";
-    return respond(error(404, "no agent matches " + what, ErrorCode::TargetUnknown));
-  }
   if (in_flight->fetch_add(1) >= MeshAdmin::kMaxRequestsInFlight) {
     in_flight->fetch_sub(1);
     return respond(error(503, "too many admin requests in flight", ErrorCode::Rejected));
   }
-  mesh.node_client().request_all_then(pq, in["message"], std::get<GatherPolicy>(policy), *ctx,
-                                      [respond, in_flight](GatherResult r) {
-                                        in_flight->fetch_sub(1);
-                                        try {
-                                          respond(HttpResponse::from_json(gather_json(r)));
-                                        } catch (const std::exception& e) {
-                                          respond(HttpResponse::error(500, e.what()));
-                                        }
-                                      });
+  // Nobody matched: the gather ends at once with nobody in it.
+  const std::string what = pq.role.empty() ? "capability \"" + pq.capability + "\"" : "role \"" + pq.role + "\"";
+  mesh.node_client().request_all_then(
+      pq, in["message"], std::get<GatherPolicy>(policy), *ctx, [respond, in_flight, what](GatherResult r) {
+        in_flight->fetch_sub(1);
+        try {
+          if (r.responses.empty() && r.missing.empty()) {
+            respond(error(404, "no agent matches " + what, ErrorCode::TargetUnknown));
+          } else {
+            respond(HttpResponse::from_json(gather_json(r)));
+          }
+        } catch (const std::exception& e) {
+          respond(HttpResponse::error(500, e.what()));
+        }
+      });
 }
 
 HttpResponse broadcast(Mesh& mesh, const std::string& body) {

@@ -28,11 +28,7 @@ Mesh::KeyResult MeshCore::apply_key_op(Mesh::KeyOp op, const std::string& key_ba
   Mesh::KeyResult r;
   r.node = node_name;
   std::shared_lock readers(membership_readers);
-  swim::Membership* m = nullptr;
-  {
-    std::lock_guard lock(mu);
-    if (membership_alive.load()) m = membership.get();
-  }
+  swim::Membership* m = live_membership();
   if (!m) {
     r.error = "membership is not running on this node";
     return r;

@@ -452,11 +452,7 @@ std::optional<transport::TransportStats> Mesh::transport_stats() const {
 
 bool Mesh::with_membership(const std::function<void(const swim::Membership&)>& fn) const {
   std::shared_lock readers(core_->membership_readers);
-  const swim::Membership* m = nullptr;
-  {
-    std::lock_guard lock(core_->mu);
-    if (core_->membership_alive.load()) m = core_->membership.get();
-  }
+  const swim::Membership* m = core_->live_membership();
   if (!m) return false;
   fn(*m);
   return true;

@@ -635,6 +635,12 @@ struct MeshCore {
   // Mesh::with_membership readers hold it shared; stop() takes it alone to
   // clear membership_alive, so no reader still holds the pointer after.
   mutable std::shared_mutex membership_readers;
+  // The membership while it runs, else null; the caller holds
+  // membership_readers (shared) for as long as it uses the pointer.
+  swim::Membership* live_membership() const {
+    std::lock_guard lock(mu);
+    return membership_alive.load() ? membership.get() : nullptr;
+  }
 
   // The control strand: registry fetches and their answers, tag updates,
   // event delivery, repair; timers instead of a thread of its own.

@@ -34,11 +34,7 @@ std::optional<std::string> Mesh::join(const std::vector<std::string>& seeds, std
   {
     // Only to start the join: stop() must not wait for our timeout.
     std::shared_lock readers(c.membership_readers);
-    swim::Membership* m = nullptr;
-    {
-      std::lock_guard lock(c.mu);
-      if (c.membership_alive.load()) m = c.membership.get();
-    }
+    swim::Membership* m = c.live_membership();
     if (!m) throw std::logic_error("join: membership is not running on this node");
     m->join(std::move(addresses), [answered, &c] {
       c.joined.store(true);
@@ -67,11 +63,7 @@ std::optional<std::string> Mesh::join(const std::vector<std::string>& seeds, std
 Mesh::ForceLeave Mesh::force_leave(const std::string& node) {
   MeshCore& c = *core_;
   std::shared_lock readers(c.membership_readers);
-  swim::Membership* m = nullptr;
-  {
-    std::lock_guard lock(c.mu);
-    if (c.membership_alive.load()) m = c.membership.get();
-  }
+  swim::Membership* m = c.live_membership();
   if (!m) throw std::logic_error("force-leave: membership is not running on this node");
   switch (m->force_leave(node)) {
     case swim::Membership::ForceLeave::Done: return ForceLeave::Done;

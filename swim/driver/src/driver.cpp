@@ -260,13 +260,7 @@ void Membership::Impl::deliver(const MemberEvent& e) {
   // Call a copy: the handler may replace itself (on_event) or shut us down
   // (which drops handler_) while it runs.
   const EventHandler handler = handler_;
-  try {
-    handler(e);
-  } catch (const std::exception& ex) {
-    spdlog::error("swim {}: event handler threw: {}", name_, ex.what());
-  } catch (...) {
-    spdlog::error("swim {}: event handler threw", name_);
-  }
+  call_guarded("event handler", [&] { handler(e); });
 }
 
 }  // namespace mesh::swim

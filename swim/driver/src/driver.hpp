@@ -29,10 +29,12 @@
 #include <boost/asio/post.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/strand.hpp>
+#include <spdlog/spdlog.h>
 
 #include <atomic>
 #include <chrono>
 #include <cstdint>
+#include <exception>
 #include <functional>
 #include <future>
 #include <map>
@@ -41,6 +43,7 @@
 #include <string>
 #include <string_view>
 #include <unordered_map>
+#include <utility>
 #include <vector>
 
 #include "mesh/swim/membership.hpp"
@@ -92,6 +95,10 @@ struct Membership::Impl : std::enable_shared_from_this<Membership::Impl> {
   // the strand, or when the io_context is stopped (nothing else can run).
   template <class F>
   auto sync(F f) -> decltype(f());
+  // Runs an owner's callback on the strand; what it throws is logged as
+  // `what` and goes no further (it would unwind through asio).
+  template <class F>
+  void call_guarded(const char* what, F&& f) const;
   // Waits for the result of a handler posted to the strand, which holds
   // the only reference to its promise. True once it is ready, or broken:
   // an io_context destroyed with the handler still queued destroys the
@@ -239,6 +246,17 @@ struct Membership::Impl : std::enable_shared_from_this<Membership::Impl> {
   Time leave_deadline_{};
   std::vector<std::shared_ptr<std::promise<bool>>> leave_promises_;
 };
+
+template <class F>
+void Membership::Impl::call_guarded(const char* what, F&& f) const {
+  try {
+    std::forward<F>(f)();
+  } catch (const std::exception& ex) {
+    spdlog::error("swim {}: {} threw: {}", name_, what, ex.what());
+  } catch (...) {
+    spdlog::error("swim {}: {} threw", name_, what);
+  }
+}
 
 template <class F>
 auto Membership::Impl::sync(F f) -> decltype(f()) {

@@ -140,15 +140,7 @@ void Membership::Impl::join_attempt_failed(const std::string& why) {
     spdlog::error("swim {}: {}", name_, last);
     auto give_up = std::move(join_retry_.on_give_up);
     join_retry_.on_give_up = nullptr;
-    if (give_up) {
-      try {
-        give_up(last);
-      } catch (const std::exception& ex) {
-        spdlog::error("swim {}: on_give_up threw: {}", name_, ex.what());
-      } catch (...) {
-        spdlog::error("swim {}: on_give_up threw", name_);
-      }
-    }
+    if (give_up) call_guarded("on_give_up", [&] { give_up(last); });
     return;
   }
   const Duration delay = join_backoff_;
@@ -173,14 +165,7 @@ void Membership::Impl::join_succeeded() {
   broadcast_join_intent();
   auto cb = std::move(join_cb_);
   join_cb_ = nullptr;
-  if (!cb) return;
-  try {
-    cb();
-  } catch (const std::exception& ex) {
-    spdlog::error("swim {}: on_first_join threw: {}", name_, ex.what());
-  } catch (...) {
-    spdlog::error("swim {}: on_first_join threw", name_);
-  }
+  if (cb) call_guarded("on_first_join", cb);
 }
 
 }  // namespace mesh::swim
