@@ -262,23 +262,29 @@ TEST_F(ConversationProcess, AuditTrailMergesVerifiesAndShowsTampering) {
 
 // beta is killed -9 while the rally runs (the nodes' default of 100 turns
 // ends it soon after; the kill comes while it goes on): its trail verifies
-// up to its last line.
+// up to its last line, and keeps every record that had reached the file.
+// (Records reach the file from a queue a few milliseconds after their
+// event, later on a busy machine; kill -9 loses what still waits there,
+// as docs/operations.md says. So the kill waits for records on disk.)
 TEST_F(ConversationProcess, NodeKilledMidThreadLeavesAVerifiableTrail) {
+  const auto on_disk = [&] {
+    const RunResult r = meshctl({"audit", "verify", beta->audit_dir, "--json"});
+    const Json j = Json::parse(r.out, nullptr, false);
+    return r.exit_code == 0 && j.is_object() ? j["records"].get<int>() : 0;
+  };
   int status = 0;
   alpha->post("/v1/send", {{"target", "player-alpha"}, {"message", {{"ball", 0}}},
                            {"thread", {{"subject", "long rally"}}}}, &status);
   ASSERT_EQ(status, 200);
-  ASSERT_TRUE(eventually([&] {
-    const Json b = alpha->post("/v1/request", {{"target", "player-beta"}, {"message", Json::object()}});
-    return b.contains("response") && b["response"]["received"].get<int>() > 20;
-  })) << logs();
+  int before = 0;
+  ASSERT_TRUE(eventually([&] { return (before = on_disk()) > 40; })) << before << logs();
   beta->process->signal(SIGKILL);
   ASSERT_TRUE(beta->process->wait_exit(10s));
   const RunResult r = meshctl({"audit", "verify", beta->audit_dir, "--json"});
   EXPECT_EQ(r.exit_code, 0) << r.out << r.err;
   const Json j = Json::parse(r.out, nullptr, false);
   ASSERT_TRUE(j.is_object()) << r.out;
-  EXPECT_GT(j["records"].get<int>(), 40);
+  EXPECT_GE(j["records"].get<int>(), before) << r.out;
 }
 
 // The recorded opening message, sent again to the same role with the same
