@@ -12,6 +12,7 @@
 #include <thread>
 
 #include "mesh/mesh.hpp"
+#include "mesh/peer_tools.hpp"
 #include "mesh_fixtures.hpp"
 
 namespace mesh {
@@ -200,6 +201,67 @@ TEST_F(MeshP2POff, RespondOnceAndContextOverride) {
   EXPECT_EQ(out.response->data["a"], 2);
   EXPECT_EQ(out.response->context, (Json{{"trace", "override"}}));
   EXPECT_EQ(out.response->correlation_id, m->id);
+}
+
+TEST_F(MeshP2POff, RespondErrorReachesTheRequester) {
+  auto& other = mesh->add<Probe>("probe-2");
+  auto fut = probe->peers().request_async("probe-2", {{"q", 1}}, 20s);
+  auto m = other.peers().receive_blocking(10s);
+  ASSERT_TRUE(m);
+  EXPECT_FALSE(other.peers().respond_error(*m, ErrorCode::None)) << "an error must say which";
+  EXPECT_TRUE(other.peers().respond_error(*m, ErrorCode::Rejected));
+  EXPECT_FALSE(other.peers().respond(*m, {{"a", 1}})) << "answered already";
+  EXPECT_FALSE(other.peers().respond_error(*m)) << "answered already";
+  ASSERT_EQ(fut.wait_for(20s), std::future_status::ready);
+  EXPECT_EQ(fut.get().error, ErrorCode::Rejected);
+
+  probe->peers().notify("probe-2", {{"n", 1}});
+  auto n = other.peers().receive_blocking(10s);
+  ASSERT_TRUE(n);
+  EXPECT_FALSE(other.peers().respond_error(*n)) << "a notify cannot be answered";
+}
+
+TEST_F(MeshP2POff, PeersAsToolsAndCognitiveContext) {
+  auto& pc = probe->peers();
+  for (auto format : {ToolFormat::Mcp, ToolFormat::OpenAi}) {
+    const Json tools = peers_as_tools(pc, {}, format);
+    ASSERT_TRUE(tools.is_array());
+    ASSERT_EQ(tools.size(), 3u);
+    std::vector<std::string> names;
+    for (const auto& t : tools) {
+      const Json& def = format == ToolFormat::Mcp ? t : t.at("function");
+      if (format == ToolFormat::OpenAi) {
+        EXPECT_EQ(t.at("type"), "function");
+      }
+      names.push_back(def.at("name").get<std::string>());
+      const Json& schema = def.at(format == ToolFormat::Mcp ? "inputSchema" : "parameters");
+      EXPECT_EQ(schema.at("type"), "object");
+      EXPECT_EQ(schema.at("additionalProperties"), false);
+    }
+    EXPECT_EQ(names, (std::vector<std::string>{"ask_peer", "notify_peer", "list_peers"}));
+  }
+  const Json ask = peers_as_tools(pc)[0];
+  // Roles first, then agent ids, each sorted; never the caller itself.
+  EXPECT_EQ(ask["inputSchema"]["properties"]["target"]["enum"],
+            (Json{"coder", "reviewer", "coder-a", "coder-b", "reviewer-1"}));
+  EXPECT_EQ(ask["inputSchema"]["required"], (Json{"target", "message"}));
+  EXPECT_NE(ask["description"].get<std::string>().find("coder (python, review)"), std::string::npos)
+      << ask["description"];
+  const Json only = peers_as_tools(pc, by_capability("review"))[0];
+  EXPECT_EQ(only["inputSchema"]["properties"]["target"]["enum"],
+            (Json{"coder", "reviewer", "coder-b", "reviewer-1"}));
+  const Json none = peers_as_tools(pc, by_role("ghost"))[0];
+  EXPECT_FALSE(none["inputSchema"]["properties"]["target"].contains("enum"));
+  EXPECT_NE(none["description"].get<std::string>().find("no peer is reachable now"), std::string::npos);
+
+  EXPECT_EQ(cognitive_context(pc),
+            "Available peers (call the ask_peer tool with target set to a role):\n"
+            "- coder (2 agents; capabilities: python, review)\n"
+            "- reviewer (1 agent; capabilities: review)");
+  EXPECT_EQ(cognitive_context(pc, by_role("ghost")), "No other agents are reachable right now.");
+  EXPECT_EQ(tool_format_from("openai"), ToolFormat::OpenAi);
+  EXPECT_EQ(tool_format_from("mcp"), ToolFormat::Mcp);
+  EXPECT_FALSE(tool_format_from("yaml"));
 }
 
 TEST_F(MeshP2POff, BroadcastOncePerAgentId) {

@@ -276,6 +276,15 @@ bool PeerClient::respond(const IncomingMessage& incoming, const Json& message, c
                     std::move(thread)) == ErrorCode::None;
 }
 
+bool PeerClient::respond_error(const IncomingMessage& incoming, ErrorCode code) {
+  if (!incoming.handle || !incoming.is_request() || code == ErrorCode::None) return false;
+  auto t = core_.get_transport();
+  if (!t) return false;
+  if (t->respond_error(*incoming.handle, code) != ErrorCode::None) return false;
+  core_.audit_handled(incoming, "answered", code);
+  return true;
+}
+
 namespace {
 
 // A broadcast's copies go to the peers the policy lets this agent

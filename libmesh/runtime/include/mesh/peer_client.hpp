@@ -405,6 +405,11 @@ class PeerClient {
   // payload is oversized, or the mesh is not running.
   bool respond(const IncomingMessage& incoming, const Json& message,
                const std::optional<Json>& ctx = std::nullopt);
+  // Answers a request with an error instead of a response: the requester
+  // sees `code` (Rejected: the handler failed, as when a CustomAgent's
+  // handler throws). For requests answered outside a handler (the Python
+  // binding's agents). False as respond(), and for ErrorCode::None.
+  bool respond_error(const IncomingMessage& incoming, ErrorCode code = ErrorCode::Rejected);
 
   // One notify to every other agent (one copy per agent_id, never per
   // role), or (broadcast_to) to every agent matching `query`. Returns how
