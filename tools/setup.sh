@@ -21,6 +21,7 @@ packages=(
   libcaf-dev
   serf iproute2 nftables procps systemd
   clang libclang-rt-14-dev
+  pybind11-dev python3-dev python3-pytest python3-jsonschema
 )
 
 if [ "${MESH_SKIP_APT:-0}" != 1 ]; then

@@ -145,13 +145,20 @@ if [ "$release" = 1 ]; then
   cmake -S "$root" -B "$rbuild" -G Ninja -DCMAKE_BUILD_TYPE=Release "${werror[@]}" "${launcher[@]}" >/dev/null
   # Ninja's per-directory targets: each folder's libraries and programs.
   release_parts=(base/all swim/all transport/all libmesh/all tools/all examples/all bench/all)
+  # The Python module (python/, on when pybind11 is installed, as setup.sh
+  # does): its pytest suites run below, against these programs.
+  python_tests=""
+  if grep -q '^MESH_PYTHON:BOOL=ON' "$rbuild/CMakeCache.txt"; then
+    release_parts+=(python/all)
+    python_tests="python\.|"
+  fi
   [ "${MESH_RELEASE_TESTS:-0}" = 1 ] && release_parts=(all)
   cmake --build "$rbuild" -j"${MESH_JOBS:-$(nproc)}" --target "${release_parts[@]}"
   stage_end
 
-  stage_begin "GCC Release: examples, bench smoke, install"
+  stage_begin "GCC Release: examples, bench smoke, install, Python"
   ctest --test-dir "$rbuild" --output-on-failure --timeout 900 -j"$jobs" \
-    -R "^(examples\.|bench_|install\.consumer$)"
+    -R "^(examples\.|bench_|${python_tests}install\.consumer$)"
   stage_end
 
   command -v clang++ >/dev/null || { echo "test: clang++ not found (tools/setup.sh installs it)" >&2; exit 1; }

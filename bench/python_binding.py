@@ -1,0 +1,145 @@
+#!/usr/bin/python3
+"""A Python agent's request to a C++ agent on another node, against the
+pyzmq + json floor (bench/pyzmq_echo.py) run beside it.
+
+Ours: a Python mesh.Agent (P2P on, 127.0.0.1) awaits peers.request() to
+the "echo" agent of python-echo-node (a C++ node in another process),
+which answers with the request's payload: the ~256-byte document
+pyzmq_echo.py sends. One request in flight. The floor: pyzmq_echo.py, a
+pyzmq DEALER -> ROUTER echo between two Python processes with json on both
+sides. Both p50 and p99 are printed as one JSON object; ratio < 1 means
+the binding is faster than the floor. Nothing is asserted about speed.
+
+    PYTHONPATH=build/python python3 bench/python_binding.py \
+        --echo-node build/python/python-echo-node [--count 5000] [--quick]
+"""
+
+import argparse
+import asyncio
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+
+import mesh
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+
+
+def free_port():
+    while True:
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+        if port + 1000 < 65536:
+            return port
+
+
+def percentile(sorted_ns, q):
+    k = max(0, min(len(sorted_ns) - 1, int(-(-q * len(sorted_ns) // 1)) - 1))
+    return sorted_ns[k]
+
+
+def node_env(port, name, seed=None):
+    env = {"P2P_ENABLED": "true", "JC_SWIM_HOST": "127.0.0.1", "JC_SWIM_PORT": str(port), "JC_NODE_NAME": name,
+           "JC_PROFILE": "local", "JC_LOG_LEVEL": "warn"}
+    if seed:
+        env["JC_SEED_NODES"] = f"127.0.0.1:{seed}"
+    return env
+
+
+class Client(mesh.Agent):
+    role = "bench-client"
+
+
+async def measure(echo_port, count, warmup, max_seconds):
+    doc = json.loads(subprocess.check_output([sys.executable, "-c",
+                                              "import sys; sys.path.insert(0, %r); import pyzmq_echo, json; "
+                                              "print(json.dumps(pyzmq_echo.make_document()))" % HERE]))
+    m = mesh.Mesh(config=node_env(free_port(), "bench-py", seed=echo_port))
+    client = m.add(Client)
+    await m.start()
+    try:
+        end = time.monotonic() + 30
+        while client.peers.get_peer("echo") is None:
+            if time.monotonic() > end:
+                raise RuntimeError("the C++ echo node was not discovered within 30 s")
+            await asyncio.sleep(0.02)
+        target = client.peers.get_peer("echo").agent_id
+        request = client.peers.request
+
+        for _ in range(warmup):
+            if await request(target, doc, 5) != doc:
+                raise RuntimeError("wrong echo")
+        samples = []
+        clock = time.perf_counter_ns
+        deadline = clock() + int(max_seconds * 1e9)
+        for _ in range(count):
+            t0 = clock()
+            r = await request(target, doc, 5)
+            t1 = clock()
+            if r is None or r["id"] != doc["id"]:
+                raise RuntimeError("no or wrong echo")
+            samples.append(t1 - t0)
+            if t1 > deadline:
+                break
+        samples.sort()
+        return {"p50_us": percentile(samples, 0.50) / 1000.0, "p99_us": percentile(samples, 0.99) / 1000.0,
+                "count": len(samples), "doc_bytes": len(json.dumps(doc).encode())}
+    finally:
+        await m.stop()
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--echo-node", default=os.environ.get("MESH_PYTHON_ECHO_NODE", ""),
+                   help="the python-echo-node program of the same build")
+    p.add_argument("--count", type=int, default=5000)
+    p.add_argument("--warmup", type=int, default=500)
+    p.add_argument("--max-seconds", type=float, default=5.0)
+    p.add_argument("--quick", action="store_true", help="a smoke run: 300 requests each")
+    a = p.parse_args()
+    if a.quick:
+        a.count, a.warmup, a.max_seconds = 300, 50, 2.0
+    if not a.echo_node:
+        p.error("--echo-node is required (the build's python/python-echo-node)")
+
+    echo_port = free_port()
+    env = dict(os.environ)
+    env.update(node_env(echo_port, "bench-cpp"))
+    echo = subprocess.Popen([a.echo_node], env=env, stdout=subprocess.PIPE, text=True)
+    try:
+        seen = []
+        for line in echo.stdout:  # log lines may come first
+            if line.startswith("ready "):
+                break
+            seen.append(line)
+        else:
+            raise RuntimeError("python-echo-node did not start: " + "".join(seen))
+        ours = asyncio.run(measure(echo_port, a.count, a.warmup, a.max_seconds))
+    finally:
+        echo.terminate()
+        try:
+            echo.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            echo.kill()
+            echo.wait()
+
+    floor = subprocess.run(["/usr/bin/python3" if os.path.exists("/usr/bin/python3") else sys.executable,
+                            os.path.join(HERE, "pyzmq_echo.py"), "--count", str(a.count), "--warmup", str(a.warmup),
+                            "--max-seconds", str(a.max_seconds)], capture_output=True, text=True, timeout=120)
+    try:
+        py = json.loads(floor.stdout)
+    except ValueError:
+        py = {"error": floor.stdout + floor.stderr}
+    out = {"binding": ours, "pyzmq_json": py}
+    if "p50_us" in py:
+        out["ratio_p50"] = round(ours["p50_us"] / py["p50_us"], 3)
+        out["ratio_p99"] = round(ours["p99_us"] / py["p99_us"], 3)
+    print(json.dumps(out))
+
+
+if __name__ == "__main__":
+    main()
