@@ -16,7 +16,9 @@
 #include <atomic>
 #include <chrono>
 #include <functional>
+#include <map>
 #include <mutex>
+#include <string>
 #include <thread>
 
 #include "mesh/mesh.hpp"
@@ -352,6 +354,45 @@ TEST(MeshCluster, AnAgentIdClaimedByASecondNodeStaysWithTheFirst) {
   }));
   n2.stop();
   n3.stop();
+}
+
+// Mesh::set_tags, as `serf tags`: the node's new tags reach the other
+// member by gossip, the mesh's own tags stay, and tags that would not fit
+// in member meta are refused with nothing changed.
+TEST(MeshCluster, SetTagsGossipsTheNewTagsAndRefusesWhatDoesNotFit) {
+  NodeConfig c1 = node_config("n1", {});
+  c1.tags = {{"dc", "east"}};
+  Mesh n1(c1, fast_options());
+  n1.start();
+  Mesh n2(node_config("n2", {seed_of(n1)}), fast_options());
+  n2.start();
+  const auto tags_of_n1_at_n2 = [&] {
+    std::map<std::string, std::string> tags;
+    n2.with_membership([&](const swim::Membership& m) {
+      for (const auto& info : m.members()) {
+        if (info.member.name == "n1") tags = info.tags;
+      }
+    });
+    return tags;
+  };
+  ASSERT_TRUE(eventually([&] { return tags_of_n1_at_n2().count("dc") == 1; }));
+  EXPECT_EQ(tags_of_n1_at_n2().at("dc"), "east");
+
+  EXPECT_EQ(n1.set_tags({{"dc", "west"}, {"rack", "r7"}}), std::nullopt);
+  ASSERT_TRUE(eventually([&] {
+    const auto t = tags_of_n1_at_n2();
+    return t.count("dc") == 1 && t.at("dc") == "west" && t.count("rack") == 1;
+  })) << "n2 never saw n1's new tags";
+  EXPECT_EQ(tags_of_n1_at_n2().count("mesh"), 1U);  // the mesh's own tags stay
+
+  const auto refused = n1.set_tags({{"blob", std::string(600, 'x')}});
+  ASSERT_TRUE(refused.has_value());
+  EXPECT_NE(refused->find("at most 512"), std::string::npos) << *refused;
+  std::this_thread::sleep_for(500ms);  // a change would have been gossiped by now
+  EXPECT_EQ(tags_of_n1_at_n2().at("dc"), "west");
+  EXPECT_EQ(tags_of_n1_at_n2().count("blob"), 0U);
+  n2.stop();
+  n1.stop();
 }
 
 }  // namespace

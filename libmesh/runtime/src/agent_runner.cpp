@@ -43,6 +43,7 @@ Detached run_coroutine(std::shared_ptr<AgentSlot> slot, Task<void> task, Done do
 }  // namespace
 
 Detached AgentSlot::run_request(std::shared_ptr<AgentSlot> slot, IncomingMessage message) {
+  const auto began = std::chrono::steady_clock::now();
   std::optional<Json> answer;
   std::exception_ptr error;
   try {
@@ -62,11 +63,13 @@ Detached AgentSlot::run_request(std::shared_ptr<AgentSlot> slot, IncomingMessage
   } else if (answer) {
     slot->client->respond(message, *answer);
   }
+  slot->role->observe(std::chrono::steady_clock::now() - began);
   slot->handler_done(error ? 1 : 0);
   slot->end_coroutine();
 }
 
 Detached AgentSlot::run_notify(std::shared_ptr<AgentSlot> slot, IncomingMessage message) {
+  const auto began = std::chrono::steady_clock::now();
   std::exception_ptr error;
   try {
     auto& agent = static_cast<CustomAgent&>(*slot->agent);
@@ -76,6 +79,7 @@ Detached AgentSlot::run_notify(std::shared_ptr<AgentSlot> slot, IncomingMessage 
   }
   if (error) slot->report_error(error, &message);
   slot->core->audit_handled(message, "handled", error ? transport::ErrorCode::Rejected : transport::ErrorCode::None);
+  slot->role->observe(std::chrono::steady_clock::now() - began);
   slot->handler_done(error ? 1 : 0);
   slot->end_coroutine();
 }
@@ -85,7 +89,8 @@ AgentSlot::AgentSlot(MeshCore& c, std::unique_ptr<Agent> a)
     : core(&c),
       agent(std::move(a)),
       kind(kind_of(*agent)),
-      strand(boost::asio::make_strand(c.pool->get_executor())) {
+      strand(boost::asio::make_strand(c.pool->get_executor())),
+      role(&c.role_counters(agent->spec().role)) {
   const std::size_t n = agent->spec().concurrency;
   if (kind == Kind::Custom && n > 1) {
     parallel = true;

@@ -86,7 +86,11 @@ std::map<std::string, std::string> MeshCore::tags() const {
 
 std::map<std::string, std::string> MeshCore::tags_with(std::uint16_t zmq_port) const {
   // Ours win over a user tag of the same name.
-  auto t = config.tags;
+  std::map<std::string, std::string> t;
+  {
+    std::lock_guard lock(user_tags_mu);
+    t = user_tags;
+  }
   // Not `= "1"`: GCC 12 reports a false -Wrestrict for assigning a short
   // literal here (its bug 105329).
   t.insert_or_assign(kMeshTag, std::string("1"));

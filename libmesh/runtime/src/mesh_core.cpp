@@ -3,6 +3,7 @@
 #include "mesh_core.hpp"
 
 #include <boost/asio/io_context.hpp>
+#include <algorithm>
 #include <charconv>
 #include <chrono>
 #include <random>
@@ -112,6 +113,7 @@ MeshCore::MeshCore(NodeConfig cfg, MeshOptions opts)
                 // Above anything a previous run under this name advertised.
                 static_cast<std::uint64_t>(unix_ms())) {
   check_node_name(node_name);
+  user_tags = config.tags;
   // load_node_config checks all of this; a NodeConfig built by hand gets
   // the same answers here.
   if (config.max_message_bytes < 4096) throw std::invalid_argument("max_message_bytes must be at least 4096");
@@ -183,6 +185,24 @@ MeshCore::~MeshCore() {
 std::shared_ptr<transport::Transport> MeshCore::get_transport() const {
   std::lock_guard lock(mu);
   return transport;
+}
+
+void RoleCounters::observe(std::chrono::steady_clock::duration took) {
+  const auto ns = std::chrono::duration_cast<std::chrono::nanoseconds>(took).count();
+  const double seconds = static_cast<double>(ns) / 1e9;
+  std::size_t b = 0;
+  while (b < kHandlerSecondsBounds.size() && seconds > kHandlerSecondsBounds[b]) ++b;
+  buckets[b].fetch_add(1, std::memory_order_relaxed);
+  nanos.fetch_add(static_cast<std::uint64_t>(std::max<std::int64_t>(ns, 0)), std::memory_order_relaxed);
+}
+
+RoleCounters& MeshCore::role_counters(std::string_view role) {
+  std::lock_guard lock(roles_mu);
+  if (auto it = roles.find(role); it != roles.end()) return *it->second;
+  const std::string name = roles.size() < RoleStats::kMaxRoleSeries ? std::string(role) : std::string("_other");
+  auto& slot = roles[name];
+  if (!slot) slot = std::make_unique<RoleCounters>(name);
+  return *slot;
 }
 
 std::shared_ptr<transport::Inbox> MeshCore::inbox_of(const std::string& agent_id) const {

@@ -16,6 +16,7 @@
 //   agent.cpp, payload_codec.cpp   as named
 #pragma once
 
+#include <array>
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
@@ -294,6 +295,18 @@ struct ReceiveWait {
   std::optional<boost::asio::steady_timer> timer;
 };
 
+// The counters of one role's handlers (RoleStats); made on the first
+// agent of the role, kept for the node's life (counters never go back).
+struct RoleCounters {
+  explicit RoleCounters(std::string name) : role(std::move(name)) {}
+  const std::string role;  // or "_other", past RoleStats::kMaxRoleSeries
+  // Their sum is the count: a scrape reading them one by one while
+  // handlers end still sees buckets that add up to it.
+  std::array<std::atomic<std::uint64_t>, kHandlerSecondsBounds.size() + 1> buckets{};
+  std::atomic<std::uint64_t> nanos{0};
+  void observe(std::chrono::steady_clock::duration took);
+};
+
 // ---- agent_runner.cpp -------------------------------------------------------
 
 struct AgentSlot : std::enable_shared_from_this<AgentSlot> {
@@ -312,6 +325,7 @@ struct AgentSlot : std::enable_shared_from_this<AgentSlot> {
   // CustomAgent whose handlers run in parallel (concurrency > 1).
   AwaitScope scope;
   std::shared_ptr<transport::Inbox> inbox;  // set at start
+  RoleCounters* role;  // its role's, owned by the core
   std::atomic<bool> stopping{false};
   std::atomic<std::size_t> restarts{0};
   std::atomic<bool> running{false};
@@ -467,6 +481,14 @@ struct MeshCore {
   void repair();
   std::map<std::string, std::string> tags() const;  // takes mu
   std::map<std::string, std::string> tags_with(std::uint16_t zmq_port) const;
+  // The node's own tags: config.tags, then what Mesh::set_tags gave.
+  mutable std::mutex user_tags_mu;
+  std::map<std::string, std::string> user_tags;
+
+  // Per-role handler counters (RoleCounters), by role; under roles_mu.
+  RoleCounters& role_counters(std::string_view role);
+  mutable std::mutex roles_mu;
+  std::map<std::string, std::unique_ptr<RoleCounters>, std::less<>> roles;
 
   // ---- membership ----------------------------------------------------------
   void on_member_event(const swim::MemberEvent& event);
@@ -578,6 +600,7 @@ struct MeshCore {
     std::atomic<std::uint64_t> messages_malformed{0};
     std::atomic<std::uint64_t> registry_fetches{0};
     std::atomic<std::uint64_t> registry_applied{0};
+    std::atomic<std::uint64_t> registry_unchanged{0};
     std::atomic<std::uint64_t> registry_failures{0};
     std::atomic<std::uint64_t> registry_bad_signatures{0};
     std::atomic<std::uint64_t> certificates_refused{0};

@@ -1,8 +1,9 @@
 // What an operator does to a running node besides keys (keys.cpp): join
 // more seeds, as `serf join` does, and reload the policy file. The admin
 // API's POST /v1/join and /v1/reload call these; mesh-node reloads on
-// SIGHUP too. Force a failed member out, as `serf force-leave` does. And
-// what its probes ask: whether the node is ready.
+// SIGHUP too. Force a failed member out, as `serf force-leave` does;
+// change the node's tags, as `serf tags` does. And what its probes and
+// metrics ask: whether the node is ready, how its agents' roles fare.
 #include <algorithm>
 #include <chrono>
 #include <future>
@@ -10,6 +11,7 @@
 #include <mutex>
 #include <shared_mutex>
 #include <stdexcept>
+#include <utility>
 
 #include "mesh/mesh.hpp"
 #include "mesh/swim/membership.hpp"
@@ -75,6 +77,64 @@ Mesh::ForceLeave Mesh::force_leave(const std::string& node) {
 }
 
 std::optional<std::string> Mesh::reload_policy() { return core_->reload_policy(); }
+
+std::optional<std::string> Mesh::set_tags(const std::map<std::string, std::string>& tags) {
+  MeshCore& c = *core_;
+  for (const auto& [key, value] : tags) {
+    if (key.empty()) return std::string("tags: an empty tag name");
+  }
+  std::map<std::string, std::string> before;
+  {
+    std::lock_guard lock(c.user_tags_mu);
+    before = std::exchange(c.user_tags, tags);
+  }
+  // What would be gossiped, the mesh's own tags included, must fit.
+  if (const auto size = swim::encode_serf_tags(c.tags()).size(); size > swim::kMetaMaxSize) {
+    std::lock_guard lock(c.user_tags_mu);
+    c.user_tags = std::move(before);
+    return "tags: they would take " + std::to_string(size) + " bytes in node meta, at most " +
+           std::to_string(swim::kMetaMaxSize);
+  }
+  c.schedule_tag_update();
+  return std::nullopt;
+}
+
+std::vector<RoleStats> Mesh::role_stats() const {
+  const MeshCore& c = *core_;
+  // The agents' roles and mailboxes first, then each mailbox's depth
+  // outside the table's lock (a mailbox has its own).
+  std::vector<std::pair<const detail::RoleCounters*, std::shared_ptr<transport::Inbox>>> slots;
+  {
+    std::lock_guard lock(c.mu);
+    slots.reserve(c.agents.size());
+    for (const auto& [id, slot] : c.agents) {
+      auto inbox = c.inboxes.find(id);
+      slots.emplace_back(slot->role, inbox == c.inboxes.end() ? nullptr : inbox->second);
+    }
+  }
+  std::map<std::string_view, RoleStats> by_role;
+  {
+    std::lock_guard lock(c.roles_mu);
+    for (const auto& [name, counters] : c.roles) {
+      RoleStats& r = by_role[counters->role];
+      r.role = counters->role;
+      for (std::size_t b = 0; b < r.handler_buckets.size(); ++b) {
+        r.handler_buckets[b] = counters->buckets[b].load(std::memory_order_relaxed);
+        r.handled += r.handler_buckets[b];
+      }
+      r.handler_seconds = static_cast<double>(counters->nanos.load(std::memory_order_relaxed)) / 1e9;
+    }
+  }
+  for (const auto& [role, inbox] : slots) {
+    RoleStats& r = by_role[role->role];
+    ++r.agents;
+    if (inbox) r.mailbox_depth += inbox->size();
+  }
+  std::vector<RoleStats> out;
+  out.reserve(by_role.size());
+  for (auto& [name, r] : by_role) out.push_back(std::move(r));
+  return out;
+}
 
 Mesh::Readiness Mesh::readiness() const {
   const MeshCore& c = *core_;

@@ -165,7 +165,11 @@ void MeshCore::take_registry(const std::string& node, const transport::Reply& re
       // Its zones first: the policy may be asked about its agents as soon
       // as they are in the directory.
       take_certificate(node, cert);
-      if (directory.apply_remote(std::move(*reg))) stats.registry_applied.fetch_add(1);
+      if (directory.apply_remote(std::move(*reg))) {
+        stats.registry_applied.fetch_add(1);
+      } else {
+        stats.registry_unchanged.fetch_add(1);
+      }
     }
   }
   if (!ok) stats.registry_failures.fetch_add(1);

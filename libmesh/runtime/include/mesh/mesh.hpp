@@ -39,6 +39,7 @@
 #include <chrono>
 #include <cstdint>
 #include <functional>
+#include <map>
 #include <memory>
 #include <optional>
 #include <string>
@@ -139,6 +140,9 @@ class Mesh {
   std::vector<Agent*> agents() const;
   AgentDirectory& directory();
   MeshStats stats() const;
+  // Per role of its agents: how many, their mailboxes' depth and their
+  // handlers' durations (RoleStats); sorted by role. Any thread.
+  std::vector<RoleStats> role_stats() const;
   // The conversations this node knows (docs/conversations.md), most
   // recently active first, and one of them (nullopt when not known here).
   std::vector<ThreadRecord> threads() const;
@@ -222,6 +226,12 @@ class Mesh {
   // Throws std::logic_error when the node was started without a policy
   // (turning a policy on or off takes a restart).
   std::optional<std::string> reload_policy();
+  // Replaces the node's own tags (NodeConfig::tags; the mesh's tags stay)
+  // and gossips them, as Serf's `tags` command does; a tag named like one
+  // of the mesh's is overridden by it, as at start. The answer is a
+  // one-line error when they cannot be taken (an empty name, or more than
+  // the 512 bytes of member meta with the mesh's), and nothing changes.
+  std::optional<std::string> set_tags(const std::map<std::string, std::string>& tags);
 
   // The bound ports (P2P on, after start): useful when configured as 0.
   std::uint16_t swim_port() const;

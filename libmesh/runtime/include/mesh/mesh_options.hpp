@@ -3,7 +3,9 @@
 // without including the facade they implement.
 #pragma once
 
+#include <array>
 #include <chrono>
+#include <cstddef>
 #include <cstdint>
 #include <functional>
 #include <optional>
@@ -53,8 +55,11 @@ struct MeshOptions {
 // Counters (a snapshot).
 struct MeshStats {
   std::uint64_t messages_malformed = 0;   // undecodable payload or context, dropped
+  // Registry fetches: started, and how those that ended did (applied +
+  // unchanged + failed = ended; one in flight is in none of them).
   std::uint64_t registry_fetches = 0;     // fetches started
   std::uint64_t registry_applied = 0;     // fetched registries that were newer
+  std::uint64_t registry_unchanged = 0;   // fetched, not newer than the one held
   std::uint64_t registry_failures = 0;    // fetch failed or returned garbage
   std::uint64_t registry_bad_signatures = 0;  // ...of which: not signed by the node's "skey"
   std::uint64_t agent_conflicts = 0;      // remote cards withheld: their agent id was held elsewhere
@@ -74,6 +79,27 @@ struct MeshStats {
   std::uint64_t audit_records = 0;
   std::uint64_t audit_bytes = 0;
   std::uint64_t audit_dropped = 0;
+};
+
+// Upper bounds, in seconds, of the buckets of RoleStats' handler durations.
+inline constexpr std::array<double, 15> kHandlerSecondsBounds = {
+    0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0, 5.0, 30.0};
+
+// The agents of one role on this node (Mesh::role_stats(), a snapshot).
+// Past kMaxRoleSeries roles, the rest share the role "_other", so that a
+// program with a role per agent cannot grow the metrics without bound.
+struct RoleStats {
+  static constexpr std::size_t kMaxRoleSeries = 256;
+  std::string role;
+  std::size_t agents = 0;
+  std::uint64_t mailbox_depth = 0;  // messages waiting in the mailboxes of its agents
+  // How long the handlers of its CustomAgents took (on_request,
+  // on_notify), from start to end, their awaits included. handler_buckets[i]
+  // counts those over bound i-1 and at most bound i of kHandlerSecondsBounds
+  // (not cumulative); the last counts those over the last bound.
+  std::array<std::uint64_t, kHandlerSecondsBounds.size() + 1> handler_buckets{};
+  std::uint64_t handled = 0;
+  double handler_seconds = 0;  // the sum of their durations
 };
 
 }  // namespace mesh
