@@ -21,6 +21,7 @@
 #include <boost/asio/post.hpp>
 #include <boost/asio/write.hpp>
 #include <chrono>
+#include <condition_variable>
 #include <functional>
 #include <future>
 #include <limits>
@@ -324,18 +325,34 @@ TEST(MetricsCluster, ScrapedValuesFollowTheCluster) {
             count);
   EXPECT_LE(after.at("mesh_transport_request_duration_seconds_bucket", {{"outcome", "answered"}, {"le", "0.001"}}),
             after.at("mesh_transport_request_duration_seconds_bucket", {{"outcome", "answered"}, {"le", "30"}}));
-  EXPECT_GE(after.at("mesh_transport_queue_depth", {{"queue", "pending_requests"}}), 0.0);
-  EXPECT_EQ(after.at("mesh_transport_peers", {{"state", "known"}}), 2.0);
+  EXPECT_TRUE(after.get("mesh_transport_pending_requests"));
+  // n1 fetched n2's and n3's registries: started, and ended in one result each.
+  const double started = after.at("mesh_registry_fetches_started_total");
+  const double applied = after.at("mesh_registry_fetches_total", {{"result", "applied"}});
+  EXPECT_GE(applied, 2.0);
+  EXPECT_GE(started, applied + after.at("mesh_registry_fetches_total", {{"result", "unchanged"}}) +
+                         after.at("mesh_registry_fetches_total", {{"result", "failed"}}));
+  EXPECT_EQ(after.at("mesh_registry_bad_signatures_total"), 0.0);
+  EXPECT_EQ(after.at("mesh_transport_peers_known"), 2.0);
+  EXPECT_LE(after.at("mesh_transport_peers_connected"), 2.0);
+  EXPECT_GE(after.at("mesh_transport_peers_connected"), 1.0);  // n1 sent requests to both
 
-  // S4: garbage on N1's SWIM port is counted as malformed and dropped.
-  const std::map<std::string, std::string> malformed{{"layer", "swim"}, {"reason", "malformed"}};
-  const double malformed_before = after.at("mesh_packets_dropped_total", malformed);
+  // S4: garbage on N1's SWIM port is counted, by what was wrong, and dropped.
+  const std::map<std::string, std::string> unknown{{"error", "unknown_type"}};
+  const std::map<std::string, std::string> truncated{{"error", "truncated"}};
+  const double unknown_before = after.at("mesh_swim_messages_undecodable_total", unknown);
+  const double truncated_before = after.at("mesh_swim_messages_undecodable_total", truncated);
   send_udp(n1.swim_port(), {0xFF, 0x00, 0x13, 0x37});  // message type 255: unknown
   send_udp(n1.swim_port(), {0x02});                     // a ping with no body: truncated
   ASSERT_TRUE(eventually([&] {
-    return scrape(admin.port()).at("mesh_packets_dropped_total", malformed) >= malformed_before + 2;
+    const Scrape s = scrape(admin.port());
+    return s.at("mesh_swim_messages_undecodable_total", unknown) >= unknown_before + 1 &&
+           s.at("mesh_swim_messages_undecodable_total", truncated) >= truncated_before + 1;
   })) << "garbage datagrams were not counted";
-  EXPECT_TRUE(after.get("mesh_packets_dropped_total", {{"layer", "transport"}, {"reason", "malformed"}}));
+  EXPECT_FALSE(after.get("mesh_swim_messages_undecodable_total", {{"error", "incomplete"}}));
+  EXPECT_TRUE(after.get("mesh_transport_frames_dropped_total", {{"reason", "malformed"}}));
+  EXPECT_TRUE(after.get("mesh_swim_packets_dropped_total", {{"reason", "decrypt_failure"}}));
+  EXPECT_TRUE(after.get("mesh_swim_streams_dropped_total", {{"reason", "over_budget"}}));
 
   // S5: N2's SWIM dies without a word. N1 declares it dead.
   const Scrape alive = scrape(admin.port());
@@ -414,12 +431,13 @@ TEST(Metrics, HistogramIsCumulativeAndProgramMetricsAreServed) {
   EXPECT_FALSE(s.get("mesh_swim_members"));
   EXPECT_FALSE(s.get("mesh_agents"));
   // One HELP and TYPE per name.
-  std::size_t types = 0;
-  for (std::size_t p = text.find("# TYPE mesh_packets_dropped_total"); p != std::string::npos;
-       p = text.find("# TYPE mesh_packets_dropped_total", p + 1)) {
-    ++types;
+  std::map<std::string, int> types;
+  std::istringstream lines(text);
+  for (std::string line; std::getline(lines, line);) {
+    if (line.rfind("# TYPE ", 0) == 0) ++types[line.substr(7, line.find(' ', 7) - 7)];
   }
-  EXPECT_EQ(types, 1u);
+  EXPECT_GT(types.size(), 10u);
+  for (const auto& [name, n] : types) EXPECT_EQ(n, 1) << name;
   EXPECT_NE(text.find("# TYPE mesh_transport_request_duration_seconds histogram"), std::string::npos);
 }
 
@@ -442,6 +460,78 @@ TEST(Metrics, BuildInfoAndProcessMetrics) {
   EXPECT_LE(start, now + 2) << text;
   EXPECT_GT(start, now - 7 * 24 * 3600) << text;  // started this week, not in 1970
   EXPECT_NE(text.find("# TYPE process_cpu_seconds_total counter"), std::string::npos);
+}
+
+// Per role of a node's agents: how many, what waits in their mailboxes,
+// and how long their handlers take (awaits included).
+class Gate : public CustomAgent {
+ public:
+  explicit Gate(std::string id) : CustomAgent({.role = "gate", .agent_id = std::move(id)}) {}
+  // Holds its first notify (and with it the mailbox) until opened, or for
+  // 60 s at most, so that a failing test still stops.
+  void on_peer_notify(const IncomingMessage&) override {
+    std::unique_lock lock(mu_);
+    cv_.wait_for(lock, 60s, [this] { return open_; });
+  }
+  void open() {
+    std::lock_guard lock(mu_);
+    open_ = true;
+    cv_.notify_all();
+  }
+
+ private:
+  std::mutex mu_;
+  std::condition_variable cv_;
+  bool open_ = false;
+};
+
+class Napper : public CustomAgent {
+ public:
+  explicit Napper(std::string id) : CustomAgent({.role = "napper", .agent_id = std::move(id)}) {}
+  Task<std::optional<Json>> on_request(const IncomingMessage&) override {
+    co_await peers().sleep(30ms);
+    co_return Json{{"slept", true}};
+  }
+};
+
+TEST(Metrics, PerRoleAgentsMailboxesAndHandlerDurations) {
+  NodeConfig c;
+  c.node_name = "roles";
+  c.worker_threads = 2;
+  Mesh mesh(c);
+  auto& gate = mesh.add<Gate>("gate-1");
+  mesh.add<Napper>("napper-1");
+  mesh.add<Napper>("napper-2");
+  mesh.start();
+  Metrics metrics;
+  metrics.watch(mesh);
+  const auto role = [](const char* r) { return std::map<std::string, std::string>{{"role", r}}; };
+
+  // Five notifies to the gate: the first is held in its handler, four wait.
+  for (int i = 0; i < 5; ++i) ASSERT_TRUE(mesh.node_client().notify("gate-1", Json{{"i", i}}));
+  ASSERT_TRUE(eventually([&] {
+    return Scrape{parse_exposition(metrics.scrape())}.get("mesh_role_mailbox_messages", role("gate")) == 4.0;
+  })) << metrics.scrape();
+  gate.open();
+  for (int i = 0; i < 3; ++i) {
+    ASSERT_TRUE(mesh.node_client().request_blocking(i % 2 ? "napper-1" : "napper-2", Json::object(),
+                                                    SendOptions{.timeout = 10s}));
+  }
+  Scrape s;
+  ASSERT_TRUE(eventually([&] {
+    s = Scrape{parse_exposition(metrics.scrape())};
+    return s.get("mesh_role_handler_duration_seconds_count", role("gate")) == 5.0;
+  })) << metrics.scrape();
+  EXPECT_EQ(s.at("mesh_role_mailbox_messages", role("gate")), 0.0);
+  EXPECT_EQ(s.at("mesh_role_agents", role("gate")), 1.0);
+  EXPECT_EQ(s.at("mesh_role_agents", role("napper")), 2.0);
+  EXPECT_EQ(s.at("mesh_agents"), 3.0);
+  // Each nap took 30 ms or more: none is in a bucket of 25 ms or less.
+  EXPECT_EQ(s.at("mesh_role_handler_duration_seconds_count", role("napper")), 3.0);
+  EXPECT_EQ(s.at("mesh_role_handler_duration_seconds_bucket", {{"role", "napper"}, {"le", "0.025"}}), 0.0);
+  EXPECT_EQ(s.at("mesh_role_handler_duration_seconds_bucket", {{"role", "napper"}, {"le", "+Inf"}}), 3.0);
+  EXPECT_GE(s.at("mesh_role_handler_duration_seconds_sum", role("napper")), 0.09);
+  mesh.stop();
 }
 
 TEST(Metrics, TransportRecordsRequestLatency) {

@@ -11,12 +11,16 @@
 // with `meshctl health` and installs every library the binaries need; the
 // systemd unit and its EnvironmentFile agree, and systemd-analyze rates
 // the unit's sandbox OK (exposure 3.0 or less) without refusing a system
-// call the node makes.
+// call the node makes. The Grafana dashboard is well formed and queries
+// only series a running node exports, with the labels they have.
 // deploy_netns_test.cpp then runs the same environments as a cluster.
 #include <gtest/gtest.h>
 #include <unistd.h>
 
 #include <algorithm>
+#include <array>
+#include <cctype>
+#include <chrono>
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
@@ -26,8 +30,11 @@
 #include <nlohmann/json.hpp>
 #include <set>
 #include <sstream>
+#include <thread>
+#include <vector>
 
 #include "deploy_files.hpp"
+#include "mesh/admin_client.hpp"
 #include "process.hpp"
 
 namespace mesh::test::deploy {
@@ -654,6 +661,261 @@ TEST(DeploySystemd, SandboxAdmitsWhatTheNodeDoes) {
   EXPECT_TRUE(unit_values(unit, "IPAddressAllow").empty());
   // A refused call fails with an error the program can handle.
   EXPECT_EQ(unit_values(unit, "SystemCallErrorNumber"), (std::vector<std::string>{"EPERM"}));
+}
+
+
+// ---- the Grafana dashboard ------------------------------------------------------
+
+nlohmann::json dashboard() {
+  std::ifstream in(std::string(MESH_SOURCE_DIR) + "/deploy/grafana/mesh-dashboard.json");
+  EXPECT_TRUE(in.good()) << "deploy/grafana/mesh-dashboard.json is missing";
+  return nlohmann::json::parse(in, nullptr, false);
+}
+
+// What a PromQL expression names: metrics with the labels its selectors
+// match on, and the labels it groups by. A small reader for the subset a
+// dashboard uses (selectors, ranges, aggregations with by/without,
+// functions, numbers, arithmetic); anything else fails the test.
+struct Query {
+  std::map<std::string, std::set<std::string>> metrics;  // name -> labels matched on
+  std::set<std::string> grouping;
+  std::string error;
+};
+
+Query read_query(const std::string& expr) {
+  static const std::set<std::string> kFunctions = {"sum",  "avg",  "max",  "min",   "count",
+                                                   "rate", "irate", "increase", "histogram_quantile",
+                                                   "abs",  "clamp_min", "topk"};
+  Query q;
+  const auto fail = [&q](std::string why) {
+    q.error = std::move(why);
+    return q;
+  };
+  const auto ident_char = [](char c) { return std::isalnum(static_cast<unsigned char>(c)) || c == '_' || c == ':'; };
+  const auto skip_space = [&](std::size_t& i) {
+    while (i < expr.size() && std::isspace(static_cast<unsigned char>(expr[i]))) ++i;
+  };
+  const auto read_ident = [&](std::size_t& i) {
+    const std::size_t from = i;
+    while (i < expr.size() && ident_char(expr[i])) ++i;
+    return expr.substr(from, i - from);
+  };
+  const auto read_string = [&](std::size_t& i) {  // at the opening quote
+    ++i;
+    while (i < expr.size() && expr[i] != '"') i += expr[i] == '\\' ? 2 : 1;
+    ++i;
+  };
+  int depth = 0;
+  std::string last_metric;
+  for (std::size_t i = 0; i < expr.size();) {
+    const char c = expr[i];
+    if (std::isspace(static_cast<unsigned char>(c))) {
+      ++i;
+    } else if (c == '(' || c == ')') {
+      depth += c == '(' ? 1 : -1;
+      if (depth < 0) q.error = "unbalanced parentheses";
+      ++i;
+    } else if (c == '[') {  // a range: [5m], [$__rate_interval]
+      const auto close = expr.find(']', i);
+      if (close == std::string::npos) return fail("unclosed range");
+      i = close + 1;
+    } else if (c == '{') {  // matchers of the metric just read
+      if (last_metric.empty()) return fail("a selector without a metric name");
+      ++i;
+      for (;;) {
+        skip_space(i);
+        if (i < expr.size() && expr[i] == '}') break;
+        const std::string label = read_ident(i);
+        if (label.empty()) return fail("a matcher without a label");
+        q.metrics[last_metric].insert(label);
+        skip_space(i);
+        while (i < expr.size() && (expr[i] == '=' || expr[i] == '!' || expr[i] == '~')) ++i;
+        skip_space(i);
+        if (i >= expr.size() || expr[i] != '"') return fail("a matcher without a quoted value");
+        read_string(i);
+        skip_space(i);
+        if (i < expr.size() && expr[i] == ',') ++i;
+        if (i >= expr.size()) return fail("unclosed selector");
+      }
+      ++i;
+    } else if (std::isdigit(static_cast<unsigned char>(c)) || c == '.') {
+      while (i < expr.size() && (std::isdigit(static_cast<unsigned char>(expr[i])) || expr[i] == '.')) ++i;
+    } else if (c == '+' || c == '-' || c == '*' || c == '/' || c == ',') {
+      ++i;
+    } else if (ident_char(c)) {
+      const std::string word = read_ident(i);
+      std::size_t j = i;
+      skip_space(j);
+      if (word == "by" || word == "without") {
+        if (j >= expr.size() || expr[j] != '(') return fail(word + " without a label list");
+        const auto close = expr.find(')', j);
+        if (close == std::string::npos) return fail("unclosed label list");
+        std::istringstream labels(expr.substr(j + 1, close - j - 1));
+        for (std::string l; std::getline(labels, l, ',');) {
+          l.erase(0, l.find_first_not_of(' '));
+          l.erase(l.find_last_not_of(' ') + 1);
+          q.grouping.insert(l);
+        }
+        i = close + 1;
+      } else if (j < expr.size() && expr[j] == '(') {
+        if (kFunctions.count(word) == 0) return fail("unknown function " + word);
+        last_metric.clear();
+      } else if (expr.compare(j, 3, "by ") == 0 || expr.compare(j, 3, "by(") == 0 ||
+                 expr.compare(j, 8, "without ") == 0 || expr.compare(j, 8, "without(") == 0) {
+        // An aggregation with its grouping first: sum by (x) (...).
+        if (kFunctions.count(word) == 0) return fail("unknown aggregation " + word);
+        last_metric.clear();
+      } else {
+        last_metric = word;
+        q.metrics[word];
+      }
+    } else {
+      return fail(std::string("unexpected '") + c + "'");
+    }
+  }
+  if (depth != 0) q.error = "unbalanced parentheses";
+  return q;
+}
+
+TEST(DeployGrafana, DashboardIsAWellFormedGrafanaDashboard) {
+  const auto d = dashboard();
+  ASSERT_TRUE(d.is_object()) << "not JSON";
+  EXPECT_FALSE(d.value("title", "").empty());
+  const std::string uid = d.value("uid", "");
+  EXPECT_FALSE(uid.empty());
+  EXPECT_LE(uid.size(), 40U);  // Grafana's limit
+  EXPECT_GE(d.value("schemaVersion", 0), 36);
+  // The data source is chosen at import: a variable every panel uses.
+  std::set<std::string> variables;
+  for (const auto& v : d.at("templating").at("list")) variables.insert(v.value("name", ""));
+  ASSERT_EQ(variables.count("datasource"), 1U);
+  const auto& panels = d.at("panels");
+  ASSERT_TRUE(panels.is_array());
+  std::set<int> ids;
+  std::set<std::string> rows;
+  std::vector<std::array<int, 4>> boxes;
+  std::size_t graphs = 0;
+  for (const auto& p : panels) {
+    const int id = p.at("id").get<int>();
+    EXPECT_TRUE(ids.insert(id).second) << "panel id " << id << " twice";
+    const auto& g = p.at("gridPos");
+    const std::array<int, 4> box = {g.at("x").get<int>(), g.at("y").get<int>(), g.at("w").get<int>(),
+                                    g.at("h").get<int>()};
+    EXPECT_GE(box[0], 0);
+    EXPECT_GT(box[2], 0);
+    EXPECT_GT(box[3], 0);
+    EXPECT_LE(box[0] + box[2], 24) << "panel " << id << " is wider than the grid";
+    for (const auto& o : boxes) {
+      const bool apart = box[0] + box[2] <= o[0] || o[0] + o[2] <= box[0] || box[1] + box[3] <= o[1] ||
+                         o[1] + o[3] <= box[1];
+      EXPECT_TRUE(apart) << "panel " << id << " overlaps another";
+    }
+    boxes.push_back(box);
+    const std::string type = p.value("type", "");
+    if (type == "row") {
+      rows.insert(p.value("title", ""));
+      continue;
+    }
+    ++graphs;
+    EXPECT_TRUE(type == "timeseries" || type == "stat" || type == "gauge") << type;
+    EXPECT_FALSE(p.value("title", "").empty()) << "panel " << id;
+    EXPECT_EQ(p.at("datasource").value("uid", ""), "${datasource}") << "panel " << id;
+    std::set<std::string> refs;
+    ASSERT_FALSE(p.at("targets").empty()) << "panel " << id;
+    for (const auto& t : p.at("targets")) {
+      EXPECT_TRUE(refs.insert(t.value("refId", "")).second) << "panel " << id << ": refId twice";
+      const Query q = read_query(t.value("expr", ""));
+      EXPECT_TRUE(q.error.empty()) << "panel " << id << ": " << q.error << " in " << t.value("expr", "");
+      EXPECT_FALSE(q.metrics.empty()) << "panel " << id << " queries no metric";
+    }
+  }
+  EXPECT_GE(graphs, 12U);
+  for (const char* row : {"Membership", "Traffic", "Errors", "Latency"}) {
+    EXPECT_EQ(rows.count(row), 1U) << "no row " << row;
+  }
+}
+
+// A node's /metrics: series name -> the label names it has.
+std::map<std::string, std::set<std::string>> exported(const std::string& text) {
+  std::map<std::string, std::set<std::string>> out;
+  std::istringstream in(text);
+  for (std::string line; std::getline(in, line);) {
+    if (line.empty() || line[0] == '#') continue;
+    const auto brace = line.find('{');
+    const auto space = line.find(' ');
+    auto& labels = out[line.substr(0, std::min(brace, space))];
+    if (brace == std::string::npos || brace > space) continue;
+    for (std::size_t i = brace + 1; i < line.size() && line[i] != '}';) {
+      const auto eq = line.find('=', i);
+      if (eq == std::string::npos) break;
+      labels.insert(line.substr(i, eq - i));
+      std::size_t k = eq + 2;  // past ="
+      while (k < line.size() && line[k] != '"') k += line[k] == '\\' ? 2 : 1;
+      i = k + 1;
+      if (i < line.size() && line[i] == ',') ++i;
+    }
+  }
+  return out;
+}
+
+// Every metric the dashboard queries is one a running node exports, with
+// the labels the queries match on and group by (instance and job are
+// Prometheus' own; le is a histogram bucket's).
+TEST(DeployGrafana, EveryQueryNamesSeriesANodeExports) {
+  TempDir dir;
+  const std::uint16_t admin = free_port();
+  Process node({MESH_AGENTS_BIN, "--node-name", "dash", "--swim-host", "127.0.0.1", "--swim-port",
+                std::to_string(free_port()), "--zmq-port", std::to_string(free_port()), "--admin-port",
+                std::to_string(admin), "--profile", "local", "--agents", "scout,analyst"},
+               {{"P2P_ENABLED", "true"}}, dir.path(), "dash");
+  std::map<std::string, std::set<std::string>> series;
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+  while (std::chrono::steady_clock::now() < deadline) {
+    const auto r = http_get("127.0.0.1", admin, "/metrics", std::chrono::seconds(2));
+    if (r.ok && r.status == 200) {
+      series = exported(r.body);
+      if (series.count("mesh_role_agents") != 0 && series.count("mesh_swim_members") != 0) break;
+    }
+    ASSERT_TRUE(node.running()) << node.log_tail();
+    std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  }
+  ASSERT_EQ(series.count("mesh_role_agents"), 1U) << "no metrics\n" << node.log_tail();
+
+  const auto d = dashboard();
+  ASSERT_TRUE(d.is_object());
+  std::vector<std::string> exprs;
+  for (const auto& p : d.at("panels")) {
+    if (!p.contains("targets")) continue;
+    for (const auto& t : p.at("targets")) exprs.push_back(t.value("expr", ""));
+  }
+  for (const auto& v : d.at("templating").at("list")) {
+    if (v.value("type", "") == "query") exprs.push_back(v.value("definition", ""));
+  }
+  ASSERT_FALSE(exprs.empty());
+  const std::set<std::string> theirs = {"instance", "job"};
+  for (const auto& expr : exprs) {
+    // label_values(metric, label): the metric, grouped by the label.
+    std::string e = expr;
+    if (e.rfind("label_values(", 0) == 0) {
+      const auto comma = e.find(',');
+      e = "count by (" + e.substr(comma + 1, e.size() - comma - 2) + ") (" + e.substr(13, comma - 13) + ")";
+    }
+    const Query q = read_query(e);
+    ASSERT_TRUE(q.error.empty()) << q.error << " in " << expr;
+    std::set<std::string> available = theirs;
+    for (const auto& [metric, labels] : q.metrics) {
+      const auto it = series.find(metric);
+      ASSERT_NE(it, series.end()) << metric << " (in " << expr << ") is not exported";
+      for (const auto& l : labels) {
+        EXPECT_TRUE(theirs.count(l) != 0 || it->second.count(l) != 0)
+            << metric << " has no label " << l << " (in " << expr << ")";
+      }
+      available.insert(it->second.begin(), it->second.end());
+    }
+    for (const auto& l : q.grouping) {
+      EXPECT_EQ(available.count(l), 1U) << "grouped by " << l << ", which none of its metrics has: " << expr;
+    }
+  }
 }
 
 }  // namespace

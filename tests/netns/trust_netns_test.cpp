@@ -269,7 +269,7 @@ TEST_F(TrustNetns, AForgedSenderIsRefusedAndNothingIsDelivered) {
   t.start(1, "victim", {"--agent", "victim-1"});
   t.wait_for("receiver to list victim-1", kConverge, [&] { return t.agents(0).count("victim-1") == 1; });
   const double forged_before =
-      t.counter(0, "mesh_packets_dropped_total", {{"layer", "transport"}, {"reason", "forged"}});
+      t.counter(0, "mesh_transport_frames_dropped_total", {{"reason", "forged"}});
   ASSERT_GE(forged_before, 0);
   t.start(2, "forger",
           {"--agent", "forger-2", "--forge", "victim", "--foreign-agent", "victim-1", "--to", "receiver/rec-0"});
@@ -290,7 +290,7 @@ TEST_F(TrustNetns, AForgedSenderIsRefusedAndNothingIsDelivered) {
   // forger's node, which does not list victim-1).
   double forged = 0;
   t.wait_for("receiver to count four forged frames", kDeliver, [&] {
-    forged = t.counter(0, "mesh_packets_dropped_total", {{"layer", "transport"}, {"reason", "forged"}});
+    forged = t.counter(0, "mesh_transport_frames_dropped_total", {{"reason", "forged"}});
     return forged >= forged_before + 4;
   });
   std::this_thread::sleep_for(3s);  // anything still on its way
@@ -326,10 +326,9 @@ TEST_F(TrustNetns, ACardWithABadSignatureNeverAppearsInAnyDirectory) {
     return true;
   });
   EXPECT_EQ(t.agents(1).count("forged-1"), 1u) << "liar lists its own agent";
-  const std::map<std::string, std::string> bad = {{"result", "bad_signature"}};
   t.wait_for("watcher and honest to count a bad signature", kDeliver, [&] {
-    return t.counter(0, "mesh_registry_fetches_total", bad) >= 1 &&
-           t.counter(2, "mesh_registry_fetches_total", bad) >= 1;
+    return t.counter(0, "mesh_registry_bad_signatures_total") >= 1 &&
+           t.counter(2, "mesh_registry_bad_signatures_total") >= 1;
   });
   // Never listed, however long one looks (registry repairs refetch it).
   const auto until = std::chrono::steady_clock::now() + kWindow;
@@ -495,7 +494,7 @@ TEST_F(TrustNetns, APolicyDeniesAtBothEndsAndAllowsThePermitted) {
   EXPECT_EQ(t.counter(2, "mesh_policy_denied_total", kSenderDenied), 0);
   t.wait_for("alpha to count the refusal", kDeliver,
              [&] { return t.counter(0, "mesh_policy_denied_total", kReceiverDenied) >= alpha_denied_before + 1; });
-  EXPECT_GE(t.counter(0, "mesh_packets_dropped_total", {{"layer", "transport"}, {"reason", "denied"}}), 1);
+  EXPECT_GE(t.counter(0, "mesh_transport_frames_dropped_total", {{"reason", "denied"}}), 1);
   std::this_thread::sleep_for(2s);
   EXPECT_TRUE(t.received(0).empty()) << dump(t.received(0));
   EXPECT_EQ(t.counter(0, "mesh_certificates_refused_total"), 0);

@@ -9,7 +9,7 @@ port:
   2. a CURVE DEALER that knows the node's public key (read from its gossip
      tags through the admin API) but has a key of its own that no member
      holds: the node's ZAP handler refuses it (HANDSHAKE_FAILED_AUTH),
-     and the node counts it (mesh_packets_dropped_total{reason=
+     and the node counts it (mesh_transport_frames_dropped_total{reason=
      "unauthenticated"}).
 Neither gets an answer to the envelope-shaped frames it sends.
 
@@ -128,7 +128,7 @@ def main():
             assert not answered, "a client with a stranger's key got an answer"
             ctx.term()
 
-            series = 'mesh_packets_dropped_total{layer="transport",reason="unauthenticated"}'
+            series = 'mesh_transport_frames_dropped_total{reason="unauthenticated"}'
 
             def refused():
                 for line in get(admin, "/metrics").splitlines():

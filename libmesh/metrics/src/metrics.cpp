@@ -102,9 +102,13 @@ std::vector<MetricFamily> membership_families(const MembershipSample& s) {
   add(health, s.health_score);
   out.push_back(std::move(health));
 
-  out.push_back(counter("mesh_swim_probes_total", "Direct probes (pings) sent.", n.probes));
+  out.push_back(counter("mesh_swim_probes_total",
+                        "Probe rounds started: one per protocol period, a direct ping, then indirect "
+                        "probes and a TCP ping if no ack comes.",
+                        n.probes));
   out.push_back(counter("mesh_swim_probes_failed_total",
-                        "Probes that got no ack in time, direct and indirect.", n.probes_failed));
+                        "Probe rounds of mesh_swim_probes_total that ended with no ack at all.",
+                        n.probes_failed));
   MetricFamily indirect = family("mesh_swim_indirect_probes_total",
                                  "Indirect probes: sent asks other members to probe for us; served "
                                  "probes a target for another member.",
@@ -138,26 +142,32 @@ std::vector<MetricFamily> membership_families(const MembershipSample& s) {
   add(streams, d(n.streams_sent), {{"direction", "out"}});
   out.push_back(std::move(streams));
 
-  // Drops by reason. Decode errors other than TooLarge are malformed
-  // input (Incomplete is never final for a packet and is counted nowhere).
-  const auto de = [&](DecodeError e) { return n.decode_errors[static_cast<std::size_t>(e)]; };
-  const std::uint64_t malformed = de(DecodeError::Truncated) + de(DecodeError::Malformed) +
-                                  de(DecodeError::UnknownType) + de(DecodeError::BadCrc) +
-                                  de(DecodeError::BadCompression) + de(DecodeError::TooDeep) +
-                                  de(DecodeError::BadName) +
-                                  dr.streams_dropped_malformed;
-  MetricFamily dropped = family("mesh_packets_dropped_total",
-                                "Packets, streams and frames dropped on arrival, by layer and reason.",
-                                MetricType::Counter);
-  add(dropped, d(malformed), {{"layer", "swim"}, {"reason", "malformed"}});
-  add(dropped, d(dr.packets_dropped_decrypt + dr.streams_dropped_decrypt),
-      {{"layer", "swim"}, {"reason", "decrypt_failure"}});
-  add(dropped,
-      d(de(DecodeError::TooLarge) + dr.packets_dropped_oversize + dr.streams_dropped_oversize),
-      {{"layer", "swim"}, {"reason", "oversized"}});
-  add(dropped, d(n.push_pull_rejected), {{"layer", "swim"}, {"reason", "unknown_version"}});
-  add(dropped, d(dr.streams_dropped_budget), {{"layer", "swim"}, {"reason", "over_budget"}});
-  out.push_back(std::move(dropped));
+  // What arrives and is dropped, one family per unit: whole UDP packets
+  // and TCP streams the driver refuses before decoding, then messages
+  // (a packet's, a compound's parts, a stream's) the core cannot decode.
+  MetricFamily packets_dropped = family("mesh_swim_packets_dropped_total",
+                                        "UDP packets dropped before decoding, by reason.", MetricType::Counter);
+  add(packets_dropped, d(dr.packets_dropped_decrypt), {{"reason", "decrypt_failure"}});
+  add(packets_dropped, d(dr.packets_dropped_oversize), {{"reason", "oversized"}});
+  out.push_back(std::move(packets_dropped));
+  MetricFamily streams_dropped = family("mesh_swim_streams_dropped_total",
+                                        "TCP streams dropped before or instead of decoding, by reason.",
+                                        MetricType::Counter);
+  add(streams_dropped, d(dr.streams_dropped_decrypt), {{"reason", "decrypt_failure"}});
+  add(streams_dropped, d(dr.streams_dropped_oversize), {{"reason", "oversized"}});
+  add(streams_dropped, d(dr.streams_dropped_malformed), {{"reason", "malformed"}});
+  add(streams_dropped, d(dr.streams_dropped_budget), {{"reason", "over_budget"}});
+  add(streams_dropped, d(n.push_pull_rejected), {{"reason", "unknown_version"}});
+  out.push_back(std::move(streams_dropped));
+  // Incomplete is never final (a stream waits for more) and counts nowhere.
+  MetricFamily undecodable = family("mesh_swim_messages_undecodable_total",
+                                    "SWIM messages (from packets or streams) that did not decode, by error.",
+                                    MetricType::Counter);
+  for (std::size_t e = 0; e < static_cast<std::size_t>(DecodeError::Count_); ++e) {
+    if (static_cast<DecodeError>(e) == DecodeError::Incomplete) continue;
+    add(undecodable, d(n.decode_errors[e]), {{"error", std::string(swim::to_string(static_cast<DecodeError>(e)))}});
+  }
+  out.push_back(std::move(undecodable));
   out.push_back(counter("mesh_swim_streams_evicted_total",
                         "Inbound TCP streams closed to make room for a new one (the slowest "
                         "waiting for its request goes).",
@@ -185,15 +195,15 @@ std::vector<MetricFamily> transport_families(const transport::TransportStats& s)
   by_type("mesh_transport_messages_deduplicated_total",
           "Messages dropped as copies of one already received.", s.deduplicated);
 
-  MetricFamily dropped = family("mesh_packets_dropped_total",
-                                "Packets, streams and frames dropped on arrival, by layer and reason.",
+  MetricFamily dropped = family("mesh_transport_frames_dropped_total",
+                                "ZeroMQ frames dropped on arrival, by reason (before any agent saw them).",
                                 MetricType::Counter);
-  add(dropped, d(s.frames_malformed), {{"layer", "transport"}, {"reason", "malformed"}});
-  add(dropped, d(s.frames_oversized), {{"layer", "transport"}, {"reason", "oversized"}});
-  add(dropped, d(s.frames_bad_version), {{"layer", "transport"}, {"reason", "unknown_version"}});
-  add(dropped, d(s.frames_unauthenticated), {{"layer", "transport"}, {"reason", "unauthenticated"}});
-  add(dropped, d(s.frames_forged), {{"layer", "transport"}, {"reason", "forged"}});
-  add(dropped, d(s.frames_denied), {{"layer", "transport"}, {"reason", "denied"}});
+  add(dropped, d(s.frames_malformed), {{"reason", "malformed"}});
+  add(dropped, d(s.frames_oversized), {{"reason", "oversized"}});
+  add(dropped, d(s.frames_bad_version), {{"reason", "unknown_version"}});
+  add(dropped, d(s.frames_unauthenticated), {{"reason", "unauthenticated"}});
+  add(dropped, d(s.frames_forged), {{"reason", "forged"}});
+  add(dropped, d(s.frames_denied), {{"reason", "denied"}});
   out.push_back(std::move(dropped));
 
   MetricFamily latency = family("mesh_transport_request_duration_seconds",
@@ -225,14 +235,20 @@ std::vector<MetricFamily> transport_families(const transport::TransportStats& s)
                         "Requests failed at once: peer dead, unreachable or unknown, or shutdown.",
                         s.requests_failed_fast));
 
-  MetricFamily queues = family("mesh_transport_queue_depth", "Messages or requests waiting, by queue.",
-                               MetricType::Gauge);
-  add(queues, d(s.outbound_queued), {{"queue", "outbound"}});
-  add(queues, d(s.pending_requests), {{"queue", "pending_requests"}});
-  add(queues, d(s.replies_waiting), {{"queue", "replies_waiting"}});
-  add(queues, d(s.ask_entries), {{"queue", "ask_entries"}});
-  add(queues, d(s.frames_holding), {{"queue", "held_for_admission"}});
-  out.push_back(std::move(queues));
+  // Each queue holds its own kind of thing: a gauge each, not one family
+  // whose sum would mean nothing.
+  const auto gauge = [&out](std::string name, std::string help, std::uint64_t v) {
+    MetricFamily f = family(std::move(name), std::move(help), MetricType::Gauge);
+    add(f, d(v));
+    out.push_back(std::move(f));
+  };
+  gauge("mesh_transport_outbound_messages", "Messages queued to be sent to other nodes.", s.outbound_queued);
+  gauge("mesh_transport_pending_requests", "Requests sent and waiting for their reply.", s.pending_requests);
+  gauge("mesh_transport_replies_waiting",
+        "Replies and refusals deferred until their peer can take them.", s.replies_waiting);
+  gauge("mesh_transport_ask_entries", "ask_async requests whose answer is not collected yet.", s.ask_entries);
+  gauge("mesh_transport_frames_held",
+        "Frames from a peer not admitted yet (its registry or key is being fetched).", s.frames_holding);
   // Bytes beside counts: every queue has a byte budget too
   // (TransportOptions; docs/transport.md, "Budgets").
   MetricFamily queued_bytes = family("mesh_transport_queued_bytes", "Bytes held, by queue.",
@@ -250,11 +266,9 @@ std::vector<MetricFamily> transport_families(const transport::TransportStats& s)
                         "Notifies accepted and later refused or lost; each is reported to its sender.",
                         s.notifies_undeliverable));
 
-  MetricFamily peers = family("mesh_transport_peers", "Transport peers, known and connected.",
-                              MetricType::Gauge);
-  add(peers, d(s.peers), {{"state", "known"}});
-  add(peers, d(s.peers_connected), {{"state", "connected"}});
-  out.push_back(std::move(peers));
+  gauge("mesh_transport_peers_known", "Nodes the transport has an address for.", s.peers);
+  gauge("mesh_transport_peers_connected", "Of mesh_transport_peers_known, those with an open connection.",
+        s.peers_connected);
   return out;
 }
 
@@ -264,16 +278,23 @@ std::vector<MetricFamily> mesh_families(const MeshSample& s) {
   MetricFamily agents = family("mesh_agents", "Agents hosted by this node.", MetricType::Gauge);
   add(agents, d(s.agents));
   out.push_back(std::move(agents));
-  out.push_back(counter("mesh_messages_malformed_total",
-                        "Messages whose payload or context did not decode (dropped).",
+  out.push_back(counter("mesh_payloads_malformed_total",
+                        "Messages the transport delivered whose payload or context did not decode for the "
+                        "agent (dropped; frames that did not decode are in mesh_transport_frames_dropped_total).",
                         m.messages_malformed));
+  out.push_back(counter("mesh_registry_fetches_started_total", "Agent registry fetches from other nodes started.",
+                        m.registry_fetches));
   MetricFamily fetches = family("mesh_registry_fetches_total",
-                                "Agent registry fetches from other nodes, by result.", MetricType::Counter);
-  add(fetches, d(m.registry_fetches), {{"result", "started"}});
+                                "Agent registry fetches that ended, by result: applied (newer than the one held), "
+                                "unchanged, failed (no answer, garbage or a bad signature).",
+                                MetricType::Counter);
   add(fetches, d(m.registry_applied), {{"result", "applied"}});
+  add(fetches, d(m.registry_unchanged), {{"result", "unchanged"}});
   add(fetches, d(m.registry_failures), {{"result", "failed"}});
-  add(fetches, d(m.registry_bad_signatures), {{"result", "bad_signature"}});
   out.push_back(std::move(fetches));
+  out.push_back(counter("mesh_registry_bad_signatures_total",
+                        "Fetched registries not signed by their node's key (counted in failed too).",
+                        m.registry_bad_signatures));
   MetricFamily denied = family("mesh_policy_denied_total",
                                "Messages the trust policy refused, at the receiver or before sending.",
                                MetricType::Counter);
@@ -290,14 +311,14 @@ std::vector<MetricFamily> mesh_families(const MeshSample& s) {
   out.push_back(counter("mesh_agent_restarts_total", "Agent restarts after a failure.", m.agent_restarts));
 
   const ThreadTableStats& t = m.threads;
-  MetricFamily threads = family("mesh_threads_total",
-                                "Conversation threads this node saw open, and ended (closed, expired) or forgot "
-                                "(evicted at capacity).",
+  out.push_back(counter("mesh_threads_opened_total", "Conversation threads this node saw open.", t.opened));
+  MetricFamily threads = family("mesh_threads_ended_total",
+                                "Conversation threads this node saw end, by how: closed, expired, or evicted "
+                                "(forgotten at capacity).",
                                 MetricType::Counter);
-  add(threads, d(t.opened), {{"event", "opened"}});
-  add(threads, d(t.closed), {{"event", "closed"}});
-  add(threads, d(t.expired), {{"event", "expired"}});
-  add(threads, d(t.evicted), {{"event", "evicted"}});
+  add(threads, d(t.closed), {{"how", "closed"}});
+  add(threads, d(t.expired), {{"how", "expired"}});
+  add(threads, d(t.evicted), {{"how", "evicted"}});
   out.push_back(std::move(threads));
   MetricFamily refusals = family("mesh_thread_refusals_total",
                                  "Messages this node refused for their thread's limits, by reason.",
@@ -329,6 +350,33 @@ std::vector<MetricFamily> mesh_families(const MeshSample& s) {
   out.push_back(counter("mesh_audit_bytes_total", "Bytes written to the audit trail.", m.audit_bytes));
   out.push_back(counter("mesh_audit_dropped_total",
                         "Audit records lost: a failed write, or a record too large or too deep.", m.audit_dropped));
+
+  // Per role of the node's agents.
+  MetricFamily role_agents = family("mesh_role_agents", "Agents of each role on this node.", MetricType::Gauge);
+  MetricFamily mailbox = family("mesh_role_mailbox_messages",
+                                "Messages waiting in the mailboxes of each role's agents.", MetricType::Gauge);
+  MetricFamily handlers = family("mesh_role_handler_duration_seconds",
+                                 "How long each role's message handlers (on_request, on_notify) took, from start "
+                                 "to end, their awaits included.",
+                                 MetricType::Histogram);
+  for (const RoleStats& r : s.roles) {
+    add(role_agents, d(r.agents), {{"role", r.role}});
+    add(mailbox, d(r.mailbox_depth), {{"role", r.role}});
+    ClientMetric c;
+    c.label = {{"role", r.role}};
+    c.histogram.sample_count = r.handled;
+    c.histogram.sample_sum = r.handler_seconds;
+    std::uint64_t cumulative = 0;
+    for (std::size_t b = 0; b < kHandlerSecondsBounds.size(); ++b) {
+      cumulative += r.handler_buckets[b];
+      c.histogram.bucket.push_back({cumulative, kHandlerSecondsBounds[b]});
+    }
+    c.histogram.bucket.push_back({r.handled, std::numeric_limits<double>::infinity()});
+    handlers.metric.push_back(std::move(c));
+  }
+  out.push_back(std::move(role_agents));
+  out.push_back(std::move(mailbox));
+  out.push_back(std::move(handlers));
   return out;
 }
 
@@ -364,7 +412,7 @@ void Metrics::watch(const transport::Transport& transport) {
 
 void Metrics::watch(const Mesh& mesh) {
   add_source(MeshSource([&mesh]() -> std::optional<MeshSample> {
-    return MeshSample{mesh.stats(), mesh.agents().size()};
+    return MeshSample{mesh.stats(), mesh.agents().size(), mesh.role_stats()};
   }));
   add_source(TransportSource([&mesh] { return mesh.transport_stats(); }));
   add_source(MembershipSource([&mesh]() -> std::optional<MembershipSample> {
@@ -378,8 +426,7 @@ prometheus::Registry& Metrics::registry() { return *registry_; }
 
 namespace {
 
-// Families of the same name (mesh_packets_dropped_total from SWIM and the
-// transport, or two watched transports) become one family: the text
+// Families of the same name (from two watched transports, say) become one family: the text
 // format allows a name's HELP and TYPE once.
 void merge_into(std::vector<MetricFamily>& all, std::vector<MetricFamily>&& more) {
   for (auto& f : more) {

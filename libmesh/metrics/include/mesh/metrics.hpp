@@ -10,36 +10,16 @@
 // therefore exactly the cumulative counts of the snapshots and never go
 // down while their source lives.
 //
-// What is exported (the mesh_ prefix left out here):
-//   swim_members{state}                      gauge: alive, suspect, dead, left
-//   swim_health_score                        gauge: Lifeguard's local health (0 = healthy)
-//   swim_probes_total, swim_probes_failed_total
-//   swim_indirect_probes_total{role}         sent (we asked), served (we were asked)
-//   swim_suspicions_raised_total, swim_refutations_total
-//   swim_gossip_packets_total, swim_push_pulls_total{role}   initiated, served
-//   swim_packets_total{direction}, swim_bytes_total{direction}   in, out (UDP)
-//   swim_streams_total{direction}            TCP streams (push/pull, stream pings)
-//   packets_dropped_total{layer,reason}      layer swim|transport; reason malformed,
-//                                            decrypt_failure, oversized,
-//                                            unknown_version, unauthenticated
-//   transport_messages_{sent,received,refused,deduplicated}_total{type}
-//                                            notify, request, response, error, control
-//   transport_request_duration_seconds{outcome}   histogram: answered, failed
-//   transport_requests_timed_out_total, transport_requests_failed_fast_total
-//   transport_queue_depth{queue}             gauge: outbound, pending_requests,
-//                                            replies_waiting, ask_entries
-//   transport_peers{state}                   gauge: known, connected
-//   agents (gauge), messages_malformed_total, registry_fetches_total{result}
-//   (started, applied, failed), agent_failures_total, agent_restarts_total
-//   threads_total{event}                     conversation threads: opened, closed,
-//                                            expired, evicted
-//   thread_refusals_total{reason}            turn_limit, expired, budget_exceeded, loop
-//   authority_refused_total, thread_turns and thread_cost (histograms of the
-//   threads that ended), audit_{records,bytes,dropped}_total (the audit trail)
-//   admin_unauthorized_total                 admin API requests refused for want of
-//                                            the token (401, 403); MeshAdmin's own,
-//                                            in registry()
-//   build_info{version}                      gauge: always 1
+// What is exported: docs/operations.md, "Metrics", lists every family. In
+// short: swim_* (members by state, probes, gossip, packets and streams, and
+// what arrived and was dropped: swim_packets_dropped_total,
+// swim_streams_dropped_total, swim_messages_undecodable_total), transport_*
+// (messages by type, request latency, frames dropped, each queue's depth,
+// peers known and connected), the Mesh's (agents, payloads malformed,
+// registry fetches, policy, threads and the audit trail), per role of the
+// node's agents (role_agents, role_mailbox_messages,
+// role_handler_duration_seconds), and build_info. Each name has one
+// meaning: no family's label values count the same event twice.
 // And the process collector's standard families (no mesh_ prefix), read
 // from /proc/self: process_cpu_seconds_total, process_resident_memory_bytes,
 // process_virtual_memory_bytes, process_open_fds, process_max_fds,
@@ -90,6 +70,7 @@ MembershipSample sample(const swim::Membership& membership);
 struct MeshSample {
   MeshStats stats;
   std::size_t agents = 0;
+  std::vector<RoleStats> roles;
 };
 
 // The metric families of each sample (pure: no I/O, no clock).
