@@ -243,15 +243,23 @@ TEST(NodeCliTest, SighupAppliesTheLogLevelAndNamesWhatNeedsARestart) {
         return h.ok && h.status == 200;
       },
       [&] { return n.log_tail(); }, 100ms);
-  dir.write("mesh.yaml", "log_level: debug\ntags: {dc: west}\n");
+  dir.write("mesh.yaml", "log_level: debug\ntags: {dc: west}\nmailbox_limit: 77\n");
   n.signal(SIGHUP);
   wait_for_or_fail(
       "the reload's line", 30s,
       [&] {
-        return n.log_tail(200).find("received SIGHUP: applied log_level info -> debug; changed, effective after a "
-                                    "restart: tags") != std::string::npos;
+        return n.log_tail(200).find("received SIGHUP: applied log_level info -> debug, tags; changed, effective "
+                                    "after a restart: mailbox_limit") != std::string::npos;
       },
       [&] { return n.log_tail(); }, 100ms);
+  // The new tags are gossiped: the node's own member entry carries them.
+  wait_for_or_fail(
+      "the new tag in /v1/members", 30s,
+      [&] {
+        const auto m = http_get("127.0.0.1", admin, "/v1/members", 2s);
+        return m.ok && m.body.find("\"dc\":\"west\"") != std::string::npos;
+      },
+      [&] { return http_get("127.0.0.1", admin, "/v1/members", 2s).body; }, 100ms);
   // Debug lines now come: a join through a silent seed logs its failure
   // at debug.
   const std::string silent = "127.0.0.1:" + std::to_string(free_port());

@@ -78,8 +78,8 @@ std::string join_words(const std::vector<std::string>& words) {
 }
 
 // SIGHUP: the configuration is read again (file, environment, the start's
-// flags). What a running node can take applies now: the log level, and the
-// policy file (as POST /v1/reload). Every other setting that differs from
+// flags). What a running node can take applies now: the log level, the
+// tags (gossiped to the cluster), and the policy file (as POST /v1/reload). Every other setting that differs from
 // the running one is named as taking effect only after a restart. A
 // configuration that no longer loads changes nothing.
 void reload(Mesh& mesh, const ConfigFlags& flags, NodeConfig& running) {
@@ -97,6 +97,16 @@ void reload(Mesh& mesh, const ConfigFlags& flags, NodeConfig& running) {
                       std::string(to_string(fresh.log_level)));
     spdlog::default_logger()->set_level(to_spdlog_level(fresh.log_level));
     running.log_level = fresh.log_level;
+  }
+  if (fresh.tags != running.tags) {
+    // Gossiped at once, as `serf tags` does.
+    if (auto error = mesh.set_tags(fresh.tags)) {
+      spdlog::error("received SIGHUP: {}; the node keeps its tags", *error);
+      fresh.tags = running.tags;  // not named below as waiting for a restart
+    } else {
+      applied.push_back("tags");
+      running.tags = fresh.tags;
+    }
   }
   // The rest, compared as --check-config prints them (secrets as "set").
   const auto was = nlohmann::json::parse(to_json_string(running));
