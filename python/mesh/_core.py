@@ -211,15 +211,21 @@ class PeerClient:
         if self._agent is None:
             return None
         timeout = _seconds(timeout, "timeout")
-        inbox = self._agent._inbox_queue()
+        agent = self._agent
+        inbox = agent._inbox_queue()
         if timeout is None:
-            return await inbox.get()
-        if timeout == 0:
-            return inbox.get_nowait() if not inbox.empty() else None
-        try:
-            return await asyncio.wait_for(inbox.get(), timeout)
-        except asyncio.TimeoutError:
-            return None
+            msg = await inbox.get()
+        elif timeout == 0:
+            if inbox.empty():
+                return None
+            msg = inbox.get_nowait()
+        else:
+            try:
+                msg = await asyncio.wait_for(inbox.get(), timeout)
+            except asyncio.TimeoutError:
+                return None
+        agent._taken()
+        return msg
 
     async def ask_async(self, target, message, timeout=_mesh.DEFAULT_ASK_TIMEOUT, context=None):
         """Sends a request whose answer check_inbox collects; returns its
@@ -325,7 +331,9 @@ class Agent:
     description = ""
     # The id to register under; None: "<role>-<8 hex digits>".
     agent_id = None
-    # The C++ mailbox bound (0: the node's JC_MAILBOX_LIMIT).
+    # Messages waiting for or in its handlers and inbox at once (0: the
+    # node's JC_MAILBOX_LIMIT). Past it a request is answered
+    # "mailbox_full" at once and a notify is dropped (counted in dropped).
     mailbox_limit = 0
 
     def __init__(self):
@@ -335,6 +343,8 @@ class Agent:
         self._inbox = None
         self._tasks = set()
         self.errors = 0  # exceptions from setup, run and handlers
+        self.dropped = 0  # notifies dropped because the agent was full
+        self._pending = 0  # messages delivered and not yet handled or received
 
     # What subclasses override.
     async def setup(self):
@@ -373,6 +383,15 @@ class Agent:
         return task
 
     def _deliver(self, msg):
+        # The C++ handler returned at once, so its mailbox does not fill:
+        # the bound is kept here, where messages wait for Python.
+        if self._pending >= self._limit:
+            if msg.is_request:
+                self.peers._c.respond_error(msg, "mailbox_full")
+            else:
+                self.dropped += 1
+            return
+        self._pending += 1
         if msg.is_request and self._handles_requests:
             self._spawn(self._handle_request(msg))
         elif not msg.is_request and self._handles_notifies:
@@ -388,6 +407,9 @@ class Agent:
                 await r
         except Exception:  # on_error must not throw; one that does changes nothing
             traceback.print_exc(file=sys.stderr)
+
+    def _taken(self):
+        self._pending -= 1
 
     async def _handle_request(self, msg):
         token = _handling.set(msg)
@@ -408,6 +430,7 @@ class Agent:
                 await self._report(e, msg)
                 self.peers._c.respond_error(msg, "rejected")
         finally:
+            self._taken()
             _handling.reset(token)
 
     async def _handle_notify(self, msg):
@@ -421,6 +444,7 @@ class Agent:
         except Exception as e:
             await self._report(e, msg)
         finally:
+            self._taken()
             _handling.reset(token)
 
     async def _run(self):
@@ -531,7 +555,8 @@ class Mesh:
         if getattr(agent, "mesh", None) is not None:
             raise ValueError("mesh: this agent was added already")
         # A subclass whose __init__ did not call Agent.__init__ still works.
-        for attr, default in (("shutdown_requested", False), ("_inbox", None), ("errors", 0)):
+        for attr, default in (("shutdown_requested", False), ("_inbox", None), ("errors", 0), ("dropped", 0),
+                              ("_pending", 0)):
             if attr not in agent.__dict__:
                 setattr(agent, attr, default)
         if "_tasks" not in agent.__dict__:
@@ -549,6 +574,7 @@ class Mesh:
             agent.name = agent_id
         agent.mesh = self
         agent.peers = PeerClient(self, self._c.client(agent_id), agent)
+        agent._limit = agent.mailbox_limit or self._c.mailbox_limit
         agent._handles_requests = agent._overrides("on_peer_request")
         agent._handles_notifies = agent._overrides("on_peer_notify")
         self._agents.append(agent)

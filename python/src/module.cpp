@@ -211,7 +211,7 @@ class PyMesh {
   bool p2p() const { return mesh_->config().p2p_enabled; }
   std::uint16_t swim_port() const { return mesh_->swim_port(); }
   std::uint16_t zmq_port() const { return mesh_->zmq_port(); }
-  std::uint16_t configured_swim_port() const { return mesh_->config().swim_port; }
+  std::size_t mailbox_limit() const { return mesh_->config().mailbox_limit; }
   int fd() const { return bridge_->fd(); }
 
   // (token, kind, value) for each completion: kind 0 a request's outcome
@@ -480,6 +480,7 @@ PYBIND11_MODULE(_mesh, m) {
       .def_property_readonly("swim_port", &PyMesh::swim_port)
       .def_property_readonly("zmq_port", &PyMesh::zmq_port)
       .def_property_readonly("fd", &PyMesh::fd)
+      .def_property_readonly("mailbox_limit", &PyMesh::mailbox_limit)
       .def("drain", &PyMesh::drain)
       .def("client", &PyMesh::client, py::keep_alive<0, 1>())
       .def("node_client", &PyMesh::node_client, py::keep_alive<0, 1>());

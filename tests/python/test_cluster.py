@@ -208,6 +208,13 @@ def test_python_nodes_and_mesh_node(procs):
             assert rc == 0, out
             got = json.loads(out.strip().splitlines()[-1])
             assert got["echo"] == {"via": "mesh-node"} and got["from"] == "$node" and got["from_node"] == "seed"
+            # ... its request_all (query) and broadcast, to Python agents here and there.
+            rc, out = await meshctl(admin_port, "query", "--capability", "python", '{"via": "query"}')
+            assert rc == 0, out
+            assert f"{echo_id} (py-2): " in out and "1 of 1 answered" in out, out
+            rc, out = await meshctl(admin_port, "broadcast", "--role", "pycaller", '{"via": "broadcast"}')
+            assert rc == 0 and "sent to 1 agents" in out, out
+            await eventually("the broadcast copy", lambda: any(n.data == {"via": "broadcast"} for n in caller.notes))
 
             # The other process leaves on SIGINT (Ctrl-C): gone from here at once.
             other.send_signal(signal.SIGINT)

@@ -283,6 +283,49 @@ async def test_handler_that_raises_is_reported_and_the_agent_goes_on():
         await m.stop()
 
 
+class Holder(mesh.CustomAgent):
+    """Two messages at most; its handlers wait until released."""
+
+    role = "holder"
+    mailbox_limit = 2
+
+    def __init__(self):
+        super().__init__()
+        self.release = asyncio.Event()
+        self.waiting = 0
+
+    async def on_peer_request(self, msg):
+        self.waiting += 1
+        await self.release.wait()
+        return {"released": msg.data}
+
+    async def on_peer_notify(self, msg):
+        self.waiting += 1
+        await self.release.wait()
+
+
+@run
+async def test_a_full_agent_pushes_back():
+    m = local_mesh()
+    caller = m.add(Caller)
+    holder = m.add(Holder)
+    await m.start()
+    try:
+        p = caller.peers
+        held = [asyncio.create_task(p.request("holder", {"n": i}, timeout=DEADLINE)) for i in range(2)]
+        await eventually("both requests in the handler", lambda: holder.waiting == 2)
+        r = await p.request_detailed("holder", {"n": 3}, timeout=DEADLINE)
+        assert r.error == "mailbox_full", "the third is refused at once, not left to time out"
+        assert await p.notify("holder", {"n": 4}), "accepted by the node..."
+        await eventually("the notify to be dropped", lambda: holder.dropped == 1)
+        assert holder.waiting == 2
+        holder.release.set()
+        assert [await t for t in held] == [{"released": {"n": 0}}, {"released": {"n": 1}}]
+        assert await p.request("holder", {"n": 5}, timeout=DEADLINE) == {"released": {"n": 5}}
+    finally:
+        await m.stop()
+
+
 class Inboxed(mesh.Agent):
     """No handlers: everything goes to receive(), answered from run()."""
 
