@@ -12,7 +12,6 @@ import asyncio
 import contextvars
 import inspect
 import itertools
-import os
 import signal
 import sys
 import threading
@@ -700,11 +699,14 @@ class Mesh:
 
     def _drain(self):
         for token, kind, value in self._c.drain():
-            if kind == 1:
-                agent = self._by_token.get(token)
-                if agent is not None:
-                    agent._deliver(value)
-                continue
-            fut = self._futures.get(token)
-            if fut is not None and not fut.done():
-                fut.set_result(value)
+            try:
+                if kind == 1:
+                    agent = self._by_token.get(token)
+                    if agent is not None:
+                        agent._deliver(value)
+                    continue
+                fut = self._futures.get(token)
+                if fut is not None and not fut.done():
+                    fut.set_result(value)
+            except Exception:  # one bad item must not lose the rest of the batch
+                traceback.print_exc(file=sys.stderr)

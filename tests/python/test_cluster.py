@@ -15,7 +15,7 @@ import time
 import pytest
 
 import mesh
-from conftest import DEADLINE, PYTHON, eventually, free_ports, node_env, procs, program, run  # noqa: F401
+from conftest import DEADLINE, PYTHON, eventually, free_ports, node_env, program, run
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 

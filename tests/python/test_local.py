@@ -7,10 +7,8 @@ no JSON, cancellation of a pending request, a handler that raises.
 
 import asyncio
 import json
-import os
 import signal
 import subprocess
-import sys
 import textwrap
 
 import pytest
