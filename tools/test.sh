@@ -7,7 +7,8 @@
 # In CI (or with MESH_TSAN=1) the threaded parts — the transport, the SWIM
 # driver and the Mesh facade — are also built and run under ThreadSanitizer.
 # In CI (or with MESH_RELEASE=1) everything is built in Release with GCC,
-# whose examples, benchmark smoke runs and install test then run, and the
+# whose examples, benchmark smoke runs, install test and Python package
+# tests (pytest, python/) then run, and the
 # libraries and programs are built in Release with Clang: the builds users
 # make, so that a warning they would see stops CI first (see "release
 # stage" below).
@@ -129,7 +130,9 @@ fi
 #          (build-release/), then the programs users run first: the
 #          examples (the demo, the 3-process cluster demo), the benchmarks'
 #          smoke runs (benchmarks mean something only optimised) and the
-#          install test (a Release install, as a user's). The tests are
+#          install test (a Release install, as a user's), and the Python
+#          package (python/), whose pytest suites need the module and
+#          these programs (ctest python.*). The C++ tests are
 #          configured (that is where those runs are declared) but not built:
 #          the sanitizer stages build and run them, and building them again
 #          at -O3 would cost CI about 8 minutes for warnings in code users
