@@ -513,6 +513,44 @@ async def test_requests_from_a_handler_continue_its_conversation():
         await m.stop()
 
 
+class PingA(mesh.CustomAgent):
+    role = "pinga"
+
+    async def on_peer_request(self, msg):
+        r = await self.peers.request_detailed("pingb", {}, timeout=DEADLINE)
+        return {"a": r.data, "error": r.error}
+
+
+class PingB(mesh.CustomAgent):
+    role = "pingb"
+
+    async def on_peer_request(self, msg):
+        r = await self.peers.request_detailed("pinga", {}, timeout=DEADLINE)
+        return {"b": r.data, "error": r.error}
+
+
+@run
+async def test_a_conversation_between_python_agents_has_a_turn_limit():
+    m = local_mesh(JC_THREAD_MAX_TURNS="6")
+    caller = m.add(Caller)
+    m.add(PingA)
+    m.add(PingB)
+    await m.start()
+    try:
+        r = await caller.peers.request("pinga", {}, timeout=DEADLINE)
+        # Each handler asks the other: six requests make the thread's six
+        # turns, the seventh (pingb's third) is refused, and each level
+        # answers with what it got.
+        depth = 0
+        while r["error"] is None:
+            r = r.get("a") or r.get("b")
+            depth += 1
+        assert r["error"] == "turn_limit"
+        assert depth == 5, depth
+    finally:
+        await m.stop()
+
+
 class Lifecycle(mesh.CustomAgent):
     role = "lifecycle"
     events = []
