@@ -105,6 +105,15 @@ def test_configuration_errors_are_value_errors():
         m.add(type("NoRole", (mesh.Agent,), {}))
     with pytest.raises(TypeError):
         m.add(object)
+    fixed = type("Fixed", (mesh.Agent,), {"role": "fixed", "agent_id": "fixed-1"})
+    assert m.add(fixed).agent_id == "fixed-1"
+    with pytest.raises(ValueError, match="already in use"):
+        m.add(fixed)
+    with pytest.raises(ValueError, match="whitespace"):
+        m.add(type("Spaced", (mesh.Agent,), {"role": "has space"}))
+    agent = m.add(Echo)
+    with pytest.raises(ValueError, match="added already"):
+        m.add(agent)
 
 
 @run
@@ -587,6 +596,8 @@ async def test_life_cycle_and_agents_added_late():
     assert Lifecycle.events == ["setup", "run", "run cancelled", ("teardown", True)]
     assert not m.running
     await m.stop()  # idempotent
+    with pytest.raises(RuntimeError, match="stopped"):
+        m.add(Echo)
     # A stopped mesh sends nothing.
     assert await caller.peers.notify("echo", {}) is False
     assert (await caller.peers.request_detailed("echo", {}, timeout=1)).error == "shutdown"
