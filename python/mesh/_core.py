@@ -28,6 +28,10 @@ __all__ = [
 STRATEGIES = ("first", "random", "round_robin", "least_recent")
 GATHER_POLICIES = ("all", "first_k", "quorum")
 
+# How long an ask_async entry is kept past its deadline, answered or not,
+# before check_inbox forgets it (the transport's ask_retention).
+ASK_RETENTION = 60.0
+
 # The message a handler of this task is working on: what it sends belongs
 # to the same conversation (its turn, depth and budget limits hold).
 _handling = contextvars.ContextVar("mesh_handling", default=None)
@@ -250,6 +254,9 @@ class PeerClient:
         request_id = uuid.uuid4().hex
         fut.add_done_callback(lambda _f, t=token: self._mesh._forget(t))
         self._asks[request_id] = fut
+        # Never checked, it would stay: forgotten a while after its deadline.
+        keep = (_mesh.DEFAULT_ASK_TIMEOUT if timeout is None else timeout) + ASK_RETENTION
+        asyncio.get_running_loop().call_later(keep, self._asks.pop, request_id, None)
         return request_id
 
     async def check_inbox(self, request_id, timeout=0, remove=True):

@@ -425,6 +425,17 @@ async def test_ask_async_and_check_inbox():
         with pytest.raises(ValueError, match="nobody"):
             await p.ask_async("nobody", {"ask": 5})
         assert await p.check_inbox("0" * 32) is None
+
+        # An answer never collected is forgotten ASK_RETENTION after its deadline.
+        retention = mesh._core.ASK_RETENTION
+        mesh._core.ASK_RETENTION = 0.2
+        try:
+            kept = await p.ask_async("echo", {"ask": 6}, timeout=1.0)
+            await eventually("the answer", lambda: kept in p._asks and p._asks[kept].done())
+            await eventually("the entry to be forgotten", lambda: kept not in p._asks)
+            assert await p.check_inbox(kept) is None
+        finally:
+            mesh._core.ASK_RETENTION = retention
     finally:
         await m.stop()
 
