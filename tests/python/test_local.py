@@ -571,6 +571,42 @@ async def test_a_conversation_between_python_agents_has_a_turn_limit():
         await m.stop()
 
 
+POLICY = """
+zones:
+  askers:
+    roles: ["caller"]
+  echoes:
+    roles: ["echo"]
+rules:
+  - from: askers
+    to: echoes
+    allow: [request]
+default: deny
+"""
+
+
+@run
+async def test_the_trust_policy_holds_for_python_agents(tmp_path):
+    policy = tmp_path / "policy.yaml"
+    policy.write_text(POLICY)
+    m = local_mesh(JC_POLICY=str(policy))
+    caller = m.add(Caller)
+    m.add(Echo)
+    slow = m.add(Slow)
+    await m.start()
+    try:
+        p = caller.peers
+        assert (await p.request("echo", {"allowed": 1}, timeout=DEADLINE))["echo"] == {"allowed": 1}
+        assert await p.notify("echo", {}) is False, "requests only"
+        assert (await p.request_detailed(slow.agent_id, {}, timeout=DEADLINE)).error == "permission_denied"
+        assert p.list_roles() == ["echo"], "discovery shows only whom the caller may reach"
+        assert await p.broadcast({}) == 0
+        assert (await slow.peers.request_detailed("echo", {}, timeout=DEADLINE)).error == "permission_denied"
+        assert slow.held == []
+    finally:
+        await m.stop()
+
+
 class Lifecycle(mesh.CustomAgent):
     role = "lifecycle"
     events = []
