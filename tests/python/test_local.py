@@ -10,6 +10,7 @@ import json
 import signal
 import subprocess
 import textwrap
+import time
 
 import pytest
 
@@ -286,6 +287,30 @@ async def test_handler_that_raises_is_reported_and_the_agent_goes_on():
         assert faulty.errors_seen[1][0] == "KeyError"
         assert faulty.errors == 2
         assert await caller.peers.request("faulty", {}, timeout=DEADLINE) == {"ok": True}
+    finally:
+        await m.stop()
+
+
+@run
+async def test_an_idle_mesh_does_not_poll():
+    # Every await completes on a wake-up (the eventfd the loop watches),
+    # never on a timer: an idle node with waiting agents uses no CPU.
+    m = local_mesh()
+    caller = m.add(Caller)
+    m.add(Echo)
+    m.add(Slow)
+    await m.start()
+    try:
+        pending = asyncio.create_task(caller.peers.request("slow", {}, timeout=DEADLINE))
+        waiting = asyncio.create_task(caller.peers.receive())
+        await asyncio.sleep(0.2)
+        cpu0 = time.process_time()
+        await asyncio.sleep(2)
+        used = time.process_time() - cpu0
+        assert used < 0.2, f"{used:.3f} s of CPU in 2 s idle"
+        assert not pending.done() and not waiting.done()
+        pending.cancel()
+        waiting.cancel()
     finally:
         await m.stop()
 
