@@ -7,7 +7,9 @@ the "echo" agent of python-echo-node (a C++ node in another process),
 which answers with the request's payload: the ~256-byte document
 pyzmq_echo.py sends. One request in flight. The floor: pyzmq_echo.py, a
 pyzmq DEALER -> ROUTER echo between two Python processes with json on both
-sides. Rounds of the two alternate; the medians over rounds of p50, p99
+sides. Beside them, the runtime alone: the same requests from a C++
+node's client (python-echo-node --ask), to tell the binding's share from
+the runtime's. Rounds of the three alternate; the medians over rounds of p50, p99
 and of each round's ratio are printed as one JSON object, with each
 round's figures; ratio < 1 means the binding is faster than the floor.
 Nothing is asserted about speed.
@@ -67,7 +69,18 @@ def floor_round(count, warmup, max_seconds):
         return {"error": r.stdout + r.stderr}
 
 
-async def measure(echo_port, rounds, count, warmup, max_seconds):
+def cpp_round(echo_node, echo_port, doc, count, warmup, max_seconds):
+    env = dict(os.environ)
+    env.update(node_env(free_port(), "bench-cpp-client", seed=echo_port))
+    r = subprocess.run([echo_node, "--ask", str(count), str(warmup), str(max_seconds), json.dumps(doc)], env=env,
+                       capture_output=True, text=True, timeout=120)
+    for line in r.stdout.splitlines():
+        if line.startswith("{"):
+            return json.loads(line)
+    return {"error": r.stdout + r.stderr}
+
+
+async def measure(echo_node, echo_port, rounds, count, warmup, max_seconds):
     """Alternates rounds of ours and of the floor, so that both see the
     same machine (a compiler next door moves either by 2x)."""
     doc = json.loads(subprocess.check_output([sys.executable, "-c",
@@ -76,7 +89,7 @@ async def measure(echo_port, rounds, count, warmup, max_seconds):
     m = mesh.Mesh(config=node_env(free_port(), "bench-py", seed=echo_port))
     client = m.add(Client)
     await m.start()
-    ours, floor = [], []
+    ours, floor, cpp = [], [], []
     try:
         end = time.monotonic() + 30
         while client.peers.get_peer("echo") is None:
@@ -106,9 +119,11 @@ async def measure(echo_port, rounds, count, warmup, max_seconds):
             ours.append({"p50_us": percentile(samples, 0.50) / 1000.0, "p99_us": percentile(samples, 0.99) / 1000.0,
                          "count": len(samples)})
             floor.append(await loop.run_in_executor(None, floor_round, count, warmup, max_seconds))
+            cpp.append(await loop.run_in_executor(None, cpp_round, echo_node, echo_port, doc, count, warmup,
+                                                  max_seconds))
     finally:
         await m.stop()
-    return ours, floor, len(json.dumps(doc).encode())
+    return ours, floor, cpp, len(json.dumps(doc).encode())
 
 
 def median(xs):
@@ -145,7 +160,8 @@ def main():
             raise RuntimeError("python-echo-node did not start: " + "".join(seen))
         # Keep reading its output, so that a chatty node never blocks on the pipe.
         threading.Thread(target=lambda: [None for _ in echo.stdout], daemon=True).start()
-        ours, floor, doc_bytes = asyncio.run(measure(echo_port, a.rounds, a.count, a.warmup, a.max_seconds))
+        ours, floor, cpp, doc_bytes = asyncio.run(measure(a.echo_node, echo_port, a.rounds, a.count, a.warmup,
+                                                          a.max_seconds))
     finally:
         echo.terminate()
         try:
@@ -154,13 +170,18 @@ def main():
             echo.kill()
             echo.wait()
 
-    out = {"doc_bytes": doc_bytes, "rounds": a.rounds, "binding": ours, "pyzmq_json": floor}
-    if all("p50_us" in f for f in floor):
-        for q in ("p50", "p99"):
-            out[f"binding_{q}_us"] = median([o[f"{q}_us"] for o in ours])
+    out = {"doc_bytes": doc_bytes, "rounds": a.rounds, "binding": ours, "pyzmq_json": floor, "cpp_client": cpp}
+    for q in ("p50", "p99"):
+        out[f"binding_{q}_us"] = median([o[f"{q}_us"] for o in ours])
+        if all("p50_us" in f for f in floor):
             out[f"pyzmq_{q}_us"] = median([f[f"{q}_us"] for f in floor])
             out[f"ratio_{q}"] = round(median([o[f"{q}_us"] / f[f"{q}_us"] for o, f in zip(ours, floor)]), 3)
+        if all("p50_us" in c for c in cpp):
+            out[f"cpp_client_{q}_us"] = median([c[f"{q}_us"] for c in cpp])
+            out[f"binding_vs_cpp_{q}"] = round(median([o[f"{q}_us"] / c[f"{q}_us"] for o, c in zip(ours, cpp)]), 3)
     print(json.dumps(out))
+    if not all("p50_us" in c for c in cpp):
+        sys.exit("python-echo-node --ask failed: " + json.dumps(cpp))
 
 
 if __name__ == "__main__":
