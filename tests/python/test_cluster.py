@@ -10,6 +10,7 @@ import os
 import re
 import select
 import signal
+import socket
 import time
 
 import pytest
@@ -69,6 +70,18 @@ def ready_line(proc):
             return line.split()[1]
         seen.append(line)
     pytest.fail(f"no ready line: {''.join(seen)}")
+
+
+@run
+async def test_a_port_in_use_is_a_clear_error():
+    port, = free_ports(1)
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as taken:
+        taken.bind(("127.0.0.1", port))
+        m = mesh.Mesh(config=node_env(port, "py-taken"))
+        with pytest.raises(RuntimeError, match=f"127.0.0.1:{port}: Address already in use"):
+            await m.start()
+        await m.stop()
+        assert not m.running
 
 
 def test_python_and_cpp_agents(procs):
