@@ -7,6 +7,7 @@ no JSON, cancellation of a pending request, a handler that raises.
 
 import asyncio
 import json
+import os
 import signal
 import subprocess
 import textwrap
@@ -799,3 +800,16 @@ def test_ctrl_c_stops_run_forever_gracefully(tmp_path):
             p.communicate()
     assert p.returncode == 0, out
     assert out.split() == ["teardown", "stopped", "False"]
+
+
+def test_the_llm_router_example():
+    example = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "examples", "python",
+                           "llm_router.py")
+    env = dict(os.environ, P2P_ENABLED="false")
+    out = subprocess.run([PYTHON, example], env=env, capture_output=True, text=True, timeout=DEADLINE)
+    assert out.returncode == 0, out.stdout + out.stderr
+    lines = out.stdout.splitlines()
+    assert lines[0].startswith("Available peers")
+    assert lines[-2].endswith('-> {"answer": "sunny, 21 °C", "asked": "What is the weather tomorrow?"}')
+    assert lines[-1] == ("'Please sum 2 3 and 5' -> ask_peer "
+                         '{"target": "calculator", "message": {"numbers": [2, 3, 5]}} -> {"sum": 10}')
