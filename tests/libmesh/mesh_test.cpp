@@ -816,6 +816,67 @@ TEST(Mesh, StopEndsAReceiveWithoutTimeout) {
 
 // Issue 11: a same-node target's full mailbox is known at once (false, and
 // counted as refused); nothing is reported later for it.
+// The defaults agents see change while the node runs (mesh-node's
+// SIGHUP): the strategy of clients that chose none, and the timeout of
+// requests that give none. A client's own strategy stays.
+TEST(Mesh, DiscoveryStrategyAndRequestTimeoutChangeWhileRunning) {
+  NodeConfig c = local_config();
+  c.request_timeout = 60s;
+  Mesh mesh(c);
+  auto& picker = mesh.add<Probe>("picker");
+  auto& chooser = mesh.add<Probe>("chooser");
+  mesh.add<Echo>("echo-a", "echo");
+  mesh.add<Echo>("echo-b", "echo");
+  mesh.add<Silent>("mute");
+  mesh.start();
+  chooser.peers().set_default_strategy(Strategy::First);
+  const auto picks = [](Agent& a) {
+    std::set<std::string> seen;
+    for (int i = 0; i < 6; ++i) seen.insert(a.peers().get_peer("echo")->card.agent_id);
+    return seen;
+  };
+  EXPECT_EQ(picks(picker).size(), 1U);  // first, as configured
+  mesh.set_discovery_strategy("round_robin");
+  EXPECT_EQ(picker.peers().default_strategy(), Strategy::RoundRobin);
+  EXPECT_EQ(picks(picker).size(), 2U);
+  EXPECT_EQ(picks(chooser).size(), 1U);  // its own choice stays
+  EXPECT_THROW(mesh.set_discovery_strategy("nearest"), std::invalid_argument);
+  EXPECT_EQ(picker.peers().default_strategy(), Strategy::RoundRobin);
+
+  // A request to an agent that never answers ends at the new default, not
+  // the configured 60 s (the bound below is far from both).
+  mesh.set_request_timeout(200ms);
+  EXPECT_THROW(mesh.set_request_timeout(0ms), std::invalid_argument);
+  const auto began = std::chrono::steady_clock::now();
+  EXPECT_FALSE(picker.peers().request_blocking("mute", Json::object()).has_value());
+  EXPECT_LT(std::chrono::steady_clock::now() - began, 30s);
+  EXPECT_EQ(mesh.config().request_timeout, 60s);  // as started
+  mesh.stop();
+}
+
+// receive_blocking makes the message it returns the one this thread
+// handles: what the thread sends next joins that message's conversation.
+// Through another Mesh (here one made after the first stopped), it starts
+// afresh instead of naming a thread that Mesh never saw (which it refused
+// as expired).
+TEST(Mesh, AMessageReceivedThroughOneMeshDoesNotFollowTheThreadIntoAnother) {
+  {
+    Mesh first(local_config("first"));
+    auto& p = first.add<Probe>("p-1");
+    first.start();
+    ASSERT_TRUE(first.node_client().notify("p-1", Json{{"hello", 1}}));
+    ASSERT_TRUE(p.peers().receive_blocking(10s).has_value());
+    first.stop();
+  }
+  Mesh second(local_config("second"));
+  auto& p = second.add<Probe>("p-2");
+  second.add<Echo>("echo-2");
+  second.start();
+  const RequestOutcome r = p.peers().request_detailed_blocking("echo-2", Json{{"x", 1}}, 10s);
+  EXPECT_TRUE(r.ok()) << to_string(r.error);
+  second.stop();
+}
+
 TEST(Mesh, LocalNotifyToAFullMailboxReturnsFalseAtOnce) {
   Mesh mesh(local_config());
   auto& sender = mesh.add<Probe>("sender");

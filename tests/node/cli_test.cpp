@@ -243,13 +243,14 @@ TEST(NodeCliTest, SighupAppliesTheLogLevelAndNamesWhatNeedsARestart) {
         return h.ok && h.status == 200;
       },
       [&] { return n.log_tail(); }, 100ms);
-  dir.write("mesh.yaml", "log_level: debug\ntags: {dc: west}\nmailbox_limit: 77\n");
+  dir.write("mesh.yaml", "log_level: debug\ntags: {dc: west}\nmailbox_limit: 77\nrequest_timeout: 5s\ndiscovery_strategy: random\n");
   n.signal(SIGHUP);
   wait_for_or_fail(
       "the reload's line", 30s,
       [&] {
-        return n.log_tail(200).find("received SIGHUP: applied log_level info -> debug, tags; changed, effective "
-                                    "after a restart: mailbox_limit") != std::string::npos;
+        return n.log_tail(200).find("received SIGHUP: applied log_level info -> debug, tags, discovery_strategy "
+                                    "first -> random, request_timeout 30s -> 5s; changed, effective after a "
+                                    "restart: mailbox_limit") != std::string::npos;
       },
       [&] { return n.log_tail(); }, 100ms);
   // The new tags are gossiped: the node's own member entry carries them.

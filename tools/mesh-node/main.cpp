@@ -79,9 +79,11 @@ std::string join_words(const std::vector<std::string>& words) {
 
 // SIGHUP: the configuration is read again (file, environment, the start's
 // flags). What a running node can take applies now: the log level, the
-// tags (gossiped to the cluster), and the policy file (as POST /v1/reload). Every other setting that differs from
-// the running one is named as taking effect only after a restart. A
-// configuration that no longer loads changes nothing.
+// tags (gossiped to the cluster), the defaults agents see (discovery
+// strategy, request timeout), and the policy file (as POST /v1/reload).
+// Every other setting that differs from the running one is named as
+// taking effect only after a restart. A configuration that no longer
+// loads changes nothing.
 void reload(Mesh& mesh, const ConfigFlags& flags, NodeConfig& running) {
   NodeConfig fresh;
   try {
@@ -108,12 +110,30 @@ void reload(Mesh& mesh, const ConfigFlags& flags, NodeConfig& running) {
       running.tags = fresh.tags;
     }
   }
-  // The rest, compared as --check-config prints them (secrets as "set").
+  // The defaults agents see (a client's own strategy, a request's own
+  // timeout, stay). Both were checked by the loader.
   const auto was = nlohmann::json::parse(to_json_string(running));
   const auto now = nlohmann::json::parse(to_json_string(fresh));
+  const auto change = [&](const char* key) {
+    return std::string(key) + " " + was.at(key).get<std::string>() + " -> " + now.at(key).get<std::string>();
+  };
+  if (fresh.discovery_strategy != running.discovery_strategy) {
+    mesh.set_discovery_strategy(fresh.discovery_strategy);
+    applied.push_back(change("discovery_strategy"));
+    running.discovery_strategy = fresh.discovery_strategy;
+  }
+  if (fresh.request_timeout != running.request_timeout) {
+    mesh.set_request_timeout(fresh.request_timeout);
+    applied.push_back(change("request_timeout"));
+    running.request_timeout = fresh.request_timeout;
+  }
+  // The rest, compared as --check-config prints them (secrets as "set").
   std::vector<std::string> restart;
   for (const auto& [key, value] : now.items()) {
-    if (key == "sources" || key == "log_level" || key == "policy_file") continue;
+    if (key == "sources" || key == "log_level" || key == "policy_file" || key == "tags" ||
+        key == "discovery_strategy" || key == "request_timeout") {
+      continue;
+    }
     if (!was.contains(key) || was[key] != value) restart.push_back(key);
   }
   if (fresh.policy_file != running.policy_file) restart.push_back("policy_file");

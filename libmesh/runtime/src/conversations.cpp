@@ -79,6 +79,9 @@ Refusal to_refusal(ErrorCode code) {
 }
 
 const std::shared_ptr<Handling>& current_handling() { return tl_current; }
+const Handling* current_handling(const MeshCore& core) {
+  return tl_current && tl_current->mesh == core.instance ? tl_current.get() : nullptr;
+}
 HandlingScope::HandlingScope(std::shared_ptr<Handling> h) : prev_(std::exchange(tl_current, std::move(h))) {}
 HandlingScope::~HandlingScope() { tl_current = std::move(prev_); }
 void set_current_handling(std::shared_ptr<Handling> h) { tl_current = std::move(h); }
@@ -357,7 +360,9 @@ ErrorCode MeshCore::stamp_thread(std::string_view self, std::string_view self_ro
     m.priority = o.priority;
     return ErrorCode::None;
   }
-  const std::shared_ptr<Handling>& h = current_handling();
+  static const std::shared_ptr<Handling> kNone;
+  const std::shared_ptr<Handling>& current = current_handling();
+  const std::shared_ptr<Handling>& h = current && current->mesh == instance ? current : kNone;
   const std::int64_t now = unix_ms();
   if (o.subject.size() > kMaxSubjectBytes) {
     throw std::invalid_argument("a thread's subject is at most " + std::to_string(kMaxSubjectBytes) + " bytes");
@@ -501,6 +506,7 @@ ErrorCode MeshCore::admit_thread(const transport::EnvelopeView& v, std::string_v
 std::shared_ptr<Handling> MeshCore::handling_of(const transport::Envelope& env) {
   if (!options.conversations) return nullptr;
   auto h = std::make_shared<Handling>();
+  h->mesh = instance;
   const std::int64_t now = unix_ms();
   std::optional<ThreadBlock> b;
   if (!env.thread.empty()) b = decode_thread_block(env.thread);

@@ -25,7 +25,6 @@ using detail::MeshCore;
 Mesh::Mesh(NodeConfig config, MeshOptions options)
     : core_(std::make_unique<MeshCore>(std::move(config), std::move(options))) {
   spdlog::default_logger()->set_level(to_spdlog_level(core_->config.log_level));
-  core_->node_client->set_default_strategy(core_->config.discovery_strategy);
   for (const auto& w : core_->config.warnings) spdlog::warn("{}: {}", core_->node_name, w);
 }
 
@@ -83,7 +82,6 @@ Agent& Mesh::add(std::unique_ptr<Agent> agent) {
 
   auto slot = std::make_shared<detail::AgentSlot>(c, std::move(agent));
   slot->client = std::make_unique<PeerClient>(c, spec.agent_id, spec.role);
-  slot->client->set_default_strategy(c.config.discovery_strategy);
   slot->client->slot_ = slot.get();
   if (c.state == MeshCore::State::Running) {
     c.inboxes[spec.agent_id] =

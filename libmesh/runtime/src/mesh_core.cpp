@@ -35,6 +35,12 @@ std::int64_t steady_ms() {
 
 namespace {
 
+// Each MeshCore of the process its own number, never reused (an address
+// could be, by the next Mesh).
+std::uint64_t next_instance() {
+  static std::atomic<std::uint64_t> last{0};
+  return last.fetch_add(1, std::memory_order_relaxed) + 1;
+}
 
 std::int64_t unix_ms() {
   return std::chrono::duration_cast<std::chrono::milliseconds>(
@@ -108,6 +114,7 @@ MeshCore::MeshCore(NodeConfig cfg, MeshOptions opts)
     : key_source(detail::resolve_curve_keys(cfg)),
       config(std::move(cfg)),
       options(std::move(opts)),
+      instance(next_instance()),
       node_name(default_node_name(config)),
       directory(node_name, options.seed != 0 ? options.seed : random_u64(),
                 // Above anything a previous run under this name advertised.
@@ -125,6 +132,8 @@ MeshCore::MeshCore(NodeConfig cfg, MeshOptions opts)
   if (config.request_timeout <= std::chrono::milliseconds(0)) {
     throw std::invalid_argument("request_timeout must be positive");
   }
+  default_strategy = static_cast<int>(*parse_strategy(config.discovery_strategy));
+  request_timeout_ms = config.request_timeout.count();
   if (config.curve_secret_key.empty() != config.curve_public_key.empty()) {
     throw std::invalid_argument("curve_secret_key and curve_public_key: set both or neither");
   }

@@ -108,6 +108,7 @@ struct AwaitScope {
 // thread, its class as a ceiling, the request path), and the cost its
 // handling reports (its own and its requests' answers').
 struct Handling {
+  std::uint64_t mesh = 0;        // the MeshCore::instance that received it
   ThreadBlock block;             // as admitted here
   std::string self;              // "agent@node" of its handler (with an audit trail)
   bool request = false;
@@ -123,7 +124,11 @@ struct Handling {
 
 // The handling whose code runs on this thread now: set around each start
 // and resumption of a handler (HandlingScope), and by receive() to the
-// message it returns.
+// message it returns. Only one of `core`'s counts (nullptr otherwise): a
+// thread that received from one Mesh and sends through another (or
+// through a Mesh made after the first stopped) starts afresh.
+const Handling* current_handling(const MeshCore& core);
+// Whichever it is, to carry it across a suspension (OpAwaiter).
 const std::shared_ptr<Handling>& current_handling();
 class HandlingScope {
  public:
@@ -481,6 +486,10 @@ struct MeshCore {
   void repair();
   std::map<std::string, std::string> tags() const;  // takes mu
   std::map<std::string, std::string> tags_with(std::uint16_t zmq_port) const;
+  // Defaults agents see, from config and changed at run time
+  // (Mesh::set_discovery_strategy, set_request_timeout).
+  std::atomic<int> default_strategy{0};  // a Strategy
+  std::atomic<std::int64_t> request_timeout_ms{0};
   // The node's own tags: config.tags, then what Mesh::set_tags gave.
   mutable std::mutex user_tags_mu;
   std::map<std::string, std::string> user_tags;
@@ -566,6 +575,7 @@ struct MeshCore {
   const detail::KeySource key_source;
   const NodeConfig config;
   const MeshOptions options;
+  const std::uint64_t instance;  // unique in the process (Handling::mesh)
   const std::string node_name;
   AgentDirectory directory;
   PayloadLimits limits;

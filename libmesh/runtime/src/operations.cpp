@@ -99,6 +99,20 @@ std::optional<std::string> Mesh::set_tags(const std::map<std::string, std::strin
   return std::nullopt;
 }
 
+void Mesh::set_discovery_strategy(std::string_view strategy) {
+  const auto s = parse_strategy(strategy);
+  if (!s) {
+    throw std::invalid_argument("discovery_strategy: unknown strategy \"" + std::string(strategy) + "\" (" +
+                                std::string(kStrategyNames) + ")");
+  }
+  core_->default_strategy = static_cast<int>(*s);
+}
+
+void Mesh::set_request_timeout(std::chrono::milliseconds timeout) {
+  if (timeout <= std::chrono::milliseconds(0)) throw std::invalid_argument("request_timeout must be positive");
+  core_->request_timeout_ms = timeout.count();
+}
+
 std::vector<RoleStats> Mesh::role_stats() const {
   const MeshCore& c = *core_;
   // The agents' roles and mailboxes first, then each mailbox's depth

@@ -182,7 +182,10 @@ void PeerClient::set_default_strategy(std::string_view strategy) {
   set_default_strategy(strategy_or_throw(strategy));
 }
 
-Strategy PeerClient::default_strategy() const { return static_cast<Strategy>(strategy_.load()); }
+Strategy PeerClient::default_strategy() const {
+  const int own = strategy_.load();
+  return static_cast<Strategy>(own >= 0 ? own : core_.default_strategy.load());
+}
 
 // ---------------------------------------------------------------- discovery
 

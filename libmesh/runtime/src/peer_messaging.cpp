@@ -29,12 +29,12 @@ std::int64_t unix_now_ms() {
       .count();
 }
 
-// A request's timeout: the caller's (or the configured one), never past
+// A request's timeout: the caller's (or the node's default), never past
 // the deadline of the message being handled, if any: nobody waits for
 // an answer after that. Zero once that deadline has passed.
 std::chrono::milliseconds request_timeout(const detail::MeshCore& core, const SendOptions& o) {
-  auto timeout = o.timeout.value_or(core.config.request_timeout);
-  if (const auto& h = detail::current_handling(); h && h->deadline_ms > 0) {
+  auto timeout = o.timeout.value_or(std::chrono::milliseconds(core.request_timeout_ms.load()));
+  if (const auto* h = detail::current_handling(core); h && h->deadline_ms > 0) {
     const std::chrono::milliseconds left(h->deadline_ms - unix_now_ms());
     timeout = std::max(std::chrono::milliseconds(0), std::min(timeout, left));
   }

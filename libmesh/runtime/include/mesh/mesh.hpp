@@ -232,6 +232,13 @@ class Mesh {
   // one-line error when they cannot be taken (an empty name, or more than
   // the 512 bytes of member meta with the mesh's), and nothing changes.
   std::optional<std::string> set_tags(const std::map<std::string, std::string>& tags);
+  // The defaults agents see, changed while the node runs (mesh-node's
+  // SIGHUP): the strategy of clients that did not choose their own, and
+  // the timeout of requests that give none (from the next request on).
+  // Throw std::invalid_argument on an unknown strategy or a timeout that
+  // is not positive. config() keeps the values the node started with.
+  void set_discovery_strategy(std::string_view strategy);
+  void set_request_timeout(std::chrono::milliseconds timeout);
 
   // The bound ports (P2P on, after start): useful when configured as 0.
   std::uint16_t swim_port() const;

@@ -18,8 +18,8 @@
 //
 // Target resolution (notify, request, ask_async): an exact agent_id wins;
 // otherwise the target is a role and one agent of that role is chosen with
-// the client's default strategy (set_default_strategy, Strategy::First
-// unless changed). The caller itself is never a target.
+// the client's default strategy (set_default_strategy; the node's
+// discovery_strategy unless changed). The caller itself is never a target.
 //
 // Differences from the Python original, on purpose:
 //   * broadcast sends one copy per agent_id (the original sends N copies to
@@ -298,7 +298,9 @@ class PeerClient {
   const std::string& my_role() const { return role_; }
   const std::string& node_name() const;
 
-  // Strategy for target resolution and get_peer. Default Strategy::First.
+  // Strategy for target resolution and get_peer. Until set here, the
+  // node's (NodeConfig::discovery_strategy, or Mesh::set_discovery_strategy
+  // since).
   void set_default_strategy(Strategy strategy);
   // Throws std::invalid_argument on an unknown name.
   void set_default_strategy(std::string_view strategy);
@@ -510,7 +512,7 @@ class PeerClient {
   detail::MeshCore& core_;
   const std::string agent_id_;
   const std::string role_;
-  std::atomic<int> strategy_{static_cast<int>(Strategy::First)};
+  std::atomic<int> strategy_{-1};  // -1: the node's
   std::mutex tokens_mu_;
   // Unsubscribed on destruction; each with the flag an agent's callbacks,
   // queued on its strand, check before they start.
