@@ -223,10 +223,19 @@ class PeerClient:
                 return None
             msg = inbox.get_nowait()
         else:
+            # Not asyncio.wait_for: on Python 3.11 a get() that completes as
+            # the timeout fires is cancelled with its message taken, which
+            # is then lost. A get() cancelled before it completed leaves the
+            # message in the queue.
+            getter = asyncio.ensure_future(inbox.get())
             try:
-                msg = await asyncio.wait_for(inbox.get(), timeout)
-            except asyncio.TimeoutError:
+                await asyncio.wait((getter,), timeout=timeout)
+            finally:
+                if not getter.done():
+                    getter.cancel()
+            if not getter.done() or getter.cancelled():
                 return None
+            msg = getter.result()
         agent._taken()
         return msg
 

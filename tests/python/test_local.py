@@ -401,6 +401,40 @@ async def test_receive_and_respond_from_run():
         await m.stop()
 
 
+class Collector(mesh.Agent):
+    role = "collector"
+
+
+@run
+async def test_receive_with_short_timeouts_loses_nothing():
+    m = local_mesh()
+    caller = m.add(Caller)
+    collector = m.add(Collector)
+    await m.start()
+    try:
+        n = 300
+
+        async def send():
+            for i in range(n):
+                assert await caller.peers.notify("collector", {"i": i})
+                if i % 10 == 0:
+                    await asyncio.sleep(0.001)
+
+        sender = asyncio.create_task(send())
+        got = []
+        end = asyncio.get_running_loop().time() + DEADLINE
+        while len(got) < n:
+            assert asyncio.get_running_loop().time() < end, f"{len(got)} of {n} received"
+            msg = await collector.peers.receive(timeout=0.0005)
+            if msg is not None:
+                got.append(msg.data["i"])
+        await sender
+        assert got == list(range(n)), "every message, in order"
+        assert collector._pending == 0
+    finally:
+        await m.stop()
+
+
 @run
 async def test_broadcast():
     m = local_mesh()
