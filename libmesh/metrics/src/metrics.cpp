@@ -61,6 +61,25 @@ MetricFamily counter(std::string name, std::string help, std::uint64_t value) {
   return f;
 }
 
+// A histogram sample from per-bucket counts: buckets[i] counts the
+// observations over bounds[i-1] and at most bounds[i]; the one past the
+// last bound is in `count` only (Prometheus' buckets are cumulative).
+template <class Buckets, class Bounds>
+ClientMetric histogram_sample(Labels labels, const Buckets& buckets, const Bounds& bounds, std::uint64_t count,
+                              double sum) {
+  ClientMetric m;
+  m.label = std::move(labels);
+  m.histogram.sample_count = count;
+  m.histogram.sample_sum = sum;
+  std::uint64_t cumulative = 0;
+  for (std::size_t b = 0; b < bounds.size(); ++b) {
+    cumulative += buckets[b];
+    m.histogram.bucket.push_back({cumulative, bounds[b]});
+  }
+  m.histogram.bucket.push_back({count, std::numeric_limits<double>::infinity()});
+  return m;
+}
+
 // Message types as TransportStats indexes them.
 constexpr std::array<const char*, 5> kTypeLabels = {"notify", "request", "response", "error", "control"};
 
@@ -211,17 +230,8 @@ std::vector<MetricFamily> transport_families(const transport::TransportStats& s)
                                 MetricType::Histogram);
   for (std::size_t o = 0; o < 2; ++o) {
     const transport::LatencyHistogram& h = s.request_latency[o];
-    ClientMetric m;
-    m.label = {{"outcome", o == 0 ? "answered" : "failed"}};
-    m.histogram.sample_count = h.count;
-    m.histogram.sample_sum = h.sum_seconds;
-    std::uint64_t cumulative = 0;
-    for (std::size_t b = 0; b < transport::kRequestLatencyBounds.size(); ++b) {
-      cumulative += h.buckets[b];
-      m.histogram.bucket.push_back({cumulative, transport::kRequestLatencyBounds[b]});
-    }
-    m.histogram.bucket.push_back({h.count, std::numeric_limits<double>::infinity()});
-    latency.metric.push_back(std::move(m));
+    latency.metric.push_back(histogram_sample({{"outcome", o == 0 ? "answered" : "failed"}}, h.buckets,
+                                              transport::kRequestLatencyBounds, h.count, h.sum_seconds));
   }
   out.push_back(std::move(latency));
 
@@ -362,17 +372,8 @@ std::vector<MetricFamily> mesh_families(const MeshSample& s) {
   for (const RoleStats& r : s.roles) {
     add(role_agents, d(r.agents), {{"role", r.role}});
     add(mailbox, d(r.mailbox_depth), {{"role", r.role}});
-    ClientMetric c;
-    c.label = {{"role", r.role}};
-    c.histogram.sample_count = r.handled;
-    c.histogram.sample_sum = r.handler_seconds;
-    std::uint64_t cumulative = 0;
-    for (std::size_t b = 0; b < kHandlerSecondsBounds.size(); ++b) {
-      cumulative += r.handler_buckets[b];
-      c.histogram.bucket.push_back({cumulative, kHandlerSecondsBounds[b]});
-    }
-    c.histogram.bucket.push_back({r.handled, std::numeric_limits<double>::infinity()});
-    handlers.metric.push_back(std::move(c));
+    handlers.metric.push_back(
+        histogram_sample({{"role", r.role}}, r.handler_buckets, kHandlerSecondsBounds, r.handled, r.handler_seconds));
   }
   out.push_back(std::move(role_agents));
   out.push_back(std::move(mailbox));
