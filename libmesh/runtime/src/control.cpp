@@ -79,18 +79,25 @@ void MeshCore::stop_control() {
   ended.wait();
 }
 
-std::map<std::string, std::string> MeshCore::tags() const {
+std::uint16_t MeshCore::advertised_zmq_port() const {
   auto tr = get_transport();
-  return tags_with(tr ? tr->bound_port() : config.zmq_port);
+  return tr ? tr->bound_port() : config.zmq_port;
 }
 
+std::map<std::string, std::string> MeshCore::tags() const { return tags_with(advertised_zmq_port()); }
+
 std::map<std::string, std::string> MeshCore::tags_with(std::uint16_t zmq_port) const {
-  // Ours win over a user tag of the same name.
-  std::map<std::string, std::string> t;
+  std::map<std::string, std::string> user;
   {
     std::lock_guard lock(user_tags_mu);
-    t = user_tags;
+    user = user_tags;
   }
+  return with_mesh_tags(std::move(user), zmq_port);
+}
+
+std::map<std::string, std::string> MeshCore::with_mesh_tags(std::map<std::string, std::string> t,
+                                                             std::uint16_t zmq_port) const {
+  // Ours win over a user tag of the same name.
   // Not `= "1"`: GCC 12 reports a false -Wrestrict for assigning a short
   // literal here (its bug 105329).
   t.insert_or_assign(kMeshTag, std::string("1"));

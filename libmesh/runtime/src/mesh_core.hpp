@@ -486,6 +486,11 @@ struct MeshCore {
   void repair();
   std::map<std::string, std::string> tags() const;  // takes mu
   std::map<std::string, std::string> tags_with(std::uint16_t zmq_port) const;
+  // `user` with the mesh's own tags added (they win over a user tag of
+  // the same name): what tags_with gossips for those user tags.
+  std::map<std::string, std::string> with_mesh_tags(std::map<std::string, std::string> user,
+                                                    std::uint16_t zmq_port) const;
+  std::uint16_t advertised_zmq_port() const;  // takes mu
   // Defaults agents see, from config and changed at run time
   // (Mesh::set_discovery_strategy, set_request_timeout).
   std::atomic<int> default_strategy{0};  // a Strategy

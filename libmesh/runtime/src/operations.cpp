@@ -83,17 +83,15 @@ std::optional<std::string> Mesh::set_tags(const std::map<std::string, std::strin
   for (const auto& [key, value] : tags) {
     if (key.empty()) return std::string("tags: an empty tag name");
   }
-  std::map<std::string, std::string> before;
+  // What would be gossiped, the mesh's own tags included, must fit.
+  const auto meta = swim::encode_serf_tags(c.with_mesh_tags(tags, c.advertised_zmq_port()));
+  if (meta.size() > swim::kMetaMaxSize) {
+    return "tags: they would take " + std::to_string(meta.size()) + " bytes in node meta, at most " +
+           std::to_string(swim::kMetaMaxSize);
+  }
   {
     std::lock_guard lock(c.user_tags_mu);
-    before = std::exchange(c.user_tags, tags);
-  }
-  // What would be gossiped, the mesh's own tags included, must fit.
-  if (const auto size = swim::encode_serf_tags(c.tags()).size(); size > swim::kMetaMaxSize) {
-    std::lock_guard lock(c.user_tags_mu);
-    c.user_tags = std::move(before);
-    return "tags: they would take " + std::to_string(size) + " bytes in node meta, at most " +
-           std::to_string(swim::kMetaMaxSize);
+    c.user_tags = tags;
   }
   c.schedule_tag_update();
   return std::nullopt;
