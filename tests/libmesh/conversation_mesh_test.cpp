@@ -319,6 +319,35 @@ TEST(Conversations, UrgentOvertakesQueuedNormal) {
   EXPECT_EQ(order.get(), (std::vector<std::string>{"critical", "urgent", "normal", "low"}));
 }
 
+// With audit_fsync "always" a record is written (and synced) before its
+// message goes on: when request_blocking returns, all four records of the
+// exchange are on disk already, the node still running.
+TEST(Conversations, AuditTrailWithFsyncAlwaysIsOnDiskWhenTheCallReturns) {
+  const auto dir =
+      std::filesystem::temp_directory_path() / ("mesh-conv-audit-sync-" + std::to_string(::getpid()));
+  std::filesystem::remove_all(dir);
+  {
+    NodeConfig config = local_config();
+    config.audit_dir = dir.string();
+    config.audit_fsync = "always";
+    Mesh mesh(config);
+    mesh.add(std::make_unique<Pricey>());
+    mesh.start();
+    for (int i = 1; i <= 3; ++i) {
+      ASSERT_TRUE(mesh.node_client().request_blocking("pricey", Json{{"i", i}}, SendOptions{.timeout = 5s}));
+      std::vector<std::string> events;
+      const AuditReadResult read =
+          read_audit_dir(dir.string(), [&](const AuditEntry& e) { events.push_back(e.record.value("event", "")); });
+      ASSERT_TRUE(read.ok) << read.error;
+      ASSERT_EQ(events.size(), static_cast<std::size_t>(4 * i));
+      EXPECT_EQ(events.back(), "answer");
+    }
+    EXPECT_TRUE(verify_audit_dir(dir.string()).ok);
+    mesh.stop();
+  }
+  std::filesystem::remove_all(dir);
+}
+
 // The trail of one request between two agents of one node: every event,
 // in order, written by the trail's thread while agents run on the pool.
 TEST(Conversations, AuditTrailRecordsEveryEventOfAMessage) {

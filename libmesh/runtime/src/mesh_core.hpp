@@ -450,11 +450,16 @@ struct MeshCore {
   // lets kAuditGather pass before it looks again: under load the records
   // of many messages share a wake-up and a system call, and a producer
   // signals the writer only when it sleeps on an empty queue.
+  //
+  // With audit_fsync "always" there is no queue and no thread:
+  // audit_message writes (and syncs) the record itself, so that a record
+  // is on disk before its message goes on, as that setting promises.
   void open_audit();
   void audit_message(const AuditFacts& facts);
   void close_audit();  // writes what waits, then ends the thread
   void audit_record(const AuditItem& item, std::string& out) const;
   std::unique_ptr<AuditLog> audit;
+  bool audit_sync = false;  // audit_fsync "always": written on the message's path
   static constexpr std::size_t kAuditQueueMax = 65536;
   // Items and record texts the writer keeps for reuse after a burst.
   static constexpr std::size_t kAuditKeptItems = 4096;
