@@ -124,8 +124,7 @@ async def test_discovery():
     caller = m.add(Caller)
     echoes = [m.add(Echo) for _ in range(3)]
     slow = m.add(Slow)
-    await m.start()
-    try:
+    async with m:
         p = caller.peers
         assert p.my_id == caller.agent_id and p.my_id.startswith("caller-")
         assert p.my_role == "caller"
@@ -176,8 +175,6 @@ async def test_discovery():
         assert p.default_strategy == "round_robin"
         with pytest.raises(ValueError):
             p.set_default_strategy("fastest")
-    finally:
-        await m.stop()
 
 
 @run
@@ -185,8 +182,7 @@ async def test_request_notify_and_context():
     m = local_mesh()
     caller = m.add(Caller)
     echo = m.add(Echo)
-    await m.start()
-    try:
+    async with m:
         p = caller.peers
         r = await p.request("echo", {"x": [1, 2.5, "three", None, True]}, timeout=DEADLINE,
                             context={"trace": "t-1"})
@@ -225,8 +221,6 @@ async def test_request_notify_and_context():
             await p.notify("echo", deep)
         with pytest.raises(ValueError):
             await p.request("echo", {}, timeout=-1)
-    finally:
-        await m.stop()
 
 
 @run
@@ -234,16 +228,13 @@ async def test_timeout_and_late_answer():
     m = local_mesh()
     caller = m.add(Caller)
     slow = m.add(Slow)
-    await m.start()
-    try:
+    async with m:
         r = await caller.peers.request_detailed("slow", {"q": 1}, timeout=0.2)
         assert r.error == "timeout" and r.data is None
         assert await caller.peers.request("slow", {"q": 2}, timeout=0.2) is None
         # Answering after the requester gave up is harmless.
         await eventually("both requests held", lambda: len(slow.held) == 2)
         await slow.release({"late": True})
-    finally:
-        await m.stop()
 
 
 @run
@@ -252,8 +243,7 @@ async def test_cancelling_a_pending_request():
     caller = m.add(Caller)
     slow = m.add(Slow)
     echo = m.add(Echo)
-    await m.start()
-    try:
+    async with m:
         task = asyncio.create_task(caller.peers.request("slow", {"q": "pending"}, timeout=DEADLINE))
         await eventually("the request to arrive", lambda: slow.held)
         task.cancel()
@@ -268,8 +258,6 @@ async def test_cancelling_a_pending_request():
         with pytest.raises(asyncio.TimeoutError):
             await asyncio.wait_for(caller.peers.request("slow", {"q": 3}, timeout=DEADLINE), 0.2)
         assert echo.errors == 0
-    finally:
-        await m.stop()
 
 
 @run
@@ -277,8 +265,7 @@ async def test_handler_that_raises_is_reported_and_the_agent_goes_on():
     m = local_mesh()
     caller = m.add(Caller)
     faulty = m.add(Faulty)
-    await m.start()
-    try:
+    async with m:
         r = await caller.peers.request_detailed("faulty", {"fail": True}, timeout=DEADLINE)
         assert r.error == "rejected", "the requester learns at once"
         assert faulty.errors_seen == [("RuntimeError", "asked to fail", "request")]
@@ -288,8 +275,6 @@ async def test_handler_that_raises_is_reported_and_the_agent_goes_on():
         assert faulty.errors_seen[1][0] == "KeyError"
         assert faulty.errors == 2
         assert await caller.peers.request("faulty", {}, timeout=DEADLINE) == {"ok": True}
-    finally:
-        await m.stop()
 
 
 @run
@@ -300,8 +285,7 @@ async def test_an_idle_mesh_does_not_poll():
     caller = m.add(Caller)
     m.add(Echo)
     m.add(Slow)
-    await m.start()
-    try:
+    async with m:
         pending = asyncio.create_task(caller.peers.request("slow", {}, timeout=DEADLINE))
         waiting = asyncio.create_task(caller.peers.receive())
         await asyncio.sleep(0.2)
@@ -312,8 +296,6 @@ async def test_an_idle_mesh_does_not_poll():
         assert not pending.done() and not waiting.done()
         pending.cancel()
         waiting.cancel()
-    finally:
-        await m.stop()
 
 
 class Holder(mesh.CustomAgent):
@@ -342,8 +324,7 @@ async def test_a_full_agent_pushes_back():
     m = local_mesh()
     caller = m.add(Caller)
     holder = m.add(Holder)
-    await m.start()
-    try:
+    async with m:
         p = caller.peers
         held = [asyncio.create_task(p.request("holder", {"n": i}, timeout=DEADLINE)) for i in range(2)]
         await eventually("both requests in the handler", lambda: holder.waiting == 2)
@@ -355,8 +336,6 @@ async def test_a_full_agent_pushes_back():
         holder.release.set()
         assert [await t for t in held] == [{"released": {"n": 0}}, {"released": {"n": 1}}]
         assert await p.request("holder", {"n": 5}, timeout=DEADLINE) == {"released": {"n": 5}}
-    finally:
-        await m.stop()
 
 
 class Inboxed(mesh.Agent):
@@ -385,8 +364,7 @@ async def test_receive_and_respond_from_run():
     m = local_mesh()
     caller = m.add(Caller)
     inboxed = m.add(Inboxed)
-    await m.start()
-    try:
+    async with m:
         d = await caller.peers.request_detailed("inboxed", {"q": 42}, timeout=DEADLINE)
         assert d.data == {"got": {"q": 42}}
         assert d.context == {"answered": "by run"}
@@ -397,8 +375,6 @@ async def test_receive_and_respond_from_run():
         assert await caller.peers.receive(timeout=0.05) is None
         assert await caller.peers.receive(timeout=0) is None
         assert await m.peers.receive(timeout=0.05) is None, "the node client has no inbox"
-    finally:
-        await m.stop()
 
 
 class Collector(mesh.Agent):
@@ -410,8 +386,7 @@ async def test_receive_with_short_timeouts_loses_nothing():
     m = local_mesh()
     caller = m.add(Caller)
     collector = m.add(Collector)
-    await m.start()
-    try:
+    async with m:
         n = 300
 
         async def send():
@@ -431,8 +406,6 @@ async def test_receive_with_short_timeouts_loses_nothing():
         await sender
         assert got == list(range(n)), "every message, in order"
         assert collector._pending == 0
-    finally:
-        await m.stop()
 
 
 @run
@@ -441,14 +414,11 @@ async def test_broadcast():
     caller = m.add(Caller)
     echoes = [m.add(Echo) for _ in range(3)]
     inboxed = m.add(Inboxed)
-    await m.start()
-    try:
+    async with m:
         assert await caller.peers.broadcast({"all": 1}) == 4, "one copy per agent, never to the sender"
         assert await caller.peers.broadcast({"echoes": 1}, role="echo") == 3
         await eventually("every copy", lambda: all(len(e.notes) == 2 for e in echoes) and inboxed.notes)
         assert inboxed.notes == [{"all": 1}]
-    finally:
-        await m.stop()
 
 
 @run
@@ -457,8 +427,7 @@ async def test_ask_async_and_check_inbox():
     caller = m.add(Caller)
     echo = m.add(Echo)
     slow = m.add(Slow)
-    await m.start()
-    try:
+    async with m:
         p = caller.peers
         rid = await p.ask_async("echo", {"ask": 1})
         assert isinstance(rid, str) and len(rid) == 32
@@ -496,8 +465,6 @@ async def test_ask_async_and_check_inbox():
             assert await p.check_inbox(kept) is None
         finally:
             mesh._core.ASK_RETENTION = retention
-    finally:
-        await m.stop()
 
 
 @run
@@ -505,8 +472,7 @@ async def test_oversized_payloads():
     m = local_mesh(JC_MAX_MESSAGE_BYTES="64KiB")
     caller = m.add(Caller)
     echo = m.add(Echo)
-    await m.start()
-    try:
+    async with m:
         big = {"blob": "x" * 100_000}
         p = caller.peers
         assert await p.notify("echo", big) is False
@@ -517,8 +483,6 @@ async def test_oversized_payloads():
         assert err.value.code == "oversized"
         assert await p.request("echo", {"small": 1}, timeout=DEADLINE) is not None
         assert echo.notes == []
-    finally:
-        await m.stop()
 
 
 @run
@@ -527,8 +491,7 @@ async def test_request_all_policies():
     caller = m.add(Caller)
     echoes = [m.add(Echo) for _ in range(3)]
     slow = m.add(Slow)
-    await m.start()
-    try:
+    async with m:
         p = caller.peers
         g = await p.request_all({"q": "all"}, role="echo", timeout=DEADLINE)
         assert g.satisfied
@@ -553,8 +516,6 @@ async def test_request_all_policies():
             await p.request_all({}, role="echo", policy="first_k")
         with pytest.raises(ValueError):
             await p.request_all({})
-    finally:
-        await m.stop()
 
 
 class Forwarder(mesh.CustomAgent):
@@ -580,8 +541,7 @@ async def test_requests_from_a_handler_continue_its_conversation():
     caller = m.add(Caller)
     m.add(Forwarder)
     m.add(Threaded)
-    await m.start()
-    try:
+    async with m:
         r = await caller.peers.request("forwarder", {"q": 1}, timeout=DEADLINE)
         assert r["inner"] is not None
         assert len(r["outer_thread"]) == 32 and r["outer_thread"] != "0" * 32
@@ -589,8 +549,6 @@ async def test_requests_from_a_handler_continue_its_conversation():
         # A request of its own (not from a handler) opens another thread.
         other = await caller.peers.request("threaded", {}, timeout=DEADLINE)
         assert other["thread"] != r["outer_thread"]
-    finally:
-        await m.stop()
 
 
 class PingA(mesh.CustomAgent):
@@ -615,8 +573,7 @@ async def test_a_conversation_between_python_agents_has_a_turn_limit():
     caller = m.add(Caller)
     m.add(PingA)
     m.add(PingB)
-    await m.start()
-    try:
+    async with m:
         r = await caller.peers.request("pinga", {}, timeout=DEADLINE)
         # Each handler asks the other: six requests make the thread's six
         # turns, the seventh (pingb's third) is refused, and each level
@@ -627,8 +584,6 @@ async def test_a_conversation_between_python_agents_has_a_turn_limit():
             depth += 1
         assert r["error"] == "turn_limit"
         assert depth == 5, depth
-    finally:
-        await m.stop()
 
 
 POLICY = """
@@ -653,8 +608,7 @@ async def test_the_trust_policy_holds_for_python_agents(tmp_path):
     caller = m.add(Caller)
     m.add(Echo)
     slow = m.add(Slow)
-    await m.start()
-    try:
+    async with m:
         p = caller.peers
         assert (await p.request("echo", {"allowed": 1}, timeout=DEADLINE))["echo"] == {"allowed": 1}
         assert await p.notify("echo", {}) is False, "requests only"
@@ -663,8 +617,6 @@ async def test_the_trust_policy_holds_for_python_agents(tmp_path):
         assert await p.broadcast({}) == 0
         assert (await slow.peers.request_detailed("echo", {}, timeout=DEADLINE)).error == "permission_denied"
         assert slow.held == []
-    finally:
-        await m.stop()
 
 
 class Lifecycle(mesh.CustomAgent):
@@ -717,8 +669,7 @@ async def test_tools_and_cognitive_context():
     caller = m.add(Caller)
     m.add(Echo)
     m.add(Faulty)
-    await m.start()
-    try:
+    async with m:
         p = caller.peers
         mcp = p.as_tools()
         openai = p.as_tools(format="openai")
@@ -757,8 +708,6 @@ async def test_tools_and_cognitive_context():
         assert "answers with what it was sent" in ctx
         assert "- faulty" in ctx
         assert "caller" not in ctx, "the agent itself is no peer"
-    finally:
-        await m.stop()
     empty = local_mesh()
     assert empty.peers.get_cognitive_context() == "No other agents are reachable right now."
 
