@@ -413,7 +413,9 @@ void Metrics::watch(const transport::Transport& transport) {
 
 void Metrics::watch(const Mesh& mesh) {
   add_source(MeshSource([&mesh]() -> std::optional<MeshSample> {
-    return MeshSample{mesh.stats(), mesh.agents().size(), mesh.role_stats()};
+    MeshSample s{mesh.stats(), 0, mesh.role_stats()};
+    for (const RoleStats& r : s.roles) s.agents += r.agents;  // every agent has a role
+    return s;
   }));
   add_source(TransportSource([&mesh] { return mesh.transport_stats(); }));
   add_source(MembershipSource([&mesh]() -> std::optional<MembershipSample> {
