@@ -520,7 +520,10 @@ TEST(Metrics, PerRoleAgentsMailboxesAndHandlerDurations) {
   Scrape s;
   ASSERT_TRUE(eventually([&] {
     s = Scrape{parse_exposition(metrics.scrape())};
-    return s.get("mesh_role_handler_duration_seconds_count", role("gate")) == 5.0;
+    // A handler's duration is recorded once it has returned, which can be
+    // just after its reply reached the caller: wait for the naps too.
+    return s.get("mesh_role_handler_duration_seconds_count", role("gate")) == 5.0 &&
+           s.get("mesh_role_handler_duration_seconds_count", role("napper")) == 3.0;
   })) << metrics.scrape();
   EXPECT_EQ(s.at("mesh_role_mailbox_messages", role("gate")), 0.0);
   EXPECT_EQ(s.at("mesh_role_agents", role("gate")), 1.0);
