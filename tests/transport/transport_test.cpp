@@ -490,6 +490,43 @@ TEST_F(TransportTest, HigherPriorityOvertakesQueuedLower) {
   EXPECT_FALSE(inbox->pop(0ms));
 }
 
+// pop_batch hands out what pop() would, in the same order, and frees the
+// room it took at once.
+TEST_F(TransportTest, PopBatchTakesInPopOrderAndFreesTheRoom) {
+  a = std::make_unique<Transport>(options_for("A"));
+  auto inbox = a->open_inbox("agent", 5);
+  std::vector<Incoming> got;
+  EXPECT_EQ(inbox->pop_batch(got, 10, 0ms), 0u) << "empty: times out";
+  for (int i = 0; i < 3; ++i) ASSERT_EQ(a->notify(to("", "agent", "normal" + std::to_string(i))), ErrorCode::None);
+  auto low = to("", "agent", "low");
+  low.priority = Priority::Low;
+  ASSERT_EQ(a->notify(low), ErrorCode::None);
+  auto urgent = to("", "agent", "urgent");
+  urgent.priority = Priority::Urgent;
+  ASSERT_EQ(a->notify(urgent), ErrorCode::None);
+  EXPECT_EQ(a->notify(to("", "agent", "over")), ErrorCode::MailboxFull);
+  EXPECT_EQ(inbox->pop_batch(got, 2, 0ms), 2u);
+  EXPECT_EQ(inbox->size(), 3u);
+  EXPECT_EQ(inbox->bytes() > 0, true);
+  ASSERT_EQ(a->notify(to("", "agent", "normal3")), ErrorCode::None) << "room freed by the batch";
+  EXPECT_EQ(inbox->pop_batch(got, 100, 0ms), 4u);
+  std::vector<std::string> order;
+  for (const auto& m : got) order.push_back(text(m.envelope.payload));
+  EXPECT_EQ(order, (std::vector<std::string>{"urgent", "normal0", "normal1", "normal2", "normal3", "low"}));
+  EXPECT_EQ(inbox->size(), 0u);
+  EXPECT_EQ(inbox->bytes(), 0u);
+  // A waiting consumer is woken by a push, and by close once drained.
+  std::thread late([&] {
+    std::this_thread::sleep_for(20ms);
+    (void)a->notify(to("", "agent", "late"));
+  });
+  std::vector<Incoming> woken;
+  EXPECT_EQ(inbox->pop_batch(woken, 8, kLong), 1u);
+  late.join();
+  inbox->close();
+  EXPECT_EQ(inbox->pop_batch(woken, 8), 0u) << "closed and drained: returns at once";
+}
+
 TEST_F(TransportTest, HigherPriorityOvertakesOverTheWireToo) {
   make_pair();
   auto inbox = b->open_inbox("agent");

@@ -194,6 +194,30 @@ std::optional<Incoming> Inbox::pop(std::optional<std::chrono::milliseconds> time
   return m;
 }
 
+std::size_t Inbox::pop_batch(std::vector<Incoming>& out, std::size_t max,
+                             std::optional<std::chrono::milliseconds> timeout) {
+  std::unique_lock lock(mu_);
+  const auto ready = [this] { return queued_locked() > 0 || closed_; };
+  if (!ready()) {
+    ++waiting_;
+    if (timeout) {
+      cv_.wait_for(lock, *timeout, ready);
+    } else {
+      cv_.wait(lock, ready);
+    }
+    --waiting_;
+  }
+  std::size_t n = 0;
+  for (Ring* ring = next_ring_locked(); ring != nullptr && n < max; ring = next_ring_locked()) {
+    // A higher priority may not arrive meanwhile: the lock is held.
+    for (; ring->count > 0 && n < max; ++n) {
+      out.push_back(ring->pop());
+      release_locked(out.back(), cost(out.back()));
+    }
+  }
+  return n;
+}
+
 std::optional<Incoming> Inbox::try_pop_or_arm() {
   std::lock_guard lock(mu_);
   Ring* ring = next_ring_locked();

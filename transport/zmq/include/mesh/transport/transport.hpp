@@ -243,6 +243,12 @@ class Inbox {
   const std::string& name() const { return name_; }
   // Waits up to `timeout` (forever when nullopt) for the next message.
   std::optional<Incoming> pop(std::optional<std::chrono::milliseconds> timeout = std::nullopt);
+  // The same for a consumer that keeps up with a flood: waits as pop()
+  // does for the first message, then appends it and up to `max` - 1 more
+  // that are queued, in pop() order, under one lock. Returns how many it
+  // appended: 0 on timeout, or once closed and drained.
+  std::size_t pop_batch(std::vector<Incoming>& out, std::size_t max,
+                        std::optional<std::chrono::milliseconds> timeout = std::nullopt);
   // For a consumer that must not block (an agent on an executor): the next
   // message, or nullopt after arming the ready callback, which the next
   // push (or close) then calls once, on the pushing thread, outside the
