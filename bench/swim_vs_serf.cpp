@@ -2,31 +2,46 @@
 // the same run, on 127.0.0.1 with the LAN timing profile (serf's default).
 //
 // For each cluster size N and each trial, for each system:
-//   1. start node 0, then nodes 1..N-2 joining node 0; wait until all of
-//      them list N-1 alive (not measured);
+//   1. start node 0, then nodes 1..N-2 joining node 0, --spawn-gap-ms
+//      apart; wait until all of them list N-1 alive (not measured);
 //   2. join: start node N-1 with node 0 as seed (our JC_SEED_NODES, serf's
 //      -join); from its spawn until every member lists all N alive;
-//   3. idle (no polling): 1 s settle, then utime+stime over 10 s as % of a
-//      core, VmRSS and PSS after 5 s; all averaged over the N nodes;
-//   4. detect: kill -9 node 1; until every remaining node lists it
-//      dead (ours) / failed (serf);
-//   5. leave: SIGTERM (ours) / `serf leave` (serf) on node 2; until every
+//   3. idle (no polling): --settle-s (default 1) to settle, then
+//      utime+stime over 10 s as % of a core, VmRSS and PSS after 5 s; all
+//      averaged over the N nodes. Our nodes close a connection after a
+//      minute without traffic, and the join opens one to each member
+//      (registry fetches): --settle-s 65 measures the steady state;
+//   4. detect: kill -9 of nodes 1..K (--kill K, default 1) at once; until
+//      every remaining node lists all K dead (ours) / failed (serf);
+//   5. leave: SIGTERM (ours) / `serf leave` (serf) on node K+1; until every
 //      remaining node lists it left.
-// Membership is polled every ~100 ms on every live node: ours with GET
-// /v1/members on each admin endpoint, one after another; serf with one
-// `serf members -format=json` per agent, all started at once and then read.
+// Membership is polled every ~100 ms on every live node, one after
+// another: ours with GET /v1/members on each admin endpoint; serf with a
+// `members` call of its RPC protocol (what `serf members` sends) on a
+// connection per agent kept for the trial. Spawning a `serf members` per
+// agent and round cost about 20 ms of CPU each: at N = 100 the polling
+// itself took the machine.
+// Ports come from a block below the kernel's ephemeral range (32768 and
+// up, which it hands out to outgoing connections): from --port-base up,
+// each checked free on TCP and UDP before use.
 // A phase ends at the end of the first poll round in which it holds (an
 // upper bound; the round length is reported). Every phase has a deadline;
 // every child is SIGKILLed and reaped on every path (RAII, and SIGINT/SIGTERM
 // of this program unwind).
 //
-//   swim_vs_serf [--sizes 5,10] [--trials 3] [--json] [--mesh-node PATH] [--serf PATH]
-//                [--deadline-s 60]
+//   swim_vs_serf [--sizes 5,10] [--trials 3] [--kill K] [--json] [--mesh-node PATH]
+//                [--serf PATH] [--deadline-s 60] [--port-base 20000] [--spawn-gap-ms 20]
+//                [--settle-s 1]
+// At N = 100: `--sizes 100 --kill 5` (about 2 minutes a trial and system).
 // --trials below 1 counts as 1, --deadline-s below 5 as 5. Exit codes: 0
 // after the run (a phase past its deadline is a failed trial in the
 // report), 1 when the run cannot go on (serf or mesh-node missing,
 // SIGINT/SIGTERM, any other error), 2 with one line on stderr for bad flags.
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <poll.h>
 #include <signal.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -41,6 +56,7 @@
 #include <iostream>
 #include <map>
 #include <memory>
+#include <msgpack.hpp>
 #include <nlohmann/json.hpp>
 #include <optional>
 #include <set>
@@ -87,6 +103,10 @@ double ms_since(Clock::time_point t0) {
 struct Options {
   std::vector<int> sizes{5, 10};
   int trials = 3;
+  int kill = 1;
+  int port_base = 20000;
+  int spawn_gap_ms = 20;
+  int settle_s = 1;
   bool json_out = false;
   std::string mesh_node = MESH_NODE_BIN;
   std::string serf;
@@ -137,6 +157,172 @@ std::optional<long long> cpu_ticks(pid_t pid) {
   return std::stoll(f[11]) + std::stoll(f[12]);
 }
 
+// ---------------------------------------------------------------- ports
+bool port_free(std::uint16_t port, int type) {
+  const int fd = ::socket(AF_INET, type, 0);
+  if (fd < 0) return false;
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_port = htons(port);
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  const bool ok = ::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0;
+  ::close(fd);
+  return ok;
+}
+
+// Hands out ports from `base` up, below 32768, each free on TCP and UDP
+// when handed out (the SWIM port needs both).
+class PortBlock {
+ public:
+  explicit PortBlock(int base) : next_(base) {}
+  std::uint16_t take() {
+    for (; next_ < 32768; ++next_) {
+      const auto p = static_cast<std::uint16_t>(next_);
+      if (port_free(p, SOCK_STREAM) && port_free(p, SOCK_DGRAM)) {
+        ++next_;
+        return p;
+      }
+    }
+    throw std::runtime_error("no free port left below 32768 (--port-base)");
+  }
+
+ private:
+  int next_;
+};
+
+// ---------------------------------------------------------------- serf RPC
+// A client of serf's RPC protocol: msgpack maps over TCP, a header
+// {Command, Seq} before each request's body and {Seq, Error} before each
+// answer's; `handshake` (version 1) first, then `members`, whose body is
+// {Members: [{Name, Status, ...}]}. One connection, reopened after any
+// error.
+class SerfRpc {
+ public:
+  explicit SerfRpc(std::uint16_t port) : port_(port) {}
+  ~SerfRpc() { drop(); }
+  SerfRpc(const SerfRpc&) = delete;
+  SerfRpc& operator=(const SerfRpc&) = delete;
+
+  std::optional<View> members() {
+    if (fd_ < 0 && !open()) return std::nullopt;
+    auto body = call("members", nullptr);
+    if (!body) return std::nullopt;
+    const msgpack::object* list = field(body->get(), "Members");
+    if (list == nullptr || list->type != msgpack::type::ARRAY) return fail();
+    View v;
+    for (std::uint32_t i = 0; i < list->via.array.size; ++i) {
+      const msgpack::object& m = list->via.array.ptr[i];
+      const msgpack::object* name = field(m, "Name");
+      const msgpack::object* status = field(m, "Status");
+      if (name == nullptr || status == nullptr) return fail();
+      std::string st(text(*status));
+      if (st == "failed") st = "dead";
+      v[std::string(text(*name))] = st;
+    }
+    return v;
+  }
+
+ private:
+  static std::string_view text(const msgpack::object& o) {
+    if (o.type == msgpack::type::STR) return {o.via.str.ptr, o.via.str.size};
+    if (o.type == msgpack::type::BIN) return {o.via.bin.ptr, o.via.bin.size};
+    return {};
+  }
+  static const msgpack::object* field(const msgpack::object& map, std::string_view key) {
+    if (map.type != msgpack::type::MAP) return nullptr;
+    for (std::uint32_t i = 0; i < map.via.map.size; ++i) {
+      if (text(map.via.map.ptr[i].key) == key) return &map.via.map.ptr[i].val;
+    }
+    return nullptr;
+  }
+
+  bool open() {
+    fd_ = ::socket(AF_INET, SOCK_STREAM, 0);
+    if (fd_ < 0) return false;
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_port = htons(port_);
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    if (::connect(fd_, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0) {
+      drop();
+      return false;
+    }
+    const bool version_one = true;
+    if (!call("handshake", &version_one, false)) return false;
+    return true;
+  }
+  void drop() {
+    if (fd_ >= 0) ::close(fd_);
+    fd_ = -1;
+    unpacker_.reset();
+    unpacker_ = std::make_unique<msgpack::unpacker>();
+  }
+  std::nullopt_t fail() {
+    drop();
+    return std::nullopt;
+  }
+
+  // Sends a request; returns the answer's body (or, for `with_body` false,
+  // an empty handle) once its header said no error.
+  std::optional<msgpack::object_handle> call(const char* command, const bool* handshake,
+                                             bool with_body = true) {
+    msgpack::sbuffer buf;
+    msgpack::packer<msgpack::sbuffer> pk(buf);
+    const std::uint64_t seq = seq_++;
+    pk.pack_map(2);
+    pk.pack(std::string_view("Command"));
+    pk.pack(std::string_view(command));
+    pk.pack(std::string_view("Seq"));
+    pk.pack(seq);
+    if (handshake) {
+      pk.pack_map(1);
+      pk.pack(std::string_view("Version"));
+      pk.pack(1);
+    }
+    for (std::size_t off = 0; off < buf.size();) {
+      const ssize_t k = ::send(fd_, buf.data() + off, buf.size() - off, MSG_NOSIGNAL);
+      if (k <= 0) return fail();
+      off += static_cast<std::size_t>(k);
+    }
+    auto header = next();
+    if (!header) return std::nullopt;
+    const msgpack::object* error = field(header->get(), "Error");
+    const msgpack::object* got = field(header->get(), "Seq");
+    if (error == nullptr || !text(*error).empty() || got == nullptr ||
+        got->type != msgpack::type::POSITIVE_INTEGER || got->via.u64 != seq) {
+      return fail();
+    }
+    if (!with_body) return msgpack::object_handle();
+    return next();
+  }
+
+  // The next object of the stream, waiting up to 2 s for its bytes.
+  std::optional<msgpack::object_handle> next() {
+    const auto deadline = Clock::now() + 2s;
+    for (;;) {
+      msgpack::object_handle oh;
+      try {
+        if (unpacker_->next(oh)) return oh;
+      } catch (const std::exception&) {
+        return fail();
+      }
+      const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now());
+      if (left.count() <= 0) return fail();
+      pollfd p{fd_, POLLIN, 0};
+      if (::poll(&p, 1, static_cast<int>(left.count())) <= 0) return fail();
+      unpacker_->reserve_buffer(64 * 1024);
+      const ssize_t k = ::recv(fd_, unpacker_->buffer(), unpacker_->buffer_capacity(), 0);
+      if (k <= 0) return fail();
+      unpacker_->buffer_consumed(static_cast<std::size_t>(k));
+    }
+  }
+
+  std::uint16_t port_;
+  int fd_ = -1;
+  std::uint64_t seq_ = 0;
+  std::unique_ptr<msgpack::unpacker> unpacker_ = std::make_unique<msgpack::unpacker>();
+};
+
 // ---------------------------------------------------------------- systems
 class System {
  public:
@@ -149,9 +335,12 @@ class System {
   virtual std::vector<std::optional<View>> poll(const std::vector<int>& nodes) = 0;
   virtual void leave(int i) = 0;
   virtual std::string failed_word() const = 0;
+  // Drops what the poller holds open to node i (it was killed).
+  virtual void forget(int) {}
   void kill9(int i) {
     procs_.at(i)->signal(SIGKILL);
     procs_.at(i)->wait_exit(5s);
+    forget(i);
   }
   pid_t pid(int i) const { return procs_.at(i)->pid(); }
   std::string log_tail(int i) const {
@@ -172,13 +361,13 @@ class System {
 
 class Ours : public System {
  public:
-  Ours(std::string bin, std::string dir, int n) : bin_(std::move(bin)) {
+  Ours(std::string bin, std::string dir, int n, PortBlock& ports) : bin_(std::move(bin)) {
     dir_ = std::move(dir);
     procs_.resize(n);
     for (int i = 0; i < n; ++i) {
-      swim_.push_back(mesh::test::free_port());
-      admin_.push_back(mesh::test::free_port());
-      zmq_.push_back(mesh::test::free_port());
+      swim_.push_back(ports.take());
+      admin_.push_back(ports.take());
+      zmq_.push_back(ports.take());
     }
   }
   std::string label() const override { return "ours"; }
@@ -229,12 +418,13 @@ class Ours : public System {
 
 class Serf : public System {
  public:
-  Serf(std::string bin, std::string dir, int n) : bin_(std::move(bin)) {
+  Serf(std::string bin, std::string dir, int n, PortBlock& ports) : bin_(std::move(bin)) {
     dir_ = std::move(dir);
     procs_.resize(n);
+    clients_.resize(n);
     for (int i = 0; i < n; ++i) {
-      bind_.push_back(mesh::test::free_port());
-      rpc_.push_back(mesh::test::free_port());
+      bind_.push_back(ports.take());
+      rpc_.push_back(ports.take());
     }
   }
   ~Serf() override { leavers_.clear(); }
@@ -251,39 +441,14 @@ class Serf : public System {
     procs_[i] = std::make_unique<Process>(argv, std::map<std::string, std::string>{}, dir_, name(i));
   }
   std::vector<std::optional<View>> poll(const std::vector<int>& nodes) override {
-    // All `serf members` at once, then read each: a round costs about one
-    // CLI start-up, not N.
-    std::vector<FILE*> pipes;
-    for (int i : nodes) {
-      const std::string cmd = "timeout 5 " + bin_ + " members -rpc-addr=" + rpc(i) +
-                              " -format=json 2>/dev/null";
-      pipes.push_back(::popen(cmd.c_str(), "r"));
-    }
     std::vector<std::optional<View>> out;
-    for (FILE* f : pipes) {
-      if (f == nullptr) {
-        out.emplace_back();
-        continue;
-      }
-      std::string text;
-      char buf[4096];
-      for (std::size_t k; (k = std::fread(buf, 1, sizeof buf, f)) > 0;) text.append(buf, k);
-      const int rc = ::pclose(f);
-      auto j = json::parse(text, nullptr, false);
-      if (rc != 0 || j.is_discarded() || !j.contains("members")) {
-        out.emplace_back();
-        continue;
-      }
-      View v;
-      for (const auto& m : j["members"]) {
-        std::string s = m.value("status", "");
-        if (s == "failed") s = "dead";
-        v[m.value("name", "")] = s;
-      }
-      out.emplace_back(std::move(v));
+    for (int i : nodes) {
+      if (!clients_[i]) clients_[i] = std::make_unique<SerfRpc>(rpc_[i]);
+      out.push_back(clients_[i]->members());
     }
     return out;
   }
+  void forget(int i) override { clients_.at(i).reset(); }
   void leave(int i) override {
     leavers_.push_back(std::make_unique<Process>(
         std::vector<std::string>{bin_, "leave", "-rpc-addr=" + rpc(i)},
@@ -294,6 +459,7 @@ class Serf : public System {
   std::string rpc(int i) const { return "127.0.0.1:" + std::to_string(rpc_[i]); }
   std::string bin_;
   std::vector<std::uint16_t> bind_, rpc_;
+  std::vector<std::unique_ptr<SerfRpc>> clients_;
   std::vector<std::unique_ptr<Process>> leavers_;
 };
 
@@ -395,7 +561,10 @@ TrialResult run_trial(System& sys, int n, const Options& opt) {
   sys.start(0, -1);
   if (!poller.until(Clock::now(), {0}, live, [&](const auto& v) { return v[0].has_value(); }, limit))
     return fail("node 0 never answered", 0);
-  for (int i = 1; i < n - 1; ++i) sys.start(i, 0);
+  for (int i = 1; i < n - 1; ++i) {
+    sys.start(i, 0);
+    sleep_for(std::chrono::milliseconds(opt.spawn_gap_ms));
+  }
   std::vector<std::string> first(names.begin(), names.end() - 1);
   if (!poller.until(Clock::now(), range_except(n - 1, {}), live,
                     [&](const auto& v) { return all_alive(v, first); }, limit))
@@ -409,7 +578,7 @@ TrialResult run_trial(System& sys, int n, const Options& opt) {
   if (!res.join_ms) return fail("join of the N-th node not seen by all within the deadline", n - 1);
 
   // 3. idle: no polling.
-  sleep_for(1s);
+  sleep_for(std::chrono::seconds(opt.settle_s));
   std::vector<long long> c0(n);
   for (int i = 0; i < n; ++i) c0[i] = cpu_ticks(sys.pid(i)).value_or(0);
   const auto idle0 = Clock::now();
@@ -428,20 +597,30 @@ TrialResult run_trial(System& sys, int n, const Options& opt) {
   for (int i = 0; i < n; ++i) ticks += static_cast<double>(cpu_ticks(sys.pid(i)).value_or(0) - c0[i]);
   res.cpu_pct = ticks / static_cast<double>(::sysconf(_SC_CLK_TCK)) / idle_s * 100.0 / n;
 
-  // 4. kill -9 of node 1.
-  const int victim = 1, leaver = 2;
+  // 4. kill -9 of nodes 1..K at once.
+  const int leaver = opt.kill + 1;
+  std::set<int> victims;
+  for (int i = 1; i <= opt.kill; ++i) victims.insert(i);
   t0 = Clock::now();
-  sys.kill9(victim);
-  live.erase(names[victim]);
-  res.detect_ms = poller.until(t0, range_except(n, {victim}), live,
-                               [&](const auto& v) { return all_show(v, names[victim], "dead"); },
+  for (int v : victims) {
+    sys.kill9(v);
+    live.erase(names[v]);
+  }
+  res.detect_ms = poller.until(t0, range_except(n, victims), live,
+                               [&](const auto& v) {
+                                 for (int k : victims)
+                                   if (!all_show(v, names[k], "dead")) return false;
+                                 return true;
+                               },
                                limit);
   if (!res.detect_ms) return fail("kill -9 not seen as " + sys.failed_word() + " by all", 0);
 
   // 5. graceful leave of node 2 (shown dead at any time counts as false).
   t0 = Clock::now();
   sys.leave(leaver);
-  res.leave_ms = poller.until(t0, range_except(n, {victim, leaver}), live,
+  std::set<int> gone = victims;
+  gone.insert(leaver);
+  res.leave_ms = poller.until(t0, range_except(n, gone), live,
                               [&](const auto& v) { return all_show(v, names[leaver], "left"); },
                               limit);
   if (auto* ours = dynamic_cast<Ours*>(&sys)) res.leave_exit = ours->wait_exit(leaver, 10s);
@@ -542,7 +721,7 @@ void print_table(std::ostream& os, int n, const Series& o, const Series& s, int 
      << " | |\n";
 }
 
-// "5,10": each size 4..64. Throws mesh::UsageError, without the flag's name
+// "5,10": each size 4..200. Throws mesh::UsageError, without the flag's name
 // (CLI11 puts it in front).
 std::vector<int> parse_sizes(const std::string& s) {
   std::vector<int> r;
@@ -550,8 +729,8 @@ std::vector<int> parse_sizes(const std::string& s) {
   for (std::string x; std::getline(ss, x, ',');) {
     int n = 0;
     const auto [end, ec] = std::from_chars(x.data(), x.data() + x.size(), n);
-    if (x.empty() || ec != std::errc{} || end != x.data() + x.size() || n < 4 || n > 64) {
-      throw mesh::UsageError("each size must be 4..64 (got " + x + ")");
+    if (x.empty() || ec != std::errc{} || end != x.data() + x.size() || n < 4 || n > 200) {
+      throw mesh::UsageError("each size must be 4..200 (got " + x + ")");
     }
     r.push_back(n);
   }
@@ -569,7 +748,7 @@ int run(int argc, char** argv) {
   // A flag given twice: the last one counts.
   app.option_defaults()->multi_option_policy(CLI::MultiOptionPolicy::TakeLast);
   std::string sizes_text = "5,10";
-  app.add_option("--sizes", sizes_text, "cluster sizes, comma-separated, each 4..64 (default 5,10)")
+  app.add_option("--sizes", sizes_text, "cluster sizes, comma-separated, each 4..200 (default 5,10)")
       ->type_name("N,N")
       ->check(CLI::Validator(
           [](std::string& text) -> std::string {
@@ -584,6 +763,22 @@ int run(int argc, char** argv) {
   app.add_option("--trials", opt.trials, "trials per size and system, at least 1 (default 3)")
       ->type_name("N")
       ->transform(mesh::cli::whole_number(0, 1000000));
+  app.add_option("--kill", opt.kill,
+                 "nodes killed at once in the detection phase, 1..N-3 of the smallest N (default 1)")
+      ->type_name("K")
+      ->transform(mesh::cli::whole_number(1, 197));
+  app.add_option("--port-base", opt.port_base,
+                 "first port of the block the nodes use, below the ephemeral range (default 20000)")
+      ->type_name("PORT")
+      ->transform(mesh::cli::whole_number(1024, 32000));
+  app.add_option("--spawn-gap-ms", opt.spawn_gap_ms,
+                 "pause between the spawns of the first N-1 nodes (default 20)")
+      ->type_name("MS")
+      ->transform(mesh::cli::whole_number(0, 10000));
+  app.add_option("--settle-s", opt.settle_s,
+                 "pause between the join and the idle measurement (default 1)")
+      ->type_name("S")
+      ->transform(mesh::cli::whole_number(0, 3600));
   app.add_flag("--json", opt.json_out, "one JSON object on stdout (the tables go to stderr)");
   app.add_option("--mesh-node", opt.mesh_node,
                  "the mesh-node binary (default: the one built beside)")
@@ -595,6 +790,10 @@ int run(int argc, char** argv) {
       ->transform(mesh::cli::whole_number(0, 1000000));
   if (auto done = mesh::cli::parse(app, argc, argv)) return *done;
   opt.sizes = parse_sizes(sizes_text);
+  if (const int smallest = *std::min_element(opt.sizes.begin(), opt.sizes.end()); opt.kill > smallest - 3) {
+    throw mesh::UsageError("--kill: " + std::to_string(opt.kill) + " leaves too few nodes at N = " +
+                           std::to_string(smallest) + " (at most N-3)");
+  }
   opt.trials = std::max(1, opt.trials);
   opt.deadline_s = std::max(5, opt.deadline_s);
   if (opt.serf.empty()) opt.serf = find_on_path("serf");
@@ -616,8 +815,9 @@ int run(int argc, char** argv) {
         const bool ours_now = (k == 0) == (t % 2 == 0);
         mesh::test::TempDir dir;
         std::unique_ptr<System> sys;
-        if (ours_now) sys = std::make_unique<Ours>(opt.mesh_node, dir.path(), n);
-        else sys = std::make_unique<Serf>(opt.serf, dir.path(), n);
+        PortBlock ports(opt.port_base);
+        if (ours_now) sys = std::make_unique<Ours>(opt.mesh_node, dir.path(), n, ports);
+        else sys = std::make_unique<Serf>(opt.serf, dir.path(), n, ports);
         const auto started = Clock::now();
         TrialResult r = run_trial(*sys, n, opt);
         sys->stop_all();
@@ -639,13 +839,19 @@ int run(int argc, char** argv) {
       {"profile", "lan (serf default; JC_PROFILE=lan)"},
       {"host", "127.0.0.1"},
       {"trials", opt.trials},
-      {"poll", "every ~100 ms, every live node each round: ours GET /v1/members sequentially; "
-               "serf `serf members -format=json` per agent, all spawned at once"},
+      {"poll", "every ~100 ms, every live node each round, one after another: ours GET "
+               "/v1/members; serf the RPC `members` call on a connection per agent"},
+      {"spawn_gap_ms", opt.spawn_gap_ms},
+      {"ports", "from " + std::to_string(opt.port_base) + " up, below 32768"},
       {"phase_end", "end of the first poll round in which the condition holds"},
       {"join", "spawn of the N-th node (seed node 0) -> all N list all N alive"},
-      {"detect", "SIGKILL of node 1 -> all remaining list it dead/failed"},
-      {"leave", "SIGTERM / `serf leave` of node 2 -> all remaining list it left"},
-      {"rss", "mean VmRSS per node after 1+5 s idle (kB)"},
+      {"detect", "SIGKILL of nodes 1.." + std::to_string(opt.kill) +
+                     " at once -> all remaining list them dead/failed"},
+      {"kill", opt.kill},
+      {"leave", "SIGTERM / `serf leave` of node " + std::to_string(opt.kill + 1) +
+                    " -> all remaining list it left"},
+      {"settle_s", opt.settle_s},
+      {"rss", "mean VmRSS per node after settle_s + 5 s idle (kB)"},
       {"pss", "mean proportional set size (smaps_rollup Pss) per node, same moment (kB)"},
       {"cpu", "mean (utime+stime) per node over 10 s idle, % of one core"}};
   json sizes = json::object();
