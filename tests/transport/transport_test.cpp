@@ -527,6 +527,84 @@ TEST_F(TransportTest, PopBatchTakesInPopOrderAndFreesTheRoom) {
   EXPECT_EQ(inbox->pop_batch(woken, 8), 0u) << "closed and drained: returns at once";
 }
 
+// idle_disconnect: a peer's connection is opened by its first message and
+// closed once unused for that long; the next message opens it again. No
+// message is lost on the way.
+TEST_F(TransportTest, ConnectionsOnDemandOpenOnFirstUseAndCloseWhenIdle) {
+  auto oa = options_for("A");
+  auto ob = options_for("B");
+  oa.idle_disconnect = ob.idle_disconnect = 300ms;
+  a = std::make_unique<Transport>(std::move(oa));
+  b = std::make_unique<Transport>(std::move(ob));
+  a->add_peer(address_of(*b));
+  b->add_peer(address_of(*a));
+  auto inbox = b->open_inbox("agent");
+  std::this_thread::sleep_for(100ms);
+  EXPECT_FALSE(a->peer_connected("B")) << "no connection before the first message";
+  EXPECT_EQ(a->stats().peers_connected, 0u);
+  EXPECT_EQ(a->stats().peers, 1u);
+
+  ASSERT_EQ(a->notify(to("B", "agent", "one")), ErrorCode::None);
+  auto got = inbox->pop(kLong);
+  ASSERT_TRUE(got);
+  EXPECT_EQ(text(got->envelope.payload), "one");
+  EXPECT_TRUE(a->peer_connected("B"));
+  EXPECT_FALSE(b->peer_connected("A")) << "B has sent nothing to A";
+
+  ASSERT_TRUE(eventually([&] { return !a->peer_connected("B"); })) << "closed once idle";
+  EXPECT_EQ(a->stats().connections_closed_idle, 1u);
+
+  // Opened again by the next messages; a burst sent while it opens
+  // arrives whole and in order.
+  for (int i = 0; i < 50; ++i) ASSERT_EQ(a->notify(to("B", "agent", std::to_string(i))), ErrorCode::None);
+  for (int i = 0; i < 50; ++i) {
+    auto m = inbox->pop(kLong);
+    ASSERT_TRUE(m);
+    EXPECT_EQ(text(m->envelope.payload), std::to_string(i));
+  }
+  std::thread responder([&] {
+    if (auto in = inbox->pop(kLong)) b->respond(*in, bytes("pong"));
+  });
+  auto r = a->request(to("B", "agent", "ping"), kLong);
+  responder.join();
+  EXPECT_EQ(r.error, ErrorCode::None);
+  EXPECT_EQ(text(r.envelope.payload), "pong");
+  EXPECT_TRUE(eventually([&] { return a->stats().connections_closed_idle == 2u && !a->peer_connected("B"); }));
+}
+
+// A request that takes longer than idle_disconnect is answered: the wait
+// for its reply keeps the connection in use, or the request's own channel
+// carries it.
+TEST_F(TransportTest, SlowRequestOutlivesTheIdleTimeout) {
+  for (const bool direct : {false, true}) {
+    SCOPED_TRACE(direct ? "direct request" : "through the transport thread");
+    auto oa = options_for("A");
+    auto ob = options_for("B");
+    oa.idle_disconnect = ob.idle_disconnect = 150ms;
+    oa.direct_requests = direct;
+    a = std::make_unique<Transport>(std::move(oa));
+    b = std::make_unique<Transport>(std::move(ob));
+    a->add_peer(address_of(*b));
+    b->add_peer(address_of(*a));
+    auto inbox = b->open_inbox("agent");
+    // Opens the connection first, so that the direct path is taken.
+    ASSERT_EQ(a->notify(to("B", "agent", "hello")), ErrorCode::None);
+    ASSERT_TRUE(inbox->pop(kLong));
+    std::thread responder([&] {
+      if (auto in = inbox->pop(kLong)) {
+        std::this_thread::sleep_for(700ms);
+        b->respond(*in, bytes("late"));
+      }
+    });
+    auto r = a->request(to("B", "agent", "slow"), kLong);
+    responder.join();
+    EXPECT_EQ(r.error, ErrorCode::None);
+    EXPECT_EQ(text(r.envelope.payload), "late");
+    b.reset();
+    a.reset();
+  }
+}
+
 TEST_F(TransportTest, HigherPriorityOvertakesOverTheWireToo) {
   make_pair();
   auto inbox = b->open_inbox("agent");

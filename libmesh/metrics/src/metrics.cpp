@@ -279,6 +279,10 @@ std::vector<MetricFamily> transport_families(const transport::TransportStats& s)
   gauge("mesh_transport_peers_known", "Nodes the transport has an address for.", s.peers);
   gauge("mesh_transport_peers_connected", "Of mesh_transport_peers_known, those with an open connection.",
         s.peers_connected);
+  out.push_back(counter("mesh_transport_connections_closed_idle_total",
+                        "Connections to other nodes closed after carrying nothing for the idle timeout; "
+                        "the next message opens one again.",
+                        s.connections_closed_idle));
   return out;
 }
 

@@ -155,6 +155,10 @@ void Mesh::start() {
     return core->admit(message, node, second_look);
   };
   to.hold_timeout = c.options.registry_fetch_timeout + std::chrono::seconds(2);
+  // A connection to each member, kept open, costs heartbeats both ways on
+  // each: O(members) of idle traffic per node. Nodes connect when they
+  // have something to say and let go after a minute of silence.
+  to.idle_disconnect = c.options.connection_idle_timeout;
   if (c.config.p2p_enabled) {
     switch (c.key_source) {
       case detail::KeySource::Made:

@@ -127,6 +127,8 @@ class Loop {
     PeerState state = PeerState::Connecting;
     std::int64_t rebuild_at_ms = 0;  // re-create the DEALER then (0 = no)
     std::int64_t backoff_ms = 0;
+    std::int64_t last_used_ms = 0;  // last frame sent or received (idle_disconnect)
+    bool used = false;              // a frame since last_used_ms was stamped
     bool has_output() const {
       for (const auto& q : queues) {
         if (!q.empty()) return true;
@@ -164,6 +166,11 @@ class Loop {
   void on_remove_peer(CmdRemovePeer& c);
   void open_dealer(Peer& p);
   void close_dealer(Peer& p);
+  // idle_disconnect: opens an Idle peer's connection; closes the ones
+  // unused for that long; when the next one is due.
+  void connect_on_demand(Peer& p);
+  void close_idle(std::int64_t now);
+  std::int64_t next_idle_ms() const;
   std::string endpoint_for(const PeerAddress& a) const;
   bool read_monitor(Peer& p);  // true: drained
   void on_monitor_event(Peer& p, std::uint16_t event);

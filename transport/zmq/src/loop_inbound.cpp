@@ -63,6 +63,7 @@ bool Loop::read_dealer(Peer& p) {
         continue;
       }
     }
+    p.used = true;
     handle_frame(bytes_of(body), nullptr, &p);  // unlocked: it may run callbacks that notify
   }
   return !p.dealer;

@@ -23,6 +23,7 @@ void Loop::on_send(CmdSend& c) {
   if (c.frame.call) watch(c.frame.call);
   auto& queue = p->queues[static_cast<std::size_t>(c.frame.priority)];
   queue.push_back(std::move(c.frame));
+  connect_on_demand(*p);
   flush(*p);
 }
 
@@ -49,6 +50,7 @@ void Loop::flush(Peer& p) {
     }
     queue.pop_front();
     release_queued(*p.shared, size);
+    p.used = true;
   }
 }
 

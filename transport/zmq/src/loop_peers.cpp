@@ -58,6 +58,10 @@ void Loop::on_add_peer(CmdAddPeer& c) {
     own_key(p->address.curve_public_key, p->shared->name);
     Peer& ref = *p;
     peers_.emplace(ref.shared->name, std::move(p));
+    if (options_.idle_disconnect.count() > 0) {
+      set_state(ref, PeerState::Idle);  // connected by its first message
+      return;
+    }
     set_state(ref, c.peer->state.load());
     open_dealer(ref);
     return;
@@ -82,8 +86,54 @@ void Loop::on_add_peer(CmdAddPeer& c) {
   own_key(p.address.curve_public_key, p.shared->name);
   p.backoff_ms = 0;
   p.rebuild_at_ms = 0;
+  if (options_.idle_disconnect.count() > 0 && !p.has_output()) {
+    set_state(p, PeerState::Idle);
+    return;
+  }
   set_state(p, PeerState::Connecting);
   open_dealer(p);
+}
+
+void Loop::connect_on_demand(Peer& p) {
+  if (p.state != PeerState::Idle) return;
+  set_state(p, PeerState::Connecting);
+  p.used = true;
+  open_dealer(p);
+}
+
+void Loop::close_idle(std::int64_t now) {
+  const std::int64_t idle = options_.idle_disconnect.count();
+  if (idle <= 0) return;
+  for (auto& [name, p] : peers_) {
+    // Read before the marks of use: a caller's direct send marks the peer
+    // used before it gives its place in the queue back.
+    const bool nothing_waits = p->shared->queued.load(std::memory_order_acquire) == 0 &&
+                               p->shared->pending_main.load(std::memory_order_acquire) == 0 &&
+                               !p->has_output();
+    if (p->shared->used.load(std::memory_order_relaxed) && p->shared->used.exchange(false)) p->used = true;
+    // A direct notify since the top of the loop (it is consumed there).
+    if (p->shared->dealer_used.load(std::memory_order_acquire)) p->used = true;
+    if (p->used) {
+      p->used = false;
+      p->last_used_ms = now;
+    }
+    if (p->dealer && p->state == PeerState::Connected && nothing_waits && now - p->last_used_ms >= idle) {
+      close_dealer(*p);
+      p->shared->channels->drop_free();  // their connections heartbeat too
+      set_state(*p, PeerState::Idle);
+      bump(core_->counters.connections_closed_idle);
+    }
+  }
+}
+
+std::int64_t Loop::next_idle_ms() const {
+  const std::int64_t idle = options_.idle_disconnect.count();
+  std::int64_t wake = std::numeric_limits<std::int64_t>::max();
+  if (idle <= 0) return wake;
+  for (const auto& [name, p] : peers_) {
+    if (p->dealer && p->state == PeerState::Connected) wake = std::min(wake, p->last_used_ms + idle);
+  }
+  return wake;
 }
 
 void Loop::on_remove_peer(CmdRemovePeer& c) {

@@ -48,6 +48,7 @@ void Loop::run() {
       if (p->shared->dealer_used.load(std::memory_order_relaxed) &&
           p->shared->dealer_used.exchange(false, std::memory_order_acq_rel)) {
         p->dealer_check = true;
+        p->used = true;
       }
       if (p->monitor_check) service_monitor(*p);
       if (p->dealer_check) service_dealer(*p);
@@ -66,6 +67,7 @@ void Loop::run() {
         open_dealer(*p);
       }
     }
+    close_idle(now);
     if (now >= core_->asks.next_free_ms()) core_->asks.sweep(now);
     if (now >= next_held_ms_) expire_held_all(now);
 
@@ -85,7 +87,7 @@ void Loop::run() {
     fds.push_back(pollfd{core_->dealer_recheck.fd(), POLLIN, 0});
     bool busy = router_check_ || zap_check_;
     std::int64_t wake = std::min({next_deadline_ms(), core_->local_deadlines.next_ms(),
-                                  core_->asks.next_free_ms(), next_held_ms_});
+                                  core_->asks.next_free_ms(), next_held_ms_, next_idle_ms()});
     // Room for deferred replies shows on the ROUTER's fd (an activate_write
     // command); the timer is the fallback, while replies wait.
     if (!deferred_.empty()) wake = std::min(wake, now + kDeferredRetryMs);

@@ -13,7 +13,8 @@
 
 namespace mesh::transport::detail {
 
-enum class PeerState : std::uint8_t { Connecting, Connected, Disconnected, Unreachable };
+// Idle: no connection, opened by the next message (idle_disconnect).
+enum class PeerState : std::uint8_t { Connecting, Connected, Disconnected, Unreachable, Idle };
 
 class ChannelPool;  // request_channel.hpp
 
@@ -73,6 +74,7 @@ struct PeerShared {
   std::mutex dealer_mu;
   zmq::socket_ref dealer;                 // published while open, null otherwise
   std::atomic<bool> dealer_used{false};   // a caller sent on it: the thread looks at it again (Core::dealer_recheck)
+  std::atomic<bool> used{false};          // a caller sent to the peer directly: the connection is not idle
   std::atomic<int> pending_main{0};       // requests awaiting a reply on the main DEALER
 
  private:

@@ -120,6 +120,13 @@ void ChannelPool::checkin(std::unique_ptr<Channel> channel, bool keep) {
   }
 }
 
+void ChannelPool::drop_free() {
+  std::vector<std::unique_ptr<Channel>> to_close;
+  std::lock_guard lock(mu_);
+  made_ -= free_.size();
+  to_close.swap(free_);
+}
+
 void ChannelPool::close() {
   std::vector<std::unique_ptr<Channel>> to_close;
   std::lock_guard lock(mu_);

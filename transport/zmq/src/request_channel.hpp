@@ -78,6 +78,9 @@ class ChannelPool {
   // Closes the free channels now and the others as they come back; later
   // checkouts get nothing.
   void close();
+  // Closes the free channels (idle_disconnect); the pool stays open and
+  // makes new ones on demand.
+  void drop_free();
   // Blocks until no channel is checked out.
   void wait_idle();
 

@@ -143,6 +143,9 @@ Reply Transport::request_unmeasured(OutMessage message, std::optional<std::chron
   if (core.options.direct_requests && !core.stopping.load() && !core.is_local(message.to.node)) {
     auto peer = core.find_peer(message.to.node);
     if (peer && peer->state.load(std::memory_order_acquire) == PeerState::Connected) {
+      // Requests on the channels keep the peer's connection from being
+      // closed as idle, although they do not use it.
+      if (!peer->used.load(std::memory_order_relaxed)) peer->used.store(true, std::memory_order_relaxed);
       const std::string node = message.to.node;
       const Envelope env = make_envelope(core, message, MessageType::Request, detail::unix_now_ms() + t.count());
       std::vector<std::uint8_t> bytes = encode(env);

@@ -50,6 +50,7 @@ TransportStats Transport::stats() const {
     s.peers = core.peers.size();
   }
   s.peers_connected = get(c.peers_connected);
+  s.connections_closed_idle = get(c.connections_closed_idle);
   s.outbound_queued = get(c.outbound_queued);
   s.outbound_queued_bytes = get(c.outbound_queued_bytes);
   {

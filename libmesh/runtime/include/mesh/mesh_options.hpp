@@ -27,6 +27,10 @@ struct MeshOptions {
   std::chrono::milliseconds tag_coalesce{75};
   // Timeout of one registry fetch.
   std::chrono::milliseconds registry_fetch_timeout{3000};
+  // A connection to another node is opened by the first message to it and
+  // closed after this long without traffic (TransportOptions::
+  // idle_disconnect). 0 keeps a connection to every member from its join.
+  std::chrono::milliseconds connection_idle_timeout{60000};
   // Restart backoff of a failed agent: first, then doubling up to max.
   std::chrono::milliseconds restart_backoff{100};
   std::chrono::milliseconds restart_backoff_max{5000};

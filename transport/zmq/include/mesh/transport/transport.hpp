@@ -101,6 +101,13 @@ struct TransportOptions {
   // ZeroMQ heartbeats detect a frozen or vanished peer connection.
   std::chrono::milliseconds heartbeat_interval{1000};
   std::chrono::milliseconds heartbeat_timeout{3000};
+  // 0: a peer's connection is opened by add_peer and kept. Above 0: it is
+  // opened by the first message to the peer and closed once it has carried
+  // nothing for this long (nothing queued, no reply awaited); the next
+  // message opens it again. Every open connection costs heartbeats both
+  // ways, so a node that keeps one to each of N peers pays O(N) in idle
+  // traffic (docs/transport.md, "Connections on demand").
+  std::chrono::milliseconds idle_disconnect{0};
   std::chrono::milliseconds reconnect_interval{100};
   std::chrono::milliseconds reconnect_interval_max{2000};
 
@@ -375,6 +382,7 @@ struct TransportStats {
   std::uint64_t requests_direct = 0;          // blocking requests sent on a request channel
   std::uint64_t peers = 0;
   std::uint64_t peers_connected = 0;
+  std::uint64_t connections_closed_idle = 0;  // closed after idle_disconnect without use
   std::uint64_t outbound_queued = 0;          // messages in per-peer queues now
   std::uint64_t outbound_queued_bytes = 0;    // ...and their bytes
   std::uint64_t inbox_queued = 0;             // messages waiting in open inboxes now
