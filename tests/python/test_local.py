@@ -355,6 +355,10 @@ async def test_messages_waiting_in_the_inbox_hold_their_place():
     async with m:
         p = caller.peers
         assert await p.notify("slow", {"n": 1}) and await p.notify("slow", {"n": 2})
+        # Once both reached Python (each place is taken a moment after the
+        # runtime hands the message over, so a sender in that moment may
+        # still find room: the check below waits until it has passed).
+        await eventually("both in the agent's inbox", lambda: slow._pending == 2)
         assert await p.notify("slow", {"n": 3}) is False, "two wait in the inbox: full"
         first = await slow.peers.receive(timeout=DEADLINE)
         assert first.data == {"n": 1}
