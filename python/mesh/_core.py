@@ -236,7 +236,7 @@ class PeerClient:
             if not getter.done() or getter.cancelled():
                 return None
             msg = getter.result()
-        agent._taken()
+        agent._taken(msg)
         return msg
 
     async def ask_async(self, target, message, timeout=_mesh.DEFAULT_ASK_TIMEOUT, context=None):
@@ -337,13 +337,22 @@ class Agent:
 
     A message goes to on_peer_request / on_peer_notify when the class
     defines it, otherwise to self.peers.receive(). run(), when defined,
-    runs from start to stop.
+    runs from start to stop: as run(self), or as the original framework's
+    run(self, task, context) (see _run_args).
     """
 
     name = None
     role = None
     capabilities = ()
     description = ""
+    # JSON Schemas (dicts) of the request this agent takes and of its
+    # answer, carried by its card: LLM agents elsewhere see them in
+    # peers.as_tools() (a tool of its own taking exactly input_schema).
+    input_schema = None
+    output_schema = None
+    # What run(task, context) is given as its task; its return value is
+    # kept in self.result.
+    task = None
     # The id to register under; None: "<role>-<8 hex digits>".
     agent_id = None
     # Messages waiting for or in its handlers and inbox at once (0: the
@@ -359,6 +368,7 @@ class Agent:
         self._tasks = set()
         self.errors = 0  # exceptions from setup, run and handlers
         self.dropped = 0  # notifies dropped because the agent was full
+        self.result = None  # what run(task, context) returned
         self._pending = 0  # messages delivered and not yet handled or received
 
     # What subclasses override.
@@ -398,13 +408,16 @@ class Agent:
         return task
 
     def _deliver(self, msg):
-        # The C++ handler returned at once, so its mailbox does not fill:
-        # the bound is kept here, where messages wait for Python.
+        # Each message keeps its place in the C++ mailbox until _taken(),
+        # so a full agent is refused by the runtime, its senders told. The
+        # check here only catches what slips between the C++ handler
+        # taking a message and holding its place.
         if self._pending >= self._limit:
             if msg.is_request:
                 self.peers._c.respond_error(msg, "mailbox_full")
             else:
                 self.dropped += 1
+            msg._release()
             return
         self._pending += 1
         if msg.is_request and self._handles_requests:
@@ -423,8 +436,9 @@ class Agent:
         except Exception:  # on_error must not throw; one that does changes nothing
             traceback.print_exc(file=sys.stderr)
 
-    def _taken(self):
+    def _taken(self, msg):
         self._pending -= 1
+        msg._release()
 
     async def _handle_request(self, msg):
         token = _handling.set(msg)
@@ -445,7 +459,7 @@ class Agent:
                 await self._report(e, msg)
                 self.peers._c.respond_error(msg, "rejected")
         finally:
-            self._taken()
+            self._taken(msg)
             _handling.reset(token)
 
     async def _handle_notify(self, msg):
@@ -459,12 +473,28 @@ class Agent:
         except Exception as e:
             await self._report(e, msg)
         finally:
-            self._taken()
+            self._taken(msg)
             _handling.reset(token)
+
+    def _run_args(self):
+        """What run() is called with, by its signature: run(self) nothing,
+        run(self, task) the task, run(self, task, context) (or *args) the
+        task and a context dict: agent_id, role, node, peers, mesh."""
+        try:
+            params = inspect.signature(self.run).parameters.values()
+        except (TypeError, ValueError):
+            return ()
+        positional = [p for p in params if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
+        n = 2 if any(p.kind == p.VAR_POSITIONAL for p in params) else min(len(positional), 2)
+        if n == 0:
+            return ()
+        context = {"agent_id": self.agent_id, "role": self.role, "node": self.peers.node_name,
+                   "peers": self.peers, "mesh": self.mesh}
+        return (self.task, context)[:n]
 
     async def _run(self):
         try:
-            await self.run()
+            self.result = await self.run(*self._run_args())
         except asyncio.CancelledError:
             raise
         except Exception as e:
@@ -571,7 +601,7 @@ class Mesh:
             raise ValueError("mesh: this agent was added already")
         # A subclass whose __init__ did not call Agent.__init__ still works.
         for attr, default in (("shutdown_requested", False), ("_inbox", None), ("errors", 0), ("dropped", 0),
-                              ("_pending", 0)):
+                              ("_pending", 0), ("result", None)):
             if attr not in agent.__dict__:
                 setattr(agent, attr, default)
         if "_tasks" not in agent.__dict__:
@@ -581,9 +611,14 @@ class Mesh:
         caps = agent.capabilities
         if isinstance(caps, str):
             caps = [caps]
+        for attr in ("input_schema", "output_schema"):
+            schema = getattr(agent, attr)
+            if schema is not None and not isinstance(schema, dict):
+                raise ValueError(f"mesh: {type(agent).__name__}.{attr} must be a dict (a JSON Schema object) "
+                                 f"or None, not {type(schema).__name__}")
         token = next(self._tokens)
         agent_id = self._c.add_agent(agent.role, list(caps), agent.description or "", agent.agent_id or "", 1,
-                                     agent.mailbox_limit, token)
+                                     agent.mailbox_limit, token, agent.input_schema, agent.output_schema)
         agent.agent_id = agent_id
         if agent.name is None:
             agent.name = agent_id

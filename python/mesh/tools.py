@@ -6,8 +6,10 @@ in the shape of MCP's tools/list entries ({"name", "description",
 "function": {"name", "description", "parameters"}}). There are three
 tools: ask_peer (a request to one peer, chosen by role or agent_id, whose
 answer is the tool's result), notify_peer (fire-and-forget) and
-list_peers. execute() runs a call the LLM made. get_cognitive_context()
-is the same knowledge as text for a system prompt.
+list_peers; and for each peer whose card carries an input schema a tool
+of its own, "ask_<role>" (or "ask_<agent_id>"), whose parameters are that
+schema. execute() runs a call the LLM made. get_cognitive_context() is
+the same knowledge as text for a system prompt.
 """
 
 import json
@@ -42,7 +44,18 @@ async def execute(client, name, arguments):
     if name == "list_peers":
         return {"peers": client.list_peers()}
     if name not in ("ask_peer", "notify_peer"):
-        raise ValueError(f"mesh: unknown tool {name!r} (one of {', '.join(TOOL_NAMES)})")
+        own = client._c.peer_tool(name) if isinstance(name, str) else None
+        if own is None:
+            raise ValueError(f"mesh: unknown tool {name!r} (one of {', '.join(TOOL_NAMES)}, "
+                             "or a peer's own tool from as_tools())")
+        # A peer's own tool: the arguments are its request (or hold it in
+        # "message" when its input schema is no object schema).
+        target, wrapped = own
+        message = arguments.get("message") if wrapped else arguments
+        r = await client.request_detailed(target, message, timeout=30)
+        if r.error is not None:
+            return {"error": r.error}
+        return r.data
     target = arguments.get("target")
     message = arguments.get("message")
     if not isinstance(target, str) or not target:

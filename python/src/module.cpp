@@ -20,6 +20,7 @@
 #include <cmath>
 #include <cstdint>
 #include <deque>
+#include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -52,6 +53,9 @@ namespace {
 struct Completion {
   std::uint64_t token = 0;
   std::variant<mesh::RequestOutcome, mesh::IncomingMessage, mesh::GatherResult> value;
+  // A message's place in its agent's mailbox, given back once Python is
+  // done with it (Incoming).
+  std::function<void()> release{};
 };
 
 class Bridge {
@@ -101,7 +105,10 @@ class Bridge {
 // A Python agent as the mesh sees it: a CustomAgent whose handlers hand
 // each message to the event loop and return at once (a request is answered
 // later, by respond or respond_error), so the executor's threads never
-// wait for Python.
+// wait for Python. Each message keeps its place in the agent's mailbox
+// until Python has handled it (or taken it with receive()), so the bound
+// counts what waits for Python, and a sender to a full Python agent is
+// refused as for a C++ one (notify false, or its delivery failure).
 class PyAgent : public mesh::CustomAgent {
  public:
   PyAgent(mesh::AgentSpec spec, std::shared_ptr<Bridge> bridge, std::uint64_t token)
@@ -109,10 +116,12 @@ class PyAgent : public mesh::CustomAgent {
 
  protected:
   std::optional<Json> on_peer_request(const mesh::IncomingMessage& message) override {
-    bridge_->push({token_, message});
+    bridge_->push({token_, message, hold_mailbox_place()});
     return std::nullopt;
   }
-  void on_peer_notify(const mesh::IncomingMessage& message) override { bridge_->push({token_, message}); }
+  void on_peer_notify(const mesh::IncomingMessage& message) override {
+    bridge_->push({token_, message, hold_mailbox_place()});
+  }
 
  private:
   const std::shared_ptr<Bridge> bridge_;
@@ -127,6 +136,15 @@ struct Incoming {
   py::object data;
   py::object context;
   std::string sender_role;
+  std::function<void()> release;  // its mailbox place; called once (release())
+
+  Incoming() = default;
+  Incoming(const Incoming&) = delete;
+  Incoming& operator=(const Incoming&) = delete;
+  ~Incoming() { release_place(); }
+  void release_place() {
+    if (auto r = std::exchange(release, nullptr)) r();
+  }
 };
 
 std::chrono::milliseconds to_ms(double seconds, const char* what) {
@@ -175,8 +193,13 @@ class PyMesh {
   // Returns the agent's id.
   std::string add_agent(const std::string& role, const std::vector<std::string>& capabilities,
                         const std::string& description, const std::string& agent_id, std::size_t concurrency,
-                        std::size_t mailbox_limit, std::uint64_t token) {
+                        std::size_t mailbox_limit, std::uint64_t token, py::handle input_schema,
+                        py::handle output_schema) {
     mesh::AgentSpec spec;
+    // None: no schema; anything else is checked by the runtime's add
+    // (a JSON object, bounded: ValueError otherwise).
+    if (!input_schema.is_none()) spec.input_schema = to_json(input_schema);
+    if (!output_schema.is_none()) spec.output_schema = to_json(output_schema);
     spec.role = role;
     spec.capabilities = capabilities;
     spec.description = description;
@@ -237,6 +260,7 @@ class PyMesh {
         in->context = from_json(m->context);
         if (auto peer = mesh_->directory().find(m->sender)) in->sender_role = peer->card.role;
         in->m = std::move(*m);
+        in->release = std::move(c.release);
         out.append(py::make_tuple(c.token, 1, py::cast(std::move(in))));
       } else {
         auto& g = std::get<mesh::GatherResult>(c.value);
@@ -304,6 +328,12 @@ class Client {
   }
   std::string cognitive_context(const std::string& role, const std::string& capability) const {
     return mesh::cognitive_context(pc_, mesh::PeerQuery{role, capability});
+  }
+  // A peer's own tool (peers_as_tools): (target, wrapped), or None.
+  py::object peer_tool(const std::string& name) const {
+    auto t = mesh::find_peer_tool(pc_, name);
+    if (!t) return py::none();
+    return py::make_tuple(text(t->target), t->wrapped);
   }
 
   // "none" when accepted, otherwise why not.
@@ -440,6 +470,7 @@ PYBIND11_MODULE(_mesh, m) {
       .def_property_readonly("correlation_id", [](const Incoming& i) { return i.m.correlation_id; })
       .def_property_readonly("timestamp", [](const Incoming& i) { return static_cast<double>(i.m.timestamp_ms) / 1000.0; })
       .def_property_readonly("thread_id", [](const Incoming& i) { return i.m.thread().id.to_string(); })
+      .def("_release", &Incoming::release_place)
       .def("__repr__", [](const Incoming& i) {
         return std::string("<IncomingMessage ") + (i.m.is_request() ? "request" : "notify") + " from " + i.m.sender +
                "@" + i.m.sender_node + ">";
@@ -460,6 +491,7 @@ PYBIND11_MODULE(_mesh, m) {
       .def("registry", &Client::registry)
       .def("as_tools", &Client::as_tools)
       .def("cognitive_context", &Client::cognitive_context)
+      .def("peer_tool", &Client::peer_tool)
       .def("notify", &Client::notify, py::arg("target"), py::arg("data"), py::arg("ctx"), py::arg("parent").none(true))
       .def("request", &Client::request, py::arg("token"), py::arg("target"), py::arg("data"), py::arg("timeout"),
            py::arg("ctx"), py::arg("parent").none(true))

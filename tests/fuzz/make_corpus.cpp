@@ -216,6 +216,14 @@ void registry() {
   const mesh::detail::RegistrySigner signer("JTKVSB%%)wK0E.X)V>+}o?pNmC{O&4W4b!Ni{Lh6");
   put("registry", "served_plain", cat({{2}, mesh::encode_registry(reg)}));
   put("registry", "served_signed", cat({{6}, signer.seal(reg)}));
+  // Cards with input and output schemas (JSON text in a string on the wire).
+  reg.cards[0].input_schema = {{"type", "object"},
+                               {"properties", {{"query", {{"type", "string"}, {"maxLength", 200}}}}},
+                               {"required", {"query"}}};
+  reg.cards[0].output_schema = {{"type", "object"}, {"properties", {{"found", {{"type", "array"}}}}}};
+  reg.cards[1].input_schema = {{"type", "string"}};
+  put("registry", "with_schemas", cat({{0}, mesh::encode_registry(reg)}));
+  put("registry", "card_json_schemas", cat({{1}, text(mesh::card_to_json(reg.cards[0]).dump())}));
   reg.cards.clear();
   put("registry", "empty_registry", cat({{0}, mesh::encode_registry(reg)}));
   put("registry", "card_json",

@@ -396,6 +396,153 @@ TEST(RegistryCodec, SeededGarbageIsRefused) {
 }
 
 // ---------------------------------------------------------------------------
+// Input and output schemas
+
+json sample_input_schema() {
+  return {{"type", "object"},
+          {"properties", {{"question", {{"type", "string"}, {"description", "what to ask, ünïcödé"}}},
+                          {"limit", {{"type", "integer"}, {"minimum", 1}, {"maximum", 1.5e3}}}}},
+          {"required", {"question"}}};
+}
+
+// Objects and arrays nested `levels` deep: {"a": {"a": ... {} }}.
+json nested_object(std::size_t levels) {
+  json j = json::object();
+  for (std::size_t i = 1; i < levels; ++i) j = json{{"a", std::move(j)}};
+  return j;
+}
+
+std::size_t depth_of(const json& j) {
+  std::size_t deepest = 0;
+  if (j.is_structured()) {
+    for (const auto& e : j) deepest = std::max(deepest, depth_of(e));
+    return deepest + 1;
+  }
+  return 0;
+}
+
+NodeRegistry registry_with_schemas() {
+  NodeRegistry r = sample_registry();
+  r.cards[0].input_schema = sample_input_schema();
+  r.cards[0].output_schema = {{"type", "object"}, {"properties", {{"answer", {{"type", "string"}}}}}};
+  r.cards[1].input_schema = nested_object(kMaxSchemaDepth);
+  return r;
+}
+
+TEST(ValidateCard, AcceptsObjectSchemas) {
+  AgentCard c = card("a-1", "coder");
+  c.input_schema = sample_input_schema();
+  c.output_schema = json::object();
+  EXPECT_EQ(validate_card(c), std::nullopt);
+  c.input_schema = nested_object(kMaxSchemaDepth);
+  EXPECT_EQ(validate_card(c), std::nullopt);
+}
+
+TEST(ValidateCard, RefusesSchemasThatAreNoBoundedJsonObject) {
+  const auto problem = [](json schema, bool output = false) {
+    AgentCard c = card("a-1", "coder");
+    (output ? c.output_schema : c.input_schema) = std::move(schema);
+    return validate_card(c).value_or("(accepted)");
+  };
+  for (const json& not_object : {json::array({1}), json("{}"), json(3), json(true)}) {
+    EXPECT_EQ(problem(not_object), "input_schema is not a JSON object") << not_object.dump();
+  }
+  EXPECT_EQ(problem(json::array(), true), "output_schema is not a JSON object");
+  EXPECT_EQ(problem(nested_object(kMaxSchemaDepth + 1)), "input_schema nests deeper than 32 levels");
+  EXPECT_EQ(problem({{"a", {{"b", json::array({nested_object(kMaxSchemaDepth)})}}}}),
+            "input_schema nests deeper than 32 levels");
+  EXPECT_EQ(problem({{"description", std::string(kMaxSchemaBytes, 'x')}}),
+            "input_schema is longer than 32768 bytes as JSON text");
+  EXPECT_EQ(problem({{"minimum", std::numeric_limits<double>::quiet_NaN()}}), "input_schema has a number that is not finite");
+  EXPECT_EQ(problem({{"x", json::binary({1, 2})}}), "input_schema has a binary value");
+  EXPECT_EQ(problem({{"x", "\xff"}}), "input_schema has a string that is not valid UTF-8");
+  EXPECT_EQ(problem({{"\xc3", 1}}, true), "output_schema has a key that is not valid UTF-8");
+  // Hostile depth built in memory is refused without walking all of it.
+  EXPECT_EQ(problem(nested_object(100'000)), "input_schema nests deeper than 32 levels");
+}
+
+TEST(RegistryCodec, SchemasRoundTripAsJsonText) {
+  const NodeRegistry r = registry_with_schemas();
+  ASSERT_EQ(validate_registry(r), std::nullopt);
+  const Bytes bytes = encode_registry(r);
+  const auto back = decode_registry(bytes);
+  ASSERT_TRUE(back.has_value());
+  EXPECT_EQ(*back, r);
+  EXPECT_EQ(back->cards[0].input_schema, sample_input_schema());
+
+  // On the wire each schema is one string of compact JSON: a reader that
+  // predates them ignores one string key, and the document nests no deeper
+  // than a registry without schemas (map, cards, card, capabilities).
+  const json doc = json::from_msgpack(bytes);
+  const json& c = doc.at("cards").at(0);
+  ASSERT_TRUE(c.at("input_schema").is_string());
+  EXPECT_EQ(json::parse(c.at("input_schema").get<std::string>()), sample_input_schema());
+  EXPECT_TRUE(c.at("output_schema").is_string());
+  EXPECT_FALSE(doc.at("cards").at(1).contains("output_schema"));
+  EXPECT_EQ(depth_of(doc), depth_of(sample_doc()));
+  EXPECT_LE(c.at("input_schema").get<std::string>().size(), kMaxStringBytes);
+}
+
+TEST(RegistryCodec, CardsWithoutSchemasHaveNone) {
+  // A registry from a sender that knows nothing of schemas.
+  const auto back = decode_doc(sample_doc());
+  ASSERT_TRUE(back.has_value());
+  for (const auto& c : back->cards) {
+    EXPECT_TRUE(c.input_schema.is_null());
+    EXPECT_TRUE(c.output_schema.is_null());
+  }
+  // And a card without schemas is encoded as before: no schema keys.
+  EXPECT_FALSE(sample_doc().at("cards").at(0).contains("input_schema"));
+}
+
+TEST(RegistryCodec, RefusesMalformedSchemasFromTheWire) {
+  const std::string too_deep = nested_object(kMaxSchemaDepth + 1).dump();
+  const std::string too_long = json{{"description", std::string(kMaxSchemaBytes, 'x')}}.dump();
+  const std::vector<json> bad = {
+      sample_input_schema(),               // an object, not its text
+      json(7),                             // no string
+      json(nullptr),                       //
+      json("{\"type\": "),                // not JSON
+      json("[1, 2]"),                      // JSON, no object
+      json("null"),                        //
+      json("{\"a\": 1} trailing"),         //
+      json(too_deep),                      // nested too deep
+      json(too_long),                      // too long
+      json("{\"x\": \"\xff\"}"),          // invalid UTF-8
+      json(std::string(100'000, '[')),     // hostile nesting, and too long
+      json(std::string(3000, '[') + std::string(3000, ']')),
+  };
+  for (const char* key : {"input_schema", "output_schema"}) {
+    for (const json& value : bad) {
+      json doc = sample_doc();
+      doc["cards"][1][key] = value;
+      EXPECT_FALSE(decode_doc(doc).has_value()) << key << "=" << value.dump(-1, ' ', false, json::error_handler_t::replace).substr(0, 80);
+    }
+  }
+  // The same document with a good schema is taken.
+  json doc = sample_doc();
+  doc["cards"][1]["input_schema"] = sample_input_schema().dump();
+  const auto ok = decode_doc(doc);
+  ASSERT_TRUE(ok.has_value());
+  EXPECT_EQ(ok->cards[1].input_schema, sample_input_schema());
+}
+
+TEST(RegistryCodec, MutatedSchemasAreSafe) {
+  const Bytes base = encode_registry(registry_with_schemas());
+  const std::uint64_t seed = ::mesh::test::test_seed(0x5c4e'3a5);
+  MESH_SEED_TRACE(seed);
+  std::mt19937_64 rng(seed);
+  for (int i = 0; i < 3000; ++i) {
+    Bytes b = base;
+    const int flips = 1 + static_cast<int>(rng() % 4);
+    for (int f = 0; f < flips; ++f) b[rng() % b.size()] ^= static_cast<std::uint8_t>(1u << (rng() % 8));
+    if (auto r = decode_registry(b)) {
+      EXPECT_EQ(validate_registry(*r), std::nullopt);
+    }
+  }
+}
+
+// ---------------------------------------------------------------------------
 // JSON for the admin endpoint and meshctl
 
 TEST(CardJson, RoundTrip) {
@@ -409,6 +556,25 @@ TEST(CardJson, RoundTrip) {
   EXPECT_EQ(*back, c);
   // Through JSON text too.
   EXPECT_EQ(card_from_json(json::parse(j.dump())), c);
+}
+
+TEST(CardJson, SchemasAreObjects) {
+  AgentCard c = registry_with_schemas().cards[0];
+  const json j = card_to_json(c);
+  EXPECT_EQ(j.at("input_schema"), sample_input_schema());
+  EXPECT_TRUE(j.at("output_schema").is_object());
+  EXPECT_EQ(card_from_json(j), c);
+  EXPECT_EQ(card_from_json(json::parse(j.dump())), c);
+  EXPECT_FALSE(card_to_json(sample_registry().cards[0]).contains("input_schema"));
+  for (const json& wrong : {json("{}"), json::array(), json(1)}) {
+    json bad = j;
+    bad["input_schema"] = wrong;
+    EXPECT_FALSE(card_from_json(bad).has_value()) << wrong.dump();
+  }
+  json none = j;
+  none["output_schema"] = nullptr;
+  ASSERT_TRUE(card_from_json(none).has_value());
+  EXPECT_TRUE(card_from_json(none)->output_schema.is_null());
 }
 
 TEST(CardJson, OptionalFieldsTakeDefaults) {

@@ -22,6 +22,7 @@
 #include <thread>
 
 #include "mesh/mesh.hpp"
+#include "mesh/peer_tools.hpp"
 #include "mesh/swim/membership.hpp"
 #include "mesh_fixtures.hpp"
 
@@ -393,6 +394,176 @@ TEST(MeshCluster, SetTagsGossipsTheNewTagsAndRefusesWhatDoesNotFit) {
   EXPECT_EQ(tags_of_n1_at_n2().count("blob"), 0U);
   n2.stop();
   n1.stop();
+}
+
+// An agent declaring input and output schemas; answers {"answer": <data>}.
+class Described : public CustomAgent {
+ public:
+  Described(std::string id, std::string role, Json in, Json out = nullptr)
+      : CustomAgent({.role = std::move(role),
+                     .capabilities = {"lookup"},
+                     .description = "looks things up",
+                     .agent_id = std::move(id),
+                     .input_schema = std::move(in),
+                     .output_schema = std::move(out)}) {}
+  std::optional<Json> on_peer_request(const IncomingMessage& m) override { return Json{{"answer", m.data}}; }
+};
+
+const Json kLookupIn = {{"type", "object"},
+                        {"properties", {{"query", {{"type", "string"}}}}},
+                        {"required", {"query"}},
+                        {"additionalProperties", false}};
+const Json kLookupOut = {{"type", "object"}, {"properties", {{"answer", {{"type", "object"}}}}}};
+
+Json tool_named(const Json& tools, const std::string& name) {
+  for (const auto& t : tools) {
+    const Json& def = t.contains("function") ? t.at("function") : t;
+    if (def.at("name") == name) return def;
+  }
+  return nullptr;
+}
+
+// Issue 18: cards carry input and output schemas across nodes; a peer with
+// an input schema is a tool of its own whose parameters are that schema.
+TEST(MeshCluster, SchemasTravelWithCardsAndBecomeTools) {
+  Mesh n1(node_config("n1", {}), fast_options());
+  n1.add<Described>("lookup-1", "lookup", kLookupIn, kLookupOut);
+  // Not an object schema: the tool takes it under "message".
+  n1.add<Described>("calc-1", "calc", Json{{"type", "string"}});
+  n1.add<Echo>("echo-1", "echo");
+  // Refused at add-time, with the reason.
+  try {
+    n1.add<Described>("bad-1", "bad", Json::array({1}));
+    ADD_FAILURE() << "a schema that is no object was taken";
+  } catch (const std::invalid_argument& e) {
+    EXPECT_STREQ(e.what(), "add: input_schema is not a JSON object");
+  }
+  EXPECT_THROW(n1.add<Described>("bad-2", "bad", Json{{"description", std::string(kMaxSchemaBytes, 'x')}}),
+               std::invalid_argument);
+  n1.start();
+  Mesh n2(node_config("n2", {seed_of(n1)}), fast_options());
+  auto& asker = n2.add<Probe>("asker");
+  n2.start();
+  ASSERT_TRUE(eventually([&] { return knows(asker, "lookup-1") && knows(asker, "calc-1") && knows(asker, "echo-1"); }));
+
+  const auto seen = asker.peers().registry().at("lookup-1");
+  EXPECT_FALSE(seen.local);
+  EXPECT_EQ(seen.card.input_schema, kLookupIn);
+  EXPECT_EQ(seen.card.output_schema, kLookupOut);
+  EXPECT_TRUE(asker.peers().registry().at("echo-1").card.input_schema.is_null());
+  EXPECT_EQ(peer_to_json(seen).at("input_schema"), kLookupIn);
+
+  const Json mcp = peers_as_tools(asker.peers());
+  const Json openai = peers_as_tools(asker.peers(), {}, ToolFormat::OpenAi);
+  ASSERT_EQ(mcp.size(), 5u) << mcp.dump();
+  ASSERT_EQ(openai.size(), 5u);
+  const Json lookup = tool_named(mcp, "ask_lookup");
+  ASSERT_FALSE(lookup.is_null()) << mcp.dump();
+  EXPECT_EQ(lookup.at("inputSchema"), kLookupIn);
+  EXPECT_EQ(lookup.at("outputSchema"), kLookupOut);
+  const std::string described = lookup.at("description");
+  EXPECT_NE(described.find("looks things up"), std::string::npos) << described;
+  EXPECT_NE(described.find(kLookupOut.dump()), std::string::npos) << described;
+  EXPECT_EQ(tool_named(openai, "ask_lookup").at("parameters"), kLookupIn);
+  EXPECT_FALSE(tool_named(openai, "ask_lookup").contains("outputSchema"));
+  const Json calc = tool_named(openai, "ask_calc");
+  ASSERT_FALSE(calc.is_null());
+  EXPECT_EQ(calc.at("parameters").at("properties").at("message"), (Json{{"type", "string"}}));
+  EXPECT_TRUE(tool_named(mcp, "ask_echo").is_null()) << "echo declares no schema";
+  EXPECT_NE(tool_named(mcp, "ask_peer").at("description").get<std::string>().find("ask_lookup (lookup)"),
+            std::string::npos);
+  // Filtered: only the tools of matching peers.
+  const Json only_echo = peers_as_tools(asker.peers(), {.role = "echo"});
+  EXPECT_EQ(only_echo.size(), 3u);
+  EXPECT_NE(cognitive_context(asker.peers()).find("tool of its own, taking its input schema: ask_lookup"),
+            std::string::npos)
+      << cognitive_context(asker.peers());
+
+  // A call the model made to the tool: its arguments are the message.
+  const auto tool = find_peer_tool(asker.peers(), "ask_lookup");
+  ASSERT_TRUE(tool.has_value());
+  EXPECT_EQ(tool->target, "lookup");
+  EXPECT_FALSE(find_peer_tool(asker.peers(), "ask_peer").has_value());
+  EXPECT_FALSE(find_peer_tool(asker.peers(), "ask_echo").has_value());
+  const Json args = {{"query", "caves"}};
+  auto answer = asker.peers().request_blocking(tool->target, tool->message_of(args), 10s);
+  ASSERT_TRUE(answer.has_value());
+  EXPECT_EQ(answer->data, (Json{{"answer", args}}));
+  const auto wrapped = find_peer_tool(asker.peers(), "ask_calc");
+  ASSERT_TRUE(wrapped.has_value());
+  EXPECT_TRUE(wrapped->wrapped);
+  EXPECT_EQ(wrapped->message_of(Json{{"message", "1+1"}}), "1+1");
+  n2.stop();
+  n1.stop();
+}
+
+// Keeps each notify's mailbox place until told (as the Python binding's
+// agents do while Python works on a message).
+class Keeper : public CustomAgent {
+ public:
+  Keeper(std::string id, std::size_t mailbox) : CustomAgent({.role = "keeper", .agent_id = std::move(id), .mailbox_limit = mailbox}) {}
+  void on_peer_notify(const IncomingMessage&) override {
+    auto release = hold_mailbox_place();
+    std::lock_guard lock(mu_);
+    held_.push_back(std::move(release));
+  }
+  std::size_t held() {
+    std::lock_guard lock(mu_);
+    return held_.size();
+  }
+  void release_all() {
+    std::vector<std::function<void()>> all;
+    {
+      std::lock_guard lock(mu_);
+      all.swap(held_);
+    }
+    for (auto& r : all) {
+      r();
+      r();  // a second call does nothing
+    }
+  }
+
+ private:
+  std::mutex mu_;
+  std::vector<std::function<void()>> held_;
+};
+
+// A handler that hands its messages on holds their places: the mailbox
+// counts them, and senders, local and remote, are refused as by a full one.
+TEST(MeshCluster, HeldMailboxPlacesRefuseLocalAndRemoteSenders) {
+  Mesh n1(node_config("n1", {}), fast_options());
+  auto& keeper = n1.add<Keeper>("keeper-1", 4);
+  auto& local = n1.add<Probe>("local");
+  n1.start();
+  Mesh n2(node_config("n2", {seed_of(n1)}), fast_options());
+  auto& sender = n2.add<Probe>("sender");
+  n2.start();
+  ASSERT_TRUE(eventually([&] { return knows(sender, "keeper-1"); }));
+
+  std::atomic<int> mailbox_full{0};
+  sender.peers().on_delivery_failure([&](const DeliveryFailure& f) {
+    if (f.reason == ErrorCode::MailboxFull && f.target == "keeper-1") ++mailbox_full;
+  });
+  // One at a time, each until it was handled or refused: the places fill up.
+  for (int i = 0; i < 7; ++i) {
+    ASSERT_TRUE(sender.peers().notify("keeper-1", {{"i", i}})) << i;
+    ASSERT_TRUE(eventually([&] { return keeper.held() + static_cast<std::size_t>(mailbox_full.load()) == std::size_t(i) + 1; }))
+        << "notify " << i << " neither handled nor refused";
+  }
+  EXPECT_EQ(keeper.held(), 4u);
+  EXPECT_EQ(mailbox_full.load(), 3);
+  EXPECT_FALSE(local.peers().notify("keeper-1", {{"local", 1}})) << "a local sender is refused at once";
+
+  keeper.release_all();
+  EXPECT_TRUE(local.peers().notify("keeper-1", {{"local", 2}}));
+  ASSERT_TRUE(eventually([&] { return keeper.held() == 1; }));
+  ASSERT_TRUE(sender.peers().notify("keeper-1", {{"i", 7}}));
+  ASSERT_TRUE(eventually([&] { return keeper.held() == 2; }));
+  EXPECT_EQ(mailbox_full.load(), 3);
+  sender.peers().on_delivery_failure(nullptr);
+  n2.stop();
+  n1.stop();
+  keeper.release_all();  // after the mesh is gone: harmless
 }
 
 }  // namespace

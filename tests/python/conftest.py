@@ -143,3 +143,44 @@ def node_env(port, name, seeds=None, admin_port=None):
 
 
 PYTHON = sys.executable
+
+
+# The JSON Schema of a tool definition: MCP's Tool (tools/list) and OpenAI's
+# function tool, the fields a client checks.
+MCP_TOOL = {
+    "type": "object",
+    "required": ["name", "inputSchema"],
+    "properties": {
+        "name": {"type": "string", "minLength": 1},
+        "description": {"type": "string"},
+        "inputSchema": {
+            "type": "object",
+            "required": ["type"],
+            "properties": {
+                "type": {"const": "object"},
+                "properties": {"type": "object", "additionalProperties": {"type": "object"}},
+                "required": {"type": "array", "items": {"type": "string"}},
+            },
+        },
+        # Optional (MCP 2025-06-18): the structured result's schema.
+        "outputSchema": {"type": "object", "required": ["type"], "properties": {"type": {"const": "object"}}},
+    },
+}
+OPENAI_TOOL = {
+    "type": "object",
+    "required": ["type", "function"],
+    "additionalProperties": False,
+    "properties": {
+        "type": {"const": "function"},
+        "function": {
+            "type": "object",
+            "required": ["name", "parameters"],
+            "additionalProperties": False,
+            "properties": {
+                "name": {"type": "string", "pattern": "^[a-zA-Z0-9_-]{1,64}$"},
+                "description": {"type": "string"},
+                "parameters": {"type": "object", "required": ["type"], "properties": {"type": {"const": "object"}}},
+            },
+        },
+    },
+}

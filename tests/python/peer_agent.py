@@ -2,6 +2,7 @@
 the environment like any node (P2P_ENABLED, JC_SWIM_PORT, JC_SEED_NODES,
 ...). It answers requests with what it got and who it is, and answers a
 notify {"reply_to": agent_id} with a notify of its own to that agent.
+Its card carries an input and an output schema (ECHO_IN, ECHO_OUT).
 Prints "ready <agent_id>" once started; SIGTERM or SIGINT stops it with a
 graceful leave, after which it prints "left".
 """
@@ -10,11 +11,17 @@ import asyncio
 
 import mesh
 
+ECHO_IN = {"type": "object", "properties": {"n": {"type": "integer"}, "via": {"type": "string"}}}
+ECHO_OUT = {"type": "object", "required": ["echo", "by"],
+            "properties": {"echo": {"type": "object"}, "by": {"type": "string"}}}
+
 
 class PyEcho(mesh.CustomAgent):
     role = "pyecho"
     capabilities = ["echo", "python"]
     description = "a Python echo in another process"
+    input_schema = ECHO_IN
+    output_schema = ECHO_OUT
 
     async def on_peer_request(self, msg):
         return {"echo": msg.data, "by": self.agent_id, "node": self.peers.node_name, "from": msg.sender,

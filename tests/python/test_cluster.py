@@ -16,7 +16,8 @@ import time
 import pytest
 
 import mesh
-from conftest import DEADLINE, PYTHON, eventually, free_ports, node_env, program, run
+from conftest import DEADLINE, MCP_TOOL, OPENAI_TOOL, PYTHON, eventually, free_ports, node_env, program, run
+from peer_agent import ECHO_IN, ECHO_OUT
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 
@@ -215,6 +216,24 @@ def test_python_nodes_and_mesh_node(procs):
             assert (await p.check_inbox(rid, timeout=DEADLINE))["echo"] == {"n": 2}
             g = await p.request_all({"n": 3}, capability="python", policy="first_k", k=1, timeout=DEADLINE)
             assert g.satisfied and g.responses[0]["sender"] == echo_id
+
+            # Its schemas came with its card: a tool of its own here, and
+            # in the C++ node's listing.
+            tools = p.as_tools()
+            own = [t for t in tools if t["name"] == "ask_pyecho"]
+            assert len(own) == 1, tools
+            assert own[0]["inputSchema"] == ECHO_IN and own[0]["outputSchema"] == ECHO_OUT
+            openai = p.as_tools(format="openai")
+            jsonschema = pytest.importorskip("jsonschema")
+            jsonschema.validate(tools, {"type": "array", "items": MCP_TOOL})
+            jsonschema.validate(openai, {"type": "array", "items": OPENAI_TOOL})
+            r = await p.execute_tool("ask_pyecho", {"n": 5})
+            assert r["echo"] == {"n": 5} and r["by"] == echo_id
+            jsonschema.validate(r, ECHO_OUT)
+            rc, out = await meshctl(admin_port, "peers", "--role", "pyecho", "--json")
+            assert rc == 0, out
+            listed = json.loads(out[out.index("["):])
+            assert listed[0]["input_schema"] == ECHO_IN and listed[0]["output_schema"] == ECHO_OUT
 
             # mesh-node (no agents of its own) reaches both Python nodes.
             rc, out = await meshctl(admin_port, "request", "pyecho", '{"via": "mesh-node"}')

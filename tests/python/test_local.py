@@ -16,7 +16,7 @@ import time
 import pytest
 
 import mesh
-from conftest import DEADLINE, PYTHON, eventually, run
+from conftest import DEADLINE, MCP_TOOL, OPENAI_TOOL, PYTHON, eventually, run
 
 
 def local_mesh(**config):
@@ -330,12 +330,41 @@ async def test_a_full_agent_pushes_back():
         await eventually("both requests in the handler", lambda: holder.waiting == 2)
         r = await p.request_detailed("holder", {"n": 3}, timeout=DEADLINE)
         assert r.error == "mailbox_full", "the third is refused at once, not left to time out"
-        assert await p.notify("holder", {"n": 4}), "accepted by the node..."
-        await eventually("the notify to be dropped", lambda: holder.dropped == 1)
+        # A notify is refused as well, and its sender told so (as for a
+        # full C++ agent), not accepted and then dropped.
+        assert await p.notify("holder", {"n": 4}) is False
+        assert holder.dropped == 0
         assert holder.waiting == 2
         holder.release.set()
         assert [await t for t in held] == [{"released": {"n": 0}}, {"released": {"n": 1}}]
+        # The places are given back once the handlers are done.
         assert await p.request("holder", {"n": 5}, timeout=DEADLINE) == {"released": {"n": 5}}
+        assert await p.notify("holder", {"n": 6}) is True
+        await eventually("the notify to be handled", lambda: holder.waiting == 4)
+
+
+@run
+async def test_messages_waiting_in_the_inbox_hold_their_place():
+    class Slow(mesh.Agent):
+        role = "slow"
+        mailbox_limit = 2
+
+    m = local_mesh()
+    caller = m.add(Caller)
+    slow = m.add(Slow)
+    async with m:
+        p = caller.peers
+        assert await p.notify("slow", {"n": 1}) and await p.notify("slow", {"n": 2})
+        # Once both reached Python (each place is taken a moment after the
+        # runtime hands the message over, so a sender in that moment may
+        # still find room: the check below waits until it has passed).
+        await eventually("both in the agent's inbox", lambda: slow._pending == 2)
+        assert await p.notify("slow", {"n": 3}) is False, "two wait in the inbox: full"
+        first = await slow.peers.receive(timeout=DEADLINE)
+        assert first.data == {"n": 1}
+        assert await p.notify("slow", {"n": 4}), "receive() gave one place back"
+        assert (await slow.peers.receive(timeout=DEADLINE)).data == {"n": 2}
+        assert (await slow.peers.receive(timeout=DEADLINE)).data == {"n": 4}
 
 
 class Inboxed(mesh.Agent):
@@ -712,43 +741,139 @@ async def test_tools_and_cognitive_context():
     assert empty.peers.get_cognitive_context() == "No other agents are reachable right now."
 
 
-# The JSON Schema of a tool definition: MCP's Tool (tools/list) and OpenAI's
-# function tool, the fields a client checks.
-MCP_TOOL = {
+LOOKUP_IN = {
     "type": "object",
-    "required": ["name", "inputSchema"],
-    "properties": {
-        "name": {"type": "string", "minLength": 1},
-        "description": {"type": "string"},
-        "inputSchema": {
-            "type": "object",
-            "required": ["type"],
-            "properties": {
-                "type": {"const": "object"},
-                "properties": {"type": "object", "additionalProperties": {"type": "object"}},
-                "required": {"type": "array", "items": {"type": "string"}},
-            },
-        },
-    },
-}
-OPENAI_TOOL = {
-    "type": "object",
-    "required": ["type", "function"],
+    "properties": {"query": {"type": "string"}, "limit": {"type": "integer", "minimum": 1}},
+    "required": ["query"],
     "additionalProperties": False,
-    "properties": {
-        "type": {"const": "function"},
-        "function": {
-            "type": "object",
-            "required": ["name", "parameters"],
-            "additionalProperties": False,
-            "properties": {
-                "name": {"type": "string", "pattern": "^[a-zA-Z0-9_-]{1,64}$"},
-                "description": {"type": "string"},
-                "parameters": {"type": "object", "required": ["type"], "properties": {"type": {"const": "object"}}},
-            },
-        },
-    },
 }
+LOOKUP_OUT = {"type": "object", "properties": {"found": {"type": "array"}}, "required": ["found"]}
+
+
+class Lookup(mesh.CustomAgent):
+    role = "lookup"
+    capabilities = ["search"]
+    description = "finds things"
+    input_schema = LOOKUP_IN
+    output_schema = LOOKUP_OUT
+
+    async def on_peer_request(self, msg):
+        return {"found": [msg.data["query"]] * msg.data.get("limit", 1)}
+
+
+class Calc(mesh.CustomAgent):
+    role = "calc"
+    input_schema = {"type": "string", "description": "an expression"}
+
+    async def on_peer_request(self, msg):
+        return {"got": msg.data}
+
+
+@run
+async def test_schemas_become_tools_of_their_own():
+    jsonschema = pytest.importorskip("jsonschema")
+    m = local_mesh()
+    caller = m.add(Caller)
+    m.add(Lookup)
+    m.add(Calc)
+    m.add(Echo)
+    async with m:
+        p = caller.peers
+        listed = {d["role"]: d for d in p.list_peers()}
+        assert listed["lookup"]["input_schema"] == LOOKUP_IN
+        assert listed["lookup"]["output_schema"] == LOOKUP_OUT
+        assert "input_schema" not in listed["echo"]
+        mcp = p.as_tools()
+        openai = p.as_tools(format="openai")
+        jsonschema.validate(mcp, {"type": "array", "items": MCP_TOOL})
+        jsonschema.validate(openai, {"type": "array", "items": OPENAI_TOOL})
+        names = [t["name"] for t in mcp]
+        assert names == ["ask_peer", "notify_peer", "list_peers", "ask_calc", "ask_lookup"]
+        assert [t["function"]["name"] for t in openai] == names
+        lookup = mcp[4]
+        assert lookup["inputSchema"] == LOOKUP_IN
+        assert lookup["outputSchema"] == LOOKUP_OUT
+        assert "finds things" in lookup["description"]
+        assert json.dumps(LOOKUP_OUT, separators=(",", ":"), sort_keys=True) in lookup["description"]
+        assert openai[4]["function"]["parameters"] == LOOKUP_IN
+        calc = openai[3]["function"]["parameters"]
+        assert calc["properties"]["message"] == Calc.input_schema and calc["required"] == ["message"]
+        for t in mcp:
+            jsonschema.Draft202012Validator.check_schema(t["inputSchema"])
+        assert "ask_lookup (lookup)" in mcp[0]["description"]
+        assert [t["name"] for t in p.as_tools(role="echo")] == ["ask_peer", "notify_peer", "list_peers"]
+        assert "tool of its own, taking its input schema: ask_lookup" in p.get_cognitive_context()
+
+        # The model's call: arguments checked by the peer's schema are the message.
+        args = {"query": "cave", "limit": 2}
+        jsonschema.validate(args, lookup["inputSchema"])
+        r = await p.execute_tool("ask_lookup", json.dumps(args))
+        assert r == {"found": ["cave", "cave"]}
+        jsonschema.validate(r, LOOKUP_OUT)
+        assert await p.execute_tool("ask_calc", {"message": "1+1"}) == {"got": "1+1"}
+        with pytest.raises(ValueError, match="unknown tool"):
+            await p.execute_tool("ask_echo", {})
+
+
+@run
+async def test_bad_schemas_are_refused_when_added():
+    m = local_mesh()
+    for schema, error, match in (([1, 2], ValueError, "must be a dict"),
+                                 ("{}", ValueError, "must be a dict"),
+                                 ({"description": "x" * 40000}, ValueError, "input_schema is longer than"),
+                                 ({"x": object()}, TypeError, "")):
+        class Bad(mesh.CustomAgent):
+            role = "bad"
+            input_schema = schema
+        with pytest.raises(error, match=match):
+            m.add(Bad)
+
+    class Deep(mesh.CustomAgent):
+        role = "deep"
+        output_schema = json.loads('{"a":' * 40 + '{}' + '}' * 40)
+    with pytest.raises(ValueError, match="output_schema nests deeper than 32 levels"):
+        m.add(Deep)
+    assert m.agents == []
+
+
+@run
+async def test_run_takes_task_and_context_when_it_asks_for_them():
+    class Original(mesh.CustomAgent):
+        role = "original"
+        task = {"goal": "count caves"}
+
+        async def run(self, task, context):
+            self.seen = (task, context)
+            return {"done": task["goal"]}
+
+    class OnlyTask(mesh.CustomAgent):
+        role = "only_task"
+
+        async def run(self, task):
+            self.seen = task
+
+    class Plain(mesh.CustomAgent):
+        role = "plain"
+
+        async def run(self):
+            self.seen = "no arguments"
+
+    m = local_mesh()
+    original = m.add(Original)
+    only = m.add(OnlyTask)
+    only.task = "set on the instance"
+    plain = m.add(Plain)
+    async with m:
+        await eventually("run() of each", lambda: all(hasattr(a, "seen") for a in (original, only, plain)))
+        task, context = original.seen
+        assert task == {"goal": "count caves"}
+        assert context["agent_id"] == original.agent_id and context["role"] == "original"
+        assert context["node"] == m.node_name
+        assert context["peers"] is original.peers and context["mesh"] is m
+        await eventually("run()'s result", lambda: original.result == {"done": "count caves"})
+        assert only.seen == "set on the instance"
+        assert plain.seen == "no arguments"
+        assert original.errors == only.errors == plain.errors == 0
 
 
 def test_ctrl_c_stops_run_forever_gracefully(tmp_path):

@@ -638,6 +638,26 @@ TEST_F(TransportTest, InboxFullLocallyAndClose) {
   EXPECT_EQ(again->size(), 1u);
 }
 
+// A consumer that hands messages on keeps their places (hold_place) until
+// it is done with them: the limit counts them as if still queued.
+TEST_F(TransportTest, HeldPlacesCountAgainstTheInboxLimit) {
+  a = std::make_unique<Transport>(options_for("A"));
+  auto inbox = a->open_inbox("agent", 2);
+  EXPECT_EQ(a->notify(to("", "agent")), ErrorCode::None);
+  ASSERT_TRUE(inbox->pop(0ms));
+  inbox->hold_place();
+  EXPECT_EQ(a->notify(to("", "agent")), ErrorCode::None);
+  EXPECT_EQ(a->notify(to("", "agent")), ErrorCode::MailboxFull) << "one queued and one held: full";
+  EXPECT_EQ(a->request(to("", "agent"), 1s).error, ErrorCode::MailboxFull);
+  EXPECT_EQ(inbox->size(), 1u) << "a held place is not a queued message";
+  inbox->release_place();
+  EXPECT_EQ(a->notify(to("", "agent")), ErrorCode::None);
+  EXPECT_EQ(a->notify(to("", "agent")), ErrorCode::MailboxFull);
+  inbox->release_place();  // none held: nothing changes
+  EXPECT_EQ(a->notify(to("", "agent")), ErrorCode::MailboxFull);
+  EXPECT_EQ(inbox->size(), 2u);
+}
+
 TEST_F(TransportTest, SameIdIsDeliveredOnce) {
   make_pair();
   auto inbox = b->open_inbox("agent");

@@ -1,5 +1,6 @@
 #include "mesh/agent_card.hpp"
 
+#include <cmath>
 #include <string_view>
 #include <unordered_set>
 #include <utility>
@@ -129,6 +130,94 @@ std::optional<std::vector<std::string>> get_string_array(const json& j) {
   return out;
 }
 
+// Counts nesting while nlohmann parses JSON text, so that a schema nested
+// deeper than kMaxSchemaDepth is refused before a tree is built from it.
+class DepthSax {
+ public:
+  using number_integer_t = json::number_integer_t;
+  using number_unsigned_t = json::number_unsigned_t;
+  using number_float_t = json::number_float_t;
+  using string_t = json::string_t;
+  using binary_t = json::binary_t;
+
+  bool null() { return true; }
+  bool boolean(bool) { return true; }
+  bool number_integer(number_integer_t) { return true; }
+  bool number_unsigned(number_unsigned_t) { return true; }
+  bool number_float(number_float_t, const string_t&) { return true; }
+  bool string(string_t&) { return true; }
+  bool binary(binary_t&) { return false; }
+  bool key(string_t&) { return true; }
+  bool start_object(std::size_t) { return ++depth_ <= kMaxSchemaDepth; }
+  bool end_object() { return close(); }
+  bool start_array(std::size_t) { return ++depth_ <= kMaxSchemaDepth; }
+  bool end_array() { return close(); }
+  bool parse_error(std::size_t, const std::string&, const nlohmann::detail::exception&) { return false; }
+
+ private:
+  bool close() {
+    --depth_;
+    return true;
+  }
+  std::size_t depth_ = 0;
+};
+
+// A schema as the wire carries it (JSON text); nullopt unless it is JSON
+// text of a bounded object. validate_card checks the rest.
+std::optional<json> schema_from_text(const json& j) {
+  if (!j.is_string()) return std::nullopt;
+  const auto& text = j.get_ref<const std::string&>();
+  if (text.size() > kMaxSchemaBytes) return std::nullopt;
+  DepthSax depth;
+  if (!json::sax_parse(text, &depth, json::input_format_t::json, /*strict=*/true)) return std::nullopt;
+  json schema = json::parse(text, nullptr, /*allow_exceptions=*/false);
+  if (!schema.is_object()) return std::nullopt;
+  return schema;
+}
+
+// What JSON text can carry, nested at most kMaxSchemaDepth deep (`depth`
+// is the level of `j`). Bounded recursion: it stops at the limit.
+std::optional<std::string> check_json_value(std::string_view field, const json& j, std::size_t depth) {
+  switch (j.type()) {
+    case json::value_t::object:
+    case json::value_t::array:
+      if (depth > kMaxSchemaDepth) {
+        return std::string(field) + " nests deeper than " + std::to_string(kMaxSchemaDepth) + " levels";
+      }
+      for (auto it = j.begin(); it != j.end(); ++it) {
+        if (j.is_object() && !valid_utf8(it.key())) return std::string(field) + " has a key that is not valid UTF-8";
+        if (auto err = check_json_value(field, it.value(), depth + 1)) return err;
+      }
+      return std::nullopt;
+    case json::value_t::string:
+      if (!valid_utf8(j.get_ref<const std::string&>())) return std::string(field) + " has a string that is not valid UTF-8";
+      return std::nullopt;
+    case json::value_t::number_float:
+      if (!std::isfinite(j.get<double>())) return std::string(field) + " has a number that is not finite";
+      return std::nullopt;
+    case json::value_t::binary:
+      return std::string(field) + " has a binary value";
+    case json::value_t::discarded:
+      return std::string(field) + " is not a JSON value";
+    default:
+      return std::nullopt;
+  }
+}
+
+std::string schema_text(const json& schema) {
+  return schema.dump(-1, ' ', false, json::error_handler_t::replace);
+}
+
+std::optional<std::string> check_schema(std::string_view field, const json& schema) {
+  if (schema.is_null()) return std::nullopt;
+  if (!schema.is_object()) return std::string(field) + " is not a JSON object";
+  if (auto err = check_json_value(field, schema, 1)) return err;
+  if (schema_text(schema).size() > kMaxSchemaBytes) {
+    return std::string(field) + " is longer than " + std::to_string(kMaxSchemaBytes) + " bytes as JSON text";
+  }
+  return std::nullopt;
+}
+
 // One card. `strict`: every key required (the wire); otherwise only
 // agent_id and role (JSON typed by a person or a script).
 std::optional<AgentCard> card_from(const json& j, bool strict) {
@@ -169,6 +258,20 @@ std::optional<AgentCard> card_from(const json& j, bool strict) {
       card.node = it->get<std::string>();
     }
   }
+  // Optional either way: JSON text on the wire, an object (or null) in JSON.
+  for (auto [key, field] : {std::pair{"input_schema", &card.input_schema},
+                            std::pair{"output_schema", &card.output_schema}}) {
+    const auto it = j.find(key);
+    if (it == j.end()) continue;
+    if (strict) {
+      auto schema = schema_from_text(*it);
+      if (!schema) return std::nullopt;
+      *field = std::move(*schema);
+    } else {
+      if (!it->is_object() && !it->is_null()) return std::nullopt;
+      *field = *it;
+    }
+  }
   return card;
 }
 
@@ -191,6 +294,8 @@ std::optional<std::string> validate_card(const AgentCard& card) {
     if (auto err = check_string(field, cap)) return err;
     if (has_control(cap)) return field + " contains a control character";
   }
+  if (auto err = check_schema("input_schema", card.input_schema)) return err;
+  if (auto err = check_schema("output_schema", card.output_schema)) return err;
   return std::nullopt;
 }
 
@@ -211,12 +316,16 @@ std::optional<std::string> validate_registry(const NodeRegistry& registry) {
 std::vector<std::uint8_t> encode_registry(const NodeRegistry& registry) {
   json cards = json::array();
   for (const auto& c : registry.cards) {
-    cards.push_back({{"agent_id", c.agent_id},
-                     {"role", c.role},
-                     {"capabilities", c.capabilities},
-                     {"description", c.description},
-                     {"status", c.status},
-                     {"version", c.version}});
+    json card = {{"agent_id", c.agent_id},
+                 {"role", c.role},
+                 {"capabilities", c.capabilities},
+                 {"description", c.description},
+                 {"status", c.status},
+                 {"version", c.version}};
+    // Only when declared: a card without schemas is the one old readers know.
+    if (!c.input_schema.is_null()) card["input_schema"] = schema_text(c.input_schema);
+    if (!c.output_schema.is_null()) card["output_schema"] = schema_text(c.output_schema);
+    cards.push_back(std::move(card));
   }
   const json doc = {{"v", kRegistryFormatVersion},
                     {"node", registry.node},
@@ -270,13 +379,16 @@ std::optional<NodeRegistry> decode_registry(std::span<const std::uint8_t> bytes)
 }
 
 nlohmann::json card_to_json(const AgentCard& card) {
-  return {{"agent_id", card.agent_id},
-          {"role", card.role},
-          {"capabilities", card.capabilities},
-          {"description", card.description},
-          {"status", card.status},
-          {"node", card.node},
-          {"version", card.version}};
+  json j = {{"agent_id", card.agent_id},
+            {"role", card.role},
+            {"capabilities", card.capabilities},
+            {"description", card.description},
+            {"status", card.status},
+            {"node", card.node},
+            {"version", card.version}};
+  if (!card.input_schema.is_null()) j["input_schema"] = card.input_schema;
+  if (!card.output_schema.is_null()) j["output_schema"] = card.output_schema;
+  return j;
 }
 
 std::optional<AgentCard> card_from_json(const nlohmann::json& j) {

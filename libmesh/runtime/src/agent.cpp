@@ -1,7 +1,9 @@
 #include "mesh/agent.hpp"
 
+#include <atomic>
 #include <condition_variable>
 #include <cstdio>
+#include <memory>
 #include <mutex>
 
 #include "mesh_core.hpp"
@@ -18,6 +20,8 @@ AgentCard Agent::card() const {
   c.role = spec_.role;
   c.capabilities = spec_.capabilities;
   c.description = spec_.description;
+  c.input_schema = spec_.input_schema;
+  c.output_schema = spec_.output_schema;
   return c;
 }
 
@@ -57,6 +61,19 @@ Task<void> CustomAgent::on_notify(const IncomingMessage& message) {
 std::optional<Json> CustomAgent::on_peer_request(const IncomingMessage&) { return std::nullopt; }
 
 void CustomAgent::on_peer_notify(const IncomingMessage&) {}
+
+std::function<void()> CustomAgent::hold_mailbox_place() {
+  // The inbox is set when the agent starts and kept by its slot; the
+  // releaser holds it weakly, so a late call after the mesh is gone is a
+  // no-op, and the flag makes a second call one.
+  const std::shared_ptr<transport::Inbox> inbox = slot_ ? slot_->inbox : nullptr;
+  if (!inbox) return [] {};
+  inbox->hold_place();
+  return [weak = std::weak_ptr<transport::Inbox>(inbox), once = std::make_shared<std::atomic<bool>>(false)] {
+    if (once->exchange(true)) return;
+    if (auto in = weak.lock()) in->release_place();
+  };
+}
 
 // ---------------------------------------------------------------- ThreadAgent
 

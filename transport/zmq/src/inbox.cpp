@@ -90,7 +90,7 @@ std::size_t Inbox::cost(const Incoming& m) {
 // byte budget below the frame size refuses floods, not every message.
 ErrorCode Inbox::admit_locked(const Incoming& m, std::size_t cost) {
   const std::size_t count = queued_locked();
-  if (count >= limit_) return ErrorCode::MailboxFull;
+  if (count + places_held_ >= limit_) return ErrorCode::MailboxFull;
   if (count > 0 && bytes_ + cost > byte_limit_) return ErrorCode::MailboxFull;
   if (sharing_ && !m.source.empty()) {
     auto [it, fresh] = by_source_.try_emplace(m.source);
@@ -238,6 +238,16 @@ void Inbox::set_ready_callback(std::function<void()> ready) {
 std::size_t Inbox::bytes() const {
   std::lock_guard lock(mu_);
   return bytes_;
+}
+
+void Inbox::hold_place() {
+  std::lock_guard lock(mu_);
+  ++places_held_;
+}
+
+void Inbox::release_place() {
+  std::lock_guard lock(mu_);
+  if (places_held_ > 0) --places_held_;
 }
 
 std::size_t Inbox::size() const {

@@ -46,6 +46,7 @@
 #include <chrono>
 #include <cstddef>
 #include <exception>
+#include <functional>
 #include <optional>
 #include <stop_token>
 #include <string>
@@ -84,6 +85,12 @@ struct AgentSpec {
   // advisory message to it is refused, PermissionDenied, before any
   // handler runs; so an answer can never be taken for an order.
   bool authority_only = false;
+  // JSON Schemas of the request this agent takes and of its answer, carried
+  // by its card (null: none; otherwise a JSON object, checked when the
+  // agent is added: see validate_card). peers_as_tools gives an agent with
+  // an input schema a tool of its own taking exactly that (peer_tools.hpp).
+  nlohmann::json input_schema{};
+  nlohmann::json output_schema{};
 };
 
 class Agent {
@@ -155,6 +162,17 @@ class CustomAgent : public Agent {
   // The same as plain functions, for handlers that never wait.
   virtual std::optional<Json> on_peer_request(const IncomingMessage& message);
   virtual void on_peer_notify(const IncomingMessage& message);
+
+  // For an agent whose handlers hand each message on to be worked on
+  // elsewhere and return at once (the Python binding queues it for its
+  // event loop): call from a handler to keep the message's place in the
+  // mailbox taken until the returned function is called (from any thread,
+  // once; later calls do nothing; the mesh stopping makes it harmless).
+  // So the mailbox bound counts the messages still being worked on, and a
+  // sender to a full one learns it as it does for any agent: notify false,
+  // a remote notify's delivery failure, a request's MailboxFull. Outside a
+  // running mesh's handler it holds nothing.
+  std::function<void()> hold_mailbox_place();
 
 
  private:

@@ -270,6 +270,12 @@ class Inbox {
   // Stops accepting; pending and future pop() calls return nullopt once
   // the queue is drained. The inbox's name becomes free again.
   void close();
+  // A message popped and still being worked on by its consumer keeps a
+  // place: counted against the limit (not the byte or source bounds) until
+  // release_place(). For consumers that hand messages on (an agent of the
+  // Python binding). release_place() without a place held does nothing.
+  void hold_place();
+  void release_place();
 
   // Internal (used by Transport): push or refuse with MailboxFull
   // (TargetUnknown once closed).
@@ -308,6 +314,7 @@ class Inbox {
   std::size_t source_byte_limit_;   // ...and bytes
   bool sharing_;                    // either share is below its bound
   std::size_t bytes_ = 0;
+  std::size_t places_held_ = 0;     // hold_place() not yet released
   std::unordered_map<std::string, Held> by_source_;  // remote sources with messages here
   mutable std::mutex mu_;
   std::condition_variable cv_;
