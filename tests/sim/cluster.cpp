@@ -54,7 +54,12 @@ void add_stats(swim::NodeStats& a, const swim::NodeStats& b) {
   a.conflicts += b.conflicts;
   a.reconnects += b.reconnects;
   a.broadcasts_queued += b.broadcasts_queued;
+  a.broadcasts_pruned += b.broadcasts_pruned;
+  a.broadcast_queue_peak = std::max(a.broadcast_queue_peak, b.broadcast_queue_peak);
   a.corrections_sent += b.corrections_sent;
+  a.last_calls += b.last_calls;
+  a.last_calls_answered += b.last_calls_answered;
+  a.last_calls_unanswered += b.last_calls_unanswered;
   a.members_rate_limited += b.members_rate_limited;
   a.members_over_unverified += b.members_over_unverified;
   a.verify_pings_sent += b.verify_pings_sent;

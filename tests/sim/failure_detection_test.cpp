@@ -245,17 +245,19 @@ TEST(SimFailureDetection, NodeWithReceiveLossDoesNotKillOthers) {
 
 // In 100 nodes a crash is known everywhere within
 //
-//   T = (D + 1) x ProbeInterval + S_max + c x ceil(log2 N) x GossipInterval
+//   T = (D + 1) x ProbeInterval + S_max + ProbeTimeout
+//       + c x ceil(log2 N) x GossipInterval
 //
 // counted from the crash: within D = 5 probe rounds some member probes the
 // dead node (each of the N-1 members probes it once per N rounds at a random
 // phase, so all miss it for D rounds with probability about e^-D); that probe
 // fails at the end of its round (+1); the suspicion runs at most S_max =
 // suspicion_timeout(4, N, 1 s) x 6 (= 48 s at N = 100; confirmations only
-// shorten it); then the dead message reaches everyone within c = 3 x log2 N
-// gossip rounds (epidemic spread takes about log2 N rounds, c covers the
-// loss of fan-out to already-informed members). LAN: T = 6 + 48 + 3 x 7 x
-// 0.2 = 58.2 s.
+// shorten it), and its last call one ProbeTimeout more (swim/DESIGN.md);
+// then the dead message reaches everyone within c = 3 x log2 N gossip
+// rounds (epidemic spread takes about log2 N rounds, c covers the loss of
+// fan-out to already-informed members). LAN: T = 6 + 48 + 0.5 + 3 x 7 x
+// 0.2 = 58.7 s.
 TEST(SimFailureDetection, DeathInHundredNodesIsKnownWithinTheBound) {
   constexpr std::size_t kN = 100;
   constexpr int kD = 5;
@@ -264,7 +266,8 @@ TEST(SimFailureDetection, DeathInHundredNodesIsKnownWithinTheBound) {
   const Duration s_max = swim::suspicion_timeout(cfg.suspicion_mult, kN, cfg.probe_interval) *
                          cfg.suspicion_max_timeout_mult;
   const auto rounds = static_cast<int>(std::ceil(std::log2(static_cast<double>(kN))));
-  const Duration bound = (kD + 1) * cfg.probe_interval + s_max + kC * rounds * cfg.gossip_interval;
+  const Duration bound = (kD + 1) * cfg.probe_interval + s_max + cfg.probe_timeout +
+                         kC * rounds * cfg.gossip_interval;
   for (auto seed : test_seeds()) {
     MESH_SEED_TRACE(seed);
     Cluster c(options_for(seed));

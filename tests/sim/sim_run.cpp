@@ -33,6 +33,10 @@ RunReport run_simulation(const RunOptions& o) {
   co.profile = o.profile;
   co.compress_streams = o.compress;
   co.join_stagger = from_secs(o.stagger_ms / 1000.0);
+  if (o.queue_bound != 0) {
+    const std::size_t bound = o.queue_bound;
+    co.configure = [bound](NodeId, swim::Config& cfg) { cfg.max_broadcast_queue = bound; };
+  }
   co.record_events = false;  // an hour of 1000 nodes would not fit
   co.hash_payloads = false;
   Cluster c(co);
@@ -101,6 +105,11 @@ RunReport run_simulation(const RunOptions& o) {
   r.suspicions_raised = st.suspicions_raised;
   r.refutations = st.refutations;
   r.push_pulls = st.push_pulls;
+  r.broadcasts_pruned = st.broadcasts_pruned;
+  r.last_calls = st.last_calls;
+  r.members_rate_limited = st.members_rate_limited;
+  r.last_calls_answered = st.last_calls_answered;
+  r.broadcast_queue_peak = st.broadcast_queue_peak;
   r.decode_errors = st.decode_errors_total();
   r.stream_need_more = cc.stream_need_more;
   r.deadline_not_advanced = cc.deadline_not_advanced;
@@ -158,6 +167,11 @@ std::vector<std::pair<std::string, std::string>> fields(const RunReport& r) {
       {"refutations", std::to_string(r.refutations)},
       {"dead_events", std::to_string(r.dead_events)},
       {"push_pulls", std::to_string(r.push_pulls)},
+      {"broadcasts_pruned", std::to_string(r.broadcasts_pruned)},
+      {"last_calls", std::to_string(r.last_calls)},
+      {"members_rate_limited", std::to_string(r.members_rate_limited)},
+      {"last_calls_answered", std::to_string(r.last_calls_answered)},
+      {"broadcast_queue_peak", std::to_string(r.broadcast_queue_peak)},
       {"decode_errors", std::to_string(r.decode_errors)},
       {"stream_need_more", std::to_string(r.stream_need_more)},
       {"deadline_not_advanced", std::to_string(r.deadline_not_advanced)},

@@ -22,6 +22,8 @@ struct RunOptions {
   bool compress = false;
   // Joiner k starts k x stagger after the seeds (see docs/simulator.md).
   double stagger_ms = 5.0;
+  // Config::max_broadcast_queue (0: the core's default bound).
+  std::size_t queue_bound = 0;
   double converge_timeout_s = 900.0;
 };
 
@@ -44,6 +46,11 @@ struct RunReport {
   std::uint64_t refutations = 0;
   std::uint64_t dead_events = 0;
   std::uint64_t push_pulls = 0;
+  std::uint64_t broadcasts_pruned = 0;
+  std::uint64_t last_calls = 0;
+  std::uint64_t members_rate_limited = 0;
+  std::uint64_t last_calls_answered = 0;
+  std::uint64_t broadcast_queue_peak = 0;  // the largest at any node
   std::uint64_t decode_errors = 0;
   std::uint64_t stream_need_more = 0;
   std::uint64_t deadline_not_advanced = 0;

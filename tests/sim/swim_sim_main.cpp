@@ -2,6 +2,7 @@
 //
 //   swim-sim --nodes N --loss P --duration SECONDS --seed S --kill K
 //            [--profile lan|wan|local] [--json] [--compress] [--stagger-ms MS]
+//            [--queue-bound N]
 //
 // N nodes join through seeds 0, 1, 2 and converge; then the cluster runs for
 // SECONDS of virtual time at packet loss P, and K random non-seed nodes are
@@ -49,6 +50,10 @@ int main(int argc, char** argv) {
   app.add_option("--stagger-ms", o.stagger_ms, "milliseconds between two joins")
       ->type_name("MS")
       ->transform(mesh::cli::number(0, 1e6));
+  app.add_option("--queue-bound", o.queue_bound,
+                 "broadcast queue bound per node (0: the core's default)")
+      ->type_name("N")
+      ->transform(mesh::cli::whole_number(0, 100000000));
   app.add_flag("--json", json, "print one JSON object instead of a table");
   app.add_flag("--compress", o.compress, "compress streams (LZW) as memberlist does");
   try {

@@ -2,6 +2,9 @@
 
 #include <gtest/gtest.h>
 
+#include <string>
+#include <vector>
+
 namespace mesh::swim {
 namespace {
 
@@ -64,6 +67,78 @@ TEST(BroadcastQueue, FinishedAfterLastTransmission) {
   EXPECT_TRUE(q.drain_finished().empty());
   q.get(2, 100, 2);
   EXPECT_EQ(q.drain_finished(), std::vector<std::uint64_t>{9});
+}
+
+// A node's news about itself (queued with priority) goes out before any
+// ordinary message, however many fresh ones are queued and however often
+// it was sent already; ordinary messages keep memberlist's order behind it.
+TEST(BroadcastQueue, PriorityMessageGoesFirstForAllItsTransmissions) {
+  BroadcastQueue q;
+  for (std::uint8_t i = 0; i < 30; ++i) q.queue("n" + std::to_string(i), msg(100, i));
+  q.queue("self", msg(10, 0xee), 0, true);
+  for (int round = 0; round < 5; ++round) {
+    // Room for three: the priority message and the two largest fresh ones.
+    auto out = q.get(2, 220, 6);
+    ASSERT_EQ(out.size(), 3u) << round;
+    EXPECT_EQ((*out[0])[0], 0xee) << round;
+    EXPECT_EQ(out[1]->size(), 100u);
+  }
+  // Its sixth transmission is its last.
+  auto out = q.get(2, 220, 6);
+  ASSERT_FALSE(out.empty());
+  EXPECT_EQ((*out[0])[0], 0xee);
+  out = q.get(2, 220, 6);
+  ASSERT_FALSE(out.empty());
+  EXPECT_NE((*out[0])[0], 0xee);
+}
+
+TEST(BroadcastQueue, PriorityMessageReplacesByNameLikeAnyOther) {
+  BroadcastQueue q;
+  q.queue("self", msg(10, 1), 5, true);
+  q.queue("self", msg(10, 2), 0, true);
+  EXPECT_EQ(q.size(), 1u);
+  EXPECT_EQ(q.drain_finished(), std::vector<std::uint64_t>{5});
+  auto out = q.get(2, 1400, 4);
+  ASSERT_EQ(out.size(), 1u);
+  EXPECT_EQ((*out[0])[0], 2);
+}
+
+// The bound drops the most-sent ordinary messages first, reports their
+// tokens as finished, and never drops a priority message.
+TEST(BroadcastQueue, PruneDropsTheMostSentAndKeepsPriority) {
+  BroadcastQueue q;
+  q.queue("a", msg(10, 1), 11);
+  q.get(2, 14, 10);  // a sent once
+  q.get(2, 14, 10);  // a sent twice
+  q.queue("b", msg(10, 2), 12);
+  q.get(2, 14, 10);  // b sent once
+  q.queue("c", msg(10, 3));
+  q.queue("self", msg(10, 4), 13, true);
+  q.get(2, 14, 10);  // self sent once (it goes first)
+  q.get(2, 14, 10);  // self sent twice
+  q.get(2, 14, 10);  // self sent three times
+  EXPECT_EQ(q.prune(4), 0u);
+  EXPECT_EQ(q.prune(2), 2u);
+  EXPECT_EQ(q.drain_finished(), (std::vector<std::uint64_t>{11, 12}));
+  EXPECT_EQ(q.size(), 2u);
+  EXPECT_EQ(q.prune(0), 1u);  // c goes, self stays
+  EXPECT_EQ(q.size(), 1u);
+  auto out = q.get(2, 1400, 10);
+  ASSERT_EQ(out.size(), 1u);
+  EXPECT_EQ((*out[0])[0], 4);
+}
+
+// The messages get() hands out stay readable until the next call, even
+// the ones it just sent their last time (ASan checks the reads).
+TEST(BroadcastQueue, HandedOutMessagesOutliveTheirLastTransmission) {
+  BroadcastQueue q;
+  q.queue("a", msg(40, 7));
+  q.queue("b", msg(30, 8));
+  auto out = q.get(2, 1400, 1);
+  EXPECT_EQ(q.size(), 0u);
+  ASSERT_EQ(out.size(), 2u);
+  EXPECT_EQ(*out[0], msg(40, 7));
+  EXPECT_EQ(*out[1], msg(30, 8));
 }
 
 }  // namespace

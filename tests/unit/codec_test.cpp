@@ -12,6 +12,7 @@
 #include <cstdint>
 #include <cstring>
 #include <random>
+#include <span>
 #include <string>
 #include <string_view>
 #include <variant>
@@ -332,6 +333,20 @@ TEST(CodecEncode, Compound) {
 TEST(CodecEncode, CrcWrapper) {
   // CRC-32 of "123456789" is the standard check value cbf43926.
   EXPECT_EQ(wrap_crc(to_bytes("123456789")), bytes(0x0c, 0xcb, 0xf4, 0x39, 0x26, "123456789"));
+}
+
+// make_packet builds in one allocation what make_compound and wrap_crc
+// build in two or three: byte for byte the same packet.
+TEST(CodecEncode, MakePacketEqualsCompoundAndCrc) {
+  const Bytes parts[] = {nack_vec(), err_vec(), ping_min_vec()};
+  const ByteView views[] = {parts[0], parts[1], parts[2]};
+  for (std::size_t n = 1; n <= 3; ++n) {
+    const std::span<const Bytes> p(parts, n);
+    const std::span<const ByteView> v(views, n);
+    const Bytes plain = n == 1 ? parts[0] : make_compound(p);
+    EXPECT_EQ(make_packet(v, false), plain) << n;
+    EXPECT_EQ(make_packet(v, true), wrap_crc(plain)) << n;
+  }
 }
 
 TEST(CodecEncode, CompressMatchesGo) {

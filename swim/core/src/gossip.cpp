@@ -3,6 +3,8 @@
 // broadcasts as fit beside it, and each gossip interval sends what is still
 // queued to a few random peers.
 #include <cstddef>
+#include <algorithm>
+#include <span>
 #include <utility>
 #include <vector>
 
@@ -19,41 +21,66 @@ void Node::Impl::send_raw(const Address& to, Bytes msg, const NodeState* target)
   out_packets.push_back({to, std::move(msg)});
 }
 
-// getBroadcasts: our own messages first, then the application's.
-std::vector<SharedBytes> Node::Impl::get_broadcasts(std::size_t overhead, std::size_t limit) {
+// The same for a packet of several messages, built in one allocation
+// (the compound and the CRC around it) from views of the messages.
+void Node::Impl::send_parts(const Address& to, std::span<const ByteView> parts,
+                            const NodeState* target) {
+  if (!to.valid()) return;
+  Bytes packet = make_packet(parts, target != nullptr && target->m.vsn[1] >= 5);
+  ++stats.packets_sent;
+  stats.bytes_sent += packet.size();
+  out_packets.push_back({to, std::move(packet)});
+}
+
+// getBroadcasts: our own messages first, then the application's. Appends
+// to `out`; the pointers are valid until the queues are next used.
+void Node::Impl::get_broadcasts(std::size_t overhead, std::size_t limit,
+                                std::vector<const Bytes*>& out) {
   const int transmit_limit = retransmit_limit(config.retransmit_mult, nodes.size());
-  auto out = broadcasts.get(overhead, limit, transmit_limit);
+  const std::size_t first = out.size();
+  broadcasts.get(overhead, limit, transmit_limit, out);
   std::size_t used = 0;
-  for (const auto& m : out) used += m->size() + overhead;
-  if (limit > used && limit - used > overhead + 1) {
-    auto user = user_broadcasts.get(overhead, limit - used, transmit_limit);
-    out.insert(out.end(), user.begin(), user.end());
-  }
+  for (std::size_t i = first; i < out.size(); ++i) used += out[i]->size() + overhead;
+  if (limit > used && limit - used > overhead + 1)
+    user_broadcasts.get(overhead, limit - used, transmit_limit, out);
   check_leave_notify();
-  return out;
 }
 
 // sendMsg: piggyback whatever broadcasts fit beside `msg`.
 void Node::Impl::send_msg(const Address& to, Bytes msg, const NodeState* target) {
   const std::size_t budget = config.udp_buffer_size;
-  std::vector<SharedBytes> extra;
+  std::vector<const Bytes*>& extra = scratch_msgs;
+  extra.clear();
   if (msg.size() + kCompoundHeaderOverhead < budget)
-    extra = get_broadcasts(kCompoundOverhead, budget - msg.size() - kCompoundHeaderOverhead);
+    get_broadcasts(kCompoundOverhead, budget - msg.size() - kCompoundHeaderOverhead, extra);
   if (extra.empty()) {
     send_raw(to, std::move(msg), target);
     return;
   }
-  std::vector<Bytes> parts;
-  parts.reserve(extra.size() + 1);
-  parts.push_back(std::move(msg));
-  for (auto& e : extra) parts.push_back(*e);
-  send_raw(to, make_compound(parts), target);
+  std::vector<ByteView>& parts = scratch_parts;
+  parts.clear();
+  parts.emplace_back(msg);
+  for (const Bytes* e : extra) parts.emplace_back(*e);
+  send_parts(to, parts, target);
 }
 
+// A node's news about itself (its refutations, its alive after a meta
+// change, its leave) goes before all other gossip: under churn the queue
+// fills with others' suspicions, and a refutation waiting behind them
+// arrives after the suspicion has run out somewhere (memberlist users see
+// this as broadcast starvation). The queue is bounded: past the bound the
+// most-sent messages are dropped, which have had most of their chances.
 void Node::Impl::broadcast(const std::string& node, Bytes msg, std::uint64_t notify) {
   ++stats.broadcasts_queued;
-  broadcasts.queue(node, std::move(msg), notify);
+  broadcasts.queue(node, std::move(msg), notify, node == config.name);
+  stats.broadcasts_pruned += broadcasts.prune(broadcast_queue_bound());
+  stats.broadcast_queue_peak = std::max<std::uint64_t>(stats.broadcast_queue_peak, broadcasts.size());
   check_leave_notify();
+}
+
+std::size_t Node::Impl::broadcast_queue_bound() const {
+  if (config.max_broadcast_queue != 0) return config.max_broadcast_queue;
+  return swim::broadcast_queue_bound(nodes.size());
 }
 
 void Node::Impl::check_leave_notify() {
@@ -85,18 +112,16 @@ void Node::Impl::gossip_tick(Time now) {
     return false;
   });
   const std::size_t avail = config.udp_buffer_size - kCompoundHeaderOverhead;
+  std::vector<const Bytes*>& msgs = scratch_msgs;
+  std::vector<ByteView>& parts = scratch_parts;
   for (NodeState* peer : peers) {
-    auto msgs = get_broadcasts(kCompoundOverhead, avail);
+    msgs.clear();
+    get_broadcasts(kCompoundOverhead, avail, msgs);
     if (msgs.empty()) return;
     ++stats.gossip_packets;
-    if (msgs.size() == 1) {
-      send_raw(peer->m.addr, *msgs[0], peer);
-    } else {
-      std::vector<Bytes> parts;
-      parts.reserve(msgs.size());
-      for (auto& m : msgs) parts.push_back(*m);
-      send_raw(peer->m.addr, make_compound(parts), peer);
-    }
+    parts.clear();
+    for (const Bytes* m : msgs) parts.emplace_back(*m);
+    send_parts(peer->m.addr, parts, peer);
   }
 }
 

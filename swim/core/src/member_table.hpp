@@ -15,7 +15,10 @@
 
 namespace mesh::swim {
 
-struct NodeState {
+// Aligned to a cache line: with Member's hot fields first, the lookup's
+// name compare and the incarnation/state/address checks after it cost one
+// miss (the simulator runs 1000 nodes of 1000 members: ~130 MB of these).
+struct alignas(64) NodeState {
   Member m;
 };
 

@@ -118,7 +118,9 @@ Bytes user_message(const Bytes& payload) {
 }  // namespace
 
 void Node::queue_user_broadcast(Bytes payload, std::string name) {
-  impl_->user_broadcasts.queue(name.empty() ? std::string{} : "user:" + name, user_message(payload));
+  Impl& m = *impl_;
+  m.user_broadcasts.queue(name.empty() ? std::string{} : "user:" + name, user_message(payload));
+  m.stats.broadcasts_pruned += m.user_broadcasts.prune(m.broadcast_queue_bound());
 }
 
 bool Node::force_left(Time now, std::string_view name) {
@@ -133,8 +135,9 @@ bool Node::force_left(Time now, std::string_view name) {
 }
 
 void Node::queue_leave_intent(Bytes payload, std::string name) {
+  // Our own news: it goes before other user messages (and is never pruned).
   impl_->user_broadcasts.queue(name.empty() ? std::string{} : "user:" + name, user_message(payload),
-                               kLeaveIntentNotify);
+                               kLeaveIntentNotify, true);
   // A replaced intent reports its token now; ours is the one just queued.
   impl_->user_broadcasts.drain_finished();
   impl_->leave_intent_sent = false;

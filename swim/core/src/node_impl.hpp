@@ -23,6 +23,7 @@
 #include <memory>
 #include <optional>
 #include <queue>
+#include <span>
 #include <string>
 #include <string_view>
 #include <unordered_map>
@@ -101,6 +102,9 @@ struct Node::Impl {
     Suspicion suspicion;
     std::uint64_t gen;
     Time state_change;
+    // Set when the suspicion ran out and we asked around before declaring
+    // the death (suspicion_fired): the death is declared at this time.
+    Time last_call = Time::max();
   };
 
   struct Probe {
@@ -159,6 +163,10 @@ struct Node::Impl {
   BroadcastQueue user_broadcasts;
   Bytes user_state;
   Bytes ack_payload;
+  // Reused by send_msg and gossip_tick: no allocation per packet for the
+  // list of piggybacked messages.
+  std::vector<const Bytes*> scratch_msgs;
+  std::vector<ByteView> scratch_parts;
 
   mutable std::priority_queue<TimerEntry, std::vector<TimerEntry>, std::greater<>> timers;
 
@@ -200,9 +208,11 @@ struct Node::Impl {
 
   // --- sending and gossip (gossip.cpp) -------------------------------------
   void send_raw(const Address& to, Bytes msg, const NodeState* target);
-  std::vector<SharedBytes> get_broadcasts(std::size_t overhead, std::size_t limit);
+  void send_parts(const Address& to, std::span<const ByteView> parts, const NodeState* target);
+  void get_broadcasts(std::size_t overhead, std::size_t limit, std::vector<const Bytes*>& out);
   void send_msg(const Address& to, Bytes msg, const NodeState* target);
   void broadcast(const std::string& node, Bytes msg, std::uint64_t notify = 0);
+  std::size_t broadcast_queue_bound() const;
   void check_leave_notify();
   void gossip_tick(Time now);
 
@@ -233,6 +243,7 @@ struct Node::Impl {
   void suspect_node(const Suspect& s, Time now, bool unverified_failed = false);
   void dead_node(const Dead& d, Time now);
   void suspicion_fired(const std::string& name, Time now);
+  void last_call(NodeState& state, SuspicionTimer& timer, Time now);
 
   // --- admission of unknown members (admission.cpp) ------------------------
   bool admit_new_member(const Address* from, Time now);

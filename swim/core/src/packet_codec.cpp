@@ -133,6 +133,35 @@ Bytes wrap_crc(ByteView msg) {
   return out;
 }
 
+Bytes make_packet(std::span<const ByteView> parts, bool crc) {
+  assert(!parts.empty() && parts.size() <= kCompoundMaxParts);
+  const bool compound = parts.size() > 1;
+  std::size_t total = crc ? 5 : 0;
+  if (compound) total += 2 + 2 * parts.size();
+  for (const auto& p : parts) {
+    assert(p.size() <= 0xffff);
+    total += p.size();
+  }
+  Bytes out;
+  out.reserve(total);
+  if (crc) out.resize(5);
+  if (compound) {
+    put_type(out, MsgType::Compound);
+    out.push_back(static_cast<std::uint8_t>(parts.size()));
+    for (const auto& p : parts) {
+      out.push_back(static_cast<std::uint8_t>(p.size() >> 8));
+      out.push_back(static_cast<std::uint8_t>(p.size()));
+    }
+  }
+  for (const auto& p : parts) out.insert(out.end(), p.begin(), p.end());
+  if (crc) {
+    const std::uint32_t sum = crc32_ieee(ByteView(out).subspan(5));
+    out[0] = static_cast<std::uint8_t>(MsgType::HasCrc);
+    for (int i = 0; i < 4; ++i) out[1 + static_cast<std::size_t>(i)] = static_cast<std::uint8_t>(sum >> (24 - 8 * i));
+  }
+  return out;
+}
+
 Bytes wrap_compress(ByteView msg) {
   const Bytes compressed = lzw_compress(msg);
   Bytes out;

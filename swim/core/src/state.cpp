@@ -110,7 +110,10 @@ void Node::Impl::alive_node(const AliveView& a, bool bootstrap, Time now, const 
   if (a.incarnation <= state->m.incarnation && !is_local && !updates_node) return;
   if (a.incarnation < state->m.incarnation && is_local) return;
 
-  node_timers.erase(std::string(a.node));
+  if (auto t = node_timers.find(std::string(a.node)); t != node_timers.end()) {
+    if (t->second.last_call != Time::max()) ++stats.last_calls_answered;
+    node_timers.erase(t);
+  }
   const MemberState old_state = state->m.state;
   const Bytes old_meta = state->m.meta;
 
@@ -180,7 +183,9 @@ void Node::Impl::suspect_node(const Suspect& s, Time now, bool unverified_failed
   if (auto it = node_timers.find(s.node); it != node_timers.end()) {
     if (it->second.suspicion.confirm(s.from, now)) {
       broadcast(s.node, encode(s));
-      schedule(it->second.suspicion.deadline(), TimerKind::Suspicion, it->second.gen, s.node);
+      // Once the last call is out, its answer decides (suspicion_fired).
+      if (it->second.last_call == Time::max())
+        schedule(it->second.suspicion.deadline(), TimerKind::Suspicion, it->second.gen, s.node);
     }
     return;
   }
@@ -258,8 +263,42 @@ void Node::Impl::suspicion_fired(const std::string& name, Time now) {
   if (it == node_timers.end() || state == nullptr) return;
   const bool timeout =
       state->m.state == MemberState::Suspect && state->m.state_change == it->second.state_change;
+  // Not for a member that never answered us: its suspicion is the
+  // verification's, which told it directly already, and announced
+  // phantoms must not cost a round of packets each.
+  if (timeout && it->second.last_call == Time::max() && state->m.verified) {
+    last_call(*state, it->second, now);
+    return;
+  }
+  if (timeout) ++stats.last_calls_unanswered;
   node_timers.erase(it);
   if (timeout) dead_node(Dead{state->m.incarnation, name, config.name}, now);
+}
+
+// The suspicion ran out: before declaring the death, say so once more to
+// the suspect and to a few members, and wait a probe timeout. A member
+// refuted in the meantime is answered for by whoever holds its newer alive
+// (correct_stale), and a live suspect answers for itself. This is for the
+// node that missed every copy of a refutation: the refutation is sent
+// RetransmitMult x log10(N) times by each of N members, so any one member
+// misses it with a probability of about e^-(that x (1 - loss)), which at
+// 1000 members and 10 % loss is a few in ten million, but there are
+// millions of (member, refutation) pairs in an hour (docs/simulator.md).
+// Until now such a node's suspicion stayed silent to the end: its own
+// re-broadcast had gone out before the refutation existed. memberlist
+// declares the death at once; a real death is declared one probe timeout
+// later here.
+void Node::Impl::last_call(NodeState& state, SuspicionTimer& timer, Time now) {
+  timer.last_call = now + config.probe_timeout;
+  schedule(timer.last_call, TimerKind::Suspicion, timer.gen, state.m.name);
+  ++stats.last_calls;
+  const Suspect s{state.m.incarnation, state.m.name, config.name};
+  send_msg(state.m.addr, encode(s), &state);
+  const std::string& suspect = state.m.name;
+  auto peers = pick_peers(config.indirect_checks, [&](const NodeState& p) {
+    return p.m.state == MemberState::Alive && p.m.name != config.name && p.m.name != suspect;
+  });
+  for (NodeState* peer : peers) send_msg(peer->m.addr, encode(s), peer);
 }
 
 }  // namespace mesh::swim

@@ -24,8 +24,10 @@ bool Node::Impl::timer_valid(const TimerEntry& e) const {
     }
     case TimerKind::Suspicion: {
       auto it = node_timers.find(e.name);
-      return it != node_timers.end() && it->second.gen == e.arg &&
-             it->second.suspicion.deadline() == e.at;
+      if (it == node_timers.end() || it->second.gen != e.arg) return false;
+      const Time due = it->second.last_call != Time::max() ? it->second.last_call
+                                                            : it->second.suspicion.deadline();
+      return due == e.at;
     }
     case TimerKind::StreamDeadline: return pending_streams.count(e.arg) != 0;
     case TimerKind::ReconnectTick: return true;

@@ -72,6 +72,11 @@ Bytes make_compound(std::span<const Bytes> parts);
 // [12][crc32(msg) BE][msg]
 Bytes wrap_crc(ByteView msg);
 
+// One packet from 1..255 messages in one allocation: the message itself
+// when there is one, else their compound; behind a hasCrc when `crc`.
+// Equals wrap_crc(make_compound(parts)) (or without either wrapper).
+Bytes make_packet(std::span<const ByteView> parts, bool crc);
+
 // [9][{Algo: 0, Buf: lzw(msg)}]
 Bytes wrap_compress(ByteView msg);
 

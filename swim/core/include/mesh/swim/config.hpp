@@ -40,6 +40,11 @@ struct Config {
   int gossip_nodes = 3;
   Duration gossip_to_the_dead_time = std::chrono::seconds(30);
   std::size_t udp_buffer_size = kUdpPacketMax;
+  // Bound on the broadcast queue (memberlist has none; Serf prunes its own
+  // queues). Past it the most-sent messages are dropped; a node's news
+  // about itself is never dropped. 0: the default bound, see
+  // broadcast_queue_bound().
+  std::size_t max_broadcast_queue = 0;
 
   // Anti-entropy.
   Duration push_pull_interval = std::chrono::seconds(30);
@@ -102,6 +107,8 @@ struct Config {
 Duration suspicion_timeout(int suspicion_mult, std::size_t n, Duration interval);
 // RetransmitMult x ceil(log10(n + 1)).
 int retransmit_limit(int retransmit_mult, std::size_t n);
+// The broadcast queue's default bound for n members (Config::max_broadcast_queue).
+std::size_t broadcast_queue_bound(std::size_t n);
 // Push/pull interval scaled past 32 nodes: x (ceil(log2 n - log2 32) + 1).
 Duration push_pull_scale(Duration interval, std::size_t n);
 

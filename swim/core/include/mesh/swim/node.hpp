@@ -38,19 +38,22 @@
 
 namespace mesh::swim {
 
-// A member as this node sees it.
+// A member as this node sees it. The fields every gossip message reads
+// (name, incarnation, state, versions, address) come first and fill 64
+// bytes, so that the core's member record (64-byte aligned) answers the
+// common "old news?" question from one cache line.
 struct Member {
   std::string name;
-  Address addr;
-  Bytes meta;
   std::uint32_t incarnation = 0;
   MemberState state = MemberState::Alive;
-  Vsn vsn{};
-  Time state_change{};
   // It answered one of our pings (or is ourself). Until then a failed probe
   // of it says nothing about our own health, and it is probed and gossiped
   // to only beside verified members (swim/DESIGN.md, "Hostile gossip").
   bool verified = false;
+  Vsn vsn{};
+  Address addr;
+  Bytes meta;
+  Time state_change{};
 };
 
 enum class EventKind : std::uint8_t {
@@ -137,7 +140,12 @@ struct NodeStats {
   std::uint64_t conflicts = 0;
   std::uint64_t reconnects = 0;            // push/pulls to failed members
   std::uint64_t corrections_sent = 0;      // alive sent back to a stale accuser
+  std::uint64_t last_calls = 0;            // a suspicion ran out: asked around before the death
+  std::uint64_t last_calls_answered = 0;   // ... and a newer alive arrived in time
+  std::uint64_t last_calls_unanswered = 0; // ... and the death was declared
   std::uint64_t broadcasts_queued = 0;
+  std::uint64_t broadcasts_pruned = 0;     // dropped over the queue bound
+  std::uint64_t broadcast_queue_peak = 0;  // most messages queued at once (a maximum, not a sum)
   // Hostile gossip (swim/DESIGN.md). Bad names count as decode errors.
   std::uint64_t members_rate_limited = 0;    // unknown member over the admission rate
   std::uint64_t members_over_unverified = 0; // unknown member over max_unverified_members
