@@ -1,4 +1,8 @@
 #include <algorithm>
+#include <chrono>
+#include <condition_variable>
+#include <mutex>
+#include <optional>
 #include <utility>
 #include <vector>
 
@@ -39,6 +43,21 @@ struct Inbox::Ring {
 };
 
 namespace {
+
+// Waits on `cv` until `ready()` or the timeout (none: for good), counted
+// in `waiting` meanwhile so that pushes know to wake it.
+template <class Ready>
+void wait_until_ready(std::condition_variable& cv, std::unique_lock<std::mutex>& lock, std::size_t& waiting,
+                      std::optional<std::chrono::milliseconds> timeout, Ready ready) {
+  if (ready()) return;
+  ++waiting;
+  if (timeout) {
+    cv.wait_for(lock, *timeout, ready);
+  } else {
+    cv.wait(lock, ready);
+  }
+  --waiting;
+}
 
 std::size_t share_of(std::size_t limit, double share) {
   if (share >= 1.0) return limit;
@@ -177,16 +196,7 @@ std::size_t Inbox::push_batch(std::span<Incoming> messages, std::span<ErrorCode>
 
 std::optional<Incoming> Inbox::pop(std::optional<std::chrono::milliseconds> timeout) {
   std::unique_lock lock(mu_);
-  const auto ready = [this] { return queued_locked() > 0 || closed_; };
-  if (!ready()) {
-    ++waiting_;
-    if (timeout) {
-      cv_.wait_for(lock, *timeout, ready);
-    } else {
-      cv_.wait(lock, ready);
-    }
-    --waiting_;
-  }
+  wait_until_ready(cv_, lock, waiting_, timeout, [this] { return queued_locked() > 0 || closed_; });
   Ring* ring = next_ring_locked();
   if (ring == nullptr) return std::nullopt;
   Incoming m = ring->pop();
@@ -197,16 +207,7 @@ std::optional<Incoming> Inbox::pop(std::optional<std::chrono::milliseconds> time
 std::size_t Inbox::pop_batch(std::vector<Incoming>& out, std::size_t max,
                              std::optional<std::chrono::milliseconds> timeout) {
   std::unique_lock lock(mu_);
-  const auto ready = [this] { return queued_locked() > 0 || closed_; };
-  if (!ready()) {
-    ++waiting_;
-    if (timeout) {
-      cv_.wait_for(lock, *timeout, ready);
-    } else {
-      cv_.wait(lock, ready);
-    }
-    --waiting_;
-  }
+  wait_until_ready(cv_, lock, waiting_, timeout, [this] { return queued_locked() > 0 || closed_; });
   std::size_t n = 0;
   for (Ring* ring = next_ring_locked(); ring != nullptr && n < max; ring = next_ring_locked()) {
     // A higher priority may not arrive meanwhile: the lock is held.
