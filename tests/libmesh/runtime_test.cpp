@@ -390,5 +390,47 @@ TEST(Runtime, ConcurrencyTwoRunsHandlersInParallel) {
   EXPECT_EQ(p.peak.load(), 2);
 }
 
+// ---------------------------------------------------------------- same-node hand-off
+
+// Notifies "receiver", then awaits until it has handled that message.
+class SendThenAwait : public CustomAgent {
+ public:
+  explicit SendThenAwait(std::atomic<bool>& seen) : CustomAgent({.role = "waiter", .agent_id = "waiter"}), seen_(seen) {}
+  Task<void> on_notify(const IncomingMessage&) override {
+    peers().notify("receiver", Json(1));
+    // With one worker the receiver can only run while this handler awaits.
+    const auto deadline = std::chrono::steady_clock::now() + 30s;
+    while (!seen_.load() && std::chrono::steady_clock::now() < deadline) co_await peers().sleep(0ms);
+    done.store(seen_.load() ? 1 : -1);
+  }
+  std::atomic<int> done{0};
+
+ private:
+  std::atomic<bool>& seen_;
+};
+
+class Receiver : public CustomAgent {
+ public:
+  explicit Receiver(std::atomic<bool>& seen) : CustomAgent({.role = "receiver", .agent_id = "receiver"}), seen_(seen) {}
+  void on_peer_notify(const IncomingMessage&) override { seen_.store(true); }
+
+ private:
+  std::atomic<bool>& seen_;
+};
+
+TEST(Runtime, ASameNodeMessageRunsWhileItsSenderAwaits) {
+  // docs/peerclient.md, "Who runs next": the receiver runs on the sender's
+  // worker once the sender's handler awaits; here there is no other worker.
+  std::atomic<bool> seen{false};
+  Mesh mesh(local_config(1));
+  auto& waiter = mesh.add<SendThenAwait>(seen);
+  mesh.add<Receiver>(seen);
+  auto& probe = mesh.add<Probe>("probe");
+  mesh.start();
+  ASSERT_TRUE(probe.peers().notify("waiter", Json(0)));
+  ASSERT_TRUE(eventually([&] { return waiter.done.load() != 0; }, 40s));
+  EXPECT_EQ(waiter.done.load(), 1);
+}
+
 }  // namespace
 }  // namespace mesh

@@ -147,10 +147,20 @@ void AgentSlot::start(std::shared_ptr<transport::Inbox> mailbox) {
   if (inbox) {
     // Called by the pushing thread when a message arrives while the agent
     // had nothing to do: hand it over on the strand.
-    inbox->set_ready_callback([weak = weak_from_this(), ex = strand] {
-      boost::asio::post(ex, [weak] {
+    inbox->set_ready_callback([weak = weak_from_this(), ex = strand, pool = core->pool->get_executor()] {
+      auto run = [weak] {
         if (auto s = weak.lock()) s->pump();
-      });
+      };
+      // From a worker of this node (an agent sending to another), the
+      // receiver runs next on the same worker, after the sender's handler:
+      // no other worker is woken for it (a system call and a context
+      // switch, more than the rest of a hop). The pool still spreads work:
+      // a worker that finds more than one task queued wakes another.
+      if (pool.running_in_this_thread()) {
+        boost::asio::defer(ex, std::move(run));
+      } else {
+        boost::asio::post(ex, std::move(run));
+      }
     });
   }
   if (kind == Kind::Thread) {
@@ -215,6 +225,12 @@ void AgentSlot::pump() {
     return;
   }
   if (kind != Kind::Custom || stopping.load() || paused || !set_up) return;
+  if (pumping) return;  // a handler started below ended at once and pumps again: the loop goes on
+  pumping = true;
+  struct Unset {
+    bool& flag;
+    ~Unset() { flag = false; }
+  } unset{pumping};
   for (int i = 0; i < kPumpBatch; ++i) {
     if (in_flight >= in_flight_cap) return;  // handler_done pumps again
     auto raw = inbox->try_pop_or_arm();
@@ -249,7 +265,10 @@ void AgentSlot::handler_done(std::size_t failed) {
     --self->in_flight;
     if (failed) {
       self->fail();
-    } else {
+    } else if (!self->pumping) {
+      // A handler that ended inside pump() (it never suspended) is
+      // followed by the loop there; posting a pump would cost a wake-up
+      // of another worker per message.
       self->schedule_pump();
     }
   };

@@ -371,6 +371,7 @@ struct AgentSlot : std::enable_shared_from_this<AgentSlot> {
   bool set_up = false;       // setup() ran, teardown() not yet
   bool paused = false;       // restarting: no dispatch
   bool pump_posted = false;
+  bool pumping = false;  // pump() is on the stack: a handler that ends inside it needs no new pump
   std::size_t in_flight = 0; // handlers started and not ended
   std::size_t in_flight_cap = 1;
   std::shared_ptr<ReceiveWait> receiver;
