@@ -432,5 +432,42 @@ TEST(Runtime, ASameNodeMessageRunsWhileItsSenderAwaits) {
   EXPECT_EQ(waiter.done.load(), 1);
 }
 
+// Relays what it gets, as it got it, to "sink"; answers requests with it.
+class Mirror : public CustomAgent {
+ public:
+  Mirror() : CustomAgent({.role = "mirror", .agent_id = "mirror"}) {}
+  Task<std::optional<Json>> on_request(const IncomingMessage& m) override {
+    co_return Json{{"data", m.data}, {"context", m.context}, {"thread", m.thread().id.to_string()}};
+  }
+};
+
+TEST(Runtime, ASameNodeMessageArrivesAsSent) {
+  // A same-node receiver takes the sender's JSON without a decode: it must
+  // be the same document, context and thread as the bytes would carry.
+  Mesh mesh(local_config(2));
+  mesh.add<Mirror>();
+  auto& probe = mesh.add<Probe>("probe");
+  mesh.start();
+  const Json data = {{"text", std::string(300, 'x')}, {"list", {1, -2, 3.5, nullptr, true}}, {"nested", {{"k", "v"}}}};
+  const Json ctx = {{"trace", "abc"}};
+  SendOptions o;
+  o.context = ctx;
+  o.subject = "mirror test";
+  auto out = probe.peers().request_detailed_blocking("mirror", data, o);
+  ASSERT_TRUE(out.ok()) << transport::to_string(out.error);
+  EXPECT_EQ(out.response->data["data"], data);
+  EXPECT_EQ(out.response->data["context"], ctx);
+  EXPECT_EQ(out.response->data["thread"], out.response->thread.to_string());
+  EXPECT_NE(out.response->data["thread"], ThreadId{}.to_string());
+  // Notifies too.
+  auto& sink = mesh.add<Echo>("sink");
+  ASSERT_TRUE(probe.peers().notify("sink", data, ctx));
+  ASSERT_TRUE(eventually([&] { return sink.notify_count() == 1; }, 30s));
+  const auto got = sink.notifies_copy();
+  EXPECT_EQ(got[0].data, data);
+  EXPECT_EQ(got[0].context, ctx);
+  EXPECT_EQ(got[0].sender, "probe");
+}
+
 }  // namespace
 }  // namespace mesh

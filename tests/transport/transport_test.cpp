@@ -715,6 +715,50 @@ TEST_F(TransportTest, SameNodeTrafficNeverTouchesSockets) {
   }
 }
 
+// What a same-node sender attaches beside the bytes.
+struct Note final : LocalBody {
+  explicit Note(int v) : value(v) {}
+  int value;
+};
+
+TEST_F(TransportTest, LocalBodyReachesSameNodeReceiversOnly) {
+  make_pair();
+  auto here = a->open_inbox("here");
+  auto there = b->open_inbox("there");
+  auto note = std::make_shared<Note>(7);
+
+  auto m = to("", "here", "n");
+  m.local = note;
+  ASSERT_EQ(a->notify(std::move(m)), ErrorCode::None);
+  auto got = here->pop(kLong);
+  ASSERT_TRUE(got);
+  EXPECT_EQ(got->local.get(), note.get());  // handed over, not copied
+  EXPECT_EQ(text(got->envelope.payload), "n");  // the bytes still come along
+
+  // A same-node request carries it too; its answer is bytes only.
+  std::thread responder([&] {
+    auto in = here->pop(kLong);
+    if (in && in->local && static_cast<const Note&>(*in->local).value == 7) a->respond(*in, bytes("seen"));
+  });
+  auto r = to("A", "here", "req");
+  r.local = note;
+  Reply reply = a->request(std::move(r), kLong);
+  responder.join();
+  ASSERT_TRUE(reply.ok()) << to_string(reply.error);
+  EXPECT_EQ(text(reply.envelope.payload), "seen");
+
+  // Another node's receiver never sees it: it does not leave the process.
+  auto far = to("B", "there", "far");
+  far.local = note;
+  ASSERT_EQ(a->notify(std::move(far)), ErrorCode::None);
+  auto remote = there->pop(kLong);
+  ASSERT_TRUE(remote);
+  EXPECT_EQ(text(remote->envelope.payload), "far");
+  EXPECT_EQ(remote->local, nullptr);
+  got.reset();
+  EXPECT_EQ(note.use_count(), 1);  // nothing else kept a reference
+}
+
 TEST(TransportLocalOnly, SameNodeWorksWithoutSocketsOrThread) {
   auto o = options_for("solo");
   o.local_only = true;

@@ -452,7 +452,6 @@ ErrorCode MeshCore::stamp_thread(std::string_view self, std::string_view self_ro
     }
   }
   if (refused != ErrorCode::None) return refused;
-  m.thread = encode_thread_block(b);
   m.priority = o.priority;
   if (sent) {
     sent->thread = b.id;
@@ -468,6 +467,11 @@ ErrorCode MeshCore::stamp_thread(std::string_view self, std::string_view self_ro
       sent->from = lineage_entry(self, node_name);
       sent->to = lineage_entry(target.card.agent_id, target.card.node);
     }
+  }
+  if (auto* body = dynamic_cast<DecodedBody*>(m.local.get()); body && local) {
+    body->block = std::move(b);  // a same-node receiver takes it as it is
+  } else {
+    m.thread = encode_thread_block(b);
   }
   return ErrorCode::None;
 }
@@ -517,13 +521,13 @@ ErrorCode MeshCore::admit_thread(const transport::EnvelopeView& v, std::string_v
   return outcome;
 }
 
-std::shared_ptr<Handling> MeshCore::handling_of(const transport::Envelope& env) {
+std::shared_ptr<Handling> MeshCore::handling_of(const transport::Envelope& env, std::optional<ThreadBlock> given) {
   if (!options.conversations) return nullptr;
   auto h = std::make_shared<Handling>();
   h->mesh = instance;
   const std::int64_t now = unix_ms();
-  std::optional<ThreadBlock> b;
-  if (!env.thread.empty()) b = decode_thread_block(env.thread);
+  std::optional<ThreadBlock> b = std::move(given);
+  if (!b && !env.thread.empty()) b = decode_thread_block(env.thread);
   if (!b) b = implicit_block(*this, env.id, env.sender_agent, env.sender_node, now);
   {
     std::lock_guard lock(threads_mu);

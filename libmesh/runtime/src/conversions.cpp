@@ -14,8 +14,26 @@ std::vector<std::uint8_t> MeshCore::encode_context(const Json& ctx) const {
 std::optional<IncomingMessage> MeshCore::to_incoming(transport::Incoming&& in) {
   const auto& env = in.envelope;
   const bool request = env.type == transport::MessageType::Request;
-  auto data = decode_json(env.payload, Json());
-  auto ctx = decode_json(env.context, Json::object());
+  std::optional<Json> data;
+  std::optional<Json> ctx;
+  std::optional<ThreadBlock> block;
+  if (auto* body = dynamic_cast<DecodedBody*>(in.local.get())) {
+    // From this node: what the sender had, moved when nobody else holds
+    // it (a broadcast's copies share one).
+    if (in.local.use_count() == 1) {
+      data = std::move(body->data);
+      ctx = std::move(body->context);
+      block = std::move(body->block);
+    } else {
+      data = body->data;
+      ctx = body->context;
+      block = body->block;
+    }
+    in.local.reset();
+  } else {
+    data = decode_json(env.payload, Json());
+    ctx = decode_json(env.context, Json::object());
+  }
   if ((!request && env.type != transport::MessageType::Notify) || !data || !ctx || !ctx->is_object()) {
     stats.messages_malformed.fetch_add(1);
     if (request) {
@@ -34,7 +52,7 @@ std::optional<IncomingMessage> MeshCore::to_incoming(transport::Incoming&& in) {
   if (request) m.correlation_id = m.id;
   m.timestamp_ms = env.created_ms;
   m.priority = env.priority;
-  m.handling = handling_of(env);
+  m.handling = handling_of(env, std::move(block));
   m.handle = std::make_shared<const transport::Incoming>(std::move(in));
   return m;
 }

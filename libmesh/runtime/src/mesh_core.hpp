@@ -122,6 +122,15 @@ struct Handling {
   double cost_ = 0;
 };
 
+// A same-node message as its sender had it (transport::LocalBody): the
+// receiver takes these instead of decoding the message's bytes again.
+struct DecodedBody final : transport::LocalBody {
+  DecodedBody(Json d, Json c) : data(std::move(d)), context(std::move(c)) {}
+  Json data;
+  Json context;                      // an object
+  std::optional<ThreadBlock> block;  // as stamped (conversations on); then the bytes carry none
+};
+
 // The handling whose code runs on this thread now: set around each start
 // and resumption of a handler (HandlingScope), and by receive() to the
 // message it returns. Only one of `core`'s counts (nullptr otherwise): a
@@ -420,7 +429,8 @@ struct MeshCore {
   // its thread block's form, class and limits.
   ErrorCode admit_thread(const transport::EnvelopeView& message, std::string_view node);
   // The handling of a message as this node admitted it (to_incoming).
-  std::shared_ptr<Handling> handling_of(const transport::Envelope& env);
+  // `given`: its block as a same-node sender stamped it (DecodedBody).
+  std::shared_ptr<Handling> handling_of(const transport::Envelope& env, std::optional<ThreadBlock> given = {});
   // The thread block of an answer to `incoming` (its thread, turn, cost),
   // and the audit record of the answer.
   std::vector<std::uint8_t> response_thread(const IncomingMessage& incoming, std::span<const std::uint8_t> payload,

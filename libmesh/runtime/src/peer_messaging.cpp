@@ -62,6 +62,10 @@ static Prepared prepare(detail::MeshCore& core, PeerClient& client, std::string_
     return p;
   }
   p.message.to = address_of(*p.peer);
+  if (p.peer->local) {
+    // Its receiver is on this node: it takes the JSON as it is here.
+    p.message.local = std::make_shared<detail::DecodedBody>(message, o.context.is_null() ? Json::object() : o.context);
+  }
   p.message.sender_agent = client.my_id();
   p.message.payload = detail::encode_json(message);
   p.message.context = std::move(context);

@@ -208,7 +208,7 @@ void Loop::deliver_notify(const EnvelopeView& v, const Origin& origin) {
     send_error(origin, v.id, v.target, v.sender_agent, ErrorCode::TargetUnknown);
     return;
   }
-  deliver(inbox, Incoming{v.to_owned(), nullptr, std::string(origin.node)}, origin.identity);
+  deliver(inbox, Incoming{v.to_owned(), nullptr, std::string(origin.node), {}}, origin.identity);
 }
 
 void Loop::deliver_request(const EnvelopeView& v, const Origin& origin) {
@@ -230,7 +230,7 @@ void Loop::deliver_request(const EnvelopeView& v, const Origin& origin) {
   auto route = std::make_shared<ReplyRoute>();
   route->identity = std::string(origin.identity);
   route->core = core_;
-  deliver(inbox, Incoming{v.to_owned(), std::move(route), std::string(origin.node)}, origin.identity);
+  deliver(inbox, Incoming{v.to_owned(), std::move(route), std::string(origin.node), {}}, origin.identity);
 }
 
 void Loop::complete_pending(const EnvelopeView& v, const Peer& from) {

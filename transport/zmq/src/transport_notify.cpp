@@ -50,7 +50,8 @@ ErrorCode Transport::notify(OutMessage message) {
   if (core.is_local(message.to.node)) {
     auto inbox = core.find_inbox(message.to.target);
     if (!inbox) return ErrorCode::TargetUnknown;
-    return inbox->push(Incoming{make_envelope(core, message, MessageType::Notify, 0), nullptr, {}});
+    Envelope env = make_envelope(core, message, MessageType::Notify, 0);
+    return inbox->push(Incoming{std::move(env), nullptr, {}, std::move(message.local)});
   }
   std::shared_ptr<PeerShared> peer;
   if (const ErrorCode e = impl_->reserve(message.to.node, peer); e != ErrorCode::None) return e;

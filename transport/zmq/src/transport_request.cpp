@@ -64,7 +64,7 @@ ErrorCode Transport::Impl::start_local_request(OutMessage&& m, std::chrono::mill
   auto route = std::make_shared<ReplyRoute>();
   route->local = call;
   route->core = core;
-  const ErrorCode code = inbox->push(Incoming{std::move(env), std::move(route), {}});
+  const ErrorCode code = inbox->push(Incoming{std::move(env), std::move(route), {}, std::move(m.local)});
   if (code != ErrorCode::None) {
     call->cancel();
     return code;

@@ -187,6 +187,16 @@ struct Address {
   std::string target;  // inbox name (an agent id)
 };
 
+// What a same-node sender may hand its receiver beside the bytes: the
+// layer above's own, already decoded form of the message, so that the
+// receiver need not decode what the sender has just encoded. It never
+// leaves the process: the transport carries it to a same-node inbox and
+// drops it for any other. The bytes stay the message of record (the
+// audit trail, limits and quick handlers read them).
+struct LocalBody {
+  virtual ~LocalBody() = default;
+};
+
 struct OutMessage {
   Address to;
   std::string sender_agent;
@@ -202,6 +212,7 @@ struct OutMessage {
   MessageId id;
   std::uint8_t flags = 0;  // Envelope::flags (kFlagBroadcast)
   std::vector<std::uint8_t> thread;  // Envelope::thread
+  std::shared_ptr<LocalBody> local;  // for a same-node receiver only
 };
 
 // Where a reply to an incoming request goes: back over the connection it
@@ -217,6 +228,8 @@ struct Incoming {
   // envelope's sender_node was checked to be the same; empty for a
   // same-node sender. Inbox shares are counted by it.
   std::string source;
+  // The sender's LocalBody, when it was on this node and gave one.
+  std::shared_ptr<LocalBody> local;
 
   bool is_request() const { return envelope.type == MessageType::Request; }
   bool is_notify() const { return envelope.type == MessageType::Notify; }
