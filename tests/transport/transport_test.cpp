@@ -553,6 +553,8 @@ TEST_F(TransportTest, ConnectionsOnDemandOpenOnFirstUseAndCloseWhenIdle) {
 
   ASSERT_TRUE(eventually([&] { return !a->peer_connected("B"); })) << "closed once idle";
   EXPECT_EQ(a->stats().connections_closed_idle, 1u);
+  // The closed connection's memory goes back once, a moment later.
+  EXPECT_TRUE(eventually([&] { return a->stats().memory_trims == 1u; }));
 
   // Opened again by the next messages; a burst sent while it opens
   // arrives whole and in order.

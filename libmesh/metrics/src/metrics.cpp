@@ -283,6 +283,9 @@ std::vector<MetricFamily> transport_families(const transport::TransportStats& s)
                         "Connections to other nodes closed after carrying nothing for the idle timeout; "
                         "the next message opens one again.",
                         s.connections_closed_idle));
+  out.push_back(counter("mesh_transport_memory_trims_total",
+                        "Times the free heap was handed back to the system after connections closed.",
+                        s.memory_trims));
   return out;
 }
 

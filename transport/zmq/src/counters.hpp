@@ -47,6 +47,7 @@ struct Counters {
   std::atomic<std::uint64_t> requests_direct{0};
   std::atomic<std::uint64_t> peers_connected{0};
   std::atomic<std::uint64_t> connections_closed_idle{0};
+  std::atomic<std::uint64_t> memory_trims{0};
   std::atomic<std::uint64_t> outbound_queued{0};
   std::atomic<std::uint64_t> outbound_queued_bytes{0};
   std::atomic<std::uint64_t> pending_requests{0};

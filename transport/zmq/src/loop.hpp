@@ -171,6 +171,11 @@ class Loop {
   void connect_on_demand(Peer& p);
   void close_idle(std::int64_t now);
   std::int64_t next_idle_ms() const;
+  // Connections were closed: give the memory their buffers held back to
+  // the system once libzmq has freed them (kTrimDelayMs later, so that a
+  // burst of closes, and the other ends' closes, cost one trim).
+  void arm_trim(std::int64_t now);
+  void trim_if_due(std::int64_t now);
   std::string endpoint_for(const PeerAddress& a) const;
   bool read_monitor(Peer& p);  // true: drained
   void on_monitor_event(Peer& p, std::uint16_t event);
@@ -330,6 +335,7 @@ class Loop {
   // The earliest hold_ends() of a held frame (INT64_MAX: none); may be
   // early after frames left, never late.
   std::int64_t next_held_ms_ = INT64_MAX;
+  std::int64_t trim_at_ms_ = INT64_MAX;  // arm_trim
 
   std::vector<Command> commands_;
   std::vector<std::uint8_t> scratch_;

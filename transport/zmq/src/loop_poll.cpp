@@ -68,6 +68,7 @@ void Loop::run() {
       }
     }
     close_idle(now);
+    trim_if_due(now);
     if (now >= core_->asks.next_free_ms()) core_->asks.sweep(now);
     if (now >= next_held_ms_) expire_held_all(now);
 
@@ -87,7 +88,7 @@ void Loop::run() {
     fds.push_back(pollfd{core_->dealer_recheck.fd(), POLLIN, 0});
     bool busy = router_check_ || zap_check_;
     std::int64_t wake = std::min({next_deadline_ms(), core_->local_deadlines.next_ms(),
-                                  core_->asks.next_free_ms(), next_held_ms_, next_idle_ms()});
+                                  core_->asks.next_free_ms(), next_held_ms_, next_idle_ms(), trim_at_ms_});
     // Room for deferred replies shows on the ROUTER's fd (an activate_write
     // command); the timer is the fallback, while replies wait.
     if (!deferred_.empty()) wake = std::min(wake, now + kDeferredRetryMs);

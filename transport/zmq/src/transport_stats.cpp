@@ -51,6 +51,7 @@ TransportStats Transport::stats() const {
   }
   s.peers_connected = get(c.peers_connected);
   s.connections_closed_idle = get(c.connections_closed_idle);
+  s.memory_trims = get(c.memory_trims);
   s.outbound_queued = get(c.outbound_queued);
   s.outbound_queued_bytes = get(c.outbound_queued_bytes);
   {

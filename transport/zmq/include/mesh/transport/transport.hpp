@@ -403,6 +403,7 @@ struct TransportStats {
   std::uint64_t peers = 0;
   std::uint64_t peers_connected = 0;
   std::uint64_t connections_closed_idle = 0;  // closed after idle_disconnect without use
+  std::uint64_t memory_trims = 0;             // free heap handed back after connections closed
   std::uint64_t outbound_queued = 0;          // messages in per-peer queues now
   std::uint64_t outbound_queued_bytes = 0;    // ...and their bytes
   std::uint64_t inbox_queued = 0;             // messages waiting in open inboxes now
