@@ -147,8 +147,8 @@ void Loop::trim_if_due(std::int64_t now) {
   trim_at_ms_ = INT64_MAX;
 #if defined(__GLIBC__)
   ::malloc_trim(0);
-#endif
   bump(core_->counters.memory_trims);
+#endif
 }
 
 std::int64_t Loop::next_idle_ms() const {
