@@ -101,23 +101,28 @@ std::optional<Error> walk_packet(ByteView bytes, const DecodeLimits& limits, Out
   return walk_unit(rest, depth, limits, out, on_message, keep_inflated);
 }
 
+// A compound's header: its type, the count of parts and each part's
+// length (big-endian u16); the parts follow it.
+template <class Part>
+void put_compound_header(Bytes& out, std::span<const Part> parts) {
+  put_type(out, MsgType::Compound);
+  out.push_back(static_cast<std::uint8_t>(parts.size()));
+  for (const auto& p : parts) {
+    assert(p.size() <= 0xffff);
+    out.push_back(static_cast<std::uint8_t>(p.size() >> 8));
+    out.push_back(static_cast<std::uint8_t>(p.size()));
+  }
+}
+
 }  // namespace
 
 Bytes make_compound(std::span<const Bytes> parts) {
   assert(!parts.empty() && parts.size() <= kCompoundMaxParts);
   std::size_t total = 2 + 2 * parts.size();
-  for (const auto& p : parts) {
-    assert(p.size() <= 0xffff);
-    total += p.size();
-  }
+  for (const auto& p : parts) total += p.size();
   Bytes out;
   out.reserve(total);
-  put_type(out, MsgType::Compound);
-  out.push_back(static_cast<std::uint8_t>(parts.size()));
-  for (const auto& p : parts) {
-    out.push_back(static_cast<std::uint8_t>(p.size() >> 8));
-    out.push_back(static_cast<std::uint8_t>(p.size()));
-  }
+  put_compound_header(out, parts);
   for (const auto& p : parts) out.insert(out.end(), p.begin(), p.end());
   return out;
 }
@@ -138,21 +143,11 @@ Bytes make_packet(std::span<const ByteView> parts, bool crc) {
   const bool compound = parts.size() > 1;
   std::size_t total = crc ? 5 : 0;
   if (compound) total += 2 + 2 * parts.size();
-  for (const auto& p : parts) {
-    assert(p.size() <= 0xffff);
-    total += p.size();
-  }
+  for (const auto& p : parts) total += p.size();
   Bytes out;
   out.reserve(total);
   if (crc) out.resize(5);
-  if (compound) {
-    put_type(out, MsgType::Compound);
-    out.push_back(static_cast<std::uint8_t>(parts.size()));
-    for (const auto& p : parts) {
-      out.push_back(static_cast<std::uint8_t>(p.size() >> 8));
-      out.push_back(static_cast<std::uint8_t>(p.size()));
-    }
-  }
+  if (compound) put_compound_header(out, parts);
   for (const auto& p : parts) out.insert(out.end(), p.begin(), p.end());
   if (crc) {
     const std::uint32_t sum = crc32_ieee(ByteView(out).subspan(5));
