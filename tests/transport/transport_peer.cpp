@@ -367,6 +367,8 @@ nlohmann::json stats_json(const mt::Transport& t, const std::deque<ServedInbox>&
       {"expired_on_arrival", s.expired_on_arrival},
       {"requests_failed_fast", s.requests_failed_fast},
       {"requests_direct", s.requests_direct},
+      {"replies_direct", s.replies_direct},
+      {"async_requests_direct", s.async_requests_direct},
       {"peers", s.peers},
       {"peers_connected", s.peers_connected},
       {"outbound_queued", s.outbound_queued},

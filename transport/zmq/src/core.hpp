@@ -25,6 +25,7 @@
 #include "ask_table.hpp"
 #include "command_queue.hpp"
 #include "counters.hpp"
+#include "direct_watches.hpp"
 #include "local_deadlines.hpp"
 #include "mesh/transport/envelope.hpp"
 #include "mesh/transport/transport.hpp"
@@ -32,6 +33,7 @@
 
 namespace zmq {
 class context_t;
+class socket_t;
 }
 
 namespace mesh::transport::detail {
@@ -41,6 +43,27 @@ namespace mesh::transport::detail {
 // transport_reserve.cpp): the thread looks at that DEALER again at the
 // latest this long after. Only refusals of notifies can wait that long.
 inline constexpr std::int64_t kDealerRecheckMs = 10;
+
+class ReplyCache;
+
+// The ROUTER as a caller may use it to send its answer to a request
+// itself, without handing it to the transport thread (one wake-up less on
+// every remote request; Transport::Impl::answer). The thread holds `mu`
+// around each use of the ROUTER and of the reply cache, and never while
+// it runs anything else (callbacks, deliveries), so a caller never waits
+// long; callers only try it, and hand the answer over when they cannot
+// have it.
+struct RouterShare {
+  std::mutex mu;
+  zmq::socket_t* socket = nullptr;  // under mu: set while the thread runs
+  ReplyCache* replies = nullptr;    // under mu: the thread's reply cache
+  // Under mu: some answers wait on the thread for room in a requester's
+  // pipe. Answers leave in order, so a caller then hands its own over.
+  bool deferred = false;
+  // A caller's send may have taken the signal the ROUTER's fd would have
+  // given the thread, and found input waiting: the thread reads it.
+  std::atomic<bool> recheck{false};
+};
 
 struct StringHash {
   using is_transparent = void;
@@ -65,6 +88,8 @@ struct Core {
   std::string endpoint;
   CommandQueue commands;
   DelayedWake dealer_recheck{kDealerRecheckMs};  // set by direct sends (dealer_used)
+  RouterShare router;
+  DirectWatches direct_watches;  // requests callers sent on a DEALER themselves
   AskTable asks;
   LocalDeadlines local_deadlines;
 

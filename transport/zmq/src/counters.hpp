@@ -45,6 +45,8 @@ struct Counters {
   std::atomic<std::uint64_t> expired_on_arrival{0};
   std::atomic<std::uint64_t> requests_failed_fast{0};
   std::atomic<std::uint64_t> requests_direct{0};
+  std::atomic<std::uint64_t> replies_direct{0};
+  std::atomic<std::uint64_t> async_requests_direct{0};
   std::atomic<std::uint64_t> peers_connected{0};
   std::atomic<std::uint64_t> connections_closed_idle{0};
   std::atomic<std::uint64_t> memory_trims{0};

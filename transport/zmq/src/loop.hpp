@@ -193,6 +193,9 @@ class Loop {
 
   // our requests in flight (loop_deadlines.cpp)
   void watch(const std::shared_ptr<PendingCall>& call);
+  // Watches the requests callers sent on a DEALER themselves since the
+  // last call (Core::direct_watches).
+  void take_direct_watches();
   void fail_pending_to(const void* peer, ErrorCode reason);
   void expire_deadlines(std::int64_t now_ms);
   // The earliest deadline of a request still pending (INT64_MAX: none).
@@ -244,6 +247,9 @@ class Loop {
   // lost); false = unroutable.
   bool router_send(const Origin& to, std::span<const std::uint8_t> bytes, MessageType type,
                    const MessageId* answers = nullptr);
+  // router_send with the ROUTER's lock (RouterShare::mu) held.
+  bool router_send_locked(std::string_view identity, std::span<const std::uint8_t> bytes, MessageType type,
+                          std::string_view node, const MessageId* answers);
   enum class SendResult { Sent, WouldBlock, Unroutable };
   SendResult try_router_send(std::string_view identity, std::span<const std::uint8_t> bytes, MessageType type);
   bool defer(std::string_view identity, std::span<const std::uint8_t> bytes, MessageType type);
@@ -282,6 +288,7 @@ class Loop {
 
   std::unordered_map<std::string, std::unique_ptr<Peer>> peers_;
   std::unordered_multimap<MessageId, std::shared_ptr<PendingCall>, MessageIdHash> pending_;
+  std::vector<std::shared_ptr<PendingCall>> taken_;  // scratch of take_direct_watches
   std::priority_queue<Deadline, std::vector<Deadline>, std::greater<>> deadlines_;
   DedupWindow dedup_;
   // Ids of our requests that completed without a reply (timeout, peer

@@ -1,5 +1,6 @@
-// Our requests to other nodes that await a reply on the transport thread:
-// watched until their deadline, failed when their peer fails.
+// Our requests to other nodes that await a reply on the transport thread
+// (sent by it, or by their caller on the peer's DEALER): watched until
+// their deadline, failed when their peer fails.
 #include "loop.hpp"
 
 namespace mesh::transport::detail {
@@ -9,7 +10,16 @@ void Loop::watch(const std::shared_ptr<PendingCall>& call) {
   deadlines_.push(Deadline{call->deadline_ms, call->id, call.get()});
 }
 
+void Loop::take_direct_watches() {
+  core_->direct_watches.take(taken_);
+  for (auto& call : taken_) {
+    if (!call->done()) watch(call);
+  }
+  taken_.clear();
+}
+
 void Loop::fail_pending_to(const void* peer, ErrorCode reason) {
+  take_direct_watches();  // those fail too
   for (auto it = pending_.begin(); it != pending_.end();) {
     if (it->second->peer != peer) {
       ++it;

@@ -26,17 +26,22 @@ ErrorCode code_for(DecodeError e) {
 bool Loop::read_router() {
   for (int i = 0; i < kRecvBatch; ++i) {
     zmq::message_t identity;
-    if (!recv_now(router_, identity)) return true;
-    if (!identity.more()) {  // cannot come from a ZMTP peer; be safe
-      bump(core_->counters.frames_malformed);
-      continue;
-    }
     zmq::message_t body;
-    if (!recv_now(router_, body)) return true;
-    if (body.more()) {  // our peers send exactly one frame per message
-      drain_multipart(router_);
-      bump(core_->counters.frames_malformed);
-      continue;
+    {
+      // Callers answer on the ROUTER too (RouterShare); not held while
+      // the frame is handled, which may run callbacks that answer.
+      std::lock_guard lock(core_->router.mu);
+      if (!recv_now(router_, identity)) return true;
+      if (!identity.more()) {  // cannot come from a ZMTP peer; be safe
+        bump(core_->counters.frames_malformed);
+        continue;
+      }
+      if (!recv_now(router_, body)) return true;
+      if (body.more()) {  // our peers send exactly one frame per message
+        drain_multipart(router_);
+        bump(core_->counters.frames_malformed);
+        continue;
+      }
     }
     const Origin origin{identity.to_string_view(), node_of(identity.to_string_view(), body)};
     if (origin.node.empty()) {
@@ -106,9 +111,14 @@ void Loop::handle_frame(std::span<const std::uint8_t> frame, const Origin* origi
     // A request resent under its id after its answer went out (the answer
     // was lost, say): answer again from the cache, to the same node only.
     if (v.type == MessageType::Request && origin) {
-      if (const ReplyCache::Entry* cached = replies_.find(DedupKey{std::string(source), v.id})) {
+      std::vector<std::uint8_t> cached;
+      {
+        std::lock_guard lock(core_->router.mu);  // callers add to the cache (RouterShare)
+        if (const ReplyCache::Entry* entry = replies_.find(DedupKey{std::string(source), v.id})) cached = entry->bytes;
+      }
+      if (!cached.empty()) {
         // Under a fresh id: the requester's dedup window has seen the first.
-        DecodeResult old = decode(cached->bytes, std::numeric_limits<std::size_t>::max());
+        DecodeResult old = decode(cached, std::numeric_limits<std::size_t>::max());
         if (old.ok()) {
           Envelope again = old.view.to_owned();
           again.id = core_->ids.next();
@@ -239,6 +249,9 @@ void Loop::complete_pending(const EnvelopeView& v, const Peer& from) {
     return;
   }
   const MessageId corr = *v.correlation;
+  // A caller that sent its request itself handed the call over before the
+  // reply could be read; it may not have been taken yet.
+  if (!pending_.contains(corr)) take_direct_watches();
   auto [first, last] = pending_.equal_range(corr);
   // Only the peer a request went to can answer it.
   std::vector<std::shared_ptr<PendingCall>> calls;

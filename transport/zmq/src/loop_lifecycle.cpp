@@ -94,6 +94,12 @@ void Loop::setup() {
 
 void Loop::close_all_sockets() {
   for (auto& [name, p] : peers_) close_dealer(*p);
+  {
+    std::lock_guard lock(core_->router.mu);  // no caller answers on it from here on
+    core_->router.socket = nullptr;
+    core_->router.replies = nullptr;
+    core_->router.deferred = false;
+  }
   router_.close();
   zap_.close();
 }
@@ -109,6 +115,11 @@ void Loop::shutdown_all() {
   deferred_bytes_ = 0;
   // Commands that arrived with (or after) the stop are answered Shutdown.
   drain_late_commands();
+  // So are the requests callers sent themselves; from here on they fail
+  // their own (DirectWatches::add refuses).
+  core_->direct_watches.close(taken_);
+  for (auto& call : taken_) call->complete(Reply{ErrorCode::Shutdown, {}}, &core_->counters.requests_failed_fast);
+  taken_.clear();
   for (auto& [id, call] : pending_) {
     call->complete(Reply{ErrorCode::Shutdown, {}}, &core_->counters.requests_failed_fast);
   }

@@ -17,8 +17,9 @@
 namespace mesh::transport::detail {
 
 // The fds polled before the peers': the command queue's eventfd, the
-// ROUTER, the ZAP handler and the dealer recheck timer.
-constexpr std::size_t kFixedFds = 4;
+// ROUTER, the ZAP handler, the dealer recheck timer and the alarm of
+// requests callers sent themselves.
+constexpr std::size_t kFixedFds = 5;
 
 // The loop polls the sockets' ZMQ_FDs itself instead of calling
 // zmq_poll. zmq_poll asks every socket for ZMQ_EVENTS before and after
@@ -38,7 +39,14 @@ void Loop::run() {
   bool eventfd_readable = false;
   std::vector<pollfd> fds;
   std::vector<std::pair<Peer*, bool>> fd_owner;  // per fd after the fixed ones: peer, is-monitor
+  {
+    // From here callers may answer requests on the ROUTER themselves.
+    std::lock_guard lock(core_->router.mu);
+    core_->router.socket = &router_;
+    core_->router.replies = &replies_;
+  }
   while (!stop_) {
+    take_direct_watches();  // before any reply to them is read
     if (!deferred_.empty()) retry_deferred();
     if (router_check_) service_router();
     if (zap_check_) service_zap();
@@ -86,6 +94,13 @@ void Loop::run() {
     fds.push_back(pollfd{router_fd_, POLLIN, 0});
     fds.push_back(pollfd{zap_fd_, POLLIN, 0});  // -1 without CURVE: poll ignores it
     fds.push_back(pollfd{core_->dealer_recheck.fd(), POLLIN, 0});
+    fds.push_back(pollfd{core_->direct_watches.fd(), POLLIN, 0});
+    // After the commands: a caller sets recheck before its wake-up, so a
+    // wake-up taken above comes with its recheck seen here.
+    if (core_->router.recheck.load(std::memory_order_acquire) &&
+        core_->router.recheck.exchange(false, std::memory_order_acq_rel)) {
+      router_check_ = true;
+    }
     bool busy = router_check_ || zap_check_;
     std::int64_t wake = std::min({next_deadline_ms(), core_->local_deadlines.next_ms(),
                                   core_->asks.next_free_ms(), next_held_ms_, next_idle_ms(), trim_at_ms_});
@@ -95,6 +110,14 @@ void Loop::run() {
     for (auto& [name, p] : peers_) {
       if (p->rebuild_at_ms != 0) wake = std::min(wake, p->rebuild_at_ms);
       if (!p->dealer) continue;
+      // A caller's request sent since the top of the loop found input
+      // waiting (send_request_direct); its wake-up may have been taken
+      // with the commands above.
+      if (p->shared->dealer_used.load(std::memory_order_relaxed) &&
+          p->shared->dealer_used.exchange(false, std::memory_order_acq_rel)) {
+        p->dealer_check = true;
+        p->used = true;
+      }
       busy = busy || p->dealer_check || p->monitor_check;
       fds.push_back(pollfd{p->dealer_fd, POLLIN, 0});
       fd_owner.emplace_back(p.get(), false);
@@ -114,6 +137,9 @@ void Loop::run() {
     if (fds[2].revents) zap_check_ = true;
     // Cleared before the next turn looks at dealer_used (see DelayedWake).
     if (fds[3].revents) core_->dealer_recheck.clear();
+    // The requests it covers are taken at the top of the next turn, and
+    // their deadlines then count in the wait.
+    if (fds[4].revents) core_->direct_watches.clear_alarm();
     // Peers cannot have been removed since fd_owner was filled.
     for (std::size_t i = 0; i < fd_owner.size(); ++i) {
       if (!fds[kFixedFds + i].revents) continue;

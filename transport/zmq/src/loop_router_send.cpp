@@ -13,8 +13,16 @@ void Loop::on_reply(CmdReply& c) { router_send(Origin{c.identity, c.node}, c.byt
 bool Loop::router_send(const Origin& to, std::span<const std::uint8_t> bytes, MessageType type,
                        const MessageId* answers) {
   const std::string_view identity = to.identity;
+  std::lock_guard lock(core_->router.mu);  // callers answer on the ROUTER too (RouterShare)
+  const bool result = router_send_locked(identity, bytes, type, to.node, answers);
+  core_->router.deferred = !deferred_.empty();
+  return result;
+}
+
+bool Loop::router_send_locked(std::string_view identity, std::span<const std::uint8_t> bytes, MessageType type,
+                              std::string_view node, const MessageId* answers) {
   if (answers) {
-    replies_.put(DedupKey{std::string(to.node), *answers}, bytes, type);
+    replies_.put(DedupKey{std::string(node), *answers}, bytes, type);
     core_->counters.reply_cache_bytes.store(replies_.bytes(), std::memory_order_relaxed);
   }
   // Replies to one requester leave in order: behind any already waiting.
@@ -87,6 +95,7 @@ bool Loop::defer(std::string_view identity, std::span<const std::uint8_t> bytes,
 }
 
 void Loop::retry_deferred() {
+  std::lock_guard lock(core_->router.mu);
   for (auto it = deferred_.begin(); it != deferred_.end();) {
     auto& queue = it->second.items;
     bool gone = false;
@@ -107,6 +116,7 @@ void Loop::retry_deferred() {
     }
     it = queue.empty() ? deferred_.erase(it) : std::next(it);
   }
+  core_->router.deferred = !deferred_.empty();
 }
 
 void Loop::forget_deferred(DeferredQueue& queue, std::size_t bytes) {

@@ -56,6 +56,11 @@ struct Transport::Impl {
   // Sends an encoded notify on the peer's DEALER from this thread, when
   // that keeps the order and the failure reporting of the queued path.
   bool send_direct(detail::PeerShared& peer, const std::vector<std::uint8_t>& bytes);
+  // A request sent by the caller on the peer's DEALER, its call handed to
+  // the transport thread's watch (Core::direct_watches); false: nothing
+  // was sent, it takes the queue.
+  bool send_request_direct(detail::PeerShared& peer, const std::shared_ptr<detail::PendingCall>& call,
+                           const std::vector<std::uint8_t>& bytes);
   void unreserve(detail::PeerShared& peer);
   // Adds an encoded frame's bytes to a peer reserved above: MailboxFull
   // (and the reservation dropped) when the queue's byte budget would be

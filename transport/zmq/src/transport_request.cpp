@@ -109,6 +109,11 @@ ErrorCode Transport::Impl::send_remote(std::shared_ptr<PeerShared> peer, const E
   frame.call = std::make_shared<PendingCall>(env.id, peer.get(), detail::steady_now_ms() + timeout.count(),
                                              std::move(done), &core->counters.pending_requests);
   frame.call->track(peer);
+  if (send_request_direct(*peer, frame.call, frame.bytes)) {
+    uncharge(*peer, frame.bytes.size());
+    unreserve(*peer);
+    return ErrorCode::None;
+  }
   core->commands.push(detail::CmdSend{std::move(peer), std::move(frame)});
   return ErrorCode::None;
 }

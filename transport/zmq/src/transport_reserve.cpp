@@ -1,6 +1,7 @@
 // A caller's claim on a peer's outbound queue: a place in it (reserve),
-// its byte budget (charge), and the direct send that lets a notify skip
-// the queue and the transport thread when nothing can be overtaken.
+// its byte budget (charge), and the direct sends that let a notify or a
+// request skip the queue and the transport thread when nothing can be
+// overtaken.
 #include "transport_impl.hpp"
 
 #include <zmq.hpp>
@@ -14,6 +15,7 @@
 #include <string>
 #include <vector>
 
+#include "command_queue.hpp"
 #include "core.hpp"
 #include "counters.hpp"
 #include "peer_shared.hpp"
@@ -71,6 +73,42 @@ bool Transport::Impl::send_direct(PeerShared& peer, const std::vector<std::uint8
     return false;
   }
   if (!peer.dealer_used.exchange(true, std::memory_order_acq_rel)) core->dealer_recheck.arm();
+  return true;
+}
+
+// The conditions of send_direct, but for a request, whose reply the
+// transport thread reads on the same DEALER: a send may take the signal
+// the DEALER's fd owed the thread, so the caller asks for ZMQ_EVENTS
+// after it, and input waiting (some earlier reply) wakes the thread. The
+// call is handed over before the lock is let go: the thread needs the
+// lock to read, so it cannot see the reply before it can find the call.
+bool Transport::Impl::send_request_direct(PeerShared& peer, const std::shared_ptr<detail::PendingCall>& call,
+                                          const std::vector<std::uint8_t>& bytes) {
+  if (!core->options.direct_async_requests || peer.state.load(std::memory_order_acquire) != PeerState::Connected ||
+      peer.queued.load(std::memory_order_acquire) != 1) {
+    return false;
+  }
+  std::unique_lock lock(peer.dealer_mu, std::try_to_lock);
+  if (!lock.owns_lock() || !peer.dealer) return false;
+  auto& sent = core->counters.sent[detail::type_index(MessageType::Request)];
+  bump(sent);
+  if (!detail::send_now(peer.dealer, zmq::buffer(bytes))) {
+    detail::drop(sent);
+    return false;
+  }
+  bump(core->counters.async_requests_direct);
+  if (!peer.used.load(std::memory_order_relaxed)) peer.used.store(true, std::memory_order_relaxed);
+  if (!core->direct_watches.add(call)) {
+    // The transport thread has shut down: nobody reads the reply.
+    lock.unlock();
+    call->complete(Reply{ErrorCode::Shutdown, {}}, &core->counters.requests_failed_fast);
+    return true;
+  }
+  if (detail::socket_events(peer.dealer) & ZMQ_POLLIN) {
+    peer.dealer_used.store(true, std::memory_order_release);
+    lock.unlock();
+    core->commands.push(detail::CmdWake{});
+  }
   return true;
 }
 

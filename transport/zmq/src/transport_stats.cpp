@@ -45,6 +45,8 @@ TransportStats Transport::stats() const {
   s.expired_on_arrival = get(c.expired_on_arrival);
   s.requests_failed_fast = get(c.requests_failed_fast);
   s.requests_direct = get(c.requests_direct);
+  s.replies_direct = get(c.replies_direct);
+  s.async_requests_direct = get(c.async_requests_direct);
   {
     std::shared_lock lock(core.peers_mu);
     s.peers = core.peers.size();

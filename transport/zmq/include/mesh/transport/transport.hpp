@@ -117,11 +117,23 @@ struct TransportOptions {
   // skipping both hops through the transport thread. false: every request
   // goes through the transport thread (for comparison and diagnosis).
   bool direct_requests = true;
+  // request_async, request_future and ask_async to a connected peer with
+  // nothing queued send on the peer's DEALER from the calling thread (under
+  // the lock the transport thread shares) instead of handing the frame to
+  // the transport thread, which still reads the reply. false: through the
+  // transport thread.
+  bool direct_async_requests = true;
   // notify() to a connected peer with nothing queued sends on the peer's
   // DEALER from the calling thread (under a lock the transport thread
   // shares) instead of handing the frame to the transport thread. false:
   // every notify goes through the transport thread.
   bool direct_notifies = true;
+  // respond() to a remote requester sends the answer on the ROUTER from
+  // the answering thread (under a lock the transport thread shares) when
+  // the ROUTER is free and no earlier answer waits for room, instead of
+  // handing it to the transport thread. false: every answer goes through
+  // the transport thread.
+  bool direct_replies = true;
   // ask_async results (and expired placeholders) are freed this long
   // after their deadline; check_inbox reports Expired until then.
   std::chrono::milliseconds ask_retention{60000};
@@ -400,6 +412,8 @@ struct TransportStats {
   std::uint64_t expired_on_arrival = 0;       // requests whose deadline had passed on arrival
   std::uint64_t requests_failed_fast = 0;     // PeerDead / PeerUnreachable / Shutdown
   std::uint64_t requests_direct = 0;          // blocking requests sent on a request channel
+  std::uint64_t async_requests_direct = 0;    // callback requests the caller sent on the peer's DEALER itself
+  std::uint64_t replies_direct = 0;           // answers the answering thread sent on the ROUTER itself
   std::uint64_t peers = 0;
   std::uint64_t peers_connected = 0;
   std::uint64_t connections_closed_idle = 0;  // closed after idle_disconnect without use
