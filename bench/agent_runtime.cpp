@@ -13,9 +13,11 @@
 //   3. ring: a counter passed around a ring of --ring-size agents, msgs/s;
 //   4. remote request/response, two processes on 127.0.0.1: a Mesh with P2P
 //      on (SWIM + ZeroMQ) in each, the server hosting an echo CustomAgent,
-//      the client's node_client() sending ~256-byte JSON documents one at a
-//      time; beside it a raw DEALER->ROUTER echo (cppzmq) and the pyzmq +
-//      json floor (bench/pyzmq_echo.py), as in transport_vs_zmq.
+//      ~256-byte JSON documents sent one at a time by the client's
+//      node_client() (blocking, "ours") and by an agent of the client node
+//      with co_await peers().request_detailed(...) ("agent", timed by the
+//      agent itself); beside them a raw DEALER->ROUTER echo (cppzmq) and
+//      the pyzmq + json floor (bench/pyzmq_echo.py), as in transport_vs_zmq.
 //
 // Rows 1-3 run each side in a child process of its own (this binary
 // re-executed with --child MODE, printing one JSON line), so that one
@@ -514,12 +516,59 @@ int serve(const std::string& mode) {
   throw std::runtime_error("unknown --serve mode " + mode);
 }
 
+// The agent-to-agent form of the remote row: an agent on the client node
+// asks the server's echo agent with co_await peers().request(...) (the
+// coroutine API) and times that itself; each round trip is started by a
+// notify from the measuring thread, which the timing leaves out.
+class AskAgent : public mesh::CustomAgent {
+ public:
+  explicit AskAgent(mesh::Json doc) : CustomAgent({.role = "asker", .agent_id = "asker"}), doc_(std::move(doc)) {}
+
+  // Waits for the round trip a notify started; its time in ns, or throws.
+  std::int64_t wait_result() {
+    std::unique_lock lock(mu_);
+    if (!cv_.wait_for(lock, 10s, [this] { return done_; })) throw std::runtime_error("the asking agent did not answer in 10 s");
+    done_ = false;
+    if (!error_.empty()) throw std::runtime_error(error_);
+    return ns_;
+  }
+
+ protected:
+  mesh::Task<void> on_notify(const mesh::IncomingMessage&) override {
+    const auto t0 = Clock::now();
+    const auto r = co_await peers().request_detailed("echo", doc_, 5000ms);
+    const auto t1 = Clock::now();
+    std::string error;
+    if (!r.ok()) {
+      error = "remote agent request failed: " + std::string(mesh::transport::to_string(r.error));
+    } else if (r.response->data["id"] != doc_["id"]) {
+      error = "remote agent request: wrong reply";
+    }
+    {
+      std::lock_guard lock(mu_);
+      ns_ = std::chrono::duration_cast<std::chrono::nanoseconds>(t1 - t0).count();
+      error_ = std::move(error);
+      done_ = true;
+    }
+    cv_.notify_one();
+  }
+
+ private:
+  const mesh::Json doc_;
+  std::mutex mu_;
+  std::condition_variable cv_;
+  bool done_ = false;
+  std::int64_t ns_ = 0;
+  std::string error_;
+};
+
 // The client side of our remote row: a Mesh joined to the server's.
 class MeshEchoClient {
  public:
   explicit MeshEchoClient(std::uint16_t server_swim_port)
       : mesh_(remote_config("cli", {"127.0.0.1:" + std::to_string(server_swim_port)})),
-        doc_(make_document()) {
+        doc_(make_document()),
+        asker_(mesh_.add<AskAgent>(doc_)) {
     mesh_.start();
     const auto deadline = Clock::now() + 30s;
     while (!mesh_.node_client().registry().contains("echo")) {
@@ -540,9 +589,16 @@ class MeshEchoClient {
     if (r.response->data["id"] != doc_["id"]) throw std::runtime_error("remote request: wrong reply");
   }
 
+  // One round trip by the asking agent, as it timed it.
+  std::int64_t agent_one() {
+    if (!mesh_.node_client().notify("asker", mesh::Json::object())) throw std::runtime_error("cannot reach the asking agent");
+    return asker_.wait_result();
+  }
+
  private:
   mesh::Mesh mesh_;
   const mesh::Json doc_;
+  AskAgent& asker_;
 };
 
 // Raw and ours measured in alternating slices, fresh server processes.
@@ -557,7 +613,8 @@ std::map<std::string, Rtt> remote_round(const Options& opt, const std::string& l
   std::vector<LatencySystem> systems;
   systems.push_back({"raw", [&] { raw.one(); }});
   systems.push_back({"ours", [&] { ours.one(); }});
-  return run_latency(opt.plan(), {&systems[0], &systems[1]}, round);
+  systems.push_back({"agent", {}, {}, 0, [&] { return ours.agent_one(); }});
+  return run_latency(opt.plan(), {&systems[0], &systems[1], &systems[2]}, round);
 }
 
 // ================================================================ parent
@@ -632,14 +689,20 @@ void one_round(const Options& opt, const std::string& log_dir, int round, Series
   const auto rtt = remote_round(opt, log_dir, round);
   const Rtt& raw = rtt.at("raw");
   const Rtt& ours = rtt.at("ours");
+  const Rtt& agent = rtt.at("agent");
   std::cerr << tag << "remote raw:  " << rtt_line(raw) << "\n"
-            << tag << "remote ours: " << rtt_line(ours) << "\n";
+            << tag << "remote ours: " << rtt_line(ours) << "\n"
+            << tag << "remote agent: " << rtt_line(agent) << "\n";
   s.add("raw_p50_us", raw.p50_us);
   s.add("raw_p99_us", raw.p99_us);
   s.add("remote_request_p50_us", ours.p50_us);
   s.add("remote_request_p99_us", ours.p99_us);
   s.add("remote_request_p50_ratio_vs_raw", ours.p50_us / raw.p50_us);
   s.add("remote_request_p99_ratio_vs_raw", ours.p99_us / raw.p99_us);
+  s.add("agent_request_p50_us", agent.p50_us);
+  s.add("agent_request_p99_us", agent.p99_us);
+  s.add("agent_request_p50_ratio_vs_raw", agent.p50_us / raw.p50_us);
+  s.add("agent_request_p99_ratio_vs_raw", agent.p99_us / raw.p99_us);
   check_interrupt();
   std::string note;
   if (const auto py = python_floor(opt.python, opt.pyzmq_script, opt.plan(), note)) {
@@ -647,6 +710,7 @@ void one_round(const Options& opt, const std::string& log_dir, int round, Series
     s.add("pyzmq_p50_us", py->p50_us);
     s.add("pyzmq_p99_us", py->p99_us);
     s.add("remote_request_p50_ratio_vs_pyzmq", ours.p50_us / py->p50_us);
+    s.add("agent_request_p50_ratio_vs_pyzmq", agent.p50_us / py->p50_us);
   } else if (std::find(notes.begin(), notes.end(), note) == notes.end()) {
     std::cerr << note << "\n";
     notes.push_back(note);
@@ -661,6 +725,8 @@ json report(const Options& opt, const Series& s, std::vector<std::string> notes)
       "pingpong_ratio_vs_caf", "pingpong_msgs_per_s", "caf_pingpong_msgs_per_s",
       "ring_ratio_vs_caf", "ring_msgs_per_s", "caf_ring_msgs_per_s",
       "remote_request_p50_ratio_vs_raw", "remote_request_p99_ratio_vs_raw",
+      "agent_request_p50_ratio_vs_raw", "agent_request_p99_ratio_vs_raw", "agent_request_p50_ratio_vs_pyzmq",
+      "agent_request_p50_us", "agent_request_p99_us",
       "remote_request_p50_ratio_vs_pyzmq", "remote_request_p50_us", "remote_request_p99_us",
       "raw_p50_us", "raw_p99_us", "pyzmq_p50_us", "pyzmq_p99_us"};
   for (const auto& k : keys) out[k] = opt_json(s.med(k));
@@ -749,6 +815,10 @@ void print_table(std::ostream& os, const Options& opt, const Series& s) {
   row("remote p99 (us) vs raw", "remote_request_p99_us", "raw_p99_us", "remote_request_p99_ratio_vs_raw", 1);
   row("remote p50 (us) vs pyzmq", "remote_request_p50_us", "pyzmq_p50_us",
       "remote_request_p50_ratio_vs_pyzmq", 1);
+  row("agent remote p50 (us) vs raw", "agent_request_p50_us", "raw_p50_us", "agent_request_p50_ratio_vs_raw", 1);
+  row("agent remote p99 (us) vs raw", "agent_request_p99_us", "raw_p99_us", "agent_request_p99_ratio_vs_raw", 1);
+  row("agent remote p50 (us) vs pyzmq", "agent_request_p50_us", "pyzmq_p50_us",
+      "agent_request_p50_ratio_vs_pyzmq", 1);
 }
 
 int run(int argc, char** argv) {

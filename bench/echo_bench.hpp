@@ -238,11 +238,15 @@ struct LatencyPlan {
 };
 
 // One system of a latency row: `one` makes one round trip (or throws).
+// With `timed` set instead, the system times its round trip itself and
+// returns it in nanoseconds (for one made on another thread, whose
+// hand-offs to and from the measuring thread must not count).
 struct LatencySystem {
   std::string row;
   std::function<void()> one;
   std::vector<std::int64_t> ns{};
   double measured_s = 0;
+  std::function<std::int64_t()> timed{};
 
   bool done(const LatencyPlan& plan) const {
     return ns.size() >= plan.count || measured_s >= plan.max_seconds;
@@ -257,8 +261,14 @@ struct LatencySystem {
 inline std::map<std::string, Rtt> run_latency(const LatencyPlan& plan,
                                               const std::vector<LatencySystem*>& systems,
                                               int round) {
+  const auto once = [](LatencySystem& s) -> std::int64_t {
+    if (s.timed) return s.timed();
+    const auto t0 = Clock::now();
+    s.one();
+    return std::chrono::duration_cast<std::chrono::nanoseconds>(Clock::now() - t0).count();
+  };
   for (auto* s : systems)
-    for (std::size_t i = 0; i < plan.warmup; ++i) s->one();
+    for (std::size_t i = 0; i < plan.warmup; ++i) once(*s);
   const std::size_t slice = (plan.count + plan.slices - 1) / plan.slices;
   for (std::size_t k = 0;; ++k) {
     std::vector<LatencySystem*> order = systems;
@@ -269,10 +279,7 @@ inline std::map<std::string, Rtt> run_latency(const LatencyPlan& plan,
       any = true;
       const std::size_t n = std::min(slice, plan.count - s->ns.size());
       for (std::size_t i = 0; i < n; ++i) {
-        const auto t0 = Clock::now();
-        s->one();
-        const auto t1 = Clock::now();
-        const auto d = std::chrono::duration_cast<std::chrono::nanoseconds>(t1 - t0).count();
+        const std::int64_t d = once(*s);
         s->ns.push_back(d);
         s->measured_s += static_cast<double>(d) / 1e9;
         if (s->measured_s >= plan.max_seconds) break;
