@@ -368,7 +368,7 @@ void MeshCore::set_authority_only(const std::string& agent, bool on) {
   }
 }
 
-ErrorCode MeshCore::stamp_thread(std::string_view self, std::string_view self_role, const PeerInfo& target,
+ErrorCode MeshCore::stamp_thread(std::string_view self, std::string_view self_role, TargetView target,
                                  const SendOptions& o, bool request, transport::OutMessage& m, SentRequest* sent) {
   if (!options.conversations) {
     m.priority = o.priority;
@@ -424,24 +424,24 @@ ErrorCode MeshCore::stamp_thread(std::string_view self, std::string_view self_ro
     std::lock_guard lock(threads_mu);
     if (!threads.stamp(b, opens, now, /*count_turn=*/!local)) return ErrorCode::Expired;
     // Only a request's path is checked against its target (Loop).
-    if (local) why = threads.admit(b, request ? lineage_entry(target.card.agent_id, node_name) : std::string(), request, now);
+    if (local) why = threads.admit(b, request ? lineage_entry(target.agent_id, node_name) : std::string(), request, now);
   }
   ErrorCode refused = to_error(why);
   if (refused == ErrorCode::None && local && b.message_class == MessageClass::Advisory &&
-      authority_only(target.card.agent_id)) {
+      authority_only(target.agent_id)) {
     stats.authority_refused.fetch_add(1);
     refused = ErrorCode::PermissionDenied;
   }
   if (audit) {
     const std::string from = lineage_entry(self, node_name);
-    const std::string to = lineage_entry(target.card.agent_id, target.card.node);
+    const std::string to = lineage_entry(target.agent_id, target.node);
     AuditFacts f{.event = refused != ErrorCode::None ? "refused" : "sent",
                  .kind = request ? "request" : "notify",
                  .thread = &b,
                  .id = m.id,
                  .from = from,
                  .to = to,
-                 .to_role = target.card.role,
+                 .to_role = target.role,
                  .priority = o.priority,
                  .outcome = refused,
                  .payload = m.payload};
@@ -465,7 +465,7 @@ ErrorCode MeshCore::stamp_thread(std::string_view self, std::string_view self_ro
     sent->priority = o.priority;
     if (audit) {
       sent->from = lineage_entry(self, node_name);
-      sent->to = lineage_entry(target.card.agent_id, target.card.node);
+      sent->to = lineage_entry(target.agent_id, target.node);
     }
   }
   if (auto* body = dynamic_cast<DecodedBody*>(m.local.get()); body && local) {

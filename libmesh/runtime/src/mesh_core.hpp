@@ -76,6 +76,16 @@ std::optional<std::uint64_t> parse_u64(const std::string& text);
 using PoolExecutor = boost::asio::io_context::executor_type;
 using Strand = boost::asio::strand<PoolExecutor>;
 
+// The target of a send as the checks on the way see it: its id, node and
+// role, borrowed from a PeerInfo or a PeerRef that outlives the call.
+struct TargetView {
+  TargetView(const PeerInfo& p) : agent_id(p.card.agent_id), node(p.card.node), role(p.card.role) {}
+  TargetView(const PeerRef& p) : agent_id(p.agent_id), node(p.node), role(p.role) {}
+  std::string_view agent_id;
+  std::string_view node;
+  std::string_view role;
+};
+
 // ---- executor.cpp -----------------------------------------------------------
 
 // True on a thread of any Mesh's executor. A call that blocks throws
@@ -423,7 +433,7 @@ struct MeshCore {
   // known here, or past its time), BudgetExceeded (a request path too long);
   // and for a target on this node, its refusals as admit_thread's.
   // Throws std::invalid_argument for an over-long subject.
-  ErrorCode stamp_thread(std::string_view self, std::string_view self_role, const PeerInfo& target,
+  ErrorCode stamp_thread(std::string_view self, std::string_view self_role, TargetView target,
                          const SendOptions& options, bool request, transport::OutMessage& m, SentRequest* sent);
   // The receiving node's checks of a message from another node (admit()):
   // its thread block's form, class and limits.
@@ -563,8 +573,8 @@ struct MeshCore {
   void load_trust();  // at construction (mesh_core.cpp)
   // May this node's agent `from_agent`, of `from_role`, do `action` to
   // `peer`? Counts and logs a refusal (the sender's side).
-  bool may_send(std::string_view from_agent, std::string_view from_role, const PeerInfo& peer, PolicyAction action);
-  bool allows_send(std::string_view from_role, const PeerInfo& peer, PolicyAction action) const;  // silent
+  bool may_send(std::string_view from_agent, std::string_view from_role, TargetView peer, PolicyAction action);
+  bool allows_send(std::string_view from_role, TargetView peer, PolicyAction action) const;  // silent
   // Drops from `peers` those a `from_role` agent of this node may reach in
   // no way (discovery shows a caller only what it may reach).
   void keep_reachable(std::vector<PeerInfo>& peers, std::string_view from_role) const;
@@ -759,8 +769,13 @@ Refusal to_refusal(ErrorCode code);
 // `action`, if any.
 std::optional<PeerInfo> resolve_target(MeshCore& core, std::string_view target, Strategy strategy,
                                        const std::string& self, std::string_view self_role, PolicyAction action);
+// The same choice as a PeerRef: what a send needs when nobody asks for the
+// target's card (a notify, ask_async).
+std::optional<PeerRef> resolve_target_ref(MeshCore& core, std::string_view target, Strategy strategy,
+                                          const std::string& self, std::string_view self_role, PolicyAction action);
 
 // Where the transport reaches `peer`: its node, or this one when local.
 transport::Address address_of(const PeerInfo& peer);
+transport::Address address_of(const PeerRef& peer);
 
 }  // namespace mesh::detail
