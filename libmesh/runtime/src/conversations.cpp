@@ -355,6 +355,7 @@ ThreadLimits MeshCore::thread_defaults() const {
 }
 
 bool MeshCore::authority_only(std::string_view agent) const {
+  if (authority_only_count.load(std::memory_order_acquire) == 0) return false;
   std::shared_lock lock(authority_mu);
   return authority_only_agents.find(agent) != authority_only_agents.end();
 }
@@ -366,6 +367,7 @@ void MeshCore::set_authority_only(const std::string& agent, bool on) {
   } else {
     authority_only_agents.erase(agent);
   }
+  authority_only_count.store(authority_only_agents.size(), std::memory_order_release);
 }
 
 ErrorCode MeshCore::stamp_thread(std::string_view self, std::string_view self_role, TargetView target,
@@ -525,17 +527,23 @@ std::shared_ptr<Handling> MeshCore::handling_of(const transport::Envelope& env, 
   if (!options.conversations) return nullptr;
   auto h = std::make_shared<Handling>();
   h->mesh = instance;
-  const std::int64_t now = unix_ms();
+  // The clock is read only for what needs it: a block made here, and the
+  // audit trail's handling time. A same-node message without audit needs
+  // neither, and a clock reading is a good part of its hop in a VM.
+  std::int64_t now = 0;
+  const auto now_ms = [&now] { return now != 0 ? now : (now = unix_ms()); };
   std::optional<ThreadBlock> b = std::move(given);
   if (!b && !env.thread.empty()) b = decode_thread_block(env.thread);
-  if (!b) b = implicit_block(*this, env.id, env.sender_agent, env.sender_node, now);
+  if (!b) b = implicit_block(*this, env.id, env.sender_agent, env.sender_node, now_ms());
   {
     std::lock_guard lock(threads_mu);
     threads.inform(*b);
   }
   h->request = env.type == transport::MessageType::Request;
-  if (audit) h->self = lineage_entry(env.target, node_name);  // the audit's name of the handler
-  h->received_ms = now;
+  if (audit) {
+    h->self = lineage_entry(env.target, node_name);  // the audit's name of the handler
+    h->received_ms = now_ms();
+  }
   std::int64_t deadline = h->request ? env.deadline_ms : 0;
   if (b->expires_ms && (deadline == 0 || *b->expires_ms < deadline)) deadline = *b->expires_ms;
   h->deadline_ms = deadline;

@@ -17,6 +17,7 @@ std::optional<IncomingMessage> MeshCore::to_incoming(transport::Incoming&& in) {
   std::optional<Json> data;
   std::optional<Json> ctx;
   std::optional<ThreadBlock> block;
+  bool no_context = false;  // a same-node sender gave none: the message's own {} stays
   if (auto* body = dynamic_cast<DecodedBody*>(in.local.get())) {
     // From this node: what the sender had, moved when nobody else holds
     // it (a broadcast's copies share one).
@@ -29,12 +30,14 @@ std::optional<IncomingMessage> MeshCore::to_incoming(transport::Incoming&& in) {
       ctx = body->context;
       block = body->block;
     }
+    no_context = ctx->is_null();
     in.local.reset();
   } else {
     data = decode_json(env.payload, Json());
     ctx = decode_json(env.context, Json::object());
   }
-  if ((!request && env.type != transport::MessageType::Notify) || !data || !ctx || !ctx->is_object()) {
+  if ((!request && env.type != transport::MessageType::Notify) || !data || !ctx ||
+      !(no_context || ctx->is_object())) {
     stats.messages_malformed.fetch_add(1);
     if (request) {
       if (auto t = get_transport()) t->respond_error(in, transport::ErrorCode::Malformed);
@@ -48,7 +51,7 @@ std::optional<IncomingMessage> MeshCore::to_incoming(transport::Incoming&& in) {
   m.target = env.target;
   m.type = request ? MessageKind::Request : MessageKind::Notify;
   m.data = std::move(*data);
-  m.context = std::move(*ctx);
+  if (!no_context) m.context = std::move(*ctx);
   if (request) m.correlation_id = m.id;
   m.timestamp_ms = env.created_ms;
   m.priority = env.priority;

@@ -123,7 +123,7 @@ struct Handling {
   std::string self;              // "agent@node" of its handler (with an audit trail)
   bool request = false;
   std::int64_t deadline_ms = 0;  // Unix ms; 0: none
-  std::int64_t received_ms = 0;  // when it was handed to its agent
+  std::int64_t received_ms = 0;  // when it was handed to its agent (with an audit trail)
   void add_cost(double amount);
   double cost() const;
 
@@ -137,7 +137,7 @@ struct Handling {
 struct DecodedBody final : transport::LocalBody {
   DecodedBody(Json d, Json c) : data(std::move(d)), context(std::move(c)) {}
   Json data;
-  Json context;                      // an object
+  Json context;                      // an object, or null for none (an empty one)
   std::optional<ThreadBlock> block;  // as stamped (conversations on); then the bytes carry none
 };
 
@@ -660,6 +660,9 @@ struct MeshCore {
   // Agents that take authority messages only (AgentSpec::authority_only).
   mutable std::shared_mutex authority_mu;
   std::set<std::string, std::less<>> authority_only_agents;
+  // Its size, read without the lock: most nodes have no such agent, and
+  // every advisory message to a local agent asks.
+  std::atomic<std::size_t> authority_only_count{0};
 
   // The executor: every agent's strand, the control strand, and where the
   // node client's awaits resume. Declared before what lives on it, so that
