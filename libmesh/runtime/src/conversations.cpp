@@ -393,7 +393,12 @@ ErrorCode MeshCore::stamp_thread(std::string_view self, std::string_view self_ro
     }
     if (!may_send(self, self_role, target, PolicyAction::Authority)) return ErrorCode::PermissionDenied;
   }
-  ThreadBlock b;
+  const bool local = m.to.node.empty() || m.to.node == node_name;
+  // A same-node receiver takes the block as stamped: it is built in the
+  // body it travels in rather than moved there (a few hundred bytes).
+  auto* body = local ? dynamic_cast<DecodedBody*>(m.local.get()) : nullptr;
+  std::optional<ThreadBlock> own;
+  ThreadBlock& b = body ? body->block.emplace() : own.emplace();
   bool opens = false;
   if (o.thread) {
     b.id = *o.thread;
@@ -419,7 +424,6 @@ ErrorCode MeshCore::stamp_thread(std::string_view self, std::string_view self_ro
     b.lineage.push_back(lineage_entry(self, node_name));
   }
   b.message_class = o.message_class;
-  const bool local = m.to.node.empty() || m.to.node == node_name;
   if (m.id.empty()) m.id = ids.next();  // named here, for the audit trail
   Refusal why = Refusal::None;
   {
@@ -470,11 +474,7 @@ ErrorCode MeshCore::stamp_thread(std::string_view self, std::string_view self_ro
       sent->to = lineage_entry(target.agent_id, target.node);
     }
   }
-  if (auto* body = dynamic_cast<DecodedBody*>(m.local.get()); body && local) {
-    body->block = std::move(b);  // a same-node receiver takes it as it is
-  } else {
-    m.thread = encode_thread_block(b);
-  }
+  if (!body) m.thread = encode_thread_block(b);
   return ErrorCode::None;
 }
 
@@ -523,7 +523,7 @@ ErrorCode MeshCore::admit_thread(const transport::EnvelopeView& v, std::string_v
   return outcome;
 }
 
-std::shared_ptr<Handling> MeshCore::handling_of(const transport::Envelope& env, std::optional<ThreadBlock> given) {
+std::shared_ptr<Handling> MeshCore::handling_of(const transport::Envelope& env, std::optional<ThreadBlock>&& given) {
   if (!options.conversations) return nullptr;
   auto h = std::make_shared<Handling>();
   h->mesh = instance;
@@ -532,12 +532,21 @@ std::shared_ptr<Handling> MeshCore::handling_of(const transport::Envelope& env, 
   // neither, and a clock reading is a good part of its hop in a VM.
   std::int64_t now = 0;
   const auto now_ms = [&now] { return now != 0 ? now : (now = unix_ms()); };
-  std::optional<ThreadBlock> b = std::move(given);
-  if (!b && !env.thread.empty()) b = decode_thread_block(env.thread);
-  if (!b) b = implicit_block(*this, env.id, env.sender_agent, env.sender_node, now_ms());
+  // Straight into the handling: a block is a few hundred bytes with
+  // strings in it, and a same-node one was moved four times on its way.
+  ThreadBlock& b = h->block;
+  std::optional<ThreadBlock> decoded;
+  if (!given && !env.thread.empty()) decoded = decode_thread_block(env.thread);
+  if (given) {
+    b = std::move(*given);
+  } else if (decoded) {
+    b = std::move(*decoded);
+  } else {
+    b = implicit_block(*this, env.id, env.sender_agent, env.sender_node, now_ms());
+  }
   {
     std::lock_guard lock(threads_mu);
-    threads.inform(*b);
+    threads.inform(b);
   }
   h->request = env.type == transport::MessageType::Request;
   if (audit) {
@@ -545,9 +554,8 @@ std::shared_ptr<Handling> MeshCore::handling_of(const transport::Envelope& env, 
     h->received_ms = now_ms();
   }
   std::int64_t deadline = h->request ? env.deadline_ms : 0;
-  if (b->expires_ms && (deadline == 0 || *b->expires_ms < deadline)) deadline = *b->expires_ms;
+  if (b.expires_ms && (deadline == 0 || *b.expires_ms < deadline)) deadline = *b.expires_ms;
   h->deadline_ms = deadline;
-  h->block = std::move(*b);
   return h;
 }
 

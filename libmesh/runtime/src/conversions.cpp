@@ -20,7 +20,10 @@ std::optional<IncomingMessage> MeshCore::to_incoming(transport::Incoming&& in) {
   const bool request = env.type == transport::MessageType::Request;
   std::optional<Json> data;
   std::optional<Json> ctx;
-  std::optional<ThreadBlock> block;
+  // The thread block a same-node sender stamped: in the body, moved from
+  // by handling_of (so the body is dropped only after that), or a copy.
+  std::optional<ThreadBlock> copied;
+  std::optional<ThreadBlock>* block = &copied;
   bool no_context = false;  // a same-node sender gave none: the message's own {} stays
   if (auto* body = dynamic_cast<DecodedBody*>(in.local.get())) {
     // From this node: what the sender had, moved when nobody else holds
@@ -28,20 +31,20 @@ std::optional<IncomingMessage> MeshCore::to_incoming(transport::Incoming&& in) {
     if (in.local.use_count() == 1) {
       data = std::move(body->data);
       ctx = std::move(body->context);
-      block = std::move(body->block);
+      block = &body->block;
     } else {
       data = body->data;
       ctx = body->context;
-      block = body->block;
+      copied = body->block;
     }
     no_context = ctx->is_null();
-    in.local.reset();
   } else {
     data = decode_json(env.payload, Json());
     ctx = decode_json(env.context, Json::object());
   }
   if ((!request && env.type != transport::MessageType::Notify) || !data || !ctx ||
       !(no_context || ctx->is_object())) {
+    in.local.reset();
     stats.messages_malformed.fetch_add(1);
     if (request) {
       if (auto t = get_transport()) t->respond_error(in, transport::ErrorCode::Malformed);
@@ -59,7 +62,8 @@ std::optional<IncomingMessage> MeshCore::to_incoming(transport::Incoming&& in) {
   if (request) m.correlation_id = m.id;
   m.timestamp_ms = env.created_ms;
   m.priority = env.priority;
-  m.handling = handling_of(env, std::move(block));
+  m.handling = handling_of(env, std::move(*block));
+  in.local.reset();  // the handle does not keep the sender's body
   m.handle = std::make_shared<const transport::Incoming>(std::move(in));
   return out;
 }
