@@ -68,6 +68,10 @@ nlohmann::json peer_to_json(const PeerInfo& peer) {
   return j;
 }
 
+PeerRef ref_of(const PeerInfo& peer) {
+  return PeerRef{peer.card.agent_id, peer.card.node, peer.card.role, peer.local};
+}
+
 AgentDirectory::AgentDirectory(std::string local_node, std::uint64_t seed,
                                std::uint64_t initial_version)
     : local_node_(std::move(local_node)), local_version_(initial_version), rng_(seed) {}
@@ -378,20 +382,35 @@ std::vector<PeerInfo> AgentDirectory::discover(const PeerQuery& query, Strategy 
   return peers;
 }
 
-std::optional<PeerInfo> AgentDirectory::find_locked(std::string_view agent_id,
-                                                    std::string_view exclude_agent) const {
-  if (agent_id.empty() || agent_id == exclude_agent) return std::nullopt;
+const AgentCard* AgentDirectory::find_card_locked(std::string_view agent_id, std::string_view exclude_agent,
+                                                  bool& local, NodeHealth& health) const {
+  if (agent_id.empty() || agent_id == exclude_agent) return nullptr;
   if (const auto at = local_index_.find(agent_id); at != local_index_.end()) {
-    return PeerInfo{local_[at->second], true, NodeHealth::Alive};
+    local = true;
+    health = NodeHealth::Alive;
+    return &local_[at->second];
   }
   const auto holder = id_holder_.find(agent_id);
-  if (holder == id_holder_.end()) return std::nullopt;
+  if (holder == id_holder_.end()) return nullptr;
   const auto node = remote_.find(holder->second.node);
-  if (node == remote_.end()) return std::nullopt;
+  if (node == remote_.end()) return nullptr;
   for (const auto& c : node->second.cards) {
-    if (c.agent_id == agent_id) return PeerInfo{c, false, node->second.health};
+    if (c.agent_id == agent_id) {
+      local = false;
+      health = node->second.health;
+      return &c;
+    }
   }
-  return std::nullopt;
+  return nullptr;
+}
+
+std::optional<PeerInfo> AgentDirectory::find_locked(std::string_view agent_id,
+                                                    std::string_view exclude_agent) const {
+  bool local = false;
+  NodeHealth health = NodeHealth::Alive;
+  const AgentCard* c = find_card_locked(agent_id, exclude_agent, local, health);
+  if (!c) return std::nullopt;
+  return PeerInfo{*c, local, health};
 }
 
 std::optional<PeerInfo> AgentDirectory::find(std::string_view agent_id,
@@ -411,6 +430,33 @@ std::optional<PeerInfo> AgentDirectory::resolve(std::string_view target, Strateg
   order_locked(peers, strategy, query, exclude_agent);
   if (peers.empty()) return std::nullopt;
   return std::move(peers.front());
+}
+
+std::optional<PeerRef> AgentDirectory::find_ref(std::string_view agent_id, std::string_view exclude_agent) const {
+  std::lock_guard lock(mu_);
+  bool local = false;
+  NodeHealth health = NodeHealth::Alive;
+  const AgentCard* c = find_card_locked(agent_id, exclude_agent, local, health);
+  if (!c) return std::nullopt;
+  return PeerRef{c->agent_id, c->node, c->role, local};
+}
+
+// resolve(), step for step (a role still goes through the strategy's
+// ordering, which advances its state the same way).
+std::optional<PeerRef> AgentDirectory::resolve_ref(std::string_view target, Strategy strategy,
+                                                   std::string_view exclude_agent) {
+  if (target.empty() || target == exclude_agent) return std::nullopt;
+  std::lock_guard lock(mu_);
+  bool local = false;
+  NodeHealth health = NodeHealth::Alive;
+  if (const AgentCard* c = find_card_locked(target, exclude_agent, local, health)) {
+    return PeerRef{c->agent_id, c->node, c->role, local};
+  }
+  const PeerQuery query{std::string(target), {}};
+  auto peers = matches_locked(query, exclude_agent);
+  order_locked(peers, strategy, query, exclude_agent);
+  if (peers.empty()) return std::nullopt;
+  return ref_of(peers.front());
 }
 
 std::vector<PeerInfo> AgentDirectory::all(std::string_view exclude_agent) const {

@@ -242,18 +242,24 @@ void AgentSlot::pump() {
     const bool request = m->is_request();
     // The handler runs, up to each suspension, in its message's handling:
     // what it sends belongs to that message's thread.
-    auto start = [self = shared_from_this(), request, msg = std::move(*m)]() mutable {
-      HandlingScope in_handling(msg.handling);
-      if (request) {
-        run_request(std::move(self), std::move(msg));
-      } else {
-        run_notify(std::move(self), std::move(msg));
-      }
-    };
     if (!parallel) {
-      start();  // runs up to the handler's first suspension, here
+      // Runs up to the handler's first suspension, here; the message goes
+      // straight into the handler's frame.
+      HandlingScope in_handling(m->handling);
+      if (request) {
+        run_request(shared_from_this(), std::move(*m));
+      } else {
+        run_notify(shared_from_this(), std::move(*m));
+      }
     } else {
-      boost::asio::post(*core->pool, std::move(start));
+      boost::asio::post(*core->pool, [self = shared_from_this(), request, msg = std::move(*m)]() mutable {
+        HandlingScope in_handling(msg.handling);
+        if (request) {
+          run_request(std::move(self), std::move(msg));
+        } else {
+          run_notify(std::move(self), std::move(msg));
+        }
+      });
     }
     if (paused || stopping.load()) return;  // that handler failed at once
   }

@@ -355,6 +355,7 @@ ThreadLimits MeshCore::thread_defaults() const {
 }
 
 bool MeshCore::authority_only(std::string_view agent) const {
+  if (authority_only_count.load(std::memory_order_acquire) == 0) return false;
   std::shared_lock lock(authority_mu);
   return authority_only_agents.find(agent) != authority_only_agents.end();
 }
@@ -366,9 +367,10 @@ void MeshCore::set_authority_only(const std::string& agent, bool on) {
   } else {
     authority_only_agents.erase(agent);
   }
+  authority_only_count.store(authority_only_agents.size(), std::memory_order_release);
 }
 
-ErrorCode MeshCore::stamp_thread(std::string_view self, std::string_view self_role, const PeerInfo& target,
+ErrorCode MeshCore::stamp_thread(std::string_view self, std::string_view self_role, TargetView target,
                                  const SendOptions& o, bool request, transport::OutMessage& m, SentRequest* sent) {
   if (!options.conversations) {
     m.priority = o.priority;
@@ -391,7 +393,12 @@ ErrorCode MeshCore::stamp_thread(std::string_view self, std::string_view self_ro
     }
     if (!may_send(self, self_role, target, PolicyAction::Authority)) return ErrorCode::PermissionDenied;
   }
-  ThreadBlock b;
+  const bool local = m.to.node.empty() || m.to.node == node_name;
+  // A same-node receiver takes the block as stamped: it is built in the
+  // body it travels in rather than moved there (a few hundred bytes).
+  auto* body = local ? dynamic_cast<DecodedBody*>(m.local.get()) : nullptr;
+  std::optional<ThreadBlock> own;
+  ThreadBlock& b = body ? body->block.emplace() : own.emplace();
   bool opens = false;
   if (o.thread) {
     b.id = *o.thread;
@@ -417,31 +424,30 @@ ErrorCode MeshCore::stamp_thread(std::string_view self, std::string_view self_ro
     b.lineage.push_back(lineage_entry(self, node_name));
   }
   b.message_class = o.message_class;
-  const bool local = m.to.node.empty() || m.to.node == node_name;
   if (m.id.empty()) m.id = ids.next();  // named here, for the audit trail
   Refusal why = Refusal::None;
   {
     std::lock_guard lock(threads_mu);
     if (!threads.stamp(b, opens, now, /*count_turn=*/!local)) return ErrorCode::Expired;
     // Only a request's path is checked against its target (Loop).
-    if (local) why = threads.admit(b, request ? lineage_entry(target.card.agent_id, node_name) : std::string(), request, now);
+    if (local) why = threads.admit(b, request ? lineage_entry(target.agent_id, node_name) : std::string(), request, now);
   }
   ErrorCode refused = to_error(why);
   if (refused == ErrorCode::None && local && b.message_class == MessageClass::Advisory &&
-      authority_only(target.card.agent_id)) {
+      authority_only(target.agent_id)) {
     stats.authority_refused.fetch_add(1);
     refused = ErrorCode::PermissionDenied;
   }
   if (audit) {
     const std::string from = lineage_entry(self, node_name);
-    const std::string to = lineage_entry(target.card.agent_id, target.card.node);
+    const std::string to = lineage_entry(target.agent_id, target.node);
     AuditFacts f{.event = refused != ErrorCode::None ? "refused" : "sent",
                  .kind = request ? "request" : "notify",
                  .thread = &b,
                  .id = m.id,
                  .from = from,
                  .to = to,
-                 .to_role = target.card.role,
+                 .to_role = target.role,
                  .priority = o.priority,
                  .outcome = refused,
                  .payload = m.payload};
@@ -465,14 +471,10 @@ ErrorCode MeshCore::stamp_thread(std::string_view self, std::string_view self_ro
     sent->priority = o.priority;
     if (audit) {
       sent->from = lineage_entry(self, node_name);
-      sent->to = lineage_entry(target.card.agent_id, target.card.node);
+      sent->to = lineage_entry(target.agent_id, target.node);
     }
   }
-  if (auto* body = dynamic_cast<DecodedBody*>(m.local.get()); body && local) {
-    body->block = std::move(b);  // a same-node receiver takes it as it is
-  } else {
-    m.thread = encode_thread_block(b);
-  }
+  if (!body) m.thread = encode_thread_block(b);
   return ErrorCode::None;
 }
 
@@ -521,25 +523,39 @@ ErrorCode MeshCore::admit_thread(const transport::EnvelopeView& v, std::string_v
   return outcome;
 }
 
-std::shared_ptr<Handling> MeshCore::handling_of(const transport::Envelope& env, std::optional<ThreadBlock> given) {
+std::shared_ptr<Handling> MeshCore::handling_of(const transport::Envelope& env, std::optional<ThreadBlock>&& given) {
   if (!options.conversations) return nullptr;
   auto h = std::make_shared<Handling>();
   h->mesh = instance;
-  const std::int64_t now = unix_ms();
-  std::optional<ThreadBlock> b = std::move(given);
-  if (!b && !env.thread.empty()) b = decode_thread_block(env.thread);
-  if (!b) b = implicit_block(*this, env.id, env.sender_agent, env.sender_node, now);
+  // The clock is read only for what needs it: a block made here, and the
+  // audit trail's handling time. A same-node message without audit needs
+  // neither, and a clock reading is a good part of its hop in a VM.
+  std::int64_t now = 0;
+  const auto now_ms = [&now] { return now != 0 ? now : (now = unix_ms()); };
+  // Straight into the handling: a block is a few hundred bytes with
+  // strings in it, and a same-node one was moved four times on its way.
+  ThreadBlock& b = h->block;
+  std::optional<ThreadBlock> decoded;
+  if (!given && !env.thread.empty()) decoded = decode_thread_block(env.thread);
+  if (given) {
+    b = std::move(*given);
+  } else if (decoded) {
+    b = std::move(*decoded);
+  } else {
+    b = implicit_block(*this, env.id, env.sender_agent, env.sender_node, now_ms());
+  }
   {
     std::lock_guard lock(threads_mu);
-    threads.inform(*b);
+    threads.inform(b);
   }
   h->request = env.type == transport::MessageType::Request;
-  if (audit) h->self = lineage_entry(env.target, node_name);  // the audit's name of the handler
-  h->received_ms = now;
+  if (audit) {
+    h->self = lineage_entry(env.target, node_name);  // the audit's name of the handler
+    h->received_ms = now_ms();
+  }
   std::int64_t deadline = h->request ? env.deadline_ms : 0;
-  if (b->expires_ms && (deadline == 0 || *b->expires_ms < deadline)) deadline = *b->expires_ms;
+  if (b.expires_ms && (deadline == 0 || *b.expires_ms < deadline)) deadline = *b.expires_ms;
   h->deadline_ms = deadline;
-  h->block = std::move(*b);
   return h;
 }
 

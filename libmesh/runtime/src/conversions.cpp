@@ -12,49 +12,60 @@ std::vector<std::uint8_t> MeshCore::encode_context(const Json& ctx) const {
 }
 
 std::optional<IncomingMessage> MeshCore::to_incoming(transport::Incoming&& in) {
+  // Every path returns `out`, so that the message is built where the
+  // caller receives it (NRVO) instead of being moved there: it is a dozen
+  // members, moved several times per hop otherwise.
+  std::optional<IncomingMessage> out;
   const auto& env = in.envelope;
   const bool request = env.type == transport::MessageType::Request;
   std::optional<Json> data;
   std::optional<Json> ctx;
-  std::optional<ThreadBlock> block;
+  // The thread block a same-node sender stamped: in the body, moved from
+  // by handling_of (so the body is dropped only after that), or a copy.
+  std::optional<ThreadBlock> copied;
+  std::optional<ThreadBlock>* block = &copied;
+  bool no_context = false;  // a same-node sender gave none: the message's own {} stays
   if (auto* body = dynamic_cast<DecodedBody*>(in.local.get())) {
     // From this node: what the sender had, moved when nobody else holds
     // it (a broadcast's copies share one).
     if (in.local.use_count() == 1) {
       data = std::move(body->data);
       ctx = std::move(body->context);
-      block = std::move(body->block);
+      block = &body->block;
     } else {
       data = body->data;
       ctx = body->context;
-      block = body->block;
+      copied = body->block;
     }
-    in.local.reset();
+    no_context = ctx->is_null();
   } else {
     data = decode_json(env.payload, Json());
     ctx = decode_json(env.context, Json::object());
   }
-  if ((!request && env.type != transport::MessageType::Notify) || !data || !ctx || !ctx->is_object()) {
+  if ((!request && env.type != transport::MessageType::Notify) || !data || !ctx ||
+      !(no_context || ctx->is_object())) {
+    in.local.reset();
     stats.messages_malformed.fetch_add(1);
     if (request) {
       if (auto t = get_transport()) t->respond_error(in, transport::ErrorCode::Malformed);
     }
-    return std::nullopt;
+    return out;
   }
-  IncomingMessage m;
+  IncomingMessage& m = out.emplace();
   m.id = env.id.to_string();
   m.sender = env.sender_agent;
   m.sender_node = env.sender_node;
   m.target = env.target;
   m.type = request ? MessageKind::Request : MessageKind::Notify;
   m.data = std::move(*data);
-  m.context = std::move(*ctx);
+  if (!no_context) m.context = std::move(*ctx);
   if (request) m.correlation_id = m.id;
   m.timestamp_ms = env.created_ms;
   m.priority = env.priority;
-  m.handling = handling_of(env, std::move(block));
+  m.handling = handling_of(env, std::move(*block));
+  in.local.reset();  // the handle does not keep the sender's body
   m.handle = std::make_shared<const transport::Incoming>(std::move(in));
-  return m;
+  return out;
 }
 
 std::optional<Response> MeshCore::to_response(const transport::Envelope& env) {

@@ -76,6 +76,16 @@ std::optional<std::uint64_t> parse_u64(const std::string& text);
 using PoolExecutor = boost::asio::io_context::executor_type;
 using Strand = boost::asio::strand<PoolExecutor>;
 
+// The target of a send as the checks on the way see it: its id, node and
+// role, borrowed from a PeerInfo or a PeerRef that outlives the call.
+struct TargetView {
+  TargetView(const PeerInfo& p) : agent_id(p.card.agent_id), node(p.card.node), role(p.card.role) {}
+  TargetView(const PeerRef& p) : agent_id(p.agent_id), node(p.node), role(p.role) {}
+  std::string_view agent_id;
+  std::string_view node;
+  std::string_view role;
+};
+
 // ---- executor.cpp -----------------------------------------------------------
 
 // True on a thread of any Mesh's executor. A call that blocks throws
@@ -113,7 +123,7 @@ struct Handling {
   std::string self;              // "agent@node" of its handler (with an audit trail)
   bool request = false;
   std::int64_t deadline_ms = 0;  // Unix ms; 0: none
-  std::int64_t received_ms = 0;  // when it was handed to its agent
+  std::int64_t received_ms = 0;  // when it was handed to its agent (with an audit trail)
   void add_cost(double amount);
   double cost() const;
 
@@ -127,7 +137,7 @@ struct Handling {
 struct DecodedBody final : transport::LocalBody {
   DecodedBody(Json d, Json c) : data(std::move(d)), context(std::move(c)) {}
   Json data;
-  Json context;                      // an object
+  Json context;                      // an object, or null for none (an empty one)
   std::optional<ThreadBlock> block;  // as stamped (conversations on); then the bytes carry none
 };
 
@@ -423,14 +433,15 @@ struct MeshCore {
   // known here, or past its time), BudgetExceeded (a request path too long);
   // and for a target on this node, its refusals as admit_thread's.
   // Throws std::invalid_argument for an over-long subject.
-  ErrorCode stamp_thread(std::string_view self, std::string_view self_role, const PeerInfo& target,
+  ErrorCode stamp_thread(std::string_view self, std::string_view self_role, TargetView target,
                          const SendOptions& options, bool request, transport::OutMessage& m, SentRequest* sent);
   // The receiving node's checks of a message from another node (admit()):
   // its thread block's form, class and limits.
   ErrorCode admit_thread(const transport::EnvelopeView& message, std::string_view node);
   // The handling of a message as this node admitted it (to_incoming).
-  // `given`: its block as a same-node sender stamped it (DecodedBody).
-  std::shared_ptr<Handling> handling_of(const transport::Envelope& env, std::optional<ThreadBlock> given = {});
+  // `given`: its block as a same-node sender stamped it (DecodedBody),
+  // moved from when set.
+  std::shared_ptr<Handling> handling_of(const transport::Envelope& env, std::optional<ThreadBlock>&& given);
   // The thread block of an answer to `incoming` (its thread, turn, cost),
   // and the audit record of the answer.
   std::vector<std::uint8_t> response_thread(const IncomingMessage& incoming, std::span<const std::uint8_t> payload,
@@ -563,8 +574,8 @@ struct MeshCore {
   void load_trust();  // at construction (mesh_core.cpp)
   // May this node's agent `from_agent`, of `from_role`, do `action` to
   // `peer`? Counts and logs a refusal (the sender's side).
-  bool may_send(std::string_view from_agent, std::string_view from_role, const PeerInfo& peer, PolicyAction action);
-  bool allows_send(std::string_view from_role, const PeerInfo& peer, PolicyAction action) const;  // silent
+  bool may_send(std::string_view from_agent, std::string_view from_role, TargetView peer, PolicyAction action);
+  bool allows_send(std::string_view from_role, TargetView peer, PolicyAction action) const;  // silent
   // Drops from `peers` those a `from_role` agent of this node may reach in
   // no way (discovery shows a caller only what it may reach).
   void keep_reachable(std::vector<PeerInfo>& peers, std::string_view from_role) const;
@@ -650,6 +661,9 @@ struct MeshCore {
   // Agents that take authority messages only (AgentSpec::authority_only).
   mutable std::shared_mutex authority_mu;
   std::set<std::string, std::less<>> authority_only_agents;
+  // Its size, read without the lock: most nodes have no such agent, and
+  // every advisory message to a local agent asks.
+  std::atomic<std::size_t> authority_only_count{0};
 
   // The executor: every agent's strand, the control strand, and where the
   // node client's awaits resume. Declared before what lives on it, so that
@@ -759,8 +773,13 @@ Refusal to_refusal(ErrorCode code);
 // `action`, if any.
 std::optional<PeerInfo> resolve_target(MeshCore& core, std::string_view target, Strategy strategy,
                                        const std::string& self, std::string_view self_role, PolicyAction action);
+// The same choice as a PeerRef: what a send needs when nobody asks for the
+// target's card (a notify, ask_async).
+std::optional<PeerRef> resolve_target_ref(MeshCore& core, std::string_view target, Strategy strategy,
+                                          const std::string& self, std::string_view self_role, PolicyAction action);
 
 // Where the transport reaches `peer`: its node, or this one when local.
 transport::Address address_of(const PeerInfo& peer);
+transport::Address address_of(const PeerRef& peer);
 
 }  // namespace mesh::detail

@@ -7,12 +7,22 @@
 
 namespace mesh::detail {
 
+namespace {
+constexpr std::size_t kEncodeReserve = 64;
+}  // namespace
+
 std::vector<std::uint8_t> encode_json(const nlohmann::json& value) {
   if (json_depth(value) > kMaxJsonDepth) {
     throw std::invalid_argument("a message or context nested deeper than " +
                                 std::to_string(kMaxJsonDepth) + " levels");
   }
-  return nlohmann::json::to_msgpack(value);
+  // The writer appends a byte or a few at a time: from an empty vector, a
+  // small payload (a number, a short object) grew through four or five
+  // allocations. Room for one up front makes that one.
+  std::vector<std::uint8_t> out;
+  out.reserve(kEncodeReserve);
+  nlohmann::json::to_msgpack(value, out);
+  return out;
 }
 
 bool msgpack_well_formed(std::span<const std::uint8_t> bytes, std::size_t max_depth) {

@@ -65,9 +65,25 @@ std::optional<PeerInfo> resolve_target(MeshCore& core, std::string_view target, 
   return std::move(peers.front());
 }
 
+std::optional<PeerRef> resolve_target_ref(MeshCore& core, std::string_view target, Strategy strategy,
+                                          const std::string& self, std::string_view self_role, PolicyAction action) {
+  if (target.empty() || target.front() == '$') return std::nullopt;
+  if (!core.policy_on) return core.directory.resolve_ref(target, strategy, self);
+  // As resolve_target: an exact id as it is, a role its first reachable agent.
+  if (auto exact = core.directory.find_ref(target, self)) return exact;
+  auto peers = core.directory.discover(PeerQuery{std::string(target), {}}, strategy, self);
+  for (const auto& p : peers) {
+    if (core.allows_send(self_role, p, action)) return ref_of(p);
+  }
+  if (peers.empty()) return std::nullopt;
+  return ref_of(peers.front());
+}
+
 Address address_of(const PeerInfo& peer) {
   return Address{peer.local ? std::string() : peer.card.node, peer.card.agent_id};
 }
+
+Address address_of(const PeerRef& peer) { return Address{peer.local ? std::string() : peer.node, peer.agent_id}; }
 
 }  // namespace detail
 

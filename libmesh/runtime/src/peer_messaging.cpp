@@ -18,7 +18,8 @@ namespace {
 
 struct Prepared {
   ErrorCode error = ErrorCode::None;
-  std::optional<PeerInfo> peer;
+  std::optional<PeerRef> target;  // resolved: what the send needs of it
+  std::optional<PeerInfo> peer;   // its card too, for a request's outcome (with_card)
   OutMessage message;
   detail::SentRequest sent;
   std::chrono::milliseconds timeout{0};  // a request's
@@ -47,24 +48,34 @@ std::chrono::milliseconds request_timeout(const detail::MeshCore& core, const Se
 // everything a send needs. A policy that does not let this agent do
 // `action` to the target fails it here, PermissionDenied, and a thread
 // over its limits (for a target on this node) with the limit's error,
-// before anything is sent.
+// before anything is sent. `with_card`: the caller hands the target's
+// PeerInfo back (a request's outcome); otherwise only a PeerRef is taken.
 static Prepared prepare(detail::MeshCore& core, PeerClient& client, std::string_view target,
-                        const Json& message, const SendOptions& o, Strategy strategy, PolicyAction action) {
+                        const Json& message, const SendOptions& o, Strategy strategy, PolicyAction action,
+                        bool with_card) {
   Prepared p;
   std::vector<std::uint8_t> context = core.encode_context(o.context);  // throws on a non-object
-  p.peer = resolve_target(core, target, strategy, client.my_id(), client.my_role(), action);
-  if (!p.peer) {
+  if (with_card) {
+    p.peer = resolve_target(core, target, strategy, client.my_id(), client.my_role(), action);
+    if (p.peer) p.target = ref_of(*p.peer);
+  } else {
+    p.target = detail::resolve_target_ref(core, target, strategy, client.my_id(), client.my_role(), action);
+  }
+  if (!p.target) {
     p.error = ErrorCode::TargetUnknown;
     return p;
   }
-  if (!core.may_send(client.my_id(), client.my_role(), *p.peer, action)) {
+  const PeerRef& to = *p.target;
+  if (!core.may_send(client.my_id(), client.my_role(), to, action)) {
     p.error = ErrorCode::PermissionDenied;
     return p;
   }
-  p.message.to = address_of(*p.peer);
-  if (p.peer->local) {
-    // Its receiver is on this node: it takes the JSON as it is here.
-    p.message.local = std::make_shared<detail::DecodedBody>(message, o.context.is_null() ? Json::object() : o.context);
+  p.message.to = address_of(to);
+  if (to.local) {
+    // Its receiver is on this node: it takes the JSON as it is here. No
+    // context stays null: the receiver's message has an empty object
+    // already, and making one here cost an allocation per message.
+    p.message.local = std::make_shared<detail::DecodedBody>(message, o.context);
   }
   p.message.sender_agent = client.my_id();
   p.message.payload = detail::encode_json(message);
@@ -82,7 +93,7 @@ static Prepared prepare(detail::MeshCore& core, PeerClient& client, std::string_
     }
   }
   // Last: a message stamped counts as a turn of its thread.
-  p.error = core.stamp_thread(client.my_id(), client.my_role(), *p.peer, o, request, p.message, &p.sent);
+  p.error = core.stamp_thread(client.my_id(), client.my_role(), to, o, request, p.message, &p.sent);
   return p;
 }
 
@@ -99,20 +110,19 @@ bool PeerClient::notify(std::string_view target, const Json& message, const Send
 }
 
 ErrorCode PeerClient::notify_detailed(std::string_view target, const Json& message, const SendOptions& options) {
-  Prepared p = prepare(core_, *this, target, message, options, default_strategy(), PolicyAction::Notify);
+  Prepared p = prepare(core_, *this, target, message, options, default_strategy(), PolicyAction::Notify, false);
   auto t = core_.get_transport();
   if (p.error == ErrorCode::None && !t) p.error = ErrorCode::Shutdown;
   if (p.error != ErrorCode::None) {
     count_notify(false);
     return p.error;
   }
-  const std::string id = p.peer->card.agent_id;
   if (const ErrorCode sent = t->notify(std::move(p.message)); sent != ErrorCode::None) {
     count_notify(false);
     return sent;
   }
   count_notify(true);
-  record_peer_usage(id);
+  record_peer_usage(p.target->agent_id);
   return ErrorCode::None;
 }
 
@@ -136,7 +146,7 @@ std::optional<Response> PeerClient::request_blocking(std::string_view target, co
 RequestOutcome PeerClient::request_detailed_blocking(std::string_view target, const Json& message,
                                                      const SendOptions& options) {
   detail::forbid_blocking("request_blocking");
-  Prepared p = prepare(core_, *this, target, message, options, default_strategy(), PolicyAction::Request);
+  Prepared p = prepare(core_, *this, target, message, options, default_strategy(), PolicyAction::Request, true);
   RequestOutcome out;
   out.peer = p.peer;
   if (p.error != ErrorCode::None) {
@@ -148,7 +158,7 @@ RequestOutcome PeerClient::request_detailed_blocking(std::string_view target, co
     out.error = ErrorCode::Shutdown;
     return out;
   }
-  record_peer_usage(p.peer->card.agent_id);
+  record_peer_usage(p.target->agent_id);
   RequestOutcome got = core_.to_outcome(t->request(std::move(p.message), p.timeout), &p.sent);
   got.peer = std::move(out.peer);
   return got;
@@ -216,7 +226,7 @@ Task<std::optional<Response>> PeerClient::request(std::string_view target, const
 Task<RequestOutcome> PeerClient::request_detailed(std::string_view target, const Json& message,
                                                   const SendOptions& options) {
   // Resolved, encoded and stamped now: the task owns everything it needs.
-  Prepared p = prepare(core_, *this, target, message, options, default_strategy(), PolicyAction::Request);
+  Prepared p = prepare(core_, *this, target, message, options, default_strategy(), PolicyAction::Request, true);
   auto t = core_.get_transport();
   if (p.error == ErrorCode::None && !t) p.error = ErrorCode::Shutdown;
   if (p.error != ErrorCode::None) {
@@ -225,7 +235,7 @@ Task<RequestOutcome> PeerClient::request_detailed(std::string_view target, const
     out.peer = std::move(p.peer);
     return ready_task(std::move(out));
   }
-  record_peer_usage(p.peer->card.agent_id);
+  record_peer_usage(p.target->agent_id);
   return await_request(core_, await_scope(), std::move(t), std::move(p.message), p.timeout, std::move(p.peer),
                        std::move(p.sent));
 }
@@ -248,7 +258,7 @@ void PeerClient::request_then(std::string_view target, const Json& message,
 
 void PeerClient::request_then(std::string_view target, const Json& message, const SendOptions& options,
                               std::function<void(RequestOutcome)> done) {
-  Prepared p = prepare(core_, *this, target, message, options, default_strategy(), PolicyAction::Request);
+  Prepared p = prepare(core_, *this, target, message, options, default_strategy(), PolicyAction::Request, true);
   auto t = core_.get_transport();
   if (p.error != ErrorCode::None || !t) {
     RequestOutcome out;
@@ -257,7 +267,7 @@ void PeerClient::request_then(std::string_view target, const Json& message, cons
     done(std::move(out));
     return;
   }
-  record_peer_usage(p.peer->card.agent_id);
+  record_peer_usage(p.target->agent_id);
   detail::MeshCore* core = &core_;
   t->request_async(std::move(p.message), p.timeout,
                    [core, done = std::move(done), peer = std::move(p.peer),
@@ -395,7 +405,7 @@ std::optional<IncomingMessage> PeerClient::receive_blocking(std::optional<std::c
 std::string PeerClient::ask_async(std::string_view target, const Json& message,
                                   std::chrono::milliseconds timeout, const Json& ctx) {
   Prepared p = prepare(core_, *this, target, message, SendOptions{.timeout = timeout, .context = ctx},
-                       default_strategy(), PolicyAction::Request);
+                       default_strategy(), PolicyAction::Request, false);
   if (p.error == ErrorCode::TargetUnknown) {
     throw MeshError("ask_async: no agent \"" + std::string(target) + "\" to ask", p.error);
   }
@@ -404,7 +414,7 @@ std::string PeerClient::ask_async(std::string_view target, const Json& message,
   }
   auto t = core_.get_transport();
   if (!t) throw MeshError("ask_async: the mesh is not running", ErrorCode::Shutdown);
-  const std::string id = p.peer->card.agent_id;
+  const std::string id = p.target->agent_id;
   auto ticket = t->ask_async(std::move(p.message), p.timeout);
   if (ticket.error != ErrorCode::None) {
     throw MeshError("ask_async to " + id + ": " + std::string(transport::to_string(ticket.error)),

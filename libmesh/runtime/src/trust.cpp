@@ -77,17 +77,18 @@ std::optional<std::string> MeshCore::reload_policy() {
   return std::nullopt;
 }
 
-bool MeshCore::allows_send(std::string_view from_role, const PeerInfo& peer, PolicyAction action) const {
+bool MeshCore::allows_send(std::string_view from_role, TargetView peer, PolicyAction action) const {
   if (!policy_on) return true;
   const auto p = policy_now();
-  return p->allows(zones_of(*p, node_name, from_role), zones_of(*p, peer.card.node, peer.card.role), action);
+  return p->allows(zones_of(*p, node_name, from_role), zones_of(*p, peer.node, peer.role), action);
 }
 
-bool MeshCore::may_send(std::string_view from_agent, std::string_view from_role, const PeerInfo& peer,
+bool MeshCore::may_send(std::string_view from_agent, std::string_view from_role, TargetView peer,
                         PolicyAction action) {
   if (allows_send(from_role, peer, action)) return true;
   stats.policy_denied_sent.fetch_add(1);
-  audit_denied("sender", node_name + "/" + std::string(from_agent), peer.card.node + "/" + peer.card.agent_id, action);
+  audit_denied("sender", node_name + "/" + std::string(from_agent),
+               std::string(peer.node) + "/" + std::string(peer.agent_id), action);
   return false;
 }
 

@@ -69,6 +69,20 @@ struct PeerInfo {
 // card_to_json plus "location": "local"|"remote" and "node_health".
 nlohmann::json peer_to_json(const PeerInfo& peer);
 
+// Of a peer, only what sending it a message needs: who it is, where, and
+// its role (which the policy asks). A notify goes out once per handler
+// call; copying the whole card for it (capabilities, schemas,
+// description) cost more than the rest of the lookup.
+struct PeerRef {
+  std::string agent_id;
+  std::string node;
+  std::string role;
+  bool local = false;  // on this node
+
+  bool operator==(const PeerRef&) const = default;
+};
+PeerRef ref_of(const PeerInfo& peer);
+
 // Matches agents with this role and/or this capability; an empty field
 // matches anything, but at least one must be set. Both exact, case-sensitive.
 struct PeerQuery {
@@ -175,6 +189,11 @@ class AgentDirectory {
   // (it advances RoundRobin like that discover would).
   std::optional<PeerInfo> resolve(std::string_view target, Strategy strategy,
                                   std::string_view exclude_agent = {});
+  // find() and resolve() as a PeerRef: the same answer, the same strategy
+  // state advanced, without a copy of the card.
+  std::optional<PeerRef> find_ref(std::string_view agent_id, std::string_view exclude_agent = {}) const;
+  std::optional<PeerRef> resolve_ref(std::string_view target, Strategy strategy,
+                                     std::string_view exclude_agent = {});
   // Everything, in the stable order.
   std::vector<PeerInfo> all(std::string_view exclude_agent = {}) const;
   std::set<std::string> roles(std::string_view exclude_agent = {}) const;
@@ -219,6 +238,10 @@ class AgentDirectory {
   // The visible card of `agent_id` through id_holder_ and local_index_,
   // without a pass over the directory.
   std::optional<PeerInfo> find_locked(std::string_view agent_id, std::string_view exclude_agent) const;
+  // The card find_locked would copy, where it lies (null when none), with
+  // whether it is local and its node's health.
+  const AgentCard* find_card_locked(std::string_view agent_id, std::string_view exclude_agent, bool& local,
+                                    NodeHealth& health) const;
   // Admits withheld cards whose ids are free again.
   void readmit_locked();
   void emit_locked(DirectoryEventKind kind, std::string node, AgentCard card, bool local);
