@@ -14,6 +14,7 @@
 #include <chrono>
 #include <cstdio>
 #include <filesystem>
+#include <functional>
 #include <future>
 #include <mutex>
 #include <optional>
@@ -1082,39 +1083,62 @@ TEST_F(TransportTest, BlockingRequestsGoOverRequestChannels) {
   EXPECT_EQ(text(r.envelope.payload), "mailbox");
 }
 
+// A mailbox responder on its own thread that answers every request with
+// its payload, until it goes out of scope.
+class EchoResponder {
+ public:
+  EchoResponder(Transport& t, std::shared_ptr<Inbox> inbox)
+      : thread_([this, &t, inbox = std::move(inbox)] {
+          while (!stop_) {
+            if (auto in = inbox->pop(10ms)) t.respond(*in, in->envelope.payload);
+          }
+        }) {}
+  ~EchoResponder() {
+    stop_ = true;
+    thread_.join();
+  }
+  EchoResponder(const EchoResponder&) = delete;
+  EchoResponder& operator=(const EchoResponder&) = delete;
+
+ private:
+  std::atomic<bool> stop_{false};  // before thread_, which reads it
+  std::thread thread_;
+};
+
+// Runs `one(tag)` `each` times on each of `threads` threads at once (tag
+// "thread:i"); the failures it reported, summed.
+int run_in_threads(int threads, int each, const std::function<int(const std::string&)>& one) {
+  std::atomic<int> failures{0};
+  std::vector<std::thread> pool;
+  for (int t = 0; t < threads; ++t) {
+    pool.emplace_back([&, t] {
+      for (int i = 0; i < each; ++i) failures += one(std::to_string(t) + ":" + std::to_string(i));
+    });
+  }
+  for (auto& th : pool) th.join();
+  return failures.load();
+}
+
 TEST_F(TransportTest, ManyThreadsRequestAndNotifyAtOnce) {
   make_pair();
   auto echo = b->open_inbox("echo", 0, echo_handler());
   auto sink = b->open_inbox("sink", 100000);
   auto svc = b->open_inbox("svc");
-  std::atomic<bool> stop{false};
-  std::thread responder([&] {
-    while (!stop) {
-      if (auto in = svc->pop(10ms)) b->respond(*in, in->envelope.payload);
-    }
-  });
+  EchoResponder responder(*b, svc);
   constexpr int kThreads = 4;
   constexpr int kEach = 150;
-  std::atomic<int> failures{0};
-  std::vector<std::thread> threads;
-  for (int t = 0; t < kThreads; ++t) {
-    threads.emplace_back([&, t] {
-      for (int i = 0; i < kEach; ++i) {
-        const std::string tag = std::to_string(t) + ":" + std::to_string(i);
-        Reply q = a->request(to("B", "echo", tag), kLong);
-        if (!q.ok() || text(q.envelope.payload) != tag) ++failures;
-        auto f = a->request_future(to("B", "svc", tag), kLong);
-        if (a->notify(to("B", "sink", tag)) != ErrorCode::None) ++failures;
-        Reply r = f.get();
-        if (!r.ok() || text(r.envelope.payload) != tag) ++failures;
-      }
-    });
-  }
-  for (auto& th : threads) th.join();
-  EXPECT_EQ(failures.load(), 0);
+  const int failures = run_in_threads(kThreads, kEach, [&](const std::string& tag) {
+    int failed = 0;
+    Reply q = a->request(to("B", "echo", tag), kLong);
+    if (!q.ok() || text(q.envelope.payload) != tag) ++failed;
+    auto f = a->request_future(to("B", "svc", tag), kLong);
+    if (a->notify(to("B", "sink", tag)) != ErrorCode::None) ++failed;
+    Reply r = f.get();
+    if (!r.ok() || text(r.envelope.payload) != tag) ++failed;
+    return failed;
+  });
+  EXPECT_EQ(failures, 0);
   EXPECT_TRUE(eventually([&] { return sink->size() == kThreads * kEach; }));
-  stop = true;
-  responder.join();
   const auto s = a->stats();
   EXPECT_EQ(s.pending_requests, 0u);
   EXPECT_EQ(s.outbound_queued, 0u);
@@ -1279,33 +1303,23 @@ TEST_F(TransportTest, CallbackRequestsByTheCallerCanBeTurnedOff) {
 TEST_F(TransportTest, MailboxAnswersLeaveFromTheAnsweringThread) {
   make_pair();
   auto svc = b->open_inbox("svc");
-  std::atomic<bool> stop{false};
-  std::thread responder([&] {
-    while (!stop) {
-      if (auto in = svc->pop(10ms)) b->respond(*in, in->envelope.payload);
-    }
-  });
   constexpr int kThreads = 3;
   constexpr int kEach = 100;
-  std::atomic<int> failures{0};
-  std::vector<std::thread> threads;
-  for (int t = 0; t < kThreads; ++t) {
-    threads.emplace_back([&, t] {
-      for (int i = 0; i < kEach; ++i) {
-        const std::string tag = std::to_string(t) + ":" + std::to_string(i);
-        // Blocking and callback requests both: two ways in, one way out.
-        auto f = a->request_future(to("B", "svc", "f" + tag), kLong);
-        Reply r = a->request(to("B", "svc", tag), kLong);
-        if (!r.ok() || text(r.envelope.payload) != tag) ++failures;
-        Reply g = f.get();
-        if (!g.ok() || text(g.envelope.payload) != "f" + tag) ++failures;
-      }
+  int failures = 0;
+  {
+    EchoResponder responder(*b, svc);
+    failures = run_in_threads(kThreads, kEach, [&](const std::string& tag) {
+      int failed = 0;
+      // Blocking and callback requests both: two ways in, one way out.
+      auto f = a->request_future(to("B", "svc", "f" + tag), kLong);
+      Reply r = a->request(to("B", "svc", tag), kLong);
+      if (!r.ok() || text(r.envelope.payload) != tag) ++failed;
+      Reply g = f.get();
+      if (!g.ok() || text(g.envelope.payload) != "f" + tag) ++failed;
+      return failed;
     });
   }
-  for (auto& th : threads) th.join();
-  stop = true;
-  responder.join();
-  EXPECT_EQ(failures.load(), 0);
+  EXPECT_EQ(failures, 0);
   const auto s = b->stats();
   EXPECT_EQ(s.sent[static_cast<int>(MessageType::Response)], 2u * kThreads * kEach);
   // Most go directly; one finds the ROUTER busy now and then and is

@@ -59,19 +59,35 @@ ErrorCode Transport::Impl::reserve(const std::string& node, std::shared_ptr<Peer
 //    look of the thread, not once per send, so a stream of direct sends
 //    costs neither a syscall each nor a wake-up of the thread each;
 //  * try_lock: never wait behind the transport thread; queue instead.
-bool Transport::Impl::send_direct(PeerShared& peer, const std::vector<std::uint8_t>& bytes) {
-  if (!core->options.direct_notifies || peer.state.load(std::memory_order_acquire) != PeerState::Connected ||
-      peer.queued.load(std::memory_order_acquire) != 1 || peer.pending_main.load(std::memory_order_acquire) != 0) {
-    return false;
+namespace {
+
+// The send both direct paths share: with the peer Connected, nothing of
+// ours queued for it (only the caller's own reservation) and the DEALER's
+// lock free, sends `bytes` and returns the lock still held; otherwise
+// sends nothing and returns it unheld.
+std::unique_lock<std::mutex> send_on_dealer(detail::Core& core, PeerShared& peer, MessageType type,
+                                            const std::vector<std::uint8_t>& bytes) {
+  if (peer.state.load(std::memory_order_acquire) != PeerState::Connected ||
+      peer.queued.load(std::memory_order_acquire) != 1) {
+    return {};
   }
   std::unique_lock lock(peer.dealer_mu, std::try_to_lock);
-  if (!lock.owns_lock() || !peer.dealer) return false;
-  auto& sent = core->counters.sent[detail::type_index(MessageType::Notify)];
+  if (!lock.owns_lock() || !peer.dealer) return {};
+  auto& sent = core.counters.sent[detail::type_index(type)];
   bump(sent);
   if (!detail::send_now(peer.dealer, zmq::buffer(bytes))) {
     detail::drop(sent);
-    return false;
+    return {};
   }
+  return lock;
+}
+
+}  // namespace
+
+bool Transport::Impl::send_direct(PeerShared& peer, const std::vector<std::uint8_t>& bytes) {
+  if (!core->options.direct_notifies || peer.pending_main.load(std::memory_order_acquire) != 0) return false;
+  const std::unique_lock lock = send_on_dealer(*core, peer, MessageType::Notify, bytes);
+  if (!lock) return false;
   if (!peer.dealer_used.exchange(true, std::memory_order_acq_rel)) core->dealer_recheck.arm();
   return true;
 }
@@ -84,18 +100,9 @@ bool Transport::Impl::send_direct(PeerShared& peer, const std::vector<std::uint8
 // lock to read, so it cannot see the reply before it can find the call.
 bool Transport::Impl::send_request_direct(PeerShared& peer, const std::shared_ptr<detail::PendingCall>& call,
                                           const std::vector<std::uint8_t>& bytes) {
-  if (!core->options.direct_async_requests || peer.state.load(std::memory_order_acquire) != PeerState::Connected ||
-      peer.queued.load(std::memory_order_acquire) != 1) {
-    return false;
-  }
-  std::unique_lock lock(peer.dealer_mu, std::try_to_lock);
-  if (!lock.owns_lock() || !peer.dealer) return false;
-  auto& sent = core->counters.sent[detail::type_index(MessageType::Request)];
-  bump(sent);
-  if (!detail::send_now(peer.dealer, zmq::buffer(bytes))) {
-    detail::drop(sent);
-    return false;
-  }
+  if (!core->options.direct_async_requests) return false;
+  std::unique_lock lock = send_on_dealer(*core, peer, MessageType::Request, bytes);
+  if (!lock) return false;
   bump(core->counters.async_requests_direct);
   if (!peer.used.load(std::memory_order_relaxed)) peer.used.store(true, std::memory_order_relaxed);
   if (!core->direct_watches.add(call)) {
