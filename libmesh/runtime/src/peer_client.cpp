@@ -47,17 +47,15 @@ Strategy strategy_or_throw(std::string_view name) {
 
 namespace detail {
 
-// Ids starting with '$' are the node's own senders and inboxes ("$node",
-// "$registry"): never a target, even if some node advertised such a card.
-std::optional<PeerInfo> resolve_target(MeshCore& core, std::string_view target, Strategy strategy,
-                                       const std::string& self, std::string_view self_role, PolicyAction action) {
-  if (target.empty() || target.front() == '$') return std::nullopt;
-  if (!core.policy_on) return core.directory.resolve(target, strategy, self);
-  // Under a policy a role resolves to the first agent, by the strategy,
-  // that this one may reach with `action`; the caller's check then passes.
-  // An exact id resolves as usual: the check refuses it if it must.
-  if (auto exact = core.directory.find(target, self)) return exact;
-  auto peers = core.directory.discover(PeerQuery{std::string(target), {}}, strategy, self);
+namespace {
+
+// Under a policy, a role resolves to the first agent, by the strategy,
+// that this one may reach with `action` (the caller's check then passes),
+// or to the first at all (which the check refuses). One rule for both
+// forms of the lookup below.
+std::optional<PeerInfo> first_reachable(MeshCore& core, std::string_view role, Strategy strategy,
+                                        const std::string& self, std::string_view self_role, PolicyAction action) {
+  auto peers = core.directory.discover(PeerQuery{std::string(role), {}}, strategy, self);
   for (auto& p : peers) {
     if (core.allows_send(self_role, p, action)) return std::move(p);
   }
@@ -65,18 +63,29 @@ std::optional<PeerInfo> resolve_target(MeshCore& core, std::string_view target, 
   return std::move(peers.front());
 }
 
+// Ids starting with '$' are the node's own senders and inboxes ("$node",
+// "$registry"): never a target, even if some node advertised such a card.
+bool never_a_target(std::string_view target) { return target.empty() || target.front() == '$'; }
+
+}  // namespace
+
+std::optional<PeerInfo> resolve_target(MeshCore& core, std::string_view target, Strategy strategy,
+                                       const std::string& self, std::string_view self_role, PolicyAction action) {
+  if (never_a_target(target)) return std::nullopt;
+  if (!core.policy_on) return core.directory.resolve(target, strategy, self);
+  // An exact id resolves as usual: the caller's check refuses it if it must.
+  if (auto exact = core.directory.find(target, self)) return exact;
+  return first_reachable(core, target, strategy, self, self_role, action);
+}
+
 std::optional<PeerRef> resolve_target_ref(MeshCore& core, std::string_view target, Strategy strategy,
                                           const std::string& self, std::string_view self_role, PolicyAction action) {
-  if (target.empty() || target.front() == '$') return std::nullopt;
+  if (never_a_target(target)) return std::nullopt;
   if (!core.policy_on) return core.directory.resolve_ref(target, strategy, self);
-  // As resolve_target: an exact id as it is, a role its first reachable agent.
   if (auto exact = core.directory.find_ref(target, self)) return exact;
-  auto peers = core.directory.discover(PeerQuery{std::string(target), {}}, strategy, self);
-  for (const auto& p : peers) {
-    if (core.allows_send(self_role, p, action)) return ref_of(p);
-  }
-  if (peers.empty()) return std::nullopt;
-  return ref_of(peers.front());
+  auto peer = first_reachable(core, target, strategy, self, self_role, action);
+  if (!peer) return std::nullopt;
+  return ref_of(*peer);
 }
 
 Address address_of(const PeerInfo& peer) {
