@@ -82,14 +82,14 @@ std::optional<std::string> AgentDirectory::put_local(AgentCard card) {
   if (auto err = validate_card(card)) return err;
   card.node = local_node_;
   std::unique_lock lock(mu_);
-  const auto at = local_index_.find(card.agent_id);
-  const auto it = at == local_index_.end() ? local_.end() : local_.begin() + static_cast<std::ptrdiff_t>(at->second);
+  const std::size_t at = local_index_locked(card.agent_id);
+  const auto it = at == kNotLocal ? local_.end() : local_.begin() + static_cast<std::ptrdiff_t>(at);
   if (it != local_.end()) {
     card.version = it->version;
     if (card == *it) return std::nullopt;
     card.version = ++local_version_;
     *it = card;
-    count_id_locked(card, local_node_);  // its role may have changed
+    id_holder_.find(card.agent_id)->second.role = card.role;  // its role may have changed
     emit_locked(DirectoryEventKind::AgentUpdated, local_node_, std::move(card), true);
   } else {
     if (local_.size() >= kMaxCards) {
@@ -114,9 +114,12 @@ std::optional<std::string> AgentDirectory::put_local(AgentCard card) {
       if (!pending_.empty()) pending_.back().holder = local_node_;
       rn.withheld.push_back(std::move(shadowed));
     }
-    local_index_.insert_or_assign(card.agent_id, local_.size());
+    // Doubling would leave up to half of 10 000 cards' room unused (~150
+    // bytes per agent); an eighth at a time costs a few more moves of
+    // cards when agents are added, which is cheap next to adding one.
+    if (local_.size() == local_.capacity()) local_.reserve(local_.size() + local_.size() / 8 + 16);
+    id_holder_.insert_or_assign(card.agent_id, Holder{std::string(), card.role, local_.size()});
     local_.push_back(card);
-    count_id_locked(card, local_node_);
     emit_locked(DirectoryEventKind::AgentAdded, local_node_, std::move(card), true);
   }
   deliver(lock);
@@ -125,14 +128,12 @@ std::optional<std::string> AgentDirectory::put_local(AgentCard card) {
 
 bool AgentDirectory::remove_local(std::string_view agent_id) {
   std::unique_lock lock(mu_);
-  const auto at = local_index_.find(agent_id);
-  if (at == local_index_.end()) return false;
-  const std::size_t index = at->second;
-  local_index_.erase(at);
+  const std::size_t index = local_index_locked(agent_id);
+  if (index == kNotLocal) return false;
   const auto it = local_.begin() + static_cast<std::ptrdiff_t>(index);
   AgentCard card = std::move(*it);
   local_.erase(it);
-  for (std::size_t i = index; i < local_.size(); ++i) local_index_[local_[i].agent_id] = i;
+  for (std::size_t i = index; i < local_.size(); ++i) id_holder_.find(local_[i].agent_id)->second.local_index = i;
   ++local_version_;
   uncount_id_locked(card.agent_id);
   emit_locked(DirectoryEventKind::AgentRemoved, local_node_, std::move(card), true);
@@ -265,13 +266,18 @@ bool AgentDirectory::held_locked(std::string_view agent_id) const { return id_ho
 
 std::string AgentDirectory::holder_locked(std::string_view agent_id) const {
   const auto it = id_holder_.find(agent_id);
-  return it == id_holder_.end() ? std::string() : it->second.node;
+  return it == id_holder_.end() ? std::string() : node_of(it->second);
+}
+
+std::size_t AgentDirectory::local_index_locked(std::string_view agent_id) const {
+  const auto it = id_holder_.find(agent_id);
+  return it == id_holder_.end() ? kNotLocal : it->second.local_index;
 }
 
 bool AgentDirectory::holds(std::string_view node, std::string_view agent_id) const {
   std::lock_guard lock(mu_);
   const auto it = id_holder_.find(agent_id);
-  return it != id_holder_.end() && it->second.node == node;
+  return it != id_holder_.end() && node_of(it->second) == node;
 }
 
 std::optional<std::string> AgentDirectory::role_of(std::string_view agent_id) const {
@@ -385,13 +391,13 @@ std::vector<PeerInfo> AgentDirectory::discover(const PeerQuery& query, Strategy 
 const AgentCard* AgentDirectory::find_card_locked(std::string_view agent_id, std::string_view exclude_agent,
                                                   bool& local, NodeHealth& health) const {
   if (agent_id.empty() || agent_id == exclude_agent) return nullptr;
-  if (const auto at = local_index_.find(agent_id); at != local_index_.end()) {
-    local = true;
-    health = NodeHealth::Alive;
-    return &local_[at->second];
-  }
   const auto holder = id_holder_.find(agent_id);
   if (holder == id_holder_.end()) return nullptr;
+  if (holder->second.local_index != kNotLocal) {
+    local = true;
+    health = NodeHealth::Alive;
+    return &local_[holder->second.local_index];
+  }
   const auto node = remote_.find(holder->second.node);
   if (node == remote_.end()) return nullptr;
   for (const auto& c : node->second.cards) {
@@ -485,7 +491,7 @@ bool AgentDirectory::record_usage(std::string_view agent_id, std::int64_t now_ms
 }
 
 void AgentDirectory::count_id_locked(const AgentCard& card, const std::string& node) {
-  id_holder_.insert_or_assign(card.agent_id, Holder{node, card.role});
+  id_holder_.insert_or_assign(card.agent_id, Holder{node, card.role, kNotLocal});
 }
 
 // An agent's usage is forgotten when its id is given up.
