@@ -70,13 +70,23 @@ std::size_t share_of(std::size_t limit, double share) {
 Inbox::Inbox(std::string name, std::size_t limit, QuickHandler quick, std::size_t byte_limit, double peer_share)
     : name_(std::move(name)),
       limit_(limit),
-      quick_(std::move(quick)),
+      quick_(quick ? std::make_unique<const QuickHandler>(std::move(quick)) : nullptr),
       byte_limit_(byte_limit),
       source_limit_(share_of(limit, peer_share)),
       source_byte_limit_(share_of(byte_limit, peer_share)),
       sharing_(source_limit_ < limit_ || source_byte_limit_ < byte_limit_) {}
 
 Inbox::~Inbox() = default;
+
+const QuickHandler& Inbox::quick_handler() const {
+  static const QuickHandler none;
+  return quick_ ? *quick_ : none;
+}
+
+std::condition_variable& Inbox::cv_locked() {
+  if (!cv_) cv_ = std::make_unique<std::condition_variable>();
+  return *cv_;
+}
 
 Inbox::Ring& Inbox::ring_of(Priority priority) {
   auto& r = rings_[static_cast<std::size_t>(priority)];
@@ -112,7 +122,8 @@ ErrorCode Inbox::admit_locked(const Incoming& m, std::size_t cost) {
   if (count + places_held_ >= limit_) return ErrorCode::MailboxFull;
   if (count > 0 && bytes_ + cost > byte_limit_) return ErrorCode::MailboxFull;
   if (sharing_ && !m.source.empty()) {
-    auto [it, fresh] = by_source_.try_emplace(m.source);
+    if (!by_source_) by_source_ = std::make_unique<std::unordered_map<std::string, Held>>();
+    auto [it, fresh] = by_source_->try_emplace(m.source);
     Held& held = it->second;
     if (!fresh && (held.count >= source_limit_ || held.bytes + cost > source_byte_limit_)) {
       return ErrorCode::MailboxFull;
@@ -127,11 +138,12 @@ ErrorCode Inbox::admit_locked(const Incoming& m, std::size_t cost) {
 void Inbox::release_locked(const Incoming& m, std::size_t cost) {
   bytes_ -= cost;
   if (!sharing_ || m.source.empty()) return;
-  auto it = by_source_.find(m.source);
-  if (it == by_source_.end()) return;
+  if (!by_source_) return;
+  auto it = by_source_->find(m.source);
+  if (it == by_source_->end()) return;
   --it->second.count;
   it->second.bytes -= cost;
-  if (it->second.count == 0) by_source_.erase(it);
+  if (it->second.count == 0) by_source_->erase(it);
 }
 
 ErrorCode Inbox::push(Incoming&& message) {
@@ -146,7 +158,8 @@ ErrorCode Inbox::push(Incoming&& message) {
     wake = waiting_ > 0;
     ready = std::exchange(armed_, false);
   }
-  if (wake) cv_.notify_one();
+  // A waiter made cv_ before it waited, under the lock, and it stays.
+  if (wake) cv_->notify_one();
   if (ready) ready_();
   return ErrorCode::None;
 }
@@ -186,9 +199,9 @@ std::size_t Inbox::push_batch(std::span<Incoming> messages, std::span<ErrorCode>
   if (ready) ready_();
   if (wake) {
     if (taken > 1) {
-      cv_.notify_all();  // several messages: let every waiting consumer take one
+      cv_->notify_all();  // several messages: let every waiting consumer take one
     } else {
-      cv_.notify_one();
+      cv_->notify_one();
     }
   }
   return taken;
@@ -196,7 +209,7 @@ std::size_t Inbox::push_batch(std::span<Incoming> messages, std::span<ErrorCode>
 
 std::optional<Incoming> Inbox::pop(std::optional<std::chrono::milliseconds> timeout) {
   std::unique_lock lock(mu_);
-  wait_until_ready(cv_, lock, waiting_, timeout, [this] { return queued_locked() > 0 || closed_; });
+  wait_until_ready(cv_locked(), lock, waiting_, timeout, [this] { return queued_locked() > 0 || closed_; });
   Ring* ring = next_ring_locked();
   if (ring == nullptr) return std::nullopt;
   Incoming m = ring->pop();
@@ -207,7 +220,7 @@ std::optional<Incoming> Inbox::pop(std::optional<std::chrono::milliseconds> time
 std::size_t Inbox::pop_batch(std::vector<Incoming>& out, std::size_t max,
                              std::optional<std::chrono::milliseconds> timeout) {
   std::unique_lock lock(mu_);
-  wait_until_ready(cv_, lock, waiting_, timeout, [this] { return queued_locked() > 0 || closed_; });
+  wait_until_ready(cv_locked(), lock, waiting_, timeout, [this] { return queued_locked() > 0 || closed_; });
   std::size_t n = 0;
   for (Ring* ring = next_ring_locked(); ring != nullptr && n < max; ring = next_ring_locked()) {
     // A higher priority may not arrive meanwhile: the lock is held.
@@ -258,12 +271,14 @@ std::size_t Inbox::size() const {
 
 void Inbox::close() {
   bool ready = false;
+  std::condition_variable* cv = nullptr;
   {
     std::lock_guard lock(mu_);
     closed_ = true;
     ready = std::exchange(armed_, false);
+    cv = cv_.get();
   }
-  cv_.notify_all();
+  if (cv) cv->notify_all();
   if (ready) ready_();
 }
 

@@ -318,7 +318,7 @@ class Inbox {
   ~Inbox();
   Inbox(const Inbox&) = delete;
   Inbox& operator=(const Inbox&) = delete;
-  const QuickHandler& quick_handler() const { return quick_; }
+  const QuickHandler& quick_handler() const;
   bool closed() const;
 
  private:
@@ -331,18 +331,24 @@ class Inbox {
   ErrorCode admit_locked(const Incoming& m, std::size_t cost);
   void release_locked(const Incoming& m, std::size_t cost);
 
+  // An agent has an inbox, idle or not: what only some inboxes use is made
+  // when first needed (a condition variable for blocking consumers, the
+  // per-source counts, a quick handler), so an idle one is ~230 bytes.
   std::string name_;
   std::size_t limit_;
-  QuickHandler quick_;
+  std::unique_ptr<const QuickHandler> quick_;  // null: none
   std::size_t byte_limit_;
   std::size_t source_limit_;        // messages one remote source may hold
   std::size_t source_byte_limit_;   // ...and bytes
   bool sharing_;                    // either share is below its bound
   std::size_t bytes_ = 0;
   std::size_t places_held_ = 0;     // hold_place() not yet released
-  std::unordered_map<std::string, Held> by_source_;  // remote sources with messages here
+  // Remote sources with messages here (while sharing_); made by the first.
+  std::unique_ptr<std::unordered_map<std::string, Held>> by_source_;
   mutable std::mutex mu_;
-  std::condition_variable cv_;
+  // Made (under mu_) by the first pop() or pop_batch() that waits, and kept.
+  std::unique_ptr<std::condition_variable> cv_;
+  std::condition_variable& cv_locked();
   // One ring per priority, highest last, made when a message of that
   // priority first arrives (most inboxes only ever see one priority, and
   // many idle agents none).
