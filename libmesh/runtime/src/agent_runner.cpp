@@ -94,10 +94,10 @@ AgentSlot::AgentSlot(MeshCore& c, std::unique_ptr<Agent> a)
   const std::size_t n = agent->spec().concurrency;
   if (kind == Kind::Custom && n > 1) {
     parallel = true;
-    scope.executor = c.pool->get_executor();
+    scope.pool = c.pool.get();
     in_flight_cap = n;
   } else {
-    scope.executor = strand;
+    scope.strand = &strand;
     // Handlers awaiting at once; past it the mailbox holds the rest (and
     // pushes back on senders) until one ends.
     in_flight_cap = c.config.mailbox_limit;
@@ -141,13 +141,16 @@ void AgentSlot::end_coroutine() {
   core->live_cv.notify_all();
 }
 
-void AgentSlot::start(std::shared_ptr<transport::Inbox> mailbox) {
-  inbox = std::move(mailbox);
+void AgentSlot::start() {
   running.store(true);
   if (inbox) {
     // Called by the pushing thread when a message arrives while the agent
     // had nothing to do: hand it over on the strand.
-    inbox->set_ready_callback([weak = weak_from_this(), ex = strand, pool = core->pool->get_executor()] {
+    // It holds only the slot's weak pointer: every agent keeps one, and a
+    // copy of the strand and the pool's executor as well took 64 bytes more.
+    inbox->set_ready_callback([weak = weak_from_this()] {
+      const auto self = weak.lock();
+      if (!self) return;
       auto run = [weak] {
         if (auto s = weak.lock()) s->pump();
       };
@@ -156,10 +159,10 @@ void AgentSlot::start(std::shared_ptr<transport::Inbox> mailbox) {
       // no other worker is woken for it (a system call and a context
       // switch, more than the rest of a hop). The pool still spreads work:
       // a worker that finds more than one task queued wakes another.
-      if (pool.running_in_this_thread()) {
-        boost::asio::defer(ex, std::move(run));
+      if (self->strand.get_inner_executor().running_in_this_thread()) {
+        boost::asio::defer(self->strand, std::move(run));
       } else {
-        boost::asio::post(ex, std::move(run));
+        boost::asio::post(self->strand, std::move(run));
       }
     });
   }
@@ -425,8 +428,7 @@ void AgentSlot::run_thread(std::stop_token stop) {
 }
 
 void MeshCore::start_agent(const std::shared_ptr<AgentSlot>& slot) {
-  auto it = inboxes.find(slot->agent->id());
-  slot->start(it == inboxes.end() ? nullptr : it->second);
+  slot->start();
 }
 
 void MeshCore::stop_agents(const std::vector<std::shared_ptr<AgentSlot>>& slots) {

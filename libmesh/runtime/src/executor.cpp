@@ -24,22 +24,35 @@ void forbid_blocking(std::string_view call) {
                          "awaitable form instead, or make the agent a ThreadAgent");
 }
 
+boost::asio::any_io_executor AwaitScope::executor() const {
+  if (strand) return *strand;
+  return pool->get_executor();
+}
+
 std::uint64_t AwaitScope::add(std::function<void()> cancel) {
   std::lock_guard lock(mu_);
   if (stopped_) return 0;
   const std::uint64_t key = next_++;
-  cancels_.emplace(key, std::move(cancel));
+  cancels_.emplace_back(key, std::move(cancel));
   return key;
 }
 
 void AwaitScope::remove(std::uint64_t key) {
   if (key == 0) return;
   std::lock_guard lock(mu_);
-  cancels_.erase(key);
+  // Keys grow: the newest awaits are at the end, where removal looks first.
+  for (auto it = cancels_.rbegin(); it != cancels_.rend(); ++it) {
+    if (it->first == key) {
+      cancels_.erase(std::next(it).base());
+      break;
+    }
+  }
+  // A burst of awaits (a parallel agent's) leaves room no idle agent needs.
+  if (cancels_.empty() && cancels_.capacity() > 16) cancels_ = {};
 }
 
 void AwaitScope::stop() {
-  std::unordered_map<std::uint64_t, std::function<void()>> cancels;
+  std::vector<std::pair<std::uint64_t, std::function<void()>>> cancels;
   {
     std::lock_guard lock(mu_);
     stopped_ = true;

@@ -83,18 +83,18 @@ Agent& Mesh::add(std::unique_ptr<Agent> agent) {
   auto slot = std::make_shared<detail::AgentSlot>(c, std::move(agent));
   slot->client = std::make_unique<PeerClient>(c, spec.agent_id, spec.role);
   slot->client->slot_ = slot.get();
-  if (c.state == MeshCore::State::Running) {
-    c.inboxes[spec.agent_id] =
-        c.transport->open_inbox(spec.agent_id, spec.mailbox_limit ? spec.mailbox_limit : c.config.mailbox_limit);
-  }
+  if (c.state == MeshCore::State::Running) c.open_mailbox(*slot);
   if (auto err = c.directory.put_local(card)) {
-    c.inboxes.erase(spec.agent_id);
+    if (slot->inbox) slot->inbox->close();  // its name is free again
     throw std::invalid_argument("add: " + *err);
   }
   slot->agent->slot_ = slot.get();
   if (spec.authority_only) c.set_authority_only(spec.agent_id, true);
-  c.agents[spec.agent_id] = slot;
-  c.agent_order.push_back(spec.agent_id);
+  slot->order = c.next_order++;
+  {
+    std::lock_guard table(c.agents_mu);
+    c.agents[spec.agent_id] = slot;
+  }
   if (c.state == MeshCore::State::Running) c.start_agent(slot);
   return *slot->agent;
 }
@@ -112,12 +112,11 @@ bool Mesh::remove(std::string_view agent_id) {
     }
     detail::forbid_blocking("Mesh::remove");
     slot = it->second;
-    c.agents.erase(it);
-    std::erase(c.agent_order, std::string(agent_id));
-    if (auto in = c.inboxes.find(agent_id); in != c.inboxes.end()) {
-      inbox = in->second;
-      c.inboxes.erase(in);
+    {
+      std::lock_guard table(c.agents_mu);
+      c.agents.erase(it);
     }
+    inbox = slot->inbox;
   }
   c.directory.remove_local(agent_id);
   c.set_authority_only(std::string(agent_id), false);
@@ -203,10 +202,8 @@ void Mesh::start() {
                                [&c](const transport::EnvelopeView& request, std::vector<std::uint8_t>& out) {
                                  return c.serve_keys(request, out);
                                });
-  for (const auto& id : c.agent_order) {
-    const auto& spec = c.agents[id]->agent->spec();
-    c.inboxes[id] = t->open_inbox(id, spec.mailbox_limit ? spec.mailbox_limit : c.config.mailbox_limit);
-  }
+  const auto in_order = c.slots_in_order();
+  for (const auto& slot : in_order) c.open_mailbox(*slot);
 
   if (c.config.p2p_enabled) {
     try {
@@ -269,7 +266,7 @@ void Mesh::start() {
       }
       c.io.reset();
       c.link.reset();
-      c.inboxes.clear();
+      for (const auto& slot : in_order) slot->inbox.reset();  // no agent has started
       c.registry_inbox.reset();
       c.keys_inbox.reset();
       c.transport.reset();
@@ -278,7 +275,7 @@ void Mesh::start() {
   }
   if (!c.config.p2p_enabled) c.joined.store(true);  // no cluster to join
   c.state = MeshCore::State::Running;
-  for (const auto& id : c.agent_order) c.start_agent(c.agents[id]);
+  for (const auto& slot : in_order) c.start_agent(slot);
 }
 
 namespace {
@@ -355,11 +352,11 @@ void Mesh::stop() {
   {
     std::lock_guard lock(c.mu);
     if (c.state == MeshCore::State::Stopped) return;
-    for (const auto& id : c.agent_order) {
-      if (c.agents[id]->thread.get_id() == std::this_thread::get_id()) {
-        throw std::logic_error("stop: called from agent " + id + "'s thread; use request_stop()");
+    for (auto& slot : c.slots_in_order()) {
+      if (slot->thread.get_id() == std::this_thread::get_id()) {
+        throw std::logic_error("stop: called from agent " + slot->agent->id() + "'s thread; use request_stop()");
       }
-      if (c.agents[id]->running.load()) slots.push_back(c.agents[id]);
+      if (slot->running.load()) slots.push_back(std::move(slot));
     }
     c.state = MeshCore::State::Stopped;
   }
@@ -398,10 +395,12 @@ void Mesh::stop() {
   std::shared_ptr<transport::Transport> t;
   {
     std::lock_guard lock(c.mu);
-    for (auto& [id, inbox] : c.inboxes) inbox->close();
+    // An agent's inbox goes with its slot (its strand may still look at it).
+    for (const auto& [id, slot] : c.agents) {
+      if (slot->inbox) slot->inbox->close();
+    }
     if (c.registry_inbox) c.registry_inbox->close();
     if (c.keys_inbox) c.keys_inbox->close();
-    c.inboxes.clear();
     c.registry_inbox.reset();
     c.keys_inbox.reset();
     t = std::move(c.transport);
@@ -431,7 +430,7 @@ Agent* Mesh::agent(std::string_view agent_id) const {
 std::vector<Agent*> Mesh::agents() const {
   std::lock_guard lock(core_->mu);
   std::vector<Agent*> out;
-  for (const auto& id : core_->agent_order) out.push_back(core_->agents.at(id)->agent.get());
+  for (const auto& slot : core_->slots_in_order()) out.push_back(slot->agent.get());
   return out;
 }
 

@@ -158,7 +158,7 @@ MeshCore::MeshCore(NodeConfig cfg, MeshOptions opts)
   // Room for the envelope's own fields (ids, names, times).
   limits.max_bytes = config.max_message_bytes - 1024;
   pool = std::make_unique<boost::asio::io_context>();
-  node_scope.executor = pool->get_executor();
+  node_scope.pool = pool.get();
   start_pool();
   start_control();
   directory_token = directory.subscribe([this](const DirectoryEvent& e) {
@@ -178,8 +178,13 @@ MeshCore::MeshCore(NodeConfig cfg, MeshOptions opts)
 
 MeshCore::~MeshCore() {
   // Agents first: their clients unsubscribe from members declared later.
-  agent_order.clear();
-  agents.clear();
+  {
+    decltype(agents) gone;
+    {
+      std::lock_guard table(agents_mu);
+      gone.swap(agents);
+    }
+  }
   node_client.reset();
   directory.unsubscribe(directory_token);
   // Mesh::stop did this unless the constructor threw after starting them.
@@ -216,8 +221,22 @@ RoleCounters& MeshCore::role_counters(std::string_view role) {
 
 std::shared_ptr<transport::Inbox> MeshCore::inbox_of(const std::string& agent_id) const {
   std::lock_guard lock(mu);
-  auto it = inboxes.find(agent_id);
-  return it == inboxes.end() ? nullptr : it->second;
+  auto it = agents.find(agent_id);
+  if (it == agents.end() || !it->second->inbox || it->second->inbox->closed()) return nullptr;  // stopped
+  return it->second->inbox;
+}
+
+std::vector<std::shared_ptr<AgentSlot>> MeshCore::slots_in_order() const {
+  std::vector<std::shared_ptr<AgentSlot>> out;
+  out.reserve(agents.size());
+  for (const auto& [id, slot] : agents) out.push_back(slot);
+  std::sort(out.begin(), out.end(), [](const auto& a, const auto& b) { return a->order < b->order; });
+  return out;
+}
+
+void MeshCore::open_mailbox(AgentSlot& slot) {
+  const auto& spec = slot.agent->spec();
+  slot.inbox = transport->open_inbox(spec.agent_id, spec.mailbox_limit ? spec.mailbox_limit : config.mailbox_limit);
 }
 
 }  // namespace mesh::detail

@@ -97,8 +97,17 @@ void forbid_blocking(std::string_view call);
 // The awaits in progress of one agent (or of the node client): where they
 // resume, and a cancel for each, which stop() runs: stopping an agent
 // completes every await of it at once.
+//
+// Every agent has one, idle or not, so it is kept small: where awaits
+// resume is two pointers (an any_io_executor holding a strand would be 48
+// bytes plus 48 on the heap), and the cancels are a vector, as an agent
+// has few awaits at a time.
 struct AwaitScope {
-  boost::asio::any_io_executor executor;
+  // Where awaits resume: `strand` when set (it outlives the scope), else
+  // the pool.
+  const Strand* strand = nullptr;
+  boost::asio::io_context* pool = nullptr;
+  boost::asio::any_io_executor executor() const;
   // Keeps `cancel` and returns its key; 0 (cancel dropped) once stopped.
   std::uint64_t add(std::function<void()> cancel);
   void remove(std::uint64_t key);
@@ -109,7 +118,7 @@ struct AwaitScope {
   mutable std::mutex mu_;
   bool stopped_ = false;
   std::uint64_t next_ = 1;
-  std::unordered_map<std::uint64_t, std::function<void()>> cancels_;
+  std::vector<std::pair<std::uint64_t, std::function<void()>>> cancels_;
 };
 
 // ---- conversations.cpp -------------------------------------------------------
@@ -289,7 +298,7 @@ struct OpAwaiter {
   bool await_ready() const noexcept { return false; }
   bool await_suspend(std::coroutine_handle<> h) {
     c->handle = h;
-    c->executor = scope.executor;
+    c->executor = scope.executor();
     c->handling = current_handling();
     key = scope.add([c = c, v = on_stop]() mutable { c->complete(std::move(v)); });
     if (key == 0) {  // stopped: no suspension
@@ -348,7 +357,12 @@ struct AgentSlot : std::enable_shared_from_this<AgentSlot> {
   // Where the agent's awaits resume: its strand, or the pool itself for a
   // CustomAgent whose handlers run in parallel (concurrency > 1).
   AwaitScope scope;
-  std::shared_ptr<transport::Inbox> inbox;  // set at start
+  // Its mailbox: opened (MeshCore::mu held) when the mesh starts or, on a
+  // running mesh, when it is added; closed when the mesh stops or the
+  // agent is removed, and kept until the slot goes (its strand may still
+  // look at it).
+  std::shared_ptr<transport::Inbox> inbox;
+  std::uint64_t order = 0;  // the agents' order of addition (MeshCore::slots_in_order)
   RoleCounters* role;  // its role's, owned by the core
   std::atomic<bool> stopping{false};
   std::atomic<std::size_t> restarts{0};
@@ -356,7 +370,7 @@ struct AgentSlot : std::enable_shared_from_this<AgentSlot> {
   std::jthread thread;  // a ThreadAgent's
 
   // Any thread.
-  void start(std::shared_ptr<transport::Inbox> mailbox);
+  void start();
   // Cancels the agent's awaits and stops its dispatch; stop_wait waits (up
   // to `until`) for its coroutines to end (a ThreadAgent's thread: joins
   // it); teardown_then runs teardown on the strand, then `done`. The three
@@ -683,8 +697,16 @@ struct MeshCore {
   std::shared_ptr<transport::Inbox> keys_inbox;
   std::mutex keyring_mu;  // one keyring change (and save) at a time
   std::map<std::string, std::shared_ptr<AgentSlot>, std::less<>> agents;
-  std::vector<std::string> agent_order;
-  std::map<std::string, std::shared_ptr<transport::Inbox>, std::less<>> inboxes;
+  // Also held (after mu) to change `agents`: a reader that must not wait
+  // for mu, which the Mesh holds while it stops the transport, reads the
+  // table under this lock alone (PeerClient::report_delivery_failure, on
+  // the transport's thread).
+  mutable std::shared_mutex agents_mu;
+  std::uint64_t next_order = 0;  // AgentSlot::order of the next agent added
+  // The agents in the order they were added (mu held).
+  std::vector<std::shared_ptr<AgentSlot>> slots_in_order() const;
+  // Opens the agent's inbox in the transport (mu held, transport set).
+  void open_mailbox(AgentSlot& slot);
   // Mesh::node_client: sends as kNodeClientId; no card, no inbox.
   std::unique_ptr<PeerClient> node_client = std::make_unique<PeerClient>(*this, kNodeClientId, std::string());
   std::mutex stop_mu;  // one stop() at a time

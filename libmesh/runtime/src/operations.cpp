@@ -119,10 +119,7 @@ std::vector<RoleStats> Mesh::role_stats() const {
   {
     std::lock_guard lock(c.mu);
     slots.reserve(c.agents.size());
-    for (const auto& [id, slot] : c.agents) {
-      auto inbox = c.inboxes.find(id);
-      slots.emplace_back(slot->role, inbox == c.inboxes.end() ? nullptr : inbox->second);
-    }
+    for (const auto& [id, slot] : c.agents) slots.emplace_back(slot->role, slot->inbox);
   }
   std::map<std::string_view, RoleStats> by_role;
   {

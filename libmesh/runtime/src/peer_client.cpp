@@ -99,58 +99,29 @@ Address address_of(const PeerRef& peer) { return Address{peer.local ? std::strin
 // ---- delivery failures ------------------------------------------------------
 //
 // The transport reports a refused notify on its own thread with the
-// sending agent's id. Clients are found through a registry keyed by
-// (mesh, agent id) that each client joins in its constructor and leaves in
-// its destructor; it lives here rather than in MeshCore so that the lookup
-// takes no lock the Mesh holds while it stops the transport.
+// sending agent's id. The client is found in the node's agent table under
+// MeshCore::agents_mu, never MeshCore::mu, which the Mesh holds while it
+// stops the transport.
 
+// A client's failure callback. Its lock is held while the callback runs:
+// replacing the callback waits for that call.
 struct PeerClient::DeliverySink {
-  std::atomic<std::uint64_t> accepted{0};
-  std::atomic<std::uint64_t> refused{0};
-  std::atomic<std::uint64_t> failed{0};
-  std::mutex mu;  // held while the callback runs: replacing it waits for that call
+  std::mutex mu;
   DeliveryFailureCallback callback;
 };
 
 namespace {
-
-struct SinkKey {
-  const detail::MeshCore* core;
-  std::string agent_id;
-  bool operator==(const SinkKey&) const = default;
-};
-struct SinkKeyHash {
-  std::size_t operator()(const SinkKey& k) const noexcept {
-    return std::hash<const void*>{}(k.core) ^ std::hash<std::string>{}(k.agent_id);
-  }
-};
-
-std::mutex g_sinks_mu;
-std::unordered_map<SinkKey, std::weak_ptr<PeerClient::DeliverySink>, SinkKeyHash>& sinks() {
-  static auto* table = new std::unordered_map<SinkKey, std::weak_ptr<PeerClient::DeliverySink>, SinkKeyHash>();
-  return *table;
-}
-
+// Guards every client's delivery_ pointer and tokens_ (both rarely set).
+std::mutex g_client_mu;
 }  // namespace
 
 PeerClient::PeerClient(detail::MeshCore& core, std::string agent_id, std::string role)
-    : core_(core),
-      agent_id_(std::move(agent_id)),
-      role_(std::move(role)),
-      delivery_(std::make_shared<DeliverySink>()) {
-  std::lock_guard lock(g_sinks_mu);
-  sinks()[SinkKey{&core_, agent_id_}] = delivery_;
-}
+    : core_(core), agent_id_(std::move(agent_id)), role_(std::move(role)) {}
 
 PeerClient::~PeerClient() {
+  std::vector<std::pair<Token, std::shared_ptr<std::atomic<bool>>>> tokens;
   {
-    std::lock_guard lock(g_sinks_mu);
-    auto it = sinks().find(SinkKey{&core_, agent_id_});
-    if (it != sinks().end() && it->second.lock() == delivery_) sinks().erase(it);
-  }
-  std::map<Token, std::shared_ptr<std::atomic<bool>>> tokens;
-  {
-    std::lock_guard lock(tokens_mu_);
+    std::lock_guard lock(g_client_mu);
     tokens.swap(tokens_);
   }
   for (auto& [t, alive] : tokens) {
@@ -162,31 +133,51 @@ PeerClient::~PeerClient() {
 detail::AwaitScope& PeerClient::await_scope() const { return slot_ ? slot_->scope : core_.node_scope; }
 
 void PeerClient::on_delivery_failure(DeliveryFailureCallback callback) {
-  std::lock_guard lock(delivery_->mu);
-  delivery_->callback = std::move(callback);
+  std::shared_ptr<DeliverySink> sink;
+  {
+    std::lock_guard lock(g_client_mu);
+    if (!delivery_) {
+      if (!callback) return;
+      delivery_ = std::make_shared<DeliverySink>();
+    }
+    sink = delivery_;
+  }
+  std::lock_guard lock(sink->mu);
+  sink->callback = std::move(callback);
 }
 
 DeliveryStats PeerClient::delivery_stats() const {
   DeliveryStats s;
-  s.notifies_accepted = delivery_->accepted.load(std::memory_order_relaxed);
-  s.notifies_refused = delivery_->refused.load(std::memory_order_relaxed);
-  s.notifies_failed = delivery_->failed.load(std::memory_order_relaxed);
+  s.notifies_accepted = accepted_.load(std::memory_order_relaxed);
+  s.notifies_refused = refused_.load(std::memory_order_relaxed);
+  s.notifies_failed = failed_.load(std::memory_order_relaxed);
   return s;
 }
 
 void PeerClient::count_notify(bool accepted, std::uint64_t n) {
-  (accepted ? delivery_->accepted : delivery_->refused).fetch_add(n, std::memory_order_relaxed);
+  (accepted ? accepted_ : refused_).fetch_add(n, std::memory_order_relaxed);
 }
 
+// Holding the sender's slot keeps its client alive while the report runs.
 bool PeerClient::report_delivery_failure(const detail::MeshCore& core, const transport::UndeliverableNotify& r) {
+  std::shared_ptr<const detail::AgentSlot> slot;
+  PeerClient* client = nullptr;
+  if (r.sender_agent == core.node_client->agent_id_) {
+    client = core.node_client.get();
+  } else {
+    std::shared_lock lock(core.agents_mu);
+    const auto it = core.agents.find(r.sender_agent);
+    if (it == core.agents.end() || !it->second->client) return false;
+    slot = it->second;
+    client = slot->client.get();
+  }
+  client->failed_.fetch_add(1, std::memory_order_relaxed);
   std::shared_ptr<DeliverySink> sink;
   {
-    std::lock_guard lock(g_sinks_mu);
-    auto it = sinks().find(SinkKey{&core, std::string(r.sender_agent)});
-    if (it != sinks().end()) sink = it->second.lock();
+    std::lock_guard lock(g_client_mu);
+    sink = client->delivery_;
   }
-  if (!sink) return false;
-  sink->failed.fetch_add(1, std::memory_order_relaxed);
+  if (!sink) return true;
   std::lock_guard lock(sink->mu);
   if (sink->callback) {
     DeliveryFailure f{r.id.to_string(), std::string(r.target), std::string(r.node), r.reason};
@@ -299,15 +290,15 @@ PeerClient::Token PeerClient::subscribe(EventCallback callback) {
       });
     });
   }
-  std::lock_guard lock(tokens_mu_);
-  tokens_.emplace(t, std::move(alive));
+  std::lock_guard lock(g_client_mu);
+  tokens_.emplace_back(t, std::move(alive));
   return t;
 }
 
 bool PeerClient::unsubscribe(Token token) {
   {
-    std::lock_guard lock(tokens_mu_);
-    auto it = tokens_.find(token);
+    std::lock_guard lock(g_client_mu);
+    auto it = std::find_if(tokens_.begin(), tokens_.end(), [&](const auto& e) { return e.first == token; });
     if (it == tokens_.end()) return false;
     it->second->store(false);
     tokens_.erase(it);

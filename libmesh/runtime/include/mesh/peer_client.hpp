@@ -503,22 +503,27 @@ class PeerClient {
   // agent that sent the notify, on the mesh `core`. False when no such
   // client exists any more (the agent was removed meanwhile).
   static bool report_delivery_failure(const detail::MeshCore& core, const transport::UndeliverableNotify& report);
-  // Internal: a client's failure counters and callback, shared with the
-  // registry report_delivery_failure looks clients up in, so that a report
-  // can finish while the client is being destroyed (peer_client.cpp).
+  // Internal: a client's failure callback, made by on_delivery_failure
+  // (peer_client.cpp).
   struct DeliverySink;
 
  private:
+  // Every agent has a client, most of them idle: what only some clients
+  // use (a failure callback, event subscriptions) is not in each of them.
   detail::MeshCore& core_;
   const std::string agent_id_;
   const std::string role_;
   std::atomic<int> strategy_{-1};  // -1: the node's
-  std::mutex tokens_mu_;
-  // Unsubscribed on destruction; each with the flag an agent's callbacks,
-  // queued on its strand, check before they start.
-  std::map<Token, std::shared_ptr<std::atomic<bool>>> tokens_;
-
+  std::atomic<std::uint64_t> accepted_{0};  // delivery_stats()
+  std::atomic<std::uint64_t> refused_{0};
+  std::atomic<std::uint64_t> failed_{0};
+  // Set by on_delivery_failure (a process-wide lock guards the pointer).
   std::shared_ptr<DeliverySink> delivery_;
+  // Unsubscribed on destruction; each with the flag an agent's callbacks,
+  // queued on its strand, check before they start. Guarded by a
+  // process-wide lock: subscribing is rare.
+  std::vector<std::pair<Token, std::shared_ptr<std::atomic<bool>>>> tokens_;
+
   void count_notify(bool accepted, std::uint64_t n = 1);
 
   friend struct detail::AgentSlot;
