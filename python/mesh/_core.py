@@ -198,8 +198,8 @@ class PeerClient:
     # request and request_detailed are the path every call to another
     # agent takes, so each is one coroutine (not one awaiting the other)
     # and request builds no Response: a coroutine frame and an object less
-    # per call. That is about 0.4 of the ~20 us the loop's thread spends on
-    # an await that fails at once; asyncio's two loop iterations and the
+    # per call: about 0.4 us of the ~20 us the loop's thread spends on an
+    # await that fails at once; asyncio's two loop iterations and the
     # eventfd are most of the rest (docs/python.md, "Tests and benchmark").
     async def request(self, target, message, timeout=_mesh.DEFAULT_REQUEST_TIMEOUT, context=None):
         """The response's data, or None (timeout, no such target, its node
