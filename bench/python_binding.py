@@ -8,11 +8,14 @@ which answers with the request's payload: the ~256-byte document
 pyzmq_echo.py sends. One request in flight. The floor: pyzmq_echo.py, a
 pyzmq DEALER -> ROUTER echo between two Python processes with json on both
 sides. Beside them, the runtime alone: the same requests from a C++
-node's client (python-echo-node --ask), to tell the binding's share from
-the runtime's. Rounds of the three alternate; the medians over rounds of p50, p99
-and of each round's ratio are printed as one JSON object, with each
-round's figures; ratio < 1 means the binding is faster than the floor.
-Nothing is asserted about speed.
+node's client, blocking (python-echo-node --ask: a request channel, the
+caller reads its reply itself) and through request_then, the call the
+binding makes (--ask-async: the transport thread reads the reply and
+hands it over), to tell the binding's share from the runtime's. Rounds
+of the four alternate; the medians over rounds of p50, p99 and of each
+round's ratio are printed as one JSON object, with each round's figures;
+ratio < 1 means the binding is faster than the floor. Nothing is
+asserted about speed.
 
     PYTHONPATH=build/python python3 bench/python_binding.py \
         --echo-node build/python/python-echo-node [--rounds 3] [--count 5000] [--quick]
@@ -69,10 +72,10 @@ def floor_round(count, warmup, max_seconds):
         return {"error": r.stdout + r.stderr}
 
 
-def cpp_round(echo_node, echo_port, doc, count, warmup, max_seconds):
+def cpp_round(echo_node, echo_port, doc, count, warmup, max_seconds, mode="--ask"):
     env = dict(os.environ)
     env.update(node_env(free_port(), "bench-cpp-client", seed=echo_port))
-    r = subprocess.run([echo_node, "--ask", str(count), str(warmup), str(max_seconds), json.dumps(doc)], env=env,
+    r = subprocess.run([echo_node, mode, str(count), str(warmup), str(max_seconds), json.dumps(doc)], env=env,
                        capture_output=True, text=True, timeout=120)
     for line in r.stdout.splitlines():
         if line.startswith("{"):
@@ -89,7 +92,7 @@ async def measure(echo_node, echo_port, rounds, count, warmup, max_seconds):
     m = mesh.Mesh(config=node_env(free_port(), "bench-py", seed=echo_port))
     client = m.add(Client)
     await m.start()
-    ours, floor, cpp = [], [], []
+    ours, floor, cpp, cpp_async = [], [], [], []
     try:
         end = time.monotonic() + 30
         while client.peers.get_peer("echo") is None:
@@ -121,9 +124,11 @@ async def measure(echo_node, echo_port, rounds, count, warmup, max_seconds):
             floor.append(await loop.run_in_executor(None, floor_round, count, warmup, max_seconds))
             cpp.append(await loop.run_in_executor(None, cpp_round, echo_node, echo_port, doc, count, warmup,
                                                   max_seconds))
+            cpp_async.append(await loop.run_in_executor(None, cpp_round, echo_node, echo_port, doc, count, warmup,
+                                                        max_seconds, "--ask-async"))
     finally:
         await m.stop()
-    return ours, floor, cpp, len(json.dumps(doc).encode())
+    return ours, floor, cpp, cpp_async, len(json.dumps(doc).encode())
 
 
 def median(xs):
@@ -160,7 +165,7 @@ def main():
             raise RuntimeError("python-echo-node did not start: " + "".join(seen))
         # Keep reading its output, so that a chatty node never blocks on the pipe.
         threading.Thread(target=lambda: [None for _ in echo.stdout], daemon=True).start()
-        ours, floor, cpp, doc_bytes = asyncio.run(measure(a.echo_node, echo_port, a.rounds, a.count, a.warmup,
+        ours, floor, cpp, cpp_async, doc_bytes = asyncio.run(measure(a.echo_node, echo_port, a.rounds, a.count, a.warmup,
                                                           a.max_seconds))
     finally:
         echo.terminate()
@@ -170,7 +175,8 @@ def main():
             echo.kill()
             echo.wait()
 
-    out = {"doc_bytes": doc_bytes, "rounds": a.rounds, "binding": ours, "pyzmq_json": floor, "cpp_client": cpp}
+    out = {"doc_bytes": doc_bytes, "rounds": a.rounds, "binding": ours, "pyzmq_json": floor, "cpp_client": cpp,
+           "cpp_request_then": cpp_async}
     for q in ("p50", "p99"):
         out[f"binding_{q}_us"] = median([o[f"{q}_us"] for o in ours])
         if all("p50_us" in f for f in floor):
@@ -179,9 +185,15 @@ def main():
         if all("p50_us" in c for c in cpp):
             out[f"cpp_client_{q}_us"] = median([c[f"{q}_us"] for c in cpp])
             out[f"binding_vs_cpp_{q}"] = round(median([o[f"{q}_us"] / c[f"{q}_us"] for o, c in zip(ours, cpp)]), 3)
+        if all("p50_us" in c for c in cpp_async):
+            out[f"cpp_request_then_{q}_us"] = median([c[f"{q}_us"] for c in cpp_async])
+            out[f"binding_vs_cpp_request_then_{q}"] = round(
+                median([o[f"{q}_us"] / c[f"{q}_us"] for o, c in zip(ours, cpp_async)]), 3)
     print(json.dumps(out))
     if not all("p50_us" in c for c in cpp):
         sys.exit("python-echo-node --ask failed: " + json.dumps(cpp))
+    if not all("p50_us" in c for c in cpp_async):
+        sys.exit("python-echo-node --ask-async failed: " + json.dumps(cpp_async))
 
 
 if __name__ == "__main__":

@@ -8,7 +8,10 @@
 //       Prints "ready <agent_id>" once started; runs until SIGINT / SIGTERM
 //       (a graceful leave).
 //   python-echo-node --ask COUNT WARMUP MAX_SECONDS DOC_JSON
-//       the same requests from C++ (the node's client, blocking): finds an
+//   python-echo-node --ask-async COUNT WARMUP MAX_SECONDS DOC_JSON
+//       the same requests from C++ (the node's client; --ask blocking,
+//       --ask-async through request_then, the call the Python binding
+//       makes, waiting on a future for each outcome): finds an
 //       "echo" agent, sends WARMUP then up to COUNT requests of DOC_JSON
 //       (or until MAX_SECONDS), one in flight, and prints
 //       {"p50_us", "p99_us", "count"}: the runtime's own round trip, with
@@ -20,6 +23,7 @@
 #include <cstdint>
 #include <cstdlib>
 #include <exception>
+#include <future>
 #include <iostream>
 #include <optional>
 #include <stdexcept>
@@ -47,8 +51,10 @@ double percentile_us(const std::vector<std::int64_t>& sorted_ns, double q) {
   return static_cast<double>(sorted_ns[static_cast<std::size_t>(k)]) / 1000.0;
 }
 
-int ask(int argc, char** argv) {
-  if (argc != 6) throw std::invalid_argument("usage: python-echo-node --ask COUNT WARMUP MAX_SECONDS DOC_JSON");
+int ask(int argc, char** argv, bool async) {
+  if (argc != 6) {
+    throw std::invalid_argument("usage: python-echo-node --ask|--ask-async COUNT WARMUP MAX_SECONDS DOC_JSON");
+  }
   const long count = std::stol(argv[2]);
   const long warmup = std::stol(argv[3]);
   const double max_seconds = std::stod(argv[4]);
@@ -64,7 +70,16 @@ int ask(int argc, char** argv) {
   }
   const std::string target = echo->card.agent_id;
   const auto one = [&] {
-    auto r = client.request_blocking(target, doc, std::chrono::seconds(5));
+    std::optional<mesh::Response> r;
+    if (async) {
+      std::promise<mesh::RequestOutcome> done;
+      auto outcome = done.get_future();
+      client.request_then(target, doc, mesh::SendOptions{.timeout = std::chrono::seconds(5)},
+                          [&done](mesh::RequestOutcome o) { done.set_value(std::move(o)); });
+      r = outcome.get().response;
+    } else {
+      r = client.request_blocking(target, doc, std::chrono::seconds(5));
+    }
     if (!r || r->data != doc) throw std::runtime_error("no or wrong echo");
   };
   for (long i = 0; i < warmup; ++i) one();
@@ -91,7 +106,8 @@ int ask(int argc, char** argv) {
 
 int main(int argc, char** argv) {
   try {
-    if (argc > 1 && std::string(argv[1]) == "--ask") return ask(argc, argv);
+    if (argc > 1 && std::string(argv[1]) == "--ask") return ask(argc, argv, false);
+    if (argc > 1 && std::string(argv[1]) == "--ask-async") return ask(argc, argv, true);
     auto mesh = mesh::Mesh::from_environment();
     auto& echo = mesh->add<Echo>();
     mesh->start();
