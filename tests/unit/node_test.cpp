@@ -597,18 +597,45 @@ TEST_F(NodeTest, DeadMembersAreGossipedToForAWhileThenReaped) {
   EXPECT_EQ(node_.num_members(), 3u);
 }
 
-TEST_F(NodeTest, AwarenessScalesTheProbeInterval) {
+// memberlist's probe ticker keeps its interval whatever the health score;
+// the score stretches how long a probe waits before it suspects. So a
+// degraded node keeps probing live members every second (each success
+// lowers the score by one), and a failing probe at a score of 2 waits 3 s.
+TEST_F(NodeTest, AwarenessStretchesAFailingProbeButNotTheCadence) {
   add_peers();
-  // Three refutations push the health score to 3: probes every 4 s.
+  // Three refutations push the health score to 3.
   feed(Suspect{1, "a", "b"});
   feed(Suspect{2, "a", "b"});
   feed(Suspect{3, "a", "b"});
   ASSERT_EQ(node_.health_score(), 3);
-  advance(seconds(1));  // let the tick scheduled before the refutations fire
-  for (const auto& p : sent_of<Ping>()) feed(Ack{p.seq_no, {}}, static_cast<std::uint8_t>(p.node[0] - 'a' + 1));
+  clear();
   const std::uint64_t probes_before = node_.stats().probes;
-  advance(seconds(3) + milliseconds(900));
-  EXPECT_LE(node_.stats().probes - probes_before, 1u);
+  advance(seconds(3) + milliseconds(999));
+  // Every peer answers at once: a probe each second, not one each 4 s.
+  EXPECT_GE(node_.stats().probes - probes_before, 3u);
+  EXPECT_EQ(node_.health_score(), 0);
+
+  // Back to a score of 2; then nobody answers.
+  feed(Suspect{4, "a", "b"});
+  feed(Suspect{5, "a", "b"});
+  ASSERT_EQ(node_.health_score(), 2);
+  responders_.clear();
+  clear();
+  std::string target;
+  while (target.empty()) {
+    advance(milliseconds(10));
+    for (const auto& s : sent_)
+      for (const auto& m : s.messages)
+        if (const auto* p = std::get_if<Ping>(&m); p != nullptr && target.empty()) target = p->node;
+  }
+  const std::uint64_t probes_at_first = node_.stats().probes;
+  // The probe waits (2 + 1) x 1 s before suspecting, and no other probe
+  // starts meanwhile.
+  advance(seconds(3) - milliseconds(20));
+  EXPECT_EQ(state_of(target), MemberState::Alive);
+  EXPECT_EQ(node_.stats().probes, probes_at_first);
+  advance(milliseconds(20));
+  EXPECT_EQ(state_of(target), MemberState::Suspect);
 }
 
 TEST_F(NodeTest, GarbageIsCountedNeverFatal) {

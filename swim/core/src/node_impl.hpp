@@ -132,6 +132,9 @@ struct Node::Impl {
   std::size_t unverified = 0;
   std::size_t unverified_index = 0;
   bool unverified_turn = false;
+  // A probe tick came while a probe was still waiting (probe_tick).
+  bool probe_tick_pending = false;
+  Time next_probe_tick = Time::max();
   bool started = false;
   bool left = false;
   bool leave_done = false;
@@ -230,7 +233,8 @@ struct Node::Impl {
   bool probe_next_unverified(Time now);
   void probe_node(NodeState& node, Time now);
   void probe_timeout(Time now);
-  void probe_succeeded();
+  void probe_succeeded(Time now);
+  void probe_finished(Time now);
   void probe_deadline(Time now);
   void reset_nodes(Time now);
 

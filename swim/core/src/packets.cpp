@@ -96,7 +96,7 @@ void Node::Impl::handle_one(const Ack& ack, const Address&, Time now) {
     return;
   }
   if (it->second.kind == AckHandler::Kind::Probe) {
-    if (probe.active && probe.seq == ack.seq_no) probe_succeeded();
+    if (probe.active && probe.seq == ack.seq_no) probe_succeeded(now);
     else ack_handlers.erase(it);
     return;
   }
