@@ -665,17 +665,17 @@ TEST_F(NodeTest, UserMessagesAndBroadcasts) {
   for (const auto& m : msgs) EXPECT_EQ(m.payload, (Bytes{'u', '2'}));
 }
 
-// A suspicion that runs out is not declared at once: the node tells the
-// suspect and a few members, and waits one probe timeout. Here B was
-// refuted and we missed every copy of the refutation: the newer alive that
-// comes back saves B.
-TEST_F(NodeTest, SuspicionThatRunsOutAsksAroundFirstAndANewerAliveSavesTheMember) {
+// Before a suspicion runs out the node tells the suspect and a few members,
+// one probe timeout ahead of the deadline. Here B was refuted and we missed
+// every copy of the refutation: the newer alive that comes back saves B.
+TEST_F(NodeTest, SuspicionAboutToRunOutAsksAroundFirstAndANewerAliveSavesTheMember) {
   add_peers();
   // n = 4: max = 24 s (SuspicionTimesOutIntoDeathAndConfirmationsShortenIt).
   feed(Suspect{1, "b", "c"});
-  advance(seconds(23));
+  advance(seconds(23) + milliseconds(499));
+  EXPECT_EQ(node_.stats().last_calls, 0u);
   clear();
-  advance(seconds(1));
+  advance(milliseconds(1));
   EXPECT_EQ(state_of("b"), MemberState::Suspect);
   EXPECT_FALSE(has_event(EventKind::Dead, "b"));
   // The last call: our suspicion, to B itself and to the others.
@@ -687,6 +687,7 @@ TEST_F(NodeTest, SuspicionThatRunsOutAsksAroundFirstAndANewerAliveSavesTheMember
   EXPECT_FALSE(sent_of<Suspect>(addr(4)).empty());
   EXPECT_EQ(node_.stats().last_calls, 1u);
   // C answers with the alive it holds (correct_stale).
+  advance(milliseconds(300));
   feed(alive_msg("b", 2, 2), 3);
   advance(seconds(5));
   EXPECT_EQ(state_of("b"), MemberState::Alive);
@@ -694,15 +695,36 @@ TEST_F(NodeTest, SuspicionThatRunsOutAsksAroundFirstAndANewerAliveSavesTheMember
   EXPECT_EQ(node_.stats().last_calls_answered, 1u);
 }
 
-TEST_F(NodeTest, UnansweredLastCallDeclaresTheDeathOneProbeTimeoutLater) {
+// Unanswered, the death comes at the deadline, as memberlist declares it.
+TEST_F(NodeTest, UnansweredLastCallDeclaresTheDeathAtTheDeadline) {
   add_peers();
   feed(Suspect{1, "b", "c"});
-  advance(seconds(24) + milliseconds(499));
+  advance(seconds(23) + milliseconds(500));
+  EXPECT_EQ(node_.stats().last_calls, 1u);
+  advance(milliseconds(499));
   EXPECT_EQ(state_of("b"), MemberState::Suspect);
   advance(milliseconds(1));
   EXPECT_EQ(state_of("b"), MemberState::Dead);
   EXPECT_TRUE(has_event(EventKind::Dead, "b"));
   EXPECT_EQ(node_.stats().last_calls_unanswered, 1u);
+}
+
+// Confirmations that pull the deadline into the past: the last call goes out
+// at once and its answers get a full probe timeout.
+TEST_F(NodeTest, LateConfirmationsStillLeaveTheLastCallAProbeTimeout) {
+  add_peers();
+  feed(Suspect{1, "b", "c"});
+  advance(seconds(10));
+  EXPECT_EQ(node_.stats().last_calls, 0u);
+  // Two confirmations: the timeout drops to the 4 s minimum, long past.
+  feed(Suspect{1, "b", "d"});
+  feed(Suspect{1, "b", "a"});
+  advance(milliseconds(1));
+  EXPECT_EQ(node_.stats().last_calls, 1u);
+  advance(milliseconds(498));
+  EXPECT_EQ(state_of("b"), MemberState::Suspect);
+  advance(milliseconds(1));
+  EXPECT_EQ(state_of("b"), MemberState::Dead);
 }
 
 // Our refutation goes before others' news even when the queue holds more

@@ -102,9 +102,11 @@ struct Node::Impl {
     Suspicion suspicion;
     std::uint64_t gen;
     Time state_change;
-    // Set when the suspicion ran out and we asked around before declaring
-    // the death (suspicion_fired): the death is declared at this time.
-    Time last_call = Time::max();
+    // Whether the suspicion is told around before it runs out (last_call):
+    // for members that had answered us when it began.
+    bool call = false;
+    // When that was done; Time::max() until then.
+    Time called = Time::max();
   };
 
   struct Probe {
@@ -248,6 +250,7 @@ struct Node::Impl {
   void dead_node(const Dead& d, Time now);
   void suspicion_fired(const std::string& name, Time now);
   void last_call(NodeState& state, SuspicionTimer& timer, Time now);
+  Time suspicion_due(const SuspicionTimer& timer) const;
 
   // --- admission of unknown members (admission.cpp) ------------------------
   bool admit_new_member(const Address* from, Time now);
