@@ -575,6 +575,50 @@ TEST_F(NodeTest, LeaveIntentIsReportedSentAfterItsRetransmitLimit) {
   EXPECT_EQ(sent_i2(), limit);
 }
 
+// The node queues its death the moment the leave intent is sent its last
+// time: the rest of that gossip round
+// carries the death (Serf's Leave queues it while memberlist's round goes
+// on), instead of the next round.
+TEST_F(NodeTest, LeaveAfterIntentSendsTheDeathInTheRoundThatFinishedTheIntent) {
+  Config c = make_config();
+  c.probe_interval = seconds(3600);  // only gossip carries the intent
+  c.push_pull_interval = seconds(3600);
+  Node n(c, 5);
+  n.start(now_);
+  for (std::uint8_t i = 2; i <= 4; ++i) {
+    Bytes b;
+    encode(PacketMessage{alive_msg(std::string(1, static_cast<char>('a' + i - 1)), i, 1)}, b);
+    n.on_packet(now_, addr(i), b);
+  }
+  // Let the alives go out, so that the intent's packets carry nothing else.
+  for (Time t = now_; t < now_ + seconds(3); t += milliseconds(10)) n.on_timer(t);
+  n.drain_packets();
+  ASSERT_EQ(retransmit_limit(c.retransmit_mult, n.num_members()), 4);
+  n.queue_leave_intent({'i'}, "leave");
+  int intents = 0;
+  std::optional<Time> intent_out, first_dead;
+  for (Time t = now_ + seconds(3); t < now_ + seconds(5) && !first_dead; t += milliseconds(1)) {
+    n.on_timer(t);
+    for (auto& p : n.drain_packets()) {
+      auto d = decode_packet(p.bytes);
+      ASSERT_TRUE(d.ok());
+      for (const auto& m : d->messages) {
+        if (std::holds_alternative<UserMsg>(m) && ++intents == 4) intent_out = t;
+        if (const auto* dead = std::get_if<Dead>(&m);
+            dead != nullptr && dead->node == "a" && dead->from == "a" && !first_dead)
+          first_dead = t;
+      }
+    }
+  }
+  EXPECT_TRUE(n.leave_intent_sent());
+  EXPECT_TRUE(n.has_left());
+  ASSERT_TRUE(intent_out.has_value());
+  ASSERT_TRUE(first_dead.has_value());
+  // Three peers a round: copies 1-3 in one round, the 4th and the death in
+  // the next.
+  EXPECT_EQ(*first_dead, *intent_out);
+}
+
 TEST_F(NodeTest, LeaveAloneIsDoneAtOnce) {
   node_.leave(now_);
   EXPECT_TRUE(node_.leave_done());

@@ -141,6 +141,7 @@ struct Node::Impl {
   bool left = false;
   bool leave_done = false;
   bool leave_intent_sent = false;
+  bool leave_after_intent = false;  // queue_leave_intent: leave once it is out
   std::uint32_t incarnation = 0;
   std::uint32_t seq_no = 0;
   std::uint64_t next_stream_id = 0;
@@ -219,6 +220,8 @@ struct Node::Impl {
   void broadcast(const std::string& node, Bytes msg, std::uint64_t notify = 0);
   std::size_t broadcast_queue_bound() const;
   void check_leave_notify();
+  void leave(Time now);
+  void leave_if_intent_sent(Time now);
   void gossip_tick(Time now);
 
   // --- streams (streams.cpp) -----------------------------------------------

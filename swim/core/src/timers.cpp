@@ -67,6 +67,7 @@ void Node::on_timer(Time now) {
       case TimerKind::VerifyExpire: m.verify_expired(static_cast<std::uint32_t>(e.arg), now); break;
     }
   }
+  m.leave_if_intent_sent(now);
 }
 
 Time Node::next_deadline() const {
