@@ -253,7 +253,8 @@ TEST(SimFailureDetection, NodeWithReceiveLossDoesNotKillOthers) {
 // phase, so all miss it for D rounds with probability about e^-D); that probe
 // fails at the end of its round (+1); the suspicion runs at most S_max =
 // suspicion_timeout(4, N, 1 s) x 6 (= 48 s at N = 100; confirmations only
-// shorten it), and its last call one ProbeTimeout more (swim/DESIGN.md);
+// shorten it), and a last call that a late confirmation made late one
+// ProbeTimeout more (swim/DESIGN.md);
 // then the dead message reaches everyone within c = 3 x log2 N gossip
 // rounds (epidemic spread takes about log2 N rounds, c covers the loss of
 // fan-out to already-informed members). LAN: T = 6 + 48 + 0.5 + 3 x 7 x

@@ -575,6 +575,50 @@ TEST_F(NodeTest, LeaveIntentIsReportedSentAfterItsRetransmitLimit) {
   EXPECT_EQ(sent_i2(), limit);
 }
 
+// The node queues its death the moment the leave intent is sent its last
+// time: the rest of that gossip round
+// carries the death (Serf's Leave queues it while memberlist's round goes
+// on), instead of the next round.
+TEST_F(NodeTest, LeaveAfterIntentSendsTheDeathInTheRoundThatFinishedTheIntent) {
+  Config c = make_config();
+  c.probe_interval = seconds(3600);  // only gossip carries the intent
+  c.push_pull_interval = seconds(3600);
+  Node n(c, 5);
+  n.start(now_);
+  for (std::uint8_t i = 2; i <= 4; ++i) {
+    Bytes b;
+    encode(PacketMessage{alive_msg(std::string(1, static_cast<char>('a' + i - 1)), i, 1)}, b);
+    n.on_packet(now_, addr(i), b);
+  }
+  // Let the alives go out, so that the intent's packets carry nothing else.
+  for (Time t = now_; t < now_ + seconds(3); t += milliseconds(10)) n.on_timer(t);
+  n.drain_packets();
+  ASSERT_EQ(retransmit_limit(c.retransmit_mult, n.num_members()), 4);
+  n.queue_leave_intent({'i'}, "leave");
+  int intents = 0;
+  std::optional<Time> intent_out, first_dead;
+  for (Time t = now_ + seconds(3); t < now_ + seconds(5) && !first_dead; t += milliseconds(1)) {
+    n.on_timer(t);
+    for (auto& p : n.drain_packets()) {
+      auto d = decode_packet(p.bytes);
+      ASSERT_TRUE(d.ok());
+      for (const auto& m : d->messages) {
+        if (std::holds_alternative<UserMsg>(m) && ++intents == 4) intent_out = t;
+        if (const auto* dead = std::get_if<Dead>(&m);
+            dead != nullptr && dead->node == "a" && dead->from == "a" && !first_dead)
+          first_dead = t;
+      }
+    }
+  }
+  EXPECT_TRUE(n.leave_intent_sent());
+  EXPECT_TRUE(n.has_left());
+  ASSERT_TRUE(intent_out.has_value());
+  ASSERT_TRUE(first_dead.has_value());
+  // Three peers a round: copies 1-3 in one round, the 4th and the death in
+  // the next.
+  EXPECT_EQ(*first_dead, *intent_out);
+}
+
 TEST_F(NodeTest, LeaveAloneIsDoneAtOnce) {
   node_.leave(now_);
   EXPECT_TRUE(node_.leave_done());
@@ -597,18 +641,45 @@ TEST_F(NodeTest, DeadMembersAreGossipedToForAWhileThenReaped) {
   EXPECT_EQ(node_.num_members(), 3u);
 }
 
-TEST_F(NodeTest, AwarenessScalesTheProbeInterval) {
+// memberlist's probe ticker keeps its interval whatever the health score;
+// the score stretches how long a probe waits before it suspects. So a
+// degraded node keeps probing live members every second (each success
+// lowers the score by one), and a failing probe at a score of 2 waits 3 s.
+TEST_F(NodeTest, AwarenessStretchesAFailingProbeButNotTheCadence) {
   add_peers();
-  // Three refutations push the health score to 3: probes every 4 s.
+  // Three refutations push the health score to 3.
   feed(Suspect{1, "a", "b"});
   feed(Suspect{2, "a", "b"});
   feed(Suspect{3, "a", "b"});
   ASSERT_EQ(node_.health_score(), 3);
-  advance(seconds(1));  // let the tick scheduled before the refutations fire
-  for (const auto& p : sent_of<Ping>()) feed(Ack{p.seq_no, {}}, static_cast<std::uint8_t>(p.node[0] - 'a' + 1));
+  clear();
   const std::uint64_t probes_before = node_.stats().probes;
-  advance(seconds(3) + milliseconds(900));
-  EXPECT_LE(node_.stats().probes - probes_before, 1u);
+  advance(seconds(3) + milliseconds(999));
+  // Every peer answers at once: a probe each second, not one each 4 s.
+  EXPECT_GE(node_.stats().probes - probes_before, 3u);
+  EXPECT_EQ(node_.health_score(), 0);
+
+  // Back to a score of 2; then nobody answers.
+  feed(Suspect{4, "a", "b"});
+  feed(Suspect{5, "a", "b"});
+  ASSERT_EQ(node_.health_score(), 2);
+  responders_.clear();
+  clear();
+  std::string target;
+  while (target.empty()) {
+    advance(milliseconds(10));
+    for (const auto& s : sent_)
+      for (const auto& m : s.messages)
+        if (const auto* p = std::get_if<Ping>(&m); p != nullptr && target.empty()) target = p->node;
+  }
+  const std::uint64_t probes_at_first = node_.stats().probes;
+  // The probe waits (2 + 1) x 1 s before suspecting, and no other probe
+  // starts meanwhile.
+  advance(seconds(3) - milliseconds(20));
+  EXPECT_EQ(state_of(target), MemberState::Alive);
+  EXPECT_EQ(node_.stats().probes, probes_at_first);
+  advance(milliseconds(20));
+  EXPECT_EQ(state_of(target), MemberState::Suspect);
 }
 
 TEST_F(NodeTest, GarbageIsCountedNeverFatal) {
@@ -638,17 +709,17 @@ TEST_F(NodeTest, UserMessagesAndBroadcasts) {
   for (const auto& m : msgs) EXPECT_EQ(m.payload, (Bytes{'u', '2'}));
 }
 
-// A suspicion that runs out is not declared at once: the node tells the
-// suspect and a few members, and waits one probe timeout. Here B was
-// refuted and we missed every copy of the refutation: the newer alive that
-// comes back saves B.
-TEST_F(NodeTest, SuspicionThatRunsOutAsksAroundFirstAndANewerAliveSavesTheMember) {
+// Before a suspicion runs out the node tells the suspect and a few members,
+// one probe timeout ahead of the deadline. Here B was refuted and we missed
+// every copy of the refutation: the newer alive that comes back saves B.
+TEST_F(NodeTest, SuspicionAboutToRunOutAsksAroundFirstAndANewerAliveSavesTheMember) {
   add_peers();
   // n = 4: max = 24 s (SuspicionTimesOutIntoDeathAndConfirmationsShortenIt).
   feed(Suspect{1, "b", "c"});
-  advance(seconds(23));
+  advance(seconds(23) + milliseconds(499));
+  EXPECT_EQ(node_.stats().last_calls, 0u);
   clear();
-  advance(seconds(1));
+  advance(milliseconds(1));
   EXPECT_EQ(state_of("b"), MemberState::Suspect);
   EXPECT_FALSE(has_event(EventKind::Dead, "b"));
   // The last call: our suspicion, to B itself and to the others.
@@ -660,6 +731,7 @@ TEST_F(NodeTest, SuspicionThatRunsOutAsksAroundFirstAndANewerAliveSavesTheMember
   EXPECT_FALSE(sent_of<Suspect>(addr(4)).empty());
   EXPECT_EQ(node_.stats().last_calls, 1u);
   // C answers with the alive it holds (correct_stale).
+  advance(milliseconds(300));
   feed(alive_msg("b", 2, 2), 3);
   advance(seconds(5));
   EXPECT_EQ(state_of("b"), MemberState::Alive);
@@ -667,15 +739,36 @@ TEST_F(NodeTest, SuspicionThatRunsOutAsksAroundFirstAndANewerAliveSavesTheMember
   EXPECT_EQ(node_.stats().last_calls_answered, 1u);
 }
 
-TEST_F(NodeTest, UnansweredLastCallDeclaresTheDeathOneProbeTimeoutLater) {
+// Unanswered, the death comes at the deadline, as memberlist declares it.
+TEST_F(NodeTest, UnansweredLastCallDeclaresTheDeathAtTheDeadline) {
   add_peers();
   feed(Suspect{1, "b", "c"});
-  advance(seconds(24) + milliseconds(499));
+  advance(seconds(23) + milliseconds(500));
+  EXPECT_EQ(node_.stats().last_calls, 1u);
+  advance(milliseconds(499));
   EXPECT_EQ(state_of("b"), MemberState::Suspect);
   advance(milliseconds(1));
   EXPECT_EQ(state_of("b"), MemberState::Dead);
   EXPECT_TRUE(has_event(EventKind::Dead, "b"));
   EXPECT_EQ(node_.stats().last_calls_unanswered, 1u);
+}
+
+// Confirmations that pull the deadline into the past: the last call goes out
+// at once and its answers get a full probe timeout.
+TEST_F(NodeTest, LateConfirmationsStillLeaveTheLastCallAProbeTimeout) {
+  add_peers();
+  feed(Suspect{1, "b", "c"});
+  advance(seconds(10));
+  EXPECT_EQ(node_.stats().last_calls, 0u);
+  // Two confirmations: the timeout drops to the 4 s minimum, long past.
+  feed(Suspect{1, "b", "d"});
+  feed(Suspect{1, "b", "a"});
+  advance(milliseconds(1));
+  EXPECT_EQ(node_.stats().last_calls, 1u);
+  advance(milliseconds(498));
+  EXPECT_EQ(state_of("b"), MemberState::Suspect);
+  advance(milliseconds(1));
+  EXPECT_EQ(state_of("b"), MemberState::Dead);
 }
 
 // Our refutation goes before others' news even when the queue holds more

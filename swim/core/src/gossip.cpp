@@ -90,6 +90,30 @@ void Node::Impl::check_leave_notify() {
     if (token == kLeaveIntentNotify) leave_intent_sent = true;
 }
 
+// Node::leave: our own death, From == our name, then wait until it has been
+// sent its last time (or there is nobody to tell).
+void Node::Impl::leave(Time now) {
+  if (!started || left) return;
+  left = true;
+  NodeState* me = self();
+  if (me == nullptr) {
+    leave_done = true;
+    return;
+  }
+  dead_node(Dead{me->m.incarnation, me->m.name, me->m.name}, now);
+  const bool any_alive = std::any_of(nodes.begin(), nodes.end(), [&](const auto& s) {
+    return s->m.name != config.name && !dead_or_left(s->m.state);
+  });
+  if (!any_alive) leave_done = true;
+}
+
+// The leave intent has just been sent its last time and the caller asked
+// to leave then: queue our death now, between two packets (never while a
+// packet's messages are still borrowed from the queues).
+void Node::Impl::leave_if_intent_sent(Time now) {
+  if (leave_after_intent && leave_intent_sent && !left) leave(now);
+}
+
 void Node::Impl::gossip_tick(Time now) {
   const std::uint64_t gen = ++gossip_gen;
   schedule(now + config.gossip_interval, TimerKind::GossipTick, gen);
@@ -117,12 +141,15 @@ void Node::Impl::gossip_tick(Time now) {
   for (NodeState* peer : peers) {
     msgs.clear();
     get_broadcasts(kCompoundOverhead, avail, msgs);
-    if (msgs.empty()) return;
+    if (msgs.empty()) break;
     ++stats.gossip_packets;
     parts.clear();
     for (const Bytes* m : msgs) parts.emplace_back(*m);
     send_parts(peer->m.addr, parts, peer);
+    // The rest of this round carries our death if the intent just went out.
+    leave_if_intent_sent(now);
   }
+  leave_if_intent_sent(now);
 }
 
 }  // namespace mesh::swim

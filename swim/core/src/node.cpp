@@ -77,21 +77,7 @@ void Node::join(Time now, const std::vector<Address>& seeds) {
   }
 }
 
-void Node::leave(Time now) {
-  Impl& m = *impl_;
-  if (!m.started || m.left) return;
-  m.left = true;
-  NodeState* me = m.self();
-  if (me == nullptr) {
-    m.leave_done = true;
-    return;
-  }
-  m.dead_node(Dead{me->m.incarnation, me->m.name, me->m.name}, now);
-  const bool any_alive = std::any_of(m.nodes.begin(), m.nodes.end(), [&](const auto& s) {
-    return s->m.name != m.config.name && !dead_or_left(s->m.state);
-  });
-  if (!any_alive) m.leave_done = true;
-}
+void Node::leave(Time now) { impl_->leave(now); }
 
 bool Node::set_meta(Time now, Bytes meta) {
   Impl& m = *impl_;
@@ -134,6 +120,11 @@ bool Node::force_left(Time now, std::string_view name) {
   return true;
 }
 
+// The node leaves (as leave()) the moment the intent has been sent its last
+// time, by itself: our death then rides on the rest of the gossip round
+// that sent the intent its last copy, as Serf's Leave, woken by the
+// broadcast's notify, queues it while memberlist's gossip round goes on;
+// left to the caller, it would wait for the next round.
 void Node::queue_leave_intent(Bytes payload, std::string name) {
   // Our own news: it goes before other user messages (and is never pruned).
   impl_->user_broadcasts.queue(name.empty() ? std::string{} : "user:" + name, user_message(payload),
@@ -141,6 +132,7 @@ void Node::queue_leave_intent(Bytes payload, std::string name) {
   // A replaced intent reports its token now; ours is the one just queued.
   impl_->user_broadcasts.drain_finished();
   impl_->leave_intent_sent = false;
+  impl_->leave_after_intent = true;
 }
 
 void Node::set_user_state(Bytes state) { impl_->user_state = std::move(state); }

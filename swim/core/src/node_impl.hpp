@@ -102,9 +102,11 @@ struct Node::Impl {
     Suspicion suspicion;
     std::uint64_t gen;
     Time state_change;
-    // Set when the suspicion ran out and we asked around before declaring
-    // the death (suspicion_fired): the death is declared at this time.
-    Time last_call = Time::max();
+    // Whether the suspicion is told around before it runs out (last_call):
+    // for members that had answered us when it began.
+    bool call = false;
+    // When that was done; Time::max() until then.
+    Time called = Time::max();
   };
 
   struct Probe {
@@ -132,10 +134,14 @@ struct Node::Impl {
   std::size_t unverified = 0;
   std::size_t unverified_index = 0;
   bool unverified_turn = false;
+  // A probe tick came while a probe was still waiting (probe_tick).
+  bool probe_tick_pending = false;
+  Time next_probe_tick = Time::max();
   bool started = false;
   bool left = false;
   bool leave_done = false;
   bool leave_intent_sent = false;
+  bool leave_after_intent = false;  // queue_leave_intent: leave once it is out
   std::uint32_t incarnation = 0;
   std::uint32_t seq_no = 0;
   std::uint64_t next_stream_id = 0;
@@ -214,6 +220,8 @@ struct Node::Impl {
   void broadcast(const std::string& node, Bytes msg, std::uint64_t notify = 0);
   std::size_t broadcast_queue_bound() const;
   void check_leave_notify();
+  void leave(Time now);
+  void leave_if_intent_sent(Time now);
   void gossip_tick(Time now);
 
   // --- streams (streams.cpp) -----------------------------------------------
@@ -230,7 +238,8 @@ struct Node::Impl {
   bool probe_next_unverified(Time now);
   void probe_node(NodeState& node, Time now);
   void probe_timeout(Time now);
-  void probe_succeeded();
+  void probe_succeeded(Time now);
+  void probe_finished(Time now);
   void probe_deadline(Time now);
   void reset_nodes(Time now);
 
@@ -244,6 +253,7 @@ struct Node::Impl {
   void dead_node(const Dead& d, Time now);
   void suspicion_fired(const std::string& name, Time now);
   void last_call(NodeState& state, SuspicionTimer& timer, Time now);
+  Time suspicion_due(const SuspicionTimer& timer) const;
 
   // --- admission of unknown members (admission.cpp) ------------------------
   bool admit_new_member(const Address* from, Time now);

@@ -42,6 +42,8 @@ void Node::on_packet(Time now, const Address& from, ByteView bytes) {
     }
     m.handle(*decoded, from, now);
   }
+  // An ack or a ping we answered may have carried the intent's last copy.
+  m.leave_if_intent_sent(now);
 }
 
 void Node::Impl::handle(const PacketMessage& msg, const Address& from, Time now) {
@@ -96,7 +98,7 @@ void Node::Impl::handle_one(const Ack& ack, const Address&, Time now) {
     return;
   }
   if (it->second.kind == AckHandler::Kind::Probe) {
-    if (probe.active && probe.seq == ack.seq_no) probe_succeeded();
+    if (probe.active && probe.seq == ack.seq_no) probe_succeeded(now);
     else ack_handlers.erase(it);
     return;
   }

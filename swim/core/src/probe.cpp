@@ -35,12 +35,35 @@ IndirectPing Node::Impl::indirect_ping(std::uint32_t seq, const Member& target) 
   return ind;
 }
 
+// memberlist's probe ticker fires every ProbeInterval whatever the health
+// score; the score stretches only how long a probe waits for its ack
+// (probeNode's deadline). A tick that finds a probe still waiting is kept,
+// as Go's ticker channel keeps one, and the next probe starts as soon as
+// that one ends (probe_finished). So a degraded node probes failing
+// members more patiently but keeps probing live ones every interval, and
+// each success lowers its score a step.
 void Node::Impl::probe_tick(Time now) {
-  // The next tick is scheduled after this probe's own timers so that, when
-  // they fall at the same instant, the probe's deadline runs first.
-  const Duration interval = scaled(config.probe_interval);
+  if (probe.active) {
+    probe_tick_pending = true;
+  } else {
+    probe_select(now);
+  }
+  // Scheduled after this probe's own timers so that, when they fall at the
+  // same instant (a failed probe at a score of 0), the deadline runs first.
+  next_probe_tick = now + config.probe_interval;
+  schedule(next_probe_tick, TimerKind::ProbeTick, ++probe_gen);
+}
+
+void Node::Impl::probe_finished(Time now) {
+  probe.active = false;
+  if (!probe_tick_pending) return;
+  probe_tick_pending = false;
+  // A stretched probe that ends on a tick of the grid: in Go that tick
+  // comes first (the probe was sent just after its own tick) and is
+  // dropped, the kept one starts the next probe; here the tick due now
+  // starts it, once.
+  if (next_probe_tick == now) return;
   probe_select(now);
-  schedule(now + interval, TimerKind::ProbeTick, ++probe_gen);
 }
 
 // Two lanes, taken in turn while there are unverified members: the round
@@ -141,11 +164,11 @@ void Node::Impl::probe_timeout(Time now) {
   }
 }
 
-void Node::Impl::probe_succeeded() {
+void Node::Impl::probe_succeeded(Time now) {
   ack_handlers.erase(probe.seq);
-  probe.active = false;
   if (NodeState* t = find(probe.target)) mark_verified(*t);
   apply_awareness(-1);
+  probe_finished(now);
 }
 
 void Node::Impl::probe_deadline(Time now) {
@@ -159,6 +182,7 @@ void Node::Impl::probe_deadline(Time now) {
   if (probe.expected_nacks > 0) delta = std::max(0, probe.expected_nacks - probe.nacks);
   if (probe.target_verified) apply_awareness(delta);
   suspect_node(Suspect{probe.target_incarnation, probe.target, config.name}, now);
+  probe_finished(now);
 }
 
 // resetNodes: drop the dead (and left) past the gossip-to-the-dead time,

@@ -111,7 +111,7 @@ void Node::Impl::alive_node(const AliveView& a, bool bootstrap, Time now, const 
   if (a.incarnation < state->m.incarnation && is_local) return;
 
   if (auto t = node_timers.find(std::string(a.node)); t != node_timers.end()) {
-    if (t->second.last_call != Time::max()) ++stats.last_calls_answered;
+    if (t->second.called != Time::max()) ++stats.last_calls_answered;
     node_timers.erase(t);
   }
   const MemberState old_state = state->m.state;
@@ -183,9 +183,7 @@ void Node::Impl::suspect_node(const Suspect& s, Time now, bool unverified_failed
   if (auto it = node_timers.find(s.node); it != node_timers.end()) {
     if (it->second.suspicion.confirm(s.from, now)) {
       broadcast(s.node, encode(s));
-      // Once the last call is out, its answer decides (suspicion_fired).
-      if (it->second.last_call == Time::max())
-        schedule(it->second.suspicion.deadline(), TimerKind::Suspicion, it->second.gen, s.node);
+      schedule(suspicion_due(it->second), TimerKind::Suspicion, it->second.gen, s.node);
     }
     return;
   }
@@ -220,10 +218,15 @@ void Node::Impl::suspect_node(const Suspect& s, Time now, bool unverified_failed
   const Duration min = suspicion_timeout(config.suspicion_mult, scale_n, config.probe_interval);
   const Duration max = min * config.suspicion_max_timeout_mult;
   const std::uint64_t gen = ++suspicion_gen;
+  // The last call is for members that answered us (DESIGN.md): a suspicion
+  // of one that never did is the verification's, which told it directly
+  // already, and announced phantoms must not cost a round of packets each.
+  // (One verified meanwhile is called at the deadline: suspicion_fired.)
+  const bool call = state->m.verified && !unverified_failed;
   auto [it, inserted] = node_timers.insert_or_assign(
-      s.node, SuspicionTimer{Suspicion(s.from, k, min, max, now), gen, now});
+      s.node, SuspicionTimer{Suspicion(s.from, k, min, max, now), gen, now, call});
   (void)inserted;
-  schedule(it->second.suspicion.deadline(), TimerKind::Suspicion, gen, s.node);
+  schedule(suspicion_due(it->second), TimerKind::Suspicion, gen, s.node);
   emit(EventKind::Suspect, state->m, now);
 }
 
@@ -257,40 +260,51 @@ void Node::Impl::dead_node(const Dead& d, Time now) {
   emit(state->m.state == MemberState::Left ? EventKind::Left : EventKind::Dead, state->m, now);
 }
 
+// When a suspicion timer needs us next: for the last call, one probe
+// timeout before the suspicion runs out; after it, at the deadline (as
+// memberlist declares the death), but never less than a probe timeout
+// after the call, so that its answers have time to arrive when
+// confirmations pulled the deadline in after the call went out.
+Time Node::Impl::suspicion_due(const SuspicionTimer& timer) const {
+  const Time deadline = timer.suspicion.deadline();
+  if (!timer.call) return deadline;
+  if (timer.called == Time::max()) return deadline - config.probe_timeout;
+  return std::max(deadline, timer.called + config.probe_timeout);
+}
+
 void Node::Impl::suspicion_fired(const std::string& name, Time now) {
   auto it = node_timers.find(name);
   NodeState* state = find(name);
   if (it == node_timers.end() || state == nullptr) return;
   const bool timeout =
       state->m.state == MemberState::Suspect && state->m.state_change == it->second.state_change;
-  // Not for a member that never answered us: its suspicion is the
-  // verification's, which told it directly already, and announced
-  // phantoms must not cost a round of packets each.
-  if (timeout && it->second.last_call == Time::max() && state->m.verified) {
+  if (timeout && it->second.called == Time::max() && (it->second.call || state->m.verified)) {
+    it->second.call = true;
     last_call(*state, it->second, now);
     return;
   }
-  if (timeout) ++stats.last_calls_unanswered;
+  if (timeout && it->second.call) ++stats.last_calls_unanswered;
   node_timers.erase(it);
   if (timeout) dead_node(Dead{state->m.incarnation, name, config.name}, now);
 }
 
-// The suspicion ran out: before declaring the death, say so once more to
-// the suspect and to a few members, and wait a probe timeout. A member
-// refuted in the meantime is answered for by whoever holds its newer alive
+// Before a suspicion runs out, say so once more to the suspect and to a
+// few members, one probe timeout ahead of the death. A member refuted in
+// the meantime is answered for by whoever holds its newer alive
 // (correct_stale), and a live suspect answers for itself. This is for the
 // node that missed every copy of a refutation: the refutation is sent
 // RetransmitMult x log10(N) times by each of N members, so any one member
 // misses it with a probability of about e^-(that x (1 - loss)), which at
 // 1000 members and 10 % loss is a few in ten million, but there are
 // millions of (member, refutation) pairs in an hour (docs/simulator.md).
-// Until now such a node's suspicion stayed silent to the end: its own
-// re-broadcast had gone out before the refutation existed. memberlist
-// declares the death at once; a real death is declared one probe timeout
-// later here.
+// Without the call such a node's suspicion stays silent to the end: its
+// own re-broadcast went out before the refutation existed. Sent ahead of
+// the deadline, the call costs a real death no time (memberlist declares
+// it at the deadline too) unless the last confirmation came within a
+// probe timeout of the deadline it set.
 void Node::Impl::last_call(NodeState& state, SuspicionTimer& timer, Time now) {
-  timer.last_call = now + config.probe_timeout;
-  schedule(timer.last_call, TimerKind::Suspicion, timer.gen, state.m.name);
+  timer.called = now;
+  schedule(suspicion_due(timer), TimerKind::Suspicion, timer.gen, state.m.name);
   ++stats.last_calls;
   const Suspect s{state.m.incarnation, state.m.name, config.name};
   send_msg(state.m.addr, encode(s), &state);

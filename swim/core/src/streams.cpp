@@ -41,7 +41,7 @@ void Node::Impl::stream_done(const PendingStream& ps, ByteView bytes, bool faile
     case StreamKind::Ping:
       if (const auto* ack = std::get_if<Ack>(&msg))
         if (probe.active && probe.seq == ps.probe_seq && ack->seq_no == ps.probe_seq)
-          probe_succeeded();
+          probe_succeeded(now);
       return;
     case StreamKind::PushPull:
     case StreamKind::Join: {

@@ -25,9 +25,7 @@ bool Node::Impl::timer_valid(const TimerEntry& e) const {
     case TimerKind::Suspicion: {
       auto it = node_timers.find(e.name);
       if (it == node_timers.end() || it->second.gen != e.arg) return false;
-      const Time due = it->second.last_call != Time::max() ? it->second.last_call
-                                                            : it->second.suspicion.deadline();
-      return due == e.at;
+      return suspicion_due(it->second) == e.at;
     }
     case TimerKind::StreamDeadline: return pending_streams.count(e.arg) != 0;
     case TimerKind::ReconnectTick: return true;
@@ -69,6 +67,7 @@ void Node::on_timer(Time now) {
       case TimerKind::VerifyExpire: m.verify_expired(static_cast<std::uint32_t>(e.arg), now); break;
     }
   }
+  m.leave_if_intent_sent(now);
 }
 
 Time Node::next_deadline() const {

@@ -2,8 +2,10 @@
 // leave intent and wait until it has been sent its retransmit limit (the
 // core reports it, as memberlist's broadcast notify does for Serf), then
 // broadcast our own death and wait for that to go out the same way before
-// closing everything. Fixed waits bound both: a few gossip rounds for the
-// intent, the caller's timeout for the whole.
+// closing everything. The core queues the death itself the moment the
+// intent is out, within the gossip round that sent it its last time.
+// Fixed waits bound both: a few gossip rounds for the intent, the caller's
+// timeout for the whole.
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
@@ -67,6 +69,8 @@ void Membership::Impl::begin_leave(std::chrono::milliseconds timeout,
   // takes the intent as newer than our status.
   const std::uint64_t lt = lamport_.time();
   lamport_.increment();
+  // The core queues our death itself the moment the intent is out, in the
+  // middle of a gossip round if need be (Node::queue_leave_intent).
   node_->queue_leave_intent(serf::encode_leave_intent(lt, name_, false), kIntentName);
   spdlog::info("swim {}: leaving (Serf leave intent at Lamport time {})", name_, lt);
   if (!any_alive_peer()) {

@@ -197,10 +197,10 @@ class Node {
   // Broadcast `payload` as a user message piggybacked on gossip; a message
   // with the same non-empty `name` replaces an older queued one.
   void queue_user_broadcast(Bytes payload, std::string name = {});
-  // The same for a leave intent (Serf's): leave_intent_sent() turns true
-  // once it has been sent its last time (its retransmit limit, as for any
-  // broadcast) or was replaced, so that a leave can go on as soon as its
-  // intent is out instead of after a fixed wait.
+  // The same for a leave intent (Serf's): once it has been sent its last
+  // time (its retransmit limit) or was replaced, leave_intent_sent() turns
+  // true and the node leaves (as leave()) at once, within the gossip round
+  // that sent it, not after a fixed wait (swim/DESIGN.md, graceful leave).
   void queue_leave_intent(Bytes payload, std::string name);
   // Serf's force-leave as each member applies it: a member this node has
   // declared dead becomes left (a Left event): no more reconnect attempts,
