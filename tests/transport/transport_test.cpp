@@ -641,6 +641,23 @@ TEST_F(TransportTest, InboxFullLocallyAndClose) {
   EXPECT_EQ(again->size(), 1u);
 }
 
+// An agent mesh adds and removes agents for as long as it runs: the
+// inboxes of removed ones must not pile up in the transport's table.
+TEST_F(TransportTest, ClosedInboxesLeaveTheTable) {
+  a = std::make_unique<Transport>(options_for("A"));
+  auto kept = a->open_inbox("kept");
+  for (int i = 0; i < 5000; ++i) {
+    auto inbox = a->open_inbox("short-lived-" + std::to_string(i));
+    ASSERT_EQ(a->notify(to("", "short-lived-" + std::to_string(i))), ErrorCode::None);
+    inbox->close();  // closed with a message still queued
+    EXPECT_LE(a->stats().inbox_table, 130u) << "after " << i + 1 << " inboxes";
+  }
+  EXPECT_EQ(a->stats().inbox_queued, 0u);  // what closed inboxes hold is not waiting
+  ASSERT_EQ(a->notify(to("", "kept")), ErrorCode::None);
+  EXPECT_EQ(kept->size(), 1u);
+  EXPECT_EQ(a->stats().inbox_queued, 1u);
+}
+
 // A consumer that hands messages on keeps their places (hold_place) until
 // it is done with them: the limit counts them as if still queued.
 TEST_F(TransportTest, HeldPlacesCountAgainstTheInboxLimit) {

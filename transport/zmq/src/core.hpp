@@ -100,6 +100,10 @@ struct Core {
 
   mutable std::shared_mutex inbox_mu;
   std::unordered_map<std::string, std::shared_ptr<Inbox>, StringHash, std::equal_to<>> inboxes;
+  // Closed inboxes stay in the table until the next open_inbox finds it
+  // this full; then they go and the mark doubles from what is left, so
+  // the table holds at most about twice the open inboxes (under inbox_mu).
+  std::size_t inbox_prune_at = 64;
 
   // Every channel pool made, so that shutdown can close their sockets
   // before the context (zmq_ctx_term waits for every socket).

@@ -3,6 +3,7 @@
 // rest of the caller side is listed in transport_impl.hpp.
 #include "mesh/transport/transport.hpp"
 
+#include <algorithm>
 #include <cstddef>
 #include <cstdint>
 #include <deque>
@@ -105,6 +106,10 @@ bool Transport::peer_connected(const std::string& name) const {
 std::shared_ptr<Inbox> Transport::open_inbox(const std::string& name, std::size_t limit, QuickHandler quick) {
   Core& core = *impl_->core;
   std::unique_lock lock(core.inbox_mu);
+  if (core.inboxes.size() >= core.inbox_prune_at) {
+    std::erase_if(core.inboxes, [](const auto& entry) { return entry.second->closed(); });
+    core.inbox_prune_at = std::max<std::size_t>(64, 2 * core.inboxes.size());
+  }
   auto& slot = core.inboxes[name];
   if (slot && !slot->closed()) throw TransportError("inbox '" + name + "' is already open");
   slot = std::make_shared<Inbox>(name, limit == 0 ? core.options.inbox_limit : limit, std::move(quick),

@@ -58,7 +58,9 @@ TransportStats Transport::stats() const {
   s.outbound_queued_bytes = get(c.outbound_queued_bytes);
   {
     std::shared_lock lock(core.inbox_mu);
+    s.inbox_table = core.inboxes.size();
     for (const auto& [name, inbox] : core.inboxes) {
+      if (inbox->closed()) continue;
       s.inbox_queued += inbox->size();
       s.inbox_queued_bytes += inbox->bytes();
     }

@@ -428,6 +428,7 @@ struct TransportStats {
   std::uint64_t outbound_queued_bytes = 0;    // ...and their bytes
   std::uint64_t inbox_queued = 0;             // messages waiting in open inboxes now
   std::uint64_t inbox_queued_bytes = 0;       // ...and their bytes (Inbox::cost)
+  std::uint64_t inbox_table = 0;              // inboxes held: open, and closed ones not yet pruned
   std::uint64_t replies_waiting_bytes = 0;    // bytes of replies_waiting
   std::uint64_t replies_dropped = 0;          // replies and refusals dropped past the deferral budget
   std::uint64_t reply_cache_bytes = 0;        // answers kept for resent requests
