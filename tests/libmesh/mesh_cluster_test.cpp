@@ -119,6 +119,31 @@ TEST(MeshCluster, DiscoveryAndMessagingAcrossNodes) {
   EXPECT_EQ(n1.stats().messages_malformed + n2.stats().messages_malformed + n3.stats().messages_malformed, 0u);
 }
 
+// A node without agents (and without a certificate) says so in its tags:
+// nobody fetches its registry, so a cluster of such nodes opens no
+// connection for registries. Its first agent is fetched as usual; when the
+// last goes, the others learn it from the tags alone.
+TEST(MeshCluster, EmptyRegistriesComeFromTagsWithoutAFetch) {
+  Mesh n1(node_config("n1", {}), fast_options());
+  n1.start();
+  Mesh n2(node_config("n2", {seed_of(n1)}), fast_options());
+  n2.start();
+  ASSERT_TRUE(eventually([&] {
+    return n1.stats().registry_from_tags >= 1 && n2.stats().registry_from_tags >= 1;
+  })) << "the empty registries were not taken from the tags";
+  EXPECT_EQ(n1.stats().registry_fetches, 0u);
+  EXPECT_EQ(n2.stats().registry_fetches, 0u);
+
+  n2.add<Echo>("late-2", "echo");
+  ASSERT_TRUE(eventually([&] { return n1.node_client().get_peer("echo").has_value(); }));
+  EXPECT_GE(n1.stats().registry_fetches, 1u);
+  const auto from_tags = n1.stats().registry_from_tags;
+  EXPECT_TRUE(n2.remove("late-2"));
+  ASSERT_TRUE(eventually([&] { return !n1.node_client().get_peer("echo").has_value(); }));
+  EXPECT_GT(n1.stats().registry_from_tags, from_tags);
+  EXPECT_EQ(n1.stats().registry_failures + n2.stats().registry_failures, 0u);
+}
+
 TEST(MeshCluster, DeadNodeLeavesDirectoryFailsPendingRequestAndComesBack) {
   Mesh n1(node_config("n1", {}), fast_options());
   auto& e1 = n1.add<Echo>("echo-1", "echo");

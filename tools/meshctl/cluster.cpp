@@ -77,7 +77,7 @@ std::string versions(const Json& v) {
 }  // namespace
 
 bool internal_tag(const std::string& key) {
-  static constexpr std::array<std::string_view, 5> kInternal = {"mesh", "zmq", "rv", "zkey", "skey"};
+  static constexpr std::array<std::string_view, 6> kInternal = {"mesh", "zmq", "rv", "re", "zkey", "skey"};
   return std::find(kInternal.begin(), kInternal.end(), key) != kInternal.end();
 }
 

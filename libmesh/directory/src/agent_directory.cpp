@@ -152,6 +152,11 @@ std::uint64_t AgentDirectory::local_version() const {
   return local_version_;
 }
 
+AgentDirectory::LocalState AgentDirectory::local_state() const {
+  std::lock_guard lock(mu_);
+  return {local_version_, local_.empty()};
+}
+
 // ---- remote nodes ---------------------------------------------------------
 
 bool AgentDirectory::apply_remote(NodeRegistry registry) {

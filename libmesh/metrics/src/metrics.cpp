@@ -309,6 +309,9 @@ std::vector<MetricFamily> mesh_families(const MeshSample& s) {
   add(fetches, d(m.registry_unchanged), {{"result", "unchanged"}});
   add(fetches, d(m.registry_failures), {{"result", "failed"}});
   out.push_back(std::move(fetches));
+  out.push_back(counter("mesh_registry_from_tags_total",
+                        "Empty agent registries taken from a node's SWIM tags without a fetch.",
+                        m.registry_from_tags));
   out.push_back(counter("mesh_registry_bad_signatures_total",
                         "Fetched registries not signed by their node's key (counted in failed too).",
                         m.registry_bad_signatures));

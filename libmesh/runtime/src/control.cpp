@@ -102,7 +102,13 @@ std::map<std::string, std::string> MeshCore::with_mesh_tags(std::map<std::string
   // literal here (its bug 105329).
   t.insert_or_assign(kMeshTag, std::string("1"));
   t[kZmqPortTag] = std::to_string(zmq_port);
-  t[kRegistryVersionTag] = std::to_string(directory.local_version());
+  const auto registry = directory.local_state();
+  t[kRegistryVersionTag] = std::to_string(registry.version);
+  if (registry.empty && signing_key_tag.empty()) {
+    t.insert_or_assign(kRegistryEmptyTag, std::string("1"));
+  } else {
+    t.erase(kRegistryEmptyTag);  // a user tag may not claim it either
+  }
   // PeerLink on the other nodes authenticates us by this key.
   if (config.p2p_enabled && !config.curve_public_key.empty()) t[kCurveKeyTag] = config.curve_public_key;
   // ...and checks the registry we serve against this one.
@@ -128,9 +134,7 @@ void MeshCore::repair() {
     // the join event, still happens).
     if (!m.verified) continue;
     if (!info.tags.contains(kMeshTag) || !info.tags.contains(kZmqPortTag)) continue;
-    auto it = info.tags.find(kRegistryVersionTag);
-    if (it == info.tags.end()) continue;
-    if (auto rv = parse_u64(it->second)) want_registry(m.name, *rv);
+    follow_registry(m.name, info.tags);
   }
 }
 

@@ -466,6 +466,7 @@ MeshStats Mesh::stats() const {
   out.registry_fetches = s.registry_fetches.load();
   out.registry_applied = s.registry_applied.load();
   out.registry_unchanged = s.registry_unchanged.load();
+  out.registry_from_tags = s.registry_from_tags.load();
   out.registry_failures = s.registry_failures.load();
   out.registry_bad_signatures = s.registry_bad_signatures.load();
   out.certificates_refused = s.certificates_refused.load();

@@ -66,6 +66,11 @@ inline constexpr char kKeysInbox[] = "$keys";
 // SWIM tags of a mesh node besides kZmqPortTag.
 inline constexpr char kMeshTag[] = "mesh";
 inline constexpr char kRegistryVersionTag[] = "rv";
+// "1" when the registry of version rv lists no agent and carries no
+// certificate (the node signs nothing): the others take that empty
+// registry from the tag instead of fetching it. A cluster of nodes
+// without agents then opens no connection for registries at all.
+inline constexpr char kRegistryEmptyTag[] = "re";
 
 std::int64_t steady_ms();
 // 64 bits from the OS's random source (seeds, not secrets).
@@ -547,6 +552,9 @@ struct MeshCore {
 
   // ---- membership ----------------------------------------------------------
   void on_member_event(const swim::MemberEvent& event);
+  // From a member's tags: its registry's version, fetched when newer than
+  // the one held, or taken as it is when the tags say it is empty.
+  void follow_registry(const std::string& node, const std::map<std::string, std::string>& tags);
   void want_registry(const std::string& node, std::uint64_t version);
   // Fetches `node`'s registry unless one is on the way; then remembers the
   // highest version wanted meanwhile, fetched again only if the answer on
@@ -657,6 +665,7 @@ struct MeshCore {
     std::atomic<std::uint64_t> registry_fetches{0};
     std::atomic<std::uint64_t> registry_applied{0};
     std::atomic<std::uint64_t> registry_unchanged{0};
+    std::atomic<std::uint64_t> registry_from_tags{0};
     std::atomic<std::uint64_t> registry_failures{0};
     std::atomic<std::uint64_t> registry_bad_signatures{0};
     std::atomic<std::uint64_t> certificates_refused{0};

@@ -47,10 +47,7 @@ void MeshCore::on_member_event(const swim::MemberEvent& event) {
       if (event.kind == swim::EventKind::Joined || !known) {
         publish(PeerEvent{PeerEventKind::NodeJoined, m.name, {}, false});
       }
-      const auto it = tags->find(kRegistryVersionTag);
-      if (it != tags->end()) {
-        if (auto rv = parse_u64(it->second)) want_registry(m.name, *rv);
-      }
+      follow_registry(m.name, *tags);
       break;
     }
     case swim::EventKind::Suspect:
@@ -78,6 +75,26 @@ void MeshCore::on_member_event(const swim::MemberEvent& event) {
     case swim::EventKind::Conflict:
       break;
   }
+}
+
+void MeshCore::follow_registry(const std::string& node, const std::map<std::string, std::string>& tags) {
+  const auto it = tags.find(kRegistryVersionTag);
+  if (it == tags.end()) return;
+  const auto rv = parse_u64(it->second);
+  if (!rv) return;
+  const auto empty = tags.find(kRegistryEmptyTag);
+  if (empty == tags.end() || empty->second != "1" || tags.contains(kSigningKeyTag)) {
+    want_registry(node, *rv);
+    return;
+  }
+  // Nothing to fetch. Taken on the control strand, where fetched
+  // registries are taken too.
+  post([this, node, version = *rv] {
+    const auto known = directory.known_version(node);
+    if (known && *known >= version) return;
+    take_certificate(node, std::nullopt);
+    if (directory.apply_remote(NodeRegistry{node, version, {}})) stats.registry_from_tags.fetch_add(1);
+  });
 }
 
 void MeshCore::want_registry(const std::string& node, std::uint64_t version) {

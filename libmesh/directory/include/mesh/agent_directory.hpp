@@ -131,6 +131,13 @@ class AgentDirectory {
   // What this node advertises: local node, version, cards in registration order.
   NodeRegistry local_registry() const;
   std::uint64_t local_version() const;
+  // The version and whether it lists no card, read together: a version
+  // advertised as empty must not be one an agent was added in.
+  struct LocalState {
+    std::uint64_t version = 0;
+    bool empty = true;
+  };
+  LocalState local_state() const;
 
   // ---- remote nodes -------------------------------------------------------
 

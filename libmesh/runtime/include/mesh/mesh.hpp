@@ -17,7 +17,9 @@
 // Its SWIM tags carry {"mesh": "1", "zmq": <port>, "rv": <registry
 // version>} plus NodeConfig::tags. A node that sees a member with a newer
 // "rv" than it holds (a join, a tag update, or the periodic repair) fetches
-// that registry over the transport and applies it to its AgentDirectory.
+// that registry over the transport and applies it to its AgentDirectory;
+// a node with no agent and no registry signer adds "re": "1", and the
+// others take its empty registry from the tags without a fetch.
 // Local changes bump "rv" once per burst (MeshOptions::tag_coalesce).
 // Suspect nodes' agents stay listed as suspect; dead or left nodes' agents
 // leave the directory at once. Members without the "mesh" tag (a plain

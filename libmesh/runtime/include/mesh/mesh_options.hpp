@@ -65,6 +65,7 @@ struct MeshStats {
   std::uint64_t registry_applied = 0;     // fetched registries that were newer
   std::uint64_t registry_unchanged = 0;   // fetched, not newer than the one held
   std::uint64_t registry_failures = 0;    // fetch failed or returned garbage
+  std::uint64_t registry_from_tags = 0;   // empty registries taken from SWIM tags, not fetched
   std::uint64_t registry_bad_signatures = 0;  // ...of which: not signed by the node's "skey"
   std::uint64_t agent_conflicts = 0;      // remote cards withheld: their agent id was held elsewhere
   std::uint64_t certificates_refused = 0;  // other nodes' certificates that failed (claims ignored)
