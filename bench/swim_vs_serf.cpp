@@ -16,7 +16,8 @@
 //   5. leave: SIGTERM (ours) / `serf leave` (serf) on node K+1; until every
 //      remaining node lists it left.
 // Membership is polled every ~100 ms on every live node, one after
-// another: ours with GET /v1/members on each admin endpoint; serf with a
+// another: ours with GET /v1/members on each admin endpoint, on an HTTP
+// connection per node kept for the trial; serf with a
 // `members` call of its RPC protocol (what `serf members` sends) on a
 // connection per agent kept for the trial. Spawning a `serf members` per
 // agent and round cost about 20 ms of CPU each: at N = 100 the polling
@@ -45,6 +46,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cctype>
 #include <atomic>
 #include <charconv>
 #include <chrono>
@@ -66,7 +68,6 @@
 #include <thread>
 #include <vector>
 
-#include "mesh/admin_client.hpp"
 #include "mesh/cli.hpp"
 #include "process.hpp"
 
@@ -323,6 +324,87 @@ class SerfRpc {
   std::unique_ptr<msgpack::unpacker> unpacker_ = std::make_unique<msgpack::unpacker>();
 };
 
+// ---------------------------------------------------------------- admin HTTP
+// GET /v1/members on one kept-alive HTTP/1.1 connection per node, as the
+// serf side keeps one RPC connection per agent: a fresh connection per
+// poll costs an accept and a wake-up more on the node's side, which on a
+// loaded machine made our poll rounds 4x serf's and coarsened what they
+// measure. Reopened after any error; every read waits at most 2 s.
+class AdminHttp {
+ public:
+  explicit AdminHttp(std::uint16_t port) : port_(port) {}
+  ~AdminHttp() { drop(); }
+  AdminHttp(const AdminHttp&) = delete;
+  AdminHttp& operator=(const AdminHttp&) = delete;
+
+  // The body of a 200 answer; nullopt otherwise.
+  std::optional<std::string> get(const std::string& path) {
+    if (fd_ < 0 && !open()) return std::nullopt;
+    const std::string req = "GET " + path + " HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: keep-alive\r\n\r\n";
+    for (std::size_t off = 0; off < req.size();) {
+      const ssize_t k = ::send(fd_, req.data() + off, req.size() - off, MSG_NOSIGNAL);
+      if (k <= 0) return fail();
+      off += static_cast<std::size_t>(k);
+    }
+    std::size_t end;
+    while ((end = in_.find("\r\n\r\n")) == std::string::npos) {
+      if (in_.size() > 64 * 1024 || !more()) return fail();
+    }
+    std::string head = in_.substr(0, end);
+    in_.erase(0, end + 4);
+    for (auto& c : head) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    const auto cl = head.find("\r\ncontent-length:");
+    if (head.rfind("http/1.1 ", 0) != 0 || cl == std::string::npos) return fail();
+    const std::size_t length = std::strtoull(head.c_str() + cl + 17, nullptr, 10);
+    while (in_.size() < length) {
+      if (!more()) return fail();
+    }
+    std::string body = in_.substr(0, length);
+    in_.erase(0, length);
+    const bool ok = head.compare(9, 3, "200") == 0;
+    if (head.find("\r\nconnection: close") != std::string::npos) drop();
+    if (!ok) return std::nullopt;
+    return body;
+  }
+
+ private:
+  bool open() {
+    fd_ = ::socket(AF_INET, SOCK_STREAM, 0);
+    if (fd_ < 0) return false;
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_port = htons(port_);
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    if (::connect(fd_, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0) {
+      drop();
+      return false;
+    }
+    return true;
+  }
+  void drop() {
+    if (fd_ >= 0) ::close(fd_);
+    fd_ = -1;
+    in_.clear();
+  }
+  std::nullopt_t fail() {
+    drop();
+    return std::nullopt;
+  }
+  bool more() {
+    pollfd p{fd_, POLLIN, 0};
+    if (::poll(&p, 1, 2000) <= 0) return false;
+    char buf[64 * 1024];
+    const ssize_t k = ::recv(fd_, buf, sizeof buf, 0);
+    if (k <= 0) return false;
+    in_.append(buf, static_cast<std::size_t>(k));
+    return true;
+  }
+
+  std::uint16_t port_;
+  int fd_ = -1;
+  std::string in_;
+};
+
 // ---------------------------------------------------------------- systems
 class System {
  public:
@@ -364,6 +446,7 @@ class Ours : public System {
   Ours(std::string bin, std::string dir, int n, PortBlock& ports) : bin_(std::move(bin)) {
     dir_ = std::move(dir);
     procs_.resize(n);
+    clients_.resize(n);
     for (int i = 0; i < n; ++i) {
       swim_.push_back(ports.take());
       admin_.push_back(ports.take());
@@ -390,12 +473,13 @@ class Ours : public System {
   std::vector<std::optional<View>> poll(const std::vector<int>& nodes) override {
     std::vector<std::optional<View>> out;
     for (int i : nodes) {
-      auto r = mesh::http_get("127.0.0.1", admin_[i], "/v1/members", 1s);
-      if (!r.ok || r.status != 200) {
+      if (!clients_[i]) clients_[i] = std::make_unique<AdminHttp>(admin_[i]);
+      const auto body = clients_[i]->get("/v1/members");
+      if (!body) {
         out.emplace_back();
         continue;
       }
-      auto j = json::parse(r.body, nullptr, false);
+      auto j = json::parse(*body, nullptr, false);
       if (j.is_discarded() || !j.is_array()) {
         out.emplace_back();
         continue;
@@ -406,6 +490,7 @@ class Ours : public System {
     }
     return out;
   }
+  void forget(int i) override { clients_.at(i).reset(); }
   void leave(int i) override { procs_.at(i)->signal(SIGTERM); }
   std::optional<int> wait_exit(int i, std::chrono::milliseconds t) {
     return procs_.at(i)->wait_exit(t);
@@ -414,6 +499,7 @@ class Ours : public System {
  private:
   std::string bin_;
   std::vector<std::uint16_t> swim_, admin_, zmq_;
+  std::vector<std::unique_ptr<AdminHttp>> clients_;
 };
 
 class Serf : public System {
