@@ -575,6 +575,45 @@ TEST_F(TransportTest, ConnectionsOnDemandOpenOnFirstUseAndCloseWhenIdle) {
   EXPECT_TRUE(eventually([&] { return a->stats().connections_closed_idle == 2u && !a->peer_connected("B"); }));
 }
 
+// A node that talks once to each of many peers (a join's registry
+// fetches) keeps only the idle_spare_max connections used last once they
+// have been idle for idle_spare; the others close without waiting out
+// idle_disconnect.
+TEST_F(TransportTest, OnlyAFewSpareConnectionsAreKept) {
+  auto oa = options_for("A");
+  oa.idle_disconnect = 60s;
+  oa.idle_spare = 200ms;
+  oa.idle_spare_max = 2;
+  a = std::make_unique<Transport>(std::move(oa));
+  std::vector<std::unique_ptr<Transport>> others;
+  std::vector<std::shared_ptr<Inbox>> inboxes;
+  for (int i = 0; i < 5; ++i) {
+    others.push_back(std::make_unique<Transport>(options_for("B" + std::to_string(i))));
+    inboxes.push_back(others.back()->open_inbox("agent"));
+    a->add_peer(address_of(*others.back()));
+  }
+  const auto send_to = [&](int i) {
+    ASSERT_EQ(a->notify(to("B" + std::to_string(i), "agent", "hi")), ErrorCode::None);
+    ASSERT_TRUE(inboxes[i]->pop(kLong));
+  };
+  for (int i = 0; i < 3; ++i) send_to(i);
+  std::this_thread::sleep_for(100ms);
+  send_to(3);
+  send_to(4);
+  ASSERT_TRUE(eventually([&] { return a->stats().connections_closed_idle == 3u; }));
+  EXPECT_TRUE(a->peer_connected("B3") && a->peer_connected("B4")) << "the two used last are kept";
+  for (int i = 0; i < 3; ++i) EXPECT_FALSE(a->peer_connected("B" + std::to_string(i)));
+  EXPECT_EQ(a->stats().peers_connected, 2u);
+
+  // Used again, B0 reopens; once it is spare too, one of the others goes.
+  send_to(0);
+  ASSERT_TRUE(eventually([&] { return a->stats().connections_closed_idle == 4u; }));
+  EXPECT_TRUE(a->peer_connected("B0"));
+  EXPECT_EQ(a->stats().peers_connected, 2u);
+  std::this_thread::sleep_for(300ms);
+  EXPECT_EQ(a->stats().connections_closed_idle, 4u) << "two spares are kept until idle_disconnect";
+}
+
 // A request that takes longer than idle_disconnect is answered: the wait
 // for its reply keeps the connection in use, or the request's own channel
 // carries it.

@@ -167,10 +167,11 @@ class Loop {
   void open_dealer(Peer& p);
   void close_dealer(Peer& p);
   // idle_disconnect: opens an Idle peer's connection; closes the ones
-  // unused for that long; when the next one is due.
+  // unused for that long, and the spare ones beyond idle_spare_max; when
+  // the next close may be due.
   void connect_on_demand(Peer& p);
   void close_idle(std::int64_t now);
-  std::int64_t next_idle_ms() const;
+  std::int64_t next_idle_ms() const { return next_idle_ms_; }
   // Connections were closed: give the memory their buffers held back to
   // the system once libzmq has freed them (kTrimDelayMs later, so that a
   // burst of closes, and the other ends' closes, cost one trim).
@@ -343,6 +344,8 @@ class Loop {
   // early after frames left, never late.
   std::int64_t next_held_ms_ = INT64_MAX;
   std::int64_t trim_at_ms_ = INT64_MAX;  // arm_trim
+  std::int64_t next_idle_ms_ = INT64_MAX;  // set by close_idle
+  std::vector<Peer*> spare_;              // close_idle's scratch
 
   std::vector<Command> commands_;
   std::vector<std::uint8_t> scratch_;

@@ -105,8 +105,20 @@ void Loop::connect_on_demand(Peer& p) {
 }
 
 void Loop::close_idle(std::int64_t now) {
+  next_idle_ms_ = INT64_MAX;
   const std::int64_t idle = options_.idle_disconnect.count();
   if (idle <= 0) return;
+  const std::int64_t spare_after = options_.idle_spare.count();
+  const auto close = [&](Peer& p) {
+    close_dealer(p);
+    p.shared->channels->drop_free();  // their connections heartbeat too
+    set_state(p, PeerState::Idle);
+    bump(core_->counters.connections_closed_idle);
+    arm_trim(now);
+  };
+  spare_.clear();
+  std::int64_t next_spare = INT64_MAX;  // when the next one becomes spare
+  std::size_t not_yet_spare = 0;
   for (auto& [name, p] : peers_) {
     // Read before the marks of use: a caller's direct send marks the peer
     // used before it gives its place in the queue back.
@@ -120,14 +132,34 @@ void Loop::close_idle(std::int64_t now) {
       p->used = false;
       p->last_used_ms = now;
     }
-    if (p->dealer && p->state == PeerState::Connected && nothing_waits && now - p->last_used_ms >= idle) {
-      close_dealer(*p);
-      p->shared->channels->drop_free();  // their connections heartbeat too
-      set_state(*p, PeerState::Idle);
-      bump(core_->counters.connections_closed_idle);
-      arm_trim(now);
+    // A connection something waits on is looked at again when that ends
+    // (its answer or its deadline wakes this thread).
+    if (!p->dealer || p->state != PeerState::Connected || !nothing_waits) continue;
+    if (now - p->last_used_ms >= idle) {
+      close(*p);
+      continue;
+    }
+    next_idle_ms_ = std::min(next_idle_ms_, p->last_used_ms + idle);
+    if (spare_after <= 0) continue;
+    if (now - p->last_used_ms >= spare_after) {
+      spare_.push_back(p.get());
+    } else {
+      ++not_yet_spare;
+      next_spare = std::min(next_spare, p->last_used_ms + spare_after);
     }
   }
+  const std::size_t keep = options_.idle_spare_max;
+  if (spare_.size() > keep) {
+    // The least recently used go.
+    const auto cut = spare_.end() - static_cast<std::ptrdiff_t>(keep);
+    std::nth_element(spare_.begin(), cut, spare_.end(),
+                     [](const Peer* a, const Peer* b) { return a->last_used_ms < b->last_used_ms; });
+    for (auto it = spare_.begin(); it != cut; ++it) close(**it);
+    spare_.erase(spare_.begin(), cut);
+  }
+  // Once more connections are spare than places, one goes: look again
+  // when the next one becomes spare (early at worst, never late).
+  if (spare_after > 0 && spare_.size() + not_yet_spare > keep) next_idle_ms_ = std::min(next_idle_ms_, next_spare);
 }
 
 // A connection's buffers and pipes (some 60 KB each in libzmq, freed by
@@ -149,16 +181,6 @@ void Loop::trim_if_due(std::int64_t now) {
   ::malloc_trim(0);
   bump(core_->counters.memory_trims);
 #endif
-}
-
-std::int64_t Loop::next_idle_ms() const {
-  const std::int64_t idle = options_.idle_disconnect.count();
-  std::int64_t wake = std::numeric_limits<std::int64_t>::max();
-  if (idle <= 0) return wake;
-  for (const auto& [name, p] : peers_) {
-    if (p->dealer && p->state == PeerState::Connected) wake = std::min(wake, p->last_used_ms + idle);
-  }
-  return wake;
 }
 
 void Loop::on_remove_peer(CmdRemovePeer& c) {

@@ -108,6 +108,13 @@ struct TransportOptions {
   // ways, so a node that keeps one to each of N peers pays O(N) in idle
   // traffic (docs/transport.md, "Connections on demand").
   std::chrono::milliseconds idle_disconnect{0};
+  // With idle_disconnect: of the connections unused for idle_spare or
+  // longer, only the idle_spare_max used last are kept until
+  // idle_disconnect; the rest close at once. A node that talks to every
+  // member once (a join's registry fetches) then keeps a few connections,
+  // not one per member for a minute. idle_spare 0: no such limit.
+  std::chrono::milliseconds idle_spare{2000};
+  std::size_t idle_spare_max = 16;
   std::chrono::milliseconds reconnect_interval{100};
   std::chrono::milliseconds reconnect_interval_max{2000};
 
