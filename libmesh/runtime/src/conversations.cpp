@@ -459,6 +459,7 @@ ErrorCode MeshCore::stamp_thread(std::string_view self, std::string_view self_ro
   }
   if (refused != ErrorCode::None) return refused;
   m.priority = o.priority;
+  m.created_ms = now;  // the envelope's time: one clock reading per send
   if (sent) {
     sent->thread = b.id;
     sent->opened = opens;

@@ -225,6 +225,10 @@ struct OutMessage {
   std::uint8_t flags = 0;  // Envelope::flags (kFlagBroadcast)
   std::vector<std::uint8_t> thread;  // Envelope::thread
   std::shared_ptr<LocalBody> local;  // for a same-node receiver only
+  // Envelope::created_ms, when the caller has read the clock already for
+  // this message (a clock reading is a fair part of a same-node hop);
+  // 0: the transport reads it.
+  std::int64_t created_ms = 0;
 };
 
 // Where a reply to an incoming request goes: back over the connection it
