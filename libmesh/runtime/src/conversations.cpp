@@ -524,10 +524,8 @@ ErrorCode MeshCore::admit_thread(const transport::EnvelopeView& v, std::string_v
   return outcome;
 }
 
-std::shared_ptr<Handling> MeshCore::handling_of(const transport::Envelope& env, std::optional<ThreadBlock>&& given) {
-  if (!options.conversations) return nullptr;
-  auto h = std::make_shared<Handling>();
-  h->mesh = instance;
+void MeshCore::fill_handling(Handling& h, const transport::Envelope& env, std::optional<ThreadBlock>&& given) {
+  h.mesh = instance;
   // The clock is read only for what needs it: a block made here, and the
   // audit trail's handling time. A same-node message without audit needs
   // neither, and a clock reading is a good part of its hop in a VM.
@@ -535,7 +533,7 @@ std::shared_ptr<Handling> MeshCore::handling_of(const transport::Envelope& env, 
   const auto now_ms = [&now] { return now != 0 ? now : (now = unix_ms()); };
   // Straight into the handling: a block is a few hundred bytes with
   // strings in it, and a same-node one was moved four times on its way.
-  ThreadBlock& b = h->block;
+  ThreadBlock& b = h.block;
   std::optional<ThreadBlock> decoded;
   if (!given && !env.thread.empty()) decoded = decode_thread_block(env.thread);
   if (given) {
@@ -549,15 +547,14 @@ std::shared_ptr<Handling> MeshCore::handling_of(const transport::Envelope& env, 
     std::lock_guard lock(threads_mu);
     threads.inform(b);
   }
-  h->request = env.type == transport::MessageType::Request;
+  h.request = env.type == transport::MessageType::Request;
   if (audit) {
-    h->self = lineage_entry(env.target, node_name);  // the audit's name of the handler
-    h->received_ms = now_ms();
+    h.self = lineage_entry(env.target, node_name);  // the audit's name of the handler
+    h.received_ms = now_ms();
   }
-  std::int64_t deadline = h->request ? env.deadline_ms : 0;
+  std::int64_t deadline = h.request ? env.deadline_ms : 0;
   if (b.expires_ms && (deadline == 0 || *b.expires_ms < deadline)) deadline = *b.expires_ms;
-  h->deadline_ms = deadline;
-  return h;
+  h.deadline_ms = deadline;
 }
 
 std::vector<std::uint8_t> MeshCore::response_thread(const IncomingMessage& incoming,

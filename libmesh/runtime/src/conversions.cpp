@@ -62,9 +62,35 @@ std::optional<IncomingMessage> MeshCore::to_incoming(transport::Incoming&& in) {
   if (request) m.correlation_id = m.id;
   m.timestamp_ms = env.created_ms;
   m.priority = env.priority;
-  m.handling = handling_of(env, std::move(*block));
-  in.local.reset();  // the handle does not keep the sender's body
-  m.handle = std::make_shared<const transport::Incoming>(std::move(in));
+  if (!options.conversations) {
+    in.local.reset();  // the handle does not keep the sender's body
+    m.handle = std::make_shared<const transport::Incoming>(std::move(in));
+    return out;
+  }
+  if (request) {
+    // Apart: a request's handle holds its reply route, which must go when
+    // the last copy of the message does, not when its handling does (a
+    // child request's SentRequest or receive()'s thread keep that).
+    auto h = std::make_shared<Handling>();
+    fill_handling(*h, env, std::move(*block));
+    m.handling = std::move(h);
+    in.local.reset();
+    m.handle = std::make_shared<const transport::Incoming>(std::move(in));
+    return out;
+  }
+  // A notify's handling and handle in one allocation: the handle holds
+  // only the envelope, which may as well live as long as either.
+  struct Both {
+    Handling handling;
+    transport::Incoming incoming;
+  };
+  auto both = std::make_shared<Both>();
+  fill_handling(both->handling, env, std::move(*block));
+  in.local.reset();
+  both->incoming = std::move(in);
+  m.handling = std::shared_ptr<Handling>(both, &both->handling);
+  const transport::Incoming* incoming = &both->incoming;
+  m.handle = std::shared_ptr<const transport::Incoming>(std::move(both), incoming);
   return out;
 }
 

@@ -452,10 +452,10 @@ struct MeshCore {
   // The receiving node's checks of a message from another node (admit()):
   // its thread block's form, class and limits.
   ErrorCode admit_thread(const transport::EnvelopeView& message, std::string_view node);
-  // The handling of a message as this node admitted it (to_incoming).
-  // `given`: its block as a same-node sender stamped it (DecodedBody),
-  // moved from when set.
-  std::shared_ptr<Handling> handling_of(const transport::Envelope& env, std::optional<ThreadBlock>&& given);
+  // The handling of a message as this node admitted it (to_incoming),
+  // filled into `h` (fresh). `given`: its block as a same-node sender
+  // stamped it (DecodedBody), moved from when set.
+  void fill_handling(Handling& h, const transport::Envelope& env, std::optional<ThreadBlock>&& given);
   // The thread block of an answer to `incoming` (its thread, turn, cost),
   // and the audit record of the answer.
   std::vector<std::uint8_t> response_thread(const IncomingMessage& incoming, std::span<const std::uint8_t> payload,
