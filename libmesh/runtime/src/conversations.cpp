@@ -397,8 +397,12 @@ ErrorCode MeshCore::stamp_thread(std::string_view self, std::string_view self_ro
   // A same-node receiver takes the block as stamped: it is built in the
   // body it travels in rather than moved there (a few hundred bytes).
   auto* body = local ? dynamic_cast<DecodedBody*>(m.local.get()) : nullptr;
-  std::optional<ThreadBlock> own;
-  ThreadBlock& b = body ? body->block.emplace() : own.emplace();
+  ThreadBlock own;  // for another node: encoded into the message below
+  if (body) {
+    if (body->stamped) body->block = ThreadBlock{};  // stamped again: afresh, as the first time
+    body->stamped = true;
+  }
+  ThreadBlock& b = body ? body->block : own;
   bool opens = false;
   if (o.thread) {
     b.id = *o.thread;
@@ -524,7 +528,7 @@ ErrorCode MeshCore::admit_thread(const transport::EnvelopeView& v, std::string_v
   return outcome;
 }
 
-void MeshCore::fill_handling(Handling& h, const transport::Envelope& env, std::optional<ThreadBlock>&& given) {
+void MeshCore::fill_handling(Handling& h, const transport::Envelope& env, ThreadBlock* given) {
   h.mesh = instance;
   // The clock is read only for what needs it: a block made here, and the
   // audit trail's handling time. A same-node message without audit needs
@@ -533,16 +537,20 @@ void MeshCore::fill_handling(Handling& h, const transport::Envelope& env, std::o
   const auto now_ms = [&now] { return now != 0 ? now : (now = unix_ms()); };
   // Straight into the handling: a block is a few hundred bytes with
   // strings in it, and a same-node one was moved four times on its way.
+  // A block decoded is held only where one is decoded: an empty optional
+  // of one is cleared byte by byte (a few hundred) all the same.
   ThreadBlock& b = h.block;
-  std::optional<ThreadBlock> decoded;
-  if (!given && !env.thread.empty()) decoded = decode_thread_block(env.thread);
+  bool have = false;
   if (given) {
     b = std::move(*given);
-  } else if (decoded) {
-    b = std::move(*decoded);
-  } else {
-    b = implicit_block(*this, env.id, env.sender_agent, env.sender_node, now_ms());
+    have = true;
+  } else if (!env.thread.empty()) {
+    if (auto decoded = decode_thread_block(env.thread)) {
+      b = std::move(*decoded);
+      have = true;
+    }
   }
+  if (!have) b = implicit_block(*this, env.id, env.sender_agent, env.sender_node, now_ms());
   {
     std::lock_guard lock(threads_mu);
     threads.inform(b);
