@@ -19,6 +19,7 @@
 #pragma once
 
 #include <array>
+#include <atomic>
 #include <chrono>
 #include <condition_variable>
 #include <cstddef>
@@ -362,7 +363,9 @@ class Inbox {
   std::size_t queued_locked() const;
   Rings rings_;
   std::size_t waiting_ = 0;  // threads blocked in pop()
-  bool closed_ = false;
+  // Written under mu_; closed() reads it without: every same-node send
+  // asks (find_inbox) just before it pushes under the lock anyway.
+  std::atomic<bool> closed_{false};
   bool armed_ = false;       // try_pop_or_arm found it empty: tell `ready_` of the next push
   std::function<void()> ready_;
 };
