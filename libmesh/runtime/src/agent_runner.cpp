@@ -238,24 +238,24 @@ void AgentSlot::pump() {
     if (in_flight >= in_flight_cap) return;  // handler_done pumps again
     auto raw = inbox->try_pop_or_arm();
     if (!raw) return;  // armed: the next message posts pump()
-    auto m = core->to_incoming(std::move(*raw));
-    if (!m) continue;
+    IncomingMessage m;
+    if (!core->to_incoming(std::move(*raw), m)) continue;
     ++in_flight;
     live.fetch_add(1);
-    const bool request = m->is_request();
+    const bool request = m.is_request();
     // The handler runs, up to each suspension, in its message's handling:
     // what it sends belongs to that message's thread.
     if (!parallel) {
       // Runs up to the handler's first suspension, here; the message goes
       // straight into the handler's frame.
-      HandlingScope in_handling(m->handling);
+      HandlingScope in_handling(m.handling);
       if (request) {
-        run_request(shared_from_this(), std::move(*m));
+        run_request(shared_from_this(), std::move(m));
       } else {
-        run_notify(shared_from_this(), std::move(*m));
+        run_notify(shared_from_this(), std::move(m));
       }
     } else {
-      boost::asio::post(*core->pool, [self = shared_from_this(), request, msg = std::move(*m)]() mutable {
+      boost::asio::post(*core->pool, [self = shared_from_this(), request, msg = std::move(m)]() mutable {
         HandlingScope in_handling(msg.handling);
         if (request) {
           run_request(std::move(self), std::move(msg));

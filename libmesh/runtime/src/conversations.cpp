@@ -397,8 +397,12 @@ ErrorCode MeshCore::stamp_thread(std::string_view self, std::string_view self_ro
   // A same-node receiver takes the block as stamped: it is built in the
   // body it travels in rather than moved there (a few hundred bytes).
   auto* body = local ? dynamic_cast<DecodedBody*>(m.local.get()) : nullptr;
-  std::optional<ThreadBlock> own;
-  ThreadBlock& b = body ? body->block.emplace() : own.emplace();
+  ThreadBlock own;  // for another node: encoded into the message below
+  if (body) {
+    if (body->stamped) body->block = ThreadBlock{};  // stamped again: afresh, as the first time
+    body->stamped = true;
+  }
+  ThreadBlock& b = body ? body->block : own;
   bool opens = false;
   if (o.thread) {
     b.id = *o.thread;
@@ -459,6 +463,7 @@ ErrorCode MeshCore::stamp_thread(std::string_view self, std::string_view self_ro
   }
   if (refused != ErrorCode::None) return refused;
   m.priority = o.priority;
+  m.created_ms = now;  // the envelope's time: one clock reading per send
   if (sent) {
     sent->thread = b.id;
     sent->opened = opens;
@@ -523,10 +528,8 @@ ErrorCode MeshCore::admit_thread(const transport::EnvelopeView& v, std::string_v
   return outcome;
 }
 
-std::shared_ptr<Handling> MeshCore::handling_of(const transport::Envelope& env, std::optional<ThreadBlock>&& given) {
-  if (!options.conversations) return nullptr;
-  auto h = std::make_shared<Handling>();
-  h->mesh = instance;
+void MeshCore::fill_handling(Handling& h, const transport::Envelope& env, ThreadBlock* given) {
+  h.mesh = instance;
   // The clock is read only for what needs it: a block made here, and the
   // audit trail's handling time. A same-node message without audit needs
   // neither, and a clock reading is a good part of its hop in a VM.
@@ -534,29 +537,32 @@ std::shared_ptr<Handling> MeshCore::handling_of(const transport::Envelope& env, 
   const auto now_ms = [&now] { return now != 0 ? now : (now = unix_ms()); };
   // Straight into the handling: a block is a few hundred bytes with
   // strings in it, and a same-node one was moved four times on its way.
-  ThreadBlock& b = h->block;
-  std::optional<ThreadBlock> decoded;
-  if (!given && !env.thread.empty()) decoded = decode_thread_block(env.thread);
+  // A block decoded is held only where one is decoded: an empty optional
+  // of one is cleared byte by byte (a few hundred) all the same.
+  ThreadBlock& b = h.block;
+  bool have = false;
   if (given) {
     b = std::move(*given);
-  } else if (decoded) {
-    b = std::move(*decoded);
-  } else {
-    b = implicit_block(*this, env.id, env.sender_agent, env.sender_node, now_ms());
+    have = true;
+  } else if (!env.thread.empty()) {
+    if (auto decoded = decode_thread_block(env.thread)) {
+      b = std::move(*decoded);
+      have = true;
+    }
   }
+  if (!have) b = implicit_block(*this, env.id, env.sender_agent, env.sender_node, now_ms());
   {
     std::lock_guard lock(threads_mu);
     threads.inform(b);
   }
-  h->request = env.type == transport::MessageType::Request;
+  h.request = env.type == transport::MessageType::Request;
   if (audit) {
-    h->self = lineage_entry(env.target, node_name);  // the audit's name of the handler
-    h->received_ms = now_ms();
+    h.self = lineage_entry(env.target, node_name);  // the audit's name of the handler
+    h.received_ms = now_ms();
   }
-  std::int64_t deadline = h->request ? env.deadline_ms : 0;
+  std::int64_t deadline = h.request ? env.deadline_ms : 0;
   if (b.expires_ms && (deadline == 0 || *b.expires_ms < deadline)) deadline = *b.expires_ms;
-  h->deadline_ms = deadline;
-  return h;
+  h.deadline_ms = deadline;
 }
 
 std::vector<std::uint8_t> MeshCore::response_thread(const IncomingMessage& incoming,

@@ -12,18 +12,23 @@ std::vector<std::uint8_t> MeshCore::encode_context(const Json& ctx) const {
 }
 
 std::optional<IncomingMessage> MeshCore::to_incoming(transport::Incoming&& in) {
-  // Every path returns `out`, so that the message is built where the
-  // caller receives it (NRVO) instead of being moved there: it is a dozen
-  // members, moved several times per hop otherwise.
-  std::optional<IncomingMessage> out;
+  std::optional<IncomingMessage> out(std::in_place);
+  if (!to_incoming(std::move(in), *out)) out.reset();
+  return out;
+}
+
+// No std::optional here, of the message or of a block: GCC value-
+// initializes both, clearing a few hundred bytes each (rep stos, slow to
+// start on this hardware) before the members are set anyway.
+bool MeshCore::to_incoming(transport::Incoming&& in, IncomingMessage& m) {
   const auto& env = in.envelope;
   const bool request = env.type == transport::MessageType::Request;
   std::optional<Json> data;
   std::optional<Json> ctx;
   // The thread block a same-node sender stamped: in the body, moved from
-  // by handling_of (so the body is dropped only after that), or a copy.
-  std::optional<ThreadBlock> copied;
-  std::optional<ThreadBlock>* block = &copied;
+  // by fill_handling (so the body is dropped only after that), or a copy.
+  std::unique_ptr<ThreadBlock> copied;
+  ThreadBlock* block = nullptr;
   bool no_context = false;  // a same-node sender gave none: the message's own {} stays
   if (auto* body = dynamic_cast<DecodedBody*>(in.local.get())) {
     // From this node: what the sender had, moved when nobody else holds
@@ -31,11 +36,14 @@ std::optional<IncomingMessage> MeshCore::to_incoming(transport::Incoming&& in) {
     if (in.local.use_count() == 1) {
       data = std::move(body->data);
       ctx = std::move(body->context);
-      block = &body->block;
+      block = body->stamped_block();
     } else {
       data = body->data;
       ctx = body->context;
-      copied = body->block;
+      if (body->stamped) {
+        copied = std::make_unique<ThreadBlock>(body->block);
+        block = copied.get();
+      }
     }
     no_context = ctx->is_null();
   } else {
@@ -49,9 +57,8 @@ std::optional<IncomingMessage> MeshCore::to_incoming(transport::Incoming&& in) {
     if (request) {
       if (auto t = get_transport()) t->respond_error(in, transport::ErrorCode::Malformed);
     }
-    return out;
+    return false;
   }
-  IncomingMessage& m = out.emplace();
   m.id = env.id.to_string();
   m.sender = env.sender_agent;
   m.sender_node = env.sender_node;
@@ -62,10 +69,39 @@ std::optional<IncomingMessage> MeshCore::to_incoming(transport::Incoming&& in) {
   if (request) m.correlation_id = m.id;
   m.timestamp_ms = env.created_ms;
   m.priority = env.priority;
-  m.handling = handling_of(env, std::move(*block));
-  in.local.reset();  // the handle does not keep the sender's body
-  m.handle = std::make_shared<const transport::Incoming>(std::move(in));
-  return out;
+  if (!options.conversations) {
+    in.local.reset();  // the handle does not keep the sender's body
+    m.handle = std::make_shared<const transport::Incoming>(std::move(in));
+    return true;
+  }
+  if (request) {
+    // Apart: a request's handle holds its reply route, which must go when
+    // the last copy of the message does, not when its handling does (a
+    // child request's SentRequest or receive()'s thread keep that).
+    auto h = std::make_shared<Handling>();
+    fill_handling(*h, env, block);
+    m.handling = std::move(h);
+    in.local.reset();
+    m.handle = std::make_shared<const transport::Incoming>(std::move(in));
+    return true;
+  }
+  // A notify's handling and handle in one allocation: the handle holds
+  // only the envelope, which may as well live as long as either.
+  struct Both {
+    // User-provided: make_shared value-initializes, which for an implicit
+    // constructor clears the whole block (600 bytes) first.
+    Both() {}
+    Handling handling;
+    transport::Incoming incoming;
+  };
+  auto both = std::make_shared<Both>();
+  fill_handling(both->handling, env, block);
+  in.local.reset();
+  both->incoming = std::move(in);
+  m.handling = std::shared_ptr<Handling>(both, &both->handling);
+  const transport::Incoming* incoming = &both->incoming;
+  m.handle = std::shared_ptr<const transport::Incoming>(std::move(both), incoming);
+  return true;
 }
 
 std::optional<Response> MeshCore::to_response(const transport::Envelope& env) {

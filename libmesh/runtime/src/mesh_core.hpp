@@ -151,8 +151,13 @@ struct Handling {
 struct DecodedBody final : transport::LocalBody {
   DecodedBody(Json d, Json c) : data(std::move(d)), context(std::move(c)) {}
   Json data;
-  Json context;                      // an object, or null for none (an empty one)
-  std::optional<ThreadBlock> block;  // as stamped (conversations on); then the bytes carry none
+  Json context;  // an object, or null for none (an empty one)
+  // As stamped, when `stamped` (conversations on); then the bytes carry
+  // none. Not an optional: engaging one value-initializes the block, which
+  // clears its few hundred bytes first (rep stos, per message).
+  ThreadBlock block;
+  bool stamped = false;
+  ThreadBlock* stamped_block() { return stamped ? &block : nullptr; }
 };
 
 // The handling whose code runs on this thread now: set around each start
@@ -437,6 +442,9 @@ struct MeshCore {
   // Conversions of what the transport hands out; nullopt (counted) when
   // the payload or context does not decode.
   std::optional<IncomingMessage> to_incoming(transport::Incoming&& in);
+  // The same into `m` (default-initialized by the caller); false, with `m`
+  // left as it is, for a message that does not decode.
+  bool to_incoming(transport::Incoming&& in, IncomingMessage& m);
   // `sent`: the request's conversation, told of its answer (on_answer).
   RequestOutcome to_outcome(transport::Reply&& reply, const SentRequest* sent = nullptr);
   std::optional<Response> to_response(const transport::Envelope& env);
@@ -457,10 +465,10 @@ struct MeshCore {
   // The receiving node's checks of a message from another node (admit()):
   // its thread block's form, class and limits.
   ErrorCode admit_thread(const transport::EnvelopeView& message, std::string_view node);
-  // The handling of a message as this node admitted it (to_incoming).
-  // `given`: its block as a same-node sender stamped it (DecodedBody),
-  // moved from when set.
-  std::shared_ptr<Handling> handling_of(const transport::Envelope& env, std::optional<ThreadBlock>&& given);
+  // The handling of a message as this node admitted it (to_incoming),
+  // filled into `h` (fresh). `given`: its block as a same-node sender
+  // stamped it (DecodedBody), moved from; null when there is none.
+  void fill_handling(Handling& h, const transport::Envelope& env, ThreadBlock* given);
   // The thread block of an answer to `incoming` (its thread, turn, cost),
   // and the audit record of the answer.
   std::vector<std::uint8_t> response_thread(const IncomingMessage& incoming, std::span<const std::uint8_t> payload,

@@ -9,6 +9,19 @@ namespace mesh::detail {
 
 namespace {
 constexpr std::size_t kEncodeReserve = 64;
+
+// Where nlohmann's MessagePack writer puts its bytes: the vector of the
+// call at hand. to_msgpack makes its output adapter with make_shared, an
+// allocation (and a free) per message for a few bytes of output; one
+// adapter per thread, pointed at each call's vector, takes none. The
+// writer is the same, so are the bytes.
+class VectorSink final : public nlohmann::detail::output_adapter_protocol<std::uint8_t> {
+ public:
+  std::vector<std::uint8_t>* out = nullptr;
+  void write_character(std::uint8_t c) override { out->push_back(c); }
+  void write_characters(const std::uint8_t* s, std::size_t length) override { out->insert(out->end(), s, s + length); }
+};
+
 }  // namespace
 
 std::vector<std::uint8_t> encode_json(const nlohmann::json& value) {
@@ -21,7 +34,10 @@ std::vector<std::uint8_t> encode_json(const nlohmann::json& value) {
   // allocations. Room for one up front makes that one.
   std::vector<std::uint8_t> out;
   out.reserve(kEncodeReserve);
-  nlohmann::json::to_msgpack(value, out);
+  thread_local const auto sink = std::make_shared<VectorSink>();
+  sink->out = &out;
+  nlohmann::detail::binary_writer<nlohmann::json, std::uint8_t>(sink).write_msgpack(value);
+  sink->out = nullptr;
   return out;
 }
 

@@ -25,6 +25,11 @@ struct Prepared {
   std::chrono::milliseconds timeout{0};  // a request's
 };
 
+// A caller's context as a send keeps it: an empty object (every call
+// without one, by default) as null, which means the same all the way to
+// the receiver (an empty object) but takes no allocation to copy.
+Json context_or_none(const Json& ctx) { return ctx.is_object() && ctx.empty() ? Json() : ctx; }
+
 std::int64_t unix_now_ms() {
   return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch())
       .count();
@@ -73,9 +78,9 @@ static Prepared prepare(detail::MeshCore& core, PeerClient& client, std::string_
   p.message.to = address_of(to);
   if (to.local) {
     // Its receiver is on this node: it takes the JSON as it is here. No
-    // context stays null: the receiver's message has an empty object
-    // already, and making one here cost an allocation per message.
-    p.message.local = std::make_shared<detail::DecodedBody>(message, o.context);
+    // context (or an empty one) stays null: the receiver's message has an
+    // empty object already, and copying one here cost an allocation.
+    p.message.local = std::make_shared<detail::DecodedBody>(message, context_or_none(o.context));
   }
   p.message.sender_agent = client.my_id();
   p.message.payload = detail::encode_json(message);
@@ -102,7 +107,7 @@ bool PeerClient::notify(std::string_view target, const Json& message, const Json
 }
 
 ErrorCode PeerClient::notify_detailed(std::string_view target, const Json& message, const Json& ctx) {
-  return notify_detailed(target, message, SendOptions{.context = ctx});
+  return notify_detailed(target, message, SendOptions{.context = context_or_none(ctx)});
 }
 
 bool PeerClient::notify(std::string_view target, const Json& message, const SendOptions& options) {

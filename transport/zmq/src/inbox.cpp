@@ -282,9 +282,6 @@ void Inbox::close() {
   if (ready) ready_();
 }
 
-bool Inbox::closed() const {
-  std::lock_guard lock(mu_);
-  return closed_;
-}
+bool Inbox::closed() const { return closed_.load(std::memory_order_acquire); }
 
 }  // namespace mesh::transport

@@ -19,6 +19,7 @@ bool LocalDeadlines::add(std::shared_ptr<PendingCall> call) {
   const std::int64_t deadline = call->deadline_ms;
   heap_.push_back(std::move(call));
   std::push_heap(heap_.begin(), heap_.end(), later);
+  held_.store(heap_.size(), std::memory_order_release);
   return heap_.front()->deadline_ms == deadline;
 }
 
@@ -31,6 +32,7 @@ void LocalDeadlines::expire(std::int64_t now_ms, std::atomic<std::uint64_t>& tim
       due.push_back(std::move(heap_.back()));
       heap_.pop_back();
     }
+    held_.store(heap_.size(), std::memory_order_release);
   }
   // Callbacks run outside the lock: they may start new requests.
   for (auto& call : due) call->complete(Reply{ErrorCode::Timeout, {}}, &timed_out);
@@ -41,6 +43,7 @@ void LocalDeadlines::fail_all(ErrorCode reason, std::atomic<std::uint64_t>& fail
   {
     std::lock_guard lock(mu_);
     all.swap(heap_);
+    held_.store(0, std::memory_order_release);
   }
   for (auto& call : all) call->complete(Reply{reason, {}}, &failed);
 }
@@ -56,6 +59,7 @@ void LocalDeadlines::drop_done_locked() {
     std::pop_heap(heap_.begin(), heap_.end(), later);
     heap_.pop_back();
   }
+  held_.store(heap_.size(), std::memory_order_release);
 }
 
 }  // namespace mesh::transport::detail

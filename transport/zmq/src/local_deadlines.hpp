@@ -26,6 +26,9 @@ class LocalDeadlines {
   void fail_all(ErrorCode reason, std::atomic<std::uint64_t>& failed);
   // The earliest deadline of a call still open (INT64_MAX: none).
   std::int64_t next_ms();
+  // True while no call is held: nothing can be due, and a caller on the
+  // hot path need not read the clock or take the lock to find that out.
+  bool empty() const { return held_.load(std::memory_order_acquire) == 0; }
 
  private:
   // Calls completed by their responder stay in the heap until their
@@ -37,6 +40,7 @@ class LocalDeadlines {
   mutable std::mutex mu_;
   std::vector<std::shared_ptr<PendingCall>> heap_;  // min-heap on deadline
   std::size_t compact_at_ = 1024;
+  std::atomic<std::size_t> held_{0};  // heap_.size(), published under mu_
 };
 
 }  // namespace mesh::transport::detail

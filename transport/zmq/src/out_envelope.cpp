@@ -16,7 +16,7 @@ Envelope make_envelope(Core& core, OutMessage& m, MessageType type, std::int64_t
   e.sender_agent = std::move(m.sender_agent);
   e.sender_node = core.options.node_name;
   e.target = m.to.target;
-  e.created_ms = unix_now_ms();
+  e.created_ms = m.created_ms != 0 ? m.created_ms : unix_now_ms();
   e.deadline_ms = deadline_ms;
   e.context = std::move(m.context);
   e.payload = std::move(m.payload);

@@ -101,6 +101,9 @@ void Transport::Impl::wake_deadline_watcher() {
 
 void Transport::Impl::tick() {
   if (!core->options.local_only) return;  // the transport thread does this
+  // Nothing held, nothing due: most calls (every same-node notify) find
+  // that out without a clock reading or a lock.
+  if (core->local_deadlines.empty() && core->asks.next_free_ms() == INT64_MAX) return;
   const auto now = detail::steady_now_ms();
   core->local_deadlines.expire(now, core->counters.requests_timed_out);
   core->asks.sweep(now);

@@ -50,8 +50,11 @@ ErrorCode Transport::notify(OutMessage message) {
   if (core.is_local(message.to.node)) {
     auto inbox = core.find_inbox(message.to.target);
     if (!inbox) return ErrorCode::TargetUnknown;
-    Envelope env = make_envelope(core, message, MessageType::Notify, 0);
-    return inbox->push(Incoming{std::move(env), nullptr, {}, std::move(message.local)});
+    // Member by member: an Incoming{...} clears all its 300 bytes first.
+    Incoming in;
+    in.envelope = make_envelope(core, message, MessageType::Notify, 0);
+    in.local = std::move(message.local);
+    return inbox->push(std::move(in));
   }
   std::shared_ptr<PeerShared> peer;
   if (const ErrorCode e = impl_->reserve(message.to.node, peer); e != ErrorCode::None) return e;

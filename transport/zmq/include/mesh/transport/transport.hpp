@@ -19,6 +19,7 @@
 #pragma once
 
 #include <array>
+#include <atomic>
 #include <chrono>
 #include <condition_variable>
 #include <cstddef>
@@ -232,6 +233,10 @@ struct OutMessage {
   std::uint8_t flags = 0;  // Envelope::flags (kFlagBroadcast)
   std::vector<std::uint8_t> thread;  // Envelope::thread
   std::shared_ptr<LocalBody> local;  // for a same-node receiver only
+  // Envelope::created_ms, when the caller has read the clock already for
+  // this message (a clock reading is a fair part of a same-node hop);
+  // 0: the transport reads it.
+  std::int64_t created_ms = 0;
 };
 
 // Where a reply to an incoming request goes: back over the connection it
@@ -365,7 +370,9 @@ class Inbox {
   std::size_t queued_locked() const;
   Rings rings_;
   std::size_t waiting_ = 0;  // threads blocked in pop()
-  bool closed_ = false;
+  // Written under mu_; closed() reads it without: every same-node send
+  // asks (find_inbox) just before it pushes under the lock anyway.
+  std::atomic<bool> closed_{false};
   bool armed_ = false;       // try_pop_or_arm found it empty: tell `ready_` of the next push
   std::function<void()> ready_;
 };
