@@ -191,6 +191,30 @@ class PortBlock {
   int next_;
 };
 
+// A TCP connection to 127.0.0.1:port; -1 on failure.
+int connect_loopback(std::uint16_t port) {
+  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  if (fd < 0) return -1;
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_port = htons(port);
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  if (::connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0) {
+    ::close(fd);
+    return -1;
+  }
+  return fd;
+}
+
+bool send_all(int fd, const char* data, std::size_t size) {
+  for (std::size_t off = 0; off < size;) {
+    const ssize_t k = ::send(fd, data + off, size - off, MSG_NOSIGNAL);
+    if (k <= 0) return false;
+    off += static_cast<std::size_t>(k);
+  }
+  return true;
+}
+
 // ---------------------------------------------------------------- serf RPC
 // A client of serf's RPC protocol: msgpack maps over TCP, a header
 // {Command, Seq} before each request's body and {Seq, Error} before each
@@ -238,16 +262,8 @@ class SerfRpc {
   }
 
   bool open() {
-    fd_ = ::socket(AF_INET, SOCK_STREAM, 0);
+    fd_ = connect_loopback(port_);
     if (fd_ < 0) return false;
-    sockaddr_in a{};
-    a.sin_family = AF_INET;
-    a.sin_port = htons(port_);
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    if (::connect(fd_, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0) {
-      drop();
-      return false;
-    }
     const bool version_one = true;
     if (!call("handshake", &version_one, false)) return false;
     return true;
@@ -280,11 +296,7 @@ class SerfRpc {
       pk.pack(std::string_view("Version"));
       pk.pack(1);
     }
-    for (std::size_t off = 0; off < buf.size();) {
-      const ssize_t k = ::send(fd_, buf.data() + off, buf.size() - off, MSG_NOSIGNAL);
-      if (k <= 0) return fail();
-      off += static_cast<std::size_t>(k);
-    }
+    if (!send_all(fd_, buf.data(), buf.size())) return fail();
     auto header = next();
     if (!header) return std::nullopt;
     const msgpack::object* error = field(header->get(), "Error");
@@ -341,11 +353,7 @@ class AdminHttp {
   std::optional<std::string> get(const std::string& path) {
     if (fd_ < 0 && !open()) return std::nullopt;
     const std::string req = "GET " + path + " HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: keep-alive\r\n\r\n";
-    for (std::size_t off = 0; off < req.size();) {
-      const ssize_t k = ::send(fd_, req.data() + off, req.size() - off, MSG_NOSIGNAL);
-      if (k <= 0) return fail();
-      off += static_cast<std::size_t>(k);
-    }
+    if (!send_all(fd_, req.data(), req.size())) return fail();
     std::size_t end;
     while ((end = in_.find("\r\n\r\n")) == std::string::npos) {
       if (in_.size() > 64 * 1024 || !more()) return fail();
@@ -369,17 +377,8 @@ class AdminHttp {
 
  private:
   bool open() {
-    fd_ = ::socket(AF_INET, SOCK_STREAM, 0);
-    if (fd_ < 0) return false;
-    sockaddr_in a{};
-    a.sin_family = AF_INET;
-    a.sin_port = htons(port_);
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    if (::connect(fd_, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0) {
-      drop();
-      return false;
-    }
-    return true;
+    fd_ = connect_loopback(port_);
+    return fd_ >= 0;
   }
   void drop() {
     if (fd_ >= 0) ::close(fd_);
