@@ -118,7 +118,11 @@ std::optional<std::string> AgentDirectory::put_local(AgentCard card) {
     // bytes per agent); an eighth at a time costs a few more moves of
     // cards when agents are added, which is cheap next to adding one.
     if (local_.size() == local_.capacity()) local_.reserve(local_.size() + local_.size() / 8 + 16);
-    id_holder_.insert_or_assign(card.agent_id, Holder{std::string(), card.role, local_.size()});
+    // An entry left by a remote holder keeps its last use, as before.
+    Holder& h = id_holder_.try_emplace(card.agent_id).first->second;
+    h.node.clear();
+    h.role = card.role;
+    h.local_index = local_.size();
     local_.push_back(card);
     emit_locked(DirectoryEventKind::AgentAdded, local_node_, std::move(card), true);
   }
@@ -370,9 +374,9 @@ void AgentDirectory::order_locked(std::vector<PeerInfo>& peers, Strategy strateg
     case Strategy::LeastRecent: {
       // Never used sorts before any use: a new agent gets work first.
       auto last_use = [&](const PeerInfo& p) -> std::pair<bool, std::int64_t> {
-        const auto u = last_used_.find(p.card.agent_id);
-        if (u == last_used_.end()) return {false, 0};
-        return {true, u->second};
+        const auto h = id_holder_.find(p.card.agent_id);
+        if (h == id_holder_.end() || h->second.last_used == kNeverUsed) return {false, 0};
+        return {true, h->second.last_used};
       };
       std::stable_sort(peers.begin(), peers.end(), [&](const PeerInfo& a, const PeerInfo& b) {
         return last_use(a) < last_use(b);
@@ -491,19 +495,21 @@ bool AgentDirectory::record_usage(std::string_view agent_id, std::int64_t now_ms
   std::lock_guard lock(mu_);
   const auto it = id_holder_.find(agent_id);
   if (it == id_holder_.end()) return false;
-  last_used_.insert_or_assign(it->first, now_ms);
+  it->second.last_used = now_ms;
   return true;
 }
 
 void AgentDirectory::count_id_locked(const AgentCard& card, const std::string& node) {
-  id_holder_.insert_or_assign(card.agent_id, Holder{node, card.role, kNotLocal});
+  Holder& h = id_holder_.try_emplace(card.agent_id).first->second;
+  h.node = node;
+  h.role = card.role;
+  h.local_index = kNotLocal;
 }
 
 // An agent's usage is forgotten when its id is given up.
 void AgentDirectory::uncount_id_locked(const std::string& agent_id) {
   const auto it = id_holder_.find(agent_id);
   if (it == id_holder_.end()) return;
-  last_used_.erase(agent_id);
   id_holder_.erase(it);
 }
 
