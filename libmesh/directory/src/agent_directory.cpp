@@ -118,11 +118,7 @@ std::optional<std::string> AgentDirectory::put_local(AgentCard card) {
     // bytes per agent); an eighth at a time costs a few more moves of
     // cards when agents are added, which is cheap next to adding one.
     if (local_.size() == local_.capacity()) local_.reserve(local_.size() + local_.size() / 8 + 16);
-    // An entry left by a remote holder keeps its last use, as before.
-    Holder& h = id_holder_.try_emplace(card.agent_id).first->second;
-    h.node.clear();
-    h.role = card.role;
-    h.local_index = local_.size();
+    count_id_locked(card, std::string(), local_.size());
     local_.push_back(card);
     emit_locked(DirectoryEventKind::AgentAdded, local_node_, std::move(card), true);
   }
@@ -499,11 +495,13 @@ bool AgentDirectory::record_usage(std::string_view agent_id, std::int64_t now_ms
   return true;
 }
 
-void AgentDirectory::count_id_locked(const AgentCard& card, const std::string& node) {
+// An entry that is there already (a remote holder's, for a local agent
+// that takes its id) keeps its last use.
+void AgentDirectory::count_id_locked(const AgentCard& card, const std::string& node, std::size_t local_index) {
   Holder& h = id_holder_.try_emplace(card.agent_id).first->second;
   h.node = node;
   h.role = card.role;
-  h.local_index = kNotLocal;
+  h.local_index = local_index;
 }
 
 // An agent's usage is forgotten when its id is given up.

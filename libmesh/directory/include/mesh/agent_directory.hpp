@@ -238,7 +238,8 @@ class AgentDirectory {
   std::vector<PeerInfo> matches_locked(const PeerQuery& query, std::string_view exclude_agent) const;
   void order_locked(std::vector<PeerInfo>& peers, Strategy strategy, const PeerQuery& query,
                     std::string_view exclude_agent);
-  void count_id_locked(const AgentCard& card, const std::string& node);
+  // `node` empty and `local_index` set for a local agent.
+  void count_id_locked(const AgentCard& card, const std::string& node, std::size_t local_index = kNotLocal);
   void uncount_id_locked(const std::string& agent_id);
   bool held_locked(std::string_view agent_id) const;
   std::string holder_locked(std::string_view agent_id) const;
