@@ -358,6 +358,24 @@ TEST_F(DirectoryTest, LeastRecentOrdersByLastUse) {
   EXPECT_EQ(order, sorted);
 }
 
+TEST_F(DirectoryTest, UsesWithoutATimeComeAfterEveryUseBefore) {
+  // Untimed uses are ordered by when they were recorded.
+  EXPECT_TRUE(dir_.record_usage("coder-b1"));
+  EXPECT_TRUE(dir_.record_usage("coder-1"));
+  EXPECT_TRUE(dir_.record_usage("coder-c1"));
+  EXPECT_FALSE(dir_.record_usage("nobody"));
+  EXPECT_EQ(ids(dir_.discover({"coder", ""}, Strategy::LeastRecent, "planner-1")),
+            (Ids{"coder-2", "coder-b2", "coder-b1", "coder-1", "coder-c1"}));
+  // A timed use far ahead, then an untimed one: the untimed one is later.
+  EXPECT_TRUE(dir_.record_usage("coder-2", 1'000'000));
+  EXPECT_TRUE(dir_.record_usage("coder-b2"));
+  EXPECT_EQ(ids(dir_.discover({"coder", ""}, Strategy::LeastRecent, "planner-1")),
+            (Ids{"coder-b1", "coder-1", "coder-c1", "coder-2", "coder-b2"}));
+  // A timed use before all the others stays before them.
+  EXPECT_TRUE(dir_.record_usage("coder-c1", 0));
+  EXPECT_EQ(dir_.resolve("coder", Strategy::LeastRecent, "planner-1")->card.agent_id, "coder-c1");
+}
+
 TEST_F(DirectoryTest, UsageIsForgottenWhenTheAgentLeaves) {
   dir_.record_usage("coder-1", 100);
   EXPECT_EQ(dir_.resolve("coder", Strategy::LeastRecent, "planner-1")->card.agent_id, "coder-2");

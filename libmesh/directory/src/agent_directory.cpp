@@ -487,11 +487,21 @@ std::set<std::string> AgentDirectory::roles(std::string_view exclude_agent) cons
   return out;
 }
 
+bool AgentDirectory::record_usage(std::string_view agent_id) {
+  std::lock_guard lock(mu_);
+  const auto it = id_holder_.find(agent_id);
+  if (it == id_holder_.end()) return false;
+  if (last_use_ < INT64_MAX) ++last_use_;
+  it->second.last_used = last_use_;
+  return true;
+}
+
 bool AgentDirectory::record_usage(std::string_view agent_id, std::int64_t now_ms) {
   std::lock_guard lock(mu_);
   const auto it = id_holder_.find(agent_id);
   if (it == id_holder_.end()) return false;
   it->second.last_used = now_ms;
+  last_use_ = std::max(last_use_, now_ms);
   return true;
 }
 

@@ -237,7 +237,7 @@ std::optional<PeerInfo> PeerClient::discover_one(const PeerQuery& query, std::st
 }
 
 bool PeerClient::record_peer_usage(std::string_view agent_id) {
-  return core_.directory.record_usage(agent_id, detail::steady_ms());
+  return core_.directory.record_usage(agent_id);
 }
 
 std::set<std::string> PeerClient::list_roles() const {

@@ -102,7 +102,7 @@ std::shared_ptr<Gather> gather_start(detail::MeshCore& core, const std::string& 
       finish(*state, i, std::move(o));
       continue;
     }
-    core.directory.record_usage(peer.card.agent_id, detail::steady_ms());
+    core.directory.record_usage(peer.card.agent_id);
     detail::MeshCore* c = &core;
     t->request_async(std::move(m), policy.deadline, [state, i, c, finish, sent = std::move(sent)](transport::Reply reply) {
       finish(*state, i, c->to_outcome(std::move(reply), &sent));

@@ -206,6 +206,11 @@ class AgentDirectory {
   std::set<std::string> roles(std::string_view exclude_agent = {}) const;
   // Feeds LeastRecent. Returns false (and records nothing) for an agent not
   // in the directory; an agent's usage is forgotten when it leaves.
+  // Without a time, the use is later than every use recorded before it
+  // (a counter, no clock read: PeerClient records every send this way);
+  // with one, the use is at `now_ms` as given, and the uses recorded
+  // without a time after it still come later.
+  bool record_usage(std::string_view agent_id);
   bool record_usage(std::string_view agent_id, std::int64_t now_ms);
 
   // ---- change events ------------------------------------------------------
@@ -291,6 +296,9 @@ class AgentDirectory {
   std::unordered_map<std::string, Holder, IdHash, std::equal_to<>> id_holder_;
   std::unordered_map<std::string, std::uint64_t> round_robin_;
   Rng rng_;  // xoshiro256** + Lemire (mesh/random.hpp): replays from a seed everywhere
+  // The last use recorded, by either record_usage: the next one without a
+  // time is one after it.
+  std::int64_t last_use_ = 0;
 
   std::vector<std::pair<Token, std::shared_ptr<const Listener>>> listeners_;
   Token next_token_ = 1;
