@@ -81,7 +81,18 @@ void ThreadTable::inform(ThreadBlock& b) const {
 }
 
 Refusal ThreadTable::admit(ThreadBlock& b, std::string_view target, bool is_request, std::int64_t now_ms) {
-  ThreadRecord& r = record_of(b, now_ms);
+  return admit_to(record_of(b, now_ms), b, target, is_request, now_ms);
+}
+
+std::optional<Refusal> ThreadTable::stamp_and_admit(ThreadBlock& b, bool opens, std::string_view target,
+                                                    bool is_request, std::int64_t now_ms) {
+  ThreadRecord* r = stamped(b, opens, now_ms, /*count_turn=*/false);
+  if (r == nullptr) return std::nullopt;
+  return admit_to(*r, b, target, is_request, now_ms);
+}
+
+Refusal ThreadTable::admit_to(ThreadRecord& r, ThreadBlock& b, std::string_view target, bool is_request,
+                              std::int64_t now_ms) {
   tighten(r, b);
   const std::uint32_t turn = std::max(b.turn, r.turns == UINT32_MAX ? r.turns : r.turns + 1);
   const double spent = std::max(b.spent, r.spent);
@@ -123,19 +134,23 @@ Refusal ThreadTable::admit(ThreadBlock& b, std::string_view target, bool is_requ
 }
 
 bool ThreadTable::stamp(ThreadBlock& b, bool opens, std::int64_t now_ms, bool count_turn) {
+  return stamped(b, opens, now_ms, count_turn) != nullptr;
+}
+
+ThreadRecord* ThreadTable::stamped(ThreadBlock& b, bool opens, std::int64_t now_ms, bool count_turn) {
   ThreadRecord* r = nullptr;
   if (opens) {
     r = &record_of(b, now_ms);
   } else {
     const auto it = records_.find(b.id);
-    if (it == records_.end()) return false;
+    if (it == records_.end()) return nullptr;
     r = &it->second;
     r->last_ms = now_ms;
     tighten(*r, b);
   }
   if (r->expires_ms && now_ms > *r->expires_ms) {
     finish(*r, ThreadState::Expired);
-    return false;
+    return nullptr;
   }
   if (count_turn && r->turns < UINT32_MAX) ++r->turns;
   if (r->state == ThreadState::Closed) r->state = ThreadState::Open;  // continued after its first answer
@@ -152,7 +167,7 @@ bool ThreadTable::stamp(ThreadBlock& b, bool opens, std::int64_t now_ms, bool co
   b.expires_ms = r->expires_ms;
   b.max_cost = r->max_cost;
   b.max_depth = r->max_depth;
-  return true;
+  return r;
 }
 
 void ThreadTable::on_response(const ThreadBlock& b, std::int64_t now_ms, bool add_cost) {

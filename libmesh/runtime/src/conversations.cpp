@@ -396,7 +396,7 @@ ErrorCode MeshCore::stamp_thread(std::string_view self, std::string_view self_ro
   const bool local = m.to.node.empty() || m.to.node == node_name;
   // A same-node receiver takes the block as stamped: it is built in the
   // body it travels in rather than moved there (a few hundred bytes).
-  auto* body = local ? dynamic_cast<DecodedBody*>(m.local.get()) : nullptr;
+  auto* body = local ? decoded_body(m.local.get()) : nullptr;
   ThreadBlock own;  // for another node: encoded into the message below
   if (body) {
     if (body->stamped) body->block = ThreadBlock{};  // stamped again: afresh, as the first time
@@ -431,10 +431,17 @@ ErrorCode MeshCore::stamp_thread(std::string_view self, std::string_view self_ro
   if (m.id.empty()) m.id = ids.next();  // named here, for the audit trail
   Refusal why = Refusal::None;
   {
-    std::lock_guard lock(threads_mu);
-    if (!threads.stamp(b, opens, now, /*count_turn=*/!local)) return ErrorCode::Expired;
     // Only a request's path is checked against its target (Loop).
-    if (local) why = threads.admit(b, request ? lineage_entry(target.agent_id, node_name) : std::string(), request, now);
+    const std::string path_entry = local && request ? lineage_entry(target.agent_id, node_name) : std::string();
+    std::lock_guard lock(threads_mu);
+    if (local) {
+      // Its receiver is here: stamped and admitted in one.
+      const std::optional<Refusal> admitted = threads.stamp_and_admit(b, opens, path_entry, request, now);
+      if (!admitted) return ErrorCode::Expired;
+      why = *admitted;
+    } else if (!threads.stamp(b, opens, now)) {
+      return ErrorCode::Expired;
+    }
   }
   ErrorCode refused = to_error(why);
   if (refused == ErrorCode::None && local && b.message_class == MessageClass::Advisory &&

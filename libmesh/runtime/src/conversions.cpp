@@ -30,7 +30,7 @@ bool MeshCore::to_incoming(transport::Incoming&& in, IncomingMessage& m) {
   std::unique_ptr<ThreadBlock> copied;
   ThreadBlock* block = nullptr;
   bool no_context = false;  // a same-node sender gave none: the message's own {} stays
-  if (auto* body = dynamic_cast<DecodedBody*>(in.local.get())) {
+  if (auto* body = decoded_body(in.local.get())) {
     // From this node: what the sender had, moved when nobody else holds
     // it (a broadcast's copies share one).
     if (in.local.use_count() == 1) {

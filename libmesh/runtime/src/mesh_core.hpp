@@ -33,6 +33,7 @@
 #include <string>
 #include <thread>
 #include <unordered_map>
+#include <typeinfo>
 #include <vector>
 
 #include "mesh/agent.hpp"
@@ -159,6 +160,13 @@ struct DecodedBody final : transport::LocalBody {
   bool stamped = false;
   ThreadBlock* stamped_block() { return stamped ? &block : nullptr; }
 };
+
+// `body` as a DecodedBody, or null when it is none (or another kind of
+// LocalBody). Every same-node message asks, twice: an exact type check
+// is a comparison where dynamic_cast walks the class hierarchy.
+inline DecodedBody* decoded_body(transport::LocalBody* body) {
+  return body != nullptr && typeid(*body) == typeid(DecodedBody) ? static_cast<DecodedBody*>(body) : nullptr;
+}
 
 // The handling whose code runs on this thread now: set around each start
 // and resumption of a handler (HandlingScope), and by receive() to the

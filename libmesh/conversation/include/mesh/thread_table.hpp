@@ -101,6 +101,11 @@ class ThreadTable {
   // count_turn false: the turn is left to admit() (a message to an agent
   // of this same node, checked here as its receiver).
   bool stamp(ThreadBlock& block, bool opens, std::int64_t now_ms, bool count_turn = true);
+  // For a message to an agent of this same node: stamp (its turn left to
+  // admit) and admit in one, with one lookup of the thread. nullopt where
+  // stamp would return false.
+  std::optional<Refusal> stamp_and_admit(ThreadBlock& block, bool opens, std::string_view target, bool is_request,
+                                         std::int64_t now_ms);
 
   // A response's block came back: its turn and the cost it reports count
   // (the cost only with add_cost: an answer from this same node was counted
@@ -132,6 +137,9 @@ class ThreadTable {
     }
   };
   ThreadRecord& record_of(const ThreadBlock& block, std::int64_t now_ms);
+  ThreadRecord* stamped(ThreadBlock& block, bool opens, std::int64_t now_ms, bool count_turn);
+  Refusal admit_to(ThreadRecord& r, ThreadBlock& block, std::string_view target, bool is_request,
+                   std::int64_t now_ms);
   void tighten(ThreadRecord& r, const ThreadBlock& block);
   void finish(ThreadRecord& r, ThreadState state);  // counts it ended
   void observe_end(const ThreadRecord& r);
