@@ -12,6 +12,7 @@
 #include <string>
 #include <vector>
 
+#include "mesh/json_limits.hpp"
 #include "mesh/mesh.hpp"
 #include "mesh_fixtures.hpp"
 
@@ -467,6 +468,109 @@ TEST(Runtime, ASameNodeMessageArrivesAsSent) {
   EXPECT_EQ(got[0].data, data);
   EXPECT_EQ(got[0].context, ctx);
   EXPECT_EQ(got[0].sender, "probe");
+}
+
+// Answers that cannot be sent, and handlers that fail, in both forms: a
+// plain handler (ended where it started) and a coroutine (awaited).
+class Faulty : public CustomAgent {
+ public:
+  explicit Faulty(std::string id) : CustomAgent({.role = "faulty", .agent_id = std::move(id)}) {}
+  std::optional<Json> on_peer_request(const IncomingMessage& m) override {
+    const std::string what = m.data.value("do", "");
+    if (what == "deep") return nested(kMaxJsonDepth + 8);  // more than a message may nest
+    if (what == "throw") throw std::runtime_error("plain handler failed");
+    return Json{{"ok", what}};
+  }
+  void on_peer_notify(const IncomingMessage& m) override {
+    if (m.data.value("do", "") == "throw") throw std::runtime_error("plain notify failed");
+    notified.fetch_add(1);
+  }
+  void on_error(const std::exception& e, const IncomingMessage*) override {
+    std::lock_guard lock(mu);
+    errors.emplace_back(e.what());
+  }
+  static Json nested(std::size_t depth) {
+    Json j = 1;
+    for (std::size_t i = 0; i < depth; ++i) j = Json::array({std::move(j)});
+    return j;
+  }
+  std::vector<std::string> errors_copy() {
+    std::lock_guard lock(mu);
+    return errors;
+  }
+  std::atomic<int> notified{0};
+  std::mutex mu;
+  std::vector<std::string> errors;
+};
+
+// The same, as coroutines that suspend before they answer.
+class FaultyAsync : public Faulty {
+ public:
+  FaultyAsync() : Faulty("faulty-async") {}
+  Task<std::optional<Json>> on_request(const IncomingMessage& m) override {
+    co_await peers().sleep(1ms);
+    co_return on_peer_request(m);
+  }
+  Task<void> on_notify(const IncomingMessage& m) override {
+    co_await peers().sleep(1ms);
+    on_peer_notify(m);
+  }
+};
+
+TEST(Runtime, AnAnswerThatCannotBeSentFailsTheRequestNotTheProcess) {
+  Mesh mesh(local_config(2));
+  auto& plain = mesh.add<Faulty>("faulty-plain");
+  auto& async = mesh.add<FaultyAsync>();
+  auto& probe = mesh.add<Probe>("probe");
+  mesh.start();
+  for (Faulty* agent : {static_cast<Faulty*>(&plain), static_cast<Faulty*>(&async)}) {
+    const std::string id = agent->id();
+    SCOPED_TRACE(id);
+    auto ok = probe.peers().request_detailed_blocking(id, {{"do", "fine"}}, 10s);
+    ASSERT_TRUE(ok.ok()) << transport::to_string(ok.error);
+    EXPECT_EQ(ok.response->data["ok"], "fine");
+    // Too deep to encode: the caller hears Rejected at once, on_error is told.
+    auto deep = probe.peers().request_detailed_blocking(id, {{"do", "deep"}}, 10s);
+    EXPECT_EQ(deep.error, ErrorCode::Rejected);
+    auto thrown = probe.peers().request_detailed_blocking(id, {{"do", "throw"}}, 10s);
+    EXPECT_EQ(thrown.error, ErrorCode::Rejected);
+    ASSERT_TRUE(probe.peers().notify(id, {{"do", "throw"}}));
+    ASSERT_TRUE(probe.peers().notify(id, {{"do", "fine"}}));
+    ASSERT_TRUE(eventually([&] { return agent->notified.load() == 1 && agent->errors_copy().size() == 3; }, 30s));
+    const auto errors = agent->errors_copy();
+    EXPECT_NE(errors[0].find("nested deeper than"), std::string::npos) << errors[0];
+    EXPECT_EQ(errors[1], "plain handler failed");
+    EXPECT_EQ(errors[2], "plain notify failed");
+    // Each failure restarts the agent; it goes on answering.
+    auto again = probe.peers().request_detailed_blocking(id, {{"do", "again"}}, 10s);
+    ASSERT_TRUE(again.ok()) << transport::to_string(again.error);
+    EXPECT_EQ(again.response->data["ok"], "again");
+  }
+}
+
+TEST(Runtime, TaskCompletedCarriesItsResult) {
+  auto value = Task<int>::completed(7);
+  EXPECT_TRUE(value.valid());
+  EXPECT_TRUE(value.is_completed());
+  EXPECT_TRUE(value.await_ready());
+  EXPECT_EQ(value.await_resume(), 7);
+  auto done = Task<void>::completed();
+  EXPECT_TRUE(done.is_completed());
+  done.await_resume();
+  EXPECT_FALSE(Task<int>{}.valid());
+  // Awaited from a coroutine, as a user's handler would await the default.
+  bool ran = false;
+  auto outer = [](bool& flag) -> Task<int> {
+    const int v = co_await Task<int>::completed(41);
+    co_await Task<void>::completed();
+    flag = true;
+    co_return v + 1;
+  }(ran);
+  EXPECT_FALSE(outer.is_completed());  // a coroutine's task: lazy
+  int result = 0;
+  detail::spawn(std::move(outer), [&](std::optional<int> r, std::exception_ptr) { result = r.value_or(-1); });
+  EXPECT_TRUE(ran);
+  EXPECT_EQ(result, 42);
 }
 
 }  // namespace

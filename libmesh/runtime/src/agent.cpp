@@ -49,13 +49,18 @@ void Agent::on_error(const std::exception& error, const IncomingMessage* message
 
 // ---------------------------------------------------------------- CustomAgent
 
+// Not coroutines: the plain handler runs in the call, and the task comes
+// back done, so the runtime ends the handling at once, without a coroutine
+// frame of its own or of these (docs/peerclient.md, "Coroutines").
+// What the plain handler throws leaves the call, as it would leave a
+// coroutine's co_await of it.
 Task<std::optional<Json>> CustomAgent::on_request(const IncomingMessage& message) {
-  co_return on_peer_request(message);
+  return Task<std::optional<Json>>::completed(on_peer_request(message));
 }
 
 Task<void> CustomAgent::on_notify(const IncomingMessage& message) {
   on_peer_notify(message);
-  co_return;
+  return Task<void>::completed();
 }
 
 std::optional<Json> CustomAgent::on_peer_request(const IncomingMessage&) { return std::nullopt; }

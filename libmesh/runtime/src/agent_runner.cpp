@@ -42,48 +42,100 @@ Detached run_coroutine(std::shared_ptr<AgentSlot> slot, Task<void> task, Done do
 
 }  // namespace
 
-Detached AgentSlot::run_request(std::shared_ptr<AgentSlot> slot, IncomingMessage message) {
-  const auto began = std::chrono::steady_clock::now();
+// A handler is started on the slot's thread. One that completes without
+// suspending (a plain handler, through CustomAgent's defaults) is ended
+// right there; one that suspends is awaited to its end by a coroutine of
+// the runtime's, which owns the message meanwhile. Either way the same
+// ending: on_error, the audit record, the role's handling time, the answer.
+void AgentSlot::start_request(std::unique_ptr<IncomingMessage> message) {
+  const auto started = std::chrono::steady_clock::now();
+  Task<std::optional<Json>> task;
+  try {
+    task = static_cast<CustomAgent&>(*agent).on_request(*message);
+  } catch (...) {
+    finish_request(*message, started, std::nullopt, std::current_exception());
+    return;
+  }
+  if (task.is_completed()) {
+    finish_request(*message, started, task.await_resume(), nullptr);  // done: await_resume only takes the result
+    return;
+  }
+  await_request(shared_from_this(), std::move(message), std::move(task), started);
+}
+
+void AgentSlot::start_notify(std::unique_ptr<IncomingMessage> message) {
+  const auto started = std::chrono::steady_clock::now();
+  Task<void> task;
+  try {
+    task = static_cast<CustomAgent&>(*agent).on_notify(*message);
+  } catch (...) {
+    finish_notify(*message, started, std::current_exception());
+    return;
+  }
+  if (task.is_completed()) {
+    finish_notify(*message, started, nullptr);
+    return;
+  }
+  await_notify(shared_from_this(), std::move(message), std::move(task), started);
+}
+
+Detached AgentSlot::await_request(std::shared_ptr<AgentSlot> slot, std::unique_ptr<IncomingMessage> message,
+                                  Task<std::optional<Json>> task, std::chrono::steady_clock::time_point started) {
   std::optional<Json> answer;
   std::exception_ptr error;
   try {
-    auto& agent = static_cast<CustomAgent&>(*slot->agent);
-    answer = co_await agent.on_request(message);
+    answer = co_await std::move(task);
   } catch (...) {
     error = std::current_exception();
+  }
+  slot->finish_request(*message, started, std::move(answer), error);
+}
+
+Detached AgentSlot::await_notify(std::shared_ptr<AgentSlot> slot, std::unique_ptr<IncomingMessage> message,
+                                 Task<void> task, std::chrono::steady_clock::time_point started) {
+  std::exception_ptr error;
+  try {
+    co_await std::move(task);
+  } catch (...) {
+    error = std::current_exception();
+  }
+  slot->finish_notify(*message, started, error);
+}
+
+void AgentSlot::finish_request(const IncomingMessage& message, std::chrono::steady_clock::time_point started,
+                               std::optional<Json> answer, std::exception_ptr error) {
+  if (!error && answer) {
+    try {
+      client->respond(message, *answer);
+    } catch (...) {
+      // An answer that cannot be sent (nested deeper than a message may
+      // be): the handler failed, and the caller is told so now rather
+      // than at its deadline.
+      error = std::current_exception();
+    }
   }
   if (error) {
     // on_error first: by the time the caller learns of the failure, the
     // agent has been told.
-    slot->report_error(error, &message);
+    report_error(error, &message);
     if (message.handle) {
-      slot->core->audit_handled(message, "answered", transport::ErrorCode::Rejected);
-      if (auto t = slot->core->get_transport()) t->respond_error(*message.handle, transport::ErrorCode::Rejected);
+      core->audit_handled(message, "answered", transport::ErrorCode::Rejected);
+      if (auto t = core->get_transport()) t->respond_error(*message.handle, transport::ErrorCode::Rejected);
     }
-  } else if (answer) {
-    slot->client->respond(message, *answer);
   }
-  slot->role->observe(std::chrono::steady_clock::now() - began);
-  slot->handler_done(error ? 1 : 0);
-  slot->end_coroutine();
+  role->observe(std::chrono::steady_clock::now() - started);
+  handler_done(error ? 1 : 0);
+  end_coroutine();
 }
 
-Detached AgentSlot::run_notify(std::shared_ptr<AgentSlot> slot, IncomingMessage message) {
-  const auto began = std::chrono::steady_clock::now();
-  std::exception_ptr error;
-  try {
-    auto& agent = static_cast<CustomAgent&>(*slot->agent);
-    co_await agent.on_notify(message);
-  } catch (...) {
-    error = std::current_exception();
-  }
-  if (error) slot->report_error(error, &message);
-  slot->core->audit_handled(message, "handled", error ? transport::ErrorCode::Rejected : transport::ErrorCode::None);
-  slot->role->observe(std::chrono::steady_clock::now() - began);
-  slot->handler_done(error ? 1 : 0);
-  slot->end_coroutine();
+void AgentSlot::finish_notify(const IncomingMessage& message, std::chrono::steady_clock::time_point started,
+                              std::exception_ptr error) {
+  if (error) report_error(error, &message);
+  core->audit_handled(message, "handled", error ? transport::ErrorCode::Rejected : transport::ErrorCode::None);
+  role->observe(std::chrono::steady_clock::now() - started);
+  handler_done(error ? 1 : 0);
+  end_coroutine();
 }
-
 
 AgentSlot::AgentSlot(MeshCore& c, std::unique_ptr<Agent> a)
     : core(&c),
@@ -238,29 +290,29 @@ void AgentSlot::pump() {
     if (in_flight >= in_flight_cap) return;  // handler_done pumps again
     auto raw = inbox->try_pop_or_arm();
     if (!raw) return;  // armed: the next message posts pump()
-    IncomingMessage m;
-    if (!core->to_incoming(std::move(*raw), m)) continue;
+    // Made where it stays: a handler that suspends keeps a reference to it.
+    auto m = std::make_unique<IncomingMessage>();
+    if (!core->to_incoming(std::move(*raw), *m)) continue;
     ++in_flight;
     live.fetch_add(1);
-    const bool request = m.is_request();
+    const bool request = m->is_request();
     // The handler runs, up to each suspension, in its message's handling:
     // what it sends belongs to that message's thread.
     if (!parallel) {
-      // Runs up to the handler's first suspension, here; the message goes
-      // straight into the handler's frame.
-      HandlingScope in_handling(m.handling);
+      // Runs here, to its end or up to its first suspension.
+      HandlingScope in_handling(m->handling);
       if (request) {
-        run_request(shared_from_this(), std::move(m));
+        start_request(std::move(m));
       } else {
-        run_notify(shared_from_this(), std::move(m));
+        start_notify(std::move(m));
       }
     } else {
       boost::asio::post(*core->pool, [self = shared_from_this(), request, msg = std::move(m)]() mutable {
-        HandlingScope in_handling(msg.handling);
+        HandlingScope in_handling(msg->handling);
         if (request) {
-          run_request(std::move(self), std::move(msg));
+          self->start_request(std::move(msg));
         } else {
-          run_notify(std::move(self), std::move(msg));
+          self->start_notify(std::move(msg));
         }
       });
     }

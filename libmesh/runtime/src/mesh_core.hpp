@@ -411,9 +411,19 @@ struct AgentSlot : std::enable_shared_from_this<AgentSlot> {
   void start_receive(const std::shared_ptr<ReceiveWait>& wait);
   void end_coroutine();  // any thread
 
-  // A CustomAgent's handler for one message, to its end.
-  static Detached run_request(std::shared_ptr<AgentSlot> slot, IncomingMessage message);
-  static Detached run_notify(std::shared_ptr<AgentSlot> slot, IncomingMessage message);
+  // A CustomAgent's handler for one message (agent_runner.cpp): started,
+  // and ended at once when it completes without suspending; otherwise
+  // awaited to its end by a coroutine that owns the message.
+  void start_request(std::unique_ptr<IncomingMessage> message);
+  void start_notify(std::unique_ptr<IncomingMessage> message);
+  static Detached await_request(std::shared_ptr<AgentSlot> slot, std::unique_ptr<IncomingMessage> message,
+                                Task<std::optional<Json>> task, std::chrono::steady_clock::time_point started);
+  static Detached await_notify(std::shared_ptr<AgentSlot> slot, std::unique_ptr<IncomingMessage> message,
+                               Task<void> task, std::chrono::steady_clock::time_point started);
+  void finish_request(const IncomingMessage& message, std::chrono::steady_clock::time_point started,
+                      std::optional<Json> answer, std::exception_ptr error);
+  void finish_notify(const IncomingMessage& message, std::chrono::steady_clock::time_point started,
+                     std::exception_ptr error);
 
   // A ThreadAgent's thread: setup, run_blocking, teardown, restarts.
   void run_thread(std::stop_token stop);

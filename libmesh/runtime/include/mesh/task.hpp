@@ -87,11 +87,13 @@ class [[nodiscard]] Task {
 
   Task() = default;
   explicit Task(Handle h) noexcept : h_(h) {}
-  Task(Task&& other) noexcept : h_(std::exchange(other.h_, {})) {}
+  Task(Task&& other) noexcept
+      : h_(std::exchange(other.h_, {})), completed_(std::exchange(other.completed_, {})) {}
   Task& operator=(Task&& other) noexcept {
     if (this != &other) {
       if (h_) h_.destroy();
       h_ = std::exchange(other.h_, {});
+      completed_ = std::exchange(other.completed_, {});
     }
     return *this;
   }
@@ -101,7 +103,34 @@ class [[nodiscard]] Task {
     if (h_) h_.destroy();
   }
 
-  bool valid() const noexcept { return static_cast<bool>(h_); }
+  // A task that is done already, with its result and no coroutine behind
+  // it: what a function returns that answers at once (CustomAgent's
+  // default handlers, which call the plain ones). The runtime sees it is
+  // done and ends the handling there, without a coroutine of its own.
+  template <class U = T>
+    requires(!std::is_void_v<U>)
+  static Task completed(U value) {
+    Task t;
+    t.completed_.emplace(std::move(value));
+    return t;
+  }
+  static Task completed()
+    requires std::is_void_v<T>
+  {
+    Task t;
+    t.completed_ = true;
+    return t;
+  }
+
+  bool valid() const noexcept { return static_cast<bool>(h_) || is_completed(); }
+  // Made by completed(): its result is there, nothing is left to run.
+  bool is_completed() const noexcept {
+    if constexpr (std::is_void_v<T>) {
+      return completed_;
+    } else {
+      return completed_.has_value();
+    }
+  }
 
   // Awaiting: start (or continue) the coroutine, resume the awaiter with
   // its result when it is done.
@@ -111,12 +140,24 @@ class [[nodiscard]] Task {
     return h_;
   }
   T await_resume() {
-    if (!h_) throw std::logic_error("mesh::Task: awaited an empty task");
+    if (!h_) {
+      if (!is_completed()) throw std::logic_error("mesh::Task: awaited an empty task");
+      if constexpr (std::is_void_v<T>) {
+        completed_ = false;  // awaited once, as a coroutine's task is
+        return;
+      } else {
+        T value = std::move(*completed_);
+        completed_.reset();
+        return value;
+      }
+    }
     return h_.promise().take();
   }
 
  private:
   Handle h_{};
+  // A completed() task's result (for Task<void>: whether it is one).
+  std::conditional_t<std::is_void_v<T>, bool, std::optional<T>> completed_{};
 };
 
 namespace detail {
