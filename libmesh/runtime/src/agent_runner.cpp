@@ -187,9 +187,14 @@ void AgentSlot::report_error(std::exception_ptr error, const IncomingMessage* me
 }
 
 void AgentSlot::end_coroutine() {
-  if (live.fetch_sub(1, std::memory_order_acq_rel) == 1) {
-    std::lock_guard lock(core->live_mu);
-  }
+  if (live.fetch_sub(1) != 1) return;  // others of the agent still run: no stop waits for this one
+  // The agent's last: a stop may wait for it. Nobody waits at almost every
+  // handler's end, which then takes no lock. A waiter counts itself
+  // (live_waiters) before it checks `live`, both sequentially consistent,
+  // so one of the two sees the other; the lock then keeps the notify from
+  // falling between the waiter's check and its wait.
+  if (core->live_waiters.load() == 0) return;
+  { std::lock_guard lock(core->live_mu); }
   core->live_cv.notify_all();
 }
 
@@ -422,7 +427,10 @@ bool AgentSlot::stop_wait(std::chrono::steady_clock::time_point until) {
     return true;
   }
   std::unique_lock lock(core->live_mu);
-  if (!core->live_cv.wait_until(lock, until, [this] { return live.load() == 0; })) {
+  core->live_waiters.fetch_add(1);
+  const bool ended = core->live_cv.wait_until(lock, until, [this] { return live.load() == 0; });
+  core->live_waiters.fetch_sub(1);
+  if (!ended) {
     spdlog::error("{}: agent {} did not end within the stop deadline (a coroutine ignores the stop); "
                   "it is abandoned",
                   core->node_name, agent->id());

@@ -723,6 +723,7 @@ struct MeshCore {
   AwaitScope node_scope;
   std::mutex live_mu;  // with live_cv: an agent's last coroutine ended
   std::condition_variable live_cv;
+  std::atomic<int> live_waiters{0};  // threads in AgentSlot::stop_wait (end_coroutine)
 
   // Guards state, transport, the agent table and the inboxes.
   mutable std::mutex mu;

@@ -15,6 +15,11 @@
 
 namespace mesh {
 
+const Json& empty_context() {
+  static const Json empty = Json::object();
+  return empty;
+}
+
 using transport::Address;
 
 std::string_view to_string(PeerEventKind kind) {

@@ -3,6 +3,7 @@
 // Envelope.
 #include "mesh/transport/envelope.hpp"
 
+#include <array>
 #include <cstddef>
 #include <cstdint>
 #include <optional>
@@ -26,12 +27,32 @@ int hex_value(char c) {
 
 // ---------------------------------------------------------------- MessageId
 
+namespace {
+
+// A byte at a time, lowest first, from a table of the 256 digit pairs:
+// every received message gets its id as text, so this is on each hop.
+void put_hex(char* out, std::uint64_t v) {
+  static constexpr auto kPairs = [] {
+    std::array<char, 512> t{};
+    for (std::size_t b = 0; b < 256; ++b) {
+      t[2 * b] = kHexDigits[b >> 4];
+      t[2 * b + 1] = kHexDigits[b & 0xfu];
+    }
+    return t;
+  }();
+  for (std::size_t i = 8; i-- > 0; v >>= 8) {
+    const std::size_t b = v & 0xffu;
+    out[2 * i] = kPairs[2 * b];
+    out[2 * i + 1] = kPairs[2 * b + 1];
+  }
+}
+
+}  // namespace
+
 std::string MessageId::to_string() const {
   std::string s(32, '0');
-  for (std::size_t i = 0; i < 16; ++i) {
-    s[i] = kHexDigits[(hi >> (60 - 4 * i)) & 0xfu];
-    s[16 + i] = kHexDigits[(lo >> (60 - 4 * i)) & 0xfu];
-  }
+  put_hex(s.data(), hi);
+  put_hex(s.data() + 16, lo);
   return s;
 }
 

@@ -282,6 +282,11 @@ struct PeerEvent {
   bool local = false;             // the change is about this node
 };
 
+// An empty JSON object, one for the whole process: what the calls below
+// take as the context when none is given (a Json::object() made for each
+// call cost an allocation per message).
+const Json& empty_context();
+
 class PeerClient {
  public:
   using EventCallback = std::function<void(const PeerEvent&)>;
@@ -342,11 +347,11 @@ class PeerClient {
   // on_delivery_failure (and delivery_stats().notifies_failed): nothing
   // accepted is lost without a report. Throws std::invalid_argument when
   // ctx is not an object.
-  bool notify(std::string_view target, const Json& message, const Json& ctx = Json::object());
+  bool notify(std::string_view target, const Json& message, const Json& ctx = empty_context());
   // The same, saying why not: None when accepted; TargetUnknown,
   // PermissionDenied (this node's policy), PeerDead, PeerUnreachable,
   // MailboxFull, Oversized or Shutdown otherwise.
-  ErrorCode notify_detailed(std::string_view target, const Json& message, const Json& ctx = Json::object());
+  ErrorCode notify_detailed(std::string_view target, const Json& message, const Json& ctx = empty_context());
   // The same with options (priority, class, thread). Besides the above:
   // TurnLimit, Expired, BudgetExceeded (a same-node target's refusal, known
   // at once; a remote one's reaches on_delivery_failure), and
@@ -364,10 +369,10 @@ class PeerClient {
   //   auto answer = co_await peers().request("reviewer", ask);
   Task<std::optional<Response>> request(std::string_view target, const Json& message,
                                         std::optional<std::chrono::milliseconds> timeout = std::nullopt,
-                                        const Json& ctx = Json::object());
+                                        const Json& ctx = empty_context());
   Task<RequestOutcome> request_detailed(std::string_view target, const Json& message,
                                         std::optional<std::chrono::milliseconds> timeout = std::nullopt,
-                                        const Json& ctx = Json::object());
+                                        const Json& ctx = empty_context());
   // The same with options: priority, class, thread, limits.
   //   auto answer = co_await peers().request("critic", draft, {.subject = "debate",
   //                                                              .limits = {.max_turns = 12}});
@@ -378,10 +383,10 @@ class PeerClient {
   // The same, blocking the calling thread.
   std::optional<Response> request_blocking(std::string_view target, const Json& message,
                                            std::optional<std::chrono::milliseconds> timeout = std::nullopt,
-                                           const Json& ctx = Json::object());
+                                           const Json& ctx = empty_context());
   RequestOutcome request_detailed_blocking(std::string_view target, const Json& message,
                                            std::optional<std::chrono::milliseconds> timeout = std::nullopt,
-                                           const Json& ctx = Json::object());
+                                           const Json& ctx = empty_context());
   std::optional<Response> request_blocking(std::string_view target, const Json& message,
                                            const SendOptions& options);
   RequestOutcome request_detailed_blocking(std::string_view target, const Json& message,
@@ -389,7 +394,7 @@ class PeerClient {
   // The same with a std::future: ready when request_detailed completes. Resolution failures make a ready future.
   std::future<RequestOutcome> request_async(std::string_view target, const Json& message,
                                             std::optional<std::chrono::milliseconds> timeout = std::nullopt,
-                                            const Json& ctx = Json::object());
+                                            const Json& ctx = empty_context());
   // The same with a callback, for code that must not hold a thread per
   // request in flight (the admin endpoint): `done` runs exactly once, on
   // the transport's thread or, for a failure known at once, before this
@@ -417,8 +422,8 @@ class PeerClient {
   // role), or (broadcast_to) to every agent matching `query`. Returns how
   // many copies were accepted (0 for an oversized message or a stopped
   // mesh). broadcast_to throws std::invalid_argument for an empty query.
-  std::size_t broadcast(const Json& message, const Json& ctx = Json::object());
-  std::size_t broadcast_to(const PeerQuery& query, const Json& message, const Json& ctx = Json::object());
+  std::size_t broadcast(const Json& message, const Json& ctx = empty_context());
+  std::size_t broadcast_to(const PeerQuery& query, const Json& message, const Json& ctx = empty_context());
 
   // The next message of this agent's inbox, waiting up to `timeout`
   // (forever when nullopt, until the agent stops). For a plain Agent's
@@ -437,7 +442,7 @@ class PeerClient {
   // cannot be sent (PeerDead, MailboxFull, Oversized, Shutdown, ...).
   std::string ask_async(std::string_view target, const Json& message,
                         std::chrono::milliseconds timeout = kDefaultAskTimeout,
-                        const Json& ctx = Json::object());
+                        const Json& ctx = empty_context());
   // The response of ask_async `request_id`, waiting up to `timeout`
   // (0: just look). nullopt when not (yet) there, expired, failed or
   // unknown. remove=true forgets a delivered response.
@@ -462,13 +467,13 @@ class PeerClient {
   // or failed, or the deadline passed. Throws std::invalid_argument for an
   // empty query, or FirstK with k == 0.
   Task<GatherResult> request_all(const PeerQuery& query, const Json& message, GatherPolicy policy = {},
-                                 const Json& ctx = Json::object());
+                                 const Json& ctx = empty_context());
   Task<GatherResult> request_all(const std::vector<std::string>& targets, const Json& message,
-                                 GatherPolicy policy = {}, const Json& ctx = Json::object());
+                                 GatherPolicy policy = {}, const Json& ctx = empty_context());
   GatherResult request_all_blocking(const PeerQuery& query, const Json& message, GatherPolicy policy = {},
-                                    const Json& ctx = Json::object());
+                                    const Json& ctx = empty_context());
   GatherResult request_all_blocking(const std::vector<std::string>& targets, const Json& message,
-                                    GatherPolicy policy = {}, const Json& ctx = Json::object());
+                                    GatherPolicy policy = {}, const Json& ctx = empty_context());
   // The same with a callback, for code that must hold no thread while it
   // waits (the admin endpoint): `done` runs exactly once, on the
   // transport's thread or, when nothing is to be waited for, before this
