@@ -296,7 +296,10 @@ void AgentSlot::pump() {
     auto raw = inbox->try_pop_or_arm();
     if (!raw) return;  // armed: the next message posts pump()
     // Made where it stays: a handler that suspends keeps a reference to it.
-    auto m = std::make_unique<IncomingMessage>();
+    // Default-initialized (new T, not make_unique's new T()): its members
+    // are all set by their initializers, and value-initialization would
+    // clear the whole message byte by byte first.
+    std::unique_ptr<IncomingMessage> m(new IncomingMessage);
     if (!core->to_incoming(std::move(*raw), *m)) continue;
     ++in_flight;
     live.fetch_add(1);
