@@ -29,8 +29,17 @@ boost::asio::any_io_executor AwaitScope::executor() const {
   return pool->get_executor();
 }
 
+std::mutex& AwaitScope::mu() const {
+  // 64 locks for every scope of the process: a scope's critical sections
+  // are a few instructions and never take another scope's lock, so a
+  // shared stripe costs nothing noticeable, where a mutex each was 40
+  // bytes of every agent.
+  static std::mutex stripes[64];
+  return stripes[(reinterpret_cast<std::uintptr_t>(this) / alignof(AwaitScope)) % 64];
+}
+
 std::uint64_t AwaitScope::add(std::function<void()> cancel) {
-  std::lock_guard lock(mu_);
+  std::lock_guard lock(mu());
   if (stopped_) return 0;
   const std::uint64_t key = next_++;
   cancels_.emplace_back(key, std::move(cancel));
@@ -39,7 +48,7 @@ std::uint64_t AwaitScope::add(std::function<void()> cancel) {
 
 void AwaitScope::remove(std::uint64_t key) {
   if (key == 0) return;
-  std::lock_guard lock(mu_);
+  std::lock_guard lock(mu());
   // Keys grow: the newest awaits are at the end, where removal looks first.
   for (auto it = cancels_.rbegin(); it != cancels_.rend(); ++it) {
     if (it->first == key) {
@@ -54,7 +63,7 @@ void AwaitScope::remove(std::uint64_t key) {
 void AwaitScope::stop() {
   std::vector<std::pair<std::uint64_t, std::function<void()>>> cancels;
   {
-    std::lock_guard lock(mu_);
+    std::lock_guard lock(mu());
     stopped_ = true;
     cancels.swap(cancels_);
   }
@@ -62,7 +71,7 @@ void AwaitScope::stop() {
 }
 
 bool AwaitScope::stopped() const {
-  std::lock_guard lock(mu_);
+  std::lock_guard lock(mu());
   return stopped_;
 }
 

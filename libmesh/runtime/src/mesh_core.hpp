@@ -121,7 +121,7 @@ struct AwaitScope {
   bool stopped() const;
 
  private:
-  mutable std::mutex mu_;
+  std::mutex& mu() const;  // guards the rest; one of a few shared locks (executor.cpp)
   bool stopped_ = false;
   std::uint64_t next_ = 1;
   std::vector<std::pair<std::uint64_t, std::function<void()>>> cancels_;
@@ -743,8 +743,11 @@ struct MeshCore {
   std::vector<std::shared_ptr<AgentSlot>> slots_in_order() const;
   // Opens the agent's inbox in the transport (mu held, transport set).
   void open_mailbox(AgentSlot& slot);
-  // Mesh::node_client: sends as kNodeClientId; no card, no inbox.
-  std::unique_ptr<PeerClient> node_client = std::make_unique<PeerClient>(*this, kNodeClientId, std::string());
+  // Mesh::node_client: sends as kNodeClientId; no card, no inbox. Its id
+  // and (empty) role live here, as an agent's live in its spec.
+  const std::string node_client_id{kNodeClientId};
+  const std::string node_client_role;
+  std::unique_ptr<PeerClient> node_client = std::make_unique<PeerClient>(*this, node_client_id, node_client_role);
   std::mutex stop_mu;  // one stop() at a time
   // Mesh::readiness: in a cluster (see there), and stop() ended.
   std::atomic<bool> joined{false};

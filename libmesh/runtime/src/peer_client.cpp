@@ -120,8 +120,8 @@ namespace {
 std::mutex g_client_mu;
 }  // namespace
 
-PeerClient::PeerClient(detail::MeshCore& core, std::string agent_id, std::string role)
-    : core_(core), agent_id_(std::move(agent_id)), role_(std::move(role)) {}
+PeerClient::PeerClient(detail::MeshCore& core, const std::string& agent_id, const std::string& role)
+    : core_(core), agent_id_(agent_id), role_(role) {}
 
 PeerClient::~PeerClient() {
   std::vector<std::pair<Token, std::shared_ptr<std::atomic<bool>>>> tokens;

@@ -293,7 +293,9 @@ class PeerClient {
   using Token = std::uint64_t;
 
   // Made by Mesh for each agent and for the node (node_client); not for users.
-  PeerClient(detail::MeshCore& core, std::string agent_id, std::string role);
+  // `agent_id` and `role` are the owner's (its AgentSpec's), kept by
+  // reference: they outlive the client and never change once it is made.
+  PeerClient(detail::MeshCore& core, const std::string& agent_id, const std::string& role);
   PeerClient(const PeerClient&) = delete;
   PeerClient& operator=(const PeerClient&) = delete;
   ~PeerClient();
@@ -516,8 +518,8 @@ class PeerClient {
   // Every agent has a client, most of them idle: what only some clients
   // use (a failure callback, event subscriptions) is not in each of them.
   detail::MeshCore& core_;
-  const std::string agent_id_;
-  const std::string role_;
+  const std::string& agent_id_;
+  const std::string& role_;
   std::atomic<int> strategy_{-1};  // -1: the node's
   std::atomic<std::uint64_t> accepted_{0};  // delivery_stats()
   std::atomic<std::uint64_t> refused_{0};
