@@ -14,7 +14,7 @@
 //     ids of two different generators meeting.
 // Until December 2026 this was AES-128 of the counter (a permutation, so
 // no chance at all), through OpenSSL's libcrypto; libsodium is in the
-// process anyway (libzmq links it) and libcrypto cost each node ~400 KB of
+// process anyway (libzmq links it) and libcrypto cost each node ~600 KB of
 // private memory (docs/benchmarks.md).
 //
 // Cost: kBatch counters at a time under the generator's mutex; each thread
