@@ -15,7 +15,11 @@ static_assert(crypto_sign_SEEDBYTES == std::tuple_size_v<Seed>);
 static_assert(crypto_sign_PUBLICKEYBYTES == std::tuple_size_v<PublicKey>);
 static_assert(crypto_sign_BYTES == std::tuple_size_v<Signature>);
 
-bool sodium_ready() { return sodium_init() >= 0; }
+// sodium_init once (it takes a lock on every call, even when done).
+bool sodium_ready() {
+  static const bool ready = sodium_init() >= 0;
+  return ready;
+}
 
 // libsodium's secret key: the seed followed by the public key. Wiped when
 // it goes out of scope.

@@ -34,6 +34,13 @@ constexpr std::size_t kBlockSize = 16;
 
 bool valid_key_size(std::size_t n) { return n == 16 || n == 24 || n == 32; }
 
+// sodium_init once (it takes a lock on every call, even when done): the
+// nonce of every packet comes from randombytes.
+bool sodium_ready() {
+  static const bool ready = sodium_init() >= 0;
+  return ready;
+}
+
 std::string key_size_error(std::size_t n) {
   return "a key must be 16, 24 or 32 bytes, got " + std::to_string(n);
 }
@@ -85,7 +92,7 @@ std::size_t Keyring::overhead(std::uint8_t vsn) {
 Bytes Keyring::encrypt(ByteView plain, ByteView additional, std::uint8_t vsn) const {
   if (keys_.empty()) return {};
   std::array<std::uint8_t, kNonceSize> nonce{};
-  if (sodium_init() < 0) return {};
+  if (!sodium_ready()) return {};
   randombytes_buf(nonce.data(), nonce.size());
   return detail::encrypt_with_nonce(keys_.front(), nonce.data(), plain, additional, vsn);
 }
