@@ -8,7 +8,7 @@
 # and the project promises no ABI yet (0.x), so a shared library would
 # bring SONAME versioning and RPATH handling without a stable ABI to
 # protect. The price of static archives: a consumer must link what they
-# use privately too (libzmq, libcrypto, yaml-cpp, spdlog). meshConfig.cmake
+# use privately too (libzmq, libsodium, yaml-cpp, spdlog). meshConfig.cmake
 # finds all of them and mesh.pc lists them under Requires, not
 # Requires.private, so a plain `pkg-config --libs mesh` links. The archives
 # are not built with -fPIC: they go into programs, not into a consumer's
@@ -49,7 +49,7 @@ set(MESH_PC_LIBRARIES
 # What those archives use, by pkg-config name (Boost and msgpack-c are
 # header-only and have no .pc; their headers are on the system path).
 set(MESH_PC_REQUIRES
-  "prometheus-cpp-core libzmq libcrypto yaml-cpp spdlog nlohmann_json >= 3.10 CLI11")
+  "prometheus-cpp-core libzmq libsodium yaml-cpp spdlog nlohmann_json >= 3.10 CLI11")
 
 # mesh_install_library(<target> <export-name>): installs the archive, exports
 # it as mesh::<export-name> and adds the installed include directory to its
@@ -128,6 +128,10 @@ function(mesh_install_package)
     string(APPEND libs " -l${lib}")
   endforeach()
   string(APPEND libs " -pthread")
+  # mesh_swim opens libcrypto with dlopen when a gossip key is used.
+  foreach(lib IN LISTS CMAKE_DL_LIBS)
+    string(APPEND libs " -l${lib}")
+  endforeach()
   foreach(flag IN LISTS MESH_INSTALL_SANITIZER_FLAGS)
     string(APPEND libs " ${flag}")
   endforeach()

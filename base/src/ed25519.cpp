@@ -1,59 +1,69 @@
-// Ed25519 through OpenSSL's EVP interface (mesh/ed25519.hpp).
+// Ed25519 through libsodium (mesh/ed25519.hpp). libsodium is in every
+// process already (libzmq links it for CURVE); OpenSSL's libcrypto, which
+// this used before, cost each process ~400 KB of private relocated data
+// (docs/benchmarks.md). Keys and signatures are RFC 8032's either way.
 #include "mesh/ed25519.hpp"
 
-#include <openssl/evp.h>
-#include <openssl/rand.h>
-#include <openssl/sha.h>
+#include <sodium.h>
 
-#include <memory>
+#include <tuple>
 
 namespace mesh::ed25519 {
 namespace {
 
-struct PkeyFree {
-  void operator()(EVP_PKEY* k) const { EVP_PKEY_free(k); }
-};
-struct MdCtxFree {
-  void operator()(EVP_MD_CTX* c) const { EVP_MD_CTX_free(c); }
-};
-using Pkey = std::unique_ptr<EVP_PKEY, PkeyFree>;
-using MdCtx = std::unique_ptr<EVP_MD_CTX, MdCtxFree>;
+static_assert(crypto_sign_SEEDBYTES == std::tuple_size_v<Seed>);
+static_assert(crypto_sign_PUBLICKEYBYTES == std::tuple_size_v<PublicKey>);
+static_assert(crypto_sign_BYTES == std::tuple_size_v<Signature>);
 
-Pkey private_key(const Seed& seed) {
-  return Pkey(EVP_PKEY_new_raw_private_key(EVP_PKEY_ED25519, nullptr, seed.data(), seed.size()));
+// sodium_init once (it takes a lock on every call, even when done).
+bool sodium_ready() {
+  static const bool ready = sodium_init() >= 0;
+  return ready;
 }
+
+// libsodium's secret key: the seed followed by the public key. Wiped when
+// it goes out of scope.
+struct SecretKey {
+  std::array<std::uint8_t, crypto_sign_SECRETKEYBYTES> bytes{};
+  ~SecretKey() { sodium_memzero(bytes.data(), bytes.size()); }
+};
 
 }  // namespace
 
 std::optional<Seed> random_seed() {
+  if (!sodium_ready()) return std::nullopt;
   Seed s{};
-  if (RAND_bytes(s.data(), static_cast<int>(s.size())) != 1) return std::nullopt;
+  randombytes_buf(s.data(), s.size());
   return s;
 }
 
 Seed derived_seed(std::span<const std::uint8_t> material) {
+  // libsodium's SHA-256 is one portable implementation using no randomness:
+  // nothing for sodium_init to set up first.
   Seed s{};
-  SHA256(material.data(), material.size(), s.data());
+  static_assert(crypto_hash_sha256_BYTES == std::tuple_size_v<Seed>);
+  crypto_hash_sha256(s.data(), material.data(), material.size());
   return s;
 }
 
 std::optional<PublicKey> public_key(const Seed& seed) {
-  const Pkey key = private_key(seed);
+  if (!sodium_ready()) return std::nullopt;
   PublicKey pub{};
-  std::size_t len = pub.size();
-  if (!key || EVP_PKEY_get_raw_public_key(key.get(), pub.data(), &len) != 1 || len != pub.size()) {
-    return std::nullopt;
-  }
+  SecretKey sk;
+  if (crypto_sign_seed_keypair(pub.data(), sk.bytes.data(), seed.data()) != 0) return std::nullopt;
   return pub;
 }
 
 std::optional<Signature> sign(const Seed& seed, std::span<const std::uint8_t> message) {
-  const Pkey key = private_key(seed);
-  const MdCtx ctx(EVP_MD_CTX_new());
+  if (!sodium_ready()) return std::nullopt;
+  PublicKey pub{};
+  SecretKey sk;
+  if (crypto_sign_seed_keypair(pub.data(), sk.bytes.data(), seed.data()) != 0) return std::nullopt;
   Signature sig{};
-  std::size_t len = sig.size();
-  if (!key || !ctx || EVP_DigestSignInit(ctx.get(), nullptr, nullptr, nullptr, key.get()) != 1 ||
-      EVP_DigestSign(ctx.get(), sig.data(), &len, message.data(), message.size()) != 1 || len != sig.size()) {
+  unsigned long long len = 0;
+  if (crypto_sign_detached(sig.data(), &len, message.data(), message.size(), sk.bytes.data()) !=
+          0 ||
+      len != sig.size()) {
     return std::nullopt;
   }
   return sig;
@@ -61,11 +71,11 @@ std::optional<Signature> sign(const Seed& seed, std::span<const std::uint8_t> me
 
 bool verify(std::span<const std::uint8_t> public_key, std::span<const std::uint8_t> message,
             std::span<const std::uint8_t> signature) {
-  if (public_key.size() != 32 || signature.size() != 64) return false;
-  const Pkey key(EVP_PKEY_new_raw_public_key(EVP_PKEY_ED25519, nullptr, public_key.data(), public_key.size()));
-  const MdCtx ctx(EVP_MD_CTX_new());
-  if (!key || !ctx || EVP_DigestVerifyInit(ctx.get(), nullptr, nullptr, nullptr, key.get()) != 1) return false;
-  return EVP_DigestVerify(ctx.get(), signature.data(), signature.size(), message.data(), message.size()) == 1;
+  if (public_key.size() != crypto_sign_PUBLICKEYBYTES || signature.size() != crypto_sign_BYTES)
+    return false;
+  if (!sodium_ready()) return false;
+  return crypto_sign_verify_detached(signature.data(), message.data(), message.size(),
+                                     public_key.data()) == 0;
 }
 
 }  // namespace mesh::ed25519

@@ -1,4 +1,4 @@
-// mesh/base64.hpp: OpenSSL's decoder behind a strict check of the form.
+// mesh/base64.hpp: our own decoder, strict about the form.
 #include "mesh/base64.hpp"
 
 #include <gtest/gtest.h>
@@ -42,6 +42,20 @@ TEST(Base64, RefusesWhatIsAlmostRight) {
                           "Zm9v YmFy", "Zm-v", "Zm_v", "Z=9v", "Zm9vYg==Zm9v"}) {
     EXPECT_FALSE(decode_base64(bad)) << '"' << bad << '"';
   }
+}
+
+// The bits of the last quantum past its bytes are ignored, as Go's
+// StdEncoding and OpenSSL (which decoded before) ignore them: "Zh==" and
+// "Zg==" are both "f".
+TEST(Base64, IgnoresTheLastQuantumsSpareBits) {
+  for (const char* coded : {"Zg==", "Zh==", "Zv=="}) {
+    auto back = decode_base64(coded);
+    ASSERT_TRUE(back) << coded;
+    EXPECT_EQ(text_of(*back), "f");
+  }
+  auto two = decode_base64("Zm9=");
+  ASSERT_TRUE(two);
+  EXPECT_EQ(text_of(*two), "fo");
 }
 
 }  // namespace

@@ -298,7 +298,7 @@ int certs_keygen(const CertArgs& a) {
   const auto seed = ed25519::random_seed();
   const auto pub = seed ? ed25519::public_key(*seed) : std::nullopt;
   if (!pub) {
-    std::cerr << "meshctl: certs keygen: no random source or no Ed25519 in OpenSSL\n";
+    std::cerr << "meshctl: certs keygen: no random source (libsodium could not start)\n";
     return 1;
   }
   const int fd = ::open(a.out.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);

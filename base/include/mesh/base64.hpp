@@ -1,8 +1,8 @@
 // Standard base64 with '=' padding (RFC 4648 section 4; Go's
 // base64.StdEncoding, the form of Serf's -encrypt keys and of our CURVE
-// keys' cousins). The decoding itself is OpenSSL's; this layer adds the
-// strictness OpenSSL leaves out, so that a key that is almost right is
-// refused instead of read as some other key.
+// keys' cousins). Strict about the form, so that a key that is almost
+// right is refused instead of read as some other key; written here (a
+// table and a loop) rather than taken from a crypto library.
 #pragma once
 
 #include <cstdint>

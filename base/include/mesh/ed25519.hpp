@@ -1,4 +1,4 @@
-// Ed25519 signatures (OpenSSL underneath): the registry a node signs, the
+// Ed25519 signatures (libsodium underneath): the registry a node signs, the
 // node certificates a cluster's trust key issues. Keys are raw: a 32-byte
 // seed (the secret) and a 32-byte public key; signatures are 64 bytes.
 #pragma once
@@ -20,7 +20,7 @@ std::optional<Seed> random_seed();
 // A seed derived from other secret material (SHA-256 of it): one-way, and
 // the same material always gives the same seed.
 Seed derived_seed(std::span<const std::uint8_t> material);
-// nullopt only if OpenSSL cannot make the key.
+// nullopt only if libsodium cannot start (no random source).
 std::optional<PublicKey> public_key(const Seed& seed);
 std::optional<Signature> sign(const Seed& seed, std::span<const std::uint8_t> message);
 bool verify(std::span<const std::uint8_t> public_key, std::span<const std::uint8_t> message,

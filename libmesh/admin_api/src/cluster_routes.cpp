@@ -192,33 +192,45 @@ std::optional<std::uint64_t> number(std::string_view text) {
 Json EventLog::answer_locked(std::uint64_t after) const {
   Json list = Json::array();
   std::uint64_t missed = 0;
-  const std::uint64_t oldest = events_.empty() ? next_ : events_.front().at("index").get<std::uint64_t>();
+  const std::uint64_t oldest = events_.empty() ? next_ : events_.front().index;
   if (after + 1 < oldest) missed = oldest - after - 1;
   for (const auto& e : events_) {
-    if (e.at("index").get<std::uint64_t>() > after) list.push_back(e);
+    if (e.index > after) list.push_back(e.to_json());
   }
   return {{"index", next_ - 1}, {"events", std::move(list)}, {"missed", missed}};
 }
 
 // A waiter's timer is touched only under mu_ (asio timers are not safe
 // for concurrent calls), and answers go out after mu_ is released.
+Json EventLog::Event::to_json() const {
+  Json j{{"time_ms", time_ms}, {"type", std::string(to_string(kind))}, {"node", node}, {"local", local},
+         {"index", index}};
+  if (agent) {
+    j["agent_id"] = agent_id;
+    j["role"] = role;
+  }
+  return j;
+}
+
 void EventLog::add(const PeerEvent& e) {
-  Json j{{"time_ms", std::chrono::duration_cast<std::chrono::milliseconds>(
-                         std::chrono::system_clock::now().time_since_epoch())
-                         .count()},
-         {"type", std::string(to_string(e.kind))},
-         {"node", e.node},
-         {"local", e.local}};
+  Event kept;
+  kept.time_ms =
+      std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch())
+          .count();
+  kept.kind = e.kind;
+  kept.local = e.local;
+  kept.node = e.node;
   if (e.card) {
-    j["agent_id"] = e.card->agent_id;
-    j["role"] = e.card->role;
+    kept.agent = true;
+    kept.agent_id = e.card->agent_id;
+    kept.role = e.card->role;
   }
   std::vector<std::pair<AdminServer::Respond, Json>> answers;
   {
     std::lock_guard lock(mu_);
     if (closed_) return;
-    j["index"] = next_++;
-    events_.push_back(std::move(j));
+    kept.index = next_++;
+    events_.push_back(std::move(kept));
     if (events_.size() > kKept) events_.pop_front();
     for (const auto& w : waiters_) {
       w->timer->cancel();

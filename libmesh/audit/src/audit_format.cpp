@@ -2,54 +2,25 @@
 #include "audit_format.hpp"
 
 #include <dirent.h>
-#include <openssl/evp.h>
+#include <sodium.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <array>
 #include <cerrno>
 #include <charconv>
-#include <stdexcept>
 #include <system_error>
 
 #include "mesh/json_limits.hpp"
 
 namespace mesh::audit_detail {
 
-struct Sha256::State {
-  EVP_MD* md = nullptr;  // fetched (OpenSSL 3), or the built-in table
-  bool fetched = false;
-  EVP_MD_CTX* ctx = nullptr;
-};
-
-Sha256::Sha256() : state_(std::make_unique<State>()) {
-#if OPENSSL_VERSION_NUMBER >= 0x30000000L
-  state_->md = EVP_MD_fetch(nullptr, "SHA256", nullptr);
-  state_->fetched = state_->md != nullptr;
-#endif
-  if (state_->md == nullptr) state_->md = const_cast<EVP_MD*>(EVP_sha256());
-  state_->ctx = EVP_MD_CTX_new();
-  if (state_->ctx == nullptr) throw std::runtime_error("audit: OpenSSL cannot allocate a digest context");
-}
-
-Sha256::~Sha256() {
-  EVP_MD_CTX_free(state_->ctx);
-#if OPENSSL_VERSION_NUMBER >= 0x30000000L
-  if (state_->fetched) EVP_MD_free(state_->md);
-#endif
-}
-
 std::string Sha256::hex(std::string_view bytes) {
-  std::array<unsigned char, EVP_MAX_MD_SIZE> md{};
-  unsigned int len = 0;
-  if (EVP_DigestInit_ex(state_->ctx, state_->md, nullptr) != 1 ||
-      EVP_DigestUpdate(state_->ctx, bytes.data(), bytes.size()) != 1 ||
-      EVP_DigestFinal_ex(state_->ctx, md.data(), &len) != 1 || len != 32) {
-    throw std::runtime_error("audit: OpenSSL SHA-256 failed");
-  }
+  std::array<unsigned char, crypto_hash_sha256_BYTES> md{};
+  crypto_hash_sha256(md.data(), reinterpret_cast<const unsigned char*>(bytes.data()), bytes.size());
   static constexpr char kDigits[] = "0123456789abcdef";
   std::string out(kHashHexBytes, '0');
-  for (std::size_t i = 0; i < 32; ++i) {
+  for (std::size_t i = 0; i < md.size(); ++i) {
     out[2 * i] = kDigits[md[i] >> 4];
     out[2 * i + 1] = kDigits[md[i] & 0x0f];
   }

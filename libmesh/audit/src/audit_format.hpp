@@ -24,23 +24,14 @@ inline constexpr std::size_t kHashSuffixBytes = kHashKey.size() + kHashHexBytes 
 inline constexpr std::string_view kLinePrefix = "{\"seq\":";
 inline const std::string kZeroHash(kHashHexBytes, '0');
 
-// SHA-256 through OpenSSL's EVP interface, the digest fetched once and the
-// context reused: OpenSSL 3's one-shot SHA256() looks the algorithm up and
-// allocates a context on every call, which for a line of a few hundred
-// bytes costs more than the hashing. One object per thread.
+// SHA-256 through libsodium (crypto_hash_sha256: one call, no context to
+// allocate or look up; OpenSSL's EVP, used before, needed both kept
+// between calls). An object still, so that the callers need not change if
+// a digest ever needs state again.
 class Sha256 {
  public:
-  Sha256();
-  ~Sha256();
-  Sha256(const Sha256&) = delete;
-  Sha256& operator=(const Sha256&) = delete;
-  // Lowercase hex of the digest. Throws std::runtime_error only if OpenSSL
-  // fails, which it does not for SHA-256 short of running out of memory.
+  // Lowercase hex of the digest.
   std::string hex(std::string_view bytes);
-
- private:
-  struct State;
-  std::unique_ptr<State> state_;
 };
 
 // Node names that can be part of a file name: 1 to kMaxNodeBytes of

@@ -47,7 +47,7 @@ std::string issue_cert(const NodeCert& cert, const ed25519::Seed& trust_seed) {
   const auto body = Json::to_msgpack(
       Json{{"name", cert.name}, {"key", cert.public_key}, {"zones", cert.zones}, {"expires", cert.expires_unix}});
   const auto sig = ed25519::sign(trust_seed, body);
-  if (!sig) throw std::runtime_error("cannot sign the certificate (OpenSSL Ed25519)");
+  if (!sig) throw std::runtime_error("cannot sign the certificate (libsodium Ed25519)");
   const auto outer = Json::to_msgpack(
       Json{{"body", Json::binary(body)}, {"sig", Json::binary(std::vector<std::uint8_t>(sig->begin(), sig->end()))}});
   return std::string(kCertPrefix) + encode_base64(outer);

@@ -25,14 +25,14 @@ RegistrySigner::RegistrySigner(const std::string& curve_secret_z85) {
   seed_ = ed25519::derived_seed(
       std::span(reinterpret_cast<const std::uint8_t*>(material.data()), material.size()));
   const auto pub = ed25519::public_key(seed_);
-  if (!pub) throw std::runtime_error("cannot make the registry signing key (OpenSSL Ed25519)");
+  if (!pub) throw std::runtime_error("cannot make the registry signing key (libsodium Ed25519)");
   public_b64_ = encode_base64(std::vector<std::uint8_t>(pub->begin(), pub->end()));
 }
 
 std::vector<std::uint8_t> RegistrySigner::seal(const NodeRegistry& registry, const std::string& cert) const {
   const auto bytes = encode_registry(registry);
   const auto sig = ed25519::sign(seed_, bytes);
-  if (!sig) throw std::runtime_error("cannot sign the registry (OpenSSL Ed25519)");
+  if (!sig) throw std::runtime_error("cannot sign the registry (libsodium Ed25519)");
   Json out{{"signed", Json::binary(bytes)}, {"sig", Json::binary(std::vector<std::uint8_t>(sig->begin(), sig->end()))}};
   if (!cert.empty()) out["cert"] = cert;
   return Json::to_msgpack(out);

@@ -29,7 +29,7 @@ inline constexpr char kSigningKeyTag[] = "skey";  // base64 of the node's Ed2551
 class RegistrySigner {
  public:
   // The signing key of the node whose CURVE secret (Z85) this is: the same
-  // secret always gives the same key. Throws std::runtime_error if OpenSSL
+  // secret always gives the same key. Throws std::runtime_error if libsodium
   // cannot make it.
   explicit RegistrySigner(const std::string& curve_secret_z85);
   const std::string& public_key_base64() const { return public_b64_; }

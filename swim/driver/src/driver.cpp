@@ -39,7 +39,7 @@ Membership::Impl::Impl(asio::io_context& io, Config config, NetOptions net, std:
       join_timer_(strand_),
       leave_timer_(strand_),
       accept_timer_(strand_),
-      rx_(kUdpReceiveMax) {
+      rx_(std::make_unique_for_overwrite<std::uint8_t[]>(kUdpReceiveMax)) {
   // Create spdlog's registry (a function-local static inside libspdlog.so)
   // here, on the caller's thread, before anything runs on the strand: the
   // posts to the strand then order it before every io thread's use. When

@@ -205,7 +205,10 @@ struct Membership::Impl : std::enable_shared_from_this<Membership::Impl> {
   asio::steady_timer accept_timer_;
   Time armed_ = Time::max();
   std::uint64_t timer_gen_ = 0;
-  Bytes rx_;
+  // kUdpReceiveMax bytes, left uninitialised: a packet writes only its own
+  // length, so the pages past the largest packet seen stay untouched and
+  // cost no memory (a zero-filled vector made all 64 KB resident).
+  std::unique_ptr<std::uint8_t[]> rx_;
   asio::ip::udp::endpoint rx_from_;
   bool stopped_ = false;
   EventHandler handler_;

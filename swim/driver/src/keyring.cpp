@@ -10,14 +10,15 @@
 // The key size picks AES-128/192/256. Decryption tries every key of the
 // ring. Unlike pkcs7decode in Go we check the padding byte, so a vsn-0
 // message with a bad pad is refused instead of sliced out of range.
-#include <openssl/evp.h>
-#include <openssl/rand.h>
+// AES-GCM itself is libcrypto's, loaded when a key is first used
+// (aes_gcm.cpp); the nonces come from libsodium's randombytes.
+#include <sodium.h>
 
 #include <algorithm>
 #include <array>
-#include <memory>
 #include <stdexcept>
 
+#include "aes_gcm.hpp"
 #include "mesh/base64.hpp"
 #include "mesh/swim/membership.hpp"
 #include "stream_frame.hpp"
@@ -27,94 +28,38 @@ namespace mesh::swim {
 namespace {
 
 constexpr std::size_t kVersionSize = 1;
-constexpr std::size_t kNonceSize = 12;
-constexpr std::size_t kTagSize = 16;
+constexpr std::size_t kNonceSize = detail::kGcmNonceSize;
+constexpr std::size_t kTagSize = detail::kGcmTagSize;
 constexpr std::size_t kBlockSize = 16;
 
-const EVP_CIPHER* cipher_for(std::size_t key_size) {
-  switch (key_size) {
-    case 16: return EVP_aes_128_gcm();
-    case 24: return EVP_aes_192_gcm();
-    case 32: return EVP_aes_256_gcm();
-    default: return nullptr;
-  }
+bool valid_key_size(std::size_t n) { return n == 16 || n == 24 || n == 32; }
+
+// sodium_init once (it takes a lock on every call, even when done): the
+// nonce of every packet comes from randombytes.
+bool sodium_ready() {
+  static const bool ready = sodium_init() >= 0;
+  return ready;
 }
 
-struct CtxFree {
-  void operator()(EVP_CIPHER_CTX* c) const { EVP_CIPHER_CTX_free(c); }
-};
-using Ctx = std::unique_ptr<EVP_CIPHER_CTX, CtxFree>;
-
-bool fits_int(std::size_t n) { return n <= static_cast<std::size_t>(INT32_MAX); }
-
-// GCM seal: writes ciphertext (same length as `plain`) then the tag to out.
-bool seal(ByteView key, const std::uint8_t* nonce, ByteView plain, ByteView aad,
-          std::uint8_t* out) {
-  const EVP_CIPHER* cipher = cipher_for(key.size());
-  if (cipher == nullptr || !fits_int(plain.size()) || !fits_int(aad.size())) return false;
-  Ctx ctx(EVP_CIPHER_CTX_new());
-  if (!ctx) return false;
-  int len = 0;
-  if (EVP_EncryptInit_ex(ctx.get(), cipher, nullptr, nullptr, nullptr) != 1) return false;
-  if (EVP_CIPHER_CTX_ctrl(ctx.get(), EVP_CTRL_GCM_SET_IVLEN, static_cast<int>(kNonceSize),
-                          nullptr) != 1)
-    return false;
-  if (EVP_EncryptInit_ex(ctx.get(), nullptr, nullptr, key.data(), nonce) != 1) return false;
-  if (!aad.empty() &&
-      EVP_EncryptUpdate(ctx.get(), nullptr, &len, aad.data(), static_cast<int>(aad.size())) != 1)
-    return false;
-  if (!plain.empty() && EVP_EncryptUpdate(ctx.get(), out, &len, plain.data(),
-                                          static_cast<int>(plain.size())) != 1)
-    return false;
-  if (EVP_EncryptFinal_ex(ctx.get(), out + plain.size(), &len) != 1) return false;
-  return EVP_CIPHER_CTX_ctrl(ctx.get(), EVP_CTRL_GCM_GET_TAG, static_cast<int>(kTagSize),
-                             out + plain.size()) == 1;
+std::string key_size_error(std::size_t n) {
+  return "a key must be 16, 24 or 32 bytes, got " + std::to_string(n);
 }
-
-// GCM open of [ciphertext || tag]; nullopt when the tag does not verify.
-std::optional<Bytes> open(ByteView key, const std::uint8_t* nonce, ByteView sealed,
-                          ByteView aad) {
-  const EVP_CIPHER* cipher = cipher_for(key.size());
-  if (cipher == nullptr || sealed.size() < kTagSize || !fits_int(sealed.size()) ||
-      !fits_int(aad.size()))
-    return std::nullopt;
-  const std::size_t n = sealed.size() - kTagSize;
-  Ctx ctx(EVP_CIPHER_CTX_new());
-  if (!ctx) return std::nullopt;
-  Bytes plain(n);
-  int len = 0;
-  if (EVP_DecryptInit_ex(ctx.get(), cipher, nullptr, nullptr, nullptr) != 1) return std::nullopt;
-  if (EVP_CIPHER_CTX_ctrl(ctx.get(), EVP_CTRL_GCM_SET_IVLEN, static_cast<int>(kNonceSize),
-                          nullptr) != 1)
-    return std::nullopt;
-  if (EVP_DecryptInit_ex(ctx.get(), nullptr, nullptr, key.data(), nonce) != 1) return std::nullopt;
-  if (!aad.empty() &&
-      EVP_DecryptUpdate(ctx.get(), nullptr, &len, aad.data(), static_cast<int>(aad.size())) != 1)
-    return std::nullopt;
-  if (n > 0 &&
-      EVP_DecryptUpdate(ctx.get(), plain.data(), &len, sealed.data(), static_cast<int>(n)) != 1)
-    return std::nullopt;
-  // The tag is const in spirit; OpenSSL's ctrl API takes a non-const pointer.
-  Bytes tag(sealed.begin() + static_cast<std::ptrdiff_t>(n), sealed.end());
-  if (EVP_CIPHER_CTX_ctrl(ctx.get(), EVP_CTRL_GCM_SET_TAG, static_cast<int>(kTagSize),
-                          tag.data()) != 1)
-    return std::nullopt;
-  if (EVP_DecryptFinal_ex(ctx.get(), plain.data() + n, &len) != 1) return std::nullopt;
-  return plain;
-}
-
 
 }  // namespace
 
 Keyring::Keyring(std::vector<Bytes> keys) : keys_(std::move(keys)) {
   for (const auto& k : keys_)
-    if (cipher_for(k.size()) == nullptr)
-      throw std::invalid_argument("keyring: a key must be 16, 24 or 32 bytes, got " +
-                                  std::to_string(k.size()));
+    if (!valid_key_size(k.size())) throw std::invalid_argument("keyring: " + key_size_error(k.size()));
+  // A ring with keys encrypts from the start: libcrypto is loaded now, so
+  // that a node that cannot has it said once, at start, not on every packet.
+  if (!keys_.empty()) {
+    if (auto why = detail::load_aes_gcm()) throw std::runtime_error("keyring: " + *why);
+  }
 }
 
 std::optional<std::string> Keyring::install(Bytes key) {
-  if (cipher_for(key.size()) == nullptr) return "a key must be 16, 24 or 32 bytes, got " + std::to_string(key.size());
+  if (!valid_key_size(key.size())) return key_size_error(key.size());
+  if (auto why = detail::load_aes_gcm()) return why;
   if (std::find(keys_.begin(), keys_.end(), key) == keys_.end()) keys_.push_back(std::move(key));
   return std::nullopt;
 }
@@ -136,7 +81,7 @@ std::optional<std::string> Keyring::remove(const Bytes& key) {
 
 std::optional<Bytes> Keyring::decode_base64_key(std::string_view text) {
   auto key = mesh::decode_base64(text);
-  if (!key || cipher_for(key->size()) == nullptr) return std::nullopt;
+  if (!key || !valid_key_size(key->size())) return std::nullopt;
   return key;
 }
 
@@ -147,7 +92,8 @@ std::size_t Keyring::overhead(std::uint8_t vsn) {
 Bytes Keyring::encrypt(ByteView plain, ByteView additional, std::uint8_t vsn) const {
   if (keys_.empty()) return {};
   std::array<std::uint8_t, kNonceSize> nonce{};
-  if (RAND_bytes(nonce.data(), static_cast<int>(nonce.size())) != 1) return {};
+  if (!sodium_ready()) return {};
+  randombytes_buf(nonce.data(), nonce.size());
   return detail::encrypt_with_nonce(keys_.front(), nonce.data(), plain, additional, vsn);
 }
 
@@ -159,7 +105,7 @@ std::optional<Bytes> Keyring::decrypt(ByteView message, ByteView additional) con
   const std::uint8_t* nonce = message.data() + kVersionSize;
   const ByteView sealed = message.subspan(kVersionSize + kNonceSize);
   for (const auto& key : keys_) {
-    auto plain = open(key, nonce, sealed, additional);
+    auto plain = detail::aes_gcm_open(key, nonce, sealed, additional);
     if (!plain) continue;
     if (vsn == 0) {
       const std::uint8_t pad = plain->empty() ? 0 : plain->back();
@@ -175,7 +121,7 @@ namespace detail {
 
 Bytes encrypt_with_nonce(ByteView key, const std::uint8_t* nonce, ByteView plain,
                          ByteView additional, std::uint8_t vsn) {
-  if (vsn > 1 || cipher_for(key.size()) == nullptr) return {};
+  if (vsn > 1 || !valid_key_size(key.size())) return {};
   Bytes padded;
   ByteView src = plain;
   if (vsn == 0) {
@@ -188,7 +134,7 @@ Bytes encrypt_with_nonce(ByteView key, const std::uint8_t* nonce, ByteView plain
   Bytes out(kVersionSize + kNonceSize + src.size() + kTagSize);
   out[0] = vsn;
   std::copy_n(nonce, kNonceSize, out.begin() + kVersionSize);
-  if (!seal(key, nonce, src, additional, out.data() + kVersionSize + kNonceSize)) return {};
+  if (!detail::aes_gcm_seal(key, nonce, src, additional, out.data() + kVersionSize + kNonceSize)) return {};
   return out;
 }
 

@@ -17,7 +17,7 @@ inline constexpr std::size_t kStreamHeaderSize = 5;
 inline constexpr std::uint8_t kEncryptMsgType = 10;
 
 // security.go encryptPayload with a given 12-byte nonce (Keyring::encrypt
-// draws it from RAND_bytes; tests pass a fixed one to compare with Go).
+// draws it from libsodium's randombytes; tests pass a fixed one to compare with Go).
 // Empty when the key size or vsn is wrong.
 Bytes encrypt_with_nonce(ByteView key, const std::uint8_t* nonce, ByteView plain,
                          ByteView additional, std::uint8_t vsn);

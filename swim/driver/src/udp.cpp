@@ -14,7 +14,7 @@ namespace ip = asio::ip;
 using boost::system::error_code;
 
 void Membership::Impl::receive() {
-  udp_.async_receive_from(asio::buffer(rx_), rx_from_,
+  udp_.async_receive_from(asio::buffer(rx_.get(), kUdpReceiveMax), rx_from_,
                           [self = shared_from_this()](const error_code& ec, std::size_t n) {
                             self->on_receive(ec, n);
                           });
@@ -28,11 +28,11 @@ void Membership::Impl::on_receive(const error_code& ec, std::size_t n) {
     receive();
     return;
   }
-  if (n >= rx_.size() || n > limits_.max_packet) {
+  if (n >= kUdpReceiveMax || n > limits_.max_packet) {
     ++dstats_.packets_dropped_oversize;
   } else if (n > 0) {
     const Address from = detail::to_address(rx_from_.address(), rx_from_.port());
-    const ByteView data(rx_.data(), n);
+    const ByteView data(rx_.get(), n);
     if (net_.keyring.enabled()) {
       // GossipVerifyIncoming: with a keyring, plaintext is refused too.
       if (auto plain = net_.keyring.decrypt(data, {})) {

@@ -1,29 +1,33 @@
-// Message ids: a counter, encrypted.
+// Message ids: a counter under a keyed pseudo-random function.
 //
 // Why: ids used to be a per-process prefix plus a counter. One id seen (any
 // Error envelope carries one) gave away every later id of that node, and a
 // third party could then answer for it or fill the receivers' duplicate
-// windows with its next ids. An id now is AES-128(key, counter) with a
-// random key per generator:
-//   * unique: a block cipher is a permutation of 128-bit blocks, so two
-//     counters never give the same id under one key (and ids of different
-//     generators meet with probability 2^-128 per pair);
-//   * unpredictable: without the key, AES output is indistinguishable from
-//     random, whatever else was seen.
+// windows with its next ids. An id is SipHash-2-4 with its 128-bit output
+// (libsodium's crypto_shorthash_siphashx24) of the counter, under a random
+// key per generator:
+//   * unpredictable: SipHash is a pseudo-random function; without the key,
+//     no number of ids seen says anything about the next one;
+//   * unique in practice: the outputs of distinct counters are 128-bit
+//     values that meet only by chance, with probability n^2 / 2^129 among n
+//     ids of one generator (below 2^-49 after 2^40 ids), the same odds as
+//     ids of two different generators meeting.
+// Until December 2026 this was AES-128 of the counter (a permutation, so
+// no chance at all), through OpenSSL's libcrypto; libsodium is in the
+// process anyway (libzmq links it) and libcrypto cost each node ~600 KB of
+// private memory (docs/benchmarks.md).
 //
-// Cost: one EVP call per kBatch counters, taken under the generator's
-// mutex (an EVP context is not safe to share between threads); each thread
+// Cost: kBatch counters at a time under the generator's mutex; each thread
 // keeps the block it got and hands out ids from it without any lock. A
 // thread that alternates between two generators refills on every switch,
 // which only wastes counters (there are 2^64).
-#include <openssl/evp.h>
-#include <openssl/rand.h>
+#include <sodium.h>
 
+#include <algorithm>
 #include <array>
 #include <atomic>
 #include <cstring>
 #include <random>
-#include <stdexcept>
 
 #include "mesh/transport/envelope.hpp"
 
@@ -42,66 +46,51 @@ struct ThreadCache {
 };
 thread_local ThreadCache t_cache;
 
-EVP_CIPHER_CTX* ctx_of(void* p) { return static_cast<EVP_CIPHER_CTX*>(p); }
+static_assert(crypto_shorthash_siphashx24_KEYBYTES == 16);
+static_assert(crypto_shorthash_siphashx24_BYTES == sizeof(MessageId::hi) + sizeof(MessageId::lo));
 
 }  // namespace
 
 MessageIdGenerator::MessageIdGenerator()
     : serial_(g_generator_serial.fetch_add(1, std::memory_order_relaxed)) {
-  std::uint8_t key[16];
-  if (RAND_bytes(key, sizeof key) != 1) {
-    // No CSPRNG from OpenSSL: the OS's random_device is the fallback.
+  if (sodium_init() >= 0) {
+    randombytes_buf(key_.data(), key_.size());
+  } else {
+    // libsodium cannot start (no OS random source it knows): the C++
+    // library's random_device is the fallback.
     std::random_device rd;
-    for (auto& b : key) b = static_cast<std::uint8_t>(rd());
+    for (auto& b : key_) b = static_cast<std::uint8_t>(rd());
   }
-  init(key);
-  OPENSSL_cleanse(key, sizeof key);
 }
 
 MessageIdGenerator::MessageIdGenerator(std::uint64_t seed)
     : serial_(g_generator_serial.fetch_add(1, std::memory_order_relaxed)) {
-  std::uint8_t key[16] = {};
-  std::memcpy(key, &seed, sizeof seed);
-  init(key);
+  std::memcpy(key_.data(), &seed, sizeof seed);
 }
 
-void MessageIdGenerator::init(const std::uint8_t (&key)[16]) {
-  EVP_CIPHER_CTX* ctx = EVP_CIPHER_CTX_new();
-  if (!ctx || EVP_EncryptInit_ex(ctx, EVP_aes_128_ecb(), nullptr, key, nullptr) != 1 ||
-      EVP_CIPHER_CTX_set_padding(ctx, 0) != 1) {
-    EVP_CIPHER_CTX_free(ctx);
-    throw std::runtime_error("MessageIdGenerator: cannot set up AES-128");
-  }
-  ctx_ = ctx;
-}
+MessageIdGenerator::~MessageIdGenerator() { sodium_memzero(key_.data(), key_.size()); }
 
-MessageIdGenerator::~MessageIdGenerator() { EVP_CIPHER_CTX_free(ctx_of(ctx_)); }
-
-void MessageIdGenerator::encrypt_block(std::span<MessageId> out) {
-  // Plaintext block i: the counter in the low 8 bytes (byte order does not
+void MessageIdGenerator::hash_block(std::span<MessageId> out) {
+  // Input i: the counter's 8 bytes in host order (the order does not
   // matter for uniqueness; the same on every run for a seeded generator on
   // one architecture).
-  std::array<std::uint64_t, kBatch * 2> plain{};
-  std::array<std::uint64_t, kBatch * 2> cipher{};
   const std::size_t n = std::min(out.size(), kBatch);
   std::lock_guard lock(mu_);
-  for (std::size_t i = 0; i < n; ++i) plain[2 * i + 1] = counter_++;
-  int len = 0;
-  const int bytes = static_cast<int>(n * 16);
-  const int rc = EVP_EncryptUpdate(ctx_of(ctx_), reinterpret_cast<unsigned char*>(cipher.data()), &len,
-                                   reinterpret_cast<const unsigned char*>(plain.data()), bytes);
-  if (rc != 1 || len != bytes) {
-    // Cannot happen with a valid context; never hand out a repeated id.
-    throw std::runtime_error("MessageIdGenerator: AES failed");
+  for (std::size_t i = 0; i < n; ++i) {
+    const std::uint64_t counter = counter_++;
+    std::array<unsigned char, crypto_shorthash_siphashx24_BYTES> h;
+    crypto_shorthash_siphashx24(h.data(), reinterpret_cast<const unsigned char*>(&counter), sizeof counter,
+                                key_.data());
+    std::memcpy(&out[i].hi, h.data(), sizeof out[i].hi);
+    std::memcpy(&out[i].lo, h.data() + sizeof out[i].hi, sizeof out[i].lo);
   }
-  for (std::size_t i = 0; i < n; ++i) out[i] = MessageId{cipher[2 * i], cipher[2 * i + 1]};
 }
 
 MessageId MessageIdGenerator::next() {
   ThreadCache& cache = t_cache;
   for (;;) {
     if (cache.owner != serial_ || cache.next == kBatch) {
-      encrypt_block(cache.ids);
+      hash_block(cache.ids);
       cache.owner = serial_;
       cache.next = 0;
     }

@@ -113,6 +113,24 @@ class Loop {
   void drain_late_commands();
 
  private:
+  // A FIFO of frames that holds no memory until its first frame: a
+  // std::deque allocates its map and a block when it is made (~0.5 KB for
+  // OutFrame), which made 2.4 KB per peer with four priorities, most never
+  // used: 240 KB in each node of 100. Once used it keeps its deque, so a
+  // busy peer allocates no more than before.
+  class FrameQueue {
+   public:
+    bool empty() const { return !q_ || q_->empty(); }
+    OutFrame& front() { return q_->front(); }
+    void pop_front() { q_->pop_front(); }
+    void push_back(OutFrame&& f) {
+      if (!q_) q_ = std::make_unique<std::deque<OutFrame>>();
+      q_->push_back(std::move(f));
+    }
+
+   private:
+    std::unique_ptr<std::deque<OutFrame>> q_;
+  };
   struct Peer {
     std::shared_ptr<PeerShared> shared;
     PeerAddress address;
@@ -123,7 +141,7 @@ class Loop {
     bool dealer_check = false;  // may have work: ask ZMQ_EVENTS (see run())
     bool monitor_check = false;
     // Frames waiting to be sent, one queue per priority (highest last).
-    std::array<std::deque<OutFrame>, kPriorityLevels> queues;
+    std::array<FrameQueue, kPriorityLevels> queues;
     PeerState state = PeerState::Connecting;
     std::int64_t rebuild_at_ms = 0;  // re-create the DEALER then (0 = no)
     std::int64_t backoff_ms = 0;
@@ -135,7 +153,7 @@ class Loop {
       }
       return false;
     }
-    std::deque<OutFrame>& next_queue() {  // the highest non-empty one
+    FrameQueue& next_queue() {  // the highest non-empty one
       for (std::size_t i = queues.size(); i-- > 1;) {
         if (!queues[i].empty()) return queues[i];
       }

@@ -35,7 +35,7 @@ inline constexpr std::string_view kCertPrefix = "meshcert1.";
 inline constexpr std::size_t kMaxCertBytes = 16 * 1024;
 
 // The certificate's text form, signed with the trust key's seed. Throws
-// std::runtime_error if OpenSSL cannot sign.
+// std::runtime_error if libsodium cannot sign.
 std::string issue_cert(const NodeCert& cert, const ed25519::Seed& trust_seed);
 
 enum class CertCheck : std::uint8_t { Ok, Malformed, BadSignature, Expired, WrongNode, WrongKey };

@@ -42,11 +42,15 @@ class io_context;
 namespace mesh::swim {
 
 // AES-GCM keys (16, 24 or 32 bytes). The first encrypts; all are tried to
-// decrypt (memberlist keyring.go).
+// decrypt (memberlist keyring.go). AES-GCM is OpenSSL's libcrypto, loaded
+// with dlopen when a ring first holds a key: a node without a gossip key
+// never maps it.
 class Keyring {
  public:
   Keyring() = default;
-  // Throws std::invalid_argument on a key of the wrong size.
+  // Throws std::invalid_argument on a key of the wrong size, and
+  // std::runtime_error (naming the library) when there are keys and
+  // libcrypto cannot be loaded.
   explicit Keyring(std::vector<Bytes> keys);
   // From standard base64 (Serf's -encrypt format); nullopt if malformed or
   // not 16, 24 or 32 bytes long.
@@ -58,13 +62,14 @@ class Keyring {
   // Changed live, as `serf keys` does: install adds a key (kept where it
   // is when present), use makes an installed key the primary (the one
   // that encrypts; all of them decrypt), remove drops a key other than
-  // the primary. Each returns why it could not, or nullopt when done.
+  // the primary. Each returns why it could not (for install, also when
+  // libcrypto cannot be loaded), or nullopt when done.
   std::optional<std::string> install(Bytes key);
   std::optional<std::string> use(const Bytes& key);
   std::optional<std::string> remove(const Bytes& key);
 
   // [vsn][12-byte nonce][ciphertext+tag]; vsn 1 unpadded, vsn 0 PKCS7.
-  // The nonce comes from OpenSSL's RAND_bytes. Empty on failure (no key, a
+  // The nonce comes from libsodium's randombytes. Empty on failure (no key, a
   // vsn above 1, no randomness). decrypt() accepts vsn 0 and 1, tries every
   // key, and returns nullopt when none authenticates.
   Bytes encrypt(ByteView plain, ByteView additional, std::uint8_t vsn = 1) const;

@@ -38,6 +38,7 @@
 // are now four, 0-3, and a reader older than it refuses 2 and 3.
 #pragma once
 
+#include <array>
 #include <cstddef>
 #include <cstdint>
 #include <mutex>
@@ -74,12 +75,13 @@ struct MessageIdHash {
   }
 };
 
-// Thread-safe source of unique, unpredictable ids: each id is a counter
-// encrypted with AES-128 under a key drawn at random when the generator is
-// made. AES is a permutation, so distinct counters give distinct ids;
-// without the key, seeing any number of ids tells nothing about the next
-// one (message_id.cpp). Each thread encrypts a block of counters at a time
-// and hands them out from a thread-local cache, so an id costs a few
+// Thread-safe source of unique, unpredictable ids: each id is a keyed
+// 128-bit hash (SipHash-2-4, a pseudo-random function) of a counter, under
+// a key drawn at random when the generator is made. Without the key,
+// seeing any number of ids tells nothing about the next one; two ids of
+// one generator meet with probability n^2 / 2^129 among n ids
+// (message_id.cpp). Each thread hashes a block of counters at a time and
+// hands them out from a thread-local cache, so an id costs a few
 // nanoseconds (docs/transport.md, "Message ids").
 class MessageIdGenerator {
  public:
@@ -93,13 +95,12 @@ class MessageIdGenerator {
   MessageId next();
 
  private:
-  void init(const std::uint8_t (&key)[16]);
   // Fills `out` with the ids of the next out.size() counters.
-  void encrypt_block(std::span<MessageId> out);
+  void hash_block(std::span<MessageId> out);
 
   std::uint64_t serial_;       // tells the thread caches generators apart
-  std::mutex mu_;              // guards ctx_ and counter_
-  void* ctx_ = nullptr;        // EVP_CIPHER_CTX, AES-128-ECB
+  std::mutex mu_;              // guards counter_
+  std::array<std::uint8_t, 16> key_{};  // SipHash key; read-only after construction
   std::uint64_t counter_ = 0;  // next counter to encrypt
 };
 
