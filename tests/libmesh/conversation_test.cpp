@@ -226,6 +226,25 @@ TEST(ThreadTable, StampRefusesUnknownAndExpiredThreads) {
   EXPECT_EQ(t.stats().expired, 1u);
 }
 
+// A same-node message: the turn is counted once, by the admission.
+TEST(ThreadTable, StampAndAdmitCountsOneTurnAndRefusesPastTheLimit) {
+  ThreadTable t;
+  ThreadBlock b = opening();
+  EXPECT_FALSE(t.stamp_and_admit(b, false, "b@n1", false, kNow).has_value());  // unknown thread
+  b.max_turns = 2;
+  const auto first = t.stamp_and_admit(b, true, "b@n1", false, kNow);
+  ASSERT_TRUE(first.has_value());
+  EXPECT_EQ(*first, Refusal::None);
+  EXPECT_EQ(b.turn, 1u);
+  EXPECT_EQ(t.find(b.id)->turns, 1u);
+  ThreadBlock m = b;
+  EXPECT_EQ(t.stamp_and_admit(m, false, "b@n1", false, kNow), Refusal::None);
+  EXPECT_EQ(m.turn, 2u);
+  ThreadBlock over = b;
+  EXPECT_EQ(t.stamp_and_admit(over, false, "b@n1", false, kNow), Refusal::TurnLimit);
+  EXPECT_EQ(t.find(b.id)->turns, 2u);
+}
+
 TEST(ThreadTable, BoundedFinishedThreadsGoFirst) {
   ThreadTable t(100);
   for (std::uint64_t i = 0; i < 100; ++i) {

@@ -133,8 +133,8 @@ Refusal ThreadTable::admit_to(ThreadRecord& r, ThreadBlock& b, std::string_view 
   return Refusal::None;
 }
 
-bool ThreadTable::stamp(ThreadBlock& b, bool opens, std::int64_t now_ms, bool count_turn) {
-  return stamped(b, opens, now_ms, count_turn) != nullptr;
+bool ThreadTable::stamp(ThreadBlock& b, bool opens, std::int64_t now_ms) {
+  return stamped(b, opens, now_ms, /*count_turn=*/true) != nullptr;
 }
 
 ThreadRecord* ThreadTable::stamped(ThreadBlock& b, bool opens, std::int64_t now_ms, bool count_turn) {

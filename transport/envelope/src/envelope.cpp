@@ -23,12 +23,6 @@ int hex_value(char c) {
   return -1;
 }
 
-}  // namespace
-
-// ---------------------------------------------------------------- MessageId
-
-namespace {
-
 // A byte at a time, lowest first, from a table of the 256 digit pairs:
 // every received message gets its id as text, so this is on each hop.
 void put_hex(char* out, std::uint64_t v) {
@@ -48,6 +42,8 @@ void put_hex(char* out, std::uint64_t v) {
 }
 
 }  // namespace
+
+// ---------------------------------------------------------------- MessageId
 
 std::string MessageId::to_string() const {
   std::string s(32, '0');

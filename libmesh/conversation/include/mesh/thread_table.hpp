@@ -98,12 +98,11 @@ class ThreadTable {
   // gets its turn (the highest here + 1), the cost known here and the
   // tightest limits. False when the thread is not known here (continue
   // only a thread this node has seen) or has expired (then it is marked so).
-  // count_turn false: the turn is left to admit() (a message to an agent
-  // of this same node, checked here as its receiver).
-  bool stamp(ThreadBlock& block, bool opens, std::int64_t now_ms, bool count_turn = true);
-  // For a message to an agent of this same node: stamp (its turn left to
-  // admit) and admit in one, with one lookup of the thread. nullopt where
-  // stamp would return false.
+  bool stamp(ThreadBlock& block, bool opens, std::int64_t now_ms);
+  // For a message to an agent of this same node, which this node both sends
+  // and receives: stamp without counting the turn (admit counts it, as the
+  // receiver) and admit, with one lookup of the thread. nullopt where stamp
+  // would return false.
   std::optional<Refusal> stamp_and_admit(ThreadBlock& block, bool opens, std::string_view target, bool is_request,
                                          std::int64_t now_ms);
 
