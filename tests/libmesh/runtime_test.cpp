@@ -470,6 +470,92 @@ TEST(Runtime, ASameNodeMessageArrivesAsSent) {
   EXPECT_EQ(got[0].sender, "probe");
 }
 
+// What a handler saw of each message, copied while it ran.
+class Recorder : public CustomAgent {
+ public:
+  Recorder() : CustomAgent({.role = "recorder", .agent_id = "recorder"}) {}
+  std::optional<Json> on_peer_request(const IncomingMessage& m) override {
+    keep(m);
+    return Json("ok");
+  }
+  void on_peer_notify(const IncomingMessage& m) override { keep(m); }
+  struct Seen {
+    IncomingMessage message;
+    std::string thread;
+    bool has_handle = false;
+  };
+  std::vector<Seen> seen_copy() {
+    std::lock_guard lock(mu);
+    return seen;
+  }
+
+ private:
+  void keep(const IncomingMessage& m) {
+    std::lock_guard lock(mu);
+    seen.push_back({m, m.thread().id.to_string(), m.handle != nullptr});
+  }
+  std::mutex mu;
+  std::vector<Seen> seen;
+};
+
+TEST(Runtime, AMessageBuiltWhereAnEarlierOneWasKeepsNothingOfIt) {
+  // A worker builds each message in the one its last handler gave back:
+  // nothing of a request (its context, correlation id, priority, thread)
+  // may show in the notify after it, and the reverse.
+  Mesh mesh(local_config(1));  // one worker: every message in the same spare
+  auto& recorder = mesh.add<Recorder>();
+  auto& probe = mesh.add<Probe>("probe");
+  mesh.start();
+  SendOptions with_all;
+  with_all.context = Json{{"trace", "t1"}};
+  with_all.priority = Priority::Urgent;
+  with_all.subject = "first";
+  ASSERT_TRUE(probe.peers().request_detailed_blocking("recorder", Json{{"n", 1}}, with_all).ok());
+  ASSERT_TRUE(probe.peers().notify("recorder", Json(2)));
+  ASSERT_TRUE(probe.peers().request_detailed_blocking("recorder", Json("three"), SendOptions{}).ok());
+  ASSERT_TRUE(mesh.node_client().notify("recorder", Json::array({4}), Json{{"k", "v"}}));
+  ASSERT_TRUE(probe.peers().notify("recorder", Json(nullptr)));
+  ASSERT_TRUE(eventually([&] { return recorder.seen_copy().size() == 5; }, 30s));
+  const auto seen = recorder.seen_copy();
+
+  const IncomingMessage& first = seen[0].message;
+  EXPECT_TRUE(first.is_request());
+  EXPECT_EQ(first.data, (Json{{"n", 1}}));
+  EXPECT_EQ(first.context, (Json{{"trace", "t1"}}));
+  EXPECT_EQ(first.priority, Priority::Urgent);
+  EXPECT_EQ(first.correlation_id, first.id);
+  EXPECT_EQ(first.sender, "probe");
+
+  const IncomingMessage& second = seen[1].message;
+  EXPECT_TRUE(second.is_notify());
+  EXPECT_EQ(second.data, Json(2));
+  EXPECT_EQ(second.context, Json::object()) << "the request's context stayed";
+  EXPECT_EQ(second.priority, Priority::Normal);
+  EXPECT_TRUE(second.correlation_id.empty()) << "the request's correlation id stayed";
+  EXPECT_NE(second.id, first.id);
+  EXPECT_NE(seen[1].thread, seen[0].thread) << "a new conversation, not the request's";
+
+  const IncomingMessage& third = seen[2].message;
+  EXPECT_TRUE(third.is_request());
+  EXPECT_EQ(third.context, Json::object());
+  EXPECT_EQ(third.correlation_id, third.id);
+
+  const IncomingMessage& fourth = seen[3].message;
+  EXPECT_TRUE(fourth.is_notify());
+  EXPECT_EQ(fourth.data, Json::array({4}));
+  EXPECT_EQ(fourth.context, (Json{{"k", "v"}}));
+  EXPECT_NE(fourth.sender, "probe");
+
+  const IncomingMessage& fifth = seen[4].message;
+  EXPECT_EQ(fifth.data, Json(nullptr));
+  EXPECT_EQ(fifth.context, Json::object()) << "the node client's context stayed";
+  EXPECT_EQ(fifth.sender, "probe");
+  for (const auto& s : seen) {
+    EXPECT_TRUE(s.has_handle);
+    EXPECT_EQ(s.message.target, "recorder");
+  }
+}
+
 // Answers that cannot be sent, and handlers that fail, in both forms: a
 // plain handler (ended where it started) and a coroutine (awaited).
 class Faulty : public CustomAgent {

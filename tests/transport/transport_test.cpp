@@ -680,6 +680,39 @@ TEST_F(TransportTest, InboxFullLocallyAndClose) {
   EXPECT_EQ(again->size(), 1u);
 }
 
+// The executor's consumer: it takes messages without blocking, and the
+// inbox calls it back once for the first message after it ran dry. Taking
+// the last message arms the callback already, and says so: the consumer
+// needs no second look (and lock) to learn that it is empty.
+TEST_F(TransportTest, TryPopOrArmArmsWhenItTakesTheLastMessage) {
+  a = std::make_unique<Transport>(options_for("A"));
+  auto inbox = a->open_inbox("agent");
+  int calls = 0;
+  inbox->set_ready_callback([&calls] { ++calls; });
+  Incoming m;
+  bool armed = false;
+  EXPECT_FALSE(inbox->try_pop_or_arm(m, armed));
+  EXPECT_TRUE(armed);
+  ASSERT_EQ(a->notify(to("", "agent", "one")), ErrorCode::None);
+  EXPECT_EQ(calls, 1);
+  ASSERT_EQ(a->notify(to("", "agent", "two")), ErrorCode::None);
+  EXPECT_EQ(calls, 1) << "not armed again: the consumer has not looked since";
+  ASSERT_TRUE(inbox->try_pop_or_arm(m, armed));
+  EXPECT_EQ(text(m.envelope.payload), "one");
+  EXPECT_FALSE(armed) << "one more is queued";
+  ASSERT_TRUE(inbox->try_pop_or_arm(m, armed));
+  EXPECT_EQ(text(m.envelope.payload), "two");
+  EXPECT_TRUE(armed) << "the last one taken";
+  ASSERT_EQ(a->notify(to("", "agent", "three")), ErrorCode::None);
+  EXPECT_EQ(calls, 2) << "armed by the last pop: the next push calls back";
+  ASSERT_TRUE(inbox->try_pop_or_arm(m, armed));
+  EXPECT_TRUE(armed);
+  inbox->close();
+  EXPECT_EQ(calls, 3) << "closing calls an armed consumer back";
+  EXPECT_FALSE(inbox->try_pop_or_arm(m, armed));
+  EXPECT_FALSE(armed) << "a closed inbox is never armed";
+}
+
 // An agent mesh adds and removes agents for as long as it runs: the
 // inboxes of removed ones must not pile up in the transport's table.
 TEST_F(TransportTest, ClosedInboxesLeaveTheTable) {

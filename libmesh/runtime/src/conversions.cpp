@@ -59,18 +59,29 @@ bool MeshCore::to_incoming(transport::Incoming&& in, IncomingMessage& m) {
     }
     return false;
   }
-  m.id = env.id.to_string();
+  // Every field is set: `m` may be a message handled before, whose
+  // strings keep their room (AgentSlot::pump reuses them).
+  env.id.write_to(m.id);
   m.sender = env.sender_agent;
   m.sender_node = env.sender_node;
   m.target = env.target;
   m.type = request ? MessageKind::Request : MessageKind::Notify;
   m.data = std::move(*data);
-  if (!no_context) m.context = std::move(*ctx);
-  if (request) m.correlation_id = m.id;
+  if (!no_context) {
+    m.context = std::move(*ctx);
+  } else if (!m.context.is_object() || !m.context.empty()) {
+    m.context = Json::object();
+  }
+  if (request) {
+    m.correlation_id = m.id;
+  } else {
+    m.correlation_id.clear();
+  }
   m.timestamp_ms = env.created_ms;
   m.priority = env.priority;
   if (!options.conversations) {
     in.local.reset();  // the handle does not keep the sender's body
+    m.handling.reset();
     m.handle = std::make_shared<const transport::Incoming>(std::move(in));
     return true;
   }

@@ -414,8 +414,10 @@ struct AgentSlot : std::enable_shared_from_this<AgentSlot> {
   // A CustomAgent's handler for one message (agent_runner.cpp): started,
   // and ended at once when it completes without suspending; otherwise
   // awaited to its end by a coroutine that owns the message.
-  void start_request(std::unique_ptr<IncomingMessage> message);
-  void start_notify(std::unique_ptr<IncomingMessage> message);
+  // `message` is left null when a coroutine took it, and is still there
+  // when the handling ended (the caller may reuse it).
+  void start_request(std::unique_ptr<IncomingMessage>& message);
+  void start_notify(std::unique_ptr<IncomingMessage>& message);
   static Detached await_request(std::shared_ptr<AgentSlot> slot, std::unique_ptr<IncomingMessage> message,
                                 Task<std::optional<Json>> task, std::chrono::steady_clock::time_point started);
   static Detached await_notify(std::shared_ptr<AgentSlot> slot, std::unique_ptr<IncomingMessage> message,
@@ -460,8 +462,8 @@ struct MeshCore {
   // Conversions of what the transport hands out; nullopt (counted) when
   // the payload or context does not decode.
   std::optional<IncomingMessage> to_incoming(transport::Incoming&& in);
-  // The same into `m` (default-initialized by the caller); false, with `m`
-  // left as it is, for a message that does not decode.
+  // The same into `m`, new or one handled before (every field is set);
+  // false, with `m` partly set, for a message that does not decode.
   bool to_incoming(transport::Incoming&& in, IncomingMessage& m);
   // `sent`: the request's conversation, told of its answer (on_answer).
   RequestOutcome to_outcome(transport::Reply&& reply, const SentRequest* sent = nullptr);

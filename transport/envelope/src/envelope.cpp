@@ -46,10 +46,15 @@ void put_hex(char* out, std::uint64_t v) {
 // ---------------------------------------------------------------- MessageId
 
 std::string MessageId::to_string() const {
-  std::string s(32, '0');
-  put_hex(s.data(), hi);
-  put_hex(s.data() + 16, lo);
+  std::string s;
+  write_to(s);
   return s;
+}
+
+void MessageId::write_to(std::string& out) const {
+  out.resize(32);
+  put_hex(out.data(), hi);
+  put_hex(out.data() + 16, lo);
 }
 
 std::optional<MessageId> MessageId::parse(std::string_view hex) {

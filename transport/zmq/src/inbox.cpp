@@ -28,11 +28,15 @@ struct Inbox::Ring {
     ++count;
   }
   Incoming pop() {
-    Incoming m = std::move(slots[head]);
+    Incoming m;
+    pop_into(m);
+    return m;
+  }
+  void pop_into(Incoming& out) {
+    out = std::move(slots[head]);
     head = (head + 1) % slots.size();
     --count;
     if (count == 0) head = 0;
-    return m;
   }
   void grow() {
     std::vector<Incoming> bigger(slots.empty() ? kInitial : 2 * slots.size());
@@ -232,16 +236,19 @@ std::size_t Inbox::pop_batch(std::vector<Incoming>& out, std::size_t max,
   return n;
 }
 
-std::optional<Incoming> Inbox::try_pop_or_arm() {
+bool Inbox::try_pop_or_arm(Incoming& out, bool& armed) {
   std::lock_guard lock(mu_);
   Ring* ring = next_ring_locked();
   if (ring == nullptr) {
     armed_ = !closed_ && ready_ != nullptr;
-    return std::nullopt;
+    armed = armed_;
+    return false;
   }
-  Incoming m = ring->pop();
-  release_locked(m, cost(m));
-  return m;
+  ring->pop_into(out);
+  release_locked(out, cost(out));
+  if (ring->count == 0 && next_ring_locked() == nullptr) armed_ = !closed_ && ready_ != nullptr;
+  armed = armed_;
+  return true;
 }
 
 void Inbox::set_ready_callback(std::function<void()> ready) {

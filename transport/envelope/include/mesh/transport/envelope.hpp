@@ -66,6 +66,8 @@ struct MessageId {
   friend bool operator==(const MessageId&, const MessageId&) = default;
   // 32 lowercase hex digits.
   std::string to_string() const;
+  // The same into `out`, over what it held (no allocation once it has room).
+  void write_to(std::string& out) const;
   static std::optional<MessageId> parse(std::string_view hex);
 };
 

@@ -293,11 +293,15 @@ class Inbox {
   // appended: 0 on timeout, or once closed and drained.
   std::size_t pop_batch(std::vector<Incoming>& out, std::size_t max,
                         std::optional<std::chrono::milliseconds> timeout = std::nullopt);
-  // For a consumer that must not block (an agent on an executor): the next
-  // message, or nullopt after arming the ready callback, which the next
-  // push (or close) then calls once, on the pushing thread, outside the
-  // inbox's lock. Arming and pushing are under one lock: no wake-up is lost.
-  std::optional<Incoming> try_pop_or_arm();
+  // For a consumer that must not block (an agent on an executor): moves
+  // the next message into `out` and returns true; or, with none queued,
+  // arms the ready callback and returns false. The next push (or close)
+  // then calls the callback once, on the pushing thread, outside the
+  // inbox's lock. Arming and pushing are under one lock: no wake-up is
+  // lost. `armed` tells whether the inbox is armed on return: also after
+  // taking the last message, so that the consumer need not look again
+  // (one lock per message, not one more per batch).
+  bool try_pop_or_arm(Incoming& out, bool& armed);
   // Set before the first try_pop_or_arm. Must be quick (post work, no more).
   void set_ready_callback(std::function<void()> ready);
   std::size_t size() const;
@@ -373,7 +377,7 @@ class Inbox {
   // Written under mu_; closed() reads it without: every same-node send
   // asks (find_inbox) just before it pushes under the lock anyway.
   std::atomic<bool> closed_{false};
-  bool armed_ = false;       // try_pop_or_arm found it empty: tell `ready_` of the next push
+  bool armed_ = false;       // try_pop_or_arm left it empty: tell `ready_` of the next push
   std::function<void()> ready_;
 };
 
