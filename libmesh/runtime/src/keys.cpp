@@ -24,6 +24,96 @@ using detail::MeshCore;
 
 namespace detail {
 
+// Mesh::keys_async's answers, this node's first, then the others' as they
+// come, each in its slot.
+struct KeyGather {
+  std::mutex mu;
+  std::vector<Mesh::KeyResult> results;
+  std::size_t waiting = 0;
+  std::function<void(std::vector<Mesh::KeyResult>)> done;
+  std::vector<std::uint8_t> payload;
+  std::chrono::steady_clock::time_point deadline;
+
+  void finish_one() {
+    std::function<void(std::vector<Mesh::KeyResult>)> call;
+    {
+      std::lock_guard lock(mu);
+      if (--waiting != 0) return;
+      call = std::move(done);
+    }
+    if (call) call(std::move(results));
+  }
+};
+
+namespace {
+
+// How long a refused node waits before it is asked again: the transport's
+// first reconnect step.
+constexpr std::chrono::milliseconds kKeysRetry{100};
+
+void record_answer(Mesh::KeyResult& r, const transport::Reply& reply) {
+  if (!reply.ok()) {
+    r.error = "no answer: " + std::string(transport::to_string(reply.error));
+    return;
+  }
+  const auto a = decode_json(reply.envelope.payload, Json());
+  if (!a || !a->is_object() || !a->contains("error") || !(*a)["error"].is_string()) {
+    r.error = "a malformed answer";
+    return;
+  }
+  r.error = (*a)["error"].get<std::string>();
+  if (const auto k = a->find("keys"); k != a->end() && k->is_array()) {
+    for (const auto& v : *k) {
+      if (v.is_string()) r.keys.push_back(v.get<std::string>());
+    }
+  }
+}
+
+}  // namespace
+
+// Asks one node, until the deadline. A node that joined a moment ago may
+// not know this one yet and refuse its connection (it takes CURVE keys
+// only from members it knows); the transport then fails requests to it
+// at once (PeerUnreachable) and tries the connection again after a
+// backoff. Asked again meanwhile, such a node answers once it has learnt
+// of us, well within any sensible timeout; an unreachable one is
+// reported at the deadline, with the last error.
+void ask_keys(MeshCore& c, const std::shared_ptr<transport::Transport>& t, const std::shared_ptr<KeyGather>& g,
+              std::size_t slot, const std::string& node) {
+  const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(g->deadline - std::chrono::steady_clock::now());
+  transport::OutMessage m;
+  m.to = {node, kKeysInbox};
+  m.sender_agent = "$mesh";
+  m.payload = g->payload;
+  t->request_async(std::move(m), std::max(left, std::chrono::milliseconds(1)),
+                   [&c, g, slot, node, weak = std::weak_ptr<transport::Transport>(t)](transport::Reply reply) {
+    const bool again = reply.error == transport::ErrorCode::PeerUnreachable &&
+                       std::chrono::steady_clock::now() + kKeysRetry < g->deadline;
+    if (again) {
+      // On the mesh's executor, which outlives the transport: at the
+      // retry, a node that stopped meanwhile has no transport any more.
+      auto timer = std::make_shared<boost::asio::steady_timer>(c.pool->get_executor(), kKeysRetry);
+      timer->async_wait([&c, g, slot, node, weak, timer](const boost::system::error_code&) {
+        if (auto transport = weak.lock()) {
+          ask_keys(c, transport, g, slot, node);
+          return;
+        }
+        {
+          std::lock_guard lock(g->mu);
+          g->results[slot].error = "no answer: " + std::string(transport::to_string(transport::ErrorCode::Shutdown));
+        }
+        g->finish_one();
+      });
+      return;
+    }
+    {
+      std::lock_guard lock(g->mu);
+      record_answer(g->results[slot], reply);
+    }
+    g->finish_one();
+  });
+}
+
 Mesh::KeyResult MeshCore::apply_key_op(Mesh::KeyOp op, const std::string& key_base64) {
   Mesh::KeyResult r;
   r.node = node_name;
@@ -112,14 +202,7 @@ void Mesh::keys_async(KeyOp op, const std::string& key, std::chrono::millisecond
   auto t = c.get_transport();
   if (!t) throw std::logic_error("keys: the mesh is not running");
 
-  // This node first, then the others as they answer, each in its slot.
-  struct Gather {
-    std::mutex mu;
-    std::vector<KeyResult> results;
-    std::size_t waiting = 0;
-    std::function<void(std::vector<KeyResult>)> done;
-  };
-  auto g = std::make_shared<Gather>();
+  auto g = std::make_shared<detail::KeyGather>();
   g->done = std::move(done);
   g->results.push_back(c.apply_key_op(op, key));
   std::vector<std::pair<std::size_t, std::string>> asks;
@@ -137,46 +220,11 @@ void Mesh::keys_async(KeyOp op, const std::string& key, std::chrono::millisecond
     g->results.push_back(std::move(r));
   }
   g->waiting = asks.size() + 1;  // the +1 is released below, after every ask went out
-  auto finish_one = [g] {
-    std::function<void(std::vector<KeyResult>)> call;
-    {
-      std::lock_guard lock(g->mu);
-      if (--g->waiting != 0) return;
-      call = std::move(g->done);
-    }
-    if (call) call(std::move(g->results));
-  };
   const Json body = op == KeyOp::List ? Json{{"op", "list"}} : Json{{"op", std::string(to_string(op))}, {"key", key}};
-  const auto payload = detail::encode_json(body);
-  for (const auto& [slot, node] : asks) {
-    transport::OutMessage m;
-    m.to = {node, detail::kKeysInbox};
-    m.sender_agent = "$mesh";
-    m.payload = payload;
-    t->request_async(std::move(m), timeout, [g, slot = slot, finish_one](transport::Reply reply) {
-      {
-        std::lock_guard lock(g->mu);
-        KeyResult& r = g->results[slot];
-        if (!reply.ok()) {
-          r.error = "no answer: " + std::string(transport::to_string(reply.error));
-        } else {
-          const auto a = detail::decode_json(reply.envelope.payload, Json());
-          if (!a || !a->is_object() || !a->contains("error") || !(*a)["error"].is_string()) {
-            r.error = "a malformed answer";
-          } else {
-            r.error = (*a)["error"].get<std::string>();
-            if (const auto k = a->find("keys"); k != a->end() && k->is_array()) {
-              for (const auto& v : *k) {
-                if (v.is_string()) r.keys.push_back(v.get<std::string>());
-              }
-            }
-          }
-        }
-      }
-      finish_one();
-    });
-  }
-  finish_one();
+  g->payload = detail::encode_json(body);
+  g->deadline = std::chrono::steady_clock::now() + timeout;
+  for (const auto& [slot, node] : asks) detail::ask_keys(c, t, g, slot, node);
+  g->finish_one();
 }
 
 }  // namespace mesh
