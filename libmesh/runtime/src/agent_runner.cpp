@@ -35,13 +35,14 @@ std::unique_ptr<IncomingMessage> take_message() {
   return std::unique_ptr<IncomingMessage>(new IncomingMessage);
 }
 
-// What refers to the node (the handle, the handling) and the payload go
-// now; the rest stays for the next message.
+// What refers to the node (the handle, the handling), the payload and a
+// context go now; the rest stays for the next message.
 void give_back(std::unique_ptr<IncomingMessage> m) {
   if (!m) return;  // a coroutine kept it
   m->handle.reset();
   m->handling.reset();
   m->data = Json();
+  if (!m->context.is_object() || !m->context.empty()) m->context = Json::object();
   if (!t_spare_message) t_spare_message = std::move(m);
 }
 
