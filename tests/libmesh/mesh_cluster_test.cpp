@@ -137,6 +137,19 @@ TEST(MeshCluster, EmptyRegistriesComeFromTagsWithoutAFetch) {
   n2.add<Echo>("late-2", "echo");
   ASSERT_TRUE(eventually([&] { return n1.node_client().get_peer("echo").has_value(); }));
   EXPECT_GE(n1.stats().registry_fetches, 1u);
+  // Every fetch answered, and no new one for a while: a fetch still on its
+  // way when the agent goes would bring the empty registry itself (at the
+  // newer version), and the tags would then have nothing left to tell.
+  ASSERT_TRUE(eventually([&] {
+    const auto answered = [&] {
+      const auto s = n1.stats();
+      return s.registry_fetches == s.registry_applied + s.registry_unchanged + s.registry_failures;
+    };
+    if (!answered()) return false;
+    const auto fetches = n1.stats().registry_fetches;
+    std::this_thread::sleep_for(std::chrono::milliseconds(300));
+    return answered() && n1.stats().registry_fetches == fetches;
+  }));
   const auto from_tags = n1.stats().registry_from_tags;
   EXPECT_TRUE(n2.remove("late-2"));
   ASSERT_TRUE(eventually([&] { return !n1.node_client().get_peer("echo").has_value(); }));
