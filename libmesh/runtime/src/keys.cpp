@@ -69,6 +69,15 @@ void record_answer(Mesh::KeyResult& r, const transport::Reply& reply) {
   }
 }
 
+// One node's answer is in: recorded in its slot, and the gather told.
+void settle(KeyGather& g, std::size_t slot, const transport::Reply& reply) {
+  {
+    std::lock_guard lock(g.mu);
+    record_answer(g.results[slot], reply);
+  }
+  g.finish_one();
+}
+
 }  // namespace
 
 // Asks one node, until the deadline. A node that joined a moment ago may
@@ -96,21 +105,13 @@ void ask_keys(MeshCore& c, const std::shared_ptr<transport::Transport>& t, const
       timer->async_wait([&c, g, slot, node, weak, timer](const boost::system::error_code&) {
         if (auto transport = weak.lock()) {
           ask_keys(c, transport, g, slot, node);
-          return;
+        } else {
+          settle(*g, slot, transport::Reply{transport::ErrorCode::Shutdown, {}});
         }
-        {
-          std::lock_guard lock(g->mu);
-          g->results[slot].error = "no answer: " + std::string(transport::to_string(transport::ErrorCode::Shutdown));
-        }
-        g->finish_one();
       });
       return;
     }
-    {
-      std::lock_guard lock(g->mu);
-      record_answer(g->results[slot], reply);
-    }
-    g->finish_one();
+    settle(*g, slot, reply);
   });
 }
 
