@@ -287,5 +287,63 @@ TEST(SimFailureDetection, DeathInHundredNodesIsKnownWithinTheBound) {
   }
 }
 
+// The aligned probe order (Config::aligned_probes): once every node has
+// verified every member, their views agree, and in each probe round every
+// member gets exactly one probe, so the gap between two probes of a member
+// stays under two rounds. memberlist's shuffled walk gives the same mean
+// (one per round) with Poisson counts: in 30 rounds a member gets 30 +- 5.5
+// and gaps over two rounds are common. The first suspicion of a crashed
+// member therefore comes within two rounds plus the probe's own interval.
+TEST(SimFailureDetection, AlignedProbesReachEveryMemberOncePerRound) {
+  constexpr std::size_t kN = 20;
+  constexpr int kRounds = 30;
+  for (auto seed : test_seeds()) {
+    MESH_SEED_TRACE(seed);
+    ClusterOptions o = options_for(seed);
+    std::vector<std::vector<Time>> pinged(kN);  // direct pings each node received
+    bool tapping = false;
+    o.packet_tap = [&](Time at, NodeId, NodeId to, swim::ByteView bytes) {
+      if (!tapping) return;
+      auto p = swim::decode_packet(bytes);
+      if (!p.ok()) return;
+      for (const auto& m : p->messages)
+        if (std::holds_alternative<swim::Ping>(m)) pinged[to].push_back(at);
+    };
+    Cluster c(o);
+    ASSERT_TRUE(form_cluster(c, kN, 30s));
+    ASSERT_TRUE(c.wait_until(
+        [&] {
+          for (NodeId x = 0; x < kN; ++x)
+            for (NodeId y = 0; y < kN; ++y)
+              if (x != y && !c.node(x).member(c.name(y))->verified) return false;
+          return true;
+        },
+        120s));
+    const Duration interval = c.node(0).config().probe_interval;
+    c.run_for(3 * interval);  // probes started before the last verification
+    tapping = true;
+    c.run_for(kRounds * interval);
+    tapping = false;
+    for (NodeId x = 0; x < kN; ++x) {
+      const auto& t = pinged[x];
+      EXPECT_GE(t.size(), static_cast<std::size_t>(kRounds - 1)) << c.name(x);
+      EXPECT_LE(t.size(), static_cast<std::size_t>(kRounds + 1)) << c.name(x);
+      for (std::size_t i = 1; i < t.size(); ++i)
+        EXPECT_LT(t[i] - t[i - 1], 2 * interval) << c.name(x) << " went unprobed";
+    }
+    EXPECT_EQ(c.total_node_stats().probes_failed, 0u);
+
+    const NodeId victim = 3 + static_cast<NodeId>(seed % (kN - 3));
+    const Time crashed = c.now();
+    c.crash(victim);
+    ASSERT_TRUE(c.wait_until([&] { return c.count_events(EventKind::Suspect, victim) > 0; }, 10s));
+    Time first = Time::max();
+    for (const auto& e : c.events())
+      if (e.kind == EventKind::Suspect && e.subject == victim) first = std::min(first, e.at);
+    std::cout << "[ seed " << seed << " ] first suspicion " << secs(first - crashed) << " s after the crash\n";
+    EXPECT_LE(first - crashed, 3 * interval + 50ms);
+  }
+}
+
 }  // namespace
 }  // namespace mesh::sim::test

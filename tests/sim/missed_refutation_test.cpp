@@ -25,6 +25,16 @@ TEST(SimMissedRefutation, LastCallSavesAMemberWhoseRefutationWasMissed) {
     Cluster c(o);
     ASSERT_TRUE(form_cluster(c, 20, 30s));
     const NodeId C = 5, B = 7, accuser = 9;
+    // The last call is for members that answered us, so every member must
+    // have answered C before the cut (the cluster forms before members
+    // verify each other): C misses more refutations than B's during it.
+    ASSERT_TRUE(c.wait_until(
+        [&] {
+          for (NodeId x = 0; x < c.size(); ++x)
+            if (x != C && !c.node(C).member(c.name(x))->verified) return false;
+          return true;
+        },
+        60s));
     c.block_both(B, C);
     for (NodeId x = 0; x < c.size(); ++x)
       if (x != C) c.block(x, C);

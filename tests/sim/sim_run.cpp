@@ -33,10 +33,10 @@ RunReport run_simulation(const RunOptions& o) {
   co.profile = o.profile;
   co.compress_streams = o.compress;
   co.join_stagger = from_secs(o.stagger_ms / 1000.0);
-  if (o.queue_bound != 0) {
-    const std::size_t bound = o.queue_bound;
-    co.configure = [bound](NodeId, swim::Config& cfg) { cfg.max_broadcast_queue = bound; };
-  }
+  co.configure = [bound = o.queue_bound, aligned = o.aligned_probes](NodeId, swim::Config& cfg) {
+    if (bound != 0) cfg.max_broadcast_queue = bound;
+    cfg.aligned_probes = aligned;
+  };
   co.record_events = false;  // an hour of 1000 nodes would not fit
   co.hash_payloads = false;
   Cluster c(co);
@@ -150,6 +150,7 @@ std::vector<std::pair<std::string, std::string>> fields(const RunReport& r) {
       {"duration_s", num(r.opts.duration_s, 1)},
       {"kill", std::to_string(r.opts.kill)},
       {"compress", r.opts.compress ? "true" : "false"},
+      {"probe_order", r.opts.aligned_probes ? "\"aligned\"" : "\"shuffled\""},
       {"converged", r.converged ? "true" : "false"},
       {"converge_s", opt(r.converge_s)},
       {"false_deaths", std::to_string(r.false_deaths)},

@@ -24,6 +24,8 @@ struct RunOptions {
   double stagger_ms = 5.0;
   // Config::max_broadcast_queue (0: the core's default bound).
   std::size_t queue_bound = 0;
+  // Config::aligned_probes (false: memberlist's shuffled walk).
+  bool aligned_probes = true;
   double converge_timeout_s = 900.0;
 };
 

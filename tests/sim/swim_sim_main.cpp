@@ -23,6 +23,7 @@ int main(int argc, char** argv) {
   std::uint64_t seed = o.seed;
   std::size_t kill = o.kill;
   std::string profile = "lan";
+  std::string probe_order = "aligned";
   CLI::App app(
       "Runs a simulated SWIM cluster and prints what it measured (docs/simulator.md):\n"
       "N nodes join through seeds 0, 1, 2 and converge; then the cluster runs for\n"
@@ -54,6 +55,10 @@ int main(int argc, char** argv) {
                  "broadcast queue bound per node (0: the core's default)")
       ->type_name("N")
       ->transform(mesh::cli::whole_number(0, 100000000));
+  app.add_option("--probe-order", probe_order,
+                 "aligned (a rotation every node shares) or shuffled (memberlist's)")
+      ->type_name("aligned|shuffled")
+      ->check(CLI::IsMember({"aligned", "shuffled"}));
   app.add_flag("--json", json, "print one JSON object instead of a table");
   app.add_flag("--compress", o.compress, "compress streams (LZW) as memberlist does");
   try {
@@ -62,6 +67,7 @@ int main(int argc, char** argv) {
     o.seed = seed;
     o.kill = kill;
     o.profile = *mesh::swim::parse_profile(profile);
+    o.aligned_probes = probe_order == "aligned";
     if (o.nodes > 3 && o.kill > o.nodes - 3) {
       throw mesh::UsageError("--kill: at most nodes - 3 (seeds are not killed)");
     }

@@ -65,6 +65,7 @@ void Node::Impl::send_verify_ping(NodeState& s, Time now) {
 void Node::Impl::mark_verified(NodeState& s) {
   if (s.m.verified) return;
   s.m.verified = true;
+  ring_dirty = true;
   if (unverified > 0) --unverified;
 }
 

@@ -152,6 +152,14 @@ struct Node::Impl {
   std::vector<std::unique_ptr<NodeState>> nodes;  // probe order
   NameIndex node_map;
   std::size_t probe_index = 0;
+  // aligned_probes: this node and the verified live members by name
+  // (rebuilt when ring_dirty), our place in it, the round of our last
+  // aligned probe, and aligned probes since the last reap of the dead.
+  std::vector<NodeState*> ring;
+  std::size_t ring_self = 0;
+  bool ring_dirty = true;
+  std::int64_t last_round = -1;
+  std::size_t probes_since_reset = 0;
   std::unordered_map<std::string, SuspicionTimer> node_timers;
   std::unordered_map<std::uint32_t, AckHandler> ack_handlers;
   std::unordered_map<std::uint64_t, PendingStream> pending_streams;
@@ -236,6 +244,8 @@ struct Node::Impl {
   void probe_select(Time now);
   bool probe_next_verified(Time now);
   bool probe_next_unverified(Time now);
+  bool probe_next_aligned(Time now);
+  void rebuild_ring();
   void probe_node(NodeState& node, Time now);
   void probe_timeout(Time now);
   void probe_succeeded(Time now);

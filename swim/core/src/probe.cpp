@@ -77,7 +77,7 @@ void Node::Impl::probe_select(Time now) {
     if (probe_next_unverified(now)) return;
   }
   unverified_turn = true;
-  if (probe_next_verified(now)) return;
+  if (config.aligned_probes ? probe_next_aligned(now) : probe_next_verified(now)) return;
   if (unverified > 0) probe_next_unverified(now);
 }
 
@@ -99,6 +99,46 @@ bool Node::Impl::probe_next_verified(Time now) {
     return true;
   }
   return false;
+}
+
+// The aligned order (Config::aligned_probes): a rotation of the common
+// ring by 1 + (round mod (n - 1)). A probe that starts in the same round as
+// our previous one (after a probe stretched by a poor health score) takes
+// the next step instead, so no member is probed twice in a row.
+bool Node::Impl::probe_next_aligned(Time now) {
+  if (ring_dirty) rebuild_ring();
+  const std::size_t n = ring.size();
+  if (n < 2) return false;
+  const auto shared = now.time_since_epoch() + config.shared_clock_offset;
+  std::int64_t round = shared.count() / std::max<Duration::rep>(1, config.probe_interval.count());
+  if (round <= last_round) round = last_round + 1;
+  last_round = round;
+  const auto step = 1 + static_cast<std::size_t>(round) % (n - 1);
+  NodeState* target = ring[(ring_self + step) % n];
+  // memberlist reaps the long dead when its walk wraps; the same cadence.
+  if (++probes_since_reset >= n - 1) {
+    probes_since_reset = 0;
+    reset_nodes(now);
+  }
+  probe_node(*target, now);
+  return true;
+}
+
+void Node::Impl::rebuild_ring() {
+  ring_dirty = false;
+  ring.clear();
+  for (const auto& s : nodes) {
+    const bool self = s->m.name == config.name;
+    if (self || (!dead_or_left(s->m.state) && s->m.verified)) ring.push_back(s.get());
+  }
+  std::ranges::sort(ring, {}, [](const NodeState* s) -> const std::string& { return s->m.name; });
+  const auto self = std::ranges::find_if(ring, [&](const NodeState* s) { return s->m.name == config.name; });
+  ring_self = static_cast<std::size_t>(self - ring.begin());
+  // Not a member yet (before start): our place is where our name sorts.
+  if (self == ring.end())
+    ring_self = static_cast<std::size_t>(
+        std::ranges::lower_bound(ring, config.name, {}, [](const NodeState* s) -> const std::string& { return s->m.name; }) -
+        ring.begin());
 }
 
 bool Node::Impl::probe_next_unverified(Time now) {
@@ -197,6 +237,7 @@ void Node::Impl::reset_nodes(Time now) {
     if (gone(s)) node_timers.erase(s->m.name);
   nodes.erase(std::remove_if(nodes.begin(), nodes.end(), gone), nodes.end());
   if (nodes.size() != before) {
+    ring_dirty = true;
     node_map.rebuild(nodes);
     unverified = static_cast<std::size_t>(
         std::count_if(nodes.begin(), nodes.end(), [](const auto& s) { return !s->m.verified; }));

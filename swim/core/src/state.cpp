@@ -87,6 +87,7 @@ void Node::Impl::alive_node(const AliveView& a, bool bootstrap, Time now, const 
     const auto offset = static_cast<std::size_t>(rng.below(n));
     nodes.push_back(std::move(fresh));
     std::swap(nodes[offset], nodes[n]);
+    ring_dirty = true;
   } else if (state->m.addr != *addr) {
     if (!is_local && may_reclaim(*state, now)) {
       updates_node = true;
@@ -136,8 +137,10 @@ void Node::Impl::alive_node(const AliveView& a, bool bootstrap, Time now, const 
     // What we verified was the old address.
     state->m.verified = false;
     ++unverified;
+    ring_dirty = true;
   }
   if (state->m.state != MemberState::Alive) {
+    if (dead_or_left(state->m.state)) ring_dirty = true;
     state->m.state = MemberState::Alive;
     state->m.state_change = now;
   }
@@ -248,6 +251,7 @@ void Node::Impl::dead_node(const Dead& d, Time now) {
   state->m.incarnation = d.incarnation;
   state->m.state = d.node == d.from ? MemberState::Left : MemberState::Dead;
   state->m.state_change = now;
+  ring_dirty = true;
   // Members that never answered us are remembered for reconnect only up
   // to a bound: the list would otherwise keep every announced phantom for
   // reconnect_timeout.

@@ -107,6 +107,10 @@ Membership::Impl::Impl(asio::io_context& io, Config config, NetOptions net, std:
   if (auto why = config.validate()) fail("invalid SWIM configuration: " + *why);
   limits_ = config.limits;
   name_ = config.name;
+  // The aligned probe order needs a clock shared with the other members:
+  // Unix time at our Time 0 (now() counts from epoch_).
+  config.shared_clock_offset = std::chrono::duration_cast<Duration>(
+      std::chrono::system_clock::now().time_since_epoch() - (std::chrono::steady_clock::now() - epoch_));
   node_.emplace(std::move(config), seed);
 }
 

@@ -33,6 +33,22 @@ struct Config {
   int awareness_max_multiplier = 8;
   int suspicion_mult = 4;
   int suspicion_max_timeout_mult = 6;
+  // Probe order. memberlist has each node walk its own shuffled list, so
+  // the probes a member gets from all the others come at random (on
+  // average one per interval) and the first one after it dies comes after
+  // an exponential wait: 1 interval on average, more than 2 one time in
+  // seven. Aligned (ours by default; swim/DESIGN.md): the verified live
+  // members and this node are ordered by name, the same order everywhere,
+  // and in round r (the shared clock over probe_interval) the node at
+  // position p probes the member at p + 1 + (r mod (n - 1)). That is a
+  // rotation: while views agree every member gets exactly one probe per
+  // round, and each node still probes every member once in n - 1 rounds.
+  bool aligned_probes = true;
+  // Added to the caller's Time to get a clock every member shares (the
+  // driver sets Unix time at its Time 0), for aligned_probes' round.
+  // Clocks that disagree by a good part of the interval make the rounds
+  // disagree, and the probes fall as if at random again.
+  Duration shared_clock_offset = Duration::zero();
 
   // Dissemination.
   int retransmit_mult = 4;
