@@ -849,5 +849,34 @@ TEST_F(NodeTest, BroadcastQueueIsBoundedAndKeepsOwnNews) {
   EXPECT_TRUE(own);
 }
 
+// The aligned probe order: ring a, b, c, d (by name, the same on every
+// node); in round r, A (position 0) probes position 1 + (r mod 3), so
+// consecutive rounds go b, c, d, b, ... A shared clock one round ahead
+// moves the rotation one step on.
+TEST_F(NodeTest, AlignedProbesFollowTheSharedRound) {
+  add_peers();
+  auto next_target = [&] {
+    clear();
+    advance(seconds(1));
+    const auto pings = sent_of<Ping>();
+    EXPECT_EQ(pings.size(), 1u);
+    return pings.empty() ? std::string() : pings[0].node;
+  };
+  const std::string order = "bcd";
+  auto after = [&](const std::string& t, std::size_t steps) {
+    return std::string(1, order[(order.find(t) + steps) % 3]);
+  };
+  std::string last = next_target();
+  for (int i = 0; i < 6; ++i) {
+    const std::string t = next_target();
+    EXPECT_EQ(t, after(last, 1)) << "probe " << i;
+    last = t;
+  }
+  node_.set_shared_clock_offset(seconds(1));
+  const std::string t = next_target();
+  EXPECT_EQ(t, after(last, 2)) << "a round ahead";
+  EXPECT_EQ(node_.stats().probes_failed, 0u);
+}
+
 }  // namespace
 }  // namespace mesh::swim

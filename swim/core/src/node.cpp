@@ -138,6 +138,8 @@ void Node::queue_leave_intent(Bytes payload, std::string name) {
 void Node::set_user_state(Bytes state) { impl_->user_state = std::move(state); }
 void Node::set_ack_payload(Bytes payload) { impl_->ack_payload = std::move(payload); }
 
+void Node::set_shared_clock_offset(Duration offset) { impl_->config.shared_clock_offset = offset; }
+
 void Node::send_user(Time now, const Address& to, Bytes payload, bool reliable) {
   Impl& m = *impl_;
   if (reliable) {

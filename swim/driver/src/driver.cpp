@@ -107,10 +107,7 @@ Membership::Impl::Impl(asio::io_context& io, Config config, NetOptions net, std:
   if (auto why = config.validate()) fail("invalid SWIM configuration: " + *why);
   limits_ = config.limits;
   name_ = config.name;
-  // The aligned probe order needs a clock shared with the other members:
-  // Unix time at our Time 0 (now() counts from epoch_).
-  config.shared_clock_offset = std::chrono::duration_cast<Duration>(
-      std::chrono::system_clock::now().time_since_epoch() - (std::chrono::steady_clock::now() - epoch_));
+  config.shared_clock_offset = unix_offset();
   node_.emplace(std::move(config), seed);
 }
 
@@ -171,6 +168,13 @@ void Membership::Impl::close_all() {
 
 Time Membership::Impl::now() const {
   return Time(std::chrono::duration_cast<Duration>(std::chrono::steady_clock::now() - epoch_));
+}
+
+// The aligned probe order needs a clock shared with the other members:
+// Unix time at our Time 0 (now() counts from epoch_).
+Duration Membership::Impl::unix_offset() const {
+  return std::chrono::duration_cast<Duration>(std::chrono::system_clock::now().time_since_epoch() -
+                                              (std::chrono::steady_clock::now() - epoch_));
 }
 
 SteadyTime Membership::Impl::to_steady(Time t) const {
@@ -237,6 +241,8 @@ void Membership::Impl::on_timer(std::uint64_t gen) {
   // A wait replaced by a newer one may still complete without an error.
   if (stopped_ || gen != timer_gen_) return;
   armed_ = Time::max();
+  // Follows a step of the system clock (a read of the vDSO clock per timer).
+  node_->set_shared_clock_offset(unix_offset());
   node_->on_timer(now());
   pump();
 }

@@ -119,6 +119,7 @@ struct Membership::Impl : std::enable_shared_from_this<Membership::Impl> {
   // --- time -----------------------------------------------------------------
   Time now() const;
   SteadyTime to_steady(Time t) const;
+  Duration unix_offset() const;
 
   // --- the pump and the timer -----------------------------------------------
   void pump();

@@ -212,6 +212,9 @@ class Node {
   void set_user_state(Bytes state);
   // Returned in the payload of every ack we send.
   void set_ack_payload(Bytes payload);
+  // Config::shared_clock_offset, kept up to date by a caller whose shared
+  // clock can be stepped (the driver: Unix time, after an NTP step).
+  void set_shared_clock_offset(Duration offset);
   // Send `payload` as a user message: by packet, or by stream (reliable).
   void send_user(Time now, const Address& to, Bytes payload, bool reliable);
 
