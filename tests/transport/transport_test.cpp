@@ -1634,6 +1634,49 @@ TEST(TransportCurve, KnownKeysTalkUnknownOnesDeliverNothing) {
   EXPECT_EQ(inbox->size(), 0u);
 }
 
+// A joined a moment ago: it knows B (its key and address), B has not heard
+// of A yet, so B's ZAP handler refuses A's handshake. A's request waits
+// instead of failing, A retries the handshake, and the request goes through
+// as soon as B learns A's key.
+TEST(TransportCurve, AKeyNotKnownYetIsWaitedForNotRefused) {
+  const auto ka = generate_curve_keypair();
+  const auto kb = generate_curve_keypair();
+  Transport a(with_curve("A", ka));
+  Transport b(with_curve("B", kb));
+  auto inbox = b.open_inbox("svc", 0, [](const EnvelopeView& req, std::vector<std::uint8_t>& out) {
+    out.assign(req.payload.begin(), req.payload.end());
+    return ErrorCode::None;
+  });
+  a.add_peer(address_of(b, kb.public_key));
+  auto f = a.request_future(to("B", "svc", "early"), kLong);
+  ASSERT_TRUE(eventually([&] { return a.stats().handshakes_refused >= 2; }));  // refused, retried
+  EXPECT_EQ(f.wait_for(0s), std::future_status::timeout) << "the request failed instead of waiting";
+  EXPECT_EQ(a.notify(to("B", "svc", "queued")), ErrorCode::None);  // sends are queued meanwhile
+  EXPECT_GE(b.stats().frames_unauthenticated, 2u);
+  b.add_peer(address_of(a, ka.public_key));
+  Reply r = f.get();
+  ASSERT_TRUE(r.ok()) << to_string(r.error);
+  EXPECT_EQ(text(r.envelope.payload), "early");
+  EXPECT_TRUE(eventually([&] { return a.peer_connected("B"); }));
+}
+
+// The wait has an end: a peer that never learns our key is Unreachable
+// after refused_handshake_wait, long before the request's own deadline.
+TEST(TransportCurve, AKeyNeverLearntIsRefusedAfterTheWait) {
+  const auto ka = generate_curve_keypair();
+  const auto kb = generate_curve_keypair();
+  auto oa = with_curve("A", ka);
+  oa.refused_handshake_wait = 300ms;
+  Transport a(oa);
+  Transport b(with_curve("B", kb));
+  a.add_peer(address_of(b, kb.public_key));
+  const auto start = std::chrono::steady_clock::now();
+  Reply r = a.request(to("B", "svc"), kLong);
+  EXPECT_EQ(r.error, ErrorCode::PeerUnreachable);
+  EXPECT_LT(std::chrono::steady_clock::now() - start, kLong / 2);
+  EXPECT_GE(a.stats().handshakes_refused, 1u);
+}
+
 // ---------------------------------------------------------------- sender identity
 
 Envelope notify_envelope(const std::string& from_node, const std::string& target, std::string_view payload) {

@@ -224,6 +224,9 @@ std::vector<MetricFamily> transport_families(const transport::TransportStats& s)
   add(dropped, d(s.frames_forged), {{"reason", "forged"}});
   add(dropped, d(s.frames_denied), {{"reason", "denied"}});
   out.push_back(std::move(dropped));
+  out.push_back(counter("mesh_transport_handshakes_refused_total",
+                        "Our CURVE handshakes a peer refused because it did not know our key yet (each retried).",
+                        s.handshakes_refused));
 
   MetricFamily latency = family("mesh_transport_request_duration_seconds",
                                 "Request latency from the call to the reply or the failure.",

@@ -28,6 +28,7 @@ struct Counters {
   std::atomic<std::uint64_t> frames_oversized{0};
   std::atomic<std::uint64_t> frames_bad_version{0};
   std::atomic<std::uint64_t> frames_unauthenticated{0};
+  std::atomic<std::uint64_t> handshakes_refused{0};
   std::atomic<std::uint64_t> frames_forged{0};
   std::atomic<std::uint64_t> connections_revoked{0};
   std::atomic<std::uint64_t> frames_denied{0};

@@ -89,6 +89,7 @@ void Loop::on_add_peer(CmdAddPeer& c) {
   own_key(p.address.curve_public_key, p.shared->name);
   p.backoff_ms = 0;
   p.rebuild_at_ms = 0;
+  p.refused_since_ms = 0;
   if (options_.idle_disconnect.count() > 0 && !p.has_output()) {
     set_state(p, PeerState::Idle);
     return;
@@ -299,6 +300,7 @@ void Loop::on_monitor_event(Peer& p, std::uint16_t event) {
     case ZMQ_EVENT_HANDSHAKE_SUCCEEDED:
       p.backoff_ms = 0;
       p.rebuild_at_ms = 0;
+      p.refused_since_ms = 0;
       set_state(p, PeerState::Connected);
       flush(p);
       break;
@@ -318,8 +320,13 @@ void Loop::on_monitor_event(Peer& p, std::uint16_t event) {
         fail_peer(p, ErrorCode::PeerUnreachable);
       }
       break;
-    case ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL:
     case ZMQ_EVENT_HANDSHAKE_FAILED_AUTH:
+      // A ZAP handler cannot say "not yet" (CURVE drops a client answered
+      // 300 without a word, which looks like any lost connection), so
+      // every refusal is waited out for a while.
+      if (refusal_waited(p)) break;
+      [[fallthrough]];
+    case ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL:
       set_state(p, PeerState::Unreachable);
       fail_peer(p, ErrorCode::PeerUnreachable);
       schedule_rebuild(p, steady_now_ms());
@@ -334,6 +341,23 @@ void Loop::set_state(Peer& p, PeerState s) {
   if (p.state != PeerState::Connected && s == PeerState::Connected) bump(core_->counters.peers_connected);
   p.state = s;
   p.shared->state.store(s, std::memory_order_release);
+}
+
+// The peer's ZAP handler refused our key: most likely it has not learnt it
+// yet (TransportOptions::refused_handshake_wait). Within the wait from the
+// first refusal of a streak the peer keeps its state and its queue, so
+// sends wait instead of failing, and the DEALER is made again after the
+// first reconnect interval, not a growing backoff: the peer may learn our
+// key any moment. Returns false once the wait is over (the caller then
+// treats it as a refusal for good).
+bool Loop::refusal_waited(Peer& p) {
+  const std::int64_t now = steady_now_ms();
+  if (p.refused_since_ms == 0) p.refused_since_ms = now;
+  if (now - p.refused_since_ms >= options_.refused_handshake_wait.count()) return false;
+  bump(core_->counters.handshakes_refused);
+  p.backoff_ms = 0;
+  schedule_rebuild(p, now);
+  return true;
 }
 
 void Loop::schedule_rebuild(Peer& p, std::int64_t now_ms) {

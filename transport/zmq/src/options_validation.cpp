@@ -27,7 +27,8 @@ void validate(const TransportOptions& o) {
     throw TransportError("inbox_peer_share and reply_deferral_share must be in (0, 1]");
   }
   if (o.heartbeat_interval.count() < 0 || o.heartbeat_timeout.count() < 0 ||
-      o.reconnect_interval.count() < 0 || o.reconnect_interval_max.count() < 0 || o.idle_spare.count() < 0) {
+      o.reconnect_interval.count() < 0 || o.reconnect_interval_max.count() < 0 || o.idle_spare.count() < 0 ||
+      o.refused_handshake_wait.count() < 0) {
     throw TransportError("negative interval in TransportOptions");
   }
   if (o.curve) {

@@ -31,6 +31,7 @@ TransportStats Transport::stats() const {
   s.frames_oversized = get(c.frames_oversized);
   s.frames_bad_version = get(c.frames_bad_version);
   s.frames_unauthenticated = get(c.frames_unauthenticated);
+  s.handshakes_refused = get(c.handshakes_refused);
   s.frames_forged = get(c.frames_forged);
   s.connections_revoked = get(c.connections_revoked);
   s.frames_denied = get(c.frames_denied);

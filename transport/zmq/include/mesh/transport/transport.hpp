@@ -118,6 +118,14 @@ struct TransportOptions {
   std::size_t idle_spare_max = 16;
   std::chrono::milliseconds reconnect_interval{100};
   std::chrono::milliseconds reconnect_interval_max{2000};
+  // Under CURVE, a peer's ZAP handler refuses our key while the peer does
+  // not know it: a node that joined a moment ago knows the cluster from its
+  // join, but the others learn its key by gossip a moment later (and a node
+  // that was declared dead is refused until it is learnt alive again). For
+  // this long after the first refusal the peer is retried every
+  // reconnect_interval and what we send it waits (within each request's own
+  // deadline); after it the peer is Unreachable. 0: no waiting.
+  std::chrono::milliseconds refused_handshake_wait{3000};
 
   std::chrono::milliseconds default_request_timeout{30000};
   // A blocking request() to a connected peer sends and waits on a DEALER
@@ -414,6 +422,9 @@ struct TransportStats {
   std::uint64_t frames_oversized = 0;
   std::uint64_t frames_bad_version = 0;
   std::uint64_t frames_unauthenticated = 0;  // CURVE handshakes rejected by our ZAP handler
+  // Our handshakes a peer's ZAP handler refused while we waited for it to
+  // learn our key, each retried (TransportOptions::refused_handshake_wait).
+  std::uint64_t handshakes_refused = 0;
   // Envelopes refused because they were not from whom they say: a
   // sender_node other than the connection's node, or, under CURVE, a
   // connection whose key no member holds any more.
