@@ -124,6 +124,7 @@ bool Node::Impl::probe_next_aligned(Time now) {
   return true;
 }
 
+// Probes run only once started, when we are a member ourselves.
 void Node::Impl::rebuild_ring() {
   ring_dirty = false;
   ring.clear();
@@ -131,14 +132,9 @@ void Node::Impl::rebuild_ring() {
     const bool self = s->m.name == config.name;
     if (self || (!dead_or_left(s->m.state) && s->m.verified)) ring.push_back(s.get());
   }
-  std::ranges::sort(ring, {}, [](const NodeState* s) -> const std::string& { return s->m.name; });
-  const auto self = std::ranges::find_if(ring, [&](const NodeState* s) { return s->m.name == config.name; });
-  ring_self = static_cast<std::size_t>(self - ring.begin());
-  // Not a member yet (before start): our place is where our name sorts.
-  if (self == ring.end())
-    ring_self = static_cast<std::size_t>(
-        std::ranges::lower_bound(ring, config.name, {}, [](const NodeState* s) -> const std::string& { return s->m.name; }) -
-        ring.begin());
+  const auto name_of = [](const NodeState* s) -> const std::string& { return s->m.name; };
+  std::ranges::sort(ring, {}, name_of);
+  ring_self = static_cast<std::size_t>(std::ranges::lower_bound(ring, config.name, {}, name_of) - ring.begin());
 }
 
 bool Node::Impl::probe_next_unverified(Time now) {
