@@ -145,7 +145,7 @@ class Loop {
     PeerState state = PeerState::Connecting;
     std::int64_t rebuild_at_ms = 0;  // re-create the DEALER then (0 = no)
     std::int64_t backoff_ms = 0;
-    std::int64_t refused_since_ms = 0;  // first "key not known yet" of this streak (0: none)
+    std::int64_t refused_since_ms = 0;  // first ZAP refusal of this streak (0: none)
     std::int64_t last_used_ms = 0;  // last frame sent or received (idle_disconnect)
     bool used = false;              // a frame since last_used_ms was stamped
     bool has_output() const {
